@@ -1,0 +1,1 @@
+//! wharf-directory (being written).

@@ -1,0 +1,1 @@
+//! wharf-pop3 (being written).

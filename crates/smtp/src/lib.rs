@@ -1,0 +1,1 @@
+//! wharf-smtp (being written).

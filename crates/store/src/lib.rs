@@ -1,0 +1,147 @@
+//! wharf-store: the `Store` contract every protocol crate depends on, the data model, and its backends
+//! (SQLite embedded, PostgreSQL scale-out) plus the content-addressed blob stores.
+//!
+//! Protocol crates use `Arc<dyn Store>` and never name a backend.
+
+pub mod model;
+
+pub use model::*;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("over quota")]
+    OverQuota,
+    /// A CONDSTORE-style precondition failed or a concurrent change won; retrying may succeed.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("storage backend: {0}")]
+    Backend(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything Wharf persists: the directory's rows, mailboxes, messages, blobs, and change events.
+///
+/// Every mutation of a mailbox bumps its `highest_modseq`, stamps the rows it touched with the new
+/// modseq, and publishes `MailboxEvent::Changed` to the account's subscribers after commit.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- domains, accounts, aliases (the directory crate owns the logic; this is the data) ----
+    async fn create_domain(&self, name: &str) -> Result<Domain>;
+    /// Fails with `Invalid` while accounts or aliases of the domain exist.
+    async fn delete_domain(&self, name: &str) -> Result<()>;
+    async fn get_domain(&self, name: &str) -> Result<Option<Domain>>;
+    async fn list_domains(&self) -> Result<Vec<Domain>>;
+
+    /// Creates the account and its DEFAULT_MAILBOXES in one transaction. The domain must exist.
+    async fn create_account(&self, new: NewAccount) -> Result<Account>;
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>>;
+    /// Case-insensitive on the domain; local part compared case-insensitively too.
+    async fn get_account_by_address(&self, address: &str) -> Result<Option<Account>>;
+    async fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>>;
+    async fn set_account_secret(&self, id: AccountId, secret_hash: &str, scram_sha256: &str) -> Result<()>;
+    async fn set_account_quota(&self, id: AccountId, quota_bytes: i64) -> Result<()>;
+    async fn set_account_disabled(&self, id: AccountId, disabled: bool) -> Result<()>;
+    async fn set_account_pop3_expire(&self, id: AccountId, days: Option<i64>) -> Result<()>;
+    /// Removes the account, its mailboxes and messages; blob references are released.
+    async fn delete_account(&self, id: AccountId) -> Result<()>;
+    /// Sum of the sizes of the account's messages (each mailbox copy counts).
+    async fn quota_used(&self, id: AccountId) -> Result<u64>;
+
+    async fn add_alias(&self, address: &str, target: &str) -> Result<()>;
+    /// `target = None` removes every target of the address.
+    async fn delete_alias(&self, address: &str, target: Option<&str>) -> Result<()>;
+    async fn list_aliases(&self) -> Result<Vec<Alias>>;
+    /// Targets of one exact alias address (`local@domain` or `@domain`), case-insensitive.
+    async fn alias_targets(&self, address: &str) -> Result<Vec<String>>;
+
+    // ---- mailboxes ----
+    async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>>;
+    /// `INBOX` matches case-insensitively; other names exactly.
+    async fn get_mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
+    async fn get_mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>>;
+    /// New UIDVALIDITY (never equal to one used before for the same name), uid_next 1.
+    async fn create_mailbox(&self, account: AccountId, name: &str, special_use: Option<SpecialUse>) -> Result<Mailbox>;
+    /// Deletes the mailbox and its messages (not its children).
+    async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()>;
+    /// Renames the mailbox and every child (`old/...` → `new/...`), keeping ids and UIDVALIDITY.
+    /// Renaming INBOX is the IMAP crate's job (create + move), not this.
+    async fn rename_mailbox(&self, account: AccountId, id: MailboxId, new_name: &str) -> Result<()>;
+    async fn set_subscribed(&self, account: AccountId, id: MailboxId, subscribed: bool) -> Result<()>;
+    async fn set_special_use(&self, account: AccountId, id: MailboxId, role: Option<SpecialUse>) -> Result<()>;
+    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus>;
+
+    // ---- messages ----
+    /// Stores one message into one mailbox: blob durable, row committed, UID and modseq allocated in
+    /// the same transaction. `RECENT` is added to `flags`. Quota is enforced (`OverQuota`).
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        raw: Bytes,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: i64,
+    ) -> Result<AppendOutcome>;
+    /// SMTP delivery into each recipient's INBOX, group-committed with concurrent deliveries:
+    /// returns only when everything it stored is durable.
+    async fn deliver(&self, delivery: Delivery) -> Result<Vec<DeliveryResult>>;
+    /// Every message in the mailbox, ascending by UID.
+    async fn mailbox_index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>>;
+    /// Entries with modseq > `since` and UIDs expunged with modseq > `since`.
+    async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges>;
+    /// The parsed summary stored at append time (opaque bytes written by `wharf_mime`).
+    async fn message_summary(&self, message: MessageId) -> Result<Bytes>;
+    /// The raw message.
+    async fn message_raw(&self, message: MessageId) -> Result<Bytes>;
+    /// Applies a flag change to the given UIDs (missing UIDs are skipped). Rows whose modseq is
+    /// greater than `unchanged_since` are not modified and are returned in the second vector
+    /// (RFC 7162 MODIFIED). Only rows that actually change get a new modseq.
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)>;
+    /// Copies the given UIDs (missing skipped) into `dst`, sharing blobs. Quota is enforced.
+    async fn copy_messages(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
+    /// Copy then expunge from `src` in one transaction (RFC 6851).
+    async fn move_messages(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
+    /// Expunges messages flagged \Deleted (restricted to `uids` when given); leaves tombstones.
+    /// Returns the expunged UIDs ascending.
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>>;
+    /// Expunges the given UIDs whatever their flags (POP3 UPDATE state). Returns the expunged UIDs.
+    async fn expunge_uids(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>>;
+    /// Atomically clears RECENT on every message of the mailbox that has it and returns their UIDs
+    /// (the one session that claims them reports them as \Recent).
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>>;
+    /// Full-text search in one mailbox (SQLite FTS5 / PostgreSQL tsvector, plus a substring check
+    /// for correctness): UIDs ascending.
+    async fn search_text(&self, mailbox: MailboxId, field: TextField, needle: &str) -> Result<Vec<Uid>>;
+
+    // ---- POP3 maildrop lock (RFC 1939), shared by every node ----
+    /// Takes the account's maildrop lock for `owner` until `ttl_secs` from now; false if another
+    /// live owner holds it. Calling again as the same owner refreshes it.
+    async fn lock_maildrop(&self, account: AccountId, owner: &str, ttl_secs: i64) -> Result<bool>;
+    async fn unlock_maildrop(&self, account: AccountId, owner: &str) -> Result<()>;
+
+    // ---- events and housekeeping ----
+    /// Change events of one account (every mailbox). Lagging receivers must resync via `changes_since`.
+    fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent>;
+    /// Removes blobs no message refers to and temp files left by a crash. Returns how many were removed.
+    async fn sweep_orphans(&self) -> Result<u64>;
+}

@@ -1,0 +1,272 @@
+//! The data model shared by every backend and every protocol crate: plain values, no I/O.
+
+use serde::{Deserialize, Serialize};
+
+pub type DomainId = i64;
+pub type AccountId = i64;
+pub type MailboxId = i64;
+/// Row id of a stored message (one per delivered copy of a blob per account).
+pub type MessageId = i64;
+pub type Uid = u32;
+pub type ModSeq = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub id: DomainId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub domain_id: DomainId,
+    pub local_part: String,
+    /// `local_part@domain`, lower-cased domain.
+    pub address: String,
+    /// PHC string (argon2id).
+    pub secret_hash: String,
+    /// SCRAM-SHA-256 verifier (RFC 5802 / 7677), serialised by the directory crate; empty when unset.
+    pub scram_sha256: String,
+    /// 0 = unlimited.
+    pub quota_bytes: i64,
+    pub disabled: bool,
+    /// Per-account POP3 policy: delete messages older than this many days after download (None = keep).
+    pub pop3_expire_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    pub address: String,
+    pub secret_hash: String,
+    pub scram_sha256: String,
+    pub quota_bytes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    /// `local@domain`, or `@domain` for a catch-all.
+    pub address: String,
+    /// An account address, another alias, or an external address.
+    pub target: String,
+}
+
+/// RFC 6154 special-use roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SpecialUse {
+    All,
+    Archive,
+    Drafts,
+    Flagged,
+    Junk,
+    Sent,
+    Trash,
+}
+
+impl SpecialUse {
+    /// The IMAP attribute, e.g. `\Sent`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            SpecialUse::All => "\\All",
+            SpecialUse::Archive => "\\Archive",
+            SpecialUse::Drafts => "\\Drafts",
+            SpecialUse::Flagged => "\\Flagged",
+            SpecialUse::Junk => "\\Junk",
+            SpecialUse::Sent => "\\Sent",
+            SpecialUse::Trash => "\\Trash",
+        }
+    }
+
+    pub fn from_attribute(s: &str) -> Option<SpecialUse> {
+        let s = s.strip_prefix('\\').unwrap_or(s);
+        Some(match s.to_ascii_lowercase().as_str() {
+            "all" => SpecialUse::All,
+            "archive" => SpecialUse::Archive,
+            "drafts" => SpecialUse::Drafts,
+            "flagged" => SpecialUse::Flagged,
+            "junk" => SpecialUse::Junk,
+            "sent" => SpecialUse::Sent,
+            "trash" => SpecialUse::Trash,
+            _ => return None,
+        })
+    }
+
+    /// Stable text used in the database column.
+    pub fn as_db(self) -> &'static str {
+        &self.attribute()[1..]
+    }
+}
+
+/// Mailboxes every new account gets, with their roles.
+pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
+    ("INBOX", None),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Junk", Some(SpecialUse::Junk)),
+    ("Trash", Some(SpecialUse::Trash)),
+    ("Archive", Some(SpecialUse::Archive)),
+];
+
+/// Hierarchy delimiter of mailbox names as stored (UTF-8, full path).
+pub const HIERARCHY_DELIMITER: char = '/';
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    pub id: MailboxId,
+    pub account_id: AccountId,
+    /// Full UTF-8 path with `/` as delimiter; `INBOX` is always spelled so.
+    pub name: String,
+    pub special_use: Option<SpecialUse>,
+    pub subscribed: bool,
+    pub uid_validity: u32,
+    pub uid_next: Uid,
+    pub highest_modseq: ModSeq,
+}
+
+/// System flags as a bitset. Keywords travel separately.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Flags(pub u32);
+
+impl Flags {
+    pub const SEEN: Flags = Flags(1);
+    pub const ANSWERED: Flags = Flags(2);
+    pub const FLAGGED: Flags = Flags(4);
+    pub const DELETED: Flags = Flags(8);
+    pub const DRAFT: Flags = Flags(16);
+    /// Set at delivery/append; cleared when a session claims it (IMAP4rev1 \Recent).
+    pub const RECENT: Flags = Flags(32);
+
+    pub const fn empty() -> Flags {
+        Flags(0)
+    }
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub const fn union(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+    pub const fn difference(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        self.union(rhs)
+    }
+}
+
+/// One message as seen in one mailbox (the IMAP view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEntry {
+    pub uid: Uid,
+    pub message_id: MessageId,
+    pub flags: Flags,
+    /// Keywords as given by the client (case preserved), sorted, no duplicates (case-insensitive).
+    pub keywords: Vec<String>,
+    pub modseq: ModSeq,
+    pub size: u64,
+    /// Unix seconds.
+    pub internal_date: i64,
+}
+
+/// What changed in a mailbox after a given modseq.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxChanges {
+    /// Entries added or whose flags changed, ascending by UID.
+    pub changed: Vec<MessageEntry>,
+    /// UIDs expunged, ascending.
+    pub expunged: Vec<Uid>,
+    pub highest_modseq: ModSeq,
+    pub uid_next: Uid,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub unseen: u32,
+    pub recent: u32,
+    pub deleted: u32,
+    /// Sum of message sizes in octets.
+    pub size: u64,
+    pub uid_next: Uid,
+    pub uid_validity: u32,
+    pub highest_modseq: ModSeq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagUpdate {
+    pub uid: Uid,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub modseq: ModSeq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub mailbox_id: MailboxId,
+    pub uid_validity: u32,
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub message_id: MessageId,
+}
+
+/// UID mapping of a COPY/MOVE (RFC 4315 COPYUID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOutcome {
+    pub dst_uid_validity: u32,
+    /// (source UID, destination UID), ascending by source UID.
+    pub mapping: Vec<(Uid, Uid)>,
+}
+
+/// A message arriving by SMTP for one or more local accounts (their INBOX).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The complete message as it will be stored (trace headers already prepended).
+    pub raw: bytes::Bytes,
+    /// Unix seconds.
+    pub internal_date: i64,
+    pub recipients: Vec<AccountId>,
+}
+
+/// Per-recipient result of a delivery, in the order of `Delivery::recipients`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    Stored(AppendOutcome),
+    /// The account is over quota with this message; `message_alone_exceeds` when the message is larger than the whole quota.
+    OverQuota { message_alone_exceeds: bool },
+    /// Account missing or disabled.
+    NoSuchAccount,
+}
+
+/// Full-text search fields (RFC 9051 SEARCH keys answered from the index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextField {
+    /// Headers and body.
+    Text,
+    Body,
+    Subject,
+    From,
+    To,
+    Cc,
+    Bcc,
+}
+
+/// A change published to sessions of one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxEvent {
+    /// Something in this mailbox changed (append, flags, expunge): sessions call `changes_since`.
+    Changed { mailbox_id: MailboxId, highest_modseq: ModSeq },
+    /// Mailbox list changed (create, delete, rename, subscribe).
+    MailboxesChanged,
+}
