@@ -1,0 +1,499 @@
+//! The mail transaction: MAIL, RCPT, DATA, BDAT (RFC 3030), and delivery of the finished message
+//! into the recipients' INBOX through `Store::deliver` (the final 250 only after it returns).
+
+use bytes::Bytes;
+use wharf_directory::Resolution;
+use wharf_store::{AccountId, Delivery, DeliveryResult};
+
+use super::{Next, Response, Session, Transaction};
+use crate::SmtpRole;
+use crate::body::{BodyError, BodyReceiver, Framing, Received};
+use crate::command::{MailParams, RcptParams};
+use crate::message::{self, Trace};
+use crate::reply::Reply;
+
+impl Session {
+    pub(super) async fn mail(&mut self, from: Option<String>, params: MailParams) -> Response {
+        if self.helo.is_none() {
+            return Response::one(Reply::new(503, "5.5.1", "Send EHLO/HELO first"));
+        }
+        if self.tx.is_some() {
+            return Response::one(Reply::new(503, "5.5.1", "Nested MAIL command"));
+        }
+        if self.cfg.max_messages_per_session > 0
+            && self.messages >= self.cfg.max_messages_per_session
+        {
+            return Response::close(Reply::new(
+                421,
+                "4.7.0",
+                "Too many messages in one session, reconnect",
+            ));
+        }
+        if self.role == SmtpRole::Submission && self.account.is_none() {
+            return Response::one(Reply::new(530, "5.7.0", "Authentication required"));
+        }
+        if params
+            .size
+            .is_some_and(|s| s > self.cfg.max_message_size as u64)
+        {
+            tracing::info!(session = %self.id, size = ?params.size, "MAIL SIZE over the limit");
+            return Response::one(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
+        }
+        if params.requiretls && self.conn.tls.is_none() {
+            return Response::one(Reply::new(
+                530,
+                "5.7.10",
+                "REQUIRETLS needs a TLS connection",
+            ));
+        }
+        if let Some(f) = &from
+            && !f.is_ascii()
+            && !params.smtputf8
+        {
+            return Response::one(Reply::new(
+                553,
+                "5.6.7",
+                "Non-ASCII address requires SMTPUTF8",
+            ));
+        }
+        if let Some(account) = &self.account {
+            let allowed = match &from {
+                None => Ok(false),
+                Some(f) => self.dir.may_send_as(account, f).await,
+            };
+            match allowed {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(session = %self.id, user = %account.address, from = ?from, "MAIL FROM not owned by the account");
+                    return Response::one(Reply::new(
+                        553,
+                        "5.7.1",
+                        "Sender address not owned by the authenticated user",
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(session = %self.id, error = %e, "sender check failed");
+                    return Response::one(Reply::new(451, "4.3.0", "Temporary lookup failure"));
+                }
+            }
+        }
+        tracing::debug!(session = %self.id, from = ?from, "MAIL");
+        self.tx = Some(Transaction {
+            from,
+            params,
+            rcpts: Vec::new(),
+            accounts: Vec::new(),
+            body: None,
+            bdat: false,
+            pending_last: None,
+        });
+        Response::one(Reply::new(250, "2.1.0", "Ok"))
+    }
+
+    pub(super) async fn rcpt(&mut self, to: String, _params: RcptParams) -> Response {
+        let max = self.cfg.max_recipients;
+        let id = self.id.clone();
+        let Some(tx) = self.tx.as_ref() else {
+            return Response::one(Reply::new(503, "5.5.1", "Need MAIL command first"));
+        };
+        if tx.rcpts.len() >= max {
+            tracing::warn!(session = %id, limit = max, "too many recipients");
+            return Response::one(Reply::new(452, "4.5.3", "Too many recipients"));
+        }
+        if !to.is_ascii() && !tx.params.smtputf8 {
+            return Response::one(Reply::new(
+                553,
+                "5.6.7",
+                "Non-ASCII address requires SMTPUTF8",
+            ));
+        }
+        let resolution = match self.dir.resolve_recipient(&to).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(session = %id, rcpt = %to, error = %e, "recipient lookup failed");
+                return Response::one(Reply::new(451, "4.3.0", "Temporary lookup failure"));
+            }
+        };
+        let accounts = match resolution {
+            Resolution::NotLocalDomain => {
+                return Response::one(if self.role == SmtpRole::Submission {
+                    tracing::warn!(session = %id, rcpt = %to, "remote recipient refused: outbound queue not available");
+                    Reply::new(
+                        451,
+                        "4.3.0",
+                        "Remote delivery not available yet, try again later",
+                    )
+                } else {
+                    tracing::warn!(session = %id, rcpt = %to, "relay denied");
+                    Reply::new(550, "5.7.1", "Relay access denied")
+                });
+            }
+            Resolution::UnknownUser => {
+                tracing::info!(session = %id, rcpt = %to, "unknown local recipient");
+                return Response::one(Reply::new(
+                    550,
+                    "5.1.1",
+                    "Recipient address rejected: user unknown",
+                ));
+            }
+            Resolution::Local { accounts, external } => {
+                if !external.is_empty() {
+                    tracing::warn!(session = %id, rcpt = %to, external = ?external,
+                        "alias has external targets: refused, outbound queue not available");
+                    return Response::one(Reply::new(
+                        451,
+                        "4.3.0",
+                        "Forwarding not available yet, try again later",
+                    ));
+                }
+                if accounts.is_empty() {
+                    return Response::one(Reply::new(
+                        550,
+                        "5.1.1",
+                        "Recipient address rejected: user unknown",
+                    ));
+                }
+                accounts
+            }
+        };
+        match self.all_over_quota(&accounts).await {
+            Ok(true) => {
+                tracing::info!(session = %id, rcpt = %to, "recipient over quota");
+                return Response::one(Reply::new(452, "4.2.2", "Mailbox full"));
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(session = %id, rcpt = %to, error = %e, "quota lookup failed");
+                return Response::one(Reply::new(451, "4.3.0", "Temporary lookup failure"));
+            }
+        }
+        let Some(tx) = self.tx.as_mut() else {
+            return Response::one(Reply::new(503, "5.5.1", "Need MAIL command first"));
+        };
+        for a in accounts {
+            if !tx.accounts.contains(&a) {
+                tx.accounts.push(a);
+            }
+        }
+        tx.rcpts.push(to);
+        Response::one(Reply::new(250, "2.1.5", "Ok"))
+    }
+
+    async fn all_over_quota(
+        &self,
+        accounts: &[AccountId],
+    ) -> Result<bool, wharf_store::StoreError> {
+        let store = self.dir.store();
+        for &id in accounts {
+            let Some(acct) = store.get_account(id).await? else {
+                continue;
+            };
+            if acct.quota_bytes <= 0 || store.quota_used(id).await? < acct.quota_bytes as u64 {
+                return Ok(false);
+            }
+        }
+        Ok(!accounts.is_empty())
+    }
+
+    /// Checks common to DATA and BDAT; on success the transaction has a body receiver.
+    fn start_body(&mut self, framing: Framing) -> Result<(), Reply> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(Reply::new(503, "5.5.1", "Need MAIL command first"));
+        };
+        if tx.rcpts.is_empty() {
+            return Err(Reply::new(554, "5.5.1", "No valid recipients"));
+        }
+        if tx.body.is_some() {
+            return if framing == Framing::Data {
+                Err(Reply::new(503, "5.5.1", "DATA not allowed after BDAT"))
+            } else {
+                Ok(())
+            };
+        }
+        let date = chrono::Utc::now().to_rfc2822();
+        let queue_id = format!("{}.{}", self.id, self.messages + 1);
+        let tls = self
+            .conn
+            .tls
+            .as_ref()
+            .map(|(v, c)| (v.as_str(), c.as_str()));
+        let prefix = Trace {
+            hostname: &self.hostname,
+            helo: self.helo.as_deref().unwrap_or(""),
+            peer: self.conn.peer.ip(),
+            esmtp: self.esmtp,
+            tls,
+            authenticated: self.account.as_ref().map(|a| a.address.as_str()),
+            smtputf8: tx.params.smtputf8,
+            id: &queue_id,
+            sender: tx.from.as_deref(),
+            single_recipient: if tx.rcpts.len() == 1 {
+                tx.rcpts.first().map(String::as_str)
+            } else {
+                None
+            },
+            date: &date,
+        }
+        .render();
+        let body = BodyReceiver::new(
+            framing,
+            self.cfg.bare_lf_policy,
+            self.cfg.max_message_size,
+            self.cfg.max_text_line,
+            prefix,
+            tx.params.size,
+        );
+        if let Some(tx) = self.tx.as_mut() {
+            tx.body = Some(body);
+        }
+        Ok(())
+    }
+
+    pub(super) fn data(&mut self) -> Response {
+        if self.tx.as_ref().is_some_and(|t| t.bdat) {
+            return Response::one(Reply::new(503, "5.5.1", "DATA not allowed after BDAT"));
+        }
+        match self.start_body(Framing::Data) {
+            Ok(()) => Response {
+                replies: vec![Reply::new(354, "2.0.0", "End data with <CR><LF>.<CR><LF>")],
+                next: Next::Data,
+            },
+            Err(r) => Response::one(r),
+        }
+    }
+
+    pub(super) fn bdat(&mut self, size: u64, last: bool) -> Response {
+        let discard = |reply: Reply| Response {
+            replies: vec![reply],
+            next: Next::Bdat {
+                size,
+                discard: true,
+            },
+        };
+        if let Err(r) = self.start_body(Framing::Bdat) {
+            return discard(r);
+        }
+        let limit = self.cfg.max_message_size as u64;
+        let id = self.id.clone();
+        let Some(tx) = self.tx.as_mut() else {
+            return discard(Reply::new(503, "5.5.1", "Need MAIL command first"));
+        };
+        tx.bdat = true;
+        let received = tx.body.as_ref().map(BodyReceiver::received).unwrap_or(0);
+        if received.saturating_add(size) > limit {
+            // RFC 3030 §4.2: the transaction fails; the chunk is discarded without being buffered.
+            tracing::warn!(session = %id, received, chunk = size, limit, "BDAT over the size limit");
+            self.tx = None;
+            return discard(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
+        }
+        tx.pending_last = Some(last);
+        Response {
+            replies: Vec::new(),
+            next: Next::Bdat {
+                size,
+                discard: false,
+            },
+        }
+    }
+
+    /// The accepted BDAT chunk has been fed to [`Session::body`].
+    pub async fn end_of_chunk(&mut self) -> Response {
+        let last = self.tx.as_mut().and_then(|t| t.pending_last.take());
+        match last {
+            Some(true) => self.end_of_message().await,
+            Some(false) => {
+                let received = self
+                    .tx
+                    .as_ref()
+                    .and_then(|t| t.body.as_ref())
+                    .map(BodyReceiver::received)
+                    .unwrap_or(0);
+                Response::one(Reply::new(
+                    250,
+                    "2.0.0",
+                    format!("{received} octets received"),
+                ))
+            }
+            None => Response::one(Reply::new(503, "5.5.1", "No BDAT in progress")),
+        }
+    }
+
+    /// `<CRLF>.<CRLF>` has been consumed.
+    pub async fn end_of_data(&mut self) -> Response {
+        self.end_of_message().await
+    }
+
+    async fn end_of_message(&mut self) -> Response {
+        let Some(mut tx) = self.tx.take() else {
+            return Response::one(Reply::new(503, "5.5.1", "No mail transaction"));
+        };
+        let Some(body) = tx.body.take() else {
+            return Response::one(Reply::new(503, "5.5.1", "No message data"));
+        };
+        let r = match body.finish() {
+            Err(BodyError::TooBig) => {
+                tracing::warn!(session = %self.id, limit = self.cfg.max_message_size, "message over the size limit, discarded");
+                Reply::new(
+                    552,
+                    "5.3.4",
+                    "Message size exceeds fixed maximum message size",
+                )
+            }
+            Err(BodyError::BareLineBreak) => {
+                tracing::warn!(session = %self.id, "message with bare LF/CR rejected (SMTP smuggling defence)");
+                Reply::new(
+                    550,
+                    "5.6.0",
+                    "Message contains bare LF or bare CR; only CRLF line endings are accepted",
+                )
+            }
+            Err(BodyError::LineTooLong) => {
+                tracing::warn!(session = %self.id, limit = self.cfg.max_text_line, "message with an overlong line rejected");
+                Reply::new(
+                    500,
+                    "5.5.2",
+                    "Message contains a line longer than the RFC 5322 limit",
+                )
+            }
+            Ok(received) => self.deliver(tx, received).await,
+        };
+        self.count_errors(Response::one(r))
+    }
+
+    async fn deliver(&mut self, tx: Transaction, received: Received) -> Reply {
+        let Received {
+            mut raw,
+            body_start,
+            bare_line_breaks,
+        } = received;
+        if bare_line_breaks {
+            tracing::info!(session = %self.id, "bare line breaks normalised to CRLF");
+        }
+        if self.role == SmtpRole::Submission
+            && let Err(r) = self.check_submission(&mut raw, body_start).await
+        {
+            return r;
+        }
+        let queue_id = format!("{}.{}", self.id, self.messages + 1);
+        let size = raw.len();
+        let delivery = Delivery {
+            raw: Bytes::from(raw),
+            internal_date: chrono::Utc::now().timestamp(),
+            recipients: tx.accounts.clone(),
+        };
+        let results = match self.dir.store().deliver(delivery).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(session = %self.id, queue_id, error = %e, "delivery failed");
+                return Reply::new(
+                    451,
+                    "4.3.0",
+                    "Temporary failure storing the message, try again later",
+                );
+            }
+        };
+        let mut stored = 0usize;
+        let mut over_temp = 0usize;
+        let mut over_perm = 0usize;
+        for (account, result) in tx.accounts.iter().zip(results.iter()) {
+            match result {
+                DeliveryResult::Stored(o) => {
+                    stored += 1;
+                    tracing::debug!(session = %self.id, queue_id, account, uid = o.uid, "stored");
+                }
+                DeliveryResult::OverQuota {
+                    message_alone_exceeds,
+                } => {
+                    if *message_alone_exceeds {
+                        over_perm += 1;
+                    } else {
+                        over_temp += 1;
+                    }
+                    tracing::warn!(session = %self.id, queue_id, account, message_alone_exceeds, "recipient over quota, copy not stored");
+                }
+                DeliveryResult::NoSuchAccount => {
+                    tracing::warn!(session = %self.id, queue_id, account, "recipient account vanished, copy not stored");
+                }
+            }
+        }
+        if stored > 0 {
+            self.messages += 1;
+            let not_stored = tx.accounts.len() - stored;
+            if not_stored > 0 {
+                // One reply per message in SMTP: accepted for the recipients that got it. No DSN is
+                // generated for the others until the outbound queue exists (docs/smtp.md).
+                tracing::warn!(session = %self.id, queue_id, not_stored, "partial delivery: accepted, some recipients did not get a copy");
+            }
+            tracing::info!(session = %self.id, queue_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message delivered");
+            return Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}"));
+        }
+        if over_temp > 0 {
+            Reply::new(452, "4.2.2", "Mailbox full")
+        } else if over_perm > 0 {
+            Reply::new(552, "5.2.2", "Message exceeds the mailbox quota")
+        } else {
+            Reply::new(550, "5.1.1", "Recipient mailbox unavailable")
+        }
+    }
+
+    /// RFC 6409: the From: header must belong to the authenticated user; Message-ID and Date are
+    /// added when missing.
+    async fn check_submission(&self, raw: &mut Vec<u8>, body_start: usize) -> Result<(), Reply> {
+        let Some(account) = &self.account else {
+            return Err(Reply::new(530, "5.7.0", "Authentication required"));
+        };
+        let content = &raw[body_start..];
+        let headers = &content[..message::header_end(content)];
+        if message::count_header(headers, "from") != 1 {
+            tracing::warn!(session = %self.id, user = %account.address, "submission without exactly one From: header");
+            return Err(Reply::new(
+                550,
+                "5.6.0",
+                "Message must have exactly one From: header",
+            ));
+        }
+        let from = message::from_addresses(content);
+        if from.is_empty() {
+            return Err(Reply::new(550, "5.6.0", "From: header has no address"));
+        }
+        for addr in &from {
+            match self.dir.may_send_as(account, addr).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(session = %self.id, user = %account.address, from = %addr, "From: header not owned by the account");
+                    return Err(Reply::new(
+                        553,
+                        "5.7.1",
+                        "From: header address not owned by the authenticated user",
+                    ));
+                }
+                Err(e) => {
+                    tracing::error!(session = %self.id, error = %e, "From: check failed");
+                    return Err(Reply::new(451, "4.3.0", "Temporary lookup failure"));
+                }
+            }
+        }
+        let mut add = Vec::new();
+        if message::count_header(headers, "message-id") == 0 {
+            let token: u128 = rand::random();
+            add.extend_from_slice(
+                format!("Message-ID: <{token:032x}@{}>\r\n", self.hostname).as_bytes(),
+            );
+        }
+        if message::count_header(headers, "date") == 0 {
+            add.extend_from_slice(
+                format!("Date: {}\r\n", chrono::Utc::now().to_rfc2822()).as_bytes(),
+            );
+        }
+        message::insert_headers(raw, body_start, &add);
+        Ok(())
+    }
+}
