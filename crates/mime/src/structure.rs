@@ -244,7 +244,8 @@ impl Builder<'_> {
                 part.message = Some(Box::new(self.message(body, end, depth + 1)));
                 part.lines = count_lines(&raw[body..end]);
             }
-        } else if ctype == "TEXT" {
+        }
+        if ctype == "TEXT" {
             part.lines = count_lines(&raw[body..end]);
         }
         part.ctype = ctype;
