@@ -368,3 +368,65 @@ fn envelope(raw: &[u8], fields: &[Field]) -> Envelope {
         message_id: text("message-id"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every range lies inside the raw message, children inside their parent's body, in order;
+    /// an encapsulated message spans exactly its part's body.
+    fn check(p: &Part, lo: u64, hi: u64) -> Result<(), String> {
+        if !(lo <= p.header && p.header <= p.body && p.body <= p.end && p.end <= hi) {
+            return Err(format!(
+                "bad ranges {}..{}..{} in {lo}..{hi}",
+                p.header, p.body, p.end
+            ));
+        }
+        let mut prev = p.body;
+        for c in &p.children {
+            if c.header < prev {
+                return Err("children overlap".into());
+            }
+            check(c, p.body, p.end)?;
+            prev = c.end;
+        }
+        if let Some(m) = &p.message {
+            if m.header != p.body || m.end != p.end {
+                return Err("message does not span its part body".into());
+            }
+            check(m, p.body, p.end)?;
+        }
+        Ok(())
+    }
+
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"\r\n".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"--b\r\n".to_vec()),
+            Just(b"--b--".to_vec()),
+            Just(b"--bb\n".to_vec()),
+            Just(b"Content-Type: multipart/mixed; boundary=b\r\n".to_vec()),
+            Just(b"Content-Type: multipart/alternative; boundary=bb\n".to_vec()),
+            Just(b"Content-Type: message/rfc822\r\n".to_vec()),
+            Just(b"Content-Type: multipart/digest; boundary=b\r\n".to_vec()),
+            Just(b"X: y\r\n".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..8),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, .. ProptestConfig::default() })]
+        #[test]
+        fn offsets_stay_inside(pieces in proptest::collection::vec(piece(), 0..60)) {
+            let raw = pieces.concat();
+            let root = build(&raw);
+            prop_assert_eq!(root.header, 0);
+            prop_assert_eq!(root.end, raw.len() as u64);
+            if let Err(e) = check(&root, 0, raw.len() as u64) {
+                return Err(TestCaseError::fail(e));
+            }
+        }
+    }
+}

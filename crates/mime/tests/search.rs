@@ -1,0 +1,85 @@
+//! Search text, preview and sent date: decoded for the full-text index.
+
+use std::path::Path;
+
+use wharf_mime::analyze;
+
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/corpus")
+            .join(name),
+    )
+    .expect("corpus message")
+}
+
+#[test]
+fn rfc2047_is_decoded_for_search() {
+    let a = analyze(&corpus("08-rfc2047.eml"));
+    assert_eq!(
+        a.search.subject,
+        "If you can read this you understand the example."
+    );
+    assert!(a.search.from.contains("André Pirard"), "{}", a.search.from);
+    assert!(a.search.from.contains("PIRARD@vm1.ulg.ac.be"));
+    assert!(a.search.to.contains("Keith Moore"));
+    assert!(a.search.cc.contains("Olle Järnefors"));
+}
+
+#[test]
+fn transfer_encodings_and_html_are_decoded() {
+    let a = analyze(&corpus("03-alternative.eml"));
+    assert!(
+        a.search.body.contains("Café au lait is nice."),
+        "{}",
+        a.search.body
+    );
+    assert!(a.search.body.contains("Café"));
+    assert!(
+        !a.search.body.contains("<b>"),
+        "HTML is reduced to text: {}",
+        a.search.body
+    );
+    assert_eq!(a.preview, "Café au lait is nice.");
+    assert_eq!(a.sent_date, Some(1_546_336_800));
+
+    let a = analyze(&corpus("19-encodings.eml"));
+    assert!(
+        a.search.body.contains("Hello world\nHello again"),
+        "{}",
+        a.search.body
+    );
+}
+
+#[test]
+fn nested_messages_and_groups_are_searchable() {
+    let a = analyze(&corpus("06-message-rfc822.eml"));
+    assert!(a.search.body.contains("Forwarding."));
+    assert!(a.search.body.contains("Inner body"), "{}", a.search.body);
+    let a = analyze(&corpus("17-groups.eml"));
+    assert!(a.search.cc.contains("Friends"));
+    assert!(a.search.cc.contains("bob@b.example"));
+    assert!(a.search.cc.contains("carl@c.example"));
+}
+
+#[test]
+fn preview_is_bounded_and_collapsed() {
+    let mut raw = b"Subject: long\r\n\r\n".to_vec();
+    for _ in 0..200 {
+        raw.extend_from_slice("word\t \r\nwörd ".as_bytes());
+    }
+    let a = analyze(&raw);
+    assert_eq!(a.preview.chars().count(), 256);
+    assert!(a.preview.starts_with("word wörd word"));
+    assert!(!a.preview.contains('\n') && !a.preview.contains('\t'));
+}
+
+#[test]
+fn missing_or_bad_date() {
+    assert_eq!(analyze(&corpus("02-no-content-type.eml")).sent_date, None);
+    assert_eq!(analyze(b"Date: yesterday-ish\r\n\r\nx").sent_date, None);
+    assert_eq!(
+        analyze(&corpus("01-simple.eml")).sent_date,
+        Some(760_686_745)
+    );
+}
