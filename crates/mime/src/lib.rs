@@ -80,7 +80,7 @@ impl Summary {
 /// holds; this is the entry point to fuzz.
 pub fn analyze(raw: &[u8]) -> Analysis {
     let summary = Summary::parse(raw);
-    let extracted = text::extract(raw);
+    let extracted = text::extract(raw, &summary.root);
     Analysis {
         summary: summary.encode(),
         search: extracted.search,

@@ -83,3 +83,30 @@ fn missing_or_bad_date() {
         Some(760_686_745)
     );
 }
+
+#[test]
+fn charsets_attachments_and_html_preview() {
+    let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+caf=E9 cr\xe8me\r\n--b\r\nContent-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nc2VjcmV0IGJpbmFyeQ==\r\n--b--\r\n";
+    let a = analyze(raw);
+    assert_eq!(a.search.body, "café crème");
+    assert_eq!(a.preview, "café crème");
+    assert!(
+        !a.search.body.contains("secret binary"),
+        "attachments are not decoded"
+    );
+
+    let html = b"Content-Type: text/html; charset=utf-8\r\n\r\n<html><head><title>t</title></head>\
+<body><p>Hello <b>there</b></p></body></html>";
+    let a = analyze(html);
+    assert!(a.preview.starts_with("Hello there"), "{:?}", a.preview);
+    assert!(!a.search.body.contains('<'));
+
+    // The text of a forwarded message is searchable but is not the carrier's preview.
+    let a = analyze(&corpus("29-rfc822-multipart.eml"));
+    assert!(a.search.body.contains("inner text"));
+    assert!(a.search.body.contains("inner multi"));
+    assert_eq!(a.preview, "");
+}

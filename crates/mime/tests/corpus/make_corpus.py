@@ -696,6 +696,29 @@ case("37-latin1-header", b"From: a@example.com\r\nSubject: caf\xe9\r\n\r\nx",
      env(None, "caf\ufffd", [A(None, "a", "example.com")]),
      plain("x"))
 
+# 38: odd address forms: null path, no domain, empty list items, unclosed angle bracket.
+# A missing domain is "" rather than NIL, since a NIL host marks group syntax (RFC 9051 §7.5.2).
+case("38-odd-addresses", crlf("""From: <>
+To: root, , Joe <joe@example.com
+Cc: ,
+Subject: odd
+
+x"""),
+     env(None, "odd", [A(None, "", "")], to=[A(None, "root", ""), A("Joe", "joe", "example.com")]),
+     plain("x"))
+
+# 39: raw UTF-8 in a parameter value (sent by some mailers instead of RFC 2231): a literal.
+b = "data"
+case("39-utf8-param", crlf("""From: a@example.com
+Subject: utf8 param
+Content-Type: application/octet-stream; name="Übersicht.pdf"
+Content-Disposition: attachment; filename="Übersicht.pdf"
+
+""") + b,
+     env(None, "utf8 param", [A(None, "a", "example.com")]),
+     Leaf("APPLICATION", "OCTET-STREAM", b, p=[("NAME", "Übersicht.pdf")],
+          d=("ATTACHMENT", [("FILENAME", "Übersicht.pdf")])))
+
 
 def main():
     for name, raw, envelope, tree in CASES:
