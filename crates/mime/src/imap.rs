@@ -9,6 +9,10 @@ use crate::structure::{Envelope, Part};
 /// Writes an IMAP string: quoted when it can be, a literal when it holds CR, LF, NUL or 8-bit
 /// data (quoted strings are 7-bit text without line breaks in IMAP4rev1).
 pub(crate) fn string(out: &mut String, s: &str) {
+    if s.contains('\0') {
+        // NUL is allowed in neither quoted strings nor literals (RFC 9051 CHAR8).
+        return string(out, &s.replace('\0', "\u{FFFD}"));
+    }
     let needs_literal = s
         .bytes()
         .any(|b| b == b'\r' || b == b'\n' || b == 0 || b >= 0x80);
@@ -196,7 +200,9 @@ pub(crate) fn body(out: &mut String, p: &Part, ext: bool) {
 }
 
 impl Summary {
-    /// The IMAP ENVELOPE of the message: the complete parenthesised list.
+    /// The IMAP ENVELOPE of the message: the complete parenthesised list. Strings that hold
+    /// 8-bit data or line breaks are literals (`{n}\r\n…`), so the caller writes the result
+    /// to the wire as it is.
     pub fn envelope(&self) -> String {
         let mut out = String::with_capacity(256);
         match &self.root.envelope {
@@ -206,7 +212,8 @@ impl Summary {
         out
     }
 
-    /// BODYSTRUCTURE (`extensible = true`, with extension data) or BODY (`false`).
+    /// BODYSTRUCTURE (`extensible = true`, with extension data) or BODY (`false`); like
+    /// `envelope`, it may contain literals.
     pub fn body_structure(&self, extensible: bool) -> String {
         let mut out = String::with_capacity(256);
         body(&mut out, &self.root, extensible);

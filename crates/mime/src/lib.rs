@@ -3,7 +3,11 @@
 //! the preview, and the text that feeds the full-text index.
 //!
 //! The summary is stored by wharf-store as opaque bytes (`Analysis::summary`) and decoded with
-//! `Summary::decode` by whoever renders it.
+//! `Summary::decode` by whoever renders it. Offsets in the summary refer to the exact bytes given
+//! to `analyze`, so those must be the bytes stored in the blob.
+//!
+//! `analyze` is the fuzzing entry point: it accepts any bytes, never panics, and bounds nesting
+//! (50 levels), part count (5000) and decoded text (2 MiB).
 
 mod address;
 mod header;
@@ -53,6 +57,11 @@ impl Summary {
             size: raw.len() as u64,
             root: structure::build(raw),
         }
+    }
+
+    /// Size of the raw message the summary was made from.
+    pub fn raw_size(&self) -> u64 {
+        self.size
     }
 
     /// Serialises the summary for storage.

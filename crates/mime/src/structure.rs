@@ -82,7 +82,7 @@ pub(crate) struct Part {
     #[serde(rename = "lo", default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
     /// Body line count (text/* and message/rfc822).
-    #[serde(rename = "n", default)]
+    #[serde(rename = "n", default, skip_serializing_if = "is_zero")]
     pub lines: u64,
     /// Set on the root part of a message (top level or encapsulated).
     #[serde(rename = "env", default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +107,10 @@ impl Part {
     pub fn body_range(&self) -> std::ops::Range<usize> {
         to_usize(self.body)..to_usize(self.end).max(to_usize(self.body))
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 pub(crate) fn to_usize(v: u64) -> usize {

@@ -215,3 +215,27 @@ fn part_count_is_bounded() {
     well_formed(&bs).expect("well formed");
     assert!(bs.matches("\"TEXT\"").count() <= 5000);
 }
+
+/// A large attachment is sliced, never decoded for text; sizes stay exact.
+#[test]
+fn large_attachment() {
+    let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
+    let n = 120_000;
+    let mut raw = b"Subject: big\r\nContent-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nhi\r\n--q\r\n\
+Content-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        .to_vec();
+    for _ in 0..n {
+        raw.extend_from_slice(line);
+    }
+    raw.extend_from_slice(b"--q--\r\n");
+    let a = analyze(&raw);
+    assert_eq!(a.search.body, "hi");
+    let s = Summary::decode(&a.summary).expect("decodes");
+    let octets = line.len() * n - 2;
+    assert!(
+        s.body_structure(false)
+            .contains(&format!("\"BASE64\" {octets})"))
+    );
+    let decoded = s.binary(&raw, &[2]).expect("base64").expect("part");
+    assert_eq!(decoded.len(), n * 54);
+}

@@ -50,3 +50,60 @@ fn decode_rejects_garbage() {
         .is_err()
     );
 }
+
+#[test]
+fn summary_is_compact() {
+    let raw = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/corpus/05-nested.eml"
+    ))
+    .expect("corpus");
+    let a = analyze(&raw);
+    // Five leaves, three multiparts and an envelope: a few hundred bytes, not kilobytes.
+    assert!(
+        a.summary.len() < 900,
+        "{} bytes: {}",
+        a.summary.len(),
+        String::from_utf8_lossy(&a.summary)
+    );
+}
+
+#[test]
+fn nul_and_line_breaks_in_strings() {
+    let raw = b"Subject: a\0b\r\nFrom: x@y.z\r\n\r\n";
+    let s = Summary::decode(&analyze(raw).summary).expect("decodes");
+    assert!(
+        s.envelope().starts_with("(NIL {5}\r\na\u{FFFD}b (("),
+        "{:?}",
+        s.envelope()
+    );
+    assert_eq!(s.raw_size(), raw.len() as u64);
+    // A bare CR survives unfolding and forces a literal.
+    let s = Summary::parse(b"Subject: a\rb\r\n\r\n");
+    assert!(
+        s.envelope().starts_with("(NIL {3}\r\na\rb NIL"),
+        "{:?}",
+        s.envelope()
+    );
+}
+
+/// A summary written by format version 1 must keep decoding and rendering the same way in every
+/// later version (the store keeps summaries for years).
+#[test]
+fn version_1_summary_still_decodes() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
+    let stored = std::fs::read(format!("{dir}/compat/v1-message-rfc822.json")).expect("fixture");
+    let s = Summary::decode(&stored).expect("v1 decodes");
+    let want = |ext: &str| {
+        std::fs::read_to_string(format!("{dir}/corpus/06-message-rfc822.{ext}"))
+            .expect("expectation")
+    };
+    assert_eq!(s.envelope(), want("envelope"));
+    assert_eq!(s.body_structure(true), want("bodystructure"));
+    let raw = std::fs::read(format!("{dir}/corpus/06-message-rfc822.eml")).expect("eml");
+    let inner = wharf_mime::Section {
+        part: vec![2],
+        spec: wharf_mime::SectionSpec::Text,
+    };
+    assert_eq!(s.section(&raw, &inner).as_deref(), Some(&b"Inner body"[..]));
+}
