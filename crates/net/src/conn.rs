@@ -1,0 +1,563 @@
+//! One client connection as protocol sessions see it: a bounded, buffered,
+//! upgradable byte stream with an idle timeout on every read and write.
+//!
+//! The input buffer lives inside the [`Transport`] together with the stream
+//! it was filled from, and the only way to get the raw stream back for a
+//! STARTTLS handshake consumes the transport, buffer included. Plaintext
+//! pipelined after STARTTLS therefore cannot survive into the TLS session
+//! (CVE-2011-0411) by construction, not by a `clear()` someone might forget.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::tls::{TlsInfo, TlsMode, TlsProvider};
+
+/// Reads are done in chunks of at most this many bytes, and the input
+/// buffer starts at this size.
+const READ_CHUNK: usize = 4096;
+/// An emptied buffer that grew past this (a long line) is given back.
+const SHRINK_ABOVE: usize = 16 * 1024;
+/// Default cap for [`Conn::fill`]; raise it with [`Conn::set_max_buffer`].
+const DEFAULT_MAX_BUFFER: usize = 64 * 1024;
+/// Largest single allocation step while reading a literal, so a client that
+/// announces a huge size costs memory only as bytes actually arrive.
+const LITERAL_STEP: usize = 64 * 1024;
+
+/// Any byte stream a connection can run over (TCP in production, an
+/// in-memory pipe in tests).
+pub(crate) trait RawStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> RawStream for T {}
+
+pub(crate) type BoxStream = Box<dyn RawStream>;
+pub(crate) type TlsStream = tokio_rustls::server::TlsStream<BoxStream>;
+
+/// Result of [`Conn::read_line`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A line including its terminating LF (and the CR before it, if sent).
+    Complete(Vec<u8>),
+    /// The line exceeded the limit; it was discarded through its LF.
+    TooLong,
+    /// The peer closed the connection (a final unterminated fragment is dropped).
+    Eof,
+}
+
+enum Io {
+    Plain(BoxStream),
+    Tls(Box<TlsStream>),
+    /// After a failed STARTTLS handshake: the stream is gone.
+    Closed,
+}
+
+/// Bytes received and not yet consumed: `buf[pos..]`.
+struct InputBuffer {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl InputBuffer {
+    fn new() -> Self {
+        InputBuffer {
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if self.buf.capacity() > SHRINK_ABOVE {
+                self.buf.shrink_to(READ_CHUNK);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        let n = self.len();
+        self.consume(n);
+    }
+
+    /// Makes `want` writable bytes at the end; returns where they start.
+    fn open_tail(&mut self, want: usize) -> usize {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.reserve_exact(want);
+        self.buf.resize(old + want, 0);
+        old
+    }
+}
+
+/// The stream and the bytes read from it, kept together (see module doc).
+struct Transport {
+    io: Io,
+    input: InputBuffer,
+    eof: bool,
+}
+
+impl Transport {
+    fn new(io: Io) -> Self {
+        Transport {
+            io,
+            input: InputBuffer::new(),
+            eof: false,
+        }
+    }
+
+    /// Gives up the plaintext stream for a TLS handshake. Consumes the
+    /// transport, so whatever was buffered is dropped with it.
+    fn into_plain_stream(self) -> Result<(BoxStream, usize), Transport> {
+        match self.io {
+            Io::Plain(s) => Ok((s, self.input.len())),
+            _ => Err(self),
+        }
+    }
+
+    /// Reads at most `want` more bytes into the buffer.
+    async fn read_more(&mut self, want: usize, idle: Duration) -> io::Result<usize> {
+        if self.eof || want == 0 {
+            return Ok(0);
+        }
+        let start = self.input.open_tail(want);
+        let res = read_with_timeout(&mut self.io, &mut self.input.buf[start..], idle).await;
+        let n = *res.as_ref().unwrap_or(&0);
+        self.input.buf.truncate(start + n);
+        if matches!(res, Ok(0)) {
+            self.eof = true;
+        }
+        res
+    }
+}
+
+async fn read_with_timeout(io: &mut Io, dst: &mut [u8], idle: Duration) -> io::Result<usize> {
+    let fut = async {
+        match io {
+            Io::Plain(s) => s.read(dst).await,
+            Io::Tls(s) => s.read(dst).await,
+            Io::Closed => Err(closed()),
+        }
+    };
+    match tokio::time::timeout(idle, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
+}
+
+/// Everything a connection is created with, besides its stream.
+pub(crate) struct ConnParams {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub listener: Arc<str>,
+    pub mode: TlsMode,
+    pub tls: Option<TlsProvider>,
+    pub idle_timeout: Duration,
+    pub handshake_timeout: Duration,
+    pub shutdown: watch::Receiver<bool>,
+    pub session_id: u64,
+}
+
+/// One client connection: a buffered, upgradable byte stream.
+pub struct Conn {
+    transport: Transport,
+    peer: SocketAddr,
+    local: SocketAddr,
+    listener: Arc<str>,
+    mode: TlsMode,
+    tls: Option<TlsProvider>,
+    tls_info: Option<TlsInfo>,
+    idle_timeout: Duration,
+    handshake_timeout: Duration,
+    max_buffer: usize,
+    shutdown: watch::Receiver<bool>,
+    /// Keeps the shutdown channel open for connections made outside a
+    /// [`crate::Server`], so `shutdown_signal().changed()` waits instead of
+    /// failing at once.
+    _shutdown_keepalive: Option<watch::Sender<bool>>,
+    session_id: u64,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("session", &self.session_id)
+            .field("listener", &self.listener)
+            .field("peer", &self.peer)
+            .field("tls", &self.tls_info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    pub(crate) fn plain(stream: BoxStream, p: ConnParams) -> Conn {
+        Conn::build(Io::Plain(stream), None, p)
+    }
+
+    pub(crate) fn tls(stream: TlsStream, p: ConnParams) -> Conn {
+        let info = TlsInfo::from_connection(stream.get_ref().1);
+        Conn::build(Io::Tls(Box::new(stream)), Some(info), p)
+    }
+
+    fn build(io: Io, tls_info: Option<TlsInfo>, p: ConnParams) -> Conn {
+        Conn {
+            transport: Transport::new(io),
+            peer: p.peer,
+            local: p.local,
+            listener: p.listener,
+            mode: p.mode,
+            tls: p.tls,
+            tls_info,
+            idle_timeout: p.idle_timeout,
+            handshake_timeout: p.handshake_timeout,
+            max_buffer: DEFAULT_MAX_BUFFER,
+            shutdown: p.shutdown,
+            _shutdown_keepalive: None,
+            session_id: p.session_id,
+        }
+    }
+
+    /// A plaintext connection over any stream, outside a [`crate::Server`]
+    /// (tests of protocol crates, tools). `mode` and `tls` decide whether
+    /// [`Conn::start_tls`] is available. Idle timeout 5 minutes, handshake
+    /// timeout 30 seconds; the shutdown signal never fires.
+    pub fn from_stream<S>(
+        stream: S,
+        peer: SocketAddr,
+        local: SocketAddr,
+        listener_name: &str,
+        mode: TlsMode,
+        tls: Option<TlsProvider>,
+    ) -> Conn
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, rx) = watch::channel(false);
+        let mut conn = Conn::plain(
+            Box::new(stream),
+            ConnParams {
+                peer,
+                local,
+                listener: Arc::from(listener_name),
+                mode,
+                tls,
+                idle_timeout: Duration::from_secs(300),
+                handshake_timeout: Duration::from_secs(30),
+                shutdown: rx,
+                session_id: crate::server::next_session_id(),
+            },
+        );
+        conn._shutdown_keepalive = Some(tx);
+        conn
+    }
+
+    /// The real client (after PROXY v2 when the listener uses it).
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn listener_name(&self) -> &str {
+        &self.listener
+    }
+
+    /// Process-unique id of this connection, the `id` field of its log span.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls_info.is_some()
+    }
+
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
+        self.tls_info.as_ref()
+    }
+
+    /// The listener is STARTTLS, a certificate is configured, and the
+    /// connection is still plaintext.
+    pub fn starttls_available(&self) -> bool {
+        self.mode == TlsMode::StartTls
+            && self.tls.is_some()
+            && self.tls_info.is_none()
+            && matches!(self.transport.io, Io::Plain(_))
+    }
+
+    pub fn set_idle_timeout(&mut self, d: Duration) {
+        self.idle_timeout = d;
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// Most bytes [`Conn::fill`] will hold unconsumed (default 64 KiB).
+    /// `read_line`, `read_exact_bytes` and `discard_exact` are bounded by
+    /// their own arguments instead.
+    pub fn set_max_buffer(&mut self, n: usize) {
+        self.max_buffer = n.max(1);
+    }
+
+    /// Reads more bytes into the internal buffer; Ok(0) = EOF. Errors with
+    /// `TimedOut` after the idle timeout, and with `InvalidData` when the
+    /// buffer already holds the maximum (consume first).
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        let len = self.transport.input.len();
+        if len >= self.max_buffer {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "input buffer limit reached",
+            ));
+        }
+        let want = (self.max_buffer - len).min(READ_CHUNK);
+        self.transport.read_more(want, self.idle_timeout).await
+    }
+
+    /// Bytes received and not consumed.
+    pub fn buffer(&self) -> &[u8] {
+        self.transport.input.data()
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.transport.input.consume(n);
+    }
+
+    /// One line ending in LF, returned with its CRLF/LF. The whole line,
+    /// terminator included, may be at most `max` bytes, and the buffer never
+    /// grows past `max` to find it. A longer line is read and discarded up to
+    /// and including its LF, and `Line::TooLong` is returned.
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let max = max.max(1);
+        let mut scanned = 0;
+        loop {
+            let data = self.transport.input.data();
+            let window = &data[..data.len().min(max)];
+            if let Some(i) = window[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + i + 1;
+                let line = data[..end].to_vec();
+                self.transport.input.consume(end);
+                return Ok(Line::Complete(line));
+            }
+            scanned = window.len();
+            if data.len() >= max {
+                return self.discard_rest_of_line(max).await;
+            }
+            let want = max - data.len();
+            if self.transport.read_more(want, self.idle_timeout).await? == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
+    /// Drops input through the next LF after the first `max` bytes.
+    async fn discard_rest_of_line(&mut self, max: usize) -> io::Result<Line> {
+        let input = &mut self.transport.input;
+        if let Some(i) = input.data()[max..].iter().position(|&b| b == b'\n') {
+            input.consume(max + i + 1);
+            return Ok(Line::TooLong);
+        }
+        input.clear();
+        loop {
+            if self
+                .transport
+                .read_more(READ_CHUNK, self.idle_timeout)
+                .await?
+                == 0
+            {
+                return Ok(Line::TooLong);
+            }
+            let input = &mut self.transport.input;
+            match input.data().iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    input.consume(i + 1);
+                    return Ok(Line::TooLong);
+                }
+                None => input.clear(),
+            }
+        }
+    }
+
+    /// Exactly `n` bytes (literals, BDAT chunks); Ok(None) on EOF before
+    /// they all arrived. Memory grows with the bytes received, not with `n`.
+    pub async fn read_exact_bytes(&mut self, n: usize) -> io::Result<Option<Vec<u8>>> {
+        let buffered = self.transport.input.len().min(n);
+        let mut out = Vec::with_capacity(n.min(LITERAL_STEP).max(buffered));
+        out.extend_from_slice(&self.transport.input.data()[..buffered]);
+        self.transport.input.consume(buffered);
+        while out.len() < n {
+            if self.transport.eof {
+                return Ok(None);
+            }
+            let old = out.len();
+            let want = (n - old).min(LITERAL_STEP);
+            out.reserve_exact(want);
+            out.resize(old + want, 0);
+            let res =
+                read_with_timeout(&mut self.transport.io, &mut out[old..], self.idle_timeout).await;
+            let got = *res.as_ref().unwrap_or(&0);
+            out.truncate(old + got);
+            if res? == 0 {
+                self.transport.eof = true;
+                return Ok(None);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Reads and drops exactly `n` bytes without keeping them (oversized
+    /// literal or BDAT chunk); Ok(false) on EOF first.
+    pub async fn discard_exact(&mut self, n: usize) -> io::Result<bool> {
+        let buffered = self.transport.input.len().min(n);
+        self.transport.input.consume(buffered);
+        let mut left = n - buffered;
+        while left > 0 {
+            let got = self
+                .transport
+                .read_more(left.min(READ_CHUNK), self.idle_timeout)
+                .await?;
+            if got == 0 {
+                return Ok(false);
+            }
+            self.transport.input.consume(got);
+            left -= got;
+        }
+        Ok(true)
+    }
+
+    /// Writes everything (or fails with `TimedOut` after the idle timeout of
+    /// a peer that does not read). Nothing is held back: no flush is needed
+    /// for the bytes to leave, though [`Conn::flush`] is harmless.
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let fut = async {
+            match &mut self.transport.io {
+                Io::Plain(s) => s.write_all(data).await,
+                Io::Tls(s) => {
+                    s.write_all(data).await?;
+                    s.flush().await
+                }
+                Io::Closed => Err(closed()),
+            }
+        };
+        match tokio::time::timeout(self.idle_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
+        }
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        let fut = async {
+            match &mut self.transport.io {
+                Io::Plain(s) => s.flush().await,
+                Io::Tls(s) => s.flush().await,
+                Io::Closed => Err(closed()),
+            }
+        };
+        match tokio::time::timeout(self.idle_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
+        }
+    }
+
+    /// Ends the connection cleanly (TLS close_notify, then FIN). Dropping a
+    /// `Conn` also closes it, just without close_notify.
+    pub async fn close(&mut self) -> io::Result<()> {
+        let fut = async {
+            match &mut self.transport.io {
+                Io::Plain(s) => s.shutdown().await,
+                Io::Tls(s) => s.shutdown().await,
+                Io::Closed => Ok(()),
+            }
+        };
+        let limit = self.idle_timeout.min(Duration::from_secs(5));
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "close timeout")),
+        }
+    }
+
+    /// STARTTLS/STLS: discards every byte already buffered (CVE-2011-0411),
+    /// then runs the server handshake within the handshake timeout. Errors
+    /// with `Unsupported` when not available; after a failed handshake the
+    /// connection is unusable and every read/write errors.
+    pub async fn start_tls(&mut self) -> io::Result<()> {
+        if !self.starttls_available() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "STARTTLS not available on this connection",
+            ));
+        }
+        let Some(provider) = self.tls.clone() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no TLS certificate configured",
+            ));
+        };
+        let transport = std::mem::replace(&mut self.transport, Transport::new(Io::Closed));
+        let (raw, discarded) = match transport.into_plain_stream() {
+            Ok(x) => x,
+            Err(t) => {
+                self.transport = t;
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "connection is not plaintext",
+                ));
+            }
+        };
+        if discarded > 0 {
+            tracing::info!(
+                bytes = discarded,
+                "discarded plaintext pipelined after STARTTLS"
+            );
+        }
+        let acceptor = TlsAcceptor::from(provider.server_config());
+        match tokio::time::timeout(self.handshake_timeout, acceptor.accept(raw)).await {
+            Ok(Ok(stream)) => {
+                let info = TlsInfo::from_connection(stream.get_ref().1);
+                tracing::debug!(version = %info.version, cipher = %info.cipher, "STARTTLS done");
+                self.tls_info = Some(info);
+                self.transport = Transport::new(Io::Tls(Box::new(stream)));
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "STARTTLS handshake failed");
+                Err(e)
+            }
+            Err(_) => {
+                tracing::info!("STARTTLS handshake timed out");
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "TLS handshake timed out",
+                ))
+            }
+        }
+    }
+
+    /// Fires (becomes `true`) when the server starts draining: idle sessions
+    /// should say goodbye and end.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
