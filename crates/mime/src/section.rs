@@ -203,12 +203,10 @@ pub(crate) fn decode_qp(input: &[u8]) -> Vec<u8> {
                 i = j;
                 continue;
             }
-            if i + 2 < input.len() + 1
-                && let (Some(h), Some(l)) = (
-                    input.get(i + 1).and_then(|&b| crate::params::hex(b)),
-                    input.get(i + 2).and_then(|&b| crate::params::hex(b)),
-                )
-            {
+            if let (Some(h), Some(l)) = (
+                input.get(i + 1).and_then(|&b| crate::params::hex(b)),
+                input.get(i + 2).and_then(|&b| crate::params::hex(b)),
+            ) {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;

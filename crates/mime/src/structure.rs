@@ -176,6 +176,11 @@ impl Builder<'_> {
                 vec![("charset".into(), "us-ascii".into())],
             ),
         };
+        // RFC 2046 §4.1.2: text/plain without charset is US-ASCII; saying so spares clients
+        // from knowing the default.
+        if ctype == "TEXT" && subtype == "PLAIN" && !params.iter().any(|(n, _)| n == "charset") {
+            params.push(("charset".into(), "us-ascii".into()));
+        }
         let cte = text("content-transfer-encoding")
             .map(|v| {
                 v.split([' ', '\t', '(', ';'])

@@ -88,7 +88,8 @@ fn nul_and_line_breaks_in_strings() {
 }
 
 /// A summary written by format version 1 must keep decoding and rendering the same way in every
-/// later version (the store keeps summaries for years).
+/// later version (the store keeps summaries for years). The fixture and its renderings are frozen
+/// copies; they must never be regenerated.
 #[test]
 fn version_1_summary_still_decodes() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");

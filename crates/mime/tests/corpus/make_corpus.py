@@ -7,6 +7,11 @@ rendered by this script's own small IMAP renderer; body octets and line counts a
 the body bytes each message is assembled from (the bytes between the blank line after the part
 header and the line break preceding the next delimiter, RFC 2046 §5.1.1). Nothing here comes from
 wharf-mime's output. Run from this directory: python3 make_corpus.py
+
+Line counts (body-fld-lines) count text lines: every LF, plus a last line that has no line break
+of its own (in a multipart the CRLF before the delimiter belongs to the delimiter, so a part
+"See attached." is one line). Unfolding follows RFC 5322 §2.2.3 exactly (only CRLF is removed,
+the blanks stay); a quoted local part keeps its quotes so that mailbox@host stays an address.
 """
 import os
 
@@ -111,6 +116,8 @@ class Multi:
         return out + ")"
 
 
+# RFC 2045 §5.2 default, and RFC 2046 §4.1.2: text/plain without a charset parameter is
+# US-ASCII, so the parameter is added to text/plain parts that lack it.
 DEFAULT = [("CHARSET", "us-ascii")]
 CASES = []
 
@@ -280,7 +287,7 @@ Content-Disposition: inline
 """) + inner + crlf("\n--fwd--\n"),
      env(None, "Fwd: inner subject", [A(None, "outer", "example.org")]),
      Multi("MIXED", [
-         plain(p1, p=None),
+         plain(p1),
          Leaf("MESSAGE", "RFC822", inner, d=("INLINE", []),
               env=env("Wed, 2 Jan 2019 11:00:00 +0100", "inner subject",
                       [A("Inner", "inner", "example.org")], to=[A(None, "x", "y.example")],
@@ -312,7 +319,7 @@ Content-Type: text/plain
          Leaf("MESSAGE", "RFC822", d1, p=None,
               env=env(None, "one", [A(None, "a", "b.example")]),
               inner=plain("First")),
-         plain(d2, p=None),
+         plain(d2),
          Leaf("MESSAGE", "RFC822", d3, p=None, env=env(None, "three"), inner=plain("Third")),
      ], p=[("BOUNDARY", "dig")]))
 
@@ -350,7 +357,7 @@ Content-Disposition: attachment;
 """) + p1 + crlf("\n--b--\n"),
      env(None, "2231", [A(None, "x", "example.com")]),
      Multi("MIXED", [
-         plain(p1, p=[("NAME*", "iso-8859-1'en'%E9t%E9.txt")],
+         plain(p1, p=[("NAME*", "iso-8859-1'en'%E9t%E9.txt"), ("CHARSET", "us-ascii")],
                d=("ATTACHMENT", [("FILENAME*", "utf-8''%E2%82%AC%20rates%20for%202024.txt")])),
      ], p=[("BOUNDARY", "b")]))
 
@@ -392,7 +399,7 @@ X-Broken: =?utf-8?q?unterminated
 
 """) + b,
      env(None, "spaced colon", [A(None, "a", "b.example")]),
-     plain(b, p=None))
+     plain(b))
 
 # 13: header only, no blank line and no body.
 case("13-header-only", crlf("From: a@b.example\nSubject: no body\n"),
@@ -411,7 +418,7 @@ case("15-bare-lf", ("From: lf@example.com\nSubject: bare LF\nMIME-Version: 1.0\n
                     "Content-Type: multipart/mixed; boundary=lf\n\n--lf\nContent-Type: text/plain\n\n"
                     + p1 + "\n--lf\n\n" + p2 + "\n--lf--\n"),
      env(None, "bare LF", [A(None, "lf", "example.com")]),
-     Multi("MIXED", [plain(p1, p=None), plain(p2)], p=[("BOUNDARY", "lf")]))
+     Multi("MIXED", [plain(p1), plain(p2)], p=[("BOUNDARY", "lf")]))
 
 # 16: raw UTF-8 in headers (RFC 6532): sent as literals.
 b = "Hallo"
