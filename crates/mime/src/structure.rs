@@ -330,11 +330,11 @@ enum Delim {
 
 fn delimiter(line: &[u8], boundary: &[u8]) -> Option<Delim> {
     let rest = line.strip_prefix(b"--")?.strip_prefix(boundary)?;
-    if let Some(after) = rest.strip_prefix(b"--") {
-        // Trailing transport padding or junk after a close delimiter is tolerated.
-        let _ = after;
+    // Whatever follows a close delimiter is transport padding or epilogue: tolerated.
+    if rest.starts_with(b"--") {
         return Some(Delim::Close);
     }
+    // A longer boundary that merely starts with this one (`--b` vs `--b-inner`) is not ours.
     if rest
         .iter()
         .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))

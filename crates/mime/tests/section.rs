@@ -263,3 +263,33 @@ fn binary_unknown_cte() {
         Some(&b"begin 644 x\r\n"[..])
     );
 }
+
+/// RFC 2046 §5.1.1: the CRLF before a delimiter belongs to the delimiter, so an inner multipart
+/// ends with its close delimiter; lines that only start with the boundary are not delimiters.
+#[test]
+fn delimiter_grammar() {
+    let (raw, s) = load("35-boundary-prefix.eml");
+    assert_eq!(
+        sec(&s, &raw, &[1], SectionSpec::Full).as_deref(),
+        Some("--b-inner\r\n\r\ninner one\r\n--b-inner--")
+    );
+    assert_eq!(
+        sec(&s, &raw, &[1, 1], SectionSpec::Full).as_deref(),
+        Some("inner one")
+    );
+    assert_eq!(
+        sec(&s, &raw, &[2], SectionSpec::Full).as_deref(),
+        Some("outer two")
+    );
+
+    let (raw, s) = load("26-preamble-epilogue.eml");
+    assert_eq!(
+        sec(&s, &raw, &[1], SectionSpec::Full).as_deref(),
+        Some("part one")
+    );
+    assert_eq!(
+        sec(&s, &raw, &[2], SectionSpec::Full).as_deref(),
+        Some("part two\r\n")
+    );
+    assert_eq!(sec(&s, &raw, &[3], SectionSpec::Full), None);
+}
