@@ -73,8 +73,10 @@ impl Summary {
 
     /// Decodes a stored summary.
     pub fn decode(bytes: &[u8]) -> Result<Summary, MimeError> {
-        let s: Summary =
-            serde_json::from_slice(bytes).map_err(|e| MimeError::Decode(e.to_string()))?;
+        let s: Summary = serde_json::from_slice(bytes).map_err(|e| {
+            tracing::warn!(error = %e, "stored mime summary does not decode");
+            MimeError::Decode(e.to_string())
+        })?;
         if s.version > SUMMARY_VERSION {
             return Err(MimeError::Decode(format!(
                 "summary version {} is newer than {}",

@@ -220,6 +220,13 @@ impl Builder<'_> {
         };
 
         let too_deep = depth >= MAX_DEPTH || self.parts >= MAX_PARTS;
+        if too_deep && (ctype == "MULTIPART" || ctype == "MESSAGE") {
+            tracing::debug!(
+                depth,
+                parts = self.parts,
+                "mime nesting bound reached; part kept opaque"
+            );
+        }
         if ctype == "MULTIPART" {
             let boundary = params
                 .iter()

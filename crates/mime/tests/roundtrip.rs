@@ -108,3 +108,37 @@ fn version_1_summary_still_decodes() {
     };
     assert_eq!(s.section(&raw, &inner).as_deref(), Some(&b"Inner body"[..]));
 }
+
+/// A summary that does not fit the blob (wrong blob, corrupted row) degrades to `None`, never to
+/// a panic or an out-of-bounds slice.
+#[test]
+fn summary_that_does_not_fit_the_blob() {
+    let stored = br#"{"v":1,"z":9,"r":{"h":5,"b":999999,"e":3,"t":"MULTIPART","u":"MIXED",
+        "k":[{"h":18446744073709551615,"b":7,"e":18446744073709551615,"t":"TEXT","u":"PLAIN",
+        "c":"base64","msg":{"h":2,"b":1,"e":0,"t":"X","u":"Y"}}]}}"#;
+    let s = Summary::decode(stored).expect("decodes");
+    let raw = b"short";
+    let _ = s.envelope();
+    let _ = s.body_structure(true);
+    for part in [vec![], vec![1], vec![1, 1], vec![2]] {
+        for spec in [
+            wharf_mime::SectionSpec::Full,
+            wharf_mime::SectionSpec::Header,
+            wharf_mime::SectionSpec::Text,
+            wharf_mime::SectionSpec::Mime,
+            wharf_mime::SectionSpec::HeaderFields {
+                names: vec!["a".into()],
+                not: true,
+            },
+        ] {
+            let section = wharf_mime::Section {
+                part: part.clone(),
+                spec,
+            };
+            if let Some(bytes) = s.section(raw, &section) {
+                assert!(bytes.len() <= raw.len() + 2);
+            }
+        }
+        let _ = s.binary(raw, &part);
+    }
+}
