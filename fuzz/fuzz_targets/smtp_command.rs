@@ -1,0 +1,7 @@
+//! SMTP command lines straight from the network.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|line: &[u8]| {
+    let _ = wharf_smtp::command::parse(line);
+});
