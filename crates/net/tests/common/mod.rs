@@ -1,0 +1,258 @@
+//! Shared test fixtures: a tiny line protocol handler, a server on an
+//! ephemeral loopback port, and TLS clients that trust the test certificate.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use wharf_net::{
+    Conn, Handler, Limits, Line, ListenerSpec, Server, TlsMode, TlsProvider, async_trait,
+    generate_self_signed,
+};
+
+pub const TOO_BUSY: &[u8] = b"-ERR too busy\r\n";
+
+/// Speaks a line protocol close enough to POP3 that `openssl s_client
+/// -starttls pop3` can drive it: greeting "+OK", "STLS"/"STARTTLS" upgrade.
+#[derive(Default)]
+pub struct TestHandler {
+    /// Every line the handler received, in order.
+    pub seen: Mutex<Vec<String>>,
+}
+
+impl TestHandler {
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Handler for TestHandler {
+    async fn handle(&self, mut conn: Conn) {
+        if conn.write_all(b"+OK hello\r\n").await.is_err() {
+            return;
+        }
+        loop {
+            let line = match conn.read_line(256).await {
+                Ok(Line::Complete(l)) => l,
+                Ok(Line::TooLong) => {
+                    let _ = conn.write_all(b"-ERR too long\r\n").await;
+                    continue;
+                }
+                Ok(Line::Eof) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    let _ = conn.write_all(b"-ERR timeout\r\n").await;
+                    return;
+                }
+                Err(_) => return,
+            };
+            let text = String::from_utf8_lossy(&line).trim_end().to_string();
+            self.seen.lock().unwrap().push(text.clone());
+            let upper = text.to_ascii_uppercase();
+            match upper.as_str() {
+                "STLS" | "STARTTLS" => {
+                    if !conn.starttls_available() {
+                        let _ = conn.write_all(b"-ERR no TLS\r\n").await;
+                        continue;
+                    }
+                    if conn.write_all(b"+OK begin TLS\r\n").await.is_err() {
+                        return;
+                    }
+                    if conn.start_tls().await.is_err() {
+                        return;
+                    }
+                }
+                "INFO" => {
+                    let tls = conn
+                        .tls_info()
+                        .map(|i| format!("{} {}", i.version, i.cipher))
+                        .unwrap_or_else(|| "plain".into());
+                    let msg = format!(
+                        "+OK peer={} tls={} listener={}\r\n",
+                        conn.peer(),
+                        tls,
+                        conn.listener_name()
+                    );
+                    if conn.write_all(msg.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                "WAIT" => {
+                    let mut sig = conn.shutdown_signal();
+                    let _ = conn.write_all(b"+OK waiting\r\n").await;
+                    let _ = sig.wait_for(|v| *v).await;
+                    let _ = conn.write_all(b"+OK shutting down\r\n").await;
+                    return;
+                }
+                "HANG" => {
+                    let _ = conn.write_all(b"+OK hanging\r\n").await;
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                "PANIC" => panic!("test handler asked to panic"),
+                "QUIT" => {
+                    let _ = conn.write_all(b"+OK bye\r\n").await;
+                    let _ = conn.close().await;
+                    return;
+                }
+                _ => {
+                    let reply = format!("+OK echo {text}\r\n");
+                    if conn.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn too_busy(&self) -> &'static [u8] {
+        TOO_BUSY
+    }
+}
+
+pub struct TestCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCert {
+    pub fn new(host: &str) -> TestCert {
+        let (cert_pem, key_pem) =
+            generate_self_signed(host, &["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
+        TestCert { cert_pem, key_pem }
+    }
+
+    pub fn der(&self) -> CertificateDer<'static> {
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap()
+    }
+
+    pub fn provider(&self) -> TlsProvider {
+        TlsProvider::from_pem(self.cert_pem.as_bytes(), self.key_pem.as_bytes()).unwrap()
+    }
+}
+
+pub fn limits() -> Limits {
+    Limits {
+        max_connections: 100,
+        max_per_ip: 100,
+        idle_timeout: Duration::from_secs(30),
+        tls_handshake_timeout: Duration::from_secs(10),
+    }
+}
+
+pub struct Running {
+    pub server: Server,
+    pub addr: SocketAddr,
+    pub handler: Arc<TestHandler>,
+}
+
+pub async fn serve(
+    tls: Option<TlsProvider>,
+    mode: TlsMode,
+    proxy_protocol: bool,
+    limits: Limits,
+) -> Running {
+    let handler = Arc::new(TestHandler::default());
+    let mut server = Server::new(tls, limits);
+    let addr = server
+        .bind(
+            ListenerSpec {
+                name: "test".into(),
+                addr: "127.0.0.1:0".parse().unwrap(),
+                tls: mode,
+                proxy_protocol,
+            },
+            handler.clone(),
+        )
+        .await
+        .unwrap();
+    server.start();
+    Running {
+        server,
+        addr,
+        handler,
+    }
+}
+
+pub fn client_config(
+    trust: &[CertificateDer<'static>],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in trust {
+        roots.add(c.clone()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+pub async fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<S>> {
+    let connector = tokio_rustls::TlsConnector::from(config);
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), stream)
+        .await
+}
+
+/// A line-oriented client over any stream.
+pub struct Client<S> {
+    pub io: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    pub fn new(s: S) -> Self {
+        Client {
+            io: BufReader::new(s),
+        }
+    }
+
+    pub async fn line(&mut self) -> String {
+        let mut s = String::new();
+        tokio::time::timeout(Duration::from_secs(10), self.io.read_line(&mut s))
+            .await
+            .expect("server did not answer in time")
+            .unwrap();
+        s
+    }
+
+    pub async fn send(&mut self, data: &[u8]) {
+        self.io.get_mut().write_all(data).await.unwrap();
+        self.io.get_mut().flush().await.unwrap();
+    }
+
+    pub async fn cmd(&mut self, cmd: &str) -> String {
+        self.send(format!("{cmd}\r\n").as_bytes()).await;
+        self.line().await
+    }
+
+    /// Reads until EOF (or error); returns what arrived.
+    pub async fn rest(&mut self) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut v = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.io.read_to_end(&mut v))
+            .await
+            .expect("connection not closed in time");
+        v
+    }
+
+    pub fn into_inner(self) -> S {
+        self.io.into_inner()
+    }
+}
+
+pub async fn plain_client(addr: SocketAddr) -> Client<TcpStream> {
+    Client::new(TcpStream::connect(addr).await.unwrap())
+}
