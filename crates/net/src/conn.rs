@@ -175,6 +175,9 @@ pub(crate) struct ConnParams {
     pub idle_timeout: Duration,
     pub handshake_timeout: Duration,
     pub shutdown: watch::Receiver<bool>,
+    /// Keeps the shutdown channel open while the connection lives, so a
+    /// dropped `Server` never looks like a shutdown to the session.
+    pub shutdown_keepalive: Arc<watch::Sender<bool>>,
     pub session_id: u64,
 }
 
@@ -191,10 +194,9 @@ pub struct Conn {
     handshake_timeout: Duration,
     max_buffer: usize,
     shutdown: watch::Receiver<bool>,
-    /// Keeps the shutdown channel open for connections made outside a
-    /// [`crate::Server`], so `shutdown_signal().changed()` waits instead of
-    /// failing at once.
-    _shutdown_keepalive: Option<watch::Sender<bool>>,
+    /// Keeps the shutdown channel open (see [`ConnParams`]), so
+    /// `shutdown_signal().changed()` waits instead of failing at once.
+    _shutdown_keepalive: Arc<watch::Sender<bool>>,
     session_id: u64,
 }
 
@@ -232,7 +234,7 @@ impl Conn {
             handshake_timeout: p.handshake_timeout,
             max_buffer: DEFAULT_MAX_BUFFER,
             shutdown: p.shutdown,
-            _shutdown_keepalive: None,
+            _shutdown_keepalive: p.shutdown_keepalive,
             session_id: p.session_id,
         }
     }
@@ -253,7 +255,7 @@ impl Conn {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (tx, rx) = watch::channel(false);
-        let mut conn = Conn::plain(
+        Conn::plain(
             Box::new(stream),
             ConnParams {
                 peer,
@@ -264,11 +266,10 @@ impl Conn {
                 idle_timeout: Duration::from_secs(300),
                 handshake_timeout: Duration::from_secs(30),
                 shutdown: rx,
+                shutdown_keepalive: Arc::new(tx),
                 session_id: crate::server::next_session_id(),
             },
-        );
-        conn._shutdown_keepalive = Some(tx);
-        conn
+        )
     }
 
     /// The real client (after PROXY v2 when the listener uses it).
@@ -343,6 +344,11 @@ impl Conn {
 
     pub fn consume(&mut self, n: usize) {
         self.transport.input.consume(n);
+    }
+
+    /// Bytes the input buffer holds allocated now (memory accounting, tests).
+    pub fn buffer_capacity(&self) -> usize {
+        self.transport.input.buf.capacity()
     }
 
     /// One line ending in LF, returned with its CRLF/LF. The whole line,

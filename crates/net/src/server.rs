@@ -198,6 +198,7 @@ struct ListenerCtx {
     limits: Limits,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    shutdown_tx: Arc<watch::Sender<bool>>,
     kill: watch::Receiver<bool>,
 }
 
@@ -215,8 +216,18 @@ pub struct Server {
     pending: Vec<PendingListener>,
     bound: Vec<(String, SocketAddr, TlsMode)>,
     accept_tasks: Vec<JoinHandle<()>>,
-    shutdown_tx: watch::Sender<bool>,
+    shutdown_tx: Arc<watch::Sender<bool>>,
     kill_tx: watch::Sender<bool>,
+}
+
+/// A server dropped without [`Server::shutdown`] stops accepting; sessions
+/// already running go on to their natural end.
+impl Drop for Server {
+    fn drop(&mut self) {
+        for t in &self.accept_tasks {
+            t.abort();
+        }
+    }
 }
 
 impl Server {
@@ -233,7 +244,7 @@ impl Server {
             pending: Vec::new(),
             bound: Vec::new(),
             accept_tasks: Vec::new(),
-            shutdown_tx: watch::channel(false).0,
+            shutdown_tx: Arc::new(watch::channel(false).0),
             kill_tx: watch::channel(false).0,
         }
     }
@@ -279,6 +290,7 @@ impl Server {
                 limits: self.limits,
                 shared: Arc::clone(&self.shared),
                 shutdown: self.shutdown_tx.subscribe(),
+                shutdown_tx: Arc::clone(&self.shutdown_tx),
                 kill: self.kill_tx.subscribe(),
             }),
         });
@@ -447,6 +459,7 @@ async fn session(ctx: &ListenerCtx, stream: TcpStream, socket_peer: SocketAddr, 
         idle_timeout: ctx.limits.idle_timeout,
         handshake_timeout: timeout,
         shutdown: ctx.shutdown.clone(),
+        shutdown_keepalive: Arc::clone(&ctx.shutdown_tx),
         session_id: id,
     };
     let conn = if ctx.mode == TlsMode::Implicit {

@@ -361,3 +361,21 @@ async fn several_listeners_one_server() {
     drop(raw);
     s.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn dropped_server_stops_accepting_without_signalling_sessions() {
+    let r = serve(None, TlsMode::None, false, limits()).await;
+    let mut c = plain_client(r.addr).await;
+    c.line().await;
+    assert_eq!(c.cmd("WAIT").await, "+OK waiting\r\n");
+    let addr = r.addr;
+    drop(r.server);
+    let start = Instant::now();
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(5), "still accepting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_millis(200), c.io.read(&mut buf)).await;
+    assert!(read.is_err(), "session was told to shut down: {read:?}");
+}
