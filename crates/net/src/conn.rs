@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -93,16 +94,13 @@ impl InputBuffer {
         self.consume(n);
     }
 
-    /// Makes `want` writable bytes at the end; returns where they start.
-    fn open_tail(&mut self, want: usize) -> usize {
+    /// Makes room for `want` more bytes without changing what is buffered.
+    fn reserve(&mut self, want: usize) {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let old = self.buf.len();
         self.buf.reserve_exact(want);
-        self.buf.resize(old + want, 0);
-        old
     }
 }
 
@@ -111,6 +109,10 @@ struct Transport {
     io: Io,
     input: InputBuffer,
     eof: bool,
+    /// Inside a too-long line: the bytes up to its LF are not a command.
+    /// Kept here, not in a local, so a cancelled `read_line` resumes the
+    /// discard instead of handing the line's tail back as a new line.
+    discarding_line: bool,
 }
 
 impl Transport {
@@ -119,6 +121,7 @@ impl Transport {
             io,
             input: InputBuffer::new(),
             eof: false,
+            discarding_line: false,
         }
     }
 
@@ -131,33 +134,30 @@ impl Transport {
         }
     }
 
-    /// Reads at most `want` more bytes into the buffer.
+    /// Reads at most `want` more bytes into the buffer. Cancel-safe: the
+    /// buffer only grows by bytes that were actually read, so a caller may
+    /// race this against a timer or a shutdown signal.
     async fn read_more(&mut self, want: usize, idle: Duration) -> io::Result<usize> {
         if self.eof || want == 0 {
             return Ok(0);
         }
-        let start = self.input.open_tail(want);
-        let res = read_with_timeout(&mut self.io, &mut self.input.buf[start..], idle).await;
-        let n = *res.as_ref().unwrap_or(&0);
-        self.input.buf.truncate(start + n);
-        if matches!(res, Ok(0)) {
+        self.input.reserve(want);
+        let mut dst = (&mut self.input.buf).limit(want);
+        let fut = async {
+            match &mut self.io {
+                Io::Plain(s) => s.read_buf(&mut dst).await,
+                Io::Tls(s) => s.read_buf(&mut dst).await,
+                Io::Closed => Err(closed()),
+            }
+        };
+        let n = match tokio::time::timeout(idle, fut).await {
+            Ok(r) => r?,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+        };
+        if n == 0 {
             self.eof = true;
         }
-        res
-    }
-}
-
-async fn read_with_timeout(io: &mut Io, dst: &mut [u8], idle: Duration) -> io::Result<usize> {
-    let fut = async {
-        match io {
-            Io::Plain(s) => s.read(dst).await,
-            Io::Tls(s) => s.read(dst).await,
-            Io::Closed => Err(closed()),
-        }
-    };
-    match tokio::time::timeout(idle, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+        Ok(n)
     }
 }
 
@@ -324,7 +324,7 @@ impl Conn {
 
     /// Reads more bytes into the internal buffer; Ok(0) = EOF. Errors with
     /// `TimedOut` after the idle timeout, and with `InvalidData` when the
-    /// buffer already holds the maximum (consume first).
+    /// buffer already holds the maximum (consume first). Cancel-safe.
     pub async fn fill(&mut self) -> io::Result<usize> {
         let len = self.transport.input.len();
         if len >= self.max_buffer {
@@ -355,8 +355,14 @@ impl Conn {
     /// terminator included, may be at most `max` bytes, and the buffer never
     /// grows past `max` to find it. A longer line is read and discarded up to
     /// and including its LF, and `Line::TooLong` is returned.
+    ///
+    /// Cancel-safe: it may lose a `select!` race (shutdown signal, timer)
+    /// without losing or corrupting input.
     pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
         let max = max.max(1);
+        if self.transport.discarding_line {
+            return self.discard_rest_of_line().await;
+        }
         let mut scanned = 0;
         loop {
             let data = self.transport.input.data();
@@ -369,7 +375,9 @@ impl Conn {
             }
             scanned = window.len();
             if data.len() >= max {
-                return self.discard_rest_of_line(max).await;
+                self.transport.input.consume(max);
+                self.transport.discarding_line = true;
+                return self.discard_rest_of_line().await;
             }
             let want = max - data.len();
             if self.transport.read_more(want, self.idle_timeout).await? == 0 {
@@ -378,36 +386,33 @@ impl Conn {
         }
     }
 
-    /// Drops input through the next LF after the first `max` bytes.
-    async fn discard_rest_of_line(&mut self, max: usize) -> io::Result<Line> {
-        let input = &mut self.transport.input;
-        if let Some(i) = input.data()[max..].iter().position(|&b| b == b'\n') {
-            input.consume(max + i + 1);
-            return Ok(Line::TooLong);
-        }
-        input.clear();
+    /// Drops input through the next LF, then reports the line as too long.
+    async fn discard_rest_of_line(&mut self) -> io::Result<Line> {
         loop {
+            let input = &mut self.transport.input;
+            match input.data().iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    input.consume(i + 1);
+                    self.transport.discarding_line = false;
+                    return Ok(Line::TooLong);
+                }
+                None => input.clear(),
+            }
             if self
                 .transport
                 .read_more(READ_CHUNK, self.idle_timeout)
                 .await?
                 == 0
             {
+                self.transport.discarding_line = false;
                 return Ok(Line::TooLong);
-            }
-            let input = &mut self.transport.input;
-            match input.data().iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    input.consume(i + 1);
-                    return Ok(Line::TooLong);
-                }
-                None => input.clear(),
             }
         }
     }
 
     /// Exactly `n` bytes (literals, BDAT chunks); Ok(None) on EOF before
     /// they all arrived. Memory grows with the bytes received, not with `n`.
+    /// Not cancel-safe (like `AsyncReadExt::read_exact`): do not race it.
     pub async fn read_exact_bytes(&mut self, n: usize) -> io::Result<Option<Vec<u8>>> {
         let buffered = self.transport.input.len().min(n);
         let mut out = Vec::with_capacity(n.min(LITERAL_STEP).max(buffered));
@@ -417,15 +422,21 @@ impl Conn {
             if self.transport.eof {
                 return Ok(None);
             }
-            let old = out.len();
-            let want = (n - old).min(LITERAL_STEP);
+            let want = (n - out.len()).min(LITERAL_STEP);
             out.reserve_exact(want);
-            out.resize(old + want, 0);
-            let res =
-                read_with_timeout(&mut self.transport.io, &mut out[old..], self.idle_timeout).await;
-            let got = *res.as_ref().unwrap_or(&0);
-            out.truncate(old + got);
-            if res? == 0 {
+            let mut dst = (&mut out).limit(want);
+            let fut = async {
+                match &mut self.transport.io {
+                    Io::Plain(s) => s.read_buf(&mut dst).await,
+                    Io::Tls(s) => s.read_buf(&mut dst).await,
+                    Io::Closed => Err(closed()),
+                }
+            };
+            let got = match tokio::time::timeout(self.idle_timeout, fut).await {
+                Ok(r) => r?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+            };
+            if got == 0 {
                 self.transport.eof = true;
                 return Ok(None);
             }
@@ -434,7 +445,7 @@ impl Conn {
     }
 
     /// Reads and drops exactly `n` bytes without keeping them (oversized
-    /// literal or BDAT chunk); Ok(false) on EOF first.
+    /// literal or BDAT chunk); Ok(false) on EOF first. Not cancel-safe.
     pub async fn discard_exact(&mut self, n: usize) -> io::Result<bool> {
         let buffered = self.transport.input.len().min(n);
         self.transport.input.consume(buffered);

@@ -85,6 +85,24 @@ async fn too_long_line_never_buffered() {
 }
 
 #[tokio::test]
+async fn cancelled_discard_of_long_line_resumes() {
+    let (mut conn, mut client) = pipe(TlsMode::None, None);
+    client.write_all(&[b'x'; 100]).await.unwrap();
+    // The line is already known to be too long; the read waits for its LF.
+    let r = tokio::time::timeout(Duration::from_millis(50), conn.read_line(10)).await;
+    assert!(r.is_err(), "{r:?}");
+    client
+        .write_all(b"QUIT tail of the long line\r\nNOOP\r\n")
+        .await
+        .unwrap();
+    assert_eq!(conn.read_line(10).await.unwrap(), Line::TooLong);
+    assert_eq!(
+        conn.read_line(10).await.unwrap(),
+        Line::Complete(b"NOOP\r\n".to_vec())
+    );
+}
+
+#[tokio::test]
 async fn literals_exact_and_discarded() {
     let (mut conn, mut client) = pipe(TlsMode::None, None);
     let mut payload = b"{5}\r\nhello".to_vec();
@@ -257,6 +275,7 @@ proptest! {
             prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a'), any::<u8>()], 0..3000),
         chunks in proptest::collection::vec(1usize..700, 1..20),
         max in 1usize..400,
+        cancel in any::<bool>(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let got = rt.block_on(async {
@@ -275,7 +294,17 @@ proptest! {
             });
             let mut got = Vec::new();
             loop {
-                let l = conn.read_line(max).await.unwrap();
+                // Race every read against a yield, as sessions race reads
+                // against shutdown signals: losing the race must not lose
+                // or corrupt input.
+                let l = if cancel {
+                    tokio::select! {
+                        l = conn.read_line(max) => l.unwrap(),
+                        _ = tokio::task::yield_now() => continue,
+                    }
+                } else {
+                    conn.read_line(max).await.unwrap()
+                };
                 assert!(conn.buffer_capacity() <= max.max(4096) * 2);
                 let eof = l == Line::Eof;
                 got.push(l);
