@@ -470,14 +470,16 @@ async fn session(ctx: &ListenerCtx, stream: TcpStream, socket_peer: SocketAddr, 
     } else {
         Conn::plain(stream, params)
     };
-    match conn.tls_info() {
-        Some(info) => tracing::info!(
-            tls = %info.version,
-            cipher = %info.cipher,
-            via = ?ctx.proxy.then_some(socket_peer),
-            "connection opened"
-        ),
-        None => tracing::info!(via = ?ctx.proxy.then_some(socket_peer), "connection opened"),
+    let tls = conn
+        .tls_info()
+        .map(|i| (i.version.clone(), i.cipher.clone()));
+    match (&tls, ctx.proxy) {
+        (Some((v, c)), false) => tracing::info!(tls = %v, cipher = %c, "connection opened"),
+        (Some((v, c)), true) => {
+            tracing::info!(tls = %v, cipher = %c, via = %socket_peer, "connection opened")
+        }
+        (None, false) => tracing::info!("connection opened"),
+        (None, true) => tracing::info!(via = %socket_peer, "connection opened"),
     }
     let started = Instant::now();
     let outcome = CatchUnwind(ctx.handler.handle(conn)).await;

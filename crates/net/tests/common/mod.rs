@@ -157,6 +157,11 @@ pub async fn serve(
     proxy_protocol: bool,
     limits: Limits,
 ) -> Running {
+    // RUST_LOG=info shows the server's log lines in failing tests.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let handler = Arc::new(TestHandler::default());
     let mut server = Server::new(tls, limits);
     let addr = server
