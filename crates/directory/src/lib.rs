@@ -67,7 +67,7 @@ impl std::fmt::Debug for Directory {
 }
 
 /// The normalised form of a user name for throttling and caching: the address key when it parses.
-fn user_key(username: &str) -> String {
+pub(crate) fn user_key(username: &str) -> String {
     Address::parse(username)
         .map(|a| a.key())
         .unwrap_or_else(|_| username.to_lowercase())

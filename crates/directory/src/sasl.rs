@@ -229,7 +229,7 @@ impl SaslExchange {
                 SaslStep::Failure(AuthError::InvalidCredentials),
             );
         }
-        let user_key = first.username.to_lowercase();
+        let user_key = crate::user_key(&first.username);
         if let Err(retry_after) = self
             .dir
             .inner
@@ -241,13 +241,7 @@ impl SaslExchange {
                 SaslStep::Failure(AuthError::Throttled { retry_after }),
             );
         }
-        let account = match self
-            .dir
-            .inner
-            .store
-            .get_account_by_address(&first.username)
-            .await
-        {
+        let account = match self.dir.inner.store.get_account_by_address(&user_key).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "account lookup failed during SCRAM");
@@ -280,7 +274,7 @@ impl SaslExchange {
         account: Option<Account>,
         msg: &[u8],
     ) -> SaslStep {
-        let user_key = server.client_first().username.to_lowercase();
+        let user_key = crate::user_key(&server.client_first().username);
         match (server.finish(msg), account) {
             (Ok(server_final), Some(account)) => {
                 if account.disabled {
