@@ -10,6 +10,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::BufMut;
@@ -26,6 +27,13 @@ const READ_CHUNK: usize = 4096;
 const SHRINK_ABOVE: usize = 16 * 1024;
 /// Default cap for [`Conn::fill`]; raise it with [`Conn::set_max_buffer`].
 const DEFAULT_MAX_BUFFER: usize = 64 * 1024;
+/// How long a dropped connection may linger to deliver its last bytes.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most client bytes a lingering close reads and drops.
+const LINGER_DRAIN: usize = 256 * 1024;
+/// Most connections lingering at once; past it, a drop closes at once.
+const MAX_LINGERING: usize = 1024;
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
 /// Largest single allocation step while reading a literal, so a client that
 /// announces a huge size costs memory only as bytes actually arrive.
 const LITERAL_STEP: usize = 64 * 1024;
@@ -576,5 +584,74 @@ impl Conn {
     /// should say goodbye and end.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.clone()
+    }
+}
+
+/// A session may end while the client still sends (an error reply, then
+/// hang up). Closing a socket with unread input makes the kernel send a
+/// reset and throw away the reply still queued for sending, so the client
+/// never learns why. Instead the stream is handed to a short task that sends
+/// TLS close_notify and FIN, and reads and drops what the client still sends
+/// until it closes (bounded in time, bytes and number of such tasks).
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let io = std::mem::replace(&mut self.transport.io, Io::Closed);
+        if matches!(io, Io::Closed) || self.transport.eof {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let admitted = LINGERING
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_LINGERING).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            return;
+        }
+        let slot = LingerSlot;
+        runtime.spawn(async move {
+            let _slot = slot;
+            let _ = tokio::time::timeout(LINGER, linger(io)).await;
+        });
+    }
+}
+
+/// One admitted lingering close; released however its task ends.
+struct LingerSlot;
+impl Drop for LingerSlot {
+    fn drop(&mut self) {
+        LINGERING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn linger(mut io: Io) {
+    let mut sink = [0u8; 1024];
+    let mut drained = 0;
+    match &mut io {
+        Io::Plain(s) => {
+            if s.shutdown().await.is_err() {
+                return;
+            }
+            while drained < LINGER_DRAIN {
+                match s.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => drained += n,
+                }
+            }
+        }
+        Io::Tls(s) => {
+            if s.shutdown().await.is_err() {
+                return;
+            }
+            while drained < LINGER_DRAIN {
+                match s.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => drained += n,
+                }
+            }
+        }
+        Io::Closed => {}
     }
 }

@@ -379,3 +379,35 @@ async fn dropped_server_stops_accepting_without_signalling_sessions() {
     let read = tokio::time::timeout(Duration::from_millis(200), c.io.read(&mut buf)).await;
     assert!(read.is_err(), "session was told to shut down: {read:?}");
 }
+
+/// A session that ends while the client is still sending must not reset
+/// the connection under its last reply.
+#[tokio::test]
+async fn last_reply_survives_unread_client_data() {
+    let r = serve(None, TlsMode::None, false, limits()).await;
+    for _ in 0..5 {
+        let mut c = plain_client(r.addr).await;
+        c.line().await;
+        let mut data = b"SLAM\r\n".to_vec();
+        data.extend(std::iter::repeat_n(b'j', 20_000));
+        let tcp = c.io.get_mut();
+        let (mut rd, mut wr) = tcp.split();
+        let (_, got) = tokio::join!(
+            async {
+                let _ = wr.write_all(&data).await;
+            },
+            async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let mut got = Vec::new();
+                let res =
+                    tokio::time::timeout(Duration::from_secs(5), rd.read_to_end(&mut got)).await;
+                (res, got)
+            }
+        );
+        let (res, got) = got;
+        assert!(res.is_ok(), "not closed");
+        assert_eq!(got.len(), SLAM_REPLY + 6, "{res:?}");
+        assert!(got.starts_with(b"+OK rrr") && got.ends_with(b"r\r\n"));
+    }
+    r.server.shutdown(Duration::from_secs(5)).await;
+}

@@ -15,6 +15,7 @@ use wharf_net::{
 };
 
 pub const TOO_BUSY: &[u8] = b"-ERR too busy\r\n";
+pub const SLAM_REPLY: usize = 1 << 20;
 
 /// Speaks a line protocol close enough to POP3 that `openssl s_client
 /// -starttls pop3` can drive it: greeting "+OK", "STLS"/"STARTTLS" upgrade.
@@ -93,6 +94,15 @@ impl Handler for TestHandler {
                     tokio::time::sleep(Duration::from_secs(3600)).await;
                 }
                 "PANIC" => panic!("test handler asked to panic"),
+                "SLAM" => {
+                    // A large answer, then hang up without reading what else
+                    // came: the answer is still in the kernel's send queue.
+                    let mut reply = b"+OK ".to_vec();
+                    reply.extend(std::iter::repeat_n(b'r', SLAM_REPLY));
+                    reply.extend_from_slice(b"\r\n");
+                    let _ = conn.write_all(&reply).await;
+                    return;
+                }
                 "QUIT" => {
                     let _ = conn.write_all(b"+OK bye\r\n").await;
                     let _ = conn.close().await;
