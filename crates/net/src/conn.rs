@@ -158,7 +158,7 @@ impl Transport {
                 Io::Closed => Err(closed()),
             }
         };
-        let n = match tokio::time::timeout(idle, fut).await {
+        let n = match within(idle, fut).await {
             Ok(r) => r?,
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
         };
@@ -166,6 +166,19 @@ impl Transport {
             self.eof = true;
         }
         Ok(n)
+    }
+}
+
+/// `tokio::time::timeout`, except that a zero duration means "no limit"
+/// (a configured 0 must not turn every read into an instant timeout).
+pub(crate) async fn within<F: std::future::Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    if limit.is_zero() {
+        Ok(fut.await)
+    } else {
+        tokio::time::timeout(limit, fut).await
     }
 }
 
@@ -315,6 +328,8 @@ impl Conn {
             && matches!(self.transport.io, Io::Plain(_))
     }
 
+    /// Per-read and per-write limit from now on (IMAP IDLE may want longer);
+    /// zero = no limit.
     pub fn set_idle_timeout(&mut self, d: Duration) {
         self.idle_timeout = d;
     }
@@ -440,7 +455,7 @@ impl Conn {
                     Io::Closed => Err(closed()),
                 }
             };
-            let got = match tokio::time::timeout(self.idle_timeout, fut).await {
+            let got = match within(self.idle_timeout, fut).await {
                 Ok(r) => r?,
                 Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
             };
@@ -486,7 +501,7 @@ impl Conn {
                 Io::Closed => Err(closed()),
             }
         };
-        match tokio::time::timeout(self.idle_timeout, fut).await {
+        match within(self.idle_timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
         }
@@ -500,7 +515,7 @@ impl Conn {
                 Io::Closed => Err(closed()),
             }
         };
-        match tokio::time::timeout(self.idle_timeout, fut).await {
+        match within(self.idle_timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
         }
@@ -516,7 +531,11 @@ impl Conn {
                 Io::Closed => Ok(()),
             }
         };
-        let limit = self.idle_timeout.min(Duration::from_secs(5));
+        let limit = if self.idle_timeout.is_zero() {
+            Duration::from_secs(5)
+        } else {
+            self.idle_timeout.min(Duration::from_secs(5))
+        };
         match tokio::time::timeout(limit, fut).await {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "close timeout")),
@@ -558,7 +577,7 @@ impl Conn {
             );
         }
         let acceptor = TlsAcceptor::from(provider.server_config());
-        match tokio::time::timeout(self.handshake_timeout, acceptor.accept(raw)).await {
+        match within(self.handshake_timeout, acceptor.accept(raw)).await {
             Ok(Ok(stream)) => {
                 let info = TlsInfo::from_connection(stream.get_ref().1);
                 tracing::debug!(version = %info.version, cipher = %info.cipher, "STARTTLS done");

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::conn::{BoxStream, ConnParams};
+use crate::conn::{BoxStream, ConnParams, within};
 use crate::proxy::read_proxy_header;
 use crate::{Conn, NetError, TlsMode, TlsProvider};
 
@@ -67,10 +67,11 @@ pub struct Limits {
     pub max_connections: usize,
     /// Sessions at once from one client IP (after PROXY v2); 0 = unlimited.
     pub max_per_ip: usize,
-    /// A read or write waiting longer than this ends with `TimedOut`.
+    /// A read or write waiting longer than this ends with `TimedOut`;
+    /// zero = no limit.
     pub idle_timeout: Duration,
     /// Bound on a TLS handshake (implicit or STARTTLS) and on reading the
-    /// PROXY header.
+    /// PROXY header; zero = no limit.
     pub tls_handshake_timeout: Duration,
 }
 
@@ -425,7 +426,7 @@ async fn session(ctx: &ListenerCtx, stream: TcpStream, socket_peer: SocketAddr, 
     let mut stream: BoxStream = Box::new(stream);
     let timeout = ctx.limits.tls_handshake_timeout;
     let peer = if ctx.proxy {
-        match tokio::time::timeout(timeout, read_proxy_header(&mut stream)).await {
+        match within(timeout, read_proxy_header(&mut stream)).await {
             Ok(Ok(h)) => canonical(h.client(socket_peer)),
             Ok(Err(e)) => {
                 tracing::info!(via = %socket_peer, error = %e, "PROXY header rejected; closing");
@@ -500,7 +501,7 @@ async fn implicit_handshake(
 ) -> Option<crate::conn::TlsStream> {
     let provider = ctx.tls.as_ref()?;
     let acceptor = TlsAcceptor::from(provider.server_config());
-    match tokio::time::timeout(ctx.limits.tls_handshake_timeout, acceptor.accept(stream)).await {
+    match within(ctx.limits.tls_handshake_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             tracing::info!(error = %e, "TLS handshake failed");
@@ -519,7 +520,11 @@ async fn implicit_handshake(
 /// turn the close into a reset that destroys the reply in flight.
 async fn refuse(ctx: &ListenerCtx, stream: BoxStream) {
     let reply = ctx.handler.too_busy();
-    let linger = REFUSAL_LINGER.min(ctx.limits.tls_handshake_timeout);
+    let handshake = if ctx.limits.tls_handshake_timeout.is_zero() {
+        Duration::from_secs(30)
+    } else {
+        ctx.limits.tls_handshake_timeout
+    };
     let work = async {
         let mut stream: BoxStream = if ctx.mode == TlsMode::Implicit {
             match implicit_handshake(ctx, stream).await {
@@ -541,10 +546,11 @@ async fn refuse(ctx: &ListenerCtx, stream: BoxStream) {
             }
         }
     };
+    // Refusals are always bounded, whatever the configured limits say.
     let budget = if ctx.mode == TlsMode::Implicit {
-        ctx.limits.tls_handshake_timeout + linger
+        handshake + REFUSAL_LINGER
     } else {
-        linger
+        REFUSAL_LINGER
     };
     let _ = tokio::time::timeout(budget, work).await;
 }

@@ -178,6 +178,31 @@ async fn idle_timeout_on_read() {
 }
 
 #[tokio::test]
+async fn write_to_a_client_that_does_not_read_times_out() {
+    let (server, _client) = duplex(64);
+    let mut conn = Conn::from_stream(server, addr(), addr(), "pipe", TlsMode::None, None);
+    conn.set_idle_timeout(Duration::from_millis(50));
+    let err = conn.write_all(&[b'x'; 4096]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+}
+
+#[tokio::test]
+async fn zero_idle_timeout_means_no_limit() {
+    let (mut conn, mut client) = pipe(TlsMode::None, None);
+    conn.set_idle_timeout(Duration::ZERO);
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.write_all(b"late\r\n").await.unwrap();
+        client
+    });
+    assert_eq!(
+        conn.read_line(100).await.unwrap(),
+        Line::Complete(b"late\r\n".to_vec())
+    );
+    drop(writer.await.unwrap());
+}
+
+#[tokio::test]
 async fn start_tls_refused_without_starttls_listener() {
     let cert = TestCert::new("mail.test");
     let (mut conn, _c) = pipe(TlsMode::None, Some(cert.provider()));

@@ -411,3 +411,25 @@ async fn last_reply_survives_unread_client_data() {
     }
     r.server.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn silent_clients_on_proxy_and_tls_listeners_are_closed() {
+    let cert = TestCert::new("mail.test");
+    let quick = Limits {
+        tls_handshake_timeout: Duration::from_millis(200),
+        ..limits()
+    };
+    for (mode, proxy) in [(TlsMode::None, true), (TlsMode::Implicit, false)] {
+        let r = serve(Some(cert.provider()), mode, proxy, quick).await;
+        let t = Instant::now();
+        let mut c = plain_client(r.addr).await;
+        assert_eq!(c.rest().await, b"", "{mode:?} proxy={proxy}");
+        assert!(
+            t.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            t.elapsed()
+        );
+        sessions(&r.server, 0).await;
+        r.server.shutdown(Duration::from_secs(5)).await;
+    }
+}
