@@ -402,7 +402,9 @@ impl Conn {
                 self.transport.discarding_line = true;
                 return self.discard_rest_of_line().await;
             }
-            let want = max - data.len();
+            // Grow in small steps: a 64 KiB line limit must not cost every
+            // idle connection 64 KiB.
+            let want = (max - data.len()).min(READ_CHUNK);
             if self.transport.read_more(want, self.idle_timeout).await? == 0 {
                 return Ok(Line::Eof);
             }

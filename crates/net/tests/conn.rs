@@ -343,3 +343,32 @@ proptest! {
         prop_assert_eq!(got, model(&input, max));
     }
 }
+
+/// An idle connection costs its struct and a small buffer, not a process.
+#[tokio::test]
+async fn idle_connection_is_small() {
+    assert!(
+        std::mem::size_of::<Conn>() <= 512,
+        "Conn is {} bytes",
+        std::mem::size_of::<Conn>()
+    );
+    let (mut conn, mut client) = pipe(TlsMode::None, None);
+    for _ in 0..100 {
+        client.write_all(b"A0001 NOOP\r\n").await.unwrap();
+        assert!(matches!(
+            conn.read_line(8192).await.unwrap(),
+            Line::Complete(_)
+        ));
+    }
+    assert!(conn.buffer_capacity() <= 8192, "{}", conn.buffer_capacity());
+    // After one long line the memory is given back.
+    let mut long = vec![b'y'; 60_000];
+    long.extend_from_slice(b"\r\n");
+    let w = tokio::spawn(async move {
+        client.write_all(&long).await.unwrap();
+        client
+    });
+    assert!(matches!(conn.read_line(65536).await.unwrap(), Line::Complete(l) if l.len() == 60_002));
+    assert!(conn.buffer_capacity() <= 4096, "{}", conn.buffer_capacity());
+    drop(w.await.unwrap());
+}
