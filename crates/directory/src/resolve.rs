@@ -28,6 +28,14 @@ pub enum Resolution {
     NotLocalDomain,
 }
 
+/// What a walk is for: delivery follows every alias and the catch-all; the sender check follows
+/// aliases only, and stops at accounts (an account forwarding to you does not make its address yours).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Deliver,
+    SendAs,
+}
+
 #[derive(Default)]
 struct Walk {
     accounts: Vec<AccountId>,
@@ -75,7 +83,7 @@ impl Directory {
         }
         let mut walk = Walk::default();
         walk.local_domains.insert(addr.domain.clone(), true);
-        self.walk(&mut walk, addr, true).await?;
+        self.walk(&mut walk, addr, Purpose::Deliver).await?;
         if walk.accounts.is_empty() && walk.external.is_empty() {
             return Ok(Resolution::UnknownUser);
         }
@@ -107,7 +115,7 @@ impl Directory {
         }
         let mut walk = Walk::default();
         // The catch-all does not count: owning `@domain` does not make every address of it yours.
-        self.walk(&mut walk, addr, false).await?;
+        self.walk(&mut walk, addr, Purpose::SendAs).await?;
         Ok(walk.accounts.contains(&account.id))
     }
 
@@ -115,7 +123,7 @@ impl Directory {
         &self,
         walk: &mut Walk,
         start: Address,
-        catch_all: bool,
+        purpose: Purpose,
     ) -> Result<(), StoreError> {
         let mut stack = vec![(start, 0usize)];
         while let Some((addr, depth)) = stack.pop() {
@@ -133,15 +141,15 @@ impl Directory {
             }
             walk.visits += 1;
             let mut targets = Vec::new();
-            let mut matched = self.match_exact(walk, &addr, &mut targets).await?;
+            let mut matched = self.match_exact(walk, &addr, &mut targets, purpose).await?;
             if !matched && let Some(base) = addr.without_tag() {
                 if walk.visited.insert(base.key()) {
-                    matched = self.match_exact(walk, &base, &mut targets).await?;
+                    matched = self.match_exact(walk, &base, &mut targets, purpose).await?;
                 } else {
                     matched = true;
                 }
             }
-            if !matched && catch_all {
+            if !matched && purpose == Purpose::Deliver {
                 targets = self
                     .inner
                     .store
@@ -185,6 +193,7 @@ impl Directory {
         walk: &mut Walk,
         addr: &Address,
         targets: &mut Vec<String>,
+        purpose: Purpose,
     ) -> Result<bool, StoreError> {
         let key = addr.key();
         let mut matched = false;
@@ -197,6 +206,9 @@ impl Directory {
                 );
             } else {
                 walk.add_account(account.id);
+            }
+            if purpose == Purpose::SendAs {
+                return Ok(true);
             }
         }
         let more = self.inner.store.alias_targets(&key).await?;

@@ -2,6 +2,8 @@
 //! directory on a fresh embedded store.
 #![allow(dead_code)]
 
+pub mod memstore;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
@@ -87,14 +89,15 @@ pub const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const DOMAIN: &str = "example.test";
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Fast throttle settings so tests can watch delays and lockouts within a second.
+/// Short delays so tests can watch them; a long window, so that slow machines still count every
+/// failure of a test in one window (tests of recovery shorten it).
 pub fn fast_config() -> DirectoryConfig {
     DirectoryConfig {
         auth_fail_delay_base: Duration::from_millis(20),
         auth_fail_max_delay: Duration::from_millis(80),
         auth_ip_lockout_after: 100,
         auth_account_lockout_after: 5,
-        auth_lockout: Duration::from_millis(600),
+        auth_lockout: Duration::from_secs(60),
         credential_cache_ttl: Duration::from_secs(60),
         min_password_len: 10,
     }
@@ -103,7 +106,8 @@ pub fn fast_config() -> DirectoryConfig {
 /// A directory on a fresh embedded store with the domain `example.test`.
 pub async fn directory(cfg: DirectoryConfig) -> (tempfile::TempDir, Directory) {
     let tmp = tempfile::tempdir().unwrap();
-    let store = wharf_store::open_embedded(tmp.path()).await.unwrap();
+    let store: std::sync::Arc<dyn wharf_store::Store> =
+        std::sync::Arc::new(memstore::MemStore::default());
     let dir = Directory::new(store, cfg);
     dir.add_domain(DOMAIN).await.unwrap();
     (tmp, dir)
