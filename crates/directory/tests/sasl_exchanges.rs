@@ -236,3 +236,19 @@ async fn scram_failures_are_throttled() {
         SaslStep::Failure(AuthError::Throttled { .. })
     ));
 }
+
+fn assert_send<T: Send>(_: &T) {}
+
+#[tokio::test]
+async fn exchanges_can_move_between_tasks() {
+    let (_tmp, dir) = directory(fast_config()).await;
+    let mut ex = dir.start_sasl(Mechanism::ScramSha256, IP);
+    assert_send(&ex);
+    let fut = ex.step(b"");
+    assert_send(&fut);
+    fut.await;
+    let auth = dir.authenticate("a@example.test", PASSWORD, IP);
+    assert_send(&auth);
+    let resolve = dir.resolve_recipient("a@example.test");
+    assert_send(&resolve);
+}
