@@ -406,7 +406,6 @@ fn admit(ctx: &Arc<ListenerCtx>, stream: TcpStream, socket_peer: SocketAddr) {
     let ctx = Arc::clone(ctx);
     tokio::spawn(
         async move {
-            let _active = active;
             let mut kill = ctx.kill.clone();
             tokio::select! {
                 biased;
@@ -415,14 +414,22 @@ fn admit(ctx: &Arc<ListenerCtx>, stream: TcpStream, socket_peer: SocketAddr) {
                         std::future::pending::<()>().await;
                     }
                 } => tracing::warn!("session aborted at shutdown"),
-                _ = session(&ctx, stream, socket_peer, id) => {}
+                _ = session(&ctx, stream, socket_peer, id, active) => {}
             }
         }
         .instrument(span),
     );
 }
 
-async fn session(ctx: &ListenerCtx, stream: TcpStream, socket_peer: SocketAddr, id: u64) {
+async fn session(
+    ctx: &ListenerCtx,
+    stream: TcpStream,
+    socket_peer: SocketAddr,
+    id: u64,
+    // Held for the whole session: it is what the global limit and the
+    // shutdown drain count.
+    active: ActiveGuard,
+) {
     let mut stream: BoxStream = Box::new(stream);
     let timeout = ctx.limits.tls_handshake_timeout;
     let peer = if ctx.proxy {
@@ -447,7 +454,12 @@ async fn session(ctx: &ListenerCtx, stream: TcpStream, socket_peer: SocketAddr, 
             limit = ctx.limits.max_per_ip,
             "connection refused: per-IP connection limit"
         );
-        refuse(ctx, stream).await;
+        // A refusal is not a session: it gives its server-wide slot back at
+        // once and counts against the refusal cap instead.
+        drop(active);
+        if let Some(_guard) = ctx.shared.try_refuse() {
+            refuse(ctx, stream).await;
+        }
         return;
     };
 

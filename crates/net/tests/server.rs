@@ -433,3 +433,40 @@ async fn silent_clients_on_proxy_and_tls_listeners_are_closed() {
         r.server.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+#[tokio::test]
+async fn limits_hold_under_a_burst_of_connections() {
+    for (global, per_ip) in [(5, 0), (0, 5), (5, 5)] {
+        let r = serve(None, TlsMode::None, false, with(global, per_ip)).await;
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let addr = r.addr;
+            tasks.push(tokio::spawn(async move {
+                let mut c = plain_client(addr).await;
+                let first = c.line().await;
+                (first, c)
+            }));
+        }
+        let mut admitted = 0;
+        let mut refused = 0;
+        let mut keep = Vec::new();
+        for t in tasks {
+            let (first, c) = t.await.unwrap();
+            match first.as_bytes() {
+                b"+OK hello\r\n" => admitted += 1,
+                b if b == TOO_BUSY => refused += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+            keep.push(c);
+        }
+        assert_eq!(
+            (admitted, refused),
+            (5, 15),
+            "global={global} per_ip={per_ip}"
+        );
+        assert_eq!(r.server.active_sessions(), 5);
+        drop(keep);
+        sessions(&r.server, 0).await;
+        r.server.shutdown(Duration::from_secs(5)).await;
+    }
+}
