@@ -42,6 +42,19 @@ async fn lines_crlf_lf_and_eof() {
 }
 
 #[tokio::test]
+async fn unterminated_tail_of_max_bytes_is_too_long() {
+    let (mut conn, mut client) = pipe(TlsMode::None, None);
+    client.write_all(b"ok\nabc").await.unwrap();
+    drop(client);
+    assert_eq!(
+        conn.read_line(3).await.unwrap(),
+        Line::Complete(b"ok\n".to_vec())
+    );
+    assert_eq!(conn.read_line(3).await.unwrap(), Line::TooLong);
+    assert_eq!(conn.read_line(3).await.unwrap(), Line::Eof);
+}
+
+#[tokio::test]
 async fn line_limit_is_inclusive_of_terminator() {
     let (mut conn, mut client) = pipe(TlsMode::None, None);
     client
@@ -283,8 +296,9 @@ fn model(input: &[u8], max: usize) -> Vec<Line> {
         });
         rest = &rest[i + 1..];
     }
-    // An unterminated tail longer than max is already known to be too long.
-    if rest.len() > max {
+    // An unterminated tail of max bytes or more cannot become a line that
+    // fits (its LF would make it longer than max): already too long.
+    if rest.len() >= max {
         out.push(Line::TooLong);
     }
     out.push(Line::Eof);
@@ -292,7 +306,7 @@ fn model(input: &[u8], max: usize) -> Vec<Line> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn read_line_matches_model(
