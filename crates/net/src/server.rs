@@ -593,3 +593,40 @@ fn panic_message(p: &Box<dyn Any + Send>) -> &str {
         "non-string panic payload"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_ipv4_counts_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:25".parse().unwrap();
+        assert_eq!(canonical(mapped), "192.0.2.1:25".parse().unwrap());
+        let v6: SocketAddr = "[2001:db8::1]:25".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+
+    #[test]
+    fn per_ip_slots_are_released() {
+        let shared = Arc::new(Shared {
+            active: AtomicUsize::new(0),
+            drained: Notify::new(),
+            per_ip: Mutex::new(HashMap::new()),
+            refusing: AtomicUsize::new(0),
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = shared.try_ip(ip, 2).unwrap();
+        let b = shared.try_ip(ip, 2).unwrap();
+        assert!(shared.try_ip(ip, 2).is_none());
+        assert!(shared.try_ip("192.0.2.2".parse().unwrap(), 2).is_some());
+        drop(a);
+        let c = shared.try_ip(ip, 2).unwrap();
+        drop((b, c));
+        // No entry is left behind for an address that has gone.
+        assert!(shared.per_ip.lock().unwrap().is_empty());
+        let g = shared.try_admit(1).unwrap();
+        assert!(shared.try_admit(1).is_none());
+        drop(g);
+        assert!(shared.try_admit(1).is_some());
+    }
+}
