@@ -70,8 +70,13 @@ impl BodyReceiver {
     ) -> BodyReceiver {
         let mut buf = prefix;
         let base = buf.len();
-        // Room for the content plus the few headers submission may add, so no reallocation copies it.
-        let hint = size_hint.unwrap_or(16 * 1024).min(limit as u64) as usize;
+        // Room for the announced content plus the few headers submission may add, so that a
+        // message within its SIZE is never copied by a reallocation. An announcement only buys 1 MiB
+        // up front; beyond that the buffer grows with the bytes actually received.
+        let hint = size_hint
+            .unwrap_or(16 * 1024)
+            .min(limit as u64)
+            .min(1 << 20) as usize;
         buf.reserve(hint + 512);
         BodyReceiver {
             framing,
@@ -385,5 +390,57 @@ mod tests {
         );
         r.feed_chunk(b"a\nb\r\n");
         assert_eq!(r.finish().unwrap_err(), BodyError::BareLineBreak);
+    }
+
+    /// Feeding in arbitrary pieces must give exactly what feeding at once gives.
+    #[test]
+    fn chunk_boundaries_do_not_matter() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabet = [b'a', b'.', b'\r', b'\n'];
+        for policy in [BareLfPolicy::Reject, BareLfPolicy::Normalize] {
+            for framing in [Framing::Data, Framing::Bdat] {
+                for _ in 0..3000 {
+                    let len = rng.gen_range(0..40);
+                    let input: Vec<u8> = (0..len).map(|_| alphabet[rng.gen_range(0..4)]).collect();
+                    let mut whole = BodyReceiver::new(framing, policy, 25, 12, Vec::new(), None);
+                    let mut parts = BodyReceiver::new(framing, policy, 25, 12, Vec::new(), None);
+                    let (n1, d1) = if framing == Framing::Data {
+                        whole.feed_data(&input)
+                    } else {
+                        whole.feed_chunk(&input);
+                        (input.len(), false)
+                    };
+                    let (mut n2, mut d2) = (0, false);
+                    while n2 < input.len() && !d2 {
+                        let step = rng.gen_range(1..=4).min(input.len() - n2);
+                        let piece = &input[n2..n2 + step];
+                        if framing == Framing::Data {
+                            let (n, d) = parts.feed_data(piece);
+                            n2 += n;
+                            d2 = d;
+                        } else {
+                            parts.feed_chunk(piece);
+                            n2 += step;
+                        }
+                    }
+                    assert_eq!((n1, d1), (n2, d2), "{input:?}");
+                    let (a, b) = (whole.finish(), parts.finish());
+                    match (a, b) {
+                        (Ok(a), Ok(b)) => {
+                            assert_eq!(a.raw, b.raw, "{input:?}");
+                            // Whatever the input, stored content has CRLF line breaks only.
+                            assert!(
+                                !a.raw.windows(2).any(|w| (w[1] == b'\n') != (w[0] == b'\r')),
+                                "{input:?}"
+                            );
+                            assert!(a.raw.last() != Some(&b'\r'), "{input:?}");
+                        }
+                        (Err(a), Err(b)) => assert_eq!(a, b, "{input:?}"),
+                        (a, b) => panic!("{input:?}: {a:?} vs {b:?}"),
+                    }
+                }
+            }
+        }
     }
 }

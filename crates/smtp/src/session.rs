@@ -164,6 +164,7 @@ impl Session {
     /// A command line longer than `max_command_line` (its bytes were discarded by the reader).
     pub fn command_too_long(&mut self) -> Response {
         tracing::warn!(session = %self.id, limit = self.cfg.max_command_line, "command line too long");
+        self.sasl = None;
         let r = Response::one(Reply::new(500, "5.5.2", "Line too long"));
         self.count_errors(r)
     }
@@ -346,3 +347,6 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
