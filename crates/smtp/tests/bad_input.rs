@@ -317,3 +317,28 @@ async fn bare_lf_and_bare_cr_in_ordinary_text() {
     }
     assert!(s.inbox(ALICE).await.is_empty());
 }
+
+#[tokio::test]
+async fn per_ip_concurrency_and_rate_limits() {
+    let s = start_with(SmtpConfig { max_connections_per_ip: 2, max_connection_rate_per_ip: 0, ..test_config() }).await;
+    let a = Raw::open(s.mx).await;
+    let _b = Raw::open(s.mx).await;
+    let mut c = Raw::connect(s.mx).await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 421, "{text}");
+    assert!(text.contains("4.7.0"));
+    assert!(c.closed().await);
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut d = Raw::open(s.mx).await;
+    d.expect("NOOP", 250).await;
+
+    let s = start_with(SmtpConfig { max_connections_per_ip: 0, max_connection_rate_per_ip: 3, ..test_config() }).await;
+    for _ in 0..3 {
+        let mut c = Raw::open(s.mx).await;
+        c.expect("QUIT", 221).await;
+    }
+    let mut c = Raw::connect(s.mx).await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 421, "{text}");
+}

@@ -244,3 +244,16 @@ async fn null_sender_bounce_is_accepted_on_mx() {
     let inbox = s.inbox(ALICE).await;
     assert!(inbox[0].starts_with(b"Return-Path: <>\r\nReceived: from client.test ([127.0.0.1])\r\n\tby mx.example.test (Wharf) with SMTP id"));
 }
+
+#[tokio::test]
+async fn graceful_shutdown_says_goodbye_to_idle_sessions() {
+    let s = start().await;
+    let mut c = Raw::open(s.mx).await;
+    c.expect("EHLO client.test", 250).await;
+    let stop = tokio::spawn(s.shutdown());
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 421, "{text}");
+    assert!(text.contains("4.3.2"));
+    assert!(c.closed().await);
+    stop.await.unwrap();
+}
