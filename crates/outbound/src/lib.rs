@@ -1,0 +1,18 @@
+//! wharf-outbound: mail leaving Wharf. The SMTP client (`client`, with its I/O-free decisions in
+//! `transaction` and replies in `reply`), TLS for it (`tls`), routing by MX or smarthost (`route`),
+//! the durable queue contract (`queue`) and the worker that drains it (`worker`), delivery status
+//! notifications (`dsn`) and DKIM signing (`dkim`).
+
+pub mod client;
+pub mod dkim;
+pub mod dsn;
+pub mod queue;
+pub mod reply;
+pub mod route;
+pub mod tls;
+pub mod transaction;
+
+pub use client::{ClientConfig, ClientError, Credentials, SmtpClient, TlsPolicy, TlsSummary};
+pub use reply::Reply;
+pub use tls::TrustAnchors;
+pub use transaction::{Capabilities, Envelope, EnvelopeRecipient, Notify, Outcome, Ret};

@@ -1,0 +1,372 @@
+//! The durable outbound queue as a storage contract: the entry model (DESIGN.md §2 `queue`), the
+//! `QueueStore` operations the store backends implement (SQLite, PostgreSQL with
+//! `FOR UPDATE SKIP LOCKED`), and `MemoryQueue`, a faithful in-process implementation used by
+//! tests and until the backends land.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::transaction::{Notify, Ret};
+
+pub type QueueId = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecipientState {
+    /// Not yet delivered; retried at `next_attempt`.
+    Pending,
+    Delivered,
+    /// Permanently failed (5xx, policy, expiry); a DSN went out when the sender asked for one.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRecipient {
+    pub address: String,
+    pub notify: Notify,
+    /// ORCPT from submission (`rfc822;addr`).
+    pub orcpt: Option<String>,
+    pub state: RecipientState,
+    /// Enhanced status of the last attempt (`4.4.1`, `5.1.1`, `2.0.0`).
+    pub status: Option<String>,
+    /// `smtp; 550 5.1.1 …` or `x-wharf; …` of the last attempt.
+    pub diagnostic: Option<String>,
+    /// Host that gave the last answer.
+    pub remote_mta: Option<String>,
+}
+
+impl QueuedRecipient {
+    pub fn new(address: &str) -> QueuedRecipient {
+        QueuedRecipient {
+            address: address.to_string(),
+            notify: Notify::default_policy(),
+            orcpt: None,
+            state: RecipientState::Pending,
+            status: None,
+            diagnostic: None,
+            remote_mta: None,
+        }
+    }
+
+    /// Lower-cased domain part, as routing uses it.
+    pub fn domain(&self) -> String {
+        self.address
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim_end_matches('.').to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+}
+
+/// What submission hands to the queue.
+#[derive(Debug, Clone)]
+pub struct NewQueueEntry {
+    /// Empty for `<>` (bounces): such entries never produce a DSN.
+    pub sender: String,
+    pub recipients: Vec<QueuedRecipient>,
+    /// The message as it will be sent (trace headers and DKIM signatures included).
+    pub raw: Bytes,
+    pub envid: Option<String>,
+    pub ret: Option<Ret>,
+    /// Unix seconds.
+    pub created: i64,
+    pub next_attempt: i64,
+    pub expires: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub id: QueueId,
+    pub sender: String,
+    pub recipients: Vec<QueuedRecipient>,
+    pub size: u64,
+    pub envid: Option<String>,
+    pub ret: Option<Ret>,
+    pub created: i64,
+    pub next_attempt: i64,
+    pub attempts: u32,
+    pub expires: i64,
+    /// A delay DSN was sent already (only one per entry).
+    pub delay_notified: bool,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+}
+
+/// The result of one attempt, written back in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The full recipient list with updated states (same order and addresses as leased).
+    pub recipients: Vec<QueuedRecipient>,
+    pub attempts: u32,
+    pub next_attempt: i64,
+    pub delay_notified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue entry {0} not found")]
+    NotFound(QueueId),
+    /// The caller's lease expired and another worker took the entry: drop the results.
+    #[error("queue entry {0} is leased by another worker")]
+    LeaseLost(QueueId),
+    #[error("invalid queue entry: {0}")]
+    Invalid(String),
+    #[error("queue storage: {0}")]
+    Backend(String),
+}
+
+/// Storage operations of the outbound queue. Every method is one transaction.
+///
+/// Times are Unix seconds. A lease is held when `lease_owner = owner` and `lease_until >= now`;
+/// an expired lease is free for anyone (a crashed worker's entries are taken up again).
+#[async_trait]
+pub trait QueueStore: Send + Sync + 'static {
+    /// Stores the blob (content-addressed, shared with local copies) and the entry; returns only
+    /// when both are durable, since the submitter's 250 depends on it.
+    async fn enqueue(&self, entry: NewQueueEntry) -> Result<QueueId, QueueError>;
+    /// Leases up to `limit` entries with `next_attempt <= now` whose lease is free or expired,
+    /// oldest `next_attempt` first, setting `lease_owner = owner`, `lease_until = now + lease_secs`.
+    /// Concurrent callers never get the same entry (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn lease_due(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, QueueError>;
+    /// The message of an entry.
+    async fn message(&self, id: QueueId) -> Result<Bytes, QueueError>;
+    /// Writes the attempt's results and next schedule and releases the lease;
+    /// `LeaseLost` when `owner` no longer holds it (nothing is written then).
+    async fn record_attempt(
+        &self,
+        id: QueueId,
+        owner: &str,
+        now: i64,
+        record: AttemptRecord,
+    ) -> Result<(), QueueError>;
+    /// Deletes a finished entry and releases its blob reference; `LeaseLost` as above.
+    async fn complete(&self, id: QueueId, owner: &str, now: i64) -> Result<(), QueueError>;
+    /// Every entry, by id (operations: `wharf queue list`).
+    async fn list(&self) -> Result<Vec<QueueEntry>, QueueError>;
+    async fn get(&self, id: QueueId) -> Result<Option<QueueEntry>, QueueError>;
+    /// Makes one entry (or all, with `None`) due at `now`; returns how many changed.
+    async fn retry_now(&self, id: Option<QueueId>, now: i64) -> Result<u64, QueueError>;
+    /// Deletes an entry without any DSN, whatever its lease; false when it did not exist.
+    async fn drop_entry(&self, id: QueueId) -> Result<bool, QueueError>;
+}
+
+/// In-memory `QueueStore`: same semantics as the SQL backends, nothing survives the process.
+#[derive(Default)]
+pub struct MemoryQueue {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    next_id: QueueId,
+    entries: BTreeMap<QueueId, (QueueEntry, Bytes)>,
+}
+
+impl MemoryQueue {
+    pub fn new() -> MemoryQueue {
+        MemoryQueue::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryInner>, QueueError> {
+        self.inner
+            .lock()
+            .map_err(|_| QueueError::Backend("memory queue lock poisoned".into()))
+    }
+}
+
+fn holds(e: &QueueEntry, owner: &str, now: i64) -> bool {
+    e.lease_owner.as_deref() == Some(owner) && e.lease_until.is_some_and(|u| u >= now)
+}
+
+#[async_trait]
+impl QueueStore for MemoryQueue {
+    async fn enqueue(&self, entry: NewQueueEntry) -> Result<QueueId, QueueError> {
+        if entry.recipients.is_empty() {
+            return Err(QueueError::Invalid("no recipients".into()));
+        }
+        let mut g = self.lock()?;
+        g.next_id += 1;
+        let id = g.next_id;
+        let e = QueueEntry {
+            id,
+            sender: entry.sender,
+            recipients: entry.recipients,
+            size: entry.raw.len() as u64,
+            envid: entry.envid,
+            ret: entry.ret,
+            created: entry.created,
+            next_attempt: entry.next_attempt,
+            attempts: 0,
+            expires: entry.expires,
+            delay_notified: false,
+            lease_owner: None,
+            lease_until: None,
+        };
+        g.entries.insert(id, (e, entry.raw));
+        Ok(id)
+    }
+
+    async fn lease_due(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, QueueError> {
+        let mut g = self.lock()?;
+        let mut due: Vec<(i64, QueueId)> = g
+            .entries
+            .values()
+            .filter(|(e, _)| e.next_attempt <= now && e.lease_until.is_none_or(|u| u < now))
+            .map(|(e, _)| (e.next_attempt, e.id))
+            .collect();
+        due.sort_unstable();
+        due.truncate(limit);
+        let mut out = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            if let Some((e, _)) = g.entries.get_mut(&id) {
+                e.lease_owner = Some(owner.to_string());
+                e.lease_until = Some(now + lease_secs);
+                out.push(e.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn message(&self, id: QueueId) -> Result<Bytes, QueueError> {
+        let g = self.lock()?;
+        g.entries
+            .get(&id)
+            .map(|(_, raw)| raw.clone())
+            .ok_or(QueueError::NotFound(id))
+    }
+
+    async fn record_attempt(
+        &self,
+        id: QueueId,
+        owner: &str,
+        now: i64,
+        record: AttemptRecord,
+    ) -> Result<(), QueueError> {
+        let mut g = self.lock()?;
+        let (e, _) = g.entries.get_mut(&id).ok_or(QueueError::NotFound(id))?;
+        if !holds(e, owner, now) {
+            return Err(QueueError::LeaseLost(id));
+        }
+        if record.recipients.len() != e.recipients.len() {
+            return Err(QueueError::Invalid("recipient list changed".into()));
+        }
+        e.recipients = record.recipients;
+        e.attempts = record.attempts;
+        e.next_attempt = record.next_attempt;
+        e.delay_notified = record.delay_notified;
+        e.lease_owner = None;
+        e.lease_until = None;
+        Ok(())
+    }
+
+    async fn complete(&self, id: QueueId, owner: &str, now: i64) -> Result<(), QueueError> {
+        let mut g = self.lock()?;
+        let (e, _) = g.entries.get(&id).ok_or(QueueError::NotFound(id))?;
+        if !holds(e, owner, now) {
+            return Err(QueueError::LeaseLost(id));
+        }
+        g.entries.remove(&id);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<QueueEntry>, QueueError> {
+        Ok(self
+            .lock()?
+            .entries
+            .values()
+            .map(|(e, _)| e.clone())
+            .collect())
+    }
+
+    async fn get(&self, id: QueueId) -> Result<Option<QueueEntry>, QueueError> {
+        Ok(self.lock()?.entries.get(&id).map(|(e, _)| e.clone()))
+    }
+
+    async fn retry_now(&self, id: Option<QueueId>, now: i64) -> Result<u64, QueueError> {
+        let mut g = self.lock()?;
+        let mut n = 0;
+        for (e, _) in g.entries.values_mut() {
+            if id.is_none_or(|i| i == e.id) && e.next_attempt > now {
+                e.next_attempt = now;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn drop_entry(&self, id: QueueId) -> Result<bool, QueueError> {
+        Ok(self.lock()?.entries.remove(&id).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(now: i64) -> NewQueueEntry {
+        NewQueueEntry {
+            sender: "a@x.example".into(),
+            recipients: vec![QueuedRecipient::new("b@y.example")],
+            raw: Bytes::from_static(b"Subject: t\r\n\r\nhi\r\n"),
+            envid: None,
+            ret: None,
+            created: now,
+            next_attempt: now,
+            expires: now + 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn leases_exclude_and_expire() {
+        let q = MemoryQueue::new();
+        let id = q.enqueue(entry(100)).await.unwrap();
+        let a = q.lease_due("a", 100, 10, 10).await.unwrap();
+        assert_eq!(a.len(), 1);
+        assert!(q.lease_due("b", 105, 10, 10).await.unwrap().is_empty());
+        // a crashed: its lease runs out and b takes the entry over; a's late results are refused.
+        let b = q.lease_due("b", 111, 10, 10).await.unwrap();
+        assert_eq!(b[0].id, id);
+        let rec = AttemptRecord {
+            recipients: b[0].recipients.clone(),
+            attempts: 1,
+            next_attempt: 200,
+            delay_notified: false,
+        };
+        assert_eq!(
+            q.record_attempt(id, "a", 112, rec.clone()).await,
+            Err(QueueError::LeaseLost(id))
+        );
+        q.record_attempt(id, "b", 112, rec).await.unwrap();
+        assert!(q.lease_due("b", 150, 10, 10).await.unwrap().is_empty());
+        assert_eq!(q.retry_now(None, 150).await.unwrap(), 1);
+        let c = q.lease_due("c", 150, 10, 10).await.unwrap();
+        assert_eq!(c[0].attempts, 1);
+        q.complete(id, "c", 151).await.unwrap();
+        assert!(q.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn drop_and_empty_refused() {
+        let q = MemoryQueue::new();
+        let mut e = entry(1);
+        e.recipients.clear();
+        assert!(matches!(q.enqueue(e).await, Err(QueueError::Invalid(_))));
+        let id = q.enqueue(entry(1)).await.unwrap();
+        assert!(q.drop_entry(id).await.unwrap());
+        assert!(!q.drop_entry(id).await.unwrap());
+    }
+}
