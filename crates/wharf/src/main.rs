@@ -1,1 +1,80 @@
-fn main() {}
+//! The `wharf` binary: parses the command line, loads the configuration, and runs one verb.
+//! Exit status 0 on success; otherwise one line on standard error and status 1 (2 for usage).
+
+mod admin;
+mod cli;
+mod config;
+mod import;
+mod logging;
+mod serve;
+mod wiring;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wharf: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let text = format!("{e:#}").replace(['\n', '\r'], " ");
+            eprintln!("wharf: error: {text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let path = cli.config.as_path();
+    match cli.command {
+        Command::Serve(args) => serve::serve(path, args).await,
+        Command::Domain(cmd) => admin::domain(&load_for_admin(path)?, cmd).await,
+        Command::User(cmd) => admin::user(&load_for_admin(path)?, cmd).await,
+        Command::Alias(cmd) => admin::alias(&load_for_admin(path)?, cmd).await,
+        Command::Mailbox(cmd) => admin::mailbox(&load_for_admin(path)?, cmd).await,
+        Command::Import(args) => {
+            let cfg = load_for_admin(path)?;
+            let dir = admin::open_directory(&cfg).await?;
+            let account = admin::find_account(dir.store(), &args.user).await?;
+            let report = import::import(dir.store(), &account, &args.path, args.mailbox.as_deref())
+                .await
+                .with_context(|| format!("import into {}", account.address))?;
+            if report.per_mailbox.is_empty() {
+                println!("no messages found in {}", args.path.display());
+            }
+            for (mailbox, n) in report.per_mailbox {
+                println!("imported {n} messages into {mailbox}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Admin verbs never create a configuration: they must act on the server's own store.
+fn load_for_admin(path: &Path) -> Result<config::Loaded> {
+    // Quiet by default so that listings stay clean; RUST_LOG still turns logs on.
+    logging::init("warn");
+    if !path.exists() {
+        bail!(
+            "config file {} not found (run `wharf serve --config {}` once to create it, or pass --config PATH)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(config::load(path)?)
+}

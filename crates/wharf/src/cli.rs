@@ -1,0 +1,131 @@
+//! The command line: verbs, their arguments, and the global `--config` option (clap derive).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wharf",
+    version,
+    about = "Wharf: an all-in-one mail server (SMTP, submission, IMAP, POP3) in one binary"
+)]
+pub struct Cli {
+    /// Configuration file; `serve` creates it (and a data folder beside it) when missing.
+    #[arg(long, global = true, value_name = "PATH", default_value = "wharf.toml")]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (creates wharf.toml, data/ and an admin account on first run).
+    Serve(ServeArgs),
+    /// Manage mail domains.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage aliases (one-to-one, lists, catch-all `@domain`).
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// Inspect mailboxes.
+    #[command(subcommand)]
+    Mailbox(MailboxCmd),
+    /// Import a Maildir (with Maildir++ subfolders) or an mbox file into an account.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Host name (greetings, certificate). Written into a new config; overrides an existing one.
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Primary mail domain (default: the host name without its first label).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Adds N to every listener port (e.g. 10000: 25 → 10025) for this run; ports set to 0 stay 0.
+    #[arg(long, value_name = "N")]
+    pub port_offset: Option<u16>,
+    /// Address every listener binds to (written into a new config; overrides an existing one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<IpAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Add a local mail domain.
+    Add { name: String },
+    /// Delete a domain (it must have no accounts or aliases left).
+    Del { name: String },
+    /// List the local domains.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add an account; without --password-stdin a random password is generated and printed.
+    Add {
+        address: String,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Storage quota, e.g. 500M, 2G (0 = unlimited).
+        #[arg(long, value_name = "SIZE")]
+        quota: Option<String>,
+    },
+    /// Change an account's password; without --password-stdin a random one is generated and printed.
+    Passwd {
+        address: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete an account with all its mail.
+    Del { address: String },
+    /// List accounts.
+    List {
+        /// Only accounts of this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// Show an account's quota and usage, or set the quota (e.g. 1G, 0 = unlimited).
+    Quota {
+        address: String,
+        #[arg(value_name = "SIZE")]
+        size: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCmd {
+    /// Deliver mail for ADDRESS (`local@domain` or `@domain` for a catch-all) to TARGET.
+    Add { address: String, target: String },
+    /// Remove one target of an alias, or every target when none is given.
+    Del {
+        address: String,
+        target: Option<String>,
+    },
+    /// List aliases.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailboxCmd {
+    /// List the mailboxes of an account with their counts.
+    List { user: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Account address to import into.
+    pub user: String,
+    /// A Maildir (folder with cur/ and new/) or an mbox file.
+    pub path: PathBuf,
+    /// Mailbox receiving the Maildir's top folder or the mbox (default INBOX).
+    #[arg(long)]
+    pub mailbox: Option<String>,
+}

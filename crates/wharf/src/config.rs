@@ -1,0 +1,825 @@
+//! `wharf.toml`: the configuration schema, its defaults, and loading with errors that name the
+//! file, line, column and key. Relative paths in the file are resolved against the file's folder.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Fallback host name when the system's cannot be read.
+const FALLBACK_HOSTNAME: &str = "localhost";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    pub store: StoreSection,
+    pub tls: TlsSection,
+    pub limits: LimitsSection,
+    /// `[[listener]]` entries; absent means the seven standard listeners.
+    #[serde(rename = "listener")]
+    pub listeners: Option<Vec<ListenerConfig>>,
+    pub directory: DirectorySection,
+    pub log: LogSection,
+    /// The protocol crates' own tables: their keys are documented in docs/<protocol>.md.
+    pub smtp: wharf_smtp::SmtpConfig,
+    pub pop3: wharf_pop3::Pop3Config,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    pub hostname: String,
+    /// Defaults to the host name without its first label.
+    pub primary_domain: Option<String>,
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            hostname: system_hostname(),
+            primary_domain: None,
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sqlite:///abs/path.db` or `postgres://…`; default `sqlite://<data_dir>/wharf.db`.
+    pub url: Option<String>,
+    /// Default `<data_dir>/blobs`.
+    pub blob_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// Default `<data_dir>/tls/cert.pem` (self-signed, generated when both defaults are missing).
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+    /// Seconds without input before a session is closed.
+    pub idle_timeout: u64,
+    /// Seconds a TLS handshake may take.
+    pub tls_handshake_timeout: u64,
+    /// Seconds SIGTERM waits for sessions to end before closing them.
+    pub shutdown_timeout: u64,
+    /// Largest message accepted, in bytes.
+    pub max_message_size: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections: 10_000,
+            max_per_ip: 50,
+            idle_timeout: 1800,
+            tls_handshake_timeout: 30,
+            shutdown_timeout: 30,
+            max_message_size: 50 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Smtp,
+    Submission,
+    Imap,
+    Pop3,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Imap => "imap",
+            Protocol::Pop3 => "pop3",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerTls {
+    None,
+    Starttls,
+    Implicit,
+}
+
+impl ListenerTls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerTls::None => "none",
+            ListenerTls::Starttls => "starttls",
+            ListenerTls::Implicit => "implicit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Default: the protocol name, with `s` appended for implicit TLS (`imaps`, `submissions`).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "default_address")]
+    pub address: IpAddr,
+    /// Default: the protocol's standard port for the TLS mode. 0 picks a free port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub protocol: Protocol,
+    /// Default `starttls`.
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+fn default_address() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+}
+
+/// A listener with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub tls: ListenerTls,
+    pub proxy_protocol: bool,
+}
+
+impl ListenerConfig {
+    pub fn resolve(&self) -> Listener {
+        let tls = self.tls.unwrap_or(ListenerTls::Starttls);
+        Listener {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| default_name(self.protocol, tls)),
+            address: self.address,
+            port: self
+                .port
+                .unwrap_or_else(|| standard_port(self.protocol, tls)),
+            protocol: self.protocol,
+            tls,
+            proxy_protocol: self.proxy_protocol,
+        }
+    }
+}
+
+pub fn default_name(protocol: Protocol, tls: ListenerTls) -> String {
+    match tls {
+        ListenerTls::Implicit => format!("{}s", protocol.as_str()),
+        _ => protocol.as_str().to_string(),
+    }
+}
+
+pub fn standard_port(protocol: Protocol, tls: ListenerTls) -> u16 {
+    let implicit = tls == ListenerTls::Implicit;
+    match (protocol, implicit) {
+        (Protocol::Smtp, false) => 25,
+        (Protocol::Smtp, true) => 465,
+        (Protocol::Submission, false) => 587,
+        (Protocol::Submission, true) => 465,
+        (Protocol::Imap, false) => 143,
+        (Protocol::Imap, true) => 993,
+        (Protocol::Pop3, false) => 110,
+        (Protocol::Pop3, true) => 995,
+    }
+}
+
+/// The seven standard listeners, in the order they are printed.
+pub fn standard_listeners(address: IpAddr) -> Vec<Listener> {
+    [
+        (Protocol::Smtp, ListenerTls::Starttls, "smtp"),
+        (Protocol::Submission, ListenerTls::Starttls, "submission"),
+        (Protocol::Submission, ListenerTls::Implicit, "submissions"),
+        (Protocol::Imap, ListenerTls::Starttls, "imap"),
+        (Protocol::Imap, ListenerTls::Implicit, "imaps"),
+        (Protocol::Pop3, ListenerTls::Starttls, "pop3"),
+        (Protocol::Pop3, ListenerTls::Implicit, "pop3s"),
+    ]
+    .into_iter()
+    .map(|(protocol, tls, name)| Listener {
+        name: name.to_string(),
+        address,
+        port: standard_port(protocol, tls),
+        protocol,
+        tls,
+        proxy_protocol: false,
+    })
+    .collect()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectorySection {
+    /// Seconds of delay after the first failed authentication; doubles with each further failure.
+    pub auth_fail_delay_base: u64,
+    pub auth_fail_max_delay: u64,
+    pub auth_ip_lockout_after: u32,
+    pub auth_account_lockout_after: u32,
+    /// Seconds a locked-out IP or account is refused.
+    pub auth_lockout: u64,
+    /// Seconds a verified credential is cached.
+    pub credential_cache_ttl: u64,
+    pub min_password_len: usize,
+}
+
+impl Default for DirectorySection {
+    fn default() -> Self {
+        DirectorySection {
+            auth_fail_delay_base: 1,
+            auth_fail_max_delay: 30,
+            auth_ip_lockout_after: 10,
+            auth_account_lockout_after: 20,
+            auth_lockout: 900,
+            credential_cache_ttl: 300,
+            min_password_len: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A tracing filter (`info`, `wharf_smtp=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// A configuration refused at load time. Its text is one line: `file:line:column: key `k`: problem`.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let (Some(line), Some(col)) = (self.line, self.column) {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        // serde messages may span lines; the CLI contract is one line.
+        write!(f, "{}", self.message.replace('\n', " ").trim())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A loaded configuration plus where it came from, with paths resolved.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub config: Config,
+    pub data_dir: PathBuf,
+}
+
+impl Loaded {
+    pub fn primary_domain(&self) -> String {
+        self.config
+            .server
+            .primary_domain
+            .clone()
+            .unwrap_or_else(|| domain_of_host(&self.config.server.hostname))
+    }
+
+    pub fn store_url(&self) -> String {
+        match &self.config.store.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("wharf.db").display()),
+        }
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        match &self.config.store.blob_dir {
+            Some(p) => self.resolve(p),
+            None => self.data_dir.join("blobs"),
+        }
+    }
+
+    /// Certificate and key paths, and whether they are the generated defaults.
+    pub fn tls_paths(&self) -> (PathBuf, PathBuf, bool) {
+        let tls = &self.config.tls;
+        match (&tls.cert, &tls.key) {
+            (None, None) => (
+                self.data_dir.join("tls").join("cert.pem"),
+                self.data_dir.join("tls").join("key.pem"),
+                true,
+            ),
+            (cert, key) => (
+                cert.as_ref()
+                    .map(|p| self.resolve(p))
+                    .unwrap_or_else(|| self.data_dir.join("tls").join("cert.pem")),
+                key.as_ref()
+                    .map(|p| self.resolve(p))
+                    .unwrap_or_else(|| self.data_dir.join("tls").join("key.pem")),
+                false,
+            ),
+        }
+    }
+
+    pub fn listeners(&self) -> Vec<Listener> {
+        match &self.config.listeners {
+            Some(list) => list.iter().map(ListenerConfig::resolve).collect(),
+            None => standard_listeners(default_address()),
+        }
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        resolve_against(&self.path, p)
+    }
+}
+
+fn resolve_against(config_path: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config_dir(config_path).join(p)
+    }
+}
+
+/// The folder holding the config file, absolute when it can be made so.
+pub fn config_dir(config_path: &Path) -> PathBuf {
+    let parent = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::path::absolute(&parent).unwrap_or(parent)
+}
+
+/// mail.example.com → example.com; a single-label name stays as it is.
+pub fn domain_of_host(host: &str) -> String {
+    match host.split_once('.') {
+        Some((_, rest)) if !rest.is_empty() => rest.to_string(),
+        _ => host.to_string(),
+    }
+}
+
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty() && valid_hostname(s))
+        .unwrap_or_else(|| FALLBACK_HOSTNAME.to_string())
+}
+
+/// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+pub fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Reads and checks `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: None,
+        column: None,
+        key: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let span = e.span();
+        let key = span.as_ref().and_then(|s| key_at(text, s.start));
+        located(path, text, span, key, e.message().to_string())
+    })?;
+    let mut config = config;
+    // `[limits] max_message_size` is the one knob operators look for; `[smtp]` may still override it.
+    if !has_key(text, &["smtp", "max_message_size"]) {
+        config.smtp.max_message_size =
+            usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX);
+    }
+    let data_dir = resolve_against(path, &config.server.data_dir);
+    let loaded = Loaded {
+        path: path.to_path_buf(),
+        config,
+        data_dir,
+    };
+    validate(&loaded, text)?;
+    Ok(loaded)
+}
+
+fn located(
+    path: &Path,
+    text: &str,
+    span: Option<Range<usize>>,
+    key: Option<String>,
+    message: String,
+) -> ConfigError {
+    let (line, column) = match span {
+        Some(s) => {
+            let (l, c) = line_col(text, s.start);
+            (Some(l), Some(c))
+        }
+        None => (None, None),
+    };
+    ConfigError {
+        file: path.to_path_buf(),
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
+/// Semantic checks that serde cannot express; each names the offending key.
+fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
+    let fail = |key: &str, message: String| {
+        let span = span_of(text, key);
+        located(&loaded.path, text, span, Some(key.to_string()), message)
+    };
+    let c = &loaded.config;
+    if !valid_hostname(&c.server.hostname) {
+        return Err(fail(
+            "server.hostname",
+            format!("`{}` is not a valid host name", c.server.hostname),
+        ));
+    }
+    if let Some(d) = &c.server.primary_domain
+        && !valid_hostname(d)
+    {
+        return Err(fail(
+            "server.primary_domain",
+            format!("`{d}` is not a valid domain name"),
+        ));
+    }
+    if let Some(url) = &c.store.url
+        && !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+    {
+        return Err(fail(
+            "store.url",
+            format!("`{url}` is neither a sqlite:// nor a postgres:// URL"),
+        ));
+    }
+    if c.tls.cert.is_some() != c.tls.key.is_some() {
+        let key = if c.tls.cert.is_some() {
+            "tls.key"
+        } else {
+            "tls.cert"
+        };
+        return Err(fail(
+            key,
+            "tls.cert and tls.key must be given together".to_string(),
+        ));
+    }
+    let limits = &c.limits;
+    for (key, v) in [
+        ("limits.max_connections", limits.max_connections as u64),
+        ("limits.max_per_ip", limits.max_per_ip as u64),
+        ("limits.idle_timeout", limits.idle_timeout),
+        ("limits.tls_handshake_timeout", limits.tls_handshake_timeout),
+        ("limits.max_message_size", limits.max_message_size),
+    ] {
+        if v == 0 {
+            return Err(fail(key, "must be greater than 0".to_string()));
+        }
+    }
+    if limits.max_per_ip > limits.max_connections {
+        return Err(fail(
+            "limits.max_per_ip",
+            format!(
+                "{} exceeds limits.max_connections ({})",
+                limits.max_per_ip, limits.max_connections
+            ),
+        ));
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
+        return Err(fail("log.level", format!("not a valid log filter: {e}")));
+    }
+    if let Some(list) = &c.listeners {
+        let mut seen: Vec<(String, IpAddr, u16)> = Vec::new();
+        for (i, l) in list.iter().enumerate() {
+            let r = l.resolve();
+            if r.name.is_empty() {
+                return Err(fail(
+                    &format!("listener[{i}].name"),
+                    "must not be empty".to_string(),
+                ));
+            }
+            if r.protocol == Protocol::Smtp && r.tls == ListenerTls::Implicit {
+                return Err(fail(
+                    &format!("listener[{i}].tls"),
+                    "port 25 SMTP (protocol = \"smtp\") cannot use implicit TLS; use protocol = \"submission\" for port 465".to_string(),
+                ));
+            }
+            for (name, addr, port) in &seen {
+                if *name == r.name {
+                    return Err(fail(
+                        &format!("listener[{i}].name"),
+                        format!("listener name `{name}` is used twice"),
+                    ));
+                }
+                if r.port != 0 && *port == r.port && *addr == r.address {
+                    return Err(fail(
+                        &format!("listener[{i}].port"),
+                        format!("{addr}:{port} is used by listener `{name}` too"),
+                    ));
+                }
+            }
+            seen.push((r.name, r.address, r.port));
+        }
+    }
+    Ok(())
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before
+        .get(line_start..)
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// Path segments of a key, e.g. `listener[1].port`.
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn join(segs: &[Seg]) -> String {
+    let mut out = String::new();
+    for s in segs {
+        match s {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn contains(span: &Option<Range<usize>>, offset: usize) -> bool {
+    span.as_ref()
+        .is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+}
+
+/// The dotted key whose name or value covers `offset` in the document.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut segs = Vec::new();
+    if find_in_table(doc.as_table(), offset, &mut segs) {
+        Some(join(&segs))
+    } else {
+        None
+    }
+}
+
+fn find_in_table(table: &toml_edit::Table, offset: usize, segs: &mut Vec<Seg>) -> bool {
+    for (k, item) in table.iter() {
+        segs.push(Seg::Key(k.to_string()));
+        let key_span = table.key(k).and_then(toml_edit::Key::span);
+        if contains(&key_span, offset) || find_in_item(item, offset, segs) {
+            return true;
+        }
+        segs.pop();
+    }
+    false
+}
+
+fn find_in_item(item: &toml_edit::Item, offset: usize, segs: &mut Vec<Seg>) -> bool {
+    match item {
+        toml_edit::Item::Table(t) => find_in_table(t, offset, segs) || contains(&t.span(), offset),
+        toml_edit::Item::ArrayOfTables(a) => {
+            for (i, t) in a.iter().enumerate() {
+                segs.push(Seg::Index(i));
+                if find_in_table(t, offset, segs) || contains(&t.span(), offset) {
+                    return true;
+                }
+                segs.pop();
+            }
+            false
+        }
+        toml_edit::Item::Value(v) => find_in_value(v, offset, segs),
+        toml_edit::Item::None => false,
+    }
+}
+
+fn find_in_value(v: &toml_edit::Value, offset: usize, segs: &mut Vec<Seg>) -> bool {
+    match v {
+        toml_edit::Value::InlineTable(t) => {
+            for (k, val) in t.iter() {
+                segs.push(Seg::Key(k.to_string()));
+                let key_span = t.key(k).and_then(toml_edit::Key::span);
+                if contains(&key_span, offset) || find_in_value(val, offset, segs) {
+                    return true;
+                }
+                segs.pop();
+            }
+            contains(&t.span(), offset)
+        }
+        toml_edit::Value::Array(a) => {
+            for (i, val) in a.iter().enumerate() {
+                segs.push(Seg::Index(i));
+                if find_in_value(val, offset, segs) {
+                    return true;
+                }
+                segs.pop();
+            }
+            contains(&a.span(), offset)
+        }
+        other => contains(&other.span(), offset),
+    }
+}
+
+fn has_key(text: &str, path: &[&str]) -> bool {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return false;
+    };
+    let mut item = doc.as_item();
+    for part in path {
+        match item.get(part) {
+            Some(next) => item = next,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Where a dotted key (as produced by `join`) is written, for errors found after deserialising.
+/// A key left to its default points at the table that would hold it.
+fn span_of(text: &str, path: &str) -> Option<Range<usize>> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut span = None;
+    for part in path.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some((key, item)) = table.get_key_value(name) else {
+            break;
+        };
+        span = key.span().or(span);
+        match index {
+            Some(i) => {
+                let Some(t) = item.as_array_of_tables().and_then(|a| a.get(i)) else {
+                    break;
+                };
+                span = t.span().or(span);
+                table = t;
+            }
+            None => match item.as_table_like() {
+                Some(t) => table = t,
+                None => break,
+            },
+        }
+    }
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match parse(Path::new("/etc/wharf.toml"), text) {
+            Ok(_) => panic!("expected an error for {text:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_give_seven_standard_listeners() {
+        let l = parse(Path::new("/x/wharf.toml"), "").expect("empty config is valid");
+        let ports: Vec<u16> = l.listeners().iter().map(|l| l.port).collect();
+        assert_eq!(ports, vec![25, 587, 465, 143, 993, 110, 995]);
+        assert_eq!(l.data_dir, PathBuf::from("/x/data"));
+        assert_eq!(l.store_url(), "sqlite:///x/data/wharf.db");
+        assert_eq!(l.blob_dir(), PathBuf::from("/x/data/blobs"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = err("[server]\nhostname = \"mail.example.com\"\n\n[limits]\nmax_conections = 5\n");
+        assert!(
+            e.starts_with("/etc/wharf.toml:5:1: key `limits.max_conections`"),
+            "{e}"
+        );
+        assert!(e.contains("unknown field"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn bad_value_names_line_and_key() {
+        let e = err("[limits]\nmax_per_ip = \"many\"\n");
+        assert!(
+            e.starts_with("/etc/wharf.toml:2:14: key `limits.max_per_ip`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_listener_value_names_index() {
+        let e = err(
+            "[[listener]]\nprotocol = \"imap\"\n[[listener]]\nprotocol = \"gopher\"\nport = 70\n",
+        );
+        assert!(
+            e.starts_with("/etc/wharf.toml:4:12: key `listener[1].protocol`"),
+            "{e}"
+        );
+        let e = err("[[listener]]\nprotocol = \"imap\"\nport = 70000\n");
+        assert!(e.contains(":3:8: key `listener[0].port`"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let e = err("[limits]\nmax_connections = 0\n");
+        assert!(
+            e.starts_with("/etc/wharf.toml:2:1: key `limits.max_connections`"),
+            "{e}"
+        );
+        let e = err(
+            "[[listener]]\nprotocol = \"imap\"\n[[listener]]\nname = \"imap\"\nprotocol = \"pop3\"\n",
+        );
+        assert!(e.contains(":4:1: key `listener[1].name`"), "{e}");
+        let e = err("[server]\nhostname = \"bad host\"\n");
+        assert!(e.contains(":2:1: key `server.hostname`"), "{e}");
+    }
+
+    #[test]
+    fn message_size_limit_reaches_smtp_unless_smtp_sets_it() {
+        let l = parse(Path::new("/w.toml"), "[limits]\nmax_message_size = 1000\n").unwrap();
+        assert_eq!(l.config.smtp.max_message_size, 1000);
+        let l = parse(
+            Path::new("/w.toml"),
+            "[limits]\nmax_message_size = 1000\n[smtp]\nmax_message_size = 2000\n",
+        )
+        .unwrap();
+        assert_eq!(l.config.smtp.max_message_size, 2000);
+        let e = err("[smtp]\nmax_recipeints = 5\n");
+        assert!(e.contains(":2:1: key `smtp.max_recipeints`"), "{e}");
+        let e = err("[pop3]\nmax_errors = -1\n");
+        assert!(e.contains(":2:14: key `pop3.max_errors`"), "{e}");
+    }
+
+    #[test]
+    fn domain_defaults_from_hostname() {
+        assert_eq!(domain_of_host("mail.example.com"), "example.com");
+        assert_eq!(domain_of_host("localhost"), "localhost");
+        assert_eq!(domain_of_host("host.lan"), "lan");
+    }
+}

@@ -1,0 +1,345 @@
+//! `wharf serve` as operators and scripts see it: first run, the ready line, SIGTERM, config and
+//! bind errors. Every listener is on 127.0.0.1.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{Env, Server, random_offset};
+use wharf_directory::{Directory, DirectoryConfig};
+
+const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The first line a fresh plaintext connection receives.
+fn greeting(port: u16) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the imap and pop3 services (wired as soon as their crates export them)"]
+async fn first_run_creates_everything_serves_and_stops_on_sigterm() {
+    let env = Env::empty();
+    let offset = random_offset();
+    let config = env.config();
+    let mut server = Server::start(
+        env.path(),
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--hostname",
+            "mail.example.test",
+            "--listen",
+            "127.0.0.1",
+            "--port-offset",
+            &offset.to_string(),
+        ],
+    );
+    let ready = server.wait_ready();
+    let names: Vec<&str> = ready.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "smtp",
+            "submission",
+            "submissions",
+            "imap",
+            "imaps",
+            "pop3",
+            "pop3s"
+        ]
+    );
+    let ports: Vec<u16> = ready.iter().map(|(_, p)| *p).collect();
+    let expected: Vec<u16> = [25u16, 587, 465, 143, 993, 110, 995]
+        .iter()
+        .map(|p| p + offset)
+        .collect();
+    assert_eq!(ports, expected);
+
+    // Printed once: listener table and the admin credentials.
+    let stdout = server.stdout_text(Duration::from_millis(500));
+    assert!(stdout.contains("admin@example.test"), "{stdout}");
+    let password = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .expect("password printed")
+        .trim()
+        .to_string();
+    assert!(
+        stdout.contains(&format!("127.0.0.1:{}", 993 + offset)),
+        "{stdout}"
+    );
+
+    // Files: config, data, certificate; the config parses and names the host.
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("hostname = \"mail.example.test\""), "{text}");
+    assert!(text.contains("primary_domain = \"example.test\""), "{text}");
+    assert!(env.data().join("wharf.db").exists());
+    assert!(env.data().join("tls").join("cert.pem").exists());
+    assert!(env.data().join("tls").join("key.pem").exists());
+
+    // Plaintext listeners greet with their protocol's banner.
+    assert!(greeting(25 + offset).starts_with("220 "));
+    assert!(greeting(587 + offset).starts_with("220 "));
+    assert!(greeting(143 + offset).starts_with("* OK"));
+    assert!(greeting(110 + offset).starts_with("+OK"));
+
+    // The admin account works, and CLI verbs work on the store while the server runs.
+    let store = wharf_store::open_embedded(&env.data()).await.unwrap();
+    let dir = Directory::new(store, DirectoryConfig::default());
+    assert!(
+        dir.authenticate("admin@example.test", &password, LOCAL)
+            .await
+            .is_ok()
+    );
+    let out = env.ok(&["user", "list"]);
+    assert!(out.contains("admin@example.test"), "{out}");
+
+    server.sigterm();
+    let status = server
+        .wait_exit(Duration::from_secs(40))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+
+    // Second run: no new credentials, same config.
+    let mut again = Server::start(env.path(), &["serve", "--port-offset", &offset.to_string()]);
+    again.wait_ready();
+    let stdout = again.stdout_text(Duration::from_millis(300));
+    assert!(!stdout.contains("password"), "{stdout}");
+    again.sigterm();
+    assert!(again.wait_exit(Duration::from_secs(40)).unwrap().success());
+}
+
+fn port_zero_config(env: &Env) {
+    env.write_config(
+        "[server]\nhostname = \"mail.example.test\"\ndata_dir = \"data\"\n\
+         [limits]\nshutdown_timeout = 5\n\
+         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n\
+         [[listener]]\nname = \"sub\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\ntls = \"implicit\"\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\n",
+    );
+}
+
+#[test]
+fn port_zero_listeners_report_real_ports_and_sigterm_drains_open_sessions() {
+    let env = Env::new();
+    port_zero_config(&env);
+    let mut server = Server::start(
+        env.path(),
+        &["--config", env.config().to_str().unwrap(), "serve"],
+    );
+    let ready = server.wait_ready();
+    let names: Vec<&str> = ready.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["mx", "sub", "submission"]);
+    assert!(ready.iter().all(|(_, p)| *p != 0), "{ready:?}");
+    let port = |name: &str| ready.iter().find(|(n, _)| n == name).unwrap().1;
+    assert!(greeting(port("mx")).starts_with("220 "));
+    assert!(greeting(port("submission")).starts_with("220 "));
+    // The implicit-TLS listener accepts TCP (the handshake is wharf-net's tests' business).
+    assert!(TcpStream::connect(("127.0.0.1", port("sub"))).is_ok());
+
+    // An open, idle session does not keep the server alive past the deadline.
+    let mut idle = TcpStream::connect(("127.0.0.1", port("mx"))).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = idle.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"220 "));
+
+    server.sigterm();
+    let status = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("exits after SIGTERM within the shutdown deadline");
+    assert!(status.success(), "{status:?}");
+    // Nothing listens any more.
+    assert!(TcpStream::connect(("127.0.0.1", port("mx"))).is_err());
+    let _ = idle.write_all(b"QUIT\r\n");
+}
+
+#[test]
+fn a_listener_for_a_missing_protocol_fails_the_start_naming_it() {
+    let env = Env::new();
+    env.write_config(
+        "[server]\nhostname = \"mail.example.test\"\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n\
+         [[listener]]\nname = \"mailbox\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\n",
+    );
+    let mut server = Server::start(
+        env.path(),
+        &["serve", "--config", env.config().to_str().unwrap()],
+    );
+    let status = server.wait_exit(Duration::from_secs(30)).expect("exits");
+    assert!(!status.success());
+    let err = server.rest_of_stderr(Duration::from_secs(2));
+    assert!(err.contains("listener `mailbox`"), "{err}");
+    assert!(err.contains("protocol imap is not implemented"), "{err}");
+    assert!(!err.contains(" ready"), "{err}");
+}
+
+#[test]
+fn bad_config_key_and_value_name_file_line_key() {
+    let env = Env::new();
+    env.write_config("[server]\nhostname = \"mail.example.test\"\n\n[limits]\nidle_timout = 30\n");
+    let mut server = Server::start(
+        env.path(),
+        &["serve", "--config", env.config().to_str().unwrap()],
+    );
+    let status = server.wait_exit(Duration::from_secs(20)).expect("exits");
+    assert!(!status.success());
+    let err = server.rest_of_stderr(Duration::from_secs(2));
+    assert!(
+        err.contains("wharf.toml:5:1: key `limits.idle_timout`"),
+        "{err}"
+    );
+    assert!(err.contains("unknown field"), "{err}");
+    assert!(!env.data().exists(), "nothing created for a refused config");
+
+    env.write_config(
+        "[server]\nhostname = \"mail.example.test\"\n[[listener]]\nprotocol = \"imap\"\nport = \"143\"\n",
+    );
+    let mut server = Server::start(
+        env.path(),
+        &["serve", "--config", env.config().to_str().unwrap()],
+    );
+    assert!(!server.wait_exit(Duration::from_secs(20)).unwrap().success());
+    let err = server.rest_of_stderr(Duration::from_secs(2));
+    assert!(
+        err.contains("wharf.toml:5:8: key `listener[0].port`"),
+        "{err}"
+    );
+    assert!(err.contains("invalid type"), "{err}");
+
+    env.write_config("[[listener]]\nprotocol = \"imap\"\ntls = \"sometimes\"\n");
+    let mut server = Server::start(
+        env.path(),
+        &["serve", "--config", env.config().to_str().unwrap()],
+    );
+    assert!(!server.wait_exit(Duration::from_secs(20)).unwrap().success());
+    let err = server.rest_of_stderr(Duration::from_secs(2));
+    assert!(
+        err.contains("wharf.toml:3:7: key `listener[0].tls`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn taken_port_fails_the_start_naming_the_port() {
+    let env = Env::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    env.write_config(&format!(
+        "[server]\nhostname = \"mail.example.test\"\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\n\
+         [[listener]]\nname = \"blocked\"\naddress = \"127.0.0.1\"\nport = {port}\nprotocol = \"smtp\"\n"
+    ));
+    let mut server = Server::start(
+        env.path(),
+        &["serve", "--config", env.config().to_str().unwrap()],
+    );
+    let status = server.wait_exit(Duration::from_secs(30)).expect("exits");
+    assert!(!status.success());
+    let err = server.rest_of_stderr(Duration::from_secs(2));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("wharf: error:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(&format!("port {port}")), "{line}");
+    assert!(line.contains("blocked"), "{line}");
+    assert!(line.contains("in use"), "{line}");
+    assert!(line.contains("--port-offset"), "{line}");
+    assert!(!err.contains(" ready"), "{err}");
+    drop(taken);
+}
+
+/// Subject line of the certificate the server presents on an implicit-TLS port (openssl s_client).
+fn presented_subject(port: u16) -> String {
+    let script = format!(
+        "openssl s_client -connect 127.0.0.1:{port} -servername mail.example.test </dev/null 2>/dev/null \
+         | openssl x509 -noout -subject"
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_keeps_the_old_one_when_the_new_is_broken() {
+    let env = Env::new();
+    port_zero_config(&env);
+    let mut server = Server::start(
+        env.path(),
+        &["--config", env.config().to_str().unwrap(), "serve"],
+    );
+    let ready = server.wait_ready();
+    let port = ready.iter().find(|(n, _)| n == "sub").unwrap().1;
+    let before = presented_subject(port);
+    assert!(
+        before.contains("subject"),
+        "no certificate presented: {before:?}"
+    );
+    assert!(!before.contains("renewed.example.test"), "{before}");
+
+    // A renewed certificate replaces the files (as certbot would), then SIGHUP.
+    let tls = env.data().join("tls");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=renewed.example.test",
+        ])
+        .arg("-keyout")
+        .arg(tls.join("key.pem"))
+        .arg("-out")
+        .arg(tls.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let hup = |pid: u32| {
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    hup(server.child.id());
+    server
+        .wait_for("certificate reloaded", Duration::from_secs(20))
+        .expect("reload logged");
+    let after = presented_subject(port);
+    assert!(after.contains("renewed.example.test"), "{after}");
+
+    // A broken file: logged, the renewed certificate stays in use, the server keeps running.
+    std::fs::write(tls.join("cert.pem"), "not a certificate\n").unwrap();
+    hup(server.child.id());
+    server
+        .wait_for("reload failed", Duration::from_secs(20))
+        .expect("failure logged");
+    assert!(presented_subject(port).contains("renewed.example.test"));
+
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(30)).unwrap().success());
+}
