@@ -11,8 +11,10 @@ pub mod reply;
 pub mod route;
 pub mod tls;
 pub mod transaction;
+pub mod worker;
 
 pub use client::{ClientConfig, ClientError, Credentials, SmtpClient, TlsPolicy, TlsSummary};
 pub use reply::Reply;
 pub use tls::TrustAnchors;
 pub use transaction::{Capabilities, Envelope, EnvelopeRecipient, Notify, Outcome, Ret};
+pub use worker::{BounceSink, Outbound, QueueConfig, Submission};

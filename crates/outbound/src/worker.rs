@@ -1,0 +1,588 @@
+//! The delivery worker: takes queued messages in (DKIM-signed at submission), leases due entries,
+//! groups recipients by destination domain, delivers over as few connections as possible within
+//! the concurrency limits, writes per-recipient results back, reschedules on the backoff
+//! schedule, and sends failure and delay DSNs.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::client::{ClientConfig, ClientError, SmtpClient};
+use crate::dkim::DkimSigners;
+use crate::dsn::{self, Action, DsnRecipient, DsnReport};
+use crate::queue::{
+    AttemptRecord, NewQueueEntry, QueueEntry, QueueError, QueueId, QueueStore, QueuedRecipient,
+    RecipientState,
+};
+use crate::route::{Hop, RouteError, Router};
+use crate::transaction::{Envelope, EnvelopeRecipient, Outcome, Ret};
+
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// Delay before attempt n+1 after attempt n; the last value repeats.
+    pub retry_schedule: Vec<Duration>,
+    /// After this, pending recipients fail with a DSN.
+    pub max_age: Duration,
+    /// A delay DSN after this long undelivered (`None`: never).
+    pub delay_warning: Option<Duration>,
+    /// How long a worker owns entries it leased; must exceed one delivery round.
+    pub lease: Duration,
+    /// Idle wait between scans when nothing woke the worker.
+    pub poll_interval: Duration,
+    /// Entries leased per round.
+    pub batch: usize,
+    /// Concurrent SMTP connections of this node.
+    pub max_connections: usize,
+    /// Concurrent SMTP connections of this node to one recipient domain.
+    pub max_connections_per_domain: usize,
+    /// Messages sent over one connection before it is closed.
+    pub max_messages_per_connection: usize,
+    /// Lease owner name; unique per node (host name plus process id is a good choice).
+    pub node_id: String,
+    /// This server's host name: Reporting-MTA and MAILER-DAEMON of DSNs.
+    pub hostname: String,
+}
+
+impl QueueConfig {
+    pub fn new(hostname: &str) -> QueueConfig {
+        let m = |n: u64| Duration::from_secs(60 * n);
+        QueueConfig {
+            retry_schedule: vec![m(1), m(5), m(15), m(60), m(240)],
+            max_age: Duration::from_secs(5 * 24 * 3600),
+            delay_warning: Some(Duration::from_secs(4 * 3600)),
+            lease: Duration::from_secs(15 * 60),
+            poll_interval: Duration::from_secs(15),
+            batch: 100,
+            max_connections: 64,
+            max_connections_per_domain: 4,
+            max_messages_per_connection: 100,
+            node_id: format!("{hostname}:{}", std::process::id()),
+            hostname: hostname.to_string(),
+        }
+    }
+
+    fn delay_after(&self, attempts: u32) -> Duration {
+        let i = (attempts.max(1) as usize - 1).min(self.retry_schedule.len().saturating_sub(1));
+        self.retry_schedule
+            .get(i)
+            .copied()
+            .unwrap_or(Duration::from_secs(300))
+    }
+}
+
+/// Where DSNs go. The binary wires local delivery for local senders; by default they are queued
+/// like any message, with the null reverse path.
+#[async_trait]
+pub trait BounceSink: Send + Sync + 'static {
+    async fn send_dsn(&self, to: &str, raw: Vec<u8>) -> Result<(), String>;
+}
+
+/// What submission hands over: recipients that are not local.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub sender: String,
+    pub recipients: Vec<QueuedRecipient>,
+    pub raw: Bytes,
+    pub envid: Option<String>,
+    pub ret: Option<Ret>,
+}
+
+pub struct Outbound {
+    queue: Arc<dyn QueueStore>,
+    router: Arc<Router>,
+    client: ClientConfig,
+    cfg: QueueConfig,
+    dkim: Arc<DkimSigners>,
+    bounces: Option<Arc<dyn BounceSink>>,
+    wake: tokio::sync::Notify,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+struct Job {
+    entry: usize,
+    queue_id: QueueId,
+    envelope: Envelope,
+    /// Index in the entry's recipient list of each envelope recipient.
+    rcpts: Vec<usize>,
+    raw: Bytes,
+}
+
+struct Result1 {
+    entry: usize,
+    rcpt: usize,
+    outcome: Outcome,
+    mx: Option<String>,
+}
+
+impl Outbound {
+    pub fn new(
+        queue: Arc<dyn QueueStore>,
+        router: Router,
+        client: ClientConfig,
+        cfg: QueueConfig,
+        dkim: DkimSigners,
+        bounces: Option<Arc<dyn BounceSink>>,
+    ) -> Arc<Outbound> {
+        Arc::new(Outbound {
+            queue,
+            router: Arc::new(router),
+            client,
+            cfg,
+            dkim: Arc::new(dkim),
+            bounces,
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub fn queue(&self) -> &Arc<dyn QueueStore> {
+        &self.queue
+    }
+
+    /// Signs (DKIM, when the From: domain has keys) and queues a message; returns once the entry
+    /// is durable, so the submitter's 250 may follow.
+    pub async fn submit(&self, s: Submission) -> Result<QueueId, QueueError> {
+        let raw = match self.dkim.sign(&s.raw) {
+            Ok(signed) => Bytes::from(signed),
+            Err(e) => {
+                // An unsigned message still goes out; the admin sees why.
+                tracing::warn!(error = %e, "DKIM signing failed; sending unsigned");
+                s.raw
+            }
+        };
+        let t = now();
+        let id = self
+            .queue
+            .enqueue(NewQueueEntry {
+                sender: s.sender,
+                recipients: s.recipients,
+                raw,
+                envid: s.envid,
+                ret: s.ret,
+                created: t,
+                next_attempt: t,
+                expires: t + secs(self.cfg.max_age),
+            })
+            .await?;
+        tracing::info!(queue_id = id, "queued");
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Wakes the worker (new entry, `queue retry`).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.run_once().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "queue round failed"),
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.cfg.poll_interval) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// One round: lease due entries, attempt them, write results. Returns how many were leased.
+    pub async fn run_once(&self) -> Result<usize, QueueError> {
+        let t = now();
+        let owner = self.cfg.node_id.clone();
+        let leased = self
+            .queue
+            .lease_due(&owner, t, secs(self.cfg.lease), self.cfg.batch)
+            .await?;
+        let count = leased.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        let mut entries: Vec<(QueueEntry, Bytes)> = Vec::with_capacity(count);
+        for e in leased {
+            match self.queue.message(e.id).await {
+                Ok(raw) => entries.push((e, raw)),
+                Err(err) => {
+                    tracing::error!(queue_id = e.id, error = %err, "queued message unreadable")
+                }
+            }
+        }
+
+        // Group pending recipients: domain → one job per entry.
+        let mut by_domain: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+        for (i, (e, raw)) in entries.iter().enumerate() {
+            let mut per: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for (ri, r) in e.recipients.iter().enumerate() {
+                if r.state == RecipientState::Pending {
+                    per.entry(r.domain()).or_default().push(ri);
+                }
+            }
+            for (domain, rcpts) in per {
+                let envelope = Envelope {
+                    sender: e.sender.clone(),
+                    recipients: rcpts
+                        .iter()
+                        .map(|&ri| EnvelopeRecipient {
+                            address: e.recipients[ri].address.clone(),
+                            notify: e.recipients[ri].notify,
+                            orcpt: e.recipients[ri].orcpt.clone(),
+                        })
+                        .collect(),
+                    envid: e.envid.clone(),
+                    ret: e.ret,
+                };
+                by_domain.entry(domain).or_default().push(Job {
+                    entry: i,
+                    queue_id: e.id,
+                    envelope,
+                    rcpts,
+                    raw: raw.clone(),
+                });
+            }
+        }
+
+        let global = Arc::new(Semaphore::new(self.cfg.max_connections.max(1)));
+        let mut tasks: JoinSet<Vec<Result1>> = JoinSet::new();
+        for (domain, jobs) in by_domain {
+            let lanes = self.cfg.max_connections_per_domain.max(1).min(jobs.len());
+            let mut split: Vec<Vec<Job>> = (0..lanes).map(|_| Vec::new()).collect();
+            for (k, job) in jobs.into_iter().enumerate() {
+                split[k % lanes].push(job);
+            }
+            for lane in split {
+                let router = self.router.clone();
+                let client = self.client.clone();
+                let global = global.clone();
+                let domain = domain.clone();
+                let per_conn = self.cfg.max_messages_per_connection.max(1);
+                tasks.spawn(async move {
+                    let _permit = global.acquire_owned().await;
+                    deliver_domain(&router, &client, &domain, lane, per_conn).await
+                });
+            }
+        }
+        let mut results: Vec<Vec<(usize, Outcome, Option<String>)>> =
+            entries.iter().map(|_| Vec::new()).collect();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(rs) => {
+                    for r in rs {
+                        results[r.entry].push((r.rcpt, r.outcome, r.mx));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "delivery task failed"),
+            }
+        }
+        for ((entry, raw), res) in entries.into_iter().zip(results) {
+            if let Err(e) = self.finish(entry, &raw, res, &owner).await {
+                tracing::error!(error = %e, "writing delivery results");
+            }
+        }
+        Ok(count)
+    }
+
+    async fn finish(
+        &self,
+        entry: QueueEntry,
+        raw: &[u8],
+        results: Vec<(usize, Outcome, Option<String>)>,
+        owner: &str,
+    ) -> Result<(), QueueError> {
+        let t = now();
+        let mut rcpts = entry.recipients.clone();
+        let mut failed_now = Vec::new();
+        for (ri, outcome, mx) in results {
+            let Some(r) = rcpts.get_mut(ri) else { continue };
+            r.remote_mta = mx;
+            match outcome {
+                Outcome::Delivered { reply } => {
+                    r.state = RecipientState::Delivered;
+                    r.status = Some("2.0.0".into());
+                    r.diagnostic = Some(format!("smtp; {reply}"));
+                }
+                Outcome::Failed { status, diagnostic } => {
+                    r.state = RecipientState::Failed;
+                    r.status = Some(status);
+                    r.diagnostic = Some(diagnostic);
+                    failed_now.push(ri);
+                }
+                Outcome::Deferred { status, diagnostic } => {
+                    r.status = Some(status);
+                    r.diagnostic = Some(diagnostic);
+                }
+            }
+        }
+        let attempts = entry.attempts + 1;
+        let expired = t >= entry.expires;
+        if expired {
+            for (ri, r) in rcpts.iter_mut().enumerate() {
+                if r.state == RecipientState::Pending {
+                    r.state = RecipientState::Failed;
+                    let last = r.diagnostic.clone().unwrap_or_default();
+                    r.status = Some("4.4.7".into());
+                    r.diagnostic = Some(format!(
+                        "x-wharf; delivery time expired; last error: {last}"
+                    ));
+                    failed_now.push(ri);
+                }
+            }
+        }
+        if !failed_now.is_empty() {
+            let list: Vec<&QueuedRecipient> = failed_now
+                .iter()
+                .filter_map(|&i| rcpts.get(i))
+                .filter(|r| r.notify.failure && !r.notify.never)
+                .collect();
+            self.notify(&entry, raw, &list, Action::Failed, t).await;
+        }
+        let pending = rcpts.iter().any(|r| r.state == RecipientState::Pending);
+        let mut delay_notified = entry.delay_notified;
+        if pending
+            && !delay_notified
+            && let Some(after) = self.cfg.delay_warning
+            && t - entry.created >= secs(after)
+        {
+            let list: Vec<&QueuedRecipient> = rcpts
+                .iter()
+                .filter(|r| r.state == RecipientState::Pending && r.notify.delay && !r.notify.never)
+                .collect();
+            self.notify(&entry, raw, &list, Action::Delayed, t).await;
+            delay_notified = true;
+        }
+        if pending {
+            let next = t + secs(self.cfg.delay_after(attempts));
+            self.queue
+                .record_attempt(
+                    entry.id,
+                    owner,
+                    t,
+                    AttemptRecord {
+                        recipients: rcpts,
+                        attempts,
+                        next_attempt: next.min(entry.expires.max(t + 1)),
+                        delay_notified,
+                    },
+                )
+                .await
+        } else {
+            self.queue.complete(entry.id, owner, t).await
+        }
+    }
+
+    /// Sends one DSN for `rcpts` unless the message itself came from `<>` (no bounce of a bounce).
+    async fn notify(
+        &self,
+        entry: &QueueEntry,
+        raw: &[u8],
+        rcpts: &[&QueuedRecipient],
+        action: Action,
+        t: i64,
+    ) {
+        if entry.sender.is_empty() || rcpts.is_empty() {
+            return;
+        }
+        let list: Vec<DsnRecipient> = rcpts
+            .iter()
+            .map(|r| DsnRecipient {
+                address: r.address.clone(),
+                orcpt: r.orcpt.clone(),
+                action,
+                status: r.status.clone().unwrap_or_else(|| "4.0.0".into()),
+                diagnostic: r.diagnostic.clone(),
+                remote_mta: r.remote_mta.clone(),
+                last_attempt: t,
+                will_retry_until: (action == Action::Delayed).then_some(entry.expires),
+            })
+            .collect();
+        let report = dsn::build(&DsnReport {
+            reporting_mta: &self.cfg.hostname,
+            to: &entry.sender,
+            envid: entry.envid.as_deref(),
+            arrival: entry.created,
+            recipients: &list,
+            original: raw,
+            ret: entry.ret.unwrap_or_default(),
+        });
+        let sent = match &self.bounces {
+            Some(sink) => sink.send_dsn(&entry.sender, report).await,
+            None => self
+                .queue
+                .enqueue(NewQueueEntry {
+                    sender: String::new(),
+                    recipients: vec![QueuedRecipient::new(&entry.sender)],
+                    raw: Bytes::from(report),
+                    envid: None,
+                    ret: None,
+                    created: t,
+                    next_attempt: t,
+                    expires: t + secs(self.cfg.max_age),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
+        match sent {
+            Ok(()) => {
+                tracing::info!(queue_id = entry.id, to = %entry.sender, action = ?action, recipients = list.len(), "DSN sent")
+            }
+            Err(e) => {
+                tracing::error!(queue_id = entry.id, to = %entry.sender, error = %e, "DSN could not be sent")
+            }
+        }
+    }
+}
+
+fn all(jobs: &[Job], outcome: &Outcome, mx: Option<&str>) -> Vec<Result1> {
+    jobs.iter()
+        .flat_map(|j| {
+            j.rcpts.iter().map(|&ri| Result1 {
+                entry: j.entry,
+                rcpt: ri,
+                outcome: outcome.clone(),
+                mx: mx.map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+/// Delivers a lane of jobs for one domain: hops in order, addresses in order; a connection is
+/// reused for the next message while the server leaves the session usable.
+async fn deliver_domain(
+    router: &Router,
+    base: &ClientConfig,
+    domain: &str,
+    jobs: Vec<Job>,
+    per_connection: usize,
+) -> Vec<Result1> {
+    let hops: Vec<Hop> = match router.route(domain).await {
+        Ok(h) => h,
+        Err(RouteError::Permanent { status, text }) => {
+            tracing::info!(%domain, error = %text, "routing failed permanently");
+            return all(&jobs, &Outcome::failed(status, text), None);
+        }
+        Err(RouteError::Temporary(text)) => {
+            tracing::info!(%domain, error = %text, "routing deferred");
+            return all(&jobs, &Outcome::deferred("4.4.3", text), None);
+        }
+    };
+    let mut out = Vec::new();
+    let mut remaining: VecDeque<Job> = jobs.into();
+    let mut last_error: Option<ClientError> = None;
+    'hops: for hop in &hops {
+        let mut cfg = base.clone();
+        if let Some(tls) = hop.tls {
+            cfg.tls = tls;
+        }
+        if hop.credentials.is_some() {
+            cfg.auth = hop.credentials.clone();
+        }
+        for addr in &hop.addrs {
+            let mut current: Option<SmtpClient> = None;
+            let mut sent_here = 0usize;
+            while let Some(job) = remaining.pop_front() {
+                let mut client = match current.take() {
+                    Some(c) if c.reusable() && sent_here < per_connection => c,
+                    stale => {
+                        if let Some(c) = stale {
+                            let _ = c.quit().await;
+                        }
+                        sent_here = 0;
+                        match SmtpClient::connect(*addr, &hop.host, &cfg).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                tracing::info!(%domain, mx = %hop.host, %addr, error = %e, "connection failed");
+                                last_error = Some(e);
+                                remaining.push_front(job);
+                                break;
+                            }
+                        }
+                    }
+                };
+                let tls = client
+                    .tls()
+                    .map(|t| {
+                        format!(
+                            "{} {}{}",
+                            t.version,
+                            t.cipher,
+                            if t.verified {
+                                " verified"
+                            } else {
+                                " unverified"
+                            }
+                        )
+                    })
+                    .unwrap_or_else(|| "none".into());
+                match client.send(&job.envelope, &job.raw).await {
+                    Ok(outcomes) => {
+                        for (k, outcome) in outcomes.into_iter().enumerate() {
+                            let Some(&ri) = job.rcpts.get(k) else {
+                                continue;
+                            };
+                            tracing::info!(
+                                queue_id = job.queue_id,
+                                rcpt = %job.envelope.recipients[k].address,
+                                mx = %hop.host,
+                                %addr,
+                                tls = %tls,
+                                result = ?outcome,
+                                "delivery attempt"
+                            );
+                            out.push(Result1 {
+                                entry: job.entry,
+                                rcpt: ri,
+                                outcome,
+                                mx: Some(hop.host.clone()),
+                            });
+                        }
+                        sent_here += 1;
+                        current = Some(client);
+                    }
+                    Err(e) => {
+                        // The transaction broke mid-way: the server may hold part of it, so this
+                        // message waits for the next round rather than trying another host now.
+                        tracing::info!(queue_id = job.queue_id, mx = %hop.host, %addr, tls = %tls, error = %e, "delivery attempt failed");
+                        out.extend(all(
+                            std::slice::from_ref(&job),
+                            &e.outcome(),
+                            Some(&hop.host),
+                        ));
+                    }
+                }
+            }
+            if let Some(c) = current.take() {
+                let _ = c.quit().await;
+            }
+            if remaining.is_empty() {
+                break 'hops;
+            }
+        }
+    }
+    if !remaining.is_empty() {
+        let outcome = match &last_error {
+            Some(e) => e.outcome(),
+            None => Outcome::deferred("4.4.1", format!("no mail exchanger of {domain} reachable")),
+        };
+        let jobs: Vec<Job> = remaining.into();
+        out.extend(all(&jobs, &outcome, None));
+    }
+    out
+}
