@@ -116,23 +116,47 @@ impl Handler for SmtpService {
     }
 }
 
-async fn write_replies(
-    conn: &mut Conn,
-    replies: &[Reply],
-    force_flush: bool,
-) -> std::io::Result<()> {
-    if !replies.is_empty() {
-        let mut out = Vec::with_capacity(64 * replies.len());
+/// Replies not yet written. `Conn::write_all` goes straight to the socket, so replies are collected
+/// here and written in one call when the loop is about to wait for the client.
+#[derive(Default)]
+struct Output(Vec<u8>);
+
+impl Output {
+    fn queue(&mut self, replies: &[Reply]) {
         for r in replies {
-            r.write_to(&mut out);
+            r.write_to(&mut self.0);
         }
-        conn.write_all(&out).await?;
     }
-    // RFC 2920: while a pipelined group is still being read, replies are held and sent together.
-    if force_flush || !conn.buffer().contains(&b'\n') {
-        conn.flush().await?;
+
+    async fn send(&mut self, conn: &mut Conn) -> std::io::Result<()> {
+        if !self.0.is_empty() {
+            conn.write_all(&self.0).await?;
+            conn.flush().await?;
+            self.0.clear();
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// RFC 2920: while a pipelined group is still being read (a complete command is already
+    /// buffered), replies are held and sent together; otherwise they go out now.
+    async fn reply(
+        &mut self,
+        conn: &mut Conn,
+        replies: &[Reply],
+        force: bool,
+    ) -> std::io::Result<()> {
+        self.queue(replies);
+        if force || !conn.buffer().contains(&b'\n') {
+            self.send(conn).await?;
+        }
+        Ok(())
+    }
+
+    /// A last reply, then the session ends.
+    async fn last(&mut self, conn: &mut Conn, reply: Reply) -> std::io::Result<()> {
+        self.queue(&[reply]);
+        self.send(conn).await
+    }
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -156,12 +180,13 @@ async fn run(
             Some(Ok(0)) | Some(Err(_)) => return Ok(()),
             Some(Ok(_)) => {
                 tracing::warn!("early talker: client sent data before the greeting");
-                write_replies(conn, &[session.early_talker()], true).await?;
+                Output::default().last(conn, session.early_talker()).await?;
                 return Ok(());
             }
         }
     }
-    write_replies(conn, &[session.greeting()], true).await?;
+    let mut out = Output::default();
+    out.last(conn, session.greeting()).await?;
     let mut shutdown = conn.shutdown_signal();
     let mut next = Next::Command;
     // Replies to a rejected BDAT, written once its chunk has been discarded.
@@ -169,7 +194,7 @@ async fn run(
     loop {
         let response: Response = match next {
             Next::Close => {
-                conn.flush().await?;
+                out.send(conn).await?;
                 return Ok(());
             }
             Next::Command | Next::AuthResponse => {
@@ -179,7 +204,7 @@ async fn run(
                     MAX_AUTH_LINE
                 };
                 let line = if *shutdown.borrow() && !conn.buffer().contains(&b'\n') {
-                    write_replies(conn, &[session.shutting_down()], true).await?;
+                    out.last(conn, session.shutting_down()).await?;
                     return Ok(());
                 } else if conn.buffer().contains(&b'\n') {
                     conn.read_line(max).await
@@ -188,7 +213,7 @@ async fn run(
                         l = conn.read_line(max) => l,
                         _ = shutdown.changed() => {
                             tracing::info!("server shutting down, closing idle session");
-                            write_replies(conn, &[session.shutting_down()], true).await?;
+                            out.last(conn, session.shutting_down()).await?;
                             return Ok(());
                         }
                     }
@@ -203,7 +228,7 @@ async fn run(
                     }
                     Err(e) if is_timeout(&e) => {
                         tracing::info!("idle timeout");
-                        write_replies(conn, &[session.idle_timeout()], true).await?;
+                        out.last(conn, session.idle_timeout()).await?;
                         return Ok(());
                     }
                     Err(e) => return Err(e),
@@ -213,6 +238,7 @@ async fn run(
                 // Message bytes go straight from the connection buffer into the receiver.
                 loop {
                     if conn.buffer().is_empty() {
+                        out.send(conn).await?;
                         match conn.fill().await {
                             Ok(0) => {
                                 tracing::info!("client closed the connection during DATA");
@@ -221,7 +247,7 @@ async fn run(
                             Ok(_) => {}
                             Err(e) if is_timeout(&e) => {
                                 tracing::info!("idle timeout during DATA");
-                                write_replies(conn, &[session.idle_timeout()], true).await?;
+                                out.last(conn, session.idle_timeout()).await?;
                                 return Ok(());
                             }
                             Err(e) => return Err(e),
@@ -238,11 +264,12 @@ async fn run(
             }
             Next::Bdat { size, discard } => {
                 if discard {
+                    out.send(conn).await?;
                     match conn.discard_exact(size as usize).await {
                         Ok(true) => {}
                         Ok(false) => return Ok(()),
                         Err(e) if is_timeout(&e) => {
-                            write_replies(conn, &[session.idle_timeout()], true).await?;
+                            out.last(conn, session.idle_timeout()).await?;
                             return Ok(());
                         }
                         Err(e) => return Err(e),
@@ -253,17 +280,18 @@ async fn run(
                     } else {
                         Next::Command
                     };
-                    write_replies(conn, &std::mem::take(&mut held), true).await?;
+                    out.reply(conn, &std::mem::take(&mut held), false).await?;
                     continue;
                 }
                 let mut remaining = size;
                 while remaining > 0 {
                     if conn.buffer().is_empty() {
+                        out.send(conn).await?;
                         match conn.fill().await {
                             Ok(0) => return Ok(()),
                             Ok(_) => {}
                             Err(e) if is_timeout(&e) => {
-                                write_replies(conn, &[session.idle_timeout()], true).await?;
+                                out.last(conn, session.idle_timeout()).await?;
                                 return Ok(());
                             }
                             Err(e) => return Err(e),
@@ -279,7 +307,7 @@ async fn run(
                 session.end_of_chunk().await
             }
             Next::StartTls => {
-                conn.flush().await?;
+                out.send(conn).await?;
                 if let Err(e) = conn.start_tls().await {
                     tracing::warn!(error = %e, "TLS handshake failed");
                     return Ok(());
@@ -300,6 +328,6 @@ async fn run(
         }
         next = response.next;
         let force = matches!(next, Next::Close | Next::StartTls | Next::AuthResponse);
-        write_replies(conn, &response.replies, force).await?;
+        out.reply(conn, &response.replies, force).await?;
     }
 }
