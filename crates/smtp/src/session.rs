@@ -226,7 +226,9 @@ impl Session {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!(session = %self.id, error = ?e, "bad command");
-                let bdat = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"BDAT");
+                let bdat = line.len() >= 5
+                    && line[..4].eq_ignore_ascii_case(b"BDAT")
+                    && matches!(line[4], b' ' | b'\r' | b'\n');
                 let r = e.reply();
                 if bdat {
                     // The chunk size is unknown, so the stream cannot be resynchronised.

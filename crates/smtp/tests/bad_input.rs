@@ -320,7 +320,12 @@ async fn bare_lf_and_bare_cr_in_ordinary_text() {
 
 #[tokio::test]
 async fn per_ip_concurrency_and_rate_limits() {
-    let s = start_with(SmtpConfig { max_connections_per_ip: 2, max_connection_rate_per_ip: 0, ..test_config() }).await;
+    let s = start_with(SmtpConfig {
+        max_connections_per_ip: 2,
+        max_connection_rate_per_ip: 0,
+        ..test_config()
+    })
+    .await;
     let a = Raw::open(s.mx).await;
     let _b = Raw::open(s.mx).await;
     let mut c = Raw::connect(s.mx).await;
@@ -333,7 +338,12 @@ async fn per_ip_concurrency_and_rate_limits() {
     let mut d = Raw::open(s.mx).await;
     d.expect("NOOP", 250).await;
 
-    let s = start_with(SmtpConfig { max_connections_per_ip: 0, max_connection_rate_per_ip: 3, ..test_config() }).await;
+    let s = start_with(SmtpConfig {
+        max_connections_per_ip: 0,
+        max_connection_rate_per_ip: 3,
+        ..test_config()
+    })
+    .await;
     for _ in 0..3 {
         let mut c = Raw::open(s.mx).await;
         c.expect("QUIT", 221).await;
@@ -341,4 +351,25 @@ async fn per_ip_concurrency_and_rate_limits() {
     let mut c = Raw::connect(s.mx).await;
     let (code, text) = c.reply().await;
     assert_eq!(code, 421, "{text}");
+}
+
+#[tokio::test]
+async fn message_count_per_session_is_capped() {
+    let s = start_with(SmtpConfig {
+        max_messages_per_session: 2,
+        ..test_config()
+    })
+    .await;
+    let mut c = ready(&s).await;
+    for _ in 0..2 {
+        c.expect("MAIL FROM:<a@remote.test>", 250).await;
+        c.expect("RCPT TO:<alice@example.test>", 250).await;
+        c.expect("DATA", 354).await;
+        c.send(b"Subject: n\r\n\r\nx\r\n.\r\n").await;
+        assert_eq!(c.reply().await.0, 250);
+    }
+    let text = c.expect("MAIL FROM:<a@remote.test>", 421).await;
+    assert!(text.contains("4.7.0"));
+    assert!(c.closed().await);
+    assert_eq!(s.inbox(ALICE).await.len(), 2);
 }
