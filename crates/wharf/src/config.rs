@@ -25,6 +25,7 @@ pub struct Config {
     pub log: LogSection,
     /// The protocol crates' own tables: their keys are documented in docs/<protocol>.md.
     pub smtp: wharf_smtp::SmtpConfig,
+    pub imap: wharf_imap::ImapConfig,
     pub pop3: wharf_pop3::Pop3Config,
 }
 
@@ -812,6 +813,8 @@ mod tests {
         assert_eq!(l.config.smtp.max_message_size, 2000);
         let e = err("[smtp]\nmax_recipeints = 5\n");
         assert!(e.contains(":2:1: key `smtp.max_recipeints`"), "{e}");
+        let e = err("[imap]\nbogus = 1\n");
+        assert!(e.contains(":2:1: key `imap.bogus`"), "{e}");
         let e = err("[pop3]\nmax_errors = -1\n");
         assert!(e.contains(":2:14: key `pop3.max_errors`"), "{e}");
     }

@@ -48,7 +48,10 @@ pub struct Ctx {
 
 /// Whether this build has a service for the protocol.
 pub fn implemented(protocol: Protocol) -> bool {
-    matches!(protocol, Protocol::Smtp | Protocol::Submission)
+    matches!(
+        protocol,
+        Protocol::Smtp | Protocol::Submission | Protocol::Imap
+    )
 }
 
 /// Refuses the start, before anything is created or bound, when a listener's protocol is missing.
@@ -85,6 +88,11 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Result<Arc<dyn H
             ctx.directory.clone(),
             wharf_smtp::SmtpRole::Submission,
         ))),
-        Protocol::Imap | Protocol::Pop3 => Err(missing(listener, cfg)),
+        Protocol::Imap => Ok(Arc::new(wharf_imap::ImapService::new(
+            c.imap.clone(),
+            ctx.hostname.clone(),
+            ctx.directory.clone(),
+        ))),
+        Protocol::Pop3 => Err(missing(listener, cfg)),
     }
 }

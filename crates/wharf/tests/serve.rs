@@ -124,7 +124,8 @@ fn port_zero_config(env: &Env) {
          [limits]\nshutdown_timeout = 5\n\
          [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n\
          [[listener]]\nname = \"sub\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\ntls = \"implicit\"\n\
-         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\n",
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\n",
     );
 }
 
@@ -138,7 +139,7 @@ fn port_zero_listeners_report_real_ports_and_sigterm_drains_open_sessions() {
     );
     let ready = server.wait_ready();
     let names: Vec<&str> = ready.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["mx", "sub", "submission"]);
+    assert_eq!(names, ["mx", "sub", "submission", "imap"]);
     assert!(ready.iter().all(|(_, p)| *p != 0), "{ready:?}");
     let port = |name: &str| ready.iter().find(|(n, _)| n == name).unwrap().1;
     assert!(greeting(port("mx")).starts_with("220 "));
@@ -170,7 +171,7 @@ fn a_listener_for_a_missing_protocol_fails_the_start_naming_it() {
     env.write_config(
         "[server]\nhostname = \"mail.example.test\"\n\
          [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n\
-         [[listener]]\nname = \"mailbox\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\n",
+         [[listener]]\nname = \"mailbox\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"pop3\"\n",
     );
     let mut server = Server::start(
         env.path(),
@@ -180,7 +181,7 @@ fn a_listener_for_a_missing_protocol_fails_the_start_naming_it() {
     assert!(!status.success());
     let err = server.rest_of_stderr(Duration::from_secs(2));
     assert!(err.contains("listener `mailbox`"), "{err}");
-    assert!(err.contains("protocol imap is not implemented"), "{err}");
+    assert!(err.contains("protocol pop3 is not implemented"), "{err}");
     assert!(!err.contains(" ready"), "{err}");
 }
 
