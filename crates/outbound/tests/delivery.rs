@@ -1,0 +1,571 @@
+//! Routing against a DNS server on loopback, and the queue worker end to end: DKIM-signed
+//! delivery over STARTTLS verified with mail-auth, retries on schedule, bounces (and no bounce
+//! loops), delay warnings, expiry, smarthost with AUTH, lease takeover, connection reuse.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mail_auth::hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+};
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use mail_parser::{MessageParser, MimeHeaders};
+use support::*;
+use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
+use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient, RecipientState};
+use wharf_outbound::route::{Relay, RouteError, Router, RouterConfig};
+use wharf_outbound::{
+    BounceSink, ClientConfig, Credentials, Outbound, QueueConfig, Ret, Submission, TlsPolicy,
+    TrustAnchors,
+};
+
+fn router(dns: SocketAddr, port: u16) -> RouterConfig {
+    RouterConfig {
+        nameservers: vec![dns],
+        smtp_port: port,
+        dns_timeout: Duration::from_secs(2),
+        ..RouterConfig::default()
+    }
+}
+
+#[derive(Default)]
+struct Capture(Mutex<Vec<(String, Vec<u8>)>>);
+
+#[async_trait]
+impl BounceSink for Capture {
+    async fn send_dsn(&self, to: &str, raw: Vec<u8>) -> Result<(), String> {
+        self.0.lock().unwrap().push((to.to_string(), raw));
+        Ok(())
+    }
+}
+
+struct Setup {
+    queue: Arc<MemoryQueue>,
+    out: Arc<Outbound>,
+}
+
+fn setup(
+    rc: RouterConfig,
+    tweak: impl FnOnce(&mut QueueConfig, &mut ClientConfig),
+    dkim: DkimSigners,
+    sink: Option<Arc<dyn BounceSink>>,
+) -> Setup {
+    let queue = Arc::new(MemoryQueue::new());
+    let mut q = QueueConfig::new("mail.a.test");
+    q.retry_schedule = vec![Duration::from_secs(1)];
+    q.node_id = "node-1".into();
+    let mut c = ClientConfig::new("mail.a.test");
+    c.anchors = TrustAnchors::empty();
+    c.command_timeout = Duration::from_secs(10);
+    tweak(&mut q, &mut c);
+    let out = Outbound::new(queue.clone(), Router::new(rc).unwrap(), c, q, dkim, sink);
+    Setup { queue, out }
+}
+
+fn submission(from: &str, to: &[&str], body: &str) -> Submission {
+    let raw = format!(
+        "From: Alice <{from}>\r\nTo: {}\r\nSubject: outbound test\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <t1@a.test>\r\n\r\n{body}\r\n",
+        to.join(", ")
+    );
+    Submission {
+        sender: from.into(),
+        recipients: to.iter().map(|a| QueuedRecipient::new(a)).collect(),
+        raw: Bytes::from(raw),
+        envid: Some("ENV-42".into()),
+        ret: Some(Ret::Hdrs),
+    }
+}
+
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn routing_by_mx_preference_implicit_mx_null_mx_and_nxdomain() {
+    let dns = start_dns(
+        Zone::default()
+            .mx("a.test", 10, "mx1.a.test")
+            .mx("a.test", 20, "mx2.a.test")
+            .a("mx2.a.test", "127.0.0.1")
+            .mx("null.test", 0, ".")
+            .a("plain.test", "127.0.0.1")
+            .mx("six.test", 5, "mx.six.test")
+            .a("mx.six.test", "::1")
+            .a("mx.six.test", "127.0.0.2"),
+    )
+    .await;
+    let mut rc = router(dns, 2525);
+    rc.overrides.insert(
+        "over.test".into(),
+        Relay {
+            host: "[127.0.0.3]".into(),
+            port: 2626,
+            credentials: None,
+            tls: None,
+        },
+    );
+    let r = Router::new(rc).unwrap();
+    // mx1 has no address: skipped; mx2 used.
+    let hops = r.route("A.test.").await.unwrap();
+    assert_eq!(hops.len(), 1);
+    assert_eq!(hops[0].host, "mx2.a.test");
+    assert_eq!(hops[0].addrs, vec!["127.0.0.1:2525".parse().unwrap()]);
+    // RFC 7505 null MX.
+    assert!(matches!(
+        r.route("null.test").await,
+        Err(RouteError::Permanent {
+            status: "5.1.10",
+            ..
+        })
+    ));
+    // No MX: the domain's own address (RFC 5321 §5.1).
+    let hops = r.route("plain.test").await.unwrap();
+    assert_eq!(hops[0].host, "plain.test");
+    assert_eq!(hops[0].addrs, vec!["127.0.0.1:2525".parse().unwrap()]);
+    // No such domain.
+    assert!(matches!(
+        r.route("nowhere.test").await,
+        Err(RouteError::Permanent {
+            status: "5.1.2",
+            ..
+        })
+    ));
+    // IPv6 and IPv4 addresses of one exchanger.
+    let hops = r.route("six.test").await.unwrap();
+    assert_eq!(
+        hops[0].addrs,
+        vec![
+            "[::1]:2525".parse().unwrap(),
+            "127.0.0.2:2525".parse().unwrap()
+        ]
+    );
+    // Per-domain override skips DNS.
+    let hops = r.route("over.test").await.unwrap();
+    assert_eq!(hops[0].addrs, vec!["127.0.0.3:2626".parse().unwrap()]);
+}
+
+#[tokio::test]
+async fn dkim_signed_delivery_over_starttls_verifies_with_mail_auth() {
+    let ed = dkim::generate("a.test", "ed", Algorithm::Ed25519).unwrap();
+    let rsa = dkim::generate("a.test", "rsa", Algorithm::Rsa).unwrap();
+    let mut signers = DkimSigners::new();
+    signers.add(DkimKey::from_pem("a.test", "ed", ed.private_key_pem.as_bytes()).unwrap());
+    signers.add(DkimKey::from_pem("a.test", "rsa", rsa.private_key_pem.as_bytes()).unwrap());
+    let cert = test_cert(&["mx.b.test"]);
+    let (addr, st) = start_fake(FakeConfig {
+        tls: Some(cert.server.clone()),
+        ..FakeConfig::default()
+    })
+    .await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1")
+            .txt(&ed.dns_name, &ed.txt_value)
+            .txt(&rsa.dns_name, &rsa.txt_value),
+    )
+    .await;
+    let s = setup(router(dns, addr.port()), |_, _| {}, signers, None);
+    let id = s
+        .out
+        .submit(submission(
+            "alice@a.test",
+            &["bob@b.test", "carol@b.test"],
+            "Hello Bob.\r\n.dot line",
+        ))
+        .await
+        .unwrap();
+    assert!(id > 0);
+    assert_eq!(s.out.run_once().await.unwrap(), 1);
+    let m = st.messages();
+    assert_eq!(
+        m.len(),
+        1,
+        "one transaction for both recipients of the domain"
+    );
+    assert_eq!(m[0].rcpts, vec!["bob@b.test", "carol@b.test"]);
+    assert!(m[0].tls);
+    assert!(
+        s.queue.list().await.unwrap().is_empty(),
+        "delivered entries leave the queue"
+    );
+
+    // The receiving side checks both signatures against the keys published in DNS.
+    let mut ns_udp = ConnectionConfig::udp();
+    ns_udp.port = dns.port();
+    let ns = NameServerConfig::new(dns.ip(), true, vec![ns_udp]);
+    let auth = MessageAuthenticator::new(
+        ResolverConfig::from_name_servers(vec![ns]),
+        ResolverOpts::default(),
+    )
+    .unwrap();
+    let msg = AuthenticatedMessage::parse(&m[0].data).unwrap();
+    let results = auth.verify_dkim(&msg).await;
+    assert_eq!(results.len(), 2, "RSA and Ed25519 signatures");
+    for r in &results {
+        assert_eq!(r.result(), &DkimResult::Pass, "{r:?}");
+    }
+    // A tampered body fails.
+    let mut bad = m[0].data.clone();
+    let n = bad.len();
+    bad[n - 3] = b'X';
+    let msg = AuthenticatedMessage::parse(&bad).unwrap();
+    assert!(
+        auth.verify_dkim(&msg)
+            .await
+            .iter()
+            .all(|r| r.result() != &DkimResult::Pass)
+    );
+}
+
+#[tokio::test]
+async fn destination_down_is_retried_on_schedule_then_delivered() {
+    let port = dead_port();
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1"),
+    )
+    .await;
+    let s = setup(router(dns, port), |_, _| {}, DkimSigners::new(), None);
+    let id = s
+        .out
+        .submit(submission("alice@a.test", &["bob@b.test"], "retry me"))
+        .await
+        .unwrap();
+    assert_eq!(s.out.run_once().await.unwrap(), 1);
+    let e = s.queue.get(id).await.unwrap().unwrap();
+    assert_eq!(e.attempts, 1);
+    assert_eq!(e.recipients[0].state, RecipientState::Pending);
+    assert_eq!(e.recipients[0].status.as_deref(), Some("4.4.2"));
+    assert!(e.lease_owner.is_none(), "lease released after the attempt");
+    // Not due yet.
+    assert_eq!(s.out.run_once().await.unwrap(), 0);
+    // The destination comes up; the next scheduled attempt delivers.
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let st = serve_fake(l, FakeConfig::default());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(s.out.run_once().await.unwrap(), 1);
+    assert_eq!(st.messages().len(), 1);
+    assert!(s.queue.get(id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn permanent_failure_bounces_to_sender_and_bounces_never_loop() {
+    let (addr, st) = start_fake(FakeConfig {
+        rcpt: Arc::new(|a| {
+            if a == "ok@b.test" {
+                "250 ok".into()
+            } else {
+                "550 5.1.1 <x>: no such user".into()
+            }
+        }),
+        ..FakeConfig::default()
+    })
+    .await;
+    // The sender's own domain routes to the same refusing server, so the bounce fails too.
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .mx("a.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1"),
+    )
+    .await;
+    let s = setup(
+        router(dns, addr.port()),
+        |_, _| {},
+        DkimSigners::new(),
+        None,
+    );
+    let id = s
+        .out
+        .submit(submission(
+            "alice@a.test",
+            &["ok@b.test", "bob@b.test"],
+            "bounce me",
+        ))
+        .await
+        .unwrap();
+    s.out.run_once().await.unwrap();
+    assert!(
+        s.queue.get(id).await.unwrap().is_none(),
+        "every recipient settled"
+    );
+    let entries = s.queue.list().await.unwrap();
+    assert_eq!(entries.len(), 1, "exactly one DSN queued");
+    let dsn = &entries[0];
+    assert_eq!(dsn.sender, "", "DSNs use the null reverse path");
+    assert_eq!(dsn.recipients[0].address, "alice@a.test");
+    let raw = s.queue.message(dsn.id).await.unwrap();
+    let parsed = MessageParser::default().parse(&raw).unwrap();
+    let ct = parsed.content_type().unwrap();
+    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+    let status = parsed
+        .parts
+        .iter()
+        .find(|p| {
+            p.content_type()
+                .is_some_and(|c| c.subtype() == Some("delivery-status"))
+        })
+        .expect("message/delivery-status part");
+    let text = String::from_utf8_lossy(status.contents()).to_string();
+    assert!(text.contains("Reporting-MTA: dns; mail.a.test"), "{text}");
+    assert!(text.contains("Original-Envelope-Id: ENV-42"));
+    assert!(text.contains("Final-Recipient: rfc822; bob@b.test"));
+    assert!(
+        !text.contains("ok@b.test"),
+        "delivered recipients are not reported as failed"
+    );
+    assert!(text.contains("Action: failed\r\nStatus: 5.1.1"));
+    assert!(text.contains("Remote-MTA: dns; mx.b.test"));
+    assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 <x>: no such user"));
+    assert!(
+        String::from_utf8_lossy(&raw).contains("Subject: outbound test"),
+        "RET=HDRS headers returned"
+    );
+    assert!(!String::from_utf8_lossy(&raw).contains("bounce me"));
+    // The DSN itself is refused: it is dropped, never bounced.
+    s.out.run_once().await.unwrap();
+    assert!(s.queue.list().await.unwrap().is_empty());
+    assert_eq!(st.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn delay_warning_once_and_expiry_fails_with_dsn() {
+    let port = dead_port();
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1"),
+    )
+    .await;
+    let cap = Arc::new(Capture::default());
+    let s = setup(
+        router(dns, port),
+        |q, _| {
+            q.delay_warning = Some(Duration::ZERO);
+            q.retry_schedule = vec![Duration::ZERO];
+            q.max_age = Duration::from_secs(3);
+        },
+        DkimSigners::new(),
+        Some(cap.clone()),
+    );
+    let id = s
+        .out
+        .submit(submission("alice@a.test", &["bob@b.test"], "slow"))
+        .await
+        .unwrap();
+    s.out.run_once().await.unwrap();
+    s.out.run_once().await.unwrap();
+    {
+        let got = cap.0.lock().unwrap();
+        assert_eq!(got.len(), 1, "one delay warning, not one per attempt");
+        let text = String::from_utf8_lossy(&got[0].1);
+        assert_eq!(got[0].0, "alice@a.test");
+        assert!(
+            text.contains("Action: delayed") && text.contains("Will-Retry-Until:"),
+            "{text}"
+        );
+    }
+    assert_eq!(s.queue.get(id).await.unwrap().unwrap().attempts, 2);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    s.out.run_once().await.unwrap();
+    assert!(s.queue.get(id).await.unwrap().is_none());
+    let got = cap.0.lock().unwrap();
+    assert_eq!(got.len(), 2);
+    let text = String::from_utf8_lossy(&got[1].1);
+    assert!(text.contains("Action: failed\r\nStatus: 4.4.7"), "{text}");
+}
+
+#[tokio::test]
+async fn notify_never_suppresses_the_dsn() {
+    let (addr, _st) = start_fake(FakeConfig {
+        rcpt: Arc::new(|_| "550 5.1.1 no".into()),
+        ..FakeConfig::default()
+    })
+    .await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1"),
+    )
+    .await;
+    let cap = Arc::new(Capture::default());
+    let s = setup(
+        router(dns, addr.port()),
+        |_, _| {},
+        DkimSigners::new(),
+        Some(cap.clone()),
+    );
+    let mut sub = submission("alice@a.test", &["bob@b.test"], "x");
+    sub.recipients[0].notify.never = true;
+    sub.recipients[0].notify.failure = false;
+    s.out.submit(sub).await.unwrap();
+    s.out.run_once().await.unwrap();
+    assert!(cap.0.lock().unwrap().is_empty());
+    assert!(s.queue.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn smarthost_with_auth_over_required_tls() {
+    let cert = test_cert(&["relay.test"]);
+    let (addr, st) = start_fake(FakeConfig {
+        tls: Some(cert.server.clone()),
+        auth: Some(("relay-user".into(), "relay pass 123".into())),
+        ..FakeConfig::default()
+    })
+    .await;
+    // No DNS data at all: the relay host is an address literal, recipients' domains are never looked up.
+    let dns = start_dns(Zone::default()).await;
+    let mut rc = router(dns, 1);
+    rc.relayhost = Some(Relay {
+        host: "127.0.0.1".into(),
+        port: addr.port(),
+        credentials: Some(Credentials {
+            username: "relay-user".into(),
+            password: "relay pass 123".into(),
+        }),
+        tls: Some(TlsPolicy::Required),
+    });
+    let s = setup(rc, |_, _| {}, DkimSigners::new(), None);
+    s.out
+        .submit(submission(
+            "alice@a.test",
+            &["x@anywhere.test", "y@elsewhere.test"],
+            "via relay",
+        ))
+        .await
+        .unwrap();
+    s.out.run_once().await.unwrap();
+    let m = st.messages();
+    assert_eq!(m.len(), 2, "one transaction per destination domain");
+    assert!(
+        m.iter()
+            .all(|m| m.tls && m.authed.as_deref() == Some("relay-user"))
+    );
+    assert!(s.queue.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn crashed_workers_lease_is_taken_over_and_delivered_once() {
+    let (addr, st) = start_fake(FakeConfig::default()).await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1"),
+    )
+    .await;
+    let s = setup(
+        router(dns, addr.port()),
+        |_, _| {},
+        DkimSigners::new(),
+        None,
+    );
+    let id = s
+        .out
+        .submit(submission("alice@a.test", &["bob@b.test"], "once"))
+        .await
+        .unwrap();
+    // Another node leased it and died.
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        s.queue
+            .lease_due("dead-node", now, 1, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        s.out.run_once().await.unwrap(),
+        0,
+        "a live lease is respected"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(s.out.run_once().await.unwrap(), 1);
+    assert_eq!(st.messages().len(), 1);
+    assert!(s.queue.get(id).await.unwrap().is_none());
+    assert_eq!(s.out.run_once().await.unwrap(), 0);
+    assert_eq!(st.messages().len(), 1, "exactly once");
+}
+
+#[tokio::test]
+async fn messages_to_one_domain_share_a_connection_within_the_limit() {
+    let (addr, st) = start_fake(FakeConfig::default()).await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1"),
+    )
+    .await;
+    let s = setup(
+        router(dns, addr.port()),
+        |q, _| q.max_connections_per_domain = 2,
+        DkimSigners::new(),
+        None,
+    );
+    for i in 0..6 {
+        s.out
+            .submit(submission(
+                "alice@a.test",
+                &[&format!("u{i}@b.test")],
+                "bulk",
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.out.run_once().await.unwrap(), 6);
+    assert_eq!(st.messages().len(), 6);
+    assert_eq!(
+        st.connections(),
+        2,
+        "two lanes, each reusing its connection"
+    );
+}
+
+#[tokio::test]
+async fn worker_loop_delivers_on_wake_and_stops_on_shutdown() {
+    let (addr, st) = start_fake(FakeConfig::default()).await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1"),
+    )
+    .await;
+    let s = setup(
+        router(dns, addr.port()),
+        |q, _| q.poll_interval = Duration::from_secs(60),
+        DkimSigners::new(),
+        None,
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(s.out.clone().run(rx));
+    s.out
+        .submit(submission("alice@a.test", &["bob@b.test"], "loop"))
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if !st.messages().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        st.messages().len(),
+        1,
+        "submit wakes the worker without waiting for the poll"
+    );
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
