@@ -209,6 +209,11 @@ async fn quota_replies() {
     assert_eq!(c.reply().await.0, 250);
     assert!(s.inbox(TINY).await.is_empty());
     assert_eq!(s.inbox(BOB).await.len(), 1);
+    // A declared SIZE larger than the whole quota is refused at RCPT time already.
+    c.expect("MAIL FROM:<a@remote.test> SIZE=5000", 250).await;
+    let text = c.expect("RCPT TO:<tiny@example.test>", 552).await;
+    assert!(text.contains("5.2.2"), "{text}");
+    c.expect("RCPT TO:<bob@example.test>", 250).await;
 }
 
 #[tokio::test]

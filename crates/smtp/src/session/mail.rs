@@ -160,12 +160,13 @@ impl Session {
                 accounts
             }
         };
-        match self.all_over_quota(&accounts).await {
-            Ok(true) => {
-                tracing::info!(session = %id, rcpt = %to, "recipient over quota");
-                return Response::one(Reply::new(452, "4.2.2", "Mailbox full"));
+        let declared = self.tx.as_ref().and_then(|t| t.params.size);
+        match self.quota_refusal(&accounts, declared).await {
+            Ok(Some(reply)) => {
+                tracing::info!(session = %id, rcpt = %to, code = reply.code, "recipient over quota");
+                return Response::one(reply);
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(e) => {
                 tracing::error!(session = %id, rcpt = %to, error = %e, "quota lookup failed");
                 return Response::one(Reply::new(451, "4.3.0", "Temporary lookup failure"));
@@ -183,20 +184,37 @@ impl Session {
         Response::one(Reply::new(250, "2.1.5", "Ok"))
     }
 
-    async fn all_over_quota(
+    /// Whether no account behind the address can take the message: every one is already full, or
+    /// (when MAIL declared a SIZE) the declared size alone is larger than every one's whole quota.
+    async fn quota_refusal(
         &self,
         accounts: &[AccountId],
-    ) -> Result<bool, wharf_store::StoreError> {
+        declared: Option<u64>,
+    ) -> Result<Option<Reply>, wharf_store::StoreError> {
         let store = self.dir.store();
+        let mut size_fits_any = false;
         for &id in accounts {
             let Some(acct) = store.get_account(id).await? else {
                 continue;
             };
-            if acct.quota_bytes <= 0 || store.quota_used(id).await? < acct.quota_bytes as u64 {
-                return Ok(false);
+            if acct.quota_bytes <= 0 {
+                return Ok(None);
+            }
+            let quota = acct.quota_bytes as u64;
+            let fits = declared.is_none_or(|size| size <= quota);
+            size_fits_any |= fits;
+            if fits && store.quota_used(id).await? < quota {
+                return Ok(None);
             }
         }
-        Ok(!accounts.is_empty())
+        if accounts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(if !size_fits_any {
+            Reply::new(552, "5.2.2", "Message size exceeds the mailbox quota")
+        } else {
+            Reply::new(452, "4.2.2", "Mailbox full")
+        }))
     }
 
     /// Checks common to DATA and BDAT; on success the transaction has a body receiver.
