@@ -334,9 +334,20 @@ async fn per_ip_concurrency_and_rate_limits() {
     assert!(text.contains("4.7.0"));
     assert!(c.closed().await);
     drop(a);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut d = Raw::open(s.mx).await;
-    d.expect("NOOP", 250).await;
+    // The slot comes back once the server has seen the first client go.
+    let mut admitted = None;
+    for _ in 0..100 {
+        let mut d = Raw::connect(s.mx).await;
+        if d.reply().await.0 == 220 {
+            admitted = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    admitted
+        .expect("slot never released")
+        .expect("NOOP", 250)
+        .await;
 
     let s = start_with(SmtpConfig {
         max_connections_per_ip: 0,
