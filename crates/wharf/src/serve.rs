@@ -320,8 +320,11 @@ fn print_first_run(listeners: &[Listener], first: &FirstRun, config_path: &Path,
     let _ = writeln!(out, "First account (shown only this once):");
     let _ = writeln!(out, "  user:      {}", first.admin);
     let _ = writeln!(out, "  password:  {}", first.password);
-    print!("{out}");
-    let _ = std::io::stdout().flush();
+    // A closed stdout (daemonised) must not stop the server: the log has the listeners too.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 /// Writes a complete, commented wharf.toml for a first run.

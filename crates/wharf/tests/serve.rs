@@ -129,10 +129,54 @@ fn port_zero_config(env: &Env) {
     );
 }
 
+/// Reads SMTP reply lines until the last one (`NNN ` form); returns them joined.
+fn smtp_reply(r: &mut BufReader<TcpStream>) -> String {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        all.push_str(&line);
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            return all;
+        }
+    }
+}
+
+fn smtp_deliver(port: u16, rcpt: &str) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    assert!(smtp_reply(&mut r).starts_with("220"));
+    for (cmd, code) in [
+        ("EHLO client.example.org\r\n".to_string(), "250"),
+        ("MAIL FROM:<bob@example.org>\r\n".to_string(), "250"),
+        (format!("RCPT TO:<{rcpt}>\r\n"), "250"),
+        ("DATA\r\n".to_string(), "354"),
+        (
+            "From: bob@example.org\r\nTo: alice@example.test\r\nSubject: wired\r\n\r\nhello\r\n.\r\n".to_string(),
+            "250",
+        ),
+        ("QUIT\r\n".to_string(), "221"),
+    ] {
+        w.write_all(cmd.as_bytes()).unwrap();
+        let reply = smtp_reply(&mut r);
+        assert!(reply.starts_with(code), "{cmd:?} got {reply:?}");
+    }
+}
+
 #[test]
 fn port_zero_listeners_report_real_ports_and_sigterm_drains_open_sessions() {
     let env = Env::new();
     port_zero_config(&env);
+    env.ok(&["domain", "add", "example.test"]);
+    let out = env.run_with_stdin(
+        &["user", "add", "alice@example.test", "--password-stdin"],
+        "correct horse battery\n",
+    );
+    assert!(out.status.success());
     let mut server = Server::start(
         env.path(),
         &["--config", env.config().to_str().unwrap(), "serve"],
@@ -146,6 +190,19 @@ fn port_zero_listeners_report_real_ports_and_sigterm_drains_open_sessions() {
     assert!(greeting(port("submission")).starts_with("220 "));
     // The implicit-TLS listener accepts TCP (the handshake is wharf-net's tests' business).
     assert!(TcpStream::connect(("127.0.0.1", port("sub"))).is_ok());
+
+    // Port 25 delivers into the store the admin verbs read, while the server runs.
+    smtp_deliver(port("mx"), "alice@example.test");
+    let list = env.ok(&["mailbox", "list", "alice@example.test"]);
+    let inbox = list.lines().find(|l| l.starts_with("INBOX ")).unwrap();
+    assert_eq!(inbox.split_whitespace().nth(2), Some("1"), "{list}");
+    // An account added by the CLI while the server runs receives mail at once.
+    let out = env.run_with_stdin(
+        &["user", "add", "late@example.test", "--password-stdin"],
+        "correct horse battery\n",
+    );
+    assert!(out.status.success());
+    smtp_deliver(port("mx"), "late@example.test");
 
     // An open, idle session does not keep the server alive past the deadline.
     let mut idle = TcpStream::connect(("127.0.0.1", port("mx"))).unwrap();
