@@ -1,1 +1,20 @@
-//! wharf-pop3 (being written).
+//! wharf-pop3: POP3 (RFC 1939) with CAPA/RESP-CODES (RFC 2449), STLS (RFC 2595) and SASL AUTH
+//! (RFC 5034) over the INBOX of a Wharf account. `session` is the sans-io state machine,
+//! `service` the connection loop plugged into `wharf_net`, `adapters` binds the session's ports
+//! (`backend`) to the directory and the store.
+
+pub mod backend;
+mod commands;
+pub mod config;
+pub mod session;
+pub mod syntax;
+pub mod transfer;
+
+pub use backend::{
+    AuthFailure, Authenticator, DropEntry, Login, Maildrop, SaslOutcome, SaslSession, Snapshot,
+    Vanished,
+};
+pub use commands::unique_id;
+pub use config::Pop3Config;
+pub use session::{ConnInfo, Control, Session, Shared};
+pub use syntax::{Output, Piece};

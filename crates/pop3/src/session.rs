@@ -1,0 +1,248 @@
+//! The POP3 session state machine (RFC 1939 AUTHORIZATION → TRANSACTION → UPDATE), free of
+//! sockets: the connection loop feeds it one received line at a time and writes what it answers.
+//! Command behaviour lives in `commands/*`; this module owns the state and the dispatch.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use wharf_store::{AccountId, ModSeq, Uid};
+
+use crate::backend::{Authenticator, Login, Maildrop, SaslSession, Snapshot};
+use crate::config::Pop3Config;
+use crate::syntax::{self, Output, ParseError};
+
+/// What the connection knows about itself, as the session needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub peer: IpAddr,
+    pub tls: bool,
+    pub starttls_available: bool,
+}
+
+/// What the connection loop must do after writing the replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    /// Flush, then run the TLS handshake and call `Session::tls_started`.
+    StartTls,
+    /// Flush, then close the connection.
+    Close,
+}
+
+/// State shared by every session of one service.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Last successful login per account (RFC 2449 LOGIN-DELAY enforcement on this node).
+    pub(crate) last_login: Mutex<HashMap<AccountId, Instant>>,
+    pub(crate) sessions: AtomicU64,
+}
+
+impl Shared {
+    pub fn new() -> Self {
+        Shared::default()
+    }
+}
+
+pub(crate) enum State {
+    Authorization {
+        user: Option<String>,
+    },
+    Sasl {
+        exchange: Box<dyn SaslSession>,
+    },
+    /// SCRAM server-final sent as a challenge; the client's (empty) answer completes the login.
+    SaslFinal {
+        login: Login,
+    },
+    Transaction(Box<Transaction>),
+    Closed,
+}
+
+/// TRANSACTION state: the maildrop snapshot and what the client did to it.
+pub(crate) struct Transaction {
+    pub(crate) login: Login,
+    pub(crate) snapshot: Snapshot,
+    pub(crate) deleted: Vec<bool>,
+    pub(crate) retrieved: Vec<bool>,
+    /// UIDs of the snapshot expunged by someone else since login.
+    pub(crate) gone: HashSet<Uid>,
+    pub(crate) checked_modseq: ModSeq,
+}
+
+pub struct Session {
+    pub(crate) cfg: Arc<Pop3Config>,
+    pub(crate) hostname: String,
+    pub(crate) info: ConnInfo,
+    pub(crate) auth: Arc<dyn Authenticator>,
+    pub(crate) maildrop: Arc<dyn Maildrop>,
+    pub(crate) shared: Arc<Shared>,
+    /// Identifies this session as the maildrop lock owner.
+    pub(crate) owner: String,
+    pub(crate) state: State,
+    pub(crate) errors: u32,
+}
+
+impl Session {
+    pub fn new(
+        cfg: Arc<Pop3Config>,
+        hostname: String,
+        info: ConnInfo,
+        auth: Arc<dyn Authenticator>,
+        maildrop: Arc<dyn Maildrop>,
+        shared: Arc<Shared>,
+    ) -> Session {
+        let n = shared.sessions.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let owner = format!("pop3:{hostname}:{}:{started:x}:{n}", std::process::id());
+        Session {
+            cfg,
+            hostname,
+            info,
+            auth,
+            maildrop,
+            shared,
+            owner,
+            state: State::Authorization { user: None },
+            errors: 0,
+        }
+    }
+
+    pub fn greeting(&self, out: &mut Output) {
+        out.ok(&format!("{} POP3 server ready", self.hostname));
+    }
+
+    /// Longest line the session accepts next (SASL responses may exceed the command limit).
+    pub fn max_line(&self) -> usize {
+        match self.state {
+            State::Sasl { .. } | State::SaslFinal { .. } => self.cfg.max_sasl_line,
+            _ => self.cfg.max_command_line,
+        }
+    }
+
+    /// The account whose maildrop lock this session holds, if any.
+    pub fn locked_account(&self) -> Option<AccountId> {
+        match &self.state {
+            State::Transaction(t) => Some(t.login.account_id),
+            _ => None,
+        }
+    }
+
+    pub fn lock_owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// A line longer than `max_line()` arrived (and was discarded by the reader).
+    pub fn line_too_long(&mut self, out: &mut Output) -> Control {
+        if matches!(self.state, State::Sasl { .. } | State::SaslFinal { .. }) {
+            self.state = State::Authorization { user: None };
+        }
+        tracing::info!(peer = %self.info.peer, "pop3: line too long");
+        self.protocol_error(out, "line too long")
+    }
+
+    /// STLS finished: the new TLS session starts from scratch (RFC 2595).
+    pub fn tls_started(&mut self) {
+        self.info.tls = true;
+        self.info.starttls_available = false;
+        self.state = State::Authorization { user: None };
+    }
+
+    /// The connection ended without QUIT (EOF, timeout, error, shutdown): nothing is deleted,
+    /// the lock is released.
+    pub async fn end(&mut self) {
+        if let State::Transaction(t) = std::mem::replace(&mut self.state, State::Closed) {
+            tracing::info!(account = %t.login.address, "pop3: connection ended without QUIT, nothing deleted");
+            if let Err(e) = self.maildrop.unlock(t.login.account_id, &self.owner).await {
+                tracing::warn!(error = %e, "pop3: releasing maildrop lock failed (it will expire)");
+            }
+        }
+    }
+
+    /// Handles one received line (with or without its line ending).
+    pub async fn handle_line(&mut self, line: &[u8], out: &mut Output) -> Control {
+        let line = syntax::trim_line(line);
+        match &self.state {
+            State::Sasl { .. } => return self.sasl_continue(line, out).await,
+            State::SaslFinal { .. } => return self.sasl_final(line, out).await,
+            State::Closed => return Control::Close,
+            _ => {}
+        }
+        let cmd = match syntax::parse(line) {
+            Ok(cmd) => cmd,
+            Err(ParseError::Unknown) => {
+                tracing::debug!(peer = %self.info.peer, "pop3: unknown command");
+                return self.protocol_error(out, "unknown command");
+            }
+            Err(ParseError::Syntax(msg)) => return self.protocol_error(out, msg),
+        };
+        if matches!(self.state, State::Transaction(_)) {
+            self.transaction_command(cmd, out).await
+        } else {
+            self.authorization_command(cmd, out).await
+        }
+    }
+
+    /// Counts a protocol error; too many close the connection.
+    pub(crate) fn protocol_error(&mut self, out: &mut Output, msg: &str) -> Control {
+        self.errors += 1;
+        out.err(None, msg);
+        if self.errors >= self.cfg.max_errors {
+            tracing::info!(peer = %self.info.peer, errors = self.errors, "pop3: too many errors, closing");
+            out.err(None, "too many errors, closing connection");
+            return Control::Close;
+        }
+        Control::Continue
+    }
+
+    /// Capabilities for the current state (RFC 2449).
+    pub(crate) fn capabilities(&self) -> Vec<String> {
+        let mut caps = vec![
+            "TOP".to_string(),
+            "UIDL".to_string(),
+            "RESP-CODES".to_string(),
+            "AUTH-RESP-CODE".to_string(),
+            "PIPELINING".to_string(),
+        ];
+        match &self.state {
+            State::Transaction(t) => caps.push(match t.snapshot.expire_days {
+                None => "EXPIRE NEVER".to_string(),
+                Some(d) => format!("EXPIRE {}", d.max(0)),
+            }),
+            // The policy is per account: before login announce the lowest possible value,
+            // tagged USER (RFC 2449 section 6.7).
+            _ => caps.push("EXPIRE 0 USER".to_string()),
+        }
+        if self.cfg.login_delay_secs > 0 {
+            caps.push(format!("LOGIN-DELAY {}", self.cfg.login_delay_secs));
+        }
+        caps.push(format!(
+            "IMPLEMENTATION Wharf-{}",
+            env!("CARGO_PKG_VERSION")
+        ));
+        if !matches!(self.state, State::Transaction(_)) {
+            if self.auth_allowed() {
+                caps.push("USER".to_string());
+                caps.push(format!("SASL {}", self.auth.mechanisms().join(" ")));
+            }
+            if self.info.starttls_available && !self.info.tls {
+                caps.push("STLS".to_string());
+            }
+        }
+        caps
+    }
+
+    /// Credentials may travel: over TLS, or from loopback when the admin opted in.
+    pub(crate) fn auth_allowed(&self) -> bool {
+        self.info.tls || (self.cfg.allow_plaintext_auth_on_loopback && self.info.peer.is_loopback())
+    }
+}
