@@ -343,3 +343,35 @@ async fn curl_to_unknown_user_fails() {
     assert!(!ok);
     assert!(err.contains("550"), "{err}");
 }
+
+#[tokio::test]
+async fn large_message_streams_through_byte_exact() {
+    let s = start().await;
+    let mut body = String::new();
+    for i in 0..40_000 {
+        // Lines starting with a dot exercise dot-stuffing on the way in and out.
+        body.push_str(&format!(
+            "{}{i:06} {}\r\n",
+            if i % 7 == 0 { "." } else { "" },
+            "l".repeat(68)
+        ));
+    }
+    let msg = message("big@remote.test", ALICE, "large", &body);
+    assert!(msg.len() > 3_000_000);
+    assert_eq!(
+        smtplib(
+            "plain",
+            s.mx.port(),
+            "big@remote.test",
+            ALICE,
+            &msg,
+            None,
+            ""
+        )
+        .await,
+        "OK"
+    );
+    let inbox = s.inbox(ALICE).await;
+    assert_eq!(inbox.len(), 1);
+    assert!(strip_trace(&inbox[0]) == &msg[..], "large message altered");
+}
