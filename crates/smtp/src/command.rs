@@ -575,4 +575,35 @@ mod tests {
             Err(ParseError::BadAddress(_))
         ));
     }
+
+    /// Arbitrary bytes never panic the parser, and every error has a 5xx reply.
+    #[test]
+    fn random_lines_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let pieces: [&[u8]; 12] = [
+            b"MAIL FROM:",
+            b"RCPT TO:",
+            b"<",
+            b">",
+            b"@",
+            b"\"",
+            b"\\",
+            b" ",
+            b"SIZE=",
+            b"a.b",
+            "\u{3b4}".as_bytes(),
+            b"\xff",
+        ];
+        for _ in 0..20_000 {
+            let mut line = Vec::new();
+            for _ in 0..rng.gen_range(0..8) {
+                line.extend_from_slice(pieces[rng.gen_range(0..pieces.len())]);
+            }
+            line.extend_from_slice(b"\r\n");
+            if let Err(e) = parse(&line) {
+                assert!(e.reply().code >= 500);
+            }
+        }
+    }
 }
