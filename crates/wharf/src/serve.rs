@@ -45,7 +45,6 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     }
 
     let listeners = shifted_listeners(&cfg, args.port_offset)?;
-    wiring::ensure_implemented(&listeners, &cfg)?;
 
     fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
@@ -71,11 +70,10 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         hostname: hostname.clone(),
         directory,
     };
-    // Every handler exists before anything binds: a missing protocol must not leave half a server.
-    let mut handlers = Vec::new();
-    for l in &listeners {
-        handlers.push(wiring::handler(l, &ctx, &cfg)?);
-    }
+    let handlers: Vec<_> = listeners
+        .iter()
+        .map(|l| wiring::handler(l, &ctx, &cfg))
+        .collect();
 
     let mut server = Server::new(Some(tls.clone()), wiring::net_limits(&cfg));
     let mut bound = Vec::new();

@@ -1,10 +1,9 @@
 //! Turns the loaded configuration into the library objects: store and directory settings, and
-//! one protocol handler per listener. A listener whose protocol this build lacks fails the start.
+//! one protocol handler per listener.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
 use wharf_directory::Directory;
 use wharf_net::Handler;
 
@@ -46,53 +45,31 @@ pub struct Ctx {
     pub directory: Directory,
 }
 
-/// Whether this build has a service for the protocol.
-pub fn implemented(protocol: Protocol) -> bool {
-    matches!(
-        protocol,
-        Protocol::Smtp | Protocol::Submission | Protocol::Imap
-    )
-}
-
-/// Refuses the start, before anything is created or bound, when a listener's protocol is missing.
-pub fn ensure_implemented(listeners: &[Listener], cfg: &Loaded) -> Result<()> {
-    match listeners.iter().find(|l| !implemented(l.protocol)) {
-        Some(l) => Err(missing(l, cfg)),
-        None => Ok(()),
-    }
-}
-
-fn missing(listener: &Listener, cfg: &Loaded) -> anyhow::Error {
-    anyhow::anyhow!(
-        "listener `{}` (port {}): protocol {} is not implemented in this build of wharf yet; remove the listener from {} or use a build that has it",
-        listener.name,
-        listener.port,
-        listener.protocol,
-        cfg.path.display()
-    )
-}
-
 /// The protocol service answering on `listener`.
-pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Result<Arc<dyn Handler>> {
+pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Arc<dyn Handler> {
     let c = &cfg.config;
     match listener.protocol {
-        Protocol::Smtp => Ok(Arc::new(wharf_smtp::SmtpService::new(
+        Protocol::Smtp => Arc::new(wharf_smtp::SmtpService::new(
             c.smtp.clone(),
             ctx.hostname.clone(),
             ctx.directory.clone(),
             wharf_smtp::SmtpRole::Mx,
-        ))),
-        Protocol::Submission => Ok(Arc::new(wharf_smtp::SmtpService::new(
+        )),
+        Protocol::Submission => Arc::new(wharf_smtp::SmtpService::new(
             c.smtp.clone(),
             ctx.hostname.clone(),
             ctx.directory.clone(),
             wharf_smtp::SmtpRole::Submission,
-        ))),
-        Protocol::Imap => Ok(Arc::new(wharf_imap::ImapService::new(
+        )),
+        Protocol::Imap => Arc::new(wharf_imap::ImapService::new(
             c.imap.clone(),
             ctx.hostname.clone(),
             ctx.directory.clone(),
-        ))),
-        Protocol::Pop3 => Err(missing(listener, cfg)),
+        )),
+        Protocol::Pop3 => Arc::new(wharf_pop3::Pop3Service::new(
+            c.pop3.clone(),
+            ctx.hostname.clone(),
+            ctx.directory.clone(),
+        )),
     }
 }
