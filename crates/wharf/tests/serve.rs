@@ -382,3 +382,49 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_when_the_new_is_broken()
     server.sigterm();
     assert!(server.wait_exit(Duration::from_secs(30)).unwrap().success());
 }
+
+#[test]
+fn bad_serve_arguments_fail_before_anything_is_created() {
+    let env = Env::empty();
+    let config = env.config();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = run(&["--hostname", "bad host!", "--listen", "127.0.0.1"]);
+    assert!(
+        err.contains("--hostname bad host!: not a valid host name"),
+        "{err}"
+    );
+    assert!(!config.exists());
+    let err = run(&[
+        "--hostname",
+        "mail.example.test",
+        "--domain",
+        "bad_domain.test",
+        "--listen",
+        "127.0.0.1",
+    ]);
+    assert!(
+        err.contains("--domain bad_domain.test: not a valid domain name"),
+        "{err}"
+    );
+    assert!(!config.exists());
+
+    // A port pushed past 65535 by the offset names the listener.
+    env.write_config(
+        "[server]\nhostname = \"mail.example.test\"\n\
+         [[listener]]\nname = \"high\"\naddress = \"127.0.0.1\"\nport = 60000\nprotocol = \"imap\"\n",
+    );
+    let err = run(&["--port-offset", "10000"]);
+    assert!(
+        err.contains("listener `high`: port 60000 + --port-offset 10000 exceeds 65535"),
+        "{err}"
+    );
+    assert!(!env.data().exists());
+}
