@@ -3,9 +3,17 @@
 //!
 //! Protocol crates use `Arc<dyn Store>` and never name a backend.
 
+pub mod blob;
+mod events;
 pub mod model;
+mod sql;
+mod text;
 
 pub use model::*;
+pub use sql::SqlStore;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -32,6 +40,40 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Where a store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `sqlite:///abs/path/wharf.db` (created when missing) or `postgres://user@host/db`.
+    pub url: String,
+    /// Root of the filesystem blob store (created when missing).
+    pub blob_dir: PathBuf,
+}
+
+/// Connects, runs migrations, sweeps orphaned blobs left by a crash, and starts the
+/// group-commit writer. Must be called inside a Tokio runtime.
+pub async fn open(cfg: &StoreConfig) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(SqlStore::connect(&cfg.url, &cfg.blob_dir).await?))
+}
+
+/// Embedded store under `dir`: SQLite database `dir/wharf.db`, blobs under `dir/blobs/`.
+pub async fn open_embedded(dir: &Path) -> Result<Arc<dyn Store>> {
+    open(&embedded_config(dir)?).await
+}
+
+/// The `StoreConfig` `open_embedded` uses for `dir` (created when missing).
+pub fn embedded_config(dir: &Path) -> Result<StoreConfig> {
+    std::fs::create_dir_all(dir)?;
+    let dir = dir.canonicalize()?;
+    let db = dir.join("wharf.db");
+    let db = db.to_str().ok_or_else(|| {
+        StoreError::Invalid(format!("store path is not UTF-8: {}", dir.display()))
+    })?;
+    Ok(StoreConfig {
+        url: format!("sqlite://{db}"),
+        blob_dir: dir.join("blobs"),
+    })
+}
+
 /// Everything Wharf persists: the directory's rows, mailboxes, messages, blobs, and change events.
 ///
 /// Every mutation of a mailbox bumps its `highest_modseq`, stamps the rows it touched with the new
@@ -51,7 +93,12 @@ pub trait Store: Send + Sync + 'static {
     /// Case-insensitive on the domain; local part compared case-insensitively too.
     async fn get_account_by_address(&self, address: &str) -> Result<Option<Account>>;
     async fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>>;
-    async fn set_account_secret(&self, id: AccountId, secret_hash: &str, scram_sha256: &str) -> Result<()>;
+    async fn set_account_secret(
+        &self,
+        id: AccountId,
+        secret_hash: &str,
+        scram_sha256: &str,
+    ) -> Result<()>;
     async fn set_account_quota(&self, id: AccountId, quota_bytes: i64) -> Result<()>;
     async fn set_account_disabled(&self, id: AccountId, disabled: bool) -> Result<()>;
     async fn set_account_pop3_expire(&self, id: AccountId, days: Option<i64>) -> Result<()>;
@@ -73,14 +120,30 @@ pub trait Store: Send + Sync + 'static {
     async fn get_mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
     async fn get_mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>>;
     /// New UIDVALIDITY (never equal to one used before for the same name), uid_next 1.
-    async fn create_mailbox(&self, account: AccountId, name: &str, special_use: Option<SpecialUse>) -> Result<Mailbox>;
+    async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox>;
     /// Deletes the mailbox and its messages (not its children).
     async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()>;
     /// Renames the mailbox and every child (`old/...` → `new/...`), keeping ids and UIDVALIDITY.
     /// Renaming INBOX is the IMAP crate's job (create + move), not this.
-    async fn rename_mailbox(&self, account: AccountId, id: MailboxId, new_name: &str) -> Result<()>;
-    async fn set_subscribed(&self, account: AccountId, id: MailboxId, subscribed: bool) -> Result<()>;
-    async fn set_special_use(&self, account: AccountId, id: MailboxId, role: Option<SpecialUse>) -> Result<()>;
+    async fn rename_mailbox(&self, account: AccountId, id: MailboxId, new_name: &str)
+    -> Result<()>;
+    async fn set_subscribed(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        subscribed: bool,
+    ) -> Result<()>;
+    async fn set_special_use(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        role: Option<SpecialUse>,
+    ) -> Result<()>;
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus>;
 
     // ---- messages ----
@@ -118,9 +181,19 @@ pub trait Store: Send + Sync + 'static {
         unchanged_since: Option<ModSeq>,
     ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)>;
     /// Copies the given UIDs (missing skipped) into `dst`, sharing blobs. Quota is enforced.
-    async fn copy_messages(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
+    async fn copy_messages(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome>;
     /// Copy then expunge from `src` in one transaction (RFC 6851).
-    async fn move_messages(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
+    async fn move_messages(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome>;
     /// Expunges messages flagged \Deleted (restricted to `uids` when given); leaves tombstones.
     /// Returns the expunged UIDs ascending.
     async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>>;
@@ -131,7 +204,12 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>>;
     /// Full-text search in one mailbox (SQLite FTS5 / PostgreSQL tsvector, plus a substring check
     /// for correctness): UIDs ascending.
-    async fn search_text(&self, mailbox: MailboxId, field: TextField, needle: &str) -> Result<Vec<Uid>>;
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<Uid>>;
 
     // ---- POP3 maildrop lock (RFC 1939), shared by every node ----
     /// Takes the account's maildrop lock for `owner` until `ttl_secs` from now; false if another

@@ -244,7 +244,9 @@ pub struct Delivery {
 pub enum DeliveryResult {
     Stored(AppendOutcome),
     /// The account is over quota with this message; `message_alone_exceeds` when the message is larger than the whole quota.
-    OverQuota { message_alone_exceeds: bool },
+    OverQuota {
+        message_alone_exceeds: bool,
+    },
     /// Account missing or disabled.
     NoSuchAccount,
 }
@@ -266,7 +268,10 @@ pub enum TextField {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailboxEvent {
     /// Something in this mailbox changed (append, flags, expunge): sessions call `changes_since`.
-    Changed { mailbox_id: MailboxId, highest_modseq: ModSeq },
+    Changed {
+        mailbox_id: MailboxId,
+        highest_modseq: ModSeq,
+    },
     /// Mailbox list changed (create, delete, rename, subscribe).
     MailboxesChanged,
 }

@@ -1,0 +1,287 @@
+//! The filesystem blob store: content-addressed (SHA-256) message bodies under
+//! `root/ab/cd/<hash>`, written once through `root/tmp`, made durable before any row names them.
+//!
+//! This module owns only the files. Reference counts live in the database, and the decision to
+//! delete a file (no row names it, no write of it is in flight) is taken by the SQL store, which
+//! then calls `remove`.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+/// How a batch of new blobs is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Each file: write, fsync, rename, fsync its directory. Four synchronous steps per message.
+    PerFile,
+    /// Write every temp file, one `syncfs`, rename every file, one more `syncfs` (which also
+    /// covers the new directory entries). Two flushes per batch, whatever its size. Falls back to
+    /// `PerFile` where `syncfs` does not exist.
+    Batch,
+}
+
+/// Hex SHA-256 of a message: its blob name.
+pub fn blob_hash(raw: &[u8]) -> String {
+    hex::encode(Sha256::digest(raw))
+}
+
+fn valid_hash(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[derive(Debug)]
+pub struct FsBlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+    mode: SyncMode,
+}
+
+impl FsBlobStore {
+    /// Creates `root` and `root/tmp` when missing.
+    pub fn open(root: &Path, mode: SyncMode) -> io::Result<FsBlobStore> {
+        let tmp = root.join("tmp");
+        fs::create_dir_all(&tmp)?;
+        Ok(FsBlobStore {
+            root: root.to_path_buf(),
+            tmp,
+            mode,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob named `hash` lives (the name must be a valid hash).
+    pub fn path_of(&self, hash: &str) -> PathBuf {
+        self.root.join(&hash[0..2]).join(&hash[2..4]).join(hash)
+    }
+
+    pub fn exists(&self, hash: &str) -> bool {
+        valid_hash(hash) && self.path_of(hash).is_file()
+    }
+
+    pub async fn read(&self, hash: &str) -> io::Result<Bytes> {
+        if !valid_hash(hash) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid blob name",
+            ));
+        }
+        Ok(Bytes::from(tokio::fs::read(self.path_of(hash)).await?))
+    }
+
+    /// Stores every blob not already present and returns only when all of them are durable.
+    /// Blocking: run it on a blocking thread.
+    pub fn put_durable(&self, items: &[(&str, &[u8])]) -> io::Result<()> {
+        let mut seen = HashSet::new();
+        let todo: Vec<(&str, &[u8])> = items
+            .iter()
+            .copied()
+            .filter(|(h, _)| seen.insert(*h))
+            .filter(|(h, _)| !self.exists(h))
+            .collect();
+        for (h, _) in &todo {
+            if !valid_hash(h) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "invalid blob name",
+                ));
+            }
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        if self.mode == SyncMode::Batch {
+            return self.put_batch(&todo);
+        }
+        for (h, data) in todo {
+            self.put_one(h, data)?;
+        }
+        Ok(())
+    }
+
+    fn temp_path(&self, hash: &str) -> PathBuf {
+        self.tmp
+            .join(format!("{hash}.{:016x}", rand::random::<u64>()))
+    }
+
+    /// Creates `ab/cd` for the hash; returns the directories that did not exist before.
+    fn ensure_dirs(&self, hash: &str) -> io::Result<Vec<PathBuf>> {
+        let outer = self.root.join(&hash[0..2]);
+        let inner = outer.join(&hash[2..4]);
+        let mut created = Vec::new();
+        if !outer.is_dir() {
+            fs::create_dir_all(&outer)?;
+            created.push(self.root.clone());
+        }
+        if !inner.is_dir() {
+            fs::create_dir_all(&inner)?;
+            created.push(outer);
+        }
+        Ok(created)
+    }
+
+    fn put_one(&self, hash: &str, data: &[u8]) -> io::Result<()> {
+        let tmp = self.temp_path(hash);
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            drop(f);
+            let parents = self.ensure_dirs(hash)?;
+            let dst = self.path_of(hash);
+            fs::rename(&tmp, &dst)?;
+            for dir in parents {
+                sync_dir(&dir)?;
+            }
+            if let Some(dir) = dst.parent() {
+                sync_dir(dir)?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    #[cfg(target_os = "linux")]
+    fn put_batch(&self, todo: &[(&str, &[u8])]) -> io::Result<()> {
+        let mut temps: Vec<(PathBuf, &str)> = Vec::with_capacity(todo.len());
+        let result = (|| {
+            for (h, data) in todo {
+                let tmp = self.temp_path(h);
+                temps.push((tmp.clone(), h));
+                let mut f = File::create(&tmp)?;
+                f.write_all(data)?;
+            }
+            syncfs(&self.tmp)?;
+            for (tmp, h) in &temps {
+                self.ensure_dirs(h)?;
+                fs::rename(tmp, self.path_of(h))?;
+            }
+            syncfs(&self.root)
+        })();
+        if result.is_err() {
+            for (tmp, _) in &temps {
+                let _ = fs::remove_file(tmp);
+            }
+        }
+        result
+    }
+
+    /// Deletes a blob file; a missing file is not an error. The caller has established that no
+    /// row names it and no write of it is in flight.
+    pub fn remove(&self, hash: &str) -> io::Result<()> {
+        if !valid_hash(hash) {
+            return Ok(());
+        }
+        match fs::remove_file(self.path_of(hash)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every stored blob name.
+    pub fn list(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for outer in fs::read_dir(&self.root)? {
+            let outer = outer?;
+            let name = outer.file_name();
+            let name = name.to_string_lossy();
+            if name.len() != 2 || !outer.file_type()?.is_dir() {
+                continue;
+            }
+            for inner in fs::read_dir(outer.path())? {
+                let inner = inner?;
+                if !inner.file_type()?.is_dir() {
+                    continue;
+                }
+                for file in fs::read_dir(inner.path())? {
+                    let file = file?;
+                    let fname = file.file_name().to_string_lossy().into_owned();
+                    if valid_hash(&fname) {
+                        out.push(fname);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes temp files older than `min_age` (zero: all of them, only safe while no write runs).
+    pub fn sweep_tmp(&self, min_age: Duration) -> io::Result<u64> {
+        let mut removed = 0;
+        let now = SystemTime::now();
+        for entry in fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            let old_enough = min_age.is_zero()
+                || entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(|t| now.duration_since(t).unwrap_or_default() >= min_age)
+                    .unwrap_or(false);
+            if old_enough && entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(target_os = "linux")]
+fn syncfs(on: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(on)?;
+    // SAFETY: `syncfs` only reads the descriptor number, which `f` keeps open for the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_modes_store_and_list() {
+        for mode in [SyncMode::PerFile, SyncMode::Batch] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = FsBlobStore::open(dir.path(), mode).unwrap();
+            let a = b"hello".to_vec();
+            let b = b"world".to_vec();
+            let (ha, hb) = (blob_hash(&a), blob_hash(&b));
+            store
+                .put_durable(&[(&ha, &a), (&hb, &b), (&ha, &a)])
+                .unwrap();
+            let mut listed = store.list().unwrap();
+            listed.sort();
+            let mut want = vec![ha.clone(), hb.clone()];
+            want.sort();
+            assert_eq!(listed, want);
+            assert_eq!(std::fs::read(store.path_of(&ha)).unwrap(), a);
+            assert_eq!(
+                std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+                0
+            );
+            store.remove(&ha).unwrap();
+            store.remove(&ha).unwrap();
+            assert_eq!(store.list().unwrap(), vec![hb]);
+        }
+    }
+}

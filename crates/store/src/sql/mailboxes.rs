@@ -1,0 +1,397 @@
+//! Mailbox rows: naming rules, UIDVALIDITY allocation, create/rename/delete, status and the
+//! read side of a mailbox (index, changes since a modseq, stored message data).
+
+use bytes::Bytes;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{ENTRY_COLUMNS, Shared, Tx, entry_from_row, to_u32, to_u64};
+use crate::model::*;
+use crate::{Result, StoreError};
+
+const MAILBOX_COLUMNS: &str =
+    "id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq";
+
+fn mailbox_from_row(r: &AnyRow) -> Result<Mailbox> {
+    let role: Option<String> = r.try_get("special_use")?;
+    Ok(Mailbox {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        name: r.try_get("name")?,
+        special_use: role.as_deref().and_then(SpecialUse::from_attribute),
+        subscribed: r.try_get::<i64, _>("subscribed")? != 0,
+        uid_validity: to_u32(r.try_get("uid_validity")?, "uid_validity")?,
+        uid_next: to_u32(r.try_get("uid_next")?, "uid_next")?,
+        highest_modseq: to_u64(r.try_get("highest_modseq")?, "highest_modseq")?,
+    })
+}
+
+/// Canonical stored name: `INBOX` (any case) as the first component is spelled `INBOX`; empty
+/// names, empty components and control characters are refused.
+pub(crate) fn canonical_name(name: &str) -> Result<String> {
+    let bad = || StoreError::Invalid(format!("bad mailbox name: {name:?}"));
+    if name.is_empty() || name.len() > 1024 || name.chars().any(char::is_control) {
+        return Err(bad());
+    }
+    let parts: Vec<&str> = name.split(HIERARCHY_DELIMITER).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(bad());
+    }
+    let mut out = String::with_capacity(name.len());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(HIERARCHY_DELIMITER);
+        }
+        if i == 0 && p.eq_ignore_ascii_case("INBOX") {
+            out.push_str("INBOX");
+        } else {
+            out.push_str(p);
+        }
+    }
+    Ok(out)
+}
+
+impl Shared {
+    /// Inserts a mailbox with a fresh UIDVALIDITY (the caller holds the account lock).
+    pub(crate) async fn insert_mailbox(
+        &self,
+        tx: &mut Tx,
+        account: AccountId,
+        name: &str,
+        role: Option<SpecialUse>,
+        subscribed: bool,
+    ) -> Result<MailboxId> {
+        let validity: i64 = sqlx::query_scalar(
+            "UPDATE counters SET value = value + 1 WHERE name = 'uid_validity' RETURNING value",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
+        // UIDVALIDITY is a non-zero 32-bit number.
+        let validity = (validity.rem_euclid(i64::from(u32::MAX))).max(1);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(account)
+        .bind(name)
+        .bind(role.map(|r| r.as_db().to_string()))
+        .bind(i64::from(subscribed))
+        .bind(validity)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!("mailbox {name}")),
+            other => other,
+        })?;
+        Ok(id)
+    }
+
+    pub async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        let sql =
+            format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 ORDER BY name");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(mailbox_from_row).collect()
+    }
+
+    pub async fn get_mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
+        let Ok(name) = canonical_name(name) else {
+            return Ok(None);
+        };
+        let sql =
+            format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(mailbox_from_row).transpose()
+    }
+
+    pub async fn get_mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(mailbox_from_row).transpose()
+    }
+
+    pub async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        role: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        let name = canonical_name(name)?;
+        let mut tx = self.begin_write().await?;
+        if self.lock_account(&mut tx, account).await?.is_none() {
+            return Err(StoreError::NotFound(format!("account {account}")));
+        }
+        let id = self
+            .insert_mailbox(&mut tx, account, &name, role, false)
+            .await?;
+        tx.commit().await?;
+        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        self.get_mailbox_by_id(id)
+            .await?
+            .ok_or_else(|| StoreError::Backend("mailbox vanished after insert".into()))
+    }
+
+    /// Checks that mailbox `id` belongs to `account` (under the account lock).
+    async fn owned_mailbox(
+        &self,
+        tx: &mut Tx,
+        account: AccountId,
+        id: MailboxId,
+    ) -> Result<String> {
+        if self.lock_account(tx, account).await?.is_none() {
+            return Err(StoreError::NotFound(format!("account {account}")));
+        }
+        sqlx::query_scalar("SELECT name FROM mailboxes WHERE id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))
+    }
+
+    pub async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.owned_mailbox(&mut tx, account, id).await?;
+        let rows = sqlx::query(
+            "SELECT mm.message_id, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut bytes = 0i64;
+        for r in &rows {
+            ids.push(r.try_get::<i64, _>("message_id")?);
+            bytes += r.try_get::<i64, _>("size")?;
+        }
+        sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM expunged WHERE mailbox_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM mailboxes WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let freed = self.release_messages(&mut tx, &ids).await?;
+        self.add_used(&mut tx, account, -bytes).await?;
+        tx.commit().await?;
+        self.collect_garbage(freed).await?;
+        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    pub async fn rename_mailbox(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        new_name: &str,
+    ) -> Result<()> {
+        let new_name = canonical_name(new_name)?;
+        let mut tx = self.begin_write().await?;
+        let old = self.owned_mailbox(&mut tx, account, id).await?;
+        if old == "INBOX" {
+            return Err(StoreError::Invalid(
+                "INBOX is renamed by moving its messages, not here".into(),
+            ));
+        }
+        if new_name == "INBOX" {
+            return Err(StoreError::AlreadyExists("mailbox INBOX".into()));
+        }
+        if new_name == old {
+            return Err(StoreError::AlreadyExists(format!("mailbox {new_name}")));
+        }
+        let all = sqlx::query("SELECT id, name FROM mailboxes WHERE account_id = $1")
+            .bind(account)
+            .fetch_all(&mut *tx)
+            .await?;
+        let prefix = format!("{old}{HIERARCHY_DELIMITER}");
+        let mut moves: Vec<(i64, String)> = Vec::new();
+        let mut staying: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for r in &all {
+            let mid: i64 = r.try_get("id")?;
+            let name: String = r.try_get("name")?;
+            if mid == id {
+                moves.push((mid, new_name.clone()));
+            } else if let Some(rest) = name.strip_prefix(&prefix) {
+                moves.push((mid, format!("{new_name}{HIERARCHY_DELIMITER}{rest}")));
+            } else {
+                staying.insert(name);
+            }
+        }
+        if let Some((_, clash)) = moves.iter().find(|(_, n)| staying.contains(n)) {
+            return Err(StoreError::AlreadyExists(format!("mailbox {clash}")));
+        }
+        // Two passes so that no intermediate state violates UNIQUE(account_id, name) when the new
+        // names overlap the old ones (a → a/b moves a/b → a/b/b).
+        for (mid, _) in &moves {
+            sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
+                .bind(format!("\u{1}renaming\u{1}{mid}"))
+                .bind(mid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (mid, name) in &moves {
+            sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(mid)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    pub async fn set_subscribed(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        subscribed: bool,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.owned_mailbox(&mut tx, account, id).await?;
+        sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")
+            .bind(i64::from(subscribed))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    pub async fn set_special_use(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        role: Option<SpecialUse>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.owned_mailbox(&mut tx, account, id).await?;
+        sqlx::query("UPDATE mailboxes SET special_use = $1 WHERE id = $2")
+            .bind(role.map(|r| r.as_db().to_string()))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    pub async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
+        // Read in one snapshot so counts and counters agree.
+        let mut tx = self.begin_read().await?;
+        let mb = sqlx::query(
+            "SELECT uid_next, uid_validity, highest_modseq FROM mailboxes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS messages, \
+               CAST(COALESCE(SUM(CASE WHEN (mm.flags & 1) = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS unseen, \
+               CAST(COALESCE(SUM(CASE WHEN (mm.flags & 32) <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent, \
+               CAST(COALESCE(SUM(CASE WHEN (mm.flags & 8) <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS deleted, \
+               CAST(COALESCE(SUM(m.size), 0) AS BIGINT) AS size \
+             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(MailboxStatus {
+            messages: to_u32(r.try_get("messages")?, "count")?,
+            unseen: to_u32(r.try_get("unseen")?, "count")?,
+            recent: to_u32(r.try_get("recent")?, "count")?,
+            deleted: to_u32(r.try_get("deleted")?, "count")?,
+            size: to_u64(r.try_get("size")?, "size")?,
+            uid_next: to_u32(mb.try_get("uid_next")?, "uid_next")?,
+            uid_validity: to_u32(mb.try_get("uid_validity")?, "uid_validity")?,
+            highest_modseq: to_u64(mb.try_get("highest_modseq")?, "highest_modseq")?,
+        })
+    }
+
+    pub async fn mailbox_index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(mailbox)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
+        let since = i64::try_from(since).unwrap_or(i64::MAX);
+        let mut tx = self.begin_read().await?;
+        let mb = sqlx::query("SELECT uid_next, highest_modseq FROM mailboxes WHERE id = $1")
+            .bind(mailbox)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(mailbox)
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?;
+        let gone: Vec<i64> = sqlx::query_scalar(
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(MailboxChanges {
+            changed: rows.iter().map(entry_from_row).collect::<Result<_>>()?,
+            expunged: gone
+                .into_iter()
+                .map(|u| to_u32(u, "uid"))
+                .collect::<Result<_>>()?,
+            highest_modseq: to_u64(mb.try_get("highest_modseq")?, "highest_modseq")?,
+            uid_next: to_u32(mb.try_get("uid_next")?, "uid_next")?,
+        })
+    }
+
+    pub async fn message_summary(&self, message: MessageId) -> Result<Bytes> {
+        let s: Vec<u8> = sqlx::query_scalar("SELECT summary FROM messages WHERE id = $1")
+            .bind(message)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
+        Ok(Bytes::from(s))
+    }
+
+    pub async fn message_raw(&self, message: MessageId) -> Result<Bytes> {
+        let hash: String = sqlx::query_scalar("SELECT blob_hash FROM messages WHERE id = $1")
+            .bind(message)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
+        self.blobs.read(&hash).await.map_err(|e| {
+            tracing::error!(message, hash = %hash, error = %e, "store: blob of a committed message is unreadable");
+            StoreError::Io(e)
+        })
+    }
+}

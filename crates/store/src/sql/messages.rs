@@ -1,0 +1,255 @@
+//! Changes to messages already stored: flags and keywords (with CONDSTORE's UNCHANGEDSINCE),
+//! copy and move, expunge with tombstones, and the one-time claim of \Recent.
+
+use sqlx::Row;
+
+use super::{ENTRY_COLUMNS, Shared, entry_from_row, normalize_keywords, to_u32, to_u64};
+use crate::model::*;
+use crate::{Result, StoreError};
+
+fn apply(
+    op: FlagOp,
+    old: &MessageEntry,
+    flags: Flags,
+    keywords: &[String],
+) -> (Flags, Vec<String>) {
+    match op {
+        FlagOp::Add => {
+            let mut k = old.keywords.clone();
+            k.extend(keywords.iter().cloned());
+            (old.flags | flags, normalize_keywords(&k))
+        }
+        FlagOp::Remove => {
+            let k: Vec<String> = old
+                .keywords
+                .iter()
+                .filter(|o| !keywords.iter().any(|r| r.eq_ignore_ascii_case(o)))
+                .cloned()
+                .collect();
+            (old.flags.difference(flags), k)
+        }
+        FlagOp::Replace => {
+            let recent = Flags(old.flags.0 & Flags::RECENT.0);
+            (flags | recent, keywords.to_vec())
+        }
+    }
+}
+
+impl Shared {
+    pub async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
+        // \Recent belongs to the server.
+        let flags = flags.difference(Flags::RECENT);
+        let keywords = normalize_keywords(keywords);
+        let mut tx = self.begin_write().await?;
+        let (account, _) = self.lock_mailbox_account(&mut tx, mailbox).await?;
+        let rows = self.entries_for_uids(&mut tx, mailbox, uids).await?;
+        let mut modified = Vec::new();
+        let mut changes = Vec::new();
+        for e in &rows {
+            if unchanged_since.is_some_and(|u| e.modseq > u) {
+                modified.push(e.uid);
+                continue;
+            }
+            let (nf, nk) = apply(op, e, flags, &keywords);
+            if nf != e.flags || nk != e.keywords {
+                changes.push((e.uid, nf, nk));
+            }
+        }
+        if changes.is_empty() {
+            tx.commit().await?;
+            return Ok((Vec::new(), modified));
+        }
+        // One STORE, one modseq (RFC 7162 §3.1).
+        let (_, modseq, _) = self.bump_mailbox(&mut tx, mailbox, 0, 1).await?;
+        let mut updates = Vec::with_capacity(changes.len());
+        for (uid, nf, nk) in changes {
+            sqlx::query("UPDATE mailbox_messages SET flags = $1, keywords = $2, modseq = $3 WHERE mailbox_id = $4 AND uid = $5")
+                .bind(i64::from(nf.0))
+                .bind(super::encode_keywords(&nk))
+                .bind(modseq)
+                .bind(mailbox)
+                .bind(i64::from(uid))
+                .execute(&mut *tx)
+                .await?;
+            updates.push(FlagUpdate {
+                uid,
+                flags: nf,
+                keywords: nk,
+                modseq: to_u64(modseq, "modseq")?,
+            });
+        }
+        tx.commit().await?;
+        self.publish_changed(account, mailbox, modseq);
+        Ok((updates, modified))
+    }
+
+    pub async fn copy_or_move(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+        is_move: bool,
+    ) -> Result<CopyOutcome> {
+        let mut tx = self.begin_write().await?;
+        let (account, state) = self.lock_mailbox_account(&mut tx, src).await?;
+        let dst_row = sqlx::query("SELECT account_id, uid_validity FROM mailboxes WHERE id = $1")
+            .bind(dst)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {dst}")))?;
+        if dst_row.try_get::<i64, _>("account_id")? != account {
+            return Err(StoreError::Invalid("copy between accounts".into()));
+        }
+        let rows = self.entries_for_uids(&mut tx, src, uids).await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(CopyOutcome {
+                dst_uid_validity: to_u32(dst_row.try_get("uid_validity")?, "uid_validity")?,
+                mapping: Vec::new(),
+            });
+        }
+        let total: i64 = rows.iter().map(|e| e.size as i64).sum();
+        // A move within one account changes nothing in its usage.
+        if !is_move && state.over_quota(total) {
+            return Err(StoreError::OverQuota);
+        }
+        let n = rows.len() as i64;
+        let (next, dst_modseq, dst_validity) = self.bump_mailbox(&mut tx, dst, n, 1).await?;
+        let base = next - n;
+        let mut mapping = Vec::with_capacity(rows.len());
+        for (i, e) in rows.iter().enumerate() {
+            let uid = base + i as i64;
+            sqlx::query(
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(dst)
+            .bind(uid)
+            .bind(e.message_id)
+            .bind(i64::from((e.flags | Flags::RECENT).0))
+            .bind(super::encode_keywords(&e.keywords))
+            .bind(dst_modseq)
+            .execute(&mut *tx)
+            .await?;
+            mapping.push((e.uid, to_u32(uid, "uid")?));
+        }
+        let mut src_modseq = None;
+        if is_move {
+            let (_, m, _) = self.bump_mailbox(&mut tx, src, 0, 1).await?;
+            for e in &rows {
+                self.remove_row(&mut tx, src, e.uid, m).await?;
+            }
+            src_modseq = Some(m);
+        } else {
+            self.add_used(&mut tx, account, total).await?;
+        }
+        tx.commit().await?;
+        self.publish_changed(account, dst, dst_modseq);
+        if let Some(m) = src_modseq {
+            self.publish_changed(account, src, m);
+        }
+        Ok(CopyOutcome {
+            dst_uid_validity: dst_validity,
+            mapping,
+        })
+    }
+
+    /// Deletes one mailbox row and leaves its tombstone.
+    async fn remove_row(
+        &self,
+        tx: &mut super::Tx,
+        mailbox: MailboxId,
+        uid: Uid,
+        modseq: i64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
+            .bind(mailbox)
+            .bind(i64::from(uid))
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3)")
+            .bind(mailbox)
+            .bind(i64::from(uid))
+            .bind(modseq)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// `only_deleted`: IMAP EXPUNGE semantics (rows flagged \Deleted); otherwise POP3's (any).
+    pub async fn expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: Option<&[Uid]>,
+        only_deleted: bool,
+    ) -> Result<Vec<Uid>> {
+        let mut tx = self.begin_write().await?;
+        let (account, _) = self.lock_mailbox_account(&mut tx, mailbox).await?;
+        let rows = match uids {
+            Some(u) => self.entries_for_uids(&mut tx, mailbox, u).await?,
+            None => {
+                let sql = format!(
+                    "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                     WHERE mm.mailbox_id = $1 AND (mm.flags & 8) <> 0 ORDER BY mm.uid"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(mailbox)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                rows.iter()
+                    .map(entry_from_row)
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+        let doomed: Vec<&MessageEntry> = rows
+            .iter()
+            .filter(|e| !only_deleted || e.flags.contains(Flags::DELETED))
+            .collect();
+        if doomed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let (_, modseq, _) = self.bump_mailbox(&mut tx, mailbox, 0, 1).await?;
+        let mut bytes = 0i64;
+        let mut ids = Vec::with_capacity(doomed.len());
+        for e in &doomed {
+            self.remove_row(&mut tx, mailbox, e.uid, modseq).await?;
+            bytes += e.size as i64;
+            ids.push(e.message_id);
+        }
+        let freed = self.release_messages(&mut tx, &ids).await?;
+        self.add_used(&mut tx, account, -bytes).await?;
+        tx.commit().await?;
+        self.collect_garbage(freed).await?;
+        self.publish_changed(account, mailbox, modseq);
+        Ok(doomed.iter().map(|e| e.uid).collect())
+    }
+
+    pub async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
+        let mut tx = self.begin_write().await?;
+        self.lock_mailbox_account(&mut tx, mailbox).await?;
+        let uids: Vec<i64> = sqlx::query_scalar(
+            "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND (flags & 32) <> 0 ORDER BY uid",
+        )
+        .bind(mailbox)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !uids.is_empty() {
+            // \Recent is not a client-visible change: no modseq, no event.
+            sqlx::query("UPDATE mailbox_messages SET flags = flags - 32 WHERE mailbox_id = $1 AND (flags & 32) <> 0")
+                .bind(mailbox)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        uids.into_iter().map(|u| to_u32(u, "uid")).collect()
+    }
+}

@@ -1,0 +1,757 @@
+//! The SQL store: one implementation of `Store` over sqlx's `Any` driver, serving SQLite (embedded)
+//! and PostgreSQL (scale-out) from the same queries. The dialects differ only where `Dialect::pick`
+//! chooses a statement: row locks (`FOR UPDATE`, meaningless with SQLite's single writer), the
+//! full-text index, and transaction start.
+//!
+//! Locking discipline (PostgreSQL): every transaction that changes an account's mailboxes first
+//! locks that account's row; a batch touching several accounts locks them in ascending id order.
+//! Mailbox and blob rows are only touched under that lock, so lock cycles cannot form. SQLite has
+//! a single writer connection and serialises everything.
+
+mod directory;
+mod mailboxes;
+mod messages;
+mod search;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use tokio::sync::{Mutex, broadcast, mpsc};
+
+use crate::blob::{FsBlobStore, SyncMode};
+use crate::events::EventHub;
+use crate::model::*;
+use crate::{Result, Store, StoreError};
+
+pub(crate) type Tx = Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound("row".into()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::AlreadyExists(db.message().to_string())
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::Invalid(db.message().to_string())
+            }
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some("40P01" | "40001")) =>
+            {
+                StoreError::Conflict(db.message().to_string())
+            }
+            _ => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+/// Everything the request paths and the group-commit writer share.
+pub(crate) struct Shared {
+    pub dialect: Dialect,
+    /// SQLite: the one writer connection. PostgreSQL: the pool.
+    pub writer: AnyPool,
+    /// SQLite: WAL readers that never wait for the writer. PostgreSQL: the same pool.
+    pub reader: AnyPool,
+    pub blobs: Arc<FsBlobStore>,
+    pub events: EventHub,
+    /// Blob hashes being written and not yet committed (count of writers per hash). A blob file
+    /// is only ever deleted while holding this lock, after checking that its hash is absent here
+    /// and from the `blobs` table, so a file a pending commit relies on cannot vanish.
+    pub inflight: Mutex<HashMap<String, usize>>,
+}
+
+/// The `Store` implementation for both SQL backends.
+pub struct SqlStore {
+    shared: Arc<Shared>,
+    jobs: mpsc::Sender<writer::WriteJob>,
+}
+
+fn migrator(dialect: Dialect) -> Migrator {
+    let sql = match dialect {
+        Dialect::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
+        Dialect::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+    };
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        sqlx::SqlStr::from_static(sql),
+        false,
+    )])
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`), migrates, sweeps orphans left by a
+    /// crash, and starts the group-commit writer.
+    pub async fn connect(url: &str, blob_dir: &Path) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let blobs = Arc::new(FsBlobStore::open(blob_dir, SyncMode::Batch)?);
+        let (dialect, writer, reader) = if url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+        {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .connect(url)
+                .await?;
+            (Dialect::Postgres, pool.clone(), pool)
+        } else if url.starts_with("sqlite:") {
+            let url = if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            let writer = AnyPoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?;
+            // The writer created the file and switched it to WAL before any reader opens it.
+            let reader = AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?;
+            (Dialect::Sqlite, writer, reader)
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "unsupported store url (want sqlite:// or postgres://): {url}"
+            )));
+        };
+        migrator(dialect)
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
+        let shared = Arc::new(Shared {
+            dialect,
+            writer,
+            reader,
+            blobs,
+            events: EventHub::default(),
+            inflight: Mutex::new(HashMap::new()),
+        });
+        // Nothing is being written yet: temp files of every age are leftovers.
+        let swept = shared.sweep(Duration::ZERO).await?;
+        if swept > 0 {
+            tracing::info!(swept, "store: removed orphaned blob files");
+        }
+        let jobs = writer::spawn(shared.clone());
+        Ok(SqlStore { shared, jobs })
+    }
+}
+
+// ---- small shared helpers ----
+
+pub(crate) fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub(crate) fn to_u32(v: i64, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| StoreError::Backend(format!("{what} out of range: {v}")))
+}
+
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Backend(format!("{what} out of range: {v}")))
+}
+
+/// Keywords as stored: sorted case-insensitively, duplicates (case-insensitive) dropped, the
+/// first spelling kept; only atoms survive (no spaces, no empty strings).
+pub(crate) fn normalize_keywords(keywords: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in keywords {
+        if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            continue;
+        }
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(k)) {
+            out.push(k.clone());
+        }
+    }
+    out.sort_by_key(|k| k.to_ascii_lowercase());
+    out
+}
+
+pub(crate) fn encode_keywords(keywords: &[String]) -> String {
+    keywords.join(" ")
+}
+
+pub(crate) fn decode_keywords(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+pub(crate) fn entry_from_row(row: &AnyRow) -> Result<MessageEntry> {
+    Ok(MessageEntry {
+        uid: to_u32(row.try_get("uid")?, "uid")?,
+        message_id: row.try_get("message_id")?,
+        flags: Flags(to_u32(row.try_get("flags")?, "flags")?),
+        keywords: decode_keywords(&row.try_get::<String, _>("keywords")?),
+        modseq: to_u64(row.try_get("modseq")?, "modseq")?,
+        size: to_u64(row.try_get("size")?, "size")?,
+        internal_date: row.try_get("internal_date")?,
+    })
+}
+
+/// Columns `entry_from_row` reads, for `mailbox_messages mm JOIN messages m`.
+pub(crate) const ENTRY_COLUMNS: &str =
+    "mm.uid, mm.message_id, mm.flags, mm.keywords, mm.modseq, m.size, m.internal_date";
+
+/// A locked account row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccountState {
+    pub quota: i64,
+    pub used: i64,
+    pub disabled: bool,
+}
+
+impl AccountState {
+    /// Whether `more` bytes more would exceed the quota (0 = unlimited).
+    pub fn over_quota(&self, more: i64) -> bool {
+        self.quota > 0 && self.used.saturating_add(more) > self.quota
+    }
+}
+
+impl Shared {
+    pub async fn begin_write(&self) -> Result<Tx> {
+        Ok(match self.dialect {
+            // IMMEDIATE takes the write lock now: a deferred transaction that upgrades later can
+            // fail outright (SQLITE_BUSY_SNAPSHOT) when a CLI process wrote in between.
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.writer.begin().await?,
+        })
+    }
+
+    /// A read-only transaction that sees one consistent snapshot.
+    pub async fn begin_read(&self) -> Result<Tx> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.reader.begin().await?,
+            Dialect::Postgres => {
+                self.reader
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        })
+    }
+
+    /// Locks and reads the account row (see the module's locking discipline). None if missing.
+    pub async fn lock_account(
+        &self,
+        tx: &mut Tx,
+        account: AccountId,
+    ) -> Result<Option<AccountState>> {
+        let sql = self.dialect.pick(
+            "SELECT quota_bytes, used_bytes, disabled FROM accounts WHERE id = $1",
+            "SELECT quota_bytes, used_bytes, disabled FROM accounts WHERE id = $1 FOR UPDATE",
+        );
+        let row = sqlx::query(sql)
+            .bind(account)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|r| {
+            Ok(AccountState {
+                quota: r.try_get("quota_bytes")?,
+                used: r.try_get("used_bytes")?,
+                disabled: r.try_get::<i64, _>("disabled")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    /// The account owning a mailbox, then that account locked.
+    pub async fn lock_mailbox_account(
+        &self,
+        tx: &mut Tx,
+        mailbox: MailboxId,
+    ) -> Result<(AccountId, AccountState)> {
+        let account: AccountId =
+            sqlx::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
+                .bind(mailbox)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let state = self
+            .lock_account(tx, account)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("account {account}")))?;
+        Ok((account, state))
+    }
+
+    pub async fn add_used(&self, tx: &mut Tx, account: AccountId, delta: i64) -> Result<()> {
+        if delta != 0 {
+            sqlx::query("UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2")
+                .bind(delta)
+                .bind(account)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Advances a mailbox's counters by `uids` UIDs and `modseqs` modseqs; returns the values
+    /// after the change: (uid_next, highest_modseq, uid_validity).
+    pub async fn bump_mailbox(
+        &self,
+        tx: &mut Tx,
+        mailbox: MailboxId,
+        uids: i64,
+        modseqs: i64,
+    ) -> Result<(i64, i64, u32)> {
+        let row = sqlx::query(
+            "UPDATE mailboxes SET uid_next = uid_next + $1, highest_modseq = highest_modseq + $2 \
+             WHERE id = $3 RETURNING uid_next, highest_modseq, uid_validity",
+        )
+        .bind(uids)
+        .bind(modseqs)
+        .bind(mailbox)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let next: i64 = row.try_get("uid_next")?;
+        if next > i64::from(u32::MAX) {
+            // UIDs are 32-bit: the mailbox is full for this UIDVALIDITY.
+            return Err(StoreError::Invalid(format!(
+                "mailbox {mailbox} has run out of UIDs"
+            )));
+        }
+        Ok((
+            next,
+            row.try_get("highest_modseq")?,
+            to_u32(row.try_get("uid_validity")?, "uid_validity")?,
+        ))
+    }
+
+    /// Rows of `mailbox` whose UID is in `uids`, ascending.
+    pub async fn entries_for_uids(
+        &self,
+        tx: &mut Tx,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageEntry>> {
+        let (Some(lo), Some(hi)) = (uids.iter().min(), uids.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+             WHERE mm.mailbox_id = $1 AND mm.uid >= $2 AND mm.uid <= $3 ORDER BY mm.uid"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(mailbox)
+            .bind(i64::from(*lo))
+            .bind(i64::from(*hi))
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let e = entry_from_row(r)?;
+            if wanted.contains(&e.uid) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops `messages` rows no mailbox refers to any more (with their search text) and releases
+    /// their blob references. Returns the hashes whose last reference went: their files may go
+    /// once the transaction has committed (`collect_garbage`).
+    pub async fn release_messages(
+        &self,
+        tx: &mut Tx,
+        message_ids: &[MessageId],
+    ) -> Result<Vec<String>> {
+        let mut ids = message_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut freed = Vec::new();
+        for id in ids {
+            let still: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM mailbox_messages WHERE message_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            if still > 0 {
+                continue;
+            }
+            let Some(hash) =
+                sqlx::query_scalar::<_, String>("SELECT blob_hash FROM messages WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            else {
+                continue;
+            };
+            sqlx::query("DELETE FROM message_text WHERE message_id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM messages WHERE id = $1")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            if let Some(h) = self.unref_blob(tx, &hash, 1).await? {
+                freed.push(h);
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Drops `n` references to a blob; returns the hash when none is left (row deleted).
+    pub async fn unref_blob(&self, tx: &mut Tx, hash: &str, n: i64) -> Result<Option<String>> {
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE blobs SET refcount = refcount - $1 WHERE hash = $2 RETURNING refcount",
+        )
+        .bind(n)
+        .bind(hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match left {
+            Some(l) if l <= 0 => {
+                sqlx::query("DELETE FROM blobs WHERE hash = $1")
+                    .bind(hash)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(Some(hash.to_string()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Deletes the files of `hashes` that no row names and no pending write relies on.
+    /// Call after the transaction that released them has committed.
+    pub async fn collect_garbage(&self, hashes: Vec<String>) -> Result<u64> {
+        if hashes.is_empty() {
+            return Ok(0);
+        }
+        let inflight = self.inflight.lock().await;
+        let mut doomed = Vec::new();
+        for h in hashes {
+            if inflight.contains_key(&h) {
+                continue;
+            }
+            let referenced: Option<i64> =
+                sqlx::query_scalar("SELECT refcount FROM blobs WHERE hash = $1")
+                    .bind(&h)
+                    .fetch_optional(&self.reader)
+                    .await?;
+            if referenced.is_none() {
+                doomed.push(h);
+            }
+        }
+        let blobs = self.blobs.clone();
+        let n = doomed.len() as u64;
+        // Still holding `inflight`: nobody may start writing one of these while they go.
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for h in doomed {
+                blobs.remove(&h)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("blob removal task: {e}")))??;
+        drop(inflight);
+        Ok(n)
+    }
+
+    /// Removes blob files no row names and temp files older than `tmp_min_age`.
+    pub async fn sweep(&self, tmp_min_age: Duration) -> Result<u64> {
+        let blobs = self.blobs.clone();
+        let (listed, tmp_removed) =
+            tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<String>, u64)> {
+                let tmp = blobs.sweep_tmp(tmp_min_age)?;
+                Ok((blobs.list()?, tmp))
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("sweep task: {e}")))??;
+        let removed = self.collect_garbage(listed).await?;
+        Ok(removed + tmp_removed)
+    }
+
+    pub fn publish_changed(&self, account: AccountId, mailbox_id: MailboxId, highest_modseq: i64) {
+        if let Ok(m) = u64::try_from(highest_modseq) {
+            self.events.publish(
+                account,
+                MailboxEvent::Changed {
+                    mailbox_id,
+                    highest_modseq: m,
+                },
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_domain(&self, name: &str) -> Result<Domain> {
+        self.shared.create_domain(name).await
+    }
+    async fn delete_domain(&self, name: &str) -> Result<()> {
+        self.shared.delete_domain(name).await
+    }
+    async fn get_domain(&self, name: &str) -> Result<Option<Domain>> {
+        self.shared.get_domain(name).await
+    }
+    async fn list_domains(&self) -> Result<Vec<Domain>> {
+        self.shared.list_domains().await
+    }
+    async fn create_account(&self, new: NewAccount) -> Result<Account> {
+        self.shared.create_account(new).await
+    }
+    async fn get_account(&self, id: AccountId) -> Result<Option<Account>> {
+        self.shared.get_account(id).await
+    }
+    async fn get_account_by_address(&self, address: &str) -> Result<Option<Account>> {
+        self.shared.get_account_by_address(address).await
+    }
+    async fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>> {
+        self.shared.list_accounts(domain).await
+    }
+    async fn set_account_secret(
+        &self,
+        id: AccountId,
+        secret_hash: &str,
+        scram_sha256: &str,
+    ) -> Result<()> {
+        self.shared
+            .set_account_secret(id, secret_hash, scram_sha256)
+            .await
+    }
+    async fn set_account_quota(&self, id: AccountId, quota_bytes: i64) -> Result<()> {
+        self.shared.set_account_quota(id, quota_bytes).await
+    }
+    async fn set_account_disabled(&self, id: AccountId, disabled: bool) -> Result<()> {
+        self.shared.set_account_disabled(id, disabled).await
+    }
+    async fn set_account_pop3_expire(&self, id: AccountId, days: Option<i64>) -> Result<()> {
+        self.shared.set_account_pop3_expire(id, days).await
+    }
+    async fn delete_account(&self, id: AccountId) -> Result<()> {
+        self.shared.delete_account(id).await
+    }
+    async fn quota_used(&self, id: AccountId) -> Result<u64> {
+        self.shared.quota_used(id).await
+    }
+    async fn add_alias(&self, address: &str, target: &str) -> Result<()> {
+        self.shared.add_alias(address, target).await
+    }
+    async fn delete_alias(&self, address: &str, target: Option<&str>) -> Result<()> {
+        self.shared.delete_alias(address, target).await
+    }
+    async fn list_aliases(&self) -> Result<Vec<Alias>> {
+        self.shared.list_aliases().await
+    }
+    async fn alias_targets(&self, address: &str) -> Result<Vec<String>> {
+        self.shared.alias_targets(address).await
+    }
+
+    async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        self.shared.list_mailboxes(account).await
+    }
+    async fn get_mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
+        self.shared.get_mailbox(account, name).await
+    }
+    async fn get_mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        self.shared.get_mailbox_by_id(id).await
+    }
+    async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        self.shared.create_mailbox(account, name, special_use).await
+    }
+    async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()> {
+        self.shared.delete_mailbox(account, id).await
+    }
+    async fn rename_mailbox(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        new_name: &str,
+    ) -> Result<()> {
+        self.shared.rename_mailbox(account, id, new_name).await
+    }
+    async fn set_subscribed(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        subscribed: bool,
+    ) -> Result<()> {
+        self.shared.set_subscribed(account, id, subscribed).await
+    }
+    async fn set_special_use(
+        &self,
+        account: AccountId,
+        id: MailboxId,
+        role: Option<SpecialUse>,
+    ) -> Result<()> {
+        self.shared.set_special_use(account, id, role).await
+    }
+    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
+        self.shared.mailbox_status(id).await
+    }
+
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        raw: Bytes,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: i64,
+    ) -> Result<AppendOutcome> {
+        let target = writer::Target::Mailbox {
+            id: mailbox,
+            flags,
+            keywords: normalize_keywords(keywords),
+        };
+        let mut results = writer::submit(
+            &self.jobs,
+            self.shared.dialect,
+            raw,
+            internal_date,
+            vec![target],
+        )
+        .await?;
+        match results.pop() {
+            Some(Ok(DeliveryResult::Stored(o))) => Ok(o),
+            Some(Ok(DeliveryResult::OverQuota { .. })) => Err(StoreError::OverQuota),
+            Some(Ok(DeliveryResult::NoSuchAccount)) => {
+                Err(StoreError::NotFound(format!("mailbox {mailbox}")))
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(StoreError::Backend("writer returned no result".into())),
+        }
+    }
+
+    async fn deliver(&self, delivery: Delivery) -> Result<Vec<DeliveryResult>> {
+        if delivery.recipients.is_empty() {
+            return Ok(Vec::new());
+        }
+        let targets = delivery
+            .recipients
+            .iter()
+            .map(|a| writer::Target::Inbox(*a))
+            .collect();
+        let results = writer::submit(
+            &self.jobs,
+            self.shared.dialect,
+            delivery.raw,
+            delivery.internal_date,
+            targets,
+        )
+        .await?;
+        results.into_iter().collect()
+    }
+
+    async fn mailbox_index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
+        self.shared.mailbox_index(mailbox).await
+    }
+    async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
+        self.shared.changes_since(mailbox, since).await
+    }
+    async fn message_summary(&self, message: MessageId) -> Result<Bytes> {
+        self.shared.message_summary(message).await
+    }
+    async fn message_raw(&self, message: MessageId) -> Result<Bytes> {
+        self.shared.message_raw(message).await
+    }
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
+        self.shared
+            .store_flags(mailbox, uids, op, flags, keywords, unchanged_since)
+            .await
+    }
+    async fn copy_messages(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome> {
+        self.shared.copy_or_move(src, uids, dst, false).await
+    }
+    async fn move_messages(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<CopyOutcome> {
+        self.shared.copy_or_move(src, uids, dst, true).await
+    }
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        self.shared.expunge(mailbox, uids, true).await
+    }
+    async fn expunge_uids(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
+        self.shared.expunge(mailbox, Some(uids), false).await
+    }
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
+        self.shared.claim_recent(mailbox).await
+    }
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<Uid>> {
+        self.shared.search_text(mailbox, field, needle).await
+    }
+
+    async fn lock_maildrop(&self, account: AccountId, owner: &str, ttl_secs: i64) -> Result<bool> {
+        self.shared.lock_maildrop(account, owner, ttl_secs).await
+    }
+    async fn unlock_maildrop(&self, account: AccountId, owner: &str) -> Result<()> {
+        self.shared.unlock_maildrop(account, owner).await
+    }
+
+    fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent> {
+        self.shared.events.subscribe(account)
+    }
+    async fn sweep_orphans(&self) -> Result<u64> {
+        // Temp files younger than this may belong to a batch being written right now.
+        self.shared.sweep(Duration::from_secs(3600)).await
+    }
+}

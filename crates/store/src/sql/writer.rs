@@ -1,0 +1,558 @@
+//! Group commit for new messages (SMTP delivery and IMAP APPEND). Callers parse their message on a
+//! blocking thread, then queue it; one writer task takes everything queued, writes all the new
+//! blobs and makes them durable together, commits all the rows in one transaction, and only then
+//! answers every waiter. Under load, N deliveries cost one blob flush and one database commit.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AccountState, Dialect, Shared, Tx, encode_keywords, now_secs, to_u32, to_u64};
+use crate::model::*;
+use crate::text::{fold, normalise_for_index};
+use crate::{Result, StoreError};
+
+/// Most messages one batch takes; bounds the transaction and the waiters' latency.
+const MAX_BATCH_JOBS: usize = 256;
+/// Most message bytes one batch takes (a batch always takes at least one message).
+const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// Queued messages before `submit` waits (back-pressure on senders).
+const QUEUE_DEPTH: usize = 1024;
+
+/// Where one copy of a message goes.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// SMTP delivery: the account's INBOX; missing or disabled accounts yield `NoSuchAccount`.
+    Inbox(AccountId),
+    /// APPEND into a given mailbox with the client's flags (\Recent is added).
+    Mailbox {
+        id: MailboxId,
+        flags: Flags,
+        keywords: Vec<String>,
+    },
+}
+
+pub(crate) type TargetResult = Result<DeliveryResult>;
+
+/// A message analysed once, ready to be stored.
+pub(crate) struct Prepared {
+    raw: Bytes,
+    hash: String,
+    size: i64,
+    internal_date: i64,
+    summary: Vec<u8>,
+    preview: String,
+    sent_date: Option<i64>,
+    /// Folded subject, from, to, cc, bcc, body (the `message_text` columns, in order).
+    text: [String; 6],
+    /// PostgreSQL only: the tsvector input and whether it is the whole text.
+    index: Option<(String, bool)>,
+}
+
+pub(crate) struct WriteJob {
+    msg: Prepared,
+    targets: Vec<Target>,
+    reply: oneshot::Sender<Result<Vec<TargetResult>>>,
+}
+
+fn prepare(raw: Bytes, internal_date: i64, dialect: Dialect) -> Result<Prepared> {
+    let size =
+        i64::try_from(raw.len()).map_err(|_| StoreError::Invalid("message too large".into()))?;
+    let a = wharf_mime::analyze(&raw);
+    let s = &a.search;
+    let text = [
+        fold(&s.subject),
+        fold(&s.from),
+        fold(&s.to),
+        fold(&s.cc),
+        fold(&s.bcc),
+        fold(&s.body),
+    ];
+    let index = match dialect {
+        Dialect::Postgres => Some(normalise_for_index(&text.each_ref().map(String::as_str))),
+        Dialect::Sqlite => None,
+    };
+    Ok(Prepared {
+        hash: crate::blob::blob_hash(&raw),
+        raw,
+        size,
+        internal_date,
+        summary: a.summary,
+        preview: a.preview.chars().filter(|c| *c != '\0').collect(),
+        sent_date: a.sent_date,
+        text,
+        index,
+    })
+}
+
+pub(crate) fn spawn(shared: Arc<Shared>) -> mpsc::Sender<WriteJob> {
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    tokio::spawn(run(shared, rx));
+    tx
+}
+
+/// Analyses `raw`, queues it for `targets`, and waits until it is durable (or refused).
+pub(crate) async fn submit(
+    jobs: &mpsc::Sender<WriteJob>,
+    dialect: Dialect,
+    raw: Bytes,
+    internal_date: i64,
+    targets: Vec<Target>,
+) -> Result<Vec<TargetResult>> {
+    let msg = tokio::task::spawn_blocking(move || prepare(raw, internal_date, dialect))
+        .await
+        .map_err(|e| StoreError::Backend(format!("message analysis task: {e}")))??;
+    let (reply, answer) = oneshot::channel();
+    jobs.send(WriteJob {
+        msg,
+        targets,
+        reply,
+    })
+    .await
+    .map_err(|_| StoreError::Backend("store writer has stopped".into()))?;
+    answer
+        .await
+        .map_err(|_| StoreError::Backend("store writer has stopped".into()))?
+}
+
+async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut bytes = first.msg.raw.len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_JOBS && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(job) => {
+                    bytes += job.msg.raw.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        process(&shared, batch).await;
+    }
+}
+
+/// A copy of an error for each waiter of a failed batch.
+fn dup_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound(m) => StoreError::NotFound(m.clone()),
+        StoreError::AlreadyExists(m) => StoreError::AlreadyExists(m.clone()),
+        StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
+        StoreError::OverQuota => StoreError::OverQuota,
+        StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Backend(m) => StoreError::Backend(m.clone()),
+        StoreError::Io(io) => StoreError::Io(std::io::Error::new(io.kind(), io.to_string())),
+    }
+}
+
+struct Committed {
+    results: Vec<Vec<TargetResult>>,
+    /// (account, mailbox, highest_modseq) to announce.
+    changed: Vec<(AccountId, MailboxId, i64)>,
+    /// Accounts whose mailbox list changed (INBOX re-created).
+    lists_changed: Vec<AccountId>,
+    /// Blobs written for messages that ended up stored nowhere.
+    unused: Vec<String>,
+}
+
+async fn process(shared: &Shared, batch: Vec<WriteJob>) {
+    let hashes: Vec<String> = batch.iter().map(|j| j.msg.hash.clone()).collect();
+    {
+        let mut inflight = shared.inflight.lock().await;
+        for h in &hashes {
+            *inflight.entry(h.clone()).or_insert(0) += 1;
+        }
+    }
+    let items: Vec<(String, Bytes)> = batch
+        .iter()
+        .map(|j| (j.msg.hash.clone(), j.msg.raw.clone()))
+        .collect();
+    let blobs = shared.blobs.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let refs: Vec<(&str, &[u8])> = items
+            .iter()
+            .map(|(h, b)| (h.as_str(), b.as_ref()))
+            .collect();
+        blobs.put_durable(&refs)
+    })
+    .await;
+    let outcome = match written {
+        Ok(Ok(())) => commit_with_retry(shared, &batch).await,
+        Ok(Err(e)) => Err(StoreError::Io(e)),
+        Err(e) => Err(StoreError::Backend(format!("blob write task: {e}"))),
+    };
+    {
+        let mut inflight = shared.inflight.lock().await;
+        for h in &hashes {
+            if let Some(n) = inflight.get_mut(h) {
+                *n -= 1;
+                if *n == 0 {
+                    inflight.remove(h);
+                }
+            }
+        }
+    }
+    match outcome {
+        Ok(c) => {
+            if let Err(e) = shared.collect_garbage(c.unused).await {
+                tracing::warn!(error = %e, "store: could not remove unused blobs (the orphan sweep will)");
+            }
+            for (account, mailbox, modseq) in c.changed {
+                shared.publish_changed(account, mailbox, modseq);
+            }
+            for account in c.lists_changed {
+                shared
+                    .events
+                    .publish(account, MailboxEvent::MailboxesChanged);
+            }
+            for (job, result) in batch.into_iter().zip(c.results) {
+                let _ = job.reply.send(Ok(result));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, messages = batch.len(), "store: group commit failed");
+            if let Err(e) = shared.collect_garbage(hashes).await {
+                tracing::warn!(error = %e, "store: could not remove blobs of a failed batch (the orphan sweep will)");
+            }
+            for job in batch {
+                let _ = job.reply.send(Err(dup_error(&e)));
+            }
+        }
+    }
+}
+
+async fn commit_with_retry(shared: &Shared, batch: &[WriteJob]) -> Result<Committed> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = shared.begin_write().await?;
+        match commit_batch(shared, &mut tx, batch).await {
+            Ok(c) => {
+                tx.commit().await?;
+                return Ok(c);
+            }
+            // PostgreSQL deadlock or serialization failure: the whole transaction is void, redo it.
+            Err(StoreError::Conflict(m)) if attempt < 3 => {
+                tracing::warn!(attempt, error = %m, "store: batch conflicted, retrying");
+                drop(tx);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+struct Accepted {
+    job: usize,
+    target: usize,
+    account: AccountId,
+    mailbox: MailboxId,
+    flags: Flags,
+    keywords: String,
+    uid: i64,
+    modseq: i64,
+    uid_validity: u32,
+    message_id: MessageId,
+}
+
+async fn inbox_of(shared: &Shared, tx: &mut Tx, account: AccountId) -> Result<(MailboxId, bool)> {
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM mailboxes WHERE account_id = $1 AND name = 'INBOX'")
+            .bind(account)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match id {
+        Some(id) => Ok((id, false)),
+        // Every account has an INBOX; one lost to an old bug or a manual edit comes back here.
+        None => Ok((
+            shared
+                .insert_mailbox(tx, account, "INBOX", None, true)
+                .await?,
+            true,
+        )),
+    }
+}
+
+async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Result<Committed> {
+    // Which account each APPEND target belongs to.
+    let mut mailbox_owner: HashMap<MailboxId, Option<AccountId>> = HashMap::new();
+    for job in batch {
+        for t in &job.targets {
+            if let Target::Mailbox { id, .. } = t
+                && !mailbox_owner.contains_key(id)
+            {
+                let owner: Option<i64> =
+                    sqlx::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
+                        .bind(*id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                mailbox_owner.insert(*id, owner);
+            }
+        }
+    }
+    let mut accounts: BTreeSet<AccountId> = mailbox_owner.values().flatten().copied().collect();
+    for job in batch {
+        for t in &job.targets {
+            if let Target::Inbox(a) = t {
+                accounts.insert(*a);
+            }
+        }
+    }
+    // Ascending order: the lock order every PostgreSQL writer follows.
+    let mut states: HashMap<AccountId, AccountState> = HashMap::new();
+    for a in &accounts {
+        if let Some(s) = shared.lock_account(tx, *a).await? {
+            states.insert(*a, s);
+        }
+    }
+    let start_used: HashMap<AccountId, i64> = states.iter().map(|(a, s)| (*a, s.used)).collect();
+
+    let mut results: Vec<Vec<Option<TargetResult>>> = batch
+        .iter()
+        .map(|j| j.targets.iter().map(|_| None).collect())
+        .collect();
+    let mut inboxes: HashMap<AccountId, MailboxId> = HashMap::new();
+    let mut lists_changed = Vec::new();
+    let mut accepted: Vec<Accepted> = Vec::new();
+    let mut duplicates: Vec<(usize, usize, usize)> = Vec::new();
+
+    for (ji, job) in batch.iter().enumerate() {
+        let size = job.msg.size;
+        let mut seen_inbox: HashMap<AccountId, usize> = HashMap::new();
+        for (ti, t) in job.targets.iter().enumerate() {
+            let (account, mailbox, flags, keywords) = match t {
+                Target::Inbox(a) => {
+                    if let Some(first) = seen_inbox.get(a) {
+                        duplicates.push((ji, ti, *first));
+                        continue;
+                    }
+                    seen_inbox.insert(*a, ti);
+                    if states.get(a).is_none_or(|s| s.disabled) {
+                        results[ji][ti] = Some(Ok(DeliveryResult::NoSuchAccount));
+                        continue;
+                    }
+                    let mailbox = match inboxes.get(a) {
+                        Some(m) => *m,
+                        None => {
+                            let (m, created) = inbox_of(shared, tx, *a).await?;
+                            if created {
+                                lists_changed.push(*a);
+                            }
+                            inboxes.insert(*a, m);
+                            m
+                        }
+                    };
+                    (*a, mailbox, Flags::RECENT, String::new())
+                }
+                Target::Mailbox {
+                    id,
+                    flags,
+                    keywords,
+                } => {
+                    let Some(a) = mailbox_owner
+                        .get(id)
+                        .copied()
+                        .flatten()
+                        .filter(|a| states.contains_key(a))
+                    else {
+                        results[ji][ti] = Some(Err(StoreError::NotFound(format!("mailbox {id}"))));
+                        continue;
+                    };
+                    (
+                        a,
+                        *id,
+                        flags.union(Flags::RECENT),
+                        encode_keywords(keywords),
+                    )
+                }
+            };
+            let Some(state) = states.get_mut(&account) else {
+                results[ji][ti] = Some(Ok(DeliveryResult::NoSuchAccount));
+                continue;
+            };
+            if state.over_quota(size) {
+                let message_alone_exceeds = size > state.quota;
+                results[ji][ti] = Some(Ok(DeliveryResult::OverQuota {
+                    message_alone_exceeds,
+                }));
+                continue;
+            }
+            state.used += size;
+            accepted.push(Accepted {
+                job: ji,
+                target: ti,
+                account,
+                mailbox,
+                flags,
+                keywords,
+                uid: 0,
+                modseq: 0,
+                uid_validity: 0,
+                message_id: 0,
+            });
+        }
+    }
+
+    // UIDs and modseqs, mailbox by mailbox, in arrival order within each.
+    let mut per_mailbox: BTreeMap<MailboxId, Vec<usize>> = BTreeMap::new();
+    for (i, a) in accepted.iter().enumerate() {
+        per_mailbox.entry(a.mailbox).or_default().push(i);
+    }
+    let mut changed = Vec::new();
+    for (mailbox, idxs) in &per_mailbox {
+        let n = idxs.len() as i64;
+        let (next, highest, validity) = shared.bump_mailbox(tx, *mailbox, n, n).await?;
+        for (k, i) in idxs.iter().enumerate() {
+            let a = &mut accepted[*i];
+            a.uid = next - n + k as i64;
+            a.modseq = highest - n + 1 + k as i64;
+            a.uid_validity = validity;
+        }
+        changed.push((accepted[idxs[0]].account, *mailbox, highest));
+    }
+
+    // One `messages` row per (message, account), one blob reference per such row.
+    let received_at = now_secs();
+    let mut unused = Vec::new();
+    for (ji, job) in batch.iter().enumerate() {
+        let mine: Vec<usize> = (0..accepted.len())
+            .filter(|i| accepted[*i].job == ji)
+            .collect();
+        if mine.is_empty() {
+            unused.push(job.msg.hash.clone());
+            continue;
+        }
+        let mut rows: BTreeMap<AccountId, MessageId> = BTreeMap::new();
+        for i in &mine {
+            rows.entry(accepted[*i].account).or_insert(0);
+        }
+        let m = &job.msg;
+        sqlx::query(
+            "INSERT INTO blobs (hash, size, refcount) VALUES ($1, $2, $3) \
+             ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + excluded.refcount",
+        )
+        .bind(&m.hash)
+        .bind(m.size)
+        .bind(rows.len() as i64)
+        .execute(&mut **tx)
+        .await?;
+        for (account, id) in rows.iter_mut() {
+            *id = sqlx::query_scalar(
+                "INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(*account)
+            .bind(&m.hash)
+            .bind(m.size)
+            .bind(m.internal_date)
+            .bind(received_at)
+            .bind(m.sent_date)
+            .bind(m.summary.clone())
+            .bind(&m.preview)
+            .fetch_one(&mut **tx)
+            .await?;
+            insert_text(shared, tx, *id, m).await?;
+        }
+        for i in mine {
+            accepted[i].message_id = rows[&accepted[i].account];
+        }
+    }
+
+    for a in &accepted {
+        sqlx::query(
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(a.mailbox)
+        .bind(a.uid)
+        .bind(a.message_id)
+        .bind(i64::from(a.flags.0))
+        .bind(&a.keywords)
+        .bind(a.modseq)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (account, state) in &states {
+        let before = start_used.get(account).copied().unwrap_or(state.used);
+        shared.add_used(tx, *account, state.used - before).await?;
+    }
+
+    for a in &accepted {
+        results[a.job][a.target] = Some(Ok(DeliveryResult::Stored(AppendOutcome {
+            mailbox_id: a.mailbox,
+            uid_validity: a.uid_validity,
+            uid: to_u32(a.uid, "uid")?,
+            modseq: to_u64(a.modseq, "modseq")?,
+            message_id: a.message_id,
+        })));
+    }
+    for (ji, ti, first) in duplicates {
+        let copy = match &results[ji][first] {
+            Some(Ok(r)) => Ok(r.clone()),
+            Some(Err(e)) => Err(dup_error(e)),
+            None => Err(StoreError::Backend(
+                "duplicate recipient without a result".into(),
+            )),
+        };
+        results[ji][ti] = Some(copy);
+    }
+    let results = results
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|x| {
+                    x.unwrap_or_else(|| {
+                        Err(StoreError::Backend("target left without a result".into()))
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Committed {
+        results,
+        changed,
+        lists_changed,
+        unused,
+    })
+}
+
+async fn insert_text(
+    shared: &Shared,
+    tx: &mut Tx,
+    message_id: MessageId,
+    m: &Prepared,
+) -> Result<()> {
+    let [subject, from, to, cc, bcc, body] = &m.text;
+    let q = match (&m.index, shared.dialect) {
+        (Some((index, complete)), Dialect::Postgres) => sqlx::query(
+            "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, body, fts, fts_complete) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, to_tsvector('simple', $8), $9)",
+        )
+        .bind(message_id)
+        .bind(subject)
+        .bind(from)
+        .bind(to)
+        .bind(cc)
+        .bind(bcc)
+        .bind(body)
+        .bind(index)
+        .bind(i64::from(*complete)),
+        (_, Dialect::Postgres) => {
+            return Err(StoreError::Backend("message prepared without its index text".into()));
+        }
+        (_, Dialect::Sqlite) => sqlx::query(
+            "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(message_id)
+        .bind(subject)
+        .bind(from)
+        .bind(to)
+        .bind(cc)
+        .bind(bcc)
+        .bind(body),
+    };
+    q.execute(&mut **tx).await?;
+    Ok(())
+}

@@ -1,0 +1,1034 @@
+//! The store contract, run once against the embedded SQLite backend and once against PostgreSQL
+//! (127.0.0.1:5432, user postgres; each test creates and drops its own database).
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sqlx::Connection;
+use wharf_store::*;
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct PgDb {
+    name: String,
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+struct Harness {
+    store: Arc<dyn Store>,
+    cfg: StoreConfig,
+    // Dropped after `store` (field order): the database and directory outlive the handle.
+    _pg: Option<PgDb>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new(backend: Backend) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, pg) = match backend {
+            Backend::Sqlite => (embedded_config(dir.path()).unwrap(), None),
+            Backend::Postgres => {
+                let name = format!("wharf_store_{:016x}", rand::random::<u64>());
+                let mut c = sqlx::PgConnection::connect(PG_ADMIN)
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                let cfg = StoreConfig {
+                    url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                    blob_dir: dir.path().join("blobs"),
+                };
+                (cfg, Some(PgDb { name }))
+            }
+        };
+        let store = open(&cfg).await.unwrap();
+        Harness {
+            store,
+            cfg,
+            _pg: pg,
+            _dir: dir,
+        }
+    }
+
+    async fn reopen(&mut self) {
+        // Opening runs the orphan sweep, as after a restart.
+        self.store = open(&self.cfg).await.unwrap();
+    }
+
+    fn blob_dir(&self) -> &Path {
+        &self.cfg.blob_dir
+    }
+
+    async fn account(&self, address: &str, quota: i64) -> Account {
+        let domain = address.split('@').nth(1).unwrap();
+        if self.store.get_domain(domain).await.unwrap().is_none() {
+            self.store.create_domain(domain).await.unwrap();
+        }
+        self.store
+            .create_account(NewAccount {
+                address: address.into(),
+                secret_hash: "$argon2id$fake".into(),
+                scram_sha256: String::new(),
+                quota_bytes: quota,
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn mailbox(&self, account: AccountId, name: &str) -> Mailbox {
+        self.store
+            .get_mailbox(account, name)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn append(&self, mailbox: MailboxId, raw: Bytes) -> AppendOutcome {
+        self.store
+            .append(mailbox, raw, Flags::empty(), &[], 1_700_000_000)
+            .await
+            .unwrap()
+    }
+}
+
+fn message(subject: &str, body: &str) -> Bytes {
+    Bytes::from(format!(
+        "From: Alice Example <alice@example.org>\r\nTo: bob@example.com\r\nSubject: {subject}\r\n\
+         Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <{subject}@example.org>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    ))
+}
+
+fn blob_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                if e.file_name() != "tmp" {
+                    stack.push(e.path());
+                }
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+fn tmp_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("tmp"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    directory_rows,
+    uids_never_reused_under_concurrent_appenders,
+    modseq_strictly_increases,
+    expunge_leaves_tombstones,
+    rename_keeps_uidvalidity,
+    recreated_mailbox_gets_new_uidvalidity,
+    blob_refcounts_reach_zero,
+    crash_leftovers_are_swept_on_open,
+    group_commit_delivers_exactly_once,
+    store_flags_unchanged_since,
+    claim_recent_exactly_once,
+    search_text_is_substring_exact,
+    quota_is_enforced,
+    maildrop_lock_exclusive_and_expiring,
+    events_are_published,
+);
+
+async fn directory_rows(b: Backend) {
+    let h = Harness::new(b).await;
+    let s = &h.store;
+    s.create_domain("Example.COM").await.unwrap();
+    assert!(matches!(
+        s.create_domain("example.com").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let a = h.account("Bob@EXAMPLE.com", 0).await;
+    assert_eq!(a.address, "Bob@example.com");
+    let found = s
+        .get_account_by_address("bob@example.COM")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, a.id);
+    assert!(matches!(
+        s.create_account(NewAccount {
+            address: "BOB@example.com".into(),
+            secret_hash: "x".into(),
+            scram_sha256: String::new(),
+            quota_bytes: 0
+        })
+        .await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.create_account(NewAccount {
+            address: "x@nowhere.test".into(),
+            secret_hash: "x".into(),
+            scram_sha256: String::new(),
+            quota_bytes: 0
+        })
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let names: Vec<String> = s
+        .list_mailboxes(a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    for (n, _) in DEFAULT_MAILBOXES {
+        assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
+    }
+    let sent = h.mailbox(a.id, "Sent").await;
+    assert_eq!(sent.special_use, Some(SpecialUse::Sent));
+    assert_eq!(h.mailbox(a.id, "inbox").await.name, "INBOX");
+
+    s.set_account_secret(a.id, "h2", "scram").await.unwrap();
+    s.set_account_quota(a.id, 5000).await.unwrap();
+    s.set_account_disabled(a.id, true).await.unwrap();
+    s.set_account_pop3_expire(a.id, Some(7)).await.unwrap();
+    let a2 = s.get_account(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (a2.secret_hash.as_str(), a2.scram_sha256.as_str()),
+        ("h2", "scram")
+    );
+    assert_eq!(
+        (a2.quota_bytes, a2.disabled, a2.pop3_expire_days),
+        (5000, true, Some(7))
+    );
+
+    s.add_alias("Sales@Example.com", "bob@example.com")
+        .await
+        .unwrap();
+    s.add_alias("sales@example.com", "carol@elsewhere.test")
+        .await
+        .unwrap();
+    s.add_alias("@example.com", "bob@example.com")
+        .await
+        .unwrap();
+    assert_eq!(s.alias_targets("SALES@example.com").await.unwrap().len(), 2);
+    assert_eq!(s.list_aliases().await.unwrap().len(), 3);
+    s.delete_alias("sales@example.com", Some("carol@elsewhere.test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.alias_targets("sales@example.com").await.unwrap(),
+        vec!["bob@example.com".to_string()]
+    );
+
+    assert!(matches!(
+        s.delete_domain("example.com").await,
+        Err(StoreError::Invalid(_))
+    ));
+    s.delete_account(a.id).await.unwrap();
+    assert!(s.get_account(a.id).await.unwrap().is_none());
+    s.delete_alias("sales@example.com", None).await.unwrap();
+    s.delete_alias("@example.com", None).await.unwrap();
+    s.delete_domain("example.com").await.unwrap();
+    assert!(s.list_domains().await.unwrap().is_empty());
+}
+
+async fn uids_never_reused_under_concurrent_appenders(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("u@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = h.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut uids = Vec::new();
+            for i in 0..25 {
+                let o = store
+                    .append(
+                        inbox.id,
+                        message(&format!("t{t}-{i}"), "x"),
+                        Flags::empty(),
+                        &[],
+                        1_700_000_000,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(o.uid_validity, inbox.uid_validity);
+                uids.push(o.uid);
+            }
+            uids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let uids = t.await.unwrap();
+        assert!(
+            uids.windows(2).all(|w| w[0] < w[1]),
+            "one appender's UIDs must increase: {uids:?}"
+        );
+        all.extend(uids);
+    }
+    let set: BTreeSet<Uid> = all.iter().copied().collect();
+    assert_eq!(set.len(), 200);
+    assert_eq!(set, (1..=200).collect());
+    let index = h.store.mailbox_index(inbox.id).await.unwrap();
+    assert_eq!(index.iter().map(|e| e.uid).collect::<BTreeSet<_>>(), set);
+
+    // Expunge the top UIDs: the next append must still go above them.
+    let top: Vec<Uid> = (190..=200).collect();
+    h.store.expunge_uids(inbox.id, &top).await.unwrap();
+    let o = h.append(inbox.id, message("after", "x")).await;
+    assert_eq!(o.uid, 201);
+    assert_eq!(
+        h.store.mailbox_status(inbox.id).await.unwrap().uid_next,
+        202
+    );
+}
+
+async fn modseq_strictly_increases(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("m@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let archive = h.mailbox(a.id, "Archive").await;
+    let mut last = h
+        .store
+        .mailbox_status(inbox.id)
+        .await
+        .unwrap()
+        .highest_modseq;
+    let mut step = |now: ModSeq, what: &str| {
+        assert!(now > last, "{what}: modseq {now} not above {last}");
+        last = now;
+    };
+    let o1 = h.append(inbox.id, message("one", "x")).await;
+    step(o1.modseq, "append");
+    let o2 = h.append(inbox.id, message("two", "x")).await;
+    step(o2.modseq, "append");
+    let (up, _) = h
+        .store
+        .store_flags(
+            inbox.id,
+            &[o1.uid],
+            FlagOp::Add,
+            Flags::SEEN,
+            &["$Work".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    step(up[0].modseq, "store");
+    assert_eq!(up[0].keywords, vec!["$Work".to_string()]);
+    h.store
+        .copy_messages(inbox.id, &[o1.uid], archive.id)
+        .await
+        .unwrap();
+    h.store
+        .move_messages(inbox.id, &[o2.uid], archive.id)
+        .await
+        .unwrap();
+    let st = h.store.mailbox_status(inbox.id).await.unwrap();
+    step(st.highest_modseq, "move out");
+    h.store
+        .store_flags(inbox.id, &[o1.uid], FlagOp::Add, Flags::DELETED, &[], None)
+        .await
+        .unwrap();
+    let st = h.store.mailbox_status(inbox.id).await.unwrap();
+    step(st.highest_modseq, "store deleted");
+    h.store.expunge(inbox.id, None).await.unwrap();
+    let st = h.store.mailbox_status(inbox.id).await.unwrap();
+    step(st.highest_modseq, "expunge");
+    // Per-row modseqs in the index never exceed the mailbox's.
+    let arch = h.store.mailbox_status(archive.id).await.unwrap();
+    for e in h.store.mailbox_index(archive.id).await.unwrap() {
+        assert!(e.modseq <= arch.highest_modseq);
+    }
+}
+
+async fn expunge_leaves_tombstones(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("e@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    for i in 0..4 {
+        h.append(inbox.id, message(&format!("m{i}"), "x")).await;
+    }
+    h.store
+        .store_flags(inbox.id, &[2, 3], FlagOp::Add, Flags::DELETED, &[], None)
+        .await
+        .unwrap();
+    let before = h
+        .store
+        .mailbox_status(inbox.id)
+        .await
+        .unwrap()
+        .highest_modseq;
+    // Restricted to UID 3 (UID EXPUNGE): UID 2 stays.
+    assert_eq!(
+        h.store.expunge(inbox.id, Some(&[3, 4])).await.unwrap(),
+        vec![3]
+    );
+    assert_eq!(h.store.expunge(inbox.id, None).await.unwrap(), vec![2]);
+    let ch = h.store.changes_since(inbox.id, before).await.unwrap();
+    assert_eq!(ch.expunged, vec![2, 3]);
+    assert!(ch.changed.is_empty());
+    let now = h.store.mailbox_status(inbox.id).await.unwrap();
+    assert_eq!(ch.highest_modseq, now.highest_modseq);
+    assert_eq!(now.messages, 2);
+    let ch = h
+        .store
+        .changes_since(inbox.id, now.highest_modseq)
+        .await
+        .unwrap();
+    assert!(ch.expunged.is_empty() && ch.changed.is_empty());
+    // POP3 expunge ignores flags.
+    assert_eq!(
+        h.store.expunge_uids(inbox.id, &[1, 99]).await.unwrap(),
+        vec![1]
+    );
+    let ch = h.store.changes_since(inbox.id, 0).await.unwrap();
+    assert_eq!(ch.expunged, vec![1, 2, 3]);
+    assert_eq!(
+        ch.changed.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        vec![4]
+    );
+}
+
+async fn rename_keeps_uidvalidity(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("r@example.com", 0).await;
+    let s = &h.store;
+    let top = s.create_mailbox(a.id, "Projects", None).await.unwrap();
+    let child = s
+        .create_mailbox(a.id, "Projects/Wharf", None)
+        .await
+        .unwrap();
+    let grandchild = s
+        .create_mailbox(a.id, "Projects/Wharf/2026", None)
+        .await
+        .unwrap();
+    s.create_mailbox(a.id, "ProjectsOld", None).await.unwrap();
+    let o = h.append(child.id, message("kept", "x")).await;
+    s.rename_mailbox(a.id, top.id, "Work").await.unwrap();
+    let w = h.mailbox(a.id, "Work").await;
+    assert_eq!((w.id, w.uid_validity), (top.id, top.uid_validity));
+    let wc = h.mailbox(a.id, "Work/Wharf").await;
+    assert_eq!((wc.id, wc.uid_validity), (child.id, child.uid_validity));
+    let wg = h.mailbox(a.id, "Work/Wharf/2026").await;
+    assert_eq!(wg.id, grandchild.id);
+    assert!(s.get_mailbox(a.id, "Projects").await.unwrap().is_none());
+    assert!(
+        s.get_mailbox(a.id, "ProjectsOld").await.unwrap().is_some(),
+        "a sibling with a common prefix is no child"
+    );
+    assert_eq!(s.mailbox_index(wc.id).await.unwrap()[0].uid, o.uid);
+    // Into its own subtree, and onto an existing name.
+    s.rename_mailbox(a.id, w.id, "Work/Inner").await.unwrap();
+    assert_eq!(h.mailbox(a.id, "Work/Inner/Wharf").await.id, child.id);
+    assert!(matches!(
+        s.rename_mailbox(a.id, child.id, "Archive").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    assert!(s.rename_mailbox(a.id, inbox.id, "Old").await.is_err());
+}
+
+async fn recreated_mailbox_gets_new_uidvalidity(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("v@example.com", 0).await;
+    let s = &h.store;
+    let first = s.create_mailbox(a.id, "Lists", None).await.unwrap();
+    h.append(first.id, message("x", "y")).await;
+    assert!(matches!(
+        s.create_mailbox(a.id, "Lists", None).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    s.delete_mailbox(a.id, first.id).await.unwrap();
+    let second = s.create_mailbox(a.id, "Lists", None).await.unwrap();
+    assert_ne!(second.uid_validity, first.uid_validity);
+    assert_eq!(second.uid_next, 1);
+    assert_eq!(s.quota_used(a.id).await.unwrap(), 0);
+    // Also across a rename: the freed name gets a fresh UIDVALIDITY.
+    s.rename_mailbox(a.id, second.id, "Lists2").await.unwrap();
+    let third = s.create_mailbox(a.id, "Lists", None).await.unwrap();
+    assert!(third.uid_validity != first.uid_validity && third.uid_validity != second.uid_validity);
+}
+
+async fn blob_refcounts_reach_zero(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("b@example.com", 0).await;
+    let c = h.account("c@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let archive = h.mailbox(a.id, "Archive").await;
+    let raw = message("shared", "same bytes");
+    let o = h.append(inbox.id, raw.clone()).await;
+    assert_eq!(blob_files(h.blob_dir()).len(), 1);
+    let copy = h
+        .store
+        .copy_messages(inbox.id, &[o.uid], archive.id)
+        .await
+        .unwrap();
+    assert_eq!(copy.mapping, vec![(o.uid, 1)]);
+    assert_eq!(blob_files(h.blob_dir()).len(), 1, "copy shares the blob");
+    // The same content appended again and delivered elsewhere still makes one file.
+    h.append(archive.id, raw.clone()).await;
+    let d = h
+        .store
+        .deliver(Delivery {
+            raw: raw.clone(),
+            internal_date: 1_700_000_000,
+            recipients: vec![c.id],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(d[0], DeliveryResult::Stored(_)));
+    assert_eq!(blob_files(h.blob_dir()).len(), 1);
+
+    h.store.expunge_uids(inbox.id, &[o.uid]).await.unwrap();
+    let arch = h.store.mailbox_index(archive.id).await.unwrap();
+    assert_eq!(h.store.message_raw(arch[0].message_id).await.unwrap(), raw);
+    assert!(
+        !h.store
+            .message_summary(arch[0].message_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    h.store.delete_mailbox(a.id, archive.id).await.unwrap();
+    assert_eq!(blob_files(h.blob_dir()).len(), 1, "c still holds it");
+    h.store.delete_account(c.id).await.unwrap();
+    assert_eq!(
+        blob_files(h.blob_dir()).len(),
+        0,
+        "last reference gone, file gone"
+    );
+    assert_eq!(h.store.quota_used(a.id).await.unwrap(), 0);
+}
+
+async fn crash_leftovers_are_swept_on_open(b: Backend) {
+    let mut h = Harness::new(b).await;
+    let a = h.account("k@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let kept = h.append(inbox.id, message("kept", "x")).await;
+    // What a crash between blob write and commit leaves: a durable blob no row names, and a temp
+    // file of a batch that never got renamed.
+    let orphan = wharf_store::blob::blob_hash(b"never committed");
+    let p = h.blob_dir().join(&orphan[0..2]).join(&orphan[2..4]);
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join(&orphan), b"never committed").unwrap();
+    std::fs::write(
+        h.blob_dir().join("tmp").join(format!("{orphan}.1234")),
+        b"half",
+    )
+    .unwrap();
+    assert_eq!(blob_files(h.blob_dir()).len(), 2);
+    h.reopen().await;
+    assert_eq!(
+        blob_files(h.blob_dir()).len(),
+        1,
+        "orphan removed, committed blob kept"
+    );
+    assert_eq!(tmp_files(h.blob_dir()), 0);
+    let index = h.store.mailbox_index(inbox.id).await.unwrap();
+    assert_eq!(index.len(), 1);
+    assert_eq!(
+        h.store.message_raw(index[0].message_id).await.unwrap(),
+        message("kept", "x")
+    );
+    assert_eq!(index[0].uid, kept.uid);
+    // The runtime sweep finds nothing more to do.
+    assert_eq!(h.store.sweep_orphans().await.unwrap(), 0);
+}
+
+async fn group_commit_delivers_exactly_once(b: Backend) {
+    let h = Harness::new(b).await;
+    let mut accounts = Vec::new();
+    for i in 0..4 {
+        accounts.push(h.account(&format!("g{i}@example.com"), 0).await.id);
+    }
+    let accounts = Arc::new(accounts);
+    let mut tasks = Vec::new();
+    for t in 0..16usize {
+        let store = h.store.clone();
+        let accounts = accounts.clone();
+        tasks.push(tokio::spawn(async move {
+            for j in (t..200).step_by(16) {
+                let recipients = vec![accounts[j % 4], accounts[(j + 1) % 4]];
+                let r = store
+                    .deliver(Delivery {
+                        raw: message(&format!("d{j}"), &format!("body {j}")),
+                        internal_date: 1_700_000_000,
+                        recipients,
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(r.len(), 2);
+                assert!(
+                    r.iter().all(|x| matches!(x, DeliveryResult::Stored(_))),
+                    "{r:?}"
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for (i, acc) in accounts.iter().enumerate() {
+        let inbox = h.mailbox(*acc, "INBOX").await;
+        let index = h.store.mailbox_index(inbox.id).await.unwrap();
+        let want: BTreeSet<usize> = (0..200)
+            .filter(|j| j % 4 == i || (j + 1) % 4 == i)
+            .collect();
+        assert_eq!(index.len(), want.len());
+        assert_eq!(
+            index.iter().map(|e| e.uid).collect::<Vec<_>>(),
+            (1..=want.len() as u32).collect::<Vec<_>>()
+        );
+        let mut got = BTreeSet::new();
+        for e in &index {
+            assert!(e.flags.contains(Flags::RECENT));
+            let raw = h.store.message_raw(e.message_id).await.unwrap();
+            let text = String::from_utf8(raw.to_vec()).unwrap();
+            let j: usize = text
+                .split("Subject: d")
+                .nth(1)
+                .unwrap()
+                .split('\r')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(got.insert(j), "message {j} delivered twice to account {i}");
+        }
+        assert_eq!(got, want);
+    }
+    assert_eq!(blob_files(h.blob_dir()).len(), 200);
+    // Unknown and duplicate recipients.
+    let r = h
+        .store
+        .deliver(Delivery {
+            raw: message("dup", "x"),
+            internal_date: 0,
+            recipients: vec![accounts[0], 999_999, accounts[0]],
+        })
+        .await
+        .unwrap();
+    assert!(matches!(r[0], DeliveryResult::Stored(_)));
+    assert_eq!(r[1], DeliveryResult::NoSuchAccount);
+    assert_eq!(r[2], r[0]);
+    h.store
+        .set_account_disabled(accounts[1], true)
+        .await
+        .unwrap();
+    let r = h
+        .store
+        .deliver(Delivery {
+            raw: message("off", "x"),
+            internal_date: 0,
+            recipients: vec![accounts[1]],
+        })
+        .await
+        .unwrap();
+    assert_eq!(r, vec![DeliveryResult::NoSuchAccount]);
+    assert_eq!(
+        blob_files(h.blob_dir()).len(),
+        201,
+        "the refused message left no blob"
+    );
+}
+
+async fn store_flags_unchanged_since(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("f@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let o1 = h.append(inbox.id, message("one", "x")).await;
+    let o2 = h.append(inbox.id, message("two", "x")).await;
+    let (up, modified) = h
+        .store
+        .store_flags(
+            inbox.id,
+            &[o1.uid],
+            FlagOp::Add,
+            Flags::SEEN,
+            &[],
+            Some(o2.modseq),
+        )
+        .await
+        .unwrap();
+    assert!(modified.is_empty());
+    let m1 = up[0].modseq;
+    assert!(up[0].flags.contains(Flags::SEEN) && up[0].flags.contains(Flags::RECENT));
+    // UID 1 changed after o2.modseq: it is reported MODIFIED and left alone; UID 2 is flagged.
+    let (up, modified) = h
+        .store
+        .store_flags(
+            inbox.id,
+            &[o1.uid, o2.uid, 77],
+            FlagOp::Add,
+            Flags::FLAGGED,
+            &[],
+            Some(o2.modseq),
+        )
+        .await
+        .unwrap();
+    assert_eq!(modified, vec![o1.uid]);
+    assert_eq!(up.iter().map(|u| u.uid).collect::<Vec<_>>(), vec![o2.uid]);
+    assert!(up[0].modseq > m1);
+    let index = h.store.mailbox_index(inbox.id).await.unwrap();
+    assert!(!index[0].flags.contains(Flags::FLAGGED));
+    // A no-op store changes nothing and spends no modseq.
+    let before = h
+        .store
+        .mailbox_status(inbox.id)
+        .await
+        .unwrap()
+        .highest_modseq;
+    let (up, _) = h
+        .store
+        .store_flags(inbox.id, &[o1.uid], FlagOp::Add, Flags::SEEN, &[], None)
+        .await
+        .unwrap();
+    assert!(up.is_empty());
+    assert_eq!(
+        h.store
+            .mailbox_status(inbox.id)
+            .await
+            .unwrap()
+            .highest_modseq,
+        before
+    );
+    // Replace keeps \Recent, which clients cannot set; keywords dedupe case-insensitively.
+    let (up, _) = h
+        .store
+        .store_flags(
+            inbox.id,
+            &[o1.uid],
+            FlagOp::Replace,
+            Flags::DRAFT,
+            &["b".into(), "A".into(), "a".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(up[0].flags, Flags::DRAFT | Flags::RECENT);
+    assert_eq!(up[0].keywords, vec!["A".to_string(), "b".to_string()]);
+    let (up, _) = h
+        .store
+        .store_flags(
+            inbox.id,
+            &[o1.uid],
+            FlagOp::Remove,
+            Flags::DRAFT,
+            &["a".into()],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(up[0].flags, Flags::RECENT);
+    assert_eq!(up[0].keywords, vec!["b".to_string()]);
+    let ch = h.store.changes_since(inbox.id, before).await.unwrap();
+    assert_eq!(
+        ch.changed.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        vec![o1.uid]
+    );
+}
+
+async fn claim_recent_exactly_once(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("n@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    for i in 0..20 {
+        h.append(inbox.id, message(&format!("r{i}"), "x")).await;
+    }
+    assert_eq!(h.store.mailbox_status(inbox.id).await.unwrap().recent, 20);
+    let (s1, s2) = (h.store.clone(), h.store.clone());
+    let (x, y) = tokio::join!(
+        tokio::spawn(async move { s1.claim_recent(inbox.id).await.unwrap() }),
+        tokio::spawn(async move { s2.claim_recent(inbox.id).await.unwrap() })
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let xs: HashSet<Uid> = x.iter().copied().collect();
+    assert!(
+        y.iter().all(|u| !xs.contains(u)),
+        "a UID claimed twice: {x:?} {y:?}"
+    );
+    assert_eq!(x.len() + y.len(), 20);
+    assert_eq!(h.store.mailbox_status(inbox.id).await.unwrap().recent, 0);
+    assert!(h.store.claim_recent(inbox.id).await.unwrap().is_empty());
+}
+
+async fn search_text_is_substring_exact(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("s@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let m1 = h
+        .append(
+            inbox.id,
+            message("Hello world", "The quick brown fox jumps."),
+        )
+        .await;
+    let m2 = h
+        .append(
+            inbox.id,
+            message("Invoice 2026-11", "Grüße aus Köln, total 1234.50 EUR"),
+        )
+        .await;
+    let m3 = h
+        .append(
+            inbox.id,
+            message(
+                "Re: quick question",
+                "brown quick foxes; email bob.smith@corp.example",
+            ),
+        )
+        .await;
+    let s = &h.store;
+    let q = |f, n: &'static str| async move { s.search_text(inbox.id, f, n).await.unwrap() };
+    assert_eq!(
+        q(TextField::Subject, "ell").await,
+        vec![m1.uid],
+        "mid-word substring"
+    );
+    assert_eq!(q(TextField::Subject, "HELLO W").await, vec![m1.uid]);
+    assert_eq!(
+        q(TextField::Body, "quick brown").await,
+        vec![m1.uid],
+        "phrase order matters"
+    );
+    assert_eq!(q(TextField::Body, "brown quick").await, vec![m3.uid]);
+    assert_eq!(q(TextField::Body, "k brown f").await, vec![m1.uid]);
+    assert_eq!(q(TextField::Text, "quick").await, vec![m1.uid, m3.uid]);
+    assert_eq!(q(TextField::Subject, "quick").await, vec![m3.uid]);
+    assert_eq!(q(TextField::Body, "grüsse").await, Vec::<Uid>::new());
+    assert_eq!(q(TextField::Body, "GRÜSSE").await, Vec::<Uid>::new());
+    assert_eq!(q(TextField::Body, "grüße aus").await, vec![m2.uid]);
+    assert_eq!(q(TextField::Body, "KÖLN").await, vec![m2.uid]);
+    assert_eq!(q(TextField::Body, " 1234.5").await, vec![m2.uid]);
+    assert_eq!(q(TextField::Body, "234.50 eu").await, vec![m2.uid]);
+    assert_eq!(q(TextField::Body, "smith@corp.ex").await, vec![m3.uid]);
+    assert_eq!(
+        q(TextField::Body, " smith").await,
+        Vec::<Uid>::new(),
+        "word start is not mid-word"
+    );
+    assert_eq!(
+        q(TextField::From, "example.org").await,
+        vec![m1.uid, m2.uid, m3.uid]
+    );
+    assert_eq!(q(TextField::To, "BOB@").await, vec![m1.uid, m2.uid, m3.uid]);
+    assert_eq!(q(TextField::Cc, "bob").await, Vec::<Uid>::new());
+    assert_eq!(q(TextField::Subject, "2026-11").await, vec![m2.uid]);
+    assert_eq!(q(TextField::Body, "foxes;").await, vec![m3.uid]);
+    assert_eq!(q(TextField::Body, "fox jumps!").await, Vec::<Uid>::new());
+    assert_eq!(
+        q(TextField::Subject, "").await,
+        vec![m1.uid, m2.uid, m3.uid]
+    );
+    // Messages in other mailboxes never leak in; expunged ones leave the index.
+    let other = h.mailbox(a.id, "Archive").await;
+    h.append(other.id, message("Hello again", "quick")).await;
+    assert_eq!(q(TextField::Subject, "hello").await, vec![m1.uid]);
+    h.store.expunge_uids(inbox.id, &[m1.uid]).await.unwrap();
+    assert_eq!(q(TextField::Body, "quick brown").await, Vec::<Uid>::new());
+}
+
+async fn quota_is_enforced(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("q@example.com", 1000).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let archive = h.mailbox(a.id, "Archive").await;
+    let body = "x".repeat(400);
+    let o = h.append(inbox.id, message("first", &body)).await;
+    let used = h.store.quota_used(a.id).await.unwrap();
+    assert!(used > 400 && used < 1000, "{used}");
+    let r = h
+        .store
+        .append(inbox.id, message("second", &body), Flags::empty(), &[], 0)
+        .await;
+    assert!(matches!(r, Err(StoreError::OverQuota)), "{r:?}");
+    let r = h
+        .store
+        .deliver(Delivery {
+            raw: message("third", &body),
+            internal_date: 0,
+            recipients: vec![a.id],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        vec![DeliveryResult::OverQuota {
+            message_alone_exceeds: false
+        }]
+    );
+    let r = h
+        .store
+        .deliver(Delivery {
+            raw: message("huge", &"y".repeat(2000)),
+            internal_date: 0,
+            recipients: vec![a.id],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        vec![DeliveryResult::OverQuota {
+            message_alone_exceeds: true
+        }]
+    );
+    assert!(matches!(
+        h.store.copy_messages(inbox.id, &[o.uid], archive.id).await,
+        Err(StoreError::OverQuota)
+    ));
+    // A move inside the account costs nothing.
+    h.store
+        .move_messages(inbox.id, &[o.uid], archive.id)
+        .await
+        .unwrap();
+    assert_eq!(h.store.quota_used(a.id).await.unwrap(), used);
+    assert_eq!(
+        blob_files(h.blob_dir()).len(),
+        1,
+        "refused messages left no blobs"
+    );
+    // Unlimited again.
+    h.store.set_account_quota(a.id, 0).await.unwrap();
+    h.append(inbox.id, message("second", &body)).await;
+}
+
+async fn maildrop_lock_exclusive_and_expiring(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("p@example.com", 0).await;
+    let c = h.account("p2@example.com", 0).await;
+    let s = &h.store;
+    assert!(s.lock_maildrop(a.id, "one", 60).await.unwrap());
+    assert!(!s.lock_maildrop(a.id, "two", 60).await.unwrap());
+    assert!(
+        s.lock_maildrop(a.id, "one", 60).await.unwrap(),
+        "the holder refreshes"
+    );
+    assert!(
+        s.lock_maildrop(c.id, "two", 60).await.unwrap(),
+        "locks are per account"
+    );
+    s.unlock_maildrop(a.id, "two").await.unwrap();
+    assert!(
+        !s.lock_maildrop(a.id, "two", 60).await.unwrap(),
+        "only the holder unlocks"
+    );
+    s.unlock_maildrop(a.id, "one").await.unwrap();
+    assert!(s.lock_maildrop(a.id, "two", 1).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(
+        s.lock_maildrop(a.id, "three", 60).await.unwrap(),
+        "an expired lock is taken over"
+    );
+    assert!(!s.lock_maildrop(a.id, "two", 60).await.unwrap());
+}
+
+async fn events_are_published(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("ev@example.com", 0).await;
+    let other = h.account("quiet@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let mut rx = h.store.subscribe(a.id);
+    let mut quiet = h.store.subscribe(other.id);
+    let o = h.append(inbox.id, message("e", "x")).await;
+    assert_eq!(
+        next(&mut rx).await,
+        MailboxEvent::Changed {
+            mailbox_id: inbox.id,
+            highest_modseq: o.modseq
+        }
+    );
+    let (up, _) = h
+        .store
+        .store_flags(inbox.id, &[o.uid], FlagOp::Add, Flags::SEEN, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        MailboxEvent::Changed {
+            mailbox_id: inbox.id,
+            highest_modseq: up[0].modseq
+        }
+    );
+    h.store
+        .deliver(Delivery {
+            raw: message("d", "x"),
+            internal_date: 0,
+            recipients: vec![a.id],
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(next(&mut rx).await, MailboxEvent::Changed { mailbox_id, .. } if mailbox_id == inbox.id)
+    );
+    h.store.expunge_uids(inbox.id, &[o.uid]).await.unwrap();
+    assert!(matches!(next(&mut rx).await, MailboxEvent::Changed { .. }));
+    h.store.create_mailbox(a.id, "New", None).await.unwrap();
+    assert_eq!(next(&mut rx).await, MailboxEvent::MailboxesChanged);
+    assert!(quiet.try_recv().is_err(), "another account hears nothing");
+}
+
+async fn next(rx: &mut tokio::sync::broadcast::Receiver<MailboxEvent>) -> MailboxEvent {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
