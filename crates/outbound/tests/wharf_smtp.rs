@@ -1,0 +1,227 @@
+//! Outbound delivery into a real Wharf SMTP server on loopback (wharf_smtp over a temporary
+//! embedded store): found by MX through the test DNS server, reached over STARTTLS, DKIM-signed
+//! and verified on arrival; and the smarthost path with AUTH against Wharf's submission port.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mail_auth::hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+};
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use support::*;
+use wharf_directory::{Directory, DirectoryConfig};
+use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
+use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
+use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient};
+use wharf_outbound::route::{Relay, Router, RouterConfig};
+use wharf_outbound::{
+    ClientConfig, Credentials, Outbound, QueueConfig, Submission, TlsPolicy, TrustAnchors,
+};
+use wharf_smtp::{SmtpConfig, SmtpRole, SmtpService};
+use wharf_store::Store;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Wharf {
+    mx: SocketAddr,
+    submission: SocketAddr,
+    store: Arc<dyn Store>,
+    _server: Server,
+    _tmp: tempfile::TempDir,
+}
+
+/// A Wharf SMTP node for `b.test` with accounts bob@ and relay@.
+async fn start_wharf() -> Wharf {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = wharf_store::open_embedded(tmp.path()).await.unwrap();
+    let dir = Directory::new(store.clone(), DirectoryConfig::default());
+    dir.add_domain("b.test").await.unwrap();
+    dir.add_account("bob@b.test", PASSWORD, 0).await.unwrap();
+    dir.add_account("relay@b.test", PASSWORD, 0).await.unwrap();
+    let (cert, key) = wharf_net::generate_self_signed("mx.b.test", &[]).unwrap();
+    let tls = TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let mut server = Server::new(
+        Some(tls),
+        Limits {
+            idle_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        },
+    );
+    let cfg = SmtpConfig {
+        max_connection_rate_per_ip: 0,
+        max_connections_per_ip: 0,
+        ..SmtpConfig::default()
+    };
+    let mx_svc = Arc::new(SmtpService::new(
+        cfg.clone(),
+        "mx.b.test".into(),
+        dir.clone(),
+        SmtpRole::Mx,
+    ));
+    let sub_svc = Arc::new(SmtpService::new(
+        cfg,
+        "mx.b.test".into(),
+        dir.clone(),
+        SmtpRole::Submission,
+    ));
+    let spec = |name: &str| ListenerSpec {
+        name: name.into(),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsMode::StartTls,
+        proxy_protocol: false,
+    };
+    let mx = server.bind(spec("smtp"), mx_svc).await.unwrap();
+    let submission = server.bind(spec("submission"), sub_svc).await.unwrap();
+    server.start();
+    Wharf {
+        mx,
+        submission,
+        store,
+        _server: server,
+        _tmp: tmp,
+    }
+}
+
+async fn inbox(store: &Arc<dyn Store>, address: &str) -> Vec<Bytes> {
+    let acct = store
+        .get_account_by_address(address)
+        .await
+        .unwrap()
+        .unwrap();
+    let mbox = store.get_mailbox(acct.id, "INBOX").await.unwrap().unwrap();
+    let mut out = Vec::new();
+    for e in store.mailbox_index(mbox.id).await.unwrap() {
+        out.push(store.message_raw(e.message_id).await.unwrap());
+    }
+    out
+}
+
+fn outbound(rc: RouterConfig, signers: DkimSigners) -> (Arc<MemoryQueue>, Arc<Outbound>) {
+    let queue = Arc::new(MemoryQueue::new());
+    let mut q = QueueConfig::new("mail.a.test");
+    q.retry_schedule = vec![Duration::from_secs(1)];
+    let mut c = ClientConfig::new("mail.a.test");
+    c.anchors = TrustAnchors::empty();
+    let out = Outbound::new(queue.clone(), Router::new(rc).unwrap(), c, q, signers, None);
+    (queue, out)
+}
+
+fn message(from: &str, to: &str, body: &str) -> Bytes {
+    Bytes::from(format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: between two servers\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <w1@a.test>\r\n\r\n{body}\r\n"
+    ))
+}
+
+#[tokio::test]
+async fn delivered_by_mx_over_starttls_into_inbox_with_valid_dkim() {
+    let b = start_wharf().await;
+    let ed = dkim::generate("a.test", "wharf", Algorithm::Ed25519).unwrap();
+    let mut signers = DkimSigners::new();
+    signers.add(DkimKey::from_pem("a.test", "wharf", ed.private_key_pem.as_bytes()).unwrap());
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1")
+            .txt(&ed.dns_name, &ed.txt_value),
+    )
+    .await;
+    let rc = RouterConfig {
+        nameservers: vec![dns],
+        smtp_port: b.mx.port(),
+        ..RouterConfig::default()
+    };
+    let (queue, out) = outbound(rc, signers);
+    out.submit(Submission {
+        sender: "alice@a.test".into(),
+        recipients: vec![
+            QueuedRecipient::new("bob@b.test"),
+            QueuedRecipient::new("nobody@b.test"),
+        ],
+        raw: message(
+            "alice@a.test",
+            "bob@b.test",
+            "Hello from A.\r\n.a dotted line",
+        ),
+        envid: None,
+        ret: None,
+    })
+    .await
+    .unwrap();
+    out.run_once().await.unwrap();
+    let got = inbox(&b.store, "bob@b.test").await;
+    assert_eq!(got.len(), 1);
+    let raw = String::from_utf8_lossy(&got[0]).to_string();
+    assert!(raw.contains("with ESMTPS"), "arrived over TLS: {raw}");
+    assert!(raw.contains("version=TLSv1.3"));
+    assert!(
+        raw.contains("\r\n.a dotted line\r\n"),
+        "dot-stuffing round trip"
+    );
+    // The unknown recipient was refused by B (5xx) and bounced to alice (queued with <>).
+    let entries = queue.list().await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].sender, "");
+    assert_eq!(entries[0].recipients[0].address, "alice@a.test");
+    let dsn = String::from_utf8_lossy(&queue.message(entries[0].id).await.unwrap()).to_string();
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@b.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed\r\nStatus: 5."));
+
+    // B verifies A's signature with the key published in DNS.
+    let mut udp = ConnectionConfig::udp();
+    udp.port = dns.port();
+    let auth = MessageAuthenticator::new(
+        ResolverConfig::from_name_servers(vec![NameServerConfig::new(dns.ip(), true, vec![udp])]),
+        ResolverOpts::default(),
+    )
+    .unwrap();
+    let msg = AuthenticatedMessage::parse(&got[0]).unwrap();
+    let results = auth.verify_dkim(&msg).await;
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].result(), &DkimResult::Pass, "{:?}", results[0]);
+}
+
+#[tokio::test]
+async fn smarthost_with_auth_against_wharf_submission() {
+    let b = start_wharf().await;
+    let dns = start_dns(Zone::default()).await;
+    let rc = RouterConfig {
+        nameservers: vec![dns],
+        relayhost: Some(Relay {
+            host: "127.0.0.1".into(),
+            port: b.submission.port(),
+            credentials: Some(Credentials {
+                username: "relay@b.test".into(),
+                password: PASSWORD.into(),
+            }),
+            tls: Some(TlsPolicy::Required),
+        }),
+        ..RouterConfig::default()
+    };
+    let (queue, out) = outbound(rc, DkimSigners::new());
+    out.submit(Submission {
+        sender: "relay@b.test".into(),
+        recipients: vec![QueuedRecipient::new("bob@b.test")],
+        raw: message("relay@b.test", "bob@b.test", "via the smarthost"),
+        envid: None,
+        ret: None,
+    })
+    .await
+    .unwrap();
+    out.run_once().await.unwrap();
+    let got = inbox(&b.store, "bob@b.test").await;
+    assert_eq!(got.len(), 1, "queue: {:?}", queue.list().await.unwrap());
+    let raw = String::from_utf8_lossy(&got[0]).to_string();
+    assert!(
+        raw.contains("with ESMTPSA") && raw.contains("authenticated user relay@b.test"),
+        "{raw}"
+    );
+    assert!(queue.list().await.unwrap().is_empty());
+}
