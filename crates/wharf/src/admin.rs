@@ -15,6 +15,10 @@ use crate::config::Loaded;
 const GENERATED_PASSWORD_LEN: usize = 20;
 
 pub async fn open_directory(cfg: &Loaded) -> Result<Directory> {
+    // An admin verb may be the first to touch the data folder: it gets the same private mode.
+    if cfg.config.store.url.is_none() {
+        crate::serve::create_private_dir(&cfg.data_dir)?;
+    }
     let store = wharf_store::open(&crate::wiring::store_config(cfg))
         .await
         .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;

@@ -46,8 +46,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
 
     let listeners = shifted_listeners(&cfg, args.port_offset)?;
 
-    fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    create_private_dir(&cfg.data_dir)?;
     let hostname = cfg.config.server.hostname.clone();
     let domain = cfg.primary_domain();
     let tls = load_tls(&cfg, &hostname, &domain)?;
@@ -238,7 +237,7 @@ fn load_tls(cfg: &Loaded, hostname: &str, domain: &str) -> Result<TlsProvider> {
         let (cert_pem, key_pem) = wharf_net::generate_self_signed(hostname, &extra)
             .context("cannot generate the self-signed certificate")?;
         if let Some(dir) = cert.parent() {
-            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            create_private_dir(dir)?;
         }
         write_private(&key, key_pem.as_bytes())?;
         fs::write(&cert, cert_pem.as_bytes())
@@ -252,6 +251,20 @@ fn load_tls(cfg: &Loaded, hostname: &str, domain: &str) -> Result<TlsProvider> {
             key.display()
         )
     })
+}
+
+/// Creates a folder (and parents) that only its owner can enter: it holds password hashes,
+/// mail and private keys. An existing folder keeps the permissions its operator gave it.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the folder {}", dir.display()))
 }
 
 /// Creates a file readable by its owner only (private keys).
@@ -294,7 +307,8 @@ async fn create_admin(directory: &Directory, domain: &str) -> Result<Option<Firs
 fn print_first_run(listeners: &[Listener], first: &FirstRun, config_path: &Path, cfg: &Loaded) {
     let mut out = String::new();
     let _ = writeln!(out, "Wharf is set up.");
-    let _ = writeln!(out, "  config:    {}", config_path.display());
+    let config_abs = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let _ = writeln!(out, "  config:    {}", config_abs.display());
     let _ = writeln!(out, "  data:      {}", cfg.data_dir.display());
     let _ = writeln!(out, "  hostname:  {}", cfg.config.server.hostname);
     let _ = writeln!(out, "  domain:    {}", cfg.primary_domain());

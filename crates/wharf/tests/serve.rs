@@ -84,6 +84,15 @@ async fn first_run_creates_everything_serves_and_stops_on_sigterm() {
     assert!(env.data().join("wharf.db").exists());
     assert!(env.data().join("tls").join("cert.pem").exists());
     assert!(env.data().join("tls").join("key.pem").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&env.data()), 0o700, "data folder is private");
+    assert_eq!(mode(&env.data().join("tls").join("key.pem")), 0o600);
+    // The listener table is aligned: protocol column padded.
+    assert!(
+        stdout.contains("  imaps        imap       implicit  127.0.0.1:"),
+        "{stdout}"
+    );
 
     // Plaintext listeners greet with their protocol's banner.
     assert!(greeting(25 + offset).starts_with("220 "));
