@@ -1,0 +1,368 @@
+//! FETCH and UID FETCH: flags, dates and sizes from the index, ENVELOPE/BODYSTRUCTURE from the
+//! stored summary (never the blob), BODY[section]<partial>/BINARY from the blob; a non-PEEK body
+//! fetch sets \Seen and reports the new FLAGS.
+
+use tracing::warn;
+use wharf_mime::{Section, SectionSpec, Summary};
+use wharf_store::{FlagOp, Flags, MessageEntry};
+
+use crate::session::{Done, Session};
+use crate::syntax::{FetchItem, SeqSet, response};
+
+fn section_label(s: &Section) -> String {
+    let mut parts: Vec<String> = s.part.iter().map(|p| p.to_string()).collect();
+    match &s.spec {
+        SectionSpec::Full => {}
+        SectionSpec::Header => parts.push("HEADER".into()),
+        SectionSpec::Text => parts.push("TEXT".into()),
+        SectionSpec::Mime => parts.push("MIME".into()),
+        SectionSpec::HeaderFields { names, not } => {
+            let mut l = Vec::new();
+            for n in names {
+                response::astring(&mut l, n);
+                l.push(b' ');
+            }
+            l.pop();
+            parts.push(format!(
+                "HEADER.FIELDS{} ({})",
+                if *not { ".NOT" } else { "" },
+                String::from_utf8_lossy(&l)
+            ));
+        }
+    }
+    parts.join(".")
+}
+
+fn partial_slice(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
+    match partial {
+        None => data,
+        Some((start, len)) => {
+            let s = (start as usize).min(data.len());
+            let e = s.saturating_add(len as usize).min(data.len());
+            &data[s..e]
+        }
+    }
+}
+
+fn partial_label(partial: Option<(u32, u32)>) -> String {
+    partial.map(|(s, _)| format!("<{s}>")).unwrap_or_default()
+}
+
+fn sets_seen(item: &FetchItem) -> bool {
+    matches!(
+        item,
+        FetchItem::Rfc822
+            | FetchItem::Rfc822Text
+            | FetchItem::BodySection { peek: false, .. }
+            | FetchItem::Binary { peek: false, .. }
+    )
+}
+
+impl Session {
+    pub(crate) async fn fetch(
+        &mut self,
+        uid: bool,
+        set: &SeqSet,
+        items: &[FetchItem],
+        out: &mut Vec<u8>,
+    ) -> Done {
+        let Some(sel) = self.selected.as_ref() else {
+            return Done::bad("No mailbox selected");
+        };
+        let idxs = match sel.resolve(set, uid, &self.saved) {
+            Ok(i) => i,
+            Err(m) => return Done::bad(m),
+        };
+        let mb_id = sel.mailbox.id;
+        let read_only = sel.read_only;
+        let needs_summary = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchItem::Envelope
+                    | FetchItem::Body
+                    | FetchItem::BodyStructure
+                    | FetchItem::BodySection { .. }
+                    | FetchItem::Binary { .. }
+                    | FetchItem::BinarySize { .. }
+                    | FetchItem::Rfc822Header
+                    | FetchItem::Rfc822Text
+            )
+        });
+        let needs_raw = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchItem::BodySection { .. }
+                    | FetchItem::Binary { .. }
+                    | FetchItem::BinarySize { .. }
+                    | FetchItem::Rfc822
+                    | FetchItem::Rfc822Header
+                    | FetchItem::Rfc822Text
+            )
+        });
+        // \Seen first, so that the FLAGS we report are the ones stored.
+        let mut seen_now = std::collections::HashSet::new();
+        if !read_only && items.iter().any(sets_seen) {
+            let uids: Vec<u32> = idxs
+                .iter()
+                .map(|&i| &sel.msgs[i])
+                .filter(|m| !m.flags.contains(Flags::SEEN))
+                .map(|m| m.uid)
+                .collect();
+            if !uids.is_empty() {
+                match self
+                    .store
+                    .store_flags(mb_id, &uids, FlagOp::Add, Flags::SEEN, &[], None)
+                    .await
+                {
+                    Ok((updates, _)) => {
+                        if let Some(sel) = self.selected.as_mut() {
+                            for u in updates {
+                                if let Some(i) = sel.index_of(u.uid) {
+                                    let m = &mut sel.msgs[i];
+                                    m.flags = u.flags;
+                                    m.keywords = u.keywords;
+                                    m.modseq = u.modseq;
+                                    seen_now.insert(u.uid);
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => return Done::store(e),
+                }
+            }
+        }
+        let Some(sel) = self.selected.as_ref() else {
+            return Done::bad("No mailbox selected");
+        };
+        let mut failure = None;
+        for &i in &idxs {
+            let m: MessageEntry = sel.msgs[i].clone();
+            let recent = !self.rev2 && sel.recent.contains(&m.uid);
+            if sel.pending_expunge.contains(&m.uid) && (needs_raw || needs_summary) {
+                // Expunged by another session but not yet announced: its content is gone.
+                failure = Some(Done::no(
+                    Some("EXPUNGEISSUED"),
+                    "Some messages were expunged",
+                ));
+                continue;
+            }
+            let summary = if needs_summary {
+                match self.store.message_summary(m.message_id).await {
+                    Ok(b) => match Summary::decode(&b) {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            warn!(session = self.id, uid = m.uid, error = %e, "summary unreadable");
+                            failure =
+                                Some(Done::no(Some("SERVERBUG"), "Message summary unreadable"));
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        failure = Some(Done::store(e));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let raw = if needs_raw {
+                match self.store.message_raw(m.message_id).await {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        failure = Some(Done::store(e));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let raw = raw.as_deref().unwrap_or(&[]);
+            let mut parts: Vec<Vec<u8>> = Vec::new();
+            let mut has_uid = false;
+            let mut has_flags = false;
+            for it in items {
+                let mut p = Vec::new();
+                match it {
+                    FetchItem::Uid => {
+                        has_uid = true;
+                        p.extend_from_slice(format!("UID {}", m.uid).as_bytes());
+                    }
+                    FetchItem::Flags => {
+                        has_flags = true;
+                        p.extend_from_slice(
+                            format!(
+                                "FLAGS {}",
+                                response::flag_list(m.flags, &m.keywords, recent)
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                    FetchItem::InternalDate => p.extend_from_slice(
+                        format!(
+                            "INTERNALDATE \"{}\"",
+                            response::internal_date(m.internal_date)
+                        )
+                        .as_bytes(),
+                    ),
+                    FetchItem::Rfc822Size => {
+                        p.extend_from_slice(format!("RFC822.SIZE {}", m.size).as_bytes())
+                    }
+                    FetchItem::ModSeq => {
+                        p.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes())
+                    }
+                    FetchItem::Envelope => {
+                        if let Some(s) = &summary {
+                            p.extend_from_slice(b"ENVELOPE ");
+                            p.extend_from_slice(s.envelope().as_bytes());
+                        }
+                    }
+                    FetchItem::Body => {
+                        if let Some(s) = &summary {
+                            p.extend_from_slice(b"BODY ");
+                            p.extend_from_slice(s.body_structure(false).as_bytes());
+                        }
+                    }
+                    FetchItem::BodyStructure => {
+                        if let Some(s) = &summary {
+                            p.extend_from_slice(b"BODYSTRUCTURE ");
+                            p.extend_from_slice(s.body_structure(true).as_bytes());
+                        }
+                    }
+                    FetchItem::Rfc822 => {
+                        p.extend_from_slice(b"RFC822 ");
+                        response::literal(&mut p, raw, false);
+                    }
+                    FetchItem::Rfc822Header | FetchItem::Rfc822Text => {
+                        let (label, spec) = if *it == FetchItem::Rfc822Header {
+                            ("RFC822.HEADER ", SectionSpec::Header)
+                        } else {
+                            ("RFC822.TEXT ", SectionSpec::Text)
+                        };
+                        p.extend_from_slice(label.as_bytes());
+                        let sec = Section {
+                            part: Vec::new(),
+                            spec,
+                        };
+                        match summary.as_ref().and_then(|s| s.section(raw, &sec)) {
+                            Some(d) => response::literal(&mut p, &d, false),
+                            None => p.extend_from_slice(b"NIL"),
+                        }
+                    }
+                    FetchItem::BodySection {
+                        section, partial, ..
+                    } => {
+                        p.extend_from_slice(
+                            format!(
+                                "BODY[{}]{} ",
+                                section_label(section),
+                                partial_label(*partial)
+                            )
+                            .as_bytes(),
+                        );
+                        let data = if section.part.is_empty() && section.spec == SectionSpec::Full {
+                            Some(std::borrow::Cow::Borrowed(raw))
+                        } else {
+                            summary.as_ref().and_then(|s| s.section(raw, section))
+                        };
+                        match data {
+                            Some(d) => {
+                                response::literal(&mut p, partial_slice(&d, *partial), false)
+                            }
+                            None => p.extend_from_slice(b"NIL"),
+                        }
+                    }
+                    FetchItem::Binary { part, partial, .. } => {
+                        let label = part
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join(".");
+                        let data = match &summary {
+                            Some(_) if part.is_empty() => Ok(Some(raw.to_vec())),
+                            Some(s) => s.binary(raw, part),
+                            None => Ok(None),
+                        };
+                        match data {
+                            Ok(d) => {
+                                p.extend_from_slice(
+                                    format!("BINARY[{label}]{} ", partial_label(*partial))
+                                        .as_bytes(),
+                                );
+                                match d {
+                                    Some(d) => {
+                                        let slice = partial_slice(&d, *partial);
+                                        response::literal(&mut p, slice, slice.contains(&0));
+                                    }
+                                    None => p.extend_from_slice(b"NIL"),
+                                }
+                            }
+                            Err(wharf_mime::MimeError::UnknownCte(_)) => {
+                                return Done::no(
+                                    Some("UNKNOWN-CTE"),
+                                    "Unknown content-transfer-encoding",
+                                );
+                            }
+                            Err(e) => {
+                                warn!(session = self.id, error = %e, "BINARY failed");
+                                return Done::no(Some("SERVERBUG"), "Cannot decode part");
+                            }
+                        }
+                    }
+                    FetchItem::BinarySize { part } => {
+                        let label = part
+                            .iter()
+                            .map(|x| x.to_string())
+                            .collect::<Vec<_>>()
+                            .join(".");
+                        let size = match &summary {
+                            Some(_) if part.is_empty() => Ok(Some(raw.len() as u64)),
+                            Some(s) => s.binary_size(raw, part),
+                            None => Ok(None),
+                        };
+                        match size {
+                            Ok(Some(n)) => {
+                                p.extend_from_slice(format!("BINARY.SIZE[{label}] {n}").as_bytes())
+                            }
+                            Ok(None) => {
+                                p.extend_from_slice(format!("BINARY.SIZE[{label}] NIL").as_bytes())
+                            }
+                            Err(wharf_mime::MimeError::UnknownCte(_)) => {
+                                return Done::no(
+                                    Some("UNKNOWN-CTE"),
+                                    "Unknown content-transfer-encoding",
+                                );
+                            }
+                            Err(_) => return Done::no(Some("SERVERBUG"), "Cannot decode part"),
+                        }
+                    }
+                }
+                if !p.is_empty() {
+                    parts.push(p);
+                }
+            }
+            if uid && !has_uid {
+                parts.insert(0, format!("UID {}", m.uid).into_bytes());
+            }
+            if seen_now.contains(&m.uid) && !has_flags {
+                parts.push(
+                    format!(
+                        "FLAGS {}",
+                        response::flag_list(m.flags, &m.keywords, recent)
+                    )
+                    .into_bytes(),
+                );
+            }
+            out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
+            out.extend_from_slice(&parts.join(&b' '));
+            out.extend_from_slice(b")\r\n");
+        }
+        match failure {
+            Some(f) => f,
+            None => Done::ok(if uid {
+                "UID FETCH completed"
+            } else {
+                "FETCH completed"
+            }),
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Mailbox commands: SELECT/EXAMINE, CLOSE/UNSELECT, CREATE (with USE), DELETE, RENAME (INBOX
+//! included), SUBSCRIBE/UNSUBSCRIBE and STATUS.
+
+use std::collections::{BTreeSet, HashSet};
+
+use wharf_store::{Flags, Mailbox, SpecialUse, StoreError};
+
+use crate::session::{Done, Selected, Session, State};
+use crate::syntax::{StatusItem, response};
+
+/// Keywords every client may use and that are always announced in FLAGS.
+const STANDARD_KEYWORDS: &[&str] = &["$Forwarded", "$Junk", "$NotJunk", "$MDNSent", "$Phishing"];
+
+impl Session {
+    pub(crate) async fn find_mailbox(&self, name: &str) -> Result<Mailbox, Done> {
+        let name = self.mailbox_in(name)?;
+        match self.store.get_mailbox(self.account_id(), &name).await {
+            Ok(Some(m)) if m.account_id == self.account_id() => Ok(m),
+            Ok(_) => Err(Done::no(Some("NONEXISTENT"), "No such mailbox")),
+            Err(e) => Err(Done::store(e)),
+        }
+    }
+
+    pub(crate) async fn select(&mut self, name: &str, read_only: bool, out: &mut Vec<u8>) -> Done {
+        let had = self.selected.take().is_some();
+        self.state = crate::session::State::Authenticated;
+        if had {
+            out.extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
+        }
+        let mb = match self.find_mailbox(name).await {
+            Ok(m) => m,
+            Err(d) => return d,
+        };
+        // Drain old events first: everything before the index read is in the index.
+        self.drain_events();
+        let msgs = match self.store.mailbox_index(mb.id).await {
+            Ok(m) => m,
+            Err(e) => return Done::store(e),
+        };
+        let status = match self.store.mailbox_status(mb.id).await {
+            Ok(s) => s,
+            Err(e) => return Done::store(e),
+        };
+        let recent: HashSet<u32> = if read_only || self.rev2 {
+            HashSet::new()
+        } else {
+            match self.store.claim_recent(mb.id).await {
+                Ok(r) => r.into_iter().collect(),
+                Err(e) => return Done::store(e),
+            }
+        };
+        let mut keywords: BTreeSet<String> =
+            STANDARD_KEYWORDS.iter().map(|s| s.to_string()).collect();
+        for m in &msgs {
+            for k in &m.keywords {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    keywords.insert(k.clone());
+                }
+            }
+        }
+        let kw: Vec<String> = keywords.into_iter().collect();
+        out.extend_from_slice(
+            format!(
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {})\r\n",
+                kw.join(" ")
+            )
+            .as_bytes(),
+        );
+        if read_only {
+            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else {
+            out.extend_from_slice(
+                format!(
+                    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {} \\*)] Flags permitted\r\n",
+                    kw.join(" ")
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend_from_slice(format!("* {} EXISTS\r\n", msgs.len()).as_bytes());
+        if !self.rev2 {
+            out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
+            if let Some(i) = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN)) {
+                out.extend_from_slice(
+                    format!("* OK [UNSEEN {}] First unseen message\r\n", i + 1).as_bytes(),
+                );
+            }
+        }
+        out.extend_from_slice(
+            format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", status.uid_validity).as_bytes(),
+        );
+        out.extend_from_slice(
+            format!("* OK [UIDNEXT {}] Predicted next UID\r\n", status.uid_next).as_bytes(),
+        );
+        if self.rev2 {
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            response::astring(&mut line, &self.mailbox_out(&mb.name));
+            line.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&line);
+        }
+        // Changes after the index read carry a higher modseq than any row in it; the first
+        // sync (before the next command's reply) picks them up.
+        let modseq = msgs.iter().map(|m| m.modseq).max().unwrap_or(0);
+        self.selected = Some(Selected {
+            mailbox: mb,
+            read_only,
+            msgs,
+            modseq,
+            recent,
+            pending_expunge: BTreeSet::new(),
+            dirty: true,
+        });
+        self.state = State::Selected;
+        if read_only {
+            Done::ok_code("READ-ONLY", "EXAMINE completed")
+        } else {
+            Done::ok_code("READ-WRITE", "SELECT completed")
+        }
+    }
+
+    pub(crate) async fn close(&mut self, expunge: bool) -> Done {
+        if let Some(sel) = self.selected.take()
+            && expunge
+            && !sel.read_only
+            && let Err(e) = self.store.expunge(sel.mailbox.id, None).await
+        {
+            self.state = State::Authenticated;
+            return Done::store(e);
+        }
+        self.state = State::Authenticated;
+        Done::ok(if expunge {
+            "CLOSE completed"
+        } else {
+            "UNSELECT completed"
+        })
+    }
+
+    pub(crate) async fn create(&mut self, name: &str, uses: &[String]) -> Done {
+        let name = match self.mailbox_in(name) {
+            Ok(n) => n,
+            Err(d) => return d,
+        };
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Done::no(Some("ALREADYEXISTS"), "INBOX always exists");
+        }
+        let mut role = None;
+        for u in uses {
+            match SpecialUse::from_attribute(u) {
+                Some(r) if role.is_none() => role = Some(r),
+                _ => return Done::no(Some("USEATTR"), "Unsupported special-use attribute"),
+            }
+        }
+        let account = self.account_id();
+        match self.store.get_mailbox(account, &name).await {
+            Ok(Some(_)) => return Done::no(Some("ALREADYEXISTS"), "Mailbox already exists"),
+            Ok(None) => {}
+            Err(e) => return Done::store(e),
+        }
+        // Superior names are created as needed (RFC 9051 §6.3.4).
+        let parts: Vec<&str> = name.split('/').collect();
+        for i in 1..parts.len() {
+            let parent = parts[..i].join("/");
+            match self.store.get_mailbox(account, &parent).await {
+                Ok(Some(_)) => {}
+                Ok(None) => match self.store.create_mailbox(account, &parent, None).await {
+                    Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                    Err(e) => return Done::store(e),
+                },
+                Err(e) => return Done::store(e),
+            }
+        }
+        match self.store.create_mailbox(account, &name, role).await {
+            Ok(_) => Done::ok("CREATE completed"),
+            Err(StoreError::AlreadyExists(_)) => {
+                Done::no(Some("ALREADYEXISTS"), "Mailbox already exists")
+            }
+            Err(e) => Done::store(e),
+        }
+    }
+
+    pub(crate) async fn delete(&mut self, name: &str) -> Done {
+        let mb = match self.find_mailbox(name).await {
+            Ok(m) => m,
+            Err(d) => return d,
+        };
+        if mb.name == "INBOX" {
+            return Done::no(Some("CANNOT"), "INBOX cannot be deleted");
+        }
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|s| s.mailbox.id == mb.id)
+        {
+            self.selected = None;
+            self.state = State::Authenticated;
+        }
+        match self.store.delete_mailbox(self.account_id(), mb.id).await {
+            Ok(()) => Done::ok("DELETE completed"),
+            Err(e) => Done::store(e),
+        }
+    }
+
+    pub(crate) async fn rename(&mut self, from: &str, to: &str) -> Done {
+        let src = match self.find_mailbox(from).await {
+            Ok(m) => m,
+            Err(d) => return d,
+        };
+        let to = match self.mailbox_in(to) {
+            Ok(n) => n,
+            Err(d) => return d,
+        };
+        let account = self.account_id();
+        match self.store.get_mailbox(account, &to).await {
+            Ok(Some(_)) => return Done::no(Some("ALREADYEXISTS"), "Target mailbox exists"),
+            Ok(None) => {}
+            Err(e) => return Done::store(e),
+        }
+        if to == src.name || to.starts_with(&format!("{}/", src.name)) {
+            return Done::no(Some("CANNOT"), "Cannot rename a mailbox into itself");
+        }
+        let parts: Vec<&str> = to.split('/').collect();
+        for i in 1..parts.len() {
+            let parent = parts[..i].join("/");
+            if let Ok(None) = self.store.get_mailbox(account, &parent).await
+                && let Err(e) = self.store.create_mailbox(account, &parent, None).await
+                && !matches!(e, StoreError::AlreadyExists(_))
+            {
+                return Done::store(e);
+            }
+        }
+        if src.name == "INBOX" {
+            // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new name; INBOX stays.
+            let dst = match self.store.create_mailbox(account, &to, None).await {
+                Ok(m) => m,
+                Err(e) => return Done::store(e),
+            };
+            let uids: Vec<u32> = match self.store.mailbox_index(src.id).await {
+                Ok(idx) => idx.iter().map(|m| m.uid).collect(),
+                Err(e) => return Done::store(e),
+            };
+            if !uids.is_empty()
+                && let Err(e) = self.store.move_messages(src.id, &uids, dst.id).await
+            {
+                return Done::store(e);
+            }
+            if let Some(s) = self.selected.as_mut()
+                && s.mailbox.id == src.id
+            {
+                s.dirty = true;
+            }
+            return Done::ok("RENAME completed");
+        }
+        match self.store.rename_mailbox(account, src.id, &to).await {
+            Ok(()) => {
+                if let Some(s) = self.selected.as_mut()
+                    && s.mailbox.id == src.id
+                {
+                    s.mailbox.name = to;
+                }
+                Done::ok("RENAME completed")
+            }
+            Err(e) => Done::store(e),
+        }
+    }
+
+    pub(crate) async fn subscribe(&mut self, name: &str, on: bool) -> Done {
+        let mb = match self.find_mailbox(name).await {
+            Ok(m) => m,
+            Err(d) => {
+                // Unsubscribing a name that no longer exists is harmless.
+                return if on {
+                    d
+                } else {
+                    Done::ok("UNSUBSCRIBE completed")
+                };
+            }
+        };
+        match self
+            .store
+            .set_subscribed(self.account_id(), mb.id, on)
+            .await
+        {
+            Ok(()) => Done::ok(if on {
+                "SUBSCRIBE completed"
+            } else {
+                "UNSUBSCRIBE completed"
+            }),
+            Err(e) => Done::store(e),
+        }
+    }
+
+    pub(crate) async fn status(
+        &mut self,
+        name: &str,
+        items: &[StatusItem],
+        out: &mut Vec<u8>,
+    ) -> Done {
+        let mb = match self.find_mailbox(name).await {
+            Ok(m) => m,
+            Err(d) => return d,
+        };
+        match self.status_line(&mb, items).await {
+            Ok(line) => {
+                out.extend_from_slice(&line);
+                Done::ok("STATUS completed")
+            }
+            Err(e) => Done::store(e),
+        }
+    }
+
+    pub(crate) async fn status_line(
+        &self,
+        mb: &Mailbox,
+        items: &[StatusItem],
+    ) -> Result<Vec<u8>, StoreError> {
+        let st = self.store.mailbox_status(mb.id).await?;
+        let mut line = b"* STATUS ".to_vec();
+        response::astring(&mut line, &self.mailbox_out(&mb.name));
+        line.extend_from_slice(b" (");
+        let vals: Vec<String> = items
+            .iter()
+            .map(|i| match i {
+                StatusItem::Messages => format!("MESSAGES {}", st.messages),
+                StatusItem::Recent => format!("RECENT {}", st.recent),
+                StatusItem::UidNext => format!("UIDNEXT {}", st.uid_next),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", st.uid_validity),
+                StatusItem::Unseen => format!("UNSEEN {}", st.unseen),
+                StatusItem::Deleted => format!("DELETED {}", st.deleted),
+                StatusItem::Size => format!("SIZE {}", st.size),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", st.highest_modseq),
+            })
+            .collect();
+        line.extend_from_slice(vals.join(" ").as_bytes());
+        line.extend_from_slice(b")\r\n");
+        Ok(line)
+    }
+}

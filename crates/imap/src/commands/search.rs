@@ -1,0 +1,345 @@
+//! SEARCH and UID SEARCH with every RFC 9051 key, ESEARCH results (MIN MAX COUNT ALL) and
+//! SEARCHRES (SAVE, `$`). Flags, dates and sizes come from the index; TEXT/BODY/address and
+//! subject keys from the store's full-text index; HEADER and SENT* from the message header.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use wharf_store::{Flags, MessageEntry, TextField, Uid};
+
+use crate::session::{Done, Selected, Session};
+use crate::syntax::{SearchKey, SearchReturn, response};
+
+/// Data fetched before evaluating the key tree.
+#[derive(Default)]
+struct Prefetched {
+    text: HashMap<(u8, String), HashSet<Uid>>,
+    /// Unfolded header block per UID, when a HEADER or SENT* key needs it.
+    headers: HashMap<Uid, String>,
+}
+
+fn field_code(f: TextField) -> u8 {
+    match f {
+        TextField::Text => 0,
+        TextField::Body => 1,
+        TextField::Subject => 2,
+        TextField::From => 3,
+        TextField::To => 4,
+        TextField::Cc => 5,
+        TextField::Bcc => 6,
+    }
+}
+
+fn text_key(k: &SearchKey) -> Option<(TextField, &str)> {
+    Some(match k {
+        SearchKey::Text(s) => (TextField::Text, s),
+        SearchKey::Body(s) => (TextField::Body, s),
+        SearchKey::Subject(s) => (TextField::Subject, s),
+        SearchKey::From(s) => (TextField::From, s),
+        SearchKey::To(s) => (TextField::To, s),
+        SearchKey::Cc(s) => (TextField::Cc, s),
+        SearchKey::Bcc(s) => (TextField::Bcc, s),
+        _ => return None,
+    })
+}
+
+fn walk<'a>(k: &'a SearchKey, f: &mut impl FnMut(&'a SearchKey)) {
+    f(k);
+    match k {
+        SearchKey::And(v) => v.iter().for_each(|x| walk(x, f)),
+        SearchKey::Or(a, b) => {
+            walk(a, f);
+            walk(b, f);
+        }
+        SearchKey::Not(a) => walk(a, f),
+        _ => {}
+    }
+}
+
+/// The header block of a raw message, folded lines joined.
+fn header_block(raw: &[u8]) -> String {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(raw.len());
+    let text = String::from_utf8_lossy(&raw[..end]);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split('\n') {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            out.push(' ');
+            out.push_str(line.trim_start());
+        } else {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+fn header_values<'a>(block: &'a str, name: &str) -> impl Iterator<Item = &'a str> {
+    let name = name.to_string();
+    block.split('\n').filter_map(move |l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(&name).then_some(v.trim())
+    })
+}
+
+fn sent_date(block: Option<&String>, m: &MessageEntry) -> NaiveDate {
+    block
+        .and_then(|b| header_values(b, "Date").next().map(str::to_string))
+        .and_then(|d| chrono::DateTime::parse_from_rfc2822(d.trim()).ok())
+        .map(|d| d.date_naive())
+        .unwrap_or_else(|| internal_naive(m))
+}
+
+fn internal_naive(m: &MessageEntry) -> NaiveDate {
+    chrono::DateTime::from_timestamp(m.internal_date, 0)
+        .map(|d| d.date_naive())
+        .unwrap_or_default()
+}
+
+fn has_keyword(m: &MessageEntry, k: &str) -> bool {
+    m.keywords.iter().any(|x| x.eq_ignore_ascii_case(k))
+}
+
+struct Ctx<'a> {
+    sel: &'a Selected,
+    saved: &'a [Uid],
+    pre: &'a Prefetched,
+    rev2: bool,
+}
+
+fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
+    let m = &ctx.sel.msgs[idx];
+    let seq = idx as u32 + 1;
+    let recent = ctx.sel.recent.contains(&m.uid) && !ctx.rev2;
+    match k {
+        SearchKey::All => true,
+        SearchKey::And(v) => v.iter().all(|x| matches(x, idx, ctx)),
+        SearchKey::Or(a, b) => matches(a, idx, ctx) || matches(b, idx, ctx),
+        SearchKey::Not(a) => !matches(a, idx, ctx),
+        SearchKey::SeqSet(set) => ctx
+            .sel
+            .resolve_lenient(set, false, ctx.saved)
+            .contains(&(seq as usize - 1)),
+        SearchKey::Uid(set) => ctx.sel.resolve_lenient(set, true, ctx.saved).contains(&idx),
+        SearchKey::Answered => m.flags.contains(Flags::ANSWERED),
+        SearchKey::Deleted => m.flags.contains(Flags::DELETED),
+        SearchKey::Draft => m.flags.contains(Flags::DRAFT),
+        SearchKey::Flagged => m.flags.contains(Flags::FLAGGED),
+        SearchKey::Seen => m.flags.contains(Flags::SEEN),
+        SearchKey::Recent => recent,
+        SearchKey::New => recent && !m.flags.contains(Flags::SEEN),
+        SearchKey::Old => !recent,
+        SearchKey::Unanswered => !m.flags.contains(Flags::ANSWERED),
+        SearchKey::Undeleted => !m.flags.contains(Flags::DELETED),
+        SearchKey::Undraft => !m.flags.contains(Flags::DRAFT),
+        SearchKey::Unflagged => !m.flags.contains(Flags::FLAGGED),
+        SearchKey::Unseen => !m.flags.contains(Flags::SEEN),
+        SearchKey::Keyword(k) => has_keyword(m, k),
+        SearchKey::Unkeyword(k) => !has_keyword(m, k),
+        SearchKey::Before(d) => internal_naive(m) < *d,
+        SearchKey::On(d) => internal_naive(m) == *d,
+        SearchKey::Since(d) => internal_naive(m) >= *d,
+        SearchKey::SentBefore(d) => sent_date(ctx.pre.headers.get(&m.uid), m) < *d,
+        SearchKey::SentOn(d) => sent_date(ctx.pre.headers.get(&m.uid), m) == *d,
+        SearchKey::SentSince(d) => sent_date(ctx.pre.headers.get(&m.uid), m) >= *d,
+        SearchKey::Larger(n) => m.size > *n,
+        SearchKey::Smaller(n) => m.size < *n,
+        SearchKey::Header(name, value) => ctx.pre.headers.get(&m.uid).is_some_and(|b| {
+            let needle = value.to_lowercase();
+            header_values(b, name).any(|v| v.to_lowercase().contains(&needle))
+        }),
+        other => match text_key(other) {
+            Some((f, s)) => ctx
+                .pre
+                .text
+                .get(&(field_code(f), s.to_string()))
+                .is_some_and(|set| set.contains(&m.uid)),
+            None => false,
+        },
+    }
+}
+
+impl Selected {
+    /// Like `resolve`, but numbers beyond the mailbox simply match nothing (search semantics).
+    fn resolve_lenient(&self, set: &crate::syntax::SeqSet, uid: bool, saved: &[Uid]) -> Vec<usize> {
+        use crate::syntax::{SeqNum, SeqSet};
+        if uid {
+            return self.resolve(set, true, saved).unwrap_or_default();
+        }
+        match set {
+            SeqSet::Saved => self.resolve(set, false, saved).unwrap_or_default(),
+            SeqSet::Ranges(r) => {
+                let n = self.msgs.len() as u32;
+                let clipped: Vec<(SeqNum, SeqNum)> = r
+                    .iter()
+                    .filter_map(|&(a, b)| {
+                        let c = |s| match s {
+                            SeqNum::Num(v) => v,
+                            SeqNum::Star => n,
+                        };
+                        let (lo, hi) = (c(a).min(c(b)), c(a).max(c(b)).min(n));
+                        (lo >= 1 && lo <= hi).then_some((SeqNum::Num(lo), SeqNum::Num(hi)))
+                    })
+                    .collect();
+                self.resolve(&SeqSet::Ranges(clipped), false, saved)
+                    .unwrap_or_default()
+            }
+        }
+    }
+}
+
+impl Session {
+    pub(crate) async fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        charset: Option<String>,
+        key: SearchKey,
+        out: &mut Vec<u8>,
+    ) -> Done {
+        if let Some(cs) = &charset
+            && !cs.eq_ignore_ascii_case("UTF-8")
+            && !cs.eq_ignore_ascii_case("US-ASCII")
+        {
+            return Done::no(Some("BADCHARSET (UTF-8 US-ASCII)"), "Unsupported charset");
+        }
+        let Some(sel) = self.selected.as_ref() else {
+            return Done::bad("No mailbox selected");
+        };
+        let mb = sel.mailbox.id;
+        let mut pre = Prefetched::default();
+        let mut text_queries = Vec::new();
+        let mut need_headers = false;
+        walk(&key, &mut |k| {
+            if let Some((f, s)) = text_key(k) {
+                text_queries.push((f, s.to_string()));
+            }
+            if matches!(
+                k,
+                SearchKey::Header(..)
+                    | SearchKey::SentBefore(_)
+                    | SearchKey::SentOn(_)
+                    | SearchKey::SentSince(_)
+            ) {
+                need_headers = true;
+            }
+        });
+        for (f, s) in text_queries {
+            let code = field_code(f);
+            if pre.text.contains_key(&(code, s.clone())) {
+                continue;
+            }
+            match self.store.search_text(mb, f, &s).await {
+                Ok(uids) => {
+                    pre.text.insert((code, s), uids.into_iter().collect());
+                }
+                Err(e) => return Done::store(e),
+            }
+        }
+        if need_headers {
+            for m in &sel.msgs {
+                if sel.pending_expunge.contains(&m.uid) {
+                    continue;
+                }
+                match self.store.message_raw(m.message_id).await {
+                    Ok(raw) => {
+                        pre.headers.insert(m.uid, header_block(&raw));
+                    }
+                    Err(e) => return Done::store(e),
+                }
+            }
+        }
+        let ctx = Ctx {
+            sel,
+            saved: &self.saved,
+            pre: &pre,
+            rev2: self.rev2,
+        };
+        let hits: Vec<usize> = (0..sel.msgs.len())
+            .filter(|&i| matches(&key, i, &ctx))
+            .collect();
+        let nums: Vec<u32> = hits
+            .iter()
+            .map(|&i| if uid { sel.msgs[i].uid } else { i as u32 + 1 })
+            .collect();
+        let hit_uids: Vec<Uid> = hits.iter().map(|&i| sel.msgs[i].uid).collect();
+        let ret = match ret {
+            Some(r) if r.is_empty() => Some(vec![SearchReturn::All]),
+            Some(r) => Some(r),
+            None if self.rev2 => Some(vec![SearchReturn::All]),
+            None => None,
+        };
+        match ret {
+            None => {
+                out.extend_from_slice(b"* SEARCH");
+                for n in &nums {
+                    out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            Some(opts) => {
+                let save = opts.contains(&SearchReturn::Save);
+                let has = |o| opts.contains(&o);
+                if save {
+                    let only_minmax = (has(SearchReturn::Min) || has(SearchReturn::Max))
+                        && !has(SearchReturn::All)
+                        && !has(SearchReturn::Count);
+                    self.saved = if only_minmax {
+                        let mut v = Vec::new();
+                        if has(SearchReturn::Min) {
+                            v.extend(hit_uids.first());
+                        }
+                        if has(SearchReturn::Max) {
+                            v.extend(hit_uids.last());
+                        }
+                        v.dedup();
+                        v
+                    } else {
+                        hit_uids.clone()
+                    };
+                }
+                let others = opts.iter().any(|o| *o != SearchReturn::Save);
+                if others {
+                    let mut line = b"* ESEARCH (TAG ".to_vec();
+                    response::string(&mut line, tag.as_bytes());
+                    line.push(b')');
+                    if uid {
+                        line.extend_from_slice(b" UID");
+                    }
+                    if has(SearchReturn::Min)
+                        && let Some(n) = nums.first()
+                    {
+                        line.extend_from_slice(format!(" MIN {n}").as_bytes());
+                    }
+                    if has(SearchReturn::Max)
+                        && let Some(n) = nums.last()
+                    {
+                        line.extend_from_slice(format!(" MAX {n}").as_bytes());
+                    }
+                    if has(SearchReturn::All) && !nums.is_empty() {
+                        line.extend_from_slice(
+                            format!(" ALL {}", response::sequence_set(&nums)).as_bytes(),
+                        );
+                    }
+                    if has(SearchReturn::Count) {
+                        line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
+                    }
+                    line.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(&line);
+                }
+            }
+        }
+        Done::ok(if uid {
+            "UID SEARCH completed"
+        } else {
+            "SEARCH completed"
+        })
+    }
+}

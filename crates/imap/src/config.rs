@@ -1,0 +1,36 @@
+//! `[imap]` table of wharf.toml: every limit and policy of the IMAP service, with defaults.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImapConfig {
+    /// Allow LOGIN/AUTHENTICATE without TLS when the client connects from a loopback address.
+    pub allow_plaintext_auth_on_loopback: bool,
+    /// Longest command line in octets (literals not counted), CRLF included.
+    pub max_line: usize,
+    /// Largest literal accepted in a command other than APPEND (strings, SASL data).
+    pub max_literal: u64,
+    /// Largest message APPEND accepts, in octets.
+    pub max_append: u64,
+    /// Protocol errors in a row (BAD replies) tolerated before the connection is closed with BYE.
+    pub max_bad_commands: u32,
+    /// Inactivity autologout in seconds before login (RFC 9051 asks for at least 30 minutes after).
+    pub idle_timeout_unauth_secs: u64,
+    /// Inactivity autologout in seconds once authenticated (IDLE included).
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            allow_plaintext_auth_on_loopback: false,
+            max_line: 64 * 1024,
+            max_literal: 64 * 1024,
+            max_append: 64 * 1024 * 1024,
+            max_bad_commands: 10,
+            idle_timeout_unauth_secs: 60,
+            idle_timeout_secs: 30 * 60,
+        }
+    }
+}

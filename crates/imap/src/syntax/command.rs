@@ -1,0 +1,281 @@
+//! The parsed form of every IMAP command this server understands (RFC 9051, RFC 3501 and the
+//! extensions listed in CAPABILITY). Plain values; the parser builds them, the session consumes them.
+
+use chrono::NaiveDate;
+pub use wharf_mime::{Section, SectionSpec};
+
+/// One command as sent by the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: String,
+    pub kind: CommandKind,
+}
+
+/// One end of a sequence range: a number or `*` (the largest number in use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqNum {
+    Num(u32),
+    Star,
+}
+
+/// A sequence set (`1:4,7,9:*`) or the saved search result `$` (RFC 5182).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeqSet {
+    Ranges(Vec<(SeqNum, SeqNum)>),
+    Saved,
+}
+
+/// A flag as written by the client: system flags keep their backslash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag(pub String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    Size,
+    HighestModSeq,
+}
+
+/// LIST-EXTENDED return options (RFC 5258, 5819, 6154).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListReturn {
+    pub subscribed: bool,
+    pub children: bool,
+    pub special_use: bool,
+    pub status: Option<Vec<StatusItem>>,
+}
+
+/// LIST-EXTENDED selection options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSelect {
+    pub subscribed: bool,
+    pub remote: bool,
+    pub recursive_match: bool,
+    pub special_use: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchReturn {
+    Min,
+    Max,
+    All,
+    Count,
+    Save,
+}
+
+/// SEARCH keys of RFC 9051 §6.4.4 (RFC 3501 keys included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    And(Vec<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
+    SeqSet(SeqSet),
+    Uid(SeqSet),
+    Answered,
+    Deleted,
+    Draft,
+    Flagged,
+    Seen,
+    Recent,
+    New,
+    Old,
+    Unanswered,
+    Undeleted,
+    Undraft,
+    Unflagged,
+    Unseen,
+    Keyword(String),
+    Unkeyword(String),
+    Before(NaiveDate),
+    On(NaiveDate),
+    Since(NaiveDate),
+    SentBefore(NaiveDate),
+    SentOn(NaiveDate),
+    SentSince(NaiveDate),
+    Larger(u64),
+    Smaller(u64),
+    Bcc(String),
+    Body(String),
+    Cc(String),
+    From(String),
+    Subject(String),
+    Text(String),
+    To(String),
+    Header(String, String),
+}
+
+/// FETCH data items (macros already expanded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchItem {
+    Flags,
+    InternalDate,
+    Rfc822Size,
+    Envelope,
+    Body,
+    BodyStructure,
+    Uid,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Text,
+    ModSeq,
+    BodySection {
+        peek: bool,
+        section: Section,
+        partial: Option<(u32, u32)>,
+    },
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    BinarySize {
+        part: Vec<u32>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKind {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Login {
+        user: String,
+        pass: String,
+    },
+    Authenticate {
+        mechanism: String,
+        /// SASL-IR initial response, still base64 (`=` means empty).
+        initial: Option<String>,
+    },
+    Enable(Vec<String>),
+    Id(Option<Vec<(String, Option<String>)>>),
+    Select {
+        mailbox: String,
+        read_only: bool,
+    },
+    Create {
+        mailbox: String,
+        special_use: Vec<String>,
+    },
+    Delete(String),
+    Rename {
+        from: String,
+        to: String,
+    },
+    Subscribe(String),
+    Unsubscribe(String),
+    List {
+        reference: String,
+        patterns: Vec<String>,
+        select: ListSelect,
+        ret: ListReturn,
+        /// True when any LIST-EXTENDED syntax was used (changes some answers).
+        extended: bool,
+    },
+    Lsub {
+        reference: String,
+        pattern: String,
+    },
+    Namespace,
+    Status {
+        mailbox: String,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: String,
+        flags: Vec<Flag>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Idle,
+    Check,
+    Close,
+    Unselect,
+    Expunge,
+    UidExpunge(SeqSet),
+    Search {
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        charset: Option<String>,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        items: Vec<FetchItem>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        op: StoreOp,
+        silent: bool,
+        flags: Vec<Flag>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+    },
+    Move {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+    },
+}
+
+impl CommandKind {
+    /// The command name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandKind::Capability => "CAPABILITY",
+            CommandKind::Noop => "NOOP",
+            CommandKind::Logout => "LOGOUT",
+            CommandKind::StartTls => "STARTTLS",
+            CommandKind::Login { .. } => "LOGIN",
+            CommandKind::Authenticate { .. } => "AUTHENTICATE",
+            CommandKind::Enable(_) => "ENABLE",
+            CommandKind::Id(_) => "ID",
+            CommandKind::Select {
+                read_only: false, ..
+            } => "SELECT",
+            CommandKind::Select {
+                read_only: true, ..
+            } => "EXAMINE",
+            CommandKind::Create { .. } => "CREATE",
+            CommandKind::Delete(_) => "DELETE",
+            CommandKind::Rename { .. } => "RENAME",
+            CommandKind::Subscribe(_) => "SUBSCRIBE",
+            CommandKind::Unsubscribe(_) => "UNSUBSCRIBE",
+            CommandKind::List { .. } => "LIST",
+            CommandKind::Lsub { .. } => "LSUB",
+            CommandKind::Namespace => "NAMESPACE",
+            CommandKind::Status { .. } => "STATUS",
+            CommandKind::Append { .. } => "APPEND",
+            CommandKind::Idle => "IDLE",
+            CommandKind::Check => "CHECK",
+            CommandKind::Close => "CLOSE",
+            CommandKind::Unselect => "UNSELECT",
+            CommandKind::Expunge => "EXPUNGE",
+            CommandKind::UidExpunge(_) => "UID EXPUNGE",
+            CommandKind::Search { .. } => "SEARCH",
+            CommandKind::Fetch { .. } => "FETCH",
+            CommandKind::Store { .. } => "STORE",
+            CommandKind::Copy { .. } => "COPY",
+            CommandKind::Move { .. } => "MOVE",
+        }
+    }
+}
