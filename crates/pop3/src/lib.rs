@@ -3,18 +3,22 @@
 //! `service` the connection loop plugged into `wharf_net`, `adapters` binds the session's ports
 //! (`backend`) to the directory and the store.
 
+pub mod adapters;
 pub mod backend;
 mod commands;
 pub mod config;
+pub mod service;
 pub mod session;
 pub mod syntax;
 pub mod transfer;
 
+pub use adapters::{DirectoryAuth, StoreMaildrop};
 pub use backend::{
     AuthFailure, Authenticator, DropEntry, Login, Maildrop, SaslOutcome, SaslSession, Snapshot,
     Vanished,
 };
 pub use commands::unique_id;
 pub use config::Pop3Config;
+pub use service::Pop3Service;
 pub use session::{ConnInfo, Control, Session, Shared};
 pub use syntax::{Output, Piece};

@@ -141,6 +141,26 @@ impl Session {
         matches!(self.state, State::Closed)
     }
 
+    /// Keeps the maildrop lock alive while the session lives (called periodically).
+    pub async fn refresh_lock(&mut self) {
+        if let State::Transaction(t) = &self.state {
+            let ttl = i64::try_from(self.cfg.lock_ttl_secs).unwrap_or(i64::MAX);
+            match self
+                .maildrop
+                .lock(t.login.account_id, &self.owner, ttl)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::error!(account = %t.login.address, "pop3: maildrop lock lost to another session")
+                }
+                Err(e) => {
+                    tracing::warn!(account = %t.login.address, error = %e, "pop3: refreshing maildrop lock failed")
+                }
+            }
+        }
+    }
+
     /// A line longer than `max_line()` arrived (and was discarded by the reader).
     pub fn line_too_long(&mut self, out: &mut Output) -> Control {
         if matches!(self.state, State::Sasl { .. } | State::SaslFinal { .. }) {
