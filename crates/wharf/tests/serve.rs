@@ -25,24 +25,40 @@ fn greeting(port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn first_run_creates_everything_serves_and_stops_on_sigterm() {
-    let env = Env::empty();
-    let offset = random_offset();
+    // A random offset may meet a port another program holds: then start afresh elsewhere.
+    let (env, offset, mut server, ready) = {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let env = Env::empty();
+            let offset = random_offset();
+            let mut server = Server::start(
+                env.path(),
+                &[
+                    "serve",
+                    "--config",
+                    env.config().to_str().unwrap(),
+                    "--hostname",
+                    "mail.example.test",
+                    "--listen",
+                    "127.0.0.1",
+                    "--port-offset",
+                    &offset.to_string(),
+                ],
+            );
+            match server.wait_for(" ready", Duration::from_secs(60)) {
+                Some(line) => break (env, offset, server, common::parse_ready(&line)),
+                None => {
+                    let err = server.rest_of_stderr(Duration::from_secs(2));
+                    assert!(
+                        attempt < 3 && err.contains("in use"),
+                        "no ready line:\n{err}"
+                    );
+                }
+            }
+        }
+    };
     let config = env.config();
-    let mut server = Server::start(
-        env.path(),
-        &[
-            "serve",
-            "--config",
-            config.to_str().unwrap(),
-            "--hostname",
-            "mail.example.test",
-            "--listen",
-            "127.0.0.1",
-            "--port-offset",
-            &offset.to_string(),
-        ],
-    );
-    let ready = server.wait_ready();
     let names: Vec<&str> = ready.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,

@@ -248,8 +248,9 @@ pub fn parse_ready(line: &str) -> Vec<(String, u16)> {
         .collect()
 }
 
-/// A random offset that keeps every standard port (max 995) inside 20000..60000.
+/// A random offset keeping every standard port (max 995) in 10000..31000, below the kernel's
+/// ephemeral range (32768+) where port-0 listeners and outgoing connections of parallel tests live.
 pub fn random_offset() -> u16 {
     use rand::Rng;
-    rand::thread_rng().gen_range(20_000..59_000)
+    rand::thread_rng().gen_range(10_000..30_000)
 }
