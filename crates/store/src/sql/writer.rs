@@ -170,6 +170,7 @@ async fn process(shared: &Shared, batch: Vec<WriteJob>) {
         .map(|j| (j.msg.hash.clone(), j.msg.raw.clone()))
         .collect();
     let blobs = shared.blobs.clone();
+    let t0 = std::time::Instant::now();
     let written = tokio::task::spawn_blocking(move || {
         let refs: Vec<(&str, &[u8])> = items
             .iter()
@@ -178,11 +179,13 @@ async fn process(shared: &Shared, batch: Vec<WriteJob>) {
         blobs.put_durable(&refs)
     })
     .await;
+    let t1 = t0.elapsed();
     let outcome = match written {
         Ok(Ok(())) => commit_with_retry(shared, &batch).await,
         Ok(Err(e)) => Err(StoreError::Io(e)),
         Err(e) => Err(StoreError::Backend(format!("blob write task: {e}"))),
     };
+    tracing::debug!(messages = batch.len(), blobs = ?t1, total = ?t0.elapsed(), "store: group commit");
     {
         let mut inflight = shared.inflight.lock().await;
         for h in &hashes {
