@@ -250,15 +250,17 @@ pub struct DirectorySection {
 }
 
 impl Default for DirectorySection {
+    /// The directory crate's own defaults, so that the two can never disagree.
     fn default() -> Self {
+        let d = wharf_directory::DirectoryConfig::default();
         DirectorySection {
-            auth_fail_delay_base: 1,
-            auth_fail_max_delay: 30,
-            auth_ip_lockout_after: 10,
-            auth_account_lockout_after: 20,
-            auth_lockout: 900,
-            credential_cache_ttl: 300,
-            min_password_len: 10,
+            auth_fail_delay_base: d.auth_fail_delay_base.as_secs(),
+            auth_fail_max_delay: d.auth_fail_max_delay.as_secs(),
+            auth_ip_lockout_after: d.auth_ip_lockout_after,
+            auth_account_lockout_after: d.auth_account_lockout_after,
+            auth_lockout: d.auth_lockout.as_secs(),
+            credential_cache_ttl: d.credential_cache_ttl.as_secs(),
+            min_password_len: d.min_password_len,
         }
     }
 }
@@ -817,6 +819,28 @@ mod tests {
         assert!(e.contains(":2:1: key `imap.bogus`"), "{e}");
         let e = err("[pop3]\nmax_errors = -1\n");
         assert!(e.contains(":2:14: key `pop3.max_errors`"), "{e}");
+    }
+
+    #[test]
+    fn directory_defaults_match_the_documented_ones() {
+        let d = DirectorySection::default();
+        assert_eq!(
+            (
+                d.auth_fail_delay_base,
+                d.auth_fail_max_delay,
+                d.auth_lockout,
+                d.credential_cache_ttl
+            ),
+            (1, 30, 900, 300)
+        );
+        assert_eq!(
+            (
+                d.auth_ip_lockout_after,
+                d.auth_account_lockout_after,
+                d.min_password_len
+            ),
+            (10, 20, 10)
+        );
     }
 
     #[test]
