@@ -110,6 +110,8 @@ pub async fn user(cfg: &Loaded, cmd: UserCmd) -> Result<()> {
                 .map_err(directory_error)?;
             println!("user {} deleted", account.address);
         }
+        UserCmd::Disable { address } => set_disabled(&dir, &address, true).await?,
+        UserCmd::Enable { address } => set_disabled(&dir, &address, false).await?,
         UserCmd::List { domain } => {
             let store = dir.store();
             if let Some(d) = &domain
@@ -163,6 +165,16 @@ pub async fn user(cfg: &Loaded, cmd: UserCmd) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn set_disabled(dir: &Directory, address: &str, disabled: bool) -> Result<()> {
+    let account = find_account(dir.store(), address).await?;
+    dir.set_disabled(&account.address, disabled)
+        .await
+        .map_err(directory_error)?;
+    let state = if disabled { "disabled" } else { "enabled" };
+    println!("user {} {state}", account.address);
     Ok(())
 }
 

@@ -86,6 +86,10 @@ pub enum UserCmd {
     },
     /// Delete an account with all its mail.
     Del { address: String },
+    /// Refuse logins and mail for an account, keeping its mail.
+    Disable { address: String },
+    /// Undo `disable`.
+    Enable { address: String },
     /// List accounts.
     List {
         /// Only accounts of this domain.

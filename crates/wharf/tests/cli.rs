@@ -171,6 +171,20 @@ async fn user_lifecycle_and_errors() {
     let e = env.fails(&["user", "quota", "nobody@example.test"]);
     assert!(e.contains("no such account: nobody@example.test"), "{e}");
 
+    // disable / enable: a disabled account cannot log in, and it shows in the list.
+    assert_eq!(
+        env.ok(&["user", "disable", "bob@example.test"]),
+        "user bob@example.test disabled\n"
+    );
+    assert!(!authenticates(&env, "bob@example.test", &password).await);
+    let list = env.ok(&["user", "list"]);
+    let bob = list.lines().find(|l| l.starts_with("bob@")).unwrap();
+    assert!(bob.ends_with("disabled"), "{bob}");
+    env.ok(&["user", "enable", "bob@example.test"]);
+    assert!(authenticates(&env, "bob@example.test", &password).await);
+    let e = env.fails(&["user", "disable", "nobody@example.test"]);
+    assert!(e.contains("no such account"), "{e}");
+
     // del
     assert_eq!(
         env.ok(&["user", "del", "bob@example.test"]),
