@@ -264,3 +264,30 @@ async fn curl_list_and_retr() {
         .unwrap();
     assert!(!o.status.success(), "plaintext login must fail");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_plain_login_scram_with_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = start_on(dir.path(), Pop3Config_default(), true).await;
+    fill_inbox(&env, &varied_messages(3)).await;
+    let port = env.starttls.port();
+    let o = tokio::task::spawn_blocking(move || {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/sasl_client.py");
+        Command::new("python3")
+            .args([script, "127.0.0.1", &port.to_string(), USER, PASS])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        out,
+        "PLAIN-IR ok 3\nPLAIN ok 3\nLOGIN ok 3\nSCRAM-SHA-256 ok 3\nbad proof: -ERR [AUTH] authentication failed\n"
+    );
+}

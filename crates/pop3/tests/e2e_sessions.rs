@@ -310,3 +310,32 @@ async fn pop3_imap_and_deliveries_at_once() {
         assert!(body.contains(&format!("X-Seq: {}\r\n", delivered[&uid])));
     }
 }
+
+#[tokio::test]
+async fn lock_is_refreshed_while_the_session_lives_and_idle_logout_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Pop3Config {
+        lock_ttl_secs: 3,
+        idle_timeout_secs: 6,
+        ..loopback_cfg()
+    };
+    let env = start_on(dir.path(), cfg, true).await;
+    fill_inbox(&env, &varied_messages(2)).await;
+    let mut a = Client::connect(env.starttls).await;
+    a.login(USER).await;
+    a.cmd("DELE 1").await;
+    // Well past the lock's TTL: the refresh keeps it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut b = Client::connect(env.starttls).await;
+    b.cmd(&format!("USER {USER}")).await;
+    assert!(
+        b.cmd(&format!("PASS {PASS}"))
+            .await
+            .starts_with("-ERR [IN-USE]")
+    );
+    // The idle session is logged out without UPDATE.
+    assert_eq!(a.line().await, "-ERR autologout: idle for too long\r\n");
+    assert!(a.closed().await);
+    assert_eq!(inbox_uids(&env).await.len(), 2);
+    b.login(USER).await;
+}

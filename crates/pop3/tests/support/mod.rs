@@ -29,8 +29,12 @@ pub struct Env {
 }
 
 pub async fn start_on(dir: &Path, cfg: Pop3Config, fresh: bool) -> Env {
+    start_with(dir, cfg, DirectoryConfig::default(), fresh).await
+}
+
+pub async fn start_with(dir: &Path, cfg: Pop3Config, dircfg: DirectoryConfig, fresh: bool) -> Env {
     let store = wharf_store::open_embedded(dir).await.unwrap();
-    let directory = Directory::new(store.clone(), DirectoryConfig::default());
+    let directory = Directory::new(store.clone(), dircfg);
     let account = if fresh {
         directory.add_domain("example.org").await.unwrap();
         directory.add_account(USER, PASS, 0).await.unwrap();
