@@ -87,7 +87,7 @@ async fn large_message_streams_intact() {
         raw.extend_from_slice(
             format!(
                 "{}line {i} {}\r\n",
-                if i % 3 == 0 { "." } else { "" },
+                if i.is_multiple_of(3) { "." } else { "" },
                 "z".repeat((i % 200) as usize)
             )
             .as_bytes(),
