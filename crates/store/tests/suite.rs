@@ -1032,3 +1032,42 @@ async fn next(rx: &mut tokio::sync::broadcast::Receiver<MailboxEvent>) -> Mailbo
         .unwrap()
         .unwrap()
 }
+
+/// Two nodes on one PostgreSQL database: a session on node A hears of mail delivered via node B,
+/// and sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_see_each_others_changes() {
+    let h = Harness::new(Backend::Postgres).await;
+    let node_b = open(&h.cfg).await.unwrap();
+    let a = h.account("x@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let mut on_a = h.store.subscribe(a.id);
+    let mut on_b = node_b.subscribe(a.id);
+    let r = node_b
+        .deliver(Delivery {
+            raw: message("via-b", "x"),
+            internal_date: 0,
+            recipients: vec![a.id],
+        })
+        .await
+        .unwrap();
+    let DeliveryResult::Stored(o) = &r[0] else {
+        panic!("{r:?}")
+    };
+    let want = MailboxEvent::Changed {
+        mailbox_id: inbox.id,
+        highest_modseq: o.modseq,
+    };
+    assert_eq!(next(&mut on_a).await, want);
+    assert_eq!(next(&mut on_b).await, want);
+    assert_eq!(
+        h.store.mailbox_index(inbox.id).await.unwrap()[0].message_id,
+        o.message_id
+    );
+    h.store.create_mailbox(a.id, "FromA", None).await.unwrap();
+    assert_eq!(next(&mut on_b).await, MailboxEvent::MailboxesChanged);
+    assert_eq!(next(&mut on_a).await, MailboxEvent::MailboxesChanged);
+    // Each node hears its own events once, not echoed back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(on_a.try_recv().is_err() && on_b.try_recv().is_err());
+}

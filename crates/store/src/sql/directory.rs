@@ -276,7 +276,7 @@ impl Shared {
             .await?;
         tx.commit().await?;
         self.collect_garbage(freed).await?;
-        self.events.publish(id, MailboxEvent::MailboxesChanged);
+        self.announce(id, MailboxEvent::MailboxesChanged);
         Ok(())
     }
 

@@ -134,7 +134,7 @@ impl Shared {
             .insert_mailbox(&mut tx, account, &name, role, false)
             .await?;
         tx.commit().await?;
-        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        self.announce(account, MailboxEvent::MailboxesChanged);
         self.get_mailbox_by_id(id)
             .await?
             .ok_or_else(|| StoreError::Backend("mailbox vanished after insert".into()))
@@ -190,7 +190,7 @@ impl Shared {
         self.add_used(&mut tx, account, -bytes).await?;
         tx.commit().await?;
         self.collect_garbage(freed).await?;
-        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        self.announce(account, MailboxEvent::MailboxesChanged);
         Ok(())
     }
 
@@ -252,7 +252,7 @@ impl Shared {
                 .await?;
         }
         tx.commit().await?;
-        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        self.announce(account, MailboxEvent::MailboxesChanged);
         Ok(())
     }
 
@@ -270,7 +270,7 @@ impl Shared {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        self.announce(account, MailboxEvent::MailboxesChanged);
         Ok(())
     }
 
@@ -288,7 +288,7 @@ impl Shared {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.events.publish(account, MailboxEvent::MailboxesChanged);
+        self.announce(account, MailboxEvent::MailboxesChanged);
         Ok(())
     }
 

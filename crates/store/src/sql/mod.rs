@@ -11,6 +11,7 @@
 mod directory;
 mod mailboxes;
 mod messages;
+mod notify;
 mod search;
 mod writer;
 
@@ -81,6 +82,8 @@ pub(crate) struct Shared {
     /// is only ever deleted while holding this lock, after checking that its hash is absent here
     /// and from the `blobs` table, so a file a pending commit relies on cannot vanish.
     pub inflight: Mutex<HashMap<String, usize>>,
+    /// PostgreSQL: forwards this node's events to the others (see `notify`).
+    pub remote: Option<notify::Outbox>,
 }
 
 /// The `Store` implementation for both SQL backends.
@@ -164,12 +167,16 @@ impl SqlStore {
             .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
         let shared = Arc::new(Shared {
             dialect,
-            writer,
+            writer: writer.clone(),
             reader,
             blobs,
             events: EventHub::default(),
             inflight: Mutex::new(HashMap::new()),
+            remote: (dialect == Dialect::Postgres).then(|| notify::start_outbox(writer.clone())),
         });
+        if dialect == Dialect::Postgres {
+            notify::start_listener(url, &shared).await?;
+        }
         // Nothing is being written yet: temp files of every age are leftovers.
         let swept = shared.sweep(Duration::ZERO).await?;
         if swept > 0 {
@@ -504,9 +511,17 @@ impl Shared {
         Ok(removed + tmp_removed)
     }
 
+    /// Publishes to this node's subscribers and, on PostgreSQL, to every other node's.
+    pub fn announce(&self, account: AccountId, event: MailboxEvent) {
+        if let Some(remote) = &self.remote {
+            remote.send(account, &event);
+        }
+        self.events.publish(account, event);
+    }
+
     pub fn publish_changed(&self, account: AccountId, mailbox_id: MailboxId, highest_modseq: i64) {
         if let Ok(m) = u64::try_from(highest_modseq) {
-            self.events.publish(
+            self.announce(
                 account,
                 MailboxEvent::Changed {
                     mailbox_id,

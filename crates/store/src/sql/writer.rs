@@ -206,9 +206,7 @@ async fn process(shared: &Shared, batch: Vec<WriteJob>) {
                 shared.publish_changed(account, mailbox, modseq);
             }
             for account in c.lists_changed {
-                shared
-                    .events
-                    .publish(account, MailboxEvent::MailboxesChanged);
+                shared.announce(account, MailboxEvent::MailboxesChanged);
             }
             for (job, result) in batch.into_iter().zip(c.results) {
                 let _ = job.reply.send(Ok(result));

@@ -1,0 +1,153 @@
+//! Change events across nodes sharing one PostgreSQL database (DESIGN §4): every event this node
+//! announces is also sent with `pg_notify`, and a listener republishes other nodes' events to
+//! local subscribers. Own events are recognised by the node id and skipped (they were published
+//! locally already). A notification lost while the listener reconnects is logged; sessions
+//! resynchronise with `changes_since` at their next command as they do after a lagged receiver.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::mpsc;
+
+use super::Shared;
+use crate::model::{AccountId, MailboxEvent};
+use crate::{Result, StoreError};
+
+const CHANNEL: &str = "wharf_events";
+/// Events waiting to be sent before new ones are dropped (with a warning) rather than queued.
+const OUTBOX_DEPTH: usize = 4096;
+
+pub(crate) struct Outbox {
+    node: String,
+    tx: mpsc::Sender<String>,
+}
+
+fn node_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Payload: `node:account:mailbox:modseq` for a mailbox change, `node:account:*` for the list.
+fn encode(node: &str, account: AccountId, event: &MailboxEvent) -> String {
+    match event {
+        MailboxEvent::Changed {
+            mailbox_id,
+            highest_modseq,
+        } => {
+            format!("{node}:{account}:{mailbox_id}:{highest_modseq}")
+        }
+        MailboxEvent::MailboxesChanged => format!("{node}:{account}:*"),
+    }
+}
+
+fn decode(payload: &str) -> Option<(&str, AccountId, MailboxEvent)> {
+    let mut parts = payload.split(':');
+    let node = parts.next()?;
+    let account = parts.next()?.parse().ok()?;
+    let event = match parts.next()? {
+        "*" => MailboxEvent::MailboxesChanged,
+        mailbox => MailboxEvent::Changed {
+            mailbox_id: mailbox.parse().ok()?,
+            highest_modseq: parts.next()?.parse().ok()?,
+        },
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((node, account, event))
+}
+
+impl Outbox {
+    pub fn send(&self, account: AccountId, event: &MailboxEvent) {
+        if self
+            .tx
+            .try_send(encode(&self.node, account, event))
+            .is_err()
+        {
+            tracing::warn!(
+                account,
+                "store: event outbox full; other nodes miss one change notification"
+            );
+        }
+    }
+}
+
+/// Starts the task that sends this node's events; it ends when the `Outbox` is dropped.
+pub(crate) fn start_outbox(pool: AnyPool) -> Outbox {
+    let (tx, mut rx) = mpsc::channel::<String>(OUTBOX_DEPTH);
+    tokio::spawn(async move {
+        while let Some(payload) = rx.recv().await {
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(&payload)
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "store: pg_notify failed; other nodes miss one change notification");
+            }
+        }
+    });
+    Outbox {
+        node: node_id(),
+        tx,
+    }
+}
+
+/// Subscribes to other nodes' events; the task ends once the store is gone.
+pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()> {
+    let Some(node) = shared.remote.as_ref().map(|o| o.node.clone()) else {
+        return Ok(());
+    };
+    let mut listener = PgListener::connect(url).await.map_err(StoreError::from)?;
+    listener.listen(CHANNEL).await.map_err(StoreError::from)?;
+    let weak: Weak<Shared> = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        loop {
+            let got = listener.try_recv().await;
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            match got {
+                Ok(Some(n)) => match decode(n.payload()) {
+                    Some((from, _, _)) if from == node => {}
+                    Some((_, account, event)) => shared.events.publish(account, event),
+                    None => tracing::warn!(
+                        payload = n.payload(),
+                        "store: malformed change notification ignored"
+                    ),
+                },
+                Ok(None) => {
+                    tracing::warn!(
+                        "store: change-notification connection lost; reconnecting (events may have been missed)"
+                    )
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "store: change-notification listener failed; retrying");
+                    drop(shared);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip() {
+        let e = MailboxEvent::Changed {
+            mailbox_id: 7,
+            highest_modseq: 99,
+        };
+        assert_eq!(decode(&encode("n1", 3, &e)), Some(("n1", 3, e)));
+        let l = MailboxEvent::MailboxesChanged;
+        assert_eq!(decode(&encode("n1", 3, &l)), Some(("n1", 3, l)));
+        assert_eq!(decode("n1:x:*"), None);
+        assert_eq!(decode("n1:1:2:3:4"), None);
+        assert_eq!(decode("n1:1:2"), None);
+    }
+}
