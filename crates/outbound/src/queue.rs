@@ -70,6 +70,8 @@ pub struct NewQueueEntry {
     pub raw: Bytes,
     pub envid: Option<String>,
     pub ret: Option<Ret>,
+    /// RFC 8689 REQUIRETLS was requested at submission.
+    pub require_tls: bool,
     /// Unix seconds.
     pub created: i64,
     pub next_attempt: i64,
@@ -84,6 +86,8 @@ pub struct QueueEntry {
     pub size: u64,
     pub envid: Option<String>,
     pub ret: Option<Ret>,
+    /// RFC 8689 REQUIRETLS was requested at submission.
+    pub require_tls: bool,
     pub created: i64,
     pub next_attempt: i64,
     pub attempts: u32,
@@ -202,6 +206,7 @@ impl QueueStore for MemoryQueue {
             size: entry.raw.len() as u64,
             envid: entry.envid,
             ret: entry.ret,
+            require_tls: entry.require_tls,
             created: entry.created,
             next_attempt: entry.next_attempt,
             attempts: 0,
@@ -324,6 +329,7 @@ mod tests {
             raw: Bytes::from_static(b"Subject: t\r\n\r\nhi\r\n"),
             envid: None,
             ret: None,
+            require_tls: false,
             created: now,
             next_attempt: now,
             expires: now + 100,

@@ -13,6 +13,7 @@ use hickory_resolver::proto::rr::RData;
 use rand::seq::SliceRandom;
 
 use crate::client::{Credentials, TlsPolicy};
+use crate::mta_sts::{self, MtaStsConfig, Policy, PolicyCache};
 
 /// A fixed next hop: smarthost or override.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct RouterConfig {
     /// Per recipient domain (lower-case), used before DNS.
     pub overrides: HashMap<String, Relay>,
     pub dns_timeout: Duration,
+    /// MTA-STS (RFC 8461) for MX-routed domains; `None` disables it.
+    pub mta_sts: Option<MtaStsConfig>,
 }
 
 impl Default for RouterConfig {
@@ -46,6 +49,7 @@ impl Default for RouterConfig {
             relayhost: None,
             overrides: HashMap::new(),
             dns_timeout: Duration::from_secs(5),
+            mta_sts: Some(MtaStsConfig::default()),
         }
     }
 }
@@ -72,6 +76,7 @@ pub enum RouteError {
 pub struct Router {
     resolver: TokioResolver,
     cfg: RouterConfig,
+    sts_cache: PolicyCache,
 }
 
 impl Router {
@@ -102,7 +107,11 @@ impl Router {
             .with_options(opts)
             .build()
             .map_err(|e| format!("resolver: {e}"))?;
-        Ok(Router { resolver, cfg })
+        Ok(Router {
+            resolver,
+            cfg,
+            sts_cache: PolicyCache::default(),
+        })
     }
 
     /// The hops for a recipient domain, most preferred first.
@@ -179,6 +188,71 @@ impl Router {
             )));
         }
         Ok(hops)
+    }
+
+    /// True when mail for `domain` goes to a configured host rather than its MX.
+    pub fn is_relayed(&self, domain: &str) -> bool {
+        let d = domain.trim_end_matches('.').to_ascii_lowercase();
+        self.cfg.relayhost.is_some() || self.cfg.overrides.contains_key(&d)
+    }
+
+    /// The MTA-STS policy in force for `domain`, if any: the cached one while its id is still
+    /// announced and it has not expired, else freshly fetched. A failed lookup or fetch keeps a
+    /// still-valid cached policy (RFC 8461 §5.1), so an attacker blocking them gains nothing then.
+    pub async fn mta_sts_policy(&self, domain: &str) -> Option<Policy> {
+        let cfg = self.cfg.mta_sts.as_ref()?;
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let now = chrono::Utc::now().timestamp();
+        let id = match self
+            .resolver
+            .txt_lookup(format!("_mta-sts.{domain}."))
+            .await
+        {
+            Ok(l) => {
+                let txts: Vec<String> = l
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(t) => Some(
+                            t.txt_data
+                                .iter()
+                                .map(|p| String::from_utf8_lossy(p).into_owned())
+                                .collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect();
+                mta_sts::record_id(&txts)
+            }
+            Err(e) if e.is_no_records_found() => None,
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "MTA-STS TXT lookup failed; using cached policy if any");
+                return self.sts_cache.get(&domain, None, now);
+            }
+        };
+        let Some(id) = id else {
+            return self.sts_cache.get(&domain, None, now);
+        };
+        if let Some(p) = self.sts_cache.get(&domain, Some(&id), now) {
+            return Some(p);
+        }
+        let addrs: Vec<SocketAddr> = self
+            .addresses(&format!("mta-sts.{domain}."))
+            .await
+            .into_iter()
+            .map(|a| SocketAddr::new(a.ip(), cfg.https_port))
+            .collect();
+        match mta_sts::fetch_policy(&domain, &addrs, cfg).await {
+            Ok(p) => {
+                tracing::info!(%domain, %id, mode = ?p.mode, mx = ?p.mx, "MTA-STS policy fetched");
+                self.sts_cache.put(&domain, &id, p.clone(), now);
+                Some(p)
+            }
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "MTA-STS policy fetch failed");
+                self.sts_cache.get(&domain, None, now)
+            }
+        }
     }
 
     async fn relay_hop(&self, relay: &Relay) -> Result<Hop, RouteError> {

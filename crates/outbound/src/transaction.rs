@@ -115,6 +115,8 @@ pub struct Envelope {
     pub envid: Option<String>,
     /// Some when the submitter asked for RET.
     pub ret: Option<Ret>,
+    /// RFC 8689: only to a server offering REQUIRETLS, and the parameter is passed on.
+    pub require_tls: bool,
 }
 
 /// What the message requires of the receiving server.
@@ -224,6 +226,12 @@ pub fn plan(caps: &Capabilities, env: &Envelope, needs: MessageNeeds) -> Result<
             "message needs SMTPUTF8 (non-ASCII addresses or headers) and the server does not offer it",
         ));
     }
+    if env.require_tls && !caps.requiretls {
+        return Err(Outcome::failed(
+            "5.7.30",
+            "message requires REQUIRETLS (RFC 8689) and the server does not offer it",
+        ));
+    }
     if let Some(limit) = caps.size
         && limit > 0
         && needs.size > limit
@@ -245,6 +253,9 @@ pub fn plan(caps: &Capabilities, env: &Envelope, needs: MessageNeeds) -> Result<
     }
     if needs.smtputf8 {
         mail.push_str(" SMTPUTF8");
+    }
+    if env.require_tls {
+        mail.push_str(" REQUIRETLS");
     }
     if caps.dsn {
         if let Some(ret) = env.ret {
@@ -339,6 +350,7 @@ mod tests {
                 .collect(),
             envid: None,
             ret: None,
+            require_tls: false,
         }
     }
 
@@ -404,6 +416,18 @@ mod tests {
         );
         let p = plan(&ehlo("250 mx\r\n"), &e, needs).unwrap();
         assert_eq!(p.rcpts, vec!["RCPT TO:<b@y.example>"]);
+    }
+
+    #[test]
+    fn requiretls_needs_the_extension_and_is_passed_on() {
+        let mut e = env("a@x.example", &["b@y.example"]);
+        e.require_tls = true;
+        let needs = MessageNeeds::of(&e, b"\r\n");
+        assert!(
+            matches!(plan(&ehlo("250 mx\r\n"), &e, needs), Err(Outcome::Failed { ref status, .. }) if status == "5.7.30")
+        );
+        let p = plan(&ehlo("250-mx\r\n250 REQUIRETLS\r\n"), &e, needs).unwrap();
+        assert_eq!(p.mail, "MAIL FROM:<a@x.example> REQUIRETLS");
     }
 
     #[test]

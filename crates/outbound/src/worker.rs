@@ -12,9 +12,11 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::client::TlsPolicy;
 use crate::client::{ClientConfig, ClientError, SmtpClient};
 use crate::dkim::DkimSigners;
 use crate::dsn::{self, Action, DsnRecipient, DsnReport};
+use crate::mta_sts::Mode;
 use crate::queue::{
     AttemptRecord, NewQueueEntry, QueueEntry, QueueError, QueueId, QueueStore, QueuedRecipient,
     RecipientState,
@@ -90,6 +92,8 @@ pub struct Submission {
     pub raw: Bytes,
     pub envid: Option<String>,
     pub ret: Option<Ret>,
+    /// RFC 8689 REQUIRETLS from the submitter's MAIL FROM.
+    pub require_tls: bool,
 }
 
 pub struct Outbound {
@@ -170,6 +174,7 @@ impl Outbound {
                 raw,
                 envid: s.envid,
                 ret: s.ret,
+                require_tls: s.require_tls,
                 created: t,
                 next_attempt: t,
                 expires: t + secs(self.cfg.max_age),
@@ -248,6 +253,7 @@ impl Outbound {
                         .collect(),
                     envid: e.envid.clone(),
                     ret: e.ret,
+                    require_tls: e.require_tls,
                 };
                 by_domain.entry(domain).or_default().push(Job {
                     entry: i,
@@ -431,6 +437,7 @@ impl Outbound {
                     raw: Bytes::from(report),
                     envid: None,
                     ret: None,
+                    require_tls: false,
                     created: t,
                     next_attempt: t,
                     expires: t + secs(self.cfg.max_age),
@@ -463,6 +470,50 @@ fn all(jobs: &[Job], outcome: &Outcome, mx: Option<&str>) -> Vec<Result1> {
         .collect()
 }
 
+/// MTA-STS for an MX-routed domain: in enforce mode only MX hosts the policy names are used,
+/// each with verified TLS; none left is a deferral, never a fallback. Testing mode only logs.
+async fn apply_mta_sts(
+    router: &Router,
+    domain: &str,
+    hops: Vec<Hop>,
+) -> Result<(Vec<Hop>, bool), Outcome> {
+    if router.is_relayed(domain) {
+        return Ok((hops, false));
+    }
+    let Some(policy) = router.mta_sts_policy(domain).await else {
+        return Ok((hops, false));
+    };
+    match policy.mode {
+        Mode::None => Ok((hops, false)),
+        Mode::Testing => {
+            for h in hops.iter().filter(|h| !policy.matches(&h.host)) {
+                tracing::warn!(%domain, mx = %h.host, policy_mx = ?policy.mx, "MTA-STS (testing): MX not in policy");
+            }
+            Ok((hops, false))
+        }
+        Mode::Enforce => {
+            let before: Vec<String> = hops.iter().map(|h| h.host.clone()).collect();
+            let kept: Vec<Hop> = hops
+                .into_iter()
+                .filter(|h| policy.matches(&h.host))
+                .map(|mut h| {
+                    h.tls = Some(TlsPolicy::RequiredVerified);
+                    h
+                })
+                .collect();
+            if kept.is_empty() {
+                let text = format!(
+                    "MTA-STS policy of {domain} (enforce) matches none of its MX hosts {before:?} (policy mx: {:?})",
+                    policy.mx
+                );
+                tracing::warn!(%domain, "{text}; deferred");
+                return Err(Outcome::deferred("4.7.5", text));
+            }
+            Ok((kept, true))
+        }
+    }
+}
+
 /// Delivers a lane of jobs for one domain: hops in order, addresses in order; a connection is
 /// reused for the next message while the server leaves the session usable.
 async fn deliver_domain(
@@ -483,10 +534,53 @@ async fn deliver_domain(
             return all(&jobs, &Outcome::deferred("4.4.3", text), None);
         }
     };
+    let (hops, sts_enforced) = match apply_mta_sts(router, domain, hops).await {
+        Ok(h) => h,
+        Err(outcome) => return all(&jobs, &outcome, None),
+    };
+    let (strict, normal): (Vec<Job>, Vec<Job>) =
+        jobs.into_iter().partition(|j| j.envelope.require_tls);
+    let mut out = send_over(&hops, normal, base, domain, per_connection).await;
+    if !strict.is_empty() {
+        // RFC 8689 §4.2.1: the next hop must be authenticated (an enforced MTA-STS policy here,
+        // as this resolver does not validate DNSSEC, or a configured relay) and its certificate
+        // verified.
+        if sts_enforced || router.is_relayed(domain) {
+            let verified: Vec<Hop> = hops
+                .iter()
+                .cloned()
+                .map(|mut h| {
+                    h.tls = Some(TlsPolicy::RequiredVerified);
+                    h
+                })
+                .collect();
+            out.extend(send_over(&verified, strict, base, domain, per_connection).await);
+        } else {
+            let text = format!(
+                "REQUIRETLS: the mail exchangers of {domain} cannot be authenticated (no MTA-STS policy in enforce mode)"
+            );
+            tracing::info!(%domain, "{text}");
+            out.extend(all(&strict, &Outcome::failed("5.7.30", text), None));
+        }
+    }
+    out
+}
+
+/// Sends jobs over the hops in order (see `deliver_domain`).
+async fn send_over(
+    hops: &[Hop],
+    jobs: Vec<Job>,
+    base: &ClientConfig,
+    domain: &str,
+    per_connection: usize,
+) -> Vec<Result1> {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     let mut remaining: VecDeque<Job> = jobs.into();
     let mut last_error: Option<ClientError> = None;
-    'hops: for hop in &hops {
+    'hops: for hop in hops {
         let mut cfg = base.clone();
         if let Some(tls) = hop.tls {
             cfg.tls = tls;

@@ -35,6 +35,7 @@ fn env(sender: &str, rcpts: &[&str]) -> Envelope {
             .collect(),
         envid: None,
         ret: None,
+        require_tls: false,
     }
 }
 

@@ -17,6 +17,7 @@ use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
 use mail_parser::{MessageParser, MimeHeaders};
 use support::*;
 use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
+use wharf_outbound::mta_sts::MtaStsConfig;
 use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient, RecipientState};
 use wharf_outbound::route::{Relay, RouteError, Router, RouterConfig};
 use wharf_outbound::{
@@ -78,6 +79,7 @@ fn submission(from: &str, to: &[&str], body: &str) -> Submission {
         raw: Bytes::from(raw),
         envid: Some("ENV-42".into()),
         ret: Some(Ret::Hdrs),
+        require_tls: false,
     }
 }
 
@@ -568,4 +570,118 @@ async fn worker_loop_delivers_on_wake_and_stops_on_shutdown() {
         .await
         .unwrap()
         .unwrap();
+}
+
+async fn sts_setup(
+    policy_mx: &str,
+    smtp: FakeConfig,
+    mx_anchor: Option<&str>,
+) -> (Setup, FakeState, Arc<std::sync::atomic::AtomicUsize>, u64) {
+    let sts_cert = test_cert(&["mta-sts.b.test"]);
+    let policy =
+        format!("version: STSv1\r\nmode: enforce\r\nmx: {policy_mx}\r\nmax_age: 86400\r\n");
+    let (https, hits) = start_https(sts_cert.server.clone(), policy).await;
+    let (addr, st) = start_fake(smtp).await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1")
+            .txt("_mta-sts.b.test", "v=STSv1; id=2026112801;")
+            .a("mta-sts.b.test", "127.0.0.1"),
+    )
+    .await;
+    let mut rc = router(dns, addr.port());
+    rc.mta_sts = Some(MtaStsConfig {
+        https_port: https.port(),
+        anchors: TrustAnchors::empty()
+            .with_pem(sts_cert.cert_pem.as_bytes())
+            .unwrap(),
+        fetch_timeout: Duration::from_secs(5),
+    });
+    let anchor = mx_anchor.map(str::to_string);
+    let s = setup(
+        rc,
+        move |_, c| {
+            if let Some(pem) = anchor {
+                c.anchors = TrustAnchors::empty().with_pem(pem.as_bytes()).unwrap();
+            }
+        },
+        DkimSigners::new(),
+        None,
+    );
+    let id = s
+        .out
+        .submit(submission("alice@a.test", &["bob@b.test"], "sts"))
+        .await
+        .unwrap();
+    (s, st, hits, id as u64)
+}
+
+#[tokio::test]
+async fn mta_sts_enforce_with_non_matching_mx_defers_without_connecting() {
+    let (s, st, hits, id) = sts_setup("other.b.test", FakeConfig::default(), None).await;
+    s.out.run_once().await.unwrap();
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "policy fetched over HTTPS"
+    );
+    assert_eq!(st.connections(), 0, "nothing sent, not even in plaintext");
+    let e = s.queue.get(id as i64).await.unwrap().unwrap();
+    assert_eq!(e.recipients[0].state, RecipientState::Pending);
+    assert_eq!(e.recipients[0].status.as_deref(), Some("4.7.5"));
+    assert!(
+        e.recipients[0]
+            .diagnostic
+            .as_deref()
+            .unwrap()
+            .contains("MTA-STS policy of b.test (enforce)")
+    );
+    // The next attempt uses the cached policy (same id): no refetch.
+    s.queue
+        .retry_now(None, chrono::Utc::now().timestamp())
+        .await
+        .unwrap();
+    s.out.run_once().await.unwrap();
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(st.connections(), 0);
+}
+
+#[tokio::test]
+async fn mta_sts_enforce_requires_verified_tls_on_matching_mx() {
+    // Plaintext-only MX named by the policy: deferred, no MAIL in plaintext.
+    let (s, st, _hits, id) = sts_setup("mx.b.test", FakeConfig::default(), None).await;
+    s.out.run_once().await.unwrap();
+    assert!(!st.commands().iter().any(|c| c.starts_with("MAIL")));
+    let e = s.queue.get(id as i64).await.unwrap().unwrap();
+    assert_eq!(e.recipients[0].status.as_deref(), Some("4.7.5"), "{e:?}");
+    // STARTTLS with a certificate the sender can verify: delivered.
+    let mx_cert = test_cert(&["mx.b.test"]);
+    let (s, st, _hits, id) = sts_setup(
+        "*.b.test",
+        FakeConfig {
+            tls: Some(mx_cert.server.clone()),
+            ..FakeConfig::default()
+        },
+        Some(&mx_cert.cert_pem),
+    )
+    .await;
+    s.out.run_once().await.unwrap();
+    assert_eq!(st.messages().len(), 1);
+    assert!(st.messages()[0].tls);
+    assert!(s.queue.get(id as i64).await.unwrap().is_none());
+    // STARTTLS offered but the certificate does not verify: deferred.
+    let other = test_cert(&["mx.b.test"]);
+    let (s, st, _hits, id) = sts_setup(
+        "mx.b.test",
+        FakeConfig {
+            tls: Some(other.server.clone()),
+            ..FakeConfig::default()
+        },
+        Some(&mx_cert.cert_pem),
+    )
+    .await;
+    s.out.run_once().await.unwrap();
+    assert!(st.messages().is_empty());
+    assert!(s.queue.get(id as i64).await.unwrap().is_some());
 }

@@ -149,6 +149,7 @@ async fn delivered_by_mx_over_starttls_into_inbox_with_valid_dkim() {
         ),
         envid: None,
         ret: None,
+        require_tls: false,
     })
     .await
     .unwrap();
@@ -212,6 +213,7 @@ async fn smarthost_with_auth_against_wharf_submission() {
         raw: message("relay@b.test", "bob@b.test", "via the smarthost"),
         envid: None,
         ret: None,
+        require_tls: false,
     })
     .await
     .unwrap();

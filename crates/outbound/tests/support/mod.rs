@@ -544,3 +544,50 @@ mod empty {
         }
     }
 }
+
+// ---------------------------------------------------------------- HTTPS (MTA-STS policy host)
+
+/// Serves `body` as text/plain to any GET over TLS on 127.0.0.1; counts requests.
+pub async fn start_https(
+    tls: Arc<rustls::ServerConfig>,
+    body: String,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
+            let body = body.clone();
+            let h = h.clone();
+            tokio::spawn(async move {
+                let Ok(mut t) = acceptor.accept(s).await else {
+                    return;
+                };
+                let mut req = Vec::new();
+                let mut c = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match t.read(&mut c).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&c[..n]),
+                    }
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                let ok = req.starts_with(b"GET /.well-known/mta-sts.txt ");
+                let resp = if ok {
+                    format!(
+                        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+                };
+                let _ = t.write_all(resp.as_bytes()).await;
+                let _ = t.shutdown().await;
+            });
+        }
+    });
+    (addr, hits)
+}
