@@ -34,11 +34,15 @@ fn valid_hash(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Every process with the store open holds a shared lock on `root/.lock`; a process that finds
+/// itself alone (exclusive lock granted) knows no other writer exists and may sweep without a grace
+/// period (see `exclusive_sweep`).
 #[derive(Debug)]
 pub struct FsBlobStore {
     root: PathBuf,
     tmp: PathBuf,
     mode: SyncMode,
+    lock: File,
 }
 
 impl FsBlobStore {
@@ -46,11 +50,36 @@ impl FsBlobStore {
     pub fn open(root: &Path, mode: SyncMode) -> io::Result<FsBlobStore> {
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp)?;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join(".lock"))?;
         Ok(FsBlobStore {
             root: root.to_path_buf(),
             tmp,
             mode,
+            lock,
         })
+    }
+
+    /// Takes the exclusive lock if no other process has the blob store open. While it is held,
+    /// nothing can be in flight anywhere, so an immediate sweep is safe. Follow with `join_shared`.
+    pub fn try_lock_alone(&self) -> io::Result<bool> {
+        match self.lock.try_lock() {
+            Ok(()) => Ok(true),
+            Err(fs::TryLockError::WouldBlock) => Ok(false),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Joins the other users with a shared lock, held until this store is dropped; waits only
+    /// while another process runs its exclusive sweep. Blocking.
+    pub fn join_shared(&self, was_alone: bool) -> io::Result<()> {
+        if was_alone {
+            self.lock.unlock()?;
+        }
+        self.lock.lock_shared()
     }
 
     pub fn root(&self) -> &Path {
@@ -189,8 +218,9 @@ impl FsBlobStore {
         }
     }
 
-    /// Every stored blob name.
-    pub fn list(&self) -> io::Result<Vec<String>> {
+    /// Every stored blob name whose file is at least `min_age` old.
+    pub fn list(&self, min_age: Duration) -> io::Result<Vec<String>> {
+        let now = SystemTime::now();
         let mut out = Vec::new();
         for outer in fs::read_dir(&self.root)? {
             let outer = outer?;
@@ -207,7 +237,7 @@ impl FsBlobStore {
                 for file in fs::read_dir(inner.path())? {
                     let file = file?;
                     let fname = file.file_name().to_string_lossy().into_owned();
-                    if valid_hash(&fname) {
+                    if valid_hash(&fname) && old_enough(&file, now, min_age) {
                         out.push(fname);
                     }
                 }
@@ -222,19 +252,22 @@ impl FsBlobStore {
         let now = SystemTime::now();
         for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
-            let old_enough = min_age.is_zero()
-                || entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|t| now.duration_since(t).unwrap_or_default() >= min_age)
-                    .unwrap_or(false);
-            if old_enough && entry.file_type()?.is_file() {
+            if old_enough(&entry, now, min_age) && entry.file_type()?.is_file() {
                 fs::remove_file(entry.path())?;
                 removed += 1;
             }
         }
         Ok(removed)
     }
+}
+
+fn old_enough(entry: &fs::DirEntry, now: SystemTime, min_age: Duration) -> bool {
+    min_age.is_zero()
+        || entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| now.duration_since(t).unwrap_or_default() >= min_age)
+            .unwrap_or(false)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -269,7 +302,7 @@ mod tests {
             store
                 .put_durable(&[(&ha, &a), (&hb, &b), (&ha, &a)])
                 .unwrap();
-            let mut listed = store.list().unwrap();
+            let mut listed = store.list(Duration::ZERO).unwrap();
             listed.sort();
             let mut want = vec![ha.clone(), hb.clone()];
             want.sort();
@@ -281,7 +314,7 @@ mod tests {
             );
             store.remove(&ha).unwrap();
             store.remove(&ha).unwrap();
-            assert_eq!(store.list().unwrap(), vec![hb]);
+            assert_eq!(store.list(Duration::ZERO).unwrap(), vec![hb]);
         }
     }
 }

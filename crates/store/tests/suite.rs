@@ -83,9 +83,26 @@ impl Harness {
         }
     }
 
-    async fn reopen(&mut self) {
-        // Opening runs the orphan sweep, as after a restart.
-        self.store = open(&self.cfg).await.unwrap();
+    /// Closes the store and opens it again, as after a restart: alone with its files again, the
+    /// new store runs the immediate orphan sweep.
+    async fn reopen(self) -> Harness {
+        let Harness {
+            store,
+            cfg,
+            _pg,
+            _dir,
+        } = self;
+        drop(store);
+        // The writer task drops the last handle on the files (and their lock) once it sees its
+        // queue closed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let store = open(&cfg).await.unwrap();
+        Harness {
+            store,
+            cfg,
+            _pg,
+            _dir,
+        }
     }
 
     fn blob_dir(&self) -> &Path {
@@ -142,7 +159,7 @@ fn blob_files(dir: &Path) -> Vec<PathBuf> {
                 if e.file_name() != "tmp" {
                     stack.push(e.path());
                 }
-            } else {
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
                 out.push(e.path());
             }
         }
@@ -561,7 +578,7 @@ async fn blob_refcounts_reach_zero(b: Backend) {
 }
 
 async fn crash_leftovers_are_swept_on_open(b: Backend) {
-    let mut h = Harness::new(b).await;
+    let h = Harness::new(b).await;
     let a = h.account("k@example.com", 0).await;
     let inbox = h.mailbox(a.id, "INBOX").await;
     let kept = h.append(inbox.id, message("kept", "x")).await;
@@ -577,7 +594,14 @@ async fn crash_leftovers_are_swept_on_open(b: Backend) {
     )
     .unwrap();
     assert_eq!(blob_files(h.blob_dir()).len(), 2);
-    h.reopen().await;
+    // A second process opening the store meanwhile (say, the CLI) must not touch them: they could
+    // be a write in progress of the running one.
+    let cli = open(&h.cfg).await.unwrap();
+    assert_eq!(cli.sweep_orphans().await.unwrap(), 0);
+    assert_eq!(blob_files(h.blob_dir()).len(), 2);
+    assert_eq!(tmp_files(h.blob_dir()), 1);
+    drop(cli);
+    let h = h.reopen().await;
     assert_eq!(
         blob_files(h.blob_dir()).len(),
         1,

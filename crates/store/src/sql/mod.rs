@@ -34,6 +34,10 @@ use crate::{Result, Store, StoreError};
 
 pub(crate) type Tx = Transaction<'static, Any>;
 
+/// Files younger than this may belong to a write still in progress (in this or another process)
+/// and are left to a later sweep.
+const SWEEP_GRACE: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
     Sqlite,
@@ -177,8 +181,7 @@ impl SqlStore {
         if dialect == Dialect::Postgres {
             notify::start_listener(url, &shared).await?;
         }
-        // Nothing is being written yet: temp files of every age are leftovers.
-        let swept = shared.sweep(Duration::ZERO).await?;
+        let swept = shared.startup_sweep().await?;
         if swept > 0 {
             tracing::info!(swept, "store: removed orphaned blob files");
         }
@@ -497,18 +500,36 @@ impl Shared {
         Ok(n)
     }
 
-    /// Removes blob files no row names and temp files older than `tmp_min_age`.
-    pub async fn sweep(&self, tmp_min_age: Duration) -> Result<u64> {
+    /// Removes blob files no row names and temp files, both only when older than `min_age` (a
+    /// younger file may belong to a write in progress in another process).
+    pub async fn sweep(&self, min_age: Duration) -> Result<u64> {
         let blobs = self.blobs.clone();
         let (listed, tmp_removed) =
             tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<String>, u64)> {
-                let tmp = blobs.sweep_tmp(tmp_min_age)?;
-                Ok((blobs.list()?, tmp))
+                let tmp = blobs.sweep_tmp(min_age)?;
+                Ok((blobs.list(min_age)?, tmp))
             })
             .await
             .map_err(|e| StoreError::Backend(format!("sweep task: {e}")))??;
         let removed = self.collect_garbage(listed).await?;
         Ok(removed + tmp_removed)
+    }
+
+    /// The sweep `open` runs: immediate when this process is alone with the blob store (nothing
+    /// can be in flight, so every unreferenced file is a crash leftover), with the grace period
+    /// otherwise.
+    async fn startup_sweep(&self) -> Result<u64> {
+        let alone = self.blobs.try_lock_alone()?;
+        let swept = if alone {
+            self.sweep(Duration::ZERO).await
+        } else {
+            self.sweep(SWEEP_GRACE).await
+        };
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.join_shared(alone))
+            .await
+            .map_err(|e| StoreError::Backend(format!("lock task: {e}")))??;
+        swept
     }
 
     /// Publishes to this node's subscribers and, on PostgreSQL, to every other node's.
@@ -766,7 +787,6 @@ impl Store for SqlStore {
         self.shared.events.subscribe(account)
     }
     async fn sweep_orphans(&self) -> Result<u64> {
-        // Temp files younger than this may belong to a batch being written right now.
-        self.shared.sweep(Duration::from_secs(3600)).await
+        self.shared.sweep(SWEEP_GRACE).await
     }
 }
