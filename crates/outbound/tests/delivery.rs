@@ -576,6 +576,7 @@ async fn sts_setup(
     policy_mx: &str,
     smtp: FakeConfig,
     mx_anchor: Option<&str>,
+    require_tls: bool,
 ) -> (Setup, FakeState, Arc<std::sync::atomic::AtomicUsize>, u64) {
     let sts_cert = test_cert(&["mta-sts.b.test"]);
     let policy =
@@ -609,17 +610,15 @@ async fn sts_setup(
         DkimSigners::new(),
         None,
     );
-    let id = s
-        .out
-        .submit(submission("alice@a.test", &["bob@b.test"], "sts"))
-        .await
-        .unwrap();
+    let mut sub = submission("alice@a.test", &["bob@b.test"], "sts");
+    sub.require_tls = require_tls;
+    let id = s.out.submit(sub).await.unwrap();
     (s, st, hits, id as u64)
 }
 
 #[tokio::test]
 async fn mta_sts_enforce_with_non_matching_mx_defers_without_connecting() {
-    let (s, st, hits, id) = sts_setup("other.b.test", FakeConfig::default(), None).await;
+    let (s, st, hits, id) = sts_setup("other.b.test", FakeConfig::default(), None, false).await;
     s.out.run_once().await.unwrap();
     assert_eq!(
         hits.load(std::sync::atomic::Ordering::SeqCst),
@@ -650,7 +649,7 @@ async fn mta_sts_enforce_with_non_matching_mx_defers_without_connecting() {
 #[tokio::test]
 async fn mta_sts_enforce_requires_verified_tls_on_matching_mx() {
     // Plaintext-only MX named by the policy: deferred, no MAIL in plaintext.
-    let (s, st, _hits, id) = sts_setup("mx.b.test", FakeConfig::default(), None).await;
+    let (s, st, _hits, id) = sts_setup("mx.b.test", FakeConfig::default(), None, false).await;
     s.out.run_once().await.unwrap();
     assert!(!st.commands().iter().any(|c| c.starts_with("MAIL")));
     let e = s.queue.get(id as i64).await.unwrap().unwrap();
@@ -664,6 +663,7 @@ async fn mta_sts_enforce_requires_verified_tls_on_matching_mx() {
             ..FakeConfig::default()
         },
         Some(&mx_cert.cert_pem),
+        false,
     )
     .await;
     s.out.run_once().await.unwrap();
@@ -679,9 +679,73 @@ async fn mta_sts_enforce_requires_verified_tls_on_matching_mx() {
             ..FakeConfig::default()
         },
         Some(&mx_cert.cert_pem),
+        false,
     )
     .await;
     s.out.run_once().await.unwrap();
     assert!(st.messages().is_empty());
     assert!(s.queue.get(id as i64).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn requiretls_needs_an_authenticated_mx_offering_it() {
+    // No MTA-STS policy: the MX cannot be authenticated, the message fails with 5.7.30 and a DSN.
+    let cap = Arc::new(Capture::default());
+    let (addr, st) = start_fake(FakeConfig::default()).await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mx.b.test")
+            .a("mx.b.test", "127.0.0.1"),
+    )
+    .await;
+    let s = setup(
+        router(dns, addr.port()),
+        |_, _| {},
+        DkimSigners::new(),
+        Some(cap.clone()),
+    );
+    let mut sub = submission("alice@a.test", &["bob@b.test"], "secret");
+    sub.require_tls = true;
+    s.out.submit(sub).await.unwrap();
+    s.out.run_once().await.unwrap();
+    assert_eq!(st.connections(), 0);
+    assert!(s.queue.list().await.unwrap().is_empty());
+    let got = cap.0.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert!(String::from_utf8_lossy(&got[0].1).contains("Status: 5.7.30"));
+
+    // Enforced MTA-STS and verified TLS, but the server lacks REQUIRETLS: 5.7.30, nothing sent.
+    let mx_cert = test_cert(&["mx.b.test"]);
+    let (s, st, _h, id) = sts_setup(
+        "mx.b.test",
+        FakeConfig {
+            tls: Some(mx_cert.server.clone()),
+            ..FakeConfig::default()
+        },
+        Some(&mx_cert.cert_pem),
+        true,
+    )
+    .await;
+    s.out.run_once().await.unwrap();
+    assert!(st.messages().is_empty() && !st.commands().iter().any(|c| c.starts_with("MAIL")));
+    assert!(
+        s.queue.get(id as i64).await.unwrap().is_none(),
+        "failed, not retried"
+    );
+
+    // Everything in place: delivered with REQUIRETLS on MAIL FROM.
+    let mut with = FakeConfig {
+        tls: Some(mx_cert.server.clone()),
+        ..FakeConfig::default()
+    };
+    with.extensions.push("REQUIRETLS".into());
+    let (s, st, _h, id) = sts_setup("mx.b.test", with, Some(&mx_cert.cert_pem), true).await;
+    s.out.run_once().await.unwrap();
+    assert_eq!(st.messages().len(), 1);
+    assert!(
+        st.commands()
+            .iter()
+            .any(|c| c.starts_with("MAIL FROM:<alice@a.test>") && c.ends_with(" REQUIRETLS"))
+    );
+    assert!(s.queue.get(id as i64).await.unwrap().is_none());
 }
