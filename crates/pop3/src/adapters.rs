@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::{self, StreamExt};
 use wharf_directory::{AuthError, Directory, MECHANISMS, Mechanism, SaslExchange, SaslStep};
 use wharf_store::{
     Account, AccountId, FlagOp, Flags, MailboxId, MessageId, ModSeq, Store, StoreError, Uid,
@@ -88,6 +89,7 @@ impl Authenticator for DirectoryAuth {
 /// Transfer sizes are a function of the immutable message content, so they are remembered per
 /// message id: a maildrop's blobs are read once per process, not at every login.
 const SIZE_CACHE_MAX: usize = 1_000_000;
+const SIZE_READS_IN_FLIGHT: usize = 8;
 
 pub struct StoreMaildrop {
     store: Arc<dyn Store>,
@@ -157,10 +159,17 @@ impl Maildrop for StoreMaildrop {
         // reported by `vanished_since`, never missed.
         let status = self.store.mailbox_status(inbox.id).await?;
         let index = self.store.mailbox_index(inbox.id).await?;
+        let ids: Vec<MessageId> = index.iter().map(|e| e.message_id).collect();
+        // Sizes not yet known need the message bytes; read a few at a time.
+        let sizes: Vec<Result<Option<u64>, StoreError>> =
+            stream::iter(ids.into_iter().map(|id| self.size_of(id)))
+                .buffered(SIZE_READS_IN_FLIGHT)
+                .collect()
+                .await;
         let mut entries = Vec::with_capacity(index.len());
-        for e in index {
+        for (e, size) in index.into_iter().zip(sizes) {
             // Expunged between the index read and now: leave it out of the snapshot.
-            let Some(size) = self.size_of(e.message_id).await? else {
+            let Some(size) = size? else {
                 continue;
             };
             entries.push(DropEntry {

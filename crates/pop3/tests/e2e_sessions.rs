@@ -339,3 +339,27 @@ async fn lock_is_refreshed_while_the_session_lives_and_idle_logout_deletes_nothi
     assert_eq!(inbox_uids(&env).await.len(), 2);
     b.login(USER).await;
 }
+
+#[tokio::test]
+async fn server_shutdown_says_goodbye_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = start_on(dir.path(), loopback_cfg(), true).await;
+    fill_inbox(&env, &varied_messages(2)).await;
+    let mut c = Client::connect(env.starttls).await;
+    c.login(USER).await;
+    assert_eq!(c.cmd("DELE 1").await, "+OK message 1 deleted\r\n");
+    let store = env.store.clone();
+    let account = env.account.id;
+    env.server.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(c.line().await, "-ERR [SYS/TEMP] server shutting down\r\n");
+    assert!(c.closed().await);
+    let inbox = store.get_mailbox(account, "INBOX").await.unwrap().unwrap();
+    assert_eq!(store.mailbox_index(inbox.id).await.unwrap().len(), 2);
+    assert!(
+        store
+            .lock_maildrop(account, "someone-else", 60)
+            .await
+            .unwrap(),
+        "lock released"
+    );
+}
