@@ -1,0 +1,110 @@
+//! Two sessions on one mailbox: appends, flag changes and expunges from one show up in the other
+//! at the moments RFC 9051 §7.4.1 allows, in IDLE and out of it; sequence numbers stay in step.
+
+mod common;
+use common::*;
+use wharf_imap::Next;
+
+#[tokio::test]
+async fn changes_reach_the_other_session_at_the_next_command() {
+    let env = env().await;
+    let mut a = T::login(&env).await;
+    let mut b = T::login(&env).await;
+    for i in 0..3 {
+        a.append("INBOX", "", &message(i)).await;
+    }
+    a.cmd("x ENABLE IMAP4rev2").await;
+    b.cmd("x ENABLE IMAP4rev2").await;
+    a.cmd("s SELECT INBOX").await;
+    b.cmd("s SELECT INBOX").await;
+    // append seen as EXISTS
+    let m = message(9);
+    let r = a
+        .raw(format!("ap APPEND INBOX {{{}}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    assert!(
+        r.starts_with("* 4 EXISTS\r\nap OK [APPENDUID "),
+        "own APPEND reported at once: {r}"
+    );
+    let r = a.cmd("n NOOP").await;
+    assert_eq!(r, "n OK NOOP completed\r\n");
+    let r = b.cmd("n NOOP").await;
+    assert_eq!(r, "* 4 EXISTS\r\nn OK NOOP completed\r\n");
+    // flag change seen as FETCH
+    a.cmd("f STORE 2 +FLAGS.SILENT (\\Flagged)").await;
+    let r = b.cmd("n NOOP").await;
+    assert_eq!(
+        r,
+        "* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\nn OK NOOP completed\r\n"
+    );
+    // expunge: held back during FETCH/STORE/SEARCH, announced at NOOP
+    a.cmd("d STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    let r = a.cmd("e EXPUNGE").await;
+    assert_eq!(r, "* 1 EXPUNGE\r\ne OK EXPUNGE completed\r\n");
+    let r = b.cmd("g FETCH 1:* (UID)").await;
+    assert!(!r.contains("EXPUNGE"), "{r}");
+    assert!(r.contains("* 4 FETCH (UID 4)"), "numbers unchanged: {r}");
+    let r = b.cmd("h SEARCH ALL").await;
+    assert!(!r.contains("EXPUNGE"), "{r}");
+    let r = b.cmd("i STORE 4 +FLAGS (\\Seen)").await;
+    assert!(
+        !r.contains("EXPUNGE") && r.contains("* 4 FETCH (FLAGS (\\Seen))"),
+        "{r}"
+    );
+    let r = b.cmd("j UID FETCH 4 FLAGS").await;
+    assert_eq!(
+        r, "* 4 FETCH (UID 4 FLAGS (\\Seen))\r\n* 1 EXPUNGE\r\nj OK UID FETCH completed\r\n",
+        "UID commands may announce expunges, after their own responses"
+    );
+    let r = b.cmd("k FETCH 1:* UID").await;
+    assert_eq!(
+        r,
+        "* 1 FETCH (UID 2)\r\n* 2 FETCH (UID 3)\r\n* 3 FETCH (UID 4)\r\nk OK FETCH completed\r\n"
+    );
+}
+
+#[tokio::test]
+async fn idle_wakes_on_other_sessions_changes() {
+    let env = env().await;
+    let mut a = T::login(&env).await;
+    let mut b = T::login(&env).await;
+    a.append("INBOX", "", &message(1)).await;
+    a.cmd("s SELECT INBOX").await;
+    b.cmd("s SELECT INBOX").await;
+    let (r, next) = b.next(b"i IDLE\r\n").await;
+    assert_eq!(next, Next::Idle);
+    assert!(r.starts_with("+ idling\r\n"), "{r}");
+    a.append("INBOX", "", &message(2)).await;
+    let ev = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        b.s.events().unwrap().recv(),
+    )
+    .await
+    .unwrap();
+    b.s.note_event(ev);
+    let out = String::from_utf8(b.s.idle_wake().await).unwrap();
+    // session a (selected, IMAP4rev1) saw its own APPEND first and claimed \Recent
+    assert_eq!(out, "* 2 EXISTS\r\n* 0 RECENT\r\n");
+    a.cmd("d STORE 1 +FLAGS.SILENT (\\Deleted)").await;
+    a.cmd("e EXPUNGE").await;
+    // drain events until the expunge shows (the flag change comes first)
+    let mut seen = String::new();
+    while !seen.contains("EXPUNGE") {
+        let ev = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            b.s.events().unwrap().recv(),
+        )
+        .await
+        .unwrap();
+        b.s.note_event(ev);
+        seen.push_str(&String::from_utf8(b.s.idle_wake().await).unwrap());
+    }
+    assert!(seen.contains("* 1 EXPUNGE\r\n"), "{seen}");
+    let rep = b.s.idle_line(b"DONE\r\n").await;
+    assert_eq!(
+        String::from_utf8(rep.out).unwrap(),
+        "i OK IDLE terminated\r\n"
+    );
+    let r = b.cmd("k FETCH 1:* UID").await;
+    assert_eq!(r, "* 1 FETCH (UID 2)\r\nk OK FETCH completed\r\n");
+}
