@@ -1095,3 +1095,20 @@ async fn postgres_nodes_see_each_others_changes() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(on_a.try_recv().is_err() && on_b.try_recv().is_err());
 }
+
+/// The embedded database runs in WAL mode (readers never wait for the writer).
+#[tokio::test]
+async fn sqlite_database_is_in_wal_mode() {
+    let h = Harness::new(Backend::Sqlite).await;
+    h.account("w@example.com", 0).await;
+    let path = h.cfg.url.strip_prefix("sqlite://").unwrap();
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{path}?mode=ro"))
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert!(std::path::Path::new(&format!("{path}-wal")).exists());
+}
