@@ -18,4 +18,4 @@ pub use client::{ClientConfig, ClientError, Credentials, SmtpClient, TlsPolicy, 
 pub use reply::Reply;
 pub use tls::TrustAnchors;
 pub use transaction::{Capabilities, Envelope, EnvelopeRecipient, Notify, Outcome, Ret};
-pub use worker::{BounceSink, Outbound, QueueConfig, Submission};
+pub use worker::{BounceSink, MetricsSnapshot, Outbound, QueueConfig, Submission};

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -96,7 +97,27 @@ pub struct Submission {
     pub require_tls: bool,
 }
 
+/// Counters since start, for `/metrics` (queue depth comes from `QueueStore::list`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub delivered: AtomicU64,
+    pub deferred: AtomicU64,
+    pub failed: AtomicU64,
+    pub dsns_sent: AtomicU64,
+    pub queued: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub delivered: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub dsns_sent: u64,
+    pub queued: u64,
+}
+
 pub struct Outbound {
+    metrics: Metrics,
     queue: Arc<dyn QueueStore>,
     router: Arc<Router>,
     client: ClientConfig,
@@ -120,7 +141,6 @@ struct Job {
     envelope: Envelope,
     /// Index in the entry's recipient list of each envelope recipient.
     rcpts: Vec<usize>,
-    raw: Bytes,
 }
 
 struct Result1 {
@@ -140,6 +160,7 @@ impl Outbound {
         bounces: Option<Arc<dyn BounceSink>>,
     ) -> Arc<Outbound> {
         Arc::new(Outbound {
+            metrics: Metrics::default(),
             queue,
             router: Arc::new(router),
             client,
@@ -181,8 +202,27 @@ impl Outbound {
             })
             .await?;
         tracing::info!(queue_id = id, "queued");
+        self.metrics.queued.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(id)
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let m = &self.metrics;
+        MetricsSnapshot {
+            delivered: m.delivered.load(Ordering::Relaxed),
+            deferred: m.deferred.load(Ordering::Relaxed),
+            failed: m.failed.load(Ordering::Relaxed),
+            dsns_sent: m.dsns_sent.load(Ordering::Relaxed),
+            queued: m.queued.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `wharf queue retry [id]`: makes entries due now and wakes the worker.
+    pub async fn retry(&self, id: Option<QueueId>) -> Result<u64, QueueError> {
+        let n = self.queue.retry_now(id, now()).await?;
+        self.wake.notify_one();
+        Ok(n)
     }
 
     /// Wakes the worker (new entry, `queue retry`).
@@ -221,19 +261,13 @@ impl Outbound {
         if count == 0 {
             return Ok(0);
         }
-        let mut entries: Vec<(QueueEntry, Bytes)> = Vec::with_capacity(count);
-        for e in leased {
-            match self.queue.message(e.id).await {
-                Ok(raw) => entries.push((e, raw)),
-                Err(err) => {
-                    tracing::error!(queue_id = e.id, error = %err, "queued message unreadable")
-                }
-            }
-        }
+        // Messages are read by the lane that sends them, one at a time, so memory is bounded by
+        // the number of connections, not by the batch.
+        let entries: Vec<QueueEntry> = leased;
 
         // Group pending recipients: domain → one job per entry.
         let mut by_domain: BTreeMap<String, Vec<Job>> = BTreeMap::new();
-        for (i, (e, raw)) in entries.iter().enumerate() {
+        for (i, e) in entries.iter().enumerate() {
             let mut per: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for (ri, r) in e.recipients.iter().enumerate() {
                 if r.state == RecipientState::Pending {
@@ -260,7 +294,6 @@ impl Outbound {
                     queue_id: e.id,
                     envelope,
                     rcpts,
-                    raw: raw.clone(),
                 });
             }
         }
@@ -275,13 +308,14 @@ impl Outbound {
             }
             for lane in split {
                 let router = self.router.clone();
+                let queue = self.queue.clone();
                 let client = self.client.clone();
                 let global = global.clone();
                 let domain = domain.clone();
                 let per_conn = self.cfg.max_messages_per_connection.max(1);
                 tasks.spawn(async move {
                     let _permit = global.acquire_owned().await;
-                    deliver_domain(&router, &client, &domain, lane, per_conn).await
+                    deliver_domain(&router, &queue, &client, &domain, lane, per_conn).await
                 });
             }
         }
@@ -297,8 +331,8 @@ impl Outbound {
                 Err(e) => tracing::error!(error = %e, "delivery task failed"),
             }
         }
-        for ((entry, raw), res) in entries.into_iter().zip(results) {
-            if let Err(e) = self.finish(entry, &raw, res, &owner).await {
+        for (entry, res) in entries.into_iter().zip(results) {
+            if let Err(e) = self.finish(entry, res, &owner).await {
                 tracing::error!(error = %e, "writing delivery results");
             }
         }
@@ -308,7 +342,6 @@ impl Outbound {
     async fn finish(
         &self,
         entry: QueueEntry,
-        raw: &[u8],
         results: Vec<(usize, Outcome, Option<String>)>,
         owner: &str,
     ) -> Result<(), QueueError> {
@@ -318,6 +351,12 @@ impl Outbound {
         for (ri, outcome, mx) in results {
             let Some(r) = rcpts.get_mut(ri) else { continue };
             r.remote_mta = mx;
+            let counter = match &outcome {
+                Outcome::Delivered { .. } => &self.metrics.delivered,
+                Outcome::Failed { .. } => &self.metrics.failed,
+                Outcome::Deferred { .. } => &self.metrics.deferred,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             match outcome {
                 Outcome::Delivered { reply } => {
                     r.state = RecipientState::Delivered;
@@ -357,7 +396,7 @@ impl Outbound {
                 .filter_map(|&i| rcpts.get(i))
                 .filter(|r| r.notify.failure && !r.notify.never)
                 .collect();
-            self.notify(&entry, raw, &list, Action::Failed, t).await;
+            self.notify(&entry, &list, Action::Failed, t).await;
         }
         let pending = rcpts.iter().any(|r| r.state == RecipientState::Pending);
         let mut delay_notified = entry.delay_notified;
@@ -370,7 +409,7 @@ impl Outbound {
                 .iter()
                 .filter(|r| r.state == RecipientState::Pending && r.notify.delay && !r.notify.never)
                 .collect();
-            self.notify(&entry, raw, &list, Action::Delayed, t).await;
+            self.notify(&entry, &list, Action::Delayed, t).await;
             delay_notified = true;
         }
         if pending {
@@ -394,17 +433,18 @@ impl Outbound {
     }
 
     /// Sends one DSN for `rcpts` unless the message itself came from `<>` (no bounce of a bounce).
-    async fn notify(
-        &self,
-        entry: &QueueEntry,
-        raw: &[u8],
-        rcpts: &[&QueuedRecipient],
-        action: Action,
-        t: i64,
-    ) {
+    async fn notify(&self, entry: &QueueEntry, rcpts: &[&QueuedRecipient], action: Action, t: i64) {
         if entry.sender.is_empty() || rcpts.is_empty() {
             return;
         }
+        // Without the original the report still names recipients and statuses.
+        let raw = match self.queue.message(entry.id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(queue_id = entry.id, error = %e, "original unreadable for DSN");
+                Bytes::new()
+            }
+        };
         let list: Vec<DsnRecipient> = rcpts
             .iter()
             .map(|r| DsnRecipient {
@@ -424,7 +464,7 @@ impl Outbound {
             envid: entry.envid.as_deref(),
             arrival: entry.created,
             recipients: &list,
-            original: raw,
+            original: &raw,
             ret: entry.ret.unwrap_or_default(),
         });
         let sent = match &self.bounces {
@@ -448,6 +488,7 @@ impl Outbound {
         };
         match sent {
             Ok(()) => {
+                self.metrics.dsns_sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(queue_id = entry.id, to = %entry.sender, action = ?action, recipients = list.len(), "DSN sent")
             }
             Err(e) => {
@@ -518,6 +559,7 @@ async fn apply_mta_sts(
 /// reused for the next message while the server leaves the session usable.
 async fn deliver_domain(
     router: &Router,
+    queue: &Arc<dyn QueueStore>,
     base: &ClientConfig,
     domain: &str,
     jobs: Vec<Job>,
@@ -540,7 +582,7 @@ async fn deliver_domain(
     };
     let (strict, normal): (Vec<Job>, Vec<Job>) =
         jobs.into_iter().partition(|j| j.envelope.require_tls);
-    let mut out = send_over(&hops, normal, base, domain, per_connection).await;
+    let mut out = send_over(&hops, queue, normal, base, domain, per_connection).await;
     if !strict.is_empty() {
         // RFC 8689 §4.2.1: the next hop must be authenticated (an enforced MTA-STS policy here,
         // as this resolver does not validate DNSSEC, or a configured relay) and its certificate
@@ -554,7 +596,7 @@ async fn deliver_domain(
                     h
                 })
                 .collect();
-            out.extend(send_over(&verified, strict, base, domain, per_connection).await);
+            out.extend(send_over(&verified, queue, strict, base, domain, per_connection).await);
         } else {
             let text = format!(
                 "REQUIRETLS: the mail exchangers of {domain} cannot be authenticated (no MTA-STS policy in enforce mode)"
@@ -569,6 +611,7 @@ async fn deliver_domain(
 /// Sends jobs over the hops in order (see `deliver_domain`).
 async fn send_over(
     hops: &[Hop],
+    queue: &Arc<dyn QueueStore>,
     jobs: Vec<Job>,
     base: &ClientConfig,
     domain: &str,
@@ -625,7 +668,20 @@ async fn send_over(
                         )
                     })
                     .unwrap_or_else(|| "none".into());
-                match client.send(&job.envelope, &job.raw).await {
+                let raw = match queue.message(job.queue_id).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(queue_id = job.queue_id, error = %e, "queued message unreadable");
+                        out.extend(all(
+                            std::slice::from_ref(&job),
+                            &Outcome::deferred("4.3.0", format!("queued message unreadable: {e}")),
+                            None,
+                        ));
+                        current = Some(client);
+                        continue;
+                    }
+                };
+                match client.send(&job.envelope, &raw).await {
                     Ok(outcomes) => {
                         for (k, outcome) in outcomes.into_iter().enumerate() {
                             let Some(&ri) = job.rcpts.get(k) else {

@@ -531,6 +531,8 @@ async fn messages_to_one_domain_share_a_connection_within_the_limit() {
         2,
         "two lanes, each reusing its connection"
     );
+    let m = s.out.metrics();
+    assert_eq!((m.queued, m.delivered, m.failed, m.deferred), (6, 6, 0, 0));
 }
 
 #[tokio::test]
