@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
 use wharf_directory::Directory;
 use wharf_net::{Conn, Handler, Line, async_trait};
 
@@ -186,10 +187,16 @@ async fn write_out(conn: &mut Conn, out: &mut Output) -> io::Result<()> {
 impl Handler for Pop3Service {
     async fn handle(&self, mut conn: Conn) {
         let peer = conn.peer();
-        if let Err(e) = self.run(&mut conn).await {
-            tracing::debug!(%peer, error = %e, "pop3: connection ended with an error");
+        // Every log line of the session carries its id and the client address.
+        let span = tracing::info_span!("pop3", session = conn.session_id(), %peer, listener = conn.listener_name());
+        async {
+            if let Err(e) = self.run(&mut conn).await {
+                tracing::debug!(error = %e, "pop3: connection ended with an error");
+            }
+            let _ = conn.close().await;
         }
-        let _ = conn.close().await;
+        .instrument(span)
+        .await;
     }
 
     fn too_busy(&self) -> &'static [u8] {

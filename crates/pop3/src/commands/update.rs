@@ -56,11 +56,12 @@ impl Session {
         match result {
             Ok(removed) => {
                 tracing::info!(account = %t.login.address, removed = removed.len(), "pop3: update done");
+                // Counts what this QUIT removed; messages expunged elsewhere meanwhile are neither.
                 let left = t.snapshot.entries.len().saturating_sub(remove.len());
                 out.ok(&format!(
                     "{} POP3 server signing off ({} messages removed, {left} left)",
                     self.hostname,
-                    remove.len()
+                    removed.len()
                 ));
             }
             Err(e) => {
