@@ -291,3 +291,33 @@ async fn sasl_plain_login_scram_with_python() {
         "PLAIN-IR ok 3\nPLAIN ok 3\nLOGIN ok 3\nSCRAM-SHA-256 ok 3\nbad proof: -ERR [AUTH] authentication failed\n"
     );
 }
+
+/// Plaintext pipelined after STLS is discarded: it is never executed as if it came over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stls_discards_pipelined_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = start_on(dir.path(), Pop3Config_default(), true).await;
+    let port = env.starttls.port();
+    let script = r#"
+import socket, ssl, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+f = s.makefile("rb")
+assert f.readline().startswith(b"+OK")
+s.sendall(b"STLS\r\nUSER alice@example.org\r\n")
+assert f.readline() == b"+OK Begin TLS negotiation\r\n"
+t = ssl._create_unverified_context().wrap_socket(s)
+g = t.makefile("rb")
+t.sendall(b"PASS whatever\r\n")
+print(g.readline().decode().strip())
+"#;
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", script, &port.to_string()])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "-ERR USER first\n");
+}
