@@ -37,6 +37,8 @@ pub(crate) type Tx = Transaction<'static, Any>;
 /// Files younger than this may belong to a write still in progress (in this or another process)
 /// and are left to a later sweep.
 const SWEEP_GRACE: Duration = Duration::from_secs(3600);
+/// Hashes checked per query when collecting garbage.
+const GC_CHUNK: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -471,19 +473,25 @@ impl Shared {
             return Ok(0);
         }
         let inflight = self.inflight.lock().await;
+        let candidates: Vec<String> = hashes
+            .into_iter()
+            .filter(|h| !inflight.contains_key(h))
+            .collect();
         let mut doomed = Vec::new();
-        for h in hashes {
-            if inflight.contains_key(&h) {
-                continue;
+        // In chunks: a startup sweep may check every blob of a large store.
+        for chunk in candidates.chunks(GC_CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT hash FROM blobs WHERE hash IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            for h in chunk {
+                q = q.bind(h);
             }
-            let referenced: Option<i64> =
-                sqlx::query_scalar("SELECT refcount FROM blobs WHERE hash = $1")
-                    .bind(&h)
-                    .fetch_optional(&self.reader)
-                    .await?;
-            if referenced.is_none() {
-                doomed.push(h);
-            }
+            let referenced: std::collections::HashSet<String> =
+                q.fetch_all(&self.reader).await?.into_iter().collect();
+            doomed.extend(chunk.iter().filter(|h| !referenced.contains(*h)).cloned());
         }
         let blobs = self.blobs.clone();
         let n = doomed.len() as u64;
@@ -515,15 +523,16 @@ impl Shared {
         Ok(removed + tmp_removed)
     }
 
-    /// The sweep `open` runs: immediate when this process is alone with the blob store (nothing
-    /// can be in flight, so every unreferenced file is a crash leftover), with the grace period
-    /// otherwise.
+    /// The sweep `open` runs when this process is alone with the blob store: nothing can be in
+    /// flight, so every unreferenced file is a crash leftover. A process opening the store beside
+    /// others (a CLI command next to the server, a second node) leaves the files alone: the one
+    /// that started first swept them, and `sweep_orphans` is there for periodic runs.
     async fn startup_sweep(&self) -> Result<u64> {
         let alone = self.blobs.try_lock_alone()?;
         let swept = if alone {
             self.sweep(Duration::ZERO).await
         } else {
-            self.sweep(SWEEP_GRACE).await
+            Ok(0)
         };
         let blobs = self.blobs.clone();
         tokio::task::spawn_blocking(move || blobs.join_shared(alone))
