@@ -244,7 +244,7 @@ impl Shared {
         if self.lock_account(&mut tx, id).await?.is_none() {
             return Err(StoreError::NotFound(format!("account {id}")));
         }
-        let refs = sqlx::query("SELECT blob_hash, COUNT(*) AS n FROM messages WHERE account_id = $1 GROUP BY blob_hash")
+        let refs = sqlx::query("SELECT blob_hash, COUNT(*) AS n FROM messages WHERE account_id = $1 GROUP BY blob_hash ORDER BY blob_hash")
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
@@ -262,14 +262,14 @@ impl Shared {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let mut freed = Vec::new();
+        let mut released = std::collections::BTreeMap::new();
         for r in &refs {
-            let hash: String = r.try_get("blob_hash")?;
-            let n: i64 = r.try_get("n")?;
-            if let Some(h) = self.unref_blob(&mut tx, &hash, n).await? {
-                freed.push(h);
-            }
+            released.insert(
+                r.try_get::<String, _>("blob_hash")?,
+                r.try_get::<i64, _>("n")?,
+            );
         }
+        let freed = self.unref_blobs(&mut tx, released).await?;
         sqlx::query("DELETE FROM accounts WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

@@ -15,7 +15,7 @@ mod notify;
 mod search;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -412,7 +412,7 @@ impl Shared {
         let mut ids = message_ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let mut freed = Vec::new();
+        let mut released: BTreeMap<String, i64> = BTreeMap::new();
         for id in ids {
             let still: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM mailbox_messages WHERE message_id = $1")
@@ -438,15 +438,30 @@ impl Shared {
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
-            if let Some(h) = self.unref_blob(tx, &hash, 1).await? {
+            *released.entry(hash).or_insert(0) += 1;
+        }
+        self.unref_blobs(tx, released).await
+    }
+
+    /// Drops references to blobs, in hash order: blob rows are shared between accounts, and
+    /// every transaction locking several of them does so in this order (no lock cycles).
+    /// Returns the hashes left without any reference.
+    pub async fn unref_blobs(
+        &self,
+        tx: &mut Tx,
+        refs: BTreeMap<String, i64>,
+    ) -> Result<Vec<String>> {
+        let mut freed = Vec::new();
+        for (hash, n) in refs {
+            if let Some(h) = self.unref_blob(tx, &hash, n).await? {
                 freed.push(h);
             }
         }
         Ok(freed)
     }
 
-    /// Drops `n` references to a blob; returns the hash when none is left (row deleted).
-    pub async fn unref_blob(&self, tx: &mut Tx, hash: &str, n: i64) -> Result<Option<String>> {
+    /// Drops `n` references to one blob; returns the hash when none is left (row deleted).
+    async fn unref_blob(&self, tx: &mut Tx, hash: &str, n: i64) -> Result<Option<String>> {
         let left: Option<i64> = sqlx::query_scalar(
             "UPDATE blobs SET refcount = refcount - $1 WHERE hash = $2 RETURNING refcount",
         )

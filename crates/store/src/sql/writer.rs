@@ -413,31 +413,37 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
         changed.push((accepted[idxs[0]].account, *mailbox, highest));
     }
 
-    // One `messages` row per (message, account), one blob reference per such row.
-    let received_at = now_secs();
+    // One `messages` row per (message, account), one blob reference per such row. Blob rows are
+    // shared between accounts, so they are locked in hash order (as `release_messages` does).
+    let mut per_job: Vec<BTreeMap<AccountId, MessageId>> = vec![BTreeMap::new(); batch.len()];
+    for a in &accepted {
+        per_job[a.job].entry(a.account).or_insert(0);
+    }
+    let mut refs: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     let mut unused = Vec::new();
-    for (ji, job) in batch.iter().enumerate() {
-        let mine: Vec<usize> = (0..accepted.len())
-            .filter(|i| accepted[*i].job == ji)
-            .collect();
-        if mine.is_empty() {
+    for (job, rows) in batch.iter().zip(&per_job) {
+        if rows.is_empty() {
             unused.push(job.msg.hash.clone());
-            continue;
+        } else {
+            refs.entry(job.msg.hash.as_str())
+                .or_insert((job.msg.size, 0))
+                .1 += rows.len() as i64;
         }
-        let mut rows: BTreeMap<AccountId, MessageId> = BTreeMap::new();
-        for i in &mine {
-            rows.entry(accepted[*i].account).or_insert(0);
-        }
-        let m = &job.msg;
+    }
+    for (hash, (size, n)) in &refs {
         sqlx::query(
             "INSERT INTO blobs (hash, size, refcount) VALUES ($1, $2, $3) \
              ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + excluded.refcount",
         )
-        .bind(&m.hash)
-        .bind(m.size)
-        .bind(rows.len() as i64)
+        .bind(*hash)
+        .bind(*size)
+        .bind(*n)
         .execute(&mut **tx)
         .await?;
+    }
+    let received_at = now_secs();
+    for (job, rows) in batch.iter().zip(per_job.iter_mut()) {
+        let m = &job.msg;
         for (account, id) in rows.iter_mut() {
             *id = sqlx::query_scalar(
                 "INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
@@ -455,9 +461,9 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
             .await?;
             insert_text(shared, tx, *id, m).await?;
         }
-        for i in mine {
-            accepted[i].message_id = rows[&accepted[i].account];
-        }
+    }
+    for a in accepted.iter_mut() {
+        a.message_id = per_job[a.job][&a.account];
     }
 
     for a in &accepted {
