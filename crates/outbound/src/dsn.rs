@@ -80,10 +80,16 @@ fn header_block(message: &[u8]) -> &[u8] {
 pub fn build(report: &DsnReport<'_>) -> Vec<u8> {
     let boundary = format!("wharf-dsn-{:016x}", rand::random::<u64>());
     let failed = report.recipients.iter().any(|r| r.action == Action::Failed);
+    let delayed = report
+        .recipients
+        .iter()
+        .any(|r| r.action == Action::Delayed);
     let subject = if failed {
         "Undelivered Mail Returned to Sender"
-    } else {
+    } else if delayed {
         "Delayed Mail (still being retried)"
+    } else {
+        "Successful Mail Delivery Report"
     };
     let mta = clean(report.reporting_mta);
     let mut out = String::new();
@@ -115,6 +121,10 @@ pub fn build(report: &DsnReport<'_>) -> Vec<u8> {
     if failed {
         out.push_str(&format!(
             "This is the mail system at {mta}.\r\n\r\nYour message could not be delivered to one or more recipients.\r\nIt is attached below.\r\n\r\n"
+        ));
+    } else if !delayed {
+        out.push_str(&format!(
+            "This is the mail system at {mta}.\r\n\r\nYour message was delivered to the recipients below, or relayed to\r\nservers that do not report delivery further.\r\n\r\n"
         ));
     } else {
         out.push_str(&format!(

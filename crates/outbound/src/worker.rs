@@ -148,6 +148,8 @@ struct Result1 {
     rcpt: usize,
     outcome: Outcome,
     mx: Option<String>,
+    /// The accepting server advertised DSN, so it took over NOTIFY=SUCCESS reporting.
+    dsn_aware: bool,
 }
 
 impl Outbound {
@@ -319,13 +321,13 @@ impl Outbound {
                 });
             }
         }
-        let mut results: Vec<Vec<(usize, Outcome, Option<String>)>> =
-            entries.iter().map(|_| Vec::new()).collect();
+        let mut results: Vec<Vec<Result1>> = entries.iter().map(|_| Vec::new()).collect();
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(rs) => {
                     for r in rs {
-                        results[r.entry].push((r.rcpt, r.outcome, r.mx));
+                        let i = r.entry;
+                        results[i].push(r);
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "delivery task failed"),
@@ -342,13 +344,21 @@ impl Outbound {
     async fn finish(
         &self,
         entry: QueueEntry,
-        results: Vec<(usize, Outcome, Option<String>)>,
+        results: Vec<Result1>,
         owner: &str,
     ) -> Result<(), QueueError> {
         let t = now();
         let mut rcpts = entry.recipients.clone();
         let mut failed_now = Vec::new();
-        for (ri, outcome, mx) in results {
+        let mut relayed = Vec::new();
+        for Result1 {
+            rcpt: ri,
+            outcome,
+            mx,
+            dsn_aware,
+            ..
+        } in results
+        {
             let Some(r) = rcpts.get_mut(ri) else { continue };
             r.remote_mta = mx;
             let counter = match &outcome {
@@ -362,6 +372,9 @@ impl Outbound {
                     r.state = RecipientState::Delivered;
                     r.status = Some("2.0.0".into());
                     r.diagnostic = Some(format!("smtp; {reply}"));
+                    if r.notify.success && !r.notify.never && !dsn_aware {
+                        relayed.push(ri);
+                    }
                 }
                 Outcome::Failed { status, diagnostic } => {
                     r.state = RecipientState::Failed;
@@ -397,6 +410,12 @@ impl Outbound {
                 .filter(|r| r.notify.failure && !r.notify.never)
                 .collect();
             self.notify(&entry, &list, Action::Failed, t).await;
+        }
+        if !relayed.is_empty() {
+            // RFC 3461 §5.2.2: success was asked for but the next hop cannot report it.
+            let list: Vec<&QueuedRecipient> =
+                relayed.iter().filter_map(|&i| rcpts.get(i)).collect();
+            self.notify(&entry, &list, Action::Relayed, t).await;
         }
         let pending = rcpts.iter().any(|r| r.state == RecipientState::Pending);
         let mut delay_notified = entry.delay_notified;
@@ -506,6 +525,7 @@ fn all(jobs: &[Job], outcome: &Outcome, mx: Option<&str>) -> Vec<Result1> {
                 rcpt: ri,
                 outcome: outcome.clone(),
                 mx: mx.map(str::to_string),
+                dsn_aware: false,
             })
         })
         .collect()
@@ -681,6 +701,7 @@ async fn send_over(
                         continue;
                     }
                 };
+                let dsn_aware = client.capabilities().dsn;
                 match client.send(&job.envelope, &raw).await {
                     Ok(outcomes) => {
                         for (k, outcome) in outcomes.into_iter().enumerate() {
@@ -701,6 +722,7 @@ async fn send_over(
                                 rcpt: ri,
                                 outcome,
                                 mx: Some(hop.host.clone()),
+                                dsn_aware,
                             });
                         }
                         sent_here += 1;

@@ -751,3 +751,52 @@ async fn requiretls_needs_an_authenticated_mx_offering_it() {
     );
     assert!(s.queue.get(id as i64).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn notify_success_reported_as_relayed_unless_next_hop_speaks_dsn() {
+    for dsn_server in [false, true] {
+        let mut fc = FakeConfig::default();
+        if dsn_server {
+            fc.extensions.push("DSN".into());
+        }
+        let (addr, st) = start_fake(fc).await;
+        let dns = start_dns(
+            Zone::default()
+                .mx("b.test", 10, "mx.b.test")
+                .a("mx.b.test", "127.0.0.1"),
+        )
+        .await;
+        let cap = Arc::new(Capture::default());
+        let s = setup(
+            router(dns, addr.port()),
+            |_, _| {},
+            DkimSigners::new(),
+            Some(cap.clone()),
+        );
+        let mut sub = submission("alice@a.test", &["bob@b.test"], "x");
+        sub.recipients[0].notify.success = true;
+        sub.recipients[0].notify.explicit = true;
+        s.out.submit(sub).await.unwrap();
+        s.out.run_once().await.unwrap();
+        assert_eq!(st.messages().len(), 1);
+        let got = cap.0.lock().unwrap().clone();
+        if dsn_server {
+            assert!(
+                got.is_empty(),
+                "the DSN-aware server reports success itself"
+            );
+            assert!(
+                st.commands()
+                    .iter()
+                    .any(|c| c.contains("NOTIFY=SUCCESS,FAILURE,DELAY")),
+                "{:?}",
+                st.commands()
+            );
+        } else {
+            assert_eq!(got.len(), 1);
+            let text = String::from_utf8_lossy(&got[0].1);
+            assert!(text.contains("Action: relayed\r\nStatus: 2.0.0"), "{text}");
+            assert!(text.contains("Subject: Successful Mail Delivery Report"));
+        }
+    }
+}
