@@ -118,6 +118,9 @@ pub struct MetricsSnapshot {
 
 pub struct Outbound {
     metrics: Metrics,
+    /// Connections of this node, across concurrent rounds.
+    conn_limit: Arc<Semaphore>,
+    domain_limits: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     queue: Arc<dyn QueueStore>,
     router: Arc<Router>,
     client: ClientConfig,
@@ -163,6 +166,8 @@ impl Outbound {
     ) -> Arc<Outbound> {
         Arc::new(Outbound {
             metrics: Metrics::default(),
+            conn_limit: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
+            domain_limits: std::sync::Mutex::new(std::collections::HashMap::new()),
             queue,
             router: Arc::new(router),
             client,
@@ -233,39 +238,85 @@ impl Outbound {
     }
 
     /// Runs until `shutdown` turns true.
+    /// Rounds overlap (up to `MAX_ROUNDS`), so one slow destination never holds back the rest
+    /// of the queue; the connection limits are shared by all rounds. On shutdown, rounds in
+    /// flight get `SHUTDOWN_GRACE` to write their results; the rest is retried after their
+    /// leases expire.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        const MAX_ROUNDS: usize = 4;
+        const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+        let mut rounds: JoinSet<()> = JoinSet::new();
         loop {
             if *shutdown.borrow() {
-                return;
+                break;
             }
-            match self.run_once().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "queue round failed"),
+            while rounds.len() < MAX_ROUNDS {
+                match self.lease().await {
+                    Ok(entries) if entries.is_empty() => break,
+                    Ok(entries) => {
+                        let me = self.clone();
+                        rounds.spawn(async move { me.process(entries).await });
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "leasing queue entries failed");
+                        break;
+                    }
+                }
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.cfg.poll_interval) => {}
                 _ = shutdown.changed() => {}
+                Some(_) = rounds.join_next(), if !rounds.is_empty() => {}
             }
+        }
+        let drain = async { while rounds.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            rounds.shutdown().await;
         }
     }
 
     /// One round: lease due entries, attempt them, write results. Returns how many were leased.
     pub async fn run_once(&self) -> Result<usize, QueueError> {
-        let t = now();
-        let owner = self.cfg.node_id.clone();
-        let leased = self
-            .queue
-            .lease_due(&owner, t, secs(self.cfg.lease), self.cfg.batch)
-            .await?;
-        let count = leased.len();
-        if count == 0 {
-            return Ok(0);
+        let entries = self.lease().await?;
+        let count = entries.len();
+        if count > 0 {
+            self.process(entries).await;
         }
+        Ok(count)
+    }
+
+    async fn lease(&self) -> Result<Vec<QueueEntry>, QueueError> {
+        self.queue
+            .lease_due(
+                &self.cfg.node_id,
+                now(),
+                secs(self.cfg.lease),
+                self.cfg.batch,
+            )
+            .await
+    }
+
+    /// The shared per-domain connection limit.
+    fn domain_limit(&self, domain: &str) -> Arc<Semaphore> {
+        let per = self.cfg.max_connections_per_domain.max(1);
+        let Ok(mut map) = self.domain_limits.lock() else {
+            return Arc::new(Semaphore::new(per));
+        };
+        if map.len() > 10_000 {
+            // Forget idle domains so the map stays bounded.
+            map.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        map.entry(domain.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(per)))
+            .clone()
+    }
+
+    /// Attempts leased entries and writes their results.
+    async fn process(&self, entries: Vec<QueueEntry>) {
+        let owner = self.cfg.node_id.clone();
         // Messages are read by the lane that sends them, one at a time, so memory is bounded by
         // the number of connections, not by the batch.
-        let entries: Vec<QueueEntry> = leased;
 
         // Group pending recipients: domain → one job per entry.
         let mut by_domain: BTreeMap<String, Vec<Job>> = BTreeMap::new();
@@ -300,7 +351,6 @@ impl Outbound {
             }
         }
 
-        let global = Arc::new(Semaphore::new(self.cfg.max_connections.max(1)));
         let mut tasks: JoinSet<Vec<Result1>> = JoinSet::new();
         for (domain, jobs) in by_domain {
             let lanes = self.cfg.max_connections_per_domain.max(1).min(jobs.len());
@@ -312,10 +362,12 @@ impl Outbound {
                 let router = self.router.clone();
                 let queue = self.queue.clone();
                 let client = self.client.clone();
-                let global = global.clone();
+                let global = self.conn_limit.clone();
+                let per_domain = self.domain_limit(&domain);
                 let domain = domain.clone();
                 let per_conn = self.cfg.max_messages_per_connection.max(1);
                 tasks.spawn(async move {
+                    let _domain_permit = per_domain.acquire_owned().await;
                     let _permit = global.acquire_owned().await;
                     deliver_domain(&router, &queue, &client, &domain, lane, per_conn).await
                 });
@@ -338,7 +390,6 @@ impl Outbound {
                 tracing::error!(error = %e, "writing delivery results");
             }
         }
-        Ok(count)
     }
 
     async fn finish(

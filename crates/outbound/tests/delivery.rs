@@ -800,3 +800,60 @@ async fn notify_success_reported_as_relayed_unless_next_hop_speaks_dsn() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_slow_destination_does_not_hold_back_the_queue() {
+    let (slow, slow_st) = start_fake(FakeConfig {
+        greeting_delay: Duration::from_secs(4),
+        ..FakeConfig::default()
+    })
+    .await;
+    // Same port on another loopback address, since the MX port is global.
+    let (_fast, fast_st) =
+        start_fake_on(&format!("127.0.0.2:{}", slow.port()), FakeConfig::default()).await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("slow.test", 10, "mx.slow.test")
+            .a("mx.slow.test", "127.0.0.1")
+            .mx("fast.test", 10, "mx.fast.test")
+            .a("mx.fast.test", "127.0.0.2"),
+    )
+    .await;
+    let s = setup(
+        router(dns, slow.port()),
+        |q, _| q.poll_interval = Duration::from_secs(60),
+        DkimSigners::new(),
+        None,
+    );
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(s.out.clone().run(rx));
+    s.out
+        .submit(submission("alice@a.test", &["x@slow.test"], "slow"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.out
+        .submit(submission("alice@a.test", &["y@fast.test"], "fast"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while fast_st.messages().is_empty() && started.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        fast_st.messages().len(),
+        1,
+        "fast domain delivered while the slow one is still greeting"
+    );
+    assert!(slow_st.messages().is_empty());
+    let started = std::time::Instant::now();
+    while slow_st.messages().is_empty() && started.elapsed() < Duration::from_secs(8) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(slow_st.messages().len(), 1);
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}

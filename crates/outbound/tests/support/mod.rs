@@ -187,6 +187,8 @@ pub fn test_cert(names: &[&str]) -> TestCert {
 #[derive(Clone)]
 pub struct FakeConfig {
     pub greeting: String,
+    /// Wait before the greeting (a slow destination).
+    pub greeting_delay: std::time::Duration,
     /// EHLO keywords after the first line (STARTTLS is added when `tls` is set and not yet active).
     pub extensions: Vec<String>,
     pub reject_ehlo: bool,
@@ -205,6 +207,7 @@ impl Default for FakeConfig {
     fn default() -> FakeConfig {
         FakeConfig {
             greeting: "220 fake.test ESMTP".into(),
+            greeting_delay: std::time::Duration::ZERO,
             extensions: vec![
                 "PIPELINING".into(),
                 "8BITMIME".into(),
@@ -252,7 +255,11 @@ impl FakeState {
 }
 
 pub async fn start_fake(cfg: FakeConfig) -> (SocketAddr, FakeState) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_fake_on("127.0.0.1:0", cfg).await
+}
+
+pub async fn start_fake_on(bind: &str, cfg: FakeConfig) -> (SocketAddr, FakeState) {
+    let l = TcpListener::bind(bind).await.unwrap();
     let addr = l.local_addr().unwrap();
     (addr, serve_fake(l, cfg))
 }
@@ -322,6 +329,7 @@ async fn session(tcp: TcpStream, cfg: FakeConfig, st: FakeState) -> Option<()> {
     let mut tls_active = false;
     let mut authed: Option<String> = None;
     let mut cur: Option<Received> = None;
+    ::tokio::time::sleep(cfg.greeting_delay).await;
     io.send(&cfg.greeting).await?;
     if !cfg.greeting.starts_with("220") {
         return None;
