@@ -297,12 +297,7 @@ impl SmtpClient {
         self.write(b"STARTTLS\r\n").await?;
         let reply = self.read_reply("STARTTLS reply").await?;
         if reply.code != 220 {
-            if cfg.tls == TlsPolicy::Opportunistic && !reply.is_permanent() {
-                return Err(ClientError::Refused {
-                    stage: "STARTTLS",
-                    reply,
-                });
-            }
+            // RFC 3207 §4: the client may go on without TLS; opportunistic policy does.
             if cfg.tls == TlsPolicy::Opportunistic {
                 tracing::info!(peer = %self.peer, reply = %reply, "STARTTLS refused; continuing in plaintext (opportunistic)");
                 return Ok(());

@@ -340,3 +340,27 @@ async fn greeting_refusal_and_dead_port() {
     assert!(matches!(err, ClientError::Connect { .. }));
     assert!(matches!(err.outcome(), Outcome::Deferred { ref status, .. } if status == "4.4.2"));
 }
+
+#[tokio::test]
+async fn starttls_refused_continues_in_plaintext_only_when_opportunistic() {
+    let (addr, st) = start_fake(FakeConfig {
+        refuse_starttls: true,
+        ..FakeConfig::default()
+    })
+    .await;
+    let mut c = SmtpClient::connect(addr, "mx.b.test", &cfg())
+        .await
+        .unwrap();
+    assert!(c.tls().is_none());
+    let out = c.send(&env("a@a.test", &["b@b.test"]), MSG).await.unwrap();
+    assert!(matches!(out[0], Outcome::Delivered { .. }));
+    assert!(!st.messages()[0].tls);
+    let mut strict = cfg();
+    strict.tls = TlsPolicy::Required;
+    let err = SmtpClient::connect(addr, "mx.b.test", &strict)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err.outcome(), Outcome::Deferred { .. }), "{err:?}");
+    assert_eq!(st.messages().len(), 1);
+}

@@ -193,6 +193,8 @@ pub struct FakeConfig {
     pub extensions: Vec<String>,
     pub reject_ehlo: bool,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Advertise STARTTLS but answer it with 454.
+    pub refuse_starttls: bool,
     /// (user, password) accepted by AUTH PLAIN/LOGIN.
     pub auth: Option<(String, String)>,
     /// Mechanisms advertised with AUTH.
@@ -215,6 +217,7 @@ impl Default for FakeConfig {
             ],
             reject_ehlo: false,
             tls: None,
+            refuse_starttls: false,
             auth: None,
             auth_mechs: "PLAIN LOGIN".into(),
             rcpt: Arc::new(|_| "250 2.1.5 ok".into()),
@@ -344,7 +347,7 @@ async fn session(tcp: TcpStream, cfg: FakeConfig, st: FakeState) -> Option<()> {
                 continue;
             }
             let mut ext = cfg.extensions.clone();
-            if cfg.tls.is_some() && !tls_active {
+            if (cfg.tls.is_some() || cfg.refuse_starttls) && !tls_active {
                 ext.push("STARTTLS".into());
             }
             if cfg.auth.is_some() && tls_active {
@@ -365,6 +368,8 @@ async fn session(tcp: TcpStream, cfg: FakeConfig, st: FakeState) -> Option<()> {
             io.send(&out).await?;
         } else if upper.starts_with("HELO") {
             io.send("250 fake.test").await?;
+        } else if upper == "STARTTLS" && cfg.refuse_starttls {
+            io.send("454 4.7.0 TLS not available").await?;
         } else if upper == "STARTTLS" {
             let Some(tls) = cfg.tls.clone() else {
                 io.send("502 5.5.1 no").await?;
