@@ -2,8 +2,6 @@
 //! directory on a fresh embedded store.
 #![allow(dead_code)]
 
-pub mod memstore;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
@@ -106,8 +104,7 @@ pub fn fast_config() -> DirectoryConfig {
 /// A directory on a fresh embedded store with the domain `example.test`.
 pub async fn directory(cfg: DirectoryConfig) -> (tempfile::TempDir, Directory) {
     let tmp = tempfile::tempdir().unwrap();
-    let store: std::sync::Arc<dyn wharf_store::Store> =
-        std::sync::Arc::new(memstore::MemStore::default());
+    let store = wharf_store::open_embedded(tmp.path()).await.unwrap();
     let dir = Directory::new(store, cfg);
     dir.add_domain(DOMAIN).await.unwrap();
     (tmp, dir)
