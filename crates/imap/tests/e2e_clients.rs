@@ -40,6 +40,38 @@ async fn python_imaplib_starttls_and_implicit_tls() {
     server.shutdown(Duration::from_secs(2)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imapflow_over_implicit_tls() {
+    let env = env().await;
+    let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/imapflow");
+    if !std::path::Path::new(dir)
+        .join("node_modules/imapflow")
+        .exists()
+    {
+        let st = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .status()
+            .expect("npm must be installed");
+        assert!(st.success(), "npm ci failed in {dir}");
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(["client.mjs", &tls.port().to_string(), &cert, USER, PASS])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("imapflow OK"));
+    server.shutdown(Duration::from_secs(2)).await;
+}
+
 fn read_until_tag(r: &mut BufReader<TcpStream>, tag: &str) -> String {
     let mut all = String::new();
     loop {
