@@ -147,18 +147,33 @@ impl Selected {
             }
             SeqSet::Ranges(ranges) => {
                 let n = self.msgs.len() as u32;
-                if uid {
-                    let max = self.msgs.last().map(|m| m.uid).unwrap_or(0);
-                    for &(a, b) in ranges {
-                        let a = match a {
-                            SeqNum::Num(v) => v,
-                            SeqNum::Star => max,
-                        };
-                        let b = match b {
-                            SeqNum::Num(v) => v,
-                            SeqNum::Star => max,
-                        };
-                        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let max = if uid {
+                    self.msgs.last().map(|m| m.uid).unwrap_or(0)
+                } else {
+                    n
+                };
+                let value = |s: SeqNum| match s {
+                    SeqNum::Num(v) => v,
+                    SeqNum::Star => max,
+                };
+                // Sorted, merged ranges: a set repeating `1:*` many times costs no more than one.
+                let mut spans: Vec<(u32, u32)> = ranges
+                    .iter()
+                    .map(|&(a, b)| {
+                        let (a, b) = (value(a), value(b));
+                        (a.min(b), a.max(b))
+                    })
+                    .collect();
+                spans.sort_unstable();
+                let mut merged: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
+                for (lo, hi) in spans {
+                    match merged.last_mut() {
+                        Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                        _ => merged.push((lo, hi)),
+                    }
+                }
+                for (lo, hi) in merged {
+                    if uid {
                         let start = self.msgs.partition_point(|m| m.uid < lo);
                         for (i, m) in self.msgs.iter().enumerate().skip(start) {
                             if m.uid > hi {
@@ -166,27 +181,14 @@ impl Selected {
                             }
                             out.insert(i);
                         }
-                    }
-                } else {
-                    for &(a, b) in ranges {
-                        let conv = |s: SeqNum| match s {
-                            SeqNum::Num(v) => v,
-                            SeqNum::Star => n,
-                        };
-                        let (a, b) = (conv(a), conv(b));
-                        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                    } else {
                         if hi > n {
                             return Err("Invalid message sequence number".into());
                         }
                         if lo == 0 {
                             continue;
                         }
-                        if (hi - lo) as usize > self.msgs.len() {
-                            return Err("Invalid message sequence number".into());
-                        }
-                        for s in lo..=hi {
-                            out.insert((s - 1) as usize);
-                        }
+                        out.extend((lo - 1) as usize..hi as usize);
                     }
                 }
             }

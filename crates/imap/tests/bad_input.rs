@@ -152,3 +152,33 @@ proptest! {
         prop_assert_eq!(wharf_imap::syntax::utf7::decode(&e), Some(s));
     }
 }
+
+#[tokio::test]
+async fn huge_sequence_sets_cost_little() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    t.append("INBOX", "", &message(1)).await;
+    t.cmd("s SELECT INBOX").await;
+    let set = vec!["1:*"; 20_000].join(",");
+    let started = std::time::Instant::now();
+    let r = t.cmd(&format!("a FETCH {set} UID")).await;
+    assert_eq!(r, "* 1 FETCH (UID 1)\r\na OK FETCH completed\r\n");
+    let r = t
+        .cmd(&format!("b UID SEARCH UID {set} NOT UID {set}"))
+        .await;
+    assert!(r.starts_with("* SEARCH\r\n"), "{r}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn literal_announcements() {
+    use wharf_imap::syntax::literal_at_end;
+    let l = literal_at_end(b"a LOGIN {5}\r\n").unwrap();
+    assert_eq!((l.len, l.non_sync), (5, false));
+    let l = literal_at_end(b"a LOGIN {5+}\n").unwrap();
+    assert_eq!((l.len, l.non_sync), (5, true));
+    assert!(literal_at_end(b"a LOGIN \"{5}\"\r\n").is_none());
+    assert!(literal_at_end(b"a LOGIN {}\r\n").is_none());
+    assert!(literal_at_end(b"a LOGIN {99999999999999999999}\r\n").is_none());
+    assert!(literal_at_end(b"a LOGIN {5a}\r\n").is_none());
+}

@@ -16,6 +16,9 @@ struct Prefetched {
     text: HashMap<(u8, String), HashSet<Uid>>,
     /// Unfolded header block per UID, when a HEADER or SENT* key needs it.
     headers: HashMap<Uid, String>,
+    /// Message indexes matched by each sequence-set key, by the key's address in the tree
+    /// (resolved once, not once per message).
+    sets: HashMap<usize, HashSet<usize>>,
 }
 
 fn field_code(f: TextField) -> u8 {
@@ -108,7 +111,6 @@ fn has_keyword(m: &MessageEntry, k: &str) -> bool {
 
 struct Ctx<'a> {
     sel: &'a Selected,
-    saved: &'a [Uid],
     pre: &'a Prefetched,
     rev2: bool,
 }
@@ -122,11 +124,11 @@ fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
         SearchKey::And(v) => v.iter().all(|x| matches(x, idx, ctx)),
         SearchKey::Or(a, b) => matches(a, idx, ctx) || matches(b, idx, ctx),
         SearchKey::Not(a) => !matches(a, idx, ctx),
-        SearchKey::SeqSet(set) => ctx
-            .sel
-            .resolve_lenient(set, false, ctx.saved)
-            .contains(&(seq as usize - 1)),
-        SearchKey::Uid(set) => ctx.sel.resolve_lenient(set, true, ctx.saved).contains(&idx),
+        SearchKey::SeqSet(_) | SearchKey::Uid(_) => ctx
+            .pre
+            .sets
+            .get(&(k as *const SearchKey as usize))
+            .is_some_and(|s| s.contains(&(seq as usize - 1))),
         SearchKey::Answered => m.flags.contains(Flags::ANSWERED),
         SearchKey::Deleted => m.flags.contains(Flags::DELETED),
         SearchKey::Draft => m.flags.contains(Flags::DRAFT),
@@ -256,9 +258,19 @@ impl Session {
                 }
             }
         }
+        walk(&key, &mut |k| {
+            let resolved = match k {
+                SearchKey::SeqSet(set) => Some(sel.resolve_lenient(set, false, &self.saved)),
+                SearchKey::Uid(set) => Some(sel.resolve_lenient(set, true, &self.saved)),
+                _ => None,
+            };
+            if let Some(r) = resolved {
+                pre.sets
+                    .insert(k as *const SearchKey as usize, r.into_iter().collect());
+            }
+        });
         let ctx = Ctx {
             sel,
-            saved: &self.saved,
             pre: &pre,
             rev2: self.rev2,
         };
