@@ -1,18 +1,18 @@
-//! Accounts and authentication on a real embedded store: creation errors, password checks,
-//! disabled accounts, throttling and the credential cache.
+//! Accounts and authentication on real stores: creation errors, password checks, disabled
+//! accounts and the credential cache on SQLite and PostgreSQL; throttling on SQLite.
 
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::{DOMAIN, IP, PASSWORD, directory, fast_config};
+use common::{Backend, IP, PASSWORD, directory, fast_config, fixture};
 use wharf_directory::{AuthError, DirectoryConfig, DirectoryError};
 use wharf_store::StoreError;
 
-#[tokio::test]
-async fn add_account_and_its_errors() {
-    let (_tmp, dir) = directory(fast_config()).await;
+async fn add_account_and_its_errors(backend: Backend) {
+    let fx = fixture(backend, fast_config()).await;
+    let dir = &fx.dir;
     let a = dir
         .add_account("Alice@Example.TEST", PASSWORD, 1000)
         .await
@@ -79,9 +79,9 @@ async fn add_account_and_its_errors() {
     ));
 }
 
-#[tokio::test]
-async fn utf8_account() {
-    let (_tmp, dir) = directory(fast_config()).await;
+async fn utf8_account(backend: Backend) {
+    let fx = fixture(backend, fast_config()).await;
+    let dir = &fx.dir;
     let a = dir
         .add_account("Jörg@example.test", PASSWORD, 0)
         .await
@@ -96,9 +96,9 @@ async fn utf8_account() {
     );
 }
 
-#[tokio::test]
-async fn authenticate_ok_wrong_unknown_disabled() {
-    let (_tmp, dir) = directory(fast_config()).await;
+async fn authenticate_ok_wrong_unknown_disabled(backend: Backend) {
+    let fx = fixture(backend, fast_config()).await;
+    let dir = &fx.dir;
     let a = dir
         .add_account("alice@example.test", PASSWORD, 0)
         .await
@@ -152,14 +152,15 @@ async fn authenticate_ok_wrong_unknown_disabled() {
 #[tokio::test]
 async fn failures_are_delayed_more_and_more_then_refused() {
     let cfg = DirectoryConfig {
-        auth_lockout: Duration::from_secs(2),
+        // Long enough to hold five failures (argon2 included) on a busy machine.
+        auth_lockout: Duration::from_secs(4),
         ..fast_config()
     };
     let (_tmp, dir) = directory(cfg).await;
     dir.add_account("alice@example.test", PASSWORD, 0)
         .await
         .unwrap();
-    // Delays 20, 40, 80 (ceiling), 80 ms; the 5th failure locks the account for 2 s.
+    // Delays 20, 40, 80 (ceiling), 80 ms; the 5th failure locks the account for 4 s.
     let mut elapsed = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -177,7 +178,7 @@ async fn failures_are_delayed_more_and_more_then_refused() {
     let verifications = dir.password_verifications();
     match dir.authenticate("alice@example.test", PASSWORD, IP).await {
         Err(AuthError::Throttled { retry_after }) => {
-            assert!(retry_after <= Duration::from_secs(2))
+            assert!(retry_after <= Duration::from_secs(4))
         }
         other => panic!("{other:?}"),
     }
@@ -194,7 +195,7 @@ async fn failures_are_delayed_more_and_more_then_refused() {
         Err(AuthError::Throttled { .. })
     ));
     // Recovery after the lockout.
-    tokio::time::sleep(Duration::from_millis(2050)).await;
+    tokio::time::sleep(Duration::from_millis(4050)).await;
     assert!(
         dir.authenticate("alice@example.test", PASSWORD, IP)
             .await
@@ -263,9 +264,9 @@ async fn success_resets_the_account_counter() {
     );
 }
 
-#[tokio::test]
-async fn cache_skips_argon2_and_is_invalidated() {
-    let (_tmp, dir) = directory(fast_config()).await;
+async fn cache_skips_argon2_and_is_invalidated(backend: Backend) {
+    let fx = fixture(backend, fast_config()).await;
+    let dir = &fx.dir;
     dir.add_account("alice@example.test", PASSWORD, 0)
         .await
         .unwrap();
@@ -315,9 +316,9 @@ async fn cache_skips_argon2_and_is_invalidated() {
     );
 }
 
-#[tokio::test]
-async fn password_changed_behind_our_back_is_not_served_from_cache() {
-    let (_tmp, dir) = directory(fast_config()).await;
+async fn password_changed_behind_our_back_is_not_served_from_cache(backend: Backend) {
+    let fx = fixture(backend, fast_config()).await;
+    let dir = &fx.dir;
     let a = dir
         .add_account("alice@example.test", PASSWORD, 0)
         .await
@@ -342,5 +343,12 @@ async fn password_changed_behind_our_back_is_not_served_from_cache() {
             .id,
         a.id
     );
-    let _ = DOMAIN;
 }
+
+on_both_backends!(
+    add_account_and_its_errors,
+    utf8_account,
+    authenticate_ok_wrong_unknown_disabled,
+    cache_skips_argon2_and_is_invalidated,
+    password_changed_behind_our_back_is_not_served_from_cache,
+);

@@ -1,8 +1,8 @@
-//! Recipient resolution and `may_send_as` on a real embedded store.
+//! Recipient resolution and `may_send_as`, on the embedded SQLite store and on PostgreSQL.
 
 mod common;
 
-use common::{PASSWORD, directory, fast_config};
+use common::{Backend, Fixture, PASSWORD, fast_config, fixture};
 use wharf_directory::{Directory, Resolution};
 
 fn local(accounts: &[i64], external: &[&str]) -> Resolution {
@@ -12,8 +12,9 @@ fn local(accounts: &[i64], external: &[&str]) -> Resolution {
     }
 }
 
-async fn setup() -> (tempfile::TempDir, Directory, i64, i64, i64) {
-    let (tmp, dir) = directory(fast_config()).await;
+async fn setup(backend: Backend) -> (Fixture, Directory, i64, i64, i64) {
+    let fx = fixture(backend, fast_config()).await;
+    let dir = fx.dir.clone();
     dir.add_domain("other.test").await.unwrap();
     let alice = dir
         .add_account("alice@example.test", PASSWORD, 0)
@@ -30,12 +31,11 @@ async fn setup() -> (tempfile::TempDir, Directory, i64, i64, i64) {
         .await
         .unwrap()
         .id;
-    (tmp, dir, alice, bob, carol)
+    (fx, dir, alice, bob, carol)
 }
 
-#[tokio::test]
-async fn accounts_plus_tags_and_unknowns() {
-    let (_tmp, dir, alice, _, _) = setup().await;
+async fn accounts_plus_tags_and_unknowns(backend: Backend) {
+    let (_fx, dir, alice, _, _) = setup(backend).await;
     assert_eq!(
         dir.resolve_recipient("alice@example.test").await.unwrap(),
         local(&[alice], &[])
@@ -82,9 +82,9 @@ async fn accounts_plus_tags_and_unknowns() {
     assert!(!dir.is_local_domain("elsewhere.test").await.unwrap());
 }
 
-#[tokio::test]
-async fn smtputf8_recipient() {
-    let (_tmp, dir) = directory(fast_config()).await;
+async fn smtputf8_recipient(backend: Backend) {
+    let fx = fixture(backend, fast_config()).await;
+    let dir = &fx.dir;
     let id = dir
         .add_account("josé@example.test", PASSWORD, 0)
         .await
@@ -109,9 +109,8 @@ async fn smtputf8_recipient() {
     );
 }
 
-#[tokio::test]
-async fn aliases_lists_nesting_loops_and_externals() {
-    let (_tmp, dir, alice, bob, carol) = setup().await;
+async fn aliases_lists_nesting_loops_and_externals(backend: Backend) {
+    let (_fx, dir, alice, bob, carol) = setup(backend).await;
     // one-to-one
     dir.add_alias("postmaster@example.test", "alice@example.test")
         .await
@@ -204,9 +203,8 @@ async fn aliases_lists_nesting_loops_and_externals() {
     );
 }
 
-#[tokio::test]
-async fn nesting_depth_is_limited() {
-    let (_tmp, dir, alice, _, _) = setup().await;
+async fn nesting_depth_is_limited(backend: Backend) {
+    let (_fx, dir, alice, _, _) = setup(backend).await;
     // a0 → a1 → … → a20 → alice: deeper than the limit, so alice is not reached.
     for i in 0..20 {
         dir.add_alias(
@@ -229,9 +227,8 @@ async fn nesting_depth_is_limited() {
     );
 }
 
-#[tokio::test]
-async fn catch_all_only_when_nothing_matches() {
-    let (_tmp, dir, alice, bob, carol) = setup().await;
+async fn catch_all_only_when_nothing_matches(backend: Backend) {
+    let (_fx, dir, alice, bob, carol) = setup(backend).await;
     dir.add_alias("sales@example.test", "bob@example.test")
         .await
         .unwrap();
@@ -275,9 +272,8 @@ async fn catch_all_only_when_nothing_matches() {
     );
 }
 
-#[tokio::test]
-async fn disabled_accounts_receive_nothing() {
-    let (_tmp, dir, alice, _, _) = setup().await;
+async fn disabled_accounts_receive_nothing(backend: Backend) {
+    let (_fx, dir, alice, _, _) = setup(backend).await;
     dir.add_alias("@example.test", "alice@example.test")
         .await
         .unwrap();
@@ -293,9 +289,8 @@ async fn disabled_accounts_receive_nothing() {
     );
 }
 
-#[tokio::test]
-async fn may_send_as() {
-    let (_tmp, dir, _, _, _) = setup().await;
+async fn may_send_as(backend: Backend) {
+    let (_fx, dir, _, _, _) = setup(backend).await;
     let alice = dir.account("alice@example.test").await.unwrap().unwrap();
     dir.add_alias("postmaster@example.test", "alice@example.test")
         .await
@@ -343,3 +338,13 @@ async fn may_send_as() {
         assert!(!dir.may_send_as(&alice, no).await.unwrap(), "{no}");
     }
 }
+
+on_both_backends!(
+    accounts_plus_tags_and_unknowns,
+    smtputf8_recipient,
+    aliases_lists_nesting_loops_and_externals,
+    nesting_depth_is_limited,
+    catch_all_only_when_nothing_matches,
+    disabled_accounts_receive_nothing,
+    may_send_as,
+);
