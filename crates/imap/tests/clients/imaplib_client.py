@@ -73,4 +73,39 @@ check(typ == "OK" and b"Python/Sub" in data[0], data)
 typ, data = s.delete("Python/Sub")
 check(typ == "OK", data)
 s.logout()
+
+# AUTHENTICATE SCRAM-SHA-256 (no initial response; the server-final arrives as a last challenge).
+import scramp
+
+sc = scramp.ScramClient(["SCRAM-SHA-256"], user, password)
+steps = []
+
+
+def scram(challenge):
+    steps.append(challenge)
+    if len(steps) == 1:
+        return sc.get_client_first()
+    if len(steps) == 2:
+        sc.set_server_first(challenge.decode())
+        return sc.get_client_final()
+    sc.set_server_final(challenge.decode())  # raises unless the server proved it knows the key
+    return b""
+
+
+s = imaplib.IMAP4_SSL(host, tls_port, ssl_context=ctx)
+check("AUTH=SCRAM-SHA-256" in s.capabilities, s.capabilities)
+typ, data = s.authenticate("SCRAM-SHA-256", scram)
+check(typ == "OK" and len(steps) == 3, (typ, data, steps))
+typ, data = s.select("INBOX")
+check(typ == "OK", data)
+s.logout()
+
+# A wrong password fails with AUTHENTICATIONFAILED.
+s = imaplib.IMAP4_SSL(host, tls_port, ssl_context=ctx)
+try:
+    s.login(user, "not the password")
+    check(False, "wrong password accepted")
+except imaplib.IMAP4.error as e:
+    check("AUTHENTICATIONFAILED" in str(e), str(e))
+s.logout()
 print("imaplib OK")
