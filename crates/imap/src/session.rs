@@ -159,6 +159,8 @@ impl Selected {
                 // Sorted, merged ranges: a set repeating `1:*` many times costs no more than one.
                 let mut spans: Vec<(u32, u32)> = ranges
                     .iter()
+                    // `*` in an empty mailbox names no message (clients send `1:*` blindly).
+                    .filter(|&&(a, b)| max > 0 || (a != SeqNum::Star && b != SeqNum::Star))
                     .map(|&(a, b)| {
                         let (a, b) = (value(a), value(b));
                         (a.min(b), a.max(b))

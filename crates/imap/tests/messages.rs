@@ -87,6 +87,10 @@ async fn fetch_items() {
     assert!(r.starts_with("k BAD"), "{r}");
     let r = t.cmd("l UID FETCH 99 FLAGS").await;
     assert_eq!(r, "l OK UID FETCH completed\r\n");
+    t.cmd("n SELECT Sent").await;
+    assert_eq!(t.cmd("o FETCH 1:* FLAGS").await, "o OK FETCH completed\r\n");
+    assert!(t.cmd("p FETCH 1 FLAGS").await.starts_with("p BAD"));
+    t.cmd("q SELECT INBOX").await;
     let r = t.cmd("m FETCH 2 BODY[9]").await;
     assert!(r.contains("BODY[9] NIL"), "{r}");
 }
