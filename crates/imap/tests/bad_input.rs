@@ -98,6 +98,8 @@ fn parser_examples() {
         .is_ok()
     );
     assert!(parse_command(b"t CREATE x (USE (\\Junk))\r\n").is_ok());
+    let c = parse_command(b"t APPEND INBOX (\\Seen) UTF8 (~{3+}\r\nabc)\r\n").unwrap();
+    assert!(matches!(c.kind, CommandKind::Append { ref message, .. } if message == b"abc"));
     assert!(parse_command(b"t FETCH 0 FLAGS\r\n").is_err());
     assert!(parse_command(b"t APPEND INBOX {10}\r\nshort\r\n").is_err());
     assert!(parse_command(b"t STORE 1 +FLAGS.SILENT \\Seen $Junk\r\n").is_ok());

@@ -564,7 +564,16 @@ impl<'a> Parser<'a> {
                     date = Some(self.date_time()?);
                     self.sp()?;
                 }
-                let message = self.literal()?;
+                // RFC 6855 §4: `UTF8 (literal8)` carries a message with UTF-8 headers.
+                let message = if self.keyword("UTF8") {
+                    self.sp()?;
+                    self.expect(b'(')?;
+                    let m = self.literal()?;
+                    self.expect(b')')?;
+                    m
+                } else {
+                    self.literal()?
+                };
                 CommandKind::Append {
                     mailbox,
                     flags,

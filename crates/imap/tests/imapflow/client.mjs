@@ -28,6 +28,11 @@ const raw = 'From: Flow <flow@example.org>\r\nTo: alice@example.test\r\nSubject:
 const appended = await client.append('INBOX', raw, ['\\Flagged', '$Forwarded']);
 check(appended.uid > 0 && appended.uidValidity, appended);
 
+// A message larger than 4096 octets: LITERAL- makes the client use a synchronising literal.
+const big = 'From: big@example.org\r\nSubject: big\r\n\r\n' + 'x'.repeat(76).concat('\r\n').repeat(300);
+const bigRes = await client.append('Archive', big);
+check(bigRes.uid > 0, bigRes);
+
 const lock = await client.getMailboxLock('INBOX');
 try {
   check(client.mailbox.exists >= 1, client.mailbox);
@@ -62,6 +67,8 @@ try {
 
 const status = await client.status('Trash', { messages: true, uidNext: true, unseen: true });
 check(status.messages === 1, status);
+const archived = await client.status('Archive', { messages: true });
+check(archived.messages === 2, archived);
 
 await client.mailboxCreate(['Projects', 'Wharf']);
 await client.mailboxRename('Projects', 'Work');
