@@ -255,6 +255,9 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
                             conn.write_all(&out).await?;
                             conn.flush().await?;
                         }
+                        if session.is_closed() {
+                            return Ok(());
+                        }
                     }
                     IdleInput::Line(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
                         conn.write_all(&session.bye("Autologout; idle for too long"))

@@ -384,6 +384,9 @@ impl Session {
             "command"
         );
         let mut next = done.next;
+        if self.state == State::Logout {
+            next = Next::Close;
+        }
         if done.status == "BAD" && self.bad_in_row >= self.cfg.max_bad_commands {
             out.extend_from_slice(b"* BYE Too many invalid commands\r\n");
             next = Next::Close;
@@ -548,6 +551,11 @@ impl Session {
         out
     }
 
+    /// The session has ended (LOGOUT, or a BYE it sent); the loop closes the connection.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Logout
+    }
+
     /// The receiver of store events, for the loop to wait on during IDLE.
     pub fn events(&mut self) -> Option<&mut broadcast::Receiver<MailboxEvent>> {
         self.events.as_mut()
@@ -558,7 +566,8 @@ impl Session {
         let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
         let dirty = match ev {
             Ok(MailboxEvent::Changed { mailbox_id, .. }) => Some(mailbox_id) == sel_id,
-            Ok(MailboxEvent::MailboxesChanged) => false,
+            // The selected mailbox may be the one deleted: the pull finds out.
+            Ok(MailboxEvent::MailboxesChanged) => true,
             Err(broadcast::error::RecvError::Lagged(_)) => true,
             Err(broadcast::error::RecvError::Closed) => {
                 self.events = None;
@@ -583,7 +592,7 @@ impl Session {
                         dirty = true;
                     }
                 }
-                Ok(MailboxEvent::MailboxesChanged) => {}
+                Ok(MailboxEvent::MailboxesChanged) => dirty = true,
                 Err(broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
                 Err(_) => break,
             }
@@ -661,6 +670,15 @@ impl Session {
                             );
                         }
                     }
+                }
+                Err(StoreError::NotFound(_)) => {
+                    // Another session deleted the selected mailbox: its sequence numbers can no
+                    // longer be kept, so the connection ends (as RFC 9051 §7.1.5 allows).
+                    info!(session = self.id, "selected mailbox deleted elsewhere");
+                    self.selected = None;
+                    self.state = State::Logout;
+                    out.extend_from_slice(b"* BYE Selected mailbox was deleted\r\n");
+                    return;
                 }
                 Err(e) => warn!(session = self.id, error = %e, "changes_since failed"),
             }

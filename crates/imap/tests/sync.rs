@@ -108,3 +108,20 @@ async fn idle_wakes_on_other_sessions_changes() {
     let r = b.cmd("k FETCH 1:* UID").await;
     assert_eq!(r, "* 1 FETCH (UID 2)\r\nk OK FETCH completed\r\n");
 }
+
+#[tokio::test]
+async fn selected_mailbox_deleted_by_another_session() {
+    let env = env().await;
+    let mut a = T::login(&env).await;
+    let mut b = T::login(&env).await;
+    a.cmd("c CREATE Shared").await;
+    a.append("Shared", "", &message(1)).await;
+    b.cmd("s SELECT Shared").await;
+    assert_eq!(a.cmd("d DELETE Shared").await, "d OK DELETE completed\r\n");
+    let (r, next) = b.next(b"n NOOP\r\n").await;
+    assert_eq!(
+        r,
+        "* BYE Selected mailbox was deleted\r\nn OK NOOP completed\r\n"
+    );
+    assert_eq!(next, Next::Close);
+}
