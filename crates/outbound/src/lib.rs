@@ -6,6 +6,7 @@
 pub mod client;
 pub mod dkim;
 pub mod dsn;
+pub mod local;
 pub mod mta_sts;
 pub mod queue;
 pub mod reply;

@@ -31,6 +31,7 @@ struct Wharf {
     mx: SocketAddr,
     submission: SocketAddr,
     store: Arc<dyn Store>,
+    dir: Directory,
     _server: Server,
     _tmp: tempfile::TempDir,
 }
@@ -82,6 +83,7 @@ async fn start_wharf() -> Wharf {
         mx,
         submission,
         store,
+        dir,
         _server: server,
         _tmp: tmp,
     }
@@ -226,4 +228,79 @@ async fn smarthost_with_auth_against_wharf_submission() {
         "{raw}"
     );
     assert!(queue.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn dsn_for_a_local_sender_lands_in_its_inbox() {
+    // Node B sends for its own user relay@b.test to c.test, whose MX refuses the recipient.
+    let b = start_wharf().await;
+    let (refuser, _st) = start_fake(FakeConfig {
+        rcpt: Arc::new(|_| "550 5.1.1 <carol@c.test>: unknown user".into()),
+        ..FakeConfig::default()
+    })
+    .await;
+    let dns = start_dns(
+        Zone::default()
+            .mx("c.test", 10, "mx.c.test")
+            .a("mx.c.test", "127.0.0.1"),
+    )
+    .await;
+    let queue = Arc::new(MemoryQueue::new());
+    let sink = Arc::new(wharf_outbound::local::LocalBounceSink::new(
+        b.dir.clone(),
+        queue.clone(),
+        3600,
+    ));
+    let mut c = ClientConfig::new("mx.b.test");
+    c.anchors = TrustAnchors::empty();
+    let rc = RouterConfig {
+        nameservers: vec![dns],
+        smtp_port: refuser.port(),
+        ..RouterConfig::default()
+    };
+    let out = Outbound::new(
+        queue.clone(),
+        Router::new(rc).unwrap(),
+        c,
+        QueueConfig::new("mx.b.test"),
+        DkimSigners::new(),
+        Some(sink),
+    );
+    out.submit(Submission {
+        sender: "relay@b.test".into(),
+        recipients: vec![QueuedRecipient::new("carol@c.test")],
+        raw: message("relay@b.test", "carol@c.test", "will bounce"),
+        envid: Some("E-77".into()),
+        ret: None,
+        require_tls: false,
+    })
+    .await
+    .unwrap();
+    out.run_once().await.unwrap();
+    assert!(
+        queue.list().await.unwrap().is_empty(),
+        "nothing left queued, no DSN queued either"
+    );
+    let got = inbox(&b.store, "relay@b.test").await;
+    assert_eq!(got.len(), 1, "the DSN is in the sender's INBOX");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&got[0])
+        .unwrap();
+    use mail_parser::MimeHeaders;
+    let status = parsed
+        .parts
+        .iter()
+        .find(|p| {
+            p.content_type()
+                .is_some_and(|c| c.subtype() == Some("delivery-status"))
+        })
+        .expect("delivery-status part");
+    let text = String::from_utf8_lossy(status.contents()).to_string();
+    assert!(
+        text.contains("Final-Recipient: rfc822; carol@c.test"),
+        "{text}"
+    );
+    assert!(text.contains("Status: 5.1.1"));
+    assert!(text.contains("Original-Envelope-Id: E-77"));
+    assert!(String::from_utf8_lossy(&got[0]).starts_with("Return-Path: <>\r\n"));
 }
