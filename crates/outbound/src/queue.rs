@@ -318,6 +318,185 @@ impl QueueStore for MemoryQueue {
     }
 }
 
+/// The `QueueStore` contract as an executable check, for every backend's own tests
+/// (`wharf_outbound::queue::check_queue_store(&sqlite_queue).await`). Uses ids it creates and
+/// times far in the future, so it can run against a store holding other entries.
+pub async fn check_queue_store(q: &dyn QueueStore) -> Result<(), String> {
+    fn ensure(cond: bool, what: &str) -> Result<(), String> {
+        if cond {
+            Ok(())
+        } else {
+            Err(format!("QueueStore contract: {what}"))
+        }
+    }
+    let e = |s: QueueError| s.to_string();
+    // Far-future clock so entries of a shared database are not due.
+    let base: i64 = 4_000_000_000;
+    let mut rcpt = QueuedRecipient::new("b@y.example");
+    rcpt.orcpt = Some("rfc822;b@y.example".into());
+    rcpt.notify = Notify {
+        success: true,
+        failure: true,
+        explicit: true,
+        ..Notify::default()
+    };
+    let raw = Bytes::from_static(b"Subject: conformance\r\n\r\nbody\r\n");
+    let empty = NewQueueEntry {
+        sender: "a@x.example".into(),
+        recipients: vec![],
+        raw: raw.clone(),
+        envid: None,
+        ret: None,
+        require_tls: false,
+        created: base,
+        next_attempt: base,
+        expires: base + 100,
+    };
+    ensure(
+        q.enqueue(empty.clone()).await.is_err(),
+        "enqueue refuses an empty recipient list",
+    )?;
+    let id = q
+        .enqueue(NewQueueEntry {
+            recipients: vec![rcpt.clone(), QueuedRecipient::new("c@z.example")],
+            envid: Some("ENV".into()),
+            ret: Some(Ret::Full),
+            require_tls: true,
+            ..empty
+        })
+        .await
+        .map_err(e)?;
+    let got = q.get(id).await.map_err(e)?.ok_or("get after enqueue")?;
+    ensure(
+        got.recipients.len() == 2 && got.recipients[0] == rcpt,
+        "recipients round-trip",
+    )?;
+    ensure(
+        got.envid.as_deref() == Some("ENV") && got.ret == Some(Ret::Full) && got.require_tls,
+        "DSN fields round-trip",
+    )?;
+    ensure(
+        got.size == raw.len() as u64 && got.attempts == 0 && got.lease_owner.is_none(),
+        "fresh entry",
+    )?;
+    ensure(
+        q.message(id).await.map_err(e)? == raw,
+        "message bytes round-trip",
+    )?;
+    ensure(
+        q.list().await.map_err(e)?.iter().any(|x| x.id == id),
+        "list shows the entry",
+    )?;
+
+    let a = q.lease_due("node-a", base, 10, 1000).await.map_err(e)?;
+    ensure(
+        a.iter()
+            .any(|x| x.id == id && x.lease_owner.as_deref() == Some("node-a")),
+        "lease_due takes a due entry",
+    )?;
+    let b = q.lease_due("node-b", base + 5, 10, 1000).await.map_err(e)?;
+    ensure(
+        !b.iter().any(|x| x.id == id),
+        "a live lease excludes other workers",
+    )?;
+    // node-a dies; its lease runs out; node-b takes over and node-a's late write is refused.
+    let b = q
+        .lease_due("node-b", base + 11, 10, 1000)
+        .await
+        .map_err(e)?;
+    let mine = b
+        .iter()
+        .find(|x| x.id == id)
+        .ok_or("expired lease is taken over")?;
+    let mut rec = AttemptRecord {
+        recipients: mine.recipients.clone(),
+        attempts: 1,
+        next_attempt: base + 500,
+        delay_notified: true,
+    };
+    rec.recipients[0].state = RecipientState::Delivered;
+    rec.recipients[0].status = Some("2.0.0".into());
+    ensure(
+        matches!(
+            q.record_attempt(id, "node-a", base + 12, rec.clone()).await,
+            Err(QueueError::LeaseLost(_))
+        ),
+        "record_attempt by a former owner is LeaseLost",
+    )?;
+    q.record_attempt(id, "node-b", base + 12, rec.clone())
+        .await
+        .map_err(e)?;
+    let got = q.get(id).await.map_err(e)?.ok_or("get after record")?;
+    ensure(
+        got.recipients == rec.recipients
+            && got.attempts == 1
+            && got.next_attempt == base + 500
+            && got.delay_notified,
+        "record_attempt writes results",
+    )?;
+    ensure(
+        got.lease_owner.is_none() && got.lease_until.is_none(),
+        "record_attempt releases the lease",
+    )?;
+    ensure(
+        !q.lease_due("node-c", base + 100, 10, 1000)
+            .await
+            .map_err(e)?
+            .iter()
+            .any(|x| x.id == id),
+        "not due before next_attempt",
+    )?;
+    ensure(
+        q.retry_now(Some(id), base + 100).await.map_err(e)? == 1,
+        "retry_now counts the entry",
+    )?;
+    let c = q
+        .lease_due("node-c", base + 100, 10, 1000)
+        .await
+        .map_err(e)?;
+    ensure(c.iter().any(|x| x.id == id), "due after retry_now")?;
+    ensure(
+        matches!(
+            q.complete(id, "node-b", base + 101).await,
+            Err(QueueError::LeaseLost(_))
+        ),
+        "complete needs the lease",
+    )?;
+    q.complete(id, "node-c", base + 101).await.map_err(e)?;
+    ensure(
+        q.get(id).await.map_err(e)?.is_none(),
+        "complete removes the entry",
+    )?;
+
+    let id2 = q
+        .enqueue(NewQueueEntry {
+            sender: String::new(),
+            recipients: vec![QueuedRecipient::new("d@w.example")],
+            raw,
+            envid: None,
+            ret: None,
+            require_tls: false,
+            created: base,
+            next_attempt: base + 1_000_000,
+            expires: base + 2_000_000,
+        })
+        .await
+        .map_err(e)?;
+    ensure(
+        q.get(id2)
+            .await
+            .map_err(e)?
+            .is_some_and(|x| x.sender.is_empty()),
+        "null sender stored as empty",
+    )?;
+    ensure(q.drop_entry(id2).await.map_err(e)?, "drop_entry removes")?;
+    ensure(
+        !q.drop_entry(id2).await.map_err(e)?,
+        "drop_entry of a missing entry is false",
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +542,11 @@ mod tests {
         assert_eq!(c[0].attempts, 1);
         q.complete(id, "c", 151).await.unwrap();
         assert!(q.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn memory_queue_meets_the_contract() {
+        check_queue_store(&MemoryQueue::new()).await.unwrap();
     }
 
     #[tokio::test]
