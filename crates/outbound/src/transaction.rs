@@ -71,6 +71,27 @@ impl Notify {
         }
     }
 
+    /// From a submitted `NOTIFY=` value (`NEVER` or a comma list); `None` gives the default policy.
+    pub fn from_param(value: Option<&str>) -> Notify {
+        let Some(v) = value else {
+            return Notify::default_policy();
+        };
+        let mut n = Notify {
+            explicit: true,
+            ..Notify::default()
+        };
+        for word in v.split(',') {
+            match word.trim().to_ascii_uppercase().as_str() {
+                "NEVER" => n.never = true,
+                "SUCCESS" => n.success = true,
+                "FAILURE" => n.failure = true,
+                "DELAY" => n.delay = true,
+                _ => {}
+            }
+        }
+        n
+    }
+
     pub fn parameter(&self) -> String {
         if self.never {
             return "NEVER".into();
@@ -86,6 +107,17 @@ impl Notify {
             v.push("DELAY");
         }
         v.join(",")
+    }
+}
+
+impl Ret {
+    /// From a submitted `RET=` value.
+    pub fn from_param(value: &str) -> Option<Ret> {
+        match value.to_ascii_uppercase().as_str() {
+            "FULL" => Some(Ret::Full),
+            "HDRS" => Some(Ret::Hdrs),
+            _ => None,
+        }
     }
 }
 
@@ -305,6 +337,25 @@ pub fn xtext(s: &str) -> String {
     out
 }
 
+/// Decodes RFC 3461 xtext (`+XX` hex escapes); `None` when malformed. ENVID and ORCPT are stored
+/// decoded, and encoded again when passed on.
+pub fn xtext_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'+' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// DATA payload: every line starting with `.` gets another one (RFC 5321 §4.5.2), the body ends
 /// with CRLF, and the terminating `.` line follows.
 pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
@@ -428,6 +479,23 @@ mod tests {
         );
         let p = plan(&ehlo("250-mx\r\n250 REQUIRETLS\r\n"), &e, needs).unwrap();
         assert_eq!(p.mail, "MAIL FROM:<a@x.example> REQUIRETLS");
+    }
+
+    #[test]
+    fn dsn_parameter_parsing() {
+        let n = Notify::from_param(Some("success,Delay"));
+        assert!(n.success && n.delay && !n.failure && n.explicit);
+        assert_eq!(n.parameter(), "SUCCESS,DELAY");
+        assert!(Notify::from_param(Some("NEVER")).never);
+        assert_eq!(Notify::from_param(None), Notify::default_policy());
+        assert_eq!(Ret::from_param("hdrs"), Some(Ret::Hdrs));
+        assert_eq!(Ret::from_param("x"), None);
+        assert_eq!(
+            xtext_decode("rfc822;a+2Bb@x").as_deref(),
+            Some("rfc822;a+b@x")
+        );
+        assert_eq!(xtext_decode(&xtext("a+b=c d")).as_deref(), Some("a+b=c d"));
+        assert_eq!(xtext_decode("bad+2"), None);
     }
 
     #[test]
