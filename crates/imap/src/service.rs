@@ -217,6 +217,12 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
                 conn.flush().await?;
                 next = reply.next;
             }
+            Next::More => {
+                let reply = session.resume().await;
+                conn.write_all(&reply.out).await?;
+                conn.flush().await?;
+                next = reply.next;
+            }
             Next::Sasl => {
                 let line = match conn.read_line(cfg.max_line).await? {
                     Line::Complete(l) => l,

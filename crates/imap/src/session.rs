@@ -38,6 +38,8 @@ pub enum Next {
     Idle,
     /// Close the connection.
     Close,
+    /// Send this output, then call `resume` for the rest of the command's responses.
+    More,
 }
 
 /// Bytes to send and what comes next.
@@ -226,6 +228,7 @@ pub struct Session {
     pub(crate) idle_tag: Option<String>,
     /// SEARCHRES `$` (RFC 5182): UIDs of the last SEARCH ... RETURN (SAVE).
     pub(crate) saved: Vec<Uid>,
+    pub(crate) fetch_job: Option<crate::commands::fetch::FetchJob>,
     pub(crate) id: u64,
 }
 
@@ -247,6 +250,7 @@ impl Session {
             sasl: None,
             idle_tag: None,
             saved: Vec::new(),
+            fetch_job: None,
             id,
         }
     }
@@ -358,6 +362,41 @@ impl Session {
         let name = cmd.kind.name();
         let (allow_expunge, sync_after) = sync_policy(&cmd.kind);
         let done = self.execute(cmd, &mut out).await;
+        self.finish(&tag, name, allow_expunge, sync_after, done, out)
+            .await
+    }
+
+    /// Continues a command that answered `Next::More`.
+    pub async fn resume(&mut self) -> Reply {
+        let mut out = Vec::new();
+        let Some(job) = self.fetch_job.take() else {
+            return Reply {
+                out,
+                next: Next::Command,
+            };
+        };
+        let tag = job.tag.clone();
+        let uid = job.is_uid();
+        let done = self.fetch_run(job, &mut out).await;
+        self.finish(&tag, "FETCH", uid, true, done, out).await
+    }
+
+    /// Announces pending changes (where allowed) and writes the tagged completion.
+    async fn finish(
+        &mut self,
+        tag: &str,
+        name: &'static str,
+        allow_expunge: bool,
+        sync_after: bool,
+        done: Done,
+        mut out: Vec<u8>,
+    ) -> Reply {
+        if done.next == Next::More {
+            return Reply {
+                out,
+                next: Next::More,
+            };
+        }
         if done.status == "BAD" {
             self.bad_in_row += 1;
         } else {
@@ -482,7 +521,7 @@ impl Session {
                 charset,
                 key,
             } => self.search(&tag, uid, ret, charset, key, out).await,
-            K::Fetch { uid, set, items } => self.fetch(uid, &set, &items, out).await,
+            K::Fetch { uid, set, items } => self.fetch(&tag, uid, &set, &items, out).await,
             K::Store {
                 uid,
                 set,

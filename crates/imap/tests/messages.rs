@@ -165,3 +165,28 @@ async fn copy_move_expunge() {
             .contains("MESSAGES 2")
     );
 }
+
+#[tokio::test]
+async fn large_fetches_come_out_in_chunks() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    let body = "z".repeat(100_000);
+    for i in 0..6 {
+        let m = format!("Subject: big {i}\r\n\r\n{body}\r\n");
+        t.append("INBOX", "", &m).await;
+    }
+    t.cmd("s SELECT INBOX").await;
+    let r = t.s.handle(b"a FETCH 1:* BODY.PEEK[]\r\n").await;
+    assert_eq!(r.next, wharf_imap::Next::More, "first chunk only");
+    assert!(r.out.len() < 600_000, "{}", r.out.len());
+    let mut all = r.out;
+    let mut next = r.next;
+    while next == wharf_imap::Next::More {
+        let r = t.s.resume().await;
+        all.extend_from_slice(&r.out);
+        next = r.next;
+    }
+    let text = String::from_utf8(all).unwrap();
+    assert_eq!(text.matches(" FETCH (BODY[] {").count(), 6);
+    assert!(text.ends_with("a OK FETCH completed\r\n"));
+}

@@ -9,6 +9,29 @@ use wharf_store::{FlagOp, Flags, MessageEntry};
 use crate::session::{Done, Session};
 use crate::syntax::{FetchItem, SeqSet, response};
 
+/// Output size after which a FETCH yields to the connection loop, so a FETCH of many large
+/// messages is written out piece by piece instead of built whole in memory.
+const FETCH_CHUNK: usize = 256 * 1024;
+
+/// A FETCH in progress (it resumes with `Session::resume`).
+pub(crate) struct FetchJob {
+    pub tag: String,
+    uid: bool,
+    items: Vec<FetchItem>,
+    idxs: Vec<usize>,
+    pos: usize,
+    seen_now: std::collections::HashSet<u32>,
+    failure: Option<Done>,
+    needs_summary: bool,
+    needs_raw: bool,
+}
+
+impl FetchJob {
+    pub fn is_uid(&self) -> bool {
+        self.uid
+    }
+}
+
 fn section_label(s: &Section) -> String {
     let mut parts: Vec<String> = s.part.iter().map(|p| p.to_string()).collect();
     match &s.spec {
@@ -61,6 +84,7 @@ fn sets_seen(item: &FetchItem) -> bool {
 impl Session {
     pub(crate) async fn fetch(
         &mut self,
+        tag: &str,
         uid: bool,
         set: &SeqSet,
         items: &[FetchItem],
@@ -131,16 +155,40 @@ impl Session {
                 }
             }
         }
+        let job = FetchJob {
+            tag: tag.to_string(),
+            uid,
+            items: items.to_vec(),
+            idxs,
+            pos: 0,
+            seen_now,
+            failure: None,
+            needs_summary,
+            needs_raw,
+        };
+        self.fetch_run(job, out).await
+    }
+
+    /// Writes FETCH responses until done or until the output chunk is full.
+    pub(crate) async fn fetch_run(&mut self, mut job: FetchJob, out: &mut Vec<u8>) -> Done {
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
         };
-        let mut failure = None;
-        for &i in &idxs {
+        let (uid, needs_summary, needs_raw) = (job.uid, job.needs_summary, job.needs_raw);
+        let start_len = out.len();
+        while job.pos < job.idxs.len() {
+            if out.len() - start_len > FETCH_CHUNK {
+                self.fetch_job = Some(job);
+                return Done::ok("").with_next(crate::session::Next::More);
+            }
+            let i = job.idxs[job.pos];
+            job.pos += 1;
+            let items = &job.items;
             let m: MessageEntry = sel.msgs[i].clone();
             let recent = !self.rev2 && sel.recent.contains(&m.uid);
             if sel.pending_expunge.contains(&m.uid) && (needs_raw || needs_summary) {
                 // Expunged by another session but not yet announced: its content is gone.
-                failure = Some(Done::no(
+                job.failure = Some(Done::no(
                     Some("EXPUNGEISSUED"),
                     "Some messages were expunged",
                 ));
@@ -152,13 +200,13 @@ impl Session {
                         Ok(s) => Some(s),
                         Err(e) => {
                             warn!(session = self.id, uid = m.uid, error = %e, "summary unreadable");
-                            failure =
+                            job.failure =
                                 Some(Done::no(Some("SERVERBUG"), "Message summary unreadable"));
                             continue;
                         }
                     },
                     Err(e) => {
-                        failure = Some(Done::store(e));
+                        job.failure = Some(Done::store(e));
                         continue;
                     }
                 }
@@ -169,7 +217,7 @@ impl Session {
                 match self.store.message_raw(m.message_id).await {
                     Ok(r) => Some(r),
                     Err(e) => {
-                        failure = Some(Done::store(e));
+                        job.failure = Some(Done::store(e));
                         continue;
                     }
                 }
@@ -343,7 +391,7 @@ impl Session {
             if uid && !has_uid {
                 parts.insert(0, format!("UID {}", m.uid).into_bytes());
             }
-            if seen_now.contains(&m.uid) && !has_flags {
+            if job.seen_now.contains(&m.uid) && !has_flags {
                 parts.push(
                     format!(
                         "FLAGS {}",
@@ -356,7 +404,7 @@ impl Session {
             out.extend_from_slice(&parts.join(&b' '));
             out.extend_from_slice(b")\r\n");
         }
-        match failure {
+        match job.failure {
             Some(f) => f,
             None => Done::ok(if uid {
                 "UID FETCH completed"

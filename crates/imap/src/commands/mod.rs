@@ -3,7 +3,7 @@
 mod append;
 mod auth;
 mod copy_move;
-mod fetch;
+pub(crate) mod fetch;
 mod list;
 mod mailbox;
 mod search;

@@ -66,13 +66,18 @@ impl T {
     }
 
     pub async fn raw(&mut self, bytes: &[u8]) -> String {
-        let r = self.s.handle(bytes).await;
-        String::from_utf8_lossy(&r.out).into_owned()
+        self.next(bytes).await.0
     }
 
+    /// Runs one command to completion (resuming chunked output) and reports what comes next.
     pub async fn next(&mut self, bytes: &[u8]) -> (String, Next) {
-        let r = self.s.handle(bytes).await;
-        (String::from_utf8_lossy(&r.out).into_owned(), r.next)
+        let mut r = self.s.handle(bytes).await;
+        let mut out = std::mem::take(&mut r.out);
+        while r.next == Next::More {
+            r = self.s.resume().await;
+            out.extend_from_slice(&r.out);
+        }
+        (String::from_utf8_lossy(&out).into_owned(), r.next)
     }
 
     /// APPENDs a message to a mailbox, returning its UID.
