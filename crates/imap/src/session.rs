@@ -352,7 +352,7 @@ impl Session {
         let cmd = match syntax::parse_command(raw) {
             Ok(c) => c,
             Err(e) => {
-                debug!(session = self.id, error = %e.message, "syntax error");
+                info!(session = self.id, error = %e.message, "syntax error");
                 let tag = e.tag.as_deref().unwrap_or("*");
                 return self.bad_reply(format!("{tag} BAD {}\r\n", e.message));
             }

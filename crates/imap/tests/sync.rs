@@ -125,3 +125,129 @@ async fn selected_mailbox_deleted_by_another_session() {
     );
     assert_eq!(next, Next::Close);
 }
+
+/// Applies one reply's untagged EXISTS/EXPUNGE/FETCH to a client-side model of the mailbox
+/// (sequence number → UID), failing on any FETCH that contradicts what the model knows.
+fn apply(model: &mut Vec<Option<u32>>, reply: &str) {
+    for line in reply.lines() {
+        let mut w = line.split(' ');
+        if w.next() != Some("*") {
+            continue;
+        }
+        let (Some(n), Some(kind)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let Ok(n) = n.parse::<usize>() else { continue };
+        match kind {
+            "EXISTS" => {
+                assert!(
+                    n >= model.len(),
+                    "EXISTS may not shrink the mailbox: {line}"
+                );
+                model.resize(n, None);
+            }
+            "EXPUNGE" => {
+                assert!(n >= 1 && n <= model.len(), "EXPUNGE out of range: {line}");
+                model.remove(n - 1);
+            }
+            "FETCH" => {
+                assert!(
+                    n >= 1 && n <= model.len(),
+                    "FETCH out of range: {line} ({})",
+                    model.len()
+                );
+                if let Some(rest) = line.split("UID ").nth(1) {
+                    let uid: u32 = rest.split([' ', ')']).next().unwrap().parse().unwrap();
+                    match model[n - 1] {
+                        Some(u) => assert_eq!(u, uid, "seq {n} changed UID: {line}"),
+                        None => model[n - 1] = Some(uid),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn sequence_numbers_stay_in_step_under_concurrent_changes() {
+    let env = env().await;
+    let mut a = T::login(&env).await;
+    let mut b = T::login(&env).await;
+    for i in 0..10 {
+        a.append("INBOX", "", &message(i)).await;
+    }
+    a.cmd("s SELECT INBOX").await;
+    let r = b.cmd("s SELECT INBOX").await;
+    let mut model: Vec<Option<u32>> = Vec::new();
+    apply(&mut model, &r);
+    let r = b.cmd("f FETCH 1:* (UID)").await;
+    apply(&mut model, &r);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for step in 0..150 {
+        // session a changes the mailbox
+        match rnd(4) {
+            0 => {
+                a.append("INBOX", "", &message(100 + step)).await;
+            }
+            1 => {
+                a.cmd("x UID STORE 1:* +FLAGS.SILENT (\\Seen)").await;
+            }
+            2 => {
+                let r = a.cmd("y FETCH 1:* (UID)").await;
+                let count = r.matches(" FETCH ").count() as u64;
+                if count > 0 {
+                    let n = rnd(count) + 1;
+                    a.cmd(&format!("z STORE {n} +FLAGS.SILENT (\\Deleted)"))
+                        .await;
+                    a.cmd("e EXPUNGE").await;
+                }
+            }
+            _ => {
+                a.cmd(&format!("w STORE 1 FLAGS.SILENT ($k{})", rnd(5)))
+                    .await;
+            }
+        }
+        // session b issues a command of any kind
+        let cmd = match rnd(6) {
+            0 => "b NOOP".to_string(),
+            1 => "b FETCH 1:* (FLAGS)".to_string(),
+            2 => "b SEARCH UNSEEN".to_string(),
+            3 => "b UID FETCH 1:* (FLAGS)".to_string(),
+            4 => "b STORE 1:* +FLAGS (\\Answered)".to_string(),
+            _ => "b FETCH 1:* (UID)".to_string(),
+        };
+        if model.is_empty() && cmd.contains("1:*") && !cmd.contains("UID") {
+            continue;
+        }
+        let r = b.cmd(&cmd).await;
+        assert!(r.contains("b OK"), "{cmd}: {r}");
+        apply(&mut model, &r);
+    }
+    let r = b.cmd("n NOOP").await;
+    apply(&mut model, &r);
+    let r = b.cmd("f FETCH 1:* (UID)").await;
+    apply(&mut model, &r);
+    let account = env.directory.account(USER).await.unwrap().unwrap();
+    let inbox = env
+        .store
+        .get_mailbox(account.id, "INBOX")
+        .await
+        .unwrap()
+        .unwrap();
+    let truth: Vec<Option<u32>> = env
+        .store
+        .mailbox_index(inbox.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| Some(e.uid))
+        .collect();
+    assert_eq!(model, truth);
+}

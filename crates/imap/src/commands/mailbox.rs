@@ -23,6 +23,8 @@ impl Session {
 
     pub(crate) async fn select(&mut self, name: &str, read_only: bool, out: &mut Vec<u8>) -> Done {
         let had = self.selected.take().is_some();
+        // The saved search result belongs to the mailbox it was made in (RFC 5182 §2.1).
+        self.saved.clear();
         self.state = crate::session::State::Authenticated;
         if had {
             out.extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
@@ -119,6 +121,7 @@ impl Session {
     }
 
     pub(crate) async fn close(&mut self, expunge: bool) -> Done {
+        self.saved.clear();
         if let Some(sel) = self.selected.take()
             && expunge
             && !sel.read_only
