@@ -278,3 +278,69 @@ async fn accounts_are_isolated() {
             .starts_with("e NO")
     );
 }
+
+#[tokio::test]
+async fn error_replies() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    assert!(
+        t.cmd("a DELETE Nope")
+            .await
+            .starts_with("a NO [NONEXISTENT]")
+    );
+    assert!(
+        t.cmd("b SUBSCRIBE Nope")
+            .await
+            .starts_with("b NO [NONEXISTENT]")
+    );
+    assert_eq!(
+        t.cmd("c UNSUBSCRIBE Nope").await,
+        "c OK UNSUBSCRIBE completed\r\n"
+    );
+    assert!(
+        t.cmd("d CREATE \"a//b\"")
+            .await
+            .starts_with("d NO [CANNOT]")
+    );
+    assert!(
+        t.cmd("e RENAME Sent Sent/Inner")
+            .await
+            .starts_with("e NO [CANNOT]")
+    );
+    assert!(
+        t.cmd("f EXPUNGE")
+            .await
+            .starts_with("f BAD No mailbox selected")
+    );
+    assert!(t.cmd("g ENABLE").await.starts_with("g BAD"));
+    assert!(t.cmd("h LIST").await.starts_with("h BAD"));
+    let m = message(1);
+    let r = t
+        .raw(format!("i APPEND INBOX (\\Bogus) {{{}}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    assert!(r.starts_with("i BAD"), "{r}");
+    t.append("INBOX", "", &m).await;
+    t.cmd("j EXAMINE INBOX").await;
+    assert!(
+        t.cmd("k MOVE 1 Trash")
+            .await
+            .starts_with("k NO [READ-ONLY]")
+    );
+    assert!(t.cmd("l EXPUNGE").await.starts_with("l NO [READ-ONLY]"));
+    assert!(t.cmd("m COPY 1 Nope").await.starts_with("m NO [TRYCREATE]"));
+    assert!(t.cmd("n COPY 2 Trash").await.starts_with("n BAD"));
+    let (r, next) = t.next(b"o IDLE\r\n").await;
+    assert_eq!((r.as_str(), next), ("+ idling\r\n", wharf_imap::Next::Idle));
+    let rep = t.s.idle_line(b"NOPE\r\n").await;
+    assert_eq!(
+        String::from_utf8(rep.out).unwrap(),
+        "o BAD Expected DONE\r\n"
+    );
+    assert!(t.cmd("p FETCH 1 (BOGUS)").await.starts_with("p BAD"));
+    assert!(t.cmd("q FETCH 1 BODY[1.MIME").await.starts_with("q BAD"));
+    assert!(
+        t.cmd("r LOGIN a b")
+            .await
+            .starts_with("r BAD Already authenticated")
+    );
+}

@@ -108,4 +108,22 @@ try:
 except imaplib.IMAP4.error as e:
     check("AUTHENTICATIONFAILED" in str(e), str(e))
 s.logout()
+# STARTTLS command injection (CVE-2011-0411 class): a command pipelined in plaintext behind
+# STARTTLS must never run after the upgrade.
+import socket
+
+raw = socket.create_connection((host, plain_port))
+raw.settimeout(10)
+f = raw.makefile("rb")
+check(f.readline().startswith(b"* OK"), "greeting")
+raw.sendall(b"a STARTTLS\r\nb CAPABILITY\r\n")
+line = f.readline()
+check(line.startswith(b"a OK"), line)
+tls = ctx.wrap_socket(raw, server_hostname="localhost")
+tf = tls.makefile("rb")
+tls.sendall(b"c NOOP\r\n")
+line = tf.readline()
+check(line == b"c OK NOOP completed\r\n", line)
+tls.sendall(b"d LOGOUT\r\n")
+tls.close()
 print("imaplib OK")
