@@ -34,6 +34,7 @@ fn kill_9_under_smtp_load_loses_and_duplicates_no_acknowledged_message() {
             "blast",
             &[
                 kv("clients", 4),
+                kv("run", round),
                 kv("acked", acked.display()),
                 kv("tried", tried.display()),
             ],

@@ -12,7 +12,6 @@ Sent messages are written to `<dir>/sent/NN.eml` (exact bytes given to the clien
 """
 
 import base64
-import hashlib
 import imaplib
 import os
 import poplib
@@ -406,7 +405,8 @@ def cmd_pop3(kv):
         p.quit()
         print(f"pop3 {kv['mode']}: {count} messages identical, deleted")
     else:
-        # Leaving without QUIT's UPDATE state must delete nothing; RSET keeps all too.
+        # Nothing marked for deletion (RSET), so QUIT's UPDATE state removes nothing: the next
+        # session must find all 20 again.
         p.rset()
         p.quit()
         print(f"pop3 {kv['mode']}: {count} messages identical")
@@ -660,6 +660,8 @@ def cmd_blast(kv):
     DATA. Exits 0 once every sender has stopped on a connection error."""
     port = int(kv["smtp"])
     clients = int(kv["clients"])
+    # Message-IDs must be unique over every run against one data folder.
+    run_id = kv.get("run") or os.urandom(6).hex()
     acked = open(kv["acked"], "a", buffering=1)
     tried = open(kv["tried"], "a", buffering=1)
     lock = threading.Lock()
@@ -673,9 +675,9 @@ def cmd_blast(kv):
                 s.ehlo("mx.remote.example.org")
                 while True:
                     seq += 1
-                    mid = f"<crash-{c}-{seq}@client.example.org>"
+                    mid = f"<crash-{run_id}-{c}-{seq}@client.example.org>"
                     body = crlf(
-                        f"From: carol@remote.example.org\nTo: {RCPT}\nSubject: crash {c} {seq}\n"
+                        f"From: carol@remote.example.org\nTo: {RCPT}\nSubject: crash {run_id} {c} {seq}\n"
                         f"Message-ID: {mid}\n\n" + f"client {c} message {seq}\n" * (1 + seq % 40)
                     )
                     with lock:
