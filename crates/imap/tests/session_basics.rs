@@ -118,3 +118,45 @@ async fn enable_id_logout() {
     assert_eq!(r, "* BYE Logging out\r\nc OK LOGOUT completed\r\n");
     assert_eq!(next, Next::Close);
 }
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_by_the_directory() {
+    let env = env().await;
+    let directory = wharf_directory::Directory::new(
+        env.store.clone(),
+        wharf_directory::DirectoryConfig {
+            auth_fail_delay_base: std::time::Duration::ZERO,
+            auth_fail_max_delay: std::time::Duration::ZERO,
+            auth_ip_lockout_after: 3,
+            ..wharf_directory::DirectoryConfig::default()
+        },
+    );
+    let info = wharf_imap::ConnInfo {
+        peer: "127.0.0.1".parse().unwrap(),
+        tls: true,
+        starttls_available: false,
+    };
+    let mut s = wharf_imap::Session::new(
+        std::sync::Arc::new(ImapConfig::default()),
+        directory,
+        info,
+        7,
+    );
+    for i in 0..3 {
+        let r = s
+            .handle(format!("a{i} LOGIN {USER} wrong-password\r\n").as_bytes())
+            .await;
+        assert_eq!(
+            String::from_utf8(r.out).unwrap(),
+            format!("a{i} NO [AUTHENTICATIONFAILED] Invalid credentials\r\n")
+        );
+    }
+    let r = s
+        .handle(format!("b LOGIN {USER} \"{PASS}\"\r\n").as_bytes())
+        .await;
+    let out = String::from_utf8(r.out).unwrap();
+    assert!(
+        out.starts_with("b NO [UNAVAILABLE] Too many failures"),
+        "locked out even with the right password: {out}"
+    );
+}
