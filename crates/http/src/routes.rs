@@ -1,0 +1,223 @@
+//! The router: Thunderbird autoconfig, Outlook Autodiscover v1 (POX) and
+//! the MTA-STS policy, each answered only for local domains.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use wharf_directory::Directory;
+
+use crate::config::{ConfigError, HttpConfig};
+use crate::dns::mta_sts_policy;
+use crate::xml::{element_text, escape};
+
+#[derive(Clone)]
+pub struct HttpState {
+    directory: Directory,
+    config: Arc<HttpConfig>,
+    proxies: Arc<Vec<IpAddr>>,
+}
+
+impl HttpState {
+    pub fn new(directory: Directory, config: HttpConfig) -> Result<HttpState, ConfigError> {
+        let proxies = config.parsed_proxies()?;
+        Ok(HttpState {
+            directory,
+            config: Arc::new(config),
+            proxies: Arc::new(proxies),
+        })
+    }
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            get(autoconfig),
+        )
+        .route("/mail/config-v1.1.xml", get(autoconfig))
+        .route("/autodiscover/autodiscover.xml", post(autodiscover))
+        .route("/Autodiscover/Autodiscover.xml", post(autodiscover))
+        .route("/.well-known/mta-sts.txt", get(mta_sts))
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .with_state(state)
+}
+
+/// Host the client asked for; X-Forwarded-Host only from a trusted proxy.
+fn request_host(
+    state: &HttpState,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let trusted = peer.is_some_and(|p| state.proxies.contains(&p.ip()));
+    let value = trusted
+        .then(|| headers.get("x-forwarded-host"))
+        .flatten()
+        .or_else(|| headers.get(header::HOST))?;
+    let host = value.to_str().ok()?.split(',').next()?.trim();
+    // Strip a port, but not from a bracketed IPv6 literal.
+    let host = match host.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+async fn local(state: &HttpState, domain: &str) -> Result<bool, Response> {
+    if domain.is_empty() || domain.len() > 253 {
+        return Ok(false);
+    }
+    state.directory.is_local_domain(domain).await.map_err(|e| {
+        tracing::warn!(error = %e, "http: domain lookup failed");
+        (StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n").into_response()
+    })
+}
+
+fn xml(body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn autoconfig(
+    State(state): State<HttpState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let domain = match q.get("emailaddress") {
+        Some(addr) => match addr.rsplit_once('@') {
+            Some((_, d)) => d.trim().trim_end_matches('.').to_ascii_lowercase(),
+            None => {
+                return (StatusCode::BAD_REQUEST, "emailaddress needs a domain\n").into_response();
+            }
+        },
+        None => match request_host(&state, peer.map(|c| c.0.0), &headers) {
+            Some(h) => h.strip_prefix("autoconfig.").unwrap_or(&h).to_string(),
+            None => return not_found(),
+        },
+    };
+    match local(&state, &domain).await {
+        Ok(true) => xml(autoconfig_xml(&state.config, &domain)),
+        Ok(false) => {
+            tracing::info!(%domain, "autoconfig: not a local domain");
+            not_found()
+        }
+        Err(r) => r,
+    }
+}
+
+fn autoconfig_xml(cfg: &HttpConfig, domain: &str) -> String {
+    let d = escape(domain);
+    let host = escape(&cfg.hostname);
+    let p = &cfg.ports;
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<clientConfig version=\"1.1\">\n  <emailProvider id=\"{d}\">\n    <domain>{d}</domain>\n    <displayName>{d}</displayName>\n    <displayShortName>{d}</displayShortName>\n"
+    );
+    let server = |kind: &str, ty: &str, port: u16, socket: &str| {
+        format!(
+            "    <{kind} type=\"{ty}\">\n      <hostname>{host}</hostname>\n      <port>{port}</port>\n      <socketType>{socket}</socketType>\n      <authentication>password-cleartext</authentication>\n      <username>%EMAILADDRESS%</username>\n    </{kind}>\n"
+        )
+    };
+    for (kind, ty, port, socket) in [
+        ("incomingServer", "imap", p.imaps, "SSL"),
+        ("incomingServer", "imap", p.imap, "STARTTLS"),
+        ("incomingServer", "pop3", p.pop3s, "SSL"),
+        ("incomingServer", "pop3", p.pop3, "STARTTLS"),
+        ("outgoingServer", "smtp", p.submissions, "SSL"),
+        ("outgoingServer", "smtp", p.submission, "STARTTLS"),
+    ] {
+        if port != 0 {
+            s.push_str(&server(kind, ty, port, socket));
+        }
+    }
+    s.push_str("  </emailProvider>\n</clientConfig>\n");
+    s
+}
+
+const RESPONSE_SCHEMA: &str =
+    "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
+
+async fn autodiscover(State(state): State<HttpState>, body: Bytes) -> Response {
+    let Some(email) = element_text(&body, "EMailAddress") else {
+        tracing::info!("autodiscover: request without EMailAddress");
+        return (StatusCode::BAD_REQUEST, "EMailAddress missing\n").into_response();
+    };
+    if let Some(schema) = element_text(&body, "AcceptableResponseSchema")
+        && schema != RESPONSE_SCHEMA
+    {
+        tracing::info!(%schema, "autodiscover: unsupported response schema");
+        return not_found();
+    }
+    let Some((_, domain)) = email.rsplit_once('@') else {
+        return (StatusCode::BAD_REQUEST, "EMailAddress needs a domain\n").into_response();
+    };
+    match local(&state, &domain.to_ascii_lowercase()).await {
+        Ok(true) => xml(autodiscover_xml(&state.config, &email)),
+        Ok(false) => not_found(),
+        Err(r) => r,
+    }
+}
+
+fn autodiscover_xml(cfg: &HttpConfig, email: &str) -> String {
+    let host = escape(&cfg.hostname);
+    let login = escape(email);
+    let p = &cfg.ports;
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006\">\n  <Response xmlns=\"{RESPONSE_SCHEMA}\">\n    <Account>\n      <AccountType>email</AccountType>\n      <Action>settings</Action>\n"
+    );
+    // One entry per protocol: Outlook uses the first of each Type, so the
+    // implicit-TLS port wins and STARTTLS is the fallback.
+    for (ty, implicit, starttls) in [
+        ("IMAP", p.imaps, p.imap),
+        ("POP3", p.pop3s, p.pop3),
+        ("SMTP", p.submissions, p.submission),
+    ] {
+        let (port, ssl, enc) = if implicit != 0 {
+            (implicit, "on", "SSL")
+        } else if starttls != 0 {
+            (starttls, "off", "TLS")
+        } else {
+            continue;
+        };
+        s.push_str(&format!(
+            "      <Protocol>\n        <Type>{ty}</Type>\n        <Server>{host}</Server>\n        <Port>{port}</Port>\n        <DomainRequired>off</DomainRequired>\n        <LoginName>{login}</LoginName>\n        <SPA>off</SPA>\n        <SSL>{ssl}</SSL>\n        <Encryption>{enc}</Encryption>\n        <AuthRequired>on</AuthRequired>\n      </Protocol>\n"
+        ));
+    }
+    s.push_str("    </Account>\n  </Response>\n</Autodiscover>\n");
+    s
+}
+
+async fn mta_sts(
+    State(state): State<HttpState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(host) = request_host(&state, peer.map(|c| c.0.0), &headers) else {
+        return not_found();
+    };
+    let Some(domain) = host.strip_prefix("mta-sts.") else {
+        return not_found();
+    };
+    match local(&state, domain).await {
+        Ok(true) => (
+            [(header::CONTENT_TYPE, "text/plain")],
+            mta_sts_policy(&state.config.mta_sts, &state.config.hostname),
+        )
+            .into_response(),
+        Ok(false) => not_found(),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,283 @@
+//! Every endpoint over real loopback sockets (HTTP and HTTPS), fetched with curl.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use wharf_directory::{Directory, DirectoryConfig};
+use wharf_http::{HttpConfig, HttpState, mta_sts_id, mta_sts_policy, router, serve};
+
+struct Server {
+    http: SocketAddr,
+    https: SocketAddr,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = wharf_store::open_embedded(dir.path()).await.unwrap();
+    let directory = Directory::new(store, DirectoryConfig::default());
+    directory.add_domain("example.org").await.unwrap();
+    let cfg: HttpConfig = toml::from_str(
+        "hostname = \"mx.example.org\"\n[ports]\npop3 = 0\n[mta_sts]\nmode = \"enforce\"\nmax_age = 86400\n",
+    )
+    .unwrap();
+    let app = router(HttpState::new(directory, cfg).unwrap());
+    let (cert, key) = wharf_net::generate_self_signed("mx.example.org", &[]).unwrap();
+    let tls = wharf_net::TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let l1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http, https) = (l1.local_addr().unwrap(), l2.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx2, rx2) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(l1, None, app.clone(), async move {
+        let _ = rx.await;
+        let _ = tx2.send(());
+    }));
+    tokio::spawn(serve(l2, Some(tls), app, async move {
+        let _ = rx2.await;
+    }));
+    Server {
+        http,
+        https,
+        _dir: dir,
+        _stop: tx,
+    }
+}
+
+/// (status, body) from curl; `extra` are more curl arguments.
+async fn curl(url: String, extra: Vec<String>) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("curl")
+            .args(["-sS", "-k", "--max-time", "10", "-w", "\n%{http_code}"])
+            .args(&extra)
+            .arg(&url)
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_string())
+    })
+    .await
+    .unwrap()
+}
+
+/// Parses the XML and returns (path of element names, text) for every text node,
+/// plus each element's attributes keyed by path.
+/// (element path, attribute name, value)
+type Attr = (String, String, String);
+
+fn flatten(xml: &str) -> (Vec<(String, String)>, Vec<Attr>) {
+    let mut r = Reader::from_str(xml);
+    r.config_mut().trim_text(true);
+    let (mut path, mut texts, mut attrs) = (Vec::<String>::new(), Vec::new(), Vec::new());
+    loop {
+        match r.read_event().unwrap() {
+            Event::Start(e) => {
+                path.push(String::from_utf8(e.local_name().as_ref().to_vec()).unwrap());
+                for a in e.attributes() {
+                    let a = a.unwrap();
+                    attrs.push((
+                        path.join("/"),
+                        String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
+                        a.unescape_value().unwrap().to_string(),
+                    ));
+                }
+            }
+            Event::End(_) => {
+                path.pop();
+            }
+            Event::Text(t) => texts.push((path.join("/"), t.decode().unwrap().to_string())),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert!(path.is_empty(), "unbalanced XML");
+    (texts, attrs)
+}
+
+fn check_autoconfig(body: &str) {
+    let (texts, attrs) = flatten(body);
+    assert!(attrs.contains(&("clientConfig".into(), "version".into(), "1.1".into())));
+    assert!(attrs.contains(&(
+        "clientConfig/emailProvider".into(),
+        "id".into(),
+        "example.org".into()
+    )));
+    let get = |p: &str| {
+        texts
+            .iter()
+            .filter(|(k, _)| k == p)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("clientConfig/emailProvider/domain"), ["example.org"]);
+    let inc = "clientConfig/emailProvider/incomingServer";
+    let out = "clientConfig/emailProvider/outgoingServer";
+    // pop3 (STARTTLS, 110) is disabled in this config.
+    assert_eq!(get(&format!("{inc}/port")), ["993", "143", "995"]);
+    assert_eq!(
+        get(&format!("{inc}/socketType")),
+        ["SSL", "STARTTLS", "SSL"]
+    );
+    assert_eq!(get(&format!("{out}/port")), ["465", "587"]);
+    assert_eq!(get(&format!("{out}/socketType")), ["SSL", "STARTTLS"]);
+    for p in [inc, out] {
+        assert!(
+            get(&format!("{p}/hostname"))
+                .iter()
+                .all(|h| h == "mx.example.org")
+        );
+        assert!(
+            get(&format!("{p}/authentication"))
+                .iter()
+                .all(|h| h == "password-cleartext")
+        );
+        assert!(
+            get(&format!("{p}/username"))
+                .iter()
+                .all(|h| h == "%EMAILADDRESS%")
+        );
+    }
+    let types: Vec<_> = attrs
+        .iter()
+        .filter(|(p, k, _)| p == inc && k == "type")
+        .map(|a| a.2.as_str())
+        .collect();
+    assert_eq!(types, ["imap", "imap", "pop3"]);
+}
+
+#[tokio::test]
+async fn autoconfig_over_http_and_https() {
+    let s = start().await;
+    for base in [format!("http://{}", s.http), format!("https://{}", s.https)] {
+        let (code, body) = curl(
+            format!("{base}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=alice%40example.org"),
+            vec![],
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        check_autoconfig(&body);
+        // URL form on autoconfig.<domain>, domain taken from Host.
+        let (code, body) = curl(
+            format!("{base}/mail/config-v1.1.xml"),
+            vec!["-H".into(), "Host: autoconfig.example.org".into()],
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        check_autoconfig(&body);
+        let (code, _) = curl(
+            format!("{base}/mail/config-v1.1.xml?emailaddress=bob%40elsewhere.net"),
+            vec![],
+        )
+        .await;
+        assert_eq!(code, 404);
+    }
+}
+
+const OUTLOOK_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>alice@example.org</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>"#;
+
+#[tokio::test]
+async fn autodiscover_v1_answers_outlook() {
+    let s = start().await;
+    for path in [
+        "autodiscover/autodiscover.xml",
+        "Autodiscover/Autodiscover.xml",
+    ] {
+        let (code, body) = curl(
+            format!("https://{}/{path}", s.https),
+            vec![
+                "-H".into(),
+                "Content-Type: text/xml".into(),
+                "--data-binary".into(),
+                OUTLOOK_REQUEST.into(),
+            ],
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+        let (texts, attrs) = flatten(&body);
+        assert!(
+            attrs.contains(&(
+                "Autodiscover/Response".into(),
+                "xmlns".into(),
+                "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+                    .into()
+            ))
+        );
+        let p = "Autodiscover/Response/Account/Protocol";
+        let get = |f: &str| {
+            texts
+                .iter()
+                .filter(|(k, _)| *k == format!("{p}/{f}"))
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("Type"), ["IMAP", "POP3", "SMTP"]);
+        assert_eq!(get("Port"), ["993", "995", "465"]);
+        assert_eq!(get("SSL"), ["on", "on", "on"]);
+        assert_eq!(get("SPA"), ["off", "off", "off"]);
+        assert_eq!(get("AuthRequired"), ["on", "on", "on"]);
+        assert_eq!(get("LoginName"), ["alice@example.org"; 3]);
+        assert_eq!(get("Server"), ["mx.example.org"; 3]);
+    }
+    let other = OUTLOOK_REQUEST.replace("alice@example.org", "x@elsewhere.net");
+    let (code, _) = curl(
+        format!("http://{}/autodiscover/autodiscover.xml", s.http),
+        vec!["--data-binary".into(), other],
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, _) = curl(
+        format!("http://{}/autodiscover/autodiscover.xml", s.http),
+        vec![
+            "--data-binary".into(),
+            "<!DOCTYPE x [<!ENTITY a \"b\">]><x/>".into(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 400);
+}
+
+#[tokio::test]
+async fn mta_sts_policy_for_local_domain_only() {
+    let s = start().await;
+    let (code, body) = curl(
+        format!("https://{}/.well-known/mta-sts.txt", s.https),
+        vec!["-H".into(), "Host: mta-sts.example.org".into()],
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        "version: STSv1\r\nmode: enforce\r\nmx: mx.example.org\r\nmax_age: 86400\r\n"
+    );
+    let cfg: HttpConfig = toml::from_str(
+        "hostname = \"mx.example.org\"\n[mta_sts]\nmode = \"enforce\"\nmax_age = 86400\n",
+    )
+    .unwrap();
+    assert_eq!(mta_sts_policy(&cfg.mta_sts, &cfg.hostname), body);
+    assert_eq!(mta_sts_id(&body).len(), 32);
+    for host in ["mta-sts.elsewhere.net", "example.org"] {
+        let (code, _) = curl(
+            format!("https://{}/.well-known/mta-sts.txt", s.https),
+            vec!["-H".into(), format!("Host: {host}")],
+        )
+        .await;
+        assert_eq!(code, 404, "{host}");
+    }
+}
+
+#[test]
+fn config_rejects_unknown_keys() {
+    assert!(toml::from_str::<HttpConfig>("bogus = 1").is_err());
+    let cfg: HttpConfig = toml::from_str("trusted_proxies = [\"nonsense\"]").unwrap();
+    assert!(cfg.parsed_proxies().is_err());
+}
