@@ -4,11 +4,13 @@
 
 mod config;
 mod dns;
+mod metrics;
 mod routes;
 mod serve;
 mod xml;
 
 pub use config::{AdvertisedPorts, ConfigError, HttpConfig, MtaStsConfig, MtaStsMode};
 pub use dns::{DkimDnsRecord, dns_records, mta_sts_id, mta_sts_policy};
+pub use metrics::install_metrics;
 pub use routes::{HttpState, router};
 pub use serve::serve;

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 use wharf_directory::Directory;
 
 use crate::config::{ConfigError, HttpConfig};
@@ -22,6 +23,7 @@ pub struct HttpState {
     directory: Directory,
     config: Arc<HttpConfig>,
     proxies: Arc<Vec<IpAddr>>,
+    metrics: Option<PrometheusHandle>,
 }
 
 impl HttpState {
@@ -31,7 +33,16 @@ impl HttpState {
             directory,
             config: Arc::new(config),
             proxies: Arc::new(proxies),
+            metrics: None,
         })
+    }
+
+    /// Serves `/metrics` from `handle` when `config.metrics` is on.
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> HttpState {
+        if self.config.metrics {
+            self.metrics = Some(handle);
+        }
+        self
     }
 }
 
@@ -45,6 +56,12 @@ pub fn router(state: HttpState) -> Router {
         .route("/autodiscover/autodiscover.xml", post(autodiscover))
         .route("/Autodiscover/Autodiscover.xml", post(autodiscover))
         .route("/.well-known/mta-sts.txt", get(mta_sts))
+        .route("/autodiscover/autodiscover.json", get(autodiscover_json))
+        .route(
+            "/autodiscover/autodiscover.json/v1.0/{email}",
+            get(autodiscover_json_path),
+        )
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
 }
@@ -220,4 +237,71 @@ async fn mta_sts(
         Ok(false) => not_found(),
         Err(r) => r,
     }
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    match &state.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => not_found(),
+    }
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"ErrorCode": code, "ErrorMessage": message})),
+    )
+        .into_response()
+}
+
+/// Autodiscover v2: only `Protocol=AutodiscoverV1` applies to IMAP/SMTP
+/// clients; it points at the v1 POX endpoint on this host.
+async fn autodiscover_v2(
+    state: &HttpState,
+    email: Option<&String>,
+    protocol: Option<&String>,
+) -> Response {
+    let Some((_, domain)) = email.and_then(|e| e.rsplit_once('@')) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidUser",
+            "Email is missing or has no domain",
+        );
+    };
+    match local(state, &domain.to_ascii_lowercase()).await {
+        Ok(true) => {}
+        Ok(false) => return json_error(StatusCode::NOT_FOUND, "InvalidUser", "Not a local domain"),
+        Err(r) => return r,
+    }
+    match protocol {
+        Some(p) if p.eq_ignore_ascii_case("AutodiscoverV1") => axum::Json(serde_json::json!({
+            "Protocol": "AutodiscoverV1",
+            "Url": format!("https://{}/Autodiscover/Autodiscover.xml", state.config.hostname),
+        }))
+        .into_response(),
+        _ => json_error(
+            StatusCode::NOT_FOUND,
+            "ProtocolNotSupported",
+            "Only AutodiscoverV1 is offered",
+        ),
+    }
+}
+
+async fn autodiscover_json(
+    State(state): State<HttpState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    autodiscover_v2(&state, q.get("Email"), q.get("Protocol")).await
+}
+
+async fn autodiscover_json_path(
+    State(state): State<HttpState>,
+    axum::extract::Path(email): axum::extract::Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    autodiscover_v2(&state, Some(&email), q.get("Protocol")).await
 }

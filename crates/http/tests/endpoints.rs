@@ -24,7 +24,11 @@ async fn start() -> Server {
         "hostname = \"mx.example.org\"\n[ports]\npop3 = 0\n[mta_sts]\nmode = \"enforce\"\nmax_age = 86400\n",
     )
     .unwrap();
-    let app = router(HttpState::new(directory, cfg).unwrap());
+    let app = router(
+        HttpState::new(directory, cfg)
+            .unwrap()
+            .with_metrics(wharf_http::install_metrics()),
+    );
     let (cert, key) = wharf_net::generate_self_signed("mx.example.org", &[]).unwrap();
     let tls = wharf_net::TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
     let l1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -280,4 +284,90 @@ fn config_rejects_unknown_keys() {
     assert!(toml::from_str::<HttpConfig>("bogus = 1").is_err());
     let cfg: HttpConfig = toml::from_str("trusted_proxies = [\"nonsense\"]").unwrap();
     assert!(cfg.parsed_proxies().is_err());
+}
+
+/// Prometheus text format: comments start with `# HELP`/`# TYPE`; samples are
+/// `name{labels} value`.
+fn check_prometheus_line(line: &str) {
+    if let Some(rest) = line.strip_prefix("# ") {
+        assert!(
+            rest.starts_with("HELP ") || rest.starts_with("TYPE "),
+            "{line}"
+        );
+        return;
+    }
+    let (series, value) = line.rsplit_once(' ').expect(line);
+    value.parse::<f64>().expect(line);
+    let name_end = series.find('{').unwrap_or(series.len());
+    let name = &series[..name_end];
+    assert!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+        "{line}"
+    );
+    if name_end < series.len() {
+        assert!(series.ends_with('}'), "{line}");
+        for pair in series[name_end + 1..series.len() - 1].split("\",") {
+            let (k, v) = pair.split_once("=\"").expect(line);
+            assert!(
+                k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{line}"
+            );
+            assert!(!v.contains('"') || v.ends_with('"'), "{line}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_render_counters() {
+    let s = start().await;
+    metrics::counter!("wharf_auth_total", "protocol" => "imap", "result" => "success").increment(3);
+    let (code, body) = curl(format!("http://{}/metrics", s.http), vec![]).await;
+    assert_eq!(code, 200);
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        check_prometheus_line(line);
+    }
+    assert!(
+        body.lines().any(|l| l.starts_with("wharf_auth_total{")
+            && l.contains("protocol=\"imap\"")
+            && l.ends_with(" 3")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn autodiscover_v2_json() {
+    let s = start().await;
+    let (code, body) = curl(
+        format!("https://{}/autodiscover/autodiscover.json?Email=alice%40example.org&Protocol=AutodiscoverV1", s.https),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["Url"],
+        "https://mx.example.org/Autodiscover/Autodiscover.xml"
+    );
+    let (code, body) = curl(
+        format!(
+            "https://{}/autodiscover/autodiscover.json/v1.0/alice@example.org?Protocol=ActiveSync",
+            s.https
+        ),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 404);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["ErrorCode"],
+        "ProtocolNotSupported"
+    );
+    let (code, _) = curl(
+        format!("https://{}/autodiscover/autodiscover.json?Email=a%40elsewhere.net&Protocol=AutodiscoverV1", s.https),
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 404);
 }
