@@ -2,6 +2,7 @@
 //! Outlook Autodiscover v1), the MTA-STS policy, the DNS records a domain
 //! needs, and the HTTP/HTTPS accept loop that serves them.
 
+mod apple;
 mod config;
 mod dns;
 mod metrics;

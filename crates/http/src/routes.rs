@@ -62,6 +62,7 @@ pub fn router(state: HttpState) -> Router {
             get(autodiscover_json_path),
         )
         .route("/metrics", get(metrics))
+        .route("/apple/profile", get(apple_profile))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
 }
@@ -304,4 +305,90 @@ async fn autodiscover_json_path(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     autodiscover_v2(&state, Some(&email), q.get("Protocol")).await
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"wharf\", charset=\"UTF-8\"",
+        )],
+        "authentication required\n",
+    )
+        .into_response()
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, b64) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") || b64.len() > 2048 {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+async fn apple_profile(
+    State(state): State<HttpState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let Some((user, pass)) = basic_credentials(&headers) else {
+        return unauthorized();
+    };
+    let ip = peer
+        .map(|c| c.0.0.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let account = match state.directory.authenticate(&user, &pass, ip).await {
+        Ok(a) => a,
+        Err(wharf_directory::AuthError::Throttled { retry_after }) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(
+                    header::RETRY_AFTER,
+                    retry_after.as_secs().max(1).to_string(),
+                )],
+                "too many failed attempts\n",
+            )
+                .into_response();
+        }
+        Err(wharf_directory::AuthError::Temporary(e)) => {
+            tracing::warn!(error = %e, "apple profile: authentication unavailable");
+            return (StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n").into_response();
+        }
+        Err(e) => {
+            tracing::info!(%ip, %user, error = ?e, "apple profile: authentication failed");
+            return unauthorized();
+        }
+    };
+    if let Some(email) = q.get("email")
+        && !email.eq_ignore_ascii_case(&account.address)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            "profile is only for your own address\n",
+        )
+            .into_response();
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/x-apple-aspen-config".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"mail.mobileconfig\"".to_string(),
+            ),
+        ],
+        crate::apple::profile(&state.config, &account.address),
+    )
+        .into_response()
 }

@@ -20,6 +20,10 @@ async fn start() -> Server {
     let store = wharf_store::open_embedded(dir.path()).await.unwrap();
     let directory = Directory::new(store, DirectoryConfig::default());
     directory.add_domain("example.org").await.unwrap();
+    directory
+        .add_account("alice@example.org", "correct horse battery", 0)
+        .await
+        .unwrap();
     let cfg: HttpConfig = toml::from_str(
         "hostname = \"mx.example.org\"\n[ports]\npop3 = 0\n[mta_sts]\nmode = \"enforce\"\nmax_age = 86400\n",
     )
@@ -370,4 +374,51 @@ async fn autodiscover_v2_json() {
     )
     .await;
     assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn apple_profile_requires_auth() {
+    let s = start().await;
+    let url = format!(
+        "https://{}/apple/profile?email=alice%40example.org",
+        s.https
+    );
+    let (code, _) = curl(url.clone(), vec![]).await;
+    assert_eq!(code, 401);
+    let (code, _) = curl(
+        url.clone(),
+        vec!["-u".into(), "alice@example.org:wrong password!".into()],
+    )
+    .await;
+    assert_eq!(code, 401);
+    let (code, body) = curl(
+        url.clone(),
+        vec![
+            "-u".into(),
+            "alice@example.org:correct horse battery".into(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (texts, _) = flatten(&body);
+    let get = |k: &str| {
+        let i = texts
+            .iter()
+            .position(|(p, v)| p == "plist/dict/array/dict/key" && v == k)
+            .unwrap();
+        texts[i + 1].1.clone()
+    };
+    assert_eq!(get("EmailAddress"), "alice@example.org");
+    assert_eq!(get("IncomingMailServerHostName"), "mx.example.org");
+    assert_eq!(get("IncomingMailServerPortNumber"), "993");
+    assert_eq!(get("OutgoingMailServerPortNumber"), "465");
+    let (code, _) = curl(
+        format!("https://{}/apple/profile?email=bob%40example.org", s.https),
+        vec![
+            "-u".into(),
+            "alice@example.org:correct horse battery".into(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 403);
 }
