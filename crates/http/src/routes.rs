@@ -87,6 +87,31 @@ fn request_host(
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
+/// The client's address: behind trusted proxies, the rightmost
+/// X-Forwarded-For entry that is not itself a trusted proxy.
+fn client_ip(state: &HttpState, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
+    let peer_ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip());
+    if !state.proxies.contains(&peer_ip) {
+        return peer_ip;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().parse::<IpAddr>())
+        .collect::<Vec<_>>();
+    for entry in forwarded.iter().rev() {
+        match entry {
+            Ok(ip) if state.proxies.contains(ip) => continue,
+            Ok(ip) => return *ip,
+            // An unparsable hop ends the chain we can trust.
+            Err(_) => break,
+        }
+    }
+    peer_ip
+}
+
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
@@ -343,9 +368,7 @@ async fn apple_profile(
     let Some((user, pass)) = basic_credentials(&headers) else {
         return unauthorized();
     };
-    let ip = peer
-        .map(|c| c.0.0.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let ip = client_ip(&state, peer.map(|c| c.0.0), &headers);
     let account = match state.directory.authenticate(&user, &pass, ip).await {
         Ok(a) => a,
         Err(wharf_directory::AuthError::Throttled { retry_after }) => {

@@ -25,7 +25,7 @@ async fn start() -> Server {
         .await
         .unwrap();
     let cfg: HttpConfig = toml::from_str(
-        "hostname = \"mx.example.org\"\n[ports]\npop3 = 0\n[mta_sts]\nmode = \"enforce\"\nmax_age = 86400\n",
+        "hostname = \"mx.example.org\"\ntrusted_proxies = [\"127.0.0.1\"]\n[ports]\npop3 = 0\n[mta_sts]\nmode = \"enforce\"\nmax_age = 86400\n",
     )
     .unwrap();
     let app = router(
@@ -273,6 +273,18 @@ async fn mta_sts_policy_for_local_domain_only() {
     .unwrap();
     assert_eq!(mta_sts_policy(&cfg.mta_sts, &cfg.hostname), body);
     assert_eq!(mta_sts_id(&body).len(), 32);
+    // Behind a trusted proxy (127.0.0.1 here), X-Forwarded-Host names the site.
+    let (code, _) = curl(
+        format!("https://{}/.well-known/mta-sts.txt", s.https),
+        vec![
+            "-H".into(),
+            "Host: internal".into(),
+            "-H".into(),
+            "X-Forwarded-Host: mta-sts.example.org".into(),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200);
     for host in ["mta-sts.elsewhere.net", "example.org"] {
         let (code, _) = curl(
             format!("https://{}/.well-known/mta-sts.txt", s.https),
