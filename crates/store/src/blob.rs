@@ -1,4 +1,5 @@
-//! The filesystem blob store: content-addressed (SHA-256) message bodies under
+//! Blob stores: the `BlobStore` contract the SQL store writes message bodies through, and its
+//! filesystem backend: content-addressed (SHA-256) message bodies under
 //! `root/ab/cd/<hash>`, written once through `root/tmp`, made durable before any row names them.
 //!
 //! This module owns only the files. Reference counts live in the database, and the decision to
@@ -284,6 +285,53 @@ fn syncfs(on: &Path) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Where message bodies live: content-addressed, written once, made durable before any row names
+/// them. Reference counts live in the database; a backend only stores, reads and removes what it
+/// is told to. The filesystem store is the embedded default; an object-store backend (S3) for
+/// scale-out implements the same contract.
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores every blob not already present; returns only when all of them are durable. Blocking.
+    fn put_durable(&self, items: &[(&str, &[u8])]) -> io::Result<()>;
+    async fn read(&self, hash: &str) -> io::Result<Bytes>;
+    /// Removes one blob (absent is not an error). Blocking.
+    fn remove(&self, hash: &str) -> io::Result<()>;
+    /// Names of stored blobs older than `min_age` (candidates for the orphan sweep). Blocking.
+    fn list(&self, min_age: Duration) -> io::Result<Vec<String>>;
+    /// Removes unfinished writes older than `min_age`; returns how many. Blocking.
+    fn sweep_tmp(&self, min_age: Duration) -> io::Result<u64>;
+    /// True when no other process uses this blob store, so nothing can be in flight elsewhere and
+    /// an immediate sweep is safe. Follow with `join_shared`. Blocking.
+    fn try_lock_alone(&self) -> io::Result<bool>;
+    /// Registers this process as one of the store's users until it is dropped. Blocking.
+    fn join_shared(&self, was_alone: bool) -> io::Result<()>;
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FsBlobStore {
+    fn put_durable(&self, items: &[(&str, &[u8])]) -> io::Result<()> {
+        FsBlobStore::put_durable(self, items)
+    }
+    async fn read(&self, hash: &str) -> io::Result<Bytes> {
+        FsBlobStore::read(self, hash).await
+    }
+    fn remove(&self, hash: &str) -> io::Result<()> {
+        FsBlobStore::remove(self, hash)
+    }
+    fn list(&self, min_age: Duration) -> io::Result<Vec<String>> {
+        FsBlobStore::list(self, min_age)
+    }
+    fn sweep_tmp(&self, min_age: Duration) -> io::Result<u64> {
+        FsBlobStore::sweep_tmp(self, min_age)
+    }
+    fn try_lock_alone(&self) -> io::Result<bool> {
+        FsBlobStore::try_lock_alone(self)
+    }
+    fn join_shared(&self, was_alone: bool) -> io::Result<()> {
+        FsBlobStore::join_shared(self, was_alone)
     }
 }
 

@@ -2,6 +2,7 @@
 //! (SQLite embedded, PostgreSQL scale-out) plus the content-addressed blob stores.
 //!
 //! Protocol crates use `Arc<dyn Store>` and never name a backend.
+//! Message bodies go through the `BlobStore` trait (filesystem backend today).
 
 pub mod blob;
 mod events;
@@ -9,6 +10,7 @@ pub mod model;
 mod sql;
 mod text;
 
+pub use blob::BlobStore;
 pub use model::*;
 pub use sql::SqlStore;
 

@@ -27,7 +27,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use tokio::sync::{Mutex, broadcast, mpsc};
 
-use crate::blob::{FsBlobStore, SyncMode};
+use crate::blob::{BlobStore, FsBlobStore, SyncMode};
 use crate::events::EventHub;
 use crate::model::*;
 use crate::{Result, Store, StoreError};
@@ -82,7 +82,7 @@ pub(crate) struct Shared {
     pub writer: AnyPool,
     /// SQLite: WAL readers that never wait for the writer. PostgreSQL: the same pool.
     pub reader: AnyPool,
-    pub blobs: Arc<FsBlobStore>,
+    pub blobs: Arc<dyn BlobStore>,
     pub events: EventHub,
     /// Blob hashes being written and not yet committed (count of writers per hash). A blob file
     /// is only ever deleted while holding this lock, after checking that its hash is absent here
@@ -117,7 +117,7 @@ impl SqlStore {
     /// crash, and starts the group-commit writer.
     pub async fn connect(url: &str, blob_dir: &Path) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
-        let blobs = Arc::new(FsBlobStore::open(blob_dir, SyncMode::Batch)?);
+        let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(blob_dir, SyncMode::Batch)?);
         let (dialect, writer, reader) = if url.starts_with("postgres://")
             || url.starts_with("postgresql://")
         {
