@@ -635,11 +635,30 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// The items of a parenthesised, space-separated list whose `(` is already consumed, up to and
+    /// including its `)`. `item` parses one element (it may read past the atom, e.g. `STATUS (…)`).
+    fn items_until_close(
+        &mut self,
+        allow_empty: bool,
+        mut item: impl FnMut(&mut Self) -> PResult<()>,
+    ) -> PResult<()> {
+        if allow_empty && self.eat(b')') {
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            if self.eat(b')') {
+                return Ok(());
+            }
+            self.sp()?;
+        }
+    }
+
     fn status_items(&mut self) -> PResult<Vec<StatusItem>> {
         self.expect(b'(')?;
         let mut items = Vec::new();
-        loop {
-            let a = self.atom()?.to_ascii_uppercase();
+        self.items_until_close(false, |p| {
+            let a = p.atom()?.to_ascii_uppercase();
             items.push(match a.as_str() {
                 "MESSAGES" => StatusItem::Messages,
                 "RECENT" => StatusItem::Recent,
@@ -651,11 +670,9 @@ impl<'a> Parser<'a> {
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 _ => return Err(format!("unknown status item {a}")),
             });
-            if self.eat(b')') {
-                return Ok(items);
-            }
-            self.sp()?;
-        }
+            Ok(())
+        })?;
+        Ok(items)
     }
 
     fn list(&mut self) -> PResult<CommandKind> {
@@ -664,22 +681,17 @@ impl<'a> Parser<'a> {
         let mut extended = false;
         if self.eat(b'(') {
             extended = true;
-            if !self.eat(b')') {
-                loop {
-                    let o = self.atom()?.to_ascii_uppercase();
-                    match o.as_str() {
-                        "SUBSCRIBED" => select.subscribed = true,
-                        "REMOTE" => select.remote = true,
-                        "RECURSIVEMATCH" => select.recursive_match = true,
-                        "SPECIAL-USE" => select.special_use = true,
-                        _ => return Err(format!("unknown LIST selection option {o}")),
-                    }
-                    if self.eat(b')') {
-                        break;
-                    }
-                    self.sp()?;
+            self.items_until_close(true, |p| {
+                let o = p.atom()?.to_ascii_uppercase();
+                match o.as_str() {
+                    "SUBSCRIBED" => select.subscribed = true,
+                    "REMOTE" => select.remote = true,
+                    "RECURSIVEMATCH" => select.recursive_match = true,
+                    "SPECIAL-USE" => select.special_use = true,
+                    _ => return Err(format!("unknown LIST selection option {o}")),
                 }
-            }
+                Ok(())
+            })?;
             if select.recursive_match && !(select.subscribed || select.special_use) {
                 return Err("RECURSIVEMATCH needs another selection option".into());
             }
@@ -708,25 +720,20 @@ impl<'a> Parser<'a> {
             }
             self.sp()?;
             self.expect(b'(')?;
-            if !self.eat(b')') {
-                loop {
-                    let o = self.atom()?.to_ascii_uppercase();
-                    match o.as_str() {
-                        "SUBSCRIBED" => ret.subscribed = true,
-                        "CHILDREN" => ret.children = true,
-                        "SPECIAL-USE" => ret.special_use = true,
-                        "STATUS" => {
-                            self.sp()?;
-                            ret.status = Some(self.status_items()?);
-                        }
-                        _ => return Err(format!("unknown LIST return option {o}")),
+            self.items_until_close(true, |p| {
+                let o = p.atom()?.to_ascii_uppercase();
+                match o.as_str() {
+                    "SUBSCRIBED" => ret.subscribed = true,
+                    "CHILDREN" => ret.children = true,
+                    "SPECIAL-USE" => ret.special_use = true,
+                    "STATUS" => {
+                        p.sp()?;
+                        ret.status = Some(p.status_items()?);
                     }
-                    if self.eat(b')') {
-                        break;
-                    }
-                    self.sp()?;
+                    _ => return Err(format!("unknown LIST return option {o}")),
                 }
-            }
+                Ok(())
+            })?;
         }
         Ok(CommandKind::List {
             reference,
@@ -744,23 +751,18 @@ impl<'a> Parser<'a> {
             self.sp()?;
             self.expect(b'(')?;
             let mut opts = Vec::new();
-            if !self.eat(b')') {
-                loop {
-                    let o = self.atom()?.to_ascii_uppercase();
-                    opts.push(match o.as_str() {
-                        "MIN" => SearchReturn::Min,
-                        "MAX" => SearchReturn::Max,
-                        "ALL" => SearchReturn::All,
-                        "COUNT" => SearchReturn::Count,
-                        "SAVE" => SearchReturn::Save,
-                        _ => return Err(format!("unknown SEARCH return option {o}")),
-                    });
-                    if self.eat(b')') {
-                        break;
-                    }
-                    self.sp()?;
-                }
-            }
+            self.items_until_close(true, |p| {
+                let o = p.atom()?.to_ascii_uppercase();
+                opts.push(match o.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
+                    _ => return Err(format!("unknown SEARCH return option {o}")),
+                });
+                Ok(())
+            })?;
             ret = Some(opts);
             self.sp()?;
         }
