@@ -47,11 +47,18 @@ pub struct MailParams {
     pub body: BodyType,
     pub smtputf8: bool,
     pub requiretls: bool,
+    /// RFC 3461 `RET=`, upper-cased (`FULL` or `HDRS`).
+    pub ret: Option<String>,
+    /// RFC 3461 `ENVID=`, xtext-decoded.
+    pub envid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RcptParams {
+    /// RFC 3461 `NOTIFY=`, upper-cased: `NEVER` or a comma list of SUCCESS, FAILURE, DELAY.
     pub notify: Option<String>,
+    /// RFC 3461 `ORCPT=`: `addr-type;address` with the address xtext-decoded (the outbound queue
+    /// re-encodes it when passing it on).
     pub orcpt: Option<String>,
 }
 
@@ -63,8 +70,10 @@ pub enum ParseError {
     Syntax(&'static str),
     /// The mailbox inside the path is malformed.
     BadAddress(&'static str),
-    /// An ESMTP parameter we do not know or whose value is wrong.
+    /// An ESMTP parameter we do not know (or a known one in a form we do not offer).
     BadParam(String),
+    /// A known parameter with a malformed value, or given twice.
+    BadValue(String),
     /// Bytes that are not UTF-8 in a command.
     NotText,
 }
@@ -80,6 +89,7 @@ impl ParseError {
             ParseError::BadParam(p) => {
                 Reply::new(555, "5.5.4", format!("Unsupported parameter {p}"))
             }
+            ParseError::BadValue(why) => Reply::new(501, "5.5.4", why.clone()),
             ParseError::NotText => Reply::new(500, "5.5.2", "Command contains invalid characters"),
         }
     }
@@ -375,13 +385,59 @@ fn params(s: &str) -> impl Iterator<Item = (String, Option<&str>)> {
         })
 }
 
-fn is_xtext(v: &str) -> bool {
-    !v.is_empty() && v.bytes().all(|b| (33..=126).contains(&b) && b != b'=')
+/// RFC 3461 §4 xtext: `xchar` is `!`..`~` except `+` and `=`; `+XX` (upper-case hex) is one octet.
+/// Decoded octets must form UTF-8 text without control characters.
+pub fn decode_xtext(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                let hex = |c: u8| match c {
+                    b'0'..=b'9' => Some(c - b'0'),
+                    b'A'..=b'F' => Some(c - b'A' + 10),
+                    _ => None,
+                };
+                let hi = hex(*b.get(i + 1)?)?;
+                let lo = hex(*b.get(i + 2)?)?;
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            c @ 33..=126 if c != b'=' => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    let s = String::from_utf8(out).ok()?;
+    (!s.chars().any(char::is_control)).then_some(s)
+}
+
+/// Longest ENVID (RFC 3461 §4.4: 100 characters) and ORCPT (§4.2: 500) values.
+const MAX_ENVID: usize = 100;
+const MAX_ORCPT: usize = 500;
+
+/// Records the first occurrence of a parameter; a second one is a syntax error (RFC 3461 §4: each
+/// parameter at most once).
+fn once(seen: &mut Vec<String>, key: &str) -> Result<(), ParseError> {
+    if seen.iter().any(|k| k == key) {
+        return Err(ParseError::BadValue(format!("Duplicate {key} parameter")));
+    }
+    seen.push(key.to_string());
+    Ok(())
+}
+
+fn bad(key: &str, what: &str) -> ParseError {
+    ParseError::BadValue(format!("Malformed {key} parameter: {what}"))
 }
 
 fn parse_mail_params(s: &str) -> Result<MailParams, ParseError> {
     let mut p = MailParams::default();
+    let mut seen = Vec::new();
     for (key, value) in params(s) {
+        once(&mut seen, &key)?;
         match (key.as_str(), value) {
             ("SIZE", Some(v))
                 if !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()) =>
@@ -395,8 +451,20 @@ fn parse_mail_params(s: &str) -> Result<MailParams, ParseError> {
             ("SMTPUTF8", None) => p.smtputf8 = true,
             ("REQUIRETLS", None) => p.requiretls = true,
             ("RET", Some(v))
-                if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") => {}
-            ("ENVID", Some(v)) | ("AUTH", Some(v)) if is_xtext(v) || v == "<>" => {}
+                if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") =>
+            {
+                p.ret = Some(v.to_ascii_uppercase());
+            }
+            ("RET", _) => return Err(bad("RET", "expected FULL or HDRS")),
+            ("ENVID", Some(v)) => {
+                let id = decode_xtext(v).ok_or_else(|| bad("ENVID", "not xtext"))?;
+                if id.is_empty() || id.len() > MAX_ENVID {
+                    return Err(bad("ENVID", "empty or longer than 100 characters"));
+                }
+                p.envid = Some(id);
+            }
+            ("ENVID", None) => return Err(bad("ENVID", "value missing")),
+            ("AUTH", Some(v)) if v == "<>" || decode_xtext(v).is_some_and(|d| !d.is_empty()) => {}
             _ => return Err(ParseError::BadParam(key)),
         }
     }
@@ -405,27 +473,62 @@ fn parse_mail_params(s: &str) -> Result<MailParams, ParseError> {
 
 fn parse_rcpt_params(s: &str) -> Result<RcptParams, ParseError> {
     let mut p = RcptParams::default();
+    let mut seen = Vec::new();
     for (key, value) in params(s) {
+        once(&mut seen, &key)?;
         match (key.as_str(), value) {
-            ("NOTIFY", Some(v)) if valid_notify(v) => p.notify = Some(v.to_ascii_uppercase()),
-            ("ORCPT", Some(v)) if v.contains(';') && v.len() <= 500 => {
-                p.orcpt = Some(v.to_string())
+            ("NOTIFY", Some(v)) => {
+                p.notify = Some(parse_notify(v).ok_or_else(|| {
+                    bad(
+                        "NOTIFY",
+                        "expected NEVER or a list of SUCCESS, FAILURE, DELAY",
+                    )
+                })?)
             }
+            ("NOTIFY", None) => return Err(bad("NOTIFY", "value missing")),
+            ("ORCPT", Some(v)) => p.orcpt = Some(parse_orcpt(v)?),
+            ("ORCPT", None) => return Err(bad("ORCPT", "value missing")),
             _ => return Err(ParseError::BadParam(key)),
         }
     }
     Ok(p)
 }
 
-fn valid_notify(v: &str) -> bool {
+/// `NEVER` alone, or SUCCESS/FAILURE/DELAY each at most once; returned upper-cased.
+fn parse_notify(v: &str) -> Option<String> {
     let parts: Vec<String> = v.split(',').map(|s| s.to_ascii_uppercase()).collect();
-    if parts.iter().any(|p| p == "NEVER") {
-        return parts.len() == 1;
+    if parts.len() == 1 && parts[0] == "NEVER" {
+        return Some("NEVER".into());
     }
-    !parts.is_empty()
-        && parts
-            .iter()
-            .all(|p| p == "SUCCESS" || p == "FAILURE" || p == "DELAY")
+    for (i, part) in parts.iter().enumerate() {
+        if !matches!(part.as_str(), "SUCCESS" | "FAILURE" | "DELAY") || parts[..i].contains(part) {
+            return None;
+        }
+    }
+    Some(parts.join(","))
+}
+
+/// `addr-type ";" xtext` (RFC 3461 §4.2). The address part is decoded for `rfc822` and other
+/// xtext types; `utf-8` (RFC 6533) carries its own escaping and is kept as given.
+fn parse_orcpt(v: &str) -> Result<String, ParseError> {
+    if v.len() > MAX_ORCPT {
+        return Err(bad("ORCPT", "longer than 500 characters"));
+    }
+    let (kind, addr) = v
+        .split_once(';')
+        .ok_or_else(|| bad("ORCPT", "expected addr-type;address"))?;
+    if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(bad("ORCPT", "bad addr-type"));
+    }
+    let decoded = if kind.eq_ignore_ascii_case("utf-8") {
+        (!addr.chars().any(|c| c.is_control() || c == ' ' || c == '=')).then(|| addr.to_string())
+    } else {
+        decode_xtext(addr)
+    };
+    match decoded {
+        Some(a) if !a.is_empty() => Ok(format!("{kind};{a}")),
+        _ => Err(bad("ORCPT", "address is not xtext")),
+    }
 }
 
 #[cfg(test)]
@@ -444,7 +547,9 @@ mod tests {
                     size: Some(1000),
                     body: BodyType::EightBitMime,
                     smtputf8: true,
-                    requiretls: false
+                    requiretls: false,
+                    ret: None,
+                    envid: None,
                 }
             }
         );
@@ -522,8 +627,47 @@ mod tests {
         ));
         assert!(matches!(
             parse(b"RCPT TO:<a@x.test> NOTIFY=NEVER,SUCCESS\r\n"),
-            Err(ParseError::BadParam(_))
+            Err(ParseError::BadValue(_))
         ));
+    }
+
+    #[test]
+    fn dsn_parameters_are_decoded_and_validated() {
+        let Command::Mail { params, .. } =
+            parse(b"MAIL FROM:<a@x.test> RET=hdrs ENVID=QQ+2Bid+3D1\r\n").unwrap()
+        else {
+            panic!("not MAIL");
+        };
+        assert_eq!(params.ret.as_deref(), Some("HDRS"));
+        assert_eq!(params.envid.as_deref(), Some("QQ+id=1"));
+        let Command::Rcpt { params, .. } =
+            parse(b"RCPT TO:<a@x.test> NOTIFY=failure,Delay ORCPT=rfc822;b+2Bt@y.test\r\n")
+                .unwrap()
+        else {
+            panic!("not RCPT");
+        };
+        assert_eq!(params.notify.as_deref(), Some("FAILURE,DELAY"));
+        assert_eq!(params.orcpt.as_deref(), Some("rfc822;b+t@y.test"));
+        for bad in [
+            "MAIL FROM:<a@x.test> RET=BODY",
+            "MAIL FROM:<a@x.test> RET",
+            "MAIL FROM:<a@x.test> RET=FULL RET=HDRS",
+            "MAIL FROM:<a@x.test> ENVID=a+2b",
+            "MAIL FROM:<a@x.test> ENVID=a+2",
+            "MAIL FROM:<a@x.test> ENVID=+0A",
+            "MAIL FROM:<a@x.test> SIZE=1 SIZE=2",
+            "RCPT TO:<a@x.test> NOTIFY=",
+            "RCPT TO:<a@x.test> NOTIFY=SUCCESS,SUCCESS",
+            "RCPT TO:<a@x.test> NOTIFY=SOMETIMES",
+            "RCPT TO:<a@x.test> ORCPT=b@y.test",
+            "RCPT TO:<a@x.test> ORCPT=rfc822;",
+            "RCPT TO:<a@x.test> ORCPT=rfc/822;b@y.test",
+            "RCPT TO:<a@x.test> NOTIFY=NEVER NOTIFY=NEVER",
+        ] {
+            let e = parse(format!("{bad}\r\n").as_bytes()).unwrap_err();
+            assert!(matches!(e, ParseError::BadValue(_)), "{bad}: {e:?}");
+            assert_eq!(e.reply().code, 501, "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,15 @@
 
 use std::net::IpAddr;
 
+/// Length of a leading `Return-Path:` line (the one `Trace::render` puts first), 0 when absent.
+pub fn return_path_len(raw: &[u8]) -> usize {
+    const NAME: &[u8] = b"Return-Path:";
+    if raw.len() < NAME.len() || !raw[..NAME.len()].eq_ignore_ascii_case(NAME) {
+        return 0;
+    }
+    raw.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1)
+}
+
 /// Where the header section of `content` ends: the offset just after the last header line's CRLF
 /// (where the empty separator line starts, or the end of `content` when there is no body).
 pub fn header_end(content: &[u8]) -> usize {

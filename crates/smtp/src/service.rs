@@ -10,6 +10,7 @@ use wharf_net::{Conn, Handler, Line};
 
 use crate::SmtpRole;
 use crate::config::SmtpConfig;
+use crate::handoff::RemoteHandoff;
 use crate::limiter::{IpLimiter, Refusal};
 use crate::reply::Reply;
 use crate::session::{ConnInfo, Next, Response, Session};
@@ -23,6 +24,7 @@ pub struct SmtpService {
     directory: Directory,
     role: SmtpRole,
     limiter: Arc<IpLimiter>,
+    handoff: Option<Arc<dyn RemoteHandoff>>,
 }
 
 impl SmtpService {
@@ -39,7 +41,15 @@ impl SmtpService {
             directory,
             role,
             limiter,
+            handoff: None,
         }
+    }
+
+    /// Remote recipients (submission) and external alias targets (both roles) are accepted and
+    /// handed to `handoff`; without one they get `451 4.3.0`.
+    pub fn with_handoff(mut self, handoff: Arc<dyn RemoteHandoff>) -> SmtpService {
+        self.handoff = Some(handoff);
+        self
     }
 
     pub fn role(&self) -> SmtpRole {
@@ -99,6 +109,9 @@ impl Handler for SmtpService {
             id,
             info,
         );
+        if let Some(h) = &self.handoff {
+            session.set_handoff(Arc::clone(h));
+        }
         let result = {
             use tracing::Instrument;
             run(&self.cfg, self.role, &mut session, &mut conn)

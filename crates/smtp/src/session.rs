@@ -16,6 +16,7 @@ use crate::SmtpRole;
 use crate::body::BodyReceiver;
 use crate::command::{self, Command, MailParams, ParseError};
 use crate::config::SmtpConfig;
+use crate::handoff::{OutboundRecipient, RemoteHandoff};
 use crate::reply::Reply;
 
 /// What the connection loop reads next.
@@ -75,6 +76,8 @@ pub(crate) struct Transaction {
     rcpts: Vec<String>,
     /// Local accounts to deliver to (deduplicated across recipients).
     accounts: Vec<wharf_store::AccountId>,
+    /// Recipients for the outbound queue (deduplicated by address).
+    remote: Vec<OutboundRecipient>,
     body: Option<BodyReceiver>,
     /// A BDAT chunk was accepted; DATA is no longer allowed.
     bdat: bool,
@@ -87,6 +90,7 @@ pub struct Session {
     hostname: Arc<str>,
     role: SmtpRole,
     dir: Directory,
+    handoff: Option<Arc<dyn RemoteHandoff>>,
     id: String,
     conn: ConnInfo,
     helo: Option<String>,
@@ -113,6 +117,7 @@ impl Session {
             hostname,
             role,
             dir,
+            handoff: None,
             id,
             conn,
             helo: None,
@@ -124,6 +129,11 @@ impl Session {
             messages: 0,
             closing: false,
         }
+    }
+
+    /// Where remote recipients go; without it they are refused with `451 4.3.0`.
+    pub fn set_handoff(&mut self, handoff: Arc<dyn RemoteHandoff>) {
+        self.handoff = Some(handoff);
     }
 
     pub fn id(&self) -> &str {

@@ -1,5 +1,6 @@
-//! The mail transaction: MAIL, RCPT, DATA, BDAT (RFC 3030), and delivery of the finished message
-//! into the recipients' INBOX through `Store::deliver` (the final 250 only after it returns).
+//! The mail transaction: MAIL, RCPT, DATA, BDAT (RFC 3030), and delivery of the finished message:
+//! remote recipients through `RemoteHandoff::enqueue`, then the local ones into their INBOX through
+//! `Store::deliver` (the final 250 only after both returned).
 
 use bytes::Bytes;
 use wharf_directory::Resolution;
@@ -9,6 +10,7 @@ use super::{Next, Response, Session, Transaction};
 use crate::SmtpRole;
 use crate::body::{BodyError, BodyReceiver, Framing, Received};
 use crate::command::{MailParams, RcptParams};
+use crate::handoff::{OutboundMessage, OutboundRecipient};
 use crate::message::{self, Trace};
 use crate::reply::Reply;
 
@@ -87,6 +89,7 @@ impl Session {
             params,
             rcpts: Vec::new(),
             accounts: Vec::new(),
+            remote: Vec::new(),
             body: None,
             bdat: false,
             pending_last: None,
@@ -94,7 +97,7 @@ impl Session {
         Response::one(Reply::new(250, "2.1.0", "Ok"))
     }
 
-    pub(super) async fn rcpt(&mut self, to: String, _params: RcptParams) -> Response {
+    pub(super) async fn rcpt(&mut self, to: String, params: RcptParams) -> Response {
         let max = self.cfg.max_recipients;
         let id = self.id.clone();
         let Some(tx) = self.tx.as_ref() else {
@@ -118,14 +121,23 @@ impl Session {
                 return Response::one(Reply::new(451, "4.3.0", "Temporary lookup failure"));
             }
         };
-        let accounts = match resolution {
+        let has_handoff = self.handoff.is_some();
+        let (accounts, remote) = match resolution {
+            Resolution::NotLocalDomain if self.role == SmtpRole::Submission && has_handoff => {
+                let r = OutboundRecipient {
+                    address: to.clone(),
+                    notify: params.notify.clone(),
+                    orcpt: params.orcpt.clone(),
+                };
+                (Vec::new(), vec![r])
+            }
             Resolution::NotLocalDomain => {
                 return Response::one(if self.role == SmtpRole::Submission {
-                    tracing::warn!(session = %id, rcpt = %to, "remote recipient refused: outbound queue not available");
+                    tracing::warn!(session = %id, rcpt = %to, "remote recipient refused: no outbound queue configured");
                     Reply::new(
                         451,
                         "4.3.0",
-                        "Remote delivery not available yet, try again later",
+                        "Remote delivery not available, try again later",
                     )
                 } else {
                     tracing::warn!(session = %id, rcpt = %to, "relay denied");
@@ -141,23 +153,40 @@ impl Session {
                 ));
             }
             Resolution::Local { accounts, external } => {
-                if !external.is_empty() {
+                if !external.is_empty() && !has_handoff {
                     tracing::warn!(session = %id, rcpt = %to, external = ?external,
-                        "alias has external targets: refused, outbound queue not available");
+                        "alias has external targets: refused, no outbound queue configured");
                     return Response::one(Reply::new(
                         451,
                         "4.3.0",
-                        "Forwarding not available yet, try again later",
+                        "Forwarding not available, try again later",
                     ));
                 }
-                if accounts.is_empty() {
+                if accounts.is_empty() && external.is_empty() {
                     return Response::one(Reply::new(
                         550,
                         "5.1.1",
                         "Recipient address rejected: user unknown",
                     ));
                 }
-                accounts
+                // RFC 3461 §6.3: a forwarded copy keeps the address the client named as ORCPT.
+                let orcpt = params
+                    .orcpt
+                    .clone()
+                    .unwrap_or_else(|| format!("rfc822;{to}"));
+                let remote = external
+                    .into_iter()
+                    .map(|address| OutboundRecipient {
+                        address,
+                        notify: params.notify.clone(),
+                        orcpt: Some(orcpt.clone()),
+                    })
+                    .collect::<Vec<_>>();
+                if !remote.is_empty() {
+                    tracing::info!(session = %id, rcpt = %to, external = ?remote.iter().map(|r| &r.address).collect::<Vec<_>>(),
+                        "alias forwards outside: targets go to the outbound queue (no SRS)");
+                }
+                (accounts, remote)
             }
         };
         let declared = self.tx.as_ref().and_then(|t| t.params.size);
@@ -178,6 +207,15 @@ impl Session {
         for a in accounts {
             if !tx.accounts.contains(&a) {
                 tx.accounts.push(a);
+            }
+        }
+        for r in remote {
+            if !tx
+                .remote
+                .iter()
+                .any(|q| q.address.eq_ignore_ascii_case(&r.address))
+            {
+                tx.remote.push(r);
             }
         }
         tx.rcpts.push(to);
@@ -402,15 +440,31 @@ impl Session {
         }
         let queue_id = format!("{}.{}", self.id, self.messages + 1);
         let size = raw.len();
+        let raw = Bytes::from(raw);
+        // Remote first: if the queue refuses, nothing was stored locally and the client's retry
+        // cannot produce a second local copy.
+        let outbound_id = if tx.remote.is_empty() {
+            None
+        } else {
+            match self.enqueue(&tx, &raw, &queue_id).await {
+                Ok(qid) => Some(qid),
+                Err(reply) => return reply,
+            }
+        };
+        if tx.accounts.is_empty() {
+            self.messages += 1;
+            tracing::info!(session = %self.id, queue_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message queued for remote delivery");
+            return accepted(&queue_id, outbound_id.as_deref());
+        }
         let delivery = Delivery {
-            raw: Bytes::from(raw),
+            raw,
             internal_date: chrono::Utc::now().timestamp(),
             recipients: tx.accounts.clone(),
         };
         let results = match self.dir.store().deliver(delivery).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(session = %self.id, queue_id, error = %e, "delivery failed");
+                tracing::error!(session = %self.id, queue_id, outbound_id = ?outbound_id, error = %e, "delivery failed");
                 return Reply::new(
                     451,
                     "4.3.0",
@@ -442,7 +496,7 @@ impl Session {
                 }
             }
         }
-        if stored > 0 {
+        if stored > 0 || outbound_id.is_some() {
             self.messages += 1;
             let not_stored = tx.accounts.len() - stored;
             if not_stored > 0 {
@@ -450,8 +504,8 @@ impl Session {
                 // generated for the others until the outbound queue exists (docs/smtp.md).
                 tracing::warn!(session = %self.id, queue_id, not_stored, "partial delivery: accepted, some recipients did not get a copy");
             }
-            tracing::info!(session = %self.id, queue_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message delivered");
-            return Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}"));
+            tracing::info!(session = %self.id, queue_id, outbound_id = ?outbound_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message delivered");
+            return accepted(&queue_id, outbound_id.as_deref());
         }
         if over_temp > 0 {
             Reply::new(452, "4.2.2", "Mailbox full")
@@ -459,6 +513,47 @@ impl Session {
             Reply::new(552, "5.2.2", "Message exceeds the mailbox quota")
         } else {
             Reply::new(550, "5.1.1", "Recipient mailbox unavailable")
+        }
+    }
+
+    /// Hands the remote recipients to the outbound queue. The copy starts at the Received header:
+    /// Return-Path belongs to final delivery only (RFC 5321 §4.4).
+    async fn enqueue(
+        &self,
+        tx: &Transaction,
+        raw: &Bytes,
+        queue_id: &str,
+    ) -> Result<String, Reply> {
+        let Some(handoff) = &self.handoff else {
+            tracing::error!(session = %self.id, queue_id, "remote recipients accepted without an outbound queue");
+            return Err(Reply::new(
+                451,
+                "4.3.0",
+                "Remote delivery not available, try again later",
+            ));
+        };
+        let msg = OutboundMessage {
+            sender: tx.from.clone().unwrap_or_default(),
+            recipients: tx.remote.clone(),
+            raw: raw.slice(message::return_path_len(raw)..),
+            envid: tx.params.envid.clone(),
+            ret: tx.params.ret.clone(),
+            require_tls: tx.params.requiretls,
+            authenticated_as: self.account.as_ref().map(|a| a.address.clone()),
+        };
+        match handoff.enqueue(msg).await {
+            Ok(qid) => {
+                tracing::info!(session = %self.id, queue_id, outbound_id = %qid, remote = tx.remote.len(), "handed to the outbound queue");
+                Ok(qid)
+            }
+            Err(e) => {
+                tracing::error!(session = %self.id, queue_id, error = %e, "outbound queue refused the message");
+                Err(Reply::new(
+                    451,
+                    "4.3.0",
+                    "Temporary failure queueing the message, try again later",
+                ))
+            }
         }
     }
 
@@ -513,5 +608,24 @@ impl Session {
         }
         message::insert_headers(raw, body_start, &add);
         Ok(())
+    }
+}
+
+/// The final 250: the session's id for the message, and the outbound queue's when it took a copy.
+fn accepted(queue_id: &str, outbound_id: Option<&str>) -> Reply {
+    // The id comes from another component; keep the reply line clean whatever it contains.
+    let outbound_id = outbound_id.map(|o| {
+        o.chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect::<String>()
+    });
+    match outbound_id {
+        Some(o) => Reply::new(
+            250,
+            "2.0.0",
+            format!("Ok: queued as {queue_id} (outbound {o})"),
+        ),
+        None => Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}")),
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wharf_directory::{Directory, DirectoryConfig};
 use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
-use wharf_smtp::{SmtpConfig, SmtpRole, SmtpService};
+use wharf_smtp::{RemoteHandoff, SmtpConfig, SmtpRole, SmtpService};
 use wharf_store::Store;
 
 pub const DOMAIN: &str = "example.test";
@@ -57,6 +57,11 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(cfg: SmtpConfig) -> TestServer {
+    start_full(cfg, None).await
+}
+
+/// Both roles share `handoff` when given (the binary wires one queue behind MX and submission).
+pub async fn start_full(cfg: SmtpConfig, handoff: Option<Arc<dyn RemoteHandoff>>) -> TestServer {
     init_tracing();
     let tmp = tempfile::tempdir().unwrap();
     let store = wharf_store::open_embedded(tmp.path()).await.unwrap();
@@ -74,18 +79,13 @@ pub async fn start_with(cfg: SmtpConfig) -> TestServer {
             ..Limits::default()
         },
     );
-    let mx_svc = Arc::new(SmtpService::new(
-        cfg.clone(),
-        HOSTNAME.into(),
-        dir.clone(),
-        SmtpRole::Mx,
-    ));
-    let sub_svc = Arc::new(SmtpService::new(
-        cfg,
-        HOSTNAME.into(),
-        dir.clone(),
-        SmtpRole::Submission,
-    ));
+    let mut mx_svc = SmtpService::new(cfg.clone(), HOSTNAME.into(), dir.clone(), SmtpRole::Mx);
+    let mut sub_svc = SmtpService::new(cfg, HOSTNAME.into(), dir.clone(), SmtpRole::Submission);
+    if let Some(h) = handoff {
+        mx_svc = mx_svc.with_handoff(Arc::clone(&h));
+        sub_svc = sub_svc.with_handoff(h);
+    }
+    let (mx_svc, sub_svc) = (Arc::new(mx_svc), Arc::new(sub_svc));
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let spec = |name: &str, tls| ListenerSpec {
         name: name.into(),

@@ -1,0 +1,40 @@
+//! The boundary between SMTP reception and the outbound queue: what a session hands over for
+//! recipients outside the local domains (submission to remote addresses, aliases forwarding
+//! outside), and the trait the queue implements. The session awaits `enqueue` before its final 250.
+
+use async_trait::async_trait;
+
+/// Takes messages for remote recipients. Implemented by the binary on top of the outbound queue.
+#[async_trait]
+pub trait RemoteHandoff: Send + Sync + 'static {
+    /// Durably queues `msg`; Ok(queue id as text) only once committed (the client's 250 depends on it).
+    async fn enqueue(&self, msg: OutboundMessage) -> Result<String, String>;
+}
+
+/// One accepted message with its remote recipients and the submitter's DSN/REQUIRETLS requests.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    /// Envelope sender; "" for the null reverse path `<>`.
+    pub sender: String,
+    pub recipients: Vec<OutboundRecipient>,
+    /// The message as accepted, starting with this server's Return-Path and Received headers
+    /// (the same bytes local recipients get).
+    pub raw: bytes::Bytes,
+    /// xtext-decoded ENVID.
+    pub envid: Option<String>,
+    /// "FULL" | "HDRS" as given (upper-cased).
+    pub ret: Option<String>,
+    /// RFC 8689 REQUIRETLS on MAIL FROM.
+    pub require_tls: bool,
+    /// The SASL identity on submission; None on port 25 (alias forwarding).
+    pub authenticated_as: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRecipient {
+    pub address: String,
+    /// RFC 3461 NOTIFY as given (upper-cased), None when the client gave none.
+    pub notify: Option<String>,
+    /// RFC 3461 ORCPT, `addr-type;address` with the address xtext-decoded.
+    pub orcpt: Option<String>,
+}

@@ -1,0 +1,318 @@
+//! Remote recipients and the outbound queue boundary (`RemoteHandoff`): submission hands remote
+//! recipients over, port 25 never relays, aliases forwarding outside are queued, DSN parameters
+//! (RFC 3461) and REQUIRETLS (RFC 8689) reach the queue exactly, and the final 250 depends on the
+//! queue's answer.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use support::*;
+use wharf_smtp::{OutboundMessage, OutboundRecipient, RemoteHandoff, SmtpConfig};
+
+/// Records every message; refuses while `fail` is set.
+#[derive(Default)]
+struct Recorder {
+    got: Mutex<Vec<OutboundMessage>>,
+    fail: AtomicBool,
+}
+
+#[async_trait]
+impl RemoteHandoff for Recorder {
+    async fn enqueue(&self, msg: OutboundMessage) -> Result<String, String> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("queue store unavailable".into());
+        }
+        let mut got = self.got.lock().unwrap();
+        got.push(msg);
+        Ok(format!("Q{}", got.len()))
+    }
+}
+
+impl Recorder {
+    fn messages(&self) -> Vec<OutboundMessage> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+async fn start_recording() -> (TestServer, Arc<Recorder>) {
+    let rec = Arc::new(Recorder::default());
+    let cfg = SmtpConfig {
+        allow_plaintext_auth_on_loopback: true,
+        ..test_config()
+    };
+    let s = start_full(cfg, Some(rec.clone() as Arc<dyn RemoteHandoff>)).await;
+    (s, rec)
+}
+
+async fn login(s: &TestServer) -> Raw {
+    let mut c = Raw::open(s.submission).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect(
+        &format!("AUTH PLAIN {}", b64(&format!("\0{ALICE}\0{PASSWORD}"))),
+        235,
+    )
+    .await;
+    c
+}
+
+async fn send_data(c: &mut Raw, msg: &[u8]) -> (u16, String) {
+    c.expect("DATA", 354).await;
+    c.send(msg).await;
+    c.send(b".\r\n").await;
+    c.reply().await
+}
+
+fn rcpt(address: &str, notify: Option<&str>, orcpt: Option<&str>) -> OutboundRecipient {
+    OutboundRecipient {
+        address: address.into(),
+        notify: notify.map(Into::into),
+        orcpt: orcpt.map(Into::into),
+    }
+}
+
+#[tokio::test]
+async fn mixed_local_and_remote_message_with_dsn_parameters() {
+    let (s, rec) = start_recording().await;
+    let mut c = login(&s).await;
+    c.expect(
+        "MAIL FROM:<alice@example.test> RET=full ENVID=abc+2Bdef",
+        250,
+    )
+    .await;
+    c.expect(
+        "RCPT TO:<friend@remote.test> NOTIFY=success,FAILURE ORCPT=rfc822;friend+2Bx@remote.test",
+        250,
+    )
+    .await;
+    c.expect("RCPT TO:<other@elsewhere.test> NOTIFY=NEVER", 250)
+        .await;
+    c.expect("RCPT TO:<Friend@remote.test>", 250).await;
+    c.expect("RCPT TO:<bob@example.test>", 250).await;
+    let msg = message(ALICE, BOB, "mixed", "To both sides.\r\n");
+    let (code, text) = send_data(&mut c, &msg).await;
+    assert_eq!(code, 250, "{text}");
+    assert!(text.contains("outbound Q1"), "{text}");
+    c.expect("QUIT", 221).await;
+
+    let got = rec.messages();
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(m.sender, ALICE);
+    assert_eq!(m.envid.as_deref(), Some("abc+def"));
+    assert_eq!(m.ret.as_deref(), Some("FULL"));
+    assert!(!m.require_tls);
+    assert_eq!(m.authenticated_as.as_deref(), Some(ALICE));
+    assert_eq!(
+        m.recipients,
+        vec![
+            rcpt(
+                "friend@remote.test",
+                Some("SUCCESS,FAILURE"),
+                Some("rfc822;friend+x@remote.test")
+            ),
+            rcpt("other@elsewhere.test", Some("NEVER"), None),
+        ]
+    );
+    // The local copy is the queued one plus the Return-Path of final delivery.
+    let inbox = s.inbox(BOB).await;
+    assert_eq!(inbox.len(), 1);
+    let local = &inbox[0];
+    assert!(local.starts_with(b"Return-Path: <alice@example.test>\r\nReceived: from client.test"));
+    assert!(m.raw.starts_with(b"Received: from client.test"));
+    let rp = b"Return-Path: <alice@example.test>\r\n".len();
+    assert_eq!(&local[rp..], &m.raw[..]);
+    assert!(m.raw.ends_with(&msg));
+}
+
+#[tokio::test]
+async fn port_25_never_relays_even_with_a_queue() {
+    let (s, rec) = start_recording().await;
+    let mut c = Raw::open(s.mx).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<x@remote.test>", 250).await;
+    let text = c.expect("RCPT TO:<friend@remote.test>", 550).await;
+    assert!(text.contains("5.7.1"), "{text}");
+    c.expect("RCPT TO:<alice@example.test>", 250).await;
+    let (code, _) = send_data(&mut c, &message("x@remote.test", ALICE, "mx", "hi\r\n")).await;
+    assert_eq!(code, 250);
+    assert!(rec.messages().is_empty());
+}
+
+#[tokio::test]
+async fn without_a_queue_remote_and_forwarding_get_451() {
+    let s = start_with(SmtpConfig {
+        allow_plaintext_auth_on_loopback: true,
+        ..test_config()
+    })
+    .await;
+    let mut c = login(&s).await;
+    c.expect("MAIL FROM:<alice@example.test>", 250).await;
+    let text = c.expect("RCPT TO:<friend@remote.test>", 451).await;
+    assert!(text.contains("4.3.0"), "{text}");
+    let text = c.expect("RCPT TO:<fwd@example.test>", 451).await;
+    assert!(text.contains("4.3.0"), "{text}");
+    let mut c = Raw::open(s.mx).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<x@remote.test>", 250).await;
+    c.expect("RCPT TO:<fwd@example.test>", 451).await;
+}
+
+#[tokio::test]
+async fn malformed_dsn_parameters_get_501() {
+    let (s, _rec) = start_recording().await;
+    let mut c = Raw::open(s.mx).await;
+    let ehlo = c.expect("EHLO client.test", 250).await;
+    assert!(ehlo.contains("DSN"), "{ehlo}");
+    for bad in [
+        "MAIL FROM:<x@remote.test> RET=BODY",
+        "MAIL FROM:<x@remote.test> RET=FULL RET=FULL",
+        "MAIL FROM:<x@remote.test> ENVID=a+2",
+        "MAIL FROM:<x@remote.test> ENVID=a+0d",
+        "MAIL FROM:<x@remote.test> ENVID=",
+    ] {
+        let text = c.expect(bad, 501).await;
+        assert!(text.contains("5.5.4"), "{bad}: {text}");
+    }
+    c.expect("MAIL FROM:<x@remote.test> RET=HDRS ENVID=ok", 250)
+        .await;
+    // A fresh session: the error limit (10) would close this one before the list ends.
+    let mut c = Raw::open(s.mx).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<x@remote.test>", 250).await;
+    for bad in [
+        "RCPT TO:<alice@example.test> NOTIFY=NEVER,DELAY",
+        "RCPT TO:<alice@example.test> NOTIFY=DELAY,DELAY",
+        "RCPT TO:<alice@example.test> NOTIFY=SOON",
+        "RCPT TO:<alice@example.test> ORCPT=alice@example.test",
+        "RCPT TO:<alice@example.test> ORCPT=rfc822;a+zz@example.test",
+        "RCPT TO:<alice@example.test> NOTIFY=NEVER NOTIFY=NEVER",
+    ] {
+        let text = c.expect(bad, 501).await;
+        assert!(text.contains("5.5.4"), "{bad}: {text}");
+    }
+    c.expect(
+        "RCPT TO:<alice@example.test> NOTIFY=DELAY ORCPT=rfc822;alice@example.test",
+        250,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn requiretls_only_under_tls() {
+    let (s, rec) = start_recording().await;
+    let mut c = login(&s).await;
+    let text = c
+        .expect("MAIL FROM:<alice@example.test> REQUIRETLS", 530)
+        .await;
+    assert!(text.contains("5.7.10"), "{text}");
+    let ehlo = c.expect("EHLO client.test", 250).await;
+    assert!(!ehlo.contains("REQUIRETLS"), "{ehlo}");
+
+    let login = format!("AUTH PLAIN {}\r\n", b64(&format!("\0{ALICE}\0{PASSWORD}")));
+    let msg =
+        String::from_utf8(message(ALICE, "friend@remote.test", "rtls", "secret\r\n")).unwrap();
+    let body = format!("{msg}.\r\n");
+    transcript(
+        s.smtps.port(),
+        true,
+        &[
+            Step::Send("EHLO client.test\r\n"),
+            Step::Expect(250),
+            Step::Contains("REQUIRETLS"),
+            Step::Send(&login),
+            Step::Expect(235),
+            Step::Send("MAIL FROM:<alice@example.test> REQUIRETLS\r\n"),
+            Step::Expect(250),
+            Step::Send("RCPT TO:<friend@remote.test>\r\n"),
+            Step::Expect(250),
+            Step::Send("DATA\r\n"),
+            Step::Expect(354),
+            Step::Send(&body),
+            Step::Expect(250),
+            Step::Contains("outbound Q1"),
+        ],
+    )
+    .await;
+    let got = rec.messages();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].require_tls);
+    assert_eq!(
+        got[0].recipients,
+        vec![rcpt("friend@remote.test", None, None)]
+    );
+}
+
+#[tokio::test]
+async fn queue_failure_gives_451_and_nothing_is_stored() {
+    let (s, rec) = start_recording().await;
+    rec.fail.store(true, Ordering::SeqCst);
+    let mut c = login(&s).await;
+    c.expect("MAIL FROM:<alice@example.test>", 250).await;
+    c.expect("RCPT TO:<friend@remote.test>", 250).await;
+    c.expect("RCPT TO:<bob@example.test>", 250).await;
+    let msg = message(ALICE, BOB, "fails", "Not yet.\r\n");
+    let (code, text) = send_data(&mut c, &msg).await;
+    assert_eq!(code, 451, "{text}");
+    assert!(text.contains("4.3.0"), "{text}");
+    assert!(s.inbox(BOB).await.is_empty());
+    assert!(rec.messages().is_empty());
+    // The client retries once the queue is back, in the same session.
+    rec.fail.store(false, Ordering::SeqCst);
+    c.expect("MAIL FROM:<alice@example.test>", 250).await;
+    c.expect("RCPT TO:<friend@remote.test>", 250).await;
+    c.expect("RCPT TO:<bob@example.test>", 250).await;
+    let (code, text) = send_data(&mut c, &msg).await;
+    assert_eq!(code, 250, "{text}");
+    assert_eq!(s.inbox(BOB).await.len(), 1);
+    assert_eq!(rec.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn alias_forwarding_outside_is_handed_over_with_bdat() {
+    let (s, rec) = start_recording().await;
+    s.dir.add_alias("both@example.test", ALICE).await.unwrap();
+    s.dir
+        .add_alias("both@example.test", "ext@remote.test")
+        .await
+        .unwrap();
+    let mut c = Raw::open(s.mx).await;
+    c.expect("EHLO client.test", 250).await;
+    c.expect("MAIL FROM:<x@remote.test>", 250).await;
+    c.expect("RCPT TO:<fwd@example.test> NOTIFY=FAILURE", 250)
+        .await;
+    c.expect("RCPT TO:<both@example.test>", 250).await;
+    let msg = message(
+        "x@remote.test",
+        "fwd@example.test",
+        "fwd",
+        "Forward me.\r\n",
+    );
+    c.send(format!("BDAT {} LAST\r\n", msg.len()).as_bytes())
+        .await;
+    c.send(&msg).await;
+    let (code, text) = c.reply().await;
+    assert_eq!(code, 250, "{text}");
+    let got = rec.messages();
+    assert_eq!(got.len(), 1);
+    let m = &got[0];
+    assert_eq!(m.sender, "x@remote.test");
+    assert_eq!(m.authenticated_as, None);
+    assert_eq!(
+        m.recipients,
+        vec![
+            rcpt(
+                "someone@remote.test",
+                Some("FAILURE"),
+                Some("rfc822;fwd@example.test")
+            ),
+            rcpt("ext@remote.test", None, Some("rfc822;both@example.test")),
+        ]
+    );
+    let inbox = s.inbox(ALICE).await;
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].ends_with(&m.raw[..]));
+    assert!(m.raw.ends_with(&msg));
+}
