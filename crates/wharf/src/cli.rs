@@ -38,6 +38,28 @@ pub enum Command {
     Mailbox(MailboxCmd),
     /// Import a Maildir (with Maildir++ subfolders) or an mbox file into an account.
     Import(ImportArgs),
+    /// DKIM signing keys for outbound mail.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCmd {
+    /// Create a signing key for DOMAIN (stored under the data folder) and print its DNS TXT record.
+    Generate {
+        domain: String,
+        /// Selector (default: YYYYMM plus `e` for Ed25519 or `r` for RSA, e.g. 202611e).
+        #[arg(long)]
+        selector: Option<String>,
+        #[arg(long, value_enum, default_value = "ed25519")]
+        algo: DkimAlgo,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DkimAlgo {
+    Ed25519,
+    Rsa,
 }
 
 #[derive(Debug, Args)]

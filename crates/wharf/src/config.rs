@@ -27,6 +27,8 @@ pub struct Config {
     pub smtp: wharf_smtp::SmtpConfig,
     pub imap: wharf_imap::ImapConfig,
     pub pop3: wharf_pop3::Pop3Config,
+    /// Mail leaving Wharf: queue, retries, routing, TLS policy (docs/configuration.md).
+    pub outbound: OutboundSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -280,6 +282,125 @@ impl Default for LogSection {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundSection {
+    /// Seconds before attempt n+1 after attempt n; the last value repeats.
+    pub retry_schedule: Vec<u64>,
+    /// Seconds after which undelivered recipients fail with a DSN.
+    pub max_age: u64,
+    /// Seconds undelivered before a delay DSN; 0 sends none.
+    pub delay_warning: u64,
+    pub max_connections: usize,
+    pub max_connections_per_domain: usize,
+    pub max_messages_per_connection: usize,
+    /// Seconds between queue scans when nothing wakes the worker.
+    pub poll_interval: u64,
+    /// Seconds a node owns the entries it leased (a crashed node's entries wait this long).
+    pub lease: u64,
+    /// Entries leased per round.
+    pub batch: usize,
+    /// TLS with MX hosts: `disabled`, `opportunistic`, `required`, `required-verified`.
+    pub tls: wharf_outbound::TlsPolicy,
+    /// Extra PEM trust anchors (private CA) added to the system bundle.
+    pub ca_file: Option<PathBuf>,
+    /// DNS servers for MX/A/TXT lookups (`"127.0.0.1:5353"` or a list); default `/etc/resolv.conf`.
+    pub dns_server: DnsServers,
+    /// Seconds per DNS query.
+    pub dns_timeout: u64,
+    /// TCP port of MX hosts (25; tests point it elsewhere).
+    pub mx_port: u16,
+    /// RFC 8461 MTA-STS for MX-routed domains.
+    pub mta_sts: bool,
+    pub connect_timeout: u64,
+    pub command_timeout: u64,
+    pub data_timeout: u64,
+    /// Every message goes through this host (Postfix `relayhost`).
+    pub relayhost: Option<RelaySection>,
+    /// Per recipient domain, before DNS and before `relayhost`.
+    pub routes: std::collections::BTreeMap<String, RelaySection>,
+}
+
+impl Default for OutboundSection {
+    /// The outbound crate's own defaults, so that the two can never disagree.
+    fn default() -> Self {
+        let q = wharf_outbound::QueueConfig::new(FALLBACK_HOSTNAME);
+        let c = wharf_outbound::ClientConfig::new(FALLBACK_HOSTNAME);
+        let r = wharf_outbound::route::RouterConfig::default();
+        OutboundSection {
+            retry_schedule: q.retry_schedule.iter().map(|d| d.as_secs()).collect(),
+            max_age: q.max_age.as_secs(),
+            delay_warning: q.delay_warning.map(|d| d.as_secs()).unwrap_or(0),
+            max_connections: q.max_connections,
+            max_connections_per_domain: q.max_connections_per_domain,
+            max_messages_per_connection: q.max_messages_per_connection,
+            poll_interval: q.poll_interval.as_secs(),
+            lease: q.lease.as_secs(),
+            batch: q.batch,
+            tls: c.tls,
+            ca_file: None,
+            dns_server: DnsServers::default(),
+            dns_timeout: r.dns_timeout.as_secs(),
+            mx_port: r.smtp_port,
+            mta_sts: r.mta_sts.is_some(),
+            connect_timeout: c.connect_timeout.as_secs(),
+            command_timeout: c.command_timeout.as_secs(),
+            data_timeout: c.data_timeout.as_secs(),
+            relayhost: None,
+            routes: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// `dns_server = "127.0.0.1:53"` or `dns_server = ["10.0.0.1:53", "[::1]:53"]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "OneOrMany")]
+pub struct DnsServers(pub Vec<std::net::SocketAddr>);
+
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "an address with port such as \"127.0.0.1:53\", or a list of them"
+)]
+enum OneOrMany {
+    One(std::net::SocketAddr),
+    Many(Vec<std::net::SocketAddr>),
+}
+
+impl From<OneOrMany> for DnsServers {
+    fn from(v: OneOrMany) -> Self {
+        match v {
+            OneOrMany::One(a) => DnsServers(vec![a]),
+            OneOrMany::Many(list) => DnsServers(list),
+        }
+    }
+}
+
+/// A fixed next hop: `[outbound.relayhost]` or `[outbound.routes."example.org"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    /// Host name, IP address or `[IP]`.
+    pub host: String,
+    #[serde(default = "default_relay_port")]
+    pub port: u16,
+    /// AUTH user name; sent only over TLS.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A file whose first line is the password (keeps the secret out of wharf.toml).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// TLS policy for this hop; default the global `outbound.tls`.
+    #[serde(default)]
+    pub tls: Option<wharf_outbound::TlsPolicy>,
+}
+
+fn default_relay_port() -> u16 {
+    25
+}
+
 /// A configuration refused at load time. Its text is one line: `file:line:column: key `k`: problem`.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -366,7 +487,8 @@ impl Loaded {
         }
     }
 
-    fn resolve(&self, p: &Path) -> PathBuf {
+    /// A path from the file, resolved against the file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
         resolve_against(&self.path, p)
     }
 }
@@ -575,6 +697,104 @@ fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
             }
             seen.push((r.name, r.address, r.port));
         }
+    }
+    validate_outbound(&c.outbound, &fail)
+}
+
+fn validate_outbound(
+    o: &OutboundSection,
+    fail: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if o.retry_schedule.is_empty() {
+        return Err(fail(
+            "outbound.retry_schedule",
+            "needs at least one delay (seconds)".to_string(),
+        ));
+    }
+    if o.retry_schedule.contains(&0) {
+        return Err(fail(
+            "outbound.retry_schedule",
+            "delays must be greater than 0 seconds".to_string(),
+        ));
+    }
+    for (key, v) in [
+        ("outbound.max_age", o.max_age),
+        ("outbound.max_connections", o.max_connections as u64),
+        (
+            "outbound.max_connections_per_domain",
+            o.max_connections_per_domain as u64,
+        ),
+        (
+            "outbound.max_messages_per_connection",
+            o.max_messages_per_connection as u64,
+        ),
+        ("outbound.poll_interval", o.poll_interval),
+        ("outbound.lease", o.lease),
+        ("outbound.batch", o.batch as u64),
+        ("outbound.dns_timeout", o.dns_timeout),
+        ("outbound.mx_port", u64::from(o.mx_port)),
+        ("outbound.connect_timeout", o.connect_timeout),
+        ("outbound.command_timeout", o.command_timeout),
+        ("outbound.data_timeout", o.data_timeout),
+    ] {
+        if v == 0 {
+            return Err(fail(key, "must be greater than 0".to_string()));
+        }
+    }
+    if o.max_connections_per_domain > o.max_connections {
+        return Err(fail(
+            "outbound.max_connections_per_domain",
+            format!(
+                "{} exceeds outbound.max_connections ({})",
+                o.max_connections_per_domain, o.max_connections
+            ),
+        ));
+    }
+    if let Some(r) = &o.relayhost {
+        validate_relay(r, "outbound.relayhost", fail)?;
+    }
+    for (domain, r) in &o.routes {
+        let key = format!("outbound.routes.\"{domain}\"");
+        if !valid_hostname(&domain.to_ascii_lowercase()) {
+            return Err(fail(&key, format!("`{domain}` is not a valid domain name")));
+        }
+        validate_relay(r, &key, fail)?;
+    }
+    Ok(())
+}
+
+fn validate_relay(
+    r: &RelaySection,
+    key: &str,
+    fail: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let host = r.host.trim_start_matches('[').trim_end_matches(']');
+    if host.parse::<IpAddr>().is_err() && !valid_hostname(&host.to_ascii_lowercase()) {
+        return Err(fail(
+            &format!("{key}.host"),
+            format!("`{}` is neither a host name nor an IP address", r.host),
+        ));
+    }
+    if r.port == 0 {
+        return Err(fail(&format!("{key}.port"), "must not be 0".to_string()));
+    }
+    if r.password.is_some() && r.password_file.is_some() {
+        return Err(fail(
+            &format!("{key}.password_file"),
+            "give password or password_file, not both".to_string(),
+        ));
+    }
+    let has_secret = r.password.is_some() || r.password_file.is_some();
+    if r.username.is_some() != has_secret {
+        let k = if r.username.is_some() {
+            "password"
+        } else {
+            "username"
+        };
+        return Err(fail(
+            &format!("{key}.{k}"),
+            "username and password (or password_file) must be given together".to_string(),
+        ));
     }
     Ok(())
 }
@@ -841,6 +1061,33 @@ mod tests {
             ),
             (10, 20, 10)
         );
+    }
+
+    #[test]
+    fn outbound_errors_name_the_key() {
+        let e = err("[outbound]\nretry_schedule = []\n");
+        assert!(e.contains(":2:1: key `outbound.retry_schedule`"), "{e}");
+        let e = err("[outbound]\nretry_shedule = [1]\n");
+        assert!(e.contains(":2:1: key `outbound.retry_shedule`"), "{e}");
+        let e = err("[outbound]\ntls = \"sometimes\"\n");
+        assert!(e.contains(":2:7: key `outbound.tls`"), "{e}");
+        let e = err("[outbound]\ndns_server = \"localhost\"\n");
+        assert!(e.contains("key `outbound.dns_server`"), "{e}");
+        let e = err("[outbound.relayhost]\nhost = \"relay.test\"\nusername = \"u\"\n");
+        assert!(e.contains("key `outbound.relayhost.password`"), "{e}");
+        let e = err("[outbound.relayhost]\nhots = \"relay.test\"\n");
+        assert!(e.contains(":2:1: key `outbound.relayhost.hots`"), "{e}");
+        let e = err("[outbound]\nmax_connections = 2\nmax_connections_per_domain = 3\n");
+        assert!(
+            e.contains(":3:1: key `outbound.max_connections_per_domain`"),
+            "{e}"
+        );
+        let l = parse(
+            Path::new("/w.toml"),
+            "[outbound]\ndns_server = [\"127.0.0.1:53\", \"[::1]:5353\"]\n",
+        )
+        .unwrap();
+        assert_eq!(l.config.outbound.dns_server.0.len(), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod config;
+mod dkim_keys;
 mod import;
 mod logging;
 mod serve;
@@ -60,6 +61,36 @@ async fn run(cli: Cli) -> Result<()> {
             for (mailbox, n) in report.per_mailbox {
                 println!("imported {n} messages into {mailbox}");
             }
+            Ok(())
+        }
+        Command::Dkim(cli::DkimCmd::Generate {
+            domain,
+            selector,
+            algo,
+        }) => {
+            let cfg = load_for_admin(path)?;
+            let dir = admin::open_directory(&cfg).await?;
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            if dir
+                .store()
+                .get_domain(&domain)
+                .await
+                .map_err(admin::store_err)?
+                .is_none()
+            {
+                bail!("unknown domain {domain} (add it first: wharf domain add {domain})");
+            }
+            let (key, file) =
+                dkim_keys::generate(&cfg.data_dir, &domain, selector.as_deref(), algo)?;
+            println!(
+                "DKIM {:?} key for {domain} stored in {}",
+                key.algorithm,
+                file.display()
+            );
+            println!("Publish this DNS TXT record, then restart `wharf serve` to start signing:");
+            println!("{}", key.zone_line());
+            println!("name:  {}", key.dns_name);
+            println!("value: {}", key.txt_value);
             Ok(())
         }
     }

@@ -73,3 +73,152 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Arc<dyn Handler>
         )),
     }
 }
+
+/// The outbound library's settings from `[outbound]`: queue, SMTP client, router.
+// `serve` builds the worker from these once the SQL queue store is in (next step).
+#[allow(dead_code)]
+pub struct OutboundSettings {
+    pub queue: wharf_outbound::QueueConfig,
+    pub client: wharf_outbound::ClientConfig,
+    pub router: wharf_outbound::route::RouterConfig,
+}
+
+#[allow(dead_code)]
+pub fn outbound_settings(cfg: &Loaded, hostname: &str) -> anyhow::Result<OutboundSettings> {
+    use anyhow::Context as _;
+    use wharf_outbound::route::{Relay, RouterConfig};
+    use wharf_outbound::{ClientConfig, QueueConfig, TrustAnchors};
+
+    let o = &cfg.config.outbound;
+    let mut queue = QueueConfig::new(hostname);
+    queue.retry_schedule = o
+        .retry_schedule
+        .iter()
+        .map(|s| Duration::from_secs(*s))
+        .collect();
+    queue.max_age = Duration::from_secs(o.max_age);
+    queue.delay_warning = (o.delay_warning > 0).then(|| Duration::from_secs(o.delay_warning));
+    queue.max_connections = o.max_connections;
+    queue.max_connections_per_domain = o.max_connections_per_domain;
+    queue.max_messages_per_connection = o.max_messages_per_connection;
+    queue.poll_interval = Duration::from_secs(o.poll_interval);
+    queue.lease = Duration::from_secs(o.lease);
+    queue.batch = o.batch;
+
+    let mut anchors = TrustAnchors::system();
+    if let Some(file) = &o.ca_file {
+        let path = cfg.resolve(file);
+        anchors = anchors
+            .with_pem_file(&path)
+            .map_err(|e| anyhow::anyhow!("outbound.ca_file: {e}"))?;
+    }
+    let mut client = ClientConfig::new(hostname);
+    client.tls = o.tls;
+    client.anchors = anchors.clone();
+    client.connect_timeout = Duration::from_secs(o.connect_timeout);
+    client.command_timeout = Duration::from_secs(o.command_timeout);
+    client.data_timeout = Duration::from_secs(o.data_timeout);
+
+    let relay = |key: &str, r: &crate::config::RelaySection| -> anyhow::Result<Relay> {
+        let password = match (&r.password, &r.password_file) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(file)) => {
+                let path = cfg.resolve(file);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("{key}.password_file {}", path.display()))?;
+                let line = text.lines().next().unwrap_or_default().to_string();
+                if line.is_empty() {
+                    anyhow::bail!("{key}.password_file {}: empty", path.display());
+                }
+                Some(line)
+            }
+            (None, None) => None,
+        };
+        let credentials = match (&r.username, password) {
+            (Some(username), Some(password)) => Some(wharf_outbound::Credentials {
+                username: username.clone(),
+                password,
+            }),
+            _ => None,
+        };
+        Ok(Relay {
+            host: r.host.clone(),
+            port: r.port,
+            credentials,
+            tls: r.tls,
+        })
+    };
+    let mut router = RouterConfig {
+        nameservers: o.dns_server.0.clone(),
+        smtp_port: o.mx_port,
+        dns_timeout: Duration::from_secs(o.dns_timeout),
+        ..RouterConfig::default()
+    };
+    router.relayhost = match &o.relayhost {
+        Some(r) => Some(relay("outbound.relayhost", r)?),
+        None => None,
+    };
+    for (domain, r) in &o.routes {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let key = format!("outbound.routes.\"{domain}\"");
+        router.overrides.insert(domain, relay(&key, r)?);
+    }
+    router.mta_sts = if o.mta_sts {
+        Some(wharf_outbound::mta_sts::MtaStsConfig {
+            anchors,
+            ..Default::default()
+        })
+    } else {
+        None
+    };
+    Ok(OutboundSettings {
+        queue,
+        client,
+        router,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn outbound_section_maps_onto_the_library() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("relay.pw"), "s3cret\n").unwrap();
+        let text = "[outbound]\nretry_schedule = [1, 2]\nmax_age = 30\ndelay_warning = 0\n\
+            dns_server = \"127.0.0.1:5353\"\nmx_port = 2525\nmta_sts = false\ntls = \"required\"\n\
+            [outbound.relayhost]\nhost = \"smtp.example.net\"\nport = 587\nusername = \"u\"\npassword_file = \"relay.pw\"\n\
+            [outbound.routes.\"Example.ORG\"]\nhost = \"[127.0.0.1]\"\nport = 2526\ntls = \"disabled\"\n";
+        let cfg = crate::config::parse(&dir.path().join("wharf.toml"), text).unwrap();
+        let s = super::outbound_settings(&cfg, "mail.a.test").unwrap();
+        let secs: Vec<u64> = s.queue.retry_schedule.iter().map(|d| d.as_secs()).collect();
+        assert_eq!(secs, [1, 2]);
+        assert_eq!(s.queue.max_age.as_secs(), 30);
+        assert_eq!(s.queue.delay_warning, None);
+        assert_eq!(s.queue.hostname, "mail.a.test");
+        assert_eq!(s.client.tls, wharf_outbound::TlsPolicy::Required);
+        assert_eq!(s.router.nameservers, ["127.0.0.1:5353".parse().unwrap()]);
+        assert_eq!(s.router.smtp_port, 2525);
+        assert!(s.router.mta_sts.is_none());
+        let relay = s.router.relayhost.unwrap();
+        assert_eq!((relay.host.as_str(), relay.port), ("smtp.example.net", 587));
+        let cred = relay.credentials.unwrap();
+        assert_eq!(
+            (cred.username.as_str(), cred.password.as_str()),
+            ("u", "s3cret")
+        );
+        let route = &s.router.overrides["example.org"];
+        assert_eq!(route.port, 2526);
+        assert_eq!(route.tls, Some(wharf_outbound::TlsPolicy::Disabled));
+
+        let defaults = crate::config::parse(Path::new("/x/wharf.toml"), "").unwrap();
+        let d = super::outbound_settings(&defaults, "h.test").unwrap();
+        assert_eq!(d.queue.max_age.as_secs(), 5 * 24 * 3600);
+        assert_eq!(d.queue.delay_warning.map(|d| d.as_secs()), Some(4 * 3600));
+        assert_eq!(d.router.smtp_port, 25);
+        assert!(d.router.nameservers.is_empty() && d.router.relayhost.is_none());
+        assert!(d.router.mta_sts.is_some());
+        assert_eq!(d.client.tls, wharf_outbound::TlsPolicy::Opportunistic);
+    }
+}
