@@ -170,6 +170,16 @@ pub trait Store: Send + Sync + 'static {
     async fn message_summary(&self, message: MessageId) -> Result<Bytes>;
     /// The raw message.
     async fn message_raw(&self, message: MessageId) -> Result<Bytes>;
+    /// Summaries and/or raw bodies of several messages, in the order asked, with one metadata
+    /// query and one batch of blob reads for all of them (FETCH of a sequence set would otherwise
+    /// pay two round trips and a file open per message). A message that is gone is a `NotFound`
+    /// in its own slot; the outer error is for the batch as a whole.
+    async fn message_contents(
+        &self,
+        messages: &[MessageId],
+        summary: bool,
+        raw: bool,
+    ) -> Result<Vec<Result<MessageContent>>>;
     /// Applies a flag change to the given UIDs (missing UIDs are skipped). Rows whose modseq is
     /// greater than `unchanged_since` are not modified and are returned in the second vector
     /// (RFC 7162 MODIFIED). Only rows that actually change get a new modseq.

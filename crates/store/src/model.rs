@@ -173,6 +173,15 @@ pub struct MessageEntry {
     pub internal_date: i64,
 }
 
+/// What [`crate::Store::message_contents`] read for one message: each part only when asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageContent {
+    /// The parsed summary stored at append time.
+    pub summary: Option<bytes::Bytes>,
+    /// The raw message.
+    pub raw: Option<bytes::Bytes>,
+}
+
 /// What changed in a mailbox after a given modseq.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailboxChanges {

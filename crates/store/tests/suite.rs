@@ -567,6 +567,27 @@ async fn blob_refcounts_reach_zero(b: Backend) {
             .unwrap()
             .is_empty()
     );
+    // The batch read answers in the order asked, repeats included, with a gone message in its
+    // own slot, and reads only the parts asked for.
+    let id = arch[0].message_id;
+    let got = h
+        .store
+        .message_contents(&[id, i64::MAX, id], true, true)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    for slot in [&got[0], &got[2]] {
+        let c = slot.as_ref().unwrap();
+        assert_eq!(c.raw.as_deref(), Some(&raw[..]));
+        assert!(!c.summary.as_ref().unwrap().is_empty());
+    }
+    assert!(matches!(got[1], Err(StoreError::NotFound(_))));
+    let raw_only = h.store.message_contents(&[id], false, true).await.unwrap();
+    let c = raw_only[0].as_ref().unwrap();
+    assert_eq!(
+        (c.summary.is_none(), c.raw.as_deref()),
+        (true, Some(&raw[..]))
+    );
     h.store.delete_mailbox(a.id, archive.id).await.unwrap();
     assert_eq!(blob_files(h.blob_dir()).len(), 1, "c still holds it");
     h.store.delete_account(c.id).await.unwrap();

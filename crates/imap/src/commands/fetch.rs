@@ -4,7 +4,7 @@
 
 use tracing::warn;
 use wharf_mime::{Section, SectionSpec, Summary};
-use wharf_store::{FlagOp, Flags, MessageEntry};
+use wharf_store::{FlagOp, Flags, MessageContent, MessageEntry};
 
 use crate::session::{Done, Session};
 use crate::syntax::{FetchItem, SeqSet, response};
@@ -12,6 +12,8 @@ use crate::syntax::{FetchItem, SeqSet, response};
 /// Output size after which a FETCH yields to the connection loop, so a FETCH of many large
 /// messages is written out piece by piece instead of built whole in memory.
 const FETCH_CHUNK: usize = 256 * 1024;
+/// Most messages whose stored data one store call reads (the chunk size bounds it in bytes).
+const FETCH_BATCH: usize = 256;
 
 /// A FETCH in progress (it resumes with `Session::resume`).
 pub(crate) struct FetchJob {
@@ -99,18 +101,21 @@ impl Session {
         };
         let mb_id = sel.mailbox.id;
         let read_only = sel.read_only;
-        let needs_summary = items.iter().any(|i| {
-            matches!(
-                i,
+        // BODY[] / BODY.PEEK[] of the whole message is the raw blob as stored: no summary needed.
+        let needs_summary = items.iter().any(|i| match i {
+            FetchItem::BodySection { section, .. } => {
+                !(section.part.is_empty() && section.spec == SectionSpec::Full)
+            }
+            other => matches!(
+                other,
                 FetchItem::Envelope
                     | FetchItem::Body
                     | FetchItem::BodyStructure
-                    | FetchItem::BodySection { .. }
                     | FetchItem::Binary { .. }
                     | FetchItem::BinarySize { .. }
                     | FetchItem::Rfc822Header
                     | FetchItem::Rfc822Text
-            )
+            ),
         });
         let needs_raw = items.iter().any(|i| {
             matches!(
@@ -176,11 +181,53 @@ impl Session {
         };
         let (uid, needs_summary, needs_raw) = (job.uid, job.needs_summary, job.needs_raw);
         let start_len = out.len();
+        // Messages whose stored data was read but not yet written out (front = next to write).
+        let mut batch: std::collections::VecDeque<Option<wharf_store::Result<MessageContent>>> =
+            std::collections::VecDeque::new();
         while job.pos < job.idxs.len() {
-            if out.len() - start_len > FETCH_CHUNK {
-                self.fetch_job = Some(job);
-                return Done::ok("").with_next(crate::session::Next::More);
+            if batch.is_empty() {
+                if out.len() - start_len > FETCH_CHUNK {
+                    self.fetch_job = Some(job);
+                    return Done::ok("").with_next(crate::session::Next::More);
+                }
+                if needs_raw || needs_summary {
+                    // One metadata query and one batch of blob reads per output chunk, not two
+                    // round trips and a file open per message.
+                    let mut end = job.pos;
+                    let mut bytes = 0u64;
+                    while end < job.idxs.len()
+                        && end - job.pos < FETCH_BATCH
+                        && (end == job.pos || bytes < FETCH_CHUNK as u64)
+                    {
+                        bytes += sel.msgs[job.idxs[end]].size;
+                        end += 1;
+                    }
+                    let live: Vec<i64> = job.idxs[job.pos..end]
+                        .iter()
+                        .map(|&i| &sel.msgs[i])
+                        .filter(|m| !sel.pending_expunge.contains(&m.uid))
+                        .map(|m| m.message_id)
+                        .collect();
+                    let mut got = match self
+                        .store
+                        .message_contents(&live, needs_summary, needs_raw)
+                        .await
+                    {
+                        Ok(v) => v.into_iter(),
+                        Err(e) => return Done::store(e),
+                    };
+                    for &i in &job.idxs[job.pos..end] {
+                        batch.push_back(if sel.pending_expunge.contains(&sel.msgs[i].uid) {
+                            None
+                        } else {
+                            got.next()
+                        });
+                    }
+                } else {
+                    batch.push_back(None);
+                }
             }
+            let content = batch.pop_front().flatten();
             let i = job.idxs[job.pos];
             job.pos += 1;
             let items = &job.items;
@@ -194,37 +241,28 @@ impl Session {
                 ));
                 continue;
             }
-            let summary = if needs_summary {
-                match self.store.message_summary(m.message_id).await {
-                    Ok(b) => match Summary::decode(&b) {
-                        Ok(s) => Some(s),
-                        Err(e) => {
-                            warn!(session = self.id, uid = m.uid, error = %e, "summary unreadable");
-                            job.failure =
-                                Some(Done::no(Some("SERVERBUG"), "Message summary unreadable"));
-                            continue;
-                        }
-                    },
-                    Err(e) => {
-                        job.failure = Some(Done::store(e));
-                        continue;
-                    }
+            let content = match content {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    job.failure = Some(Done::store(e));
+                    continue;
                 }
-            } else {
-                None
-            };
-            let raw = if needs_raw {
-                match self.store.message_raw(m.message_id).await {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        job.failure = Some(Done::store(e));
-                        continue;
-                    }
+                None if needs_raw || needs_summary => {
+                    job.failure = Some(Done::no(Some("SERVERBUG"), "Message data missing"));
+                    continue;
                 }
-            } else {
-                None
+                None => MessageContent::default(),
             };
-            let raw = raw.as_deref().unwrap_or(&[]);
+            let summary = match content.summary.as_deref().map(Summary::decode) {
+                None => None,
+                Some(Ok(s)) => Some(s),
+                Some(Err(e)) => {
+                    warn!(session = self.id, uid = m.uid, error = %e, "summary unreadable");
+                    job.failure = Some(Done::no(Some("SERVERBUG"), "Message summary unreadable"));
+                    continue;
+                }
+            };
+            let raw = content.raw.as_deref().unwrap_or(&[]);
             let mut parts: Vec<Vec<u8>> = Vec::new();
             let mut has_uid = false;
             let mut has_flags = false;

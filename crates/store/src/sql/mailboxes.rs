@@ -1,6 +1,9 @@
 //! Mailbox rows: naming rules, UIDVALIDITY allocation, create/rename/delete, status and the
 //! read side of a mailbox (index, changes since a modseq, stored message data).
 
+use std::collections::HashMap;
+use std::io;
+
 use bytes::Bytes;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -381,6 +384,83 @@ impl Shared {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
         Ok(Bytes::from(s))
+    }
+
+    pub async fn message_contents(
+        &self,
+        messages: &[MessageId],
+        want_summary: bool,
+        want_raw: bool,
+    ) -> Result<Vec<Result<MessageContent>>> {
+        if messages.is_empty() || !(want_summary || want_raw) {
+            return Ok(messages
+                .iter()
+                .map(|_| Ok(MessageContent::default()))
+                .collect());
+        }
+        // Keeps every statement far below SQLite's and PostgreSQL's bind-parameter limits.
+        const MAX_IDS: usize = 500;
+        let mut found: HashMap<MessageId, (Option<Vec<u8>>, String)> =
+            HashMap::with_capacity(messages.len());
+        for ids in messages.chunks(MAX_IDS) {
+            let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+            let summary_col = if want_summary {
+                "summary"
+            } else {
+                "NULL AS summary"
+            };
+            let sql = format!(
+                "SELECT id, {summary_col}, blob_hash FROM messages WHERE id IN ({})",
+                placeholders.join(",")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.reader).await? {
+                let id: i64 = row.try_get("id")?;
+                let summary: Option<Vec<u8>> = if want_summary {
+                    Some(row.try_get("summary")?)
+                } else {
+                    None
+                };
+                found.insert(id, (summary, row.try_get("blob_hash")?));
+            }
+        }
+        // One slot per message asked (the same message may sit in a mailbox twice, after a COPY
+        // into itself), so the results line up with `messages` by position.
+        let mut raws: Vec<Option<io::Result<Bytes>>> = messages.iter().map(|_| None).collect();
+        if want_raw {
+            let hashes: Vec<String> = messages
+                .iter()
+                .filter_map(|id| found.get(id).map(|(_, h)| h.clone()))
+                .collect();
+            let mut read = self.blobs.read_many(&hashes).await?.into_iter();
+            for (slot, id) in raws.iter_mut().zip(messages) {
+                if let Some((_, hash)) = found.get(id) {
+                    let r = read.next().ok_or_else(|| {
+                        StoreError::Backend("blob store returned fewer blobs than asked".into())
+                    })?;
+                    if let Err(e) = &r {
+                        tracing::error!(message = *id, hash = %hash, error = %e, "store: blob of a committed message is unreadable");
+                    }
+                    *slot = Some(r);
+                }
+            }
+        }
+        Ok(messages
+            .iter()
+            .zip(raws)
+            .map(|(id, raw)| {
+                let Some((summary, _)) = found.get(id) else {
+                    return Err(StoreError::NotFound(format!("message {id}")));
+                };
+                Ok(MessageContent {
+                    summary: summary.clone().map(Bytes::from),
+                    raw: raw.transpose()?,
+                })
+            })
+            .collect())
     }
 
     pub async fn message_raw(&self, message: MessageId) -> Result<Bytes> {

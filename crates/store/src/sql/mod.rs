@@ -753,6 +753,14 @@ impl Store for SqlStore {
     async fn message_raw(&self, message: MessageId) -> Result<Bytes> {
         self.shared.message_raw(message).await
     }
+    async fn message_contents(
+        &self,
+        messages: &[MessageId],
+        summary: bool,
+        raw: bool,
+    ) -> Result<Vec<Result<MessageContent>>> {
+        self.shared.message_contents(messages, summary, raw).await
+    }
     async fn store_flags(
         &self,
         mailbox: MailboxId,
