@@ -577,15 +577,15 @@ async fn blob_refcounts_reach_zero(b: Backend) {
         .unwrap();
     assert_eq!(got.len(), 3);
     for slot in [&got[0], &got[2]] {
-        let c = slot.as_ref().unwrap();
-        assert_eq!(c.raw.as_deref(), Some(&raw[..]));
-        assert!(!c.summary.as_ref().unwrap().is_empty());
+        let content = slot.as_ref().unwrap();
+        assert_eq!(content.raw.as_deref(), Some(&raw[..]));
+        assert!(!content.summary.as_ref().unwrap().is_empty());
     }
     assert!(matches!(got[1], Err(StoreError::NotFound(_))));
     let raw_only = h.store.message_contents(&[id], false, true).await.unwrap();
-    let c = raw_only[0].as_ref().unwrap();
+    let only = raw_only[0].as_ref().unwrap();
     assert_eq!(
-        (c.summary.is_none(), c.raw.as_deref()),
+        (only.summary.is_none(), only.raw.as_deref()),
         (true, Some(&raw[..]))
     );
     h.store.delete_mailbox(a.id, archive.id).await.unwrap();
