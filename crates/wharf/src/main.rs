@@ -7,6 +7,7 @@ mod config;
 mod dkim_keys;
 mod import;
 mod logging;
+mod malloc_tuning;
 mod serve;
 mod wiring;
 
@@ -19,6 +20,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    malloc_tuning::fix_mmap_threshold();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
