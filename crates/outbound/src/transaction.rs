@@ -4,6 +4,9 @@
 
 use crate::reply::Reply;
 
+/// The DSN parameters live with the queue model they are stored in.
+pub use wharf_store::queue::{Notify, Ret};
+
 /// EHLO keywords that change what the client sends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Capabilities {
@@ -48,86 +51,6 @@ impl Capabilities {
         }
         caps
     }
-}
-
-/// RFC 3461 NOTIFY of one recipient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Notify {
-    pub never: bool,
-    pub success: bool,
-    pub failure: bool,
-    pub delay: bool,
-    /// The submitter named NOTIFY explicitly (so it must be passed on).
-    pub explicit: bool,
-}
-
-impl Notify {
-    /// What applies when the submitter gave no NOTIFY (RFC 3461 §4.1: FAILURE and maybe DELAY).
-    pub fn default_policy() -> Notify {
-        Notify {
-            failure: true,
-            delay: true,
-            ..Notify::default()
-        }
-    }
-
-    /// From a submitted `NOTIFY=` value (`NEVER` or a comma list); `None` gives the default policy.
-    pub fn from_param(value: Option<&str>) -> Notify {
-        let Some(v) = value else {
-            return Notify::default_policy();
-        };
-        let mut n = Notify {
-            explicit: true,
-            ..Notify::default()
-        };
-        for word in v.split(',') {
-            match word.trim().to_ascii_uppercase().as_str() {
-                "NEVER" => n.never = true,
-                "SUCCESS" => n.success = true,
-                "FAILURE" => n.failure = true,
-                "DELAY" => n.delay = true,
-                _ => {}
-            }
-        }
-        n
-    }
-
-    pub fn parameter(&self) -> String {
-        if self.never {
-            return "NEVER".into();
-        }
-        let mut v = Vec::new();
-        if self.success {
-            v.push("SUCCESS");
-        }
-        if self.failure {
-            v.push("FAILURE");
-        }
-        if self.delay {
-            v.push("DELAY");
-        }
-        v.join(",")
-    }
-}
-
-impl Ret {
-    /// From a submitted `RET=` value.
-    pub fn from_param(value: &str) -> Option<Ret> {
-        match value.to_ascii_uppercase().as_str() {
-            "FULL" => Some(Ret::Full),
-            "HDRS" => Some(Ret::Hdrs),
-            _ => None,
-        }
-    }
-}
-
-/// RFC 3461 RET.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum Ret {
-    /// Return headers only (also the default when unspecified).
-    #[default]
-    Hdrs,
-    Full,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

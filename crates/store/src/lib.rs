@@ -1,12 +1,14 @@
 //! wharf-store: the `Store` contract every protocol crate depends on, the data model, and its backends
 //! (SQLite embedded, PostgreSQL scale-out) plus the content-addressed blob stores.
 //!
-//! Protocol crates use `Arc<dyn Store>` and never name a backend.
+//! Protocol crates use `Arc<dyn Store>` and never name a backend. The outbound queue's contract
+//! (`queue::QueueStore`) lives here too, implemented by the same SQL store.
 //! Message bodies go through the `BlobStore` trait (filesystem backend today).
 
 pub mod blob;
 mod events;
 pub mod model;
+pub mod queue;
 mod sql;
 mod text;
 
@@ -55,6 +57,15 @@ pub struct StoreConfig {
 /// group-commit writer. Must be called inside a Tokio runtime.
 pub async fn open(cfg: &StoreConfig) -> Result<Arc<dyn Store>> {
     Ok(Arc::new(SqlStore::connect(&cfg.url, &cfg.blob_dir).await?))
+}
+
+/// `open`, also handing out the same store as the durable outbound queue: one `SqlStore` (one
+/// pool, one blob store) behind both, so queued bodies share blobs with mailbox copies.
+pub async fn open_with_queue(
+    cfg: &StoreConfig,
+) -> Result<(Arc<dyn Store>, Arc<dyn queue::QueueStore>)> {
+    let store = Arc::new(SqlStore::connect(&cfg.url, &cfg.blob_dir).await?);
+    Ok((store.clone(), store))
 }
 
 /// Embedded store under `dir`: SQLite database `dir/wharf.db`, blobs under `dir/blobs/`.

@@ -12,6 +12,7 @@ mod directory;
 mod mailboxes;
 mod messages;
 mod notify;
+mod queue;
 mod search;
 mod writer;
 
@@ -99,17 +100,46 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let sql = match dialect {
-        Dialect::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
-        Dialect::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+    let files: [(i64, &'static str, &'static str); 2] = match dialect {
+        Dialect::Sqlite => [
+            (
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "queue",
+                include_str!("../../migrations/sqlite/0002_queue.sql"),
+            ),
+        ],
+        Dialect::Postgres => [
+            (
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            ),
+            (
+                2,
+                "queue",
+                include_str!("../../migrations/postgres/0002_queue.sql"),
+            ),
+        ],
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        sqlx::SqlStr::from_static(sql),
-        false,
-    )])
+    Migrator::with_migrations(
+        files
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    sqlx::SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 impl SqlStore {
