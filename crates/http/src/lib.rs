@@ -13,5 +13,5 @@ mod xml;
 pub use config::{AdvertisedPorts, ConfigError, HttpConfig, MtaStsConfig, MtaStsMode};
 pub use dns::{DkimDnsRecord, dns_records, mta_sts_id, mta_sts_policy};
 pub use metrics::install_metrics;
-pub use routes::{HttpState, router};
+pub use routes::{AcmeChallengeLookup, HttpState, router};
 pub use serve::serve;

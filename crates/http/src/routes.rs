@@ -18,12 +18,16 @@ use crate::config::{ConfigError, HttpConfig};
 use crate::dns::mta_sts_policy;
 use crate::xml::{element_text, escape};
 
+/// Looks up the RFC 8555 HTTP-01 key authorization for a token.
+pub type AcmeChallengeLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct HttpState {
     directory: Directory,
     config: Arc<HttpConfig>,
     proxies: Arc<Vec<IpAddr>>,
     metrics: Option<PrometheusHandle>,
+    acme: Option<AcmeChallengeLookup>,
 }
 
 impl HttpState {
@@ -34,7 +38,15 @@ impl HttpState {
             config: Arc::new(config),
             proxies: Arc::new(proxies),
             metrics: None,
+            acme: None,
         })
+    }
+
+    /// Answers `/.well-known/acme-challenge/{token}` from `lookup`
+    /// (the ACME manager's pending HTTP-01 challenges).
+    pub fn with_acme_challenges(mut self, lookup: AcmeChallengeLookup) -> HttpState {
+        self.acme = Some(lookup);
+        self
     }
 
     /// Serves `/metrics` from `handle` when `config.metrics` is on.
@@ -62,6 +74,7 @@ pub fn router(state: HttpState) -> Router {
             get(autodiscover_json_path),
         )
         .route("/metrics", get(metrics))
+        .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .route("/apple/profile", get(apple_profile))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
@@ -110,6 +123,21 @@ fn client_ip(state: &HttpState, peer: Option<SocketAddr>, headers: &HeaderMap) -
         }
     }
     peer_ip
+}
+
+/// RFC 8555 section 8.3: the key authorization as the whole body.
+async fn acme_challenge(
+    State(state): State<HttpState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    match state.acme.as_ref().and_then(|lookup| lookup(&token)) {
+        Some(key_authorization) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            key_authorization,
+        )
+            .into_response(),
+        None => not_found(),
+    }
 }
 
 fn not_found() -> Response {

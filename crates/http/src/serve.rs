@@ -57,10 +57,10 @@ pub async fn serve(
                 });
             }
             Some(provider) => {
-                let acceptor = tokio_rustls::TlsAcceptor::from(provider.server_config());
+                let provider = provider.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let hs = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    let hs = tokio::time::timeout(Duration::from_secs(10), provider.accept(stream));
                     let stream = match hs.await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {

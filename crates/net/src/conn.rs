@@ -16,7 +16,6 @@ use std::time::Duration;
 use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::tls::{TlsInfo, TlsMode, TlsProvider};
 
@@ -578,8 +577,7 @@ impl Conn {
                 "discarded plaintext pipelined after STARTTLS"
             );
         }
-        let acceptor = TlsAcceptor::from(provider.server_config());
-        match within(self.handshake_timeout, acceptor.accept(raw)).await {
+        match within(self.handshake_timeout, provider.accept(raw)).await {
             Ok(Ok(stream)) => {
                 let info = TlsInfo::from_connection(stream.get_ref().1);
                 tracing::debug!(version = %info.version, cipher = %info.cipher, "STARTTLS done");

@@ -16,4 +16,4 @@ pub use async_trait::async_trait;
 pub use conn::{Conn, Line};
 pub use error::NetError;
 pub use server::{Handler, Limits, ListenerSpec, Server};
-pub use tls::{TlsInfo, TlsMode, TlsProvider, generate_self_signed};
+pub use tls::{ACME_TLS_ALPN, TlsInfo, TlsMode, TlsProvider, generate_self_signed};

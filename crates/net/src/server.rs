@@ -19,7 +19,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::conn::{BoxStream, ConnParams, within};
@@ -512,8 +511,7 @@ async fn implicit_handshake(
     stream: BoxStream,
 ) -> Option<crate::conn::TlsStream> {
     let provider = ctx.tls.as_ref()?;
-    let acceptor = TlsAcceptor::from(provider.server_config());
-    match within(ctx.limits.tls_handshake_timeout, acceptor.accept(stream)).await {
+    match within(ctx.limits.tls_handshake_timeout, provider.accept(stream)).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             tracing::info!(error = %e, "TLS handshake failed");

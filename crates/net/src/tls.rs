@@ -1,11 +1,15 @@
 //! TLS configuration: the hot-swappable rustls server config (TLS 1.2 and
-//! 1.3 only, ring provider), PEM loading, self-signed certificates, and the
-//! description of a negotiated session.
+//! 1.3 only, ring provider), PEM loading, self-signed certificates, the
+//! RFC 8737 (TLS-ALPN-01) challenge hook, and the description of a
+//! negotiated session.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
+
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
@@ -94,7 +98,15 @@ impl TlsInfo {
 #[derive(Clone)]
 pub struct TlsProvider {
     slot: Arc<RwLock<Arc<ServerConfig>>>,
+    /// RFC 8737 validation certificates by (lower-case) server name. Kept
+    /// as whole configs because answering `acme-tls/1` needs that ALPN
+    /// configured, and putting it into the normal config would make rustls
+    /// refuse every client whose ALPN list it does not overlap.
+    alpn_challenges: Arc<RwLock<HashMap<String, Arc<ServerConfig>>>>,
 }
+
+/// The ALPN protocol of RFC 8737 validation handshakes.
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 impl fmt::Debug for TlsProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -105,16 +117,78 @@ impl fmt::Debug for TlsProvider {
 impl TlsProvider {
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<TlsProvider, NetError> {
         let config = config_from_files(cert, key)?;
-        Ok(TlsProvider {
-            slot: Arc::new(RwLock::new(Arc::new(config))),
-        })
+        Ok(TlsProvider::with_config(config))
     }
 
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsProvider, NetError> {
         let config = build_config(cert_pem, key_pem, "certificate", "key")?;
-        Ok(TlsProvider {
+        Ok(TlsProvider::with_config(config))
+    }
+
+    fn with_config(config: ServerConfig) -> TlsProvider {
+        TlsProvider {
             slot: Arc::new(RwLock::new(Arc::new(config))),
-        })
+            alpn_challenges: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    /// Answers RFC 8737 validation handshakes for `name` (ClientHello with
+    /// SNI `name` and ALPN `acme-tls/1` only) with this certificate until
+    /// [`TlsProvider::clear_acme_challenge`]. Other handshakes are unaffected.
+    pub fn set_acme_challenge(
+        &self,
+        name: &str,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<(), NetError> {
+        let mut config = build_challenge_config(cert_pem, key_pem)?;
+        config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+        let mut map = self
+            .alpn_challenges
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        map.insert(name.to_ascii_lowercase(), Arc::new(config));
+        Ok(())
+    }
+
+    pub fn clear_acme_challenge(&self, name: &str) {
+        let mut map = self
+            .alpn_challenges
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        map.remove(&name.to_ascii_lowercase());
+    }
+
+    /// The config for one handshake: the RFC 8737 challenge config when
+    /// the client asks for `acme-tls/1` alone for a name with a pending
+    /// challenge, the current certificate otherwise.
+    pub fn config_for(&self, hello: &rustls::server::ClientHello<'_>) -> Arc<ServerConfig> {
+        let acme_only = hello
+            .alpn()
+            .map(|mut protos| protos.next() == Some(ACME_TLS_ALPN) && protos.next().is_none())
+            .unwrap_or(false);
+        if acme_only && let Some(name) = hello.server_name() {
+            let map = self
+                .alpn_challenges
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(config) = map.get(&name.to_ascii_lowercase()) {
+                return Arc::clone(config);
+            }
+        }
+        self.server_config()
+    }
+
+    /// Runs the server side of a handshake on `io`, choosing the config
+    /// from the ClientHello ([`TlsProvider::config_for`]).
+    pub async fn accept<IO>(&self, io: IO) -> std::io::Result<tokio_rustls::server::TlsStream<IO>>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
+        let config = self.config_for(&start.client_hello());
+        start.into_stream(config).await
     }
 
     /// Replaces the certificate for new handshakes. On error the old
@@ -197,6 +271,49 @@ fn build_config(
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     Ok(config)
+}
+
+/// The RFC 8737 validation certificate carries a critical extension
+/// (acmeIdentifier) that webpki refuses to parse, so `with_single_cert`'s
+/// key check cannot be used: the certificate is served by a resolver.
+fn build_challenge_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<ServerConfig, NetError> {
+    let what = || "challenge certificate".to_string();
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NetError::Pem {
+            what: what(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(NetError::Pem {
+            what: what(),
+            reason: "no CERTIFICATE block found".to_string(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| NetError::Pem {
+        what: "challenge key".to_string(),
+        reason: e.to_string(),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let signing_key = provider.key_provider.load_private_key(key)?;
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(certs, signing_key));
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(ChallengeCert(certified)));
+    Ok(config)
+}
+
+#[derive(Debug)]
+struct ChallengeCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for ChallengeCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
 }
 
 /// Self-signed certificate (rcgen, ECDSA P-256) for `hostname` plus
