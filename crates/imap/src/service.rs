@@ -55,6 +55,10 @@ impl Handler for ImapService {
         }
     }
 
+    fn protocol(&self) -> &'static str {
+        "imap"
+    }
+
     fn too_busy(&self) -> &'static [u8] {
         b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
     }

@@ -352,6 +352,7 @@ impl Session {
         let cmd = match syntax::parse_command(raw) {
             Ok(c) => c,
             Err(e) => {
+                metrics::counter!("wharf_imap_commands_total", "command" => "other").increment(1);
                 info!(session = self.id, error = %e.message, "syntax error");
                 let tag = e.tag.as_deref().unwrap_or("*");
                 return self.bad_reply(format!("{tag} BAD {}\r\n", e.message));
@@ -360,6 +361,7 @@ impl Session {
         let mut out = Vec::new();
         let tag = cmd.tag.clone();
         let name = cmd.kind.name();
+        metrics::counter!("wharf_imap_commands_total", "command" => name).increment(1);
         let (allow_expunge, sync_after) = sync_policy(&cmd.kind);
         let done = self.execute(cmd, &mut out).await;
         self.finish(&tag, name, allow_expunge, sync_after, done, out)

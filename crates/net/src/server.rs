@@ -47,6 +47,11 @@ pub trait Handler: Send + Sync + 'static {
     /// Bytes sent (then close) when a connection is refused by a limit,
     /// e.g. `b"421 4.7.0 Too many connections\r\n"`.
     fn too_busy(&self) -> &'static [u8];
+    /// The `protocol` label of this handler's sessions in `/metrics`
+    /// (`smtp`, `imap`, `pop3`); a fixed name keeps the label set bounded.
+    fn protocol(&self) -> &'static str {
+        "other"
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +172,29 @@ impl Drop for IpGuard {
             }
         }
     }
+}
+
+/// Counts a running session in `wharf_sessions_active` until dropped.
+struct SessionGauge(&'static str);
+impl SessionGauge {
+    fn open(protocol: &'static str) -> SessionGauge {
+        metrics::gauge!("wharf_sessions_active", "protocol" => protocol).increment(1.0);
+        SessionGauge(protocol)
+    }
+}
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("wharf_sessions_active", "protocol" => self.0).decrement(1.0);
+    }
+}
+
+fn count_refusal(listener: &Arc<str>, reason: &'static str) {
+    metrics::counter!(
+        "wharf_connections_refused_total",
+        "listener" => Arc::clone(listener),
+        "reason" => reason
+    )
+    .increment(1);
 }
 
 struct RefusalGuard(Arc<Shared>);
@@ -379,7 +407,9 @@ fn admit(ctx: &Arc<ListenerCtx>, stream: TcpStream, socket_peer: SocketAddr) {
         tracing::debug!(error = %e, "TCP_NODELAY failed");
     }
     let id = next_session_id();
+    metrics::counter!("wharf_connections_total", "listener" => Arc::clone(&ctx.name)).increment(1);
     let Some(active) = ctx.shared.try_admit(ctx.limits.max_connections) else {
+        count_refusal(&ctx.name, "server_limit");
         tracing::warn!(
             id,
             listener = %ctx.name,
@@ -453,6 +483,7 @@ async fn session(
             limit = ctx.limits.max_per_ip,
             "connection refused: per-IP connection limit"
         );
+        count_refusal(&ctx.name, "ip_limit");
         // A refusal is not a session: it gives its server-wide slot back at
         // once and counts against the refusal cap instead.
         drop(active);
@@ -462,6 +493,7 @@ async fn session(
         return;
     };
 
+    let _gauge = SessionGauge::open(ctx.handler.protocol());
     let params = ConnParams {
         peer,
         local: ctx.local,

@@ -210,6 +210,9 @@ impl Outbound {
             .await?;
         tracing::info!(queue_id = id, "queued");
         self.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("wharf_messages_queued_total").increment(1);
+        // Exact again at the worker's next refresh; until then the new entry shows at once.
+        metrics::gauge!("wharf_queue_size").increment(1.0);
         self.wake.notify_one();
         Ok(id)
     }
@@ -245,10 +248,17 @@ impl Outbound {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         const MAX_ROUNDS: usize = 4;
         const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+        // `list` reads every entry: often enough for a dashboard, rarely enough to stay cheap.
+        const QUEUE_SIZE_EVERY: Duration = Duration::from_secs(5);
         let mut rounds: JoinSet<()> = JoinSet::new();
+        let mut sized: Option<std::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if sized.is_none_or(|at| at.elapsed() >= QUEUE_SIZE_EVERY) {
+                self.publish_queue_size().await;
+                sized = Some(std::time::Instant::now());
             }
             while rounds.len() < MAX_ROUNDS {
                 match self.lease().await {
@@ -273,6 +283,14 @@ impl Outbound {
         let drain = async { while rounds.join_next().await.is_some() {} };
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
             rounds.shutdown().await;
+        }
+    }
+
+    /// Sets `wharf_queue_size` to the number of entries in the queue (all nodes).
+    pub async fn publish_queue_size(&self) {
+        match self.queue.list().await {
+            Ok(all) => metrics::gauge!("wharf_queue_size").set(all.len() as f64),
+            Err(e) => tracing::warn!(error = %e, "counting queue entries failed"),
         }
     }
 
@@ -369,7 +387,11 @@ impl Outbound {
                 tasks.spawn(async move {
                     let _domain_permit = per_domain.acquire_owned().await;
                     let _permit = global.acquire_owned().await;
-                    deliver_domain(&router, &queue, &client, &domain, lane, per_conn).await
+                    let started = std::time::Instant::now();
+                    let r = deliver_domain(&router, &queue, &client, &domain, lane, per_conn).await;
+                    metrics::histogram!("wharf_delivery_seconds", "kind" => "remote")
+                        .record(started.elapsed().as_secs_f64());
+                    r
                 });
             }
         }
@@ -418,6 +440,17 @@ impl Outbound {
                 Outcome::Deferred { .. } => &self.metrics.deferred,
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            match &outcome {
+                Outcome::Delivered { .. } => {
+                    metrics::counter!("wharf_messages_delivered_total", "kind" => "remote")
+                        .increment(1)
+                }
+                Outcome::Deferred { .. } => {
+                    metrics::counter!("wharf_messages_deferred_total").increment(1)
+                }
+                // Counted with expiries below, once the recipient is final.
+                Outcome::Failed { .. } => {}
+            }
             match outcome {
                 Outcome::Delivered { reply } => {
                     r.state = RecipientState::Delivered;
@@ -454,6 +487,7 @@ impl Outbound {
                 }
             }
         }
+        metrics::counter!("wharf_messages_bounced_total").increment(failed_now.len() as u64);
         if !failed_now.is_empty() {
             let list: Vec<&QueuedRecipient> = failed_now
                 .iter()
@@ -498,7 +532,11 @@ impl Outbound {
                 )
                 .await
         } else {
-            self.queue.complete(entry.id, owner, t).await
+            let done = self.queue.complete(entry.id, owner, t).await;
+            if done.is_ok() {
+                metrics::gauge!("wharf_queue_size").decrement(1.0);
+            }
+            done
         }
     }
 
@@ -559,6 +597,7 @@ impl Outbound {
         match sent {
             Ok(()) => {
                 self.metrics.dsns_sent.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("wharf_dsns_sent_total").increment(1);
                 tracing::info!(queue_id = entry.id, to = %entry.sender, action = ?action, recipients = list.len(), "DSN sent")
             }
             Err(e) => {

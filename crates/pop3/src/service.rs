@@ -199,6 +199,10 @@ impl Handler for Pop3Service {
         .await;
     }
 
+    fn protocol(&self) -> &'static str {
+        "pop3"
+    }
+
     fn too_busy(&self) -> &'static [u8] {
         b"-ERR [SYS/TEMP] too many connections, try again later\r\n"
     }

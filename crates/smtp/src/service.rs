@@ -124,6 +124,10 @@ impl Handler for SmtpService {
         }
     }
 
+    fn protocol(&self) -> &'static str {
+        "smtp"
+    }
+
     fn too_busy(&self) -> &'static [u8] {
         b"421 4.7.0 Too many connections, try again later\r\n"
     }

@@ -37,6 +37,8 @@ impl Session {
     }
 
     fn logged_in(&mut self, account: Account) -> Done {
+        metrics::counter!("wharf_auth_total", "protocol" => "imap", "result" => "success")
+            .increment(1);
         info!(session = self.id, account = %account.address, "authenticated");
         self.events = Some(self.store.subscribe(account.id));
         self.account = Some(account);
@@ -173,6 +175,12 @@ impl Session {
 }
 
 fn auth_failure(e: AuthError) -> Done {
+    let result = match e {
+        AuthError::Throttled { .. } => "throttled",
+        AuthError::Temporary(_) => "temporary",
+        _ => "failure",
+    };
+    metrics::counter!("wharf_auth_total", "protocol" => "imap", "result" => result).increment(1);
     match e {
         AuthError::InvalidCredentials => {
             Done::no(Some("AUTHENTICATIONFAILED"), "Invalid credentials")

@@ -183,6 +183,13 @@ impl Session {
     fn auth_failed(&mut self, failure: AuthFailure, out: &mut Output) -> Control {
         self.state = State::Authorization { user: None };
         tracing::info!(peer = %self.info.peer, ?failure, "pop3: authentication failed");
+        let result = match failure {
+            AuthFailure::Throttled { .. } => "throttled",
+            AuthFailure::Temporary(_) => "temporary",
+            _ => "failure",
+        };
+        metrics::counter!("wharf_auth_total", "protocol" => "pop3", "result" => result)
+            .increment(1);
         match failure {
             AuthFailure::InvalidCredentials => {
                 out.err(Some(RespCode::Auth), "authentication failed")
@@ -218,6 +225,8 @@ impl Session {
 
     /// Authenticated: enforce LOGIN-DELAY, take the maildrop lock, snapshot INBOX.
     async fn enter_transaction(&mut self, login: Login, out: &mut Output) -> Control {
+        metrics::counter!("wharf_auth_total", "protocol" => "pop3", "result" => "success")
+            .increment(1);
         self.state = State::Authorization { user: None };
         let delay = Duration::from_secs(self.cfg.login_delay_secs);
         if !delay.is_zero() {

@@ -126,6 +126,13 @@ impl Session {
             } => self.auth_success(account),
             SaslStep::Failure(e) => {
                 tracing::warn!(session = %self.id, mech, error = ?e, "authentication failed");
+                let result = match e {
+                    AuthError::Throttled { .. } => "throttled",
+                    AuthError::Temporary(_) => "temporary",
+                    _ => "failure",
+                };
+                metrics::counter!("wharf_auth_total", "protocol" => "smtp", "result" => result)
+                    .increment(1);
                 Response::one(match e {
                     AuthError::InvalidCredentials | AuthError::Disabled => {
                         Reply::new(535, "5.7.8", "Authentication credentials invalid")
@@ -152,6 +159,8 @@ impl Session {
 
     fn auth_success(&mut self, account: Account) -> Response {
         tracing::info!(session = %self.id, user = %account.address, "authenticated");
+        metrics::counter!("wharf_auth_total", "protocol" => "smtp", "result" => "success")
+            .increment(1);
         self.account = Some(account);
         Response::one(Reply::new(235, "2.7.0", "Authentication successful"))
     }

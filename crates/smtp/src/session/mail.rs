@@ -453,6 +453,7 @@ impl Session {
         };
         if tx.accounts.is_empty() {
             self.messages += 1;
+            self.count_received();
             tracing::info!(session = %self.id, queue_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message queued for remote delivery");
             return accepted(&queue_id, outbound_id.as_deref());
         }
@@ -496,8 +497,11 @@ impl Session {
                 }
             }
         }
+        metrics::counter!("wharf_messages_delivered_total", "kind" => "local")
+            .increment(stored as u64);
         if stored > 0 || outbound_id.is_some() {
             self.messages += 1;
+            self.count_received();
             let not_stored = tx.accounts.len() - stored;
             if not_stored > 0 {
                 // One reply per message in SMTP: accepted for the recipients that got it. No DSN is
@@ -514,6 +518,15 @@ impl Session {
         } else {
             Reply::new(550, "5.1.1", "Recipient mailbox unavailable")
         }
+    }
+
+    /// One message accepted with a 250, by the listener's role.
+    fn count_received(&self) {
+        let role = match self.role {
+            SmtpRole::Mx => "mx",
+            SmtpRole::Submission => "submission",
+        };
+        metrics::counter!("wharf_messages_received_total", "role" => role).increment(1);
     }
 
     /// Hands the remote recipients to the outbound queue. The copy starts at the Received header:

@@ -435,7 +435,10 @@ impl Shared {
                 .iter()
                 .filter_map(|id| found.get(id).map(|(_, h)| h.clone()))
                 .collect();
+            let started = std::time::Instant::now();
             let mut read = self.blobs.read_many(&hashes).await?.into_iter();
+            metrics::histogram!("wharf_store_seconds", "op" => "blob_read_many")
+                .record(started.elapsed().as_secs_f64());
             for (slot, id) in raws.iter_mut().zip(messages) {
                 if let Some((_, hash)) = found.get(id) {
                     let r = read.next().ok_or_else(|| {
@@ -469,7 +472,11 @@ impl Shared {
             .fetch_optional(&self.reader)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
-        self.blobs.read(&hash).await.map_err(|e| {
+        let started = std::time::Instant::now();
+        let raw = self.blobs.read(&hash).await;
+        metrics::histogram!("wharf_store_seconds", "op" => "blob_read")
+            .record(started.elapsed().as_secs_f64());
+        raw.map_err(|e| {
             tracing::error!(message, hash = %hash, error = %e, "store: blob of a committed message is unreadable");
             StoreError::Io(e)
         })

@@ -185,7 +185,9 @@ async fn process(shared: &Shared, batch: Vec<WriteJob>) {
         Ok(Err(e)) => Err(StoreError::Io(e)),
         Err(e) => Err(StoreError::Backend(format!("blob write task: {e}"))),
     };
-    tracing::debug!(messages = batch.len(), blobs = ?t1, total = ?t0.elapsed(), "store: group commit");
+    let total = t0.elapsed();
+    metrics::histogram!("wharf_store_seconds", "op" => "group_commit").record(total.as_secs_f64());
+    tracing::debug!(messages = batch.len(), blobs = ?t1, total = ?total, "store: group commit");
     {
         let mut inflight = shared.inflight.lock().await;
         for h in &hashes {
