@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::dane::DanePolicy;
 use crate::reply::{MAX_LINE, MAX_LINES, Reply, parse_reply};
 use crate::tls::{ClientTls, TrustAnchors};
 use crate::transaction::{Capabilities, Envelope, MessageNeeds, Outcome, dot_stuff, plan};
@@ -47,6 +49,10 @@ pub struct ClientConfig {
     pub helo_name: String,
     pub tls: TlsPolicy,
     pub anchors: TrustAnchors,
+    /// DANE (RFC 7672) for this connection, set per hop by the worker from a secure TLSA
+    /// RRset: STARTTLS becomes mandatory and the certificate must match the records, whatever
+    /// `tls` says.
+    pub dane: Option<Arc<DanePolicy>>,
     /// AUTH to a smarthost; sent only over TLS.
     pub auth: Option<Credentials>,
     pub connect_timeout: Duration,
@@ -62,6 +68,7 @@ impl ClientConfig {
             helo_name: helo_name.to_string(),
             tls: TlsPolicy::Opportunistic,
             anchors: TrustAnchors::system(),
+            dane: None,
             auth: None,
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
@@ -76,6 +83,8 @@ pub struct TlsSummary {
     pub version: String,
     pub cipher: String,
     pub verified: bool,
+    /// The TLSA record that authenticated the server (`DANE-EE 3 1 1`), when DANE applied.
+    pub dane: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,10 +238,19 @@ impl SmtpClient {
             .to_string();
         c.hello(&cfg.helo_name).await?;
 
-        let want_tls = cfg.tls != TlsPolicy::Disabled;
+        let want_tls = cfg.tls != TlsPolicy::Disabled || cfg.dane.is_some();
         if want_tls && c.caps.starttls {
             c.starttls(server_name, cfg).await?;
             c.hello(&cfg.helo_name).await?;
+        } else if let Some(dane) = &cfg.dane {
+            let _ = c.quit().await;
+            let text = format!(
+                "DANE: {}: TLSA {} published but {addr} does not offer STARTTLS",
+                dane.host,
+                dane.summary()
+            );
+            tracing::warn!(mx = %dane.host, %addr, "{text}");
+            return Err(ClientError::Tls(text));
         } else if matches!(cfg.tls, TlsPolicy::Required | TlsPolicy::RequiredVerified) {
             let _ = c.quit().await;
             return Err(ClientError::Tls(format!(
@@ -298,9 +316,19 @@ impl SmtpClient {
         let reply = self.read_reply("STARTTLS reply").await?;
         if reply.code != 220 {
             // RFC 3207 §4: the client may go on without TLS; opportunistic policy does.
-            if cfg.tls == TlsPolicy::Opportunistic {
+            if cfg.tls == TlsPolicy::Opportunistic && cfg.dane.is_none() {
                 tracing::info!(peer = %self.peer, reply = %reply, "STARTTLS refused; continuing in plaintext (opportunistic)");
                 return Ok(());
+            }
+            if let Some(dane) = &cfg.dane {
+                // Even a 5xx is a deferral under DANE: the fault is on the path, not the message.
+                let text = format!(
+                    "DANE: {}: STARTTLS refused: {}",
+                    dane.host,
+                    reply.one_line()
+                );
+                tracing::warn!(mx = %dane.host, peer = %self.peer, "{text}");
+                return Err(ClientError::Tls(text));
             }
             return Err(ClientError::Refused {
                 stage: "STARTTLS",
@@ -313,8 +341,11 @@ impl SmtpClient {
                 "data pipelined after the STARTTLS reply".into(),
             ));
         }
-        let tls = ClientTls::new(&cfg.anchors, cfg.tls == TlsPolicy::RequiredVerified)
-            .map_err(ClientError::Tls)?;
+        let tls = match &cfg.dane {
+            Some(policy) => ClientTls::dane(policy.clone()),
+            None => ClientTls::new(&cfg.anchors, cfg.tls == TlsPolicy::RequiredVerified),
+        }
+        .map_err(ClientError::Tls)?;
         let name = match ServerName::try_from(server_name.trim_end_matches('.').to_string()) {
             Ok(n) => n,
             Err(_) => ServerName::IpAddress(self.peer.ip().into()),
@@ -346,6 +377,7 @@ impl SmtpClient {
             version,
             cipher,
             verified: tls.verified(),
+            dane: tls.dane_match(),
         });
         self.stream = Some(Stream::Tls(Box::new(stream)));
         Ok(())

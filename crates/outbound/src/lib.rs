@@ -1,9 +1,11 @@
 //! wharf-outbound: mail leaving Wharf. The SMTP client (`client`, with its I/O-free decisions in
 //! `transaction` and replies in `reply`), TLS for it (`tls`), routing by MX or smarthost (`route`),
+//! transport security policies (`mta_sts`, `dane`),
 //! the durable queue contract (`queue`) and the worker that drains it (`worker`), delivery status
 //! notifications (`dsn`) and DKIM signing (`dkim`).
 
 pub mod client;
+pub mod dane;
 pub mod dkim;
 pub mod dsn;
 pub mod local;

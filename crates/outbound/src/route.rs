@@ -1,18 +1,23 @@
 //! Where mail for a domain goes: a smarthost (`relayhost`), a per-domain override, or the
 //! domain's MX hosts by preference with random order among equals (RFC 5321 §5.1), falling back
 //! to the domain's own A/AAAA when it has no MX, and failing at once on a null MX (RFC 7505).
+//! It also answers the DNS questions of the transport security policies: the MTA-STS TXT record
+//! and policy, and (DANE) whether the MX RRset is DNSSEC-secure and each host's TLSA RRset.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use rand::seq::SliceRandom;
 
 use crate::client::{Credentials, TlsPolicy};
+use crate::dane::{self, DanePolicy, HostDane};
 use crate::mta_sts::{self, MtaStsConfig, Policy, PolicyCache};
 
 /// A fixed next hop: smarthost or override.
@@ -39,6 +44,10 @@ pub struct RouterConfig {
     pub dns_timeout: Duration,
     /// MTA-STS (RFC 8461) for MX-routed domains; `None` disables it.
     pub mta_sts: Option<MtaStsConfig>,
+    /// DANE (RFC 7672) for MX-routed domains. Needs `nameservers` to be a DNSSEC-validating
+    /// resolver we trust (AD bit); off by default because with a non-validating resolver every
+    /// answer is insecure and DANE would only cost lookups.
+    pub dane: bool,
 }
 
 impl Default for RouterConfig {
@@ -50,6 +59,7 @@ impl Default for RouterConfig {
             overrides: HashMap::new(),
             dns_timeout: Duration::from_secs(5),
             mta_sts: Some(MtaStsConfig::default()),
+            dane: false,
         }
     }
 }
@@ -61,6 +71,8 @@ pub struct Hop {
     pub addrs: Vec<SocketAddr>,
     pub credentials: Option<Credentials>,
     pub tls: Option<TlsPolicy>,
+    /// TLSA records that must authenticate this host (set by the worker's DANE step).
+    pub dane: Option<Arc<DanePolicy>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +96,11 @@ impl Router {
         let mut opts = ResolverOpts::default();
         opts.timeout = cfg.dns_timeout;
         opts.attempts = 2;
+        if cfg.dane && cfg.nameservers.is_empty() {
+            tracing::warn!(
+                "DANE needs a configured validating nameserver (dns_server); DANE disabled"
+            );
+        }
         let builder = if cfg.nameservers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| format!("system resolver: {e}"))?
         } else {
@@ -131,6 +148,7 @@ impl Router {
                 addrs: vec![SocketAddr::new(ip, self.cfg.smtp_port)],
                 credentials: None,
                 tls: None,
+                dane: None,
             }]);
         }
         let fqdn = format!("{domain}.");
@@ -180,6 +198,7 @@ impl Router {
                 addrs,
                 credentials: None,
                 tls: None,
+                dane: None,
             });
         }
         if hops.is_empty() {
@@ -194,6 +213,49 @@ impl Router {
     pub fn is_relayed(&self, domain: &str) -> bool {
         let d = domain.trim_end_matches('.').to_ascii_lowercase();
         self.cfg.relayhost.is_some() || self.cfg.overrides.contains_key(&d)
+    }
+
+    /// DANE applies to MX routing: enabled and a nameserver to ask for the AD bit.
+    pub fn dane_enabled(&self) -> bool {
+        self.cfg.dane && !self.cfg.nameservers.is_empty()
+    }
+
+    /// Whether the MX RRset of `domain` (or its secure denial, for an implicit MX) is
+    /// DNSSEC-secure (RFC 7672 §2.2.1). A failed lookup is an error, not "insecure": with a
+    /// validating resolver, SERVFAIL is how a bogus answer looks.
+    pub async fn mx_secure(&self, domain: &str) -> Result<bool, String> {
+        let name = format!("{}.", domain.trim_end_matches('.'));
+        let a = dane::query(
+            &self.cfg.nameservers,
+            &name,
+            RecordType::MX,
+            self.cfg.dns_timeout,
+        )
+        .await?;
+        match a.rcode {
+            ResponseCode::NoError | ResponseCode::NXDomain => Ok(a.authentic),
+            other => Err(format!("MX lookup answered {other}")),
+        }
+    }
+
+    /// The TLSA RRset of `_<port>._tcp.<host>` and what it means for that host.
+    pub async fn tlsa(&self, host: &str) -> HostDane {
+        let name = format!(
+            "_{}._tcp.{}.",
+            self.cfg.smtp_port,
+            host.trim_end_matches('.')
+        );
+        match dane::query(
+            &self.cfg.nameservers,
+            &name,
+            RecordType::TLSA,
+            self.cfg.dns_timeout,
+        )
+        .await
+        {
+            Ok(a) => HostDane::from_answer(&a),
+            Err(e) => HostDane::Indeterminate(format!("TLSA lookup of {name}: {e}")),
+        }
     }
 
     /// The MTA-STS policy in force for `domain`, if any: the cached one while its id is still
@@ -278,6 +340,7 @@ impl Router {
             addrs,
             credentials: relay.credentials.clone(),
             tls: relay.tls,
+            dane: None,
         })
     }
 

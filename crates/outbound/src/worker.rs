@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::client::TlsPolicy;
 use crate::client::{ClientConfig, ClientError, SmtpClient};
+use crate::dane::{DanePolicy, HostDane};
 use crate::dkim::DkimSigners;
 use crate::dsn::{self, Action, DsnRecipient, DsnReport};
 use crate::mta_sts::Mode;
@@ -621,6 +622,74 @@ fn all(jobs: &[Job], outcome: &Outcome, mx: Option<&str>) -> Vec<Result1> {
         .collect()
 }
 
+/// DANE (RFC 7672) for an MX-routed domain whose MX RRset is DNSSEC-secure: each host with a
+/// secure TLSA RRset gets mandatory TLS (authenticated by the records when any is usable);
+/// a host whose TLSA lookup failed is not used; no host left is a deferral. Returns whether DANE
+/// applies to the domain (some host has secure TLSA records), in which case MTA-STS is skipped.
+async fn apply_dane(
+    router: &Router,
+    domain: &str,
+    hops: Vec<Hop>,
+) -> Result<(Vec<Hop>, bool), Outcome> {
+    if !router.dane_enabled() || router.is_relayed(domain) {
+        return Ok((hops, false));
+    }
+    match router.mx_secure(domain).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // RFC 7672 §2.2.1: TLSA records of hosts named by an insecure MX RRset mean nothing.
+            tracing::debug!(%domain, "DANE: MX RRset not DNSSEC-secure; DANE does not apply");
+            return Ok((hops, false));
+        }
+        Err(e) => {
+            let text = format!("DANE: {domain}: MX lookup failed: {e}");
+            tracing::warn!(%domain, "{text}; deferred");
+            return Err(Outcome::deferred("4.7.5", text));
+        }
+    }
+    let mut kept = Vec::with_capacity(hops.len());
+    let mut applies = false;
+    let mut failures = Vec::new();
+    for mut h in hops {
+        match router.tlsa(&h.host).await {
+            HostDane::None => {
+                tracing::debug!(%domain, mx = %h.host, "DANE: no secure TLSA records");
+                kept.push(h);
+            }
+            HostDane::Authenticate(records) => {
+                applies = true;
+                let policy = DanePolicy {
+                    host: h.host.clone(),
+                    names: vec![h.host.clone(), domain.to_string()],
+                    records,
+                };
+                tracing::info!(%domain, mx = %h.host, tlsa = %policy.summary(), "DANE: TLS and TLSA match required");
+                h.dane = Some(Arc::new(policy));
+                kept.push(h);
+            }
+            HostDane::EncryptOnly(records) => {
+                applies = true;
+                let list: Vec<String> = records.iter().map(|t| t.to_string()).collect();
+                tracing::info!(%domain, mx = %h.host, tlsa = %list.join(", "), "DANE: only unusable TLSA records; TLS required without authentication");
+                h.tls = Some(TlsPolicy::Required);
+                kept.push(h);
+            }
+            HostDane::Indeterminate(e) => {
+                tracing::warn!(%domain, mx = %h.host, "DANE: {}: {e}; host not used", h.host);
+                failures.push(format!("{}: {e}", h.host));
+            }
+        }
+    }
+    if kept.is_empty() {
+        let text = format!(
+            "DANE: TLSA lookups for the mail exchangers of {domain} failed ({})",
+            failures.join("; ")
+        );
+        return Err(Outcome::deferred("4.7.5", text));
+    }
+    Ok((kept, applies))
+}
+
 /// MTA-STS for an MX-routed domain: in enforce mode only MX hosts the policy names are used,
 /// each with verified TLS; none left is a deferral, never a fallback. Testing mode only logs.
 async fn apply_mta_sts(
@@ -686,30 +755,42 @@ async fn deliver_domain(
             return all(&jobs, &Outcome::deferred("4.4.3", text), None);
         }
     };
-    let (hops, sts_enforced) = match apply_mta_sts(router, domain, hops).await {
+    let (hops, dane_applies) = match apply_dane(router, domain, hops).await {
         Ok(h) => h,
         Err(outcome) => return all(&jobs, &outcome, None),
+    };
+    // RFC 8461 §2: where DANE applies, MTA-STS is not consulted.
+    let (hops, sts_enforced) = if dane_applies {
+        (hops, false)
+    } else {
+        match apply_mta_sts(router, domain, hops).await {
+            Ok(h) => h,
+            Err(outcome) => return all(&jobs, &outcome, None),
+        }
     };
     let (strict, normal): (Vec<Job>, Vec<Job>) =
         jobs.into_iter().partition(|j| j.envelope.require_tls);
     let mut out = send_over(&hops, queue, normal, base, domain, per_connection).await;
     if !strict.is_empty() {
-        // RFC 8689 §4.2.1: the next hop must be authenticated (an enforced MTA-STS policy here,
-        // as this resolver does not validate DNSSEC, or a configured relay) and its certificate
-        // verified.
-        if sts_enforced || router.is_relayed(domain) {
+        // RFC 8689 §4.2.1: the next hop must be authenticated (DANE, an enforced MTA-STS
+        // policy, or a configured relay) and its certificate verified. Hosts DANE authenticates
+        // keep their TLSA records; any other host must verify against the trust anchors.
+        let dane_authenticated = hops.iter().any(|h| h.dane.is_some());
+        if sts_enforced || dane_authenticated || router.is_relayed(domain) {
             let verified: Vec<Hop> = hops
                 .iter()
                 .cloned()
                 .map(|mut h| {
-                    h.tls = Some(TlsPolicy::RequiredVerified);
+                    if h.dane.is_none() {
+                        h.tls = Some(TlsPolicy::RequiredVerified);
+                    }
                     h
                 })
                 .collect();
             out.extend(send_over(&verified, queue, strict, base, domain, per_connection).await);
         } else {
             let text = format!(
-                "REQUIRETLS: the mail exchangers of {domain} cannot be authenticated (no MTA-STS policy in enforce mode)"
+                "REQUIRETLS: the mail exchangers of {domain} cannot be authenticated (no DANE TLSA records, no MTA-STS policy in enforce mode)"
             );
             tracing::info!(%domain, "{text}");
             out.extend(all(&strict, &Outcome::failed("5.7.30", text), None));
@@ -741,6 +822,7 @@ async fn send_over(
         if hop.credentials.is_some() {
             cfg.auth = hop.credentials.clone();
         }
+        cfg.dane = hop.dane.clone();
         for addr in &hop.addrs {
             let mut current: Option<SmtpClient> = None;
             let mut sent_here = 0usize;
@@ -770,10 +852,10 @@ async fn send_over(
                             "{} {}{}",
                             t.version,
                             t.cipher,
-                            if t.verified {
-                                " verified"
-                            } else {
-                                " unverified"
+                            match (&t.dane, t.verified) {
+                                (Some(how), _) => format!(" dane-verified ({how})"),
+                                (None, true) => " verified".into(),
+                                (None, false) => " unverified".into(),
                             }
                         )
                     })
