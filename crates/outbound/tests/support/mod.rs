@@ -2,14 +2,15 @@
 //! and a scripted SMTP server with STARTTLS, AUTH, PIPELINING, CHUNKING and per-recipient replies.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, SOA, TXT};
+use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, SOA, TLSA, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -19,6 +20,14 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 #[derive(Default, Clone)]
 pub struct Zone {
     records: HashMap<(String, RecordType), Vec<RData>>,
+    /// Answers carry the AD bit (as a validating resolver's would for a signed zone)...
+    secure: bool,
+    /// ...except for these names (an unsigned delegation).
+    insecure: HashSet<String>,
+    /// SERVFAIL for these questions (a bogus or unreachable zone).
+    servfail: HashSet<(String, RecordType)>,
+    /// Over UDP, answers for these names come back truncated (TC=1, no records): TCP needed.
+    truncate: HashSet<String>,
 }
 
 fn key(name: &str) -> String {
@@ -63,7 +72,38 @@ impl Zone {
         self
     }
 
-    fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+    /// Answers as a validating resolver does for a DNSSEC-signed zone: AD=1.
+    pub fn secure(mut self) -> Zone {
+        self.secure = true;
+        self
+    }
+    /// Answers for `name` come without AD (insecure) even in a secure zone.
+    pub fn insecure(mut self, name: &str) -> Zone {
+        self.insecure.insert(key(name));
+        self
+    }
+    pub fn servfail(mut self, name: &str, rtype: RecordType) -> Zone {
+        self.servfail.insert((key(name), rtype));
+        self
+    }
+    pub fn truncate_udp(mut self, name: &str) -> Zone {
+        self.truncate.insert(key(name));
+        self
+    }
+    pub fn tlsa(mut self, name: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) -> Zone {
+        self.records
+            .entry((key(name), RecordType::TLSA))
+            .or_default()
+            .push(RData::TLSA(TLSA::new(
+                CertUsage::from(usage),
+                Selector::from(selector),
+                Matching::from(matching),
+                data.to_vec(),
+            )));
+        self
+    }
+
+    fn answer(&self, query: &[u8], udp: bool) -> Option<Vec<u8>> {
         let req = Message::from_vec(query).ok()?;
         let q = req.queries.first()?.clone();
         let name = q.name().to_ascii().to_ascii_lowercase();
@@ -72,6 +112,16 @@ impl Zone {
         resp.metadata.recursion_desired = req.metadata.recursion_desired;
         resp.metadata.recursion_available = true;
         resp.add_query(q.clone());
+        resp.metadata.authentic_data = self.secure && !self.insecure.contains(&name);
+        if udp && self.truncate.contains(&name) {
+            resp.metadata.truncation = true;
+            return resp.to_vec().ok();
+        }
+        if self.servfail.contains(&(name.clone(), q.query_type())) {
+            resp.metadata.response_code = ResponseCode::ServFail;
+            resp.metadata.authentic_data = false;
+            return resp.to_vec().ok();
+        }
         let known = self.records.keys().any(|(n, _)| *n == name);
         match self.records.get(&(name.clone(), q.query_type())) {
             Some(rds) => {
@@ -120,7 +170,7 @@ pub async fn start_dns(zone: Zone) -> SocketAddr {
                 let Ok((n, from)) = udp.recv_from(&mut buf).await else {
                     return;
                 };
-                if let Some(out) = z.answer(&buf[..n]) {
+                if let Some(out) = z.answer(&buf[..n], true) {
                     let _ = udp.send_to(&out, from).await;
                 }
             }
@@ -142,7 +192,9 @@ pub async fn start_dns(zone: Zone) -> SocketAddr {
                         if s.read_exact(&mut q).await.is_err() {
                             return;
                         }
-                        let Some(out) = z.answer(&q) else { return };
+                        let Some(out) = z.answer(&q, false) else {
+                            return;
+                        };
                         let mut framed = (out.len() as u16).to_be_bytes().to_vec();
                         framed.extend_from_slice(&out);
                         if s.write_all(&framed).await.is_err() {
@@ -161,6 +213,7 @@ pub async fn start_dns(zone: Zone) -> SocketAddr {
 
 pub struct TestCert {
     pub cert_pem: String,
+    pub cert_der: Vec<u8>,
     pub server: Arc<rustls::ServerConfig>,
 }
 
@@ -178,8 +231,47 @@ pub fn test_cert(names: &[&str]) -> TestCert {
         .unwrap();
     TestCert {
         cert_pem,
+        cert_der: ck.cert.der().to_vec(),
         server: Arc::new(server),
     }
+}
+
+/// A CA and a leaf for `names` it signed; the server presents [leaf, CA] as RFC 7672 §3.2.2
+/// asks of DANE-TA servers. Returns the CA certificate (DER) and the leaf.
+pub fn test_ca_and_leaf(names: &[&str]) -> (Vec<u8>, TestCert) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Test DANE-TA CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let leaf = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&leaf_key, &*ca)
+        .unwrap();
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key_der)
+        .unwrap();
+    (
+        ca.der().to_vec(),
+        TestCert {
+            cert_pem: leaf.pem(),
+            cert_der: leaf.der().to_vec(),
+            server: Arc::new(server),
+        },
+    )
 }
 
 // ---------------------------------------------------------------- SMTP
