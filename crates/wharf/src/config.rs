@@ -312,6 +312,8 @@ pub struct OutboundSection {
     pub mx_port: u16,
     /// RFC 8461 MTA-STS for MX-routed domains.
     pub mta_sts: bool,
+    /// RFC 7672 DANE for MX-routed domains; `dns_server` must be a validating resolver.
+    pub dane: bool,
     pub connect_timeout: u64,
     pub command_timeout: u64,
     pub data_timeout: u64,
@@ -343,6 +345,7 @@ impl Default for OutboundSection {
             dns_timeout: r.dns_timeout.as_secs(),
             mx_port: r.smtp_port,
             mta_sts: r.mta_sts.is_some(),
+            dane: r.dane,
             connect_timeout: c.connect_timeout.as_secs(),
             command_timeout: c.command_timeout.as_secs(),
             data_timeout: c.data_timeout.as_secs(),
@@ -750,6 +753,13 @@ fn validate_outbound(
             ),
         ));
     }
+    if o.dane && o.dns_server.0.is_empty() {
+        // The AD bit of /etc/resolv.conf's server means nothing unless the admin chose it.
+        return Err(fail(
+            "outbound.dane",
+            "needs outbound.dns_server: a DNSSEC-validating resolver you trust (e.g. unbound on 127.0.0.1:53)".to_string(),
+        ));
+    }
     if let Some(r) = &o.relayhost {
         validate_relay(r, "outbound.relayhost", fail)?;
     }
@@ -1071,6 +1081,8 @@ mod tests {
         assert!(e.contains(":2:1: key `outbound.retry_shedule`"), "{e}");
         let e = err("[outbound]\ntls = \"sometimes\"\n");
         assert!(e.contains(":2:7: key `outbound.tls`"), "{e}");
+        let e = err("[outbound]\ndane = true\n");
+        assert!(e.contains("key `outbound.dane`"), "{e}");
         let e = err("[outbound]\ndns_server = \"localhost\"\n");
         assert!(e.contains("key `outbound.dns_server`"), "{e}");
         let e = err("[outbound.relayhost]\nhost = \"relay.test\"\nusername = \"u\"\n");

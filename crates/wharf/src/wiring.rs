@@ -152,6 +152,7 @@ pub fn outbound_settings(cfg: &Loaded, hostname: &str) -> anyhow::Result<Outboun
         nameservers: o.dns_server.0.clone(),
         smtp_port: o.mx_port,
         dns_timeout: Duration::from_secs(o.dns_timeout),
+        dane: o.dane,
         ..RouterConfig::default()
     };
     router.relayhost = match &o.relayhost {
@@ -187,7 +188,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("relay.pw"), "s3cret\n").unwrap();
         let text = "[outbound]\nretry_schedule = [1, 2]\nmax_age = 30\ndelay_warning = 0\n\
-            dns_server = \"127.0.0.1:5353\"\nmx_port = 2525\nmta_sts = false\ntls = \"required\"\n\
+            dns_server = \"127.0.0.1:5353\"\nmx_port = 2525\nmta_sts = false\ndane = true\ntls = \"required\"\n\
             [outbound.relayhost]\nhost = \"smtp.example.net\"\nport = 587\nusername = \"u\"\npassword_file = \"relay.pw\"\n\
             [outbound.routes.\"Example.ORG\"]\nhost = \"[127.0.0.1]\"\nport = 2526\ntls = \"disabled\"\n";
         let cfg = crate::config::parse(&dir.path().join("wharf.toml"), text).unwrap();
@@ -201,6 +202,7 @@ mod tests {
         assert_eq!(s.router.nameservers, ["127.0.0.1:5353".parse().unwrap()]);
         assert_eq!(s.router.smtp_port, 2525);
         assert!(s.router.mta_sts.is_none());
+        assert!(s.router.dane);
         let relay = s.router.relayhost.unwrap();
         assert_eq!((relay.host.as_str(), relay.port), ("smtp.example.net", 587));
         let cred = relay.credentials.unwrap();
@@ -219,6 +221,7 @@ mod tests {
         assert_eq!(d.router.smtp_port, 25);
         assert!(d.router.nameservers.is_empty() && d.router.relayhost.is_none());
         assert!(d.router.mta_sts.is_some());
+        assert!(!d.router.dane, "DANE is off unless asked for");
         assert_eq!(d.client.tls, wharf_outbound::TlsPolicy::Opportunistic);
     }
 }
