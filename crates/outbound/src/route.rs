@@ -238,8 +238,31 @@ impl Router {
         }
     }
 
-    /// The TLSA RRset of `_<port>._tcp.<host>` and what it means for that host.
+    /// What DANE requires of MX host `host`. Its address RRset must be secure first (RFC 7672
+    /// §2.2.2: TLSA records found via an insecure name do not count); the A answer stands for
+    /// both families, as an IPv6-only host's secure NODATA is signed as well. Then the TLSA
+    /// RRset of `_<port>._tcp.<host>`.
     pub async fn tlsa(&self, host: &str) -> HostDane {
+        let fqdn = format!("{}.", host.trim_end_matches('.'));
+        match dane::query(
+            &self.cfg.nameservers,
+            &fqdn,
+            RecordType::A,
+            self.cfg.dns_timeout,
+        )
+        .await
+        {
+            Ok(a) if matches!(a.rcode, ResponseCode::NoError | ResponseCode::NXDomain) => {
+                if !a.authentic {
+                    tracing::debug!(mx = %host, "DANE: address RRset not DNSSEC-secure; no TLSA lookup");
+                    return HostDane::None;
+                }
+            }
+            Ok(a) => {
+                return HostDane::Indeterminate(format!("address lookup answered {}", a.rcode));
+            }
+            Err(e) => return HostDane::Indeterminate(format!("address lookup: {e}")),
+        }
         let name = format!(
             "_{}._tcp.{}.",
             self.cfg.smtp_port,

@@ -290,6 +290,21 @@ async fn insecure_answers_leave_delivery_opportunistic() {
     assert_eq!(st.messages().len(), 1);
     assert!(rcpt(&s).await.is_none());
 
+    // Secure MX and TLSA, but the MX host's address RRset is insecure (RFC 7672 §2.2.2).
+    let (addr, st) = start_fake(tls_server(&cert)).await;
+    let dns = start_dns(base_zone().secure().insecure("mx.b.test").tlsa(
+        &tlsa_name(addr.port()),
+        3,
+        1,
+        1,
+        &spki_sha256(&other.cert_der),
+    ))
+    .await;
+    let s = queue_one(router(dns, addr.port()), false).await;
+    s.out.run_once().await.unwrap();
+    assert_eq!(st.messages().len(), 1);
+    assert!(rcpt(&s).await.is_none());
+
     // DANE disabled in the configuration: TLSA records are not even looked at.
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let dns = start_dns(base_zone().secure().tlsa(
