@@ -540,3 +540,35 @@ async fn dane_takes_precedence_over_mta_sts_and_satisfies_requiretls() {
     assert_eq!(status, "4.7.5");
     assert!(diag.contains("MTA-STS"), "{diag}");
 }
+
+#[tokio::test]
+async fn implicit_mx_under_a_secure_denial_uses_the_domains_own_tlsa() {
+    let cert = test_cert(&["b.test"]);
+    let other = test_cert(&["b.test"]);
+    for (published, delivered) in [(&cert, true), (&other, false)] {
+        let (addr, st) = start_fake(tls_server(&cert)).await;
+        // No MX: the secure NODATA answer makes the implicit MX (b.test itself) DANE-eligible.
+        let dns = start_dns(Zone::default().a("b.test", "127.0.0.1").secure().tlsa(
+            &format!("_{}._tcp.b.test", addr.port()),
+            3,
+            1,
+            1,
+            &spki_sha256(&published.cert_der),
+        ))
+        .await;
+        let s = queue_one(router(dns, addr.port()), false).await;
+        s.out.run_once().await.unwrap();
+        assert_eq!(st.messages().len() == 1, delivered);
+        match rcpt(&s).await {
+            None => assert!(delivered),
+            Some((_, status, diag)) => {
+                assert!(!delivered);
+                assert_eq!(status, "4.7.5");
+                assert!(
+                    diag.contains("DANE: b.test: TLSA 3 1 1 did not match"),
+                    "{diag}"
+                );
+            }
+        }
+    }
+}
