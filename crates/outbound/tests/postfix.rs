@@ -1,7 +1,8 @@
 //! Delivery to Postfix (the Debian package) as the receiving MX on loopback: a private instance
 //! (own config, queue and Maildir under a temp dir, smtpd on an ephemeral port, STARTTLS with a
 //! self-signed certificate), found through the test DNS server; the message lands in the Maildir,
-//! received over TLS, with a DKIM signature that verifies.
+//! received over TLS, with a DKIM signature that verifies; then DANE-EE (RFC 7672) against the
+//! same Postfix: a matching TLSA record delivers, a wrong one defers.
 //!
 //! Needs `/usr/sbin/postfix` (`apt-get install -y postfix`) and root (Postfix's master runs as
 //! root); the test fails loudly without them.
@@ -16,6 +17,9 @@ use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use sha2::Digest;
 use std::sync::Arc;
 use support::*;
 use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
@@ -249,4 +253,77 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
     let results = auth.verify_dkim(&msg).await;
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].result(), &DkimResult::Pass, "{:?}", results[0]);
+
+    // DANE-EE against Postfix's (OpenSSL) TLS: a secure TLSA 3 1 1 of its self-signed
+    // certificate authenticates it; a wrong one defers without MAIL FROM.
+    let pem = std::fs::read(pf.conf.join("cert.pem")).unwrap();
+    let der = CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .unwrap()
+        .unwrap();
+    let spki = sha2::Sha256::digest(wharf_outbound::dane::select(&der, 1).unwrap()).to_vec();
+    for (tlsa, delivered) in [(spki.clone(), true), (vec![0u8; 32], false)] {
+        let dns = start_dns(
+            Zone::default()
+                .mx("p.test", 10, "mx.p.test")
+                .a("mx.p.test", "127.0.0.1")
+                .secure()
+                .tlsa(&format!("_{}._tcp.mx.p.test", pf.port), 3, 1, 1, &tlsa),
+        )
+        .await;
+        let queue = Arc::new(MemoryQueue::new());
+        let mut c = ClientConfig::new("mail.a.test");
+        c.anchors = TrustAnchors::empty();
+        let rc = RouterConfig {
+            nameservers: vec![dns],
+            smtp_port: pf.port,
+            dane: true,
+            ..RouterConfig::default()
+        };
+        let out = Outbound::new(
+            queue.clone(),
+            Router::new(rc).unwrap(),
+            c,
+            QueueConfig::new("mail.a.test"),
+            DkimSigners::new(),
+            None,
+        );
+        out.submit(Submission {
+            sender: "alice@a.test".into(),
+            recipients: vec![QueuedRecipient::new("bob@p.test")],
+            raw: bytes::Bytes::from("From: <alice@a.test>\r\nSubject: dane\r\n\r\nDANE.\r\n"),
+            envid: None,
+            ret: None,
+            require_tls: false,
+        })
+        .await
+        .unwrap();
+        out.run_once().await.unwrap();
+        let left = queue.list().await.unwrap();
+        if delivered {
+            assert!(left.is_empty(), "DANE-authenticated delivery: {left:?}");
+        } else {
+            let r = &left[0].recipients[0];
+            assert_eq!(r.status.as_deref(), Some("4.7.5"));
+            assert!(
+                r.diagnostic
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("DANE: mx.p.test: TLSA 3 1 1 did not match certificate"),
+                "{r:?}"
+            );
+        }
+    }
+    let mut count = 0;
+    for _ in 0..300 {
+        count = std::fs::read_dir(&new).map(|rd| rd.count()).unwrap_or(0);
+        if count >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count, 2,
+        "the DANE message arrived, the refused one did not"
+    );
 }
