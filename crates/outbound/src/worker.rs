@@ -630,6 +630,7 @@ async fn apply_dane(
     router: &Router,
     domain: &str,
     hops: Vec<Hop>,
+    base_tls: TlsPolicy,
 ) -> Result<(Vec<Hop>, bool), Outcome> {
     if !router.dane_enabled() || router.is_relayed(domain) {
         return Ok((hops, false));
@@ -671,7 +672,13 @@ async fn apply_dane(
                 applies = true;
                 let list: Vec<String> = records.iter().map(|t| t.to_string()).collect();
                 tracing::info!(%domain, mx = %h.host, tlsa = %list.join(", "), "DANE: only unusable TLSA records; TLS required without authentication");
-                h.tls = Some(TlsPolicy::Required);
+                // Never weaken a stricter configured policy (`required-verified`).
+                if matches!(
+                    h.tls.unwrap_or(base_tls),
+                    TlsPolicy::Disabled | TlsPolicy::Opportunistic
+                ) {
+                    h.tls = Some(TlsPolicy::Required);
+                }
                 kept.push(h);
             }
             HostDane::Indeterminate(e) => {
@@ -755,7 +762,7 @@ async fn deliver_domain(
             return all(&jobs, &Outcome::deferred("4.4.3", text), None);
         }
     };
-    let (hops, dane_applies) = match apply_dane(router, domain, hops).await {
+    let (hops, dane_applies) = match apply_dane(router, domain, hops, base.tls).await {
         Ok(h) => h,
         Err(outcome) => return all(&jobs, &outcome, None),
     };
