@@ -41,6 +41,24 @@ pub enum Command {
     /// DKIM signing keys for outbound mail.
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// Print every DNS record DOMAIN needs, as zone-file lines.
+    Dns { domain: String },
+    /// Check listeners, certificate and DNS from this server's point of view; exit 1 on any ✘.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// DNS server to ask (default: outbound.dns_server, else /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
+    /// Check only this domain (default: every configured domain).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// The N given to `wharf serve --port-offset`: listeners are reached at their port + N,
+    /// while DNS is still expected to advertise the configured ports.
+    #[arg(long, value_name = "N")]
+    pub port_offset: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]

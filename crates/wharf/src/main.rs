@@ -5,6 +5,8 @@ mod admin;
 mod cli;
 mod config;
 mod dkim_keys;
+mod dns_records;
+mod doctor;
 mod import;
 mod logging;
 mod malloc_tuning;
@@ -95,6 +97,8 @@ async fn run(cli: Cli) -> Result<()> {
             println!("value: {}", key.txt_value);
             Ok(())
         }
+        Command::Dns { domain } => dns_records::print(&load_for_admin(path)?, &domain).await,
+        Command::Doctor(args) => doctor::run(&load_for_admin(path)?, args).await,
     }
 }
 
