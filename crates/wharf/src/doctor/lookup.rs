@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
@@ -48,6 +50,8 @@ impl Dns {
         let mut opts = ResolverOpts::default();
         opts.timeout = Duration::from_secs(5);
         opts.attempts = 2;
+        // What the world sees matters, not this machine's /etc/hosts.
+        opts.use_hosts_file = ResolveHosts::Never;
         let (builder, source) = if servers.is_empty() {
             (
                 TokioResolver::builder_tokio()
