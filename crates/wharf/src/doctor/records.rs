@@ -233,7 +233,7 @@ async fn check_host<L: Lookup>(
         let cidr_part = mech.find('/').map(|i| &mech[i..]).unwrap_or("");
         let matched = match name.as_str() {
             "all" => Ok(true),
-            "ip4" | "ip6" => match arg.and_then(|a| parse_cidr(a)) {
+            "ip4" | "ip6" => match arg.and_then(parse_cidr) {
                 Some((net, len)) => Ok(in_net(ip, net, len)),
                 None => return Spf::PermError(format!("bad `{term}`")),
             },
