@@ -472,3 +472,54 @@ pub async fn https_get(
         .ok_or("the answer has no HTTP status")?;
     Ok((code, body.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The policy doctor fetches is the one wharf-http serves for the same configuration.
+    #[tokio::test]
+    async fn fetches_the_mta_sts_policy_wharf_http_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = wharf_store::open_embedded(dir.path()).await.unwrap();
+        let directory =
+            wharf_directory::Directory::new(store, wharf_directory::DirectoryConfig::default());
+        directory.add_domain("example.org").await.unwrap();
+        let cfg = wharf_http::HttpConfig {
+            hostname: "mx.example.org".into(),
+            ..Default::default()
+        };
+        let expected = wharf_http::mta_sts_policy(&cfg.mta_sts, "mx.example.org");
+        let app = wharf_http::router(wharf_http::HttpState::new(directory, cfg).unwrap());
+        let (cert, key) =
+            wharf_net::generate_self_signed("mx.example.org", &["mta-sts.example.org".into()])
+                .unwrap();
+        let tls = wharf_net::TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(wharf_http::serve(listener, Some(tls), app, async move {
+            let _ = stopped.await;
+        }));
+        let anchors = TrustAnchors::empty();
+        let (code, body) = https_get(
+            addr,
+            "mta-sts.example.org",
+            "/.well-known/mta-sts.txt",
+            &anchors,
+        )
+        .await
+        .unwrap();
+        assert_eq!((code, body), (200, expected));
+        let (code, _) = https_get(
+            addr,
+            "mta-sts.other.test",
+            "/.well-known/mta-sts.txt",
+            &anchors,
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 404);
+        let _ = stop.send(());
+    }
+}
