@@ -5,9 +5,12 @@ mod admin;
 mod cli;
 mod config;
 mod dkim_keys;
+mod handoff;
 mod import;
 mod logging;
 mod malloc_tuning;
+mod outbound_node;
+mod queue_admin;
 mod serve;
 mod wiring;
 
@@ -65,6 +68,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Queue(cmd) => queue_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Dkim(cli::DkimCmd::Generate {
             domain,
             selector,
