@@ -7,9 +7,12 @@ mod config;
 mod dkim_keys;
 mod dns_records;
 mod doctor;
+mod handoff;
 mod import;
 mod logging;
 mod malloc_tuning;
+mod outbound_node;
+mod queue_admin;
 mod serve;
 mod wiring;
 
@@ -67,6 +70,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Queue(cmd) => queue_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Dkim(cli::DkimCmd::Generate {
             domain,
             selector,

@@ -17,6 +17,7 @@ use wharf_net::{ListenerSpec, NetError, Server, TlsMode, TlsProvider};
 use crate::admin::{directory_error, generate_password};
 use crate::cli::ServeArgs;
 use crate::config::{self, Listener, ListenerTls, Loaded, standard_listeners, valid_hostname};
+use crate::outbound_node::OutboundNode;
 use crate::wiring::{self, Ctx};
 
 /// Length of the first admin's generated password.
@@ -51,10 +52,11 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let domain = cfg.primary_domain();
     let tls = load_tls(&cfg, &hostname, &domain)?;
 
-    let store = wharf_store::open(&wiring::store_config(&cfg))
+    let (store, queue) = wharf_store::open_with_queue(&wiring::store_config(&cfg))
         .await
         .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
     let directory = Directory::new(store, wiring::directory_config(&cfg));
+    let mut outbound = OutboundNode::build(&cfg, &hostname, &directory, queue)?;
 
     let first = if created {
         create_admin(&directory, &domain).await?
@@ -68,6 +70,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let ctx = Ctx {
         hostname: hostname.clone(),
         directory,
+        handoff: outbound.handoff.clone(),
     };
     let handlers: Vec<_> = listeners
         .iter()
@@ -94,6 +97,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         bound.push((l, addr));
     }
     server.start();
+    outbound.start();
 
     let mut line = String::new();
     for (l, addr) in &bound {
@@ -112,6 +116,8 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         "draining: no new connections, waiting for sessions"
     );
     server.shutdown(deadline).await;
+    // After the listeners: a session finishing its DATA may still hand mail to the queue.
+    outbound.stop().await;
     info!("stopped");
     Ok(())
 }
