@@ -213,6 +213,47 @@ fn dns_lists_every_record_and_refuses_unknown_domains() {
     assert!(err.contains("wharf domain add unknown.test"), "{err}");
 }
 
+#[test]
+fn doctor_stops_early_when_the_resolver_is_dead() {
+    let env = Env::empty();
+    let free = |udp: bool| {
+        if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        } else {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        }
+    };
+    env.write_config(&format!(
+        "{BASE_CONFIG}\n[[listener]]\naddress = \"127.0.0.1\"\nprotocol = \"imap\"\nport = {}\n",
+        free(false)
+    ));
+    write_certificates(&env);
+    env.ok(&["domain", "add", DOMAIN]);
+    let started = std::time::Instant::now();
+    let out = env.run(&["doctor", "--resolver", &format!("127.0.0.1:{}", free(true))]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("✘ imap"), "{stdout}");
+    assert!(
+        stdout.contains("the domain checks were skipped"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("DNS of the domain"), "{stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_passes_with_the_zone_wharf_dns_prints() {
     let (env, offset, _server) = start();

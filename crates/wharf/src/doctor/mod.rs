@@ -189,6 +189,18 @@ pub async fn run(cfg: &Loaded, args: DoctorArgs) -> Result<()> {
 
     report.section(format!("DNS of the host {hostname}"));
     let host_ips = host_checks(&mut report, &dns, &hostname).await;
+    let Some(host_ips) = host_ips else {
+        // The resolver does not answer: every further lookup would only wait for its timeout.
+        report.fail(
+            "DNS",
+            format!(
+                "the domain checks were skipped: {} does not answer for {hostname}",
+                dns.source
+            ),
+            "point doctor at a working resolver (--resolver ADDR:PORT, outbound.dns_server or /etc/resolv.conf)",
+        );
+        return finish(&report);
+    };
 
     let https = listeners
         .iter()
@@ -200,6 +212,11 @@ pub async fn run(cfg: &Loaded, args: DoctorArgs) -> Result<()> {
         domain_checks(&mut report, &dns, &plan, &host_ips, https, &anchors).await;
     }
 
+    finish(&report)
+}
+
+/// Prints the table; any ✘ makes the command fail.
+fn finish(report: &Report) -> Result<()> {
     print!("{}", report.render());
     let failed = report.count(Mark::Fail);
     if failed > 0 {
@@ -380,8 +397,9 @@ fn certificate(
 }
 
 /// A and AAAA of the host name, and the reverse DNS of each address (it must name the host:
-/// receivers compare it with the HELO name, which is the host name).
-async fn host_checks(report: &mut Report, dns: &Dns, hostname: &str) -> Vec<IpAddr> {
+/// receivers compare it with the HELO name, which is the host name). `None` when the resolver
+/// does not answer at all.
+async fn host_checks(report: &mut Report, dns: &Dns, hostname: &str) -> Option<Vec<IpAddr>> {
     let ips = match dns.addrs(hostname).await {
         Ok(ips) => ips,
         Err(e) => {
@@ -390,7 +408,7 @@ async fn host_checks(report: &mut Report, dns: &Dns, hostname: &str) -> Vec<IpAd
                 format!("lookup of {hostname} failed: {e}"),
                 "check the resolver (--resolver, outbound.dns_server, /etc/resolv.conf)",
             );
-            return Vec::new();
+            return None;
         }
     };
     if ips.is_empty() {
@@ -401,7 +419,7 @@ async fn host_checks(report: &mut Report, dns: &Dns, hostname: &str) -> Vec<IpAd
                 "{hostname}. 3600 IN A <this server's public IPv4 address> (and AAAA for IPv6)"
             ),
         );
-        return ips;
+        return Some(ips);
     }
     let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
     report.ok("A/AAAA", format!("{hostname} → {}", list.join(", ")));
@@ -432,7 +450,7 @@ async fn host_checks(report: &mut Report, dns: &Dns, hostname: &str) -> Vec<IpAd
             ),
         }
     }
-    ips
+    Some(ips)
 }
 
 fn lookup_failed(report: &mut Report, topic: &str, name: &str, e: &str) {
