@@ -844,3 +844,138 @@ async fn srv(report: &mut Report, dns: &Dns, plan: &DomainPlan) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_pem(names: &[&str], days: i64) -> (String, Vec<u8>) {
+        let mut p =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let now = chrono::Utc::now().timestamp();
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        let end = chrono::DateTime::from_timestamp(now + days * 86_400, 0).unwrap();
+        use chrono::Datelike;
+        p.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        (cert.pem(), cert.der().to_vec())
+    }
+
+    fn rows(report: &Report) -> Vec<(Mark, String, String)> {
+        report
+            .sections
+            .iter()
+            .flat_map(|(_, r)| r)
+            .map(|r| (r.mark, r.topic.clone(), r.text.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn certificate_problems_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pem, der) = cert_pem(&["mail.example.test"], 400);
+        std::fs::write(dir.path().join("cert.pem"), &pem).unwrap();
+        let cfg = crate::config::parse(
+            &dir.path().join("wharf.toml"),
+            "[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+        )
+        .unwrap();
+        let domains = vec!["example.test".to_string()];
+
+        // Read from the file when no listener answered: self-signed is named as such.
+        let mut r = Report::default();
+        certificate(&mut r, &cfg, "mail.example.test", &domains, None);
+        let got = rows(&r);
+        assert!(
+            got.iter().any(|(m, t, x)| *m == Mark::Fail
+                && t == "trust"
+                && x.contains("in ")
+                && x.contains("self-signed")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter().any(|(m, t, _)| *m == Mark::Ok && t == "expiry"),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|(m, _, x)| *m == Mark::Fail && x.contains("mta-sts.example.test")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|(m, _, x)| *m == Mark::Warn && x.contains("autoconfig.example.test")),
+            "{got:?}"
+        );
+
+        // Served, for another name, and about to expire.
+        let (_, der2) = cert_pem(
+            &[
+                "other.example.test",
+                "mta-sts.example.test",
+                "*.example.org",
+                "autoconfig.example.test",
+            ],
+            5,
+        );
+        let seen = TlsSeen {
+            verified: false,
+            chain: vec![der2.into()],
+            version: "TLS 1.3".into(),
+        };
+        let mut r = Report::default();
+        certificate(&mut r, &cfg, "mail.example.test", &domains, Some(&seen));
+        let got = rows(&r);
+        assert!(
+            got.iter().any(|(m, _, x)| *m == Mark::Fail
+                && x.contains("served by the listeners is not valid for mail.example.test")),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|(m, t, x)| *m == Mark::Warn && t == "expiry" && x.contains("days left")),
+            "{got:?}"
+        );
+        // Both service names are covered.
+        assert!(
+            got.iter()
+                .filter(|(m, t, _)| *m == Mark::Ok && t == "names")
+                .count()
+                == 2,
+            "{got:?}"
+        );
+
+        // Verified by rustls: trusted.
+        let seen = TlsSeen {
+            verified: true,
+            chain: vec![der.into()],
+            version: "TLS 1.3".into(),
+        };
+        let mut r = Report::default();
+        certificate(&mut r, &cfg, "mail.example.test", &domains, Some(&seen));
+        assert!(
+            rows(&r)
+                .iter()
+                .any(|(m, t, _)| *m == Mark::Ok && t == "trust")
+        );
+    }
+
+    #[test]
+    fn report_marks_and_fixes() {
+        let mut r = Report::default();
+        r.section("S");
+        r.ok("a", "fine");
+        r.warn("bb", "meh", "do x");
+        r.fail("c", "broken", "zone line");
+        let text = r.render();
+        assert!(
+            text.contains("\nS\n  ✔ a   fine\n  ! bb  meh\n      "),
+            "{text}"
+        );
+        assert!(text.contains("fix: do x"), "{text}");
+        assert!(text.contains("  ✘ c   broken\n      "), "{text}");
+        assert!(text.ends_with("1 ✔  1 !  1 ✘\n"), "{text}");
+    }
+}
