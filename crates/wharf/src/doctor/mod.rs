@@ -24,6 +24,8 @@ use records::{Lookup, Spf};
 
 /// Certificates closer than this to expiry get a warning (ACME renews at 30 days).
 const EXPIRY_WARNING_DAYS: i64 = 14;
+/// The longest one listener's check may take.
+const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mark {
@@ -167,7 +169,20 @@ pub async fn run(cfg: &Loaded, args: DoctorArgs) -> Result<()> {
             continue;
         }
         let addr = SocketAddr::new(probe::connect_ip(l.address), l.port);
-        match probe::probe(l, l.port, &hostname, &anchors).await {
+        // Each step has its own timeout; this bounds a peer that answers slowly forever.
+        let outcome =
+            tokio::time::timeout(PROBE_DEADLINE, probe::probe(l, l.port, &hostname, &anchors))
+                .await
+                .unwrap_or_else(|_| {
+                    Outcome::Fail(
+                        format!(
+                            "{addr}: no complete exchange within {} s",
+                            PROBE_DEADLINE.as_secs()
+                        ),
+                        format!("check the `wharf serve` log for listener `{}`", l.name),
+                    )
+                });
+        match outcome {
             Outcome::Ok(detail, tls) => {
                 report.ok(topic, format!("{addr} {}: {detail}", l.tls.as_str()));
                 if tls_seen.is_none() {

@@ -18,6 +18,9 @@ use crate::config::{Listener, ListenerTls};
 const STEP: Duration = Duration::from_secs(5);
 /// Longest line accepted from a listener.
 const MAX_LINE: u64 = 8192;
+/// Most lines accepted in one reply (a banner, a capability list): a peer streaming lines
+/// forever must not hold the doctor.
+const MAX_LINES: usize = 200;
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -85,7 +88,7 @@ impl Conn {
     /// An SMTP reply: its code and its lines' texts.
     async fn smtp_reply(&mut self) -> Result<(u16, Vec<String>), String> {
         let mut texts = Vec::new();
-        loop {
+        for _ in 0..MAX_LINES {
             let line = self.line().await?;
             let code = line
                 .get(..3)
@@ -96,6 +99,7 @@ impl Conn {
                 return Ok((code, texts));
             }
         }
+        Err(format!("a reply of more than {MAX_LINES} lines"))
     }
 
     async fn tls(self, hostname: &str, anchors: &TrustAnchors) -> Result<(Conn, TlsSeen), String> {
@@ -309,13 +313,14 @@ async fn smtp(
 /// Reads until the tagged reply; returns its line and the untagged ones.
 async fn imap_tagged(conn: &mut Conn, tag: &str) -> Result<(String, Vec<String>), String> {
     let mut untagged = Vec::new();
-    loop {
+    for _ in 0..MAX_LINES {
         let line = conn.line().await?;
         if let Some(rest) = line.strip_prefix(tag).and_then(|r| r.strip_prefix(' ')) {
             return Ok((rest.to_string(), untagged));
         }
         untagged.push(line);
     }
+    Err(format!("no tagged reply within {MAX_LINES} lines"))
 }
 
 async fn imap(
@@ -373,13 +378,14 @@ async fn pop3_capa(conn: &mut Conn) -> Result<Vec<String>, String> {
         return Err(format!("CAPA answered `{}`", clip(&first)));
     }
     let mut caps = Vec::new();
-    loop {
+    for _ in 0..MAX_LINES {
         let line = conn.line().await?;
         if line == "." {
             return Ok(caps);
         }
         caps.push(line);
     }
+    Err(format!("a CAPA list of more than {MAX_LINES} lines"))
 }
 
 async fn pop3(
