@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod config;
 mod dkim_keys;
+mod http_wiring;
 mod import;
 mod logging;
 mod malloc_tuning;
