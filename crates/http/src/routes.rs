@@ -202,7 +202,7 @@ fn autoconfig_xml(cfg: &HttpConfig, domain: &str) -> String {
     );
     let server = |kind: &str, ty: &str, port: u16, socket: &str| {
         format!(
-            "    <{kind} type=\"{ty}\">\n      <hostname>{host}</hostname>\n      <port>{port}</port>\n      <socketType>{socket}</socketType>\n      <authentication>password-cleartext</authentication>\n      <username>%EMAILADDRESS%</username>\n    </{kind}>\n"
+            "    <{kind} type=\"{ty}\">\n      <hostname>{host}</hostname>\n      <port>{port}</port>\n      <socketType>{socket}</socketType>\n      <username>%EMAILADDRESS%</username>\n      <authentication>password-cleartext</authentication>\n    </{kind}>\n"
         )
     };
     for (kind, ty, port, socket) in [
