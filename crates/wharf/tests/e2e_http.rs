@@ -872,3 +872,97 @@ async fn acme_tls_alpn01_answered_by_the_imaps_listener_and_kept_across_restart(
     assert!(again.wait_exit(Duration::from_secs(30)).unwrap().success());
     let _keep: PathBuf = env.path().to_path_buf();
 }
+
+// ---- the http listener inside the server's limits and drain -----------------------------
+
+/// Reads one response with a Content-Length body from a kept-alive connection.
+fn read_response(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().unwrap())
+                })
+                .unwrap();
+            if buf.len() >= end + 4 + len {
+                return text;
+            }
+        }
+    }
+}
+
+#[test]
+fn http_listener_obeys_connection_limits_and_drains_on_sigterm() {
+    use std::io::Read;
+    let config = format!(
+        "[server]\nhostname = \"{HOST}\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+         [limits]\nshutdown_timeout = 20\nmax_per_ip = 2\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\ntls = \"implicit\"\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"http\"\n"
+    );
+    let mut w = Wharf::start(&config);
+    let port = w.port("http");
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    let autoconfig = "GET /.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=alice@example.test HTTP/1.1\r\nHost: example.test\r\n";
+
+    // A: one request answered, the connection kept alive and idle.
+    let mut idle = connect();
+    idle.write_all(format!("{autoconfig}\r\n").as_bytes())
+        .unwrap();
+    let first = read_response(&mut idle);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // B: a request whose head is not complete yet.
+    let mut inflight = connect();
+    inflight.write_all(autoconfig.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // C: a third connection from 127.0.0.1 is over limits.max_per_ip and is told so in HTTP.
+    let mut refused = connect();
+    let mut text = String::new();
+    refused.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+
+    let stopping = Instant::now();
+    w.server.sigterm();
+    assert!(
+        w.server
+            .wait_for("draining", Duration::from_secs(10))
+            .is_some()
+    );
+    // No new connections; the idle keep-alive connection is closed at once...
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    // ...while the request in flight is answered, and its connection closed after it.
+    inflight.write_all(b"\r\n").unwrap();
+    let mut text = String::new();
+    inflight.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    assert!(text.contains("<clientConfig"), "{text}");
+    let status = w.server.wait_exit(Duration::from_secs(15)).expect("exits");
+    assert!(status.success());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "the drain waited for the idle connection: {:?}",
+        stopping.elapsed()
+    );
+}
