@@ -41,6 +41,30 @@ pub enum Command {
     /// DKIM signing keys for outbound mail.
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// Inspect and act on the outbound queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// Every queued message: id, size, age, sender, attempts, next attempt, pending recipients.
+    List,
+    /// One entry with each recipient's state and last reply.
+    Show {
+        id: String,
+        /// Also print the queued message itself.
+        #[arg(long)]
+        message: bool,
+    },
+    /// Make an entry (or every entry) due now.
+    Retry {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete an entry without sending any DSN.
+    Drop { id: String },
 }
 
 #[derive(Debug, Subcommand)]

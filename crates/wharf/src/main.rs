@@ -5,10 +5,13 @@ mod admin;
 mod cli;
 mod config;
 mod dkim_keys;
+mod handoff;
 mod http_wiring;
 mod import;
 mod logging;
 mod malloc_tuning;
+mod outbound_node;
+mod queue_admin;
 mod serve;
 mod wiring;
 
@@ -66,6 +69,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Queue(cmd) => queue_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Dkim(cli::DkimCmd::Generate {
             domain,
             selector,

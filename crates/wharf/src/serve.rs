@@ -19,6 +19,7 @@ use crate::cli::ServeArgs;
 use crate::config::{
     self, Listener, ListenerTls, Loaded, Protocol, standard_listeners, valid_hostname,
 };
+use crate::outbound_node::OutboundNode;
 use crate::wiring::{self, Ctx};
 
 /// Length of the first admin's generated password.
@@ -53,10 +54,11 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let domain = cfg.primary_domain();
     let tls = load_tls(&cfg, &hostname, &domain)?;
 
-    let store = wharf_store::open(&wiring::store_config(&cfg))
+    let (store, queue) = wharf_store::open_with_queue(&wiring::store_config(&cfg))
         .await
         .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
     let directory = Directory::new(store, wiring::directory_config(&cfg));
+    let mut outbound = OutboundNode::build(&cfg, &hostname, &directory, queue)?;
 
     let first = if created {
         create_admin(&directory, &domain).await?
@@ -70,6 +72,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let ctx = Ctx {
         hostname: hostname.clone(),
         directory,
+        handoff: outbound.handoff.clone(),
     };
     let mut web = crate::http_wiring::Web::prepare(&cfg, &tls, &ctx.directory).await?;
 
@@ -90,6 +93,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     }
     bound.sort_by_key(|(l, _)| listeners.iter().position(|x| x.name == l.name));
     server.start();
+    outbound.start();
     web.start_acme();
 
     let mut line = String::new();
@@ -110,6 +114,8 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         "draining: no new connections, waiting for sessions"
     );
     server.shutdown(deadline).await;
+    // After the listeners: a session finishing its DATA may still hand mail to the queue.
+    outbound.stop().await;
     info!("stopped");
     Ok(())
 }
