@@ -847,6 +847,23 @@ async fn acme_tls_alpn01_answered_by_the_imaps_listener_and_kept_across_restart(
     assert_eq!(serial(&https), first);
     drop(https);
 
+    // SIGHUP re-installs the stored ACME certificate, never the self-signed files.
+    let hup = Command::new("kill")
+        .args(["-HUP", &w.server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let mut w = w;
+    assert!(
+        w.server
+            .wait_for("SIGHUP: ACME certificate reloaded", Duration::from_secs(10))
+            .is_some()
+    );
+    let (after_hup, _) = imaps_session(&ca, ports.imaps)
+        .await
+        .expect("still the ACME certificate");
+    assert_eq!(after_hup, first);
+
     // A restart puts the stored certificate in service at once, without a new order.
     let Wharf {
         env, mut server, ..
@@ -906,7 +923,7 @@ fn http_listener_obeys_connection_limits_and_drains_on_sigterm() {
     use std::io::Read;
     let config = format!(
         "[server]\nhostname = \"{HOST}\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
-         [limits]\nshutdown_timeout = 20\nmax_per_ip = 2\n\
+         [limits]\nshutdown_timeout = 20\nmax_per_ip = 2\n[http]\nmetrics = false\n\
          [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\ntls = \"implicit\"\n\
          [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"http\"\n"
     );
@@ -925,6 +942,11 @@ fn http_listener_obeys_connection_limits_and_drains_on_sigterm() {
         .unwrap();
     let first = read_response(&mut idle);
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // With `metrics = false` there is no /metrics (same kept-alive connection).
+    idle.write_all(b"GET /metrics HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        .unwrap();
+    let metrics = read_response(&mut idle);
+    assert!(metrics.starts_with("HTTP/1.1 404"), "{metrics}");
     // B: a request whose head is not complete yet.
     let mut inflight = connect();
     inflight.write_all(autoconfig.as_bytes()).unwrap();
