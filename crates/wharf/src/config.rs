@@ -384,6 +384,20 @@ pub struct HttpSection {
     pub metrics_allow: Vec<String>,
     /// The policy at `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
     pub mta_sts: wharf_http::MtaStsConfig,
+    /// Ports told to clients when they differ from the bound ones (NAT, port forwarding).
+    pub advertise: AdvertiseSection,
+}
+
+/// Each key replaces the port derived from the listeners; 0 = not offered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdvertiseSection {
+    pub imaps: Option<u16>,
+    pub imap: Option<u16>,
+    pub pop3s: Option<u16>,
+    pub pop3: Option<u16>,
+    pub submissions: Option<u16>,
+    pub submission: Option<u16>,
 }
 
 impl Default for HttpSection {
@@ -395,6 +409,7 @@ impl Default for HttpSection {
             metrics: h.metrics,
             metrics_allow: h.metrics_allow,
             mta_sts: h.mta_sts,
+            advertise: AdvertiseSection::default(),
         }
     }
 }
@@ -1355,6 +1370,16 @@ mod tests {
         assert!(e.contains(":2:1: key `http.metrcs`"), "{e}");
         let e = err("[http.mta_sts]\nmode = \"strict\"\n");
         assert!(e.contains("key `http.mta_sts.mode`"), "{e}");
+        let e = err("[http.advertise]\nimapz = 993\n");
+        assert!(e.contains(":2:1: key `http.advertise.imapz`"), "{e}");
+        let l = parse(
+            Path::new("/w.toml"),
+            "[http.advertise]\nimaps = 993\npop3 = 0\n",
+        )
+        .unwrap();
+        assert_eq!(l.config.http.advertise.imaps, Some(993));
+        assert_eq!(l.config.http.advertise.pop3, Some(0));
+        assert_eq!(l.config.http.advertise.imap, None);
         let e = err("[http.mta_sts]\nmax_age = 40000000\n");
         assert!(e.contains("key `http.mta_sts.max_age`"), "{e}");
     }

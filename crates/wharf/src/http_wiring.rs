@@ -18,7 +18,7 @@ use wharf_acme::{AcmeManager, AcmeSettings, AcmeStore, ChallengeKind, Http01Chal
 use wharf_directory::Directory;
 use wharf_net::{Handler, TlsProvider};
 
-use crate::config::{AcmeChallenge, Listener, ListenerTls, Loaded, Protocol};
+use crate::config::{AcmeChallenge, AdvertiseSection, Listener, ListenerTls, Loaded, Protocol};
 
 /// What `serve` keeps for the HTTP listeners and the certificate manager.
 pub struct Web {
@@ -77,7 +77,7 @@ impl Web {
         let h = &cfg.config.http;
         let config = wharf_http::HttpConfig {
             hostname: cfg.config.server.hostname.clone(),
-            ports: advertised_ports(bound),
+            ports: advertised_ports(bound, &h.advertise),
             trusted_proxies: h.trusted_proxies.clone(),
             mta_sts: h.mta_sts.clone(),
             metrics: h.metrics,
@@ -155,22 +155,32 @@ fn acme_dir(cfg: &Loaded) -> PathBuf {
     cfg.data_dir.join("acme")
 }
 
-/// The first bound listener of each kind; plaintext-only (`tls = "none"`) mail listeners are
-/// never advertised, since clients would send passwords in the clear.
-fn advertised_ports(bound: &[(Listener, SocketAddr)]) -> wharf_http::AdvertisedPorts {
-    let first = |protocol: Protocol, tls: ListenerTls| {
-        bound
-            .iter()
-            .find(|(l, _)| l.protocol == protocol && l.tls == tls)
-            .map_or(0, |(_, addr)| addr.port())
+/// The first bound listener of each kind, unless `[http.advertise]` says otherwise;
+/// plaintext-only (`tls = "none"`) mail listeners are never advertised, since clients would
+/// send passwords in the clear.
+fn advertised_ports(
+    bound: &[(Listener, SocketAddr)],
+    over: &AdvertiseSection,
+) -> wharf_http::AdvertisedPorts {
+    let first = |protocol: Protocol, tls: ListenerTls, over: Option<u16>| {
+        over.unwrap_or_else(|| {
+            bound
+                .iter()
+                .find(|(l, _)| l.protocol == protocol && l.tls == tls)
+                .map_or(0, |(_, addr)| addr.port())
+        })
     };
     wharf_http::AdvertisedPorts {
-        imaps: first(Protocol::Imap, ListenerTls::Implicit),
-        imap: first(Protocol::Imap, ListenerTls::Starttls),
-        pop3s: first(Protocol::Pop3, ListenerTls::Implicit),
-        pop3: first(Protocol::Pop3, ListenerTls::Starttls),
-        submissions: first(Protocol::Submission, ListenerTls::Implicit),
-        submission: first(Protocol::Submission, ListenerTls::Starttls),
+        imaps: first(Protocol::Imap, ListenerTls::Implicit, over.imaps),
+        imap: first(Protocol::Imap, ListenerTls::Starttls, over.imap),
+        pop3s: first(Protocol::Pop3, ListenerTls::Implicit, over.pop3s),
+        pop3: first(Protocol::Pop3, ListenerTls::Starttls, over.pop3),
+        submissions: first(
+            Protocol::Submission,
+            ListenerTls::Implicit,
+            over.submissions,
+        ),
+        submission: first(Protocol::Submission, ListenerTls::Starttls, over.submission),
     }
 }
 
@@ -229,7 +239,7 @@ mod tests {
             l(Protocol::Pop3, ListenerTls::None, 10110),
             l(Protocol::Submission, ListenerTls::Starttls, 10587),
         ];
-        let p = advertised_ports(&bound);
+        let p = advertised_ports(&bound, &AdvertiseSection::default());
         assert_eq!(
             (
                 p.imaps,
@@ -240,6 +250,25 @@ mod tests {
                 p.submission
             ),
             (10993, 0, 0, 0, 0, 10587)
+        );
+        // Behind NAT: the public ports, and a port withdrawn with 0.
+        let over = AdvertiseSection {
+            imaps: Some(993),
+            submission: Some(0),
+            pop3s: Some(995),
+            ..AdvertiseSection::default()
+        };
+        let p = advertised_ports(&bound, &over);
+        assert_eq!(
+            (
+                p.imaps,
+                p.imap,
+                p.pop3s,
+                p.pop3,
+                p.submissions,
+                p.submission
+            ),
+            (993, 0, 995, 0, 0, 0)
         );
     }
 

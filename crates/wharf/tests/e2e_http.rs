@@ -422,6 +422,21 @@ fn client_configuration_endpoints_through_the_binary() {
         format!("version: STSv1\r\nmode: enforce\r\nmx: {HOST}\r\nmax_age: 86400\r\n")
     );
 
+    // Behind a reverse proxy (trusted: 127.0.0.0/8) on plain HTTP, X-Forwarded-Host names the site.
+    let r = curl(&[
+        "-H",
+        "X-Forwarded-Host: mta-sts.example.test",
+        &format!("http://127.0.0.1:{http}/.well-known/mta-sts.txt"),
+    ]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.starts_with("version: STSv1\r\nmode: enforce\r\n"));
+    let r = curl(&[
+        "-H",
+        "X-Forwarded-Host: mta-sts.elsewhere.test",
+        &format!("http://127.0.0.1:{http}/.well-known/mta-sts.txt"),
+    ]);
+    assert_eq!(r.status, 404);
+
     // Apple profile: only after HTTP Basic authentication, only for one's own address.
     let profile = format!("https://{HOST}:{https}/apple/profile?email=alice%40example.test");
     let resolve = format!("{HOST}:{https}:127.0.0.1");
