@@ -72,6 +72,11 @@ struct Wharf {
 
 impl Wharf {
     fn start(config: &str) -> Wharf {
+        Wharf::try_start(config).unwrap_or_else(|e| panic!("no ready line:\n{e}"))
+    }
+
+    /// Err(stderr) when the server did not become ready (e.g. a fixed port was taken).
+    fn try_start(config: &str) -> Result<Wharf, String> {
         let env = Env::new();
         env.write_config(config);
         env.ok(&["domain", "add", "example.test"]);
@@ -90,8 +95,14 @@ impl Wharf {
             env.path(),
             &["--config", env.config().to_str().unwrap(), "serve"],
         );
-        let ports = server.wait_ready();
-        Wharf { env, server, ports }
+        match server.wait_for(" ready", Duration::from_secs(60)) {
+            Some(line) => Ok(Wharf {
+                env,
+                server,
+                ports: common::parse_ready(&line),
+            }),
+            None => Err(server.rest_of_stderr(Duration::from_secs(2))),
+        }
     }
 
     fn port(&self, name: &str) -> u16 {
@@ -646,6 +657,38 @@ struct AcmePorts {
     imaps: u16,
 }
 
+/// Starts the binary on fresh fixed ports, told to the CA first (`tls_on_imaps`: the CA's
+/// "port 443" is the IMAPS listener). A port taken meanwhile by a parallel test means a retry.
+fn start_with_ca(
+    ca: &TestCa,
+    challenge: &str,
+    renew_before: u64,
+    tls_on_imaps: bool,
+) -> (Wharf, AcmePorts) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let ports = AcmePorts {
+            http: free_port(),
+            https: free_port(),
+            imaps: free_port(),
+        };
+        let tls_target = if tls_on_imaps {
+            ports.imaps
+        } else {
+            ports.https
+        };
+        ca.validate_against(
+            SocketAddr::from(([127, 0, 0, 1], ports.http)),
+            SocketAddr::from(([127, 0, 0, 1], tls_target)),
+        );
+        match Wharf::try_start(&acme_config(ca, &ports, challenge, renew_before)) {
+            Ok(w) => return (w, ports),
+            Err(e) => assert!(attempt < 3 && e.contains("in use"), "no ready line:\n{e}"),
+        }
+    }
+}
+
 /// A config with fixed loopback ports (the CA must know them before the binary starts
 /// ordering) and short ACME timings.
 fn acme_config(ca: &TestCa, ports: &AcmePorts, challenge: &str, renew_before: u64) -> String {
@@ -746,16 +789,7 @@ fn names() -> Vec<String> {
 async fn acme_http01_on_the_http_listener_and_renewal_swapped_under_an_open_session() {
     // 40 s certificates renewed 30 s before expiry: a renewal every ~10 s.
     let ca = TestCa::start(Duration::from_secs(40)).await;
-    let ports = AcmePorts {
-        http: free_port(),
-        https: free_port(),
-        imaps: free_port(),
-    };
-    ca.validate_against(
-        SocketAddr::from(([127, 0, 0, 1], ports.http)),
-        SocketAddr::from(([127, 0, 0, 1], ports.https)),
-    );
-    let w = Wharf::start(&acme_config(&ca, &ports, "http-01", 30));
+    let (w, ports) = start_with_ca(&ca, "http-01", 30, false);
 
     // The IMAPS listener soon shows a certificate the CA's roots accept.
     let (first, mut session) = wait_for("an ACME certificate on IMAPS", async || {
@@ -829,18 +863,8 @@ async fn acme_http01_on_the_http_listener_and_renewal_swapped_under_an_open_sess
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_tls_alpn01_answered_by_the_imaps_listener_and_kept_across_restart() {
     let ca = TestCa::start(Duration::from_secs(3600)).await;
-    let ports = AcmePorts {
-        http: free_port(),
-        https: free_port(),
-        imaps: free_port(),
-    };
     // "Port 443" of every name is the IMAPS listener: a mail listener answers TLS-ALPN-01.
-    ca.validate_against(
-        SocketAddr::from(([127, 0, 0, 1], ports.http)),
-        SocketAddr::from(([127, 0, 0, 1], ports.imaps)),
-    );
-    let config = acme_config(&ca, &ports, "tls-alpn-01", 600);
-    let w = Wharf::start(&config);
+    let (w, ports) = start_with_ca(&ca, "tls-alpn-01", 600, true);
     let (first, _session) = wait_for("an ACME certificate on IMAPS", async || {
         imaps_session(&ca, ports.imaps).await
     })
