@@ -427,6 +427,18 @@ pub fn initial_config_text(hostname: &str, domain: &str, address: IpAddr) -> Str
             l.tls.as_str()
         );
     }
+    let _ = writeln!(
+        t,
+        "# Autoconfig, Autodiscover, MTA-STS and /metrics on the http listeners (docs/http.md).\n\
+         [http]\n\
+         # trusted_proxies = [\"127.0.0.1\"]      # a reverse proxy in front of Wharf\n\
+         # metrics_allow = [\"127.0.0.0/8\", \"::1\"]\n\n\
+         # Certificates from Let's Encrypt for {hostname}, autoconfig.{domain} and\n\
+         # mta-sts.{domain}; port 80 must be reachable from the internet.\n\
+         [acme]\n\
+         enabled = false\n\
+         # contact = \"postmaster@{domain}\"\n"
+    );
     let _ = writeln!(t, "[log]\nlevel = \"info\"");
     t
 }
@@ -446,5 +458,7 @@ mod tests {
         assert_eq!(l.primary_domain(), "example.com");
         let listeners = l.listeners();
         assert_eq!(listeners, standard_listeners("127.0.0.1".parse().unwrap()));
+        assert!(!l.config.acme.enabled);
+        assert!(text.contains("# contact = \"postmaster@example.com\""));
     }
 }
