@@ -88,9 +88,12 @@ async fn serve_http(
         router.clone().oneshot(req)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // A client may send its request and then shut down its sending side (HTTP/1.1 allows
+    // it; `printf … | nc` and some health checkers do): it still gets the response.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(HEADER_TIMEOUT)
+        .half_close(true);
     let http = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(http);
     let draining = async {

@@ -975,6 +975,17 @@ fn http_listener_obeys_connection_limits_and_drains_on_sigterm() {
     };
     let autoconfig = "GET /.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=alice@example.test HTTP/1.1\r\nHost: example.test\r\n";
 
+    // A client that shuts down its sending side after the request still gets the answer.
+    let mut half = connect();
+    half.write_all(format!("{autoconfig}\r\n").as_bytes())
+        .unwrap();
+    half.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut text = String::new();
+    half.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    drop(half);
+    std::thread::sleep(Duration::from_millis(300));
+
     // A: one request answered, the connection kept alive and idle.
     let mut idle = connect();
     idle.write_all(format!("{autoconfig}\r\n").as_bytes())
