@@ -8,6 +8,7 @@ mod dkim_keys;
 mod dns_records;
 mod doctor;
 mod handoff;
+mod http_wiring;
 mod import;
 mod logging;
 mod malloc_tuning;

@@ -47,10 +47,12 @@ pub struct Ctx {
     pub handoff: Arc<dyn wharf_smtp::RemoteHandoff>,
 }
 
-/// The protocol service answering on `listener`.
-pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Arc<dyn Handler> {
+/// The protocol service answering on `listener`; `None` for HTTP, whose one service
+/// `http_wiring` builds once the mail listeners are bound (it advertises their ports).
+pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn Handler>> {
     let c = &cfg.config;
-    match listener.protocol {
+    Some(match listener.protocol {
+        Protocol::Http => return None,
         Protocol::Smtp => Arc::new(
             wharf_smtp::SmtpService::new(
                 c.smtp.clone(),
@@ -79,7 +81,7 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Arc<dyn Handler>
             ctx.hostname.clone(),
             ctx.directory.clone(),
         )),
-    }
+    })
 }
 
 /// The outbound library's settings from `[outbound]`: queue, SMTP client, router.
