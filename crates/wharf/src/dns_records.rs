@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use wharf_http::{AdvertisedPorts, DkimDnsRecord, MtaStsConfig};
 
-use crate::config::{Listener, ListenerTls, Loaded};
+use crate::config::{AdvertiseSection, Listener, ListenerTls, Loaded, Protocol};
 
 /// A stored DKIM key and the record it needs.
 #[derive(Debug, Clone)]
@@ -33,8 +33,8 @@ impl DomainPlan {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         Ok(DomainPlan {
             hostname: cfg.config.server.hostname.to_ascii_lowercase(),
-            ports: advertised_ports(&cfg.listeners()),
-            mta_sts: mta_sts_config(cfg)?,
+            ports: advertised_ports(&cfg.listeners(), &cfg.config.http.advertise),
+            mta_sts: cfg.config.http.mta_sts.clone(),
             dkim: dkim_records(&cfg.data_dir, &domain)?,
             domain,
         })
@@ -71,48 +71,31 @@ impl DomainPlan {
     }
 }
 
-/// Ports clients are told about: the first listener of each kind. Plain-text IMAP/POP3/submission
-/// count only with STARTTLS (RFC 8314 advertises no clear-text service); a listener with port 0
-/// gets its port at start-up, so it cannot be published and counts as "not offered".
-pub fn advertised_ports(listeners: &[Listener]) -> AdvertisedPorts {
-    // Protocols are compared by name so that kinds added later (http) simply do not match.
-    let first = |proto: &str, tls: ListenerTls| {
-        listeners
-            .iter()
-            .find(|l| l.protocol.as_str() == proto && l.tls == tls)
-            .map(|l| l.port)
-            .unwrap_or(0)
+/// Ports clients are told about: `[http.advertise]` where set (NAT, port forwarding), else the
+/// first configured listener of each kind — the rule the HTTP server's autoconfig answers follow.
+/// Plain-text IMAP/POP3/submission count only with STARTTLS (RFC 8314 advertises no clear-text
+/// service); a listener with port 0 gets its port at start-up, so it cannot be published and
+/// counts as "not offered". `--port-offset` plays no part: DNS carries the public ports.
+pub fn advertised_ports(listeners: &[Listener], over: &AdvertiseSection) -> AdvertisedPorts {
+    let first = |proto: Protocol, tls: ListenerTls, over: Option<u16>| {
+        over.unwrap_or_else(|| {
+            listeners
+                .iter()
+                .find(|l| l.protocol == proto && l.tls == tls)
+                .map_or(0, |l| l.port)
+        })
     };
     AdvertisedPorts {
-        imaps: first("imap", ListenerTls::Implicit),
-        imap: first("imap", ListenerTls::Starttls),
-        pop3s: first("pop3", ListenerTls::Implicit),
-        pop3: first("pop3", ListenerTls::Starttls),
-        submissions: first("submission", ListenerTls::Implicit),
-        submission: first("submission", ListenerTls::Starttls),
-    }
-}
-
-/// `[http.mta_sts]` from the configuration file, defaults when absent. Read from the file itself
-/// because the policy is the HTTP server's: this keeps `wharf dns` in step with what it serves.
-pub fn mta_sts_config(cfg: &Loaded) -> Result<MtaStsConfig> {
-    let text = match fs::read_to_string(&cfg.path) {
-        Ok(t) => t,
-        // Only a configuration loaded from memory (tests) has no file: defaults then.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(MtaStsConfig::default()),
-        Err(e) => return Err(anyhow!("cannot read {}: {e}", cfg.path.display())),
-    };
-    mta_sts_from_toml(&text).with_context(|| format!("{}: key `http.mta_sts`", cfg.path.display()))
-}
-
-fn mta_sts_from_toml(text: &str) -> Result<MtaStsConfig> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| anyhow!("{}", e.message()))?;
-    match table.get("http").and_then(|h| h.get("mta_sts")) {
-        Some(v) => v
-            .clone()
-            .try_into::<MtaStsConfig>()
-            .map_err(|e| anyhow!("{}", e.message())),
-        None => Ok(MtaStsConfig::default()),
+        imaps: first(Protocol::Imap, ListenerTls::Implicit, over.imaps),
+        imap: first(Protocol::Imap, ListenerTls::Starttls, over.imap),
+        pop3s: first(Protocol::Pop3, ListenerTls::Implicit, over.pop3s),
+        pop3: first(Protocol::Pop3, ListenerTls::Starttls, over.pop3),
+        submissions: first(
+            Protocol::Submission,
+            ListenerTls::Implicit,
+            over.submissions,
+        ),
+        submission: first(Protocol::Submission, ListenerTls::Starttls, over.submission),
     }
 }
 
@@ -199,9 +182,10 @@ mod tests {
     use crate::config::{Protocol, standard_listeners};
 
     #[test]
-    fn ports_follow_the_listeners() {
+    fn ports_follow_the_listeners_and_advertise() {
         let mut list = standard_listeners("127.0.0.1".parse().unwrap());
-        assert_eq!(advertised_ports(&list), AdvertisedPorts::default());
+        let none = AdvertiseSection::default();
+        assert_eq!(advertised_ports(&list, &none), AdvertisedPorts::default());
         list.retain(|l| l.name != "pop3");
         for l in &mut list {
             if l.name == "imaps" {
@@ -216,20 +200,14 @@ mod tests {
             tls: ListenerTls::None,
             proxy_protocol: false,
         });
-        let p = advertised_ports(&list);
+        let p = advertised_ports(&list, &none);
         assert_eq!((p.imaps, p.pop3, p.pop3s), (10993, 0, 995));
-    }
-
-    #[test]
-    fn mta_sts_section_is_read() {
-        let c = mta_sts_from_toml("[server]\nhostname = \"x.test\"\n").unwrap();
-        assert_eq!(c, MtaStsConfig::default());
-        let c = mta_sts_from_toml(
-            "[http.mta_sts]\nmode = \"enforce\"\nmax_age = 86400\nmx = [\"mx1.example.test\"]\n",
-        )
-        .unwrap();
-        assert_eq!(c.mode, wharf_http::MtaStsMode::Enforce);
-        assert_eq!(c.mx, vec!["mx1.example.test".to_string()]);
-        assert!(mta_sts_from_toml("[http.mta_sts]\nmode = \"sometimes\"\n").is_err());
+        let over = AdvertiseSection {
+            imaps: Some(993),
+            pop3s: Some(0),
+            ..Default::default()
+        };
+        let p = advertised_ports(&list, &over);
+        assert_eq!((p.imaps, p.pop3s, p.submissions), (993, 0, 465));
     }
 }

@@ -204,6 +204,22 @@ fn dns_lists_every_record_and_refuses_unknown_domains() {
         "{text}"
     );
 
+    // Ports behind NAT come from [http.advertise]; the MTA-STS id follows [http.mta_sts].
+    let before = zone_line(&text, "_mta-sts.example.test.").to_string();
+    env.write_config(&format!(
+        "{BASE_CONFIG}\n[http.advertise]\nimaps = 993\nsubmission = 0\n\n[http.mta_sts]\nmode = \"enforce\"\n\n[[listener]]\nprotocol = \"imap\"\ntls = \"implicit\"\nport = 10993\n"
+    ));
+    let text = env.ok(&["dns", DOMAIN]);
+    assert!(
+        text.contains("_imaps._tcp.example.test. 3600 IN SRV 0 1 993 mail.example.test."),
+        "{text}"
+    );
+    assert!(
+        text.contains("_submission._tcp.example.test. 3600 IN SRV 0 0 0 ."),
+        "{text}"
+    );
+    assert_ne!(zone_line(&text, "_mta-sts.example.test."), before);
+
     let err = env.fails(&["dns", "unknown.test"]);
     assert!(
         err.contains("unknown domain unknown.test (add it first: wharf domain add unknown.test)"),
@@ -287,6 +303,14 @@ async fn doctor_passes_with_the_zone_wharf_dns_prints() {
         assert!(out.contains(row), "no `{row}` row in:\n{out}");
     }
     assert!(out.contains("STARTTLS, TLS 1.3"), "{out}");
+    assert!(out.contains("✔ http "), "{out}");
+    assert!(out.contains("✔ https"), "{out}");
+    // The policy wharf serves over HTTPS is the one whose id `wharf dns` published.
+    assert!(
+        out.contains("https://mta-sts.example.test/.well-known/mta-sts.txt (via 127.0.0.1:")
+            && out.contains("serves the configured policy"),
+        "{out}"
+    );
     assert!(
         out.contains("_imaps._tcp.example.test → mail.example.test:993"),
         "{out}"
