@@ -1,11 +1,80 @@
 //! `[http]` configuration: what the server advertises to clients and DNS.
 
+use std::net::IpAddr;
+use std::str::FromStr;
+
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("http.trusted_proxies: {0:?} is not an IP address")]
+    #[error("http.trusted_proxies: {0:?} is not an IP address or CIDR block (10.0.0.0/8, ::1)")]
     BadProxy(String),
+    #[error("http.metrics_allow: {0:?} is not an IP address or CIDR block (127.0.0.0/8, ::1)")]
+    BadMetricsAllow(String),
+}
+
+/// An IP address block: `10.0.0.0/8`, `2001:db8::/32`, or one address
+/// (`192.0.2.1` is `192.0.2.1/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        // An IPv4 client reaching a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(*ip, IpAddr::V4),
+            v4 => *v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => {
+                // Digits only: `u8::from_str` would also take "+8".
+                if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(());
+                }
+                (
+                    a.parse::<IpAddr>().map_err(|_| ())?,
+                    Some(p.parse::<u8>().map_err(|_| ())?),
+                )
+            }
+            None => (s.parse::<IpAddr>().map_err(|_| ())?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(());
+        }
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+/// True when `ip` lies in one of `nets`.
+pub fn in_any(nets: &[IpNet], ip: &IpAddr) -> bool {
+    nets.iter().any(|n| n.contains(ip))
 }
 
 /// Public ports advertised to clients; 0 means "not offered".
@@ -78,10 +147,14 @@ pub struct HttpConfig {
     /// Host name clients connect to for IMAP/POP3/SMTP.
     pub hostname: String,
     pub ports: AdvertisedPorts,
-    /// Peers whose X-Forwarded-For / X-Forwarded-Host are believed.
+    /// Peers (addresses or CIDR blocks) whose X-Forwarded-For /
+    /// X-Forwarded-Host are believed.
     pub trusted_proxies: Vec<String>,
     pub mta_sts: MtaStsConfig,
     pub metrics: bool,
+    /// Clients (addresses or CIDR blocks, after X-Forwarded-For from a
+    /// trusted proxy) that may read `/metrics`; others get 403.
+    pub metrics_allow: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -92,15 +165,85 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             mta_sts: MtaStsConfig::default(),
             metrics: true,
+            metrics_allow: default_metrics_allow(),
         }
     }
 }
 
+/// Loopback only: counters reveal traffic volumes and account activity.
+pub fn default_metrics_allow() -> Vec<String> {
+    vec!["127.0.0.0/8".to_string(), "::1".to_string()]
+}
+
 impl HttpConfig {
-    pub fn parsed_proxies(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    pub fn parsed_proxies(&self) -> Result<Vec<IpNet>, ConfigError> {
         self.trusted_proxies
             .iter()
-            .map(|p| p.parse().map_err(|_| ConfigError::BadProxy(p.clone())))
+            .map(|p| p.parse().map_err(|()| ConfigError::BadProxy(p.clone())))
             .collect()
+    }
+
+    pub fn parsed_metrics_allow(&self) -> Result<Vec<IpNet>, ConfigError> {
+        self.metrics_allow
+            .iter()
+            .map(|p| {
+                p.parse()
+                    .map_err(|()| ConfigError::BadMetricsAllow(p.clone()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_blocks_and_single_addresses() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(net("10.0.0.0/8").contains(&ip("10.200.3.4")));
+        assert!(!net("10.0.0.0/8").contains(&ip("11.0.0.1")));
+        assert!(net("192.0.2.7").contains(&ip("192.0.2.7")));
+        assert!(!net("192.0.2.7").contains(&ip("192.0.2.8")));
+        assert!(net("0.0.0.0/0").contains(&ip("203.0.113.9")));
+        assert!(net("2001:db8::/32").contains(&ip("2001:db8:ffff::1")));
+        assert!(!net("2001:db8::/32").contains(&ip("2001:db9::1")));
+        assert!(net("::/0").contains(&ip("::1")));
+        // IPv4-mapped clients of a dual-stack socket match IPv4 blocks.
+        assert!(net("127.0.0.0/8").contains(&ip("::ffff:127.0.0.1")));
+        assert!(!net("::1").contains(&ip("127.0.0.1")));
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "example.org",
+            "10.0.0/8",
+            "",
+        ] {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_lists_are_checked() {
+        let cfg = HttpConfig {
+            trusted_proxies: vec!["10.1.0.0/16".into(), "bogus".into()],
+            ..HttpConfig::default()
+        };
+        assert!(matches!(cfg.parsed_proxies(), Err(ConfigError::BadProxy(p)) if p == "bogus"));
+        let cfg = HttpConfig {
+            metrics_allow: vec!["300.0.0.1".into()],
+            ..HttpConfig::default()
+        };
+        assert!(cfg.parsed_metrics_allow().is_err());
+        assert_eq!(
+            HttpConfig::default().parsed_metrics_allow().unwrap().len(),
+            2
+        );
     }
 }

@@ -14,7 +14,7 @@ use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use wharf_directory::Directory;
 
-use crate::config::{ConfigError, HttpConfig};
+use crate::config::{ConfigError, HttpConfig, IpNet, in_any};
 use crate::dns::mta_sts_policy;
 use crate::xml::{element_text, escape};
 
@@ -25,7 +25,8 @@ pub type AcmeChallengeLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>
 pub struct HttpState {
     directory: Directory,
     config: Arc<HttpConfig>,
-    proxies: Arc<Vec<IpAddr>>,
+    proxies: Arc<Vec<IpNet>>,
+    metrics_allow: Arc<Vec<IpNet>>,
     metrics: Option<PrometheusHandle>,
     acme: Option<AcmeChallengeLookup>,
 }
@@ -33,10 +34,12 @@ pub struct HttpState {
 impl HttpState {
     pub fn new(directory: Directory, config: HttpConfig) -> Result<HttpState, ConfigError> {
         let proxies = config.parsed_proxies()?;
+        let metrics_allow = config.parsed_metrics_allow()?;
         Ok(HttpState {
             directory,
             config: Arc::new(config),
             proxies: Arc::new(proxies),
+            metrics_allow: Arc::new(metrics_allow),
             metrics: None,
             acme: None,
         })
@@ -86,7 +89,7 @@ fn request_host(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
 ) -> Option<String> {
-    let trusted = peer.is_some_and(|p| state.proxies.contains(&p.ip()));
+    let trusted = peer.is_some_and(|p| in_any(&state.proxies, &p.ip()));
     let value = trusted
         .then(|| headers.get("x-forwarded-host"))
         .flatten()
@@ -104,7 +107,7 @@ fn request_host(
 /// X-Forwarded-For entry that is not itself a trusted proxy.
 fn client_ip(state: &HttpState, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
     let peer_ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip());
-    if !state.proxies.contains(&peer_ip) {
+    if !in_any(&state.proxies, &peer_ip) {
         return peer_ip;
     }
     let forwarded = headers
@@ -116,7 +119,7 @@ fn client_ip(state: &HttpState, peer: Option<SocketAddr>, headers: &HeaderMap) -
         .collect::<Vec<_>>();
     for entry in forwarded.iter().rev() {
         match entry {
-            Ok(ip) if state.proxies.contains(ip) => continue,
+            Ok(ip) if in_any(&state.proxies, ip) => continue,
             Ok(ip) => return *ip,
             // An unparsable hop ends the chain we can trust.
             Err(_) => break,
@@ -199,7 +202,7 @@ fn autoconfig_xml(cfg: &HttpConfig, domain: &str) -> String {
     );
     let server = |kind: &str, ty: &str, port: u16, socket: &str| {
         format!(
-            "    <{kind} type=\"{ty}\">\n      <hostname>{host}</hostname>\n      <port>{port}</port>\n      <socketType>{socket}</socketType>\n      <authentication>password-cleartext</authentication>\n      <username>%EMAILADDRESS%</username>\n    </{kind}>\n"
+            "    <{kind} type=\"{ty}\">\n      <hostname>{host}</hostname>\n      <port>{port}</port>\n      <socketType>{socket}</socketType>\n      <username>%EMAILADDRESS%</username>\n      <authentication>password-cleartext</authentication>\n    </{kind}>\n"
         )
     };
     for (kind, ty, port, socket) in [
@@ -293,15 +296,24 @@ async fn mta_sts(
     }
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
-    match &state.metrics {
-        Some(h) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        )
-            .into_response(),
-        None => not_found(),
+async fn metrics(
+    State(state): State<HttpState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(h) = &state.metrics else {
+        return not_found();
+    };
+    let ip = client_ip(&state, peer.map(|c| c.0.0), &headers);
+    if !in_any(&state.metrics_allow, &ip) {
+        tracing::info!(%ip, "metrics: client not in http.metrics_allow");
+        return (StatusCode::FORBIDDEN, "forbidden\n").into_response();
     }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        h.render(),
+    )
+        .into_response()
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str) -> Response {

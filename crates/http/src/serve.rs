@@ -42,8 +42,10 @@ pub async fn serve(
         });
         let builder = {
             let mut b = hyper::server::conn::http1::Builder::new();
+            // Half-closing clients still get their response (see handler.rs).
             b.timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
+                .header_read_timeout(Duration::from_secs(30))
+                .half_close(true);
             b
         };
         match &tls {

@@ -113,6 +113,36 @@ pub fn generate(
     })
 }
 
+/// The TXT value (`v=DKIM1; k=…; p=…`) a stored private key needs, in the same form `generate`
+/// prints: `wharf dns` and `wharf doctor` compare the published record with it.
+pub fn txt_value_from_pem(pem: &[u8]) -> Result<(Algorithm, String), DkimError> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| DkimError::Key(e.to_string()))?;
+    if let PrivateKeyDer::Pkcs8(p) = &der
+        && let Ok(key) = Ed25519Key::from_pkcs8_der(p.secret_pkcs8_der())
+    {
+        return Ok((
+            Algorithm::Ed25519,
+            format!("v=DKIM1; k=ed25519; p={}", B64.encode(key.public_key())),
+        ));
+    }
+    let key = match &der {
+        PrivateKeyDer::Pkcs8(p) => rsa::RsaPrivateKey::from_pkcs8_der(p.secret_pkcs8_der())
+            .map_err(|e| DkimError::Key(e.to_string()))?,
+        PrivateKeyDer::Pkcs1(p) => rsa::RsaPrivateKey::from_pkcs1_der(p.secret_pkcs1_der())
+            .map_err(|e| DkimError::Key(e.to_string()))?,
+        _ => return Err(DkimError::Key("neither an RSA nor an Ed25519 key".into())),
+    };
+    let spki = rsa::RsaPublicKey::from(&key)
+        .to_public_key_der()
+        .map_err(|e| DkimError::Key(e.to_string()))?;
+    Ok((
+        Algorithm::Rsa,
+        format!("v=DKIM1; k=rsa; p={}", B64.encode(spki.as_bytes())),
+    ))
+}
+
 fn pem_encode(label: &str, der: &[u8]) -> String {
     let b64 = B64.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
@@ -271,6 +301,16 @@ mod tests {
         // Another domain's mail is left alone.
         let other = b"From: a@elsewhere.example\r\n\r\nx\r\n";
         assert_eq!(s.sign(other).unwrap(), other.to_vec());
+    }
+
+    #[test]
+    fn public_record_from_stored_key() {
+        for algo in [Algorithm::Ed25519, Algorithm::Rsa] {
+            let g = generate("example.org", "s1", algo).unwrap();
+            let (a, txt) = txt_value_from_pem(g.private_key_pem.as_bytes()).unwrap();
+            assert_eq!((a, txt), (algo, g.txt_value));
+        }
+        assert!(txt_value_from_pem(b"junk").is_err());
     }
 
     #[test]

@@ -186,6 +186,12 @@ impl Outbound {
     /// Signs (DKIM, when the From: domain has keys) and queues a message; returns once the entry
     /// is durable, so the submitter's 250 may follow.
     pub async fn submit(&self, s: Submission) -> Result<QueueId, QueueError> {
+        self.submit_held(s, Duration::ZERO).await
+    }
+
+    /// `submit`, with the first attempt `hold` from now unless `retry(Some(id))` makes it due
+    /// earlier: the SMTP session holds its entry until its own reply is settled.
+    pub async fn submit_held(&self, s: Submission, hold: Duration) -> Result<QueueId, QueueError> {
         let raw = match self.dkim.sign(&s.raw) {
             Ok(signed) => Bytes::from(signed),
             Err(e) => {
@@ -205,7 +211,7 @@ impl Outbound {
                 ret: s.ret,
                 require_tls: s.require_tls,
                 created: t,
-                next_attempt: t,
+                next_attempt: t + secs(hold),
                 expires: t + secs(self.cfg.max_age),
             })
             .await?;

@@ -1,14 +1,23 @@
 //! The boundary between SMTP reception and the outbound queue: what a session hands over for
 //! recipients outside the local domains (submission to remote addresses, aliases forwarding
-//! outside), and the trait the queue implements. The session awaits `enqueue` before its final 250.
+//! outside), and the trait the queue implements. The session awaits `enqueue` before its final
+//! reply, then either `release`s the entry (the reply is 250) or `withdraw`s it (the local part
+//! failed and the reply is 4xx: the client will send the whole message again, so the queued copy
+//! must not leave, or the remote recipients would get it twice).
 
 use async_trait::async_trait;
 
 /// Takes messages for remote recipients. Implemented by the binary on top of the outbound queue.
 #[async_trait]
 pub trait RemoteHandoff: Send + Sync + 'static {
-    /// Durably queues `msg`; Ok(queue id as text) only once committed (the client's 250 depends on it).
+    /// Durably queues `msg`, held back until `release`; Ok(queue id as text) only once committed
+    /// (the client's 250 depends on it). A held entry that is neither released nor withdrawn
+    /// (the process died in between) is sent after a short hold anyway.
     async fn enqueue(&self, msg: OutboundMessage) -> Result<String, String>;
+    /// The session answers 250: deliver the entry now.
+    async fn release(&self, id: &str);
+    /// The session answers with an error after all: forget the entry without any DSN.
+    async fn withdraw(&self, id: &str);
 }
 
 /// One accepted message with its remote recipients and the submitter's DSN/REQUIRETLS requests.

@@ -17,6 +17,8 @@ use wharf_smtp::{OutboundMessage, OutboundRecipient, RemoteHandoff, SmtpConfig};
 struct Recorder {
     got: Mutex<Vec<OutboundMessage>>,
     fail: AtomicBool,
+    released: Mutex<Vec<String>>,
+    withdrawn: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -28,6 +30,12 @@ impl RemoteHandoff for Recorder {
         let mut got = self.got.lock().unwrap();
         got.push(msg);
         Ok(format!("Q{}", got.len()))
+    }
+    async fn release(&self, id: &str) {
+        self.released.lock().unwrap().push(id.to_string());
+    }
+    async fn withdraw(&self, id: &str) {
+        self.withdrawn.lock().unwrap().push(id.to_string());
     }
 }
 
@@ -96,6 +104,12 @@ async fn mixed_local_and_remote_message_with_dsn_parameters() {
     assert_eq!(code, 250, "{text}");
     assert!(text.contains("outbound Q1"), "{text}");
     c.expect("QUIT", 221).await;
+    assert_eq!(
+        *rec.released.lock().unwrap(),
+        ["Q1"],
+        "250 releases the held entry"
+    );
+    assert!(rec.withdrawn.lock().unwrap().is_empty());
 
     let got = rec.messages();
     assert_eq!(got.len(), 1);
@@ -268,6 +282,28 @@ async fn queue_failure_gives_451_and_nothing_is_stored() {
     assert_eq!(code, 250, "{text}");
     assert_eq!(s.inbox(BOB).await.len(), 1);
     assert_eq!(rec.messages().len(), 1);
+}
+
+/// The queue took the remote part, then storing the local copy fails: the reply is 451 and the
+/// held entry is withdrawn, so the client's retry cannot reach the remote recipients twice.
+#[tokio::test]
+async fn local_failure_after_queueing_withdraws_the_remote_part() {
+    let (s, rec) = start_recording().await;
+    // Blob writes go through blobs/tmp; a plain file in its place fails them (even for root).
+    let tmp = s.tmp.path().join("blobs").join("tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::write(&tmp, b"not a directory").unwrap();
+    let mut c = login(&s).await;
+    c.expect("MAIL FROM:<alice@example.test>", 250).await;
+    c.expect("RCPT TO:<friend@remote.test>", 250).await;
+    c.expect("RCPT TO:<bob@example.test>", 250).await;
+    let msg = message(ALICE, BOB, "half", "Local store broken.\r\n");
+    let (code, text) = send_data(&mut c, &msg).await;
+    assert_eq!(code, 451, "{text}");
+    assert_eq!(rec.messages().len(), 1, "the remote part was queued first");
+    assert_eq!(*rec.withdrawn.lock().unwrap(), ["Q1"]);
+    assert!(rec.released.lock().unwrap().is_empty());
+    assert!(s.inbox(BOB).await.is_empty());
 }
 
 #[tokio::test]

@@ -205,6 +205,7 @@ suite!(
     crash_leftovers_are_swept_on_open,
     group_commit_delivers_exactly_once,
     store_flags_unchanged_since,
+    relaxed_flag_commits_persist_and_durable_writes_follow,
     claim_recent_exactly_once,
     search_text_is_substring_exact,
     quota_is_enforced,
@@ -736,6 +737,38 @@ async fn group_commit_delivers_exactly_once(b: Backend) {
         201,
         "the refused message left no blob"
     );
+}
+
+/// Flag changes commit without their own fsync (`begin_write_relaxed`); they are still committed
+/// (a reopened store sees them) and the durable writes after them on the same writer connection
+/// are durable again.
+async fn relaxed_flag_commits_persist_and_durable_writes_follow(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("r@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let o1 = h.append(inbox.id, message("one", "x")).await;
+    for op in [FlagOp::Add, FlagOp::Remove, FlagOp::Add] {
+        h.store
+            .store_flags(
+                inbox.id,
+                &[o1.uid],
+                op,
+                Flags::FLAGGED,
+                &["$Work".into()],
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.store.claim_recent(inbox.id).await.unwrap(), vec![o1.uid]);
+    let o2 = h.append(inbox.id, message("two", "x")).await;
+    let h = h.reopen().await;
+    let index = h.store.mailbox_index(inbox.id).await.unwrap();
+    assert_eq!(index.len(), 2);
+    assert!(index[0].flags.contains(Flags::FLAGGED));
+    assert!(!index[0].flags.contains(Flags::RECENT));
+    assert_eq!(index[0].keywords, vec!["$Work".to_string()]);
+    assert_eq!(index[1].uid, o2.uid);
 }
 
 async fn store_flags_unchanged_since(b: Backend) {

@@ -41,6 +41,48 @@ pub enum Command {
     /// DKIM signing keys for outbound mail.
     #[command(subcommand)]
     Dkim(DkimCmd),
+    /// Inspect and act on the outbound queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// Print every DNS record DOMAIN needs, as zone-file lines.
+    Dns { domain: String },
+    /// Check listeners, certificate and DNS from this server's point of view; exit 1 on any ✘.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// Every queued message: id, size, age, sender, attempts, next attempt, pending recipients.
+    List,
+    /// One entry with each recipient's state and last reply.
+    Show {
+        id: String,
+        /// Also print the queued message itself.
+        #[arg(long)]
+        message: bool,
+    },
+    /// Make an entry (or every entry) due now.
+    Retry {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete an entry without sending any DSN.
+    Drop { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// DNS server to ask (default: outbound.dns_server, else /etc/resolv.conf).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
+    /// Check only this domain (default: every configured domain).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// The N given to `wharf serve --port-offset`: listeners are reached at their port + N,
+    /// while DNS is still expected to advertise the configured ports.
+    #[arg(long, value_name = "N")]
+    pub port_offset: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,7 +18,7 @@ pub struct Config {
     pub store: StoreSection,
     pub tls: TlsSection,
     pub limits: LimitsSection,
-    /// `[[listener]]` entries; absent means the seven standard listeners.
+    /// `[[listener]]` entries; absent means the nine standard listeners.
     #[serde(rename = "listener")]
     pub listeners: Option<Vec<ListenerConfig>>,
     pub directory: DirectorySection,
@@ -29,6 +29,10 @@ pub struct Config {
     pub pop3: wharf_pop3::Pop3Config,
     /// Mail leaving Wharf: queue, retries, routing, TLS policy (docs/configuration.md).
     pub outbound: OutboundSection,
+    /// The HTTP listeners' content: proxies, `/metrics`, the MTA-STS policy (docs/http.md).
+    pub http: HttpSection,
+    /// Certificates from an ACME CA (docs/ports-and-tls.md).
+    pub acme: AcmeSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +106,8 @@ pub enum Protocol {
     Submission,
     Imap,
     Pop3,
+    /// Autoconfig, Autodiscover, MTA-STS, ACME HTTP-01, `/metrics`.
+    Http,
 }
 
 impl Protocol {
@@ -111,6 +117,16 @@ impl Protocol {
             Protocol::Submission => "submission",
             Protocol::Imap => "imap",
             Protocol::Pop3 => "pop3",
+            Protocol::Http => "http",
+        }
+    }
+
+    /// TLS mode of a listener that does not say: STARTTLS for mail, none
+    /// for HTTP (which has no STARTTLS).
+    pub fn default_tls(self) -> ListenerTls {
+        match self {
+            Protocol::Http => ListenerTls::None,
+            _ => ListenerTls::Starttls,
         }
     }
 }
@@ -151,7 +167,7 @@ pub struct ListenerConfig {
     #[serde(default)]
     pub port: Option<u16>,
     pub protocol: Protocol,
-    /// Default `starttls`.
+    /// Default `starttls` (`none` for `http`).
     #[serde(default)]
     pub tls: Option<ListenerTls>,
     #[serde(default)]
@@ -175,7 +191,7 @@ pub struct Listener {
 
 impl ListenerConfig {
     pub fn resolve(&self) -> Listener {
-        let tls = self.tls.unwrap_or(ListenerTls::Starttls);
+        let tls = self.tls.unwrap_or(self.protocol.default_tls());
         Listener {
             name: self
                 .name
@@ -210,10 +226,12 @@ pub fn standard_port(protocol: Protocol, tls: ListenerTls) -> u16 {
         (Protocol::Imap, true) => 993,
         (Protocol::Pop3, false) => 110,
         (Protocol::Pop3, true) => 995,
+        (Protocol::Http, false) => 80,
+        (Protocol::Http, true) => 443,
     }
 }
 
-/// The seven standard listeners, in the order they are printed.
+/// The nine standard listeners, in the order they are printed.
 pub fn standard_listeners(address: IpAddr) -> Vec<Listener> {
     [
         (Protocol::Smtp, ListenerTls::Starttls, "smtp"),
@@ -223,6 +241,8 @@ pub fn standard_listeners(address: IpAddr) -> Vec<Listener> {
         (Protocol::Imap, ListenerTls::Implicit, "imaps"),
         (Protocol::Pop3, ListenerTls::Starttls, "pop3"),
         (Protocol::Pop3, ListenerTls::Implicit, "pop3s"),
+        (Protocol::Http, ListenerTls::None, "http"),
+        (Protocol::Http, ListenerTls::Implicit, "https"),
     ]
     .into_iter()
     .map(|(protocol, tls, name)| Listener {
@@ -351,6 +371,107 @@ impl Default for OutboundSection {
             data_timeout: c.data_timeout.as_secs(),
             relayhost: None,
             routes: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For and
+    /// X-Forwarded-Host are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Serve `/metrics` (and install the Prometheus recorder).
+    pub metrics: bool,
+    /// Clients (addresses or CIDR blocks) allowed to read `/metrics`.
+    pub metrics_allow: Vec<String>,
+    /// The policy at `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
+    pub mta_sts: wharf_http::MtaStsConfig,
+    /// Ports told to clients when they differ from the bound ones (NAT, port forwarding).
+    pub advertise: AdvertiseSection,
+}
+
+/// Each key replaces the port derived from the listeners; 0 = not offered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdvertiseSection {
+    pub imaps: Option<u16>,
+    pub imap: Option<u16>,
+    pub pop3s: Option<u16>,
+    pub pop3: Option<u16>,
+    pub submissions: Option<u16>,
+    pub submission: Option<u16>,
+}
+
+impl Default for HttpSection {
+    /// The http crate's own defaults, so that the two can never disagree.
+    fn default() -> Self {
+        let h = wharf_http::HttpConfig::default();
+        HttpSection {
+            trusted_proxies: h.trusted_proxies,
+            metrics: h.metrics,
+            metrics_allow: h.metrics_allow,
+            mta_sts: h.mta_sts,
+            advertise: AdvertiseSection::default(),
+        }
+    }
+}
+
+/// How the ACME CA checks that this server answers for a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AcmeChallenge {
+    /// `http://<name>/.well-known/acme-challenge/…` on the `http` listener.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// An `acme-tls/1` handshake on port 443, answered by every TLS listener.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeSection {
+    pub enabled: bool,
+    /// The CA's RFC 8555 directory.
+    pub directory_url: String,
+    /// Account contact e-mail (`postmaster@example.org`, `mailto:` optional).
+    pub contact: Option<String>,
+    pub challenge: AcmeChallenge,
+    /// More names on the certificate besides the host name and
+    /// `autoconfig.`/`mta-sts.` of every local domain.
+    pub extra_names: Vec<String>,
+    /// PEM trust anchor for the CA's HTTPS directory (a private CA); default the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds before expiry to renew; default a third of the lifetime, at most 30 days.
+    pub renew_before: Option<u64>,
+    /// Seconds between looks at the certificate's expiry.
+    pub check_interval: u64,
+    /// Seconds to wait after a failed order, doubled per failure up to `retry_max`.
+    pub retry_min: u64,
+    pub retry_max: u64,
+    /// Seconds the CA may take to validate and to issue.
+    pub order_timeout: u64,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for AcmeSection {
+    /// The acme crate's own timing defaults.
+    fn default() -> Self {
+        let a = wharf_acme::AcmeSettings::new(String::new(), Vec::new(), PathBuf::new());
+        AcmeSection {
+            enabled: false,
+            directory_url: LETS_ENCRYPT.to_string(),
+            contact: None,
+            challenge: AcmeChallenge::Http01,
+            extra_names: Vec::new(),
+            ca_file: None,
+            renew_before: a.renew_margin.map(|d| d.as_secs()),
+            check_interval: a.check_interval.as_secs(),
+            retry_min: a.retry_min.as_secs(),
+            retry_max: a.retry_max.as_secs(),
+            order_timeout: a.order_timeout.as_secs(),
         }
     }
 }
@@ -678,6 +799,12 @@ fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
                     "must not be empty".to_string(),
                 ));
             }
+            if r.protocol == Protocol::Http && r.tls == ListenerTls::Starttls {
+                return Err(fail(
+                    &format!("listener[{i}].tls"),
+                    "HTTP has no STARTTLS; use tls = \"none\" (http, port 80) or tls = \"implicit\" (https, port 443)".to_string(),
+                ));
+            }
             if r.protocol == Protocol::Smtp && r.tls == ListenerTls::Implicit {
                 return Err(fail(
                     &format!("listener[{i}].tls"),
@@ -701,7 +828,126 @@ fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
             seen.push((r.name, r.address, r.port));
         }
     }
-    validate_outbound(&c.outbound, &fail)
+    validate_outbound(&c.outbound, &fail)?;
+    validate_http(&c.http, &fail)?;
+    validate_acme(loaded, &fail)
+}
+
+fn validate_http(
+    h: &HttpSection,
+    fail: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    for (key, list) in [
+        ("http.trusted_proxies", &h.trusted_proxies),
+        ("http.metrics_allow", &h.metrics_allow),
+    ] {
+        for entry in list {
+            if entry.parse::<wharf_http::IpNet>().is_err() {
+                return Err(fail(
+                    key,
+                    format!(
+                        "`{entry}` is not an IP address or CIDR block (such as 10.0.0.0/8 or ::1)"
+                    ),
+                ));
+            }
+        }
+    }
+    if h.mta_sts.max_age == 0 || h.mta_sts.max_age > 31_557_600 {
+        return Err(fail(
+            "http.mta_sts.max_age",
+            "must be between 1 and 31557600 seconds (RFC 8461)".to_string(),
+        ));
+    }
+    for mx in &h.mta_sts.mx {
+        let name = mx.strip_prefix("*.").unwrap_or(mx).to_ascii_lowercase();
+        if !valid_hostname(&name) {
+            return Err(fail(
+                "http.mta_sts.mx",
+                format!("`{mx}` is not a host name or *.domain pattern"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_acme(
+    loaded: &Loaded,
+    fail: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let a = &loaded.config.acme;
+    if !a.enabled {
+        return Ok(());
+    }
+    if !a.directory_url.starts_with("https://") {
+        return Err(fail(
+            "acme.directory_url",
+            format!("`{}` is not an https:// URL", a.directory_url),
+        ));
+    }
+    if let Some(c) = &a.contact {
+        let addr = c.strip_prefix("mailto:").unwrap_or(c);
+        let ok = addr.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && valid_hostname(&domain.to_ascii_lowercase())
+        });
+        if !ok {
+            return Err(fail(
+                "acme.contact",
+                format!("`{c}` is not an e-mail address"),
+            ));
+        }
+    }
+    for n in &a.extra_names {
+        if !valid_hostname(&n.trim_end_matches('.').to_ascii_lowercase()) {
+            return Err(fail(
+                "acme.extra_names",
+                format!(
+                    "`{n}` is not a host name (wildcards need DNS-01, which Wharf does not do)"
+                ),
+            ));
+        }
+    }
+    for (key, v) in [
+        ("acme.check_interval", a.check_interval),
+        ("acme.retry_min", a.retry_min),
+        ("acme.retry_max", a.retry_max),
+        ("acme.order_timeout", a.order_timeout),
+    ] {
+        if v == 0 {
+            return Err(fail(key, "must be greater than 0".to_string()));
+        }
+    }
+    if a.retry_min > a.retry_max {
+        return Err(fail(
+            "acme.retry_min",
+            format!("{} exceeds acme.retry_max ({})", a.retry_min, a.retry_max),
+        ));
+    }
+    let tls = &loaded.config.tls;
+    if tls.cert.is_some() || tls.key.is_some() {
+        return Err(fail(
+            "acme.enabled",
+            "ACME manages the certificate itself; remove tls.cert and tls.key (or set acme.enabled = false)".to_string(),
+        ));
+    }
+    let listeners = loaded.listeners();
+    let needed = match a.challenge {
+        AcmeChallenge::Http01 => listeners
+            .iter()
+            .any(|l| l.protocol == Protocol::Http && l.tls == ListenerTls::None),
+        AcmeChallenge::TlsAlpn01 => listeners.iter().any(|l| l.tls == ListenerTls::Implicit),
+    };
+    if !needed {
+        let what = match a.challenge {
+            AcmeChallenge::Http01 => {
+                "challenge \"http-01\" needs a [[listener]] with protocol = \"http\" and tls = \"none\" (port 80)"
+            }
+            AcmeChallenge::TlsAlpn01 => {
+                "challenge \"tls-alpn-01\" needs a [[listener]] with tls = \"implicit\" (port 443)"
+            }
+        };
+        return Err(fail("acme.challenge", what.to_string()));
+    }
+    Ok(())
 }
 
 fn validate_outbound(
@@ -976,10 +1222,12 @@ mod tests {
     }
 
     #[test]
-    fn defaults_give_seven_standard_listeners() {
+    fn defaults_give_nine_standard_listeners() {
         let l = parse(Path::new("/x/wharf.toml"), "").expect("empty config is valid");
         let ports: Vec<u16> = l.listeners().iter().map(|l| l.port).collect();
-        assert_eq!(ports, vec![25, 587, 465, 143, 993, 110, 995]);
+        assert_eq!(ports, vec![25, 587, 465, 143, 993, 110, 995, 80, 443]);
+        let names: Vec<String> = l.listeners().into_iter().map(|l| l.name).collect();
+        assert_eq!(names[7..], ["http", "https"]);
         assert_eq!(l.data_dir, PathBuf::from("/x/data"));
         assert_eq!(l.store_url(), "sqlite:///x/data/wharf.db");
         assert_eq!(l.blob_dir(), PathBuf::from("/x/data/blobs"));
@@ -1100,6 +1348,86 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.config.outbound.dns_server.0.len(), 2);
+    }
+
+    #[test]
+    fn http_listeners_and_sections() {
+        let l = parse(
+            Path::new("/w.toml"),
+            "[[listener]]\nprotocol = \"http\"\n[[listener]]\nprotocol = \"http\"\ntls = \"implicit\"\n\
+             [http]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\nmetrics = false\n\
+             [http.mta_sts]\nmode = \"enforce\"\nmax_age = 86400\nmx = [\"*.example.org\"]\n",
+        )
+        .unwrap();
+        let ls = l.listeners();
+        assert_eq!(
+            (ls[0].name.as_str(), ls[0].port, ls[0].tls),
+            ("http", 80, ListenerTls::None)
+        );
+        assert_eq!((ls[1].name.as_str(), ls[1].port), ("https", 443));
+        assert!(!l.config.http.metrics);
+        assert_eq!(l.config.http.mta_sts.mode, wharf_http::MtaStsMode::Enforce);
+        assert!(!l.config.acme.enabled);
+
+        let e = err("[[listener]]\nprotocol = \"http\"\ntls = \"starttls\"\n");
+        assert!(
+            e.contains("key `listener[0].tls`") && e.contains("no STARTTLS"),
+            "{e}"
+        );
+        let e = err("[http]\ntrusted_proxies = [\"10.0.0.0/40\"]\n");
+        assert!(e.contains(":2:1: key `http.trusted_proxies`"), "{e}");
+        let e = err("[http]\nmetrics_allow = [\"localhost\"]\n");
+        assert!(e.contains("key `http.metrics_allow`"), "{e}");
+        let e = err("[http]\nmetrcs = true\n");
+        assert!(e.contains(":2:1: key `http.metrcs`"), "{e}");
+        let e = err("[http.mta_sts]\nmode = \"strict\"\n");
+        assert!(e.contains("key `http.mta_sts.mode`"), "{e}");
+        let e = err("[http.advertise]\nimapz = 993\n");
+        assert!(e.contains(":2:1: key `http.advertise.imapz`"), "{e}");
+        let l = parse(
+            Path::new("/w.toml"),
+            "[http.advertise]\nimaps = 993\npop3 = 0\n",
+        )
+        .unwrap();
+        assert_eq!(l.config.http.advertise.imaps, Some(993));
+        assert_eq!(l.config.http.advertise.pop3, Some(0));
+        assert_eq!(l.config.http.advertise.imap, None);
+        let e = err("[http.mta_sts]\nmax_age = 40000000\n");
+        assert!(e.contains("key `http.mta_sts.max_age`"), "{e}");
+    }
+
+    #[test]
+    fn acme_section() {
+        let l = parse(
+            Path::new("/w.toml"),
+            "[acme]\nenabled = true\ndirectory_url = \"https://127.0.0.1:14000/dir\"\ncontact = \"postmaster@example.org\"\n\
+             challenge = \"tls-alpn-01\"\nextra_names = [\"webmail.example.org\"]\nca_file = \"ca.pem\"\nrenew_before = 86400\n",
+        )
+        .unwrap();
+        let a = &l.config.acme;
+        assert_eq!(a.challenge, AcmeChallenge::TlsAlpn01);
+        assert_eq!(a.renew_before, Some(86400));
+        assert_eq!(a.directory_url, "https://127.0.0.1:14000/dir");
+        // Off by default, and then nothing about it is checked.
+        let l = parse(Path::new("/w.toml"), "[acme]\ndirectory_url = \"x\"\n").unwrap();
+        assert!(!l.config.acme.enabled);
+        assert_eq!(AcmeSection::default().directory_url, LETS_ENCRYPT);
+
+        let e = err("[acme]\nenabled = true\nchallenge = \"dns-01\"\n");
+        assert!(e.contains(":3:13: key `acme.challenge`"), "{e}");
+        let e = err("[acme]\nenabled = true\ndirectory_url = \"http://ca.test/dir\"\n");
+        assert!(e.contains(":3:1: key `acme.directory_url`"), "{e}");
+        let e = err("[acme]\nenabled = true\ncontact = \"nobody\"\n");
+        assert!(e.contains("key `acme.contact`"), "{e}");
+        let e = err("[acme]\nenabled = true\nrenw_before = 3\n");
+        assert!(e.contains(":3:1: key `acme.renw_before`"), "{e}");
+        let e = err("[acme]\nenabled = true\n[[listener]]\nprotocol = \"imap\"\n");
+        assert!(
+            e.contains("key `acme.challenge`") && e.contains("protocol = \"http\""),
+            "{e}"
+        );
+        let e = err("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[acme]\nenabled = true\n");
+        assert!(e.contains("key `acme.enabled`"), "{e}");
     }
 
     #[test]

@@ -83,8 +83,6 @@ fn write_new_private(path: &Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-// Called by `serve` once the outbound worker is wired (next step).
-#[allow(dead_code)]
 /// Every stored key. A file that does not load stops the start: signing silently without it
 /// would fail DMARC for that domain.
 pub fn load_all(data_dir: &Path) -> Result<(DkimSigners, Vec<String>)> {

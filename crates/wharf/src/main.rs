@@ -5,9 +5,15 @@ mod admin;
 mod cli;
 mod config;
 mod dkim_keys;
+mod dns_records;
+mod doctor;
+mod handoff;
+mod http_wiring;
 mod import;
 mod logging;
 mod malloc_tuning;
+mod outbound_node;
+mod queue_admin;
 mod serve;
 mod wiring;
 
@@ -65,6 +71,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Queue(cmd) => queue_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Dkim(cli::DkimCmd::Generate {
             domain,
             selector,
@@ -95,6 +102,8 @@ async fn run(cli: Cli) -> Result<()> {
             println!("value: {}", key.txt_value);
             Ok(())
         }
+        Command::Dns { domain } => dns_records::print(&load_for_admin(path)?, &domain).await,
+        Command::Doctor(args) => doctor::run(&load_for_admin(path)?, args).await,
     }
 }
 

@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 use wharf_directory::{Directory, DirectoryError};
 use wharf_net::{ListenerSpec, NetError, Server, TlsMode, TlsProvider};
 
 use crate::admin::{directory_error, generate_password};
 use crate::cli::ServeArgs;
-use crate::config::{self, Listener, ListenerTls, Loaded, standard_listeners, valid_hostname};
+use crate::config::{
+    self, Listener, ListenerTls, Loaded, Protocol, standard_listeners, valid_hostname,
+};
+use crate::outbound_node::OutboundNode;
 use crate::wiring::{self, Ctx};
 
 /// Length of the first admin's generated password.
@@ -51,10 +54,11 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let domain = cfg.primary_domain();
     let tls = load_tls(&cfg, &hostname, &domain)?;
 
-    let store = wharf_store::open(&wiring::store_config(&cfg))
+    let (store, queue) = wharf_store::open_with_queue(&wiring::store_config(&cfg))
         .await
         .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
     let directory = Directory::new(store, wiring::directory_config(&cfg));
+    let mut outbound = OutboundNode::build(&cfg, &hostname, &directory, queue)?;
 
     let first = if created {
         create_admin(&directory, &domain).await?
@@ -68,32 +72,29 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let ctx = Ctx {
         hostname: hostname.clone(),
         directory,
+        handoff: outbound.handoff.clone(),
     };
-    let handlers: Vec<_> = listeners
-        .iter()
-        .map(|l| wiring::handler(l, &ctx, &cfg))
-        .collect();
+    let mut web = crate::http_wiring::Web::prepare(&cfg, &tls, &ctx.directory).await?;
 
     let mut server = Server::new(Some(tls.clone()), wiring::net_limits(&cfg));
     let mut bound = Vec::new();
-    for (l, handler) in listeners.iter().zip(handlers) {
-        let spec = ListenerSpec {
-            name: l.name.clone(),
-            addr: SocketAddr::new(l.address, l.port),
-            tls: match l.tls {
-                ListenerTls::None => TlsMode::None,
-                ListenerTls::Starttls => TlsMode::StartTls,
-                ListenerTls::Implicit => TlsMode::Implicit,
-            },
-            proxy_protocol: l.proxy_protocol,
-        };
-        let addr = server
-            .bind(spec, handler)
-            .await
-            .map_err(|e| bind_error(l, e))?;
-        bound.push((l, addr));
+    // Mail listeners first: the HTTP service advertises the ports they got.
+    for l in &listeners {
+        if let Some(handler) = wiring::handler(l, &ctx, &cfg) {
+            bound.push((l.clone(), bind_listener(&mut server, l, handler).await?));
+        }
     }
+    let http = web.handler(&cfg, &bound, &ctx.directory)?;
+    for l in listeners.iter().filter(|l| l.protocol == Protocol::Http) {
+        bound.push((
+            l.clone(),
+            bind_listener(&mut server, l, http.clone()).await?,
+        ));
+    }
+    bound.sort_by_key(|(l, _)| listeners.iter().position(|x| x.name == l.name));
     server.start();
+    outbound.start();
+    web.start_acme();
 
     let mut line = String::new();
     for (l, addr) in &bound {
@@ -105,6 +106,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     info!(hostname = %hostname, listeners = %line, "ready");
 
     signals.run_until_stop(&tls, &cfg).await;
+    web.stop().await;
 
     let deadline = Duration::from_secs(cfg.config.limits.shutdown_timeout);
     info!(
@@ -112,6 +114,8 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         "draining: no new connections, waiting for sessions"
     );
     server.shutdown(deadline).await;
+    // After the listeners: a session finishing its DATA may still hand mail to the queue.
+    outbound.stop().await;
     info!("stopped");
     Ok(())
 }
@@ -137,17 +141,31 @@ impl Signals {
             tokio::select! {
                 _ = self.term.recv() => { info!("SIGTERM received"); return; }
                 _ = self.int.recv() => { info!("SIGINT received"); return; }
-                _ = self.hup.recv() => {
-                    let (cert, key, _) = cfg.tls_paths();
-                    match tls.reload_from_pem_files(&cert, &key) {
-                        Ok(()) => info!(cert = %cert.display(), "SIGHUP: certificate reloaded"),
-                        // A bad new certificate must not take the server down: keep the old one.
-                        Err(e) => error!(cert = %cert.display(), "SIGHUP: certificate reload failed, keeping the old one: {e}"),
-                    }
-                }
+                _ = self.hup.recv() => crate::http_wiring::reload_tls(tls, cfg),
             }
         }
     }
+}
+
+async fn bind_listener(
+    server: &mut Server,
+    l: &Listener,
+    handler: std::sync::Arc<dyn wharf_net::Handler>,
+) -> Result<SocketAddr> {
+    let spec = ListenerSpec {
+        name: l.name.clone(),
+        addr: SocketAddr::new(l.address, l.port),
+        tls: match l.tls {
+            ListenerTls::None => TlsMode::None,
+            ListenerTls::Starttls => TlsMode::StartTls,
+            ListenerTls::Implicit => TlsMode::Implicit,
+        },
+        proxy_protocol: l.proxy_protocol,
+    };
+    server
+        .bind(spec, handler)
+        .await
+        .map_err(|e| bind_error(l, e))
 }
 
 fn bind_error(l: &Listener, e: NetError) -> anyhow::Error {
@@ -409,6 +427,18 @@ pub fn initial_config_text(hostname: &str, domain: &str, address: IpAddr) -> Str
             l.tls.as_str()
         );
     }
+    let _ = writeln!(
+        t,
+        "# Autoconfig, Autodiscover, MTA-STS and /metrics on the http listeners (docs/http.md).\n\
+         [http]\n\
+         # trusted_proxies = [\"127.0.0.1\"]      # a reverse proxy in front of Wharf\n\
+         # metrics_allow = [\"127.0.0.0/8\", \"::1\"]\n\n\
+         # Certificates from Let's Encrypt for {hostname}, autoconfig.{domain} and\n\
+         # mta-sts.{domain}; port 80 must be reachable from the internet.\n\
+         [acme]\n\
+         enabled = false\n\
+         # contact = \"postmaster@{domain}\"\n"
+    );
     let _ = writeln!(t, "[log]\nlevel = \"info\"");
     t
 }
@@ -428,5 +458,7 @@ mod tests {
         assert_eq!(l.primary_domain(), "example.com");
         let listeners = l.listeners();
         assert_eq!(listeners, standard_listeners("127.0.0.1".parse().unwrap()));
+        assert!(!l.config.acme.enabled);
+        assert!(text.contains("# contact = \"postmaster@example.com\""));
     }
 }

@@ -43,24 +43,34 @@ pub fn net_limits(cfg: &Loaded) -> wharf_net::Limits {
 pub struct Ctx {
     pub hostname: String,
     pub directory: Directory,
+    /// Where SMTP sessions hand mail for remote recipients (the outbound queue).
+    pub handoff: Arc<dyn wharf_smtp::RemoteHandoff>,
 }
 
-/// The protocol service answering on `listener`.
-pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Arc<dyn Handler> {
+/// The protocol service answering on `listener`; `None` for HTTP, whose one service
+/// `http_wiring` builds once the mail listeners are bound (it advertises their ports).
+pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn Handler>> {
     let c = &cfg.config;
-    match listener.protocol {
-        Protocol::Smtp => Arc::new(wharf_smtp::SmtpService::new(
-            c.smtp.clone(),
-            ctx.hostname.clone(),
-            ctx.directory.clone(),
-            wharf_smtp::SmtpRole::Mx,
-        )),
-        Protocol::Submission => Arc::new(wharf_smtp::SmtpService::new(
-            c.smtp.clone(),
-            ctx.hostname.clone(),
-            ctx.directory.clone(),
-            wharf_smtp::SmtpRole::Submission,
-        )),
+    Some(match listener.protocol {
+        Protocol::Http => return None,
+        Protocol::Smtp => Arc::new(
+            wharf_smtp::SmtpService::new(
+                c.smtp.clone(),
+                ctx.hostname.clone(),
+                ctx.directory.clone(),
+                wharf_smtp::SmtpRole::Mx,
+            )
+            .with_handoff(ctx.handoff.clone()),
+        ),
+        Protocol::Submission => Arc::new(
+            wharf_smtp::SmtpService::new(
+                c.smtp.clone(),
+                ctx.hostname.clone(),
+                ctx.directory.clone(),
+                wharf_smtp::SmtpRole::Submission,
+            )
+            .with_handoff(ctx.handoff.clone()),
+        ),
         Protocol::Imap => Arc::new(wharf_imap::ImapService::new(
             c.imap.clone(),
             ctx.hostname.clone(),
@@ -71,19 +81,16 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Arc<dyn Handler>
             ctx.hostname.clone(),
             ctx.directory.clone(),
         )),
-    }
+    })
 }
 
 /// The outbound library's settings from `[outbound]`: queue, SMTP client, router.
-// `serve` builds the worker from these once the SQL queue store is in (next step).
-#[allow(dead_code)]
 pub struct OutboundSettings {
     pub queue: wharf_outbound::QueueConfig,
     pub client: wharf_outbound::ClientConfig,
     pub router: wharf_outbound::route::RouterConfig,
 }
 
-#[allow(dead_code)]
 pub fn outbound_settings(cfg: &Loaded, hostname: &str) -> anyhow::Result<OutboundSettings> {
     use anyhow::Context as _;
     use wharf_outbound::route::{Relay, RouterConfig};

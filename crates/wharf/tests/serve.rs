@@ -69,11 +69,13 @@ async fn first_run_creates_everything_serves_and_stops_on_sigterm() {
             "imap",
             "imaps",
             "pop3",
-            "pop3s"
+            "pop3s",
+            "http",
+            "https"
         ]
     );
     let ports: Vec<u16> = ready.iter().map(|(_, p)| *p).collect();
-    let expected: Vec<u16> = [25u16, 587, 465, 143, 993, 110, 995]
+    let expected: Vec<u16> = [25u16, 587, 465, 143, 993, 110, 995, 80, 443]
         .iter()
         .map(|p| p + offset)
         .collect();
@@ -115,6 +117,22 @@ async fn first_run_creates_everything_serves_and_stops_on_sigterm() {
     assert!(greeting(587 + offset).starts_with("220 "));
     assert!(greeting(143 + offset).starts_with("* OK"));
     assert!(greeting(110 + offset).starts_with("+OK"));
+    // The http listener answers autoconfig, advertising the shifted mail ports.
+    let mut http = TcpStream::connect(("127.0.0.1", 80 + offset)).unwrap();
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    http.write_all(
+        b"GET /.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=admin@example.test HTTP/1.1\r\n\
+          Host: autoconfig.example.test\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = String::new();
+    http.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.contains(&format!("<port>{}</port>", 993 + offset)),
+        "{reply}"
+    );
 
     // The admin account works, and CLI verbs work on the store while the server runs.
     let store = wharf_store::open_embedded(&env.data()).await.unwrap();

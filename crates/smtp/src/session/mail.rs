@@ -441,8 +441,9 @@ impl Session {
         let queue_id = format!("{}.{}", self.id, self.messages + 1);
         let size = raw.len();
         let raw = Bytes::from(raw);
-        // Remote first: if the queue refuses, nothing was stored locally and the client's retry
-        // cannot produce a second local copy.
+        // Remote first, held: if the queue refuses, nothing was stored locally and the client's
+        // retry cannot produce a second local copy; if the local part fails after it, the held
+        // entry is withdrawn before the 451, so the retry cannot produce a second remote copy.
         let outbound_id = if tx.remote.is_empty() {
             None
         } else {
@@ -455,6 +456,7 @@ impl Session {
             self.messages += 1;
             self.count_received();
             tracing::info!(session = %self.id, queue_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message queued for remote delivery");
+            self.release(outbound_id.as_deref()).await;
             return accepted(&queue_id, outbound_id.as_deref());
         }
         let delivery = Delivery {
@@ -466,6 +468,12 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(session = %self.id, queue_id, outbound_id = ?outbound_id, error = %e, "delivery failed");
+                // The client will send the whole message again: the queued remote part must not
+                // leave as well.
+                if let (Some(id), Some(h)) = (&outbound_id, &self.handoff) {
+                    h.withdraw(id).await;
+                    tracing::info!(session = %self.id, queue_id, outbound_id = %id, "queued remote part withdrawn");
+                }
                 return Reply::new(
                     451,
                     "4.3.0",
@@ -509,6 +517,7 @@ impl Session {
                 tracing::warn!(session = %self.id, queue_id, not_stored, "partial delivery: accepted, some recipients did not get a copy");
             }
             tracing::info!(session = %self.id, queue_id, outbound_id = ?outbound_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message delivered");
+            self.release(outbound_id.as_deref()).await;
             return accepted(&queue_id, outbound_id.as_deref());
         }
         if over_temp > 0 {
@@ -527,6 +536,13 @@ impl Session {
             SmtpRole::Submission => "submission",
         };
         metrics::counter!("wharf_messages_received_total", "role" => role).increment(1);
+    }
+
+    /// Lets a held queue entry go (the reply is 250).
+    async fn release(&self, outbound_id: Option<&str>) {
+        if let (Some(id), Some(h)) = (outbound_id, &self.handoff) {
+            h.release(id).await;
+        }
     }
 
     /// Hands the remote recipients to the outbound queue. The copy starts at the Received header:

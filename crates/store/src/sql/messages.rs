@@ -48,7 +48,7 @@ impl Shared {
         // \Recent belongs to the server.
         let flags = flags.difference(Flags::RECENT);
         let keywords = normalize_keywords(keywords);
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_relaxed().await?;
         let (account, _) = self.lock_mailbox_account(&mut tx, mailbox).await?;
         let rows = self.entries_for_uids(&mut tx, mailbox, uids).await?;
         let mut modified = Vec::new();
@@ -234,7 +234,7 @@ impl Shared {
     }
 
     pub async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_relaxed().await?;
         self.lock_mailbox_account(&mut tx, mailbox).await?;
         let uids: Vec<i64> = sqlx::query_scalar(
             "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND (flags & 32) <> 0 ORDER BY uid",

@@ -292,12 +292,45 @@ impl AccountState {
 }
 
 impl Shared {
+    /// A write transaction whose commit is durable (fsynced) before `commit` returns: mail,
+    /// queue entries, accounts, mailboxes — everything but the changes `begin_write_relaxed` takes.
     pub async fn begin_write(&self) -> Result<Tx> {
         Ok(match self.dialect {
             // IMMEDIATE takes the write lock now: a deferred transaction that upgrades later can
             // fail outright (SQLITE_BUSY_SNAPSHOT) when a CLI process wrote in between.
-            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            // `synchronous` is a connection setting and a relaxed transaction may have lowered it,
+            // so every durable one sets it again (in the same exec: no extra round trip). It has to
+            // come before BEGIN: inside a transaction SQLite does not apply it to that commit.
+            Dialect::Sqlite => {
+                self.writer
+                    .begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE")
+                    .await?
+            }
             Dialect::Postgres => self.writer.begin().await?,
+        })
+    }
+
+    /// A write transaction for flag changes (STORE, \Seen by FETCH, \Recent claims): committed
+    /// and visible to every session at once, and never torn, but not fsynced on its own — it
+    /// becomes durable with the next durable commit (every later commit syncs the whole WAL
+    /// before it, SQLite and PostgreSQL alike) or checkpoint. A power cut can forget the last
+    /// flag changes; a crash of the process cannot (the WAL is written before commit returns).
+    /// This is the trade Dovecot makes for its index by default, and it spares each STORE an
+    /// fsync (measured in docs/benchmarks.md).
+    pub async fn begin_write_relaxed(&self) -> Result<Tx> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => {
+                self.writer
+                    .begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
+                    .await?
+            }
+            Dialect::Postgres => {
+                let mut tx = self.writer.begin().await?;
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+                tx
+            }
         })
     }
 

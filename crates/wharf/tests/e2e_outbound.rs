@@ -1,0 +1,428 @@
+//! Outbound mail between two real `wharf serve` processes on loopback (A for a.test, B for
+//! b.test) with a DNS server in the test answering their MX, A and DKIM records: submission on A
+//! to a user of B arrives in B's INBOX over STARTTLS with A's two DKIM signatures passing; a 5xx
+//! from B comes back to the sender's INBOX on A as an RFC 3464 report; B down while A is killed
+//! with -9 still ends with every message delivered exactly once; and A relaying through B's
+//! submission port as a smarthost with AUTH. `wharf queue` shows and acts on A's queue.
+//!
+//! Needs python3 (smtplib submits, as a mail client would).
+
+mod common;
+#[path = "../../outbound/tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Env, Server};
+use mail_auth::hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+};
+use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use support::{Zone, start_dns};
+
+const PASSWORD: &str = "correct horse battery outbound";
+
+/// A node's config: every mail listener on an ephemeral 127.0.0.1 port (or `smtp_port`), the
+/// outbound side pointed at the test DNS server, retries every second.
+fn node_config(domain: &str, smtp_port: u16, outbound: &str) -> String {
+    let mut t = format!(
+        "[server]\nhostname = \"mail.{domain}\"\nprimary_domain = \"{domain}\"\ndata_dir = \"data\"\n\
+         [limits]\nshutdown_timeout = 5\n\
+         [outbound]\nretry_schedule = [1]\npoll_interval = 1\nlease = 30\n{outbound}\n"
+    );
+    for (proto, tls, port) in [
+        ("smtp", "starttls", smtp_port),
+        ("submission", "starttls", 0),
+        ("submission", "implicit", 0),
+        ("imap", "implicit", 0),
+    ] {
+        t.push_str(&format!(
+            "[[listener]]\naddress = \"127.0.0.1\"\nport = {port}\nprotocol = \"{proto}\"\ntls = \"{tls}\"\n"
+        ));
+    }
+    t
+}
+
+struct Node {
+    env: Env,
+    domain: String,
+    server: Option<Server>,
+    ports: Vec<(String, u16)>,
+}
+
+impl Node {
+    /// Data folder with the domain and its users; not running yet.
+    fn new(domain: &str, users: &[&str]) -> Node {
+        let env = Env::new();
+        env.write_config(&node_config(domain, 0, ""));
+        env.ok(&["domain", "add", domain]);
+        for u in users {
+            let out = env.run_with_stdin(
+                &["user", "add", &format!("{u}@{domain}"), "--password-stdin"],
+                &format!("{PASSWORD}\n"),
+            );
+            assert!(out.status.success(), "{out:?}");
+        }
+        Node {
+            env,
+            domain: domain.to_string(),
+            server: None,
+            ports: Vec::new(),
+        }
+    }
+
+    fn configure(&self, smtp_port: u16, outbound: &str) {
+        self.env
+            .write_config(&node_config(&self.domain, smtp_port, outbound));
+    }
+
+    fn start(&mut self) {
+        assert!(self.server.is_none());
+        let mut s = Server::start(
+            self.env.path(),
+            &["--config", self.env.config().to_str().unwrap(), "serve"],
+        );
+        self.ports = s.wait_ready();
+        self.server = Some(s);
+    }
+
+    fn stop(&mut self) {
+        let mut s = self.server.take().expect("running");
+        s.sigterm();
+        let st = s.wait_exit(Duration::from_secs(60)).expect("exits");
+        assert!(st.success(), "{}", s.rest_of_stderr(Duration::from_secs(1)));
+    }
+
+    fn kill9(&mut self) {
+        let mut s = self.server.take().expect("running");
+        s.child.kill().unwrap();
+        s.child.wait().unwrap();
+    }
+
+    /// The port of the first listener named `name` (`smtp`, `submission`, `submissions`).
+    fn port(&self, name: &str) -> u16 {
+        self.ports
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", self.ports))
+            .1
+    }
+
+    fn log_has(&mut self, needle: &str, timeout: Duration) -> Option<String> {
+        let s = self.server.as_mut().expect("running");
+        if let Some(l) = s.seen.iter().find(|l| l.contains(needle)) {
+            return Some(l.clone());
+        }
+        s.wait_for(needle, timeout)
+    }
+
+    /// The raw messages in `user`'s INBOX, read from the store as IMAP would serve them.
+    async fn inbox(&self, user: &str) -> Vec<Vec<u8>> {
+        let store = self.env.store().await;
+        let address = format!("{user}@{}", self.domain);
+        let acct = store
+            .get_account_by_address(&address)
+            .await
+            .unwrap()
+            .unwrap();
+        let mbox = store.get_mailbox(acct.id, "INBOX").await.unwrap().unwrap();
+        let mut out = Vec::new();
+        for e in store.mailbox_index(mbox.id).await.unwrap() {
+            out.push(store.message_raw(e.message_id).await.unwrap().to_vec());
+        }
+        out
+    }
+
+    /// Polls `user`'s INBOX until it holds `n` messages.
+    async fn wait_inbox(&self, user: &str, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let end = Instant::now() + timeout;
+        loop {
+            let got = self.inbox(user).await;
+            if got.len() >= n || Instant::now() > end {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Submits one message over implicit TLS with AUTH PLAIN, as a mail client does.
+fn submit(port: u16, user: &str, to: &str, subject: &str) {
+    let script = r#"
+import smtplib, ssl, sys
+port, user, password, to, subject = sys.argv[1:]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@test>\r\n"
+       "Date: Sun, 29 Nov 2026 10:00:00 +0000\r\n\r\nHello from %s.\r\n.leading dot\r\n"
+       % (user, to, subject, subject, user))
+with smtplib.SMTP_SSL("127.0.0.1", int(port), context=ctx, timeout=30) as s:
+    s.login(user, password)
+    refused = s.sendmail(user, [to], msg.encode())
+    assert not refused, refused
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &port.to_string(), user, PASSWORD, to, subject])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "submission failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn dkim_records(env: &Env, domain: &str) -> Vec<(String, String)> {
+    let mut records = Vec::new();
+    for (sel, algo) in [("ed", "ed25519"), ("rsa", "rsa")] {
+        let out = env.ok(&[
+            "dkim",
+            "generate",
+            domain,
+            "--selector",
+            sel,
+            "--algo",
+            algo,
+        ]);
+        let name = line_value(&out, "name:");
+        let value = line_value(&out, "value:");
+        records.push((name, value));
+    }
+    records
+}
+
+fn line_value(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .trim()
+        .to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn outbound_keys(dns: std::net::SocketAddr, mx_port: u16) -> String {
+    format!("dns_server = \"{dns}\"\nmx_port = {mx_port}\nmta_sts = false\n")
+}
+
+async fn verify_dkim(dns: std::net::SocketAddr, raw: &[u8]) -> Vec<DkimResult> {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = dns.port();
+    let auth = MessageAuthenticator::new(
+        ResolverConfig::from_name_servers(vec![NameServerConfig::new(dns.ip(), true, vec![udp])]),
+        ResolverOpts::default(),
+    )
+    .unwrap();
+    let msg = AuthenticatedMessage::parse(raw).unwrap();
+    auth.verify_dkim(&msg)
+        .await
+        .iter()
+        .map(|r| r.result().clone())
+        .collect()
+}
+
+fn queue_cmd(env: &Env, args: &[&str]) -> String {
+    let mut all = vec!["queue"];
+    all.extend_from_slice(args);
+    env.ok(&all)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submission_on_a_reaches_b_over_starttls_dkim_signed_and_5xx_bounces_home() {
+    let mut b = Node::new("b.test", &["bob"]);
+    b.start();
+    let mut a = Node::new("a.test", &["alice"]);
+    let keys = dkim_records(&a.env, "a.test");
+    let mut zone = Zone::default()
+        .mx("b.test", 10, "mail.b.test")
+        .a("mail.b.test", "127.0.0.1");
+    for (name, value) in &keys {
+        zone = zone.txt(name, value);
+    }
+    let dns = start_dns(zone).await;
+    a.configure(0, &outbound_keys(dns, b.port("smtp")));
+    a.start();
+
+    submit(a.port("submissions"), "alice@a.test", "bob@b.test", "first");
+    let got = b
+        .wait_inbox("bob", 1, Duration::from_secs(30))
+        .await
+        .into_iter()
+        .next()
+        .expect("delivered to bob on B");
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(
+        text.contains("by mail.b.test (Wharf) with ESMTPS"),
+        "{text}"
+    );
+    assert!(text.contains("\r\n.leading dot\r\n"), "{text}");
+    let results = verify_dkim(dns, &got).await;
+    assert_eq!(
+        results,
+        vec![DkimResult::Pass, DkimResult::Pass],
+        "ed25519 and RSA signatures verify on arrival: {text}"
+    );
+    let line = a
+        .log_has("delivery attempt", Duration::from_secs(5))
+        .expect("one log line per delivery attempt");
+    for field in ["bob@b.test", "mail.b.test", "TLSv1.3", "250"] {
+        assert!(line.contains(field), "{field} missing in: {line}");
+    }
+
+    // B refuses an unknown user with 5xx: alice finds the report in her own INBOX on A.
+    submit(
+        a.port("submissions"),
+        "alice@a.test",
+        "nobody@b.test",
+        "second",
+    );
+    let reports = a.wait_inbox("alice", 1, Duration::from_secs(30)).await;
+    assert_eq!(reports.len(), 1, "one DSN for alice");
+    let dsn = String::from_utf8_lossy(&reports[0]).to_string();
+    assert!(dsn.contains("multipart/report"), "{dsn}");
+    assert!(dsn.contains("report-type=delivery-status"), "{dsn}");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; nobody@b.test"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed\r\nStatus: 5.1.1"), "{dsn}");
+    assert!(dsn.starts_with("Return-Path: <>\r\n"), "{dsn}");
+    assert_eq!(b.inbox("bob").await.len(), 1, "nothing else reached bob");
+    assert_eq!(
+        queue_cmd(&a.env, &["list"]),
+        "the queue is empty\n",
+        "delivered and bounced entries leave the queue"
+    );
+    a.stop();
+    b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destination_down_and_sender_killed_still_delivers_each_message_once() {
+    let mut b = Node::new("b.test", &["bob"]);
+    let b_port = free_port();
+    b.configure(b_port, "");
+    let mut a = Node::new("a.test", &["alice"]);
+    let dns = start_dns(
+        Zone::default()
+            .mx("b.test", 10, "mail.b.test")
+            .a("mail.b.test", "127.0.0.1"),
+    )
+    .await;
+    a.configure(0, &outbound_keys(dns, b_port));
+    a.start();
+    for i in 0..5 {
+        submit(
+            a.port("submissions"),
+            "alice@a.test",
+            "bob@b.test",
+            &format!("queued{i}"),
+        );
+    }
+    // Every attempt fails while B is down; the entries stay queued with the reason.
+    a.log_has("connection failed", Duration::from_secs(20))
+        .expect("the failed attempt is logged");
+    let list = queue_cmd(&a.env, &["list"]);
+    assert!(list.contains("5 entries"), "{list}");
+    let first_id = list
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let shown = queue_cmd(&a.env, &["show", &first_id]);
+    assert!(shown.contains("pending   bob@b.test"), "{shown}");
+    assert!(shown.contains("sender:       alice@a.test"), "{shown}");
+    a.kill9();
+
+    // B comes up, A restarts after the crash and drains its queue.
+    b.start();
+    a.start();
+    let got = b.wait_inbox("bob", 5, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), 5);
+    // Give a duplicate the chance to show up before counting.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = b.inbox("bob").await;
+    let mut subjects: Vec<String> = got
+        .iter()
+        .map(|raw| {
+            let t = String::from_utf8_lossy(raw);
+            line_value(&t, "Subject:")
+        })
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["queued0", "queued1", "queued2", "queued3", "queued4"],
+        "each message exactly once"
+    );
+    assert_eq!(queue_cmd(&a.env, &["list"]), "the queue is empty\n");
+    a.stop();
+    b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smarthost_with_auth_through_b_submission() {
+    let mut b = Node::new("b.test", &["bob", "relay"]);
+    // B lets an account send only as addresses it owns: its admin grants alice@a.test to the
+    // relay account with an alias (there is no "may relay for a domain" permission yet).
+    b.env.ok(&["domain", "add", "a.test"]);
+    b.env.ok(&["alias", "add", "alice@a.test", "relay@b.test"]);
+    b.start();
+    let mut a = Node::new("a.test", &["alice"]);
+    // No MX for anything: only the relay can get mail out.
+    let dns = start_dns(Zone::default().a("mail.b.test", "127.0.0.1")).await;
+    std::fs::write(a.env.path().join("relay.pw"), format!("{PASSWORD}\n")).unwrap();
+    let cafile = b.env.data().join("tls").join("cert.pem");
+    let relay = format!(
+        "dns_server = \"{dns}\"\nca_file = \"{}\"\n[outbound.relayhost]\nhost = \"mail.b.test\"\nport = {}\n\
+         username = \"relay@b.test\"\npassword_file = \"relay.pw\"\ntls = \"required\"\n",
+        cafile.display(),
+        b.port("submission")
+    );
+    a.configure(0, &relay);
+    a.start();
+    submit(
+        a.port("submissions"),
+        "alice@a.test",
+        "bob@b.test",
+        "relayed",
+    );
+    let got = b.wait_inbox("bob", 1, Duration::from_secs(30)).await;
+    if got.len() != 1 {
+        let log = a
+            .server
+            .as_mut()
+            .unwrap()
+            .rest_of_stderr(Duration::from_secs(1));
+        panic!("not relayed; A's log:\n{log}");
+    }
+    let text = String::from_utf8_lossy(&got[0]).to_string();
+    // Authenticated submission on B over TLS.
+    assert!(text.contains("with ESMTPSA"), "{text}");
+    assert!(text.contains("Subject: relayed"));
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn queue_verbs_on_an_empty_store_and_bad_ids() {
+    let env = Env::new();
+    env.ok(&["domain", "add", "example.test"]);
+    assert_eq!(queue_cmd(&env, &["list"]), "the queue is empty\n");
+    let e = env.fails(&["queue", "show", "abc"]);
+    assert!(e.contains("not a queue id"), "{e}");
+    let e = env.fails(&["queue", "drop", "42"]);
+    assert!(e.contains("no queue entry 42"), "{e}");
+    let e = env.fails(&["queue", "retry"]);
+    assert!(e.contains("--all"), "{e}");
+    assert!(queue_cmd(&env, &["retry", "--all"]).starts_with("0 entries"));
+}
