@@ -91,6 +91,8 @@ pub(crate) struct Shared {
     pub inflight: Mutex<HashMap<String, usize>>,
     /// PostgreSQL: forwards this node's events to the others (see `notify`).
     pub remote: Option<notify::Outbox>,
+    /// SQLite: the database's `-wal` file, which the group commit syncs itself (`sync_wal`).
+    pub wal_path: Option<std::path::PathBuf>,
 }
 
 /// The `Store` implementation for both SQL backends.
@@ -201,6 +203,21 @@ impl SqlStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
+        let wal_path = match dialect {
+            Dialect::Sqlite => {
+                let file: String =
+                    sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                        .fetch_one(&writer)
+                        .await?;
+                if file.is_empty() {
+                    return Err(StoreError::Invalid(
+                        "the SQLite store must be a file, not in memory".into(),
+                    ));
+                }
+                Some(std::path::PathBuf::from(format!("{file}-wal")))
+            }
+            Dialect::Postgres => None,
+        };
         let shared = Arc::new(Shared {
             dialect,
             writer: writer.clone(),
@@ -209,6 +226,7 @@ impl SqlStore {
             events: EventHub::default(),
             inflight: Mutex::new(HashMap::new()),
             remote: (dialect == Dialect::Postgres).then(|| notify::start_outbox(writer.clone())),
+            wal_path,
         });
         if dialect == Dialect::Postgres {
             notify::start_listener(url, &shared).await?;
@@ -308,6 +326,46 @@ impl Shared {
             }
             Dialect::Postgres => self.writer.begin().await?,
         })
+    }
+
+    /// The group commit's transaction (new mail). On SQLite it commits without syncing, which
+    /// frees the one writer connection for the next transaction at once, and the writer then
+    /// calls `sync_wal` before answering anyone: the commit's frames were all written into the
+    /// `-wal` file before COMMIT returned, so one fdatasync of that file makes them durable —
+    /// the same guarantee as `synchronous = FULL`, with the disk flush no longer inside the
+    /// write lock where every STORE and SELECT would wait for it. PostgreSQL: `begin_write`.
+    pub async fn begin_write_group(&self) -> Result<Tx> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => {
+                self.writer
+                    .begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
+                    .await?
+            }
+            Dialect::Postgres => self.writer.begin().await?,
+        })
+    }
+
+    /// Makes every transaction committed so far durable (SQLite: fdatasync of the `-wal` file;
+    /// PostgreSQL commits are durable already). Checkpoints need nothing from here: SQLite syncs
+    /// the WAL before copying it into the database and the database after, in NORMAL mode too.
+    pub async fn sync_wal(&self) -> Result<()> {
+        let Some(path) = self.wal_path.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            // Opened each time: a file SQLite recreated (after every connection closed) would
+            // not be the one an old descriptor points at.
+            match std::fs::OpenOptions::new().write(true).open(&path) {
+                Ok(f) => f.sync_data(),
+                // No WAL file while our connections are open cannot happen; if it does, SQLite
+                // removed it after checkpointing (and syncing) everything into the database.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("WAL sync task: {e}")))??;
+        Ok(())
     }
 
     /// A write transaction for flag changes (STORE, \Seen by FETCH, \Recent claims): committed

@@ -230,10 +230,12 @@ async fn commit_with_retry(shared: &Shared, batch: &[WriteJob]) -> Result<Commit
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut tx = shared.begin_write().await?;
+        let mut tx = shared.begin_write_group().await?;
         match commit_batch(shared, &mut tx, batch).await {
             Ok(c) => {
                 tx.commit().await?;
+                // Durable before anyone is answered (see `begin_write_group`).
+                shared.sync_wal().await?;
                 return Ok(c);
             }
             // PostgreSQL deadlock or serialization failure: the whole transaction is void, redo it.
