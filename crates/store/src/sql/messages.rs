@@ -49,7 +49,7 @@ impl Shared {
         let flags = flags.difference(Flags::RECENT);
         let keywords = normalize_keywords(keywords);
         let mut tx = self.begin_write_relaxed().await?;
-        let (account, _) = self.lock_mailbox_account(&mut tx, mailbox).await?;
+        let account = self.mailbox_account(&mut tx, mailbox).await?;
         let rows = self.entries_for_uids(&mut tx, mailbox, uids).await?;
         let mut modified = Vec::new();
         let mut changes = Vec::new();
@@ -192,7 +192,7 @@ impl Shared {
         only_deleted: bool,
     ) -> Result<Vec<Uid>> {
         let mut tx = self.begin_write().await?;
-        let (account, _) = self.lock_mailbox_account(&mut tx, mailbox).await?;
+        let account = self.mailbox_account(&mut tx, mailbox).await?;
         let rows = match uids {
             Some(u) => self.entries_for_uids(&mut tx, mailbox, u).await?,
             None => {
@@ -235,21 +235,17 @@ impl Shared {
 
     pub async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
         let mut tx = self.begin_write_relaxed().await?;
-        self.lock_mailbox_account(&mut tx, mailbox).await?;
-        let uids: Vec<i64> = sqlx::query_scalar(
-            "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND (flags & 32) <> 0 ORDER BY uid",
+        self.mailbox_account(&mut tx, mailbox).await?;
+        // \Recent is not a client-visible change: no modseq, no event. One statement claims and
+        // reports (RETURNING has no ORDER BY: sorted here).
+        let mut uids: Vec<i64> = sqlx::query_scalar(
+            "UPDATE mailbox_messages SET flags = flags - 32 WHERE mailbox_id = $1 AND (flags & 32) <> 0 RETURNING uid",
         )
         .bind(mailbox)
         .fetch_all(&mut *tx)
         .await?;
-        if !uids.is_empty() {
-            // \Recent is not a client-visible change: no modseq, no event.
-            sqlx::query("UPDATE mailbox_messages SET flags = flags - 32 WHERE mailbox_id = $1 AND (flags & 32) <> 0")
-                .bind(mailbox)
-                .execute(&mut *tx)
-                .await?;
-        }
         tx.commit().await?;
+        uids.sort_unstable();
         uids.into_iter().map(|u| to_u32(u, "uid")).collect()
     }
 }

@@ -447,6 +447,21 @@ impl Shared {
         Ok((account, state))
     }
 
+    /// The account owning a mailbox, locked on PostgreSQL (the lock-ordering discipline above);
+    /// for writers that do not need the account's quota. On SQLite the one writer connection
+    /// already serializes every write, so the account row is not read: one statement, that is one
+    /// round trip to sqlx's SQLite thread, fewer per STORE and per `\Recent` claim.
+    pub async fn mailbox_account(&self, tx: &mut Tx, mailbox: MailboxId) -> Result<AccountId> {
+        match self.dialect {
+            Dialect::Postgres => Ok(self.lock_mailbox_account(tx, mailbox).await?.0),
+            Dialect::Sqlite => sqlx::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
+                .bind(mailbox)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}"))),
+        }
+    }
+
     pub async fn add_used(&self, tx: &mut Tx, account: AccountId, delta: i64) -> Result<()> {
         if delta != 0 {
             sqlx::query("UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2")
