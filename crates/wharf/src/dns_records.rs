@@ -77,12 +77,21 @@ impl DomainPlan {
 /// service); a listener with port 0 gets its port at start-up, so it cannot be published and
 /// counts as "not offered". `--port-offset` plays no part: DNS carries the public ports.
 pub fn advertised_ports(listeners: &[Listener], over: &AdvertiseSection) -> AdvertisedPorts {
+    ports_by_kind(listeners.iter().map(|l| (l.protocol, l.tls, l.port)), over)
+}
+
+/// The advertising rule over (protocol, TLS mode, port) in listener order: shared by `wharf dns`
+/// (configured ports) and the HTTP server (bound ports), so the two can never disagree.
+pub fn ports_by_kind(
+    ports: impl Iterator<Item = (Protocol, ListenerTls, u16)> + Clone,
+    over: &AdvertiseSection,
+) -> AdvertisedPorts {
     let first = |proto: Protocol, tls: ListenerTls, over: Option<u16>| {
         over.unwrap_or_else(|| {
-            listeners
-                .iter()
-                .find(|l| l.protocol == proto && l.tls == tls)
-                .map_or(0, |l| l.port)
+            ports
+                .clone()
+                .find(|(p, t, _)| *p == proto && *t == tls)
+                .map_or(0, |(_, _, port)| port)
         })
     };
     AdvertisedPorts {

@@ -18,7 +18,7 @@ use wharf_acme::{AcmeManager, AcmeSettings, AcmeStore, ChallengeKind, Http01Chal
 use wharf_directory::Directory;
 use wharf_net::{Handler, TlsProvider};
 
-use crate::config::{AcmeChallenge, AdvertiseSection, Listener, ListenerTls, Loaded, Protocol};
+use crate::config::{AcmeChallenge, AdvertiseSection, Listener, Loaded};
 
 /// What `serve` keeps for the HTTP listeners and the certificate manager.
 pub struct Web {
@@ -162,26 +162,12 @@ fn advertised_ports(
     bound: &[(Listener, SocketAddr)],
     over: &AdvertiseSection,
 ) -> wharf_http::AdvertisedPorts {
-    let first = |protocol: Protocol, tls: ListenerTls, over: Option<u16>| {
-        over.unwrap_or_else(|| {
-            bound
-                .iter()
-                .find(|(l, _)| l.protocol == protocol && l.tls == tls)
-                .map_or(0, |(_, addr)| addr.port())
-        })
-    };
-    wharf_http::AdvertisedPorts {
-        imaps: first(Protocol::Imap, ListenerTls::Implicit, over.imaps),
-        imap: first(Protocol::Imap, ListenerTls::Starttls, over.imap),
-        pop3s: first(Protocol::Pop3, ListenerTls::Implicit, over.pop3s),
-        pop3: first(Protocol::Pop3, ListenerTls::Starttls, over.pop3),
-        submissions: first(
-            Protocol::Submission,
-            ListenerTls::Implicit,
-            over.submissions,
-        ),
-        submission: first(Protocol::Submission, ListenerTls::Starttls, over.submission),
-    }
+    crate::dns_records::ports_by_kind(
+        bound
+            .iter()
+            .map(|(l, addr)| (l.protocol, l.tls, addr.port())),
+        over,
+    )
 }
 
 /// SIGHUP: the configured (or generated) certificate files, or with ACME the stored ACME
@@ -216,6 +202,7 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
+    use crate::config::{ListenerTls, Protocol};
 
     #[test]
     fn advertised_ports_come_from_the_first_bound_listener_of_each_kind() {
