@@ -20,6 +20,33 @@ use crate::client::{Credentials, TlsPolicy};
 use crate::dane::{self, DanePolicy, HostDane};
 use crate::mta_sts::{self, MtaStsConfig, Policy, PolicyCache};
 
+/// A resolver asking `nameservers` over UDP with TCP fallback (tests and `wharf doctor` point it
+/// at a server on loopback), or the system's (`/etc/resolv.conf`) when the list is empty.
+pub fn resolver(nameservers: &[SocketAddr], opts: ResolverOpts) -> Result<TokioResolver, String> {
+    let builder = if nameservers.is_empty() {
+        TokioResolver::builder_tokio().map_err(|e| format!("system resolver: {e}"))?
+    } else {
+        let servers = nameservers
+            .iter()
+            .map(|sa| {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = sa.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = sa.port();
+                NameServerConfig::new(sa.ip(), true, vec![udp, tcp])
+            })
+            .collect();
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
+    };
+    builder
+        .with_options(opts)
+        .build()
+        .map_err(|e| format!("resolver: {e}"))
+}
+
 /// A fixed next hop: smarthost or override.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relay {
@@ -96,34 +123,7 @@ impl Router {
         let mut opts = ResolverOpts::default();
         opts.timeout = cfg.dns_timeout;
         opts.attempts = 2;
-        if cfg.dane && cfg.nameservers.is_empty() {
-            tracing::warn!(
-                "DANE needs a configured validating nameserver (dns_server); DANE disabled"
-            );
-        }
-        let builder = if cfg.nameservers.is_empty() {
-            TokioResolver::builder_tokio().map_err(|e| format!("system resolver: {e}"))?
-        } else {
-            let servers = cfg
-                .nameservers
-                .iter()
-                .map(|sa| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = sa.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = sa.port();
-                    NameServerConfig::new(sa.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-        };
-        let resolver = builder
-            .with_options(opts)
-            .build()
-            .map_err(|e| format!("resolver: {e}"))?;
+        let resolver = resolver(&cfg.nameservers, opts)?;
         Ok(Router {
             resolver,
             cfg,

@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
-};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::config::{ResolveHosts, ResolverOpts};
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use super::records::Lookup;
@@ -52,35 +49,13 @@ impl Dns {
         opts.attempts = 2;
         // What the world sees matters, not this machine's /etc/hosts.
         opts.use_hosts_file = ResolveHosts::Never;
-        let (builder, source) = if servers.is_empty() {
-            (
-                TokioResolver::builder_tokio()
-                    .map_err(|e| anyhow!("cannot read the system resolver configuration: {e}"))?,
-                "the system resolver (/etc/resolv.conf)".to_string(),
-            )
+        let source = if servers.is_empty() {
+            "the system resolver (/etc/resolv.conf)".to_string()
         } else {
-            let list = servers
-                .iter()
-                .map(|sa| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = sa.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = sa.port();
-                    NameServerConfig::new(sa.ip(), true, vec![udp, tcp])
-                })
-                .collect();
             let names: Vec<String> = servers.iter().map(ToString::to_string).collect();
-            (
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(list),
-                    TokioRuntimeProvider::default(),
-                ),
-                names.join(", "),
-            )
+            names.join(", ")
         };
-        let resolver = builder
-            .with_options(opts)
-            .build()
+        let resolver = wharf_outbound::route::resolver(servers, opts)
             .map_err(|e| anyhow!("cannot build the DNS resolver: {e}"))?;
         Ok(Dns { resolver, source })
     }
