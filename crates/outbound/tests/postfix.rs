@@ -13,10 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use mail_auth::hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
-};
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use mail_auth::DkimResult;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use sha2::Digest;
@@ -242,17 +239,10 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
     assert!(text.contains("\n.dotted\n"), "dot-stuffing round trip");
     // Postfix stores LF line endings; DKIM relaxed canonicalisation works on CRLF lines.
     let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
-    let mut udp = ConnectionConfig::udp();
-    udp.port = dns.port();
-    let auth = MessageAuthenticator::new(
-        ResolverConfig::from_name_servers(vec![NameServerConfig::new(dns.ip(), true, vec![udp])]),
-        ResolverOpts::default(),
-    )
-    .unwrap();
-    let msg = AuthenticatedMessage::parse(crlf.as_bytes()).unwrap();
-    let results = auth.verify_dkim(&msg).await;
-    assert_eq!(results.len(), 1);
-    assert_eq!(results[0].result(), &DkimResult::Pass, "{:?}", results[0]);
+    assert_eq!(
+        dkim_results(dns, crlf.as_bytes()).await,
+        vec![DkimResult::Pass]
+    );
 
     // DANE-EE against Postfix's (OpenSSL) TLS: a secure TLSA 3 1 1 of its self-signed
     // certificate authenticates it; a wrong one defers without MAIL FROM.

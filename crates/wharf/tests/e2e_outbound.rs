@@ -15,10 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Env, Server};
-use mail_auth::hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
-};
-use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
+use mail_auth::DkimResult;
 use support::{Zone, start_dns};
 
 const PASSWORD: &str = "correct horse battery outbound";
@@ -213,22 +210,6 @@ fn outbound_keys(dns: std::net::SocketAddr, mx_port: u16) -> String {
     format!("dns_server = \"{dns}\"\nmx_port = {mx_port}\nmta_sts = false\n")
 }
 
-async fn verify_dkim(dns: std::net::SocketAddr, raw: &[u8]) -> Vec<DkimResult> {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = dns.port();
-    let auth = MessageAuthenticator::new(
-        ResolverConfig::from_name_servers(vec![NameServerConfig::new(dns.ip(), true, vec![udp])]),
-        ResolverOpts::default(),
-    )
-    .unwrap();
-    let msg = AuthenticatedMessage::parse(raw).unwrap();
-    auth.verify_dkim(&msg)
-        .await
-        .iter()
-        .map(|r| r.result().clone())
-        .collect()
-}
-
 fn queue_cmd(env: &Env, args: &[&str]) -> String {
     let mut all = vec!["queue"];
     all.extend_from_slice(args);
@@ -264,7 +245,7 @@ async fn submission_on_a_reaches_b_over_starttls_dkim_signed_and_5xx_bounces_hom
         "{text}"
     );
     assert!(text.contains("\r\n.leading dot\r\n"), "{text}");
-    let results = verify_dkim(dns, &got).await;
+    let results = support::dkim_results(dns, &got).await;
     assert_eq!(
         results,
         vec![DkimResult::Pass, DkimResult::Pass],

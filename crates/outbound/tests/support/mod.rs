@@ -209,6 +209,26 @@ pub async fn start_dns(zone: Zone) -> SocketAddr {
     panic!("no free port pair for DNS");
 }
 
+/// The DKIM results a receiver gets for `raw`, with the keys published on the test DNS server.
+pub async fn dkim_results(dns: SocketAddr, raw: &[u8]) -> Vec<mail_auth::DkimResult> {
+    use mail_auth::hickory_resolver::config::{
+        ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+    };
+    let mut udp = ConnectionConfig::udp();
+    udp.port = dns.port();
+    let auth = mail_auth::MessageAuthenticator::new(
+        ResolverConfig::from_name_servers(vec![NameServerConfig::new(dns.ip(), true, vec![udp])]),
+        ResolverOpts::default(),
+    )
+    .unwrap();
+    let msg = mail_auth::AuthenticatedMessage::parse(raw).unwrap();
+    auth.verify_dkim(&msg)
+        .await
+        .iter()
+        .map(|r| r.result().clone())
+        .collect()
+}
+
 // ---------------------------------------------------------------- TLS
 
 pub struct TestCert {
