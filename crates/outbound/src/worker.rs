@@ -255,7 +255,7 @@ impl Outbound {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         const MAX_ROUNDS: usize = 4;
         const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-        // `list` reads every entry: often enough for a dashboard, rarely enough to stay cheap.
+        // Often enough for a dashboard; `count` is one COUNT(*) on the SQL store.
         const QUEUE_SIZE_EVERY: Duration = Duration::from_secs(5);
         let mut rounds: JoinSet<()> = JoinSet::new();
         let mut sized: Option<std::time::Instant> = None;
@@ -295,8 +295,8 @@ impl Outbound {
 
     /// Sets `wharf_queue_size` to the number of entries in the queue (all nodes).
     pub async fn publish_queue_size(&self) {
-        match self.queue.list().await {
-            Ok(all) => metrics::gauge!("wharf_queue_size").set(all.len() as f64),
+        match self.queue.count().await {
+            Ok(n) => metrics::gauge!("wharf_queue_size").set(n as f64),
             Err(e) => tracing::warn!(error = %e, "counting queue entries failed"),
         }
     }

@@ -378,6 +378,13 @@ impl QueueStore for SqlStore {
     async fn list(&self) -> QResult<Vec<QueueEntry>> {
         self.shared.list_queue().await
     }
+    async fn count(&self) -> QResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue")
+            .fetch_one(&self.shared.reader)
+            .await
+            .map_err(|e| QueueError::Backend(e.to_string()))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
     async fn get(&self, id: QueueId) -> QResult<Option<QueueEntry>> {
         self.shared.get_queue_entry(id).await
     }
