@@ -1,10 +1,7 @@
 //! Directory rows (domains, accounts, aliases) and the POP3 maildrop lock. Names are stored
 //! lower-cased where lookups are case-insensitive; the directory crate owns the rules.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
-use super::{Shared, now_secs, to_u64};
+use super::{Row, Shared, db, now_secs, to_u64};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -18,7 +15,7 @@ fn split_address(address: &str) -> Result<(&str, String)> {
     Ok((local, domain.to_ascii_lowercase()))
 }
 
-fn domain_from_row(r: &AnyRow) -> Result<Domain> {
+fn domain_from_row(r: &Row) -> Result<Domain> {
     Ok(Domain {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -28,7 +25,7 @@ fn domain_from_row(r: &AnyRow) -> Result<Domain> {
 const ACCOUNT_SELECT: &str = "SELECT a.id, a.domain_id, a.local_part, d.name AS domain, a.secret_hash, a.scram_sha256, \
      a.quota_bytes, a.disabled, a.pop3_expire_days FROM accounts a JOIN domains d ON d.id = a.domain_id";
 
-fn account_from_row(r: &AnyRow) -> Result<Account> {
+fn account_from_row(r: &Row) -> Result<Account> {
     let local: String = r.try_get("local_part")?;
     let domain: String = r.try_get("domain")?;
     Ok(Account {
@@ -51,11 +48,11 @@ impl Shared {
             return Err(StoreError::Invalid(format!("bad domain name: {name:?}")));
         }
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("INSERT INTO domains (name) VALUES ($1) RETURNING id, name")
+        let row = db::query("INSERT INTO domains (name) VALUES ($1) RETURNING id, name")
             .bind(&name)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await
-            .map_err(|e| match StoreError::from(e) {
+            .map_err(|e| match e {
                 StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!("domain {name}")),
                 other => other,
             })?;
@@ -67,35 +64,34 @@ impl Shared {
     pub async fn delete_domain(&self, name: &str) -> Result<()> {
         let name = name.to_ascii_lowercase();
         let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
+        let id: i64 = db::query_scalar("SELECT id FROM domains WHERE name = $1")
             .bind(&name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("domain {name}")))?;
-        let accounts: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE domain_id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let aliases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM aliases WHERE address LIKE $1")
+        let accounts: i64 = db::query_scalar("SELECT COUNT(*) FROM accounts WHERE domain_id = $1")
+            .bind(id)
+            .fetch_one(&mut tx)
+            .await?;
+        let aliases: i64 = db::query_scalar("SELECT COUNT(*) FROM aliases WHERE address LIKE $1")
             .bind(format!("%@{}", name.replace(['%', '_'], "")))
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut tx)
             .await?;
         if accounts > 0 || aliases > 0 {
             return Err(StoreError::Invalid(format!(
                 "domain {name} still has {accounts} account(s) and {aliases} alias(es)"
             )));
         }
-        sqlx::query("DELETE FROM domains WHERE id = $1")
+        db::query("DELETE FROM domains WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn get_domain(&self, name: &str) -> Result<Option<Domain>> {
-        let row = sqlx::query("SELECT id, name FROM domains WHERE name = $1")
+        let row = db::query("SELECT id, name FROM domains WHERE name = $1")
             .bind(name.trim_end_matches('.').to_ascii_lowercase())
             .fetch_optional(&self.reader)
             .await?;
@@ -103,7 +99,7 @@ impl Shared {
     }
 
     pub async fn list_domains(&self) -> Result<Vec<Domain>> {
-        let rows = sqlx::query("SELECT id, name FROM domains ORDER BY name")
+        let rows = db::query("SELECT id, name FROM domains ORDER BY name")
             .fetch_all(&self.reader)
             .await?;
         rows.iter().map(domain_from_row).collect()
@@ -115,12 +111,12 @@ impl Shared {
             return Err(StoreError::Invalid("negative quota".into()));
         }
         let mut tx = self.begin_write().await?;
-        let domain_id: i64 = sqlx::query_scalar("SELECT id FROM domains WHERE name = $1")
+        let domain_id: i64 = db::query_scalar("SELECT id FROM domains WHERE name = $1")
             .bind(&domain)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("domain {domain}")))?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = db::query_scalar(
             "INSERT INTO accounts (domain_id, local_part, local_key, secret_hash, scram_sha256, quota_bytes) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
@@ -130,9 +126,9 @@ impl Shared {
         .bind(&new.secret_hash)
         .bind(&new.scram_sha256)
         .bind(new.quota_bytes)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await
-        .map_err(|e| match StoreError::from(e) {
+        .map_err(|e| match e {
             StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!("account {local}@{domain}")),
             other => other,
         })?;
@@ -147,10 +143,7 @@ impl Shared {
 
     pub async fn get_account(&self, id: AccountId) -> Result<Option<Account>> {
         let sql = format!("{ACCOUNT_SELECT} WHERE a.id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = db::query(sql).bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(account_from_row).transpose()
     }
 
@@ -159,7 +152,7 @@ impl Shared {
             return Ok(None);
         };
         let sql = format!("{ACCOUNT_SELECT} WHERE d.name = $1 AND a.local_key = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = db::query(sql)
             .bind(domain)
             .bind(local.to_lowercase())
             .fetch_optional(&self.reader)
@@ -172,28 +165,22 @@ impl Shared {
             Some(d) => {
                 let sql =
                     format!("{ACCOUNT_SELECT} WHERE d.name = $1 ORDER BY d.name, a.local_key");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
+                db::query(sql)
                     .bind(d.to_ascii_lowercase())
                     .fetch_all(&self.reader)
                     .await?
             }
             None => {
                 let sql = format!("{ACCOUNT_SELECT} ORDER BY d.name, a.local_key");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&self.reader)
-                    .await?
+                db::query(sql).fetch_all(&self.reader).await?
             }
         };
         rows.iter().map(account_from_row).collect()
     }
 
-    async fn update_account(
-        &self,
-        id: AccountId,
-        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> Result<()> {
+    async fn update_account(&self, id: AccountId, query: db::Query) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let done = query.execute(&mut *tx).await?;
+        let done = query.execute(&mut tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("account {id}")));
         }
@@ -207,11 +194,10 @@ impl Shared {
         secret_hash: &str,
         scram: &str,
     ) -> Result<()> {
-        let q =
-            sqlx::query("UPDATE accounts SET secret_hash = $1, scram_sha256 = $2 WHERE id = $3")
-                .bind(secret_hash.to_string())
-                .bind(scram.to_string())
-                .bind(id);
+        let q = db::query("UPDATE accounts SET secret_hash = $1, scram_sha256 = $2 WHERE id = $3")
+            .bind(secret_hash.to_string())
+            .bind(scram.to_string())
+            .bind(id);
         self.update_account(id, q).await
     }
 
@@ -219,21 +205,21 @@ impl Shared {
         if quota_bytes < 0 {
             return Err(StoreError::Invalid("negative quota".into()));
         }
-        let q = sqlx::query("UPDATE accounts SET quota_bytes = $1 WHERE id = $2")
+        let q = db::query("UPDATE accounts SET quota_bytes = $1 WHERE id = $2")
             .bind(quota_bytes)
             .bind(id);
         self.update_account(id, q).await
     }
 
     pub async fn set_account_disabled(&self, id: AccountId, disabled: bool) -> Result<()> {
-        let q = sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
+        let q = db::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
             .bind(i64::from(disabled))
             .bind(id);
         self.update_account(id, q).await
     }
 
     pub async fn set_account_pop3_expire(&self, id: AccountId, days: Option<i64>) -> Result<()> {
-        let q = sqlx::query("UPDATE accounts SET pop3_expire_days = $1 WHERE id = $2")
+        let q = db::query("UPDATE accounts SET pop3_expire_days = $1 WHERE id = $2")
             .bind(days)
             .bind(id);
         self.update_account(id, q).await
@@ -244,23 +230,23 @@ impl Shared {
         if self.lock_account(&mut tx, id).await?.is_none() {
             return Err(StoreError::NotFound(format!("account {id}")));
         }
-        let refs = sqlx::query("SELECT blob_hash, COUNT(*) AS n FROM messages WHERE account_id = $1 GROUP BY blob_hash ORDER BY blob_hash")
+        let refs = db::query("SELECT blob_hash, COUNT(*) AS n FROM messages WHERE account_id = $1 GROUP BY blob_hash ORDER BY blob_hash")
             .bind(id)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await?;
-        sqlx::query(
+        db::query(
             "DELETE FROM mailbox_messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = $1)",
         )
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        sqlx::query("DELETE FROM message_text WHERE message_id IN (SELECT id FROM messages WHERE account_id = $1)")
+        db::query("DELETE FROM message_text WHERE message_id IN (SELECT id FROM messages WHERE account_id = $1)")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query("DELETE FROM messages WHERE account_id = $1")
+        db::query("DELETE FROM messages WHERE account_id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let mut released = std::collections::BTreeMap::new();
         for r in &refs {
@@ -270,9 +256,9 @@ impl Shared {
             );
         }
         let freed = self.unref_blobs(&mut tx, released).await?;
-        sqlx::query("DELETE FROM accounts WHERE id = $1")
+        db::query("DELETE FROM accounts WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         self.collect_garbage(freed).await?;
@@ -281,7 +267,7 @@ impl Shared {
     }
 
     pub async fn quota_used(&self, id: AccountId) -> Result<u64> {
-        let used: i64 = sqlx::query_scalar("SELECT used_bytes FROM accounts WHERE id = $1")
+        let used: i64 = db::query_scalar("SELECT used_bytes FROM accounts WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.reader)
             .await?
@@ -298,12 +284,12 @@ impl Shared {
             )));
         }
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO aliases (address, target) VALUES ($1, $2)")
+        db::query("INSERT INTO aliases (address, target) VALUES ($1, $2)")
             .bind(&address)
             .bind(target)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
-            .map_err(|e| match StoreError::from(e) {
+            .map_err(|e| match e {
                 StoreError::AlreadyExists(_) => {
                     StoreError::AlreadyExists(format!("alias {address} -> {target}"))
                 }
@@ -318,16 +304,16 @@ impl Shared {
         let mut tx = self.begin_write().await?;
         let done = match target {
             Some(t) => {
-                sqlx::query("DELETE FROM aliases WHERE address = $1 AND target = $2")
+                db::query("DELETE FROM aliases WHERE address = $1 AND target = $2")
                     .bind(&address)
                     .bind(t.trim())
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?
             }
             None => {
-                sqlx::query("DELETE FROM aliases WHERE address = $1")
+                db::query("DELETE FROM aliases WHERE address = $1")
                     .bind(&address)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?
             }
         };
@@ -339,7 +325,7 @@ impl Shared {
     }
 
     pub async fn list_aliases(&self) -> Result<Vec<Alias>> {
-        let rows = sqlx::query("SELECT address, target FROM aliases ORDER BY address, target")
+        let rows = db::query("SELECT address, target FROM aliases ORDER BY address, target")
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
@@ -353,12 +339,10 @@ impl Shared {
     }
 
     pub async fn alias_targets(&self, address: &str) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT target FROM aliases WHERE address = $1 ORDER BY target")
-                .bind(address.trim().to_lowercase())
-                .fetch_all(&self.reader)
-                .await?,
-        )
+        db::query_scalar("SELECT target FROM aliases WHERE address = $1 ORDER BY target")
+            .bind(address.trim().to_lowercase())
+            .fetch_all(&self.reader)
+            .await
     }
 
     pub async fn lock_maildrop(
@@ -373,7 +357,7 @@ impl Shared {
             return Err(StoreError::NotFound(format!("account {account}")));
         }
         // One statement decides: insert, or take over when the holder is us or has expired.
-        let got: Option<String> = sqlx::query_scalar(
+        let got: Option<String> = db::query_scalar(
             "INSERT INTO maildrop_locks (account_id, owner, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (account_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
              WHERE maildrop_locks.owner = excluded.owner OR maildrop_locks.expires_at <= $4 \
@@ -383,7 +367,7 @@ impl Shared {
         .bind(owner)
         .bind(now.saturating_add(ttl_secs.max(0)))
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(got.is_some())
@@ -391,10 +375,10 @@ impl Shared {
 
     pub async fn unlock_maildrop(&self, account: AccountId, owner: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM maildrop_locks WHERE account_id = $1 AND owner = $2")
+        db::query("DELETE FROM maildrop_locks WHERE account_id = $1 AND owner = $2")
             .bind(account)
             .bind(owner)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         Ok(())

@@ -5,17 +5,15 @@ use std::collections::HashMap;
 use std::io;
 
 use bytes::Bytes;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use super::{ENTRY_COLUMNS, Shared, Tx, entry_from_row, to_u32, to_u64};
+use super::{ENTRY_COLUMNS, Row, Shared, Tx, db, entry_from_row, to_u32, to_u64};
 use crate::model::*;
 use crate::{Result, StoreError};
 
 const MAILBOX_COLUMNS: &str =
     "id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq";
 
-fn mailbox_from_row(r: &AnyRow) -> Result<Mailbox> {
+fn mailbox_from_row(r: &Row) -> Result<Mailbox> {
     let role: Option<String> = r.try_get("special_use")?;
     Ok(Mailbox {
         id: r.try_get("id")?,
@@ -64,14 +62,14 @@ impl Shared {
         role: Option<SpecialUse>,
         subscribed: bool,
     ) -> Result<MailboxId> {
-        let validity: i64 = sqlx::query_scalar(
+        let validity: i64 = db::query_scalar(
             "UPDATE counters SET value = value + 1 WHERE name = 'uid_validity' RETURNING value",
         )
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         // UIDVALIDITY is a non-zero 32-bit number.
         let validity = (validity.rem_euclid(i64::from(u32::MAX))).max(1);
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = db::query_scalar(
             "INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -80,9 +78,9 @@ impl Shared {
         .bind(role.map(|r| r.as_db().to_string()))
         .bind(i64::from(subscribed))
         .bind(validity)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await
-        .map_err(|e| match StoreError::from(e) {
+        .map_err(|e| match e {
             StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!("mailbox {name}")),
             other => other,
         })?;
@@ -92,10 +90,7 @@ impl Shared {
     pub async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
         let sql =
             format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 ORDER BY name");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(account)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = db::query(sql).bind(account).fetch_all(&self.reader).await?;
         rows.iter().map(mailbox_from_row).collect()
     }
 
@@ -105,7 +100,7 @@ impl Shared {
         };
         let sql =
             format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = db::query(sql)
             .bind(account)
             .bind(name)
             .fetch_optional(&self.reader)
@@ -115,10 +110,7 @@ impl Shared {
 
     pub async fn get_mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
         let sql = format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = db::query(sql).bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(mailbox_from_row).transpose()
     }
 
@@ -153,10 +145,10 @@ impl Shared {
         if self.lock_account(tx, account).await?.is_none() {
             return Err(StoreError::NotFound(format!("account {account}")));
         }
-        sqlx::query_scalar("SELECT name FROM mailboxes WHERE id = $1 AND account_id = $2")
+        db::query_scalar("SELECT name FROM mailboxes WHERE id = $1 AND account_id = $2")
             .bind(id)
             .bind(account)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))
     }
@@ -164,12 +156,12 @@ impl Shared {
     pub async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()> {
         let mut tx = self.begin_write().await?;
         self.owned_mailbox(&mut tx, account, id).await?;
-        let rows = sqlx::query(
+        let rows = db::query(
             "SELECT mm.message_id, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         let mut ids = Vec::with_capacity(rows.len());
         let mut bytes = 0i64;
@@ -177,17 +169,17 @@ impl Shared {
             ids.push(r.try_get::<i64, _>("message_id")?);
             bytes += r.try_get::<i64, _>("size")?;
         }
-        sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
+        db::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query("DELETE FROM expunged WHERE mailbox_id = $1")
+        db::query("DELETE FROM expunged WHERE mailbox_id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        sqlx::query("DELETE FROM mailboxes WHERE id = $1")
+        db::query("DELETE FROM mailboxes WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let freed = self.release_messages(&mut tx, &ids).await?;
         self.add_used(&mut tx, account, -bytes).await?;
@@ -217,9 +209,9 @@ impl Shared {
         if new_name == old {
             return Err(StoreError::AlreadyExists(format!("mailbox {new_name}")));
         }
-        let all = sqlx::query("SELECT id, name FROM mailboxes WHERE account_id = $1")
+        let all = db::query("SELECT id, name FROM mailboxes WHERE account_id = $1")
             .bind(account)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await?;
         let prefix = format!("{old}{HIERARCHY_DELIMITER}");
         let mut moves: Vec<(i64, String)> = Vec::new();
@@ -241,17 +233,17 @@ impl Shared {
         // Two passes so that no intermediate state violates UNIQUE(account_id, name) when the new
         // names overlap the old ones (a → a/b moves a/b → a/b/b).
         for (mid, _) in &moves {
-            sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
+            db::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
                 .bind(format!("\u{1}renaming\u{1}{mid}"))
                 .bind(mid)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         for (mid, name) in &moves {
-            sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
+            db::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
                 .bind(name)
                 .bind(mid)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
         }
         tx.commit().await?;
@@ -267,10 +259,10 @@ impl Shared {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         self.owned_mailbox(&mut tx, account, id).await?;
-        sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")
+        db::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")
             .bind(i64::from(subscribed))
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         self.announce(account, MailboxEvent::MailboxesChanged);
@@ -285,10 +277,10 @@ impl Shared {
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         self.owned_mailbox(&mut tx, account, id).await?;
-        sqlx::query("UPDATE mailboxes SET special_use = $1 WHERE id = $2")
+        db::query("UPDATE mailboxes SET special_use = $1 WHERE id = $2")
             .bind(role.map(|r| r.as_db().to_string()))
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.commit().await?;
         self.announce(account, MailboxEvent::MailboxesChanged);
@@ -298,14 +290,13 @@ impl Shared {
     pub async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
         // Read in one snapshot so counts and counters agree.
         let mut tx = self.begin_read().await?;
-        let mb = sqlx::query(
-            "SELECT uid_next, uid_validity, highest_modseq FROM mailboxes WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
-        let r = sqlx::query(
+        let mb =
+            db::query("SELECT uid_next, uid_validity, highest_modseq FROM mailboxes WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+        let r = db::query(
             "SELECT COUNT(*) AS messages, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 1) = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS unseen, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 32) <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent, \
@@ -314,7 +305,7 @@ impl Shared {
              FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1",
         )
         .bind(id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(MailboxStatus {
@@ -334,36 +325,33 @@ impl Shared {
             "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(mailbox)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = db::query(sql).bind(mailbox).fetch_all(&self.reader).await?;
         rows.iter().map(entry_from_row).collect()
     }
 
     pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
         let since = i64::try_from(since).unwrap_or(i64::MAX);
         let mut tx = self.begin_read().await?;
-        let mb = sqlx::query("SELECT uid_next, highest_modseq FROM mailboxes WHERE id = $1")
+        let mb = db::query("SELECT uid_next, highest_modseq FROM mailboxes WHERE id = $1")
             .bind(mailbox)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = db::query(sql)
             .bind(mailbox)
             .bind(since)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await?;
-        let gone: Vec<i64> = sqlx::query_scalar(
+        let gone: Vec<i64> = db::query_scalar(
             "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
         )
         .bind(mailbox)
         .bind(since)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(MailboxChanges {
@@ -378,7 +366,7 @@ impl Shared {
     }
 
     pub async fn message_summary(&self, message: MessageId) -> Result<Bytes> {
-        let s: Vec<u8> = sqlx::query_scalar("SELECT summary FROM messages WHERE id = $1")
+        let s: Vec<u8> = db::query_scalar("SELECT summary FROM messages WHERE id = $1")
             .bind(message)
             .fetch_optional(&self.reader)
             .await?
@@ -413,7 +401,7 @@ impl Shared {
                 "SELECT id, {summary_col}, blob_hash FROM messages WHERE id IN ({})",
                 placeholders.join(",")
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = db::query(sql);
             for id in ids {
                 q = q.bind(*id);
             }
@@ -467,7 +455,7 @@ impl Shared {
     }
 
     pub async fn message_raw(&self, message: MessageId) -> Result<Bytes> {
-        let hash: String = sqlx::query_scalar("SELECT blob_hash FROM messages WHERE id = $1")
+        let hash: String = db::query_scalar("SELECT blob_hash FROM messages WHERE id = $1")
             .bind(message)
             .fetch_optional(&self.reader)
             .await?

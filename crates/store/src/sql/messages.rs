@@ -1,9 +1,7 @@
 //! Changes to messages already stored: flags and keywords (with CONDSTORE's UNCHANGEDSINCE),
 //! copy and move, expunge with tombstones, and the one-time claim of \Recent.
 
-use sqlx::Row;
-
-use super::{ENTRY_COLUMNS, Shared, entry_from_row, normalize_keywords, to_u32, to_u64};
+use super::{ENTRY_COLUMNS, Shared, db, entry_from_row, normalize_keywords, to_u32, to_u64};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -71,13 +69,13 @@ impl Shared {
         let (_, modseq, _) = self.bump_mailbox(&mut tx, mailbox, 0, 1).await?;
         let mut updates = Vec::with_capacity(changes.len());
         for (uid, nf, nk) in changes {
-            sqlx::query("UPDATE mailbox_messages SET flags = $1, keywords = $2, modseq = $3 WHERE mailbox_id = $4 AND uid = $5")
+            db::query("UPDATE mailbox_messages SET flags = $1, keywords = $2, modseq = $3 WHERE mailbox_id = $4 AND uid = $5")
                 .bind(i64::from(nf.0))
                 .bind(super::encode_keywords(&nk))
                 .bind(modseq)
                 .bind(mailbox)
                 .bind(i64::from(uid))
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await?;
             updates.push(FlagUpdate {
                 uid,
@@ -100,9 +98,9 @@ impl Shared {
     ) -> Result<CopyOutcome> {
         let mut tx = self.begin_write().await?;
         let (account, state) = self.lock_mailbox_account(&mut tx, src).await?;
-        let dst_row = sqlx::query("SELECT account_id, uid_validity FROM mailboxes WHERE id = $1")
+        let dst_row = db::query("SELECT account_id, uid_validity FROM mailboxes WHERE id = $1")
             .bind(dst)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {dst}")))?;
         if dst_row.try_get::<i64, _>("account_id")? != account {
@@ -127,7 +125,7 @@ impl Shared {
         let mut mapping = Vec::with_capacity(rows.len());
         for (i, e) in rows.iter().enumerate() {
             let uid = base + i as i64;
-            sqlx::query(
+            db::query(
                 "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -137,7 +135,7 @@ impl Shared {
             .bind(i64::from((e.flags | Flags::RECENT).0))
             .bind(super::encode_keywords(&e.keywords))
             .bind(dst_modseq)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
             mapping.push((e.uid, to_u32(uid, "uid")?));
         }
@@ -170,16 +168,16 @@ impl Shared {
         uid: Uid,
         modseq: i64,
     ) -> Result<()> {
-        sqlx::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
+        db::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2")
             .bind(mailbox)
             .bind(i64::from(uid))
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3)")
+        db::query("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3)")
             .bind(mailbox)
             .bind(i64::from(uid))
             .bind(modseq)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         Ok(())
     }
@@ -200,10 +198,7 @@ impl Shared {
                     "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
                      WHERE mm.mailbox_id = $1 AND (mm.flags & 8) <> 0 ORDER BY mm.uid"
                 );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(mailbox)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let rows = db::query(sql).bind(mailbox).fetch_all(&mut tx).await?;
                 rows.iter()
                     .map(entry_from_row)
                     .collect::<Result<Vec<_>>>()?
@@ -238,11 +233,11 @@ impl Shared {
         self.mailbox_account(&mut tx, mailbox).await?;
         // \Recent is not a client-visible change: no modseq, no event. One statement claims and
         // reports (RETURNING has no ORDER BY: sorted here).
-        let mut uids: Vec<i64> = sqlx::query_scalar(
+        let mut uids: Vec<i64> = db::query_scalar(
             "UPDATE mailbox_messages SET flags = flags - 32 WHERE mailbox_id = $1 AND (flags & 32) <> 0 RETURNING uid",
         )
         .bind(mailbox)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await?;
         tx.commit().await?;
         uids.sort_unstable();

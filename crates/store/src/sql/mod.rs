@@ -1,13 +1,14 @@
-//! The SQL store: one implementation of `Store` over sqlx's `Any` driver, serving SQLite (embedded)
-//! and PostgreSQL (scale-out) from the same queries. The dialects differ only where `Dialect::pick`
-//! chooses a statement: row locks (`FOR UPDATE`, meaningless with SQLite's single writer), the
-//! full-text index, and transaction start.
+//! The SQL store: one implementation of `Store` serving SQLite (embedded, through rusqlite) and
+//! PostgreSQL (scale-out, through sqlx) from the same queries (`db` runs them on either). The
+//! dialects differ only where `Dialect::pick` chooses a statement: row locks (`FOR UPDATE`,
+//! meaningless with SQLite's single writer), the full-text index, and transaction start.
 //!
 //! Locking discipline (PostgreSQL): every transaction that changes an account's mailboxes first
 //! locks that account's row; a batch touching several accounts locks them in ascending id order.
 //! Mailbox and blob rows are only touched under that lock, so lock cycles cannot form. SQLite has
 //! a single writer connection and serialises everything.
 
+mod db;
 mod directory;
 mod mailboxes;
 mod messages;
@@ -23,9 +24,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::Executor;
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use tokio::sync::{Mutex, broadcast, mpsc};
 
 use crate::blob::{BlobStore, FsBlobStore, SyncMode};
@@ -33,7 +34,7 @@ use crate::events::EventHub;
 use crate::model::*;
 use crate::{Result, Store, StoreError};
 
-pub(crate) type Tx = Transaction<'static, Any>;
+pub(crate) use db::{Durability, Pool, Row, Tx};
 
 /// Files younger than this may belong to a write still in progress (in this or another process)
 /// and are left to a later sweep.
@@ -80,9 +81,9 @@ impl From<sqlx::Error> for StoreError {
 pub(crate) struct Shared {
     pub dialect: Dialect,
     /// SQLite: the one writer connection. PostgreSQL: the pool.
-    pub writer: AnyPool,
+    pub writer: Pool,
     /// SQLite: WAL readers that never wait for the writer. PostgreSQL: the same pool.
-    pub reader: AnyPool,
+    pub reader: Pool,
     pub blobs: Arc<dyn BlobStore>,
     pub events: EventHub,
     /// Blob hashes being written and not yet committed (count of writers per hash). A blob file
@@ -150,74 +151,37 @@ impl SqlStore {
     pub async fn connect(url: &str, blob_dir: &Path) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
         let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(blob_dir, SyncMode::Batch)?);
-        let (dialect, writer, reader) = if url.starts_with("postgres://")
-            || url.starts_with("postgresql://")
-        {
-            let pool = AnyPoolOptions::new()
-                .max_connections(16)
-                .connect(url)
-                .await?;
-            (Dialect::Postgres, pool.clone(), pool)
-        } else if url.starts_with("sqlite:") {
-            let url = if url.contains('?') {
-                url.to_string()
+        let (dialect, writer, reader, wal_path) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?;
+                migrator(Dialect::Postgres)
+                    .run(&pool)
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
+                (
+                    Dialect::Postgres,
+                    Pool::Any(pool.clone()),
+                    Pool::Any(pool),
+                    None,
+                )
+            } else if url.starts_with("sqlite:") {
+                let file = migrate_sqlite(url).await?;
+                let writer = db::LiteWriter::open(&file)?;
+                let wal = writer.wal_path().to_path_buf();
+                (
+                    Dialect::Sqlite,
+                    Pool::LiteWriter(writer),
+                    Pool::LiteReaders(db::LiteReaders::open(&file, LITE_READERS)),
+                    Some(wal),
+                )
             } else {
-                format!("{url}?mode=rwc")
+                return Err(StoreError::Invalid(format!(
+                    "unsupported store url (want sqlite:// or postgres://): {url}"
+                )));
             };
-            let writer = AnyPoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await?;
-            // The writer created the file and switched it to WAL before any reader opens it.
-            let reader = AnyPoolOptions::new()
-                .max_connections(8)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await?;
-            (Dialect::Sqlite, writer, reader)
-        } else {
-            return Err(StoreError::Invalid(format!(
-                "unsupported store url (want sqlite:// or postgres://): {url}"
-            )));
-        };
-        migrator(dialect)
-            .run(&writer)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
-        let wal_path = match dialect {
-            Dialect::Sqlite => {
-                let file: String =
-                    sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                        .fetch_one(&writer)
-                        .await?;
-                if file.is_empty() {
-                    return Err(StoreError::Invalid(
-                        "the SQLite store must be a file, not in memory".into(),
-                    ));
-                }
-                Some(std::path::PathBuf::from(format!("{file}-wal")))
-            }
-            Dialect::Postgres => None,
-        };
         let shared = Arc::new(Shared {
             dialect,
             writer: writer.clone(),
@@ -225,7 +189,7 @@ impl SqlStore {
             blobs,
             events: EventHub::default(),
             inflight: Mutex::new(HashMap::new()),
-            remote: (dialect == Dialect::Postgres).then(|| notify::start_outbox(writer.clone())),
+            remote: writer.any().map(|pool| notify::start_outbox(pool.clone())),
             wal_path,
         });
         if dialect == Dialect::Postgres {
@@ -238,6 +202,50 @@ impl SqlStore {
         let jobs = writer::spawn(shared.clone());
         Ok(SqlStore { shared, jobs })
     }
+}
+
+/// SQLite read connections: enough for every runtime thread plus the read transactions that
+/// wait on something else (a blob read) while they hold their snapshot.
+const LITE_READERS: usize = 16;
+
+/// Creates (if need be) and migrates the SQLite database at `url` through sqlx's migrator, whose
+/// bookkeeping table existing stores carry, and returns the database file's path. The store's own
+/// connections open afterwards.
+async fn migrate_sqlite(url: &str) -> Result<std::path::PathBuf> {
+    let url = if url.contains('?') {
+        url.to_string()
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    migrator(Dialect::Sqlite)
+        .run(&pool)
+        .await
+        .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
+    let file: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&pool)
+            .await?;
+    pool.close().await;
+    if file.is_empty() {
+        return Err(StoreError::Invalid(
+            "the SQLite store must be a file, not in memory".into(),
+        ));
+    }
+    Ok(std::path::PathBuf::from(file))
 }
 
 // ---- small shared helpers ----
@@ -278,7 +286,7 @@ pub(crate) fn decode_keywords(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
-pub(crate) fn entry_from_row(row: &AnyRow) -> Result<MessageEntry> {
+pub(crate) fn entry_from_row(row: &Row) -> Result<MessageEntry> {
     Ok(MessageEntry {
         uid: to_u32(row.try_get("uid")?, "uid")?,
         message_id: row.try_get("message_id")?,
@@ -313,59 +321,24 @@ impl Shared {
     /// A write transaction whose commit is durable (fsynced) before `commit` returns: mail,
     /// queue entries, accounts, mailboxes — everything but the changes `begin_write_relaxed` takes.
     pub async fn begin_write(&self) -> Result<Tx> {
-        Ok(match self.dialect {
-            // IMMEDIATE takes the write lock now: a deferred transaction that upgrades later can
-            // fail outright (SQLITE_BUSY_SNAPSHOT) when a CLI process wrote in between.
-            // `synchronous` is a connection setting and a relaxed transaction may have lowered it,
-            // so every durable one sets it again (in the same exec: no extra round trip). It has to
-            // come before BEGIN: inside a transaction SQLite does not apply it to that commit.
-            Dialect::Sqlite => {
-                self.writer
-                    .begin_with("PRAGMA synchronous = FULL; BEGIN IMMEDIATE")
-                    .await?
-            }
-            Dialect::Postgres => self.writer.begin().await?,
-        })
+        self.writer.begin_write(Durability::Durable).await
     }
 
-    /// The group commit's transaction (new mail). On SQLite it commits without syncing, which
-    /// frees the one writer connection for the next transaction at once, and the writer then
-    /// calls `sync_wal` before answering anyone: the commit's frames were all written into the
-    /// `-wal` file before COMMIT returned, so one fdatasync of that file makes them durable —
-    /// the same guarantee as `synchronous = FULL`, with the disk flush no longer inside the
-    /// write lock where every STORE and SELECT would wait for it. PostgreSQL: `begin_write`.
+    /// The group commit's transaction (new mail). It commits without syncing, which frees the one
+    /// writer connection for the next transaction at once, and the writer then calls `sync_wal`
+    /// before answering anyone. PostgreSQL: `begin_write`.
     pub async fn begin_write_group(&self) -> Result<Tx> {
-        Ok(match self.dialect {
-            Dialect::Sqlite => {
-                self.writer
-                    .begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
-                    .await?
-            }
-            Dialect::Postgres => self.writer.begin().await?,
-        })
+        self.writer.begin_write(Durability::CallerSyncs).await
     }
 
     /// Makes every transaction committed so far durable (SQLite: fdatasync of the `-wal` file;
     /// PostgreSQL commits are durable already). Checkpoints need nothing from here: SQLite syncs
-    /// the WAL before copying it into the database and the database after, in NORMAL mode too.
+    /// the WAL before copying it into the database and the database after.
     pub async fn sync_wal(&self) -> Result<()> {
-        let Some(path) = self.wal_path.clone() else {
-            return Ok(());
-        };
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            // Opened each time: a file SQLite recreated (after every connection closed) would
-            // not be the one an old descriptor points at.
-            match std::fs::OpenOptions::new().write(true).open(&path) {
-                Ok(f) => f.sync_data(),
-                // No WAL file while our connections are open cannot happen; if it does, SQLite
-                // removed it after checkpointing (and syncing) everything into the database.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e),
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("WAL sync task: {e}")))??;
-        Ok(())
+        match &self.wal_path {
+            Some(path) => db::sync_wal(path.clone()).await,
+            None => Ok(()),
+        }
     }
 
     /// A write transaction for flag changes (STORE, \Seen by FETCH, \Recent claims): committed
@@ -376,32 +349,12 @@ impl Shared {
     /// This is the trade Dovecot makes for its index by default, and it spares each STORE an
     /// fsync (measured in docs/benchmarks.md).
     pub async fn begin_write_relaxed(&self) -> Result<Tx> {
-        Ok(match self.dialect {
-            Dialect::Sqlite => {
-                self.writer
-                    .begin_with("PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE")
-                    .await?
-            }
-            Dialect::Postgres => {
-                let mut tx = self.writer.begin().await?;
-                sqlx::query("SET LOCAL synchronous_commit = off")
-                    .execute(&mut *tx)
-                    .await?;
-                tx
-            }
-        })
+        self.writer.begin_write(Durability::Relaxed).await
     }
 
     /// A read-only transaction that sees one consistent snapshot.
     pub async fn begin_read(&self) -> Result<Tx> {
-        Ok(match self.dialect {
-            Dialect::Sqlite => self.reader.begin().await?,
-            Dialect::Postgres => {
-                self.reader
-                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?
-            }
-        })
+        self.reader.begin_read().await
     }
 
     /// Locks and reads the account row (see the module's locking discipline). None if missing.
@@ -414,9 +367,9 @@ impl Shared {
             "SELECT quota_bytes, used_bytes, disabled FROM accounts WHERE id = $1",
             "SELECT quota_bytes, used_bytes, disabled FROM accounts WHERE id = $1 FOR UPDATE",
         );
-        let row = sqlx::query(sql)
+        let row = db::query(sql)
             .bind(account)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
         row.map(|r| {
             Ok(AccountState {
@@ -434,12 +387,11 @@ impl Shared {
         tx: &mut Tx,
         mailbox: MailboxId,
     ) -> Result<(AccountId, AccountState)> {
-        let account: AccountId =
-            sqlx::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
-                .bind(mailbox)
-                .fetch_optional(&mut **tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let account: AccountId = db::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
+            .bind(mailbox)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let state = self
             .lock_account(tx, account)
             .await?
@@ -454,9 +406,9 @@ impl Shared {
     pub async fn mailbox_account(&self, tx: &mut Tx, mailbox: MailboxId) -> Result<AccountId> {
         match self.dialect {
             Dialect::Postgres => Ok(self.lock_mailbox_account(tx, mailbox).await?.0),
-            Dialect::Sqlite => sqlx::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
+            Dialect::Sqlite => db::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
                 .bind(mailbox)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}"))),
         }
@@ -464,10 +416,10 @@ impl Shared {
 
     pub async fn add_used(&self, tx: &mut Tx, account: AccountId, delta: i64) -> Result<()> {
         if delta != 0 {
-            sqlx::query("UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2")
+            db::query("UPDATE accounts SET used_bytes = used_bytes + $1 WHERE id = $2")
                 .bind(delta)
                 .bind(account)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
         }
         Ok(())
@@ -482,14 +434,14 @@ impl Shared {
         uids: i64,
         modseqs: i64,
     ) -> Result<(i64, i64, u32)> {
-        let row = sqlx::query(
+        let row = db::query(
             "UPDATE mailboxes SET uid_next = uid_next + $1, highest_modseq = highest_modseq + $2 \
              WHERE id = $3 RETURNING uid_next, highest_modseq, uid_validity",
         )
         .bind(uids)
         .bind(modseqs)
         .bind(mailbox)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let next: i64 = row.try_get("uid_next")?;
@@ -521,11 +473,11 @@ impl Shared {
             "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
              WHERE mm.mailbox_id = $1 AND mm.uid >= $2 AND mm.uid <= $3 ORDER BY mm.uid"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = db::query(sql)
             .bind(mailbox)
             .bind(i64::from(*lo))
             .bind(i64::from(*hi))
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *tx)
             .await?;
         let mut out = Vec::new();
         for r in &rows {
@@ -551,28 +503,28 @@ impl Shared {
         let mut released: BTreeMap<String, i64> = BTreeMap::new();
         for id in ids {
             let still: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM mailbox_messages WHERE message_id = $1")
+                db::query_scalar("SELECT COUNT(*) FROM mailbox_messages WHERE message_id = $1")
                     .bind(id)
-                    .fetch_one(&mut **tx)
+                    .fetch_one(&mut *tx)
                     .await?;
             if still > 0 {
                 continue;
             }
             let Some(hash) =
-                sqlx::query_scalar::<_, String>("SELECT blob_hash FROM messages WHERE id = $1")
+                db::query_scalar::<String>("SELECT blob_hash FROM messages WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(&mut *tx)
                     .await?
             else {
                 continue;
             };
-            sqlx::query("DELETE FROM message_text WHERE message_id = $1")
+            db::query("DELETE FROM message_text WHERE message_id = $1")
                 .bind(id)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM messages WHERE id = $1")
+            db::query("DELETE FROM messages WHERE id = $1")
                 .bind(id)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             *released.entry(hash).or_insert(0) += 1;
         }
@@ -598,18 +550,18 @@ impl Shared {
 
     /// Drops `n` references to one blob; returns the hash when none is left (row deleted).
     async fn unref_blob(&self, tx: &mut Tx, hash: &str, n: i64) -> Result<Option<String>> {
-        let left: Option<i64> = sqlx::query_scalar(
+        let left: Option<i64> = db::query_scalar(
             "UPDATE blobs SET refcount = refcount - $1 WHERE hash = $2 RETURNING refcount",
         )
         .bind(n)
         .bind(hash)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
         match left {
             Some(l) if l <= 0 => {
-                sqlx::query("DELETE FROM blobs WHERE hash = $1")
+                db::query("DELETE FROM blobs WHERE hash = $1")
                     .bind(hash)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                 Ok(Some(hash.to_string()))
             }
@@ -636,7 +588,7 @@ impl Shared {
                 "SELECT hash FROM blobs WHERE hash IN ({})",
                 placeholders.join(", ")
             );
-            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            let mut q = db::query_scalar::<String>(sql);
             for h in chunk {
                 q = q.bind(h);
             }

@@ -11,10 +11,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use super::{Dialect, Shared, SqlStore, Tx};
+use super::{Dialect, Row, Shared, SqlStore, Tx, db};
 use crate::StoreError;
 use crate::queue::{
     AttemptRecord, NewQueueEntry, QueueEntry, QueueError, QueueId, QueueStore, QueuedRecipient, Ret,
@@ -35,7 +33,7 @@ fn backend(what: &str, e: impl std::fmt::Display) -> QueueError {
     QueueError::Backend(format!("{what}: {e}"))
 }
 
-fn entry_from_row(row: &AnyRow) -> QResult<QueueEntry> {
+fn entry_from_row(row: &Row) -> QResult<QueueEntry> {
     let id: i64 = row.try_get("id")?;
     let recipients: String = row.try_get("recipients")?;
     let recipients: Vec<QueuedRecipient> = serde_json::from_str(&recipients)
@@ -91,9 +89,9 @@ impl Shared {
             "SELECT lease_owner, lease_until, blob_hash, recipients FROM queue WHERE id = $1",
             "SELECT lease_owner, lease_until, blob_hash, recipients FROM queue WHERE id = $1 FOR UPDATE",
         );
-        let row = sqlx::query(sql)
+        let row = db::query(sql)
             .bind(id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
             .ok_or(QueueError::NotFound(id))?;
         Ok(Held {
@@ -154,15 +152,15 @@ impl Shared {
             .map_err(|e| backend("blob write task", e))?
             .map_err(|e| backend("writing the queued message", e))?;
         let mut tx = self.begin_write().await?;
-        sqlx::query(
+        db::query(
             "INSERT INTO blobs (hash, size, refcount) VALUES ($1, $2, 1) \
              ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1",
         )
         .bind(hash)
         .bind(size)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = db::query_scalar(
             "INSERT INTO queue (sender, recipients, blob_hash, size, envid, ret, require_tls, \
              created, next_attempt, attempts, expires, delay_notified) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, 0) RETURNING id",
@@ -177,7 +175,7 @@ impl Shared {
         .bind(entry.created)
         .bind(entry.next_attempt)
         .bind(entry.expires)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(id)
@@ -208,12 +206,12 @@ impl Shared {
             }
         );
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = db::query(sql)
             .bind(owner)
             .bind(now.saturating_add(lease_secs))
             .bind(now)
             .bind(limit)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await?;
         let mut out = rows
             .iter()
@@ -225,7 +223,7 @@ impl Shared {
     }
 
     async fn queue_message(&self, id: QueueId) -> QResult<Bytes> {
-        let hash: String = sqlx::query_scalar("SELECT blob_hash FROM queue WHERE id = $1")
+        let hash: String = db::query_scalar("SELECT blob_hash FROM queue WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.reader)
             .await?
@@ -259,7 +257,7 @@ impl Shared {
         {
             return Err(QueueError::Invalid("recipient list changed".into()));
         }
-        sqlx::query(
+        db::query(
             "UPDATE queue SET recipients = $1, attempts = $2, next_attempt = $3, \
              delay_notified = $4, lease_owner = NULL, lease_until = NULL WHERE id = $5",
         )
@@ -268,7 +266,7 @@ impl Shared {
         .bind(record.next_attempt)
         .bind(i64::from(record.delay_notified))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -288,9 +286,9 @@ impl Shared {
         {
             return Err(QueueError::LeaseLost(id));
         }
-        sqlx::query("DELETE FROM queue WHERE id = $1")
+        db::query("DELETE FROM queue WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         let freed = self
             .unref_blobs(&mut tx, BTreeMap::from([(held.blob_hash, 1)]))
@@ -304,18 +302,13 @@ impl Shared {
 
     async fn list_queue(&self) -> QResult<Vec<QueueEntry>> {
         let sql = format!("SELECT {COLUMNS} FROM queue ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = db::query(sql).fetch_all(&self.reader).await?;
         rows.iter().map(entry_from_row).collect()
     }
 
     async fn get_queue_entry(&self, id: QueueId) -> QResult<Option<QueueEntry>> {
         let sql = format!("SELECT {COLUMNS} FROM queue WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = db::query(sql).bind(id).fetch_optional(&self.reader).await?;
         row.as_ref().map(entry_from_row).transpose()
     }
 
@@ -323,18 +316,16 @@ impl Shared {
         let mut tx = self.begin_write().await?;
         let done = match id {
             Some(id) => {
-                sqlx::query(
-                    "UPDATE queue SET next_attempt = $1 WHERE next_attempt > $1 AND id = $2",
-                )
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
+                db::query("UPDATE queue SET next_attempt = $1 WHERE next_attempt > $1 AND id = $2")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut tx)
+                    .await?
             }
             None => {
-                sqlx::query("UPDATE queue SET next_attempt = $1 WHERE next_attempt > $1")
+                db::query("UPDATE queue SET next_attempt = $1 WHERE next_attempt > $1")
                     .bind(now)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await?
             }
         };
@@ -379,7 +370,7 @@ impl QueueStore for SqlStore {
         self.shared.list_queue().await
     }
     async fn count(&self) -> QResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue")
+        let n: i64 = db::query_scalar("SELECT COUNT(*) FROM queue")
             .fetch_one(&self.shared.reader)
             .await
             .map_err(|e| QueueError::Backend(e.to_string()))?;

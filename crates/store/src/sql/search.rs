@@ -2,10 +2,7 @@
 //! case-insensitive substring check on the stored text, so that answers are exactly RFC 9051's.
 //! See `crate::text` for why the index can only narrow, never decide.
 
-use futures::TryStreamExt;
-use sqlx::Row;
-
-use super::{Dialect, Shared, to_u32};
+use super::{Dialect, Shared, db, to_u32};
 use crate::Result;
 use crate::model::*;
 use crate::text::{contains_folded, fold, fts5_query, needle_terms, tsquery};
@@ -74,13 +71,13 @@ impl Shared {
                 ),
             }
         };
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(mailbox);
+        let mut q = db::query(sql).bind(mailbox);
         if let Some(t) = query_text {
             q = q.bind(t);
         }
-        let mut rows = q.fetch(&self.reader);
+        let rows = q.fetch_all(&self.reader).await?;
         let mut out = Vec::new();
-        while let Some(row) = rows.try_next().await? {
+        for row in rows {
             let mut hit = false;
             for i in 0..cols.len() {
                 let text: String = row.try_get(i + 1)?;

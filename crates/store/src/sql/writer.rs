@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AccountState, Dialect, Shared, Tx, encode_keywords, now_secs, to_u32, to_u64};
+use super::{AccountState, Dialect, Shared, Tx, db, encode_keywords, now_secs, to_u32, to_u64};
 use crate::model::*;
 use crate::text::{fold, normalise_for_index};
 use crate::{Result, StoreError};
@@ -263,9 +263,9 @@ struct Accepted {
 
 async fn inbox_of(shared: &Shared, tx: &mut Tx, account: AccountId) -> Result<(MailboxId, bool)> {
     let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM mailboxes WHERE account_id = $1 AND name = 'INBOX'")
+        db::query_scalar("SELECT id FROM mailboxes WHERE account_id = $1 AND name = 'INBOX'")
             .bind(account)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
     match id {
         Some(id) => Ok((id, false)),
@@ -288,9 +288,9 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
                 && !mailbox_owner.contains_key(id)
             {
                 let owner: Option<i64> =
-                    sqlx::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
+                    db::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
                         .bind(*id)
-                        .fetch_optional(&mut **tx)
+                        .fetch_optional(&mut *tx)
                         .await?;
                 mailbox_owner.insert(*id, owner);
             }
@@ -435,21 +435,21 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
         }
     }
     for (hash, (size, n)) in &refs {
-        sqlx::query(
+        db::query(
             "INSERT INTO blobs (hash, size, refcount) VALUES ($1, $2, $3) \
              ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + excluded.refcount",
         )
         .bind(*hash)
         .bind(*size)
         .bind(*n)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     let received_at = now_secs();
     for (job, rows) in batch.iter().zip(per_job.iter_mut()) {
         let m = &job.msg;
         for (account, id) in rows.iter_mut() {
-            *id = sqlx::query_scalar(
+            *id = db::query_scalar(
                 "INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
@@ -461,7 +461,7 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
             .bind(m.sent_date)
             .bind(m.summary.clone())
             .bind(&m.preview)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
             insert_text(shared, tx, *id, m).await?;
         }
@@ -471,7 +471,7 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
     }
 
     for a in &accepted {
-        sqlx::query(
+        db::query(
             "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -481,7 +481,7 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
         .bind(i64::from(a.flags.0))
         .bind(&a.keywords)
         .bind(a.modseq)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     for (account, state) in &states {
@@ -536,7 +536,7 @@ async fn insert_text(
 ) -> Result<()> {
     let [subject, from, to, cc, bcc, body] = &m.text;
     let q = match (&m.index, shared.dialect) {
-        (Some((index, complete)), Dialect::Postgres) => sqlx::query(
+        (Some((index, complete)), Dialect::Postgres) => db::query(
             "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, body, fts, fts_complete) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, to_tsvector('simple', $8), $9)",
         )
@@ -552,7 +552,7 @@ async fn insert_text(
         (_, Dialect::Postgres) => {
             return Err(StoreError::Backend("message prepared without its index text".into()));
         }
-        (_, Dialect::Sqlite) => sqlx::query(
+        (_, Dialect::Sqlite) => db::query(
             "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, body) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -564,6 +564,6 @@ async fn insert_text(
         .bind(bcc)
         .bind(body),
     };
-    q.execute(&mut **tx).await?;
+    q.execute(&mut *tx).await?;
     Ok(())
 }

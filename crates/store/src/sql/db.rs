@@ -1,0 +1,1075 @@
+//! The SQL store's one door to its database: statements, parameters, rows, connections and
+//! transactions, for both backends behind one sqlx-like surface (`query(..).bind(..).fetch_one(tx)`).
+//!
+//! SQLite runs through rusqlite **on the calling task's thread**. An SQLite statement on a warm
+//! page cache takes microseconds; a driver thread (sqlx's SQLite worker) costs two context switches
+//! per statement and more per result row, which `perf` showed to be half of the server's CPU time
+//! under IMAP and POP3 load (docs/benchmarks.md). Nothing here blocks for long: writers never wait
+//! on SQLite's busy handler (a locked database is retried with an async sleep), commits do not
+//! fsync inline (the WAL is synced afterwards on a blocking thread, see `Tx::commit`), and
+//! checkpoints run on their own thread (`spawn_checkpointer`).
+//!
+//! PostgreSQL runs through sqlx's `Any` driver, whose pool and network round trips are the right
+//! shape for it.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, Value as LiteValue, ValueRef};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Row as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+
+use crate::{Result, StoreError};
+
+/// How long a writer keeps retrying a database another process holds locked.
+const LOCKED_PATIENCE: Duration = Duration::from_secs(10);
+/// Prepared statements kept per SQLite connection (the store has about a hundred distinct ones).
+const STATEMENT_CACHE: usize = 256;
+/// Write commits after which the checkpointer is woken (it also runs once a second).
+const COMMITS_PER_CHECKPOINT: u64 = 256;
+
+// ---- parameters ----
+
+/// A bound parameter. Nulls carry their type: PostgreSQL wants to know it.
+#[derive(Debug, Clone)]
+pub(crate) enum Param {
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    NullInt,
+    NullText,
+    NullBlob,
+}
+
+pub(crate) trait IntoParam {
+    fn into_param(self) -> Param;
+}
+
+macro_rules! int_param {
+    ($($t:ty),*) => {$(
+        impl IntoParam for $t {
+            fn into_param(self) -> Param {
+                Param::Int(i64::from(self))
+            }
+        }
+    )*};
+}
+int_param!(i64, i32, u32, u16, u8, i16);
+
+impl IntoParam for bool {
+    fn into_param(self) -> Param {
+        Param::Int(i64::from(self))
+    }
+}
+impl IntoParam for f64 {
+    fn into_param(self) -> Param {
+        Param::Real(self)
+    }
+}
+impl IntoParam for String {
+    fn into_param(self) -> Param {
+        Param::Text(self)
+    }
+}
+impl IntoParam for &String {
+    fn into_param(self) -> Param {
+        Param::Text(self.clone())
+    }
+}
+impl IntoParam for &str {
+    fn into_param(self) -> Param {
+        Param::Text(self.to_string())
+    }
+}
+impl IntoParam for &&str {
+    fn into_param(self) -> Param {
+        Param::Text((*self).to_string())
+    }
+}
+impl IntoParam for Vec<u8> {
+    fn into_param(self) -> Param {
+        Param::Blob(self)
+    }
+}
+impl IntoParam for &[u8] {
+    fn into_param(self) -> Param {
+        Param::Blob(self.to_vec())
+    }
+}
+impl IntoParam for &Vec<u8> {
+    fn into_param(self) -> Param {
+        Param::Blob(self.clone())
+    }
+}
+impl IntoParam for bytes::Bytes {
+    fn into_param(self) -> Param {
+        Param::Blob(self.to_vec())
+    }
+}
+impl IntoParam for &i64 {
+    fn into_param(self) -> Param {
+        Param::Int(*self)
+    }
+}
+
+/// What a null of this type binds as.
+pub(crate) trait NullKind {
+    const NULL: Param;
+}
+impl NullKind for i64 {
+    const NULL: Param = Param::NullInt;
+}
+impl NullKind for i32 {
+    const NULL: Param = Param::NullInt;
+}
+impl NullKind for u32 {
+    const NULL: Param = Param::NullInt;
+}
+impl NullKind for bool {
+    const NULL: Param = Param::NullInt;
+}
+impl NullKind for String {
+    const NULL: Param = Param::NullText;
+}
+impl NullKind for &String {
+    const NULL: Param = Param::NullText;
+}
+impl NullKind for &str {
+    const NULL: Param = Param::NullText;
+}
+impl NullKind for Vec<u8> {
+    const NULL: Param = Param::NullBlob;
+}
+impl NullKind for &[u8] {
+    const NULL: Param = Param::NullBlob;
+}
+
+impl<T: IntoParam + NullKind> IntoParam for Option<T> {
+    fn into_param(self) -> Param {
+        match self {
+            Some(v) => v.into_param(),
+            None => T::NULL,
+        }
+    }
+}
+impl<T: IntoParam + NullKind + Clone> IntoParam for &Option<T> {
+    fn into_param(self) -> Param {
+        self.clone().into_param()
+    }
+}
+
+impl rusqlite::ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Param::Int(v) => ValueRef::Integer(*v),
+            Param::Real(v) => ValueRef::Real(*v),
+            Param::Text(v) => ValueRef::Text(v.as_bytes()),
+            Param::Blob(v) => ValueRef::Blob(v),
+            Param::NullInt | Param::NullText | Param::NullBlob => ValueRef::Null,
+        }))
+    }
+}
+
+// ---- rows ----
+
+/// A result row of either backend.
+pub(crate) enum Row {
+    Any(AnyRow),
+    Lite(LiteRow),
+}
+
+pub(crate) struct LiteRow {
+    names: Arc<[String]>,
+    values: Vec<LiteValue>,
+}
+
+/// A column type both backends decode.
+pub(crate) trait Decode: Sized + for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any> {
+    fn from_lite(v: &LiteValue) -> std::result::Result<Self, String>;
+}
+
+fn kind(v: &LiteValue) -> &'static str {
+    match v {
+        LiteValue::Null => "NULL",
+        LiteValue::Integer(_) => "integer",
+        LiteValue::Real(_) => "real",
+        LiteValue::Text(_) => "text",
+        LiteValue::Blob(_) => "blob",
+    }
+}
+
+impl Decode for i64 {
+    fn from_lite(v: &LiteValue) -> std::result::Result<Self, String> {
+        match v {
+            LiteValue::Integer(i) => Ok(*i),
+            other => Err(format!("expected integer, found {}", kind(other))),
+        }
+    }
+}
+impl Decode for i32 {
+    fn from_lite(v: &LiteValue) -> std::result::Result<Self, String> {
+        let i = i64::from_lite(v)?;
+        i32::try_from(i).map_err(|_| format!("integer {i} out of range"))
+    }
+}
+impl Decode for bool {
+    fn from_lite(v: &LiteValue) -> std::result::Result<Self, String> {
+        Ok(i64::from_lite(v)? != 0)
+    }
+}
+impl Decode for f64 {
+    fn from_lite(v: &LiteValue) -> std::result::Result<Self, String> {
+        match v {
+            LiteValue::Real(r) => Ok(*r),
+            LiteValue::Integer(i) => Ok(*i as f64),
+            other => Err(format!("expected real, found {}", kind(other))),
+        }
+    }
+}
+impl Decode for String {
+    fn from_lite(v: &LiteValue) -> std::result::Result<Self, String> {
+        match v {
+            LiteValue::Text(s) => Ok(s.clone()),
+            other => Err(format!("expected text, found {}", kind(other))),
+        }
+    }
+}
+impl Decode for Vec<u8> {
+    fn from_lite(v: &LiteValue) -> std::result::Result<Self, String> {
+        match v {
+            LiteValue::Blob(b) => Ok(b.clone()),
+            LiteValue::Text(s) => Ok(s.as_bytes().to_vec()),
+            other => Err(format!("expected blob, found {}", kind(other))),
+        }
+    }
+}
+impl<T: Decode> Decode for Option<T>
+where
+    Option<T>: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    fn from_lite(v: &LiteValue) -> std::result::Result<Self, String> {
+        match v {
+            LiteValue::Null => Ok(None),
+            other => T::from_lite(other).map(Some),
+        }
+    }
+}
+
+/// A column named or numbered.
+pub(crate) trait ColumnIndex: sqlx::ColumnIndex<AnyRow> + std::fmt::Debug + Copy {
+    fn position(&self, names: &[String]) -> Option<usize>;
+}
+impl ColumnIndex for &str {
+    fn position(&self, names: &[String]) -> Option<usize> {
+        names.iter().position(|n| n == self)
+    }
+}
+impl ColumnIndex for usize {
+    fn position(&self, names: &[String]) -> Option<usize> {
+        (*self < names.len()).then_some(*self)
+    }
+}
+
+impl Row {
+    pub fn try_get<T: Decode, I: ColumnIndex>(&self, index: I) -> Result<T> {
+        match self {
+            Row::Any(row) => Ok(row.try_get::<T, I>(index)?),
+            Row::Lite(row) => {
+                let i = index
+                    .position(&row.names)
+                    .ok_or_else(|| StoreError::Backend(format!("no column {index:?}")))?;
+                T::from_lite(&row.values[i])
+                    .map_err(|e| StoreError::Backend(format!("column {index:?}: {e}")))
+            }
+        }
+    }
+}
+
+// ---- statements ----
+
+/// A statement with its parameters, not yet run.
+pub(crate) struct Query {
+    sql: Cow<'static, str>,
+    params: Vec<Param>,
+}
+
+pub(crate) fn query(sql: impl Into<Cow<'static, str>>) -> Query {
+    Query {
+        sql: sql.into(),
+        params: Vec::new(),
+    }
+}
+
+/// A statement whose first column is the answer.
+pub(crate) struct QueryScalar<T> {
+    inner: Query,
+    _t: PhantomData<fn() -> T>,
+}
+
+pub(crate) fn query_scalar<T: Decode>(sql: impl Into<Cow<'static, str>>) -> QueryScalar<T> {
+    QueryScalar {
+        inner: query(sql),
+        _t: PhantomData,
+    }
+}
+
+/// What `execute` reports.
+#[derive(Debug)]
+pub(crate) struct Done {
+    rows_affected: u64,
+}
+
+impl Done {
+    pub fn rows_affected(&self) -> u64 {
+        self.rows_affected
+    }
+}
+
+/// Where a statement runs: inside a transaction, or on a pool (autocommit).
+pub(crate) enum Target<'a> {
+    Tx(&'a mut Tx),
+    Pool(&'a Pool),
+}
+
+impl<'a> From<&'a mut Tx> for Target<'a> {
+    fn from(tx: &'a mut Tx) -> Self {
+        Target::Tx(tx)
+    }
+}
+impl<'a> From<&'a Pool> for Target<'a> {
+    fn from(pool: &'a Pool) -> Self {
+        Target::Pool(pool)
+    }
+}
+
+/// What a run collects.
+enum Collect {
+    Nothing,
+    FirstRow,
+    AllRows,
+}
+
+struct Outcome {
+    rows: Vec<Row>,
+    changes: u64,
+}
+
+impl Query {
+    pub fn bind(mut self, value: impl IntoParam) -> Self {
+        self.params.push(value.into_param());
+        self
+    }
+
+    pub async fn execute<'a>(self, target: impl Into<Target<'a>>) -> Result<Done> {
+        let out = self.run(target.into(), Collect::Nothing).await?;
+        Ok(Done {
+            rows_affected: out.changes,
+        })
+    }
+
+    pub async fn fetch_all<'a>(self, target: impl Into<Target<'a>>) -> Result<Vec<Row>> {
+        Ok(self.run(target.into(), Collect::AllRows).await?.rows)
+    }
+
+    pub async fn fetch_optional<'a>(self, target: impl Into<Target<'a>>) -> Result<Option<Row>> {
+        Ok(self
+            .run(target.into(), Collect::FirstRow)
+            .await?
+            .rows
+            .into_iter()
+            .next())
+    }
+
+    pub async fn fetch_one<'a>(self, target: impl Into<Target<'a>>) -> Result<Row> {
+        self.fetch_optional(target)
+            .await?
+            .ok_or_else(|| StoreError::NotFound("row".into()))
+    }
+
+    async fn run(self, target: Target<'_>, collect: Collect) -> Result<Outcome> {
+        match target {
+            Target::Tx(Tx::Lite(tx)) => {
+                let conn = tx.conn()?;
+                Ok(lite_run(conn, &self.sql, &self.params, collect)?)
+            }
+            Target::Tx(Tx::Any(tx)) => any_run(&mut **tx, self, collect).await,
+            Target::Pool(Pool::Any(pool)) => any_run(pool, self, collect).await,
+            Target::Pool(Pool::LiteReaders(readers)) => {
+                let conn = readers.acquire().await?;
+                Ok(lite_run(&conn, &self.sql, &self.params, collect)?)
+            }
+            Target::Pool(Pool::LiteWriter(writer)) => {
+                // An autocommit write: the lock may be another process's for a moment.
+                let conn = writer.conn.clone().lock_owned().await;
+                let (conn, out) = retry_locked(conn, |c| {
+                    lite_run(c, &self.sql, &self.params, Collect::AllRows)
+                })
+                .await;
+                drop(conn);
+                let out = out?;
+                if out.changes > 0 {
+                    writer.checkpoint.committed();
+                    sync_wal(writer.wal.clone()).await?;
+                }
+                Ok(match collect {
+                    Collect::Nothing => Outcome {
+                        rows: Vec::new(),
+                        changes: out.changes,
+                    },
+                    _ => out,
+                })
+            }
+        }
+    }
+}
+
+impl<T: Decode> QueryScalar<T> {
+    pub fn bind(mut self, value: impl IntoParam) -> Self {
+        self.inner = self.inner.bind(value);
+        self
+    }
+
+    pub async fn fetch_all<'a>(self, target: impl Into<Target<'a>>) -> Result<Vec<T>> {
+        self.inner
+            .fetch_all(target)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0usize))
+            .collect()
+    }
+
+    pub async fn fetch_optional<'a>(self, target: impl Into<Target<'a>>) -> Result<Option<T>> {
+        self.inner
+            .fetch_optional(target)
+            .await?
+            .map(|r| r.try_get(0usize))
+            .transpose()
+    }
+
+    pub async fn fetch_one<'a>(self, target: impl Into<Target<'a>>) -> Result<T> {
+        self.inner.fetch_one(target).await?.try_get(0usize)
+    }
+}
+
+async fn any_run<'e, E>(executor: E, q: Query, collect: Collect) -> Result<Outcome>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(q.sql));
+    for p in q.params {
+        query = match p {
+            Param::Int(v) => query.bind(v),
+            Param::Real(v) => query.bind(v),
+            Param::Text(v) => query.bind(v),
+            Param::Blob(v) => query.bind(v),
+            Param::NullInt => query.bind(None::<i64>),
+            Param::NullText => query.bind(None::<String>),
+            Param::NullBlob => query.bind(None::<Vec<u8>>),
+        };
+    }
+    Ok(match collect {
+        Collect::Nothing => Outcome {
+            rows: Vec::new(),
+            changes: query.execute(executor).await?.rows_affected(),
+        },
+        Collect::FirstRow => Outcome {
+            rows: query
+                .fetch_optional(executor)
+                .await?
+                .map(Row::Any)
+                .into_iter()
+                .collect(),
+            changes: 0,
+        },
+        Collect::AllRows => Outcome {
+            rows: query
+                .fetch_all(executor)
+                .await?
+                .into_iter()
+                .map(Row::Any)
+                .collect(),
+            changes: 0,
+        },
+    })
+}
+
+/// Runs one statement on an SQLite connection. Parameters are written `$n` in the SQL (as for
+/// PostgreSQL); SQLite numbers them by first appearance, so each is bound by its name.
+fn lite_run(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: &[Param],
+    collect: Collect,
+) -> rusqlite::Result<Outcome> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for i in 1..=stmt.parameter_count() {
+        let n = match stmt.parameter_name(i) {
+            Some(name) => name
+                .strip_prefix('$')
+                .or_else(|| name.strip_prefix('?'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_string()))?,
+            None => i,
+        };
+        let p = params
+            .get(n.wrapping_sub(1))
+            .ok_or_else(|| rusqlite::Error::InvalidParameterName(format!("${n} (not bound)")))?;
+        stmt.raw_bind_parameter(i, p)?;
+    }
+    let names: Arc<[String]> = match collect {
+        Collect::Nothing => Arc::from(Vec::new()),
+        _ => stmt
+            .column_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    };
+    let width = stmt.column_count();
+    let mut out = Vec::new();
+    {
+        let mut rows = stmt.raw_query();
+        while let Some(row) = rows.next()? {
+            let keep = match collect {
+                Collect::Nothing => false,
+                Collect::FirstRow => out.is_empty(),
+                Collect::AllRows => true,
+            };
+            if keep {
+                let mut values = Vec::with_capacity(width);
+                for c in 0..width {
+                    values.push(row.get::<_, LiteValue>(c)?);
+                }
+                out.push(Row::Lite(LiteRow {
+                    names: names.clone(),
+                    values,
+                }));
+            }
+        }
+    }
+    let changes = if stmt.readonly() { 0 } else { conn.changes() };
+    Ok(Outcome { rows: out, changes })
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `f` on the writer, retrying while another connection (a CLI process) holds the database
+/// locked, sleeping between tries instead of blocking the thread in SQLite's busy handler. The
+/// guard is handed back: a reference to it may not live across the sleep (a connection is not
+/// `Sync`).
+async fn retry_locked<T>(
+    conn: OwnedMutexGuard<rusqlite::Connection>,
+    f: impl Fn(&rusqlite::Connection) -> rusqlite::Result<T>,
+) -> (OwnedMutexGuard<rusqlite::Connection>, Result<T>) {
+    let start = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let outcome = f(&conn);
+        match outcome {
+            Err(e) if is_busy(&e) && start.elapsed() < LOCKED_PATIENCE => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return (conn, other.map_err(StoreError::from)),
+        }
+    }
+}
+
+// ---- connections ----
+
+/// A connection source.
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Any(AnyPool),
+    /// SQLite: the one writer connection.
+    LiteWriter(Arc<LiteWriter>),
+    /// SQLite: read-only WAL readers, which never wait for the writer.
+    LiteReaders(Arc<LiteReaders>),
+}
+
+pub(crate) struct LiteWriter {
+    conn: Arc<Mutex<rusqlite::Connection>>,
+    wal: PathBuf,
+    checkpoint: Arc<Checkpointer>,
+}
+
+/// The writer's side of the checkpointer thread; dropping it ends the thread.
+pub(crate) struct Checkpointer {
+    wake: std::sync::mpsc::SyncSender<()>,
+    commits: AtomicU64,
+}
+
+impl Checkpointer {
+    fn committed(&self) {
+        if self.commits.fetch_add(1, Ordering::Relaxed) % COMMITS_PER_CHECKPOINT
+            == COMMITS_PER_CHECKPOINT - 1
+        {
+            // Full means a wake-up is pending already.
+            let _ = self.wake.try_send(());
+        }
+    }
+}
+
+pub(crate) struct LiteReaders {
+    path: PathBuf,
+    idle: StdMutex<Vec<rusqlite::Connection>>,
+    slots: Arc<Semaphore>,
+}
+
+/// A reader connection on loan; goes back to the pool when dropped.
+pub(crate) struct ReaderGuard {
+    conn: Option<rusqlite::Connection>,
+    pool: Arc<LiteReaders>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for ReaderGuard {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        // Some until drop.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && let Ok(mut idle) = self.pool.idle.lock()
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+fn open_lite(path: &Path, setup: &str) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(setup)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+impl LiteReaders {
+    pub fn open(path: &Path, max: usize) -> Arc<LiteReaders> {
+        Arc::new(LiteReaders {
+            path: path.to_path_buf(),
+            idle: StdMutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(max)),
+        })
+    }
+
+    pub async fn acquire(self: &Arc<Self>) -> Result<ReaderGuard> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Backend("reader pool closed".into()))?;
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let conn = match idle {
+            Some(c) => c,
+            None => open_lite(
+                &self.path,
+                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;",
+            )?,
+        };
+        Ok(ReaderGuard {
+            conn: Some(conn),
+            pool: self.clone(),
+            _slot: slot,
+        })
+    }
+}
+
+impl LiteWriter {
+    /// Opens the writer connection of an existing (migrated) database. `synchronous = NORMAL`:
+    /// commits write the WAL without syncing it and `Tx::commit` syncs it afterwards for the
+    /// transactions that must be durable, outside the write lock. Automatic checkpoints are off:
+    /// the checkpointer thread runs them, so no commit stalls a runtime thread on a sync.
+    pub fn open(path: &Path) -> Result<Arc<LiteWriter>> {
+        let conn = open_lite(
+            path,
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA busy_timeout = 0; PRAGMA wal_autocheckpoint = 0;",
+        )?;
+        let (wake, woken) = std::sync::mpsc::sync_channel(1);
+        spawn_checkpointer(path.to_path_buf(), woken);
+        let checkpoint = Arc::new(Checkpointer {
+            wake,
+            commits: AtomicU64::new(0),
+        });
+        Ok(Arc::new(LiteWriter {
+            conn: Arc::new(Mutex::new(conn)),
+            wal: PathBuf::from(format!("{}-wal", path.display())),
+            checkpoint,
+        }))
+    }
+
+    pub fn wal_path(&self) -> &Path {
+        &self.wal
+    }
+}
+
+/// Checkpoints the WAL on a thread of its own, once a second and whenever the writer has
+/// committed a batch, so a checkpoint's syncs never stall a request. PASSIVE: it never blocks
+/// readers or the writer; the writer restarts the WAL from its start once a checkpoint has copied
+/// all of it. The thread ends (with a final TRUNCATE checkpoint) when the writer is dropped.
+fn spawn_checkpointer(path: PathBuf, woken: std::sync::mpsc::Receiver<()>) {
+    let spawned = std::thread::Builder::new()
+        .name("wharf-sqlite-checkpoint".into())
+        .spawn(move || {
+            let conn = match open_lite(&path, "PRAGMA busy_timeout = 1000;") {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "store: checkpointer cannot open the database");
+                    return;
+                }
+            };
+            let checkpoint = |mode: &str| {
+                let sql = format!("PRAGMA wal_checkpoint({mode})");
+                if let Err(e) = conn.query_row(&sql, [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "store: WAL checkpoint failed");
+                }
+            };
+            loop {
+                match woken.recv_timeout(Duration::from_secs(1)) {
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        checkpoint("PASSIVE")
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        checkpoint("TRUNCATE");
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "store: cannot start the checkpointer thread");
+    }
+}
+
+/// Makes every commit so far durable: one fdatasync of the `-wal` file, on a blocking thread.
+/// Each commit wrote all its frames into the WAL before COMMIT returned, so this gives the
+/// guarantee of `synchronous = FULL`. Opened each time: a file SQLite recreated would not be the
+/// one an old descriptor points at.
+pub(crate) async fn sync_wal(path: PathBuf) -> Result<()> {
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        match std::fs::OpenOptions::new().write(true).open(&path) {
+            Ok(f) => f.sync_data(),
+            // Gone only after a checkpoint synced everything into the database.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("WAL sync task: {e}")))??;
+    Ok(())
+}
+
+// ---- transactions ----
+
+/// How a write transaction must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Synced before `commit` returns.
+    Durable,
+    /// Visible at once, durable with the next durable commit or checkpoint (flag changes).
+    Relaxed,
+    /// Committed; the caller syncs (`sync_wal`) before it answers anyone (the group commit).
+    CallerSyncs,
+}
+
+/// A transaction of either backend. Dropped without `commit`, it rolls back.
+pub(crate) enum Tx {
+    Any(sqlx::Transaction<'static, Any>),
+    Lite(LiteTx),
+}
+
+pub(crate) struct LiteTx {
+    conn: Option<LiteConn>,
+    /// Set for durable writes: the WAL to sync after COMMIT.
+    sync: Option<PathBuf>,
+    /// Set for writes: the checkpointer to tell after COMMIT.
+    checkpoint: Option<Arc<Checkpointer>>,
+}
+
+enum LiteConn {
+    Writer(OwnedMutexGuard<rusqlite::Connection>),
+    Reader(ReaderGuard),
+}
+
+impl LiteTx {
+    fn conn(&self) -> Result<&rusqlite::Connection> {
+        match &self.conn {
+            Some(LiteConn::Writer(c)) => Ok(c),
+            Some(LiteConn::Reader(c)) => Ok(c),
+            None => Err(StoreError::Backend("transaction already ended".into())),
+        }
+    }
+}
+
+impl Drop for LiteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.conn {
+            let c: &rusqlite::Connection = match conn {
+                LiteConn::Writer(c) => c,
+                LiteConn::Reader(c) => c,
+            };
+            if !c.is_autocommit()
+                && let Err(e) = c.execute_batch("ROLLBACK")
+            {
+                tracing::warn!(error = %e, "store: rollback failed");
+            }
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(mut self) -> Result<()> {
+        match &mut self {
+            Tx::Any(_) => {
+                if let Tx::Any(tx) = self {
+                    tx.commit().await?;
+                }
+                Ok(())
+            }
+            Tx::Lite(tx) => {
+                tx.conn()?.execute_batch("COMMIT")?;
+                // Release the connection (the write lock) before syncing.
+                tx.conn = None;
+                if let Some(c) = tx.checkpoint.take() {
+                    c.committed();
+                }
+                if let Some(wal) = tx.sync.take() {
+                    sync_wal(wal).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// A write transaction. On SQLite it holds the one writer connection and SQLite's write lock
+    /// (BEGIN IMMEDIATE: a deferred transaction that upgrades later can fail outright with
+    /// SQLITE_BUSY_SNAPSHOT when a CLI process wrote in between).
+    pub async fn begin_write(&self, durability: Durability) -> Result<Tx> {
+        match self {
+            Pool::Any(pool) => {
+                let mut tx = pool.begin().await?;
+                if durability == Durability::Relaxed {
+                    sqlx::query("SET LOCAL synchronous_commit = off")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Ok(Tx::Any(tx))
+            }
+            Pool::LiteWriter(w) => {
+                let conn = w.conn.clone().lock_owned().await;
+                let (conn, begun) =
+                    retry_locked(conn, |c| c.execute_batch("BEGIN IMMEDIATE")).await;
+                begun?;
+                Ok(Tx::Lite(LiteTx {
+                    conn: Some(LiteConn::Writer(conn)),
+                    sync: (durability == Durability::Durable).then(|| w.wal.clone()),
+                    checkpoint: Some(w.checkpoint.clone()),
+                }))
+            }
+            Pool::LiteReaders(_) => Err(StoreError::Backend(
+                "write transaction on the reader pool".into(),
+            )),
+        }
+    }
+
+    /// A read-only transaction that sees one consistent snapshot.
+    pub async fn begin_read(&self) -> Result<Tx> {
+        match self {
+            Pool::Any(pool) => Ok(Tx::Any(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            )),
+            Pool::LiteReaders(r) => {
+                let conn = r.acquire().await?;
+                conn.execute_batch("BEGIN")?;
+                Ok(Tx::Lite(LiteTx {
+                    conn: Some(LiteConn::Reader(conn)),
+                    sync: None,
+                    checkpoint: None,
+                }))
+            }
+            Pool::LiteWriter(w) => {
+                let conn = w.conn.clone().lock_owned().await;
+                conn.execute_batch("BEGIN")?;
+                Ok(Tx::Lite(LiteTx {
+                    conn: Some(LiteConn::Writer(conn)),
+                    sync: None,
+                    checkpoint: None,
+                }))
+            }
+        }
+    }
+
+    /// The sqlx pool (PostgreSQL).
+    pub fn any(&self) -> Option<&AnyPool> {
+        match self {
+            Pool::Any(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        use rusqlite::ErrorCode;
+        match &e {
+            rusqlite::Error::SqliteFailure(f, msg) => {
+                let text = msg.clone().unwrap_or_else(|| e.to_string());
+                match (f.code, f.extended_code) {
+                    (ErrorCode::ConstraintViolation, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+                    | (
+                        ErrorCode::ConstraintViolation,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY,
+                    ) => StoreError::AlreadyExists(text),
+                    (
+                        ErrorCode::ConstraintViolation,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY,
+                    ) => StoreError::Invalid(text),
+                    _ => StoreError::Backend(text),
+                }
+            }
+            _ => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+// Store futures cross threads (`async_trait` requires Send): so must everything held across an
+// await in them.
+const _: () = {
+    const fn is_send<T: Send>() {}
+    is_send::<Tx>();
+    is_send::<Row>();
+    is_send::<Query>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Pool, Pool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (a INTEGER, b TEXT, c BLOB);")
+            .unwrap();
+        drop(c);
+        let writer = Pool::LiteWriter(LiteWriter::open(&path).unwrap());
+        let readers = Pool::LiteReaders(LiteReaders::open(&path, 2));
+        (dir, writer, readers)
+    }
+
+    #[tokio::test]
+    async fn parameters_bind_by_number_not_by_position() {
+        let (_dir, w, r) = setup();
+        let mut tx = w.begin_write(Durability::Durable).await.unwrap();
+        // `$2` appears first: SQLite numbers it 1, and it must still get the second value.
+        query("INSERT INTO t (b, a, c) VALUES ($2, $1, $3)")
+            .bind(7i64)
+            .bind("seven")
+            .bind(None::<Vec<u8>>)
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let row = query("SELECT a, b, c FROM t WHERE a = $1 AND b = $1 || '' OR a = $1")
+            .bind(7i64)
+            .fetch_one(&r)
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<i64, _>("a").unwrap(), 7);
+        assert_eq!(row.try_get::<String, _>(1usize).unwrap(), "seven");
+        assert_eq!(row.try_get::<Option<Vec<u8>>, _>("c").unwrap(), None);
+        assert!(
+            row.try_get::<i64, _>("b").is_err(),
+            "text is not an integer"
+        );
+        assert!(row.try_get::<i64, _>("nope").is_err());
+        let n: Vec<i64> = query_scalar("SELECT a FROM t").fetch_all(&r).await.unwrap();
+        assert_eq!(n, vec![7]);
+    }
+
+    #[tokio::test]
+    async fn dropped_transaction_rolls_back_and_frees_the_writer() {
+        let (_dir, w, r) = setup();
+        {
+            let mut tx = w.begin_write(Durability::Relaxed).await.unwrap();
+            query("INSERT INTO t (a) VALUES (1)")
+                .execute(&mut tx)
+                .await
+                .unwrap();
+        }
+        let mut tx = w.begin_write(Durability::Durable).await.unwrap();
+        let done = query("INSERT INTO t (a) VALUES (2), (3)")
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 2);
+        tx.commit().await.unwrap();
+        let all: Vec<i64> = query_scalar("SELECT a FROM t ORDER BY a")
+            .fetch_all(&r)
+            .await
+            .unwrap();
+        assert_eq!(all, vec![2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_writer_waits_for_another_process_lock_without_blocking_the_runtime() {
+        let (dir, w, r) = setup();
+        let other = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let write = tokio::spawn(async move {
+            let mut tx = w.begin_write(Durability::Durable).await.unwrap();
+            query("INSERT INTO t (a) VALUES (9)")
+                .execute(&mut tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        });
+        // The runtime (current-thread) still runs other tasks while the writer waits.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!write.is_finished());
+        let none: Vec<i64> = query_scalar("SELECT a FROM t").fetch_all(&r).await.unwrap();
+        assert!(none.is_empty());
+        other.execute_batch("COMMIT").unwrap();
+        write.await.unwrap();
+        let nine: Vec<i64> = query_scalar("SELECT a FROM t").fetch_all(&r).await.unwrap();
+        assert_eq!(nine, vec![9]);
+    }
+
+    #[tokio::test]
+    async fn constraint_errors_map_to_store_errors() {
+        let (_dir, w, _r) = setup();
+        query("CREATE UNIQUE INDEX t_a ON t (a)")
+            .execute(&w)
+            .await
+            .unwrap();
+        query("INSERT INTO t (a) VALUES (1)")
+            .execute(&w)
+            .await
+            .unwrap();
+        let again = query("INSERT INTO t (a) VALUES (1)").execute(&w).await;
+        assert!(
+            matches!(again, Err(StoreError::AlreadyExists(_))),
+            "{again:?}"
+        );
+    }
+}
