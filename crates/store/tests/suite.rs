@@ -208,6 +208,7 @@ suite!(
     relaxed_flag_commits_persist_and_durable_writes_follow,
     claim_recent_exactly_once,
     search_text_is_substring_exact,
+    search_text_by_index_or_by_scan_agree,
     quota_is_enforced,
     maildrop_lock_exclusive_and_expiring,
     events_are_published,
@@ -889,6 +890,68 @@ async fn claim_recent_exactly_once(b: Backend) {
     assert_eq!(x.len() + y.len(), 20);
     assert_eq!(h.store.mailbox_status(inbox.id).await.unwrap().recent, 0);
     assert!(h.store.claim_recent(inbox.id).await.unwrap().is_empty());
+}
+
+/// A word in more messages of the store than the mailbox holds makes SQLite scan the mailbox's
+/// texts; a rarer one goes through the index first. Both must give the same exact answer, and
+/// neither may return another mailbox's or another account's messages.
+async fn search_text_by_index_or_by_scan_agree(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("idx@example.com", 0).await;
+    let other = h.account("other@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let archive = h.mailbox(a.id, "Archive").await;
+    let foreign = h.mailbox(other.id, "INBOX").await;
+    let hit = h
+        .append(inbox.id, message("common words", "pelican common rare"))
+        .await;
+    h.append(inbox.id, message("nothing here", "plain text only"))
+        .await;
+    for i in 0..4 {
+        h.append(
+            archive.id,
+            message(&format!("archived {i}"), "common pelican"),
+        )
+        .await;
+        h.append(foreign.id, message(&format!("foreign {i}"), "common rare"))
+            .await;
+    }
+    let s = &h.store;
+    // "common": 9 messages store-wide, 2 in the INBOX → the scan.
+    assert_eq!(
+        s.search_text(inbox.id, TextField::Body, "common")
+            .await
+            .unwrap(),
+        vec![hit.uid]
+    );
+    // "pelican" 5 store-wide, "rare" 5: still more than the INBOX's 2 → scan; "rare pelican"
+    // is in one message → index.
+    assert_eq!(
+        s.search_text(inbox.id, TextField::Text, "pelican common rare")
+            .await
+            .unwrap(),
+        vec![hit.uid]
+    );
+    assert_eq!(
+        s.search_text(archive.id, TextField::Body, "pelican")
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        s.search_text(foreign.id, TextField::Body, "pelican")
+            .await
+            .unwrap(),
+        Vec::<u32>::new()
+    );
+    assert_eq!(
+        s.search_text(foreign.id, TextField::Body, "rare")
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
 }
 
 async fn search_text_is_substring_exact(b: Backend) {

@@ -35,53 +35,121 @@ impl Shared {
     ) -> Result<Vec<Uid>> {
         let needle = fold(needle);
         let cols = columns(field);
+        let terms = needle_terms(&needle);
+        match self.dialect {
+            Dialect::Sqlite => {
+                self.search_text_sqlite(mailbox, cols, &needle, &terms)
+                    .await
+            }
+            Dialect::Postgres => {
+                self.search_text_postgres(mailbox, cols, &needle, &terms)
+                    .await
+            }
+        }
+    }
+
+    /// SQLite decides in SQL: the stored text is folded, so `instr` is the exact substring test,
+    /// run by SQLite on its own pages without copying a text out (a 20,000-message mailbox: 82 ms
+    /// when every text was copied into Rust and tested there).
+    async fn search_text_sqlite(
+        &self,
+        mailbox: MailboxId,
+        cols: &[&str],
+        needle: &str,
+        terms: &crate::text::NeedleTerms,
+    ) -> Result<Vec<Uid>> {
+        // Column names come from the fixed list above; only the needle is bound.
+        let contains: Vec<String> = cols
+            .iter()
+            .map(|c| format!("instr(t.{c}, $2) > 0"))
+            .collect();
+        let contains = contains.join(" OR ");
+        let scan_mailbox = format!(
+            "SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+             WHERE mm.mailbox_id = $1 AND ({contains}) ORDER BY mm.uid"
+        );
+        let use_index = if terms.is_empty() {
+            None
+        } else {
+            let fts = fts5_query(terms, if cols.len() == 1 { Some(cols[0]) } else { None });
+            // SQLite's planner has no statistics for the FTS table and would start from the
+            // mailbox, reading every message's text before asking the index. So choose here:
+            // the index's matches across the whole store, when they are fewer than the mailbox's
+            // messages, each joined by key; otherwise (a word most messages contain) the
+            // mailbox's texts, which is then no more work than the index would have cost.
+            let mut tx = self.begin_read().await?;
+            let in_mailbox: i64 =
+                db::query_scalar("SELECT COUNT(*) FROM mailbox_messages WHERE mailbox_id = $1")
+                    .bind(mailbox)
+                    .fetch_one(&mut tx)
+                    .await?;
+            let matches: i64 = db::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM message_fts WHERE message_fts MATCH $1 LIMIT $2)",
+            )
+            .bind(fts.clone())
+            .bind(in_mailbox + 1)
+            .fetch_one(&mut tx)
+            .await?;
+            tx.commit().await?;
+            (matches <= in_mailbox).then_some(fts)
+        };
+        let q = match use_index {
+            None => db::query(scan_mailbox)
+                .bind(mailbox)
+                .bind(needle.to_string()),
+            Some(fts) => db::query(format!(
+                "SELECT mm.uid FROM message_fts \
+                 CROSS JOIN mailbox_messages mm ON mm.message_id = message_fts.rowid \
+                 CROSS JOIN message_text t ON t.message_id = message_fts.rowid \
+                 WHERE message_fts MATCH $3 AND mm.mailbox_id = $1 AND ({contains}) ORDER BY mm.uid"
+            ))
+            .bind(mailbox)
+            .bind(needle.to_string())
+            .bind(fts),
+        };
+        let mut out: Vec<Uid> = q
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| to_u32(row.try_get(0usize)?, "uid"))
+            .collect::<Result<_>>()?;
+        out.dedup();
+        Ok(out)
+    }
+
+    /// PostgreSQL: candidates from the tsvector index (or every row whose text was too long to
+    /// index completely), confirmed here.
+    async fn search_text_postgres(
+        &self,
+        mailbox: MailboxId,
+        cols: &[&str],
+        needle: &str,
+        terms: &crate::text::NeedleTerms,
+    ) -> Result<Vec<Uid>> {
         let select: Vec<String> = cols.iter().map(|c| format!("t.{c}")).collect();
         let select = select.join(", ");
-        let terms = needle_terms(&needle);
-        // Column names come from the fixed list above; only the needle is bound.
-        let (sql, query_text) = if terms.is_empty() {
-            (
-                format!(
-                    "SELECT mm.uid, {select} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
-                     WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
-                ),
-                None,
-            )
+        let q = if terms.is_empty() {
+            db::query(format!(
+                "SELECT mm.uid, {select} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                 WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
+            ))
+            .bind(mailbox)
         } else {
-            match self.dialect {
-                Dialect::Sqlite => (
-                    format!(
-                        "SELECT mm.uid, {select} FROM message_fts \
-                         JOIN message_text t ON t.message_id = message_fts.rowid \
-                         JOIN mailbox_messages mm ON mm.message_id = t.message_id \
-                         WHERE mm.mailbox_id = $1 AND message_fts MATCH $2 ORDER BY mm.uid"
-                    ),
-                    Some(fts5_query(
-                        &terms,
-                        if cols.len() == 1 { Some(cols[0]) } else { None },
-                    )),
-                ),
-                Dialect::Postgres => (
-                    format!(
-                        "SELECT mm.uid, {select} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
-                         WHERE mm.mailbox_id = $1 AND (t.fts @@ to_tsquery('simple', $2) OR t.fts_complete = 0) \
-                         ORDER BY mm.uid"
-                    ),
-                    Some(tsquery(&terms)),
-                ),
-            }
+            db::query(format!(
+                "SELECT mm.uid, {select} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                 WHERE mm.mailbox_id = $1 AND (t.fts @@ to_tsquery('simple', $2) OR t.fts_complete = 0) \
+                 ORDER BY mm.uid"
+            ))
+            .bind(mailbox)
+            .bind(tsquery(terms))
         };
-        let mut q = db::query(sql).bind(mailbox);
-        if let Some(t) = query_text {
-            q = q.bind(t);
-        }
         let rows = q.fetch_all(&self.reader).await?;
         let mut out = Vec::new();
         for row in rows {
             let mut hit = false;
             for i in 0..cols.len() {
                 let text: String = row.try_get(i + 1)?;
-                if contains_folded(&text, &needle) {
+                if contains_folded(&text, needle) {
                     hit = true;
                     break;
                 }
