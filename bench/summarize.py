@@ -23,6 +23,10 @@ ROWS = {
     ],
     "imap": [(f"IMAP mix {o}", "ops/s", op(o, "ops_per_s"), True) for o in IMAP_OPS]
     + [(f"IMAP mix {o} p99", "ms", op(o, "p99_ms"), False) for o in IMAP_OPS],
+    # The same mix at a fixed offered load (`--rate`): latencies of two servers doing equal work.
+    "imap-paced": [("IMAP mix at equal load, sessions", "sessions/s", op("login", "ops_per_s"), True)]
+    + [(f"IMAP mix at equal load, {o} p50", "ms", op(o, "p50_ms"), False) for o in IMAP_OPS]
+    + [(f"IMAP mix at equal load, {o} p99", "ms", op(o, "p99_ms"), False) for o in IMAP_OPS],
     "download": [("IMAP full download FETCH 1:* BODY.PEEK[]", "msg/s", lambda r: r["messages_per_s"], True)],
     "pop3": [("POP3 RETR, all clients", "msg/s", lambda r: r["messages_per_s"], True)],
     "search": [
@@ -38,7 +42,7 @@ ROWS = {
     "fill-download": [("APPEND (filling download mailbox)", "msg/s", lambda r: r["messages_per_s"], True)],
     "fill-search": [("APPEND (filling search mailbox)", "msg/s", lambda r: r["messages_per_s"], True)],
 }
-ORDER = ["smtp-4k", "smtp-100k", "submit", "imap", "download", "pop3", "search", "idle",
+ORDER = ["smtp-4k", "smtp-100k", "submit", "imap", "imap-paced", "download", "pop3", "search", "idle",
          "fill-pop", "fill-download", "fill-search"]
 
 

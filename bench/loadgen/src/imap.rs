@@ -258,10 +258,15 @@ pub async fn mix(args: &Args) -> Result<Value> {
     let pass = args.required("password")?;
     let inner: usize = args.num("inner", 5)?;
     let size: usize = args.num("size", 4096)?;
+    // Sessions per second over all clients (0: each client starts its next session at once).
+    // A fixed rate offers two servers the same load, so their latencies compare like with like.
+    let rate: f64 = args.num("rate", 0.0)?;
     let start = Instant::now();
     let deadline = start + duration;
+    let tickets = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for i in 0..clients {
+        let tickets = tickets.clone();
         let job = MixJob {
             ep: args.endpoint()?,
             user: args.user(i % users + 1),
@@ -274,6 +279,14 @@ pub async fn mix(args: &Args) -> Result<Value> {
             let mut st = Stats::default();
             let mut round = 0;
             while Instant::now() < deadline {
+                if rate > 0.0 {
+                    let k = tickets.fetch_add(1, Ordering::Relaxed);
+                    let at = start + Duration::from_secs_f64(k as f64 / rate);
+                    if at >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                }
                 round += 1;
                 if let Err(e) = mix_session(&job, round, &mut st).await {
                     st.error(&e);
