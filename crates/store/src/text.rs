@@ -17,10 +17,25 @@ pub(crate) const MAX_INDEXED_BYTES: usize = 512 * 1024;
 /// Lower-cases text for storage and confirmation; NUL characters (refused by PostgreSQL TEXT)
 /// are dropped.
 pub(crate) fn fold(text: &str) -> String {
-    text.chars()
-        .filter(|c| *c != '\0')
-        .flat_map(char::to_lowercase)
-        .collect()
+    // ASCII (most bodies) lower-cases byte-wise; `char::to_lowercase`'s table lookup per character
+    // was 14 % of the server's CPU while receiving 100 KiB messages.
+    let mut out = if text.is_ascii() {
+        text.to_ascii_lowercase()
+    } else {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        }
+        out
+    };
+    if out.contains('\0') {
+        out.retain(|c| c != '\0');
+    }
+    out
 }
 
 /// True when `needle` occurs in `haystack_folded` (already `fold`ed), case-insensitively.
@@ -155,6 +170,26 @@ pub(crate) fn tsquery(terms: &NeedleTerms) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_matches_char_lowercase_and_drops_nul() {
+        let slow = |t: &str| -> String {
+            t.chars()
+                .filter(|c| *c != '\0')
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        for t in [
+            "",
+            "Hello WORLD 123",
+            "a\0B\0",
+            "Grüße aus KÖLN",
+            "İstanbul ΣΊΣΥΦΟΣ",
+            "MiXeD\0ÄsCiI and ünïcödé",
+        ] {
+            assert_eq!(fold(t), slow(t), "{t:?}");
+        }
+    }
 
     #[test]
     fn first_token_is_never_trusted() {

@@ -117,7 +117,19 @@ pub(crate) async fn submit(
         .map_err(|_| StoreError::Backend("store writer has stopped".into()))?
 }
 
+/// Two stages, one batch apart: while one batch's rows are committed and the WAL synced, the next
+/// batch's blob files are written and synced. A blob is durable before any row names it either
+/// way; the overlap only keeps the disk busy while the other stage waits for its flush.
 async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
+    let (to_commit, mut blobs_written) = mpsc::channel::<BlobsWritten>(1);
+    let committer = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(b) = blobs_written.recv().await {
+                commit_and_answer(&shared, b).await;
+            }
+        })
+    };
     while let Some(first) = rx.recv().await {
         let mut bytes = first.msg.raw.len();
         let mut batch = vec![first];
@@ -130,8 +142,14 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        process(&shared, batch).await;
+        if let Some(b) = write_blobs(&shared, batch).await
+            && to_commit.send(b).await.is_err()
+        {
+            break;
+        }
     }
+    drop(to_commit);
+    let _ = committer.await;
 }
 
 /// A copy of an error for each waiter of a failed batch.
@@ -157,7 +175,16 @@ struct Committed {
     unused: Vec<String>,
 }
 
-async fn process(shared: &Shared, batch: Vec<WriteJob>) {
+/// A batch whose blob files are durable, on its way to the committer.
+struct BlobsWritten {
+    batch: Vec<WriteJob>,
+    hashes: Vec<String>,
+    started: std::time::Instant,
+}
+
+/// Registers the batch's blobs as in flight and writes them durably; on failure answers every
+/// job of the batch with the error.
+async fn write_blobs(shared: &Shared, batch: Vec<WriteJob>) -> Option<BlobsWritten> {
     let hashes: Vec<String> = batch.iter().map(|j| j.msg.hash.clone()).collect();
     {
         let mut inflight = shared.inflight.lock().await;
@@ -170,7 +197,7 @@ async fn process(shared: &Shared, batch: Vec<WriteJob>) {
         .map(|j| (j.msg.hash.clone(), j.msg.raw.clone()))
         .collect();
     let blobs = shared.blobs.clone();
-    let t0 = std::time::Instant::now();
+    let started = std::time::Instant::now();
     let written = tokio::task::spawn_blocking(move || {
         let refs: Vec<(&str, &[u8])> = items
             .iter()
@@ -179,15 +206,38 @@ async fn process(shared: &Shared, batch: Vec<WriteJob>) {
         blobs.put_durable(&refs)
     })
     .await;
-    let t1 = t0.elapsed();
-    let outcome = match written {
-        Ok(Ok(())) => commit_with_retry(shared, &batch).await,
-        Ok(Err(e)) => Err(StoreError::Io(e)),
-        Err(e) => Err(StoreError::Backend(format!("blob write task: {e}"))),
+    let error = match written {
+        Ok(Ok(())) => {
+            tracing::debug!(messages = batch.len(), took = ?started.elapsed(), "store: batch blobs written");
+            return Some(BlobsWritten {
+                batch,
+                hashes,
+                started,
+            });
+        }
+        Ok(Err(e)) => StoreError::Io(e),
+        Err(e) => StoreError::Backend(format!("blob write task: {e}")),
     };
-    let total = t0.elapsed();
+    finish(shared, batch, hashes, Err(error)).await;
+    None
+}
+
+async fn commit_and_answer(shared: &Shared, b: BlobsWritten) {
+    let outcome = commit_with_retry(shared, &b.batch).await;
+    let total = b.started.elapsed();
     metrics::histogram!("wharf_store_seconds", "op" => "group_commit").record(total.as_secs_f64());
-    tracing::debug!(messages = batch.len(), blobs = ?t1, total = ?total, "store: group commit");
+    tracing::debug!(messages = b.batch.len(), total = ?total, "store: group commit");
+    finish(shared, b.batch, b.hashes, outcome).await;
+}
+
+/// Releases the batch's in-flight blobs, removes the files no row kept, publishes the changes
+/// and answers every job.
+async fn finish(
+    shared: &Shared,
+    batch: Vec<WriteJob>,
+    hashes: Vec<String>,
+    outcome: Result<Committed>,
+) {
     {
         let mut inflight = shared.inflight.lock().await;
         for h in &hashes {
