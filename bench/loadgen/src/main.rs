@@ -13,7 +13,7 @@ mod stats;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: wharf-loadgen <submit|imap-mix|fill|download|search|idle|count|pop3|mem|sample> [--key value]...
+const USAGE: &str = "usage: wharf-loadgen <submit|imap-mix|fill|maildir|download|search|idle|count|pop3|mem|sample> [--key value]...
 common: --host 127.0.0.1 --port N --tls (implicit TLS) --user-fmt 'user{}@bench.test' --users N --password P
 see bench/loadgen/src/*.rs and docs/benchmarks.md for each workload's options";
 
@@ -48,6 +48,7 @@ fn run(argv: Vec<String>) -> Result<()> {
             "idle" => imap::idle(&args).await,
             "count" => imap::count(&args).await,
             "pop3" => pop3::run(&args).await,
+            "maildir" => msg::write_maildir(&args),
             "mem" => mem::once(&args),
             "sample" => mem::sample(&args).await,
             other => bail!("unknown workload {other:?}\n{USAGE}"),
