@@ -207,6 +207,7 @@ suite!(
     store_flags_unchanged_since,
     relaxed_flag_commits_persist_and_durable_writes_follow,
     claim_recent_exactly_once,
+    recent_claims_follow_new_mail_and_status_agrees,
     search_text_is_substring_exact,
     search_text_by_index_or_by_scan_agree,
     quota_is_enforced,
@@ -865,6 +866,31 @@ async fn store_flags_unchanged_since(b: Backend) {
     assert_eq!(
         ch.changed.iter().map(|e| e.uid).collect::<Vec<_>>(),
         vec![o1.uid]
+    );
+}
+
+async fn recent_claims_follow_new_mail_and_status_agrees(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("rc@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let m1 = h.append(inbox.id, message("one", "x")).await;
+    let m2 = h.append(inbox.id, message("two", "x")).await;
+    assert_eq!(
+        h.store.claim_recent(inbox.id).await.unwrap(),
+        vec![m1.uid, m2.uid]
+    );
+    // STATUS agrees at once, however the claim is recorded.
+    assert_eq!(h.store.mailbox_status(inbox.id).await.unwrap().recent, 0);
+    let m3 = h.append(inbox.id, message("three", "x")).await;
+    assert_eq!(h.store.mailbox_status(inbox.id).await.unwrap().recent, 1);
+    assert_eq!(h.store.claim_recent(inbox.id).await.unwrap(), vec![m3.uid]);
+    assert!(h.store.claim_recent(inbox.id).await.unwrap().is_empty());
+    // The stored flags (what FETCH FLAGS reports apart from \Recent) lose the bit too.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let index = h.store.mailbox_index(inbox.id).await.unwrap();
+    assert!(
+        index.iter().all(|e| !e.flags.contains(Flags::RECENT)),
+        "{index:?}"
     );
 }
 

@@ -39,18 +39,23 @@ impl Session {
             Ok(m) => m,
             Err(e) => return Done::store(e),
         };
-        let status = match self.store.mailbox_status(mb.id).await {
-            Ok(s) => s,
+        // UIDVALIDITY and UIDNEXT read after the index, so UIDNEXT is above every UID in it.
+        let status = match self.store.get_mailbox_by_id(mb.id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Done::no(Some("NONEXISTENT"), "No such mailbox"),
             Err(e) => return Done::store(e),
         };
-        let recent: HashSet<u32> = if read_only || self.rev2 {
-            HashSet::new()
-        } else {
-            match self.store.claim_recent(mb.id).await {
-                Ok(r) => r.into_iter().collect(),
-                Err(e) => return Done::store(e),
-            }
-        };
+        // Nothing flagged \Recent in the index: nothing to claim (whatever arrives later is
+        // claimed by the next sync).
+        let recent: HashSet<u32> =
+            if read_only || self.rev2 || !msgs.iter().any(|m| m.flags.contains(Flags::RECENT)) {
+                HashSet::new()
+            } else {
+                match self.store.claim_recent(mb.id).await {
+                    Ok(r) => r.into_iter().collect(),
+                    Err(e) => return Done::store(e),
+                }
+            };
         let mut keywords: BTreeSet<String> =
             STANDARD_KEYWORDS.iter().map(|s| s.to_string()).collect();
         for m in &msgs {

@@ -289,6 +289,7 @@ impl Shared {
 
     pub async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
         // Read in one snapshot so counts and counters agree.
+        let recent_floor = self.recent_floor(id).await;
         let mut tx = self.begin_read().await?;
         let mb =
             db::query("SELECT uid_next, uid_validity, highest_modseq FROM mailboxes WHERE id = $1")
@@ -299,12 +300,13 @@ impl Shared {
         let r = db::query(
             "SELECT COUNT(*) AS messages, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 1) = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS unseen, \
-               CAST(COALESCE(SUM(CASE WHEN (mm.flags & 32) <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent, \
+               CAST(COALESCE(SUM(CASE WHEN (mm.flags & 32) <> 0 AND mm.uid >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 8) <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS deleted, \
-               CAST(COALESCE(SUM(m.size), 0) AS BIGINT) AS size \
-             FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1",
+               CAST(COALESCE(SUM(mm.size), 0) AS BIGINT) AS size \
+             FROM mailbox_messages mm WHERE mm.mailbox_id = $1",
         )
         .bind(id)
+        .bind(recent_floor)
         .fetch_one(&mut tx)
         .await?;
         tx.commit().await?;
@@ -322,7 +324,7 @@ impl Shared {
 
     pub async fn mailbox_index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm \
              WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
         );
         let rows = db::query(sql).bind(mailbox).fetch_all(&self.reader).await?;
@@ -338,7 +340,7 @@ impl Shared {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm \
              WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid"
         );
         let rows = db::query(sql)

@@ -1,6 +1,8 @@
 //! Changes to messages already stored: flags and keywords (with CONDSTORE's UNCHANGEDSINCE),
 //! copy and move, expunge with tombstones, and the one-time claim of \Recent.
 
+use std::sync::Arc;
+
 use super::{ENTRY_COLUMNS, Shared, db, entry_from_row, normalize_keywords, to_u32, to_u64};
 use crate::model::*;
 use crate::{Result, StoreError};
@@ -126,8 +128,8 @@ impl Shared {
         for (i, e) in rows.iter().enumerate() {
             let uid = base + i as i64;
             db::query(
-                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(dst)
             .bind(uid)
@@ -135,6 +137,8 @@ impl Shared {
             .bind(i64::from((e.flags | Flags::RECENT).0))
             .bind(super::encode_keywords(&e.keywords))
             .bind(dst_modseq)
+            .bind(i64::try_from(e.size).map_err(|_| StoreError::Invalid("message size".into()))?)
+            .bind(e.internal_date)
             .execute(&mut tx)
             .await?;
             mapping.push((e.uid, to_u32(uid, "uid")?));
@@ -195,7 +199,7 @@ impl Shared {
             Some(u) => self.entries_for_uids(&mut tx, mailbox, u).await?,
             None => {
                 let sql = format!(
-                    "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+                    "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm \
                      WHERE mm.mailbox_id = $1 AND (mm.flags & 8) <> 0 ORDER BY mm.uid"
                 );
                 let rows = db::query(sql).bind(mailbox).fetch_all(&mut tx).await?;
@@ -226,6 +230,58 @@ impl Shared {
         self.collect_garbage(freed).await?;
         self.publish_changed(account, mailbox, modseq);
         Ok(doomed.iter().map(|e| e.uid).collect())
+    }
+
+    /// `\Recent` claims on SQLite, where one process owns the store: exact through this process's
+    /// floor per mailbox (UIDs only grow and the single writer makes them visible in order, so
+    /// every unclaimed `\Recent` message has a UID at or above the floor), read from a reader
+    /// connection, so a SELECT never waits for the writer; the flag bits are cleared afterwards by
+    /// a relaxed write of their own. If the process dies before that write, those messages are
+    /// `\Recent` once more after the restart — as after a crash before the claim's commit.
+    pub async fn claim_recent_local(self: &Arc<Self>, mailbox: MailboxId) -> Result<Vec<Uid>> {
+        let mut floors = self.recent_floors.lock().await;
+        let floor = floors.get(&mailbox).copied().unwrap_or(0);
+        let uids: Vec<i64> = db::query_scalar(
+            "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND uid >= $2 AND (flags & 32) <> 0 ORDER BY uid",
+        )
+        .bind(mailbox)
+        .bind(floor)
+        .fetch_all(&self.reader)
+        .await?;
+        let Some(&last) = uids.last() else {
+            return Ok(Vec::new());
+        };
+        floors.insert(mailbox, last + 1);
+        drop(floors);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let cleared = async {
+                let mut tx = shared.begin_write_relaxed().await?;
+                db::query(
+                    "UPDATE mailbox_messages SET flags = flags - 32 \
+                     WHERE mailbox_id = $1 AND uid <= $2 AND (flags & 32) <> 0",
+                )
+                .bind(mailbox)
+                .bind(last)
+                .execute(&mut tx)
+                .await?;
+                tx.commit().await
+            };
+            if let Err(e) = cleared.await {
+                tracing::warn!(error = %e, mailbox, "store: could not clear claimed \\Recent flags");
+            }
+        });
+        uids.into_iter().map(|u| to_u32(u, "uid")).collect()
+    }
+
+    /// `\Recent` below this process's claim floor is claimed already (SQLite; 0 elsewhere).
+    pub async fn recent_floor(&self, mailbox: MailboxId) -> i64 {
+        self.recent_floors
+            .lock()
+            .await
+            .get(&mailbox)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {

@@ -94,6 +94,9 @@ pub(crate) struct Shared {
     pub remote: Option<notify::Outbox>,
     /// SQLite: the database's `-wal` file, which the group commit syncs itself (`sync_wal`).
     pub wal_path: Option<std::path::PathBuf>,
+    /// SQLite: per mailbox, the lowest UID no session of this process has claimed as `\Recent`
+    /// (see `claim_recent_local`).
+    pub recent_floors: Mutex<HashMap<MailboxId, i64>>,
 }
 
 /// The `Store` implementation for both SQL backends.
@@ -103,7 +106,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 2] = match dialect {
+    let files: [(i64, &'static str, &'static str); 3] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -114,6 +117,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 2,
                 "queue",
                 include_str!("../../migrations/sqlite/0002_queue.sql"),
+            ),
+            (
+                3,
+                "entry columns",
+                include_str!("../../migrations/sqlite/0003_entry_columns.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -126,6 +134,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 2,
                 "queue",
                 include_str!("../../migrations/postgres/0002_queue.sql"),
+            ),
+            (
+                3,
+                "entry columns",
+                include_str!("../../migrations/postgres/0003_entry_columns.sql"),
             ),
         ],
     };
@@ -189,6 +202,7 @@ impl SqlStore {
             blobs,
             events: EventHub::default(),
             inflight: Mutex::new(HashMap::new()),
+            recent_floors: Mutex::new(HashMap::new()),
             remote: writer.any().map(|pool| notify::start_outbox(pool.clone())),
             wal_path,
         });
@@ -298,9 +312,9 @@ pub(crate) fn entry_from_row(row: &Row) -> Result<MessageEntry> {
     })
 }
 
-/// Columns `entry_from_row` reads, for `mailbox_messages mm JOIN messages m`.
+/// Columns `entry_from_row` reads, all from `mailbox_messages mm` (no join with `messages`).
 pub(crate) const ENTRY_COLUMNS: &str =
-    "mm.uid, mm.message_id, mm.flags, mm.keywords, mm.modseq, m.size, m.internal_date";
+    "mm.uid, mm.message_id, mm.flags, mm.keywords, mm.modseq, mm.size, mm.internal_date";
 
 /// A locked account row.
 #[derive(Debug, Clone, Copy)]
@@ -470,7 +484,7 @@ impl Shared {
         };
         let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id \
+            "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm \
              WHERE mm.mailbox_id = $1 AND mm.uid >= $2 AND mm.uid <= $3 ORDER BY mm.uid"
         );
         let rows = db::query(sql)
@@ -885,7 +899,10 @@ impl Store for SqlStore {
         self.shared.expunge(mailbox, Some(uids), false).await
     }
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
-        self.shared.claim_recent(mailbox).await
+        match self.shared.dialect {
+            Dialect::Sqlite => Shared::claim_recent_local(&self.shared, mailbox).await,
+            Dialect::Postgres => self.shared.claim_recent(mailbox).await,
+        }
     }
     async fn search_text(
         &self,

@@ -522,8 +522,8 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
 
     for a in &accepted {
         db::query(
-            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(a.mailbox)
         .bind(a.uid)
@@ -531,6 +531,8 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
         .bind(i64::from(a.flags.0))
         .bind(&a.keywords)
         .bind(a.modseq)
+        .bind(batch[a.job].msg.size)
+        .bind(batch[a.job].msg.internal_date)
         .execute(&mut *tx)
         .await?;
     }
