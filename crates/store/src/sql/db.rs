@@ -298,12 +298,26 @@ impl Row {
 pub(crate) struct Query {
     sql: Cow<'static, str>,
     params: Vec<Param>,
+    heavy: bool,
 }
 
 pub(crate) fn query(sql: impl Into<Cow<'static, str>>) -> Query {
     Query {
         sql: sql.into(),
         params: Vec::new(),
+        heavy: false,
+    }
+}
+
+/// Runs `f`, which may take long (a scan of a whole mailbox's text, the rows of a deleted
+/// account), so that the runtime thread's other tasks move to another thread meanwhile
+/// (`block_in_place`; on a current-thread runtime it simply runs).
+fn run_heavy<T>(heavy: bool, f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if heavy && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
@@ -367,6 +381,12 @@ impl Query {
         self
     }
 
+    /// Marks a statement whose run time grows with a mailbox or an account (see `run_heavy`).
+    pub fn heavy(mut self) -> Self {
+        self.heavy = true;
+        self
+    }
+
     pub async fn execute<'a>(self, target: impl Into<Target<'a>>) -> Result<Done> {
         let out = self.run(target.into(), Collect::Nothing).await?;
         Ok(Done {
@@ -397,13 +417,17 @@ impl Query {
         match target {
             Target::Tx(Tx::Lite(tx)) => {
                 let conn = tx.conn()?;
-                Ok(lite_run(conn, &self.sql, &self.params, collect)?)
+                Ok(run_heavy(self.heavy, || {
+                    lite_run(conn, &self.sql, &self.params, collect)
+                })?)
             }
             Target::Tx(Tx::Any(tx)) => any_run(&mut **tx, self, collect).await,
             Target::Pool(Pool::Any(pool)) => any_run(pool, self, collect).await,
             Target::Pool(Pool::LiteReaders(readers)) => {
                 let conn = readers.acquire().await?;
-                Ok(lite_run(&conn, &self.sql, &self.params, collect)?)
+                Ok(run_heavy(self.heavy, || {
+                    lite_run(&conn, &self.sql, &self.params, collect)
+                })?)
             }
             Target::Pool(Pool::LiteWriter(writer)) => {
                 // An autocommit write: the lock may be another process's for a moment.
@@ -1053,6 +1077,39 @@ mod tests {
         write.await.unwrap();
         let nine: Vec<i64> = query_scalar("SELECT a FROM t").fetch_all(&r).await.unwrap();
         assert_eq!(nine, vec![9]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heavy_statements_run_on_a_multi_thread_runtime_and_inside_transactions() {
+        let (_dir, w, r) = setup();
+        let mut tx = w.begin_write(Durability::Durable).await.unwrap();
+        for i in 0..1000i64 {
+            query("INSERT INTO t (a) VALUES ($1)")
+                .bind(i)
+                .execute(&mut tx)
+                .await
+                .unwrap();
+        }
+        let gone = query("DELETE FROM t WHERE a >= 500")
+            .heavy()
+            .execute(&mut tx)
+            .await
+            .unwrap();
+        assert_eq!(gone.rows_affected(), 500);
+        tx.commit().await.unwrap();
+        let n: i64 = query("SELECT COUNT(*) FROM t WHERE instr(CAST(a AS TEXT), '9') > 0")
+            .heavy()
+            .fetch_one(&r)
+            .await
+            .unwrap()
+            .try_get(0usize)
+            .unwrap();
+        assert_eq!(
+            n,
+            (0..500)
+                .filter(|i: &i64| i.to_string().contains('9'))
+                .count() as i64
+        );
     }
 
     #[tokio::test]

@@ -237,14 +237,17 @@ impl Shared {
         db::query(
             "DELETE FROM mailbox_messages WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE account_id = $1)",
         )
+            .heavy()
         .bind(id)
         .execute(&mut tx)
         .await?;
         db::query("DELETE FROM message_text WHERE message_id IN (SELECT id FROM messages WHERE account_id = $1)")
+            .heavy()
             .bind(id)
             .execute(&mut tx)
             .await?;
         db::query("DELETE FROM messages WHERE account_id = $1")
+            .heavy()
             .bind(id)
             .execute(&mut tx)
             .await?;

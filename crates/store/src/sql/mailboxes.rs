@@ -170,6 +170,7 @@ impl Shared {
             bytes += r.try_get::<i64, _>("size")?;
         }
         db::query("DELETE FROM mailbox_messages WHERE mailbox_id = $1")
+            .heavy()
             .bind(id)
             .execute(&mut tx)
             .await?;

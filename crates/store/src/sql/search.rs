@@ -108,6 +108,7 @@ impl Shared {
             .bind(fts),
         };
         let mut out: Vec<Uid> = q
+            .heavy()
             .fetch_all(&self.reader)
             .await?
             .iter()
