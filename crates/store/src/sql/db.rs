@@ -859,15 +859,10 @@ impl Drop for LiteTx {
 }
 
 impl Tx {
-    pub async fn commit(mut self) -> Result<()> {
-        match &mut self {
-            Tx::Any(_) => {
-                if let Tx::Any(tx) = self {
-                    tx.commit().await?;
-                }
-                Ok(())
-            }
-            Tx::Lite(tx) => {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Any(tx) => Ok(tx.commit().await?),
+            Tx::Lite(mut tx) => {
                 tx.conn()?.execute_batch("COMMIT")?;
                 // Release the connection (the write lock) before syncing.
                 tx.conn = None;
