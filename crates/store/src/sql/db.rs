@@ -40,7 +40,6 @@ const COMMITS_PER_CHECKPOINT: u64 = 256;
 #[derive(Debug, Clone)]
 pub(crate) enum Param {
     Int(i64),
-    Real(f64),
     Text(String),
     Blob(Vec<u8>),
     NullInt,
@@ -61,16 +60,11 @@ macro_rules! int_param {
         }
     )*};
 }
-int_param!(i64, i32, u32, u16, u8, i16);
+int_param!(i64, i32, u32);
 
 impl IntoParam for bool {
     fn into_param(self) -> Param {
         Param::Int(i64::from(self))
-    }
-}
-impl IntoParam for f64 {
-    fn into_param(self) -> Param {
-        Param::Real(self)
     }
 }
 impl IntoParam for String {
@@ -88,11 +82,6 @@ impl IntoParam for &str {
         Param::Text(self.to_string())
     }
 }
-impl IntoParam for &&str {
-    fn into_param(self) -> Param {
-        Param::Text((*self).to_string())
-    }
-}
 impl IntoParam for Vec<u8> {
     fn into_param(self) -> Param {
         Param::Blob(self)
@@ -101,21 +90,6 @@ impl IntoParam for Vec<u8> {
 impl IntoParam for &[u8] {
     fn into_param(self) -> Param {
         Param::Blob(self.to_vec())
-    }
-}
-impl IntoParam for &Vec<u8> {
-    fn into_param(self) -> Param {
-        Param::Blob(self.clone())
-    }
-}
-impl IntoParam for bytes::Bytes {
-    fn into_param(self) -> Param {
-        Param::Blob(self.to_vec())
-    }
-}
-impl IntoParam for &i64 {
-    fn into_param(self) -> Param {
-        Param::Int(*self)
     }
 }
 
@@ -165,11 +139,16 @@ impl<T: IntoParam + NullKind + Clone> IntoParam for &Option<T> {
     }
 }
 
+impl IntoParam for &i64 {
+    fn into_param(self) -> Param {
+        Param::Int(*self)
+    }
+}
+
 impl rusqlite::ToSql for Param {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self {
             Param::Int(v) => ValueRef::Integer(*v),
-            Param::Real(v) => ValueRef::Real(*v),
             Param::Text(v) => ValueRef::Text(v.as_bytes()),
             Param::Blob(v) => ValueRef::Blob(v),
             Param::NullInt | Param::NullText | Param::NullBlob => ValueRef::Null,
@@ -490,7 +469,6 @@ where
     for p in q.params {
         query = match p {
             Param::Int(v) => query.bind(v),
-            Param::Real(v) => query.bind(v),
             Param::Text(v) => query.bind(v),
             Param::Blob(v) => query.bind(v),
             Param::NullInt => query.bind(None::<i64>),
