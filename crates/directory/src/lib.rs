@@ -17,6 +17,7 @@ pub use config::DirectoryConfig;
 pub use error::{AuthError, DirectoryError};
 pub use resolve::Resolution;
 pub use sasl::{MECHANISMS, Mechanism, SaslExchange, SaslStep, is_cancel};
+pub use throttle::ThrottleStats;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -100,6 +101,11 @@ impl Directory {
 
     pub fn config(&self) -> &DirectoryConfig {
         &self.inner.cfg
+    }
+
+    /// Sizes of the authentication throttle's tables (each has a fixed bound).
+    pub fn throttle_stats(&self) -> ThrottleStats {
+        self.inner.throttle.stats()
     }
 
     /// How many argon2 password verifications ran so far (cache hits are not counted).
@@ -314,7 +320,9 @@ impl Directory {
 
     // ---------------------------------------------------------------- authentication
 
-    /// Checks a user name and password (throttled per IP and account, cached on success).
+    /// Checks a user name and password (throttled per client source and account, cached on
+    /// success). May wait before checking when the account is under attack and `ip` is not a
+    /// source it logged in from recently (see `throttle`).
     pub async fn authenticate(
         &self,
         username: &str,
@@ -330,10 +338,7 @@ impl Directory {
             return Err(AuthError::Malformed("password too long".to_string()));
         }
         let key = user_key(username);
-        if let Err(retry_after) = self.inner.throttle.check(ip, &key, Instant::now()) {
-            tracing::info!(%ip, user = key, retry_after_secs = retry_after.as_secs(), "authentication refused: throttled");
-            return Err(AuthError::Throttled { retry_after });
-        }
+        self.admit(ip, &key).await?;
         let account = match self.inner.store.get_account_by_address(&key).await {
             Ok(a) => a,
             Err(e) => {
@@ -366,7 +371,7 @@ impl Directory {
         self.inner
             .cache
             .insert(&key, password, &account.secret_hash, Instant::now());
-        self.inner.throttle.success(&key);
+        self.inner.throttle.success(ip, &key, Instant::now());
         tracing::info!(%ip, user = account.address, "authenticated");
         Ok(account)
     }
@@ -374,6 +379,22 @@ impl Directory {
     /// Starts a SASL exchange for a client at `ip`.
     pub fn start_sasl(&self, mech: Mechanism, ip: IpAddr) -> SaslExchange {
         SaslExchange::new(self.clone(), mech, ip)
+    }
+
+    /// Refuses a throttled source, or waits what the throttle asks before a password is checked.
+    pub(crate) async fn admit(&self, ip: IpAddr, key: &str) -> Result<(), AuthError> {
+        match self.inner.throttle.check(ip, key, Instant::now()) {
+            Err(retry_after) => {
+                tracing::info!(%ip, user = key, retry_after_secs = retry_after.as_secs(), "authentication refused: throttled");
+                Err(AuthError::Throttled { retry_after })
+            }
+            Ok(wait) if wait.is_zero() => Ok(()),
+            Ok(wait) => {
+                tracing::info!(%ip, user = key, wait_ms = wait.as_millis() as u64, "authentication slowed: account under attack, unknown source");
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+        }
     }
 
     /// Records a failure, waits the throttle's delay, and hands back `err`.

@@ -230,16 +230,8 @@ impl SaslExchange {
             );
         }
         let user_key = crate::user_key(&first.username);
-        if let Err(retry_after) = self
-            .dir
-            .inner
-            .throttle
-            .check(self.ip, &user_key, Instant::now())
-        {
-            return (
-                State::Done,
-                SaslStep::Failure(AuthError::Throttled { retry_after }),
-            );
+        if let Err(e) = self.dir.admit(self.ip, &user_key).await {
+            return (State::Done, SaslStep::Failure(e));
         }
         let account = match self.dir.inner.store.get_account_by_address(&user_key).await {
             Ok(a) => a,
@@ -280,7 +272,10 @@ impl SaslExchange {
                 if account.disabled {
                     SaslStep::Failure(self.dir.fail(self.ip, &user_key, AuthError::Disabled).await)
                 } else {
-                    self.dir.inner.throttle.success(&user_key);
+                    self.dir
+                        .inner
+                        .throttle
+                        .success(self.ip, &user_key, Instant::now());
                     tracing::info!(ip = %self.ip, user = account.address, mechanism = "SCRAM-SHA-256", "authenticated");
                     SaslStep::Success {
                         account,

@@ -150,7 +150,7 @@ async fn authenticate_ok_wrong_unknown_disabled(backend: Backend) {
 }
 
 #[tokio::test]
-async fn failures_are_delayed_more_and_more_then_refused() {
+async fn failures_are_delayed_more_and_more_but_never_lock_the_account() {
     let cfg = DirectoryConfig {
         // Long enough to hold five failures (argon2 included) on a busy machine.
         auth_lockout: Duration::from_secs(4),
@@ -160,7 +160,7 @@ async fn failures_are_delayed_more_and_more_then_refused() {
     dir.add_account("alice@example.test", PASSWORD, 0)
         .await
         .unwrap();
-    // Delays 20, 40, 80 (ceiling), 80 ms; the 5th failure locks the account for 4 s.
+    // Delays 20, 40, 80 (ceiling), 80 ms; the 5th failure puts the account under attack.
     let mut elapsed = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -174,33 +174,22 @@ async fn failures_are_delayed_more_and_more_then_refused() {
     for (e, min) in elapsed.iter().zip([20, 40, 80, 80, 80]) {
         assert!(*e >= Duration::from_millis(min), "{elapsed:?}");
     }
-    // Refused even with the right password, without checking it.
-    let verifications = dir.password_verifications();
-    match dir.authenticate("alice@example.test", PASSWORD, IP).await {
-        Err(AuthError::Throttled { retry_after }) => {
-            assert!(retry_after <= Duration::from_secs(4))
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        dir.password_verifications(),
-        verifications,
-        "no password check while refused"
-    );
-    // From another IP too: the account itself is locked.
+    // The right password is not refused, from this IP or another one (neither has logged in
+    // before, so both wait the ceiling first).
     let other_ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
-    assert!(matches!(
-        dir.authenticate("alice@example.test", PASSWORD, other_ip)
-            .await,
-        Err(AuthError::Throttled { .. })
-    ));
-    // Recovery after the lockout.
-    tokio::time::sleep(Duration::from_millis(4050)).await;
-    assert!(
-        dir.authenticate("alice@example.test", PASSWORD, IP)
-            .await
-            .is_ok()
-    );
+    for ip in [IP, other_ip] {
+        let t = Instant::now();
+        assert!(
+            dir.authenticate("alice@example.test", PASSWORD, ip)
+                .await
+                .is_ok()
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(80),
+            "{:?}",
+            t.elapsed()
+        );
+    }
 }
 
 #[tokio::test]

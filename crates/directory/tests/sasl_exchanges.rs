@@ -4,7 +4,7 @@
 mod common;
 
 use common::{IP, PASSWORD, ScrampClient, directory, fast_config};
-use wharf_directory::{AuthError, Mechanism, SaslStep};
+use wharf_directory::{AuthError, DirectoryConfig, Mechanism, SaslStep};
 
 fn challenge(step: SaslStep) -> Vec<u8> {
     match step {
@@ -222,7 +222,11 @@ async fn scram_failures() {
 
 #[tokio::test]
 async fn scram_failures_are_throttled() {
-    let (_tmp, dir) = directory(fast_config()).await;
+    let (_tmp, dir) = directory(DirectoryConfig {
+        auth_ip_lockout_after: 5,
+        ..fast_config()
+    })
+    .await;
     dir.add_account("alice@example.test", PASSWORD, 0)
         .await
         .unwrap();

@@ -264,8 +264,10 @@ pub struct DirectorySection {
     pub auth_fail_max_delay: u64,
     pub auth_ip_lockout_after: u32,
     pub auth_account_lockout_after: u32,
-    /// Seconds a locked-out IP or account is refused.
+    /// Seconds in which failures are counted, and for which a locked-out IP is refused.
     pub auth_lockout: u64,
+    /// Days a source that logged in to an account stays exempt from the account's slowing.
+    pub auth_known_source_days: u64,
     /// Seconds a verified credential is cached.
     pub credential_cache_ttl: u64,
     pub min_password_len: usize,
@@ -281,6 +283,7 @@ impl Default for DirectorySection {
             auth_ip_lockout_after: d.auth_ip_lockout_after,
             auth_account_lockout_after: d.auth_account_lockout_after,
             auth_lockout: d.auth_lockout.as_secs(),
+            auth_known_source_days: d.auth_known_source_ttl.as_secs() / 86_400,
             credential_cache_ttl: d.credential_cache_ttl.as_secs(),
             min_password_len: d.min_password_len,
         }

@@ -24,6 +24,7 @@ pub fn directory_config(cfg: &Loaded) -> wharf_directory::DirectoryConfig {
         auth_ip_lockout_after: d.auth_ip_lockout_after,
         auth_account_lockout_after: d.auth_account_lockout_after,
         auth_lockout: Duration::from_secs(d.auth_lockout),
+        auth_known_source_ttl: Duration::from_secs(d.auth_known_source_days.saturating_mul(86_400)),
         credential_cache_ttl: Duration::from_secs(d.credential_cache_ttl),
         min_password_len: d.min_password_len,
     }

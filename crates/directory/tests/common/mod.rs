@@ -96,6 +96,7 @@ pub fn fast_config() -> DirectoryConfig {
         auth_ip_lockout_after: 100,
         auth_account_lockout_after: 5,
         auth_lockout: Duration::from_secs(60),
+        auth_known_source_ttl: Duration::from_secs(3600),
         credential_cache_ttl: Duration::from_secs(60),
         min_password_len: 10,
     }
