@@ -6,6 +6,12 @@
 //! STARTTLS handshake consumes the transport, buffer included. Plaintext
 //! pipelined after STARTTLS therefore cannot survive into the TLS session
 //! (CVE-2011-0411) by construction, not by a `clear()` someone might forget.
+//!
+//! Every read also answers to the session's guards ([`crate::guard`]): the
+//! pre-authentication deadline until the protocol calls
+//! [`Conn::set_authenticated`], the minimum rate between
+//! [`Conn::begin_bulk_input`] and [`Conn::end_bulk_input`], and shedding. A
+//! read cut by them fails with `TimedOut`, like an idle timeout.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +22,9 @@ use std::time::Duration;
 use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+use crate::guard::{BulkMeter, Gate, SessionGuards};
 use crate::tls::{TlsInfo, TlsMode, TlsProvider};
 
 /// Reads are done in chunks of at most this many bytes, and the input
@@ -144,7 +152,7 @@ impl Transport {
     /// Reads at most `want` more bytes into the buffer. Cancel-safe: the
     /// buffer only grows by bytes that were actually read, so a caller may
     /// race this against a timer or a shutdown signal.
-    async fn read_more(&mut self, want: usize, idle: Duration) -> io::Result<usize> {
+    async fn read_more(&mut self, want: usize, guard: ReadGuard<'_>) -> io::Result<usize> {
         if self.eof || want == 0 {
             return Ok(0);
         }
@@ -157,14 +165,79 @@ impl Transport {
                 Io::Closed => Err(closed()),
             }
         };
-        let n = match within(idle, fut).await {
-            Ok(r) => r?,
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
-        };
+        let n = guard.wait(fut).await?;
         if n == 0 {
             self.eof = true;
         }
         Ok(n)
+    }
+}
+
+/// The [`ReadGuard`] of a `Conn`, borrowing only the fields it needs so
+/// that the transport stays free for the read itself.
+macro_rules! read_guard {
+    ($conn:ident) => {
+        ReadGuard {
+            gate: &$conn.gate,
+            bulk: &mut $conn.bulk,
+            idle: $conn.idle_timeout,
+        }
+    };
+}
+
+/// What one read answers to besides the socket: the idle timeout and the
+/// session's guards.
+struct ReadGuard<'a> {
+    gate: &'a Gate,
+    bulk: &'a mut Option<BulkMeter>,
+    idle: Duration,
+}
+
+impl ReadGuard<'_> {
+    /// Waits for `read` (cancel-safe, so it is polled across guard checks)
+    /// until it completes, the idle timeout passes, or a guard cuts the
+    /// session (deadline, too slow, shed).
+    async fn wait<F>(self, read: F) -> io::Result<usize>
+    where
+        F: std::future::Future<Output = io::Result<usize>>,
+    {
+        tokio::pin!(read);
+        let idle_until = (!self.idle.is_zero()).then(|| Instant::now() + self.idle);
+        loop {
+            let shed = self.gate.notified();
+            tokio::pin!(shed);
+            shed.as_mut().enable();
+            let guard_until = self
+                .gate
+                .read_until(self.bulk.as_mut(), Instant::now())
+                .map_err(|cut| self.gate.cut(cut))?;
+            let until = match (idle_until, guard_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            tokio::select! {
+                r = &mut read => {
+                    let n = r?;
+                    if let Some(meter) = self.bulk.as_mut() {
+                        meter.record(n, Instant::now());
+                    }
+                    return Ok(n);
+                }
+                _ = sleep_until(until) => {
+                    if idle_until.is_some_and(|i| Instant::now() >= i) {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"));
+                    }
+                }
+                _ = &mut shed => {}
+            }
+        }
+    }
+}
+
+async fn sleep_until(until: Option<Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -199,6 +272,8 @@ pub(crate) struct ConnParams {
     /// dropped `Server` never looks like a shutdown to the session.
     pub shutdown_keepalive: Arc<watch::Sender<bool>>,
     pub session_id: u64,
+    pub gate: Arc<Gate>,
+    pub guards: SessionGuards,
 }
 
 /// One client connection: a buffered, upgradable byte stream.
@@ -218,6 +293,10 @@ pub struct Conn {
     /// `shutdown_signal().changed()` waits instead of failing at once.
     _shutdown_keepalive: Arc<watch::Sender<bool>>,
     session_id: u64,
+    gate: Arc<Gate>,
+    guards: SessionGuards,
+    /// Set between `begin_bulk_input` and `end_bulk_input`.
+    bulk: Option<BulkMeter>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -256,6 +335,9 @@ impl Conn {
             shutdown: p.shutdown,
             _shutdown_keepalive: p.shutdown_keepalive,
             session_id: p.session_id,
+            gate: p.gate,
+            guards: p.guards,
+            bulk: None,
         }
     }
 
@@ -275,19 +357,23 @@ impl Conn {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (tx, rx) = watch::channel(false);
+        let session_id = crate::server::next_session_id();
+        let listener: Arc<str> = Arc::from(listener_name);
         Conn::plain(
             Box::new(stream),
             ConnParams {
                 peer,
                 local,
-                listener: Arc::from(listener_name),
+                listener: Arc::clone(&listener),
                 mode,
                 tls,
                 idle_timeout: Duration::from_secs(300),
                 handshake_timeout: Duration::from_secs(30),
                 shutdown: rx,
                 shutdown_keepalive: Arc::new(tx),
-                session_id: crate::server::next_session_id(),
+                session_id,
+                gate: Gate::open_ended(session_id, listener),
+                guards: SessionGuards::OFF,
             },
         )
     }
@@ -337,6 +423,48 @@ impl Conn {
         self.idle_timeout
     }
 
+    /// The protocol loop's report that the client has authenticated: the
+    /// pre-authentication deadline no longer applies and the session is no
+    /// longer shed to make room. Call it once the login succeeded (AUTH,
+    /// LOGIN, USER/PASS). Port 25, where nobody authenticates, calls it once
+    /// the session's first message was accepted (see the crate doc).
+    pub fn set_authenticated(&self) {
+        self.gate.set_authenticated();
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.gate.is_authenticated()
+    }
+
+    /// Starts a bulk transfer (SMTP DATA/BDAT body, IMAP APPEND literal):
+    /// until [`Conn::end_bulk_input`], reads are held to the listener's
+    /// minimum rate instead of the pre-authentication deadline, whose clock
+    /// stops meanwhile. A second call while a transfer runs changes nothing.
+    pub fn begin_bulk_input(&mut self) {
+        if self.bulk.is_none() {
+            self.bulk = Some(BulkMeter::new(&self.guards, Instant::now()));
+        }
+    }
+
+    /// Ends the bulk transfer begun by [`Conn::begin_bulk_input`] (harmless
+    /// without one).
+    pub fn end_bulk_input(&mut self) {
+        if let Some(meter) = self.bulk.take() {
+            self.gate.postpone(meter.started().elapsed());
+        }
+    }
+
+    /// Until when a write may wait: the idle timeout, and for a session the
+    /// guards cut (or are about to) only the goodbye grace.
+    fn write_until(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let idle = (!self.idle_timeout.is_zero()).then(|| now + self.idle_timeout);
+        match (idle, self.gate.write_until(self.bulk.is_some(), now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Most bytes [`Conn::fill`] will hold unconsumed (default 64 KiB).
     /// `read_line`, `read_exact_bytes` and `discard_exact` are bounded by
     /// their own arguments instead.
@@ -356,7 +484,7 @@ impl Conn {
             ));
         }
         let want = (self.max_buffer - len).min(READ_CHUNK);
-        self.transport.read_more(want, self.idle_timeout).await
+        self.transport.read_more(want, read_guard!(self)).await
     }
 
     /// Bytes received and not consumed.
@@ -404,7 +532,7 @@ impl Conn {
             // Grow in small steps: a 64 KiB line limit must not cost every
             // idle connection 64 KiB.
             let want = (max - data.len()).min(READ_CHUNK);
-            if self.transport.read_more(want, self.idle_timeout).await? == 0 {
+            if self.transport.read_more(want, read_guard!(self)).await? == 0 {
                 return Ok(Line::Eof);
             }
         }
@@ -424,7 +552,7 @@ impl Conn {
             }
             if self
                 .transport
-                .read_more(READ_CHUNK, self.idle_timeout)
+                .read_more(READ_CHUNK, read_guard!(self))
                 .await?
                 == 0
             {
@@ -456,10 +584,12 @@ impl Conn {
                     Io::Closed => Err(closed()),
                 }
             };
-            let got = match within(self.idle_timeout, fut).await {
-                Ok(r) => r?,
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+            let guard = ReadGuard {
+                gate: &self.gate,
+                bulk: &mut self.bulk,
+                idle: self.idle_timeout,
             };
+            let got = guard.wait(fut).await?;
             if got == 0 {
                 self.transport.eof = true;
                 return Ok(None);
@@ -477,7 +607,7 @@ impl Conn {
         while left > 0 {
             let got = self
                 .transport
-                .read_more(left.min(READ_CHUNK), self.idle_timeout)
+                .read_more(left.min(READ_CHUNK), read_guard!(self))
                 .await?;
             if got == 0 {
                 return Ok(false);
@@ -492,6 +622,7 @@ impl Conn {
     /// a peer that does not read). Nothing is held back: no flush is needed
     /// for the bytes to leave, though [`Conn::flush`] is harmless.
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let until = self.write_until();
         let fut = async {
             match &mut self.transport.io {
                 Io::Plain(s) => s.write_all(data).await,
@@ -502,13 +633,17 @@ impl Conn {
                 Io::Closed => Err(closed()),
             }
         };
-        match within(self.idle_timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
+        match until {
+            None => fut.await,
+            Some(t) => match tokio::time::timeout_at(t, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
+            },
         }
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
+        let until = self.write_until();
         let fut = async {
             match &mut self.transport.io {
                 Io::Plain(s) => s.flush().await,
@@ -516,9 +651,12 @@ impl Conn {
                 Io::Closed => Err(closed()),
             }
         };
-        match within(self.idle_timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
+        match until {
+            None => fut.await,
+            Some(t) => match tokio::time::timeout_at(t, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
+            },
         }
     }
 

@@ -1,6 +1,8 @@
 //! Listeners and the life of a connection before and after its protocol
-//! handler: bind, accept, PROXY v2, connection limits, implicit TLS, the
-//! session task with its log span, panic containment, graceful shutdown.
+//! handler: bind, accept, PROXY v2, connection limits (per client IPv4
+//! address or IPv6 /64, and global, shedding the oldest unauthenticated
+//! sessions when nearly full), implicit TLS, the session task with its log
+//! span, panic containment, graceful shutdown.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -22,6 +24,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::conn::{BoxStream, ConnParams, within};
+use crate::guard::{Gate, Registry, SHED_ABOVE_PERCENT, SessionGuards, source_key};
 use crate::proxy::read_proxy_header;
 use crate::{Conn, NetError, TlsMode, TlsProvider};
 
@@ -69,7 +72,8 @@ pub struct ListenerSpec {
 pub struct Limits {
     /// Sessions at once over all listeners; 0 = unlimited.
     pub max_connections: usize,
-    /// Sessions at once from one client IP (after PROXY v2); 0 = unlimited.
+    /// Sessions at once from one client (after PROXY v2): one IPv4 address,
+    /// or one IPv6 /64; 0 = unlimited.
     pub max_per_ip: usize,
     /// A read or write waiting longer than this ends with `TimedOut`;
     /// zero = no limit.
@@ -94,11 +98,43 @@ impl Default for Limits {
 struct Shared {
     active: AtomicUsize,
     drained: Notify,
+    /// Keyed by [`source_key`].
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     refusing: AtomicUsize,
+    /// Unauthenticated sessions of the listeners that shed.
+    unauthenticated: Arc<Registry>,
 }
 
 impl Shared {
+    fn new() -> Shared {
+        Shared {
+            active: AtomicUsize::new(0),
+            drained: Notify::new(),
+            per_ip: Mutex::new(HashMap::new()),
+            refusing: AtomicUsize::new(0),
+            unauthenticated: Arc::new(Registry::default()),
+        }
+    }
+
+    /// Admits a session under `max`. Above 90 % of it, first sheds the oldest
+    /// unauthenticated session; at the limit, a session that could be shed
+    /// lets the new one in over the limit by at most a tenth (the shed one
+    /// ends within the goodbye grace).
+    fn admit_or_shed(self: &Arc<Self>, max: usize) -> Option<ActiveGuard> {
+        if max == 0 {
+            return self.try_admit(0);
+        }
+        let near = self.active.load(Ordering::Acquire) * 100 >= max * SHED_ABOVE_PERCENT;
+        let shed = near && self.unauthenticated.shed_oldest();
+        self.try_admit(max).or_else(|| {
+            if shed || self.unauthenticated.shed_oldest() {
+                self.try_admit(max + (max / 10).max(1))
+            } else {
+                None
+            }
+        })
+    }
+
     /// Counts a session; with `max > 0` refuses when `max` are running.
     fn try_admit(self: &Arc<Self>, max: usize) -> Option<ActiveGuard> {
         let ok = self
@@ -111,6 +147,7 @@ impl Shared {
     }
 
     fn try_ip(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpGuard> {
+        let ip = source_key(ip);
         let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(ip).or_insert(0);
         if max != 0 && *n >= max {
@@ -224,6 +261,7 @@ struct ListenerCtx {
     handler: Arc<dyn Handler>,
     tls: Option<TlsProvider>,
     limits: Limits,
+    guards: SessionGuards,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     shutdown_tx: Arc<watch::Sender<bool>>,
@@ -240,6 +278,7 @@ struct PendingListener {
 pub struct Server {
     tls: Option<TlsProvider>,
     limits: Limits,
+    guards: SessionGuards,
     shared: Arc<Shared>,
     pending: Vec<PendingListener>,
     bound: Vec<(String, SocketAddr, TlsMode)>,
@@ -263,18 +302,20 @@ impl Server {
         Server {
             tls,
             limits,
-            shared: Arc::new(Shared {
-                active: AtomicUsize::new(0),
-                drained: Notify::new(),
-                per_ip: Mutex::new(HashMap::new()),
-                refusing: AtomicUsize::new(0),
-            }),
+            guards: SessionGuards::OFF,
+            shared: Arc::new(Shared::new()),
             pending: Vec::new(),
             bound: Vec::new(),
             accept_tasks: Vec::new(),
             shutdown_tx: Arc::new(watch::channel(false).0),
             kill_tx: watch::channel(false).0,
         }
+    }
+
+    /// The guards of listeners bound from now on with [`Server::bind`]
+    /// ([`SessionGuards::OFF`] until set).
+    pub fn set_session_guards(&mut self, guards: SessionGuards) {
+        self.guards = guards;
     }
 
     /// Binds `spec.addr` (port 0 picks a free port) and returns the bound
@@ -285,6 +326,17 @@ impl Server {
         &mut self,
         spec: ListenerSpec,
         handler: Arc<dyn Handler>,
+    ) -> Result<SocketAddr, NetError> {
+        let guards = self.guards;
+        self.bind_with_guards(spec, handler, guards).await
+    }
+
+    /// [`Server::bind`] with this listener's own guards.
+    pub async fn bind_with_guards(
+        &mut self,
+        spec: ListenerSpec,
+        handler: Arc<dyn Handler>,
+        guards: SessionGuards,
     ) -> Result<SocketAddr, NetError> {
         if spec.tls != TlsMode::None && self.tls.is_none() {
             return Err(NetError::Config {
@@ -316,6 +368,7 @@ impl Server {
                 handler,
                 tls: self.tls.clone(),
                 limits: self.limits,
+                guards,
                 shared: Arc::clone(&self.shared),
                 shutdown: self.shutdown_tx.subscribe(),
                 shutdown_tx: Arc::clone(&self.shutdown_tx),
@@ -408,7 +461,7 @@ fn admit(ctx: &Arc<ListenerCtx>, stream: TcpStream, socket_peer: SocketAddr) {
     }
     let id = next_session_id();
     metrics::counter!("wharf_connections_total", "listener" => Arc::clone(&ctx.name)).increment(1);
-    let Some(active) = ctx.shared.try_admit(ctx.limits.max_connections) else {
+    let Some(active) = ctx.shared.admit_or_shed(ctx.limits.max_connections) else {
         count_refusal(&ctx.name, "server_limit");
         tracing::warn!(
             id,
@@ -494,6 +547,16 @@ async fn session(
     };
 
     let _gauge = SessionGauge::open(ctx.handler.protocol());
+    let registry = ctx
+        .guards
+        .shed_unauthenticated
+        .then(|| Arc::clone(&ctx.shared.unauthenticated));
+    let gate = Gate::new(
+        id,
+        Arc::clone(&ctx.name),
+        ctx.guards.pre_auth_timeout,
+        registry,
+    );
     let params = ConnParams {
         peer,
         local: ctx.local,
@@ -505,6 +568,8 @@ async fn session(
         shutdown: ctx.shutdown.clone(),
         shutdown_keepalive: Arc::clone(&ctx.shutdown_tx),
         session_id: id,
+        gate: Arc::clone(&gate),
+        guards: ctx.guards,
     };
     let conn = if ctx.mode == TlsMode::Implicit {
         match implicit_handshake(ctx, stream).await {
@@ -526,11 +591,17 @@ async fn session(
         (None, true) => tracing::info!(via = %socket_peer, "connection opened"),
     }
     let started = Instant::now();
-    let outcome = CatchUnwind(ctx.handler.handle(conn)).await;
+    // A shed session whose handler does not end on its own within the
+    // goodbye grace (busy outside a read) is dropped.
+    let outcome = tokio::select! {
+        o = CatchUnwind(ctx.handler.handle(conn)) => Some(o),
+        _ = gate.evicted_and_graced() => None,
+    };
     let ms = started.elapsed().as_millis() as u64;
     match outcome {
-        Ok(()) => tracing::info!(duration_ms = ms, "connection closed"),
-        Err(panic) => tracing::error!(
+        None => tracing::info!(duration_ms = ms, "connection closed: shed"),
+        Some(Ok(())) => tracing::info!(duration_ms = ms, "connection closed"),
+        Some(Err(panic)) => tracing::error!(
             duration_ms = ms,
             panic = panic_message(&panic),
             "connection closed: handler panicked"
@@ -638,12 +709,7 @@ mod tests {
 
     #[test]
     fn per_ip_slots_are_released() {
-        let shared = Arc::new(Shared {
-            active: AtomicUsize::new(0),
-            drained: Notify::new(),
-            per_ip: Mutex::new(HashMap::new()),
-            refusing: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let a = shared.try_ip(ip, 2).unwrap();
         let b = shared.try_ip(ip, 2).unwrap();
@@ -651,7 +717,13 @@ mod tests {
         assert!(shared.try_ip("192.0.2.2".parse().unwrap(), 2).is_some());
         drop(a);
         let c = shared.try_ip(ip, 2).unwrap();
-        drop((b, c));
+        // One IPv6 /64 is one client.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let d = shared.try_ip(v6("2001:db8:1:2::a"), 2).unwrap();
+        let e = shared.try_ip(v6("2001:db8:1:2:ffff::b"), 2).unwrap();
+        assert!(shared.try_ip(v6("2001:db8:1:2::c"), 2).is_none());
+        assert!(shared.try_ip(v6("2001:db8:1:3::a"), 2).is_some());
+        drop((b, c, d, e));
         // No entry is left behind for an address that has gone.
         assert!(shared.per_ip.lock().unwrap().is_empty());
         let g = shared.try_admit(1).unwrap();
