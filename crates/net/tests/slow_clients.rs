@@ -389,3 +389,57 @@ async fn the_per_ip_limit_holds_on_ipv6_loopback() {
     assert_eq!(d.line().await, "+OK hello\r\n");
     server.shutdown(Duration::from_millis(200)).await;
 }
+
+/// The flood of the issue, scaled to one process's descriptors: `FLOOD_STRANGERS` (default
+/// 3,000) idle connections that never log in against `max_connections` = a third of that, then
+/// 20 users log in one after the other and keep their sessions. Every user must get in, and the
+/// strangers beyond the limit are shed. Run with
+/// `cargo test -p wharf-net --test slow_clients flood -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a few thousand sockets; run with --ignored"]
+async fn flood_of_idle_strangers_does_not_lock_users_out() {
+    let strangers: usize = std::env::var("FLOOD_STRANGERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let max = (strangers / 3).max(10);
+    let guards = SessionGuards {
+        pre_auth_timeout: Duration::ZERO,
+        ..SessionGuards::default()
+    };
+    let (server, addr) = serve("127.0.0.1:0", limits(max, strangers + 100), guards).await;
+    let t = Instant::now();
+    let mut idle = Vec::with_capacity(strangers);
+    let mut greeted = 0;
+    for _ in 0..strangers {
+        let mut c = Client::connect(addr).await;
+        if c.line().await == "+OK hello\r\n" {
+            greeted += 1;
+        }
+        idle.push(c);
+    }
+    let flood = t.elapsed();
+    let mut users = Vec::new();
+    let mut login_times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let mut u = Client::connect(addr).await;
+        assert_eq!(u.line().await, "+OK hello\r\n");
+        assert_eq!(u.cmd("LOGIN").await, "+OK logged in\r\n");
+        login_times.push(t.elapsed());
+        users.push(u);
+    }
+    for u in &mut users {
+        assert_eq!(u.cmd("NOOP").await, "+OK echo NOOP\r\n");
+    }
+    let slowest = login_times.iter().max().copied().unwrap_or_default();
+    println!(
+        "{strangers} strangers against max_connections {max}: {greeted} greeted in {flood:?}; \
+         active after the flood {}; 20 logins, slowest {slowest:?}",
+        server.active_sessions()
+    );
+    assert_eq!(greeted, strangers, "every newcomer is served");
+    assert!(server.active_sessions() <= max + max / 10 + 1);
+    drop(idle);
+    server.shutdown(Duration::from_millis(200)).await;
+}
