@@ -619,7 +619,8 @@ impl Conn {
     }
 
     /// Writes everything (or fails with `TimedOut` after the idle timeout of
-    /// a peer that does not read). Nothing is held back: no flush is needed
+    /// a peer that does not read; before authentication, at the latest a
+    /// few seconds after the pre-authentication deadline). Nothing is held back: no flush is needed
     /// for the bytes to leave, though [`Conn::flush`] is harmless.
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let until = self.write_until();
