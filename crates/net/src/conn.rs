@@ -197,7 +197,7 @@ impl ReadGuard<'_> {
     /// Waits for `read` (cancel-safe, so it is polled across guard checks)
     /// until it completes, the idle timeout passes, or a guard cuts the
     /// session (deadline, too slow, shed).
-    async fn wait<F>(self, read: F) -> io::Result<usize>
+    async fn wait<F>(mut self, read: F) -> io::Result<usize>
     where
         F: std::future::Future<Output = io::Result<usize>>,
     {
@@ -207,9 +207,10 @@ impl ReadGuard<'_> {
             let shed = self.gate.notified();
             tokio::pin!(shed);
             shed.as_mut().enable();
+            let waiting_since = Instant::now();
             let guard_until = self
                 .gate
-                .read_until(self.bulk.as_mut(), Instant::now())
+                .read_until(self.bulk.as_mut(), waiting_since)
                 .map_err(|cut| self.gate.cut(cut))?;
             let until = match (idle_until, guard_until) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -218,18 +219,29 @@ impl ReadGuard<'_> {
             tokio::select! {
                 r = &mut read => {
                     let n = r?;
-                    if let Some(meter) = self.bulk.as_mut() {
-                        meter.record(n, Instant::now());
-                    }
+                    self.account(waiting_since, n)?;
                     return Ok(n);
                 }
                 _ = sleep_until(until) => {
                     if idle_until.is_some_and(|i| Instant::now() >= i) {
                         return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout"));
                     }
+                    self.account(waiting_since, 0)?;
                 }
                 _ = &mut shed => {}
             }
+        }
+    }
+}
+
+impl ReadGuard<'_> {
+    /// Counts a wait and what it brought towards the minimum rate of bulk input.
+    fn account(&mut self, waiting_since: Instant, n: usize) -> io::Result<()> {
+        match self.bulk.as_mut() {
+            Some(meter) => meter
+                .account(waiting_since.elapsed(), n)
+                .map_err(|cut| self.gate.cut(cut)),
+            None => Ok(()),
         }
     }
 }

@@ -47,10 +47,11 @@ pub struct SessionGuards {
     /// Total time a connection may stay unauthenticated (time spent in bulk input does not
     /// count; the rate governs it). Past it, reads fail with `TimedOut`. Zero = no deadline.
     pub pre_auth_timeout: Duration,
-    /// Least average rate of bulk input, in bytes per second, over each `bulk_rate_window`;
-    /// a slower sender's read fails with `TimedOut` at the end of the window. 0 = no minimum.
+    /// Least average rate of bulk input, in bytes per second, over each `bulk_rate_window`
+    /// of time spent waiting for the client; a slower sender's read fails with `TimedOut` at
+    /// the end of the window. 0 = no minimum.
     pub min_bulk_rate: u32,
-    /// The window over which that rate is averaged.
+    /// The window over which that rate is averaged (also the longest a stalled body lives).
     pub bulk_rate_window: Duration,
     /// When the server is above 90 % of `max_connections`, the oldest unauthenticated sessions
     /// of this listener may be closed to make room.
@@ -229,7 +230,7 @@ impl Gate {
             return Err(Cut::Shed);
         }
         if let Some(meter) = bulk {
-            return meter.check(now);
+            return Ok(meter.wait_until(now));
         }
         match self.deadline() {
             Some(d) if now >= d => Err(Cut::PreAuthDeadline),
@@ -330,13 +331,16 @@ impl Registry {
     }
 }
 
-/// The minimum rate of one bulk transfer: the bytes of each window must reach the rate.
+/// The minimum rate of one bulk transfer. Only time spent waiting for the
+/// client counts: each `window` of it must bring the rate's bytes, so a server
+/// busy elsewhere (a slow disk) never makes a client look slow.
 pub(crate) struct BulkMeter {
     started: Instant,
-    window_start: Instant,
-    window_bytes: u64,
+    /// Waiting time and bytes of the current window.
+    waited: Duration,
+    bytes: u64,
     window: Duration,
-    /// Bytes each full window must bring; 0 = no minimum.
+    /// Bytes each window must bring; 0 = no minimum.
     per_window: u64,
 }
 
@@ -350,8 +354,8 @@ impl BulkMeter {
         let per_window = (u128::from(guards.min_bulk_rate) * window.as_millis() / 1000) as u64;
         BulkMeter {
             started: now,
-            window_start: now,
-            window_bytes: 0,
+            waited: Duration::ZERO,
+            bytes: 0,
             window,
             per_window,
         }
@@ -361,26 +365,27 @@ impl BulkMeter {
         self.started
     }
 
-    /// Counts bytes that arrived; a window that ended meanwhile is judged with them.
-    pub(crate) fn record(&mut self, n: usize, now: Instant) {
-        self.window_bytes = self.window_bytes.saturating_add(n as u64);
-        let _ = self.check(now);
+    /// How long a wait starting at `now` may last before the window is judged.
+    fn wait_until(&self, now: Instant) -> Option<Instant> {
+        (self.per_window > 0).then(|| now + self.window.saturating_sub(self.waited))
     }
 
-    /// Ends every window that has passed (cut if one fell short), and returns the end of the
-    /// current one, when the next judgement falls.
-    fn check(&mut self, now: Instant) -> Result<Option<Instant>, Cut> {
+    /// Adds a wait of `waited` that brought `n` bytes; judges the window once
+    /// it is full of waiting.
+    pub(crate) fn account(&mut self, waited: Duration, n: usize) -> Result<(), Cut> {
         if self.per_window == 0 {
-            return Ok(None);
+            return Ok(());
         }
-        while now >= self.window_start + self.window {
-            if self.window_bytes < self.per_window {
+        self.waited += waited;
+        self.bytes = self.bytes.saturating_add(n as u64);
+        if self.waited >= self.window {
+            if self.bytes < self.per_window {
                 return Err(Cut::TooSlow);
             }
-            self.window_start += self.window;
-            self.window_bytes = 0;
+            self.waited = Duration::ZERO;
+            self.bytes = 0;
         }
-        Ok(Some(self.window_start + self.window))
+        Ok(())
     }
 }
 
@@ -433,24 +438,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_rate_is_judged_per_window() {
+    async fn the_rate_is_judged_per_window_of_waiting() {
         let guards = SessionGuards {
             min_bulk_rate: 100,
             bulk_rate_window: Duration::from_secs(10),
             ..SessionGuards::OFF
         };
         let t0 = Instant::now();
-        let mut m = BulkMeter::new(&guards, t0);
         let s = Duration::from_secs;
-        assert_eq!(m.check(t0), Ok(Some(t0 + s(10))));
-        m.record(999, t0 + s(5));
-        assert_eq!(m.check(t0 + s(10)), Err(Cut::TooSlow));
-        m.record(1, t0 + s(9));
-        assert_eq!(m.check(t0 + s(10)), Ok(Some(t0 + s(20))));
-        // A window with nothing at all fails, however much came before.
-        assert_eq!(m.check(t0 + s(20)), Err(Cut::TooSlow));
-        let off = BulkMeter::new(&SessionGuards::OFF, t0).check(t0 + s(3600));
-        assert_eq!(off, Ok(None));
+        let mut m = BulkMeter::new(&guards, t0);
+        assert_eq!(m.wait_until(t0), Some(t0 + s(10)));
+        assert_eq!(m.account(s(4), 500), Ok(()));
+        // The server was busy for an hour: not waiting, so not counted.
+        let later = t0 + s(3600);
+        assert_eq!(m.wait_until(later), Some(later + s(6)));
+        assert_eq!(
+            m.account(s(6), 500),
+            Ok(()),
+            "1000 bytes in 10 s of waiting"
+        );
+        assert_eq!(m.account(s(9), 999), Ok(()));
+        assert_eq!(m.account(s(1), 0), Err(Cut::TooSlow));
+        let mut off = BulkMeter::new(&SessionGuards::OFF, t0);
+        assert_eq!(off.wait_until(t0), None);
+        assert_eq!(off.account(s(3600), 0), Ok(()));
     }
 
     #[tokio::test]
