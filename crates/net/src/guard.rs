@@ -301,19 +301,28 @@ impl Registry {
 
     /// Evicts the oldest unauthenticated session; false when there is none.
     pub(crate) fn shed_oldest(&self) -> bool {
+        // Gates passed over are dropped only after the lock is released: the
+        // last reference to one may be this, and dropping a gate locks the
+        // registry.
+        let mut passed_over = Vec::new();
         let victim = {
             let mut map = self.lock();
             loop {
                 let Some((_, weak)) = map.pop_first() else {
-                    return false;
+                    break None;
                 };
-                if let Some(gate) = weak.upgrade()
-                    && !gate.is_authenticated()
-                    && !gate.is_evicted()
-                {
-                    break gate;
+                match weak.upgrade() {
+                    Some(gate) if !gate.is_authenticated() && !gate.is_evicted() => {
+                        break Some(gate);
+                    }
+                    Some(gate) => passed_over.push(gate),
+                    None => {}
                 }
             }
+        };
+        drop(passed_over);
+        let Some(victim) = victim else {
+            return false;
         };
         tracing::info!(
             victim = victim.id,
