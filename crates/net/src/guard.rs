@@ -334,6 +334,12 @@ impl Registry {
         true
     }
 
+    /// Whether some session may be waiting to be shed (entries of sessions
+    /// that just ended or authenticated may still count).
+    pub(crate) fn has_candidates(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()

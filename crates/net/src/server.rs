@@ -116,23 +116,26 @@ impl Shared {
         }
     }
 
-    /// Admits a session under `max`. Above 90 % of it, first sheds the oldest
-    /// unauthenticated session; at the limit, a session that could be shed
-    /// lets the new one in over the limit by at most a tenth (the shed one
-    /// ends within the goodbye grace).
-    fn admit_or_shed(self: &Arc<Self>, max: usize) -> Option<ActiveGuard> {
-        if max == 0 {
-            return self.try_admit(0);
-        }
-        let near = self.active.load(Ordering::Acquire) * 100 >= max * SHED_ABOVE_PERCENT;
-        let shed = near && self.unauthenticated.shed_oldest();
+    /// Admits a session under `max`; at the limit, while some session could
+    /// be shed to make room, lets it in over the limit by at most a tenth
+    /// (the session then sheds one once it passed its per-IP check, see
+    /// [`Shared::make_room`], and the shed one ends within the goodbye grace).
+    fn admit(self: &Arc<Self>, max: usize) -> Option<ActiveGuard> {
         self.try_admit(max).or_else(|| {
-            if shed || self.unauthenticated.shed_oldest() {
-                self.try_admit(max + (max / 10).max(1))
-            } else {
-                None
-            }
+            (max > 0 && self.unauthenticated.has_candidates())
+                .then(|| self.try_admit(max + (max / 10).max(1)))
+                .flatten()
         })
+    }
+
+    /// For a session just admitted, and past its per-IP check (so a client
+    /// refused by its own limit cannot close other people's sessions): above
+    /// 90 % of `max` without it, sheds the oldest unauthenticated session.
+    fn make_room(&self, max: usize) {
+        let others = self.active.load(Ordering::Acquire).saturating_sub(1);
+        if max > 0 && others * 100 >= max * SHED_ABOVE_PERCENT {
+            self.unauthenticated.shed_oldest();
+        }
     }
 
     /// Counts a session; with `max > 0` refuses when `max` are running.
@@ -461,7 +464,7 @@ fn admit(ctx: &Arc<ListenerCtx>, stream: TcpStream, socket_peer: SocketAddr) {
     }
     let id = next_session_id();
     metrics::counter!("wharf_connections_total", "listener" => Arc::clone(&ctx.name)).increment(1);
-    let Some(active) = ctx.shared.admit_or_shed(ctx.limits.max_connections) else {
+    let Some(active) = ctx.shared.admit(ctx.limits.max_connections) else {
         count_refusal(&ctx.name, "server_limit");
         tracing::warn!(
             id,
@@ -546,6 +549,7 @@ async fn session(
         return;
     };
 
+    ctx.shared.make_room(ctx.limits.max_connections);
     let _gauge = SessionGauge::open(ctx.handler.protocol());
     let registry = ctx
         .guards

@@ -375,6 +375,30 @@ async fn logged_in_sessions_are_never_shed() {
 }
 
 #[tokio::test]
+async fn a_client_refused_by_its_own_limit_sheds_nobody() {
+    let guards = SessionGuards {
+        pre_auth_timeout: Duration::ZERO,
+        ..SessionGuards::default()
+    };
+    // Every test client is 127.0.0.1: three strangers fill both limits.
+    let (server, addr) = serve("127.0.0.1:0", limits(3, 3), guards).await;
+    let mut strangers = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::connect(addr).await;
+        assert_eq!(c.line().await, "+OK hello\r\n");
+        strangers.push(c);
+    }
+    for _ in 0..3 {
+        let mut c = Client::connect(addr).await;
+        assert_eq!(c.line().await, "-ERR too busy\r\n");
+    }
+    for s in &mut strangers {
+        assert_eq!(s.cmd("NOOP").await, "+OK echo NOOP\r\n");
+    }
+    server.shutdown(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
 async fn the_per_ip_limit_holds_on_ipv6_loopback() {
     let (server, addr) = serve("[::1]:0", limits(100, 2), SessionGuards::OFF).await;
     let mut a = Client::connect(addr).await;
