@@ -253,7 +253,8 @@ async fn mix_session(j: &MixJob, round: u64, st: &mut Stats) -> Result<()> {
 
 /// One logged-in session that never logs out (imaptest's `logout=0`): LOGIN once, then rounds of
 /// SELECT, FETCH 1:* (FLAGS UID), `inner` × (2 × FETCH n BODY.PEEK[], STORE +FLAGS, SEARCH UNSEEN),
-/// STATUS and an APPEND, until the deadline. Every latency goes to `st` and to the shared
+/// STATUS, an APPEND and the EXPUNGE of the oldest message (the mailbox keeps its size), until the
+/// deadline. Every latency goes to `st` and to the shared
 /// interval bucket that `--report-every` prints.
 async fn steady_session(
     j: &MixJob,
@@ -315,6 +316,12 @@ async fn steady_session(
         let t = Instant::now();
         s.append(&body).await?;
         record(st, "append", t);
+        // Expunge the oldest message, so the mailbox keeps its size and a drift in latency over
+        // a long run is the server's, not a growing mailbox's.
+        let t = Instant::now();
+        s.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)").await?;
+        s.cmd("EXPUNGE").await?;
+        record(st, "expunge", t);
     }
     s.logout().await
 }
