@@ -251,7 +251,150 @@ async fn mix_session(j: &MixJob, round: u64, st: &mut Stats) -> Result<()> {
     Ok(())
 }
 
+/// One logged-in session that never logs out (imaptest's `logout=0`): LOGIN once, then rounds of
+/// SELECT, FETCH 1:* (FLAGS UID), `inner` × (2 × FETCH n BODY.PEEK[], STORE +FLAGS, SEARCH UNSEEN),
+/// STATUS, an APPEND and the EXPUNGE of the oldest message (the mailbox keeps its size), until the
+/// deadline. Every latency goes to `st` and to the shared
+/// interval bucket that `--report-every` prints.
+async fn steady_session(
+    j: &MixJob,
+    deadline: Instant,
+    st: &mut Stats,
+    bucket: &std::sync::Mutex<Stats>,
+) -> Result<()> {
+    let mut s = Imap::connect(&j.ep).await?;
+    s.login(&j.user, &j.pass).await?;
+    let mut round = 0u64;
+    let record = |st: &mut Stats, op: &'static str, t: Instant| {
+        st.record(op, t.elapsed());
+        if let Ok(mut b) = bucket.lock() {
+            b.record(op, t.elapsed());
+        }
+    };
+    while Instant::now() < deadline {
+        round += 1;
+        let t = Instant::now();
+        let exists = s.select().await?;
+        record(st, "select", t);
+        let t = Instant::now();
+        s.cmd("FETCH 1:* (FLAGS UID)").await?;
+        record(st, "fetch_flags", t);
+        let mut x = j.seed.wrapping_add(round.wrapping_mul(7919)) | 1;
+        let mut pick = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % exists.max(1) + 1
+        };
+        for _ in 0..j.inner {
+            if exists > 0 {
+                for _ in 0..2 {
+                    let n = pick();
+                    let t = Instant::now();
+                    s.cmd(&format!("FETCH {n} BODY.PEEK[]")).await?;
+                    record(st, "fetch_body", t);
+                }
+                let n = pick();
+                let flag = if n.is_multiple_of(2) {
+                    "\\Seen"
+                } else {
+                    "\\Flagged"
+                };
+                let op = if round.is_multiple_of(2) { "+" } else { "-" };
+                let t = Instant::now();
+                s.cmd(&format!("STORE {n} {op}FLAGS ({flag})")).await?;
+                record(st, "store", t);
+            }
+            let t = Instant::now();
+            s.cmd("SEARCH UNSEEN").await?;
+            record(st, "search_unseen", t);
+        }
+        let t = Instant::now();
+        s.cmd("STATUS INBOX (MESSAGES UNSEEN UIDNEXT)").await?;
+        record(st, "status", t);
+        let body = msg::message(j.seed ^ round, &j.user, &j.user, j.size);
+        let t = Instant::now();
+        s.append(&body).await?;
+        record(st, "append", t);
+        // Expunge the oldest message, so the mailbox keeps its size and a drift in latency over
+        // a long run is the server's, not a growing mailbox's.
+        let t = Instant::now();
+        s.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)").await?;
+        s.cmd("EXPUNGE").await?;
+        record(st, "expunge", t);
+    }
+    s.logout().await
+}
+
+/// `imap-mix --logout 0`: `--clients` sessions that stay logged in for `--duration` seconds
+/// (`steady_session`). With `--report-every S`, one JSON line per S seconds on stderr with that
+/// interval's latencies, so a long run shows whether they drift.
+async fn mix_steady(args: &Args) -> Result<Value> {
+    let clients: usize = args.num("clients", 50)?;
+    let users: usize = args.num("users", 100)?;
+    let duration = Duration::from_secs_f64(args.num("duration", 10.0)?);
+    let every = args.num("report-every", 0.0f64)?;
+    let pass = args.required("password")?;
+    let inner: usize = args.num("inner", 5)?;
+    let size: usize = args.num("size", 4096)?;
+    let start = Instant::now();
+    let deadline = start + duration;
+    let bucket = Arc::new(std::sync::Mutex::new(Stats::default()));
+    let reporter = (every > 0.0).then(|| {
+        let bucket = bucket.clone();
+        tokio::spawn(async move {
+            let period = Duration::from_secs_f64(every);
+            let mut next = start + period;
+            loop {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+                let mut got = match bucket.lock() {
+                    Ok(mut b) => std::mem::take(&mut *b),
+                    Err(_) => return,
+                };
+                let mut line = got.summary(period);
+                line["t_s"] = json!(start.elapsed().as_secs_f64().round());
+                eprintln!("{line}");
+                next += period;
+            }
+        })
+    });
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let job = MixJob {
+            ep: args.endpoint()?,
+            user: args.user(i % users + 1),
+            pass: pass.clone(),
+            inner,
+            size,
+            seed: 0x5eed_0000 + i as u64,
+        };
+        let bucket = bucket.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut st = Stats::default();
+            while Instant::now() < deadline {
+                if let Err(e) = steady_session(&job, deadline, &mut st, &bucket).await {
+                    st.error(&e);
+                    // A refusing server must not turn this into a busy loop.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            st
+        }));
+    }
+    let mut all = Stats::default();
+    for t in tasks {
+        all.merge(t.await?);
+    }
+    if let Some(r) = reporter {
+        r.abort();
+    }
+    Ok(all.summary(start.elapsed()))
+}
+
 pub async fn mix(args: &Args) -> Result<Value> {
+    if args.num("logout", 1u8)? == 0 {
+        return mix_steady(args).await;
+    }
     let clients: usize = args.num("clients", 50)?;
     let users: usize = args.num("users", 100)?;
     let duration = Duration::from_secs_f64(args.num("duration", 10.0)?);

@@ -15,6 +15,12 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+/// A blob's bytes, read as they are consumed (see `BlobStore::open_read`).
+pub type BlobReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// The most a streaming blob reader holds in memory at once.
+pub const STREAM_BUFFER: usize = 64 * 1024;
+
 /// How a batch of new blobs is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
@@ -104,6 +110,26 @@ impl FsBlobStore {
             ));
         }
         Ok(Bytes::from(tokio::fs::read(self.path_of(hash)).await?))
+    }
+
+    /// The blob's length and a reader of the file from `start` on. Memory stays at one read
+    /// buffer (`STREAM_BUFFER`) whatever the blob's size: the reader fills it only as fast as
+    /// its consumer drains it (a slow client's socket holds the read back).
+    pub async fn open_read(&self, hash: &str, start: u64) -> io::Result<(u64, BlobReader)> {
+        use tokio::io::AsyncSeekExt;
+        if !valid_hash(hash) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid blob name",
+            ));
+        }
+        let mut file = tokio::fs::File::open(self.path_of(hash)).await?;
+        let len = file.metadata().await?.len();
+        if start > 0 {
+            file.seek(io::SeekFrom::Start(start.min(len))).await?;
+        }
+        file.set_max_buf_size(STREAM_BUFFER);
+        Ok((len, Box::new(file)))
     }
 
     /// Reads several blobs on one blocking thread: a FETCH of many small messages would otherwise
@@ -330,6 +356,15 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug + 'static {
         }
         Ok(out)
     }
+    /// The blob's whole length and a reader of its bytes from `start` on (past the end: an
+    /// empty reader), without holding the blob in memory where the backend can avoid it. The
+    /// default reads the whole blob; the filesystem backend streams the file.
+    async fn open_read(&self, hash: &str, start: u64) -> io::Result<(u64, BlobReader)> {
+        let all = self.read(hash).await?;
+        let len = all.len() as u64;
+        let from = usize::try_from(start.min(len)).unwrap_or(all.len());
+        Ok((len, Box::new(io::Cursor::new(all.slice(from..)))))
+    }
     /// Removes one blob (absent is not an error). Blocking.
     fn remove(&self, hash: &str) -> io::Result<()>;
     /// Names of stored blobs older than `min_age` (candidates for the orphan sweep). Blocking.
@@ -353,6 +388,9 @@ impl BlobStore for FsBlobStore {
     }
     async fn read_many(&self, hashes: &[String]) -> io::Result<Vec<io::Result<Bytes>>> {
         FsBlobStore::read_many(self, hashes).await
+    }
+    async fn open_read(&self, hash: &str, start: u64) -> io::Result<(u64, BlobReader)> {
+        FsBlobStore::open_read(self, hash, start).await
     }
     fn remove(&self, hash: &str) -> io::Result<()> {
         FsBlobStore::remove(self, hash)

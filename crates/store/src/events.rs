@@ -24,6 +24,15 @@ impl EventHub {
             .subscribe()
     }
 
+    /// Sends `event` to every account that has a subscriber (and forgets channels nobody reads).
+    pub fn publish_all(&self, event: MailboxEvent) {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, tx| tx.receiver_count() > 0);
+        for tx in map.values() {
+            let _ = tx.send(event.clone());
+        }
+    }
+
     pub fn publish(&self, account: AccountId, event: MailboxEvent) {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = map.get(&account) {

@@ -8,11 +8,12 @@
 pub mod blob;
 mod events;
 pub mod model;
+pub mod names;
 pub mod queue;
 mod sql;
 mod text;
 
-pub use blob::BlobStore;
+pub use blob::{BlobReader, BlobStore};
 pub use model::*;
 pub use sql::SqlStore;
 
@@ -38,6 +39,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The database is unreachable or did not answer in time (see `PgTimeouts`); the command
+    /// may succeed later. Protocols answer it as a temporary failure (IMAP `NO [UNAVAILABLE]`).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -53,10 +58,46 @@ pub struct StoreConfig {
     pub blob_dir: PathBuf,
 }
 
+/// How long the PostgreSQL backend waits before answering `StoreError::Unavailable`, so that a
+/// database that is gone or stopped answering fails a command at once instead of after sqlx's
+/// 30 s pool timeout or TCP's minutes (issue 15). Unused by SQLite.
+///
+/// Configured under `[store]` (`pg_acquire_timeout_ms`, `pg_statement_timeout_ms`,
+/// `pg_heavy_statement_timeout_ms`); kept apart from `StoreConfig`, which says where a store
+/// lives, not how patient it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgTimeouts {
+    /// Waiting for a pooled connection, including making a new one. Default 5 s.
+    pub acquire: std::time::Duration,
+    /// One statement (or BEGIN, or COMMIT) of an interactive command, measured at the client.
+    /// Default 5 s.
+    pub statement: std::time::Duration,
+    /// Statements whose work grows with a mailbox or an account (a text scan of a whole
+    /// mailbox, deleting an account). Default 60 s.
+    pub heavy_statement: std::time::Duration,
+}
+
+impl Default for PgTimeouts {
+    fn default() -> PgTimeouts {
+        PgTimeouts {
+            acquire: std::time::Duration::from_secs(5),
+            statement: std::time::Duration::from_secs(5),
+            heavy_statement: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// Connects, runs migrations, sweeps orphaned blobs left by a crash, and starts the
 /// group-commit writer. Must be called inside a Tokio runtime.
 pub async fn open(cfg: &StoreConfig) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(SqlStore::connect(&cfg.url, &cfg.blob_dir).await?))
+    open_with_timeouts(cfg, PgTimeouts::default()).await
+}
+
+/// `open` with PostgreSQL time limits other than the defaults.
+pub async fn open_with_timeouts(cfg: &StoreConfig, limits: PgTimeouts) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(
+        SqlStore::connect_with(&cfg.url, &cfg.blob_dir, limits).await?,
+    ))
 }
 
 /// `open`, also handing out the same store as the durable outbound queue: one `SqlStore` (one
@@ -64,7 +105,15 @@ pub async fn open(cfg: &StoreConfig) -> Result<Arc<dyn Store>> {
 pub async fn open_with_queue(
     cfg: &StoreConfig,
 ) -> Result<(Arc<dyn Store>, Arc<dyn queue::QueueStore>)> {
-    let store = Arc::new(SqlStore::connect(&cfg.url, &cfg.blob_dir).await?);
+    open_with_queue_and_timeouts(cfg, PgTimeouts::default()).await
+}
+
+/// `open_with_queue` with PostgreSQL time limits other than the defaults.
+pub async fn open_with_queue_and_timeouts(
+    cfg: &StoreConfig,
+    limits: PgTimeouts,
+) -> Result<(Arc<dyn Store>, Arc<dyn queue::QueueStore>)> {
+    let store = Arc::new(SqlStore::connect_with(&cfg.url, &cfg.blob_dir, limits).await?);
     Ok((store.clone(), store))
 }
 
@@ -181,6 +230,18 @@ pub trait Store: Send + Sync + 'static {
     async fn message_summary(&self, message: MessageId) -> Result<Bytes>;
     /// The raw message.
     async fn message_raw(&self, message: MessageId) -> Result<Bytes>;
+    /// The raw message as a stream, for bodies sent as they are read (IMAP FETCH BODY[], POP3
+    /// RETR): the message's whole size in bytes and a reader of its bytes from offset `start`
+    /// on (a `start` past the end gives an empty reader). The reader holds at most
+    /// `blob::STREAM_BUFFER` bytes at a time. Take a prefix with `AsyncReadExt::take` for a
+    /// partial fetch (`BODY[]<start.length>`). The default reads the whole message (for stores
+    /// without a streaming path).
+    async fn open_message(&self, message: MessageId, start: u64) -> Result<(u64, BlobReader)> {
+        let all = self.message_raw(message).await?;
+        let len = all.len() as u64;
+        let from = usize::try_from(start.min(len)).unwrap_or(all.len());
+        Ok((len, Box::new(std::io::Cursor::new(all.slice(from..)))))
+    }
     /// Summaries and/or raw bodies of several messages, in the order asked, with one metadata
     /// query and one batch of blob reads for all of them (FETCH of a sequence set would otherwise
     /// pay two round trips and a file open per message). A message that is gone is a `NotFound`

@@ -120,6 +120,7 @@ impl Shared {
         name: &str,
         role: Option<SpecialUse>,
     ) -> Result<Mailbox> {
+        crate::names::check_mailbox_name(name)?;
         let name = canonical_name(name)?;
         let mut tx = self.begin_write().await?;
         if self.lock_account(&mut tx, account).await?.is_none() {
@@ -196,6 +197,7 @@ impl Shared {
         id: MailboxId,
         new_name: &str,
     ) -> Result<()> {
+        crate::names::check_mailbox_name(new_name)?;
         let new_name = canonical_name(new_name)?;
         let mut tx = self.begin_write().await?;
         let old = self.owned_mailbox(&mut tx, account, id).await?;
@@ -468,6 +470,22 @@ impl Shared {
         metrics::histogram!("wharf_store_seconds", "op" => "blob_read")
             .record(started.elapsed().as_secs_f64());
         raw.map_err(|e| {
+            tracing::error!(message, hash = %hash, error = %e, "store: blob of a committed message is unreadable");
+            StoreError::Io(e)
+        })
+    }
+
+    pub async fn open_message(
+        &self,
+        message: MessageId,
+        start: u64,
+    ) -> Result<(u64, crate::BlobReader)> {
+        let hash: String = db::query_scalar("SELECT blob_hash FROM messages WHERE id = $1")
+            .bind(message)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
+        self.blobs.open_read(&hash, start).await.map_err(|e| {
             tracing::error!(message, hash = %hash, error = %e, "store: blob of a committed message is unreadable");
             StoreError::Io(e)
         })

@@ -72,6 +72,9 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Conflict(db.message().to_string())
             }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
             _ => StoreError::Backend(e.to_string()),
         }
     }
@@ -162,22 +165,33 @@ impl SqlStore {
     /// Connects to `url` (`sqlite://…` or `postgres://…`), migrates, sweeps orphans left by a
     /// crash, and starts the group-commit writer.
     pub async fn connect(url: &str, blob_dir: &Path) -> Result<SqlStore> {
+        SqlStore::connect_with(url, blob_dir, crate::PgTimeouts::default()).await
+    }
+
+    /// `connect` with PostgreSQL time limits other than the defaults.
+    pub async fn connect_with(
+        url: &str,
+        blob_dir: &Path,
+        limits: crate::PgTimeouts,
+    ) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
         let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(blob_dir, SyncMode::Batch)?);
         let (dialect, writer, reader, wal_path) =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
+                    .acquire_timeout(limits.acquire)
                     .connect(url)
                     .await?;
                 migrator(Dialect::Postgres)
                     .run(&pool)
                     .await
                     .map_err(|e| StoreError::Backend(format!("migration: {e}")))?;
+                let pg = db::PgPool { pool, limits };
                 (
                     Dialect::Postgres,
-                    Pool::Any(pool.clone()),
-                    Pool::Any(pool),
+                    Pool::Any(pg.clone()),
+                    Pool::Any(pg),
                     None,
                 )
             } else if url.starts_with("sqlite:") {
@@ -854,6 +868,13 @@ impl Store for SqlStore {
     }
     async fn message_raw(&self, message: MessageId) -> Result<Bytes> {
         self.shared.message_raw(message).await
+    }
+    async fn open_message(
+        &self,
+        message: MessageId,
+        start: u64,
+    ) -> Result<(u64, crate::BlobReader)> {
+        self.shared.open_message(message, start).await
     }
     async fn message_contents(
         &self,

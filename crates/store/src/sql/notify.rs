@@ -1,8 +1,8 @@
 //! Change events across nodes sharing one PostgreSQL database (DESIGN §4): every event this node
 //! announces is also sent with `pg_notify`, and a listener republishes other nodes' events to
 //! local subscribers. Own events are recognised by the node id and skipped (they were published
-//! locally already). A notification lost while the listener reconnects is logged; sessions
-//! resynchronise with `changes_since` at their next command as they do after a lagged receiver.
+//! locally already). Notifications lost while the listener reconnects cannot be recovered: once
+//! it is back, every local subscriber is told to resynchronise (see `start_listener`).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -94,16 +94,52 @@ pub(crate) fn start_outbox(pool: AnyPool) -> Outbox {
     }
 }
 
+/// Pause between two attempts to re-establish the LISTEN connection.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+
 /// Subscribes to other nodes' events; the task ends once the store is gone.
+///
+/// Notifications sent while the LISTEN connection is down are lost for good. So once it is back
+/// (LISTEN issued again), every local subscriber gets `MailboxEvent::MailboxesChanged`, which
+/// tells a session that anything it shows may be stale: an IMAP session marks its selected
+/// mailbox dirty and pulls `changes_since` before its next response, as after a lagged
+/// receiver. It is sent after the reconnection, not at the loss, so a session's resync cannot
+/// fall in the gap and miss changes made during it.
 pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()> {
     let Some(node) = shared.remote.as_ref().map(|o| o.node.clone()) else {
         return Ok(());
     };
     let mut listener = PgListener::connect(url).await.map_err(StoreError::from)?;
+    listener.eager_reconnect(false);
     listener.listen(CHANNEL).await.map_err(StoreError::from)?;
     let weak: Weak<Shared> = Arc::downgrade(shared);
     tokio::spawn(async move {
+        let mut lost = false;
         loop {
+            if lost {
+                // Any statement reconnects and re-issues LISTEN first.
+                match sqlx::query("SELECT 1").execute(&mut listener).await {
+                    Ok(_) => {
+                        let Some(shared) = weak.upgrade() else {
+                            return;
+                        };
+                        lost = false;
+                        tracing::info!(
+                            "store: change-notification connection restored; sessions resynchronise"
+                        );
+                        metrics::counter!("wharf_store_listen_reconnects").increment(1);
+                        shared.events.publish_all(MailboxEvent::MailboxesChanged);
+                    }
+                    Err(e) => {
+                        if weak.strong_count() == 0 {
+                            return;
+                        }
+                        tracing::warn!(error = %e, "store: change-notification reconnect failed; retrying");
+                        tokio::time::sleep(RECONNECT_PAUSE).await;
+                        continue;
+                    }
+                }
+            }
             let got = listener.try_recv().await;
             let Some(shared) = weak.upgrade() else {
                 return;
@@ -120,12 +156,14 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
                 Ok(None) => {
                     tracing::warn!(
                         "store: change-notification connection lost; reconnecting (events may have been missed)"
-                    )
+                    );
+                    lost = true;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "store: change-notification listener failed; retrying");
+                    tracing::warn!(error = %e, "store: change-notification listener failed; reconnecting");
+                    lost = true;
                     drop(shared);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
                 }
             }
         }

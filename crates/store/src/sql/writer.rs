@@ -161,6 +161,7 @@ fn dup_error(e: &StoreError) -> StoreError {
         StoreError::OverQuota => StoreError::OverQuota,
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
         StoreError::Backend(m) => StoreError::Backend(m.clone()),
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Io(io) => StoreError::Io(std::io::Error::new(io.kind(), io.to_string())),
     }
 }
