@@ -1,6 +1,7 @@
 //! What a first run creates: the commented `wharf.toml` when there is none, and in an empty store
 //! the primary domain and its `admin@` account, whose generated password is printed once with the
-//! listener table.
+//! listener table. "Empty" is judged by the store, not by the config file: a config written by
+//! hand (or kept from another machine) over a fresh data folder gets its admin account too.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -15,7 +16,7 @@ use wharf_directory::{Directory, DirectoryError};
 use crate::admin::generate_password;
 use crate::cli::ServeArgs;
 use crate::config::{self, Listener, Loaded, standard_listeners, valid_hostname};
-use crate::storage::directory_error;
+use crate::storage::{directory_error, store_err};
 
 /// Length of the first admin's generated password.
 const ADMIN_PASSWORD_LEN: usize = 20;
@@ -26,14 +27,20 @@ pub struct FirstRun {
     password: String,
 }
 
-/// The domain and admin account of a first run, when `wharf serve` has just written the config;
-/// `None` when there was nothing to create.
+/// The domain and admin account of a first run, when `wharf serve` has just written the config
+/// or the store has no domain yet; `None` when there was nothing to create.
 pub async fn ensure_admin(
     directory: &Directory,
     domain: &str,
     config_created: bool,
 ) -> Result<Option<FirstRun>> {
-    if !config_created {
+    let empty = directory
+        .store()
+        .list_domains()
+        .await
+        .map_err(store_err)?
+        .is_empty();
+    if !config_created && !empty {
         return Ok(None);
     }
     create_admin(directory, domain).await
