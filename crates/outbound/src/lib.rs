@@ -1,11 +1,13 @@
 //! wharf-outbound: mail leaving Wharf. The SMTP client (`client`, with its I/O-free decisions in
 //! `transaction` and replies in `reply`), TLS for it (`tls`), routing by MX or smarthost (`route`),
 //! transport security policies (`mta_sts`, `dane`),
-//! the durable queue contract (`queue`) and the worker that drains it (`worker`), delivery status
+//! the durable queue contract (`queue`), the worker that drains it (`worker`: scheduling) and one
+//! delivery to one destination (`delivery`), delivery status
 //! notifications (`dsn`) and DKIM signing (`dkim`).
 
 pub mod client;
 pub mod dane;
+mod delivery;
 pub mod dkim;
 pub mod dsn;
 pub mod local;
@@ -21,4 +23,4 @@ pub use client::{ClientConfig, ClientError, Credentials, SmtpClient, TlsPolicy, 
 pub use reply::Reply;
 pub use tls::TrustAnchors;
 pub use transaction::{Capabilities, Envelope, EnvelopeRecipient, Notify, Outcome, Ret};
-pub use worker::{BounceSink, MetricsSnapshot, Outbound, QueueConfig, Submission};
+pub use worker::{BounceSink, MetricsSnapshot, Outbound, QueueConfig};

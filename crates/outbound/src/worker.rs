@@ -1,9 +1,9 @@
-//! The delivery worker: takes queued messages in (DKIM-signed at submission), leases due entries,
-//! groups recipients by destination domain, delivers over as few connections as possible within
-//! the concurrency limits, writes per-recipient results back, reschedules on the backoff
-//! schedule, and sends failure and delay DSNs.
+//! The delivery worker's scheduling: takes messages in (DKIM-signed at submission), leases due
+//! entries, groups their pending recipients by destination domain into lanes within the
+//! connection limits (one delivery per lane: `delivery`), writes per-recipient results back,
+//! reschedules on the backoff schedule, and sends failure, relay and delay DSNs.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,18 +13,16 @@ use bytes::Bytes;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::client::TlsPolicy;
-use crate::client::{ClientConfig, ClientError, SmtpClient};
-use crate::dane::{DanePolicy, HostDane};
+use crate::client::ClientConfig;
+use crate::delivery::{Job, RecipientResult, deliver_domain};
 use crate::dkim::DkimSigners;
 use crate::dsn::{self, Action, DsnRecipient, DsnReport};
-use crate::mta_sts::Mode;
 use crate::queue::{
     AttemptRecord, NewQueueEntry, QueueEntry, QueueError, QueueId, QueueStore, QueuedRecipient,
     RecipientState,
 };
-use crate::route::{Hop, RouteError, Router};
-use crate::transaction::{Envelope, EnvelopeRecipient, Outcome, Ret};
+use crate::route::Router;
+use crate::transaction::{Envelope, EnvelopeRecipient, Outcome};
 
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
@@ -86,18 +84,6 @@ pub trait BounceSink: Send + Sync + 'static {
     async fn send_dsn(&self, to: &str, raw: Vec<u8>) -> Result<(), String>;
 }
 
-/// What submission hands over: recipients that are not local.
-#[derive(Debug, Clone)]
-pub struct Submission {
-    pub sender: String,
-    pub recipients: Vec<QueuedRecipient>,
-    pub raw: Bytes,
-    pub envid: Option<String>,
-    pub ret: Option<Ret>,
-    /// RFC 8689 REQUIRETLS from the submitter's MAIL FROM.
-    pub require_tls: bool,
-}
-
 /// Counters since start, for `/metrics` (queue depth comes from `QueueStore::list`).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -139,23 +125,6 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
-struct Job {
-    entry: usize,
-    queue_id: QueueId,
-    envelope: Envelope,
-    /// Index in the entry's recipient list of each envelope recipient.
-    rcpts: Vec<usize>,
-}
-
-struct Result1 {
-    entry: usize,
-    rcpt: usize,
-    outcome: Outcome,
-    mx: Option<String>,
-    /// The accepting server advertised DSN, so it took over NOTIFY=SUCCESS reporting.
-    dsn_aware: bool,
-}
-
 impl Outbound {
     pub fn new(
         queue: Arc<dyn QueueStore>,
@@ -183,38 +152,39 @@ impl Outbound {
         &self.queue
     }
 
-    /// Signs (DKIM, when the From: domain has keys) and queues a message; returns once the entry
-    /// is durable, so the submitter's 250 may follow.
-    pub async fn submit(&self, s: Submission) -> Result<QueueId, QueueError> {
-        self.submit_held(s, Duration::ZERO).await
+    /// A queue entry for `recipients`, due now and retried until `max_age`: the caller sets
+    /// `envid`, `ret`, `require_tls` or a later `next_attempt` (a hold) on it before `submit`.
+    pub fn new_entry(
+        &self,
+        sender: impl Into<String>,
+        recipients: Vec<QueuedRecipient>,
+        raw: Bytes,
+    ) -> NewQueueEntry {
+        let t = now();
+        NewQueueEntry {
+            sender: sender.into(),
+            recipients,
+            raw,
+            envid: None,
+            ret: None,
+            require_tls: false,
+            created: t,
+            next_attempt: t,
+            expires: t.saturating_add(secs(self.cfg.max_age)),
+        }
     }
 
-    /// `submit`, with the first attempt `hold` from now unless `retry(Some(id))` makes it due
+    /// Signs (DKIM, when the From: domain has keys) and queues a message with the entry's own
+    /// schedule; returns once the entry is durable, so the submitter's 250 may follow. An entry
+    /// whose `next_attempt` lies ahead is held until then unless `retry(Some(id))` makes it due
     /// earlier: the SMTP session holds its entry until its own reply is settled.
-    pub async fn submit_held(&self, s: Submission, hold: Duration) -> Result<QueueId, QueueError> {
-        let raw = match self.dkim.sign(&s.raw) {
-            Ok(signed) => Bytes::from(signed),
-            Err(e) => {
-                // An unsigned message still goes out; the admin sees why.
-                tracing::warn!(error = %e, "DKIM signing failed; sending unsigned");
-                s.raw
-            }
-        };
-        let t = now();
-        let id = self
-            .queue
-            .enqueue(NewQueueEntry {
-                sender: s.sender,
-                recipients: s.recipients,
-                raw,
-                envid: s.envid,
-                ret: s.ret,
-                require_tls: s.require_tls,
-                created: t,
-                next_attempt: t + secs(hold),
-                expires: t + secs(self.cfg.max_age),
-            })
-            .await?;
+    pub async fn submit(&self, mut entry: NewQueueEntry) -> Result<QueueId, QueueError> {
+        match self.dkim.sign(&entry.raw) {
+            Ok(signed) => entry.raw = Bytes::from(signed),
+            // An unsigned message still goes out; the admin sees why.
+            Err(e) => tracing::warn!(error = %e, "DKIM signing failed; sending unsigned"),
+        }
+        let id = self.queue.enqueue(entry).await?;
         tracing::info!(queue_id = id, "queued");
         self.metrics.queued.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("wharf_messages_queued_total").increment(1);
@@ -376,7 +346,7 @@ impl Outbound {
             }
         }
 
-        let mut tasks: JoinSet<Vec<Result1>> = JoinSet::new();
+        let mut tasks: JoinSet<Vec<RecipientResult>> = JoinSet::new();
         for (domain, jobs) in by_domain {
             let lanes = self.cfg.max_connections_per_domain.max(1).min(jobs.len());
             let mut split: Vec<Vec<Job>> = (0..lanes).map(|_| Vec::new()).collect();
@@ -402,7 +372,7 @@ impl Outbound {
                 });
             }
         }
-        let mut results: Vec<Vec<Result1>> = entries.iter().map(|_| Vec::new()).collect();
+        let mut results: Vec<Vec<RecipientResult>> = entries.iter().map(|_| Vec::new()).collect();
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(rs) => {
@@ -424,14 +394,14 @@ impl Outbound {
     async fn finish(
         &self,
         entry: QueueEntry,
-        results: Vec<Result1>,
+        results: Vec<RecipientResult>,
         owner: &str,
     ) -> Result<(), QueueError> {
         let t = now();
         let mut rcpts = entry.recipients.clone();
         let mut failed_now = Vec::new();
         let mut relayed = Vec::new();
-        for Result1 {
+        for RecipientResult {
             rcpt: ri,
             outcome,
             mx,
@@ -612,334 +582,4 @@ impl Outbound {
             }
         }
     }
-}
-
-fn all(jobs: &[Job], outcome: &Outcome, mx: Option<&str>) -> Vec<Result1> {
-    jobs.iter()
-        .flat_map(|j| {
-            j.rcpts.iter().map(|&ri| Result1 {
-                entry: j.entry,
-                rcpt: ri,
-                outcome: outcome.clone(),
-                mx: mx.map(str::to_string),
-                dsn_aware: false,
-            })
-        })
-        .collect()
-}
-
-/// DANE (RFC 7672) for an MX-routed domain whose MX RRset is DNSSEC-secure: each host with a
-/// secure TLSA RRset gets mandatory TLS (authenticated by the records when any is usable);
-/// a host whose TLSA lookup failed is not used; no host left is a deferral. Returns whether DANE
-/// applies to the domain (some host has secure TLSA records), in which case MTA-STS is skipped.
-async fn apply_dane(
-    router: &Router,
-    domain: &str,
-    hops: Vec<Hop>,
-    base_tls: TlsPolicy,
-) -> Result<(Vec<Hop>, bool), Outcome> {
-    if !router.dane_enabled() || router.is_relayed(domain) {
-        return Ok((hops, false));
-    }
-    match router.mx_secure(domain).await {
-        Ok(true) => {}
-        Ok(false) => {
-            // RFC 7672 §2.2.1: TLSA records of hosts named by an insecure MX RRset mean nothing.
-            tracing::debug!(%domain, "DANE: MX RRset not DNSSEC-secure; DANE does not apply");
-            return Ok((hops, false));
-        }
-        Err(e) => {
-            let text = format!("DANE: {domain}: MX lookup failed: {e}");
-            tracing::warn!(%domain, "{text}; deferred");
-            return Err(Outcome::deferred("4.7.5", text));
-        }
-    }
-    let mut kept = Vec::with_capacity(hops.len());
-    let mut applies = false;
-    let mut failures = Vec::new();
-    for mut h in hops {
-        match router.tlsa(&h.host).await {
-            HostDane::None => {
-                tracing::debug!(%domain, mx = %h.host, "DANE: no secure TLSA records");
-                kept.push(h);
-            }
-            HostDane::Authenticate(records) => {
-                applies = true;
-                let policy = DanePolicy {
-                    host: h.host.clone(),
-                    names: vec![h.host.clone(), domain.to_string()],
-                    records,
-                };
-                tracing::info!(%domain, mx = %h.host, tlsa = %policy.summary(), "DANE: TLS and TLSA match required");
-                h.dane = Some(Arc::new(policy));
-                kept.push(h);
-            }
-            HostDane::EncryptOnly(records) => {
-                applies = true;
-                let list: Vec<String> = records.iter().map(|t| t.to_string()).collect();
-                tracing::info!(%domain, mx = %h.host, tlsa = %list.join(", "), "DANE: only unusable TLSA records; TLS required without authentication");
-                // Never weaken a stricter configured policy (`required-verified`).
-                if matches!(
-                    h.tls.unwrap_or(base_tls),
-                    TlsPolicy::Disabled | TlsPolicy::Opportunistic
-                ) {
-                    h.tls = Some(TlsPolicy::Required);
-                }
-                kept.push(h);
-            }
-            HostDane::Indeterminate(e) => {
-                tracing::warn!(%domain, mx = %h.host, "DANE: {}: {e}; host not used", h.host);
-                failures.push(format!("{}: {e}", h.host));
-            }
-        }
-    }
-    if kept.is_empty() {
-        let text = format!(
-            "DANE: TLSA lookups for the mail exchangers of {domain} failed ({})",
-            failures.join("; ")
-        );
-        return Err(Outcome::deferred("4.7.5", text));
-    }
-    Ok((kept, applies))
-}
-
-/// MTA-STS for an MX-routed domain: in enforce mode only MX hosts the policy names are used,
-/// each with verified TLS; none left is a deferral, never a fallback. Testing mode only logs.
-async fn apply_mta_sts(
-    router: &Router,
-    domain: &str,
-    hops: Vec<Hop>,
-) -> Result<(Vec<Hop>, bool), Outcome> {
-    if router.is_relayed(domain) {
-        return Ok((hops, false));
-    }
-    let Some(policy) = router.mta_sts_policy(domain).await else {
-        return Ok((hops, false));
-    };
-    match policy.mode {
-        Mode::None => Ok((hops, false)),
-        Mode::Testing => {
-            for h in hops.iter().filter(|h| !policy.matches(&h.host)) {
-                tracing::warn!(%domain, mx = %h.host, policy_mx = ?policy.mx, "MTA-STS (testing): MX not in policy");
-            }
-            Ok((hops, false))
-        }
-        Mode::Enforce => {
-            let before: Vec<String> = hops.iter().map(|h| h.host.clone()).collect();
-            let kept: Vec<Hop> = hops
-                .into_iter()
-                .filter(|h| policy.matches(&h.host))
-                .map(|mut h| {
-                    h.tls = Some(TlsPolicy::RequiredVerified);
-                    h
-                })
-                .collect();
-            if kept.is_empty() {
-                let text = format!(
-                    "MTA-STS policy of {domain} (enforce) matches none of its MX hosts {before:?} (policy mx: {:?})",
-                    policy.mx
-                );
-                tracing::warn!(%domain, "{text}; deferred");
-                return Err(Outcome::deferred("4.7.5", text));
-            }
-            Ok((kept, true))
-        }
-    }
-}
-
-/// Delivers a lane of jobs for one domain: hops in order, addresses in order; a connection is
-/// reused for the next message while the server leaves the session usable.
-async fn deliver_domain(
-    router: &Router,
-    queue: &Arc<dyn QueueStore>,
-    base: &ClientConfig,
-    domain: &str,
-    jobs: Vec<Job>,
-    per_connection: usize,
-) -> Vec<Result1> {
-    let hops: Vec<Hop> = match router.route(domain).await {
-        Ok(h) => h,
-        Err(RouteError::Permanent { status, text }) => {
-            tracing::info!(%domain, error = %text, "routing failed permanently");
-            return all(&jobs, &Outcome::failed(status, text), None);
-        }
-        Err(RouteError::Temporary(text)) => {
-            tracing::info!(%domain, error = %text, "routing deferred");
-            return all(&jobs, &Outcome::deferred("4.4.3", text), None);
-        }
-    };
-    let (hops, dane_applies) = match apply_dane(router, domain, hops, base.tls).await {
-        Ok(h) => h,
-        Err(outcome) => return all(&jobs, &outcome, None),
-    };
-    // RFC 8461 §2: where DANE applies, MTA-STS is not consulted.
-    let (hops, sts_enforced) = if dane_applies {
-        (hops, false)
-    } else {
-        match apply_mta_sts(router, domain, hops).await {
-            Ok(h) => h,
-            Err(outcome) => return all(&jobs, &outcome, None),
-        }
-    };
-    let (strict, normal): (Vec<Job>, Vec<Job>) =
-        jobs.into_iter().partition(|j| j.envelope.require_tls);
-    let mut out = send_over(&hops, queue, normal, base, domain, per_connection).await;
-    if !strict.is_empty() {
-        // RFC 8689 §4.2.1: the next hop must be authenticated (DANE, an enforced MTA-STS
-        // policy, or a configured relay) and its certificate verified. Hosts DANE authenticates
-        // keep their TLSA records; any other host must verify against the trust anchors.
-        let dane_authenticated = hops.iter().any(|h| h.dane.is_some());
-        if sts_enforced || dane_authenticated || router.is_relayed(domain) {
-            let verified: Vec<Hop> = hops
-                .iter()
-                .cloned()
-                .map(|mut h| {
-                    if h.dane.is_none() {
-                        h.tls = Some(TlsPolicy::RequiredVerified);
-                    }
-                    h
-                })
-                .collect();
-            out.extend(send_over(&verified, queue, strict, base, domain, per_connection).await);
-        } else {
-            let text = format!(
-                "REQUIRETLS: the mail exchangers of {domain} cannot be authenticated (no DANE TLSA records, no MTA-STS policy in enforce mode)"
-            );
-            tracing::info!(%domain, "{text}");
-            out.extend(all(&strict, &Outcome::failed("5.7.30", text), None));
-        }
-    }
-    out
-}
-
-/// Sends jobs over the hops in order (see `deliver_domain`).
-async fn send_over(
-    hops: &[Hop],
-    queue: &Arc<dyn QueueStore>,
-    jobs: Vec<Job>,
-    base: &ClientConfig,
-    domain: &str,
-    per_connection: usize,
-) -> Vec<Result1> {
-    if jobs.is_empty() {
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    let mut remaining: VecDeque<Job> = jobs.into();
-    let mut last_error: Option<ClientError> = None;
-    'hops: for hop in hops {
-        let mut cfg = base.clone();
-        if let Some(tls) = hop.tls {
-            cfg.tls = tls;
-        }
-        if hop.credentials.is_some() {
-            cfg.auth = hop.credentials.clone();
-        }
-        cfg.dane = hop.dane.clone();
-        for addr in &hop.addrs {
-            let mut current: Option<SmtpClient> = None;
-            let mut sent_here = 0usize;
-            while let Some(job) = remaining.pop_front() {
-                let mut client = match current.take() {
-                    Some(c) if c.reusable() && sent_here < per_connection => c,
-                    stale => {
-                        if let Some(c) = stale {
-                            let _ = c.quit().await;
-                        }
-                        sent_here = 0;
-                        match SmtpClient::connect(*addr, &hop.host, &cfg).await {
-                            Ok(c) => c,
-                            Err(e) => {
-                                tracing::info!(%domain, mx = %hop.host, %addr, error = %e, "connection failed");
-                                last_error = Some(e);
-                                remaining.push_front(job);
-                                break;
-                            }
-                        }
-                    }
-                };
-                let tls = client
-                    .tls()
-                    .map(|t| {
-                        format!(
-                            "{} {}{}",
-                            t.version,
-                            t.cipher,
-                            match (&t.dane, t.verified) {
-                                (Some(how), _) => format!(" dane-verified ({how})"),
-                                (None, true) => " verified".into(),
-                                (None, false) => " unverified".into(),
-                            }
-                        )
-                    })
-                    .unwrap_or_else(|| "none".into());
-                let raw = match queue.message(job.queue_id).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(queue_id = job.queue_id, error = %e, "queued message unreadable");
-                        out.extend(all(
-                            std::slice::from_ref(&job),
-                            &Outcome::deferred("4.3.0", format!("queued message unreadable: {e}")),
-                            None,
-                        ));
-                        current = Some(client);
-                        continue;
-                    }
-                };
-                let dsn_aware = client.capabilities().dsn;
-                match client.send(&job.envelope, &raw).await {
-                    Ok(outcomes) => {
-                        for (k, outcome) in outcomes.into_iter().enumerate() {
-                            let Some(&ri) = job.rcpts.get(k) else {
-                                continue;
-                            };
-                            tracing::info!(
-                                queue_id = job.queue_id,
-                                rcpt = %job.envelope.recipients[k].address,
-                                mx = %hop.host,
-                                %addr,
-                                tls = %tls,
-                                result = ?outcome,
-                                "delivery attempt"
-                            );
-                            out.push(Result1 {
-                                entry: job.entry,
-                                rcpt: ri,
-                                outcome,
-                                mx: Some(hop.host.clone()),
-                                dsn_aware,
-                            });
-                        }
-                        sent_here += 1;
-                        current = Some(client);
-                    }
-                    Err(e) => {
-                        // The transaction broke mid-way: the server may hold part of it, so this
-                        // message waits for the next round rather than trying another host now.
-                        tracing::info!(queue_id = job.queue_id, mx = %hop.host, %addr, tls = %tls, error = %e, "delivery attempt failed");
-                        out.extend(all(
-                            std::slice::from_ref(&job),
-                            &e.outcome(),
-                            Some(&hop.host),
-                        ));
-                    }
-                }
-            }
-            if let Some(c) = current.take() {
-                let _ = c.quit().await;
-            }
-            if remaining.is_empty() {
-                break 'hops;
-            }
-        }
-    }
-    if !remaining.is_empty() {
-        let outcome = match &last_error {
-            Some(e) => e.outcome(),
-            None => Outcome::deferred("4.4.1", format!("no mail exchanger of {domain} reachable")),
-        };
-        let jobs: Vec<Job> = remaining.into();
-        out.extend(all(&jobs, &outcome, None));
-    }
-    out
 }

@@ -16,9 +16,11 @@ use support::*;
 use wharf_outbound::dane::{self, DanePolicy, Tlsa};
 use wharf_outbound::dkim::DkimSigners;
 use wharf_outbound::mta_sts::MtaStsConfig;
-use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient, RecipientState};
+use wharf_outbound::queue::{
+    MemoryQueue, NewQueueEntry, QueueStore, QueuedRecipient, RecipientState,
+};
 use wharf_outbound::route::{Router, RouterConfig};
-use wharf_outbound::{ClientConfig, Outbound, QueueConfig, SmtpClient, Submission, TrustAnchors};
+use wharf_outbound::{ClientConfig, Outbound, QueueConfig, SmtpClient, TrustAnchors};
 
 // ---------------------------------------------------------------- fixtures
 
@@ -91,13 +93,13 @@ async fn queue_one(rc: RouterConfig, require_tls: bool) -> Setup {
     );
     let raw = "From: <alice@a.test>\r\nTo: <bob@b.test>\r\nSubject: dane\r\n\r\nhi\r\n";
     let id = out
-        .submit(Submission {
-            sender: "alice@a.test".into(),
-            recipients: vec![QueuedRecipient::new("bob@b.test")],
-            raw: Bytes::from(raw),
-            envid: None,
-            ret: None,
+        .submit(NewQueueEntry {
             require_tls,
+            ..out.new_entry(
+                "alice@a.test",
+                vec![QueuedRecipient::new("bob@b.test")],
+                Bytes::from(raw),
+            )
         })
         .await
         .unwrap();

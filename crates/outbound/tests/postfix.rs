@@ -20,9 +20,9 @@ use sha2::Digest;
 use std::sync::Arc;
 use support::*;
 use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
-use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient};
+use wharf_outbound::queue::{MemoryQueue, NewQueueEntry, QueueStore, QueuedRecipient};
 use wharf_outbound::route::{Router, RouterConfig};
-use wharf_outbound::{ClientConfig, Outbound, QueueConfig, Submission, TrustAnchors};
+use wharf_outbound::{ClientConfig, Outbound, QueueConfig, TrustAnchors};
 
 struct Postfix {
     conf: PathBuf,
@@ -197,13 +197,12 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
         None,
     );
     let raw = "From: <alice@a.test>\r\nTo: <bob@p.test>\r\nSubject: to postfix\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <pf1@a.test>\r\n\r\nHello Postfix.\r\n.dotted\r\n";
-    out.submit(Submission {
-        sender: "alice@a.test".into(),
-        recipients: vec![QueuedRecipient::new("bob@p.test")],
-        raw: bytes::Bytes::from(raw),
-        envid: None,
-        ret: None,
-        require_tls: false,
+    out.submit(NewQueueEntry {
+        ..out.new_entry(
+            "alice@a.test",
+            vec![QueuedRecipient::new("bob@p.test")],
+            bytes::Bytes::from(raw),
+        )
     })
     .await
     .unwrap();
@@ -278,13 +277,12 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
             DkimSigners::new(),
             None,
         );
-        out.submit(Submission {
-            sender: "alice@a.test".into(),
-            recipients: vec![QueuedRecipient::new("bob@p.test")],
-            raw: bytes::Bytes::from("From: <alice@a.test>\r\nSubject: dane\r\n\r\nDANE.\r\n"),
-            envid: None,
-            ret: None,
-            require_tls: false,
+        out.submit(NewQueueEntry {
+            ..out.new_entry(
+                "alice@a.test",
+                vec![QueuedRecipient::new("bob@p.test")],
+                bytes::Bytes::from("From: <alice@a.test>\r\nSubject: dane\r\n\r\nDANE.\r\n"),
+            )
         })
         .await
         .unwrap();

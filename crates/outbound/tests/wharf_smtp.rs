@@ -14,11 +14,9 @@ use support::*;
 use wharf_directory::{Directory, DirectoryConfig};
 use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
 use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
-use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient};
+use wharf_outbound::queue::{MemoryQueue, NewQueueEntry, QueueStore, QueuedRecipient};
 use wharf_outbound::route::{Relay, Router, RouterConfig};
-use wharf_outbound::{
-    ClientConfig, Credentials, Outbound, QueueConfig, Submission, TlsPolicy, TrustAnchors,
-};
+use wharf_outbound::{ClientConfig, Credentials, Outbound, QueueConfig, TlsPolicy, TrustAnchors};
 use wharf_smtp::{SmtpConfig, SmtpRole, SmtpService};
 use wharf_store::Store;
 
@@ -135,20 +133,19 @@ async fn delivered_by_mx_over_starttls_into_inbox_with_valid_dkim() {
         ..RouterConfig::default()
     };
     let (queue, out) = outbound(rc, signers);
-    out.submit(Submission {
-        sender: "alice@a.test".into(),
-        recipients: vec![
-            QueuedRecipient::new("bob@b.test"),
-            QueuedRecipient::new("nobody@b.test"),
-        ],
-        raw: message(
+    out.submit(NewQueueEntry {
+        ..out.new_entry(
             "alice@a.test",
-            "bob@b.test",
-            "Hello from A.\r\n.a dotted line",
-        ),
-        envid: None,
-        ret: None,
-        require_tls: false,
+            vec![
+                QueuedRecipient::new("bob@b.test"),
+                QueuedRecipient::new("nobody@b.test"),
+            ],
+            message(
+                "alice@a.test",
+                "bob@b.test",
+                "Hello from A.\r\n.a dotted line",
+            ),
+        )
     })
     .await
     .unwrap();
@@ -196,13 +193,12 @@ async fn smarthost_with_auth_against_wharf_submission() {
         ..RouterConfig::default()
     };
     let (queue, out) = outbound(rc, DkimSigners::new());
-    out.submit(Submission {
-        sender: "relay@b.test".into(),
-        recipients: vec![QueuedRecipient::new("bob@b.test")],
-        raw: message("relay@b.test", "bob@b.test", "via the smarthost"),
-        envid: None,
-        ret: None,
-        require_tls: false,
+    out.submit(NewQueueEntry {
+        ..out.new_entry(
+            "relay@b.test",
+            vec![QueuedRecipient::new("bob@b.test")],
+            message("relay@b.test", "bob@b.test", "via the smarthost"),
+        )
     })
     .await
     .unwrap();
@@ -253,13 +249,13 @@ async fn dsn_for_a_local_sender_lands_in_its_inbox() {
         DkimSigners::new(),
         Some(sink),
     );
-    out.submit(Submission {
-        sender: "relay@b.test".into(),
-        recipients: vec![QueuedRecipient::new("carol@c.test")],
-        raw: message("relay@b.test", "carol@c.test", "will bounce"),
+    out.submit(NewQueueEntry {
         envid: Some("E-77".into()),
-        ret: None,
-        require_tls: false,
+        ..out.new_entry(
+            "relay@b.test",
+            vec![QueuedRecipient::new("carol@c.test")],
+            message("relay@b.test", "carol@c.test", "will bounce"),
+        )
     })
     .await
     .unwrap();

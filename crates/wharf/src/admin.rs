@@ -2,42 +2,17 @@
 //! does one change or listing, and prints the outcome. Safe to run while `wharf serve` runs.
 
 use std::io::{BufRead, Write};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use wharf_directory::{Directory, DirectoryError};
-use wharf_store::{Account, Store, StoreError};
+use wharf_store::StoreError;
 
 use crate::cli::{AliasCmd, DomainCmd, MailboxCmd, UserCmd};
 use crate::config::Loaded;
+use crate::storage::{directory_error, find_account, open_directory, store_err};
 
 /// Length of generated passwords (letters and digits: ~119 bits).
 const GENERATED_PASSWORD_LEN: usize = 20;
-
-pub async fn open_directory(cfg: &Loaded) -> Result<Directory> {
-    // An admin verb may be the first to touch the data folder: it gets the same private mode.
-    if cfg.config.store.url.is_none() {
-        crate::serve::create_private_dir(&cfg.data_dir)?;
-    }
-    let store = wharf_store::open(&crate::wiring::store_config(cfg))
-        .await
-        .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
-    Ok(Directory::new(store, crate::wiring::directory_config(cfg)))
-}
-
-/// One line naming what went wrong, in the operator's terms.
-pub fn directory_error(e: DirectoryError) -> anyhow::Error {
-    match e {
-        DirectoryError::UnknownDomain(d) => {
-            anyhow!("unknown domain {d} (add it first: wharf domain add {d})")
-        }
-        DirectoryError::DuplicateAccount(a) => anyhow!("account {a} already exists"),
-        DirectoryError::WeakPassword(rule) => anyhow!("password refused: {rule}"),
-        DirectoryError::InvalidAddress(a) => anyhow!("invalid address: {a}"),
-        DirectoryError::NotFound(a) => anyhow!("no such account: {a}"),
-        DirectoryError::Store(e) => anyhow!("store: {e}"),
-    }
-}
 
 pub async fn domain(cfg: &Loaded, cmd: DomainCmd) -> Result<()> {
     let dir = open_directory(cfg).await?;
@@ -267,18 +242,6 @@ pub async fn mailbox(cfg: &Loaded, cmd: MailboxCmd) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub fn store_err(e: StoreError) -> anyhow::Error {
-    anyhow!("store: {e}")
-}
-
-pub async fn find_account(store: &Arc<dyn Store>, address: &str) -> Result<Account> {
-    store
-        .get_account_by_address(address.trim())
-        .await
-        .map_err(store_err)?
-        .ok_or_else(|| anyhow!("no such account: {}", address.trim()))
 }
 
 /// The password from stdin (first line, without its line ending) or a freshly generated one.

@@ -64,7 +64,7 @@ pub fn generate(
     };
     let key = dkim::generate(&domain, &selector, algorithm)
         .map_err(|e| anyhow!("cannot generate the key: {e}"))?;
-    crate::serve::create_private_dir(&dir)?;
+    crate::storage::create_private_dir(&dir)?;
     write_new_private(&path, key.private_key_pem.as_bytes())?;
     Ok((key, path))
 }

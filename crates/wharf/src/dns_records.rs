@@ -149,12 +149,12 @@ pub fn dkim_records(data_dir: &Path, domain: &str) -> Result<Vec<DkimPlan>> {
 /// A domain the store knows, lower-cased; the error says how to add it.
 pub async fn known_domain(cfg: &Loaded, domain: &str) -> Result<String> {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let dir = crate::admin::open_directory(cfg).await?;
+    let dir = crate::storage::open_directory(cfg).await?;
     if dir
         .store()
         .get_domain(&domain)
         .await
-        .map_err(crate::admin::store_err)?
+        .map_err(crate::storage::store_err)?
         .is_none()
     {
         bail!("unknown domain {domain} (add it first: wharf domain add {domain})");

@@ -5,7 +5,7 @@
 //! dropped by `withdraw` when it answers 451 after all (its local part failed and the client
 //! will resend everything).
 //!
-//! Submitted mail (an authenticated user) goes through `Outbound::submit_held`, which DKIM-signs it
+//! Submitted mail (an authenticated user) goes through `Outbound::submit`, which DKIM-signs it
 //! when the From: domain has keys. Mail arriving on port 25 for an alias that forwards outside is
 //! queued unsigned: signing it would vouch, with our key, for whatever a stranger put in From:.
 
@@ -54,37 +54,28 @@ impl RemoteHandoff for QueueHandoff {
     async fn enqueue(&self, msg: OutboundMessage) -> Result<String, String> {
         let ret = msg.ret.as_deref().and_then(Ret::from_param);
         let recipients = recipients(&msg);
+        let now = chrono::Utc::now().timestamp();
+        let entry = NewQueueEntry {
+            sender: msg.sender,
+            recipients,
+            raw: msg.raw,
+            envid: msg.envid,
+            ret,
+            require_tls: msg.require_tls,
+            created: now,
+            next_attempt: now.saturating_add(HOLD.as_secs() as i64),
+            expires: now.saturating_add(self.max_age_secs),
+        };
         let id = if msg.authenticated_as.is_some() {
             self.outbound
-                .submit_held(
-                    wharf_outbound::Submission {
-                        sender: msg.sender,
-                        recipients,
-                        raw: msg.raw,
-                        envid: msg.envid,
-                        ret,
-                        require_tls: msg.require_tls,
-                    },
-                    HOLD,
-                )
+                .submit(entry)
                 .await
                 .map_err(|e| e.to_string())?
         } else {
-            let now = chrono::Utc::now().timestamp();
             let id = self
                 .outbound
                 .queue()
-                .enqueue(NewQueueEntry {
-                    sender: msg.sender,
-                    recipients,
-                    raw: msg.raw,
-                    envid: msg.envid,
-                    ret,
-                    require_tls: msg.require_tls,
-                    created: now,
-                    next_attempt: now.saturating_add(HOLD.as_secs() as i64),
-                    expires: now.saturating_add(self.max_age_secs),
-                })
+                .enqueue(entry)
                 .await
                 .map_err(|e| e.to_string())?;
             tracing::info!(queue_id = id, "forwarded message queued (unsigned)");

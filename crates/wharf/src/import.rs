@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use wharf_store::{Account, Flags, MailboxId, Store};
 
-use crate::admin::store_err;
+use crate::storage::store_err;
 
 /// Messages imported per mailbox, in the order first met.
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@ mod config;
 mod dkim_keys;
 mod dns_records;
 mod doctor;
+mod first_run;
 mod handoff;
 mod http_wiring;
 mod import;
@@ -15,6 +16,7 @@ mod malloc_tuning;
 mod outbound_node;
 mod queue_admin;
 mod serve;
+mod storage;
 mod wiring;
 
 use std::path::Path;
@@ -58,8 +60,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Mailbox(cmd) => admin::mailbox(&load_for_admin(path)?, cmd).await,
         Command::Import(args) => {
             let cfg = load_for_admin(path)?;
-            let dir = admin::open_directory(&cfg).await?;
-            let account = admin::find_account(dir.store(), &args.user).await?;
+            let dir = storage::open_directory(&cfg).await?;
+            let account = storage::find_account(dir.store(), &args.user).await?;
             let report = import::import(dir.store(), &account, &args.path, args.mailbox.as_deref())
                 .await
                 .with_context(|| format!("import into {}", account.address))?;
@@ -78,13 +80,13 @@ async fn run(cli: Cli) -> Result<()> {
             algo,
         }) => {
             let cfg = load_for_admin(path)?;
-            let dir = admin::open_directory(&cfg).await?;
+            let dir = storage::open_directory(&cfg).await?;
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
             if dir
                 .store()
                 .get_domain(&domain)
                 .await
-                .map_err(admin::store_err)?
+                .map_err(storage::store_err)?
                 .is_none()
             {
                 bail!("unknown domain {domain} (add it first: wharf domain add {domain})");

@@ -9,27 +9,6 @@ use wharf_net::Handler;
 
 use crate::config::{Listener, Loaded, Protocol};
 
-pub fn store_config(cfg: &Loaded) -> wharf_store::StoreConfig {
-    wharf_store::StoreConfig {
-        url: cfg.store_url(),
-        blob_dir: cfg.blob_dir(),
-    }
-}
-
-pub fn directory_config(cfg: &Loaded) -> wharf_directory::DirectoryConfig {
-    let d = &cfg.config.directory;
-    wharf_directory::DirectoryConfig {
-        auth_fail_delay_base: Duration::from_secs(d.auth_fail_delay_base),
-        auth_fail_max_delay: Duration::from_secs(d.auth_fail_max_delay),
-        auth_ip_lockout_after: d.auth_ip_lockout_after,
-        auth_account_lockout_after: d.auth_account_lockout_after,
-        auth_lockout: Duration::from_secs(d.auth_lockout),
-        auth_known_source_ttl: Duration::from_secs(d.auth_known_source_days.saturating_mul(86_400)),
-        credential_cache_ttl: Duration::from_secs(d.credential_cache_ttl),
-        min_password_len: d.min_password_len,
-    }
-}
-
 pub fn net_limits(cfg: &Loaded) -> wharf_net::Limits {
     let l = &cfg.config.limits;
     wharf_net::Limits {

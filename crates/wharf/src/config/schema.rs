@@ -1,0 +1,527 @@
+//! The `wharf.toml` schema: one serde struct per table, with the defaults a missing key takes,
+//! and the listener model (the nine standard listeners, names and ports derived from protocol and TLS).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::hostname::{FALLBACK_HOSTNAME, system_hostname};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerSection,
+    pub store: StoreSection,
+    pub tls: TlsSection,
+    pub limits: LimitsSection,
+    /// `[[listener]]` entries; absent means the nine standard listeners.
+    #[serde(rename = "listener")]
+    pub listeners: Option<Vec<ListenerConfig>>,
+    pub directory: DirectorySection,
+    pub log: LogSection,
+    /// The protocol crates' own tables: their keys are documented in docs/<protocol>.md.
+    pub smtp: wharf_smtp::SmtpConfig,
+    pub imap: wharf_imap::ImapConfig,
+    pub pop3: wharf_pop3::Pop3Config,
+    /// Mail leaving Wharf: queue, retries, routing, TLS policy (docs/configuration.md).
+    pub outbound: OutboundSection,
+    /// The HTTP listeners' content: proxies, `/metrics`, the MTA-STS policy (docs/http.md).
+    pub http: HttpSection,
+    /// Certificates from an ACME CA (docs/ports-and-tls.md).
+    pub acme: AcmeSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    pub hostname: String,
+    /// Defaults to the host name without its first label.
+    pub primary_domain: Option<String>,
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            hostname: system_hostname(),
+            primary_domain: None,
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// `sqlite:///abs/path.db` or `postgres://…`; default `sqlite://<data_dir>/wharf.db`.
+    pub url: Option<String>,
+    /// Default `<data_dir>/blobs`.
+    pub blob_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    /// Default `<data_dir>/tls/cert.pem` (self-signed, generated when both defaults are missing).
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+    /// Seconds without input before a session is closed.
+    pub idle_timeout: u64,
+    /// Seconds a TLS handshake may take.
+    pub tls_handshake_timeout: u64,
+    /// Seconds SIGTERM waits for sessions to end before closing them.
+    pub shutdown_timeout: u64,
+    /// Largest message accepted, in bytes.
+    pub max_message_size: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections: 10_000,
+            max_per_ip: 50,
+            idle_timeout: 1800,
+            tls_handshake_timeout: 30,
+            shutdown_timeout: 30,
+            max_message_size: 50 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Smtp,
+    Submission,
+    Imap,
+    Pop3,
+    /// Autoconfig, Autodiscover, MTA-STS, ACME HTTP-01, `/metrics`.
+    Http,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Imap => "imap",
+            Protocol::Pop3 => "pop3",
+            Protocol::Http => "http",
+        }
+    }
+
+    /// TLS mode of a listener that does not say: STARTTLS for mail, none
+    /// for HTTP (which has no STARTTLS).
+    pub fn default_tls(self) -> ListenerTls {
+        match self {
+            Protocol::Http => ListenerTls::None,
+            _ => ListenerTls::Starttls,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerTls {
+    None,
+    Starttls,
+    Implicit,
+}
+
+impl ListenerTls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerTls::None => "none",
+            ListenerTls::Starttls => "starttls",
+            ListenerTls::Implicit => "implicit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Default: the protocol name, with `s` appended for implicit TLS (`imaps`, `submissions`).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "default_address")]
+    pub address: IpAddr,
+    /// Default: the protocol's standard port for the TLS mode. 0 picks a free port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub protocol: Protocol,
+    /// Default `starttls` (`none` for `http`).
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+pub(super) fn default_address() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+}
+
+/// A listener with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub tls: ListenerTls,
+    pub proxy_protocol: bool,
+}
+
+impl ListenerConfig {
+    pub fn resolve(&self) -> Listener {
+        let tls = self.tls.unwrap_or(self.protocol.default_tls());
+        Listener {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| default_name(self.protocol, tls)),
+            address: self.address,
+            port: self
+                .port
+                .unwrap_or_else(|| standard_port(self.protocol, tls)),
+            protocol: self.protocol,
+            tls,
+            proxy_protocol: self.proxy_protocol,
+        }
+    }
+}
+
+pub fn default_name(protocol: Protocol, tls: ListenerTls) -> String {
+    match tls {
+        ListenerTls::Implicit => format!("{}s", protocol.as_str()),
+        _ => protocol.as_str().to_string(),
+    }
+}
+
+pub fn standard_port(protocol: Protocol, tls: ListenerTls) -> u16 {
+    let implicit = tls == ListenerTls::Implicit;
+    match (protocol, implicit) {
+        (Protocol::Smtp, false) => 25,
+        (Protocol::Smtp, true) => 465,
+        (Protocol::Submission, false) => 587,
+        (Protocol::Submission, true) => 465,
+        (Protocol::Imap, false) => 143,
+        (Protocol::Imap, true) => 993,
+        (Protocol::Pop3, false) => 110,
+        (Protocol::Pop3, true) => 995,
+        (Protocol::Http, false) => 80,
+        (Protocol::Http, true) => 443,
+    }
+}
+
+/// The nine standard listeners, in the order they are printed.
+pub fn standard_listeners(address: IpAddr) -> Vec<Listener> {
+    [
+        (Protocol::Smtp, ListenerTls::Starttls, "smtp"),
+        (Protocol::Submission, ListenerTls::Starttls, "submission"),
+        (Protocol::Submission, ListenerTls::Implicit, "submissions"),
+        (Protocol::Imap, ListenerTls::Starttls, "imap"),
+        (Protocol::Imap, ListenerTls::Implicit, "imaps"),
+        (Protocol::Pop3, ListenerTls::Starttls, "pop3"),
+        (Protocol::Pop3, ListenerTls::Implicit, "pop3s"),
+        (Protocol::Http, ListenerTls::None, "http"),
+        (Protocol::Http, ListenerTls::Implicit, "https"),
+    ]
+    .into_iter()
+    .map(|(protocol, tls, name)| Listener {
+        name: name.to_string(),
+        address,
+        port: standard_port(protocol, tls),
+        protocol,
+        tls,
+        proxy_protocol: false,
+    })
+    .collect()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectorySection {
+    /// Seconds of delay after the first failed authentication; doubles with each further failure.
+    pub auth_fail_delay_base: u64,
+    pub auth_fail_max_delay: u64,
+    pub auth_ip_lockout_after: u32,
+    pub auth_account_lockout_after: u32,
+    /// Seconds a locked-out IP or account is refused.
+    pub auth_lockout: u64,
+    /// Days a source that logged in to an account stays exempt from the account's slowing.
+    pub auth_known_source_days: u64,
+    /// Seconds a verified credential is cached.
+    pub credential_cache_ttl: u64,
+    pub min_password_len: usize,
+}
+
+impl Default for DirectorySection {
+    /// The directory crate's own defaults, so that the two can never disagree.
+    fn default() -> Self {
+        let d = wharf_directory::DirectoryConfig::default();
+        DirectorySection {
+            auth_fail_delay_base: d.auth_fail_delay_base.as_secs(),
+            auth_fail_max_delay: d.auth_fail_max_delay.as_secs(),
+            auth_ip_lockout_after: d.auth_ip_lockout_after,
+            auth_account_lockout_after: d.auth_account_lockout_after,
+            auth_lockout: d.auth_lockout.as_secs(),
+            auth_known_source_days: d.auth_known_source_ttl.as_secs() / 86_400,
+            credential_cache_ttl: d.credential_cache_ttl.as_secs(),
+            min_password_len: d.min_password_len,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A tracing filter (`info`, `wharf_smtp=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundSection {
+    /// Seconds before attempt n+1 after attempt n; the last value repeats.
+    pub retry_schedule: Vec<u64>,
+    /// Seconds after which undelivered recipients fail with a DSN.
+    pub max_age: u64,
+    /// Seconds undelivered before a delay DSN; 0 sends none.
+    pub delay_warning: u64,
+    pub max_connections: usize,
+    pub max_connections_per_domain: usize,
+    pub max_messages_per_connection: usize,
+    /// Seconds between queue scans when nothing wakes the worker.
+    pub poll_interval: u64,
+    /// Seconds a node owns the entries it leased (a crashed node's entries wait this long).
+    pub lease: u64,
+    /// Entries leased per round.
+    pub batch: usize,
+    /// TLS with MX hosts: `disabled`, `opportunistic`, `required`, `required-verified`.
+    pub tls: wharf_outbound::TlsPolicy,
+    /// Extra PEM trust anchors (private CA) added to the system bundle.
+    pub ca_file: Option<PathBuf>,
+    /// DNS servers for MX/A/TXT lookups (`"127.0.0.1:5353"` or a list); default `/etc/resolv.conf`.
+    pub dns_server: DnsServers,
+    /// Seconds per DNS query.
+    pub dns_timeout: u64,
+    /// TCP port of MX hosts (25; tests point it elsewhere).
+    pub mx_port: u16,
+    /// RFC 8461 MTA-STS for MX-routed domains.
+    pub mta_sts: bool,
+    /// RFC 7672 DANE for MX-routed domains; `dns_server` must be a validating resolver.
+    pub dane: bool,
+    pub connect_timeout: u64,
+    pub command_timeout: u64,
+    pub data_timeout: u64,
+    /// Every message goes through this host (Postfix `relayhost`).
+    pub relayhost: Option<RelaySection>,
+    /// Per recipient domain, before DNS and before `relayhost`.
+    pub routes: std::collections::BTreeMap<String, RelaySection>,
+}
+
+impl Default for OutboundSection {
+    /// The outbound crate's own defaults, so that the two can never disagree.
+    fn default() -> Self {
+        let q = wharf_outbound::QueueConfig::new(FALLBACK_HOSTNAME);
+        let c = wharf_outbound::ClientConfig::new(FALLBACK_HOSTNAME);
+        let r = wharf_outbound::route::RouterConfig::default();
+        OutboundSection {
+            retry_schedule: q.retry_schedule.iter().map(|d| d.as_secs()).collect(),
+            max_age: q.max_age.as_secs(),
+            delay_warning: q.delay_warning.map(|d| d.as_secs()).unwrap_or(0),
+            max_connections: q.max_connections,
+            max_connections_per_domain: q.max_connections_per_domain,
+            max_messages_per_connection: q.max_messages_per_connection,
+            poll_interval: q.poll_interval.as_secs(),
+            lease: q.lease.as_secs(),
+            batch: q.batch,
+            tls: c.tls,
+            ca_file: None,
+            dns_server: DnsServers::default(),
+            dns_timeout: r.dns_timeout.as_secs(),
+            mx_port: r.smtp_port,
+            mta_sts: r.mta_sts.is_some(),
+            dane: r.dane,
+            connect_timeout: c.connect_timeout.as_secs(),
+            command_timeout: c.command_timeout.as_secs(),
+            data_timeout: c.data_timeout.as_secs(),
+            relayhost: None,
+            routes: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For and
+    /// X-Forwarded-Host are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Serve `/metrics` (and install the Prometheus recorder).
+    pub metrics: bool,
+    /// Clients (addresses or CIDR blocks) allowed to read `/metrics`.
+    pub metrics_allow: Vec<String>,
+    /// The policy at `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
+    pub mta_sts: wharf_http::MtaStsConfig,
+    /// Ports told to clients when they differ from the bound ones (NAT, port forwarding).
+    pub advertise: AdvertiseSection,
+}
+
+/// Each key replaces the port derived from the listeners; 0 = not offered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdvertiseSection {
+    pub imaps: Option<u16>,
+    pub imap: Option<u16>,
+    pub pop3s: Option<u16>,
+    pub pop3: Option<u16>,
+    pub submissions: Option<u16>,
+    pub submission: Option<u16>,
+}
+
+impl Default for HttpSection {
+    /// The http crate's own defaults, so that the two can never disagree.
+    fn default() -> Self {
+        let h = wharf_http::HttpConfig::default();
+        HttpSection {
+            trusted_proxies: h.trusted_proxies,
+            metrics: h.metrics,
+            metrics_allow: h.metrics_allow,
+            mta_sts: h.mta_sts,
+            advertise: AdvertiseSection::default(),
+        }
+    }
+}
+
+/// How the ACME CA checks that this server answers for a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AcmeChallenge {
+    /// `http://<name>/.well-known/acme-challenge/…` on the `http` listener.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// An `acme-tls/1` handshake on port 443, answered by every TLS listener.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcmeSection {
+    pub enabled: bool,
+    /// The CA's RFC 8555 directory.
+    pub directory_url: String,
+    /// Account contact e-mail (`postmaster@example.org`, `mailto:` optional).
+    pub contact: Option<String>,
+    pub challenge: AcmeChallenge,
+    /// More names on the certificate besides the host name and
+    /// `autoconfig.`/`mta-sts.` of every local domain.
+    pub extra_names: Vec<String>,
+    /// PEM trust anchor for the CA's HTTPS directory (a private CA); default the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds before expiry to renew; default a third of the lifetime, at most 30 days.
+    pub renew_before: Option<u64>,
+    /// Seconds between looks at the certificate's expiry.
+    pub check_interval: u64,
+    /// Seconds to wait after a failed order, doubled per failure up to `retry_max`.
+    pub retry_min: u64,
+    pub retry_max: u64,
+    /// Seconds the CA may take to validate and to issue.
+    pub order_timeout: u64,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for AcmeSection {
+    /// The acme crate's own timing defaults.
+    fn default() -> Self {
+        let a = wharf_acme::AcmeSettings::new(String::new(), Vec::new(), PathBuf::new());
+        AcmeSection {
+            enabled: false,
+            directory_url: LETS_ENCRYPT.to_string(),
+            contact: None,
+            challenge: AcmeChallenge::Http01,
+            extra_names: Vec::new(),
+            ca_file: None,
+            renew_before: a.renew_margin.map(|d| d.as_secs()),
+            check_interval: a.check_interval.as_secs(),
+            retry_min: a.retry_min.as_secs(),
+            retry_max: a.retry_max.as_secs(),
+            order_timeout: a.order_timeout.as_secs(),
+        }
+    }
+}
+
+/// `dns_server = "127.0.0.1:53"` or `dns_server = ["10.0.0.1:53", "[::1]:53"]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "OneOrMany")]
+pub struct DnsServers(pub Vec<std::net::SocketAddr>);
+
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "an address with port such as \"127.0.0.1:53\", or a list of them"
+)]
+enum OneOrMany {
+    One(std::net::SocketAddr),
+    Many(Vec<std::net::SocketAddr>),
+}
+
+impl From<OneOrMany> for DnsServers {
+    fn from(v: OneOrMany) -> Self {
+        match v {
+            OneOrMany::One(a) => DnsServers(vec![a]),
+            OneOrMany::Many(list) => DnsServers(list),
+        }
+    }
+}
+
+/// A fixed next hop: `[outbound.relayhost]` or `[outbound.routes."example.org"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySection {
+    /// Host name, IP address or `[IP]`.
+    pub host: String,
+    #[serde(default = "default_relay_port")]
+    pub port: u16,
+    /// AUTH user name; sent only over TLS.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A file whose first line is the password (keeps the secret out of wharf.toml).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// TLS policy for this hop; default the global `outbound.tls`.
+    #[serde(default)]
+    pub tls: Option<wharf_outbound::TlsPolicy>,
+}
+
+fn default_relay_port() -> u16 {
+    25
+}

@@ -1,0 +1,103 @@
+//! The data folder and the store as every verb opens them: private folders and files, the store
+//! and directory settings derived from the configuration, opening the directory, and the one-line
+//! errors store and directory failures become. Depends on `config` only, so any module may use it.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use wharf_directory::{Directory, DirectoryError};
+use wharf_store::{Account, Store, StoreError};
+
+use crate::config::Loaded;
+
+pub fn store_config(cfg: &Loaded) -> wharf_store::StoreConfig {
+    wharf_store::StoreConfig {
+        url: cfg.store_url(),
+        blob_dir: cfg.blob_dir(),
+    }
+}
+
+pub fn directory_config(cfg: &Loaded) -> wharf_directory::DirectoryConfig {
+    let d = &cfg.config.directory;
+    wharf_directory::DirectoryConfig {
+        auth_fail_delay_base: Duration::from_secs(d.auth_fail_delay_base),
+        auth_fail_max_delay: Duration::from_secs(d.auth_fail_max_delay),
+        auth_ip_lockout_after: d.auth_ip_lockout_after,
+        auth_account_lockout_after: d.auth_account_lockout_after,
+        auth_lockout: Duration::from_secs(d.auth_lockout),
+        auth_known_source_ttl: Duration::from_secs(d.auth_known_source_days.saturating_mul(86_400)),
+        credential_cache_ttl: Duration::from_secs(d.credential_cache_ttl),
+        min_password_len: d.min_password_len,
+    }
+}
+
+/// The directory over the configured store, for an admin verb.
+pub async fn open_directory(cfg: &Loaded) -> Result<Directory> {
+    // An admin verb may be the first to touch the data folder: it gets the same private mode.
+    if cfg.config.store.url.is_none() {
+        create_private_dir(&cfg.data_dir)?;
+    }
+    let store = wharf_store::open(&store_config(cfg))
+        .await
+        .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
+    Ok(Directory::new(store, directory_config(cfg)))
+}
+
+pub async fn find_account(store: &Arc<dyn Store>, address: &str) -> Result<Account> {
+    store
+        .get_account_by_address(address.trim())
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| anyhow!("no such account: {}", address.trim()))
+}
+
+pub fn store_err(e: StoreError) -> anyhow::Error {
+    anyhow!("store: {e}")
+}
+
+/// One line naming what went wrong, in the operator's terms.
+pub fn directory_error(e: DirectoryError) -> anyhow::Error {
+    match e {
+        DirectoryError::UnknownDomain(d) => {
+            anyhow!("unknown domain {d} (add it first: wharf domain add {d})")
+        }
+        DirectoryError::DuplicateAccount(a) => anyhow!("account {a} already exists"),
+        DirectoryError::WeakPassword(rule) => anyhow!("password refused: {rule}"),
+        DirectoryError::InvalidAddress(a) => anyhow!("invalid address: {a}"),
+        DirectoryError::NotFound(a) => anyhow!("no such account: {a}"),
+        DirectoryError::Store(e) => anyhow!("store: {e}"),
+    }
+}
+
+/// Creates a folder (and parents) that only its owner can enter: it holds password hashes,
+/// mail and private keys. An existing folder keeps the permissions its operator gave it.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the folder {}", dir.display()))
+}
+
+/// Creates or replaces a file readable by its owner only (private keys).
+pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
