@@ -16,9 +16,9 @@ use support::*;
 use wharf_outbound::dane::{self, DanePolicy, Tlsa};
 use wharf_outbound::dkim::DkimSigners;
 use wharf_outbound::mta_sts::MtaStsConfig;
-use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient, RecipientState};
-use wharf_outbound::route::{Router, RouterConfig};
-use wharf_outbound::{ClientConfig, Outbound, QueueConfig, SmtpClient, Submission, TrustAnchors};
+use wharf_outbound::queue::{QueueStore, QueuedRecipient, RecipientState};
+use wharf_outbound::route::RouterConfig;
+use wharf_outbound::{ClientConfig, Outbound, SmtpClient, Submission, TrustAnchors};
 
 // ---------------------------------------------------------------- fixtures
 
@@ -74,18 +74,16 @@ fn router(dns: SocketAddr, port: u16) -> RouterConfig {
 /// Queues one message alice@a.test → bob@b.test.
 async fn queue_one(rc: RouterConfig, require_tls: bool) -> Setup {
     let queue = Arc::new(MemoryQueue::new());
-    let mut q = QueueConfig::new("mail.a.test");
-    q.retry_schedule = vec![Duration::from_secs(1)];
-    q.node_id = "node-1".into();
-    let mut c = ClientConfig::new("mail.a.test");
     // No trust anchor knows the test certificates: only DANE can authenticate them.
-    c.anchors = TrustAnchors::empty();
-    c.command_timeout = Duration::from_secs(10);
-    let out = Outbound::new(
-        queue.clone(),
-        Router::new(rc).unwrap(),
-        c,
-        q,
+    let out = test_outbound(
+        &queue,
+        "mail.a.test",
+        rc,
+        |q, c| {
+            q.retry_schedule = vec![Duration::from_secs(1)];
+            q.node_id = "node-1".into();
+            c.command_timeout = Duration::from_secs(10);
+        },
         DkimSigners::new(),
         None,
     );
@@ -145,7 +143,7 @@ fn mailed(st: &FakeState) -> bool {
 #[tokio::test]
 async fn dane_ee_spki_sha256_authenticates_a_self_signed_certificate() {
     let (logs, _g) = capture_logs();
-    let cert = test_cert(&["whatever.invalid"]);
+    let cert = TestCert::new("whatever.invalid", &[]);
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -184,8 +182,8 @@ async fn dane_ee_spki_sha256_authenticates_a_self_signed_certificate() {
 #[tokio::test]
 async fn mismatching_tlsa_defers_before_mail_from() {
     let (logs, _g) = capture_logs();
-    let cert = test_cert(&["mx.b.test"]);
-    let other = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
+    let other = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -212,7 +210,7 @@ async fn mismatching_tlsa_defers_before_mail_from() {
 
 #[tokio::test]
 async fn secure_tlsa_without_starttls_defers_and_never_sends_plaintext() {
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(FakeConfig::default()).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -257,8 +255,8 @@ async fn secure_tlsa_without_starttls_defers_and_never_sends_plaintext() {
 
 #[tokio::test]
 async fn insecure_answers_leave_delivery_opportunistic() {
-    let cert = test_cert(&["mx.b.test"]);
-    let other = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
+    let other = TestCert::new("mx.b.test", &[]);
     // The same mismatching TLSA, without the AD bit: DANE does not apply.
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let dns = start_dns(base_zone().tlsa(
@@ -326,7 +324,7 @@ async fn insecure_answers_leave_delivery_opportunistic() {
 #[tokio::test]
 async fn dane_ta_by_the_issuing_ca_with_matching_name_delivers() {
     let (logs, _g) = capture_logs();
-    let (ca_der, leaf) = test_ca_and_leaf(&["mx.b.test"]);
+    let (ca_der, leaf) = TestCert::signed_by_new_ca(&["mx.b.test"]);
     let (addr, st) = start_fake(tls_server(&leaf)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -346,7 +344,7 @@ async fn dane_ta_by_the_issuing_ca_with_matching_name_delivers() {
     );
 
     // The next-hop domain is an acceptable name too (RFC 7672 §3.2.2).
-    let (ca_der, leaf) = test_ca_and_leaf(&["b.test"]);
+    let (ca_der, leaf) = TestCert::signed_by_new_ca(&["b.test"]);
     let (addr, st) = start_fake(tls_server(&leaf)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -362,7 +360,7 @@ async fn dane_ta_by_the_issuing_ca_with_matching_name_delivers() {
     assert!(rcpt(&s).await.is_none());
 
     // Same CA, leaf for another name: deferred, nothing sent.
-    let (ca_der, leaf) = test_ca_and_leaf(&["mx.elsewhere.test"]);
+    let (ca_der, leaf) = TestCert::signed_by_new_ca(&["mx.elsewhere.test"]);
     let (addr, st) = start_fake(tls_server(&leaf)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -386,7 +384,7 @@ async fn dane_ta_by_the_issuing_ca_with_matching_name_delivers() {
 #[tokio::test]
 async fn tlsa_servfail_under_a_secure_mx_defers_without_connecting() {
     let (logs, _g) = capture_logs();
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let name = tlsa_name(addr.port());
     let dns = start_dns(
@@ -425,8 +423,8 @@ async fn tlsa_servfail_under_a_secure_mx_defers_without_connecting() {
 
 #[tokio::test]
 async fn truncated_udp_answer_is_retried_over_tcp() {
-    let cert = test_cert(&["mx.b.test"]);
-    let other = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
+    let other = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let name = tlsa_name(addr.port());
     // Over UDP the TLSA answer would be empty; only TCP shows the (mismatching) record.
@@ -446,7 +444,7 @@ async fn truncated_udp_answer_is_retried_over_tcp() {
 
 #[tokio::test]
 async fn only_unusable_tlsa_records_still_require_tls() {
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let digest = spki_sha256(&cert.cert_der);
     // PKIX-EE (usage 1) is unusable for SMTP: TLS mandatory, certificate not authenticated.
     let (addr, st) = start_fake(FakeConfig::default()).await;
@@ -461,7 +459,7 @@ async fn only_unusable_tlsa_records_still_require_tls() {
     assert!(!mailed(&st), "no plaintext delivery");
     assert_eq!(rcpt(&s).await.unwrap().1, "4.7.5");
 
-    let other = test_cert(&["mx.b.test"]);
+    let other = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(tls_server(&other)).await;
     let dns = start_dns(
         base_zone()
@@ -478,8 +476,8 @@ async fn only_unusable_tlsa_records_still_require_tls() {
 #[tokio::test]
 async fn dane_takes_precedence_over_mta_sts_and_satisfies_requiretls() {
     let (logs, _g) = capture_logs();
-    let cert = test_cert(&["mx.b.test"]);
-    let sts_cert = test_cert(&["mta-sts.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
+    let sts_cert = TestCert::new("mta-sts.b.test", &[]);
     // An enforce policy naming another MX would defer this delivery if it were applied.
     let policy = "version: STSv1\r\nmode: enforce\r\nmx: other.b.test\r\nmax_age: 86400\r\n";
     let (https, hits) = start_https(sts_cert.server.clone(), policy.into()).await;
@@ -543,8 +541,8 @@ async fn dane_takes_precedence_over_mta_sts_and_satisfies_requiretls() {
 
 #[tokio::test]
 async fn implicit_mx_under_a_secure_denial_uses_the_domains_own_tlsa() {
-    let cert = test_cert(&["b.test"]);
-    let other = test_cert(&["b.test"]);
+    let cert = TestCert::new("b.test", &[]);
+    let other = TestCert::new("b.test", &[]);
     for (published, delivered) in [(&cert, true), (&other, false)] {
         let (addr, st) = start_fake(tls_server(&cert)).await;
         // No MX: the secure NODATA answer makes the implicit MX (b.test itself) DANE-eligible.

@@ -15,7 +15,7 @@ use mail_parser::{MessageParser, MimeHeaders};
 use support::*;
 use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
 use wharf_outbound::mta_sts::MtaStsConfig;
-use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient, RecipientState};
+use wharf_outbound::queue::{QueueStore, QueuedRecipient, RecipientState};
 use wharf_outbound::route::{Relay, RouteError, Router, RouterConfig};
 use wharf_outbound::{
     BounceSink, ClientConfig, Credentials, Outbound, QueueConfig, Ret, Submission, TlsPolicy,
@@ -54,14 +54,19 @@ fn setup(
     sink: Option<Arc<dyn BounceSink>>,
 ) -> Setup {
     let queue = Arc::new(MemoryQueue::new());
-    let mut q = QueueConfig::new("mail.a.test");
-    q.retry_schedule = vec![Duration::from_secs(1)];
-    q.node_id = "node-1".into();
-    let mut c = ClientConfig::new("mail.a.test");
-    c.anchors = TrustAnchors::empty();
-    c.command_timeout = Duration::from_secs(10);
-    tweak(&mut q, &mut c);
-    let out = Outbound::new(queue.clone(), Router::new(rc).unwrap(), c, q, dkim, sink);
+    let out = test_outbound(
+        &queue,
+        "mail.a.test",
+        rc,
+        |q, c| {
+            q.retry_schedule = vec![Duration::from_secs(1)];
+            q.node_id = "node-1".into();
+            c.command_timeout = Duration::from_secs(10);
+            tweak(q, c);
+        },
+        dkim,
+        sink,
+    );
     Setup { queue, out }
 }
 
@@ -156,7 +161,7 @@ async fn dkim_signed_delivery_over_starttls_verifies_with_mail_auth() {
     let mut signers = DkimSigners::new();
     signers.add(DkimKey::from_pem("a.test", "ed", ed.private_key_pem.as_bytes()).unwrap());
     signers.add(DkimKey::from_pem("a.test", "rsa", rsa.private_key_pem.as_bytes()).unwrap());
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),
         ..FakeConfig::default()
@@ -406,7 +411,7 @@ async fn notify_never_suppresses_the_dsn() {
 
 #[tokio::test]
 async fn smarthost_with_auth_over_required_tls() {
-    let cert = test_cert(&["relay.test"]);
+    let cert = TestCert::new("relay.test", &[]);
     let (addr, st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),
         auth: Some(("relay-user".into(), "relay pass 123".into())),
@@ -568,7 +573,7 @@ async fn sts_setup(
     mx_anchor: Option<&str>,
     require_tls: bool,
 ) -> (Setup, FakeState, Arc<std::sync::atomic::AtomicUsize>, u64) {
-    let sts_cert = test_cert(&["mta-sts.b.test"]);
+    let sts_cert = TestCert::new("mta-sts.b.test", &[]);
     let policy =
         format!("version: STSv1\r\nmode: enforce\r\nmx: {policy_mx}\r\nmax_age: 86400\r\n");
     let (https, hits) = start_https(sts_cert.server.clone(), policy).await;
@@ -645,7 +650,7 @@ async fn mta_sts_enforce_requires_verified_tls_on_matching_mx() {
     let e = s.queue.get(id as i64).await.unwrap().unwrap();
     assert_eq!(e.recipients[0].status.as_deref(), Some("4.7.5"), "{e:?}");
     // STARTTLS with a certificate the sender can verify: delivered.
-    let mx_cert = test_cert(&["mx.b.test"]);
+    let mx_cert = TestCert::new("mx.b.test", &[]);
     let (s, st, _hits, id) = sts_setup(
         "*.b.test",
         FakeConfig {
@@ -661,7 +666,7 @@ async fn mta_sts_enforce_requires_verified_tls_on_matching_mx() {
     assert!(st.messages()[0].tls);
     assert!(s.queue.get(id as i64).await.unwrap().is_none());
     // STARTTLS offered but the certificate does not verify: deferred.
-    let other = test_cert(&["mx.b.test"]);
+    let other = TestCert::new("mx.b.test", &[]);
     let (s, st, _hits, id) = sts_setup(
         "mx.b.test",
         FakeConfig {
@@ -705,7 +710,7 @@ async fn requiretls_needs_an_authenticated_mx_offering_it() {
     assert!(String::from_utf8_lossy(&got[0].1).contains("Status: 5.7.30"));
 
     // Enforced MTA-STS and verified TLS, but the server lacks REQUIRETLS: 5.7.30, nothing sent.
-    let mx_cert = test_cert(&["mx.b.test"]);
+    let mx_cert = TestCert::new("mx.b.test", &[]);
     let (s, st, _h, id) = sts_setup(
         "mx.b.test",
         FakeConfig {

@@ -19,10 +19,10 @@ use rustls_pki_types::pem::PemObject;
 use sha2::Digest;
 use std::sync::Arc;
 use support::*;
+use wharf_outbound::Submission;
 use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
-use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient};
-use wharf_outbound::route::{Router, RouterConfig};
-use wharf_outbound::{ClientConfig, Outbound, QueueConfig, Submission, TrustAnchors};
+use wharf_outbound::queue::{QueueStore, QueuedRecipient};
+use wharf_outbound::route::RouterConfig;
 
 struct Postfix {
     conf: PathBuf,
@@ -181,21 +181,12 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
     )
     .await;
     let queue = Arc::new(MemoryQueue::new());
-    let mut c = ClientConfig::new("mail.a.test");
-    c.anchors = TrustAnchors::empty();
     let rc = RouterConfig {
         nameservers: vec![dns],
         smtp_port: pf.port,
         ..RouterConfig::default()
     };
-    let out = Outbound::new(
-        queue.clone(),
-        Router::new(rc).unwrap(),
-        c,
-        QueueConfig::new("mail.a.test"),
-        signers,
-        None,
-    );
+    let out = test_outbound(&queue, "mail.a.test", rc, |_, _| {}, signers, None);
     let raw = "From: <alice@a.test>\r\nTo: <bob@p.test>\r\nSubject: to postfix\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <pf1@a.test>\r\n\r\nHello Postfix.\r\n.dotted\r\n";
     out.submit(Submission {
         sender: "alice@a.test".into(),
@@ -262,19 +253,17 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
         )
         .await;
         let queue = Arc::new(MemoryQueue::new());
-        let mut c = ClientConfig::new("mail.a.test");
-        c.anchors = TrustAnchors::empty();
         let rc = RouterConfig {
             nameservers: vec![dns],
             smtp_port: pf.port,
             dane: true,
             ..RouterConfig::default()
         };
-        let out = Outbound::new(
-            queue.clone(),
-            Router::new(rc).unwrap(),
-            c,
-            QueueConfig::new("mail.a.test"),
+        let out = test_outbound(
+            &queue,
+            "mail.a.test",
+            rc,
+            |_, _| {},
             DkimSigners::new(),
             None,
         );

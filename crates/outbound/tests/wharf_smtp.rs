@@ -11,16 +11,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use mail_auth::DkimResult;
 use support::*;
-use wharf_directory::{Directory, DirectoryConfig};
-use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
+use wharf_directory::Directory;
+use wharf_net::{Limits, Server, TlsMode};
 use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
-use wharf_outbound::queue::{MemoryQueue, QueueStore, QueuedRecipient};
-use wharf_outbound::route::{Relay, Router, RouterConfig};
-use wharf_outbound::{
-    ClientConfig, Credentials, Outbound, QueueConfig, Submission, TlsPolicy, TrustAnchors,
-};
+use wharf_outbound::queue::{QueueStore, QueuedRecipient};
+use wharf_outbound::route::{Relay, RouterConfig};
+use wharf_outbound::{ClientConfig, Credentials, Outbound, QueueConfig, Submission, TlsPolicy};
 use wharf_smtp::{SmtpConfig, SmtpRole, SmtpService};
 use wharf_store::Store;
+use wharf_testkit::{Loopback, TestDirectory};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -30,21 +29,16 @@ struct Wharf {
     store: Arc<dyn Store>,
     dir: Directory,
     _server: Server,
-    _tmp: tempfile::TempDir,
+    _files: TestDirectory,
 }
 
 /// A Wharf SMTP node for `b.test` with accounts bob@ and relay@.
 async fn start_wharf() -> Wharf {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = wharf_store::open_embedded(tmp.path()).await.unwrap();
-    let dir = Directory::new(store.clone(), DirectoryConfig::default());
-    dir.add_domain("b.test").await.unwrap();
-    dir.add_account("bob@b.test", PASSWORD, 0).await.unwrap();
-    dir.add_account("relay@b.test", PASSWORD, 0).await.unwrap();
-    let (cert, key) = wharf_net::generate_self_signed("mx.b.test", &[]).unwrap();
-    let tls = TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
-    let mut server = Server::new(
-        Some(tls),
+    let files = TestDirectory::with_accounts(&["bob@b.test", "relay@b.test"], PASSWORD).await;
+    let dir = files.directory.clone();
+    let cert = TestCert::new("mx.b.test", &[]);
+    let mut listeners = Loopback::new(
+        Some(&cert),
         Limits {
             idle_timeout: Duration::from_secs(30),
             ..Limits::default()
@@ -55,34 +49,31 @@ async fn start_wharf() -> Wharf {
         max_connections_per_ip: 0,
         ..SmtpConfig::default()
     };
-    let mx_svc = Arc::new(SmtpService::new(
-        cfg.clone(),
-        "mx.b.test".into(),
-        dir.clone(),
-        SmtpRole::Mx,
-    ));
-    let sub_svc = Arc::new(SmtpService::new(
-        cfg,
-        "mx.b.test".into(),
-        dir.clone(),
-        SmtpRole::Submission,
-    ));
-    let spec = |name: &str| ListenerSpec {
-        name: name.into(),
-        addr: "127.0.0.1:0".parse().unwrap(),
-        tls: TlsMode::StartTls,
-        proxy_protocol: false,
+    let service = |role| {
+        Arc::new(SmtpService::new(
+            cfg.clone(),
+            "mx.b.test".into(),
+            dir.clone(),
+            role,
+        ))
     };
-    let mx = server.bind(spec("smtp"), mx_svc).await.unwrap();
-    let submission = server.bind(spec("submission"), sub_svc).await.unwrap();
-    server.start();
+    let mx = listeners
+        .listen("smtp", TlsMode::StartTls, service(SmtpRole::Mx))
+        .await;
+    let submission = listeners
+        .listen(
+            "submission",
+            TlsMode::StartTls,
+            service(SmtpRole::Submission),
+        )
+        .await;
     Wharf {
         mx,
         submission,
-        store,
+        store: files.store.clone(),
         dir,
-        _server: server,
-        _tmp: tmp,
+        _server: listeners.start(),
+        _files: files,
     }
 }
 
@@ -102,11 +93,10 @@ async fn inbox(store: &Arc<dyn Store>, address: &str) -> Vec<Bytes> {
 
 fn outbound(rc: RouterConfig, signers: DkimSigners) -> (Arc<MemoryQueue>, Arc<Outbound>) {
     let queue = Arc::new(MemoryQueue::new());
-    let mut q = QueueConfig::new("mail.a.test");
-    q.retry_schedule = vec![Duration::from_secs(1)];
-    let mut c = ClientConfig::new("mail.a.test");
-    c.anchors = TrustAnchors::empty();
-    let out = Outbound::new(queue.clone(), Router::new(rc).unwrap(), c, q, signers, None);
+    let retry_every_second = |q: &mut QueueConfig, _: &mut ClientConfig| {
+        q.retry_schedule = vec![Duration::from_secs(1)];
+    };
+    let out = test_outbound(&queue, "mail.a.test", rc, retry_every_second, signers, None);
     (queue, out)
 }
 
@@ -238,18 +228,16 @@ async fn dsn_for_a_local_sender_lands_in_its_inbox() {
         queue.clone(),
         3600,
     ));
-    let mut c = ClientConfig::new("mx.b.test");
-    c.anchors = TrustAnchors::empty();
     let rc = RouterConfig {
         nameservers: vec![dns],
         smtp_port: refuser.port(),
         ..RouterConfig::default()
     };
-    let out = Outbound::new(
-        queue.clone(),
-        Router::new(rc).unwrap(),
-        c,
-        QueueConfig::new("mx.b.test"),
+    let out = test_outbound(
+        &queue,
+        "mx.b.test",
+        rc,
+        |_, _| {},
         DkimSigners::new(),
         Some(sink),
     );

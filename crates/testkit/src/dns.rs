@@ -3,6 +3,7 @@
 //! (`Zone::default().mx(..).a(..)`) or from zone-file lines as `wharf dns` prints them
 //! (MX, TXT, A, AAAA, CNAME, SRV, PTR); a CNAME is followed within the zone as a real server
 //! does. It can also play a validating resolver (AD bit), fail (SERVFAIL) or truncate over UDP.
+//! `dkim_results` verifies a message's DKIM signatures against the keys the zone publishes.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -320,4 +321,27 @@ async fn serve_tcp(tcp: TcpListener, zone: Arc<Zone>) {
             }
         });
     }
+}
+
+/// The DKIM results a receiver gets for `raw`, with the keys published on the test DNS server
+/// at `dns`.
+pub async fn dkim_results(dns: SocketAddr, raw: &[u8]) -> Vec<mail_auth::DkimResult> {
+    use mail_auth::hickory_resolver::config::{
+        ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+    };
+    let mut udp = ConnectionConfig::udp();
+    udp.port = dns.port();
+    let auth = mail_auth::MessageAuthenticator::new(
+        ResolverConfig::from_name_servers(vec![NameServerConfig::new(dns.ip(), true, vec![udp])]),
+        ResolverOpts::default(),
+    )
+    .expect("a resolver for the test DNS server");
+    let Some(msg) = mail_auth::AuthenticatedMessage::parse(raw) else {
+        panic!("not a message: {}", String::from_utf8_lossy(raw));
+    };
+    auth.verify_dkim(&msg)
+        .await
+        .iter()
+        .map(|r| r.result().clone())
+        .collect()
 }

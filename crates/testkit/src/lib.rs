@@ -20,7 +20,7 @@ pub mod store;
 pub mod tls;
 
 pub use client::LineClient;
-pub use dns::{Zone, start_dns};
+pub use dns::{Zone, dkim_results, start_dns};
 pub use listen::{Loopback, test_limits};
 pub use postgres::TempDatabase;
 pub use store::{Backend, TestDirectory, TestStore};
