@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls_pki_types::ServerName;
 use support::TestCa;
@@ -198,15 +198,9 @@ async fn plain_get(addr: SocketAddr, host: &str, path: &str) -> u16 {
     resp[9..12].parse().unwrap()
 }
 
-async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Retries `probe` for up to 40 s.
+async fn wait_for<T>(what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    wharf_testkit::wait_for(what, Duration::from_secs(40), probe).await
 }
 
 fn mode(path: std::path::PathBuf) -> u32 {

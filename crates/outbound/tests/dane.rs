@@ -79,11 +79,7 @@ async fn queue_one(rc: RouterConfig, require_tls: bool) -> Setup {
         &queue,
         "mail.a.test",
         rc,
-        |q, c| {
-            q.retry_schedule = vec![Duration::from_secs(1)];
-            q.node_id = "node-1".into();
-            c.command_timeout = Duration::from_secs(10);
-        },
+        quick_worker,
         DkimSigners::new(),
         None,
     );

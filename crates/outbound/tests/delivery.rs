@@ -13,7 +13,7 @@ use bytes::Bytes;
 use mail_auth::DkimResult;
 use mail_parser::{MessageParser, MimeHeaders};
 use support::*;
-use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
+use wharf_outbound::dkim::{Algorithm, DkimSigners};
 use wharf_outbound::mta_sts::MtaStsConfig;
 use wharf_outbound::queue::{QueueStore, QueuedRecipient, RecipientState};
 use wharf_outbound::route::{Relay, RouteError, Router, RouterConfig};
@@ -59,9 +59,7 @@ fn setup(
         "mail.a.test",
         rc,
         |q, c| {
-            q.retry_schedule = vec![Duration::from_secs(1)];
-            q.node_id = "node-1".into();
-            c.command_timeout = Duration::from_secs(10);
+            quick_worker(q, c);
             tweak(q, c);
         },
         dkim,
@@ -156,11 +154,11 @@ async fn routing_by_mx_preference_implicit_mx_null_mx_and_nxdomain() {
 
 #[tokio::test]
 async fn dkim_signed_delivery_over_starttls_verifies_with_mail_auth() {
-    let ed = dkim::generate("a.test", "ed", Algorithm::Ed25519).unwrap();
-    let rsa = dkim::generate("a.test", "rsa", Algorithm::Rsa).unwrap();
-    let mut signers = DkimSigners::new();
-    signers.add(DkimKey::from_pem("a.test", "ed", ed.private_key_pem.as_bytes()).unwrap());
-    signers.add(DkimKey::from_pem("a.test", "rsa", rsa.private_key_pem.as_bytes()).unwrap());
+    let (signers, keys) = dkim_keys(
+        "a.test",
+        &[("ed", Algorithm::Ed25519), ("rsa", Algorithm::Rsa)],
+    );
+    let (ed, rsa) = (&keys[0], &keys[1]);
     let cert = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),

@@ -20,7 +20,7 @@ use sha2::Digest;
 use std::sync::Arc;
 use support::*;
 use wharf_outbound::Submission;
-use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
+use wharf_outbound::dkim::{Algorithm, DkimSigners};
 use wharf_outbound::queue::{QueueStore, QueuedRecipient};
 use wharf_outbound::route::RouterConfig;
 
@@ -170,9 +170,8 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
         std::fs::read_to_string(d_log(&pf)).unwrap_or_default()
     );
 
-    let ed = dkim::generate("a.test", "pf", Algorithm::Ed25519).unwrap();
-    let mut signers = DkimSigners::new();
-    signers.add(DkimKey::from_pem("a.test", "pf", ed.private_key_pem.as_bytes()).unwrap());
+    let (signers, keys) = dkim_keys("a.test", &[("pf", Algorithm::Ed25519)]);
+    let ed = &keys[0];
     let dns = start_dns(
         Zone::default()
             .mx("p.test", 10, "mx.p.test")

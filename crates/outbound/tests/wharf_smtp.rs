@@ -13,7 +13,7 @@ use mail_auth::DkimResult;
 use support::*;
 use wharf_directory::Directory;
 use wharf_net::{Limits, Server, TlsMode};
-use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
+use wharf_outbound::dkim::{Algorithm, DkimSigners};
 use wharf_outbound::queue::{QueueStore, QueuedRecipient};
 use wharf_outbound::route::{Relay, RouterConfig};
 use wharf_outbound::{ClientConfig, Credentials, Outbound, QueueConfig, Submission, TlsPolicy};
@@ -109,9 +109,8 @@ fn message(from: &str, to: &str, body: &str) -> Bytes {
 #[tokio::test]
 async fn delivered_by_mx_over_starttls_into_inbox_with_valid_dkim() {
     let b = start_wharf().await;
-    let ed = dkim::generate("a.test", "wharf", Algorithm::Ed25519).unwrap();
-    let mut signers = DkimSigners::new();
-    signers.add(DkimKey::from_pem("a.test", "wharf", ed.private_key_pem.as_bytes()).unwrap());
+    let (signers, keys) = dkim_keys("a.test", &[("wharf", Algorithm::Ed25519)]);
+    let ed = &keys[0];
     let dns = start_dns(
         Zone::default()
             .mx("b.test", 10, "mx.b.test")

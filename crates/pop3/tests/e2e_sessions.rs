@@ -184,12 +184,7 @@ async fn uidl_is_stable_across_restart() {
 async fn pop3_imap_and_deliveries_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let env = start_on(dir.path(), loopback_cfg(), true).await;
-    let inbox = env
-        .store
-        .get_mailbox(env.account.id, "INBOX")
-        .await
-        .unwrap()
-        .unwrap();
+    let inbox = env.inbox().await;
     let msg = |seq: usize| {
         format!("Subject: seq {seq}\r\nX-Seq: {seq}\r\n\r\nbody {seq}\r\n").into_bytes()
     };
@@ -401,12 +396,7 @@ async fn retr_streams_a_multi_megabyte_message_byte_exact() {
     let m = message_with_dots_on_chunk_edges();
     assert!(m.len() > 3_000_000);
     fill_inbox(&env, std::slice::from_ref(&m)).await;
-    let inbox = env
-        .store
-        .get_mailbox(env.account.id, "INBOX")
-        .await
-        .unwrap()
-        .unwrap();
+    let inbox = env.inbox().await;
     let stored = env.store.mailbox_index(inbox.id).await.unwrap();
     let raw = env.store.message_raw(stored[0].message_id).await.unwrap();
     assert_eq!(

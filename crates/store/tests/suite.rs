@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sqlx::Connection;
 use wharf_store::*;
-use wharf_testkit::store::blob_files;
+use wharf_testkit::store::{blob_files, store_account};
 use wharf_testkit::{Backend, TestStore, on_both_backends};
 
 struct Harness {
@@ -46,19 +46,7 @@ impl Harness {
     }
 
     async fn account(&self, address: &str, quota: i64) -> Account {
-        let domain = address.split('@').nth(1).unwrap();
-        if self.store.get_domain(domain).await.unwrap().is_none() {
-            self.store.create_domain(domain).await.unwrap();
-        }
-        self.store
-            .create_account(NewAccount {
-                address: address.into(),
-                secret_hash: "$argon2id$fake".into(),
-                scram_sha256: String::new(),
-                quota_bytes: quota,
-            })
-            .await
-            .unwrap()
+        store_account(self.store.as_ref(), address, quota).await
     }
 
     async fn mailbox(&self, account: AccountId, name: &str) -> Mailbox {

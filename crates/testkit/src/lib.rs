@@ -11,6 +11,7 @@
 //! - `listen`: a `wharf_net::Server` with named listeners on 127.0.0.1:0.
 //! - `client`: a line client with timeouts for raw protocol transcripts.
 //! - `MemoryQueue`: the in-memory `QueueStore` for outbound tests.
+//! - `wait_for`: polls a condition until it holds or a deadline passes.
 
 pub mod client;
 pub mod dns;
@@ -26,3 +27,22 @@ pub use postgres::TempDatabase;
 pub use store::{Backend, TestDirectory, TestStore};
 pub use tls::TestCert;
 pub use wharf_store::queue::MemoryQueue;
+
+use std::time::{Duration, Instant};
+
+/// Polls `probe` every 100 ms until it returns `Some`, for at most `within`; panics naming
+/// `what` when time runs out.
+pub async fn wait_for<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use wharf_directory::{Directory, DirectoryConfig};
 use wharf_store::queue::QueueStore;
-use wharf_store::{Account, Store, StoreConfig};
+use wharf_store::{Account, NewAccount, Store, StoreConfig};
 
 use crate::postgres::TempDatabase;
 
@@ -142,6 +142,34 @@ pub async fn seed_accounts(dir: &Directory, addresses: &[&str], password: &str) 
         );
     }
     out
+}
+
+/// An account made straight in the store (its domain too, when missing), with a placeholder
+/// password hash: for store tests, where nobody logs in.
+pub async fn store_account(store: &dyn Store, address: &str, quota_bytes: i64) -> Account {
+    let domain = address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| panic!("not an address: {address}"));
+    let known = store
+        .get_domain(domain)
+        .await
+        .unwrap_or_else(|e| panic!("reading domain {domain}: {e}"));
+    if known.is_none() {
+        store
+            .create_domain(domain)
+            .await
+            .unwrap_or_else(|e| panic!("creating domain {domain}: {e}"));
+    }
+    store
+        .create_account(NewAccount {
+            address: address.into(),
+            secret_hash: "$argon2id$fake".into(),
+            scram_sha256: String::new(),
+            quota_bytes,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("creating account {address}: {e}"))
 }
 
 /// The blob files under a blob directory (not the `tmp` staging folder, not dot files).

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wharf_outbound::dkim::DkimSigners;
+use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners, GeneratedKey};
 
 use wharf_outbound::route::{Router, RouterConfig};
 use wharf_outbound::{BounceSink, ClientConfig, Outbound, QueueConfig, TrustAnchors};
@@ -19,6 +19,27 @@ use wharf_outbound::{BounceSink, ClientConfig, Outbound, QueueConfig, TrustAncho
 pub use wharf_testkit::{MemoryQueue, TestCert, Zone, dkim_results, start_dns};
 
 // ---------------------------------------------------------------- Outbound
+
+/// Signers holding new keys for `domain` (one per selector and algorithm), and the keys, whose
+/// `dns_name`/`txt_value` the test publishes in its zone.
+pub fn dkim_keys(domain: &str, keys: &[(&str, Algorithm)]) -> (DkimSigners, Vec<GeneratedKey>) {
+    let mut signers = DkimSigners::new();
+    let mut out = Vec::new();
+    for (selector, algorithm) in keys {
+        let key = dkim::generate(domain, selector, *algorithm).unwrap();
+        signers.add(DkimKey::from_pem(domain, selector, key.private_key_pem.as_bytes()).unwrap());
+        out.push(key);
+    }
+    (signers, out)
+}
+
+/// The worker settings of most tests: node `node-1`, a retry every second, a 10 s command
+/// timeout.
+pub fn quick_worker(q: &mut QueueConfig, c: &mut ClientConfig) {
+    q.retry_schedule = vec![std::time::Duration::from_secs(1)];
+    q.node_id = "node-1".into();
+    c.command_timeout = std::time::Duration::from_secs(10);
+}
 
 /// An `Outbound` sending as `hostname` over `queue`, with no trust anchors (a test certificate is
 /// trusted by DANE or not at all); `tweak` adjusts the configs before it starts.

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use wharf_directory::{Directory, DirectoryConfig};
 use wharf_net::{Limits, Server};
 use wharf_pop3::{Pop3Config, Pop3Service};
-use wharf_store::{Account, Delivery, DeliveryResult, Flags, Store};
+use wharf_store::{Account, Delivery, DeliveryResult, Flags, Mailbox, Store};
 use wharf_testkit::store::seed_accounts;
 use wharf_testkit::{LineClient, Loopback, TestCert};
 
@@ -26,6 +26,17 @@ pub struct Env {
     pub starttls: SocketAddr,
     pub implicit: SocketAddr,
     pub account: Account,
+}
+
+impl Env {
+    /// Alice's INBOX.
+    pub async fn inbox(&self) -> Mailbox {
+        self.store
+            .get_mailbox(self.account.id, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+    }
 }
 
 pub async fn start_on(dir: &Path, cfg: Pop3Config, fresh: bool) -> Env {
@@ -125,12 +136,7 @@ pub fn wire_form(raw: &[u8]) -> Vec<u8> {
 /// Stores the messages in alice's INBOX (delivery for CRLF ones, APPEND for bare-LF ones) and
 /// returns them in UID order.
 pub async fn fill_inbox(env: &Env, msgs: &[Vec<u8>]) {
-    let inbox = env
-        .store
-        .get_mailbox(env.account.id, "INBOX")
-        .await
-        .unwrap()
-        .unwrap();
+    let inbox = env.inbox().await;
     for m in msgs {
         if m.windows(2).any(|w| w == b"\r\n") || !m.contains(&b'\n') {
             let r = env
@@ -159,12 +165,7 @@ pub async fn fill_inbox(env: &Env, msgs: &[Vec<u8>]) {
 }
 
 pub async fn inbox_uids(env: &Env) -> Vec<u32> {
-    let inbox = env
-        .store
-        .get_mailbox(env.account.id, "INBOX")
-        .await
-        .unwrap()
-        .unwrap();
+    let inbox = env.inbox().await;
     env.store
         .mailbox_index(inbox.id)
         .await
