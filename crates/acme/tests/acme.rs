@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls_pki_types::ServerName;
 use support::TestCa;
@@ -17,9 +17,9 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wharf_acme::{AcmeManager, AcmeSettings, CertInfo, ChallengeKind, certificate_names};
-use wharf_directory::{Directory, DirectoryConfig};
+use wharf_directory::DirectoryConfig;
 use wharf_http::{HttpConfig, HttpState, router, serve};
-use wharf_net::TlsProvider;
+use wharf_testkit::{Backend, TestCert, TestDirectory};
 
 const HOST: &str = "mail.example.test";
 
@@ -34,6 +34,7 @@ struct Wharf {
     _https_stop: oneshot::Sender<()>,
     names: Vec<String>,
     state_dir: std::path::PathBuf,
+    _files: TestDirectory,
     _dir: tempfile::TempDir,
 }
 
@@ -48,8 +49,7 @@ impl Wharf {
         tune: impl FnOnce(&mut AcmeSettings),
     ) -> Wharf {
         let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = wharf_net::generate_self_signed(HOST, &[]).unwrap();
-        let tls = TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+        let tls = TestCert::new(HOST, &[]).provider();
         let state_dir = dir.path().join("acme");
         let mut settings = AcmeSettings::new(ca.directory_url.clone(), names(), state_dir.clone());
         settings.contact = vec!["mailto:postmaster@example.test".to_string()];
@@ -62,10 +62,8 @@ impl Wharf {
         tune(&mut settings);
         let manager = AcmeManager::new(settings, tls.clone()).unwrap();
 
-        let store = wharf_store::open_embedded(&dir.path().join("data"))
-            .await
-            .unwrap();
-        let directory = Directory::new(store, DirectoryConfig::default());
+        let files = TestDirectory::new(Backend::Sqlite, DirectoryConfig::default()).await;
+        let directory = files.directory.clone();
         directory.add_domain("example.test").await.unwrap();
         let http01 = manager.http01();
         let config = HttpConfig {
@@ -98,6 +96,7 @@ impl Wharf {
             _https_stop: tx2,
             names: names(),
             state_dir,
+            _files: files,
             _dir: dir,
         }
     }
@@ -199,15 +198,9 @@ async fn plain_get(addr: SocketAddr, host: &str, path: &str) -> u16 {
     resp[9..12].parse().unwrap()
 }
 
-async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Retries `probe` for up to 40 s.
+async fn wait_for<T>(what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    wharf_testkit::wait_for(what, Duration::from_secs(40), probe).await
 }
 
 fn mode(path: std::path::PathBuf) -> u32 {

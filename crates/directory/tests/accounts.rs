@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use common::{Backend, IP, PASSWORD, directory, fast_config, fixture};
 use wharf_directory::{AuthError, DirectoryConfig, DirectoryError};
 use wharf_store::StoreError;
+use wharf_testkit::on_both_backends;
 
 async fn add_account_and_its_errors(backend: Backend) {
     let fx = fixture(backend, fast_config()).await;
-    let dir = &fx.dir;
+    let dir = &fx.directory;
     let a = dir
         .add_account("Alice@Example.TEST", PASSWORD, 1000)
         .await
@@ -81,7 +82,7 @@ async fn add_account_and_its_errors(backend: Backend) {
 
 async fn utf8_account(backend: Backend) {
     let fx = fixture(backend, fast_config()).await;
-    let dir = &fx.dir;
+    let dir = &fx.directory;
     let a = dir
         .add_account("Jörg@example.test", PASSWORD, 0)
         .await
@@ -98,7 +99,7 @@ async fn utf8_account(backend: Backend) {
 
 async fn authenticate_ok_wrong_unknown_disabled(backend: Backend) {
     let fx = fixture(backend, fast_config()).await;
-    let dir = &fx.dir;
+    let dir = &fx.directory;
     let a = dir
         .add_account("alice@example.test", PASSWORD, 0)
         .await
@@ -255,7 +256,7 @@ async fn success_resets_the_account_counter() {
 
 async fn cache_skips_argon2_and_is_invalidated(backend: Backend) {
     let fx = fixture(backend, fast_config()).await;
-    let dir = &fx.dir;
+    let dir = &fx.directory;
     dir.add_account("alice@example.test", PASSWORD, 0)
         .await
         .unwrap();
@@ -307,7 +308,7 @@ async fn cache_skips_argon2_and_is_invalidated(backend: Backend) {
 
 async fn password_changed_behind_our_back_is_not_served_from_cache(backend: Backend) {
     let fx = fixture(backend, fast_config()).await;
-    let dir = &fx.dir;
+    let dir = &fx.directory;
     let a = dir
         .add_account("alice@example.test", PASSWORD, 0)
         .await

@@ -4,6 +4,7 @@ mod common;
 
 use common::{Backend, Fixture, PASSWORD, fast_config, fixture};
 use wharf_directory::{Directory, Resolution};
+use wharf_testkit::on_both_backends;
 
 fn local(accounts: &[i64], external: &[&str]) -> Resolution {
     Resolution::Local {
@@ -14,7 +15,7 @@ fn local(accounts: &[i64], external: &[&str]) -> Resolution {
 
 async fn setup(backend: Backend) -> (Fixture, Directory, i64, i64, i64) {
     let fx = fixture(backend, fast_config()).await;
-    let dir = fx.dir.clone();
+    let dir = fx.directory.clone();
     dir.add_domain("other.test").await.unwrap();
     let alice = dir
         .add_account("alice@example.test", PASSWORD, 0)
@@ -84,7 +85,7 @@ async fn accounts_plus_tags_and_unknowns(backend: Backend) {
 
 async fn smtputf8_recipient(backend: Backend) {
     let fx = fixture(backend, fast_config()).await;
-    let dir = &fx.dir;
+    let dir = &fx.directory;
     let id = dir
         .add_account("josé@example.test", PASSWORD, 0)
         .await

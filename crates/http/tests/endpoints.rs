@@ -5,25 +5,19 @@ use std::process::Command;
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
-use wharf_directory::{Directory, DirectoryConfig};
 use wharf_http::{HttpConfig, HttpState, mta_sts_id, mta_sts_policy, router, serve};
+use wharf_testkit::{TestCert, TestDirectory};
 
 struct Server {
     http: SocketAddr,
     https: SocketAddr,
-    _dir: tempfile::TempDir,
+    _files: TestDirectory,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = wharf_store::open_embedded(dir.path()).await.unwrap();
-    let directory = Directory::new(store, DirectoryConfig::default());
-    directory.add_domain("example.org").await.unwrap();
-    directory
-        .add_account("alice@example.org", "correct horse battery", 0)
-        .await
-        .unwrap();
+    let files = TestDirectory::with_accounts(&["alice@example.org"], "correct horse battery").await;
+    let directory = files.directory.clone();
     let cfg: HttpConfig = toml::from_str(
         "hostname = \"mx.example.org\"\ntrusted_proxies = [\"127.0.0.1\"]\n[ports]\npop3 = 0\n[mta_sts]\nmode = \"enforce\"\nmax_age = 86400\n",
     )
@@ -33,8 +27,7 @@ async fn start() -> Server {
             .unwrap()
             .with_metrics(wharf_http::install_metrics()),
     );
-    let (cert, key) = wharf_net::generate_self_signed("mx.example.org", &[]).unwrap();
-    let tls = wharf_net::TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let tls = TestCert::new("mx.example.org", &[]).provider();
     let l1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (http, https) = (l1.local_addr().unwrap(), l2.local_addr().unwrap());
@@ -50,7 +43,7 @@ async fn start() -> Server {
     Server {
         http,
         https,
-        _dir: dir,
+        _files: files,
         _stop: tx,
     }
 }

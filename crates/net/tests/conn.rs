@@ -217,7 +217,7 @@ async fn zero_idle_timeout_means_no_limit() {
 
 #[tokio::test]
 async fn start_tls_refused_without_starttls_listener() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let (mut conn, _c) = pipe(TlsMode::None, Some(cert.provider()));
     assert!(!conn.starttls_available());
     assert_eq!(
@@ -234,7 +234,7 @@ async fn start_tls_refused_without_starttls_listener() {
 
 #[tokio::test]
 async fn start_tls_drops_buffered_plaintext() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let (mut conn, mut client) = pipe(TlsMode::StartTls, Some(cert.provider()));
     assert!(conn.starttls_available());
     client
@@ -269,7 +269,7 @@ async fn start_tls_drops_buffered_plaintext() {
 
 #[tokio::test]
 async fn failed_start_tls_leaves_connection_unusable() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let (mut conn, mut client) = pipe(TlsMode::StartTls, Some(cert.provider()));
     let (r, _) = tokio::join!(conn.start_tls(), async {
         client

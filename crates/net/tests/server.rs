@@ -77,7 +77,7 @@ async fn global_limit_answers_too_busy() {
 
 #[tokio::test]
 async fn too_busy_is_sent_over_tls_on_implicit_listeners() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(
         Some(cert.provider()),
         TlsMode::Implicit,
@@ -232,7 +232,7 @@ async fn proxy_v2_real_address_is_what_limits_count() {
 
 #[tokio::test]
 async fn proxy_v2_then_implicit_tls() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::Implicit, true, limits()).await;
     let mut tcp = TcpStream::connect(r.addr).await.unwrap();
     tcp.write_all(&header("[2001:db8::9]:7000", "[2001:db8::1]:993"))
@@ -325,7 +325,7 @@ async fn bind_errors_name_the_address() {
 
 #[tokio::test]
 async fn several_listeners_one_server() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let handler = Arc::new(TestHandler::default());
     let mut s = Server::new(Some(cert.provider()), limits());
     for (name, mode) in [
@@ -414,7 +414,7 @@ async fn last_reply_survives_unread_client_data() {
 
 #[tokio::test]
 async fn silent_clients_on_proxy_and_tls_listeners_are_closed() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let quick = Limits {
         tls_handshake_timeout: Duration::from_millis(200),
         ..limits()

@@ -13,7 +13,7 @@ use wharf_net::TlsMode;
 
 #[tokio::test]
 async fn implicit_tls_rustls_tls13_and_tls12() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::Implicit, false, limits()).await;
 
     for (versions, expect) in [
@@ -39,7 +39,7 @@ async fn implicit_tls_rustls_tls13_and_tls12() {
 
 #[tokio::test]
 async fn implicit_tls_with_openssl_s_client() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::Implicit, false, limits()).await;
     let out = s_client(&["-connect", &r.addr.to_string()], "INFO\nQUIT\n").await;
     assert!(out.contains("+OK hello"), "{out}");
@@ -57,7 +57,7 @@ async fn implicit_tls_with_openssl_s_client() {
 
 #[tokio::test]
 async fn starttls_with_openssl_s_client() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::StartTls, false, limits()).await;
     let out = s_client(
         &["-connect", &r.addr.to_string(), "-starttls", "pop3"],
@@ -72,7 +72,7 @@ async fn starttls_with_openssl_s_client() {
 
 #[tokio::test]
 async fn starttls_with_rustls_and_state() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::StartTls, false, limits()).await;
     let mut c = plain_client(r.addr).await;
     assert_eq!(c.line().await, "+OK hello\r\n");
@@ -96,7 +96,7 @@ async fn starttls_with_rustls_and_state() {
 /// read as if they had arrived over TLS.
 #[tokio::test]
 async fn plaintext_pipelined_after_starttls_is_discarded() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::StartTls, false, limits()).await;
     let mut c = plain_client(r.addr).await;
     assert_eq!(c.line().await, "+OK hello\r\n");
@@ -130,7 +130,7 @@ async fn starttls_unavailable_on_plain_listener() {
 /// must receive the server's protocol_version alert.
 #[tokio::test]
 async fn tls10_and_tls11_refused_by_openssl() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::Implicit, false, limits()).await;
     for flag in ["-tls1", "-tls1_1"] {
         let out = s_client(
@@ -169,7 +169,7 @@ async fn tls10_and_tls11_refused_by_openssl() {
 /// 70, would do as well) and nothing else.
 #[tokio::test]
 async fn raw_tls10_tls11_client_hello_gets_fatal_alert() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::Implicit, false, limits()).await;
     for minor in [1u8, 2] {
         let mut tcp = TcpStream::connect(r.addr).await.unwrap();
@@ -201,7 +201,7 @@ fn client_hello(minor: u8) -> Vec<u8> {
 
 #[tokio::test]
 async fn failed_handshake_does_not_stop_listener() {
-    let cert = TestCert::new("mail.test");
+    let cert = test_cert("mail.test");
     let r = serve(Some(cert.provider()), TlsMode::Implicit, false, limits()).await;
     let mut tcp = TcpStream::connect(r.addr).await.unwrap();
     tcp.write_all(b"EHLO plaintext on a TLS port\r\n")
@@ -212,7 +212,7 @@ async fn failed_handshake_does_not_stop_listener() {
     assert!(closed.is_ok(), "server kept a garbage handshake open");
     assert!(!buf.starts_with(b"+OK"), "{buf:?}");
     // Client trusting another certificate fails too.
-    let other = TestCert::new("other.test");
+    let other = test_cert("other.test");
     let tcp = TcpStream::connect(r.addr).await.unwrap();
     assert!(
         tls_connect(
@@ -241,7 +241,7 @@ async fn cert_reload_applies_to_new_handshakes_only() {
     let dir = tempfile::tempdir().unwrap();
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
-    let old = TestCert::new("old.test");
+    let old = test_cert("old.test");
     std::fs::write(&cert_path, &old.cert_pem).unwrap();
     std::fs::write(&key_path, &old.key_pem).unwrap();
     let provider = wharf_net::TlsProvider::from_pem_files(&cert_path, &key_path).unwrap();
@@ -267,7 +267,7 @@ async fn cert_reload_applies_to_new_handshakes_only() {
         assert_eq!(tls.get_ref().1.peer_certificates().unwrap()[0], old.der());
     }
 
-    let new = TestCert::new("new.test");
+    let new = test_cert("new.test");
     std::fs::write(&cert_path, &new.cert_pem).unwrap();
     std::fs::write(&key_path, &new.key_pem).unwrap();
     provider

@@ -43,7 +43,7 @@ const MSG: &[u8] = b"From: a@a.test\r\nTo: b@b.test\r\nSubject: dots\r\n\r\n.lea
 
 #[tokio::test]
 async fn pipelined_starttls_delivery_with_per_recipient_replies() {
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),
         rcpt: Arc::new(|a| {
@@ -104,7 +104,7 @@ async fn pipelined_starttls_delivery_with_per_recipient_replies() {
 
 #[tokio::test]
 async fn verified_tls_with_anchor_and_required_verification_without() {
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let (addr, _st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),
         ..FakeConfig::default()
@@ -217,7 +217,7 @@ async fn connection_reused_for_several_messages_and_rset_after_rejection() {
 
 #[tokio::test]
 async fn auth_plain_over_tls_and_never_in_plaintext() {
-    let cert = test_cert(&["relay.test"]);
+    let cert = TestCert::new("relay.test", &[]);
     let (addr, st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),
         auth: Some(("user@a.test".into(), "s3cret pass".into())),
@@ -268,7 +268,7 @@ async fn auth_plain_over_tls_and_never_in_plaintext() {
 
 #[tokio::test]
 async fn auth_login_when_plain_missing() {
-    let cert = test_cert(&["relay.test"]);
+    let cert = TestCert::new("relay.test", &[]);
     let (addr, st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),
         auth: Some(("u".into(), "p".into())),

@@ -16,11 +16,9 @@ use support::*;
 use wharf_outbound::dane::{self, DanePolicy, Tlsa};
 use wharf_outbound::dkim::DkimSigners;
 use wharf_outbound::mta_sts::MtaStsConfig;
-use wharf_outbound::queue::{
-    MemoryQueue, NewQueueEntry, QueueStore, QueuedRecipient, RecipientState,
-};
-use wharf_outbound::route::{Router, RouterConfig};
-use wharf_outbound::{ClientConfig, Outbound, QueueConfig, SmtpClient, TrustAnchors};
+use wharf_outbound::queue::{QueueStore, QueuedRecipient, RecipientState};
+use wharf_outbound::route::RouterConfig;
+use wharf_outbound::{ClientConfig, Outbound, SmtpClient, Submission, TrustAnchors};
 
 // ---------------------------------------------------------------- fixtures
 
@@ -76,30 +74,24 @@ fn router(dns: SocketAddr, port: u16) -> RouterConfig {
 /// Queues one message alice@a.test → bob@b.test.
 async fn queue_one(rc: RouterConfig, require_tls: bool) -> Setup {
     let queue = Arc::new(MemoryQueue::new());
-    let mut q = QueueConfig::new("mail.a.test");
-    q.retry_schedule = vec![Duration::from_secs(1)];
-    q.node_id = "node-1".into();
-    let mut c = ClientConfig::new("mail.a.test");
     // No trust anchor knows the test certificates: only DANE can authenticate them.
-    c.anchors = TrustAnchors::empty();
-    c.command_timeout = Duration::from_secs(10);
-    let out = Outbound::new(
-        queue.clone(),
-        Router::new(rc).unwrap(),
-        c,
-        q,
+    let out = test_outbound(
+        &queue,
+        "mail.a.test",
+        rc,
+        quick_worker,
         DkimSigners::new(),
         None,
     );
     let raw = "From: <alice@a.test>\r\nTo: <bob@b.test>\r\nSubject: dane\r\n\r\nhi\r\n";
     let id = out
-        .submit(NewQueueEntry {
+        .submit(Submission {
+            sender: "alice@a.test".into(),
+            recipients: vec![QueuedRecipient::new("bob@b.test")],
+            raw: Bytes::from(raw),
+            envid: None,
+            ret: None,
             require_tls,
-            ..out.new_entry(
-                "alice@a.test",
-                vec![QueuedRecipient::new("bob@b.test")],
-                Bytes::from(raw),
-            )
         })
         .await
         .unwrap();
@@ -147,7 +139,7 @@ fn mailed(st: &FakeState) -> bool {
 #[tokio::test]
 async fn dane_ee_spki_sha256_authenticates_a_self_signed_certificate() {
     let (logs, _g) = capture_logs();
-    let cert = test_cert(&["whatever.invalid"]);
+    let cert = TestCert::new("whatever.invalid", &[]);
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -186,8 +178,8 @@ async fn dane_ee_spki_sha256_authenticates_a_self_signed_certificate() {
 #[tokio::test]
 async fn mismatching_tlsa_defers_before_mail_from() {
     let (logs, _g) = capture_logs();
-    let cert = test_cert(&["mx.b.test"]);
-    let other = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
+    let other = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -214,7 +206,7 @@ async fn mismatching_tlsa_defers_before_mail_from() {
 
 #[tokio::test]
 async fn secure_tlsa_without_starttls_defers_and_never_sends_plaintext() {
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(FakeConfig::default()).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -259,8 +251,8 @@ async fn secure_tlsa_without_starttls_defers_and_never_sends_plaintext() {
 
 #[tokio::test]
 async fn insecure_answers_leave_delivery_opportunistic() {
-    let cert = test_cert(&["mx.b.test"]);
-    let other = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
+    let other = TestCert::new("mx.b.test", &[]);
     // The same mismatching TLSA, without the AD bit: DANE does not apply.
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let dns = start_dns(base_zone().tlsa(
@@ -328,7 +320,7 @@ async fn insecure_answers_leave_delivery_opportunistic() {
 #[tokio::test]
 async fn dane_ta_by_the_issuing_ca_with_matching_name_delivers() {
     let (logs, _g) = capture_logs();
-    let (ca_der, leaf) = test_ca_and_leaf(&["mx.b.test"]);
+    let (ca_der, leaf) = TestCert::signed_by_new_ca(&["mx.b.test"]);
     let (addr, st) = start_fake(tls_server(&leaf)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -348,7 +340,7 @@ async fn dane_ta_by_the_issuing_ca_with_matching_name_delivers() {
     );
 
     // The next-hop domain is an acceptable name too (RFC 7672 §3.2.2).
-    let (ca_der, leaf) = test_ca_and_leaf(&["b.test"]);
+    let (ca_der, leaf) = TestCert::signed_by_new_ca(&["b.test"]);
     let (addr, st) = start_fake(tls_server(&leaf)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -364,7 +356,7 @@ async fn dane_ta_by_the_issuing_ca_with_matching_name_delivers() {
     assert!(rcpt(&s).await.is_none());
 
     // Same CA, leaf for another name: deferred, nothing sent.
-    let (ca_der, leaf) = test_ca_and_leaf(&["mx.elsewhere.test"]);
+    let (ca_der, leaf) = TestCert::signed_by_new_ca(&["mx.elsewhere.test"]);
     let (addr, st) = start_fake(tls_server(&leaf)).await;
     let dns = start_dns(base_zone().secure().tlsa(
         &tlsa_name(addr.port()),
@@ -388,7 +380,7 @@ async fn dane_ta_by_the_issuing_ca_with_matching_name_delivers() {
 #[tokio::test]
 async fn tlsa_servfail_under_a_secure_mx_defers_without_connecting() {
     let (logs, _g) = capture_logs();
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let name = tlsa_name(addr.port());
     let dns = start_dns(
@@ -427,8 +419,8 @@ async fn tlsa_servfail_under_a_secure_mx_defers_without_connecting() {
 
 #[tokio::test]
 async fn truncated_udp_answer_is_retried_over_tcp() {
-    let cert = test_cert(&["mx.b.test"]);
-    let other = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
+    let other = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(tls_server(&cert)).await;
     let name = tlsa_name(addr.port());
     // Over UDP the TLSA answer would be empty; only TCP shows the (mismatching) record.
@@ -448,7 +440,7 @@ async fn truncated_udp_answer_is_retried_over_tcp() {
 
 #[tokio::test]
 async fn only_unusable_tlsa_records_still_require_tls() {
-    let cert = test_cert(&["mx.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let digest = spki_sha256(&cert.cert_der);
     // PKIX-EE (usage 1) is unusable for SMTP: TLS mandatory, certificate not authenticated.
     let (addr, st) = start_fake(FakeConfig::default()).await;
@@ -463,7 +455,7 @@ async fn only_unusable_tlsa_records_still_require_tls() {
     assert!(!mailed(&st), "no plaintext delivery");
     assert_eq!(rcpt(&s).await.unwrap().1, "4.7.5");
 
-    let other = test_cert(&["mx.b.test"]);
+    let other = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(tls_server(&other)).await;
     let dns = start_dns(
         base_zone()
@@ -480,8 +472,8 @@ async fn only_unusable_tlsa_records_still_require_tls() {
 #[tokio::test]
 async fn dane_takes_precedence_over_mta_sts_and_satisfies_requiretls() {
     let (logs, _g) = capture_logs();
-    let cert = test_cert(&["mx.b.test"]);
-    let sts_cert = test_cert(&["mta-sts.b.test"]);
+    let cert = TestCert::new("mx.b.test", &[]);
+    let sts_cert = TestCert::new("mta-sts.b.test", &[]);
     // An enforce policy naming another MX would defer this delivery if it were applied.
     let policy = "version: STSv1\r\nmode: enforce\r\nmx: other.b.test\r\nmax_age: 86400\r\n";
     let (https, hits) = start_https(sts_cert.server.clone(), policy.into()).await;
@@ -545,8 +537,8 @@ async fn dane_takes_precedence_over_mta_sts_and_satisfies_requiretls() {
 
 #[tokio::test]
 async fn implicit_mx_under_a_secure_denial_uses_the_domains_own_tlsa() {
-    let cert = test_cert(&["b.test"]);
-    let other = test_cert(&["b.test"]);
+    let cert = TestCert::new("b.test", &[]);
+    let other = TestCert::new("b.test", &[]);
     for (published, delivered) in [(&cert, true), (&other, false)] {
         let (addr, st) = start_fake(tls_server(&cert)).await;
         // No MX: the secure NODATA answer makes the implicit MX (b.test itself) DANE-eligible.

@@ -13,14 +13,13 @@ use bytes::Bytes;
 use mail_auth::DkimResult;
 use mail_parser::{MessageParser, MimeHeaders};
 use support::*;
-use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
+use wharf_outbound::dkim::{Algorithm, DkimSigners};
 use wharf_outbound::mta_sts::MtaStsConfig;
-use wharf_outbound::queue::{
-    MemoryQueue, NewQueueEntry, QueueStore, QueuedRecipient, RecipientState,
-};
+use wharf_outbound::queue::{QueueStore, QueuedRecipient, RecipientState};
 use wharf_outbound::route::{Relay, RouteError, Router, RouterConfig};
 use wharf_outbound::{
-    BounceSink, ClientConfig, Credentials, Outbound, QueueConfig, Ret, TlsPolicy, TrustAnchors,
+    BounceSink, ClientConfig, Credentials, Outbound, QueueConfig, Ret, Submission, TlsPolicy,
+    TrustAnchors,
 };
 
 fn router(dns: SocketAddr, port: u16) -> RouterConfig {
@@ -55,30 +54,32 @@ fn setup(
     sink: Option<Arc<dyn BounceSink>>,
 ) -> Setup {
     let queue = Arc::new(MemoryQueue::new());
-    let mut q = QueueConfig::new("mail.a.test");
-    q.retry_schedule = vec![Duration::from_secs(1)];
-    q.node_id = "node-1".into();
-    let mut c = ClientConfig::new("mail.a.test");
-    c.anchors = TrustAnchors::empty();
-    c.command_timeout = Duration::from_secs(10);
-    tweak(&mut q, &mut c);
-    let out = Outbound::new(queue.clone(), Router::new(rc).unwrap(), c, q, dkim, sink);
+    let out = test_outbound(
+        &queue,
+        "mail.a.test",
+        rc,
+        |q, c| {
+            quick_worker(q, c);
+            tweak(q, c);
+        },
+        dkim,
+        sink,
+    );
     Setup { queue, out }
 }
 
-fn submission(out: &Outbound, from: &str, to: &[&str], body: &str) -> NewQueueEntry {
+fn submission(from: &str, to: &[&str], body: &str) -> Submission {
     let raw = format!(
         "From: Alice <{from}>\r\nTo: {}\r\nSubject: outbound test\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <t1@a.test>\r\n\r\n{body}\r\n",
         to.join(", ")
     );
-    NewQueueEntry {
+    Submission {
+        sender: from.into(),
+        recipients: to.iter().map(|a| QueuedRecipient::new(a)).collect(),
+        raw: Bytes::from(raw),
         envid: Some("ENV-42".into()),
         ret: Some(Ret::Hdrs),
-        ..out.new_entry(
-            from,
-            to.iter().map(|a| QueuedRecipient::new(a)).collect(),
-            Bytes::from(raw),
-        )
+        require_tls: false,
     }
 }
 
@@ -153,12 +154,12 @@ async fn routing_by_mx_preference_implicit_mx_null_mx_and_nxdomain() {
 
 #[tokio::test]
 async fn dkim_signed_delivery_over_starttls_verifies_with_mail_auth() {
-    let ed = dkim::generate("a.test", "ed", Algorithm::Ed25519).unwrap();
-    let rsa = dkim::generate("a.test", "rsa", Algorithm::Rsa).unwrap();
-    let mut signers = DkimSigners::new();
-    signers.add(DkimKey::from_pem("a.test", "ed", ed.private_key_pem.as_bytes()).unwrap());
-    signers.add(DkimKey::from_pem("a.test", "rsa", rsa.private_key_pem.as_bytes()).unwrap());
-    let cert = test_cert(&["mx.b.test"]);
+    let (signers, keys) = dkim_keys(
+        "a.test",
+        &[("ed", Algorithm::Ed25519), ("rsa", Algorithm::Rsa)],
+    );
+    let (ed, rsa) = (&keys[0], &keys[1]);
+    let cert = TestCert::new("mx.b.test", &[]);
     let (addr, st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),
         ..FakeConfig::default()
@@ -176,7 +177,6 @@ async fn dkim_signed_delivery_over_starttls_verifies_with_mail_auth() {
     let id = s
         .out
         .submit(submission(
-            &s.out,
             "alice@a.test",
             &["bob@b.test", "carol@b.test"],
             "Hello Bob.\r\n.dot line",
@@ -229,12 +229,7 @@ async fn destination_down_is_retried_on_schedule_then_delivered() {
     let s = setup(router(dns, port), |_, _| {}, DkimSigners::new(), None);
     let id = s
         .out
-        .submit(submission(
-            &s.out,
-            "alice@a.test",
-            &["bob@b.test"],
-            "retry me",
-        ))
+        .submit(submission("alice@a.test", &["bob@b.test"], "retry me"))
         .await
         .unwrap();
     assert_eq!(s.out.run_once().await.unwrap(), 1);
@@ -286,7 +281,6 @@ async fn permanent_failure_bounces_to_sender_and_bounces_never_loop() {
     let id = s
         .out
         .submit(submission(
-            &s.out,
             "alice@a.test",
             &["ok@b.test", "bob@b.test"],
             "bounce me",
@@ -359,7 +353,7 @@ async fn delay_warning_once_and_expiry_fails_with_dsn() {
     );
     let id = s
         .out
-        .submit(submission(&s.out, "alice@a.test", &["bob@b.test"], "slow"))
+        .submit(submission("alice@a.test", &["bob@b.test"], "slow"))
         .await
         .unwrap();
     s.out.run_once().await.unwrap();
@@ -404,7 +398,7 @@ async fn notify_never_suppresses_the_dsn() {
         DkimSigners::new(),
         Some(cap.clone()),
     );
-    let mut sub = submission(&s.out, "alice@a.test", &["bob@b.test"], "x");
+    let mut sub = submission("alice@a.test", &["bob@b.test"], "x");
     sub.recipients[0].notify.never = true;
     sub.recipients[0].notify.failure = false;
     s.out.submit(sub).await.unwrap();
@@ -415,7 +409,7 @@ async fn notify_never_suppresses_the_dsn() {
 
 #[tokio::test]
 async fn smarthost_with_auth_over_required_tls() {
-    let cert = test_cert(&["relay.test"]);
+    let cert = TestCert::new("relay.test", &[]);
     let (addr, st) = start_fake(FakeConfig {
         tls: Some(cert.server.clone()),
         auth: Some(("relay-user".into(), "relay pass 123".into())),
@@ -437,7 +431,6 @@ async fn smarthost_with_auth_over_required_tls() {
     let s = setup(rc, |_, _| {}, DkimSigners::new(), None);
     s.out
         .submit(submission(
-            &s.out,
             "alice@a.test",
             &["x@anywhere.test", "y@elsewhere.test"],
             "via relay",
@@ -471,7 +464,7 @@ async fn crashed_workers_lease_is_taken_over_and_delivered_once() {
     );
     let id = s
         .out
-        .submit(submission(&s.out, "alice@a.test", &["bob@b.test"], "once"))
+        .submit(submission("alice@a.test", &["bob@b.test"], "once"))
         .await
         .unwrap();
     // Another node leased it and died.
@@ -515,7 +508,6 @@ async fn messages_to_one_domain_share_a_connection_within_the_limit() {
     for i in 0..6 {
         s.out
             .submit(submission(
-                &s.out,
                 "alice@a.test",
                 &[&format!("u{i}@b.test")],
                 "bulk",
@@ -552,7 +544,7 @@ async fn worker_loop_delivers_on_wake_and_stops_on_shutdown() {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(s.out.clone().run(rx));
     s.out
-        .submit(submission(&s.out, "alice@a.test", &["bob@b.test"], "loop"))
+        .submit(submission("alice@a.test", &["bob@b.test"], "loop"))
         .await
         .unwrap();
     for _ in 0..100 {
@@ -579,7 +571,7 @@ async fn sts_setup(
     mx_anchor: Option<&str>,
     require_tls: bool,
 ) -> (Setup, FakeState, Arc<std::sync::atomic::AtomicUsize>, u64) {
-    let sts_cert = test_cert(&["mta-sts.b.test"]);
+    let sts_cert = TestCert::new("mta-sts.b.test", &[]);
     let policy =
         format!("version: STSv1\r\nmode: enforce\r\nmx: {policy_mx}\r\nmax_age: 86400\r\n");
     let (https, hits) = start_https(sts_cert.server.clone(), policy).await;
@@ -611,7 +603,7 @@ async fn sts_setup(
         DkimSigners::new(),
         None,
     );
-    let mut sub = submission(&s.out, "alice@a.test", &["bob@b.test"], "sts");
+    let mut sub = submission("alice@a.test", &["bob@b.test"], "sts");
     sub.require_tls = require_tls;
     let id = s.out.submit(sub).await.unwrap();
     (s, st, hits, id as u64)
@@ -656,7 +648,7 @@ async fn mta_sts_enforce_requires_verified_tls_on_matching_mx() {
     let e = s.queue.get(id as i64).await.unwrap().unwrap();
     assert_eq!(e.recipients[0].status.as_deref(), Some("4.7.5"), "{e:?}");
     // STARTTLS with a certificate the sender can verify: delivered.
-    let mx_cert = test_cert(&["mx.b.test"]);
+    let mx_cert = TestCert::new("mx.b.test", &[]);
     let (s, st, _hits, id) = sts_setup(
         "*.b.test",
         FakeConfig {
@@ -672,7 +664,7 @@ async fn mta_sts_enforce_requires_verified_tls_on_matching_mx() {
     assert!(st.messages()[0].tls);
     assert!(s.queue.get(id as i64).await.unwrap().is_none());
     // STARTTLS offered but the certificate does not verify: deferred.
-    let other = test_cert(&["mx.b.test"]);
+    let other = TestCert::new("mx.b.test", &[]);
     let (s, st, _hits, id) = sts_setup(
         "mx.b.test",
         FakeConfig {
@@ -705,7 +697,7 @@ async fn requiretls_needs_an_authenticated_mx_offering_it() {
         DkimSigners::new(),
         Some(cap.clone()),
     );
-    let mut sub = submission(&s.out, "alice@a.test", &["bob@b.test"], "secret");
+    let mut sub = submission("alice@a.test", &["bob@b.test"], "secret");
     sub.require_tls = true;
     s.out.submit(sub).await.unwrap();
     s.out.run_once().await.unwrap();
@@ -716,7 +708,7 @@ async fn requiretls_needs_an_authenticated_mx_offering_it() {
     assert!(String::from_utf8_lossy(&got[0].1).contains("Status: 5.7.30"));
 
     // Enforced MTA-STS and verified TLS, but the server lacks REQUIRETLS: 5.7.30, nothing sent.
-    let mx_cert = test_cert(&["mx.b.test"]);
+    let mx_cert = TestCert::new("mx.b.test", &[]);
     let (s, st, _h, id) = sts_setup(
         "mx.b.test",
         FakeConfig {
@@ -772,7 +764,7 @@ async fn notify_success_reported_as_relayed_unless_next_hop_speaks_dsn() {
             DkimSigners::new(),
             Some(cap.clone()),
         );
-        let mut sub = submission(&s.out, "alice@a.test", &["bob@b.test"], "x");
+        let mut sub = submission("alice@a.test", &["bob@b.test"], "x");
         sub.recipients[0].notify.success = true;
         sub.recipients[0].notify.explicit = true;
         s.out.submit(sub).await.unwrap();
@@ -827,12 +819,12 @@ async fn a_slow_destination_does_not_hold_back_the_queue() {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(s.out.clone().run(rx));
     s.out
-        .submit(submission(&s.out, "alice@a.test", &["x@slow.test"], "slow"))
+        .submit(submission("alice@a.test", &["x@slow.test"], "slow"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.out
-        .submit(submission(&s.out, "alice@a.test", &["y@fast.test"], "fast"))
+        .submit(submission("alice@a.test", &["y@fast.test"], "fast"))
         .await
         .unwrap();
     let started = std::time::Instant::now();

@@ -19,10 +19,10 @@ use rustls_pki_types::pem::PemObject;
 use sha2::Digest;
 use std::sync::Arc;
 use support::*;
-use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
-use wharf_outbound::queue::{MemoryQueue, NewQueueEntry, QueueStore, QueuedRecipient};
-use wharf_outbound::route::{Router, RouterConfig};
-use wharf_outbound::{ClientConfig, Outbound, QueueConfig, TrustAnchors};
+use wharf_outbound::Submission;
+use wharf_outbound::dkim::{Algorithm, DkimSigners};
+use wharf_outbound::queue::{QueueStore, QueuedRecipient};
+use wharf_outbound::route::RouterConfig;
 
 struct Postfix {
     conf: PathBuf,
@@ -170,9 +170,8 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
         std::fs::read_to_string(d_log(&pf)).unwrap_or_default()
     );
 
-    let ed = dkim::generate("a.test", "pf", Algorithm::Ed25519).unwrap();
-    let mut signers = DkimSigners::new();
-    signers.add(DkimKey::from_pem("a.test", "pf", ed.private_key_pem.as_bytes()).unwrap());
+    let (signers, keys) = dkim_keys("a.test", &[("pf", Algorithm::Ed25519)]);
+    let ed = &keys[0];
     let dns = start_dns(
         Zone::default()
             .mx("p.test", 10, "mx.p.test")
@@ -181,28 +180,20 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
     )
     .await;
     let queue = Arc::new(MemoryQueue::new());
-    let mut c = ClientConfig::new("mail.a.test");
-    c.anchors = TrustAnchors::empty();
     let rc = RouterConfig {
         nameservers: vec![dns],
         smtp_port: pf.port,
         ..RouterConfig::default()
     };
-    let out = Outbound::new(
-        queue.clone(),
-        Router::new(rc).unwrap(),
-        c,
-        QueueConfig::new("mail.a.test"),
-        signers,
-        None,
-    );
+    let out = test_outbound(&queue, "mail.a.test", rc, |_, _| {}, signers, None);
     let raw = "From: <alice@a.test>\r\nTo: <bob@p.test>\r\nSubject: to postfix\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <pf1@a.test>\r\n\r\nHello Postfix.\r\n.dotted\r\n";
-    out.submit(NewQueueEntry {
-        ..out.new_entry(
-            "alice@a.test",
-            vec![QueuedRecipient::new("bob@p.test")],
-            bytes::Bytes::from(raw),
-        )
+    out.submit(Submission {
+        sender: "alice@a.test".into(),
+        recipients: vec![QueuedRecipient::new("bob@p.test")],
+        raw: bytes::Bytes::from(raw),
+        envid: None,
+        ret: None,
+        require_tls: false,
     })
     .await
     .unwrap();
@@ -261,28 +252,27 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
         )
         .await;
         let queue = Arc::new(MemoryQueue::new());
-        let mut c = ClientConfig::new("mail.a.test");
-        c.anchors = TrustAnchors::empty();
         let rc = RouterConfig {
             nameservers: vec![dns],
             smtp_port: pf.port,
             dane: true,
             ..RouterConfig::default()
         };
-        let out = Outbound::new(
-            queue.clone(),
-            Router::new(rc).unwrap(),
-            c,
-            QueueConfig::new("mail.a.test"),
+        let out = test_outbound(
+            &queue,
+            "mail.a.test",
+            rc,
+            |_, _| {},
             DkimSigners::new(),
             None,
         );
-        out.submit(NewQueueEntry {
-            ..out.new_entry(
-                "alice@a.test",
-                vec![QueuedRecipient::new("bob@p.test")],
-                bytes::Bytes::from("From: <alice@a.test>\r\nSubject: dane\r\n\r\nDANE.\r\n"),
-            )
+        out.submit(Submission {
+            sender: "alice@a.test".into(),
+            recipients: vec![QueuedRecipient::new("bob@p.test")],
+            raw: bytes::Bytes::from("From: <alice@a.test>\r\nSubject: dane\r\n\r\nDANE.\r\n"),
+            envid: None,
+            ret: None,
+            require_tls: false,
         })
         .await
         .unwrap();

@@ -11,14 +11,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use mail_auth::DkimResult;
 use support::*;
-use wharf_directory::{Directory, DirectoryConfig};
-use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
-use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
-use wharf_outbound::queue::{MemoryQueue, NewQueueEntry, QueueStore, QueuedRecipient};
-use wharf_outbound::route::{Relay, Router, RouterConfig};
-use wharf_outbound::{ClientConfig, Credentials, Outbound, QueueConfig, TlsPolicy, TrustAnchors};
+use wharf_directory::Directory;
+use wharf_net::{Limits, Server, TlsMode};
+use wharf_outbound::dkim::{Algorithm, DkimSigners};
+use wharf_outbound::queue::{QueueStore, QueuedRecipient};
+use wharf_outbound::route::{Relay, RouterConfig};
+use wharf_outbound::{ClientConfig, Credentials, Outbound, QueueConfig, Submission, TlsPolicy};
 use wharf_smtp::{SmtpConfig, SmtpRole, SmtpService};
 use wharf_store::Store;
+use wharf_testkit::{Loopback, TestDirectory};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -28,21 +29,16 @@ struct Wharf {
     store: Arc<dyn Store>,
     dir: Directory,
     _server: Server,
-    _tmp: tempfile::TempDir,
+    _files: TestDirectory,
 }
 
 /// A Wharf SMTP node for `b.test` with accounts bob@ and relay@.
 async fn start_wharf() -> Wharf {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = wharf_store::open_embedded(tmp.path()).await.unwrap();
-    let dir = Directory::new(store.clone(), DirectoryConfig::default());
-    dir.add_domain("b.test").await.unwrap();
-    dir.add_account("bob@b.test", PASSWORD, 0).await.unwrap();
-    dir.add_account("relay@b.test", PASSWORD, 0).await.unwrap();
-    let (cert, key) = wharf_net::generate_self_signed("mx.b.test", &[]).unwrap();
-    let tls = TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
-    let mut server = Server::new(
-        Some(tls),
+    let files = TestDirectory::with_accounts(&["bob@b.test", "relay@b.test"], PASSWORD).await;
+    let dir = files.directory.clone();
+    let cert = TestCert::new("mx.b.test", &[]);
+    let mut listeners = Loopback::new(
+        Some(&cert),
         Limits {
             idle_timeout: Duration::from_secs(30),
             ..Limits::default()
@@ -53,34 +49,31 @@ async fn start_wharf() -> Wharf {
         max_connections_per_ip: 0,
         ..SmtpConfig::default()
     };
-    let mx_svc = Arc::new(SmtpService::new(
-        cfg.clone(),
-        "mx.b.test".into(),
-        dir.clone(),
-        SmtpRole::Mx,
-    ));
-    let sub_svc = Arc::new(SmtpService::new(
-        cfg,
-        "mx.b.test".into(),
-        dir.clone(),
-        SmtpRole::Submission,
-    ));
-    let spec = |name: &str| ListenerSpec {
-        name: name.into(),
-        addr: "127.0.0.1:0".parse().unwrap(),
-        tls: TlsMode::StartTls,
-        proxy_protocol: false,
+    let service = |role| {
+        Arc::new(SmtpService::new(
+            cfg.clone(),
+            "mx.b.test".into(),
+            dir.clone(),
+            role,
+        ))
     };
-    let mx = server.bind(spec("smtp"), mx_svc).await.unwrap();
-    let submission = server.bind(spec("submission"), sub_svc).await.unwrap();
-    server.start();
+    let mx = listeners
+        .listen("smtp", TlsMode::StartTls, service(SmtpRole::Mx))
+        .await;
+    let submission = listeners
+        .listen(
+            "submission",
+            TlsMode::StartTls,
+            service(SmtpRole::Submission),
+        )
+        .await;
     Wharf {
         mx,
         submission,
-        store,
+        store: files.store.clone(),
         dir,
-        _server: server,
-        _tmp: tmp,
+        _server: listeners.start(),
+        _files: files,
     }
 }
 
@@ -100,11 +93,10 @@ async fn inbox(store: &Arc<dyn Store>, address: &str) -> Vec<Bytes> {
 
 fn outbound(rc: RouterConfig, signers: DkimSigners) -> (Arc<MemoryQueue>, Arc<Outbound>) {
     let queue = Arc::new(MemoryQueue::new());
-    let mut q = QueueConfig::new("mail.a.test");
-    q.retry_schedule = vec![Duration::from_secs(1)];
-    let mut c = ClientConfig::new("mail.a.test");
-    c.anchors = TrustAnchors::empty();
-    let out = Outbound::new(queue.clone(), Router::new(rc).unwrap(), c, q, signers, None);
+    let retry_every_second = |q: &mut QueueConfig, _: &mut ClientConfig| {
+        q.retry_schedule = vec![Duration::from_secs(1)];
+    };
+    let out = test_outbound(&queue, "mail.a.test", rc, retry_every_second, signers, None);
     (queue, out)
 }
 
@@ -117,9 +109,8 @@ fn message(from: &str, to: &str, body: &str) -> Bytes {
 #[tokio::test]
 async fn delivered_by_mx_over_starttls_into_inbox_with_valid_dkim() {
     let b = start_wharf().await;
-    let ed = dkim::generate("a.test", "wharf", Algorithm::Ed25519).unwrap();
-    let mut signers = DkimSigners::new();
-    signers.add(DkimKey::from_pem("a.test", "wharf", ed.private_key_pem.as_bytes()).unwrap());
+    let (signers, keys) = dkim_keys("a.test", &[("wharf", Algorithm::Ed25519)]);
+    let ed = &keys[0];
     let dns = start_dns(
         Zone::default()
             .mx("b.test", 10, "mx.b.test")
@@ -133,19 +124,20 @@ async fn delivered_by_mx_over_starttls_into_inbox_with_valid_dkim() {
         ..RouterConfig::default()
     };
     let (queue, out) = outbound(rc, signers);
-    out.submit(NewQueueEntry {
-        ..out.new_entry(
+    out.submit(Submission {
+        sender: "alice@a.test".into(),
+        recipients: vec![
+            QueuedRecipient::new("bob@b.test"),
+            QueuedRecipient::new("nobody@b.test"),
+        ],
+        raw: message(
             "alice@a.test",
-            vec![
-                QueuedRecipient::new("bob@b.test"),
-                QueuedRecipient::new("nobody@b.test"),
-            ],
-            message(
-                "alice@a.test",
-                "bob@b.test",
-                "Hello from A.\r\n.a dotted line",
-            ),
-        )
+            "bob@b.test",
+            "Hello from A.\r\n.a dotted line",
+        ),
+        envid: None,
+        ret: None,
+        require_tls: false,
     })
     .await
     .unwrap();
@@ -193,12 +185,13 @@ async fn smarthost_with_auth_against_wharf_submission() {
         ..RouterConfig::default()
     };
     let (queue, out) = outbound(rc, DkimSigners::new());
-    out.submit(NewQueueEntry {
-        ..out.new_entry(
-            "relay@b.test",
-            vec![QueuedRecipient::new("bob@b.test")],
-            message("relay@b.test", "bob@b.test", "via the smarthost"),
-        )
+    out.submit(Submission {
+        sender: "relay@b.test".into(),
+        recipients: vec![QueuedRecipient::new("bob@b.test")],
+        raw: message("relay@b.test", "bob@b.test", "via the smarthost"),
+        envid: None,
+        ret: None,
+        require_tls: false,
     })
     .await
     .unwrap();
@@ -234,28 +227,26 @@ async fn dsn_for_a_local_sender_lands_in_its_inbox() {
         queue.clone(),
         3600,
     ));
-    let mut c = ClientConfig::new("mx.b.test");
-    c.anchors = TrustAnchors::empty();
     let rc = RouterConfig {
         nameservers: vec![dns],
         smtp_port: refuser.port(),
         ..RouterConfig::default()
     };
-    let out = Outbound::new(
-        queue.clone(),
-        Router::new(rc).unwrap(),
-        c,
-        QueueConfig::new("mx.b.test"),
+    let out = test_outbound(
+        &queue,
+        "mx.b.test",
+        rc,
+        |_, _| {},
         DkimSigners::new(),
         Some(sink),
     );
-    out.submit(NewQueueEntry {
+    out.submit(Submission {
+        sender: "relay@b.test".into(),
+        recipients: vec![QueuedRecipient::new("carol@c.test")],
+        raw: message("relay@b.test", "carol@c.test", "will bounce"),
         envid: Some("E-77".into()),
-        ..out.new_entry(
-            "relay@b.test",
-            vec![QueuedRecipient::new("carol@c.test")],
-            message("relay@b.test", "carol@c.test", "will bounce"),
-        )
+        ret: None,
+        require_tls: false,
     })
     .await
     .unwrap();

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use wharf_directory::{AuthError, Directory, MECHANISMS, Mechanism, SaslExchange, SaslStep};
 use wharf_store::{
@@ -14,8 +13,8 @@ use wharf_store::{
 };
 
 use crate::backend::{
-    AuthFailure, Authenticator, DropEntry, Login, Maildrop, SaslOutcome, SaslSession, Snapshot,
-    Vanished,
+    AuthFailure, Authenticator, DropEntry, Login, Maildrop, MessageBody, SaslOutcome, SaslSession,
+    Snapshot, Vanished,
 };
 use crate::transfer::transfer_size;
 
@@ -176,6 +175,7 @@ impl Maildrop for StoreMaildrop {
                 uid: e.uid,
                 message_id: e.message_id,
                 size,
+                stored_size: e.size,
                 internal_date: e.internal_date,
                 seen: e.flags.contains(Flags::SEEN),
             });
@@ -189,9 +189,14 @@ impl Maildrop for StoreMaildrop {
         })
     }
 
-    async fn load(&self, message: MessageId) -> Result<Option<Bytes>, StoreError> {
+    async fn open(&self, message: MessageId) -> Result<Option<MessageBody>, StoreError> {
+        // TODO(lead): switch to the store's streaming read; until then the message is read whole
+        // and the session streams it from memory.
         match self.store.message_raw(message).await {
-            Ok(raw) => Ok(Some(raw)),
+            Ok(raw) => Ok(Some(MessageBody {
+                size: raw.len() as u64,
+                reader: Box::new(std::io::Cursor::new(raw)),
+            })),
             Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use tokio::io::AsyncRead;
 use wharf_store::{AccountId, MailboxId, MessageId, ModSeq, StoreError, Uid};
 
 /// An authenticated user, as far as POP3 cares.
@@ -63,6 +63,8 @@ pub struct DropEntry {
     pub message_id: MessageId,
     /// Exact octets RETR sends for this message before dot-stuffing (see `transfer`).
     pub size: u64,
+    /// Octets of the message as stored (what `Maildrop::open` reports).
+    pub stored_size: u64,
     /// Unix seconds.
     pub internal_date: i64,
     /// Had `\Seen` when the snapshot was taken.
@@ -80,6 +82,21 @@ pub struct Snapshot {
     pub entries: Vec<DropEntry>,
     /// Per-account POP3 expire policy in days (`None` = never).
     pub expire_days: Option<i64>,
+}
+
+/// A stored message opened for reading: RETR and TOP stream it from `reader` in bounded chunks.
+pub struct MessageBody {
+    /// Octets as stored.
+    pub size: u64,
+    pub reader: Box<dyn AsyncRead + Send + Unpin>,
+}
+
+impl std::fmt::Debug for MessageBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageBody")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Expunges observed since a given modseq.
@@ -101,8 +118,8 @@ pub trait Maildrop: Send + Sync {
     async fn unlock(&self, account: AccountId, owner: &str) -> Result<(), StoreError>;
     /// Reads the INBOX index and the account's policy; sizes are exact transfer sizes.
     async fn snapshot(&self, account: AccountId) -> Result<Snapshot, StoreError>;
-    /// The raw message, or `None` when it no longer exists.
-    async fn load(&self, message: MessageId) -> Result<Option<Bytes>, StoreError>;
+    /// Opens the raw message for reading, or `None` when it no longer exists.
+    async fn open(&self, message: MessageId) -> Result<Option<MessageBody>, StoreError>;
     /// UIDs expunged from the mailbox after `since`.
     async fn vanished_since(
         &self,

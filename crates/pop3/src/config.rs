@@ -14,7 +14,8 @@ pub struct Pop3Config {
     /// Protocol errors (unknown commands, bad syntax, over-long lines) tolerated before the
     /// connection is closed.
     pub max_errors: u32,
-    /// Largest message RETR/TOP will load into memory to serve; larger ones get `-ERR [SYS/PERM]`.
+    /// Largest message RETR/TOP serve (streamed in bounded chunks); larger ones get
+    /// `-ERR [SYS/PERM]`.
     pub max_message_size: u64,
     /// Minimum seconds between two logins of one account (RFC 2449 LOGIN-DELAY); 0 = none.
     pub login_delay_secs: u64,

@@ -1,7 +1,8 @@
 //! wharf-pop3: POP3 (RFC 1939) with CAPA/RESP-CODES (RFC 2449), STLS (RFC 2595) and SASL AUTH
-//! (RFC 5034) over the INBOX of a Wharf account. `session` is the sans-io state machine,
-//! `service` the connection loop plugged into `wharf_net`, `adapters` binds the session's ports
-//! (`backend`) to the directory and the store.
+//! (RFC 5034) over the INBOX of a Wharf account. `session` is the sans-io state machine
+//! (`handle(Input) -> Step { output, next }`), `service` the connection loop plugged into
+//! `wharf_net`, `adapters` binds the session's ports (`backend`) to the directory and the store,
+//! `transfer` streams messages to the client.
 
 pub mod adapters;
 pub mod backend;
@@ -14,11 +15,11 @@ pub mod transfer;
 
 pub use adapters::{DirectoryAuth, StoreMaildrop};
 pub use backend::{
-    AuthFailure, Authenticator, DropEntry, Login, Maildrop, SaslOutcome, SaslSession, Snapshot,
-    Vanished,
+    AuthFailure, Authenticator, DropEntry, Login, Maildrop, MessageBody, SaslOutcome, SaslSession,
+    Snapshot, Vanished,
 };
 pub use commands::unique_id;
 pub use config::Pop3Config;
 pub use service::Pop3Service;
-pub use session::{ConnInfo, Control, Session, Shared};
+pub use session::{ConnInfo, Input, Next, Session, Shared, Step};
 pub use syntax::{Output, Piece};

@@ -1,7 +1,8 @@
 //! `Pop3Service`: the thin async loop that owns a `wharf_net::Conn` and drives a `Session`:
-//! reads lines (255-octet limit), answers pipelined commands with one write, streams RETR
-//! bodies in chunks, runs STLS, refreshes the maildrop lock, and ends sessions on idle timeout
-//! or server shutdown without entering UPDATE.
+//! frames input lines (255-octet limit), hands each `Input` to `Session::handle`, writes the
+//! `Output` (answers to pipelined commands in one write; RETR/TOP bodies streamed from their
+//! reader chunk by chunk, each chunk written before the next is read), runs STLS, ticks the
+//! maildrop lock, and ends sessions on idle timeout or server shutdown without entering UPDATE.
 
 use std::io;
 use std::sync::Arc;
@@ -14,11 +15,11 @@ use wharf_net::{Conn, Handler, Line, async_trait};
 use crate::adapters::{DirectoryAuth, StoreMaildrop};
 use crate::backend::{Authenticator, Maildrop};
 use crate::config::Pop3Config;
-use crate::session::{ConnInfo, Control, Session, Shared};
+use crate::session::{ConnInfo, Input, Next, Session, Shared, Step};
 use crate::syntax::{Output, Piece};
-use crate::transfer::Transfer;
 
-/// Octets handed to the socket per write while streaming a message.
+/// Octets gathered before a write while streaming a message (a chunk read from the message may
+/// add up to `2 * transfer::READ_CHUNK` more).
 const CHUNK: usize = 64 * 1024;
 /// Pipelined answers are held back at most this much before being written.
 const MAX_PENDING: usize = 1024 * 1024;
@@ -65,92 +66,93 @@ impl Pop3Service {
     }
 
     async fn drive(&self, conn: &mut Conn, session: &mut Session) -> io::Result<()> {
-        let mut out = Output::new();
-        session.greeting(&mut out);
-        write_out(conn, &mut out).await?;
+        write_out(conn, session.greeting().output).await?;
         let mut shutdown = conn.shutdown_signal();
         let idle = Duration::from_secs(self.cfg.idle_timeout_secs.max(1));
         let refresh = Duration::from_secs((self.cfg.lock_ttl_secs / 3).max(1));
         let mut ticker = tokio::time::interval(refresh);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_input = Instant::now();
+        // Answers to pipelined commands wait here until the client's input is drained.
+        let mut pending = Output::new();
         loop {
-            if *shutdown.borrow() {
-                out.err(
-                    Some(crate::syntax::RespCode::SysTemp),
-                    "server shutting down",
-                );
-                write_out(conn, &mut out).await?;
+            let input_line;
+            let input = if *shutdown.borrow() {
+                Input::Shutdown
+            } else {
+                let max = session.max_line();
+                tokio::select! {
+                    line = conn.read_line(max) => match line {
+                        Ok(Line::Complete(l)) => {
+                            last_input = Instant::now();
+                            input_line = l;
+                            Input::Line(&input_line)
+                        }
+                        Ok(Line::TooLong) => {
+                            last_input = Instant::now();
+                            Input::LineTooLong
+                        }
+                        Ok(Line::Eof) => return Ok(()),
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => Input::Timeout,
+                        Err(e) => return Err(e),
+                    },
+                    _ = shutdown.changed() => continue,
+                    // Only while the lock is held: keep it alive, and apply the idle timeout
+                    // here because re-entering read_line restarts the connection's own timer.
+                    _ = ticker.tick(), if session.locked_account().is_some() => {
+                        if last_input.elapsed() >= idle { Input::Timeout } else { Input::Tick }
+                    }
+                }
+            };
+            let step = session.handle(input).await;
+            if !self.act(conn, session, step, &mut pending).await? {
                 return Ok(());
             }
-            let max = session.max_line();
-            let line = tokio::select! {
-                line = conn.read_line(max) => line,
-                _ = shutdown.changed() => continue,
-                // Only while the lock is held: keep it alive, and apply the idle timeout here
-                // because re-entering read_line restarts the connection's own timer.
-                _ = ticker.tick(), if session.locked_account().is_some() => {
-                    if last_input.elapsed() >= idle {
-                        out.err(None, "autologout: idle for too long");
-                        write_out(conn, &mut out).await?;
-                        return Ok(());
-                    }
-                    session.refresh_lock().await;
-                    continue;
+        }
+    }
+
+    /// Writes (or holds back) a step's output and does what it says next; `false` to close.
+    async fn act(
+        &self,
+        conn: &mut Conn,
+        session: &mut Session,
+        step: Step,
+        pending: &mut Output,
+    ) -> io::Result<bool> {
+        pending.pieces.extend(step.output.pieces);
+        match step.next {
+            Next::ReadLine => {
+                // PIPELINING: answer everything already received, then write once. A message
+                // goes out at once, so that a session never holds more than one message reader.
+                if !conn.buffer().contains(&b'\n')
+                    || pending.has_message()
+                    || pending.text_len() > MAX_PENDING
+                {
+                    write_out(conn, std::mem::take(pending)).await?;
                 }
-            };
-            let ctrl = match line {
-                Ok(Line::Complete(l)) => {
-                    last_input = Instant::now();
-                    session.handle_line(&l, &mut out).await
-                }
-                Ok(Line::TooLong) => {
-                    last_input = Instant::now();
-                    session.line_too_long(&mut out)
-                }
-                Ok(Line::Eof) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    out.err(None, "autologout: idle for too long");
-                    let _ = write_out(conn, &mut out).await;
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            };
-            match ctrl {
-                Control::Continue => {
-                    // PIPELINING: answer everything already received, then write once.
-                    if !conn.buffer().contains(&b'\n') || pending(&out) > MAX_PENDING {
-                        write_out(conn, &mut out).await?;
-                    }
-                }
-                Control::StartTls => {
-                    write_out(conn, &mut out).await?;
-                    conn.start_tls().await?;
-                    session.tls_started();
-                }
-                Control::Close => {
-                    write_out(conn, &mut out).await?;
-                    return Ok(());
-                }
+                Ok(true)
+            }
+            Next::StartTls => {
+                write_out(conn, std::mem::take(pending)).await?;
+                conn.start_tls().await?;
+                let step = session.handle(Input::TlsStarted).await;
+                pending.pieces.extend(step.output.pieces);
+                Ok(step.next != Next::Close)
+            }
+            Next::Close => {
+                write_out(conn, std::mem::take(pending)).await?;
+                Ok(false)
             }
         }
     }
 }
 
-fn pending(out: &Output) -> usize {
-    out.pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Text(t) => t.len(),
-            Piece::Message { raw, .. } => raw.len(),
-        })
-        .sum()
-}
-
-/// Writes the accumulated answers, streaming message bodies chunk by chunk.
-async fn write_out(conn: &mut Conn, out: &mut Output) -> io::Result<()> {
+/// Writes the output, streaming message bodies chunk by chunk: a chunk is written (waiting for
+/// the client to take it) before the next is read, so memory stays bounded however large the
+/// message and however slow the client.
+async fn write_out(conn: &mut Conn, out: Output) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
-    for piece in out.pieces.drain(..) {
+    for piece in out.pieces {
         match piece {
             Piece::Text(t) => {
                 buf.extend_from_slice(&t);
@@ -159,22 +161,16 @@ async fn write_out(conn: &mut Conn, out: &mut Output) -> io::Result<()> {
                     buf.clear();
                 }
             }
-            Piece::Message { raw, top } => {
-                let mut transfer = match top {
-                    Some(n) => Transfer::top(&raw, n),
-                    None => Transfer::retr(&raw),
-                };
-                loop {
-                    let done = transfer.fill(&mut buf, CHUNK);
-                    if buf.len() >= CHUNK || done {
-                        conn.write_all(&buf).await?;
-                        buf.clear();
-                    }
-                    if done {
-                        break;
-                    }
+            Piece::Message(mut message) => loop {
+                let done = message.next_chunk(&mut buf).await?;
+                if buf.len() >= CHUNK || done {
+                    conn.write_all(&buf).await?;
+                    buf.clear();
                 }
-            }
+                if done {
+                    break;
+                }
+            },
         }
     }
     if !buf.is_empty() {

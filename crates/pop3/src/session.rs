@@ -1,6 +1,8 @@
 //! The POP3 session state machine (RFC 1939 AUTHORIZATION → TRANSACTION → UPDATE), free of
-//! sockets: the connection loop feeds it one received line at a time and writes what it answers.
-//! Command behaviour lives in `commands/*`; this module owns the state and the dispatch.
+//! sockets: the connection loop hands it one `Input` at a time (a received line, a line too long,
+//! TLS started, a timer tick, idle timeout, shutdown) and gets a `Step`: the `Output` to write and
+//! the `Next` thing to do. Command behaviour lives in `commands/*`; this module owns the state,
+//! the vocabulary of the loop and the dispatch.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -12,7 +14,7 @@ use wharf_store::{AccountId, ModSeq, Uid};
 
 use crate::backend::{Authenticator, Login, Maildrop, SaslSession, Snapshot};
 use crate::config::Pop3Config;
-use crate::syntax::{self, Output, ParseError};
+use crate::syntax::{self, Output, ParseError, RespCode};
 
 /// What the connection knows about itself, as the session needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +24,39 @@ pub struct ConnInfo {
     pub starttls_available: bool,
 }
 
-/// What the connection loop must do after writing the replies.
+/// What the connection loop hands the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    Continue,
-    /// Flush, then run the TLS handshake and call `Session::tls_started`.
+pub enum Input<'a> {
+    /// One received line (with or without its line ending), at most `Session::max_line` long.
+    Line(&'a [u8]),
+    /// A line longer than `Session::max_line` arrived and was discarded.
+    LineTooLong,
+    /// The STLS handshake finished: the session starts over on TLS (RFC 2595).
+    TlsStarted,
+    /// Periodic, while the maildrop lock is held: keep the lock alive.
+    Tick,
+    /// No input for the idle timeout.
+    Timeout,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What the connection loop does after writing the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next command line (at most `Session::max_line` octets).
+    ReadLine,
+    /// Flush, run the TLS handshake, then hand in `Input::TlsStarted`.
     StartTls,
     /// Flush, then close the connection.
     Close,
+}
+
+/// The session's answer to one input.
+#[derive(Debug)]
+pub struct Step {
+    pub output: Output,
+    pub next: Next,
 }
 
 /// State shared by every session of one service.
@@ -113,8 +140,40 @@ impl Session {
         }
     }
 
-    pub fn greeting(&self, out: &mut Output) {
-        out.ok(&format!("{} POP3 server ready", self.hostname));
+    /// What the server sends first.
+    pub fn greeting(&self) -> Step {
+        let mut output = Output::new();
+        output.ok(&format!("{} POP3 server ready", self.hostname));
+        Step {
+            output,
+            next: Next::ReadLine,
+        }
+    }
+
+    /// The one entry point of the connection loop.
+    pub async fn handle(&mut self, input: Input<'_>) -> Step {
+        let mut output = Output::new();
+        let next = match input {
+            Input::Line(line) => self.line(line, &mut output).await,
+            Input::LineTooLong => self.line_too_long(&mut output),
+            Input::TlsStarted => {
+                self.tls_started();
+                Next::ReadLine
+            }
+            Input::Tick => {
+                self.refresh_lock().await;
+                Next::ReadLine
+            }
+            Input::Timeout => {
+                output.err(None, "autologout: idle for too long");
+                Next::Close
+            }
+            Input::Shutdown => {
+                output.err(Some(RespCode::SysTemp), "server shutting down");
+                Next::Close
+            }
+        };
+        Step { output, next }
     }
 
     /// Longest line the session accepts next (SASL responses may exceed the command limit).
@@ -142,7 +201,7 @@ impl Session {
     }
 
     /// Keeps the maildrop lock alive while the session lives (called periodically).
-    pub async fn refresh_lock(&mut self) {
+    async fn refresh_lock(&mut self) {
         if let State::Transaction(t) = &self.state {
             let ttl = i64::try_from(self.cfg.lock_ttl_secs).unwrap_or(i64::MAX);
             match self
@@ -162,7 +221,7 @@ impl Session {
     }
 
     /// A line longer than `max_line()` arrived (and was discarded by the reader).
-    pub fn line_too_long(&mut self, out: &mut Output) -> Control {
+    fn line_too_long(&mut self, out: &mut Output) -> Next {
         if matches!(self.state, State::Sasl { .. } | State::SaslFinal { .. }) {
             self.state = State::Authorization { user: None };
         }
@@ -171,7 +230,7 @@ impl Session {
     }
 
     /// STLS finished: the new TLS session starts from scratch (RFC 2595).
-    pub fn tls_started(&mut self) {
+    fn tls_started(&mut self) {
         self.info.tls = true;
         self.info.starttls_available = false;
         self.state = State::Authorization { user: None };
@@ -189,12 +248,12 @@ impl Session {
     }
 
     /// Handles one received line (with or without its line ending).
-    pub async fn handle_line(&mut self, line: &[u8], out: &mut Output) -> Control {
+    async fn line(&mut self, line: &[u8], out: &mut Output) -> Next {
         let line = syntax::trim_line(line);
         match &self.state {
             State::Sasl { .. } => return self.sasl_continue(line, out).await,
             State::SaslFinal { .. } => return self.sasl_final(line, out).await,
-            State::Closed => return Control::Close,
+            State::Closed => return Next::Close,
             _ => {}
         }
         let cmd = match syntax::parse(line) {
@@ -213,15 +272,15 @@ impl Session {
     }
 
     /// Counts a protocol error; too many close the connection.
-    pub(crate) fn protocol_error(&mut self, out: &mut Output, msg: &str) -> Control {
+    pub(crate) fn protocol_error(&mut self, out: &mut Output, msg: &str) -> Next {
         self.errors += 1;
         out.err(None, msg);
         if self.errors >= self.cfg.max_errors {
             tracing::info!(peer = %self.info.peer, errors = self.errors, "pop3: too many errors, closing");
             out.err(None, "too many errors, closing connection");
-            return Control::Close;
+            return Next::Close;
         }
-        Control::Continue
+        Next::ReadLine
     }
 
     /// Capabilities for the current state (RFC 2449).

@@ -1,7 +1,7 @@
 //! POP3 wire syntax: parsing one command line (RFC 1939, 2449, 2595, 5034) and building replies,
 //! including RFC 2449/3206 response codes. No session state lives here.
 
-use bytes::Bytes;
+use crate::transfer::MessageStream;
 
 /// A parsed command. Message numbers are kept as given (`u64::MAX` for absurdly large ones) and
 /// range-checked by the session against its snapshot.
@@ -161,20 +161,17 @@ impl RespCode {
     }
 }
 
-/// One piece of what a command answers: plain text, or a message body produced by
-/// `transfer::Transfer` as it is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One piece of what a command answers: plain text, or a stored message that the connection
+/// loop streams from its reader as it writes (`transfer::MessageStream`).
+#[derive(Debug)]
 pub enum Piece {
     Text(Vec<u8>),
-    /// RETR (`top: None`) or TOP; the status line precedes it as `Text`.
-    Message {
-        raw: Bytes,
-        top: Option<u64>,
-    },
+    /// RETR or TOP; the status line precedes it as `Text`.
+    Message(MessageStream),
 }
 
 /// Replies accumulated for the client, written (and flushed) by the connection loop.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Output {
     pub pieces: Vec<Piece>,
 }
@@ -240,34 +237,41 @@ impl Output {
         });
     }
 
-    pub fn message(&mut self, raw: Bytes, top: Option<u64>) {
-        self.pieces.push(Piece::Message { raw, top });
+    pub fn message(&mut self, message: MessageStream) {
+        self.pieces.push(Piece::Message(message));
     }
 
     pub fn is_empty(&self) -> bool {
         self.pieces.is_empty()
     }
 
-    /// Everything as one byte string (transcript tests, small replies).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => out.extend_from_slice(t),
-                Piece::Message { raw, top } => {
-                    let t = match top {
-                        Some(n) => crate::transfer::Transfer::top(raw, *n),
-                        None => crate::transfer::Transfer::retr(raw),
-                    };
-                    out.extend_from_slice(&t.to_vec());
-                }
-            }
-        }
-        out
+    /// Holds a message to stream (the loop writes it before reading on, so that a session never
+    /// holds more than one message reader).
+    pub fn has_message(&self) -> bool {
+        self.pieces.iter().any(|p| matches!(p, Piece::Message(_)))
     }
 
-    pub fn clear(&mut self) {
-        self.pieces.clear();
+    /// Octets of text waiting to be written (messages not counted: they are streamed).
+    pub fn text_len(&self) -> usize {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                Piece::Message(_) => 0,
+            })
+            .sum()
+    }
+
+    /// Everything as one byte string, messages read to the end (transcript tests).
+    pub async fn collect(self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for p in self.pieces {
+            match p {
+                Piece::Text(t) => out.extend_from_slice(&t),
+                Piece::Message(m) => m.collect(&mut out).await?,
+            }
+        }
+        Ok(out)
     }
 }
 

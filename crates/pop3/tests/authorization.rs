@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use wharf_pop3::{AuthFailure, ConnInfo, Pop3Config, Shared};
+use wharf_pop3::{AuthFailure, ConnInfo, Input, Pop3Config, Shared};
 
 fn plain_ir(user: &str, pass: &str) -> String {
     use base64::Engine;
@@ -18,7 +18,10 @@ fn plain_ir(user: &str, pass: &str) -> String {
 async fn greeting_has_no_apop_timestamp() {
     let (mem, _) = sample();
     let t = Transcript::new(&mem);
-    assert_eq!(t.greeting(), "+OK pop.example.org POP3 server ready\r\n");
+    assert_eq!(
+        t.greeting().await,
+        "+OK pop.example.org POP3 server ready\r\n"
+    );
 }
 
 #[tokio::test]
@@ -155,7 +158,7 @@ async fn plaintext_refused_before_stls() {
     );
     assert_eq!(t.send("STLS").await, "+OK Begin TLS negotiation\r\n");
     assert!(t.tls_requested);
-    t.session.tls_started();
+    assert_eq!(t.input(Input::TlsStarted).await, b"");
     let capa = t.send("CAPA").await;
     assert!(!capa.contains("STLS") && capa.contains("\r\nUSER\r\n"));
     assert_eq!(t.send("STLS").await, "-ERR already using TLS\r\n");
@@ -232,7 +235,7 @@ async fn auth_error_paths() {
         "-ERR [AUTH] invalid base64 in SASL response\r\n"
     );
     assert_eq!(t.send("AUTH PLAIN").await, "+ \r\n");
-    assert_eq!(t.too_long(), "-ERR line too long\r\n");
+    assert_eq!(t.too_long().await, "-ERR line too long\r\n");
     // Back in AUTHORIZATION after each failure.
     assert_eq!(t.session.max_line(), 255);
 }
@@ -352,7 +355,7 @@ async fn too_many_errors_close_the_connection() {
     };
     let mut t = Transcript::with(&mem, cfg, loopback(), Arc::new(Shared::new()));
     assert_eq!(t.send("BAD").await, "-ERR unknown command\r\n");
-    assert_eq!(t.too_long(), "-ERR line too long\r\n");
+    assert_eq!(t.too_long().await, "-ERR line too long\r\n");
     assert!(!t.closed);
     assert_eq!(
         t.send("BAD").await,

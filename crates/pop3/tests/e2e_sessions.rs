@@ -1,6 +1,7 @@
 //! Real server, raw sockets: QUIT commits, a dropped connection deletes nothing, RSET undoes,
 //! IN-USE, plaintext refusal before STLS, PIPELINING, line limit, UIDL stable across restart,
-//! and POP3 racing IMAP-style expunges and new deliveries.
+//! POP3 racing IMAP-style expunges and new deliveries, and a multi-megabyte RETR streamed
+//! byte-exact with dot-stuffing across the streaming chunk edges.
 
 mod support;
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use support::*;
-use tokio::io::AsyncWriteExt;
 use wharf_pop3::Pop3Config;
+use wharf_pop3::transfer::{READ_CHUNK, Transfer};
 use wharf_store::{Delivery, DeliveryResult};
 
 #[tokio::test]
@@ -99,7 +100,7 @@ async fn plaintext_auth_refused_before_stls_without_opt_in() {
         refusal
     );
     // Pipelined plaintext after STLS is discarded, never executed.
-    c.w.write_all(b"STLS\r\nUSER injected\r\n").await.unwrap();
+    c.raw.send(b"STLS\r\nUSER injected\r\n").await;
     assert_eq!(c.line().await, "+OK Begin TLS negotiation\r\n");
 }
 
@@ -121,11 +122,12 @@ async fn pipelining_and_line_limit() {
     let env = start_on(dir.path(), loopback_cfg(), true).await;
     fill_inbox(&env, &varied_messages(3)).await;
     let mut c = Client::connect(env.starttls).await;
-    c.w.write_all(
-        format!("USER {USER}\r\nPASS {PASS}\r\nSTAT\r\nLIST 1\r\nUIDL 2\r\nNOOP\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
+    c.raw
+        .send(
+            format!("USER {USER}\r\nPASS {PASS}\r\nSTAT\r\nLIST 1\r\nUIDL 2\r\nNOOP\r\n")
+                .as_bytes(),
+        )
+        .await;
     assert_eq!(c.line().await, "+OK send PASS\r\n");
     assert!(
         c.line()
@@ -182,12 +184,7 @@ async fn uidl_is_stable_across_restart() {
 async fn pop3_imap_and_deliveries_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let env = start_on(dir.path(), loopback_cfg(), true).await;
-    let inbox = env
-        .store
-        .get_mailbox(env.account.id, "INBOX")
-        .await
-        .unwrap()
-        .unwrap();
+    let inbox = env.inbox().await;
     let msg = |seq: usize| {
         format!("Subject: seq {seq}\r\nX-Seq: {seq}\r\n\r\nbody {seq}\r\n").into_bytes()
     };
@@ -362,4 +359,74 @@ async fn server_shutdown_says_goodbye_and_deletes_nothing() {
             .unwrap(),
         "lock released"
     );
+}
+
+/// A ~3 MB message whose lines are laid out on the streaming chunk edges: lines starting with
+/// `.` (one of them a lone `.`, the terminator's look-alike) exactly at a `READ_CHUNK` edge, and
+/// CRLFs whose CR ends one chunk and whose LF starts the next.
+fn message_with_dots_on_chunk_edges() -> Vec<u8> {
+    let mut m = b"Subject: big\r\nX-Test: chunk edges\r\n\r\n".to_vec();
+    for k in 1..=96usize {
+        let edge = k * READ_CHUNK;
+        // Even edges: the CRLF before the dot line straddles the edge (CR at edge - 1).
+        let line_start = if k % 2 == 0 { edge + 1 } else { edge };
+        while m.len() + 80 < line_start - 2 {
+            m.extend_from_slice(
+                format!("{:<78}\r\n", format!("filler before edge {k}")).as_bytes(),
+            );
+        }
+        let pad = line_start - 2 - m.len();
+        m.extend(std::iter::repeat_n(b'y', pad));
+        m.extend_from_slice(b"\r\n");
+        assert_eq!(m.len(), line_start);
+        if k % 3 == 0 {
+            m.extend_from_slice(b".\r\n");
+        } else {
+            m.extend_from_slice(format!(".dot line at chunk edge {k}\r\n").as_bytes());
+        }
+    }
+    m.extend_from_slice(b"last line\r\n");
+    m
+}
+
+#[tokio::test]
+async fn retr_streams_a_multi_megabyte_message_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = start_on(dir.path(), loopback_cfg(), true).await;
+    let m = message_with_dots_on_chunk_edges();
+    assert!(m.len() > 3_000_000);
+    fill_inbox(&env, std::slice::from_ref(&m)).await;
+    let inbox = env.inbox().await;
+    let stored = env.store.mailbox_index(inbox.id).await.unwrap();
+    let raw = env.store.message_raw(stored[0].message_id).await.unwrap();
+    assert_eq!(
+        &raw[..],
+        &m[..],
+        "stored as given, so the chunk edges are where we put them"
+    );
+
+    let mut c = Client::connect(env.starttls).await;
+    c.login(USER).await;
+    assert_eq!(c.cmd("RETR 1").await, format!("+OK {} octets\r\n", m.len()));
+    let wire = c.multiline().await;
+    assert_eq!(wire, Transfer::retr(&m).to_vec(), "dot-stuffed wire form");
+    for k in [1usize, 2, 3, 4] {
+        let edge = k * READ_CHUNK;
+        let line_start = if k % 2 == 0 { edge + 1 } else { edge };
+        assert_eq!(m[line_start], b'.', "edge {k}");
+    }
+    // Un-stuffed, the client has the message byte for byte.
+    let mut unstuffed = Vec::new();
+    for l in wire[..wire.len() - 3].split_inclusive(|&b| b == b'\n') {
+        unstuffed.extend_from_slice(l.strip_prefix(b".").unwrap_or(l));
+    }
+    assert_eq!(unstuffed, m);
+    // TOP streams from the same reader and stops early; the session goes on.
+    assert_eq!(c.cmd("TOP 1 2").await, "+OK top of message follows\r\n");
+    assert_eq!(
+        c.multiline().await,
+        Transfer::top(&m, 2).to_vec(),
+        "headers, blank line, two lines"
+    );
+    assert!(c.cmd("NOOP").await.starts_with("+OK"));
 }

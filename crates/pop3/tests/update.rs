@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use wharf_pop3::Input;
 
 #[tokio::test]
 async fn quit_commits_marked_deletions_in_one_call() {
@@ -33,6 +34,37 @@ async fn dropped_connection_deletes_nothing() {
     assert_eq!(mem.uids(1), vec![1, 2, 3]);
     assert!(mem.with(|s| s.expunge_calls.is_empty() && s.seen_calls.is_empty()));
     assert!(mem.with(|s| s.locks.is_empty()), "lock released");
+}
+
+#[tokio::test]
+async fn idle_timeout_and_shutdown_close_without_update() {
+    for (input, answer) in [
+        (Input::Timeout, "-ERR autologout: idle for too long\r\n"),
+        (Input::Shutdown, "-ERR [SYS/TEMP] server shutting down\r\n"),
+    ] {
+        let (mem, _) = sample();
+        let mut t = Transcript::new(&mem);
+        t.login("alice@example.org").await;
+        t.send("DELE 1").await;
+        assert_eq!(t.input(input).await, answer.as_bytes());
+        assert!(t.closed);
+        t.session.end().await;
+        assert_eq!(mem.uids(1), vec![1, 2, 3], "nothing deleted");
+        assert!(mem.with(|s| s.locks.is_empty()), "lock released");
+    }
+}
+
+#[tokio::test]
+async fn tick_keeps_the_maildrop_lock() {
+    let (mem, _) = sample();
+    let mut t = Transcript::new(&mem);
+    t.login("alice@example.org").await;
+    let owner = t.session.lock_owner().to_string();
+    // The lock expired meanwhile (as after a long RETR): the next tick takes it again.
+    mem.with(|s| s.locks.clear());
+    assert_eq!(t.input(Input::Tick).await, b"");
+    assert!(!t.closed);
+    assert_eq!(mem.with(|s| s.locks.get(&1).cloned()), Some(owner));
 }
 
 #[tokio::test]

@@ -2,86 +2,31 @@
 //! PostgreSQL (127.0.0.1:5432, user postgres; each test creates and drops its own database).
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sqlx::Connection;
 use wharf_store::queue::*;
 use wharf_store::*;
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-struct PgDb {
-    name: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
-}
+use wharf_testkit::store::{blob_files, store_account};
+use wharf_testkit::{Backend, TestStore, on_both_backends};
 
 struct Harness {
     store: Arc<dyn Store>,
     queue: Arc<dyn QueueStore>,
-    cfg: StoreConfig,
     // Dropped after the handles (field order): the database and directory outlive them.
-    _pg: Option<PgDb>,
-    _dir: tempfile::TempDir,
+    files: TestStore,
 }
 
 impl Harness {
     async fn new(backend: Backend) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let (cfg, pg) = match backend {
-            Backend::Sqlite => (embedded_config(dir.path()).unwrap(), None),
-            Backend::Postgres => {
-                let name = format!("wharf_queue_{:016x}", rand::random::<u64>());
-                let mut c = sqlx::PgConnection::connect(PG_ADMIN)
-                    .await
-                    .expect("PostgreSQL on 127.0.0.1:5432");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-                let cfg = StoreConfig {
-                    url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                    blob_dir: dir.path().join("blobs"),
-                };
-                (cfg, Some(PgDb { name }))
-            }
-        };
-        let (store, queue) = open_with_queue(&cfg).await.unwrap();
+        let files = TestStore::new(backend);
+        let (store, queue) = files.open_with_queue().await;
         Harness {
             store,
             queue,
-            cfg,
-            _pg: pg,
-            _dir: dir,
+            files,
         }
     }
 
@@ -90,41 +35,25 @@ impl Harness {
         let Harness {
             store,
             queue,
-            cfg,
-            _pg,
-            _dir,
+            files,
         } = self;
         drop(store);
         drop(queue);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (store, queue) = open_with_queue(&cfg).await.unwrap();
+        let (store, queue) = files.open_with_queue().await;
         Harness {
             store,
             queue,
-            cfg,
-            _pg,
-            _dir,
+            files,
         }
     }
 
     fn blob_dir(&self) -> &Path {
-        &self.cfg.blob_dir
+        self.files.blob_dir()
     }
 
     async fn account(&self, address: &str) -> Account {
-        let domain = address.split('@').nth(1).unwrap();
-        if self.store.get_domain(domain).await.unwrap().is_none() {
-            self.store.create_domain(domain).await.unwrap();
-        }
-        self.store
-            .create_account(NewAccount {
-                address: address.into(),
-                secret_hash: "$argon2id$fake".into(),
-                scram_sha256: String::new(),
-                quota_bytes: 0,
-            })
-            .await
-            .unwrap()
+        store_account(self.store.as_ref(), address, 0).await
     }
 }
 
@@ -149,46 +78,7 @@ fn entry(raw: Bytes, rcpts: &[&str], now: i64) -> NewQueueEntry {
     }
 }
 
-fn blob_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                if e.file_name() != "tmp" {
-                    stack.push(e.path());
-                }
-            } else if !e.file_name().to_string_lossy().starts_with('.') {
-                out.push(e.path());
-            }
-        }
-    }
-    out
-}
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+on_both_backends!(threads = 4;
     meets_the_contract,
     concurrent_leasing_never_hands_an_entry_twice,
     expired_lease_is_taken_over_and_stale_owner_refused,
@@ -213,7 +103,7 @@ async fn concurrent_leasing_never_hands_an_entry_twice(b: Backend) {
     let h = Harness::new(b).await;
     // A second handle on the same database and blob directory: another node (PostgreSQL: its
     // own pool) or a second process (SQLite: its own writer connection).
-    let (_other_store, other) = open_with_queue(&h.cfg).await.unwrap();
+    let (_other_store, other) = open_with_queue(&h.files.config).await.unwrap();
     let now = 1_800_000_000;
     let mut all = HashSet::new();
     for i in 0..60 {

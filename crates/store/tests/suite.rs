@@ -2,127 +2,51 @@
 //! (127.0.0.1:5432, user postgres; each test creates and drops its own database).
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use sqlx::Connection;
 use wharf_store::*;
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-struct PgDb {
-    name: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                }
-            });
-        })
-        .join();
-    }
-}
+use wharf_testkit::store::{blob_files, store_account};
+use wharf_testkit::{Backend, TestStore, on_both_backends};
 
 struct Harness {
     store: Arc<dyn Store>,
-    cfg: StoreConfig,
     // Dropped after `store` (field order): the database and directory outlive the handle.
-    _pg: Option<PgDb>,
-    _dir: tempfile::TempDir,
+    files: TestStore,
 }
 
 impl Harness {
     async fn new(backend: Backend) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let (cfg, pg) = match backend {
-            Backend::Sqlite => (embedded_config(dir.path()).unwrap(), None),
-            Backend::Postgres => {
-                let name = format!("wharf_store_{:016x}", rand::random::<u64>());
-                let mut c = sqlx::PgConnection::connect(PG_ADMIN)
-                    .await
-                    .expect("PostgreSQL on 127.0.0.1:5432");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-                let cfg = StoreConfig {
-                    url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                    blob_dir: dir.path().join("blobs"),
-                };
-                (cfg, Some(PgDb { name }))
-            }
-        };
-        let store = open(&cfg).await.unwrap();
+        let files = TestStore::new(backend);
         Harness {
-            store,
-            cfg,
-            _pg: pg,
-            _dir: dir,
+            store: files.open().await,
+            files,
         }
     }
 
     /// Closes the store and opens it again, as after a restart: alone with its files again, the
     /// new store runs the immediate orphan sweep.
     async fn reopen(self) -> Harness {
-        let Harness {
-            store,
-            cfg,
-            _pg,
-            _dir,
-        } = self;
+        let Harness { store, files } = self;
         drop(store);
         // The writer task drops the last handle on the files (and their lock) once it sees its
         // queue closed.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let store = open(&cfg).await.unwrap();
         Harness {
-            store,
-            cfg,
-            _pg,
-            _dir,
+            store: files.open().await,
+            files,
         }
     }
 
     fn blob_dir(&self) -> &Path {
-        &self.cfg.blob_dir
+        self.files.blob_dir()
     }
 
     async fn account(&self, address: &str, quota: i64) -> Account {
-        let domain = address.split('@').nth(1).unwrap();
-        if self.store.get_domain(domain).await.unwrap().is_none() {
-            self.store.create_domain(domain).await.unwrap();
-        }
-        self.store
-            .create_account(NewAccount {
-                address: address.into(),
-                secret_hash: "$argon2id$fake".into(),
-                scram_sha256: String::new(),
-                quota_bytes: quota,
-            })
-            .await
-            .unwrap()
+        store_account(self.store.as_ref(), address, quota).await
     }
 
     async fn mailbox(&self, account: AccountId, name: &str) -> Mailbox {
@@ -149,52 +73,13 @@ fn message(subject: &str, body: &str) -> Bytes {
     ))
 }
 
-fn blob_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                if e.file_name() != "tmp" {
-                    stack.push(e.path());
-                }
-            } else if !e.file_name().to_string_lossy().starts_with('.') {
-                out.push(e.path());
-            }
-        }
-    }
-    out
-}
-
 fn tmp_files(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("tmp"))
         .map(|r| r.count())
         .unwrap_or(0)
 }
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+on_both_backends!(threads = 4;
     directory_rows,
     uids_never_reused_under_concurrent_appenders,
     modseq_strictly_increases,
@@ -621,7 +506,7 @@ async fn crash_leftovers_are_swept_on_open(b: Backend) {
     assert_eq!(blob_files(h.blob_dir()).len(), 2);
     // A second process opening the store meanwhile (say, the CLI) must not touch them: they could
     // be a write in progress of the running one.
-    let cli = open(&h.cfg).await.unwrap();
+    let cli = open(&h.files.config).await.unwrap();
     assert_eq!(cli.sweep_orphans().await.unwrap(), 0);
     assert_eq!(blob_files(h.blob_dir()).len(), 2);
     assert_eq!(tmp_files(h.blob_dir()), 1);
@@ -1206,7 +1091,7 @@ async fn next(rx: &mut tokio::sync::broadcast::Receiver<MailboxEvent>) -> Mailbo
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_nodes_see_each_others_changes() {
     let h = Harness::new(Backend::Postgres).await;
-    let node_b = open(&h.cfg).await.unwrap();
+    let node_b = open(&h.files.config).await.unwrap();
     let a = h.account("x@example.com", 0).await;
     let inbox = h.mailbox(a.id, "INBOX").await;
     let mut on_a = h.store.subscribe(a.id);
@@ -1245,7 +1130,7 @@ async fn postgres_nodes_see_each_others_changes() {
 async fn sqlite_database_is_in_wal_mode() {
     let h = Harness::new(Backend::Sqlite).await;
     h.account("w@example.com", 0).await;
-    let path = h.cfg.url.strip_prefix("sqlite://").unwrap();
+    let path = h.files.config.url.strip_prefix("sqlite://").unwrap();
     let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{path}?mode=ro"))
         .await
         .unwrap();

@@ -3,15 +3,13 @@
 //! broken zone makes each check fail with its fix; a listener nobody answers on fails too.
 
 mod common;
-#[path = "common/dns.rs"]
-mod dns;
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use common::{Env, Server, random_offset};
-use dns::{Zone, start_dns};
-use hickory_resolver::proto::rr::RecordType;
+use wharf_testkit::dns::DnsType as RecordType;
+use wharf_testkit::{Zone, start_dns};
 
 const HOST: &str = "mail.example.test";
 const DOMAIN: &str = "example.test";

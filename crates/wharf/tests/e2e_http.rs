@@ -734,15 +734,8 @@ fn serial(tls: &Session) -> String {
 }
 
 /// Retries `probe` for up to 60 s.
-async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn wait_for<T>(what: &str, probe: impl AsyncFnMut() -> Option<T>) -> T {
+    wharf_testkit::wait_for(what, Duration::from_secs(60), probe).await
 }
 
 /// An IMAPS session on a CA-verified certificate: (serial, session after the greeting).

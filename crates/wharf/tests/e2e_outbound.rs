@@ -8,15 +8,13 @@
 //! Needs python3 (smtplib submits, as a mail client would).
 
 mod common;
-#[path = "../../outbound/tests/support/mod.rs"]
-mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Env, Server};
 use mail_auth::DkimResult;
-use support::{Zone, start_dns};
+use wharf_testkit::{Zone, dkim_results, start_dns};
 
 const PASSWORD: &str = "correct horse battery outbound";
 
@@ -245,7 +243,7 @@ async fn submission_on_a_reaches_b_over_starttls_dkim_signed_and_5xx_bounces_hom
         "{text}"
     );
     assert!(text.contains("\r\n.leading dot\r\n"), "{text}");
-    let results = support::dkim_results(dns, &got).await;
+    let results = dkim_results(dns, &got).await;
     assert_eq!(
         results,
         vec![DkimResult::Pass, DkimResult::Pass],

@@ -3,60 +3,17 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::Env;
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "5432",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct TempDb(String);
-
-impl TempDb {
-    fn create() -> TempDb {
-        use rand::Rng;
-        let name = format!("wharf_cli_{}", rand::thread_rng().gen_range(0..u32::MAX));
-        psql(&format!("CREATE DATABASE {name}"));
-        TempDb(name)
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
-    }
-}
+use wharf_testkit::TempDatabase;
 
 #[test]
 fn admin_verbs_work_on_a_postgres_store() {
-    let db = TempDb::create();
+    let db = TempDatabase::create("wharf_cli");
     let env = Env::new();
     env.write_config(&format!(
         "[server]\nhostname = \"mail.example.test\"\n\
-         [store]\nurl = \"postgres://postgres@127.0.0.1:5432/{}\"\nblob_dir = \"shared-blobs\"\n",
-        db.0
+         [store]\nurl = \"{}\"\nblob_dir = \"shared-blobs\"\n",
+        db.url()
     ));
     env.ok(&["domain", "add", "example.test"]);
     let out = env.run_with_stdin(

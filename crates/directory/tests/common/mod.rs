@@ -1,5 +1,5 @@
 //! Shared test helpers: a real SCRAM client (Python `scramp`) driven as a subprocess, and a
-//! directory on a fresh embedded store.
+//! directory with the test domain on a fresh store (from `wharf_testkit`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -82,6 +82,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use wharf_directory::{Directory, DirectoryConfig};
+pub use wharf_testkit::Backend;
+use wharf_testkit::TestDirectory;
 
 pub const IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const DOMAIN: &str = "example.test";
@@ -102,111 +104,19 @@ pub fn fast_config() -> DirectoryConfig {
     }
 }
 
-/// A directory on a fresh embedded store with the domain `example.test`.
-pub async fn directory(cfg: DirectoryConfig) -> (tempfile::TempDir, Directory) {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = wharf_store::open_embedded(tmp.path()).await.unwrap();
-    let dir = Directory::new(store, cfg);
-    dir.add_domain(DOMAIN).await.unwrap();
-    (tmp, dir)
-}
-
-/// The store backend a test runs on.
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    /// 127.0.0.1:5432, user postgres; the test creates and drops its own database.
-    Postgres,
-}
-
-const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-struct PgDb {
-    name: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(PG_ADMIN).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut c)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
+/// A directory on a fresh embedded store with the domain `example.test` (the first element
+/// holds the store's files: keep it alive).
+pub async fn directory(cfg: DirectoryConfig) -> (TestDirectory, Directory) {
+    let fx = fixture(Backend::Sqlite, cfg).await;
+    let dir = fx.directory.clone();
+    (fx, dir)
 }
 
 /// A directory with the domain `example.test` on a fresh store of the given backend.
-pub struct Fixture {
-    pub dir: Directory,
-    // Dropped after `dir` (field order): the database and files outlive the store handle.
-    _pg: Option<PgDb>,
-    _tmp: tempfile::TempDir,
-}
+pub type Fixture = TestDirectory;
 
 pub async fn fixture(backend: Backend, cfg: DirectoryConfig) -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let (store, pg) = match backend {
-        Backend::Sqlite => (wharf_store::open_embedded(tmp.path()).await.unwrap(), None),
-        Backend::Postgres => {
-            use sqlx::Connection;
-            let name = format!("wharf_directory_{:016x}", rand::random::<u64>());
-            let mut c = sqlx::PgConnection::connect(PG_ADMIN)
-                .await
-                .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
-            let sql = format!("CREATE DATABASE {name}");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            let pg = PgDb { name: name.clone() };
-            let cfg = wharf_store::StoreConfig {
-                url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                blob_dir: tmp.path().join("blobs"),
-            };
-            (wharf_store::open(&cfg).await.unwrap(), Some(pg))
-        }
-    };
-    let dir = Directory::new(store, cfg);
-    dir.add_domain(DOMAIN).await.unwrap();
-    Fixture {
-        dir,
-        _pg: pg,
-        _tmp: tmp,
-    }
-}
-
-/// Runs each listed `async fn name(backend: Backend)` once per backend.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Postgres).await
-                }
-            )*
-        }
-    };
+    let fx = TestDirectory::new(backend, cfg).await;
+    fx.directory.add_domain(DOMAIN).await.unwrap();
+    fx
 }

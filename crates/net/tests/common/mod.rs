@@ -1,5 +1,5 @@
-//! Shared test fixtures: a tiny line protocol handler, a server on an
-//! ephemeral loopback port, and TLS clients that trust the test certificate.
+//! Shared test fixtures: a tiny line protocol handler on a loopback listener (from
+//! `wharf_testkit`), and TLS clients that trust the test certificate.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use wharf_net::{
-    Conn, Handler, Limits, Line, ListenerSpec, Server, TlsMode, TlsProvider, async_trait,
-    generate_self_signed,
-};
+use wharf_net::{Conn, Handler, Limits, Line, Server, TlsMode, TlsProvider, async_trait};
+pub use wharf_testkit::LineClient as Client;
+pub use wharf_testkit::TestCert;
+use wharf_testkit::{Loopback, test_limits};
 
 pub const TOO_BUSY: &[u8] = b"-ERR too busy\r\n";
 pub const SLAM_REPLY: usize = 1 << 20;
@@ -123,35 +123,15 @@ impl Handler for TestHandler {
     }
 }
 
-pub struct TestCert {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl TestCert {
-    pub fn new(host: &str) -> TestCert {
-        let (cert_pem, key_pem) =
-            generate_self_signed(host, &["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
-        TestCert { cert_pem, key_pem }
-    }
-
-    pub fn der(&self) -> CertificateDer<'static> {
-        use rustls::pki_types::pem::PemObject;
-        CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).unwrap()
-    }
-
-    pub fn provider(&self) -> TlsProvider {
-        TlsProvider::from_pem(self.cert_pem.as_bytes(), self.key_pem.as_bytes()).unwrap()
-    }
+/// A self-signed certificate for `host`, `localhost` and `127.0.0.1`.
+pub fn test_cert(host: &str) -> TestCert {
+    TestCert::new(host, &["localhost", "127.0.0.1"])
 }
 
 pub fn limits() -> Limits {
     Limits {
-        max_connections: 100,
-        max_per_ip: 100,
         idle_timeout: Duration::from_secs(30),
-        tls_handshake_timeout: Duration::from_secs(10),
+        ..test_limits()
     }
 }
 
@@ -161,6 +141,7 @@ pub struct Running {
     pub handler: Arc<TestHandler>,
 }
 
+/// The test handler on one listener named `test`.
 pub async fn serve(
     tls: Option<TlsProvider>,
     mode: TlsMode,
@@ -173,22 +154,12 @@ pub async fn serve(
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
     let handler = Arc::new(TestHandler::default());
-    let mut server = Server::new(tls, limits);
-    let addr = server
-        .bind(
-            ListenerSpec {
-                name: "test".into(),
-                addr: "127.0.0.1:0".parse().unwrap(),
-                tls: mode,
-                proxy_protocol,
-            },
-            handler.clone(),
-        )
-        .await
-        .unwrap();
-    server.start();
+    let mut listeners = Loopback::with_tls(tls, limits);
+    let addr = listeners
+        .listen_with("test", mode, proxy_protocol, handler.clone())
+        .await;
     Running {
-        server,
+        server: listeners.start(),
         addr,
         handler,
     }
@@ -220,52 +191,6 @@ pub async fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(
     connector
         .connect(ServerName::try_from("localhost").unwrap(), stream)
         .await
-}
-
-/// A line-oriented client over any stream.
-pub struct Client<S> {
-    pub io: BufReader<S>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    pub fn new(s: S) -> Self {
-        Client {
-            io: BufReader::new(s),
-        }
-    }
-
-    pub async fn line(&mut self) -> String {
-        let mut s = String::new();
-        tokio::time::timeout(Duration::from_secs(10), self.io.read_line(&mut s))
-            .await
-            .expect("server did not answer in time")
-            .unwrap();
-        s
-    }
-
-    pub async fn send(&mut self, data: &[u8]) {
-        self.io.get_mut().write_all(data).await.unwrap();
-        self.io.get_mut().flush().await.unwrap();
-    }
-
-    pub async fn cmd(&mut self, cmd: &str) -> String {
-        self.send(format!("{cmd}\r\n").as_bytes()).await;
-        self.line().await
-    }
-
-    /// Reads until EOF (or error); returns what arrived.
-    pub async fn rest(&mut self) -> Vec<u8> {
-        use tokio::io::AsyncReadExt;
-        let mut v = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.io.read_to_end(&mut v))
-            .await
-            .expect("connection not closed in time");
-        v
-    }
-
-    pub fn into_inner(self) -> S {
-        self.io.into_inner()
-    }
 }
 
 pub async fn plain_client(addr: SocketAddr) -> Client<TcpStream> {

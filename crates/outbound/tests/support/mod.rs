@@ -1,297 +1,61 @@
-//! Test fixtures on loopback: an authoritative DNS server (UDP and TCP, hickory-proto messages)
-//! and a scripted SMTP server with STARTTLS, AUTH, PIPELINING, CHUNKING and per-recipient replies.
+//! Test fixtures on loopback: a scripted SMTP server with STARTTLS, AUTH, PIPELINING, CHUNKING and
+//! per-recipient replies, and an HTTPS host serving an MTA-STS policy. The DNS server, the test
+//! certificates and the in-memory queue come from `wharf_testkit`.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
-use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, SOA, TLSA, TXT};
-use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
+use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners, GeneratedKey};
 
-// ---------------------------------------------------------------- DNS
+use wharf_outbound::route::{Router, RouterConfig};
+use wharf_outbound::{BounceSink, ClientConfig, Outbound, QueueConfig, TrustAnchors};
+// Every test file of the crate includes this module and uses some of these.
+#[allow(unused_imports)]
+pub use wharf_testkit::{MemoryQueue, TestCert, Zone, dkim_results, start_dns};
 
-#[derive(Default, Clone)]
-pub struct Zone {
-    records: HashMap<(String, RecordType), Vec<RData>>,
-    /// Answers carry the AD bit (as a validating resolver's would for a signed zone)...
-    secure: bool,
-    /// ...except for these names (an unsigned delegation).
-    insecure: HashSet<String>,
-    /// SERVFAIL for these questions (a bogus or unreachable zone).
-    servfail: HashSet<(String, RecordType)>,
-    /// Over UDP, answers for these names come back truncated (TC=1, no records): TCP needed.
-    truncate: HashSet<String>,
+// ---------------------------------------------------------------- Outbound
+
+/// Signers holding new keys for `domain` (one per selector and algorithm), and the keys, whose
+/// `dns_name`/`txt_value` the test publishes in its zone.
+pub fn dkim_keys(domain: &str, keys: &[(&str, Algorithm)]) -> (DkimSigners, Vec<GeneratedKey>) {
+    let mut signers = DkimSigners::new();
+    let mut out = Vec::new();
+    for (selector, algorithm) in keys {
+        let key = dkim::generate(domain, selector, *algorithm).unwrap();
+        signers.add(DkimKey::from_pem(domain, selector, key.private_key_pem.as_bytes()).unwrap());
+        out.push(key);
+    }
+    (signers, out)
 }
 
-fn key(name: &str) -> String {
-    let n = name.to_ascii_lowercase();
-    if n.ends_with('.') { n } else { format!("{n}.") }
+/// The worker settings of most tests: node `node-1`, a retry every second, a 10 s command
+/// timeout.
+pub fn quick_worker(q: &mut QueueConfig, c: &mut ClientConfig) {
+    q.retry_schedule = vec![std::time::Duration::from_secs(1)];
+    q.node_id = "node-1".into();
+    c.command_timeout = std::time::Duration::from_secs(10);
 }
 
-impl Zone {
-    pub fn mx(mut self, domain: &str, pref: u16, host: &str) -> Zone {
-        let exch = if host == "." {
-            Name::root()
-        } else {
-            Name::from_ascii(key(host)).unwrap()
-        };
-        self.records
-            .entry((key(domain), RecordType::MX))
-            .or_default()
-            .push(RData::MX(MX::new(pref, exch)));
-        self
-    }
-    pub fn a(mut self, host: &str, ip: &str) -> Zone {
-        let rd = match ip.parse::<IpAddr>().unwrap() {
-            IpAddr::V4(v4) => (RecordType::A, RData::A(A(v4))),
-            IpAddr::V6(v6) => (RecordType::AAAA, RData::AAAA(AAAA(v6))),
-        };
-        self.records
-            .entry((key(host), rd.0))
-            .or_default()
-            .push(rd.1);
-        self
-    }
-    pub fn txt(mut self, name: &str, value: &str) -> Zone {
-        let parts: Vec<String> = value
-            .as_bytes()
-            .chunks(255)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect();
-        self.records
-            .entry((key(name), RecordType::TXT))
-            .or_default()
-            .push(RData::TXT(TXT::new(parts)));
-        self
-    }
-
-    /// Answers as a validating resolver does for a DNSSEC-signed zone: AD=1.
-    pub fn secure(mut self) -> Zone {
-        self.secure = true;
-        self
-    }
-    /// Answers for `name` come without AD (insecure) even in a secure zone.
-    pub fn insecure(mut self, name: &str) -> Zone {
-        self.insecure.insert(key(name));
-        self
-    }
-    pub fn servfail(mut self, name: &str, rtype: RecordType) -> Zone {
-        self.servfail.insert((key(name), rtype));
-        self
-    }
-    pub fn truncate_udp(mut self, name: &str) -> Zone {
-        self.truncate.insert(key(name));
-        self
-    }
-    pub fn tlsa(mut self, name: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) -> Zone {
-        self.records
-            .entry((key(name), RecordType::TLSA))
-            .or_default()
-            .push(RData::TLSA(TLSA::new(
-                CertUsage::from(usage),
-                Selector::from(selector),
-                Matching::from(matching),
-                data.to_vec(),
-            )));
-        self
-    }
-
-    fn answer(&self, query: &[u8], udp: bool) -> Option<Vec<u8>> {
-        let req = Message::from_vec(query).ok()?;
-        let q = req.queries.first()?.clone();
-        let name = q.name().to_ascii().to_ascii_lowercase();
-        let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
-        resp.metadata.authoritative = true;
-        resp.metadata.recursion_desired = req.metadata.recursion_desired;
-        resp.metadata.recursion_available = true;
-        resp.add_query(q.clone());
-        resp.metadata.authentic_data = self.secure && !self.insecure.contains(&name);
-        if udp && self.truncate.contains(&name) {
-            resp.metadata.truncation = true;
-            return resp.to_vec().ok();
-        }
-        if self.servfail.contains(&(name.clone(), q.query_type())) {
-            resp.metadata.response_code = ResponseCode::ServFail;
-            resp.metadata.authentic_data = false;
-            return resp.to_vec().ok();
-        }
-        let known = self.records.keys().any(|(n, _)| *n == name);
-        match self.records.get(&(name.clone(), q.query_type())) {
-            Some(rds) => {
-                for rd in rds {
-                    resp.add_answer(Record::from_rdata(q.name().clone(), 60, rd.clone()));
-                }
-            }
-            None => {
-                if !known {
-                    resp.metadata.response_code = ResponseCode::NXDomain;
-                }
-                let soa = SOA::new(
-                    Name::from_ascii("ns.test.").unwrap(),
-                    Name::from_ascii("admin.test.").unwrap(),
-                    1,
-                    60,
-                    60,
-                    60,
-                    60,
-                );
-                resp.add_authority(Record::from_rdata(
-                    Name::from_ascii("test.").unwrap(),
-                    60,
-                    RData::SOA(soa),
-                ));
-            }
-        }
-        let _ = MessageType::Response;
-        resp.to_vec().ok()
-    }
-}
-
-/// Serves `zone` on 127.0.0.1 over UDP and TCP on the same port.
-pub async fn start_dns(zone: Zone) -> SocketAddr {
-    let zone = Arc::new(zone);
-    for _ in 0..20 {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let Ok(tcp) = TcpListener::bind(addr).await else {
-            continue;
-        };
-        let z = zone.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                let Ok((n, from)) = udp.recv_from(&mut buf).await else {
-                    return;
-                };
-                if let Some(out) = z.answer(&buf[..n], true) {
-                    let _ = udp.send_to(&out, from).await;
-                }
-            }
-        });
-        let z = zone.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut s, _)) = tcp.accept().await else {
-                    return;
-                };
-                let z = z.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let mut len = [0u8; 2];
-                        if s.read_exact(&mut len).await.is_err() {
-                            return;
-                        }
-                        let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
-                        if s.read_exact(&mut q).await.is_err() {
-                            return;
-                        }
-                        let Some(out) = z.answer(&q, false) else {
-                            return;
-                        };
-                        let mut framed = (out.len() as u16).to_be_bytes().to_vec();
-                        framed.extend_from_slice(&out);
-                        if s.write_all(&framed).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        return addr;
-    }
-    panic!("no free port pair for DNS");
-}
-
-/// The DKIM results a receiver gets for `raw`, with the keys published on the test DNS server.
-pub async fn dkim_results(dns: SocketAddr, raw: &[u8]) -> Vec<mail_auth::DkimResult> {
-    use mail_auth::hickory_resolver::config::{
-        ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
-    };
-    let mut udp = ConnectionConfig::udp();
-    udp.port = dns.port();
-    let auth = mail_auth::MessageAuthenticator::new(
-        ResolverConfig::from_name_servers(vec![NameServerConfig::new(dns.ip(), true, vec![udp])]),
-        ResolverOpts::default(),
-    )
-    .unwrap();
-    let msg = mail_auth::AuthenticatedMessage::parse(raw).unwrap();
-    auth.verify_dkim(&msg)
-        .await
-        .iter()
-        .map(|r| r.result().clone())
-        .collect()
-}
-
-// ---------------------------------------------------------------- TLS
-
-pub struct TestCert {
-    pub cert_pem: String,
-    pub cert_der: Vec<u8>,
-    pub server: Arc<rustls::ServerConfig>,
-}
-
-pub fn test_cert(names: &[&str]) -> TestCert {
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let ck = rcgen::generate_simple_self_signed(names).unwrap();
-    let cert_pem = ck.cert.pem();
-    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![ck.cert.der().clone()], key_der)
-        .unwrap();
-    TestCert {
-        cert_pem,
-        cert_der: ck.cert.der().to_vec(),
-        server: Arc::new(server),
-    }
-}
-
-/// A CA and a leaf for `names` it signed; the server presents [leaf, CA] as RFC 7672 §3.2.2
-/// asks of DANE-TA servers. Returns the CA certificate (DER) and the leaf.
-pub fn test_ca_and_leaf(names: &[&str]) -> (Vec<u8>, TestCert) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Test DANE-TA CA");
-    ca_params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let leaf = rcgen::CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&leaf_key, &*ca)
-        .unwrap();
-    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key_der)
-        .unwrap();
-    (
-        ca.der().to_vec(),
-        TestCert {
-            cert_pem: leaf.pem(),
-            cert_der: leaf.der().to_vec(),
-            server: Arc::new(server),
-        },
-    )
+/// An `Outbound` sending as `hostname` over `queue`, with no trust anchors (a test certificate is
+/// trusted by DANE or not at all); `tweak` adjusts the configs before it starts.
+pub fn test_outbound(
+    queue: &Arc<MemoryQueue>,
+    hostname: &str,
+    rc: RouterConfig,
+    tweak: impl FnOnce(&mut QueueConfig, &mut ClientConfig),
+    dkim: DkimSigners,
+    sink: Option<Arc<dyn BounceSink>>,
+) -> Arc<Outbound> {
+    let mut q = QueueConfig::new(hostname);
+    let mut c = ClientConfig::new(hostname);
+    c.anchors = TrustAnchors::empty();
+    tweak(&mut q, &mut c);
+    Outbound::new(queue.clone(), Router::new(rc).unwrap(), c, q, dkim, sink)
 }
 
 // ---------------------------------------------------------------- SMTP

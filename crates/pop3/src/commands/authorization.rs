@@ -7,41 +7,37 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::backend::{AuthFailure, Login, SaslOutcome};
-use crate::session::{Control, Session, State, Transaction};
+use crate::session::{Next, Session, State, Transaction};
 use crate::syntax::{Command, Output, RespCode};
 
 impl Session {
-    pub(crate) async fn authorization_command(
-        &mut self,
-        cmd: Command,
-        out: &mut Output,
-    ) -> Control {
+    pub(crate) async fn authorization_command(&mut self, cmd: Command, out: &mut Output) -> Next {
         match cmd {
             Command::Capa => {
                 out.ok("Capability list follows");
                 out.listing(self.capabilities());
-                Control::Continue
+                Next::ReadLine
             }
             Command::Quit => {
                 out.ok(&format!("{} POP3 server signing off", self.hostname));
                 self.state = State::Closed;
-                Control::Close
+                Next::Close
             }
             Command::Stls => {
                 if self.info.tls {
                     out.err(None, "already using TLS");
-                    Control::Continue
+                    Next::ReadLine
                 } else if !self.info.starttls_available {
                     out.err(None, "STLS not available on this port");
-                    Control::Continue
+                    Next::ReadLine
                 } else {
                     out.ok("Begin TLS negotiation");
-                    Control::StartTls
+                    Next::StartTls
                 }
             }
             Command::Apop => {
                 out.err(None, "APOP not supported");
-                Control::Continue
+                Next::ReadLine
             }
             Command::User(name) => {
                 if let Some(c) = self.refuse_plaintext(out) {
@@ -49,7 +45,7 @@ impl Session {
                 }
                 out.ok("send PASS");
                 self.state = State::Authorization { user: Some(name) };
-                Control::Continue
+                Next::ReadLine
             }
             Command::Pass(pass) => {
                 if let Some(c) = self.refuse_plaintext(out) {
@@ -73,11 +69,11 @@ impl Session {
                     // Pre-RFC 5034 clients (Outlook) list mechanisms with a bare AUTH.
                     out.ok("SASL mechanisms follow");
                     out.listing(self.auth.mechanisms().into_iter().map(str::to_string));
-                    return Control::Continue;
+                    return Next::ReadLine;
                 };
                 let Some(mut exchange) = self.auth.start_sasl(&mech, self.info.peer) else {
                     out.err(None, "unsupported authentication mechanism");
-                    return Control::Continue;
+                    return Next::ReadLine;
                 };
                 let first = match initial.as_deref() {
                     None | Some("=") => Vec::new(),
@@ -85,7 +81,7 @@ impl Session {
                         Ok(b) => b,
                         Err(_) => {
                             out.err(Some(RespCode::Auth), "invalid base64 in initial response");
-                            return Control::Continue;
+                            return Next::ReadLine;
                         }
                     },
                 };
@@ -103,7 +99,7 @@ impl Session {
         }
     }
 
-    fn refuse_plaintext(&mut self, out: &mut Output) -> Option<Control> {
+    fn refuse_plaintext(&mut self, out: &mut Output) -> Option<Next> {
         if self.auth_allowed() {
             return None;
         }
@@ -114,37 +110,37 @@ impl Session {
             "authentication requires TLS"
         };
         out.err(Some(RespCode::Auth), msg);
-        Some(Control::Continue)
+        Some(Next::ReadLine)
     }
 
-    pub(crate) async fn sasl_continue(&mut self, line: &[u8], out: &mut Output) -> Control {
+    pub(crate) async fn sasl_continue(&mut self, line: &[u8], out: &mut Output) -> Next {
         let State::Sasl { exchange } =
             std::mem::replace(&mut self.state, State::Authorization { user: None })
         else {
-            return Control::Continue;
+            return Next::ReadLine;
         };
         if line == b"*" {
             out.err(None, "authentication cancelled");
-            return Control::Continue;
+            return Next::ReadLine;
         }
         let Ok(decoded) = B64.decode(line) else {
             out.err(Some(RespCode::Auth), "invalid base64 in SASL response");
-            return Control::Continue;
+            return Next::ReadLine;
         };
         let mut exchange = exchange;
         let outcome = exchange.step(&decoded).await;
         self.sasl_outcome(outcome, Some(exchange), out).await
     }
 
-    pub(crate) async fn sasl_final(&mut self, line: &[u8], out: &mut Output) -> Control {
+    pub(crate) async fn sasl_final(&mut self, line: &[u8], out: &mut Output) -> Next {
         let State::SaslFinal { login } =
             std::mem::replace(&mut self.state, State::Authorization { user: None })
         else {
-            return Control::Continue;
+            return Next::ReadLine;
         };
         if line == b"*" {
             out.err(None, "authentication cancelled");
-            return Control::Continue;
+            return Next::ReadLine;
         }
         self.enter_transaction(login, out).await
     }
@@ -154,14 +150,14 @@ impl Session {
         outcome: SaslOutcome,
         exchange: Option<Box<dyn crate::backend::SaslSession>>,
         out: &mut Output,
-    ) -> Control {
+    ) -> Next {
         match outcome {
             SaslOutcome::Challenge(c) => {
                 out.line(&format!("+ {}", B64.encode(c)));
                 if let Some(exchange) = exchange {
                     self.state = State::Sasl { exchange };
                 }
-                Control::Continue
+                Next::ReadLine
             }
             SaslOutcome::Success {
                 login,
@@ -170,7 +166,7 @@ impl Session {
                 // RFC 5034 has no additional data on +OK: the server-final goes as a challenge.
                 out.line(&format!("+ {}", B64.encode(f)));
                 self.state = State::SaslFinal { login };
-                Control::Continue
+                Next::ReadLine
             }
             SaslOutcome::Success {
                 login,
@@ -180,7 +176,7 @@ impl Session {
         }
     }
 
-    fn auth_failed(&mut self, failure: AuthFailure, out: &mut Output) -> Control {
+    fn auth_failed(&mut self, failure: AuthFailure, out: &mut Output) -> Next {
         self.state = State::Authorization { user: None };
         tracing::info!(peer = %self.info.peer, ?failure, "pop3: authentication failed");
         let result = match failure {
@@ -212,19 +208,19 @@ impl Session {
             ),
             AuthFailure::Aborted => {
                 out.err(None, "authentication cancelled");
-                return Control::Continue;
+                return Next::ReadLine;
             }
         }
         self.errors += 1;
         if self.errors >= self.cfg.max_errors {
             out.err(None, "too many errors, closing connection");
-            return Control::Close;
+            return Next::Close;
         }
-        Control::Continue
+        Next::ReadLine
     }
 
     /// Authenticated: enforce LOGIN-DELAY, take the maildrop lock, snapshot INBOX.
-    async fn enter_transaction(&mut self, login: Login, out: &mut Output) -> Control {
+    async fn enter_transaction(&mut self, login: Login, out: &mut Output) -> Next {
         metrics::counter!("wharf_auth_total", "protocol" => "pop3", "result" => "success")
             .increment(1);
         self.state = State::Authorization { user: None };
@@ -243,7 +239,7 @@ impl Session {
                     Some(RespCode::LoginDelay),
                     &format!("minimum time between logins is {} seconds", delay.as_secs()),
                 );
-                return Control::Continue;
+                return Next::ReadLine;
             }
         }
         let ttl = i64::try_from(self.cfg.lock_ttl_secs).unwrap_or(i64::MAX);
@@ -255,12 +251,12 @@ impl Session {
                     Some(RespCode::InUse),
                     "maildrop already locked by another POP3 session",
                 );
-                return Control::Continue;
+                return Next::ReadLine;
             }
             Err(e) => {
                 tracing::warn!(account = %login.address, error = %e, "pop3: maildrop lock failed");
                 out.err(Some(RespCode::SysTemp), "maildrop temporarily unavailable");
-                return Control::Continue;
+                return Next::ReadLine;
             }
         }
         let snapshot = match self.maildrop.snapshot(login.account_id).await {
@@ -271,7 +267,7 @@ impl Session {
                     tracing::warn!(error = %e, "pop3: releasing maildrop lock failed");
                 }
                 out.err(Some(RespCode::SysTemp), "maildrop temporarily unavailable");
-                return Control::Continue;
+                return Next::ReadLine;
             }
         };
         if !delay.is_zero()
@@ -299,6 +295,6 @@ impl Session {
             gone: Default::default(),
             checked_modseq,
         }));
-        Control::Continue
+        Next::ReadLine
     }
 }

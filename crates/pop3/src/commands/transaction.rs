@@ -2,9 +2,9 @@
 //! Message numbers never change during the session; a message expunged elsewhere since login is
 //! answered with `-ERR no such message` by RETR/TOP, never replaced by another one.
 
-use crate::session::{Control, Session, State, Transaction};
+use crate::session::{Next, Session, State, Transaction};
 use crate::syntax::{Command, Output, RespCode};
-use crate::transfer::transfer_size;
+use crate::transfer::MessageStream;
 
 /// The stable UIDL of a message: UIDVALIDITY and UID, both fixed while the mailbox exists.
 pub fn unique_id(uid_validity: u32, uid: u32) -> String {
@@ -40,9 +40,9 @@ impl Transaction {
 }
 
 impl Session {
-    pub(crate) async fn transaction_command(&mut self, cmd: Command, out: &mut Output) -> Control {
+    pub(crate) async fn transaction_command(&mut self, cmd: Command, out: &mut Output) -> Next {
         let State::Transaction(t) = &mut self.state else {
-            return Control::Continue;
+            return Next::ReadLine;
         };
         match cmd {
             Command::Capa => {
@@ -101,11 +101,11 @@ impl Session {
                 return self.protocol_error(out, "already authenticated");
             }
         }
-        Control::Continue
+        Next::ReadLine
     }
 
-    /// RETR (`top: None`) and TOP: the whole message is loaded and checked before `+OK`, so a
-    /// store failure is an `-ERR`, never a truncated message.
+    /// RETR (`top: None`) and TOP: the message is opened and checked before `+OK`, so a store
+    /// failure is an `-ERR`; its body is then streamed by the connection loop (`MessageStream`).
     async fn serve(&mut self, n: u64, top: Option<u64>, out: &mut Output) {
         let max = self.cfg.max_message_size;
         let State::Transaction(t) = &mut self.state else {
@@ -127,11 +127,11 @@ impl Session {
             );
             return out.err(Some(RespCode::SysPerm), "message too large to retrieve");
         }
-        let raw = match self.maildrop.load(entry.message_id).await {
-            Ok(Some(raw)) => raw,
+        let body = match self.maildrop.open(entry.message_id).await {
+            Ok(Some(body)) => body,
             Ok(None) => return out.err(None, "no such message"),
             Err(e) => {
-                tracing::warn!(uid = entry.uid, error = %e, "pop3: loading message failed");
+                tracing::warn!(uid = entry.uid, error = %e, "pop3: opening message failed");
                 return out.err(Some(RespCode::SysTemp), "message temporarily unavailable");
             }
         };
@@ -153,7 +153,7 @@ impl Session {
         if t.gone.contains(&entry.uid) {
             return out.err(None, "no such message");
         }
-        if top.is_none() && transfer_size(&raw) != entry.size {
+        if body.size != entry.stored_size {
             tracing::error!(
                 uid = entry.uid,
                 "pop3: stored message changed size since login"
@@ -164,9 +164,12 @@ impl Session {
             None => {
                 t.retrieved[i] = true;
                 out.ok(&format!("{} octets", entry.size));
+                out.message(MessageStream::retr(body.reader, entry.size));
             }
-            Some(_) => out.ok("top of message follows"),
+            Some(lines) => {
+                out.ok("top of message follows");
+                out.message(MessageStream::top(body.reader, lines));
+            }
         }
-        out.message(raw, top);
     }
 }

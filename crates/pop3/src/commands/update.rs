@@ -4,15 +4,15 @@
 
 use std::collections::BTreeSet;
 
-use crate::session::{Control, Session, State};
+use crate::session::{Next, Session, State};
 use crate::syntax::{Output, RespCode};
 
 const DAY: i64 = 86_400;
 
 impl Session {
-    pub(crate) async fn update(&mut self, out: &mut Output) -> Control {
+    pub(crate) async fn update(&mut self, out: &mut Output) -> Next {
         let State::Transaction(t) = std::mem::replace(&mut self.state, State::Closed) else {
-            return Control::Close;
+            return Next::Close;
         };
         let mailbox = t.snapshot.mailbox_id;
         let now = std::time::SystemTime::now()
@@ -69,6 +69,6 @@ impl Session {
                 out.err(Some(RespCode::SysTemp), "some deleted messages not removed");
             }
         }
-        Control::Close
+        Next::Close
     }
 }

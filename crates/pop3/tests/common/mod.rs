@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use wharf_pop3::backend::*;
 use wharf_pop3::transfer::transfer_size;
-use wharf_pop3::{ConnInfo, Control, Output, Pop3Config, Session, Shared};
+use wharf_pop3::{ConnInfo, Input, Next, Pop3Config, Session, Shared, Step};
 use wharf_store::{AccountId, MailboxId, MessageId, ModSeq, StoreError, Uid};
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -215,6 +215,7 @@ impl Maildrop for Mem {
                         uid: *uid,
                         message_id: *id,
                         size: transfer_size(&s.blobs[id]),
+                        stored_size: s.blobs[id].len() as u64,
                         internal_date: *date,
                         seen: *seen,
                     })
@@ -229,12 +230,15 @@ impl Maildrop for Mem {
             expire_days: s.expire.get(&account).copied(),
         })
     }
-    async fn load(&self, message: MessageId) -> Result<Option<Bytes>, StoreError> {
+    async fn open(&self, message: MessageId) -> Result<Option<MessageBody>, StoreError> {
         let s = self.0.lock().unwrap();
         if s.fail_load {
             return Err(StoreError::Backend("blob read failed".into()));
         }
-        Ok(s.blobs.get(&message).cloned())
+        Ok(s.blobs.get(&message).cloned().map(|raw| MessageBody {
+            size: raw.len() as u64,
+            reader: Box::new(std::io::Cursor::new(raw)),
+        }))
     }
     async fn vanished_since(
         &self,
@@ -328,10 +332,10 @@ impl Transcript {
         }
     }
 
-    pub fn greeting(&self) -> String {
-        let mut out = Output::new();
-        self.session.greeting(&mut out);
-        String::from_utf8(out.to_bytes()).unwrap()
+    pub async fn greeting(&self) -> String {
+        let step = self.session.greeting();
+        assert_eq!(step.next, Next::ReadLine);
+        String::from_utf8(step.output.collect().await.unwrap()).unwrap()
     }
 
     /// Sends one line (CRLF added) and returns the whole answer.
@@ -341,22 +345,24 @@ impl Transcript {
     }
 
     pub async fn send_bytes(&mut self, line: &[u8]) -> Vec<u8> {
-        assert!(!self.closed, "session already closed");
-        let mut out = Output::new();
-        match self.session.handle_line(line, &mut out).await {
-            Control::Continue => {}
-            Control::Close => self.closed = true,
-            Control::StartTls => self.tls_requested = true,
-        }
-        out.to_bytes()
+        self.input(Input::Line(line)).await
     }
 
-    pub fn too_long(&mut self) -> String {
-        let mut out = Output::new();
-        if self.session.line_too_long(&mut out) == Control::Close {
-            self.closed = true;
+    pub async fn too_long(&mut self) -> String {
+        String::from_utf8(self.input(Input::LineTooLong).await).unwrap()
+    }
+
+    /// Hands one input to the session as the loop would; returns what it wrote, messages
+    /// streamed to the end.
+    pub async fn input(&mut self, input: Input<'_>) -> Vec<u8> {
+        assert!(!self.closed, "session already closed");
+        let Step { output, next } = self.session.handle(input).await;
+        match next {
+            Next::ReadLine => {}
+            Next::Close => self.closed = true,
+            Next::StartTls => self.tls_requested = true,
         }
-        String::from_utf8(out.to_bytes()).unwrap()
+        output.collect().await.unwrap()
     }
 
     pub async fn login(&mut self, user: &str) {

@@ -6,15 +6,15 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use wharf_directory::{Directory, DirectoryConfig};
-use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
+use wharf_net::{Limits, Server};
 use wharf_pop3::{Pop3Config, Pop3Service};
-use wharf_store::{Account, Delivery, DeliveryResult, Flags, Store};
+use wharf_store::{Account, Delivery, DeliveryResult, Flags, Mailbox, Store};
+use wharf_testkit::store::seed_accounts;
+use wharf_testkit::{LineClient, Loopback, TestCert};
 
 pub const USER: &str = "alice@example.org";
 pub const PASS: &str = "Correct-Horse-42";
@@ -28,66 +28,41 @@ pub struct Env {
     pub account: Account,
 }
 
+impl Env {
+    /// Alice's INBOX.
+    pub async fn inbox(&self) -> Mailbox {
+        self.store
+            .get_mailbox(self.account.id, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
 pub async fn start_on(dir: &Path, cfg: Pop3Config, fresh: bool) -> Env {
     start_with(dir, cfg, DirectoryConfig::default(), fresh).await
 }
 
+/// The store in `dir` (alice and bob added when `fresh`, else opened again as after a restart).
 pub async fn start_with(dir: &Path, cfg: Pop3Config, dircfg: DirectoryConfig, fresh: bool) -> Env {
     let store = wharf_store::open_embedded(dir).await.unwrap();
     let directory = Directory::new(store.clone(), dircfg);
-    let account = if fresh {
-        directory.add_domain("example.org").await.unwrap();
-        directory.add_account(USER, PASS, 0).await.unwrap();
-        directory
-            .add_account("bob@example.org", PASS, 0)
-            .await
-            .unwrap()
-    } else {
-        store.get_account_by_address(USER).await.unwrap().unwrap()
-    };
-    let account = store
-        .get_account_by_address(USER)
-        .await
-        .unwrap()
-        .unwrap_or(account);
-    let (cert, key) =
-        wharf_net::generate_self_signed("localhost", &["127.0.0.1".to_string()]).unwrap();
-    let tls = TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
-    let mut server = Server::new(Some(tls), Limits::default());
+    if fresh {
+        seed_accounts(&directory, &[USER, "bob@example.org"], PASS).await;
+    }
+    let account = store.get_account_by_address(USER).await.unwrap().unwrap();
+    let cert = TestCert::localhost();
+    let mut listeners = Loopback::new(Some(&cert), Limits::default());
     let service = Arc::new(Pop3Service::new(
         cfg,
         "pop.example.org".into(),
         directory.clone(),
     ));
-    let starttls = server
-        .bind(
-            ListenerSpec {
-                name: "pop3".into(),
-                addr: "127.0.0.1:0".parse().unwrap(),
-                tls: TlsMode::StartTls,
-                proxy_protocol: false,
-            },
-            service.clone(),
-        )
-        .await
-        .unwrap();
-    let implicit = server
-        .bind(
-            ListenerSpec {
-                name: "pop3s".into(),
-                addr: "127.0.0.1:0".parse().unwrap(),
-                tls: TlsMode::Implicit,
-                proxy_protocol: false,
-            },
-            service,
-        )
-        .await
-        .unwrap();
-    server.start();
+    let (starttls, implicit) = listeners.listen_pair("pop3", "pop3s", service).await;
     Env {
         store,
         directory,
-        server,
+        server: listeners.start(),
         starttls,
         implicit,
         account,
@@ -161,12 +136,7 @@ pub fn wire_form(raw: &[u8]) -> Vec<u8> {
 /// Stores the messages in alice's INBOX (delivery for CRLF ones, APPEND for bare-LF ones) and
 /// returns them in UID order.
 pub async fn fill_inbox(env: &Env, msgs: &[Vec<u8>]) {
-    let inbox = env
-        .store
-        .get_mailbox(env.account.id, "INBOX")
-        .await
-        .unwrap()
-        .unwrap();
+    let inbox = env.inbox().await;
     for m in msgs {
         if m.windows(2).any(|w| w == b"\r\n") || !m.contains(&b'\n') {
             let r = env
@@ -195,12 +165,7 @@ pub async fn fill_inbox(env: &Env, msgs: &[Vec<u8>]) {
 }
 
 pub async fn inbox_uids(env: &Env) -> Vec<u32> {
-    let inbox = env
-        .store
-        .get_mailbox(env.account.id, "INBOX")
-        .await
-        .unwrap()
-        .unwrap();
+    let inbox = env.inbox().await;
     env.store
         .mailbox_index(inbox.id)
         .await
@@ -210,19 +175,15 @@ pub async fn inbox_uids(env: &Env) -> Vec<u32> {
         .collect()
 }
 
-/// A raw POP3 line client over plain TCP.
+/// A raw POP3 client over plain TCP: the test kit's line client plus POP3's multi-line answers.
 pub struct Client {
-    pub r: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    pub w: tokio::net::tcp::OwnedWriteHalf,
+    pub raw: LineClient<TcpStream>,
 }
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).await.unwrap();
-        let (r, w) = s.into_split();
         let mut c = Client {
-            r: BufReader::new(r),
-            w,
+            raw: LineClient::connect(addr).await,
         };
         let g = c.line().await;
         assert!(g.starts_with("+OK"), "{g}");
@@ -230,42 +191,20 @@ impl Client {
     }
 
     pub async fn line(&mut self) -> String {
-        let mut l = String::new();
-        tokio::time::timeout(Duration::from_secs(30), self.r.read_line(&mut l))
-            .await
-            .unwrap()
-            .unwrap();
-        l
+        self.raw.line().await
     }
 
     /// Everything up to and including the terminating ".CRLF", raw bytes.
     pub async fn multiline(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let mut l = Vec::new();
-            tokio::time::timeout(Duration::from_secs(30), self.r.read_until(b'\n', &mut l))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(!l.is_empty(), "EOF inside a multi-line answer");
-            let end = l == b".\r\n";
-            out.extend_from_slice(&l);
-            if end {
-                return out;
-            }
-        }
+        self.raw.until_line(b".\r\n").await
     }
 
     pub async fn send(&mut self, cmd: &str) {
-        self.w
-            .write_all(format!("{cmd}\r\n").as_bytes())
-            .await
-            .unwrap();
+        self.raw.send(format!("{cmd}\r\n").as_bytes()).await;
     }
 
     pub async fn cmd(&mut self, cmd: &str) -> String {
-        self.send(cmd).await;
-        self.line().await
+        self.raw.cmd(cmd).await
     }
 
     pub async fn login(&mut self, user: &str) {
@@ -307,10 +246,6 @@ impl Client {
     }
 
     pub async fn closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(
-            tokio::time::timeout(Duration::from_secs(10), self.r.read(&mut b)).await,
-            Ok(Ok(0))
-        )
+        self.raw.closed().await
     }
 }
