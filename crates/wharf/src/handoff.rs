@@ -181,4 +181,31 @@ mod tests {
             );
         }
     }
+
+    #[tokio::test]
+    async fn forwarded_entries_get_the_queue_schedule_not_the_sessions() {
+        let queue = Arc::new(MemoryQueue::new());
+        let router = wharf_outbound::route::Router::new(wharf_outbound::route::RouterConfig {
+            nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+            mta_sts: None,
+            ..Default::default()
+        })
+        .unwrap();
+        let outbound = Outbound::new(
+            queue.clone(),
+            router,
+            wharf_outbound::ClientConfig::new("h.test"),
+            wharf_outbound::QueueConfig::new("h.test"),
+            wharf_outbound::dkim::DkimSigners::new(),
+            None,
+        );
+        let handoff = QueueHandoff::new(outbound, 7200);
+        let now = chrono::Utc::now().timestamp();
+        let id = handoff.enqueue(entry(), Origin::Forward).await.unwrap();
+        let e = queue.get(id).await.unwrap().unwrap();
+        assert!(e.created >= now && e.created <= now + 5);
+        assert!(e.next_attempt >= now + HOLD.as_secs() as i64);
+        assert!(e.expires >= now + 7200 && e.expires <= now + 7205);
+        assert_eq!(e.sender, "a@x.test");
+    }
 }
