@@ -2,7 +2,8 @@
 //! chunks). Sans-io: fed byte slices as they arrive, it enforces the size cap, the text-line limit
 //! and the bare-LF / bare-CR policy, and holds the message in memory once at most. Once a message is
 //! doomed (too big, bare line break under the reject policy, overlong line) nothing more is stored:
-//! the rest of the stream is only scanned for its end.
+//! the rest of the stream is only scanned for its end. The bytes held can be taken out at any
+//! time (`take_buffered`), which is how the session moves large messages to the spool.
 
 use crate::config::BareLfPolicy;
 
@@ -68,15 +69,28 @@ impl BodyReceiver {
         prefix: Vec<u8>,
         size_hint: Option<u64>,
     ) -> BodyReceiver {
+        Self::with_reserve_cap(framing, policy, limit, max_line, prefix, size_hint, 1 << 20)
+    }
+
+    /// `new`, allocating at most `reserve_cap` octets up front whatever SIZE announced.
+    pub fn with_reserve_cap(
+        framing: Framing,
+        policy: BareLfPolicy,
+        limit: usize,
+        max_line: usize,
+        prefix: Vec<u8>,
+        size_hint: Option<u64>,
+        reserve_cap: usize,
+    ) -> BodyReceiver {
         let mut buf = prefix;
         let base = buf.len();
         // Room for the announced content plus the few headers submission may add, so that a
-        // message within its SIZE is never copied by a reallocation. An announcement only buys 1 MiB
-        // up front; beyond that the buffer grows with the bytes actually received.
+        // message within its SIZE is never copied by a reallocation. An announcement only buys
+        // `reserve_cap` up front; beyond that the buffer grows with the bytes actually received.
         let hint = size_hint
             .unwrap_or(16 * 1024)
             .min(limit as u64)
-            .min(1 << 20) as usize;
+            .min(reserve_cap as u64) as usize;
         buf.reserve(hint + 512);
         BodyReceiver {
             framing,
@@ -96,6 +110,18 @@ impl BodyReceiver {
 
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// Octets held in memory now (the prefix included until first taken).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Hands over the octets held so far (to be appended to the spool), keeping `spare`, emptied,
+    /// as the new buffer so its allocation is reused. `finish` then returns only what came after.
+    pub fn take_buffered(&mut self, mut spare: Vec<u8>) -> Vec<u8> {
+        spare.clear();
+        std::mem::replace(&mut self.buf, spare)
     }
 
     /// True once the message can no longer be accepted.

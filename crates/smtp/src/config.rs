@@ -1,5 +1,6 @@
 //! The `[smtp]` table of wharf.toml: every limit and policy of the SMTP service, each with its default.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -46,6 +47,17 @@ pub struct SmtpConfig {
     pub max_connection_rate_per_ip: u32,
     /// Messages accepted in one session before `421 4.7.0` asks the client to reconnect (0 = unlimited).
     pub max_messages_per_session: u32,
+    /// Where message content beyond `spool_threshold` waits until delivery (unnamed 0600 files).
+    /// The binary sets `<data_dir>/spool`; unset, a `wharf-smtp-spool` directory in the system
+    /// temporary directory.
+    pub spool_dir: Option<PathBuf>,
+    /// Octets of one message kept in memory before the rest goes to the spool.
+    pub spool_threshold: usize,
+    /// In-memory message content across all sessions sharing `spool_dir`; once used up, new messages
+    /// spool from their first octet.
+    pub memory_budget: usize,
+    /// Spooled (large) messages read back into memory for delivery at once.
+    pub max_large_deliveries: usize,
 }
 
 impl Default for SmtpConfig {
@@ -64,6 +76,10 @@ impl Default for SmtpConfig {
             max_connections_per_ip: 50,
             max_connection_rate_per_ip: 600,
             max_messages_per_session: 1000,
+            spool_dir: None,
+            spool_threshold: 256 * 1024,
+            memory_budget: 64 * 1024 * 1024,
+            max_large_deliveries: 4,
         }
     }
 }
@@ -74,5 +90,10 @@ impl SmtpConfig {
     }
     pub fn greeting_delay(&self) -> Duration {
         Duration::from_millis(self.greeting_delay_ms)
+    }
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("wharf-smtp-spool"))
     }
 }

@@ -9,51 +9,71 @@ use wharf_directory::Directory;
 use wharf_net::{Conn, Handler, Line};
 
 use crate::SmtpRole;
+use crate::adapters::directory_backend;
+use crate::backend::{Backend, RemoteHandoff};
 use crate::config::SmtpConfig;
-use crate::handoff::RemoteHandoff;
 use crate::limiter::{IpLimiter, Refusal};
-use crate::reply::Reply;
-use crate::session::{ConnInfo, Next, Response, Session};
-
-/// Longest SASL response line (RFC 4954 §4: at least 12288 octets).
-const MAX_AUTH_LINE: usize = 12288 + 2;
+use crate::session::{ConnInfo, Input, Next, Output, Session, Step};
+use crate::spool::Spool;
 
 pub struct SmtpService {
     cfg: Arc<SmtpConfig>,
     hostname: Arc<str>,
-    directory: Directory,
     role: SmtpRole,
     limiter: Arc<IpLimiter>,
-    handoff: Option<Arc<dyn RemoteHandoff>>,
+    backend: Backend,
+    spool: Arc<Spool>,
 }
 
 impl SmtpService {
+    /// The service over the real directory and store.
     pub fn new(
         cfg: SmtpConfig,
         hostname: String,
         directory: Directory,
         role: SmtpRole,
     ) -> SmtpService {
+        SmtpService::with_backend(cfg, hostname, role, directory_backend(directory, None))
+    }
+
+    /// The service over any implementation of the session's ports.
+    pub fn with_backend(
+        cfg: SmtpConfig,
+        hostname: String,
+        role: SmtpRole,
+        backend: Backend,
+    ) -> SmtpService {
         let limiter = IpLimiter::new(cfg.max_connections_per_ip, cfg.max_connection_rate_per_ip);
+        let spool = Spool::shared(
+            cfg.spool_dir(),
+            cfg.spool_threshold,
+            cfg.memory_budget,
+            cfg.max_large_deliveries,
+        );
         SmtpService {
             cfg: Arc::new(cfg),
             hostname: hostname.into(),
-            directory,
             role,
             limiter,
-            handoff: None,
+            backend,
+            spool,
         }
     }
 
     /// Remote recipients (submission) and external alias targets (both roles) are accepted and
     /// handed to `handoff`; without one they get `451 4.3.0`.
     pub fn with_handoff(mut self, handoff: Arc<dyn RemoteHandoff>) -> SmtpService {
-        self.handoff = Some(handoff);
+        self.backend.handoff = Some(handoff);
         self
     }
 
     pub fn role(&self) -> SmtpRole {
         self.role
+    }
+
+    /// The service's memory budget and spool directory (tests, metrics).
+    pub fn spool(&self) -> &Arc<Spool> {
+        &self.spool
     }
 }
 
@@ -105,13 +125,11 @@ impl Handler for SmtpService {
             Arc::clone(&self.cfg),
             Arc::clone(&self.hostname),
             self.role,
-            self.directory.clone(),
+            self.backend.clone(),
+            Arc::clone(&self.spool),
             id,
             info,
         );
-        if let Some(h) = &self.handoff {
-            session.set_handoff(Arc::clone(h));
-        }
         let result = {
             use tracing::Instrument;
             run(&self.cfg, self.role, &mut session, &mut conn)
@@ -136,15 +154,9 @@ impl Handler for SmtpService {
 /// Replies not yet written. `Conn::write_all` goes straight to the socket, so replies are collected
 /// here and written in one call when the loop is about to wait for the client.
 #[derive(Default)]
-struct Output(Vec<u8>);
+struct Pending(Vec<u8>);
 
-impl Output {
-    fn queue(&mut self, replies: &[Reply]) {
-        for r in replies {
-            r.write_to(&mut self.0);
-        }
-    }
-
+impl Pending {
     async fn send(&mut self, conn: &mut Conn) -> std::io::Result<()> {
         if !self.0.is_empty() {
             conn.write_all(&self.0).await?;
@@ -159,19 +171,19 @@ impl Output {
     async fn reply(
         &mut self,
         conn: &mut Conn,
-        replies: &[Reply],
+        output: &Output,
         force: bool,
     ) -> std::io::Result<()> {
-        self.queue(replies);
+        output.write_to(&mut self.0);
         if force || !conn.buffer().contains(&b'\n') {
             self.send(conn).await?;
         }
         Ok(())
     }
 
-    /// A last reply, then the session ends.
-    async fn last(&mut self, conn: &mut Conn, reply: Reply) -> std::io::Result<()> {
-        self.queue(&[reply]);
+    /// A last step, then the session ends.
+    async fn last(&mut self, conn: &mut Conn, step: Step) -> std::io::Result<()> {
+        step.output.write_to(&mut self.0);
         self.send(conn).await
     }
 }
@@ -197,131 +209,22 @@ async fn run(
             Some(Ok(0)) | Some(Err(_)) => return Ok(()),
             Some(Ok(_)) => {
                 tracing::warn!("early talker: client sent data before the greeting");
-                Output::default().last(conn, session.early_talker()).await?;
+                let step = session.handle(Input::EarlyTalker).await;
+                Pending::default().last(conn, step).await?;
                 return Ok(());
             }
         }
     }
-    let mut out = Output::default();
-    out.last(conn, session.greeting()).await?;
+    let mut out = Pending::default();
+    let greeting = session.handle(Input::Connected).await;
+    out.last(conn, greeting).await?;
     let mut shutdown = conn.shutdown_signal();
     let mut next = Next::Command;
-    // Replies to a rejected BDAT, written once its chunk has been discarded.
-    let mut held: Vec<Reply> = Vec::new();
     loop {
-        let response: Response = match next {
+        let step = match next {
             Next::Close => {
                 out.send(conn).await?;
                 return Ok(());
-            }
-            Next::Command | Next::AuthResponse => {
-                let max = if next == Next::Command {
-                    cfg.max_command_line
-                } else {
-                    MAX_AUTH_LINE
-                };
-                let line = if *shutdown.borrow() && !conn.buffer().contains(&b'\n') {
-                    out.last(conn, session.shutting_down()).await?;
-                    return Ok(());
-                } else if conn.buffer().contains(&b'\n') {
-                    conn.read_line(max).await
-                } else {
-                    tokio::select! {
-                        l = conn.read_line(max) => l,
-                        _ = shutdown.changed() => {
-                            tracing::info!("server shutting down, closing idle session");
-                            out.last(conn, session.shutting_down()).await?;
-                            return Ok(());
-                        }
-                    }
-                };
-                match line {
-                    Ok(Line::Complete(l)) if next == Next::Command => session.command(&l).await,
-                    Ok(Line::Complete(l)) => session.auth_response(&l).await,
-                    Ok(Line::TooLong) => session.command_too_long(),
-                    Ok(Line::Eof) => {
-                        tracing::info!("client closed the connection");
-                        return Ok(());
-                    }
-                    Err(e) if is_timeout(&e) => {
-                        tracing::info!("idle timeout");
-                        out.last(conn, session.idle_timeout()).await?;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Next::Data => {
-                // Message bytes go straight from the connection buffer into the receiver.
-                loop {
-                    if conn.buffer().is_empty() {
-                        out.send(conn).await?;
-                        match conn.fill().await {
-                            Ok(0) => {
-                                tracing::info!("client closed the connection during DATA");
-                                return Ok(());
-                            }
-                            Ok(_) => {}
-                            Err(e) if is_timeout(&e) => {
-                                tracing::info!("idle timeout during DATA");
-                                out.last(conn, session.idle_timeout()).await?;
-                                return Ok(());
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    let Some(body) = session.body() else { break };
-                    let (n, done) = body.feed_data(conn.buffer());
-                    conn.consume(n);
-                    if done {
-                        break;
-                    }
-                }
-                session.end_of_data().await
-            }
-            Next::Bdat { size, discard } => {
-                if discard {
-                    out.send(conn).await?;
-                    match conn.discard_exact(size as usize).await {
-                        Ok(true) => {}
-                        Ok(false) => return Ok(()),
-                        Err(e) if is_timeout(&e) => {
-                            out.last(conn, session.idle_timeout()).await?;
-                            return Ok(());
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    // The replies were decided with the command and written after its chunk.
-                    next = if session.must_close() {
-                        Next::Close
-                    } else {
-                        Next::Command
-                    };
-                    out.reply(conn, &std::mem::take(&mut held), false).await?;
-                    continue;
-                }
-                let mut remaining = size;
-                while remaining > 0 {
-                    if conn.buffer().is_empty() {
-                        out.send(conn).await?;
-                        match conn.fill().await {
-                            Ok(0) => return Ok(()),
-                            Ok(_) => {}
-                            Err(e) if is_timeout(&e) => {
-                                out.last(conn, session.idle_timeout()).await?;
-                                return Ok(());
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    let take = (conn.buffer().len() as u64).min(remaining) as usize;
-                    if let Some(body) = session.body() {
-                        body.feed_chunk(&conn.buffer()[..take]);
-                    }
-                    conn.consume(take);
-                    remaining -= take as u64;
-                }
-                session.end_of_chunk().await
             }
             Next::StartTls => {
                 out.send(conn).await?;
@@ -333,18 +236,77 @@ async fn run(
                     .tls_info()
                     .map(|t| (t.version.clone(), t.cipher.clone()))
                     .unwrap_or_default();
-                session.tls_started(version, cipher);
-                next = Next::Command;
-                continue;
+                session.handle(Input::TlsStarted { version, cipher }).await
+            }
+            Next::Command | Next::AuthResponse => {
+                let max = session.max_line();
+                let line = if *shutdown.borrow() && !conn.buffer().contains(&b'\n') {
+                    let step = session.handle(Input::Shutdown).await;
+                    out.last(conn, step).await?;
+                    return Ok(());
+                } else if conn.buffer().contains(&b'\n') {
+                    conn.read_line(max).await
+                } else {
+                    tokio::select! {
+                        l = conn.read_line(max) => l,
+                        _ = shutdown.changed() => {
+                            tracing::info!("server shutting down, closing idle session");
+                            let step = session.handle(Input::Shutdown).await;
+                            out.last(conn, step).await?;
+                            return Ok(());
+                        }
+                    }
+                };
+                match line {
+                    Ok(Line::Complete(l)) => session.handle(Input::Line(&l)).await,
+                    Ok(Line::TooLong) => session.handle(Input::LineTooLong).await,
+                    Ok(Line::Eof) => {
+                        tracing::info!("client closed the connection");
+                        session.handle(Input::Closed).await;
+                        return Ok(());
+                    }
+                    Err(e) if is_timeout(&e) => {
+                        tracing::info!("idle timeout");
+                        let step = session.handle(Input::Timeout).await;
+                        out.last(conn, step).await?;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Next::Data | Next::Chunk { .. } => {
+                // Message bytes go straight from the connection buffer into the session.
+                if conn.buffer().is_empty() {
+                    out.send(conn).await?;
+                    match conn.fill().await {
+                        Ok(0) => {
+                            tracing::info!("client closed the connection during message data");
+                            session.handle(Input::Closed).await;
+                            return Ok(());
+                        }
+                        Ok(_) => {}
+                        Err(e) if is_timeout(&e) => {
+                            tracing::info!("idle timeout during message data");
+                            let step = session.handle(Input::Timeout).await;
+                            out.last(conn, step).await?;
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                let n = match next {
+                    Next::Chunk { remaining } => {
+                        (conn.buffer().len() as u64).min(remaining) as usize
+                    }
+                    _ => conn.buffer().len(),
+                };
+                let step = session.handle(Input::Data(&conn.buffer()[..n])).await;
+                conn.consume(step.consumed);
+                step
             }
         };
-        if let Next::Bdat { discard: true, .. } = response.next {
-            held = response.replies;
-            next = response.next;
-            continue;
-        }
-        next = response.next;
+        next = step.next;
         let force = matches!(next, Next::Close | Next::StartTls | Next::AuthResponse);
-        out.reply(conn, &response.replies, force).await?;
+        out.reply(conn, &step.output, force).await?;
     }
 }

@@ -1,62 +1,113 @@
-//! The SMTP session state machine (RFC 5321): fed command lines, AUTH responses and message bytes
-//! by the connection loop, it answers with replies and tells the loop what to read next. It never
-//! touches a socket; directory and store calls are its only I/O. Command families live in
-//! `session/auth.rs` (AUTH) and `session/mail.rs` (MAIL, RCPT, DATA, BDAT, delivery).
-
-mod auth;
-mod mail;
+//! The SMTP session state machine (RFC 5321), free of sockets: the connection loop hands in what it
+//! read (`Input`: a command line, message bytes, a timeout...) through the one entry point
+//! `Session::handle`, and writes what the returned `Step` says, then reads what its `Next` asks
+//! for. The session owns every receiver: SASL exchanges and the DATA/BDAT body (with its spool).
+//! Its only I/O goes through the ports of `backend`. This module owns the state and the dispatch;
+//! command behaviour lives in `commands/*`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use wharf_directory::Directory;
-use wharf_store::Account;
-
 use crate::SmtpRole;
-use crate::body::BodyReceiver;
-use crate::command::{self, Command, MailParams, ParseError};
+use crate::backend::{Backend, Login};
+use crate::commands::auth::SaslState;
+use crate::commands::data::Body;
 use crate::config::SmtpConfig;
-use crate::handoff::{OutboundRecipient, RemoteHandoff};
-use crate::reply::Reply;
+use crate::spool::Spool;
+use crate::syntax::command::{self, Command, MailParams};
+use crate::syntax::reply::Reply;
+use wharf_store::AccountId;
+use wharf_store::queue::QueuedRecipient;
 
-/// What the connection loop reads next.
+/// Longest SASL response line (RFC 4954 §4: at least 12288 octets).
+pub const MAX_AUTH_LINE: usize = 12288 + 2;
+
+/// What the connection loop hands to the session.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// The connection is ready for the greeting.
+    Connected,
+    /// Port 25 with a greeting delay: the client talked before the greeting.
+    EarlyTalker,
+    /// One line (command or SASL response) with its line ending.
+    Line(&'a [u8]),
+    /// A line longer than `Session::max_line` arrived; the reader discarded it.
+    LineTooLong,
+    /// Message bytes while `Next::Data` or `Next::Chunk` is in progress (for a chunk, at most
+    /// `remaining` of them). `Step::consumed` says how many the session took.
+    Data(&'a [u8]),
+    /// The STARTTLS handshake finished.
+    TlsStarted { version: String, cipher: String },
+    /// Nothing arrived within the idle timeout.
+    Timeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// The client closed the connection (or it broke).
+    Closed,
+}
+
+/// What to write: replies, each exactly one RFC 5321 reply.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub replies: Vec<Reply>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.replies.is_empty()
+    }
+
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        for r in &self.replies {
+            r.write_to(out);
+        }
+    }
+
+    /// The reply codes, in order (tests, logs).
+    pub fn codes(&self) -> Vec<u16> {
+        self.replies.iter().map(|r| r.code).collect()
+    }
+}
+
+/// What the connection loop does after writing `Step::output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
+    /// Read a command line (at most `Session::max_line` octets).
     Command,
-    /// Message content until `<CRLF>.<CRLF>`, fed to [`Session::body`]; then [`Session::end_of_data`].
-    Data,
-    /// Exactly `size` octets of a BDAT chunk. `discard`: throw them away (the replies are already
-    /// decided and are written after the bytes); else feed them to [`Session::body`] and call
-    /// [`Session::end_of_chunk`].
-    Bdat {
-        size: u64,
-        discard: bool,
-    },
-    /// One SASL response line, for [`Session::auth_response`].
+    /// Read one SASL response line (at most `Session::max_line` octets).
     AuthResponse,
-    /// Upgrade the connection, then call [`Session::tls_started`].
+    /// DATA content: hand every received byte in as `Input::Data`; the session finds the end.
+    Data,
+    /// A BDAT chunk: hand in the next `remaining` octets as `Input::Data`.
+    Chunk { remaining: u64 },
+    /// Flush, run the TLS handshake, then hand in `Input::TlsStarted`.
     StartTls,
+    /// Flush, then close the connection.
     Close,
 }
 
+/// The session's answer to one `Input`.
 #[derive(Debug)]
-pub struct Response {
-    pub replies: Vec<Reply>,
+pub struct Step {
+    pub output: Output,
     pub next: Next,
+    /// Octets of `Input::Data` taken; the rest stays in the loop's buffer for the next read.
+    pub consumed: usize,
 }
 
-impl Response {
-    fn one(reply: Reply) -> Response {
-        Response {
-            replies: vec![reply],
-            next: Next::Command,
+impl Step {
+    pub(crate) fn new(replies: Vec<Reply>, next: Next) -> Step {
+        Step {
+            output: Output { replies },
+            next,
+            consumed: 0,
         }
     }
-    fn close(reply: Reply) -> Response {
-        Response {
-            replies: vec![reply],
-            next: Next::Close,
-        }
+    pub(crate) fn one(reply: Reply) -> Step {
+        Step::new(vec![reply], Next::Command)
+    }
+    pub(crate) fn close(reply: Reply) -> Step {
+        Step::new(vec![reply], Next::Close)
     }
 }
 
@@ -70,37 +121,51 @@ pub struct ConnInfo {
 }
 
 pub(crate) struct Transaction {
-    from: Option<String>,
-    params: MailParams,
+    pub(crate) from: Option<String>,
+    pub(crate) params: MailParams,
     /// Addresses as given, accepted so far.
-    rcpts: Vec<String>,
+    pub(crate) rcpts: Vec<String>,
     /// Local accounts to deliver to (deduplicated across recipients).
-    accounts: Vec<wharf_store::AccountId>,
+    pub(crate) accounts: Vec<AccountId>,
     /// Recipients for the outbound queue (deduplicated by address).
-    remote: Vec<OutboundRecipient>,
-    body: Option<BodyReceiver>,
+    pub(crate) remote: Vec<QueuedRecipient>,
+    pub(crate) body: Option<Body>,
     /// A BDAT chunk was accepted; DATA is no longer allowed.
-    bdat: bool,
-    /// The chunk being read, if its bytes go to `body`: is it the LAST one.
-    pending_last: Option<bool>,
+    pub(crate) bdat: bool,
+}
+
+/// What incoming octets are, when they are not command lines.
+pub(crate) enum Receiving {
+    Nothing,
+    Data,
+    Chunk(Chunk),
+}
+
+pub(crate) struct Chunk {
+    pub(crate) remaining: u64,
+    pub(crate) last: bool,
+    /// Some: the chunk is refused; its octets are thrown away and these replies (decided with the
+    /// BDAT command) are written after them.
+    pub(crate) held: Option<Vec<Reply>>,
 }
 
 pub struct Session {
-    cfg: Arc<SmtpConfig>,
-    hostname: Arc<str>,
-    role: SmtpRole,
-    dir: Directory,
-    handoff: Option<Arc<dyn RemoteHandoff>>,
-    id: String,
-    conn: ConnInfo,
-    helo: Option<String>,
-    esmtp: bool,
-    account: Option<Account>,
-    tx: Option<Transaction>,
-    sasl: Option<auth::SaslState>,
-    errors: u32,
-    messages: u32,
-    closing: bool,
+    pub(crate) cfg: Arc<SmtpConfig>,
+    pub(crate) hostname: Arc<str>,
+    pub(crate) role: SmtpRole,
+    pub(crate) backend: Backend,
+    pub(crate) spool: Arc<Spool>,
+    pub(crate) id: String,
+    pub(crate) conn: ConnInfo,
+    pub(crate) helo: Option<String>,
+    pub(crate) esmtp: bool,
+    pub(crate) login: Option<Login>,
+    pub(crate) tx: Option<Transaction>,
+    pub(crate) sasl: Option<SaslState>,
+    pub(crate) receiving: Receiving,
+    pub(crate) errors: u32,
+    pub(crate) messages: u32,
+    pub(crate) closing: bool,
 }
 
 impl Session {
@@ -108,7 +173,8 @@ impl Session {
         cfg: Arc<SmtpConfig>,
         hostname: Arc<str>,
         role: SmtpRole,
-        dir: Directory,
+        backend: Backend,
+        spool: Arc<Spool>,
         id: String,
         conn: ConnInfo,
     ) -> Session {
@@ -116,109 +182,134 @@ impl Session {
             cfg,
             hostname,
             role,
-            dir,
-            handoff: None,
+            backend,
+            spool,
             id,
             conn,
             helo: None,
             esmtp: false,
-            account: None,
+            login: None,
             tx: None,
             sasl: None,
+            receiving: Receiving::Nothing,
             errors: 0,
             messages: 0,
             closing: false,
         }
     }
 
-    /// Where remote recipients go; without it they are refused with `451 4.3.0`.
-    pub fn set_handoff(&mut self, handoff: Arc<dyn RemoteHandoff>) {
-        self.handoff = Some(handoff);
-    }
-
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    pub fn greeting(&self) -> Reply {
-        Reply::plain(220, vec![format!("{} ESMTP Wharf", self.hostname)])
+    /// Longest line the session accepts next (SASL responses may exceed the command limit).
+    pub fn max_line(&self) -> usize {
+        if self.sasl.is_some() {
+            MAX_AUTH_LINE
+        } else {
+            self.cfg.max_command_line
+        }
     }
 
-    pub fn early_talker(&self) -> Reply {
-        Reply::new(
-            554,
-            "5.5.1",
-            format!(
-                "{} Protocol error: client talked before the greeting",
-                self.hostname
-            ),
-        )
+    /// The one entry point: what the loop read, in; what to write and read next, out.
+    pub async fn handle(&mut self, input: Input<'_>) -> Step {
+        match input {
+            Input::Connected => Step::one(Reply::plain(
+                220,
+                vec![format!("{} ESMTP Wharf", self.hostname)],
+            )),
+            Input::EarlyTalker => Step::close(Reply::new(
+                554,
+                "5.5.1",
+                format!(
+                    "{} Protocol error: client talked before the greeting",
+                    self.hostname
+                ),
+            )),
+            Input::Line(line) if self.sasl.is_some() => self.auth_response(line).await,
+            Input::Line(line) => self.command(line).await,
+            Input::LineTooLong => self.line_too_long(),
+            Input::Data(bytes) => match self.receiving {
+                Receiving::Data => self.data_bytes(bytes).await,
+                Receiving::Chunk(_) => self.chunk_bytes(bytes).await,
+                // The loop only sends data when asked; nothing to take.
+                Receiving::Nothing => Step::new(Vec::new(), Next::Command),
+            },
+            Input::TlsStarted { version, cipher } => {
+                self.tls_started(version, cipher);
+                Step::new(Vec::new(), Next::Command)
+            }
+            Input::Timeout => {
+                self.end();
+                Step::close(Reply::new(
+                    421,
+                    "4.4.2",
+                    format!("{} Idle timeout, closing connection", self.hostname),
+                ))
+            }
+            Input::Shutdown => {
+                self.end();
+                Step::close(Reply::new(
+                    421,
+                    "4.3.2",
+                    format!("{} Service shutting down, try again later", self.hostname),
+                ))
+            }
+            Input::Closed => {
+                self.end();
+                Step::new(Vec::new(), Next::Close)
+            }
+        }
     }
 
-    pub fn idle_timeout(&self) -> Reply {
-        Reply::new(
-            421,
-            "4.4.2",
-            format!("{} Idle timeout, closing connection", self.hostname),
-        )
-    }
-
-    pub fn shutting_down(&self) -> Reply {
-        Reply::new(
-            421,
-            "4.3.2",
-            format!("{} Service shutting down, try again later", self.hostname),
-        )
-    }
-
-    /// A command line longer than `max_command_line` (its bytes were discarded by the reader).
-    pub fn command_too_long(&mut self) -> Response {
-        tracing::warn!(session = %self.id, limit = self.cfg.max_command_line, "command line too long");
+    /// The connection is over: the transaction (and its spool file) goes.
+    fn end(&mut self) {
+        self.tx = None;
         self.sasl = None;
-        let r = Response::one(Reply::new(500, "5.5.2", "Line too long"));
+        self.receiving = Receiving::Nothing;
+    }
+
+    /// A line longer than allowed (its bytes were discarded by the reader).
+    fn line_too_long(&mut self) -> Step {
+        tracing::warn!(session = %self.id, limit = self.max_line(), "command line too long");
+        self.sasl = None;
+        let r = Step::one(Reply::new(500, "5.5.2", "Line too long"));
         self.count_errors(r)
     }
 
-    /// Message content sink while `Next::Data` or an accepted `Next::Bdat` is in progress.
-    pub fn body(&mut self) -> Option<&mut BodyReceiver> {
-        self.tx.as_mut().and_then(|t| t.body.as_mut())
-    }
-
     /// Connection upgraded (RFC 3207 §4.2): forget everything learned from the client.
-    pub fn tls_started(&mut self, version: String, cipher: String) {
+    fn tls_started(&mut self, version: String, cipher: String) {
         tracing::info!(session = %self.id, %version, %cipher, "TLS established");
         self.conn.tls = Some((version, cipher));
         self.conn.starttls_available = false;
         self.helo = None;
         self.esmtp = false;
-        self.account = None;
+        self.login = None;
         self.tx = None;
         self.sasl = None;
     }
 
-    fn tls_or_loopback_ok(&self) -> bool {
+    pub(crate) fn tls_or_loopback_ok(&self) -> bool {
         self.conn.tls.is_some()
             || (self.cfg.allow_plaintext_auth_on_loopback && self.conn.peer.ip().is_loopback())
     }
 
-    fn count_errors(&mut self, mut r: Response) -> Response {
-        if r.replies.iter().any(Reply::is_error) && r.next != Next::Close {
+    /// Counts an error reply; too many end the session with `421 4.7.0`.
+    pub(crate) fn count_errors(&mut self, mut r: Step) -> Step {
+        if r.output.replies.iter().any(Reply::is_error) && r.next != Next::Close {
             self.errors += 1;
             if self.errors >= self.cfg.max_errors.max(1) {
                 tracing::warn!(session = %self.id, errors = self.errors, "too many errors, closing");
-                r.replies.push(Reply::new(
+                r.output.replies.push(Reply::new(
                     421,
                     "4.7.0",
                     format!("{} Too many errors, closing connection", self.hostname),
                 ));
-                r.next = match r.next {
-                    // The chunk's bytes are still on the wire; the loop discards them before closing.
-                    Next::Bdat { size, .. } => Next::Bdat {
-                        size,
-                        discard: true,
-                    },
-                    _ => Next::Close,
-                };
+                // A refused chunk's octets are still on the wire: they are read and dropped
+                // first, then the connection closes (`closing`).
+                if !matches!(r.next, Next::Chunk { .. }) {
+                    r.next = Next::Close;
+                }
                 self.tx = None;
                 self.closing = true;
             }
@@ -226,12 +317,7 @@ impl Session {
         r
     }
 
-    /// After a discarded chunk, whether the loop must close (error limit reached during BDAT).
-    pub fn must_close(&self) -> bool {
-        self.closing
-    }
-
-    pub async fn command(&mut self, line: &[u8]) -> Response {
+    async fn command(&mut self, line: &[u8]) -> Step {
         let cmd = match command::parse(line) {
             Ok(c) => c,
             Err(e) => {
@@ -239,23 +325,33 @@ impl Session {
                 let bdat = line.len() >= 5
                     && line[..4].eq_ignore_ascii_case(b"BDAT")
                     && matches!(line[4], b' ' | b'\r' | b'\n');
-                let r = e.reply();
                 if bdat {
                     // The chunk size is unknown, so the stream cannot be resynchronised.
-                    return Response::close(Reply::new(
+                    return Step::close(Reply::new(
                         501,
                         "5.5.4",
                         "Syntax: BDAT size [LAST]; closing connection",
                     ));
                 }
-                return self.count_errors(Response::one(r));
+                let r = Step::one(e.reply());
+                return self.count_errors(r);
             }
         };
         let r = self.dispatch(cmd).await;
-        self.count_errors(r)
+        let mut r = self.count_errors(r);
+        if let Receiving::Chunk(c) = &mut self.receiving {
+            if let Some(held) = &mut c.held {
+                // Written once the refused chunk has been read.
+                *held = std::mem::take(&mut r.output.replies);
+            }
+            if c.remaining == 0 {
+                return self.chunk_done().await;
+            }
+        }
+        r
     }
 
-    async fn dispatch(&mut self, cmd: Command) -> Response {
+    async fn dispatch(&mut self, cmd: Command) -> Step {
         match cmd {
             Command::Ehlo(domain) => self.hello(domain, true),
             Command::Helo(domain) => self.hello(domain, false),
@@ -264,101 +360,13 @@ impl Session {
             Command::Data => self.data(),
             Command::Bdat { size, last } => self.bdat(size, last),
             Command::Auth { mechanism, initial } => self.auth(&mechanism, initial).await,
-            Command::Rset => {
-                self.tx = None;
-                Response::one(Reply::new(250, "2.0.0", "Ok"))
-            }
-            Command::Noop => Response::one(Reply::new(250, "2.0.0", "Ok")),
-            Command::Quit => {
-                Response::close(Reply::new(221, "2.0.0", format!("{} Bye", self.hostname)))
-            }
-            Command::Help => Response::one(Reply::new(
-                214,
-                "2.0.0",
-                "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
-            )),
+            Command::Rset => self.rset(),
+            Command::Noop => self.noop(),
+            Command::Quit => self.quit(),
+            Command::Help => self.help(),
             Command::Vrfy(addr) => self.vrfy(&addr).await,
-            Command::Expn => Response::one(Reply::new(502, "5.5.1", "EXPN not available")),
+            Command::Expn => self.expn(),
             Command::StartTls => self.starttls(),
         }
     }
-
-    fn hello(&mut self, domain: String, esmtp: bool) -> Response {
-        self.tx = None;
-        self.helo = Some(domain.clone());
-        self.esmtp = esmtp;
-        let first = format!(
-            "{} Hello {} [{}]",
-            self.hostname,
-            domain,
-            self.conn.peer.ip()
-        );
-        if !esmtp {
-            return Response::one(Reply::plain(250, vec![first]));
-        }
-        let mut lines = vec![
-            first,
-            "PIPELINING".into(),
-            format!("SIZE {}", self.cfg.max_message_size),
-            "8BITMIME".into(),
-            "SMTPUTF8".into(),
-            "ENHANCEDSTATUSCODES".into(),
-            "CHUNKING".into(),
-            "DSN".into(),
-        ];
-        if self.conn.starttls_available && self.conn.tls.is_none() {
-            lines.push("STARTTLS".into());
-        }
-        if self.role == SmtpRole::Submission && self.account.is_none() && self.tls_or_loopback_ok()
-        {
-            let mechs: Vec<&str> = wharf_directory::MECHANISMS
-                .iter()
-                .map(|m| m.name())
-                .collect();
-            lines.push(format!("AUTH {}", mechs.join(" ")));
-        }
-        if self.conn.tls.is_some() {
-            lines.push("REQUIRETLS".into());
-        }
-        Response::one(Reply::plain(250, lines))
-    }
-
-    fn starttls(&mut self) -> Response {
-        if self.conn.tls.is_some() {
-            return Response::one(Reply::new(503, "5.5.1", "TLS already active"));
-        }
-        if !self.conn.starttls_available {
-            return Response::one(Reply::new(502, "5.5.1", "STARTTLS not available"));
-        }
-        Response {
-            replies: vec![Reply::new(220, "2.0.0", "Ready to start TLS")],
-            next: Next::StartTls,
-        }
-    }
-
-    async fn vrfy(&mut self, addr: &str) -> Response {
-        if !self.cfg.enable_vrfy {
-            return Response::one(Reply::new(
-                252,
-                "2.5.0",
-                "Cannot VRFY user, but will accept message and attempt delivery",
-            ));
-        }
-        if command::validate_mailbox(addr).is_err() {
-            return Response::one(ParseError::BadAddress("bad address").reply());
-        }
-        match self.dir.resolve_recipient(addr).await {
-            Ok(wharf_directory::Resolution::Local { .. }) => {
-                Response::one(Reply::new(250, "2.1.5", format!("<{addr}>")))
-            }
-            Ok(_) => Response::one(Reply::new(550, "5.1.1", "User unknown")),
-            Err(e) => {
-                tracing::error!(session = %self.id, error = %e, "VRFY lookup failed");
-                Response::one(Reply::new(451, "4.3.0", "Temporary lookup failure"))
-            }
-        }
-    }
 }
-
-#[cfg(test)]
-mod tests;

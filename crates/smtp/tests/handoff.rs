@@ -10,38 +10,52 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use support::*;
-use wharf_smtp::{OutboundMessage, OutboundRecipient, RemoteHandoff, SmtpConfig};
+use wharf_smtp::{Origin, RemoteHandoff, SmtpConfig};
+use wharf_store::queue::{NewQueueEntry, Notify, QueueError, QueueId, QueuedRecipient, Ret};
 
-/// Records every message; refuses while `fail` is set.
+/// Records every entry with its origin; refuses while `fail` is set.
 #[derive(Default)]
 struct Recorder {
-    got: Mutex<Vec<OutboundMessage>>,
+    got: Mutex<Vec<(NewQueueEntry, Origin)>>,
     fail: AtomicBool,
-    released: Mutex<Vec<String>>,
-    withdrawn: Mutex<Vec<String>>,
+    released: Mutex<Vec<QueueId>>,
+    withdrawn: Mutex<Vec<QueueId>>,
 }
 
 #[async_trait]
 impl RemoteHandoff for Recorder {
-    async fn enqueue(&self, msg: OutboundMessage) -> Result<String, String> {
+    async fn enqueue(&self, entry: NewQueueEntry, origin: Origin) -> Result<QueueId, QueueError> {
         if self.fail.load(Ordering::SeqCst) {
-            return Err("queue store unavailable".into());
+            return Err(QueueError::Backend("queue store unavailable".into()));
         }
         let mut got = self.got.lock().unwrap();
-        got.push(msg);
-        Ok(format!("Q{}", got.len()))
+        got.push((entry, origin));
+        Ok(got.len() as QueueId)
     }
-    async fn release(&self, id: &str) {
-        self.released.lock().unwrap().push(id.to_string());
+    async fn release(&self, id: QueueId) {
+        self.released.lock().unwrap().push(id);
     }
-    async fn withdraw(&self, id: &str) {
-        self.withdrawn.lock().unwrap().push(id.to_string());
+    async fn withdraw(&self, id: QueueId) {
+        self.withdrawn.lock().unwrap().push(id);
     }
 }
 
 impl Recorder {
-    fn messages(&self) -> Vec<OutboundMessage> {
-        self.got.lock().unwrap().clone()
+    fn messages(&self) -> Vec<NewQueueEntry> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
+    fn origins(&self) -> Vec<Origin> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, o)| o.clone())
+            .collect()
     }
 }
 
@@ -73,12 +87,11 @@ async fn send_data(c: &mut Raw, msg: &[u8]) -> (u16, String) {
     c.reply().await
 }
 
-fn rcpt(address: &str, notify: Option<&str>, orcpt: Option<&str>) -> OutboundRecipient {
-    OutboundRecipient {
-        address: address.into(),
-        notify: notify.map(Into::into),
-        orcpt: orcpt.map(Into::into),
-    }
+fn rcpt(address: &str, notify: Option<&str>, orcpt: Option<&str>) -> QueuedRecipient {
+    let mut r = QueuedRecipient::new(address);
+    r.notify = Notify::from_param(notify);
+    r.orcpt = orcpt.map(Into::into);
+    r
 }
 
 #[tokio::test]
@@ -102,11 +115,11 @@ async fn mixed_local_and_remote_message_with_dsn_parameters() {
     let msg = message(ALICE, BOB, "mixed", "To both sides.\r\n");
     let (code, text) = send_data(&mut c, &msg).await;
     assert_eq!(code, 250, "{text}");
-    assert!(text.contains("outbound Q1"), "{text}");
+    assert!(text.contains("(outbound 1)"), "{text}");
     c.expect("QUIT", 221).await;
     assert_eq!(
         *rec.released.lock().unwrap(),
-        ["Q1"],
+        [1],
         "250 releases the held entry"
     );
     assert!(rec.withdrawn.lock().unwrap().is_empty());
@@ -116,9 +129,14 @@ async fn mixed_local_and_remote_message_with_dsn_parameters() {
     let m = &got[0];
     assert_eq!(m.sender, ALICE);
     assert_eq!(m.envid.as_deref(), Some("abc+def"));
-    assert_eq!(m.ret.as_deref(), Some("FULL"));
+    assert_eq!(m.ret, Some(Ret::Full));
     assert!(!m.require_tls);
-    assert_eq!(m.authenticated_as.as_deref(), Some(ALICE));
+    assert_eq!(
+        rec.origins(),
+        [Origin::Submission {
+            user: ALICE.to_string()
+        }]
+    );
     assert_eq!(
         m.recipients,
         vec![
@@ -246,7 +264,7 @@ async fn requiretls_only_under_tls() {
             Step::Expect(354),
             Step::Send(&body),
             Step::Expect(250),
-            Step::Contains("outbound Q1"),
+            Step::Contains("(outbound 1)"),
         ],
     )
     .await;
@@ -301,7 +319,7 @@ async fn local_failure_after_queueing_withdraws_the_remote_part() {
     let (code, text) = send_data(&mut c, &msg).await;
     assert_eq!(code, 451, "{text}");
     assert_eq!(rec.messages().len(), 1, "the remote part was queued first");
-    assert_eq!(*rec.withdrawn.lock().unwrap(), ["Q1"]);
+    assert_eq!(*rec.withdrawn.lock().unwrap(), [1]);
     assert!(rec.released.lock().unwrap().is_empty());
     assert!(s.inbox(BOB).await.is_empty());
 }
@@ -335,7 +353,7 @@ async fn alias_forwarding_outside_is_handed_over_with_bdat() {
     assert_eq!(got.len(), 1);
     let m = &got[0];
     assert_eq!(m.sender, "x@remote.test");
-    assert_eq!(m.authenticated_as, None);
+    assert_eq!(rec.origins(), [Origin::Forward]);
     assert_eq!(
         m.recipients,
         vec![

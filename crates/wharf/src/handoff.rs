@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use wharf_outbound::Outbound;
-use wharf_outbound::queue::{NewQueueEntry, Notify, QueuedRecipient, Ret};
-use wharf_smtp::{OutboundMessage, RemoteHandoff};
+use wharf_outbound::queue::{NewQueueEntry, QueueError, QueueId};
+use wharf_smtp::{Origin, RemoteHandoff};
 
 /// How long a queued entry waits for its session's verdict. Only reached when the process died
 /// between enqueue and reply; then the entry goes out (the client may also resend: a duplicate
@@ -37,64 +37,42 @@ impl QueueHandoff {
     }
 }
 
-fn recipients(msg: &OutboundMessage) -> Vec<QueuedRecipient> {
-    msg.recipients
-        .iter()
-        .map(|r| {
-            let mut q = QueuedRecipient::new(&r.address);
-            q.notify = Notify::from_param(r.notify.as_deref());
-            q.orcpt = r.orcpt.clone();
-            q
-        })
-        .collect()
-}
-
 #[async_trait]
 impl RemoteHandoff for QueueHandoff {
-    async fn enqueue(&self, msg: OutboundMessage) -> Result<String, String> {
-        let ret = msg.ret.as_deref().and_then(Ret::from_param);
-        let recipients = recipients(&msg);
-        let now = chrono::Utc::now().timestamp();
-        let entry = NewQueueEntry {
-            sender: msg.sender,
-            recipients,
-            raw: msg.raw,
-            envid: msg.envid,
-            ret,
-            require_tls: msg.require_tls,
-            created: now,
-            next_attempt: now.saturating_add(HOLD.as_secs() as i64),
-            expires: now.saturating_add(self.max_age_secs),
-        };
-        let id = if msg.authenticated_as.is_some() {
-            self.outbound
-                .submit(entry)
-                .await
-                .map_err(|e| e.to_string())?
-        } else {
-            let id = self
-                .outbound
-                .queue()
-                .enqueue(entry)
-                .await
-                .map_err(|e| e.to_string())?;
-            tracing::info!(queue_id = id, "forwarded message queued (unsigned)");
-            metrics::counter!("wharf_messages_queued_total").increment(1);
-            id
-        };
-        Ok(id.to_string())
+    async fn enqueue(
+        &self,
+        mut entry: NewQueueEntry,
+        origin: Origin,
+    ) -> Result<QueueId, QueueError> {
+        match origin {
+            Origin::Submission { .. } => {
+                let now = chrono::Utc::now().timestamp();
+                entry.created = now;
+                entry.next_attempt = now.saturating_add(HOLD.as_secs() as i64);
+                entry.expires = now.saturating_add(self.max_age_secs);
+                self.outbound.submit(entry).await
+            }
+            Origin::Forward => {
+                let now = chrono::Utc::now().timestamp();
+                entry.created = now;
+                entry.next_attempt = now.saturating_add(HOLD.as_secs() as i64);
+                entry.expires = now.saturating_add(self.max_age_secs);
+                let id = self.outbound.queue().enqueue(entry).await?;
+                tracing::info!(queue_id = id, "forwarded message queued (unsigned)");
+                metrics::counter!("wharf_messages_queued_total").increment(1);
+                Ok(id)
+            }
+        }
     }
 
-    async fn release(&self, id: &str) {
-        let Ok(id) = id.parse() else { return };
+    async fn release(&self, id: QueueId) {
         if let Err(e) = self.outbound.retry(Some(id)).await {
             // Still queued: it leaves when the hold ends.
             tracing::warn!(queue_id = id, error = %e, "releasing a held queue entry failed");
         }
     }
 
-    async fn withdraw(&self, id: &str) {
-        let Ok(id) = id.parse() else { return };
+    async fn withdraw(&self, id: QueueId) {
         match self.outbound.queue().drop_entry(id).await {
             Ok(_) => tracing::info!(queue_id = id, "held queue entry withdrawn"),
             Err(e) => {
@@ -107,22 +85,32 @@ impl RemoteHandoff for QueueHandoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wharf_outbound::queue::{MemoryQueue, QueueStore};
-    use wharf_smtp::OutboundRecipient;
+    use wharf_outbound::queue::{MemoryQueue, Notify, QueueStore, QueuedRecipient, Ret};
 
-    fn message(authenticated: bool) -> OutboundMessage {
-        OutboundMessage {
+    fn entry() -> NewQueueEntry {
+        let mut r = QueuedRecipient::new("b@y.test");
+        r.notify = Notify::from_param(Some("SUCCESS,DELAY"));
+        r.orcpt = Some("rfc822;B@y.test".into());
+        NewQueueEntry {
             sender: "a@x.test".into(),
-            recipients: vec![OutboundRecipient {
-                address: "b@y.test".into(),
-                notify: None,
-                orcpt: None,
-            }],
+            recipients: vec![r],
             raw: bytes::Bytes::from_static(b"From: <a@x.test>\r\nSubject: s\r\n\r\nbody\r\n"),
             envid: None,
-            ret: Some("HDRS".into()),
+            ret: Some(Ret::Hdrs),
             require_tls: false,
-            authenticated_as: authenticated.then(|| "a@x.test".to_string()),
+            created: 0,
+            next_attempt: 0,
+            expires: 0,
+        }
+    }
+
+    fn origin(authenticated: bool) -> Origin {
+        if authenticated {
+            Origin::Submission {
+                user: "a@x.test".into(),
+            }
+        } else {
+            Origin::Forward
         }
     }
 
@@ -146,18 +134,32 @@ mod tests {
         let handoff = QueueHandoff::new(outbound, 3600);
         let now = chrono::Utc::now().timestamp();
         for authenticated in [true, false] {
-            let id = handoff.enqueue(message(authenticated)).await.unwrap();
+            let id = handoff
+                .enqueue(entry(), origin(authenticated))
+                .await
+                .unwrap();
             let held = queue.lease_due("w", now, 60, 10).await.unwrap();
             assert!(held.is_empty(), "held until the session's 250");
-            handoff.release(&id).await;
+            handoff.release(id).await;
             let due = queue.lease_due("w", now + 1, 60, 10).await.unwrap();
             assert_eq!(due.len(), 1);
-            assert_eq!(due[0].id.to_string(), id);
+            assert_eq!(due[0].id, id);
             assert_eq!(due[0].ret, Some(Ret::Hdrs));
+            // The DSN parameters the session put on the recipient reach the queue as they are.
+            let r = &due[0].recipients[0];
+            assert!(r.notify.success && r.notify.delay && !r.notify.failure && r.notify.explicit);
+            assert_eq!(r.orcpt.as_deref(), Some("rfc822;B@y.test"));
+            assert!(
+                due[0].expires >= now + 3600 - 5,
+                "expiry from max_age, not the session"
+            );
             queue.drop_entry(due[0].id).await.unwrap();
 
-            let id = handoff.enqueue(message(authenticated)).await.unwrap();
-            handoff.withdraw(&id).await;
+            let id = handoff
+                .enqueue(entry(), origin(authenticated))
+                .await
+                .unwrap();
+            handoff.withdraw(id).await;
             assert!(queue.list().await.unwrap().is_empty());
             let later = now + 10 * HOLD.as_secs() as i64;
             assert!(
@@ -170,33 +172,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn dsn_parameters_reach_the_queue_recipients() {
-        let msg = OutboundMessage {
-            sender: "a@x.test".into(),
-            recipients: vec![
-                OutboundRecipient {
-                    address: "b@y.test".into(),
-                    notify: Some("SUCCESS,DELAY".into()),
-                    orcpt: Some("rfc822;B@y.test".into()),
-                },
-                OutboundRecipient {
-                    address: "c@y.test".into(),
-                    notify: None,
-                    orcpt: None,
-                },
-            ],
-            raw: bytes::Bytes::from_static(b"x"),
-            envid: None,
-            ret: None,
-            require_tls: false,
-            authenticated_as: None,
-        };
-        let r = recipients(&msg);
-        assert!(r[0].notify.success && r[0].notify.delay && !r[0].notify.failure);
-        assert!(r[0].notify.explicit);
-        assert_eq!(r[0].orcpt.as_deref(), Some("rfc822;B@y.test"));
-        assert_eq!(r[1].notify, Notify::default_policy());
-        assert_eq!(r[1].orcpt, None);
+    #[tokio::test]
+    async fn forwarded_entries_get_the_queue_schedule_not_the_sessions() {
+        let queue = Arc::new(MemoryQueue::new());
+        let router = wharf_outbound::route::Router::new(wharf_outbound::route::RouterConfig {
+            nameservers: vec!["127.0.0.1:9".parse().unwrap()],
+            mta_sts: None,
+            ..Default::default()
+        })
+        .unwrap();
+        let outbound = Outbound::new(
+            queue.clone(),
+            router,
+            wharf_outbound::ClientConfig::new("h.test"),
+            wharf_outbound::QueueConfig::new("h.test"),
+            wharf_outbound::dkim::DkimSigners::new(),
+            None,
+        );
+        let handoff = QueueHandoff::new(outbound, 7200);
+        let now = chrono::Utc::now().timestamp();
+        let id = handoff.enqueue(entry(), Origin::Forward).await.unwrap();
+        let e = queue.get(id).await.unwrap().unwrap();
+        assert!(e.created >= now && e.created <= now + 5);
+        assert!(e.next_attempt >= now + HOLD.as_secs() as i64);
+        assert!(e.expires >= now + 7200 && e.expires <= now + 7205);
+        assert_eq!(e.sender, "a@x.test");
     }
 }

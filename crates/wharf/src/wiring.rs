@@ -31,11 +31,14 @@ pub struct Ctx {
 /// `http_wiring` builds once the mail listeners are bound (it advertises their ports).
 pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn Handler>> {
     let c = &cfg.config;
+    let mut smtp = c.smtp.clone();
+    smtp.spool_dir
+        .get_or_insert_with(|| cfg.data_dir.join("spool"));
     Some(match listener.protocol {
         Protocol::Http => return None,
         Protocol::Smtp => Arc::new(
             wharf_smtp::SmtpService::new(
-                c.smtp.clone(),
+                smtp,
                 ctx.hostname.clone(),
                 ctx.directory.clone(),
                 wharf_smtp::SmtpRole::Mx,
@@ -44,7 +47,7 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn H
         ),
         Protocol::Submission => Arc::new(
             wharf_smtp::SmtpService::new(
-                c.smtp.clone(),
+                smtp,
                 ctx.hostname.clone(),
                 ctx.directory.clone(),
                 wharf_smtp::SmtpRole::Submission,

@@ -1,12 +1,13 @@
-//! The state machine driven with byte strings, no sockets: a real directory over a temporary store.
+//! The session over the real ports (`adapters`: directory and store over a temporary SQLite
+//! store), driven through `Session::handle` without sockets: the binding of every port is
+//! exercised end to end.
 
 use std::sync::Arc;
 
 use wharf_directory::{Directory, DirectoryConfig};
-
-use super::{ConnInfo, Next, Session};
-use crate::SmtpRole;
-use crate::config::SmtpConfig;
+use wharf_smtp::adapters::directory_backend;
+use wharf_smtp::spool::Spool;
+use wharf_smtp::{ConnInfo, Input, Next, Session, SmtpConfig, SmtpRole, Step};
 
 async fn setup() -> (tempfile::TempDir, Directory) {
     let tmp = tempfile::tempdir().unwrap();
@@ -30,19 +31,36 @@ fn session(dir: &Directory, role: SmtpRole, tls: bool) -> Session {
         }),
         starttls_available: !tls,
     };
+    let spool = Arc::new(Spool::new(
+        std::env::temp_dir().join("wharf-smtp-adapters-test"),
+        256 * 1024,
+        1 << 20,
+        1,
+    ));
     Session::new(
         Arc::new(SmtpConfig::default()),
         "mx.example.test".into(),
         role,
-        dir.clone(),
+        directory_backend(dir.clone(), None),
+        spool,
         "SID".into(),
         conn,
     )
 }
 
-async fn codes(s: &mut Session, line: &str) -> (Vec<u16>, Next) {
-    let r = s.command(format!("{line}\r\n").as_bytes()).await;
-    (r.replies.iter().map(|r| r.code).collect(), r.next)
+async fn line(s: &mut Session, line: &[u8]) -> Step {
+    s.handle(Input::Line(line)).await
+}
+
+async fn codes(s: &mut Session, l: &str) -> (Vec<u16>, Next) {
+    let r = line(s, format!("{l}\r\n").as_bytes()).await;
+    (r.output.codes(), r.next)
+}
+
+fn text(step: &Step) -> String {
+    let mut out = Vec::new();
+    step.output.write_to(&mut out);
+    String::from_utf8(out).unwrap()
 }
 
 #[tokio::test]
@@ -50,11 +68,11 @@ async fn mx_transaction_end_to_end_without_sockets() {
     let (_tmp, dir) = setup().await;
     let mut s = session(&dir, SmtpRole::Mx, false);
     assert_eq!(
-        s.greeting().to_bytes(),
-        b"220 mx.example.test ESMTP Wharf\r\n"
+        text(&s.handle(Input::Connected).await),
+        "220 mx.example.test ESMTP Wharf\r\n"
     );
-    let r = s.command(b"EHLO c.test\r\n").await;
-    let ehlo = String::from_utf8(r.replies[0].to_bytes()).unwrap();
+    let r = line(&mut s, b"EHLO c.test\r\n").await;
+    let ehlo = text(&r);
     assert!(ehlo.starts_with("250-mx.example.test Hello c.test [192.0.2.7]\r\n"));
     assert!(
         ehlo.contains("250 STARTTLS\r\n") && !ehlo.contains("AUTH") && !ehlo.contains("REQUIRETLS")
@@ -73,11 +91,9 @@ async fn mx_transaction_end_to_end_without_sockets() {
     );
     assert_eq!(codes(&mut s, "DATA").await, (vec![354], Next::Data));
     let input = b"Subject: t\r\n\r\n..x\r\n.\r\nQUIT\r\n";
-    let (n, done) = s.body().unwrap().feed_data(input);
-    assert!(done);
-    assert_eq!(&input[n..], b"QUIT\r\n");
-    let r = s.end_of_data().await;
-    assert_eq!(r.replies[0].code, 250, "{}", r.replies[0]);
+    let r = s.handle(Input::Data(input)).await;
+    assert_eq!(&input[r.consumed..], b"QUIT\r\n");
+    assert_eq!(r.output.codes(), vec![250], "{}", text(&r));
     let store = dir.store();
     let acct = store
         .get_account_by_address("alice@example.test")
@@ -99,21 +115,21 @@ async fn mx_transaction_end_to_end_without_sockets() {
 async fn starttls_resets_and_submission_needs_auth() {
     let (_tmp, dir) = setup().await;
     let mut s = session(&dir, SmtpRole::Submission, false);
-    let r = s.command(b"EHLO c.test\r\n").await;
-    assert!(
-        !String::from_utf8(r.replies[0].to_bytes())
-            .unwrap()
-            .contains("AUTH")
-    );
+    let r = line(&mut s, b"EHLO c.test\r\n").await;
+    assert!(!text(&r).contains("AUTH"));
     assert_eq!(codes(&mut s, "AUTH PLAIN").await.0, vec![530]);
     assert_eq!(codes(&mut s, "STARTTLS").await, (vec![220], Next::StartTls));
-    s.tls_started("TLSv1.3".into(), "TLS13_AES_128_GCM_SHA256".into());
+    s.handle(Input::TlsStarted {
+        version: "TLSv1.3".into(),
+        cipher: "TLS13_AES_128_GCM_SHA256".into(),
+    })
+    .await;
     assert_eq!(
         codes(&mut s, "MAIL FROM:<alice@example.test>").await.0,
         vec![503]
     );
-    let r = s.command(b"EHLO c.test\r\n").await;
-    let ehlo = String::from_utf8(r.replies[0].to_bytes()).unwrap();
+    let r = line(&mut s, b"EHLO c.test\r\n").await;
+    let ehlo = text(&r);
     assert!(
         ehlo.contains("AUTH SCRAM-SHA-256 PLAIN LOGIN")
             && ehlo.contains("REQUIRETLS")
@@ -127,12 +143,10 @@ async fn starttls_resets_and_submission_needs_auth() {
         codes(&mut s, "AUTH LOGIN").await,
         (vec![334], Next::AuthResponse)
     );
-    let r = s.auth_response(b"YWxpY2VAZXhhbXBsZS50ZXN0\r\n").await;
+    let r = line(&mut s, b"YWxpY2VAZXhhbXBsZS50ZXN0\r\n").await;
     assert_eq!(r.next, Next::AuthResponse);
-    let r = s
-        .auth_response(b"Y29ycmVjdCBob3JzZSBiYXR0ZXJ5IHN0YXBsZQ==\r\n")
-        .await;
-    assert_eq!(r.replies[0].code, 235);
+    let r = line(&mut s, b"Y29ycmVjdCBob3JzZSBiYXR0ZXJ5IHN0YXBsZQ==\r\n").await;
+    assert_eq!(r.output.codes(), vec![235]);
     assert_eq!(
         codes(&mut s, "MAIL FROM:<bob@example.test>").await.0,
         vec![553]
@@ -150,39 +164,30 @@ async fn bdat_flow_and_error_limit() {
     codes(&mut s, "EHLO c.test").await;
     assert_eq!(
         codes(&mut s, "BDAT 4").await,
-        (
-            vec![503],
-            Next::Bdat {
-                size: 4,
-                discard: true
-            }
-        )
+        (vec![], Next::Chunk { remaining: 4 })
+    );
+    let r = s.handle(Input::Data(b"abcd")).await;
+    assert_eq!(
+        (r.output.codes(), r.next, r.consumed),
+        (vec![503], Next::Command, 4)
     );
     codes(&mut s, "MAIL FROM:<x@remote.test>").await;
     codes(&mut s, "RCPT TO:<alice@example.test>").await;
     assert_eq!(
         codes(&mut s, "BDAT 3").await,
-        (
-            vec![],
-            Next::Bdat {
-                size: 3,
-                discard: false
-            }
-        )
+        (vec![], Next::Chunk { remaining: 3 })
     );
-    s.body().unwrap().feed_chunk(b"A:b");
-    assert_eq!(s.end_of_chunk().await.replies[0].code, 250);
+    assert_eq!(
+        s.handle(Input::Data(b"A:b")).await.output.codes(),
+        vec![250]
+    );
     assert_eq!(codes(&mut s, "DATA").await.0, vec![503]);
     assert_eq!(
         codes(&mut s, "BDAT 2 LAST").await.1,
-        Next::Bdat {
-            size: 2,
-            discard: false
-        }
+        Next::Chunk { remaining: 2 }
     );
-    s.body().unwrap().feed_chunk(b"\r\n");
-    let r = s.end_of_chunk().await;
-    assert_eq!(r.replies[0].code, 250, "{}", r.replies[0]);
+    let r = s.handle(Input::Data(b"\r\n")).await;
+    assert_eq!(r.output.codes(), vec![250], "{}", text(&r));
     // Errors so far: BDAT without MAIL, DATA after BDAT. Eight more reach the default limit of 10.
     for _ in 0..7 {
         assert_eq!(codes(&mut s, "BOGUS").await, (vec![500], Next::Command));

@@ -1,7 +1,7 @@
 //! Command-line syntax (RFC 5321 §4.1): verbs, paths, mailbox addresses (with RFC 6531 UTF-8) and
 //! ESMTP parameters. Pure parsing: no state, no I/O. Every error maps to one precise reply.
 
-use crate::reply::Reply;
+use crate::syntax::reply::Reply;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

@@ -1,34 +1,34 @@
-//! AUTH (RFC 4954) on submission: SASL through the directory, base64 on the wire, refused before TLS.
+//! AUTH (RFC 4954) on submission: SASL through the `Authenticator` port, base64 on the wire,
+//! refused before TLS.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use wharf_directory::{AuthError, Mechanism, SaslExchange, SaslStep};
-use wharf_store::Account;
 
-use super::{Next, Response, Session};
 use crate::SmtpRole;
-use crate::command::trim_eol;
-use crate::reply::Reply;
+use crate::backend::{AuthFailure, Login, SaslOutcome, SaslSession};
+use crate::session::{Next, Session, Step};
+use crate::syntax::command::trim_eol;
+use crate::syntax::reply::Reply;
 
 pub(crate) enum SaslState {
-    Exchange(SaslExchange),
+    Exchange(Box<dyn SaslSession>),
     /// SCRAM's server-final message was sent as a challenge; the client's empty answer completes it.
-    AwaitFinalAck(Account),
+    AwaitFinalAck(Login),
 }
 
 impl Session {
-    pub(super) async fn auth(&mut self, mechanism: &str, initial: Option<String>) -> Response {
+    pub(crate) async fn auth(&mut self, mechanism: &str, initial: Option<String>) -> Step {
         if self.role != SmtpRole::Submission {
-            return Response::one(Reply::new(502, "5.5.1", "AUTH not available on this port"));
+            return Step::one(Reply::new(502, "5.5.1", "AUTH not available on this port"));
         }
         if !self.esmtp {
-            return Response::one(Reply::new(503, "5.5.1", "Send EHLO first"));
+            return Step::one(Reply::new(503, "5.5.1", "Send EHLO first"));
         }
-        if self.account.is_some() {
-            return Response::one(Reply::new(503, "5.5.1", "Already authenticated"));
+        if self.login.is_some() {
+            return Step::one(Reply::new(503, "5.5.1", "Already authenticated"));
         }
         if self.tx.is_some() {
-            return Response::one(Reply::new(
+            return Step::one(Reply::new(
                 503,
                 "5.5.1",
                 "AUTH not allowed during a mail transaction",
@@ -36,14 +36,15 @@ impl Session {
         }
         if !self.tls_or_loopback_ok() {
             tracing::warn!(session = %self.id, "AUTH refused before STARTTLS");
-            return Response::one(Reply::new(
+            return Step::one(Reply::new(
                 530,
                 "5.7.0",
                 "Must issue a STARTTLS command first",
             ));
         }
-        let Some(mech) = Mechanism::from_name(mechanism) else {
-            return Response::one(Reply::new(
+        let Some(mut exchange) = self.backend.auth.start_sasl(mechanism, self.conn.peer.ip())
+        else {
+            return Step::one(Reply::new(
                 504,
                 "5.5.4",
                 "Unrecognized authentication mechanism",
@@ -54,7 +55,7 @@ impl Session {
             Some(s) => match B64.decode(s) {
                 Ok(v) => v,
                 Err(_) => {
-                    return Response::one(Reply::new(
+                    return Step::one(Reply::new(
                         501,
                         "5.5.2",
                         "Invalid base64 in initial response",
@@ -62,20 +63,19 @@ impl Session {
                 }
             },
         };
-        let mut exchange = self.dir.start_sasl(mech, self.conn.peer.ip());
         let step = exchange.step(&initial).await;
-        self.sasl_step(exchange, step, mech.name())
+        self.sasl_step(exchange, step, mechanism)
     }
 
     /// One client line during an AUTH exchange (`Next::AuthResponse`).
-    pub async fn auth_response(&mut self, line: &[u8]) -> Response {
+    pub(crate) async fn auth_response(&mut self, line: &[u8]) -> Step {
         let line = trim_eol(line);
         let Some(state) = self.sasl.take() else {
-            return Response::one(Reply::new(503, "5.5.1", "No authentication in progress"));
+            return Step::one(Reply::new(503, "5.5.1", "No authentication in progress"));
         };
         if line == b"*" {
             tracing::info!(session = %self.id, "AUTH aborted by client");
-            return self.count_errors(Response::one(Reply::new(
+            return self.count_errors(Step::one(Reply::new(
                 501,
                 "5.0.0",
                 "Authentication aborted",
@@ -84,7 +84,7 @@ impl Session {
         let decoded = match B64.decode(line) {
             Ok(v) => v,
             Err(_) => {
-                return self.count_errors(Response::one(Reply::new(
+                return self.count_errors(Step::one(Reply::new(
                     501,
                     "5.5.2",
                     "Invalid base64 in response",
@@ -92,7 +92,7 @@ impl Session {
             }
         };
         match state {
-            SaslState::AwaitFinalAck(account) => self.auth_success(account),
+            SaslState::AwaitFinalAck(login) => self.auth_success(login),
             SaslState::Exchange(mut exchange) => {
                 let step = exchange.step(&decoded).await;
                 let r = self.sasl_step(exchange, step, "");
@@ -101,43 +101,43 @@ impl Session {
         }
     }
 
-    fn sasl_step(&mut self, exchange: SaslExchange, step: SaslStep, mech: &str) -> Response {
+    fn sasl_step(&mut self, exchange: Box<dyn SaslSession>, step: SaslOutcome, mech: &str) -> Step {
         match step {
-            SaslStep::Challenge(c) => {
+            SaslOutcome::Challenge(c) => {
                 self.sasl = Some(SaslState::Exchange(exchange));
-                Response {
-                    replies: vec![Reply::plain(334, vec![B64.encode(c)])],
-                    next: Next::AuthResponse,
-                }
+                Step::new(
+                    vec![Reply::plain(334, vec![B64.encode(c)])],
+                    Next::AuthResponse,
+                )
             }
-            SaslStep::Success {
-                account,
+            SaslOutcome::Success {
+                login,
                 server_final: Some(f),
             } => {
-                self.sasl = Some(SaslState::AwaitFinalAck(account));
-                Response {
-                    replies: vec![Reply::plain(334, vec![B64.encode(f)])],
-                    next: Next::AuthResponse,
-                }
+                self.sasl = Some(SaslState::AwaitFinalAck(login));
+                Step::new(
+                    vec![Reply::plain(334, vec![B64.encode(f)])],
+                    Next::AuthResponse,
+                )
             }
-            SaslStep::Success {
-                account,
+            SaslOutcome::Success {
+                login,
                 server_final: None,
-            } => self.auth_success(account),
-            SaslStep::Failure(e) => {
+            } => self.auth_success(login),
+            SaslOutcome::Failure(e) => {
                 tracing::warn!(session = %self.id, mech, error = ?e, "authentication failed");
                 let result = match e {
-                    AuthError::Throttled { .. } => "throttled",
-                    AuthError::Temporary(_) => "temporary",
+                    AuthFailure::Throttled { .. } => "throttled",
+                    AuthFailure::Temporary(_) => "temporary",
                     _ => "failure",
                 };
                 metrics::counter!("wharf_auth_total", "protocol" => "smtp", "result" => result)
                     .increment(1);
-                Response::one(match e {
-                    AuthError::InvalidCredentials | AuthError::Disabled => {
+                Step::one(match e {
+                    AuthFailure::InvalidCredentials | AuthFailure::Disabled => {
                         Reply::new(535, "5.7.8", "Authentication credentials invalid")
                     }
-                    AuthError::Throttled { retry_after } => Reply::new(
+                    AuthFailure::Throttled { retry_after } => Reply::new(
                         454,
                         "4.7.0",
                         format!(
@@ -145,11 +145,11 @@ impl Session {
                             retry_after.as_secs().max(1)
                         ),
                     ),
-                    AuthError::Malformed(_) => {
+                    AuthFailure::Malformed(_) => {
                         Reply::new(501, "5.5.2", "Malformed authentication exchange")
                     }
-                    AuthError::Aborted => Reply::new(501, "5.0.0", "Authentication aborted"),
-                    AuthError::Temporary(_) => {
+                    AuthFailure::Aborted => Reply::new(501, "5.0.0", "Authentication aborted"),
+                    AuthFailure::Temporary(_) => {
                         Reply::new(454, "4.7.0", "Temporary authentication failure")
                     }
                 })
@@ -157,11 +157,11 @@ impl Session {
         }
     }
 
-    fn auth_success(&mut self, account: Account) -> Response {
-        tracing::info!(session = %self.id, user = %account.address, "authenticated");
+    fn auth_success(&mut self, login: Login) -> Step {
+        tracing::info!(session = %self.id, user = %login.address, "authenticated");
         metrics::counter!("wharf_auth_total", "protocol" => "smtp", "result" => "success")
             .increment(1);
-        self.account = Some(account);
-        Response::one(Reply::new(235, "2.7.0", "Authentication successful"))
+        self.login = Some(login);
+        Step::one(Reply::new(235, "2.7.0", "Authentication successful"))
     }
 }
