@@ -1,5 +1,7 @@
 //! `[imap]` table of wharf.toml: every limit and policy of the IMAP service, with defaults.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -13,6 +15,12 @@ pub struct ImapConfig {
     pub max_literal: u64,
     /// Largest message APPEND accepts, in octets.
     pub max_append: u64,
+    /// APPEND messages larger than this wait in a temp file, not in memory, until stored.
+    pub literal_spool_threshold: u64,
+    /// Octets of APPEND messages all sessions together may hold in memory; beyond it they spool.
+    pub literal_memory_budget: u64,
+    /// Directory of the APPEND spool files (default: `wharf-imap-spool` in the system temp dir).
+    pub spool_dir: Option<PathBuf>,
     /// Protocol errors in a row (BAD replies) tolerated before the connection is closed with BYE.
     pub max_bad_commands: u32,
     /// Inactivity autologout in seconds before login (RFC 9051 asks for at least 30 minutes after).
@@ -28,9 +36,21 @@ impl Default for ImapConfig {
             max_line: 64 * 1024,
             max_literal: 64 * 1024,
             max_append: 64 * 1024 * 1024,
+            literal_spool_threshold: 256 * 1024,
+            literal_memory_budget: 32 * 1024 * 1024,
+            spool_dir: None,
             max_bad_commands: 10,
             idle_timeout_unauth_secs: 60,
             idle_timeout_secs: 30 * 60,
         }
+    }
+}
+
+impl ImapConfig {
+    /// Where APPEND messages are spooled.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.spool_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("wharf-imap-spool"))
     }
 }

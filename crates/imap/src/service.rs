@@ -1,40 +1,55 @@
-//! The connection loop: frames commands and literals off a `wharf_net::Conn` (continuation
-//! requests, LITERAL- limits, over-long lines discarded unbuffered), feeds them to the `Session`,
-//! and runs STARTTLS, SASL exchanges and IDLE (woken by store events).
+//! The connection loop: reads what the session's `Next` asks for off a `wharf_net::Conn` (a
+//! line, literal octets in bounded chunks, octets to discard, a line or a store event while
+//! idling), hands it to `Session::handle`, and writes the `Output` — response bytes, and message
+//! bodies copied from their readers chunk by chunk, so a client that does not read holds back
+//! the copy (backpressure) instead of growing memory. Also runs STARTTLS and the timeouts.
 
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::io::AsyncReadExt;
 use tracing::{debug, info};
 use wharf_directory::Directory;
 use wharf_net::{Conn, Handler, Line, async_trait};
 
+use crate::backend::Backend;
 use crate::config::ImapConfig;
-use crate::session::{ConnInfo, Next, Session};
-use crate::syntax::literal_at_end;
+use crate::output::{BodyPiece, Output, Piece};
+use crate::session::{ConnInfo, Input, Next, Session, Shared, Step};
 
-/// Largest non-synchronising literal (RFC 7888 LITERAL-).
-pub const MAX_NON_SYNC_LITERAL: u64 = 4096;
+/// Largest piece of a literal read at once, and of a message body written at once.
+const CHUNK: usize = 64 * 1024;
 
 /// The IMAP service plugged into the listeners on 143 (STARTTLS) and 993 (implicit TLS).
 pub struct ImapService {
     cfg: Arc<ImapConfig>,
-    dir: Directory,
+    backend: Backend,
+    shared: Arc<Shared>,
     hostname: String,
     next_id: AtomicU64,
 }
 
 impl ImapService {
     pub fn new(cfg: ImapConfig, hostname: String, directory: Directory) -> Self {
+        Self::with_backend(cfg, hostname, crate::adapters::backend(directory))
+    }
+
+    pub fn with_backend(cfg: ImapConfig, hostname: String, backend: Backend) -> Self {
+        let shared = Shared::new(&cfg);
         ImapService {
             cfg: Arc::new(cfg),
-            dir: directory,
+            backend,
+            shared,
             hostname,
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// State shared by this service's sessions (the APPEND memory budget).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
@@ -48,7 +63,13 @@ impl Handler for ImapService {
             starttls_available: conn.starttls_available(),
         };
         info!(session = id, peer = %conn.peer(), listener = conn.listener_name(), host = %self.hostname, "imap session start");
-        let session = Session::new(self.cfg.clone(), self.dir.clone(), info, id);
+        let session = Session::new(
+            self.cfg.clone(),
+            self.backend.clone(),
+            self.shared.clone(),
+            info,
+            id,
+        );
         match run(conn, session, &self.cfg).await {
             Ok(()) => info!(session = id, "imap session end"),
             Err(e) => info!(session = id, error = %e, "imap session ended by i/o error"),
@@ -64,119 +85,22 @@ impl Handler for ImapService {
     }
 }
 
-/// One framed client input.
-enum Frame {
-    Command(Vec<u8>),
-    TooLong,
-    LiteralTooBig { tag: Option<String>, non_sync: bool },
-    Eof,
-}
-
-fn tag_of(buf: &[u8]) -> Option<String> {
-    let end = buf.iter().position(|&b| b == b' ')?;
-    let t = &buf[..end];
-    (!t.is_empty() && t.iter().all(|&b| b.is_ascii_graphic() && b != b'+'))
-        .then(|| String::from_utf8_lossy(t).into_owned())
-}
-
-fn is_append(buf: &[u8]) -> bool {
-    let mut words = buf.split(|&b| b == b' ');
-    words.next();
-    words
-        .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
-}
-
-/// Reads one command with its literals.
-async fn read_command(conn: &mut Conn, cfg: &ImapConfig) -> io::Result<Frame> {
-    let mut buf = Vec::new();
-    loop {
-        let line = match conn.read_line(cfg.max_line).await? {
-            Line::Complete(l) => l,
-            Line::TooLong => return Ok(Frame::TooLong),
-            Line::Eof => return Ok(Frame::Eof),
-        };
-        buf.extend_from_slice(&line);
-        let Some(lit) = literal_at_end(&line) else {
-            return Ok(Frame::Command(buf));
-        };
-        let limit = if is_append(&buf) {
-            cfg.max_append
-        } else {
-            cfg.max_literal
-        };
-        let too_big = lit.len > limit || (lit.non_sync && lit.len > MAX_NON_SYNC_LITERAL);
-        if too_big {
-            let tag = tag_of(&buf);
-            if lit.non_sync {
-                // The client sends it anyway: read it away without keeping it, then the rest
-                // of the command (which may announce further literals).
-                let mut pending = Some(lit.len);
-                let mut rounds = 0;
-                while let Some(n) = pending.take() {
-                    rounds += 1;
-                    let Ok(n) = usize::try_from(n) else {
-                        return Ok(Frame::Eof);
-                    };
-                    if !conn.discard_exact(n).await? {
-                        return Ok(Frame::Eof);
-                    }
-                    match conn.read_line(cfg.max_line).await? {
-                        Line::Complete(l) => {
-                            if let Some(next) = literal_at_end(&l)
-                                && next.non_sync
-                                && rounds < 64
-                            {
-                                pending = Some(next.len);
-                            }
-                        }
-                        Line::TooLong => {}
-                        Line::Eof => return Ok(Frame::Eof),
-                    }
-                }
-            }
-            return Ok(Frame::LiteralTooBig {
-                tag,
-                non_sync: lit.non_sync,
-            });
-        }
-        if buf.len() as u64 + lit.len > limit.saturating_add(cfg.max_line as u64 * 4) {
-            return Ok(Frame::LiteralTooBig {
-                tag: tag_of(&buf),
-                non_sync: lit.non_sync,
-            });
-        }
-        if !lit.non_sync {
-            conn.write_all(b"+ Ready for literal data\r\n").await?;
-            conn.flush().await?;
-        }
-        let n = usize::try_from(lit.len).map_err(|_| io::Error::other("literal size"))?;
-        match conn.read_exact_bytes(n).await? {
-            Some(data) => buf.extend_from_slice(&data),
-            None => return Ok(Frame::Eof),
-        }
-    }
-}
-
-enum IdleInput {
-    Line(io::Result<Line>),
-    Event(Result<wharf_store::MailboxEvent, RecvError>),
-    Shutdown,
+fn timed_out(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut
 }
 
 async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Result<()> {
     let mut shutdown = conn.shutdown_signal();
     conn.set_idle_timeout(Duration::from_secs(cfg.idle_timeout_unauth_secs));
-    conn.write_all(&session.greeting()).await?;
-    conn.flush().await?;
-    let mut next = Next::Command;
+    write_output(&mut conn, session.greeting()).await?;
+    let mut next = Next::Line;
     let mut was_authed = false;
     loop {
         if !was_authed && session.is_authenticated() {
             was_authed = true;
             conn.set_idle_timeout(Duration::from_secs(cfg.idle_timeout_secs));
         }
-        match next {
+        let step: Step = match next {
             Next::Close => {
                 conn.flush().await?;
                 return Ok(());
@@ -184,113 +108,120 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
             Next::StartTls => {
                 conn.flush().await?;
                 conn.start_tls().await?;
-                session.tls_started();
-                next = Next::Command;
+                session.handle(Input::TlsStarted).await
             }
-            Next::Command => {
-                let frame = tokio::select! {
-                    f = read_command(&mut conn, cfg) => f,
-                    _ = shutdown.changed() => {
-                        conn.write_all(&session.bye("Server shutting down")).await?;
-                        conn.flush().await?;
-                        return Ok(());
-                    }
+            Next::More => session.handle(Input::Resume).await,
+            Next::Line => {
+                let line = tokio::select! {
+                    l = conn.read_line(cfg.max_line) => Some(l),
+                    _ = shutdown.changed() => None,
                 };
-                let frame = match frame {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                        conn.write_all(&session.bye("Autologout; idle for too long"))
-                            .await?;
-                        conn.flush().await?;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e),
-                };
-                let reply = match frame {
-                    Frame::Command(raw) => session.handle(&raw).await,
-                    Frame::TooLong => session.line_too_long(),
-                    Frame::LiteralTooBig { tag, non_sync } => {
-                        session.literal_too_big(tag.as_deref(), non_sync)
-                    }
-                    Frame::Eof => {
+                match line {
+                    None => session.handle(Input::Shutdown).await,
+                    Some(Ok(Line::Complete(l))) => session.handle(Input::Line(&l)).await,
+                    Some(Ok(Line::TooLong)) => session.handle(Input::LineTooLong).await,
+                    Some(Ok(Line::Eof)) => {
                         debug!("client closed the connection");
                         return Ok(());
                     }
-                };
-                conn.write_all(&reply.out).await?;
-                conn.flush().await?;
-                next = reply.next;
-            }
-            Next::More => {
-                let reply = session.resume().await;
-                conn.write_all(&reply.out).await?;
-                conn.flush().await?;
-                next = reply.next;
-            }
-            Next::Sasl => {
-                let line = match conn.read_line(cfg.max_line).await? {
-                    Line::Complete(l) => l,
-                    Line::TooLong => b"*\r\n".to_vec(),
-                    Line::Eof => return Ok(()),
-                };
-                let reply = session.sasl_line(&line).await;
-                conn.write_all(&reply.out).await?;
-                conn.flush().await?;
-                next = reply.next;
-            }
-            Next::Idle => {
-                let input = {
-                    let events = session.events();
-                    tokio::select! {
-                        l = conn.read_line(cfg.max_line) => IdleInput::Line(l),
-                        e = async {
-                            match events {
-                                Some(rx) => rx.recv().await,
-                                None => std::future::pending().await,
-                            }
-                        } => IdleInput::Event(e),
-                        _ = shutdown.changed() => IdleInput::Shutdown,
-                    }
-                };
-                match input {
-                    IdleInput::Shutdown => {
-                        conn.write_all(&session.bye("Server shutting down")).await?;
-                        conn.flush().await?;
-                        return Ok(());
-                    }
-                    IdleInput::Event(e) => {
-                        session.note_event(e);
-                        let out = session.idle_wake().await;
-                        if !out.is_empty() {
-                            conn.write_all(&out).await?;
-                            conn.flush().await?;
-                        }
-                        if session.is_closed() {
-                            return Ok(());
-                        }
-                    }
-                    IdleInput::Line(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
-                        conn.write_all(&session.bye("Autologout; idle for too long"))
-                            .await?;
-                        conn.flush().await?;
-                        return Ok(());
-                    }
-                    IdleInput::Line(Err(e)) => return Err(e),
-                    IdleInput::Line(Ok(Line::Eof)) => return Ok(()),
-                    IdleInput::Line(Ok(Line::TooLong)) => {
-                        let reply = session.idle_line(b"").await;
-                        conn.write_all(&reply.out).await?;
-                        conn.flush().await?;
-                        next = reply.next;
-                    }
-                    IdleInput::Line(Ok(Line::Complete(l))) => {
-                        let reply = session.idle_line(&l).await;
-                        conn.write_all(&reply.out).await?;
-                        conn.flush().await?;
-                        next = reply.next;
-                    }
+                    Some(Err(e)) if timed_out(&e) => session.handle(Input::Timeout).await,
+                    Some(Err(e)) => return Err(e),
                 }
             }
+            Next::Literal { len } => {
+                // Not raced against shutdown: `read_exact_bytes` is not cancel-safe.
+                let n = usize::try_from(len.min(CHUNK as u64)).unwrap_or(CHUNK);
+                match conn.read_exact_bytes(n).await {
+                    Ok(Some(data)) => session.handle(Input::Data(&data)).await,
+                    Ok(None) => return Ok(()),
+                    Err(e) if timed_out(&e) => session.handle(Input::Timeout).await,
+                    Err(e) => return Err(e),
+                }
+            }
+            Next::Discard { len } => {
+                let Ok(n) = usize::try_from(len) else {
+                    return Ok(());
+                };
+                match conn.discard_exact(n).await {
+                    Ok(true) => {
+                        next = Next::Line;
+                        continue;
+                    }
+                    Ok(false) => return Ok(()),
+                    Err(e) if timed_out(&e) => session.handle(Input::Timeout).await,
+                    Err(e) => return Err(e),
+                }
+            }
+            Next::Idle => {
+                enum Woke {
+                    Line(io::Result<Line>),
+                    Event(
+                        Result<wharf_store::MailboxEvent, tokio::sync::broadcast::error::RecvError>,
+                    ),
+                    Shutdown,
+                }
+                let woke = tokio::select! {
+                    l = conn.read_line(cfg.max_line) => Woke::Line(l),
+                    e = session.next_event() => Woke::Event(e),
+                    _ = shutdown.changed() => Woke::Shutdown,
+                };
+                match woke {
+                    Woke::Shutdown => session.handle(Input::Shutdown).await,
+                    Woke::Event(e) => session.handle(Input::Event(e)).await,
+                    Woke::Line(Ok(Line::Complete(l))) => session.handle(Input::Line(&l)).await,
+                    Woke::Line(Ok(Line::TooLong)) => session.handle(Input::LineTooLong).await,
+                    Woke::Line(Ok(Line::Eof)) => return Ok(()),
+                    Woke::Line(Err(e)) if timed_out(&e) => session.handle(Input::Timeout).await,
+                    Woke::Line(Err(e)) => return Err(e),
+                }
+            }
+        };
+        write_output(&mut conn, step.output).await?;
+        next = step.next;
+    }
+}
+
+/// Writes one step's output: bytes as they are, bodies copied from their readers in chunks of
+/// at most `CHUNK` (each write waits for the socket, so memory stays at one chunk).
+async fn write_output(conn: &mut Conn, output: Output) -> io::Result<()> {
+    for piece in output.pieces {
+        match piece {
+            Piece::Bytes(b) => conn.write_all(&b).await?,
+            Piece::Body(body) => copy_body(conn, body).await?,
         }
     }
+    conn.flush().await
+}
+
+async fn copy_body(conn: &mut Conn, mut body: BodyPiece) -> io::Result<()> {
+    if body.skip > 0 {
+        let skipped = tokio::io::copy(
+            &mut (&mut body.reader).take(body.skip),
+            &mut tokio::io::sink(),
+        )
+        .await?;
+        if skipped != body.skip {
+            return Err(short_body());
+        }
+    }
+    let mut chunk = vec![0u8; usize::try_from(body.len).unwrap_or(CHUNK).min(CHUNK)];
+    let mut left = body.len;
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(CHUNK).min(chunk.len());
+        let n = body.reader.read(&mut chunk[..want]).await?;
+        if n == 0 {
+            // The literal length is on the wire already: the connection cannot recover.
+            return Err(short_body());
+        }
+        conn.write_all(&chunk[..n]).await?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+fn short_body() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "message body shorter than announced",
+    )
 }

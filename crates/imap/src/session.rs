@@ -1,52 +1,110 @@
 //! The IMAP session state machine (not authenticated → authenticated → selected → logout), free
-//! of sockets: it takes one complete command (as the framer collected it) and returns the bytes
-//! to send plus what the connection loop must do next. It owns the selected mailbox's view
-//! (sequence number ↔ UID map, flags) and turns store change events into the untagged
-//! EXISTS/FETCH/EXPUNGE responses at the moments RFC 9051 §7.4.1 allows them.
+//! of sockets: one entry point, `handle(Input) -> Step`, takes what the connection loop read
+//! (a line, literal octets, an IDLE wake, a timeout...) and answers the output to write and what
+//! to read next. The session owns its receivers: command literals (`receive`), SASL exchanges
+//! (`commands/auth`) and IDLE (`commands/idle`); `selected` keeps the selected mailbox's view.
+//! It reaches the rest of the system only through the traits of `backend`.
 
-use std::collections::{BTreeSet, HashSet};
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
-use wharf_directory::{Directory, SaslExchange};
-use wharf_store::{Account, Mailbox, MailboxEvent, MessageEntry, ModSeq, Store, StoreError, Uid};
+use wharf_store::{MailboxEvent, StoreError, Uid};
 
+use crate::backend::{Backend, Login, SaslSession};
+use crate::commands::append::AppendBody;
 use crate::config::ImapConfig;
-use crate::syntax::{self, Command, CommandKind, SeqNum, SeqSet, response};
+use crate::output::Output;
+use crate::receive::{Received, Receiver};
+use crate::selected::Selected;
+use crate::spool::LiteralBudget;
+use crate::spool::Spooled;
+use crate::syntax::{self, Command, CommandKind};
+
+pub use crate::output::{BodyPiece, Piece};
 
 /// Facts about the connection the session needs for its policy decisions.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
-    pub peer: IpAddr,
+    pub peer: std::net::IpAddr,
     pub tls: bool,
     /// The listener offers STARTTLS and the connection has not upgraded yet.
     pub starttls_available: bool,
 }
 
-/// What the connection loop must do after sending a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Read the next command.
-    Command,
-    /// Run the TLS handshake (discarding buffered plaintext), then call `tls_started`.
-    StartTls,
-    /// Read one SASL response line and give it to `sasl_line`.
-    Sasl,
-    /// IDLE: wait for either a line (`idle_line`) or a store event (`idle_wake`).
-    Idle,
-    /// Close the connection.
-    Close,
-    /// Send this output, then call `resume` for the rest of the command's responses.
-    More,
+/// What the connection loop hands to the session.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// One line as received, line ending included (a command line, the rest of a command after
+    /// a literal, a SASL response, or what ends IDLE).
+    Line(&'a [u8]),
+    /// A line over `max_line` arrived and was discarded.
+    LineTooLong,
+    /// Octets of the literal `Next::Literal` asked for (any non-empty part of them).
+    Data(&'a [u8]),
+    /// The output of a `Next::More` step was written: continue the command.
+    Resume,
+    /// A store event arrived while idling.
+    Event(Result<MailboxEvent, broadcast::error::RecvError>),
+    /// The STARTTLS handshake completed.
+    TlsStarted,
+    /// Nothing arrived for the idle timeout.
+    Timeout,
+    /// The server is shutting down.
+    Shutdown,
 }
 
-/// Bytes to send and what comes next.
+/// What the loop does after writing the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read a line.
+    Line,
+    /// Read literal octets (up to `len`) and hand them in as `Input::Data`.
+    Literal { len: u64 },
+    /// Read `len` octets and drop them, then read a line.
+    Discard { len: u64 },
+    /// Run the TLS handshake (discarding buffered plaintext), then hand in `Input::TlsStarted`.
+    StartTls,
+    /// IDLE: wait for a line or a store event (`Session::next_event`).
+    Idle,
+    /// Write the output, then hand in `Input::Resume` for the rest of the command's responses.
+    More,
+    /// Close the connection.
+    Close,
+}
+
+/// The session's answer to one input.
 #[derive(Debug)]
-pub struct Reply {
-    pub out: Vec<u8>,
+pub struct Step {
+    pub output: Output,
     pub next: Next,
+}
+
+impl Step {
+    pub(crate) fn text(bytes: impl AsRef<[u8]>, next: Next) -> Step {
+        let mut output = Output::new();
+        output.extend_from_slice(bytes.as_ref());
+        Step { output, next }
+    }
+}
+
+/// State shared by every session of one service.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) budget: Arc<LiteralBudget>,
+}
+
+impl Shared {
+    pub fn new(cfg: &ImapConfig) -> Arc<Shared> {
+        Arc::new(Shared {
+            budget: LiteralBudget::new(cfg.literal_memory_budget),
+        })
+    }
+
+    /// Octets of APPEND literals held in memory by all sessions right now.
+    pub fn literal_bytes_in_memory(&self) -> u64 {
+        self.budget.in_use()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +121,8 @@ pub(crate) struct Done {
     pub code: Option<String>,
     pub text: String,
     pub next: Next,
+    /// The command goes on (SASL challenge, IDLE): no tagged completion yet.
+    pub pending: bool,
 }
 
 impl Done {
@@ -71,7 +131,8 @@ impl Done {
             status: "OK",
             code: None,
             text: text.into(),
-            next: Next::Command,
+            next: Next::Line,
+            pending: false,
         }
     }
     pub fn ok_code(code: impl Into<String>, text: impl Into<String>) -> Done {
@@ -85,7 +146,8 @@ impl Done {
             status: "NO",
             code: code.map(str::to_string),
             text: text.into(),
-            next: Next::Command,
+            next: Next::Line,
+            pending: false,
         }
     }
     pub fn bad(text: impl Into<String>) -> Done {
@@ -93,7 +155,16 @@ impl Done {
             status: "BAD",
             code: None,
             text: text.into(),
-            next: Next::Command,
+            next: Next::Line,
+            pending: false,
+        }
+    }
+    /// The command continues after this output (`next` says how).
+    pub fn pending(next: Next) -> Done {
+        Done {
+            pending: true,
+            next,
+            ..Done::ok("")
         }
     }
     pub fn with_next(mut self, next: Next) -> Done {
@@ -115,108 +186,22 @@ impl Done {
     }
 }
 
-/// The view of the selected mailbox this session has announced to its client.
-pub(crate) struct Selected {
-    pub mailbox: Mailbox,
-    pub read_only: bool,
-    /// Messages by ascending UID; sequence number = index + 1.
-    pub msgs: Vec<MessageEntry>,
-    pub modseq: ModSeq,
-    /// UIDs this session reports as \Recent (IMAP4rev1).
-    pub recent: HashSet<Uid>,
-    /// Expunged in the store, not yet announced (their sequence numbers still stand).
-    pub pending_expunge: BTreeSet<Uid>,
-    /// An event arrived (or this session changed something): pull `changes_since` before replying.
-    pub dirty: bool,
-}
-
-impl Selected {
-    pub fn index_of(&self, uid: Uid) -> Option<usize> {
-        self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()
-    }
-
-    /// Resolves a sequence set (of sequence numbers or UIDs) to message indexes, ascending.
-    /// Sequence numbers beyond the mailbox are an error (RFC 9051 §6.4.5 wants BAD).
-    pub fn resolve(&self, set: &SeqSet, uid: bool, saved: &[Uid]) -> Result<Vec<usize>, String> {
-        let mut out = BTreeSet::new();
-        match set {
-            SeqSet::Saved => {
-                for &u in saved {
-                    if let Some(i) = self.index_of(u) {
-                        out.insert(i);
-                    }
-                }
-            }
-            SeqSet::Ranges(ranges) => {
-                let n = self.msgs.len() as u32;
-                let max = if uid {
-                    self.msgs.last().map(|m| m.uid).unwrap_or(0)
-                } else {
-                    n
-                };
-                let value = |s: SeqNum| match s {
-                    SeqNum::Num(v) => v,
-                    SeqNum::Star => max,
-                };
-                // Sorted, merged ranges: a set repeating `1:*` many times costs no more than one.
-                let mut spans: Vec<(u32, u32)> = ranges
-                    .iter()
-                    // `*` in an empty mailbox names no message (clients send `1:*` blindly).
-                    .filter(|&&(a, b)| max > 0 || (a != SeqNum::Star && b != SeqNum::Star))
-                    .map(|&(a, b)| {
-                        let (a, b) = (value(a), value(b));
-                        (a.min(b), a.max(b))
-                    })
-                    .collect();
-                spans.sort_unstable();
-                let mut merged: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
-                for (lo, hi) in spans {
-                    match merged.last_mut() {
-                        Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
-                        _ => merged.push((lo, hi)),
-                    }
-                }
-                for (lo, hi) in merged {
-                    if uid {
-                        let start = self.msgs.partition_point(|m| m.uid < lo);
-                        for (i, m) in self.msgs.iter().enumerate().skip(start) {
-                            if m.uid > hi {
-                                break;
-                            }
-                            out.insert(i);
-                        }
-                    } else {
-                        if hi > n {
-                            return Err("Invalid message sequence number".into());
-                        }
-                        if lo == 0 {
-                            continue;
-                        }
-                        out.extend((lo - 1) as usize..hi as usize);
-                    }
-                }
-            }
-        }
-        Ok(out.into_iter().collect())
-    }
-}
-
 /// A SASL exchange in progress.
 pub(crate) struct SaslState {
     pub tag: String,
-    pub exchange: SaslExchange,
+    pub exchange: Box<dyn SaslSession>,
     /// SCRAM's server-final was sent as a challenge; the client's (empty) answer completes.
-    pub success: Option<Account>,
+    pub success: Option<Login>,
 }
 
 /// One IMAP session.
 pub struct Session {
     pub(crate) cfg: Arc<ImapConfig>,
-    pub(crate) dir: Directory,
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) backend: Backend,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) conn: ConnInfo,
     pub(crate) state: State,
-    pub(crate) account: Option<Account>,
+    pub(crate) account: Option<Login>,
     /// ENABLE IMAP4rev2 was given.
     pub(crate) rev2: bool,
     /// Mailbox names travel as UTF-8 (IMAP4rev2 or UTF8=ACCEPT).
@@ -229,16 +214,22 @@ pub struct Session {
     /// SEARCHRES `$` (RFC 5182): UIDs of the last SEARCH ... RETURN (SAVE).
     pub(crate) saved: Vec<Uid>,
     pub(crate) fetch_job: Option<crate::commands::fetch::FetchJob>,
+    pub(crate) rx: Receiver,
     pub(crate) id: u64,
 }
 
 impl Session {
-    pub fn new(cfg: Arc<ImapConfig>, dir: Directory, conn: ConnInfo, id: u64) -> Session {
-        let store = dir.store().clone();
+    pub fn new(
+        cfg: Arc<ImapConfig>,
+        backend: Backend,
+        shared: Arc<Shared>,
+        conn: ConnInfo,
+        id: u64,
+    ) -> Session {
         Session {
             cfg,
-            dir,
-            store,
+            backend,
+            shared,
             conn,
             state: State::NotAuthenticated,
             account: None,
@@ -251,17 +242,79 @@ impl Session {
             idle_tag: None,
             saved: Vec::new(),
             fetch_job: None,
+            rx: Receiver::default(),
             id,
         }
     }
 
     /// The server greeting.
-    pub fn greeting(&self) -> Vec<u8> {
-        format!(
-            "* OK [CAPABILITY {}] Wharf IMAP ready\r\n",
-            self.capabilities()
-        )
-        .into_bytes()
+    pub fn greeting(&self) -> Output {
+        let mut out = Output::new();
+        out.extend_from_slice(
+            format!(
+                "* OK [CAPABILITY {}] Wharf IMAP ready\r\n",
+                self.capabilities()
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    /// The one entry point: what the loop read (or what happened) in, what to do out.
+    pub async fn handle(&mut self, input: Input<'_>) -> Step {
+        match input {
+            Input::Line(line) => {
+                if self.sasl.is_some() {
+                    self.sasl_line(line).await
+                } else if self.idle_tag.is_some() {
+                    self.idle_line(line).await
+                } else {
+                    self.command_line(line).await
+                }
+            }
+            Input::LineTooLong => {
+                if self.sasl.is_some() {
+                    self.sasl_line(b"*\r\n").await
+                } else if self.idle_tag.is_some() {
+                    self.idle_line(b"").await
+                } else {
+                    self.rx = Receiver::default();
+                    self.line_too_long()
+                }
+            }
+            Input::Data(data) => self.literal_data(data).await,
+            Input::Resume => self.resume().await,
+            Input::Event(ev) => {
+                self.note_event(ev);
+                let output = self.idle_wake().await;
+                let next = if self.is_closed() {
+                    Next::Close
+                } else if self.idle_tag.is_some() {
+                    Next::Idle
+                } else {
+                    Next::Line
+                };
+                Step { output, next }
+            }
+            Input::TlsStarted => {
+                self.tls_started();
+                Step {
+                    output: Output::new(),
+                    next: Next::Line,
+                }
+            }
+            Input::Timeout => self.bye("Autologout; idle for too long"),
+            Input::Shutdown => self.bye("Server shutting down"),
+        }
+    }
+
+    /// Waits for the next store event of the account (never resolves when there is no
+    /// subscription); the loop races it against the client's line during IDLE.
+    pub async fn next_event(&mut self) -> Result<MailboxEvent, broadcast::error::RecvError> {
+        match self.events.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Whether LOGIN/AUTHENTICATE may be used on this connection now.
@@ -278,9 +331,9 @@ impl Session {
                 c.push_str(" STARTTLS");
             }
             if self.auth_allowed() {
-                for m in wharf_directory::MECHANISMS {
+                for m in self.backend.auth.mechanisms() {
                     c.push_str(" AUTH=");
-                    c.push_str(m.name());
+                    c.push_str(m);
                 }
             } else {
                 c.push_str(" LOGINDISABLED");
@@ -301,55 +354,54 @@ impl Session {
     }
 
     /// A command line longer than the limit arrived (and was discarded).
-    pub fn line_too_long(&mut self) -> Reply {
+    fn line_too_long(&mut self) -> Step {
         warn!(session = self.id, "command line over the limit");
         self.bad_reply("* BAD [TOOBIG] Command line too long\r\n".into())
     }
 
     /// A literal over the limit was announced (and, if non-synchronising, discarded).
-    pub fn literal_too_big(&mut self, tag: Option<&str>, non_sync: bool) -> Reply {
+    pub(crate) fn literal_too_big(&mut self, tag: Option<&str>, non_sync: bool) -> Step {
         warn!(session = self.id, non_sync, "literal over the limit");
         let t = tag.unwrap_or("*");
-        let line = if non_sync {
-            format!("{t} BAD [TOOBIG] Literal too large\r\n")
-        } else {
-            format!("{t} NO [TOOBIG] Literal too large\r\n")
-        };
         if non_sync {
-            self.bad_reply(line)
+            self.bad_reply(format!("{t} BAD [TOOBIG] Literal too large\r\n"))
         } else {
-            Reply {
-                out: line.into_bytes(),
-                next: Next::Command,
-            }
+            Step::text(format!("{t} NO [TOOBIG] Literal too large\r\n"), Next::Line)
         }
     }
 
-    fn bad_reply(&mut self, line: String) -> Reply {
+    pub(crate) fn bad_reply(&mut self, line: String) -> Step {
         self.bad_in_row += 1;
-        let mut out = line.into_bytes();
+        let mut output = Output::new();
+        output.extend_from_slice(line.as_bytes());
         if self.bad_in_row >= self.cfg.max_bad_commands {
-            out.extend_from_slice(b"* BYE Too many invalid commands\r\n");
-            return Reply {
-                out,
+            output.extend_from_slice(b"* BYE Too many invalid commands\r\n");
+            return Step {
+                output,
                 next: Next::Close,
             };
         }
-        Reply {
-            out,
-            next: Next::Command,
+        Step {
+            output,
+            next: Next::Line,
         }
     }
 
     /// Autologout after inactivity or server shutdown.
-    pub fn bye(&mut self, why: &str) -> Vec<u8> {
+    fn bye(&mut self, why: &str) -> Step {
         self.state = State::Logout;
-        format!("* BYE {why}\r\n").into_bytes()
+        self.rx = Receiver::default();
+        Step::text(format!("* BYE {why}\r\n"), Next::Close)
     }
 
-    /// Handles one complete command.
-    pub async fn handle(&mut self, raw: &[u8]) -> Reply {
-        let cmd = match syntax::parse_command(raw) {
+    /// Runs one complete command.
+    pub(crate) async fn command(&mut self, received: Received) -> Step {
+        let Received {
+            raw,
+            spooled,
+            _lease,
+        } = received;
+        let cmd = match syntax::parse_command(&raw) {
             Ok(c) => c,
             Err(e) => {
                 metrics::counter!("wharf_imap_commands_total", "command" => "other").increment(1);
@@ -358,23 +410,24 @@ impl Session {
                 return self.bad_reply(format!("{tag} BAD {}\r\n", e.message));
             }
         };
-        let mut out = Vec::new();
+        drop(raw);
+        let mut out = Output::new();
         let tag = cmd.tag.clone();
         let name = cmd.kind.name();
         metrics::counter!("wharf_imap_commands_total", "command" => name).increment(1);
         let (allow_expunge, sync_after) = sync_policy(&cmd.kind);
-        let done = self.execute(cmd, &mut out).await;
+        let done = self.execute(cmd, spooled, &mut out).await;
         self.finish(&tag, name, allow_expunge, sync_after, done, out)
             .await
     }
 
     /// Continues a command that answered `Next::More`.
-    pub async fn resume(&mut self) -> Reply {
-        let mut out = Vec::new();
+    async fn resume(&mut self) -> Step {
+        let mut out = Output::new();
         let Some(job) = self.fetch_job.take() else {
-            return Reply {
-                out,
-                next: Next::Command,
+            return Step {
+                output: out,
+                next: Next::Line,
             };
         };
         let tag = job.tag.clone();
@@ -391,11 +444,11 @@ impl Session {
         allow_expunge: bool,
         sync_after: bool,
         done: Done,
-        mut out: Vec<u8>,
-    ) -> Reply {
+        mut out: Output,
+    ) -> Step {
         if done.next == Next::More {
-            return Reply {
-                out,
+            return Step {
+                output: out,
                 next: Next::More,
             };
         }
@@ -404,10 +457,10 @@ impl Session {
         } else {
             self.bad_in_row = 0;
         }
-        if sync_after && self.state == State::Selected && done.next == Next::Command {
+        if sync_after && self.state == State::Selected && !done.pending && done.next == Next::Line {
             self.sync(&mut out, allow_expunge).await;
         }
-        if done.next != Next::Sasl && done.next != Next::Idle {
+        if !done.pending {
             out.extend_from_slice(tag.as_bytes());
             out.push(b' ');
             out.extend_from_slice(done.status.as_bytes());
@@ -432,10 +485,10 @@ impl Session {
             out.extend_from_slice(b"* BYE Too many invalid commands\r\n");
             next = Next::Close;
         }
-        Reply { out, next }
+        Step { output: out, next }
     }
 
-    async fn execute(&mut self, cmd: Command, out: &mut Vec<u8>) -> Done {
+    async fn execute(&mut self, cmd: Command, spooled: Option<Spooled>, out: &mut Output) -> Done {
         use CommandKind as K;
         let tag = cmd.tag;
         let authed = self.is_authenticated();
@@ -503,15 +556,15 @@ impl Session {
                 flags,
                 date,
                 message,
-            } => self.append(&mailbox, &flags, date, message).await,
-            K::Idle => {
-                self.idle_tag = Some(tag);
-                out.extend_from_slice(b"+ idling\r\n");
-                if self.state == State::Selected {
-                    self.sync(out, true).await;
-                }
-                Done::ok("").with_next(Next::Idle)
+            } => {
+                let body = match spooled {
+                    Some(s) if message.is_empty() => AppendBody::Spooled(s),
+                    Some(_) => return Done::bad("Unexpected message literal"),
+                    None => AppendBody::Memory(message),
+                };
+                self.append(&mailbox, &flags, date, body).await
             }
+            K::Idle => self.idle(tag, out).await,
             _ if !selected => Done::bad("No mailbox selected"),
             K::Close => self.close(true).await,
             K::Unselect => self.close(false).await,
@@ -536,7 +589,7 @@ impl Session {
         }
     }
 
-    fn enable(&mut self, caps: &[String], out: &mut Vec<u8>) -> Done {
+    fn enable(&mut self, caps: &[String], out: &mut Output) -> Done {
         let mut enabled = Vec::new();
         for c in caps {
             if c.eq_ignore_ascii_case("IMAP4rev2") && !self.rev2 {
@@ -557,183 +610,9 @@ impl Session {
         Done::ok("ENABLE completed")
     }
 
-    /// Called by the loop when the client answered an IDLE with a line.
-    pub async fn idle_line(&mut self, line: &[u8]) -> Reply {
-        let tag = self.idle_tag.take().unwrap_or_else(|| "*".into());
-        let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
-        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-        let mut out = Vec::new();
-        if self.state == State::Selected {
-            self.sync(&mut out, true).await;
-        }
-        if trimmed.eq_ignore_ascii_case(b"DONE") {
-            out.extend_from_slice(format!("{tag} OK IDLE terminated\r\n").as_bytes());
-            self.bad_in_row = 0;
-            Reply {
-                out,
-                next: Next::Command,
-            }
-        } else {
-            let mut r = self.bad_reply(format!("{tag} BAD Expected DONE\r\n"));
-            out.append(&mut r.out);
-            r.out = out;
-            r
-        }
-    }
-
-    /// A store event arrived during IDLE: announce what changed, expunges included.
-    pub async fn idle_wake(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if self.state == State::Selected {
-            self.sync(&mut out, true).await;
-        } else {
-            self.drain_events();
-        }
-        out
-    }
-
     /// The session has ended (LOGOUT, or a BYE it sent); the loop closes the connection.
     pub fn is_closed(&self) -> bool {
         self.state == State::Logout
-    }
-
-    /// The receiver of store events, for the loop to wait on during IDLE.
-    pub fn events(&mut self) -> Option<&mut broadcast::Receiver<MailboxEvent>> {
-        self.events.as_mut()
-    }
-
-    /// An event received by the loop (during IDLE) for this account.
-    pub fn note_event(&mut self, ev: Result<MailboxEvent, broadcast::error::RecvError>) {
-        let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
-        let dirty = match ev {
-            Ok(MailboxEvent::Changed { mailbox_id, .. }) => Some(mailbox_id) == sel_id,
-            // The selected mailbox may be the one deleted: the pull finds out.
-            Ok(MailboxEvent::MailboxesChanged) => true,
-            Err(broadcast::error::RecvError::Lagged(_)) => true,
-            Err(broadcast::error::RecvError::Closed) => {
-                self.events = None;
-                false
-            }
-        };
-        if dirty && let Some(s) = self.selected.as_mut() {
-            s.dirty = true;
-        }
-    }
-
-    pub(crate) fn drain_events(&mut self) {
-        let Some(rx) = self.events.as_mut() else {
-            return;
-        };
-        let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
-        let mut dirty = false;
-        loop {
-            match rx.try_recv() {
-                Ok(MailboxEvent::Changed { mailbox_id, .. }) => {
-                    if Some(mailbox_id) == sel_id {
-                        dirty = true;
-                    }
-                }
-                Ok(MailboxEvent::MailboxesChanged) => dirty = true,
-                Err(broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
-                Err(_) => break,
-            }
-        }
-        if dirty && let Some(s) = self.selected.as_mut() {
-            s.dirty = true;
-        }
-    }
-
-    /// Brings the announced view up to date with the store and writes the untagged responses;
-    /// expunges are held back (their sequence numbers kept) unless `allow_expunge`.
-    pub(crate) async fn sync(&mut self, out: &mut Vec<u8>, allow_expunge: bool) {
-        self.drain_events();
-        let Some(sel) = self.selected.as_mut() else {
-            return;
-        };
-        if sel.dirty {
-            match self.store.changes_since(sel.mailbox.id, sel.modseq).await {
-                Ok(ch) => {
-                    sel.dirty = false;
-                    let before = sel.msgs.len();
-                    let max_uid = sel.msgs.last().map(|m| m.uid).unwrap_or(0);
-                    let mut flag_changes = Vec::new();
-                    for e in ch.changed {
-                        if e.uid > max_uid.max(sel.msgs.last().map(|m| m.uid).unwrap_or(0)) {
-                            if !ch.expunged.contains(&e.uid) {
-                                sel.msgs.push(e);
-                            }
-                        } else if let Some(i) = sel.index_of(e.uid) {
-                            let m = &mut sel.msgs[i];
-                            let changed = m.flags.difference(wharf_store::Flags::RECENT)
-                                != e.flags.difference(wharf_store::Flags::RECENT)
-                                || m.keywords != e.keywords;
-                            *m = e;
-                            if changed {
-                                flag_changes.push(m.uid);
-                            }
-                        }
-                    }
-                    for u in ch.expunged {
-                        if sel.index_of(u).is_some() {
-                            sel.pending_expunge.insert(u);
-                        }
-                    }
-                    sel.modseq = sel.modseq.max(ch.highest_modseq);
-                    for u in flag_changes {
-                        if sel.pending_expunge.contains(&u) {
-                            continue;
-                        }
-                        if let Some(i) = sel.index_of(u) {
-                            let m = &sel.msgs[i];
-                            let fl = response::flag_list(
-                                m.flags,
-                                &m.keywords,
-                                !self.rev2 && sel.recent.contains(&m.uid),
-                            );
-                            out.extend_from_slice(
-                                format!("* {} FETCH (UID {} FLAGS {})\r\n", i + 1, m.uid, fl)
-                                    .as_bytes(),
-                            );
-                        }
-                    }
-                    if sel.msgs.len() != before {
-                        out.extend_from_slice(
-                            format!("* {} EXISTS\r\n", sel.msgs.len()).as_bytes(),
-                        );
-                        if !self.rev2 {
-                            if !sel.read_only
-                                && let Ok(r) = self.store.claim_recent(sel.mailbox.id).await
-                            {
-                                sel.recent.extend(r);
-                            }
-                            out.extend_from_slice(
-                                format!("* {} RECENT\r\n", sel.recent.len()).as_bytes(),
-                            );
-                        }
-                    }
-                }
-                Err(StoreError::NotFound(_)) => {
-                    // Another session deleted the selected mailbox: its sequence numbers can no
-                    // longer be kept, so the connection ends (as RFC 9051 §7.1.5 allows).
-                    info!(session = self.id, "selected mailbox deleted elsewhere");
-                    self.selected = None;
-                    self.state = State::Logout;
-                    out.extend_from_slice(b"* BYE Selected mailbox was deleted\r\n");
-                    return;
-                }
-                Err(e) => warn!(session = self.id, error = %e, "changes_since failed"),
-            }
-        }
-        if allow_expunge && !sel.pending_expunge.is_empty() {
-            let pending = std::mem::take(&mut sel.pending_expunge);
-            for u in pending {
-                if let Some(i) = sel.index_of(u) {
-                    sel.msgs.remove(i);
-                    sel.recent.remove(&u);
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
-                }
-            }
-        }
     }
 
     /// Mailbox name as the client spelled it → stored UTF-8 name.
@@ -768,7 +647,7 @@ impl Session {
     }
 
     pub(crate) fn account_id(&self) -> i64 {
-        self.account.as_ref().map(|a| a.id).unwrap_or(-1)
+        self.account.as_ref().map(|a| a.account_id).unwrap_or(-1)
     }
 }
 

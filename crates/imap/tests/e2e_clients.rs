@@ -12,7 +12,7 @@ use wharf_imap::ImapConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_imaplib_starttls_and_implicit_tls() {
-    let env = env().await;
+    let env = sql_env().await;
     let (server, plain, tls, cert) = server(&env, ImapConfig::default()).await;
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -42,7 +42,7 @@ async fn python_imaplib_starttls_and_implicit_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imapflow_over_implicit_tls() {
-    let env = env().await;
+    let env = sql_env().await;
     let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/imapflow");
     if !std::path::Path::new(dir)
@@ -89,7 +89,7 @@ fn read_until_tag(r: &mut BufReader<TcpStream>, tag: &str) -> String {
 /// Raw socket checks of the framer: continuation requests, LITERAL-, over-long lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framing_over_a_socket() {
-    let env = env().await;
+    let env = sql_env().await;
     let cfg = ImapConfig {
         allow_plaintext_auth_on_loopback: true,
         max_line: 1024,
@@ -151,7 +151,7 @@ async fn framing_over_a_socket() {
 /// IDLE over a socket: another session's APPEND arrives as EXISTS without any command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_over_a_socket() {
-    let env = env().await;
+    let env = sql_env().await;
     let cfg = ImapConfig {
         allow_plaintext_auth_on_loopback: true,
         ..ImapConfig::default()

@@ -89,7 +89,7 @@ fn mbsync(config: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mbsync_two_way_sync_of_200_messages() {
-    let env = env().await;
+    let env = sql_env().await;
     let account = env.directory.account(USER).await.unwrap().unwrap();
     let inbox = env
         .store

@@ -175,7 +175,11 @@ async fn text_and_header_keys() {
             .starts_with("* SEARCH 2\r\n")
     );
     let lit = "k SEARCH BODY {5}\r\npizza\r\n";
-    assert!(t.raw(lit.as_bytes()).await.starts_with("* SEARCH 2\r\n"));
+    assert!(
+        t.raw(lit.as_bytes())
+            .await
+            .starts_with("+ Ready for literal data\r\n* SEARCH 2\r\n")
+    );
 }
 
 #[tokio::test]

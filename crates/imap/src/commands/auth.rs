@@ -4,10 +4,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use tracing::{info, warn};
-use wharf_directory::{AuthError, Mechanism, SaslStep};
-use wharf_store::Account;
 
-use crate::session::{Done, Next, Reply, SaslState, Session, State};
+use crate::backend::{AuthFailure, Login, SaslOutcome, SaslSession};
+use crate::output::Output;
+use crate::session::{Done, Next, SaslState, Session, State, Step};
 
 impl Session {
     pub(crate) fn starttls(&mut self) -> Done {
@@ -27,20 +27,25 @@ impl Session {
         if !self.auth_allowed() {
             return Done::no(Some("PRIVACYREQUIRED"), "Use STARTTLS before LOGIN");
         }
-        match self.dir.authenticate(user, pass, self.conn.peer).await {
+        match self
+            .backend
+            .auth
+            .authenticate(user, pass, self.conn.peer)
+            .await
+        {
             Ok(account) => self.logged_in(account),
             Err(e) => {
-                warn!(session = self.id, user, error = %e, "LOGIN failed");
+                warn!(session = self.id, user, error = ?e, "LOGIN failed");
                 auth_failure(e)
             }
         }
     }
 
-    fn logged_in(&mut self, account: Account) -> Done {
+    fn logged_in(&mut self, account: Login) -> Done {
         metrics::counter!("wharf_auth_total", "protocol" => "imap", "result" => "success")
             .increment(1);
         info!(session = self.id, account = %account.address, "authenticated");
-        self.events = Some(self.store.subscribe(account.id));
+        self.events = Some(self.backend.messages.events(account.account_id));
         self.account = Some(account);
         self.state = State::Authenticated;
         Done::ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")
@@ -51,7 +56,7 @@ impl Session {
         tag: String,
         mechanism: &str,
         initial: Option<String>,
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Done {
         if self.state != State::NotAuthenticated {
             return Done::bad("Already authenticated");
@@ -59,9 +64,6 @@ impl Session {
         if !self.auth_allowed() {
             return Done::no(Some("PRIVACYREQUIRED"), "Use STARTTLS before AUTHENTICATE");
         }
-        let Some(mech) = Mechanism::from_name(mechanism) else {
-            return Done::no(Some("CANNOT"), "Unsupported authentication mechanism");
-        };
         let first = match initial.as_deref() {
             None | Some("=") => Vec::new(),
             Some(b) => match B64.decode(b) {
@@ -69,7 +71,9 @@ impl Session {
                 Err(_) => return Done::bad("Invalid base64 in initial response"),
             },
         };
-        let mut exchange = self.dir.start_sasl(mech, self.conn.peer);
+        let Some(mut exchange) = self.backend.auth.start_sasl(mechanism, self.conn.peer) else {
+            return Done::no(Some("CANNOT"), "Unsupported authentication mechanism");
+        };
         let step = exchange.step(&first).await;
         self.sasl_step(tag, exchange, step, out)
     }
@@ -77,22 +81,22 @@ impl Session {
     fn sasl_step(
         &mut self,
         tag: String,
-        exchange: wharf_directory::SaslExchange,
-        step: SaslStep,
-        out: &mut Vec<u8>,
+        exchange: Box<dyn SaslSession>,
+        step: SaslOutcome,
+        out: &mut Output,
     ) -> Done {
         match step {
-            SaslStep::Challenge(c) => {
+            SaslOutcome::Challenge(c) => {
                 out.extend_from_slice(format!("+ {}\r\n", B64.encode(c)).as_bytes());
                 self.sasl = Some(SaslState {
                     tag,
                     exchange,
                     success: None,
                 });
-                Done::ok("").with_next(Next::Sasl)
+                Done::pending(Next::Line)
             }
-            SaslStep::Success {
-                account,
+            SaslOutcome::Success {
+                login: account,
                 server_final: Some(f),
             } => {
                 out.extend_from_slice(format!("+ {}\r\n", B64.encode(f)).as_bytes());
@@ -101,26 +105,23 @@ impl Session {
                     exchange,
                     success: Some(account),
                 });
-                Done::ok("").with_next(Next::Sasl)
+                Done::pending(Next::Line)
             }
-            SaslStep::Success {
-                account,
+            SaslOutcome::Success {
+                login: account,
                 server_final: None,
             } => self.logged_in(account),
-            SaslStep::Failure(e) => {
-                warn!(session = self.id, error = %e, "AUTHENTICATE failed");
+            SaslOutcome::Failure(e) => {
+                warn!(session = self.id, error = ?e, "AUTHENTICATE failed");
                 auth_failure(e)
             }
         }
     }
 
     /// One client line during AUTHENTICATE.
-    pub async fn sasl_line(&mut self, line: &[u8]) -> Reply {
+    pub(crate) async fn sasl_line(&mut self, line: &[u8]) -> Step {
         let Some(state) = self.sasl.take() else {
-            return Reply {
-                out: b"* BAD No authentication in progress\r\n".to_vec(),
-                next: Next::Command,
-            };
+            return Step::text("* BAD No authentication in progress\r\n", Next::Line);
         };
         let SaslState {
             tag,
@@ -129,7 +130,7 @@ impl Session {
         } = state;
         let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
         let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-        let mut out = Vec::new();
+        let mut out = Output::new();
         let done = if trimmed == b"*" {
             Done::bad("Authentication aborted")
         } else if let Some(account) = success {
@@ -147,10 +148,10 @@ impl Session {
                 Err(_) => Done::bad("Invalid base64"),
             }
         };
-        if done.next == Next::Sasl {
-            return Reply {
-                out,
-                next: Next::Sasl,
+        if done.pending {
+            return Step {
+                output: out,
+                next: Next::Line,
             };
         }
         if done.status == "BAD" {
@@ -167,34 +168,34 @@ impl Session {
         }
         out.extend_from_slice(done.text.as_bytes());
         out.extend_from_slice(b"\r\n");
-        Reply {
-            out,
-            next: Next::Command,
+        Step {
+            output: out,
+            next: Next::Line,
         }
     }
 }
 
-fn auth_failure(e: AuthError) -> Done {
+fn auth_failure(e: AuthFailure) -> Done {
     let result = match e {
-        AuthError::Throttled { .. } => "throttled",
-        AuthError::Temporary(_) => "temporary",
+        AuthFailure::Throttled { .. } => "throttled",
+        AuthFailure::Temporary(_) => "temporary",
         _ => "failure",
     };
     metrics::counter!("wharf_auth_total", "protocol" => "imap", "result" => result).increment(1);
     match e {
-        AuthError::InvalidCredentials => {
+        AuthFailure::InvalidCredentials => {
             Done::no(Some("AUTHENTICATIONFAILED"), "Invalid credentials")
         }
-        AuthError::Throttled { retry_after } => Done::no(
+        AuthFailure::Throttled { retry_after } => Done::no(
             Some("UNAVAILABLE"),
             format!(
                 "Too many failures, try again in {}s",
                 retry_after.as_secs().max(1)
             ),
         ),
-        AuthError::Disabled => Done::no(Some("CONTACTADMIN"), "Account disabled"),
-        AuthError::Malformed(m) => Done::bad(format!("Malformed exchange: {m}")),
-        AuthError::Aborted => Done::bad("Authentication aborted"),
-        AuthError::Temporary(_) => Done::no(Some("UNAVAILABLE"), "Temporary failure, try again"),
+        AuthFailure::Disabled => Done::no(Some("CONTACTADMIN"), "Account disabled"),
+        AuthFailure::Malformed(m) => Done::bad(format!("Malformed exchange: {m}")),
+        AuthFailure::Aborted => Done::bad("Authentication aborted"),
+        AuthFailure::Temporary(_) => Done::no(Some("UNAVAILABLE"), "Temporary failure, try again"),
     }
 }

@@ -1,5 +1,6 @@
-//! COPY, MOVE (RFC 6851) and their UID forms with COPYUID (RFC 4315); EXPUNGE and UID EXPUNGE.
+//! COPY, MOVE (RFC 6851) and their UID forms with COPYUID (RFC 4315).
 
+use crate::output::Output;
 use crate::session::{Done, Session};
 use crate::syntax::{SeqSet, response};
 
@@ -10,7 +11,7 @@ impl Session {
         set: &SeqSet,
         mailbox: &str,
         is_move: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Done {
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
@@ -41,9 +42,9 @@ impl Session {
             });
         }
         let res = if is_move {
-            self.store.move_messages(src, &uids, dst.id).await
+            self.backend.messages.move_to(src, &uids, dst.id).await
         } else {
-            self.store.copy_messages(src, &uids, dst.id).await
+            self.backend.messages.copy(src, &uids, dst.id).await
         };
         let outcome = match res {
             Ok(o) => o,
@@ -82,46 +83,6 @@ impl Session {
             Some(c) => Done::ok_code(c, "COPY completed"),
             None => Done::ok("COPY completed"),
         }
-    }
-
-    pub(crate) async fn expunge(&mut self, set: Option<SeqSet>, out: &mut Vec<u8>) -> Done {
-        let Some(sel) = self.selected.as_ref() else {
-            return Done::bad("No mailbox selected");
-        };
-        if sel.read_only {
-            return Done::no(Some("READ-ONLY"), "Mailbox is read-only");
-        }
-        let restrict: Option<Vec<u32>> = match &set {
-            Some(s) => match sel.resolve(s, true, &self.saved) {
-                Ok(idxs) => Some(idxs.iter().map(|&i| sel.msgs[i].uid).collect()),
-                Err(m) => return Done::bad(m),
-            },
-            None => None,
-        };
-        if restrict.as_ref().is_some_and(Vec::is_empty) {
-            return Done::ok("UID EXPUNGE completed");
-        }
-        let mb = sel.mailbox.id;
-        let gone = match self.store.expunge(mb, restrict.as_deref()).await {
-            Ok(g) => g,
-            Err(e) => return Done::store(e),
-        };
-        if let Some(sel) = self.selected.as_mut() {
-            for u in gone {
-                if let Some(i) = sel.index_of(u) {
-                    sel.msgs.remove(i);
-                    sel.recent.remove(&u);
-                    sel.pending_expunge.remove(&u);
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
-                }
-            }
-            sel.dirty = true;
-        }
-        Done::ok(if set.is_some() {
-            "UID EXPUNGE completed"
-        } else {
-            "EXPUNGE completed"
-        })
     }
 }
 

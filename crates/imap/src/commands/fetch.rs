@@ -1,11 +1,14 @@
 //! FETCH and UID FETCH: flags, dates and sizes from the index, ENVELOPE/BODYSTRUCTURE from the
 //! stored summary (never the blob), BODY[section]<partial>/BINARY from the blob; a non-PEEK body
-//! fetch sets \Seen and reports the new FLAGS.
+//! fetch sets \Seen and reports the new FLAGS. The whole body of a large message (BODY[],
+//! BODY[]<partial>, RFC822) is not loaded: the output carries a reader the loop streams.
 
 use tracing::warn;
 use wharf_mime::{Section, SectionSpec, Summary};
 use wharf_store::{FlagOp, Flags, MessageContent, MessageEntry};
 
+use crate::backend::BodyReader;
+use crate::output::{BodyPiece, Output};
 use crate::session::{Done, Session};
 use crate::syntax::{FetchItem, SeqSet, response};
 
@@ -14,6 +17,9 @@ use crate::syntax::{FetchItem, SeqSet, response};
 const FETCH_CHUNK: usize = 256 * 1024;
 /// Most messages whose stored data one store call reads (the chunk size bounds it in bytes).
 const FETCH_BATCH: usize = 256;
+/// Messages above this size have their whole-body items streamed from a reader rather than
+/// read with the batch (small ones keep the batched read: one blob round trip for many).
+pub(crate) const STREAM_MIN: u64 = 64 * 1024;
 
 /// A FETCH in progress (it resumes with `Session::resume`).
 pub(crate) struct FetchJob {
@@ -26,6 +32,46 @@ pub(crate) struct FetchJob {
     failure: Option<Done>,
     needs_summary: bool,
     needs_raw: bool,
+    /// Whole-body items of large messages are streamed (no other item needs the raw message).
+    stream_large: bool,
+}
+
+/// One FETCH data item as written: its text, then (for a streamed body) the body itself.
+struct Part {
+    text: Vec<u8>,
+    body: Option<BodyPiece>,
+}
+
+/// BODY[] or RFC822: the message exactly as stored.
+fn whole_body(item: &FetchItem) -> bool {
+    match item {
+        FetchItem::Rfc822 => true,
+        FetchItem::BodySection { section, .. } => {
+            section.part.is_empty() && section.spec == SectionSpec::Full
+        }
+        _ => false,
+    }
+}
+
+/// The literal for `body` cut to `partial`, streamed.
+fn streamed_literal(
+    text: &mut Vec<u8>,
+    body: BodyReader,
+    partial: Option<(u32, u32)>,
+) -> BodyPiece {
+    let (skip, len) = match partial {
+        None => (0, body.len),
+        Some((start, len)) => {
+            let s = u64::from(start).min(body.len);
+            (s, u64::from(len).min(body.len - s))
+        }
+    };
+    text.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
+    BodyPiece {
+        reader: body.reader,
+        skip,
+        len,
+    }
 }
 
 impl FetchJob {
@@ -90,7 +136,7 @@ impl Session {
         uid: bool,
         set: &SeqSet,
         items: &[FetchItem],
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Done {
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
@@ -117,7 +163,7 @@ impl Session {
                     | FetchItem::Rfc822Text
             ),
         });
-        let needs_raw = items.iter().any(|i| {
+        let raw_item = |i: &FetchItem| {
             matches!(
                 i,
                 FetchItem::BodySection { .. }
@@ -127,7 +173,10 @@ impl Session {
                     | FetchItem::Rfc822Header
                     | FetchItem::Rfc822Text
             )
-        });
+        };
+        let needs_raw = items.iter().any(raw_item);
+        let stream_large =
+            items.iter().any(whole_body) && !items.iter().any(|i| raw_item(i) && !whole_body(i));
         // \Seen first, so that the FLAGS we report are the ones stored.
         let mut seen_now = std::collections::HashSet::new();
         if !read_only && items.iter().any(sets_seen) {
@@ -139,11 +188,12 @@ impl Session {
                 .collect();
             if !uids.is_empty() {
                 match self
-                    .store
-                    .store_flags(mb_id, &uids, FlagOp::Add, Flags::SEEN, &[], None)
+                    .backend
+                    .messages
+                    .store_flags(mb_id, &uids, FlagOp::Add, Flags::SEEN, &[])
                     .await
                 {
-                    Ok((updates, _)) => {
+                    Ok(updates) => {
                         if let Some(sel) = self.selected.as_mut() {
                             for u in updates {
                                 if let Some(i) = sel.index_of(u.uid) {
@@ -170,25 +220,29 @@ impl Session {
             failure: None,
             needs_summary,
             needs_raw,
+            stream_large,
         };
         self.fetch_run(job, out).await
     }
 
     /// Writes FETCH responses until done or until the output chunk is full.
-    pub(crate) async fn fetch_run(&mut self, mut job: FetchJob, out: &mut Vec<u8>) -> Done {
+    pub(crate) async fn fetch_run(&mut self, mut job: FetchJob, out: &mut Output) -> Done {
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
         };
         let (uid, needs_summary, needs_raw) = (job.uid, job.needs_summary, job.needs_raw);
-        let start_len = out.len();
+        let start_len = out.buffered();
+        let stream_large = job.stream_large;
+        let streamed = |m: &MessageEntry| stream_large && m.size > STREAM_MIN;
         // Messages whose stored data was read but not yet written out (front = next to write).
         let mut batch: std::collections::VecDeque<Option<wharf_store::Result<MessageContent>>> =
             std::collections::VecDeque::new();
-        while job.pos < job.idxs.len() {
+        'messages: while job.pos < job.idxs.len() {
             if batch.is_empty() {
-                if out.len() - start_len > FETCH_CHUNK {
+                // A streamed body ends the step: one open body reader per session at a time.
+                if out.buffered() - start_len > FETCH_CHUNK || out.has_body() {
                     self.fetch_job = Some(job);
-                    return Done::ok("").with_next(crate::session::Next::More);
+                    return Done::pending(crate::session::Next::More);
                 }
                 if needs_raw || needs_summary {
                     // One metadata query and one batch of blob reads per output chunk, not two
@@ -199,28 +253,57 @@ impl Session {
                         && end - job.pos < FETCH_BATCH
                         && (end == job.pos || bytes < FETCH_CHUNK as u64)
                     {
-                        bytes += sel.msgs[job.idxs[end]].size;
+                        let m = &sel.msgs[job.idxs[end]];
                         end += 1;
+                        if streamed(m) {
+                            break;
+                        }
+                        bytes += m.size;
                     }
-                    let live: Vec<i64> = job.idxs[job.pos..end]
-                        .iter()
-                        .map(|&i| &sel.msgs[i])
-                        .filter(|m| !sel.pending_expunge.contains(&m.uid))
-                        .map(|m| m.message_id)
-                        .collect();
-                    let mut got = match self
-                        .store
-                        .message_contents(&live, needs_summary, needs_raw)
-                        .await
-                    {
-                        Ok(v) => v.into_iter(),
-                        Err(e) => return Done::store(e),
+                    let live = |want_streamed: bool| -> Vec<i64> {
+                        job.idxs[job.pos..end]
+                            .iter()
+                            .map(|&i| &sel.msgs[i])
+                            .filter(|m| !sel.pending_expunge.contains(&m.uid))
+                            .filter(|m| streamed(m) == want_streamed)
+                            .map(|m| m.message_id)
+                            .collect()
                     };
+                    let (loaded, for_stream) = (live(false), live(true));
+                    let mut got = Vec::new().into_iter();
+                    if !loaded.is_empty() {
+                        got = match self
+                            .backend
+                            .messages
+                            .contents(&loaded, needs_summary, needs_raw)
+                            .await
+                        {
+                            Ok(v) => v.into_iter(),
+                            Err(e) => return Done::store(e),
+                        };
+                    }
+                    let mut got_streamed = Vec::new().into_iter();
+                    if !for_stream.is_empty() && needs_summary {
+                        got_streamed = match self
+                            .backend
+                            .messages
+                            .contents(&for_stream, true, false)
+                            .await
+                        {
+                            Ok(v) => v.into_iter(),
+                            Err(e) => return Done::store(e),
+                        };
+                    }
                     for &i in &job.idxs[job.pos..end] {
-                        batch.push_back(if sel.pending_expunge.contains(&sel.msgs[i].uid) {
+                        let m = &sel.msgs[i];
+                        batch.push_back(if sel.pending_expunge.contains(&m.uid) {
                             None
-                        } else {
+                        } else if !streamed(m) {
                             got.next()
+                        } else if needs_summary {
+                            got_streamed.next()
+                        } else {
+                            Some(Ok(MessageContent::default()))
                         });
                     }
                 } else {
@@ -263,11 +346,13 @@ impl Session {
                 }
             };
             let raw = content.raw.as_deref().unwrap_or(&[]);
-            let mut parts: Vec<Vec<u8>> = Vec::new();
+            let stream_this = streamed(&m);
+            let mut parts: Vec<Part> = Vec::new();
             let mut has_uid = false;
             let mut has_flags = false;
             for it in items {
                 let mut p = Vec::new();
+                let mut body = None;
                 match it {
                     FetchItem::Uid => {
                         has_uid = true;
@@ -314,6 +399,16 @@ impl Session {
                             p.extend_from_slice(s.body_structure(true).as_bytes());
                         }
                     }
+                    FetchItem::Rfc822 if stream_this => {
+                        p.extend_from_slice(b"RFC822 ");
+                        match self.backend.messages.open_body(m.message_id).await {
+                            Ok(b) => body = Some(streamed_literal(&mut p, b, None)),
+                            Err(e) => {
+                                job.failure = Some(Done::store(e));
+                                continue 'messages;
+                            }
+                        }
+                    }
                     FetchItem::Rfc822 => {
                         p.extend_from_slice(b"RFC822 ");
                         response::literal(&mut p, raw, false);
@@ -345,6 +440,17 @@ impl Session {
                             )
                             .as_bytes(),
                         );
+                        if stream_this && whole_body(it) {
+                            match self.backend.messages.open_body(m.message_id).await {
+                                Ok(b) => body = Some(streamed_literal(&mut p, b, *partial)),
+                                Err(e) => {
+                                    job.failure = Some(Done::store(e));
+                                    continue 'messages;
+                                }
+                            }
+                            parts.push(Part { text: p, body });
+                            continue;
+                        }
                         let data = if section.part.is_empty() && section.spec == SectionSpec::Full {
                             Some(std::borrow::Cow::Borrowed(raw))
                         } else {
@@ -423,23 +529,38 @@ impl Session {
                     }
                 }
                 if !p.is_empty() {
-                    parts.push(p);
+                    parts.push(Part { text: p, body });
                 }
             }
             if uid && !has_uid {
-                parts.insert(0, format!("UID {}", m.uid).into_bytes());
+                parts.insert(
+                    0,
+                    Part {
+                        text: format!("UID {}", m.uid).into_bytes(),
+                        body: None,
+                    },
+                );
             }
             if job.seen_now.contains(&m.uid) && !has_flags {
-                parts.push(
-                    format!(
+                parts.push(Part {
+                    text: format!(
                         "FLAGS {}",
                         response::flag_list(m.flags, &m.keywords, recent)
                     )
                     .into_bytes(),
-                );
+                    body: None,
+                });
             }
             out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
-            out.extend_from_slice(&parts.join(&b' '));
+            for (k, part) in parts.into_iter().enumerate() {
+                if k > 0 {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(&part.text);
+                if let Some(b) = part.body {
+                    out.body(b);
+                }
+            }
             out.extend_from_slice(b")\r\n");
         }
         match job.failure {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use wharf_store::Mailbox;
 
+use crate::output::Output;
 use crate::session::{Done, Session, normalize_inbox};
 use crate::syntax::{ListReturn, ListSelect, response};
 
@@ -65,13 +66,13 @@ impl Session {
         select: &ListSelect,
         ret: &ListReturn,
         extended: bool,
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Done {
         if !extended && patterns.len() == 1 && patterns[0].is_empty() {
             out.extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
             return Done::ok("LIST completed");
         }
-        let mailboxes = match self.store.list_mailboxes(self.account_id()).await {
+        let mailboxes = match self.backend.mailboxes.list(self.account_id()).await {
             Ok(m) => m,
             Err(e) => return Done::store(e),
         };
@@ -149,8 +150,8 @@ impl Session {
         Done::ok("LIST completed")
     }
 
-    pub(crate) async fn lsub(&mut self, reference: &str, pattern: &str, out: &mut Vec<u8>) -> Done {
-        let mailboxes = match self.store.list_mailboxes(self.account_id()).await {
+    pub(crate) async fn lsub(&mut self, reference: &str, pattern: &str, out: &mut Output) -> Done {
+        let mailboxes = match self.backend.mailboxes.list(self.account_id()).await {
             Ok(m) => m,
             Err(e) => return Done::store(e),
         };

@@ -5,7 +5,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use wharf_store::{Flags, Mailbox, SpecialUse, StoreError};
 
-use crate::session::{Done, Selected, Session, State};
+use crate::output::Output;
+use crate::selected::Selected;
+use crate::session::{Done, Session, State};
 use crate::syntax::{StatusItem, response};
 
 /// Keywords every client may use and that are always announced in FLAGS.
@@ -14,14 +16,14 @@ const STANDARD_KEYWORDS: &[&str] = &["$Forwarded", "$Junk", "$NotJunk", "$MDNSen
 impl Session {
     pub(crate) async fn find_mailbox(&self, name: &str) -> Result<Mailbox, Done> {
         let name = self.mailbox_in(name)?;
-        match self.store.get_mailbox(self.account_id(), &name).await {
+        match self.backend.mailboxes.get(self.account_id(), &name).await {
             Ok(Some(m)) if m.account_id == self.account_id() => Ok(m),
             Ok(_) => Err(Done::no(Some("NONEXISTENT"), "No such mailbox")),
             Err(e) => Err(Done::store(e)),
         }
     }
 
-    pub(crate) async fn select(&mut self, name: &str, read_only: bool, out: &mut Vec<u8>) -> Done {
+    pub(crate) async fn select(&mut self, name: &str, read_only: bool, out: &mut Output) -> Done {
         let had = self.selected.take().is_some();
         // The saved search result belongs to the mailbox it was made in (RFC 5182 §2.1).
         self.saved.clear();
@@ -35,12 +37,12 @@ impl Session {
         };
         // Drain old events first: everything before the index read is in the index.
         self.drain_events();
-        let msgs = match self.store.mailbox_index(mb.id).await {
+        let msgs = match self.backend.messages.index(mb.id).await {
             Ok(m) => m,
             Err(e) => return Done::store(e),
         };
         // UIDVALIDITY and UIDNEXT read after the index, so UIDNEXT is above every UID in it.
-        let status = match self.store.get_mailbox_by_id(mb.id).await {
+        let status = match self.backend.mailboxes.get_by_id(mb.id).await {
             Ok(Some(s)) => s,
             Ok(None) => return Done::no(Some("NONEXISTENT"), "No such mailbox"),
             Err(e) => return Done::store(e),
@@ -51,7 +53,7 @@ impl Session {
             if read_only || self.rev2 || !msgs.iter().any(|m| m.flags.contains(Flags::RECENT)) {
                 HashSet::new()
             } else {
-                match self.store.claim_recent(mb.id).await {
+                match self.backend.messages.claim_recent(mb.id).await {
                     Ok(r) => r.into_iter().collect(),
                     Err(e) => return Done::store(e),
                 }
@@ -130,7 +132,7 @@ impl Session {
         if let Some(sel) = self.selected.take()
             && expunge
             && !sel.read_only
-            && let Err(e) = self.store.expunge(sel.mailbox.id, None).await
+            && let Err(e) = self.backend.messages.expunge(sel.mailbox.id, None).await
         {
             self.state = State::Authenticated;
             return Done::store(e);
@@ -159,7 +161,7 @@ impl Session {
             }
         }
         let account = self.account_id();
-        match self.store.get_mailbox(account, &name).await {
+        match self.backend.mailboxes.get(account, &name).await {
             Ok(Some(_)) => return Done::no(Some("ALREADYEXISTS"), "Mailbox already exists"),
             Ok(None) => {}
             Err(e) => return Done::store(e),
@@ -168,16 +170,16 @@ impl Session {
         let parts: Vec<&str> = name.split('/').collect();
         for i in 1..parts.len() {
             let parent = parts[..i].join("/");
-            match self.store.get_mailbox(account, &parent).await {
+            match self.backend.mailboxes.get(account, &parent).await {
                 Ok(Some(_)) => {}
-                Ok(None) => match self.store.create_mailbox(account, &parent, None).await {
+                Ok(None) => match self.backend.mailboxes.create(account, &parent, None).await {
                     Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
                     Err(e) => return Done::store(e),
                 },
                 Err(e) => return Done::store(e),
             }
         }
-        match self.store.create_mailbox(account, &name, role).await {
+        match self.backend.mailboxes.create(account, &name, role).await {
             Ok(_) => Done::ok("CREATE completed"),
             Err(StoreError::AlreadyExists(_)) => {
                 Done::no(Some("ALREADYEXISTS"), "Mailbox already exists")
@@ -202,7 +204,12 @@ impl Session {
             self.selected = None;
             self.state = State::Authenticated;
         }
-        match self.store.delete_mailbox(self.account_id(), mb.id).await {
+        match self
+            .backend
+            .mailboxes
+            .delete(self.account_id(), mb.id)
+            .await
+        {
             Ok(()) => Done::ok("DELETE completed"),
             Err(e) => Done::store(e),
         }
@@ -218,7 +225,7 @@ impl Session {
             Err(d) => return d,
         };
         let account = self.account_id();
-        match self.store.get_mailbox(account, &to).await {
+        match self.backend.mailboxes.get(account, &to).await {
             Ok(Some(_)) => return Done::no(Some("ALREADYEXISTS"), "Target mailbox exists"),
             Ok(None) => {}
             Err(e) => return Done::store(e),
@@ -229,8 +236,8 @@ impl Session {
         let parts: Vec<&str> = to.split('/').collect();
         for i in 1..parts.len() {
             let parent = parts[..i].join("/");
-            if let Ok(None) = self.store.get_mailbox(account, &parent).await
-                && let Err(e) = self.store.create_mailbox(account, &parent, None).await
+            if let Ok(None) = self.backend.mailboxes.get(account, &parent).await
+                && let Err(e) = self.backend.mailboxes.create(account, &parent, None).await
                 && !matches!(e, StoreError::AlreadyExists(_))
             {
                 return Done::store(e);
@@ -238,16 +245,16 @@ impl Session {
         }
         if src.name == "INBOX" {
             // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new name; INBOX stays.
-            let dst = match self.store.create_mailbox(account, &to, None).await {
+            let dst = match self.backend.mailboxes.create(account, &to, None).await {
                 Ok(m) => m,
                 Err(e) => return Done::store(e),
             };
-            let uids: Vec<u32> = match self.store.mailbox_index(src.id).await {
+            let uids: Vec<u32> = match self.backend.messages.index(src.id).await {
                 Ok(idx) => idx.iter().map(|m| m.uid).collect(),
                 Err(e) => return Done::store(e),
             };
             if !uids.is_empty()
-                && let Err(e) = self.store.move_messages(src.id, &uids, dst.id).await
+                && let Err(e) = self.backend.messages.move_to(src.id, &uids, dst.id).await
             {
                 return Done::store(e);
             }
@@ -258,7 +265,7 @@ impl Session {
             }
             return Done::ok("RENAME completed");
         }
-        match self.store.rename_mailbox(account, src.id, &to).await {
+        match self.backend.mailboxes.rename(account, src.id, &to).await {
             Ok(()) => {
                 if let Some(s) = self.selected.as_mut()
                     && s.mailbox.id == src.id
@@ -284,7 +291,8 @@ impl Session {
             }
         };
         match self
-            .store
+            .backend
+            .mailboxes
             .set_subscribed(self.account_id(), mb.id, on)
             .await
         {
@@ -301,7 +309,7 @@ impl Session {
         &mut self,
         name: &str,
         items: &[StatusItem],
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Done {
         let mb = match self.find_mailbox(name).await {
             Ok(m) => m,
@@ -321,7 +329,7 @@ impl Session {
         mb: &Mailbox,
         items: &[StatusItem],
     ) -> Result<Vec<u8>, StoreError> {
-        let st = self.store.mailbox_status(mb.id).await?;
+        let st = self.backend.mailboxes.status(mb.id).await?;
         let mut line = b"* STATUS ".to_vec();
         response::astring(&mut line, &self.mailbox_out(&mb.name));
         line.extend_from_slice(b" (");

@@ -1,9 +1,11 @@
 //! Command behaviour, one file per command family; each adds methods to `Session`.
 
-mod append;
+pub(crate) mod append;
 mod auth;
 mod copy_move;
+mod expunge;
 pub(crate) mod fetch;
+mod idle;
 mod list;
 mod mailbox;
 mod search;

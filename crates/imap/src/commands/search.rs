@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use wharf_store::{Flags, MessageEntry, TextField, Uid};
 
-use crate::session::{Done, Selected, Session};
+use crate::output::Output;
+use crate::selected::Selected;
+use crate::session::{Done, Session};
 use crate::syntax::{SearchKey, SearchReturn, response};
 
 /// Data fetched before evaluating the key tree.
@@ -204,7 +206,7 @@ impl Session {
         ret: Option<Vec<SearchReturn>>,
         charset: Option<String>,
         key: SearchKey,
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Done {
         if let Some(cs) = &charset
             && !cs.eq_ignore_ascii_case("UTF-8")
@@ -238,7 +240,7 @@ impl Session {
             if pre.text.contains_key(&(code, s.clone())) {
                 continue;
             }
-            match self.store.search_text(mb, f, &s).await {
+            match self.backend.messages.search_text(mb, f, &s).await {
                 Ok(uids) => {
                     pre.text.insert((code, s), uids.into_iter().collect());
                 }
@@ -250,7 +252,7 @@ impl Session {
                 if sel.pending_expunge.contains(&m.uid) {
                     continue;
                 }
-                match self.store.message_raw(m.message_id).await {
+                match self.backend.messages.raw(m.message_id).await {
                     Ok(raw) => {
                         pre.headers.insert(m.uid, header_block(&raw));
                     }

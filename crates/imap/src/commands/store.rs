@@ -2,6 +2,7 @@
 
 use wharf_store::{FlagOp, Flags};
 
+use crate::output::Output;
 use crate::session::{Done, Session};
 use crate::syntax::{Flag, SeqSet, StoreOp, response};
 
@@ -35,7 +36,7 @@ impl Session {
         op: StoreOp,
         silent: bool,
         flags: &[Flag],
-        out: &mut Vec<u8>,
+        out: &mut Output,
     ) -> Done {
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
@@ -63,11 +64,12 @@ impl Session {
         };
         let mb = sel.mailbox.id;
         let updates = match self
-            .store
-            .store_flags(mb, &uids, fop, bits, &kws, None)
+            .backend
+            .messages
+            .store_flags(mb, &uids, fop, bits, &kws)
             .await
         {
-            Ok((u, _)) => u,
+            Ok(u) => u,
             Err(e) => return Done::store(e),
         };
         let rev2 = self.rev2;

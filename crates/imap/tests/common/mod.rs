@@ -1,5 +1,6 @@
-//! Shared test fixtures: a temp embedded store with one account, a transcript driver over the
-//! sans-io session, and an in-process server on 127.0.0.1:0.
+//! Shared test fixtures: the in-memory backend doubles with two accounts (`env`), a temp
+//! embedded store behind the real adapters (`sql_env`), a transcript driver over the sans-io
+//! session (`T`), and an in-process server on 127.0.0.1:0 (`server`).
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -7,60 +8,110 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wharf_directory::{Directory, DirectoryConfig};
-use wharf_imap::{ConnInfo, ImapConfig, ImapService, Next, Session};
+use wharf_imap::backend::Backend;
+use wharf_imap::{ConnInfo, ImapConfig, ImapService, Input, Next, Session, Shared};
 use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
-use wharf_store::Store;
+use wharf_store::{AccountId, Store};
+
+pub mod memory;
+pub use memory::Memory;
 
 pub const USER: &str = "alice@example.test";
 pub const PASS: &str = "correct horse battery";
 pub const USER2: &str = "bob@example.test";
 
+/// A session's world in memory: the backend doubles with alice and bob.
 pub struct Env {
+    pub mem: Arc<Memory>,
+    pub alice: AccountId,
+    pub bob: AccountId,
+}
+
+pub async fn env() -> Env {
+    let mem = Memory::new();
+    let alice = mem.add_account(USER, PASS);
+    let bob = mem.add_account(USER2, PASS);
+    Env { mem, alice, bob }
+}
+
+/// A temp embedded store behind the real adapters (socket tests, directory behaviour).
+pub struct SqlEnv {
     pub dir: tempfile::TempDir,
     pub directory: Directory,
     pub store: Arc<dyn Store>,
 }
 
-pub async fn env() -> Env {
+pub async fn sql_env() -> SqlEnv {
     let dir = tempfile::tempdir().unwrap();
     let store = wharf_store::open_embedded(dir.path()).await.unwrap();
     let directory = Directory::new(store.clone(), DirectoryConfig::default());
     directory.add_domain("example.test").await.unwrap();
     directory.add_account(USER, PASS, 0).await.unwrap();
     directory.add_account(USER2, PASS, 0).await.unwrap();
-    Env {
+    SqlEnv {
         dir,
         directory,
         store,
     }
 }
 
-/// Drives a session with whole commands, as the connection loop would.
+/// Whatever a transcript session can run on.
+pub trait HasBackend {
+    fn backend(&self) -> Backend;
+}
+
+impl HasBackend for Env {
+    fn backend(&self) -> Backend {
+        self.mem.backend()
+    }
+}
+
+impl HasBackend for SqlEnv {
+    fn backend(&self) -> Backend {
+        wharf_imap::adapters::backend(self.directory.clone())
+    }
+}
+
+/// Drives a session from a byte transcript, as the connection loop would: lines, literal
+/// octets when the session asks for them, resumed output, and what comes next.
 pub struct T {
     pub s: Session,
+    pub max_line: usize,
 }
 
 impl T {
-    pub fn new(env: &Env, tls: bool, cfg: ImapConfig) -> T {
+    pub fn new(env: &impl HasBackend, tls: bool, cfg: ImapConfig) -> T {
+        let shared = Shared::new(&cfg);
+        T::with_shared(env, tls, cfg, shared)
+    }
+
+    pub fn with_shared(
+        env: &impl HasBackend,
+        tls: bool,
+        cfg: ImapConfig,
+        shared: Arc<Shared>,
+    ) -> T {
         let info = ConnInfo {
             peer: "127.0.0.1".parse().unwrap(),
             tls,
             starttls_available: !tls,
         };
+        let max_line = cfg.max_line;
         T {
-            s: Session::new(Arc::new(cfg), env.directory.clone(), info, 1),
+            s: Session::new(Arc::new(cfg), env.backend(), shared, info, 1),
+            max_line,
         }
     }
 
     /// A TLS session, logged in as alice.
-    pub async fn login(env: &Env) -> T {
+    pub async fn login(env: &impl HasBackend) -> T {
         let mut t = T::new(env, true, ImapConfig::default());
         let r = t.cmd(&format!("a0 LOGIN {USER} \"{PASS}\"")).await;
         assert!(r.contains("a0 OK"), "{r}");
         t
     }
 
-    /// Sends one command line (CRLF added); literals must be inline.
+    /// Sends one command line (CRLF added); literals inline.
     pub async fn cmd(&mut self, line: &str) -> String {
         self.raw(format!("{line}\r\n").as_bytes()).await
     }
@@ -69,15 +120,60 @@ impl T {
         self.next(bytes).await.0
     }
 
-    /// Runs one command to completion (resuming chunked output) and reports what comes next.
+    /// One input to the session, its output as text.
+    pub async fn input(&mut self, input: Input<'_>) -> (String, Next) {
+        let step = self.s.handle(input).await;
+        let out = step.output.into_bytes().await.unwrap();
+        (String::from_utf8_lossy(&out).into_owned(), step.next)
+    }
+
+    /// Feeds the bytes (any number of commands, literals inline) until they are used up or the
+    /// session waits for something else; returns all output and what the session wants next.
     pub async fn next(&mut self, bytes: &[u8]) -> (String, Next) {
-        let mut r = self.s.handle(bytes).await;
-        let mut out = std::mem::take(&mut r.out);
-        while r.next == Next::More {
-            r = self.s.resume().await;
-            out.extend_from_slice(&r.out);
+        let mut out = String::new();
+        let mut rest = bytes;
+        let mut next = Next::Line;
+        loop {
+            let (o, n) = match next {
+                Next::Line | Next::Idle => {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let end = rest
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map(|i| i + 1)
+                        .unwrap_or(rest.len());
+                    let (line, r) = rest.split_at(end);
+                    rest = r;
+                    if line.len() > self.max_line {
+                        self.input(Input::LineTooLong).await
+                    } else {
+                        self.input(Input::Line(line)).await
+                    }
+                }
+                Next::Literal { len } => {
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let n = (len as usize).min(rest.len()).min(64 * 1024);
+                    let (data, r) = rest.split_at(n);
+                    rest = r;
+                    self.input(Input::Data(data)).await
+                }
+                Next::Discard { len } => {
+                    let n = (len as usize).min(rest.len());
+                    rest = &rest[n..];
+                    next = Next::Line;
+                    continue;
+                }
+                Next::More => self.input(Input::Resume).await,
+                Next::StartTls | Next::Close => break,
+            };
+            out.push_str(&o);
+            next = n;
         }
-        (String::from_utf8_lossy(&out).into_owned(), r.next)
+        (out, next)
     }
 
     /// APPENDs a message to a mailbox, returning its UID.
@@ -97,22 +193,31 @@ pub fn message(i: usize) -> String {
 }
 
 /// Starts the IMAP service on two loopback listeners: STARTTLS (143-like) and implicit TLS.
-pub async fn server(env: &Env, cfg: ImapConfig) -> (Server, SocketAddr, SocketAddr, String) {
+pub async fn server(env: &SqlEnv, cfg: ImapConfig) -> (Server, SocketAddr, SocketAddr, String) {
+    server_with(env, cfg, env.dir.path()).await
+}
+
+/// The same over any backend (the certificate is written into `cert_dir`).
+pub async fn server_with(
+    env: &impl HasBackend,
+    cfg: ImapConfig,
+    cert_dir: &std::path::Path,
+) -> (Server, SocketAddr, SocketAddr, String) {
     let (cert, key) = wharf_net::generate_self_signed("localhost", &[]).unwrap();
     let tls = TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
     let mut server = Server::new(
         Some(tls),
         Limits {
-            max_connections: 100,
-            max_per_ip: 100,
+            max_connections: 1000,
+            max_per_ip: 1000,
             idle_timeout: Duration::from_secs(60),
             tls_handshake_timeout: Duration::from_secs(10),
         },
     );
-    let handler = Arc::new(ImapService::new(
+    let handler = Arc::new(ImapService::with_backend(
         cfg,
         "localhost".into(),
-        env.directory.clone(),
+        env.backend(),
     ));
     let plain = server
         .bind(
@@ -139,7 +244,7 @@ pub async fn server(env: &Env, cfg: ImapConfig) -> (Server, SocketAddr, SocketAd
         .await
         .unwrap();
     server.start();
-    let cert_path = env.dir.path().join("cert.pem");
+    let cert_path = cert_dir.join("cert.pem");
     std::fs::write(&cert_path, &cert).unwrap();
     (
         server,

@@ -1,0 +1,173 @@
+//! The narrow ports an IMAP session needs from the rest of the system: checking credentials
+//! (`Authenticator`, `SaslSession`), the account's mailbox tree (`Mailboxes`), and the messages
+//! of a mailbox with their change events (`Messages`). The session core only talks to these
+//! traits, so transcript tests drive it with in-memory doubles and no database; `adapters` binds
+//! them to `wharf_directory::Directory` and `wharf_store::Store`. Plain data types of
+//! `wharf_store` (ids, `Mailbox`, `MessageEntry`, outcomes) travel through them as they are.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+use tokio::sync::broadcast;
+use wharf_store::{
+    AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
+    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
+    SpecialUse, StoreError, TextField, Uid,
+};
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An authenticated user, as far as IMAP cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub account_id: AccountId,
+    pub address: String,
+}
+
+/// Why a login failed; mapped to RFC 5530 response codes by the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    InvalidCredentials,
+    Throttled { retry_after: Duration },
+    Disabled,
+    Malformed(String),
+    Aborted,
+    Temporary(String),
+}
+
+/// What one SASL step produced.
+#[derive(Debug)]
+pub enum SaslOutcome {
+    Challenge(Vec<u8>),
+    Success {
+        login: Login,
+        server_final: Option<Vec<u8>>,
+    },
+    Failure(AuthFailure),
+}
+
+/// One SASL exchange in progress; the session does the base64.
+#[async_trait]
+pub trait SaslSession: Send + Sync {
+    /// Feeds the next decoded client message (`b""` when the client sent no initial response).
+    async fn step(&mut self, client: &[u8]) -> SaslOutcome;
+}
+
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    /// LOGIN. Implementations throttle repeated failures themselves.
+    async fn authenticate(
+        &self,
+        user: &str,
+        pass: &str,
+        ip: IpAddr,
+    ) -> std::result::Result<Login, AuthFailure>;
+    /// SASL mechanism names in the order to advertise.
+    fn mechanisms(&self) -> Vec<&'static str>;
+    /// `None` when the mechanism is unknown (`name` is matched case-insensitively).
+    fn start_sasl(&self, name: &str, ip: IpAddr) -> Option<Box<dyn SaslSession>>;
+}
+
+/// The mailbox tree of an account.
+#[async_trait]
+pub trait Mailboxes: Send + Sync {
+    async fn list(&self, account: AccountId) -> Result<Vec<Mailbox>>;
+    /// `INBOX` matches case-insensitively; other names exactly.
+    async fn get(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
+    async fn get_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>>;
+    /// A new mailbox (fresh UIDVALIDITY); `AlreadyExists` when the name is taken.
+    async fn create(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox>;
+    /// Deletes the mailbox and its messages (not its children).
+    async fn delete(&self, account: AccountId, id: MailboxId) -> Result<()>;
+    /// Renames the mailbox and its children, keeping ids and UIDVALIDITY.
+    async fn rename(&self, account: AccountId, id: MailboxId, new_name: &str) -> Result<()>;
+    async fn set_subscribed(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()>;
+    async fn status(&self, id: MailboxId) -> Result<MailboxStatus>;
+}
+
+/// A message body to be copied to the client as it is read.
+pub struct BodyReader {
+    pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    /// Octets the reader yields in total.
+    pub len: u64,
+}
+
+impl std::fmt::Debug for BodyReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyReader")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// The messages of the account's mailboxes: index, content, flags, and the changes others make.
+#[async_trait]
+pub trait Messages: Send + Sync {
+    /// Every message in the mailbox, ascending by UID.
+    async fn index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>>;
+    /// Entries with modseq > `since` and UIDs expunged after it.
+    async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges>;
+    /// Clears \Recent on every message that has it and returns their UIDs (IMAP4rev1).
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>>;
+    /// Summaries and/or raw messages of several messages, in the order asked; a message that
+    /// is gone is a `NotFound` in its own slot.
+    async fn contents(
+        &self,
+        messages: &[MessageId],
+        summary: bool,
+        raw: bool,
+    ) -> Result<Vec<Result<MessageContent>>>;
+    /// The raw message in memory (SEARCH HEADER reads the header block from it).
+    async fn raw(&self, message: MessageId) -> Result<Bytes>;
+    /// The raw message as a reader, for FETCH to stream without holding it in memory.
+    async fn open_body(&self, message: MessageId) -> Result<BodyReader>;
+    /// Applies a flag change to the given UIDs (missing ones skipped).
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+    ) -> Result<Vec<FlagUpdate>>;
+    async fn copy(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
+    /// Copy then expunge from `src`, atomically (RFC 6851).
+    async fn move_to(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
+    /// Expunges messages flagged \Deleted (restricted to `uids` when given); UIDs ascending.
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>>;
+    /// Stores one message (quota enforced); \Recent is added.
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        raw: Bytes,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: i64,
+    ) -> Result<AppendOutcome>;
+    /// Full-text search in one mailbox: UIDs ascending.
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<Uid>>;
+    /// Change events of one account (every mailbox); lagging receivers resync by `changes_since`.
+    fn events(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent>;
+}
+
+/// Everything a session talks to, bundled so the service hands one value to each session.
+#[derive(Clone)]
+pub struct Backend {
+    pub auth: Arc<dyn Authenticator>,
+    pub mailboxes: Arc<dyn Mailboxes>,
+    pub messages: Arc<dyn Messages>,
+}

@@ -1,0 +1,274 @@
+//! The session's command receiver: assembles one command from the lines and literals the loop
+//! hands in (`Input::Line`, `Input::Data`), asks for literal octets with continuation requests
+//! (or none for RFC 7888 LITERAL-), enforces the literal limits, reads away oversized
+//! non-synchronising literals, and puts APPEND messages beyond the spool threshold (or beyond
+//! the shared memory budget) into a temp file instead of memory.
+
+use tracing::warn;
+
+use crate::output::Output;
+use crate::session::{Next, Session, Step};
+use crate::spool::{Lease, Spool, Spooled};
+use crate::syntax::literal_at_end;
+
+/// Largest non-synchronising literal (RFC 7888 LITERAL-).
+pub const MAX_NON_SYNC_LITERAL: u64 = 4096;
+/// Most oversized non-synchronising literals read away in one command before giving up.
+const MAX_DISCARD_ROUNDS: u32 = 64;
+
+/// A command being received.
+#[derive(Debug, Default)]
+pub(crate) struct Receiver {
+    /// The command so far: lines and in-memory literals, as the parser reads them.
+    buf: Vec<u8>,
+    /// Octets of the current literal still to come.
+    literal_left: u64,
+    /// The current literal goes to the spool (or, after a spool failure, nowhere).
+    to_spool: bool,
+    spool: Option<Spool>,
+    spooled: Option<Spooled>,
+    spool_failed: bool,
+    /// Budget held by this command's in-memory APPEND literals.
+    lease: Option<Lease>,
+    /// Reading away an oversized non-synchronising literal: the tag to answer and rounds so far.
+    discard: Option<(Option<String>, u32)>,
+}
+
+/// A fully received command.
+pub(crate) struct Received {
+    pub raw: Vec<u8>,
+    /// The APPEND message, when it went to the spool (its literal reads `{0}` in `raw`).
+    pub spooled: Option<Spooled>,
+    /// Held until the command has run.
+    pub _lease: Option<Lease>,
+}
+
+pub(crate) fn tag_of(buf: &[u8]) -> Option<String> {
+    let end = buf.iter().position(|&b| b == b' ')?;
+    let t = &buf[..end];
+    (!t.is_empty() && t.iter().all(|&b| b.is_ascii_graphic() && b != b'+'))
+        .then(|| String::from_utf8_lossy(t).into_owned())
+}
+
+fn is_append(buf: &[u8]) -> bool {
+    let mut words = buf.split(|&b| b == b' ');
+    words.next();
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+}
+
+/// Replaces the literal header at the end of `buf` (`{n}`, `{n+}`, `~{n}`) by `{0}`.
+fn zero_literal_header(buf: &mut Vec<u8>) {
+    let mut end = buf.len();
+    while end > 0 && matches!(buf[end - 1], b'\r' | b'\n') {
+        end -= 1;
+    }
+    if let Some(open) = buf[..end].iter().rposition(|&b| b == b'{') {
+        buf.truncate(open);
+        buf.extend_from_slice(b"{0}\r\n");
+    }
+}
+
+enum LineOutcome {
+    /// The command is complete.
+    Command(Received),
+    /// Answer and wait for what `Step::next` says.
+    Step(Step),
+}
+
+impl Session {
+    /// One line while no SASL exchange or IDLE is in progress.
+    pub(crate) async fn command_line(&mut self, line: &[u8]) -> Step {
+        match self.receive_line(line).await {
+            LineOutcome::Step(s) => s,
+            LineOutcome::Command(cmd) => self.command(cmd).await,
+        }
+    }
+
+    async fn receive_line(&mut self, line: &[u8]) -> LineOutcome {
+        if let Some((tag, rounds)) = self.rx.discard.take() {
+            if let Some(next) = literal_at_end(line)
+                && next.non_sync
+                && rounds < MAX_DISCARD_ROUNDS
+            {
+                self.rx.discard = Some((tag, rounds + 1));
+                return LineOutcome::Step(Step {
+                    output: Output::new(),
+                    next: Next::Discard { len: next.len },
+                });
+            }
+            return LineOutcome::Step(self.literal_too_big(tag.as_deref(), true));
+        }
+        if self.rx.spooled.is_some() || self.rx.spool_failed {
+            // APPEND's message is its last argument: only `)` (RFC 6855 UTF8) may follow it.
+            let rest = line.strip_suffix(b"\n").unwrap_or(line);
+            let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
+            if !(rest.is_empty() || rest == b")") {
+                let tag = tag_of(&self.rx.buf).unwrap_or_else(|| "*".into());
+                self.rx = Default::default();
+                return LineOutcome::Step(
+                    self.bad_reply(format!("{tag} BAD Unexpected data after the message\r\n")),
+                );
+            }
+            if self.rx.spool_failed {
+                let tag = tag_of(&self.rx.buf).unwrap_or_else(|| "*".into());
+                self.rx = Default::default();
+                return LineOutcome::Step(Step::text(
+                    format!("{tag} NO [SERVERBUG] Cannot hold the message, try again later\r\n"),
+                    Next::Line,
+                ));
+            }
+        }
+        self.rx.buf.extend_from_slice(line);
+        let Some(lit) = literal_at_end(line) else {
+            let rx = std::mem::take(&mut self.rx);
+            return LineOutcome::Command(Received {
+                raw: rx.buf,
+                spooled: rx.spooled,
+                _lease: rx.lease,
+            });
+        };
+        let append = is_append(&self.rx.buf);
+        let limit = if append {
+            self.cfg.max_append
+        } else {
+            self.cfg.max_literal
+        };
+        let too_big = lit.len > limit || (lit.non_sync && lit.len > MAX_NON_SYNC_LITERAL);
+        if too_big {
+            let tag = tag_of(&self.rx.buf);
+            self.rx = Default::default();
+            if lit.non_sync {
+                // The client sends it anyway: read it away without keeping it, then the rest
+                // of the command (which may announce further literals).
+                self.rx.discard = Some((tag, 1));
+                return LineOutcome::Step(Step {
+                    output: Output::new(),
+                    next: Next::Discard { len: lit.len },
+                });
+            }
+            return LineOutcome::Step(self.literal_too_big(tag.as_deref(), false));
+        }
+        // An APPEND message that is large, or finds the shared budget spent, waits on disk.
+        let mut to_spool = false;
+        if append {
+            let lease = (lit.len <= self.cfg.literal_spool_threshold)
+                .then(|| self.shared.budget.try_reserve(lit.len))
+                .flatten();
+            match lease {
+                Some(l) => match self.rx.lease.as_mut() {
+                    Some(held) => held.merge(l),
+                    None => self.rx.lease = Some(l),
+                },
+                None => to_spool = true,
+            }
+        }
+        if to_spool {
+            if self.rx.spool.is_some() || self.rx.spooled.is_some() {
+                // Only the message literal is large; a second one is not an APPEND.
+                let tag = tag_of(&self.rx.buf);
+                self.rx = Default::default();
+                if lit.non_sync {
+                    self.rx.discard = Some((tag, 1));
+                    return LineOutcome::Step(Step {
+                        output: Output::new(),
+                        next: Next::Discard { len: lit.len },
+                    });
+                }
+                return LineOutcome::Step(self.literal_too_big(tag.as_deref(), false));
+            }
+            match Spool::create(&self.cfg.spool_dir()).await {
+                Ok(s) => self.rx.spool = Some(s),
+                Err(e) => {
+                    warn!(session = self.id, error = %e, "cannot create APPEND spool file");
+                    if !lit.non_sync {
+                        let tag = tag_of(&self.rx.buf).unwrap_or_else(|| "*".into());
+                        self.rx = Default::default();
+                        return LineOutcome::Step(Step::text(
+                            format!(
+                                "{tag} NO [SERVERBUG] Cannot hold the message, try again later\r\n"
+                            ),
+                            Next::Line,
+                        ));
+                    }
+                    self.rx.spool_failed = true;
+                }
+            }
+            zero_literal_header(&mut self.rx.buf);
+        } else if self.rx.buf.len() as u64 + lit.len
+            > limit.saturating_add(self.cfg.max_line as u64 * 4)
+        {
+            let tag = tag_of(&self.rx.buf);
+            self.rx = Default::default();
+            return LineOutcome::Step(self.literal_too_big(tag.as_deref(), lit.non_sync));
+        }
+        self.rx.to_spool = to_spool;
+        self.rx.literal_left = lit.len;
+        let mut output = Output::new();
+        if !lit.non_sync {
+            output.extend_from_slice(b"+ Ready for literal data\r\n");
+        }
+        if lit.len == 0 {
+            return LineOutcome::Step(self.literal_done(output).await);
+        }
+        LineOutcome::Step(Step {
+            output,
+            next: Next::Literal { len: lit.len },
+        })
+    }
+
+    /// Octets of the literal being received (at most what `Next::Literal` asked for).
+    pub(crate) async fn literal_data(&mut self, data: &[u8]) -> Step {
+        if self.rx.literal_left == 0 {
+            // Nothing was asked for: a confused loop, not the client.
+            warn!(session = self.id, "literal data outside a literal");
+            return Step::text(Vec::new(), Next::Line);
+        }
+        let take = data
+            .len()
+            .min(usize::try_from(self.rx.literal_left).unwrap_or(usize::MAX));
+        let data = &data[..take];
+        if self.rx.to_spool {
+            if let Some(spool) = self.rx.spool.as_mut()
+                && let Err(e) = spool.write(data).await
+            {
+                warn!(session = self.id, error = %e, "writing the APPEND spool failed");
+                self.rx.spool = None;
+                self.rx.spool_failed = true;
+            }
+        } else {
+            self.rx.buf.extend_from_slice(data);
+        }
+        self.rx.literal_left -= take as u64;
+        if self.rx.literal_left > 0 {
+            return Step {
+                output: Output::new(),
+                next: Next::Literal {
+                    len: self.rx.literal_left,
+                },
+            };
+        }
+        self.literal_done(Output::new()).await
+    }
+
+    /// The literal is complete: the rest of the command line follows.
+    async fn literal_done(&mut self, output: Output) -> Step {
+        if self.rx.to_spool {
+            self.rx.to_spool = false;
+            if let Some(spool) = self.rx.spool.take() {
+                match spool.finish().await {
+                    Ok(s) => self.rx.spooled = Some(s),
+                    Err(e) => {
+                        warn!(session = self.id, error = %e, "finishing the APPEND spool failed");
+                        self.rx.spool_failed = true;
+                    }
+                }
+            }
+        }
+        Step {
+            output,
+            next: Next::Line,
+        }
+    }
+}

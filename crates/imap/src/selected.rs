@@ -1,0 +1,241 @@
+//! The view of the selected mailbox this session has announced to its client: the sequence
+//! number ↔ UID map with flags, and how store change events become the untagged
+//! EXISTS/FETCH/EXPUNGE responses at the moments RFC 9051 §7.4.1 allows them.
+
+use std::collections::{BTreeSet, HashSet};
+
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+use wharf_store::{Mailbox, MailboxEvent, MessageEntry, ModSeq, StoreError, Uid};
+
+use crate::output::Output;
+use crate::session::{Session, State};
+use crate::syntax::{SeqNum, SeqSet, response};
+
+/// The view of the selected mailbox this session has announced to its client.
+pub(crate) struct Selected {
+    pub mailbox: Mailbox,
+    pub read_only: bool,
+    /// Messages by ascending UID; sequence number = index + 1.
+    pub msgs: Vec<MessageEntry>,
+    pub modseq: ModSeq,
+    /// UIDs this session reports as \Recent (IMAP4rev1).
+    pub recent: HashSet<Uid>,
+    /// Expunged in the store, not yet announced (their sequence numbers still stand).
+    pub pending_expunge: BTreeSet<Uid>,
+    /// An event arrived (or this session changed something): pull `changes_since` before replying.
+    pub dirty: bool,
+}
+
+impl Selected {
+    pub fn index_of(&self, uid: Uid) -> Option<usize> {
+        self.msgs.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    /// Resolves a sequence set (of sequence numbers or UIDs) to message indexes, ascending.
+    /// Sequence numbers beyond the mailbox are an error (RFC 9051 §6.4.5 wants BAD).
+    pub fn resolve(&self, set: &SeqSet, uid: bool, saved: &[Uid]) -> Result<Vec<usize>, String> {
+        let mut out = BTreeSet::new();
+        match set {
+            SeqSet::Saved => {
+                for &u in saved {
+                    if let Some(i) = self.index_of(u) {
+                        out.insert(i);
+                    }
+                }
+            }
+            SeqSet::Ranges(ranges) => {
+                let n = self.msgs.len() as u32;
+                let max = if uid {
+                    self.msgs.last().map(|m| m.uid).unwrap_or(0)
+                } else {
+                    n
+                };
+                let value = |s: SeqNum| match s {
+                    SeqNum::Num(v) => v,
+                    SeqNum::Star => max,
+                };
+                // Sorted, merged ranges: a set repeating `1:*` many times costs no more than one.
+                let mut spans: Vec<(u32, u32)> = ranges
+                    .iter()
+                    // `*` in an empty mailbox names no message (clients send `1:*` blindly).
+                    .filter(|&&(a, b)| max > 0 || (a != SeqNum::Star && b != SeqNum::Star))
+                    .map(|&(a, b)| {
+                        let (a, b) = (value(a), value(b));
+                        (a.min(b), a.max(b))
+                    })
+                    .collect();
+                spans.sort_unstable();
+                let mut merged: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
+                for (lo, hi) in spans {
+                    match merged.last_mut() {
+                        Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                        _ => merged.push((lo, hi)),
+                    }
+                }
+                for (lo, hi) in merged {
+                    if uid {
+                        let start = self.msgs.partition_point(|m| m.uid < lo);
+                        for (i, m) in self.msgs.iter().enumerate().skip(start) {
+                            if m.uid > hi {
+                                break;
+                            }
+                            out.insert(i);
+                        }
+                    } else {
+                        if hi > n {
+                            return Err("Invalid message sequence number".into());
+                        }
+                        if lo == 0 {
+                            continue;
+                        }
+                        out.extend((lo - 1) as usize..hi as usize);
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+impl Session {
+    /// An event received by the loop (during IDLE) for this account.
+    pub(crate) fn note_event(&mut self, ev: Result<MailboxEvent, broadcast::error::RecvError>) {
+        let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
+        let dirty = match ev {
+            Ok(MailboxEvent::Changed { mailbox_id, .. }) => Some(mailbox_id) == sel_id,
+            // The selected mailbox may be the one deleted: the pull finds out.
+            Ok(MailboxEvent::MailboxesChanged) => true,
+            Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Err(broadcast::error::RecvError::Closed) => {
+                self.events = None;
+                false
+            }
+        };
+        if dirty && let Some(s) = self.selected.as_mut() {
+            s.dirty = true;
+        }
+    }
+
+    pub(crate) fn drain_events(&mut self) {
+        let Some(rx) = self.events.as_mut() else {
+            return;
+        };
+        let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
+        let mut dirty = false;
+        loop {
+            match rx.try_recv() {
+                Ok(MailboxEvent::Changed { mailbox_id, .. }) => {
+                    if Some(mailbox_id) == sel_id {
+                        dirty = true;
+                    }
+                }
+                Ok(MailboxEvent::MailboxesChanged) => dirty = true,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
+                Err(_) => break,
+            }
+        }
+        if dirty && let Some(s) = self.selected.as_mut() {
+            s.dirty = true;
+        }
+    }
+
+    /// Brings the announced view up to date with the store and writes the untagged responses;
+    /// expunges are held back (their sequence numbers kept) unless `allow_expunge`.
+    pub(crate) async fn sync(&mut self, out: &mut Output, allow_expunge: bool) {
+        self.drain_events();
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
+        if sel.dirty {
+            match self
+                .backend
+                .messages
+                .changes_since(sel.mailbox.id, sel.modseq)
+                .await
+            {
+                Ok(ch) => {
+                    sel.dirty = false;
+                    let before = sel.msgs.len();
+                    let max_uid = sel.msgs.last().map(|m| m.uid).unwrap_or(0);
+                    let mut flag_changes = Vec::new();
+                    for e in ch.changed {
+                        if e.uid > max_uid.max(sel.msgs.last().map(|m| m.uid).unwrap_or(0)) {
+                            if !ch.expunged.contains(&e.uid) {
+                                sel.msgs.push(e);
+                            }
+                        } else if let Some(i) = sel.index_of(e.uid) {
+                            let m = &mut sel.msgs[i];
+                            let changed = m.flags.difference(wharf_store::Flags::RECENT)
+                                != e.flags.difference(wharf_store::Flags::RECENT)
+                                || m.keywords != e.keywords;
+                            *m = e;
+                            if changed {
+                                flag_changes.push(m.uid);
+                            }
+                        }
+                    }
+                    for u in ch.expunged {
+                        if sel.index_of(u).is_some() {
+                            sel.pending_expunge.insert(u);
+                        }
+                    }
+                    sel.modseq = sel.modseq.max(ch.highest_modseq);
+                    for u in flag_changes {
+                        if sel.pending_expunge.contains(&u) {
+                            continue;
+                        }
+                        if let Some(i) = sel.index_of(u) {
+                            let m = &sel.msgs[i];
+                            let fl = response::flag_list(
+                                m.flags,
+                                &m.keywords,
+                                !self.rev2 && sel.recent.contains(&m.uid),
+                            );
+                            out.extend_from_slice(
+                                format!("* {} FETCH (UID {} FLAGS {})\r\n", i + 1, m.uid, fl)
+                                    .as_bytes(),
+                            );
+                        }
+                    }
+                    if sel.msgs.len() != before {
+                        out.extend_from_slice(
+                            format!("* {} EXISTS\r\n", sel.msgs.len()).as_bytes(),
+                        );
+                        if !self.rev2 {
+                            if !sel.read_only
+                                && let Ok(r) =
+                                    self.backend.messages.claim_recent(sel.mailbox.id).await
+                            {
+                                sel.recent.extend(r);
+                            }
+                            out.extend_from_slice(
+                                format!("* {} RECENT\r\n", sel.recent.len()).as_bytes(),
+                            );
+                        }
+                    }
+                }
+                Err(StoreError::NotFound(_)) => {
+                    // Another session deleted the selected mailbox: its sequence numbers can no
+                    // longer be kept, so the connection ends (as RFC 9051 §7.1.5 allows).
+                    info!(session = self.id, "selected mailbox deleted elsewhere");
+                    self.selected = None;
+                    self.state = State::Logout;
+                    out.extend_from_slice(b"* BYE Selected mailbox was deleted\r\n");
+                    return;
+                }
+                Err(e) => warn!(session = self.id, error = %e, "changes_since failed"),
+            }
+        }
+        if allow_expunge && !sel.pending_expunge.is_empty() {
+            let pending = std::mem::take(&mut sel.pending_expunge);
+            for u in pending {
+                if let Some(i) = sel.index_of(u) {
+                    sel.msgs.remove(i);
+                    sel.recent.remove(&u);
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Where APPEND literals wait until their command completes: in memory under a budget shared by
+//! every session of the service (`LiteralBudget`), or, beyond the spool threshold or when the
+//! budget is spent, in a temp file (`Spool`) that is removed when dropped — on completion, on
+//! abort, and when the connection goes away.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tempfile::TempPath;
+use tokio::io::AsyncWriteExt;
+
+/// Octets of APPEND literals all sessions of one service may hold in memory at once.
+#[derive(Debug)]
+pub struct LiteralBudget {
+    used: AtomicU64,
+    limit: u64,
+}
+
+impl LiteralBudget {
+    pub fn new(limit: u64) -> Arc<LiteralBudget> {
+        Arc::new(LiteralBudget {
+            used: AtomicU64::new(0),
+            limit,
+        })
+    }
+
+    /// Octets currently held by leases.
+    pub fn in_use(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Reserves `n` octets, or `None` when that would exceed the budget.
+    pub fn try_reserve(self: &Arc<Self>, n: u64) -> Option<Lease> {
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = cur.checked_add(n).filter(|&v| v <= self.limit)?;
+            match self
+                .used
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(Lease {
+                        budget: self.clone(),
+                        n,
+                    });
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+/// A reservation of the budget, given back when dropped.
+#[derive(Debug)]
+pub struct Lease {
+    budget: Arc<LiteralBudget>,
+    n: u64,
+}
+
+impl Lease {
+    /// Folds another lease into this one (one command, several literals).
+    pub fn merge(&mut self, mut other: Lease) {
+        self.n += std::mem::take(&mut other.n);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.n, Ordering::AcqRel);
+    }
+}
+
+/// A literal being written to a temp file; the file is deleted when this (or the `Spooled` it
+/// becomes) is dropped.
+#[derive(Debug)]
+pub struct Spool {
+    file: tokio::fs::File,
+    path: TempPath,
+    len: u64,
+}
+
+impl Spool {
+    pub async fn create(dir: &Path) -> io::Result<Spool> {
+        let dir: PathBuf = dir.to_path_buf();
+        let named = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            tempfile::Builder::new()
+                .prefix("imap-append-")
+                .suffix(".spool")
+                .tempfile_in(&dir)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        let (file, path) = named.into_parts();
+        Ok(Spool {
+            file: tokio::fs::File::from_std(file),
+            path,
+            len: 0,
+        })
+    }
+
+    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data).await?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    pub async fn finish(mut self) -> io::Result<Spooled> {
+        self.file.flush().await?;
+        Ok(Spooled {
+            path: self.path,
+            len: self.len,
+        })
+    }
+}
+
+/// A complete spooled literal.
+#[derive(Debug)]
+pub struct Spooled {
+    path: TempPath,
+    len: u64,
+}
+
+impl Spooled {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The message for the store, which takes it whole; the file goes when `self` is dropped.
+    pub async fn read(&self) -> io::Result<Bytes> {
+        let data = tokio::fs::read(&self.path).await?;
+        if data.len() as u64 != self.len {
+            return Err(io::Error::other("spool file changed size"));
+        }
+        Ok(Bytes::from(data))
+    }
+}

@@ -1,0 +1,205 @@
+//! The command-name dispatch: reads the command name and hands the arguments to the parser of
+//! its family (commands without arguments, and the short ones, are parsed here).
+
+use super::{PResult, Parser};
+use crate::syntax::command::*;
+
+impl Parser<'_> {
+    pub(super) fn command_body(&mut self) -> PResult<CommandKind> {
+        let name = self.atom()?.to_ascii_uppercase();
+        let k = match name.as_str() {
+            "CAPABILITY" => CommandKind::Capability,
+            "NOOP" => CommandKind::Noop,
+            "LOGOUT" => CommandKind::Logout,
+            "STARTTLS" => CommandKind::StartTls,
+            "NAMESPACE" => CommandKind::Namespace,
+            "IDLE" => CommandKind::Idle,
+            "CHECK" => CommandKind::Check,
+            "CLOSE" => CommandKind::Close,
+            "UNSELECT" => CommandKind::Unselect,
+            "EXPUNGE" => CommandKind::Expunge,
+            "LOGIN" => {
+                self.sp()?;
+                let user = self.astring()?;
+                self.sp()?;
+                let pass = self.astring()?;
+                CommandKind::Login { user, pass }
+            }
+            "AUTHENTICATE" => {
+                self.sp()?;
+                let mechanism = self.atom()?.to_ascii_uppercase();
+                let initial = if self.eat(b' ') {
+                    let t = self.take_while(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+                    if t.is_empty() {
+                        return Err("invalid initial response".into());
+                    }
+                    Some(String::from_utf8_lossy(t).into_owned())
+                } else {
+                    None
+                };
+                CommandKind::Authenticate { mechanism, initial }
+            }
+            "ENABLE" => {
+                let mut caps = Vec::new();
+                while self.eat(b' ') {
+                    caps.push(self.atom()?);
+                }
+                if caps.is_empty() {
+                    return Err("ENABLE needs at least one capability".into());
+                }
+                CommandKind::Enable(caps)
+            }
+            "ID" => {
+                self.sp()?;
+                if self.keyword("NIL") {
+                    CommandKind::Id(None)
+                } else {
+                    self.expect(b'(')?;
+                    let mut params = Vec::new();
+                    if !self.eat(b')') {
+                        loop {
+                            let k = Self::utf8(self.string()?)?;
+                            self.sp()?;
+                            let v = self.nstring()?;
+                            params.push((k, v));
+                            if params.len() > 30 {
+                                return Err("too many ID parameters".into());
+                            }
+                            if self.eat(b')') {
+                                break;
+                            }
+                            self.sp()?;
+                        }
+                    }
+                    CommandKind::Id(Some(params))
+                }
+            }
+            "SELECT" | "EXAMINE" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                if self.eat(b' ') {
+                    // select-params such as (CONDSTORE): accepted and ignored in this revision.
+                    self.skip_paren_list()?;
+                }
+                CommandKind::Select {
+                    mailbox,
+                    read_only: name == "EXAMINE",
+                }
+            }
+            "CREATE" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                let mut special_use = Vec::new();
+                if self.eat(b' ') {
+                    self.expect(b'(')?;
+                    if !self.keyword("USE") {
+                        return Err("unknown CREATE parameter".into());
+                    }
+                    self.sp()?;
+                    self.expect(b'(')?;
+                    loop {
+                        let f = self.flag()?;
+                        special_use.push(f.0);
+                        if self.eat(b')') {
+                            break;
+                        }
+                        self.sp()?;
+                    }
+                    self.expect(b')')?;
+                }
+                CommandKind::Create {
+                    mailbox,
+                    special_use,
+                }
+            }
+            "DELETE" => {
+                self.sp()?;
+                CommandKind::Delete(self.mailbox()?)
+            }
+            "RENAME" => {
+                self.sp()?;
+                let from = self.mailbox()?;
+                self.sp()?;
+                let to = self.mailbox()?;
+                CommandKind::Rename { from, to }
+            }
+            "SUBSCRIBE" => {
+                self.sp()?;
+                CommandKind::Subscribe(self.mailbox()?)
+            }
+            "UNSUBSCRIBE" => {
+                self.sp()?;
+                CommandKind::Unsubscribe(self.mailbox()?)
+            }
+            "LIST" => self.list()?,
+            "LSUB" => {
+                self.sp()?;
+                let reference = self.mailbox()?;
+                self.sp()?;
+                let pattern = self.list_mailbox()?;
+                CommandKind::Lsub { reference, pattern }
+            }
+            "STATUS" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let items = self.status_items()?;
+                CommandKind::Status { mailbox, items }
+            }
+            "APPEND" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let mut flags = Vec::new();
+                let mut date = None;
+                if self.peek() == Some(b'(') {
+                    flags = self.flag_list()?;
+                    self.sp()?;
+                }
+                if self.peek() == Some(b'"') {
+                    date = Some(self.date_time()?);
+                    self.sp()?;
+                }
+                // RFC 6855 §4: `UTF8 (literal8)` carries a message with UTF-8 headers.
+                let message = if self.keyword("UTF8") {
+                    self.sp()?;
+                    self.expect(b'(')?;
+                    let m = self.literal()?;
+                    self.expect(b')')?;
+                    m
+                } else {
+                    self.literal()?
+                };
+                CommandKind::Append {
+                    mailbox,
+                    flags,
+                    date,
+                    message,
+                }
+            }
+            "SEARCH" => self.search(false)?,
+            "FETCH" => self.fetch(false)?,
+            "STORE" => self.store(false)?,
+            "COPY" => self.copy_move(false, false)?,
+            "MOVE" => self.copy_move(false, true)?,
+            "UID" => {
+                self.sp()?;
+                let sub = self.atom()?.to_ascii_uppercase();
+                match sub.as_str() {
+                    "SEARCH" => self.search(true)?,
+                    "FETCH" => self.fetch(true)?,
+                    "STORE" => self.store(true)?,
+                    "COPY" => self.copy_move(true, false)?,
+                    "MOVE" => self.copy_move(true, true)?,
+                    "EXPUNGE" => {
+                        self.sp()?;
+                        CommandKind::UidExpunge(self.seq_set()?)
+                    }
+                    _ => return Err(format!("unknown UID command {sub}")),
+                }
+            }
+            _ => return Err(format!("unknown command {name}")),
+        };
+        Ok(k)
+    }
+}

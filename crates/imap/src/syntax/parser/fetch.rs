@@ -1,0 +1,178 @@
+//! FETCH arguments: macros, attributes, BODY[section]<partial> and BINARY sections.
+
+use super::{PResult, Parser};
+use crate::syntax::command::*;
+
+impl Parser<'_> {
+    pub(super) fn fetch(&mut self, uid: bool) -> PResult<CommandKind> {
+        self.sp()?;
+        let set = self.seq_set()?;
+        self.sp()?;
+        let mut items = Vec::new();
+        if self.eat(b'(') {
+            loop {
+                self.fetch_att(&mut items)?;
+                if self.eat(b')') {
+                    break;
+                }
+                self.sp()?;
+            }
+        } else if self.keyword("ALL") {
+            items.extend([
+                FetchItem::Flags,
+                FetchItem::InternalDate,
+                FetchItem::Rfc822Size,
+                FetchItem::Envelope,
+            ]);
+        } else if self.keyword("FAST") {
+            items.extend([
+                FetchItem::Flags,
+                FetchItem::InternalDate,
+                FetchItem::Rfc822Size,
+            ]);
+        } else if self.keyword("FULL") {
+            items.extend([
+                FetchItem::Flags,
+                FetchItem::InternalDate,
+                FetchItem::Rfc822Size,
+                FetchItem::Envelope,
+                FetchItem::Body,
+            ]);
+        } else {
+            self.fetch_att(&mut items)?;
+        }
+        if self.eat(b' ') {
+            // fetch modifiers such as (CHANGEDSINCE n) belong to CONDSTORE, not advertised here.
+            return Err("FETCH modifiers are not supported".into());
+        }
+        Ok(CommandKind::Fetch { uid, set, items })
+    }
+
+    pub(super) fn fetch_att(&mut self, items: &mut Vec<FetchItem>) -> PResult<()> {
+        if items.len() > 100 {
+            return Err("too many FETCH items".into());
+        }
+        let item = if self.keyword("BODY.PEEK[") {
+            self.body_section(true)?
+        } else if self.keyword("BODY[") {
+            self.body_section(false)?
+        } else if self.keyword("BINARY.PEEK[") {
+            self.binary_section(true)?
+        } else if self.keyword("BINARY.SIZE[") {
+            let part = self.section_part_only()?;
+            FetchItem::BinarySize { part }
+        } else if self.keyword("BINARY[") {
+            self.binary_section(false)?
+        } else {
+            let a = self.atom()?.to_ascii_uppercase();
+            match a.as_str() {
+                "FLAGS" => FetchItem::Flags,
+                "INTERNALDATE" => FetchItem::InternalDate,
+                "RFC822.SIZE" => FetchItem::Rfc822Size,
+                "ENVELOPE" => FetchItem::Envelope,
+                "BODY" => FetchItem::Body,
+                "BODYSTRUCTURE" => FetchItem::BodyStructure,
+                "UID" => FetchItem::Uid,
+                "RFC822" => FetchItem::Rfc822,
+                "RFC822.HEADER" => FetchItem::Rfc822Header,
+                "RFC822.TEXT" => FetchItem::Rfc822Text,
+                "MODSEQ" => FetchItem::ModSeq,
+                _ => return Err(format!("unknown FETCH item {a}")),
+            }
+        };
+        items.push(item);
+        Ok(())
+    }
+
+    pub(super) fn partial(&mut self) -> PResult<Option<(u32, u32)>> {
+        if self.eat(b'<') {
+            let start = self.number()?;
+            self.expect(b'.')?;
+            let len = self.nz_number()?;
+            self.expect(b'>')?;
+            Ok(Some((start, len)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(super) fn section_part_only(&mut self) -> PResult<Vec<u32>> {
+        let mut part = Vec::new();
+        if !self.eat(b']') {
+            loop {
+                part.push(self.nz_number()?);
+                if part.len() > 64 {
+                    return Err("section part too deep".into());
+                }
+                if self.eat(b']') {
+                    break;
+                }
+                self.expect(b'.')?;
+            }
+        }
+        Ok(part)
+    }
+
+    pub(super) fn binary_section(&mut self, peek: bool) -> PResult<FetchItem> {
+        let part = self.section_part_only()?;
+        let partial = self.partial()?;
+        Ok(FetchItem::Binary {
+            peek,
+            part,
+            partial,
+        })
+    }
+
+    pub(super) fn body_section(&mut self, peek: bool) -> PResult<FetchItem> {
+        let mut part = Vec::new();
+        let mut spec = SectionSpec::Full;
+        if !self.eat(b']') {
+            loop {
+                if matches!(self.peek(), Some(b'1'..=b'9')) {
+                    part.push(self.nz_number()?);
+                    if part.len() > 64 {
+                        return Err("section part too deep".into());
+                    }
+                    if self.eat(b'.') {
+                        continue;
+                    }
+                    break;
+                }
+                let a = self.atom()?.to_ascii_uppercase();
+                spec = match a.as_str() {
+                    "HEADER" => SectionSpec::Header,
+                    "TEXT" => SectionSpec::Text,
+                    "MIME" if !part.is_empty() => SectionSpec::Mime,
+                    "HEADER.FIELDS" | "HEADER.FIELDS.NOT" => {
+                        self.sp()?;
+                        self.expect(b'(')?;
+                        let mut names = Vec::new();
+                        loop {
+                            names.push(self.astring()?);
+                            if names.len() > 200 {
+                                return Err("too many header names".into());
+                            }
+                            if self.eat(b')') {
+                                break;
+                            }
+                            self.sp()?;
+                        }
+                        SectionSpec::HeaderFields {
+                            names,
+                            not: a.ends_with(".NOT"),
+                        }
+                    }
+                    _ => return Err(format!("invalid section text {a}")),
+                };
+                break;
+            }
+            self.expect(b']')?;
+        }
+        let partial = self.partial()?;
+        Ok(FetchItem::BodySection {
+            peek,
+            section: Section { part, spec },
+            partial,
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! SEARCH arguments: RETURN options, CHARSET and the key tree (depth-bounded).
+
+use super::{MAX_DEPTH, PResult, Parser};
+use crate::syntax::command::*;
+
+impl Parser<'_> {
+    pub(super) fn search(&mut self, uid: bool) -> PResult<CommandKind> {
+        self.sp()?;
+        let mut ret = None;
+        if self.keyword("RETURN") {
+            self.sp()?;
+            self.expect(b'(')?;
+            let mut opts = Vec::new();
+            self.items_until_close(true, |p| {
+                let o = p.atom()?.to_ascii_uppercase();
+                opts.push(match o.as_str() {
+                    "MIN" => SearchReturn::Min,
+                    "MAX" => SearchReturn::Max,
+                    "ALL" => SearchReturn::All,
+                    "COUNT" => SearchReturn::Count,
+                    "SAVE" => SearchReturn::Save,
+                    _ => return Err(format!("unknown SEARCH return option {o}")),
+                });
+                Ok(())
+            })?;
+            ret = Some(opts);
+            self.sp()?;
+        }
+        let mut charset = None;
+        if self.keyword("CHARSET") {
+            self.sp()?;
+            charset = Some(self.astring()?);
+            self.sp()?;
+        }
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        let key = if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
+        };
+        Ok(CommandKind::Search {
+            uid,
+            ret,
+            charset,
+            key,
+        })
+    }
+
+    pub(super) fn search_key(&mut self, depth: usize) -> PResult<SearchKey> {
+        if depth > MAX_DEPTH {
+            return Err("search keys nested too deeply".into());
+        }
+        if self.eat(b'(') {
+            let mut keys = vec![self.search_key(depth + 1)?];
+            while self.eat(b' ') {
+                keys.push(self.search_key(depth + 1)?);
+            }
+            self.expect(b')')?;
+            return Ok(if keys.len() == 1 {
+                keys.pop().unwrap_or(SearchKey::All)
+            } else {
+                SearchKey::And(keys)
+            });
+        }
+        if matches!(self.peek(), Some(b'0'..=b'9' | b'*' | b'$')) {
+            return Ok(SearchKey::SeqSet(self.seq_set()?));
+        }
+        let a = self.atom()?.to_ascii_uppercase();
+        let key = match a.as_str() {
+            "ALL" => SearchKey::All,
+            "ANSWERED" => SearchKey::Answered,
+            "DELETED" => SearchKey::Deleted,
+            "DRAFT" => SearchKey::Draft,
+            "FLAGGED" => SearchKey::Flagged,
+            "SEEN" => SearchKey::Seen,
+            "RECENT" => SearchKey::Recent,
+            "NEW" => SearchKey::New,
+            "OLD" => SearchKey::Old,
+            "UNANSWERED" => SearchKey::Unanswered,
+            "UNDELETED" => SearchKey::Undeleted,
+            "UNDRAFT" => SearchKey::Undraft,
+            "UNFLAGGED" => SearchKey::Unflagged,
+            "UNSEEN" => SearchKey::Unseen,
+            "KEYWORD" => {
+                self.sp()?;
+                SearchKey::Keyword(self.atom()?)
+            }
+            "UNKEYWORD" => {
+                self.sp()?;
+                SearchKey::Unkeyword(self.atom()?)
+            }
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+                self.sp()?;
+                let d = self.date()?;
+                match a.as_str() {
+                    "BEFORE" => SearchKey::Before(d),
+                    "ON" => SearchKey::On(d),
+                    "SINCE" => SearchKey::Since(d),
+                    "SENTBEFORE" => SearchKey::SentBefore(d),
+                    "SENTON" => SearchKey::SentOn(d),
+                    _ => SearchKey::SentSince(d),
+                }
+            }
+            "LARGER" => {
+                self.sp()?;
+                SearchKey::Larger(self.number64()?)
+            }
+            "SMALLER" => {
+                self.sp()?;
+                SearchKey::Smaller(self.number64()?)
+            }
+            "BCC" | "BODY" | "CC" | "FROM" | "SUBJECT" | "TEXT" | "TO" => {
+                self.sp()?;
+                let s = self.astring()?;
+                match a.as_str() {
+                    "BCC" => SearchKey::Bcc(s),
+                    "BODY" => SearchKey::Body(s),
+                    "CC" => SearchKey::Cc(s),
+                    "FROM" => SearchKey::From(s),
+                    "SUBJECT" => SearchKey::Subject(s),
+                    "TEXT" => SearchKey::Text(s),
+                    _ => SearchKey::To(s),
+                }
+            }
+            "HEADER" => {
+                self.sp()?;
+                let name = self.astring()?;
+                self.sp()?;
+                let value = self.astring()?;
+                SearchKey::Header(name, value)
+            }
+            "UID" => {
+                self.sp()?;
+                SearchKey::Uid(self.seq_set()?)
+            }
+            "NOT" => {
+                self.sp()?;
+                SearchKey::Not(Box::new(self.search_key(depth + 1)?))
+            }
+            "OR" => {
+                self.sp()?;
+                let l = self.search_key(depth + 1)?;
+                self.sp()?;
+                let r = self.search_key(depth + 1)?;
+                SearchKey::Or(Box::new(l), Box::new(r))
+            }
+            _ => return Err(format!("unknown search key {a}")),
+        };
+        Ok(key)
+    }
+}

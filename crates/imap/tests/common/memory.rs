@@ -1,0 +1,753 @@
+//! In-memory doubles of the session's backend traits: accounts with passwords (LOGIN and SASL
+//! PLAIN), mailboxes, messages with flags/modseqs/tombstones, change events, and a record of
+//! how message bodies were read (loaded whole vs opened as a stream) so FETCH streaming can be
+//! asserted. No SQLite, no sockets.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use wharf_imap::backend::{
+    AuthFailure, Authenticator, Backend, BodyReader, Login, Mailboxes, Messages, Result,
+    SaslOutcome, SaslSession,
+};
+use wharf_store::{
+    AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
+    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
+    SpecialUse, StoreError, TextField, Uid,
+};
+
+struct Blob {
+    raw: Bytes,
+    summary: Bytes,
+    search: wharf_mime::SearchText,
+}
+
+struct Mbox {
+    mailbox: Mailbox,
+    msgs: Vec<MessageEntry>,
+    /// Expunged UIDs with the modseq of their removal.
+    tombstones: Vec<(Uid, ModSeq)>,
+}
+
+#[derive(Default)]
+struct State {
+    accounts: HashMap<String, (AccountId, String)>,
+    mailboxes: BTreeMap<MailboxId, Mbox>,
+    blobs: HashMap<MessageId, Blob>,
+    next_id: i64,
+    modseq: ModSeq,
+    uid_validity: u32,
+    events: HashMap<AccountId, broadcast::Sender<MailboxEvent>>,
+}
+
+/// How FETCH read message bodies, for the streaming tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reads {
+    /// Messages whose raw octets were loaded into memory (`contents(raw)` or `raw`).
+    pub loaded: Vec<MessageId>,
+    /// Messages opened as a reader (`open_body`).
+    pub streamed: Vec<MessageId>,
+}
+
+#[derive(Default)]
+pub struct Memory {
+    state: Mutex<State>,
+    reads: Mutex<Reads>,
+}
+
+fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+impl Memory {
+    pub fn new() -> Arc<Memory> {
+        Arc::new(Memory::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn backend(self: &Arc<Self>) -> Backend {
+        Backend {
+            auth: self.clone(),
+            mailboxes: self.clone(),
+            messages: self.clone(),
+        }
+    }
+
+    /// An account with its INBOX.
+    pub fn add_account(&self, address: &str, pass: &str) -> AccountId {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = st.next_id;
+        st.accounts
+            .insert(address.to_ascii_lowercase(), (id, pass.to_string()));
+        drop(st);
+        // As the store does: the default mailboxes, subscribed.
+        for (name, role) in wharf_store::DEFAULT_MAILBOXES {
+            if let Ok(m) = self.create_sync(id, name, *role) {
+                let mut st = self.lock();
+                if let Some(mb) = st.mailboxes.get_mut(&m.id) {
+                    mb.mailbox.subscribed = true;
+                }
+            }
+        }
+        id
+    }
+
+    pub fn reads(&self) -> Reads {
+        self.reads.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn clear_reads(&self) {
+        *self.reads.lock().unwrap_or_else(|e| e.into_inner()) = Reads::default();
+    }
+
+    pub fn mailbox_names(&self, account: AccountId) -> Vec<String> {
+        self.lock()
+            .mailboxes
+            .values()
+            .filter(|m| m.mailbox.account_id == account)
+            .map(|m| m.mailbox.name.clone())
+            .collect()
+    }
+
+    /// Delivers a message to the account's INBOX as SMTP would (another "session").
+    pub fn deliver(&self, account: AccountId, raw: &[u8]) -> Uid {
+        let inbox = {
+            let st = self.lock();
+            st.mailboxes
+                .values()
+                .find(|m| m.mailbox.account_id == account && m.mailbox.name == "INBOX")
+                .map(|m| m.mailbox.id)
+        };
+        let Some(inbox) = inbox else { return 0 };
+        self.append_sync(inbox, Bytes::copy_from_slice(raw), Flags::empty(), &[], 0)
+            .map(|o| o.uid)
+            .unwrap_or(0)
+    }
+
+    fn publish(st: &mut State, account: AccountId, ev: MailboxEvent) {
+        if let Some(tx) = st.events.get(&account) {
+            let _ = tx.send(ev);
+        }
+    }
+
+    fn changed(st: &mut State, mailbox: MailboxId) {
+        let Some(mb) = st.mailboxes.get(&mailbox) else {
+            return;
+        };
+        let (account, modseq) = (mb.mailbox.account_id, mb.mailbox.highest_modseq);
+        Self::publish(
+            st,
+            account,
+            MailboxEvent::Changed {
+                mailbox_id: mailbox,
+                highest_modseq: modseq,
+            },
+        );
+    }
+
+    fn create_sync(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        let mut st = self.lock();
+        if st
+            .mailboxes
+            .values()
+            .any(|m| m.mailbox.account_id == account && m.mailbox.name == name)
+        {
+            return Err(StoreError::AlreadyExists(name.to_string()));
+        }
+        st.next_id += 1;
+        st.uid_validity += 1;
+        let mailbox = Mailbox {
+            id: st.next_id,
+            account_id: account,
+            name: name.to_string(),
+            special_use,
+            subscribed: false,
+            uid_validity: st.uid_validity,
+            uid_next: 1,
+            highest_modseq: 0,
+        };
+        st.mailboxes.insert(
+            mailbox.id,
+            Mbox {
+                mailbox: mailbox.clone(),
+                msgs: Vec::new(),
+                tombstones: Vec::new(),
+            },
+        );
+        Self::publish(&mut st, account, MailboxEvent::MailboxesChanged);
+        Ok(mailbox)
+    }
+
+    fn append_sync(
+        &self,
+        mailbox: MailboxId,
+        raw: Bytes,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: i64,
+    ) -> Result<AppendOutcome> {
+        let analysis = wharf_mime::analyze(&raw);
+        let mut st = self.lock();
+        st.next_id += 1;
+        st.modseq += 1;
+        let (message_id, modseq) = (st.next_id, st.modseq);
+        let size = raw.len() as u64;
+        st.blobs.insert(
+            message_id,
+            Blob {
+                raw,
+                summary: Bytes::from(analysis.summary),
+                search: analysis.search,
+            },
+        );
+        let mb = st
+            .mailboxes
+            .get_mut(&mailbox)
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+        let uid = mb.mailbox.uid_next;
+        mb.mailbox.uid_next += 1;
+        mb.mailbox.highest_modseq = modseq;
+        mb.msgs.push(MessageEntry {
+            uid,
+            message_id,
+            flags: flags.union(Flags::RECENT),
+            keywords: keywords.to_vec(),
+            modseq,
+            size,
+            internal_date,
+        });
+        let uid_validity = mb.mailbox.uid_validity;
+        Self::changed(&mut st, mailbox);
+        Ok(AppendOutcome {
+            mailbox_id: mailbox,
+            uid_validity,
+            uid,
+            modseq,
+            message_id,
+        })
+    }
+
+    fn copy_sync(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+        remove: bool,
+    ) -> Result<CopyOutcome> {
+        let mut st = self.lock();
+        let picked: Vec<MessageEntry> = {
+            let s = st
+                .mailboxes
+                .get(&src)
+                .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+            s.msgs
+                .iter()
+                .filter(|m| uids.contains(&m.uid))
+                .cloned()
+                .collect()
+        };
+        if !st.mailboxes.contains_key(&dst) {
+            return Err(StoreError::NotFound("mailbox".into()));
+        }
+        let mut mapping = Vec::new();
+        for m in &picked {
+            st.modseq += 1;
+            let modseq = st.modseq;
+            let Some(d) = st.mailboxes.get_mut(&dst) else {
+                break;
+            };
+            let uid = d.mailbox.uid_next;
+            d.mailbox.uid_next += 1;
+            d.mailbox.highest_modseq = modseq;
+            d.msgs.push(MessageEntry {
+                uid,
+                modseq,
+                flags: m.flags.union(Flags::RECENT),
+                ..m.clone()
+            });
+            mapping.push((m.uid, uid));
+        }
+        let dst_uid_validity = st
+            .mailboxes
+            .get(&dst)
+            .map(|d| d.mailbox.uid_validity)
+            .unwrap_or(0);
+        Self::changed(&mut st, dst);
+        if remove {
+            st.modseq += 1;
+            let modseq = st.modseq;
+            if let Some(s) = st.mailboxes.get_mut(&src) {
+                s.msgs.retain(|m| !uids.contains(&m.uid));
+                for m in &picked {
+                    s.tombstones.push((m.uid, modseq));
+                }
+                s.mailbox.highest_modseq = modseq;
+            }
+            Self::changed(&mut st, src);
+        }
+        Ok(CopyOutcome {
+            dst_uid_validity,
+            mapping,
+        })
+    }
+}
+
+struct PlainExchange {
+    mem: Arc<Memory>,
+    /// SASL LOGIN: the user name once given (`None` for PLAIN).
+    login_user: Option<Option<String>>,
+}
+
+#[async_trait]
+impl SaslSession for PlainExchange {
+    async fn step(&mut self, client: &[u8]) -> SaslOutcome {
+        if let Some(user) = self.login_user.as_mut() {
+            return match user.take() {
+                None if client.is_empty() => SaslOutcome::Challenge(b"Username:".to_vec()),
+                None => {
+                    *user = Some(String::from_utf8_lossy(client).into_owned());
+                    SaslOutcome::Challenge(b"Password:".to_vec())
+                }
+                Some(u) => match self.mem.check(&u, &String::from_utf8_lossy(client)) {
+                    Ok(login) => SaslOutcome::Success {
+                        login,
+                        server_final: None,
+                    },
+                    Err(e) => SaslOutcome::Failure(e),
+                },
+            };
+        }
+        if client.is_empty() {
+            return SaslOutcome::Challenge(Vec::new());
+        }
+        let parts: Vec<&[u8]> = client.split(|&b| b == 0).collect();
+        if parts.len() != 3 {
+            return SaslOutcome::Failure(AuthFailure::Malformed("PLAIN needs 3 fields".into()));
+        }
+        let user = String::from_utf8_lossy(parts[1]).into_owned();
+        let pass = String::from_utf8_lossy(parts[2]).into_owned();
+        match self.mem.check(&user, &pass) {
+            Ok(login) => SaslOutcome::Success {
+                login,
+                server_final: None,
+            },
+            Err(e) => SaslOutcome::Failure(e),
+        }
+    }
+}
+
+impl Memory {
+    fn check(&self, user: &str, pass: &str) -> std::result::Result<Login, AuthFailure> {
+        let st = self.lock();
+        match st.accounts.get(&user.to_ascii_lowercase()) {
+            Some((id, p)) if p == pass => Ok(Login {
+                account_id: *id,
+                address: user.to_ascii_lowercase(),
+            }),
+            _ => Err(AuthFailure::InvalidCredentials),
+        }
+    }
+}
+
+#[async_trait]
+impl Authenticator for Memory {
+    async fn authenticate(
+        &self,
+        user: &str,
+        pass: &str,
+        _ip: IpAddr,
+    ) -> std::result::Result<Login, AuthFailure> {
+        self.check(user, pass)
+    }
+
+    fn mechanisms(&self) -> Vec<&'static str> {
+        vec!["PLAIN", "LOGIN"]
+    }
+
+    fn start_sasl(&self, name: &str, _ip: IpAddr) -> Option<Box<dyn SaslSession>> {
+        // The exchange needs an owner of the accounts; the doubles are always behind an Arc.
+        let login_user = if name.eq_ignore_ascii_case("LOGIN") {
+            Some(None)
+        } else if name.eq_ignore_ascii_case("PLAIN") {
+            None
+        } else {
+            return None;
+        };
+        let st = self.lock();
+        let accounts = st.accounts.clone();
+        drop(st);
+        let mem = Memory::default();
+        mem.lock().accounts = accounts;
+        Some(Box::new(PlainExchange {
+            mem: Arc::new(mem),
+            login_user,
+        }))
+    }
+}
+
+#[async_trait]
+impl Mailboxes for Memory {
+    async fn list(&self, account: AccountId) -> Result<Vec<Mailbox>> {
+        let mut v: Vec<Mailbox> = self
+            .lock()
+            .mailboxes
+            .values()
+            .filter(|m| m.mailbox.account_id == account)
+            .map(|m| m.mailbox.clone())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    async fn get(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
+        Ok(self
+            .lock()
+            .mailboxes
+            .values()
+            .find(|m| {
+                m.mailbox.account_id == account
+                    && (m.mailbox.name == name
+                        || (name.eq_ignore_ascii_case("INBOX") && m.mailbox.name == "INBOX"))
+            })
+            .map(|m| m.mailbox.clone()))
+    }
+
+    async fn get_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
+        Ok(self.lock().mailboxes.get(&id).map(|m| m.mailbox.clone()))
+    }
+
+    async fn create(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<Mailbox> {
+        self.create_sync(account, name, special_use)
+    }
+
+    async fn delete(&self, account: AccountId, id: MailboxId) -> Result<()> {
+        let mut st = self.lock();
+        match st.mailboxes.get(&id) {
+            Some(m) if m.mailbox.account_id == account => {}
+            _ => return Err(StoreError::NotFound("mailbox".into())),
+        }
+        st.mailboxes.remove(&id);
+        Self::publish(&mut st, account, MailboxEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    async fn rename(&self, account: AccountId, id: MailboxId, new_name: &str) -> Result<()> {
+        let mut st = self.lock();
+        let old = match st.mailboxes.get(&id) {
+            Some(m) if m.mailbox.account_id == account => m.mailbox.name.clone(),
+            _ => return Err(StoreError::NotFound("mailbox".into())),
+        };
+        let prefix = format!("{old}/");
+        for m in st.mailboxes.values_mut() {
+            if m.mailbox.account_id != account {
+                continue;
+            }
+            if m.mailbox.id == id {
+                m.mailbox.name = new_name.to_string();
+            } else if let Some(rest) = m.mailbox.name.strip_prefix(&prefix) {
+                m.mailbox.name = format!("{new_name}/{rest}");
+            }
+        }
+        Self::publish(&mut st, account, MailboxEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    async fn set_subscribed(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()> {
+        let mut st = self.lock();
+        match st.mailboxes.get_mut(&id) {
+            Some(m) if m.mailbox.account_id == account => m.mailbox.subscribed = on,
+            _ => return Err(StoreError::NotFound("mailbox".into())),
+        }
+        Self::publish(&mut st, account, MailboxEvent::MailboxesChanged);
+        Ok(())
+    }
+
+    async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {
+        let st = self.lock();
+        let m = st
+            .mailboxes
+            .get(&id)
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+        let count = |f: Flags| m.msgs.iter().filter(|e| e.flags.contains(f)).count() as u32;
+        Ok(MailboxStatus {
+            messages: m.msgs.len() as u32,
+            unseen: m.msgs.len() as u32 - count(Flags::SEEN),
+            recent: count(Flags::RECENT),
+            deleted: count(Flags::DELETED),
+            size: m.msgs.iter().map(|e| e.size).sum(),
+            uid_next: m.mailbox.uid_next,
+            uid_validity: m.mailbox.uid_validity,
+            highest_modseq: m.mailbox.highest_modseq,
+        })
+    }
+}
+
+#[async_trait]
+impl Messages for Memory {
+    async fn index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
+        self.lock()
+            .mailboxes
+            .get(&mailbox)
+            .map(|m| m.msgs.clone())
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))
+    }
+
+    async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
+        let st = self.lock();
+        let m = st
+            .mailboxes
+            .get(&mailbox)
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+        Ok(MailboxChanges {
+            changed: m
+                .msgs
+                .iter()
+                .filter(|e| e.modseq > since)
+                .cloned()
+                .collect(),
+            expunged: m
+                .tombstones
+                .iter()
+                .filter(|t| t.1 > since)
+                .map(|t| t.0)
+                .collect(),
+            highest_modseq: m.mailbox.highest_modseq,
+            uid_next: m.mailbox.uid_next,
+        })
+    }
+
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
+        let mut st = self.lock();
+        let m = st
+            .mailboxes
+            .get_mut(&mailbox)
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+        let mut out = Vec::new();
+        for e in &mut m.msgs {
+            if e.flags.contains(Flags::RECENT) {
+                e.flags = e.flags.difference(Flags::RECENT);
+                out.push(e.uid);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn contents(
+        &self,
+        messages: &[MessageId],
+        summary: bool,
+        raw: bool,
+    ) -> Result<Vec<Result<MessageContent>>> {
+        if raw {
+            self.reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .loaded
+                .extend_from_slice(messages);
+        }
+        let st = self.lock();
+        Ok(messages
+            .iter()
+            .map(|id| match st.blobs.get(id) {
+                Some(b) => Ok(MessageContent {
+                    summary: summary.then(|| b.summary.clone()),
+                    raw: raw.then(|| b.raw.clone()),
+                }),
+                None => Err(StoreError::NotFound("message".into())),
+            })
+            .collect())
+    }
+
+    async fn raw(&self, message: MessageId) -> Result<Bytes> {
+        self.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .loaded
+            .push(message);
+        self.lock()
+            .blobs
+            .get(&message)
+            .map(|b| b.raw.clone())
+            .ok_or_else(|| StoreError::NotFound("message".into()))
+    }
+
+    async fn open_body(&self, message: MessageId) -> Result<BodyReader> {
+        self.reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .streamed
+            .push(message);
+        let raw = self
+            .lock()
+            .blobs
+            .get(&message)
+            .map(|b| b.raw.clone())
+            .ok_or_else(|| StoreError::NotFound("message".into()))?;
+        Ok(BodyReader {
+            len: raw.len() as u64,
+            reader: Box::new(std::io::Cursor::new(raw)),
+        })
+    }
+
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+    ) -> Result<Vec<FlagUpdate>> {
+        let mut st = self.lock();
+        let mut modseq = st.modseq;
+        let m = st
+            .mailboxes
+            .get_mut(&mailbox)
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+        let mut out = Vec::new();
+        for e in m.msgs.iter_mut().filter(|e| uids.contains(&e.uid)) {
+            let recent = e.flags.contains(Flags::RECENT);
+            let (nf, mut nk) = match op {
+                FlagOp::Add => (e.flags.union(flags), e.keywords.clone()),
+                FlagOp::Remove => (e.flags.difference(flags), e.keywords.clone()),
+                FlagOp::Replace => (flags, Vec::new()),
+            };
+            match op {
+                FlagOp::Add | FlagOp::Replace => {
+                    for k in keywords {
+                        if !nk.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                            nk.push(k.clone());
+                        }
+                    }
+                }
+                FlagOp::Remove => {
+                    nk.retain(|x| !keywords.iter().any(|k| k.eq_ignore_ascii_case(x)))
+                }
+            }
+            let nf = if recent {
+                nf.union(Flags::RECENT)
+            } else {
+                nf.difference(Flags::RECENT)
+            };
+            if nf != e.flags || nk != e.keywords {
+                modseq += 1;
+                e.flags = nf;
+                e.keywords = nk;
+                e.modseq = modseq;
+            }
+            out.push(FlagUpdate {
+                uid: e.uid,
+                flags: e.flags,
+                keywords: e.keywords.clone(),
+                modseq: e.modseq,
+            });
+        }
+        m.mailbox.highest_modseq = m.mailbox.highest_modseq.max(modseq);
+        st.modseq = modseq;
+        Self::changed(&mut st, mailbox);
+        Ok(out)
+    }
+
+    async fn copy(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
+        self.copy_sync(src, uids, dst, false)
+    }
+
+    async fn move_to(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
+        self.copy_sync(src, uids, dst, true)
+    }
+
+    async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>> {
+        let mut st = self.lock();
+        st.modseq += 1;
+        let modseq = st.modseq;
+        let m = st
+            .mailboxes
+            .get_mut(&mailbox)
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+        let gone: Vec<Uid> = m
+            .msgs
+            .iter()
+            .filter(|e| e.flags.contains(Flags::DELETED))
+            .filter(|e| uids.is_none_or(|u| u.contains(&e.uid)))
+            .map(|e| e.uid)
+            .collect();
+        m.msgs.retain(|e| !gone.contains(&e.uid));
+        m.tombstones.extend(gone.iter().map(|&u| (u, modseq)));
+        if !gone.is_empty() {
+            m.mailbox.highest_modseq = modseq;
+        }
+        Self::changed(&mut st, mailbox);
+        Ok(gone)
+    }
+
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        raw: Bytes,
+        flags: Flags,
+        keywords: &[String],
+        internal_date: i64,
+    ) -> Result<AppendOutcome> {
+        self.append_sync(mailbox, raw, flags, keywords, internal_date)
+    }
+
+    async fn search_text(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<Uid>> {
+        let needle = fold(needle);
+        let st = self.lock();
+        let m = st
+            .mailboxes
+            .get(&mailbox)
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+        Ok(m.msgs
+            .iter()
+            .filter(|e| {
+                let Some(b) = st.blobs.get(&e.message_id) else {
+                    return false;
+                };
+                let s = &b.search;
+                let hay: Vec<&String> = match field {
+                    TextField::Text => vec![&s.subject, &s.from, &s.to, &s.cc, &s.bcc, &s.body],
+                    TextField::Body => vec![&s.body],
+                    TextField::Subject => vec![&s.subject],
+                    TextField::From => vec![&s.from],
+                    TextField::To => vec![&s.to],
+                    TextField::Cc => vec![&s.cc],
+                    TextField::Bcc => vec![&s.bcc],
+                };
+                hay.iter().any(|h| fold(h).contains(&needle))
+            })
+            .map(|e| e.uid)
+            .collect())
+    }
+
+    fn events(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent> {
+        self.lock()
+            .events
+            .entry(account)
+            .or_insert_with(|| broadcast::channel(1024).0)
+            .subscribe()
+    }
+}

@@ -1,0 +1,81 @@
+//! The session's command receiver: over-long lines, oversized literals (synchronising and not),
+//! literals split across inputs.
+
+mod common;
+use common::*;
+use wharf_imap::{ImapConfig, Input, Next};
+
+#[tokio::test]
+async fn too_long_and_too_big() {
+    let env = env().await;
+    let mut t = T::new(&env, true, ImapConfig::default());
+    let (r, next) = t.input(Input::LineTooLong).await;
+    assert_eq!(r, "* BAD [TOOBIG] Command line too long\r\n");
+    assert_eq!(next, Next::Line);
+    // Non-synchronising: the client sends it anyway, the session has it read away.
+    let (r, next) = t
+        .input(Input::Line(b"a APPEND INBOX {99999999999+}\r\n"))
+        .await;
+    assert_eq!((r.as_str(), next), ("", Next::Discard { len: 99999999999 }));
+    let (r, next) = t.input(Input::Line(b"\r\n")).await;
+    assert_eq!(r, "a BAD [TOOBIG] Literal too large\r\n");
+    assert_eq!(next, Next::Line);
+    // Synchronising: refused before the client sends anything.
+    let (r, next) = t
+        .input(Input::Line(b"b APPEND INBOX {99999999999}\r\n"))
+        .await;
+    assert_eq!(r, "b NO [TOOBIG] Literal too large\r\n");
+    assert_eq!(next, Next::Line);
+    // Over LITERAL-'s 4096 in a non-APPEND command.
+    let (r, next) = t.input(Input::Line(b"c LOGIN {5000+}\r\n")).await;
+    assert_eq!((r.as_str(), next), ("", Next::Discard { len: 5000 }));
+    let (r, _) = t.input(Input::Line(b" {3+}\r\n")).await;
+    assert_eq!(r, "");
+    let (r, _) = t.input(Input::Line(b"\r\n")).await;
+    assert_eq!(r, "c BAD [TOOBIG] Literal too large\r\n");
+}
+
+#[tokio::test]
+async fn literals_arrive_in_pieces() {
+    let env = env().await;
+    let mut t = T::new(&env, true, ImapConfig::default());
+    let (r, next) = t.input(Input::Line(b"a LOGIN {18}\r\n")).await;
+    assert_eq!(
+        (r.as_str(), next),
+        ("+ Ready for literal data\r\n", Next::Literal { len: 18 })
+    );
+    let (r, next) = t.input(Input::Data(b"alice@")).await;
+    assert_eq!((r.as_str(), next), ("", Next::Literal { len: 12 }));
+    let (r, next) = t.input(Input::Data(b"example.test")).await;
+    assert_eq!((r.as_str(), next), ("", Next::Line));
+    let (r, next) = t
+        .input(Input::Line(format!(" {{{}+}}\r\n", PASS.len()).as_bytes()))
+        .await;
+    assert_eq!(
+        (r.as_str(), next),
+        (
+            "",
+            Next::Literal {
+                len: PASS.len() as u64
+            }
+        )
+    );
+    let (r, next) = t.input(Input::Data(PASS.as_bytes())).await;
+    assert_eq!((r.as_str(), next), ("", Next::Line));
+    let (r, next) = t.input(Input::Line(b"\r\n")).await;
+    assert!(r.starts_with("a OK [CAPABILITY"), "{r}");
+    assert_eq!(next, Next::Line);
+}
+
+#[tokio::test]
+async fn timeout_and_shutdown_say_bye() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    let (r, next) = t.input(Input::Timeout).await;
+    assert_eq!(r, "* BYE Autologout; idle for too long\r\n");
+    assert_eq!(next, Next::Close);
+    let mut t = T::login(&env).await;
+    let (r, next) = t.input(Input::Shutdown).await;
+    assert_eq!(r, "* BYE Server shutting down\r\n");
+    assert_eq!(next, Next::Close);
+}
