@@ -2,6 +2,7 @@
 //! validation connects to Wharf's real HTTP and HTTPS listeners: issuance
 //! by HTTP-01 and by TLS-ALPN-01, renewal with the hot swap seen by TLS
 //! clients, and a failed validation that leaves the old certificate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -27,6 +27,9 @@ pub struct DirectoryConfig {
     pub credential_cache_ttl: Duration,
     /// Minimum password length in characters.
     pub min_password_len: usize,
+    /// Where mail for `postmaster@` and `abuse@` of every local domain (and the bare
+    /// `Postmaster` of RFC 5321 §4.5.1) goes when no account or alias has that address.
+    pub postmaster: Option<String>,
 }
 
 impl Default for DirectoryConfig {
@@ -40,6 +43,7 @@ impl Default for DirectoryConfig {
             auth_known_source_ttl: Duration::from_secs(30 * 24 * 3600),
             credential_cache_ttl: Duration::from_secs(5 * 60),
             min_password_len: 10,
+            postmaster: None,
         }
     }
 }

@@ -11,12 +11,14 @@ pub mod password;
 mod resolve;
 mod sasl;
 pub mod scram;
+pub mod session_auth;
 mod throttle;
 
 pub use config::DirectoryConfig;
 pub use error::{AuthError, DirectoryError};
 pub use resolve::Resolution;
 pub use sasl::{MECHANISMS, Mechanism, SaslExchange, SaslStep, is_cancel};
+pub use session_auth::{Authenticator, DirectoryAuth, Login, SaslOutcome, SaslSession};
 pub use throttle::ThrottleStats;
 
 use std::net::IpAddr;

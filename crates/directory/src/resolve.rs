@@ -13,6 +13,9 @@ use crate::address::{Address, normalize_domain};
 const MAX_DEPTH: usize = 8;
 /// Most addresses one resolution visits, so a huge or hostile alias graph stays cheap.
 const MAX_VISITS: usize = 1000;
+/// Addresses every mail domain must have (RFC 5321 §4.5.1, RFC 2142 §2 and §4); without an
+/// account or alias of their own they reach `DirectoryConfig::postmaster`.
+const ROLE_ADDRESSES: [&str; 2] = ["postmaster", "abuse"];
 
 /// Result of resolving an RCPT address through accounts, aliases (lists, nested, loops cut), catch-all `@domain`
 /// and plus-addressing (`user+tag@d` → `user@d`).
@@ -61,6 +64,13 @@ impl Walk {
 
 impl Directory {
     pub async fn resolve_recipient(&self, address: &str) -> Result<Resolution, StoreError> {
+        // RFC 5321 §4.5.1: `RCPT TO:<Postmaster>` without a domain must be accepted.
+        if address.eq_ignore_ascii_case("postmaster") {
+            return Ok(self
+                .role_fallback(None)
+                .await?
+                .unwrap_or(Resolution::UnknownUser));
+        }
         let addr = match Address::parse(address) {
             Ok(a) => a,
             Err(why) => {
@@ -83,14 +93,58 @@ impl Directory {
         }
         let mut walk = Walk::default();
         walk.local_domains.insert(addr.domain.clone(), true);
+        let role = ROLE_ADDRESSES.iter().any(|r| {
+            addr.local.eq_ignore_ascii_case(r)
+                || addr
+                    .without_tag()
+                    .is_some_and(|b| b.local.eq_ignore_ascii_case(r))
+        });
+        let key = addr.key();
         self.walk(&mut walk, addr, Purpose::Deliver).await?;
         if walk.accounts.is_empty() && walk.external.is_empty() {
+            if role && let Some(r) = self.role_fallback(Some(&key)).await? {
+                return Ok(r);
+            }
             return Ok(Resolution::UnknownUser);
         }
         Ok(Resolution::Local {
             accounts: walk.accounts,
             external: walk.external,
         })
+    }
+
+    /// The configured `postmaster` target for a role address nobody owns (`from`: the address
+    /// asked for, so that a target naming itself cannot loop).
+    async fn role_fallback(&self, from: Option<&str>) -> Result<Option<Resolution>, StoreError> {
+        let Some(target) = self.inner.cfg.postmaster.as_deref() else {
+            return Ok(None);
+        };
+        let Ok(addr) = Address::parse(target) else {
+            tracing::warn!(
+                postmaster = target,
+                "the postmaster address is not an address"
+            );
+            return Ok(None);
+        };
+        if from.is_some_and(|f| f == addr.key()) {
+            return Ok(None);
+        }
+        let mut walk = Walk::default();
+        if !self.local_domain_cached(&mut walk, &addr.domain).await? {
+            return Ok(Some(Resolution::Local {
+                accounts: Vec::new(),
+                external: vec![addr.key()],
+            }));
+        }
+        self.walk(&mut walk, addr, Purpose::Deliver).await?;
+        if walk.accounts.is_empty() && walk.external.is_empty() {
+            tracing::warn!(postmaster = target, "the postmaster address reaches nobody");
+            return Ok(None);
+        }
+        Ok(Some(Resolution::Local {
+            accounts: walk.accounts,
+            external: walk.external,
+        }))
     }
 
     /// True when `address` is the account's own address (plus-tags ignored) or an alias that resolves to it.

@@ -1,5 +1,6 @@
 //! Accounts and authentication on real stores: creation errors, password checks, disabled
 //! accounts and the credential cache on SQLite and PostgreSQL; throttling on SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Guessing at an account must not lock its owner out: failures from strangers slow down only the
 //! sources the account has not logged in from recently, never refuse the right password, and the
 //! per-source penalties still hit the guessing addresses.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

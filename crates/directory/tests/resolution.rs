@@ -1,4 +1,5 @@
 //! Recipient resolution and `may_send_as`, on the embedded SQLite store and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -340,7 +341,72 @@ async fn may_send_as(backend: Backend) {
     }
 }
 
+/// postmaster@ and abuse@ of every local domain (and the bare `Postmaster`) reach the
+/// configured postmaster unless an account or alias owns them; other unknown names do not.
+async fn role_addresses_reach_the_postmaster(backend: Backend) {
+    let cfg = wharf_directory::DirectoryConfig {
+        postmaster: Some("alice@example.test".into()),
+        ..fast_config()
+    };
+    let fx = fixture(backend, cfg).await;
+    let dir = fx.directory.clone();
+    dir.add_domain("other.test").await.unwrap();
+    let alice = dir
+        .add_account("alice@example.test", PASSWORD, 0)
+        .await
+        .unwrap()
+        .id;
+    let bob = dir
+        .add_account("bob@other.test", PASSWORD, 0)
+        .await
+        .unwrap()
+        .id;
+    for a in [
+        "postmaster@example.test",
+        "POSTMASTER@other.test",
+        "abuse@other.test",
+        "abuse+spam@example.test",
+        "Postmaster",
+    ] {
+        assert_eq!(
+            dir.resolve_recipient(a).await.unwrap(),
+            local(&[alice], &[]),
+            "{a}"
+        );
+    }
+    assert_eq!(
+        dir.resolve_recipient("hostmaster@other.test")
+            .await
+            .unwrap(),
+        Resolution::UnknownUser
+    );
+    assert_eq!(
+        dir.resolve_recipient("postmaster@elsewhere.test")
+            .await
+            .unwrap(),
+        Resolution::NotLocalDomain
+    );
+    // An alias of the admin's wins over the fallback.
+    dir.add_alias("abuse@other.test", "bob@other.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        dir.resolve_recipient("abuse@other.test").await.unwrap(),
+        local(&[bob], &[])
+    );
+    // Without a configured postmaster, nothing changes.
+    let (_fx, plain, _, _, _) = setup(backend).await;
+    assert_eq!(
+        plain
+            .resolve_recipient("postmaster@example.test")
+            .await
+            .unwrap(),
+        Resolution::UnknownUser
+    );
+}
+
 on_both_backends!(
+    role_addresses_reach_the_postmaster,
     accounts_plus_tags_and_unknowns,
     smtputf8_recipient,
     aliases_lists_nesting_loops_and_externals,

@@ -1,5 +1,6 @@
 //! SASL exchanges through the Directory on a real embedded store: PLAIN, LOGIN, and
 //! SCRAM-SHA-256 with a real client library (Python `scramp`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

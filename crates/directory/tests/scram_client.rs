@@ -1,4 +1,5 @@
 //! The SCRAM-SHA-256 server state machine against a real client library (Python `scramp`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -3,99 +3,29 @@
 //! mailboxes and messages in `wharf_store::Store`). The only file of the crate that names
 //! `Directory` or `Store`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::broadcast;
-use wharf_directory::{AuthError, Directory, MECHANISMS, Mechanism, SaslExchange, SaslStep};
+use wharf_directory::{Directory, DirectoryAuth};
 use wharf_store::{
-    Account, AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
-    MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
-    MessageId, ModSeq, SpecialUse, Store, TextField, Uid,
+    AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
+    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
+    SpecialUse, Store, TextField, Uid,
 };
 
-use crate::backend::{
-    AuthFailure, Authenticator, Backend, BodyReader, Login, Mailboxes, Messages, Result,
-    SaslOutcome, SaslSession,
-};
+use crate::backend::{Backend, BodyReader, Mailboxes, Messages, Result};
 
 /// The backend of a running server: the directory for logins, its store for everything else.
 pub fn backend(directory: Directory) -> Backend {
     let store = directory.store().clone();
     Backend {
-        auth: Arc::new(DirectoryAuth { dir: directory }),
+        auth: Arc::new(DirectoryAuth::new(directory)),
         mailboxes: Arc::new(StoreMailboxes {
             store: store.clone(),
         }),
         messages: Arc::new(StoreMessages { store }),
-    }
-}
-
-fn failure(e: AuthError) -> AuthFailure {
-    match e {
-        AuthError::InvalidCredentials => AuthFailure::InvalidCredentials,
-        AuthError::Throttled { retry_after } => AuthFailure::Throttled { retry_after },
-        AuthError::Disabled => AuthFailure::Disabled,
-        AuthError::Malformed(s) => AuthFailure::Malformed(s),
-        AuthError::Aborted => AuthFailure::Aborted,
-        AuthError::Temporary(s) => AuthFailure::Temporary(s),
-    }
-}
-
-fn login(a: Account) -> Login {
-    Login {
-        account_id: a.id,
-        address: a.address,
-    }
-}
-
-pub struct DirectoryAuth {
-    dir: Directory,
-}
-
-struct Exchange(SaslExchange);
-
-#[async_trait]
-impl SaslSession for Exchange {
-    async fn step(&mut self, client: &[u8]) -> SaslOutcome {
-        match self.0.step(client).await {
-            SaslStep::Challenge(c) => SaslOutcome::Challenge(c),
-            SaslStep::Success {
-                account,
-                server_final,
-            } => SaslOutcome::Success {
-                login: login(account),
-                server_final,
-            },
-            SaslStep::Failure(e) => SaslOutcome::Failure(failure(e)),
-        }
-    }
-}
-
-#[async_trait]
-impl Authenticator for DirectoryAuth {
-    async fn authenticate(
-        &self,
-        user: &str,
-        pass: &str,
-        ip: IpAddr,
-    ) -> std::result::Result<Login, AuthFailure> {
-        self.dir
-            .authenticate(user, pass, ip)
-            .await
-            .map(login)
-            .map_err(failure)
-    }
-
-    fn mechanisms(&self) -> Vec<&'static str> {
-        MECHANISMS.iter().map(|m| m.name()).collect()
-    }
-
-    fn start_sasl(&self, name: &str, ip: IpAddr) -> Option<Box<dyn SaslSession>> {
-        let mech = Mechanism::from_name(name)?;
-        Some(Box::new(Exchange(self.dir.start_sasl(mech, ip))))
     }
 }
 
@@ -163,13 +93,8 @@ impl Messages for StoreMessages {
         self.store.message_raw(message).await
     }
     async fn open_body(&self, message: MessageId) -> Result<BodyReader> {
-        // TODO(lead): switch to the store's streaming read; until then the blob is read whole
-        // and the reader walks it, so only the socket copy is chunked.
-        let raw = self.store.message_raw(message).await?;
-        Ok(BodyReader {
-            len: raw.len() as u64,
-            reader: Box::new(std::io::Cursor::new(raw)),
-        })
+        let (len, reader) = self.store.open_message(message, 0).await?;
+        Ok(BodyReader { len, reader })
     }
     async fn store_flags(
         &self,

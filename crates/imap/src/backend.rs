@@ -5,9 +5,7 @@
 //! them to `wharf_directory::Directory` and `wharf_store::Store`. Plain data types of
 //! `wharf_store` (ids, `Mailbox`, `MessageEntry`, outcomes) travel through them as they are.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,56 +19,10 @@ use wharf_store::{
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// An authenticated user, as far as IMAP cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
-    pub account_id: AccountId,
-    pub address: String,
-}
-
-/// Why a login failed; mapped to RFC 5530 response codes by the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthFailure {
-    InvalidCredentials,
-    Throttled { retry_after: Duration },
-    Disabled,
-    Malformed(String),
-    Aborted,
-    Temporary(String),
-}
-
-/// What one SASL step produced.
-#[derive(Debug)]
-pub enum SaslOutcome {
-    Challenge(Vec<u8>),
-    Success {
-        login: Login,
-        server_final: Option<Vec<u8>>,
-    },
-    Failure(AuthFailure),
-}
-
-/// One SASL exchange in progress; the session does the base64.
-#[async_trait]
-pub trait SaslSession: Send + Sync {
-    /// Feeds the next decoded client message (`b""` when the client sent no initial response).
-    async fn step(&mut self, client: &[u8]) -> SaslOutcome;
-}
-
-#[async_trait]
-pub trait Authenticator: Send + Sync {
-    /// LOGIN. Implementations throttle repeated failures themselves.
-    async fn authenticate(
-        &self,
-        user: &str,
-        pass: &str,
-        ip: IpAddr,
-    ) -> std::result::Result<Login, AuthFailure>;
-    /// SASL mechanism names in the order to advertise.
-    fn mechanisms(&self) -> Vec<&'static str>;
-    /// `None` when the mechanism is unknown (`name` is matched case-insensitively).
-    fn start_sasl(&self, name: &str, ip: IpAddr) -> Option<Box<dyn SaslSession>>;
-}
+/// Authentication is one port for every protocol, defined with the directory
+/// (`wharf_directory::session_auth`); `AuthFailure` is the directory's `AuthError`.
+pub use wharf_directory::AuthError as AuthFailure;
+pub use wharf_directory::session_auth::{Authenticator, Login, SaslOutcome, SaslSession};
 
 /// The mailbox tree of an account.
 #[async_trait]

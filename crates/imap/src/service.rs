@@ -98,6 +98,7 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
     loop {
         if !was_authed && session.is_authenticated() {
             was_authed = true;
+            conn.set_authenticated();
             conn.set_idle_timeout(Duration::from_secs(cfg.idle_timeout_secs));
         }
         let step: Step = match next {
@@ -178,6 +179,15 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
         };
         write_output(&mut conn, step.output).await?;
         next = step.next;
+        // Literals of a logged-in user (APPEND) are held to the minimum rate instead of the
+        // pre-authentication deadline; before login a literal counts against that deadline.
+        match next {
+            Next::Literal { .. } | Next::Discard { .. } if session.is_authenticated() => {
+                conn.begin_bulk_input()
+            }
+            Next::Literal { .. } | Next::Discard { .. } => {}
+            _ => conn.end_bulk_input(),
+        }
     }
 }
 

@@ -178,6 +178,13 @@ impl Done {
             StoreError::AlreadyExists(_) => Done::no(Some("ALREADYEXISTS"), "Already exists"),
             StoreError::OverQuota => Done::no(Some("OVERQUOTA"), "Quota exceeded"),
             StoreError::Invalid(m) => Done::no(Some("CANNOT"), m),
+            StoreError::Unavailable(why) => {
+                warn!(error = %why, "store unavailable");
+                Done::no(
+                    Some("UNAVAILABLE"),
+                    "Storage temporarily unavailable, try again later",
+                )
+            }
             other => {
                 warn!(error = %other, "store failure");
                 Done::no(Some("SERVERBUG"), "Internal error, try again later")
@@ -670,5 +677,19 @@ fn sync_policy(k: &CommandKind) -> (bool, bool) {
         K::Copy { uid, .. } | K::Move { uid, .. } => (*uid, true),
         K::Select { .. } | K::Close | K::Unselect | K::Logout | K::Idle => (false, false),
         _ => (true, true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_is_a_temporary_no_not_a_server_bug() {
+        let done = Done::store(StoreError::Unavailable("pool timed out".into()));
+        assert_eq!(done.status, "NO");
+        assert_eq!(done.code.as_deref(), Some("UNAVAILABLE"));
+        let done = Done::store(StoreError::Invalid("bad name".into()));
+        assert_eq!(done.code.as_deref(), Some("CANNOT"));
     }
 }

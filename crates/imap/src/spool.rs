@@ -1,7 +1,7 @@
 //! Where APPEND literals wait until their command completes: in memory under a budget shared by
 //! every session of the service (`LiteralBudget`), or, beyond the spool threshold or when the
-//! budget is spent, in a temp file (`Spool`) that is removed when dropped — on completion, on
-//! abort, and when the connection goes away.
+//! budget is spent, in an unnamed temp file (`Spool`) that is gone when dropped — on completion,
+//! on abort, when the connection goes away, and after a crash.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use tempfile::TempPath;
 use tokio::io::AsyncWriteExt;
 
 /// Octets of APPEND literals all sessions of one service may hold in memory at once.
@@ -73,31 +72,26 @@ impl Drop for Lease {
     }
 }
 
-/// A literal being written to a temp file; the file is deleted when this (or the `Spooled` it
-/// becomes) is dropped.
+/// A literal being written to a temp file. The file has no name from the start (unlinked at
+/// creation), so it vanishes when this (or the `Spooled` it becomes) is dropped, and also when
+/// the process is killed: nothing is left for a sweep after a crash.
 #[derive(Debug)]
 pub struct Spool {
     file: tokio::fs::File,
-    path: TempPath,
     len: u64,
 }
 
 impl Spool {
     pub async fn create(dir: &Path) -> io::Result<Spool> {
         let dir: PathBuf = dir.to_path_buf();
-        let named = tokio::task::spawn_blocking(move || {
+        let file = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
-            tempfile::Builder::new()
-                .prefix("imap-append-")
-                .suffix(".spool")
-                .tempfile_in(&dir)
+            tempfile::tempfile_in(&dir)
         })
         .await
         .map_err(io::Error::other)??;
-        let (file, path) = named.into_parts();
         Ok(Spool {
             file: tokio::fs::File::from_std(file),
-            path,
             len: 0,
         })
     }
@@ -111,7 +105,7 @@ impl Spool {
     pub async fn finish(mut self) -> io::Result<Spooled> {
         self.file.flush().await?;
         Ok(Spooled {
-            path: self.path,
+            file: Arc::new(self.file.into_std().await),
             len: self.len,
         })
     }
@@ -120,7 +114,7 @@ impl Spool {
 /// A complete spooled literal.
 #[derive(Debug)]
 pub struct Spooled {
-    path: TempPath,
+    file: Arc<std::fs::File>,
     len: u64,
 }
 
@@ -135,10 +129,15 @@ impl Spooled {
 
     /// The message for the store, which takes it whole; the file goes when `self` is dropped.
     pub async fn read(&self) -> io::Result<Bytes> {
-        let data = tokio::fs::read(&self.path).await?;
-        if data.len() as u64 != self.len {
-            return Err(io::Error::other("spool file changed size"));
-        }
+        use std::os::unix::fs::FileExt as _;
+        let file = self.file.clone();
+        let len = usize::try_from(self.len).map_err(io::Error::other)?;
+        let data = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, 0).map(|()| buf)
+        })
+        .await
+        .map_err(io::Error::other)??;
         Ok(Bytes::from(data))
     }
 }

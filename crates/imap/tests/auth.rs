@@ -1,5 +1,6 @@
 //! Transcripts on the in-memory backend: STARTTLS, LOGIN, AUTHENTICATE (SASL-IR), and the
 //! directory's throttling behind the real adapter.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use base64::Engine;

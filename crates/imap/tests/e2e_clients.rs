@@ -1,5 +1,6 @@
 //! End to end over real loopback sockets: the service runs in-process (wharf_net::Server, a temp
 //! embedded store, the directory, a self-signed certificate) and real clients talk to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use std::io::{BufRead, BufReader, Read, Write};

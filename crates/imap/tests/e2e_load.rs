@@ -2,6 +2,7 @@
 //! APPEND literals and never finish them, and many sessions that FETCH a large message and never
 //! read the answer, must not grow the process's memory with the data they hold up; a normal large
 //! APPEND and FETCH still round-trip byte-exact.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use std::time::{Duration, Instant};
@@ -19,6 +20,9 @@ fn rss() -> u64 {
 }
 
 const MIB: u64 = 1024 * 1024;
+
+/// The tests of this binary measure the process's RSS: they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Reads until `needle` has arrived; returns everything read.
 async fn read_until(s: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
@@ -71,18 +75,12 @@ fn load_cfg(spool: &std::path::Path) -> ImapConfig {
 }
 
 fn spooled_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
+    spool_files(dir).iter().sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfinished_large_appends_do_not_hold_memory() {
+    let _serial = SERIAL.lock().await;
     const SESSIONS: usize = 100;
     const SENT: usize = 2 * 1024 * 1024;
     let env = sql_env().await;
@@ -128,20 +126,25 @@ async fn unfinished_large_appends_do_not_hold_memory() {
     // Held in memory this would be 200 MiB.
     assert!(growth < 40 * MIB, "RSS grew {} MiB", growth / MIB);
     drop(conns);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(spool.path()).unwrap().count() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert_eq!(
         std::fs::read_dir(spool.path()).unwrap().count(),
         0,
-        "spool files removed on disconnect"
+        "spool files have no name"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !spool_files(spool.path()).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        spool_files(spool.path()).is_empty(),
+        "spool files closed on disconnect"
     );
     server.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_append_and_fetch_round_trip_byte_exact() {
+    let _serial = SERIAL.lock().await;
     let env = sql_env().await;
     let spool = tempfile::tempdir().unwrap();
     let (server, plain, _tls, _cert) = server(&env, load_cfg(spool.path())).await;
@@ -163,7 +166,7 @@ async fn large_append_and_fetch_round_trip_byte_exact() {
     c.write_all(b"\r\n").await.unwrap();
     let r = read_until(&mut c, b"a OK").await;
     assert!(String::from_utf8_lossy(&r).contains("APPENDUID"));
-    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+    assert!(spool_files(spool.path()).is_empty());
     c.write_all(b"s SELECT INBOX\r\nf FETCH 1 BODY.PEEK[]\r\n")
         .await
         .unwrap();
@@ -181,6 +184,7 @@ async fn large_append_and_fetch_round_trip_byte_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetches_nobody_reads_do_not_hold_the_message() {
+    let _serial = SERIAL.lock().await;
     const SESSIONS: usize = 50;
     const SIZE: usize = 20 * 1024 * 1024;
     // The in-memory backend hands out readers over the one stored copy, so any growth is the
@@ -216,6 +220,55 @@ async fn fetches_nobody_reads_do_not_hold_the_message() {
     // And a reader that does read gets it all.
     let c = &mut conns[0];
     let r = read_until(c, b"f OK FETCH completed\r\n").await;
+    assert!(r.len() > SIZE);
+    drop(conns);
+    server.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The same against the embedded store: FETCH reads the blob file as the socket drains, so 50
+/// stalled readers of a 20 MiB message hold a chunk each, not the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_fetches_from_the_store_stream_from_the_blob() {
+    let _serial = SERIAL.lock().await;
+    const SESSIONS: usize = 50;
+    const SIZE: usize = 20 * 1024 * 1024;
+    let env = sql_env().await;
+    let spool = tempfile::tempdir().unwrap();
+    let (server, plain, _tls, _cert) = server(&env, load_cfg(spool.path())).await;
+    {
+        let mut c = logged_in(plain).await;
+        let mut msg = b"Subject: big\r\n\r\n".to_vec();
+        msg.resize(SIZE, b'y');
+        c.write_all(format!("a APPEND INBOX {{{SIZE}}}\r\n").as_bytes())
+            .await
+            .unwrap();
+        read_until(&mut c, b"+ ").await;
+        c.write_all(&msg).await.unwrap();
+        c.write_all(b"\r\n").await.unwrap();
+        read_until(&mut c, b"a OK").await;
+    }
+    let mut conns = Vec::new();
+    for _ in 0..SESSIONS {
+        let mut c = logged_in(plain).await;
+        c.write_all(b"s SELECT INBOX\r\n").await.unwrap();
+        read_until(&mut c, b"s OK").await;
+        conns.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss();
+    for c in &mut conns {
+        c.write_all(b"f FETCH 1 BODY.PEEK[]\r\n").await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let growth = rss().saturating_sub(before);
+    eprintln!(
+        "{SESSIONS} sessions fetching a {} MiB stored message without reading: RSS growth {:.1} MiB",
+        SIZE as u64 / MIB,
+        growth as f64 / MIB as f64
+    );
+    // Read whole per session this would be 1,000 MiB.
+    assert!(growth < 100 * MIB, "RSS grew {} MiB", growth / MIB);
+    let r = read_until(&mut conns[0], b"f OK FETCH completed\r\n").await;
     assert!(r.len() > SIZE);
     drop(conns);
     server.shutdown(Duration::from_secs(2)).await;

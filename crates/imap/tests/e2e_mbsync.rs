@@ -1,6 +1,7 @@
 //! mbsync (isync) against a live Wharf IMAP service: a full two-way sync of 200 varied messages
 //! (multipart, attachments, RFC 2047/2231 names, 8-bit bodies, nested messages), flags changed
 //! on both sides and new mail on both sides, then a sync that transfers nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
 //! Transcripts on the in-memory backend: EXPUNGE and UID EXPUNGE (RFC 4315), read-only refusal,
 //! sequence numbers of the announced removals.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

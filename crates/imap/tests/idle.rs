@@ -1,4 +1,5 @@
 //! IDLE transcripts on the in-memory backend: woken by another session's changes, ended by DONE.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

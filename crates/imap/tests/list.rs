@@ -1,5 +1,6 @@
 //! Transcripts on the in-memory backend: LIST (extended selection and return options, status,
 //! special-use) and LSUB.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

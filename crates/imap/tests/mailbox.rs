@@ -1,5 +1,6 @@
 //! Transcripts on the in-memory backend: SELECT/EXAMINE, CREATE (USE), DELETE, RENAME (INBOX),
 //! SUBSCRIBE, NAMESPACE, STATUS, CLOSE/UNSELECT, modified UTF-7 names, account isolation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

@@ -1,5 +1,6 @@
 //! The session's command receiver: over-long lines, oversized literals (synchronising and not),
 //! literals split across inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

@@ -1,4 +1,5 @@
 //! Transcripts: SEARCH and UID SEARCH keys, ESEARCH return options, SEARCHRES `$`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

@@ -1,5 +1,6 @@
 //! Two sessions on one mailbox (in-memory backend): appends, flag changes and expunges from one
 //! show up in the other at the moments RFC 9051 §7.4.1 allows; sequence numbers stay in step.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

@@ -1,5 +1,6 @@
 //! Transcripts on the in-memory backend: greeting, CAPABILITY, NOOP, ENABLE, ID, LOGOUT, bad
 //! commands counted to BYE.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

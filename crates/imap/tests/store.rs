@@ -1,4 +1,5 @@
 //! Transcripts on the in-memory backend: STORE and UID STORE.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 use common::*;

@@ -1,5 +1,6 @@
 //! The parser: examples of what RFC 9051 allows and forbids, property tests (never panics,
 //! round trips), literal announcements.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use wharf_imap::syntax::{CommandKind, SearchKey, SeqNum, SeqSet, parse_command};

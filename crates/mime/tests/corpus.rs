@@ -1,5 +1,6 @@
 //! ENVELOPE, BODYSTRUCTURE and BODY of every message in tests/corpus/ compared exactly with the
 //! values written from RFC 9051 §7.5.2 / RFC 3501 §7.4.2 (see corpus/make_corpus.py).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! Property tests: `analyze` never panics on any input, its summary decodes and renders to
 //! well-formed IMAP lists, and every section it can resolve lies inside the raw message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use wharf_mime::{Section, SectionSpec, Summary, analyze};

@@ -1,4 +1,5 @@
 //! Summary encode/decode round trip and the basic analyze outputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use wharf_mime::{Summary, analyze};
 

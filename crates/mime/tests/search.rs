@@ -1,4 +1,5 @@
 //! Search text, preview and sent date: decoded for the full-text index.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

@@ -1,4 +1,5 @@
 //! BODY[section] slicing and BINARY decoding over corpus messages.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

@@ -12,6 +12,10 @@
 //! [`Conn::set_authenticated`], the minimum rate between
 //! [`Conn::begin_bulk_input`] and [`Conn::end_bulk_input`], and shedding. A
 //! read cut by them fails with `TimedOut`, like an idle timeout.
+//!
+//! Why one long file: the buffer, the transport and the guard checks on every read are one
+//! type on purpose — the STARTTLS guarantee above holds only because nothing outside this file
+//! can reach the stream without the buffer.
 
 use std::io;
 use std::net::SocketAddr;

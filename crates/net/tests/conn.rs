@@ -1,5 +1,6 @@
 //! `Conn` over an in-memory pipe: line framing and its limits, literals,
 //! bounded buffers, idle timeout, and STARTTLS discarding buffered input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

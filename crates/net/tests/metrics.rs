@@ -1,5 +1,6 @@
 //! What the server loop records for `/metrics`: connections per listener,
 //! refusals by reason, running sessions per protocol.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

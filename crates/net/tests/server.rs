@@ -1,5 +1,6 @@
 //! Listener behaviour over loopback: connection limits, idle timeout, PROXY
 //! protocol v2, panicking handlers, bind errors and graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! bulk input the way the mail protocols do: the pre-authentication deadline, the minimum rate of
 //! bulk input, shedding the oldest unauthenticated sessions when the server is nearly full, and
 //! the per-IP limit on an IPv6 address.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

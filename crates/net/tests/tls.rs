@@ -1,5 +1,6 @@
 //! Implicit TLS, STARTTLS, protocol versions and certificate reload, over
 //! real loopback sockets with rustls and `openssl s_client` as clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -23,4 +23,4 @@ pub use client::{ClientConfig, ClientError, Credentials, SmtpClient, TlsPolicy, 
 pub use reply::Reply;
 pub use tls::TrustAnchors;
 pub use transaction::{Capabilities, Envelope, EnvelopeRecipient, Notify, Outcome, Ret};
-pub use worker::{BounceSink, IntoQueueEntry, MetricsSnapshot, Outbound, QueueConfig, Submission};
+pub use worker::{BounceSink, MetricsSnapshot, Outbound, QueueConfig};

@@ -54,6 +54,7 @@ impl BounceSink for LocalBounceSink {
                             raw: Bytes::from(stored),
                             internal_date: now,
                             recipients: accounts,
+                            junk: false,
                         })
                         .await
                         .map_err(|e| e.to_string())?;

@@ -178,8 +178,7 @@ impl Outbound {
     /// schedule; returns once the entry is durable, so the submitter's 250 may follow. An entry
     /// whose `next_attempt` lies ahead is held until then unless `retry(Some(id))` makes it due
     /// earlier: the SMTP session holds its entry until its own reply is settled.
-    pub async fn submit(&self, entry: impl IntoQueueEntry) -> Result<QueueId, QueueError> {
-        let mut entry = entry.into_entry(self);
+    pub async fn submit(&self, mut entry: NewQueueEntry) -> Result<QueueId, QueueError> {
         match self.dkim.sign(&entry.raw) {
             Ok(signed) => entry.raw = Bytes::from(signed),
             // An unsigned message still goes out; the admin sees why.
@@ -581,40 +580,6 @@ impl Outbound {
             Err(e) => {
                 tracing::error!(queue_id = entry.id, to = %entry.sender, error = %e, "DSN could not be sent")
             }
-        }
-    }
-}
-
-/// A message for the queue whose schedule the queue picks (due now, expiring after `max_age`).
-/// Tests and tools that do not care about times build this instead of a whole `NewQueueEntry`.
-#[derive(Debug, Clone)]
-pub struct Submission {
-    pub sender: String,
-    pub recipients: Vec<QueuedRecipient>,
-    pub raw: Bytes,
-    pub envid: Option<String>,
-    pub ret: Option<crate::Ret>,
-    pub require_tls: bool,
-}
-
-/// What `Outbound::submit` takes: a full entry, or a `Submission` scheduled by the queue.
-pub trait IntoQueueEntry {
-    fn into_entry(self, out: &Outbound) -> NewQueueEntry;
-}
-
-impl IntoQueueEntry for NewQueueEntry {
-    fn into_entry(self, _out: &Outbound) -> NewQueueEntry {
-        self
-    }
-}
-
-impl IntoQueueEntry for Submission {
-    fn into_entry(self, out: &Outbound) -> NewQueueEntry {
-        NewQueueEntry {
-            envid: self.envid,
-            ret: self.ret,
-            require_tls: self.require_tls,
-            ..out.new_entry(self.sender, self.recipients, self.raw)
         }
     }
 }

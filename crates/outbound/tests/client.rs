@@ -1,6 +1,7 @@
 //! The SMTP client against a scripted server on loopback: STARTTLS (opportunistic and
 //! verified), PIPELINING, per-recipient replies, dot-stuffing, CHUNKING, SMTPUTF8, AUTH,
 //! HELO fallback, connection reuse.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

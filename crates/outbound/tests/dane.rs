@@ -1,6 +1,7 @@
 //! DANE (RFC 7672) end to end: the queue worker against a loopback DNS server playing a
 //! validating resolver (AD bit per zone and name, SERVFAIL, truncation) and scripted SMTP
 //! servers on loopback with self-signed or CA-issued certificates.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -16,9 +17,9 @@ use support::*;
 use wharf_outbound::dane::{self, DanePolicy, Tlsa};
 use wharf_outbound::dkim::DkimSigners;
 use wharf_outbound::mta_sts::MtaStsConfig;
-use wharf_outbound::queue::{QueueStore, QueuedRecipient, RecipientState};
+use wharf_outbound::queue::{NewQueueEntry, QueueStore, QueuedRecipient, RecipientState};
 use wharf_outbound::route::RouterConfig;
-use wharf_outbound::{ClientConfig, Outbound, SmtpClient, Submission, TrustAnchors};
+use wharf_outbound::{ClientConfig, Outbound, SmtpClient, TrustAnchors};
 
 // ---------------------------------------------------------------- fixtures
 
@@ -85,13 +86,13 @@ async fn queue_one(rc: RouterConfig, require_tls: bool) -> Setup {
     );
     let raw = "From: <alice@a.test>\r\nTo: <bob@b.test>\r\nSubject: dane\r\n\r\nhi\r\n";
     let id = out
-        .submit(Submission {
-            sender: "alice@a.test".into(),
-            recipients: vec![QueuedRecipient::new("bob@b.test")],
-            raw: Bytes::from(raw),
-            envid: None,
-            ret: None,
+        .submit(NewQueueEntry {
             require_tls,
+            ..out.new_entry(
+                "alice@a.test",
+                vec![QueuedRecipient::new("bob@b.test")],
+                Bytes::from(raw),
+            )
         })
         .await
         .unwrap();

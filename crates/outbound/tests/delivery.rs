@@ -1,6 +1,7 @@
 //! Routing against a DNS server on loopback, and the queue worker end to end: DKIM-signed
 //! delivery over STARTTLS verified with mail-auth, retries on schedule, bounces (and no bounce
 //! loops), delay warnings, expiry, smarthost with AUTH, lease takeover, connection reuse.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -15,11 +16,10 @@ use mail_parser::{MessageParser, MimeHeaders};
 use support::*;
 use wharf_outbound::dkim::{Algorithm, DkimSigners};
 use wharf_outbound::mta_sts::MtaStsConfig;
-use wharf_outbound::queue::{QueueStore, QueuedRecipient, RecipientState};
+use wharf_outbound::queue::{NewQueueEntry, QueueStore, QueuedRecipient, RecipientState};
 use wharf_outbound::route::{Relay, RouteError, Router, RouterConfig};
 use wharf_outbound::{
-    BounceSink, ClientConfig, Credentials, Outbound, QueueConfig, Ret, Submission, TlsPolicy,
-    TrustAnchors,
+    BounceSink, ClientConfig, Credentials, Outbound, QueueConfig, Ret, TlsPolicy, TrustAnchors,
 };
 
 fn router(dns: SocketAddr, port: u16) -> RouterConfig {
@@ -68,18 +68,19 @@ fn setup(
     Setup { queue, out }
 }
 
-fn submission(from: &str, to: &[&str], body: &str) -> Submission {
+fn submission(out: &Outbound, from: &str, to: &[&str], body: &str) -> NewQueueEntry {
     let raw = format!(
         "From: Alice <{from}>\r\nTo: {}\r\nSubject: outbound test\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <t1@a.test>\r\n\r\n{body}\r\n",
         to.join(", ")
     );
-    Submission {
-        sender: from.into(),
-        recipients: to.iter().map(|a| QueuedRecipient::new(a)).collect(),
-        raw: Bytes::from(raw),
+    NewQueueEntry {
         envid: Some("ENV-42".into()),
         ret: Some(Ret::Hdrs),
-        require_tls: false,
+        ..out.new_entry(
+            from,
+            to.iter().map(|a| QueuedRecipient::new(a)).collect(),
+            Bytes::from(raw),
+        )
     }
 }
 
@@ -177,6 +178,7 @@ async fn dkim_signed_delivery_over_starttls_verifies_with_mail_auth() {
     let id = s
         .out
         .submit(submission(
+            &s.out,
             "alice@a.test",
             &["bob@b.test", "carol@b.test"],
             "Hello Bob.\r\n.dot line",
@@ -229,7 +231,12 @@ async fn destination_down_is_retried_on_schedule_then_delivered() {
     let s = setup(router(dns, port), |_, _| {}, DkimSigners::new(), None);
     let id = s
         .out
-        .submit(submission("alice@a.test", &["bob@b.test"], "retry me"))
+        .submit(submission(
+            &s.out,
+            "alice@a.test",
+            &["bob@b.test"],
+            "retry me",
+        ))
         .await
         .unwrap();
     assert_eq!(s.out.run_once().await.unwrap(), 1);
@@ -281,6 +288,7 @@ async fn permanent_failure_bounces_to_sender_and_bounces_never_loop() {
     let id = s
         .out
         .submit(submission(
+            &s.out,
             "alice@a.test",
             &["ok@b.test", "bob@b.test"],
             "bounce me",
@@ -353,7 +361,7 @@ async fn delay_warning_once_and_expiry_fails_with_dsn() {
     );
     let id = s
         .out
-        .submit(submission("alice@a.test", &["bob@b.test"], "slow"))
+        .submit(submission(&s.out, "alice@a.test", &["bob@b.test"], "slow"))
         .await
         .unwrap();
     s.out.run_once().await.unwrap();
@@ -398,7 +406,7 @@ async fn notify_never_suppresses_the_dsn() {
         DkimSigners::new(),
         Some(cap.clone()),
     );
-    let mut sub = submission("alice@a.test", &["bob@b.test"], "x");
+    let mut sub = submission(&s.out, "alice@a.test", &["bob@b.test"], "x");
     sub.recipients[0].notify.never = true;
     sub.recipients[0].notify.failure = false;
     s.out.submit(sub).await.unwrap();
@@ -431,6 +439,7 @@ async fn smarthost_with_auth_over_required_tls() {
     let s = setup(rc, |_, _| {}, DkimSigners::new(), None);
     s.out
         .submit(submission(
+            &s.out,
             "alice@a.test",
             &["x@anywhere.test", "y@elsewhere.test"],
             "via relay",
@@ -464,7 +473,7 @@ async fn crashed_workers_lease_is_taken_over_and_delivered_once() {
     );
     let id = s
         .out
-        .submit(submission("alice@a.test", &["bob@b.test"], "once"))
+        .submit(submission(&s.out, "alice@a.test", &["bob@b.test"], "once"))
         .await
         .unwrap();
     // Another node leased it and died.
@@ -508,6 +517,7 @@ async fn messages_to_one_domain_share_a_connection_within_the_limit() {
     for i in 0..6 {
         s.out
             .submit(submission(
+                &s.out,
                 "alice@a.test",
                 &[&format!("u{i}@b.test")],
                 "bulk",
@@ -544,7 +554,7 @@ async fn worker_loop_delivers_on_wake_and_stops_on_shutdown() {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(s.out.clone().run(rx));
     s.out
-        .submit(submission("alice@a.test", &["bob@b.test"], "loop"))
+        .submit(submission(&s.out, "alice@a.test", &["bob@b.test"], "loop"))
         .await
         .unwrap();
     for _ in 0..100 {
@@ -603,7 +613,7 @@ async fn sts_setup(
         DkimSigners::new(),
         None,
     );
-    let mut sub = submission("alice@a.test", &["bob@b.test"], "sts");
+    let mut sub = submission(&s.out, "alice@a.test", &["bob@b.test"], "sts");
     sub.require_tls = require_tls;
     let id = s.out.submit(sub).await.unwrap();
     (s, st, hits, id as u64)
@@ -697,7 +707,7 @@ async fn requiretls_needs_an_authenticated_mx_offering_it() {
         DkimSigners::new(),
         Some(cap.clone()),
     );
-    let mut sub = submission("alice@a.test", &["bob@b.test"], "secret");
+    let mut sub = submission(&s.out, "alice@a.test", &["bob@b.test"], "secret");
     sub.require_tls = true;
     s.out.submit(sub).await.unwrap();
     s.out.run_once().await.unwrap();
@@ -764,7 +774,7 @@ async fn notify_success_reported_as_relayed_unless_next_hop_speaks_dsn() {
             DkimSigners::new(),
             Some(cap.clone()),
         );
-        let mut sub = submission("alice@a.test", &["bob@b.test"], "x");
+        let mut sub = submission(&s.out, "alice@a.test", &["bob@b.test"], "x");
         sub.recipients[0].notify.success = true;
         sub.recipients[0].notify.explicit = true;
         s.out.submit(sub).await.unwrap();
@@ -819,12 +829,12 @@ async fn a_slow_destination_does_not_hold_back_the_queue() {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(s.out.clone().run(rx));
     s.out
-        .submit(submission("alice@a.test", &["x@slow.test"], "slow"))
+        .submit(submission(&s.out, "alice@a.test", &["x@slow.test"], "slow"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.out
-        .submit(submission("alice@a.test", &["y@fast.test"], "fast"))
+        .submit(submission(&s.out, "alice@a.test", &["y@fast.test"], "fast"))
         .await
         .unwrap();
     let started = std::time::Instant::now();

@@ -6,6 +6,7 @@
 //!
 //! Needs `/usr/sbin/postfix` (`apt-get install -y postfix`) and root (Postfix's master runs as
 //! root); the test fails loudly without them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -19,7 +20,6 @@ use rustls_pki_types::pem::PemObject;
 use sha2::Digest;
 use std::sync::Arc;
 use support::*;
-use wharf_outbound::Submission;
 use wharf_outbound::dkim::{Algorithm, DkimSigners};
 use wharf_outbound::queue::{QueueStore, QueuedRecipient};
 use wharf_outbound::route::RouterConfig;
@@ -187,14 +187,11 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
     };
     let out = test_outbound(&queue, "mail.a.test", rc, |_, _| {}, signers, None);
     let raw = "From: <alice@a.test>\r\nTo: <bob@p.test>\r\nSubject: to postfix\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\nMessage-ID: <pf1@a.test>\r\n\r\nHello Postfix.\r\n.dotted\r\n";
-    out.submit(Submission {
-        sender: "alice@a.test".into(),
-        recipients: vec![QueuedRecipient::new("bob@p.test")],
-        raw: bytes::Bytes::from(raw),
-        envid: None,
-        ret: None,
-        require_tls: false,
-    })
+    out.submit(out.new_entry(
+        "alice@a.test",
+        vec![QueuedRecipient::new("bob@p.test")],
+        bytes::Bytes::from(raw),
+    ))
     .await
     .unwrap();
     out.run_once().await.unwrap();
@@ -266,14 +263,11 @@ async fn delivery_to_postfix_mx_over_starttls_with_dkim() {
             DkimSigners::new(),
             None,
         );
-        out.submit(Submission {
-            sender: "alice@a.test".into(),
-            recipients: vec![QueuedRecipient::new("bob@p.test")],
-            raw: bytes::Bytes::from("From: <alice@a.test>\r\nSubject: dane\r\n\r\nDANE.\r\n"),
-            envid: None,
-            ret: None,
-            require_tls: false,
-        })
+        out.submit(out.new_entry(
+            "alice@a.test",
+            vec![QueuedRecipient::new("bob@p.test")],
+            bytes::Bytes::from("From: <alice@a.test>\r\nSubject: dane\r\n\r\nDANE.\r\n"),
+        ))
         .await
         .unwrap();
         out.run_once().await.unwrap();

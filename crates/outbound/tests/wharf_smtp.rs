@@ -1,6 +1,7 @@
 //! Outbound delivery into a real Wharf SMTP server on loopback (wharf_smtp over a temporary
 //! embedded store): found by MX through the test DNS server, reached over STARTTLS, DKIM-signed
 //! and verified on arrival; and the smarthost path with AUTH against Wharf's submission port.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -14,9 +15,9 @@ use support::*;
 use wharf_directory::Directory;
 use wharf_net::{Limits, Server, TlsMode};
 use wharf_outbound::dkim::{Algorithm, DkimSigners};
-use wharf_outbound::queue::{QueueStore, QueuedRecipient};
+use wharf_outbound::queue::{NewQueueEntry, QueueStore, QueuedRecipient};
 use wharf_outbound::route::{Relay, RouterConfig};
-use wharf_outbound::{ClientConfig, Credentials, Outbound, QueueConfig, Submission, TlsPolicy};
+use wharf_outbound::{ClientConfig, Credentials, Outbound, QueueConfig, TlsPolicy};
 use wharf_smtp::{SmtpConfig, SmtpRole, SmtpService};
 use wharf_store::Store;
 use wharf_testkit::{Loopback, TestDirectory};
@@ -124,21 +125,18 @@ async fn delivered_by_mx_over_starttls_into_inbox_with_valid_dkim() {
         ..RouterConfig::default()
     };
     let (queue, out) = outbound(rc, signers);
-    out.submit(Submission {
-        sender: "alice@a.test".into(),
-        recipients: vec![
+    out.submit(out.new_entry(
+        "alice@a.test",
+        vec![
             QueuedRecipient::new("bob@b.test"),
             QueuedRecipient::new("nobody@b.test"),
         ],
-        raw: message(
+        message(
             "alice@a.test",
             "bob@b.test",
             "Hello from A.\r\n.a dotted line",
         ),
-        envid: None,
-        ret: None,
-        require_tls: false,
-    })
+    ))
     .await
     .unwrap();
     out.run_once().await.unwrap();
@@ -185,14 +183,11 @@ async fn smarthost_with_auth_against_wharf_submission() {
         ..RouterConfig::default()
     };
     let (queue, out) = outbound(rc, DkimSigners::new());
-    out.submit(Submission {
-        sender: "relay@b.test".into(),
-        recipients: vec![QueuedRecipient::new("bob@b.test")],
-        raw: message("relay@b.test", "bob@b.test", "via the smarthost"),
-        envid: None,
-        ret: None,
-        require_tls: false,
-    })
+    out.submit(out.new_entry(
+        "relay@b.test",
+        vec![QueuedRecipient::new("bob@b.test")],
+        message("relay@b.test", "bob@b.test", "via the smarthost"),
+    ))
     .await
     .unwrap();
     out.run_once().await.unwrap();
@@ -240,13 +235,13 @@ async fn dsn_for_a_local_sender_lands_in_its_inbox() {
         DkimSigners::new(),
         Some(sink),
     );
-    out.submit(Submission {
-        sender: "relay@b.test".into(),
-        recipients: vec![QueuedRecipient::new("carol@c.test")],
-        raw: message("relay@b.test", "carol@c.test", "will bounce"),
+    out.submit(NewQueueEntry {
         envid: Some("E-77".into()),
-        ret: None,
-        require_tls: false,
+        ..out.new_entry(
+            "relay@b.test",
+            vec![QueuedRecipient::new("carol@c.test")],
+            message("relay@b.test", "carol@c.test", "will bounce"),
+        )
     })
     .await
     .unwrap();

@@ -2,88 +2,14 @@
 //! through `wharf_directory`) and `StoreMaildrop` (INBOX of `wharf_store::Store`).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
-use wharf_directory::{AuthError, Directory, MECHANISMS, Mechanism, SaslExchange, SaslStep};
-use wharf_store::{
-    Account, AccountId, FlagOp, Flags, MailboxId, MessageId, ModSeq, Store, StoreError, Uid,
-};
+use wharf_store::{AccountId, FlagOp, Flags, MailboxId, MessageId, ModSeq, Store, StoreError, Uid};
 
-use crate::backend::{
-    AuthFailure, Authenticator, DropEntry, Login, Maildrop, MessageBody, SaslOutcome, SaslSession,
-    Snapshot, Vanished,
-};
+use crate::backend::{DropEntry, Maildrop, MessageBody, Snapshot, Vanished};
 use crate::transfer::transfer_size;
-
-fn failure(e: AuthError) -> AuthFailure {
-    match e {
-        AuthError::InvalidCredentials => AuthFailure::InvalidCredentials,
-        AuthError::Throttled { retry_after } => AuthFailure::Throttled { retry_after },
-        AuthError::Disabled => AuthFailure::Disabled,
-        AuthError::Malformed(s) => AuthFailure::Malformed(s),
-        AuthError::Aborted => AuthFailure::Aborted,
-        AuthError::Temporary(s) => AuthFailure::Temporary(s),
-    }
-}
-
-fn login(a: Account) -> Login {
-    Login {
-        account_id: a.id,
-        address: a.address,
-    }
-}
-
-pub struct DirectoryAuth {
-    dir: Directory,
-}
-
-impl DirectoryAuth {
-    pub fn new(dir: Directory) -> Self {
-        DirectoryAuth { dir }
-    }
-}
-
-struct Exchange(SaslExchange);
-
-#[async_trait]
-impl SaslSession for Exchange {
-    async fn step(&mut self, client: &[u8]) -> SaslOutcome {
-        match self.0.step(client).await {
-            SaslStep::Challenge(c) => SaslOutcome::Challenge(c),
-            SaslStep::Success {
-                account,
-                server_final,
-            } => SaslOutcome::Success {
-                login: login(account),
-                server_final,
-            },
-            SaslStep::Failure(e) => SaslOutcome::Failure(failure(e)),
-        }
-    }
-}
-
-#[async_trait]
-impl Authenticator for DirectoryAuth {
-    async fn authenticate(&self, user: &str, pass: &str, ip: IpAddr) -> Result<Login, AuthFailure> {
-        self.dir
-            .authenticate(user, pass, ip)
-            .await
-            .map(login)
-            .map_err(failure)
-    }
-
-    fn mechanisms(&self) -> Vec<&'static str> {
-        MECHANISMS.iter().map(|m| m.name()).collect()
-    }
-
-    fn start_sasl(&self, name: &str, ip: IpAddr) -> Option<Box<dyn SaslSession>> {
-        let mech = Mechanism::from_name(name)?;
-        Some(Box::new(Exchange(self.dir.start_sasl(mech, ip))))
-    }
-}
 
 /// Transfer sizes are a function of the immutable message content, so they are remembered per
 /// message id: a maildrop's blobs are read once per process, not at every login.
@@ -190,13 +116,8 @@ impl Maildrop for StoreMaildrop {
     }
 
     async fn open(&self, message: MessageId) -> Result<Option<MessageBody>, StoreError> {
-        // TODO(lead): switch to the store's streaming read; until then the message is read whole
-        // and the session streams it from memory.
-        match self.store.message_raw(message).await {
-            Ok(raw) => Ok(Some(MessageBody {
-                size: raw.len() as u64,
-                reader: Box::new(std::io::Cursor::new(raw)),
-            })),
+        match self.store.open_message(message, 0).await {
+            Ok((size, reader)) => Ok(Some(MessageBody { size, reader })),
             Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }

@@ -3,58 +3,14 @@
 //! to these traits, so transcript tests can drive it without a database; `adapters` binds them to
 //! `wharf_directory::Directory` and `wharf_store::Store`.
 
-use std::net::IpAddr;
-use std::time::Duration;
-
 use async_trait::async_trait;
 use tokio::io::AsyncRead;
 use wharf_store::{AccountId, MailboxId, MessageId, ModSeq, StoreError, Uid};
 
-/// An authenticated user, as far as POP3 cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
-    pub account_id: AccountId,
-    pub address: String,
-}
-
-/// Why a login failed; mapped to RFC 2449/3206 response codes by the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthFailure {
-    InvalidCredentials,
-    Throttled { retry_after: Duration },
-    Disabled,
-    Malformed(String),
-    Aborted,
-    Temporary(String),
-}
-
-/// What one SASL step produced.
-#[derive(Debug)]
-pub enum SaslOutcome {
-    Challenge(Vec<u8>),
-    Success {
-        login: Login,
-        server_final: Option<Vec<u8>>,
-    },
-    Failure(AuthFailure),
-}
-
-/// One SASL exchange in progress; the session does the base64.
-#[async_trait]
-pub trait SaslSession: Send {
-    /// Feeds the next decoded client message (`b""` when the client sent no initial response).
-    async fn step(&mut self, client: &[u8]) -> SaslOutcome;
-}
-
-#[async_trait]
-pub trait Authenticator: Send + Sync {
-    /// USER/PASS. Implementations throttle repeated failures themselves.
-    async fn authenticate(&self, user: &str, pass: &str, ip: IpAddr) -> Result<Login, AuthFailure>;
-    /// SASL mechanism names in the order to advertise.
-    fn mechanisms(&self) -> Vec<&'static str>;
-    /// `None` when the mechanism is unknown (`name` is matched case-insensitively).
-    fn start_sasl(&self, name: &str, ip: IpAddr) -> Option<Box<dyn SaslSession>>;
-}
+/// Authentication is one port for every protocol, defined with the directory
+/// (`wharf_directory::session_auth`); `AuthFailure` is the directory's `AuthError`.
+pub use wharf_directory::AuthError as AuthFailure;
+pub use wharf_directory::session_auth::{Authenticator, Login, SaslOutcome, SaslSession};
 
 /// One message of the maildrop as captured at login.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ pub mod session;
 pub mod syntax;
 pub mod transfer;
 
-pub use adapters::{DirectoryAuth, StoreMaildrop};
+pub use adapters::StoreMaildrop;
 pub use backend::{
     AuthFailure, Authenticator, DropEntry, Login, Maildrop, MessageBody, SaslOutcome, SaslSession,
     Snapshot, Vanished,
@@ -23,3 +23,4 @@ pub use config::Pop3Config;
 pub use service::Pop3Service;
 pub use session::{ConnInfo, Input, Next, Session, Shared, Step};
 pub use syntax::{Output, Piece};
+pub use wharf_directory::DirectoryAuth;

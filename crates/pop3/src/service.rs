@@ -12,11 +12,12 @@ use tracing::Instrument;
 use wharf_directory::Directory;
 use wharf_net::{Conn, Handler, Line, async_trait};
 
-use crate::adapters::{DirectoryAuth, StoreMaildrop};
+use crate::adapters::StoreMaildrop;
 use crate::backend::{Authenticator, Maildrop};
 use crate::config::Pop3Config;
 use crate::session::{ConnInfo, Input, Next, Session, Shared, Step};
 use crate::syntax::{Output, Piece};
+use wharf_directory::DirectoryAuth;
 
 /// Octets gathered before a write while streaming a message (a chunk read from the message may
 /// add up to `2 * transfer::READ_CHUNK` more).
@@ -105,6 +106,9 @@ impl Pop3Service {
                 }
             };
             let step = session.handle(input).await;
+            if session.locked_account().is_some() && !conn.is_authenticated() {
+                conn.set_authenticated();
+            }
             if !self.act(conn, session, step, &mut pending).await? {
                 return Ok(());
             }

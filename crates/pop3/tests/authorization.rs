@@ -1,5 +1,6 @@
 //! Transcripts of the AUTHORIZATION state: greeting, CAPA, USER/PASS, AUTH, STLS, APOP, QUIT,
 //! every -ERR path and its response code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

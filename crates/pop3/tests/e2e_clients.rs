@@ -1,6 +1,7 @@
 //! Real clients against a real server: Python poplib (STLS and POP3_SSL), fetchmail (UIDL
 //! tracking with --keep, then deleting) and curl pop3:// (LIST, RETR). Every downloaded message
 //! must be byte-identical to what was stored (in its CRLF wire form).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

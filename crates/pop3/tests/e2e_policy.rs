@@ -1,5 +1,6 @@
 //! Real server: the per-account expire policy (CAPA EXPIRE and removal at QUIT), expunges
 //! published to other sessions, a large message streamed intact, and throttled logins.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -99,6 +100,7 @@ async fn large_message_streams_intact() {
             raw: Bytes::from(raw.clone()),
             internal_date: 1_790_000_000,
             recipients: vec![env.account.id],
+            junk: false,
         })
         .await
         .unwrap();
@@ -125,6 +127,7 @@ async fn large_message_over_limit_is_sys_perm() {
             raw: Bytes::from(raw),
             internal_date: 1_790_000_000,
             recipients: vec![env.account.id],
+            junk: false,
         })
         .await
         .unwrap();

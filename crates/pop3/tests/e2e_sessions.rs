@@ -2,6 +2,7 @@
 //! IN-USE, plaintext refusal before STLS, PIPELINING, line limit, UIDL stable across restart,
 //! POP3 racing IMAP-style expunges and new deliveries, and a multi-megabyte RETR streamed
 //! byte-exact with dot-stuffing across the streaming chunk edges.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -200,6 +201,7 @@ async fn pop3_imap_and_deliveries_at_once() {
                     raw: Bytes::from(raw),
                     internal_date: 1_790_000_000,
                     recipients: vec![id],
+                    junk: false,
                 })
                 .await
                 .unwrap();
@@ -225,6 +227,7 @@ async fn pop3_imap_and_deliveries_at_once() {
                     raw: Bytes::from(msg(1000 + round)),
                     internal_date: 1_790_000_000,
                     recipients: vec![account],
+                    junk: false,
                 })
                 .await
                 .unwrap();

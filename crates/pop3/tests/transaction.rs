@@ -1,5 +1,6 @@
 //! Transcripts of the TRANSACTION state: STAT, LIST, UIDL, RETR, TOP, DELE, RSET, NOOP, with
 //! every -ERR path, sizes that match what RETR sends, and messages expunged behind our back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Transcripts of QUIT/UPDATE: DELE'd messages are expunged in one call at QUIT, a dropped
 //! connection deletes nothing, RSET undoes, retrieved messages get \Seen, the expire policy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

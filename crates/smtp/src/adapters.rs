@@ -3,79 +3,24 @@
 //! `StoreDelivery` (`wharf_store::Store::deliver`). The one place the SMTP crate names
 //! `Directory` and `Store`.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use wharf_directory::{AuthError, Directory, MECHANISMS, Mechanism, SaslExchange, SaslStep};
-use wharf_store::{Account, AccountId, Delivery, DeliveryResult, Store, StoreError};
+use wharf_directory::{Directory, DirectoryAuth};
+use wharf_store::{AccountId, Delivery, DeliveryResult, Store, StoreError};
 
-use crate::backend::{
-    AuthFailure, Authenticator, Backend, LocalDelivery, Login, Recipients, RemoteHandoff,
-    Resolution, SaslOutcome, SaslSession,
-};
-
-fn failure(e: AuthError) -> AuthFailure {
-    match e {
-        AuthError::InvalidCredentials => AuthFailure::InvalidCredentials,
-        AuthError::Throttled { retry_after } => AuthFailure::Throttled { retry_after },
-        AuthError::Disabled => AuthFailure::Disabled,
-        AuthError::Malformed(s) => AuthFailure::Malformed(s),
-        AuthError::Aborted => AuthFailure::Aborted,
-        AuthError::Temporary(s) => AuthFailure::Temporary(s),
-    }
-}
-
-fn login(a: Account) -> Login {
-    Login {
-        account_id: a.id,
-        address: a.address,
-    }
-}
+use crate::backend::{Backend, LocalDelivery, Login, Recipients, RemoteHandoff, Resolution};
 
 /// The ports of a session bound to one directory (and its store).
 pub fn directory_backend(dir: Directory, handoff: Option<Arc<dyn RemoteHandoff>>) -> Backend {
     Backend {
-        auth: Arc::new(DirectoryAuth { dir: dir.clone() }),
+        auth: Arc::new(DirectoryAuth::new(dir.clone())),
         recipients: Arc::new(DirectoryRecipients { dir: dir.clone() }),
         delivery: Arc::new(StoreDelivery {
             store: dir.store().clone(),
         }),
         handoff,
-    }
-}
-
-pub struct DirectoryAuth {
-    dir: Directory,
-}
-
-struct Exchange(SaslExchange);
-
-#[async_trait]
-impl SaslSession for Exchange {
-    async fn step(&mut self, client: &[u8]) -> SaslOutcome {
-        match self.0.step(client).await {
-            SaslStep::Challenge(c) => SaslOutcome::Challenge(c),
-            SaslStep::Success {
-                account,
-                server_final,
-            } => SaslOutcome::Success {
-                login: login(account),
-                server_final,
-            },
-            SaslStep::Failure(e) => SaslOutcome::Failure(failure(e)),
-        }
-    }
-}
-
-impl Authenticator for DirectoryAuth {
-    fn mechanisms(&self) -> Vec<&'static str> {
-        MECHANISMS.iter().map(|m| m.name()).collect()
-    }
-
-    fn start_sasl(&self, name: &str, ip: IpAddr) -> Option<Box<dyn SaslSession>> {
-        let mech = Mechanism::from_name(name)?;
-        Some(Box::new(Exchange(self.dir.start_sasl(mech, ip))))
+        arrival: None,
     }
 }
 

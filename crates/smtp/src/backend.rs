@@ -1,61 +1,21 @@
 //! The narrow ports an SMTP session needs from the rest of the system: SASL authentication
 //! (`Authenticator`), recipient and sender checks (`Recipients`: aliases, quota), local delivery
 //! into the store (`LocalDelivery`) and the outbound queue for remote recipients
-//! (`RemoteHandoff`). The session core only talks to these traits, so transcript tests drive it
+//! (`RemoteHandoff`), and the trust checks of port-25 mail (`ArrivalCheck`). The session core only talks to these traits, so transcript tests drive it
 //! with in-memory doubles; `adapters` binds the first three to `wharf_directory::Directory` and
 //! `wharf_store::Store`, the binary implements `RemoteHandoff` on the outbound queue.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use wharf_store::queue::{NewQueueEntry, QueueError, QueueId};
 use wharf_store::{AccountId, Delivery, DeliveryResult, StoreError};
 
-/// An authenticated submitter, as far as SMTP cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Login {
-    pub account_id: AccountId,
-    pub address: String,
-}
-
-/// Why a SASL exchange failed; mapped to RFC 4954 replies by the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthFailure {
-    InvalidCredentials,
-    Throttled { retry_after: Duration },
-    Disabled,
-    Malformed(String),
-    Aborted,
-    Temporary(String),
-}
-
-/// What one SASL step produced.
-#[derive(Debug)]
-pub enum SaslOutcome {
-    Challenge(Vec<u8>),
-    Success {
-        login: Login,
-        /// SCRAM's server-final message, sent as a last challenge.
-        server_final: Option<Vec<u8>>,
-    },
-    Failure(AuthFailure),
-}
-
-/// One SASL exchange in progress; the session does the base64.
-#[async_trait]
-pub trait SaslSession: Send + Sync {
-    /// Feeds the next decoded client message (`b""` when the client sent no initial response).
-    async fn step(&mut self, client: &[u8]) -> SaslOutcome;
-}
-
-pub trait Authenticator: Send + Sync {
-    /// SASL mechanism names in the order to advertise.
-    fn mechanisms(&self) -> Vec<&'static str>;
-    /// `None` when the mechanism is unknown (`name` is upper-case).
-    fn start_sasl(&self, name: &str, ip: IpAddr) -> Option<Box<dyn SaslSession>>;
-}
+/// Authentication is one port for every protocol, defined with the directory
+/// (`wharf_directory::session_auth`); `AuthFailure` is the directory's `AuthError`.
+pub use wharf_directory::AuthError as AuthFailure;
+pub use wharf_directory::session_auth::{Authenticator, Login, SaslOutcome, SaslSession};
 
 /// Where an address leads (aliases already expanded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,11 +75,54 @@ pub trait RemoteHandoff: Send + Sync + 'static {
     async fn withdraw(&self, id: QueueId);
 }
 
+/// The SMTP facts of a message arriving on port 25, for the trust checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival<'a> {
+    pub ip: IpAddr,
+    /// The EHLO/HELO argument.
+    pub helo: &'a str,
+    /// The reverse-path; empty for the null sender.
+    pub mail_from: &'a str,
+    /// The accepted recipients' addresses.
+    pub recipients: &'a [String],
+}
+
+/// What the trust checks decided about an arriving message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArrivalAction {
+    Deliver,
+    /// File into the recipients' Junk mailbox.
+    Junk,
+    /// `550 5.7.1` with this text.
+    Reject(String),
+    /// `451 4.7.0` with this text.
+    TempFail(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ArrivalVerdict {
+    /// Header fields to put on top of the stored message (Authentication-Results), CRLF-ended.
+    pub prepend: String,
+    /// Byte ranges of the content's header section to leave out (forged verdicts of ours).
+    pub remove: Vec<std::ops::Range<usize>>,
+    pub action: ArrivalAction,
+}
+
+/// Trust of mail arriving on port 25 (SPF, DKIM, ARC, DMARC, iprev), asked once the content is
+/// complete. Implemented by the binary over `wharf-inbound`.
+#[async_trait]
+pub trait ArrivalCheck: Send + Sync {
+    /// `content`: the message as the client sent it (without our trace header).
+    async fn check(&self, arrival: &Arrival<'_>, content: &[u8]) -> ArrivalVerdict;
+}
+
 /// Everything a session talks to. `handoff: None`: remote recipients get `451 4.3.0`.
+/// `arrival: None`: port-25 mail is delivered unchecked.
 #[derive(Clone)]
 pub struct Backend {
     pub auth: Arc<dyn Authenticator>,
     pub recipients: Arc<dyn Recipients>,
     pub delivery: Arc<dyn LocalDelivery>,
     pub handoff: Option<Arc<dyn RemoteHandoff>>,
+    pub arrival: Option<Arc<dyn ArrivalCheck>>,
 }

@@ -26,8 +26,8 @@ pub mod syntax;
 pub use syntax::{command, reply};
 
 pub use backend::{
-    AuthFailure, Authenticator, Backend, LocalDelivery, Login, Origin, Recipients, RemoteHandoff,
-    Resolution, SaslOutcome, SaslSession,
+    Arrival, ArrivalAction, ArrivalCheck, ArrivalVerdict, AuthFailure, Authenticator, Backend,
+    LocalDelivery, Login, Origin, Recipients, RemoteHandoff, Resolution, SaslOutcome, SaslSession,
 };
 pub use config::{BareLfPolicy, SmtpConfig};
 pub use reply::Reply;

@@ -10,7 +10,7 @@ use wharf_net::{Conn, Handler, Line};
 
 use crate::SmtpRole;
 use crate::adapters::directory_backend;
-use crate::backend::{Backend, RemoteHandoff};
+use crate::backend::{ArrivalCheck, Backend, RemoteHandoff};
 use crate::config::SmtpConfig;
 use crate::limiter::{IpLimiter, Refusal};
 use crate::session::{ConnInfo, Input, Next, Output, Session, Step};
@@ -64,6 +64,12 @@ impl SmtpService {
     /// handed to `handoff`; without one they get `451 4.3.0`.
     pub fn with_handoff(mut self, handoff: Arc<dyn RemoteHandoff>) -> SmtpService {
         self.backend.handoff = Some(handoff);
+        self
+    }
+
+    /// Port-25 mail goes through `check` (SPF, DKIM, DMARC, ARC) before delivery.
+    pub fn with_arrival_check(mut self, check: Arc<dyn ArrivalCheck>) -> SmtpService {
+        self.backend.arrival = Some(check);
         self
     }
 
@@ -306,6 +312,16 @@ async fn run(
             }
         };
         next = step.next;
+        if !conn.is_authenticated() && session.has_standing() {
+            conn.set_authenticated();
+        }
+        // Message bytes are held to the minimum rate instead of the pre-authentication
+        // deadline (whose clock stops meanwhile).
+        if matches!(next, Next::Data | Next::Chunk { .. }) {
+            conn.begin_bulk_input();
+        } else {
+            conn.end_bulk_input();
+        }
         let force = matches!(next, Next::Close | Next::StartTls | Next::AuthResponse);
         out.reply(conn, &step.output, force).await?;
     }

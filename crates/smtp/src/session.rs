@@ -202,6 +202,13 @@ impl Session {
         &self.id
     }
 
+    /// Whether the client has shown it is a real sender: logged in (submission), or had a
+    /// message accepted (port 25, where nobody logs in). The connection guards stop treating
+    /// such a session as a stranger (no pre-authentication deadline, never shed first).
+    pub fn has_standing(&self) -> bool {
+        self.login.is_some() || self.messages > 0
+    }
+
     /// Longest line the session accepts next (SASL responses may exceed the command limit).
     pub fn max_line(&self) -> usize {
         if self.sasl.is_some() {

@@ -1,6 +1,7 @@
 //! The session over the real ports (`adapters`: directory and store over a temporary SQLite
 //! store), driven through `Session::handle` without sockets: the binding of every port is
 //! exercised end to end.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Every bad input of issue 3 item 5, one test each: the precise reply, and afterwards the session
 //! either keeps working or is closed cleanly; the mailbox holds exactly what it should.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Real clients against a real server: Python smtplib (plain, STARTTLS, SMTP_SSL), swaks and curl.
 //! Each message is read back through the store and compared byte for byte after the trace headers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -2,12 +2,14 @@
 //! limits), the spool for large content and the memory budget, delivery to local accounts and the
 //! outbound queue with its failure paths, submission's header checks; driven through
 //! `Session::handle` with in-memory doubles, message bytes handed in as the loop reads them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod transcript;
 
 use std::sync::atomic::Ordering;
 
-use transcript::{Client, codes, mx, submission};
+use transcript::{Client, FixedVerdict, codes, mx, submission};
+use wharf_smtp::ArrivalAction;
 use wharf_smtp::{BareLfPolicy, Next};
 
 async fn ready(c: &mut Client) {
@@ -389,6 +391,7 @@ async fn exhausted_budget_spools_from_the_first_octet() {
             recipients: b.world.clone(),
             delivery: b.world.clone(),
             handoff: None,
+            arrival: None,
         },
         spool.clone(),
         "SID2".into(),
@@ -410,4 +413,93 @@ async fn exhausted_budget_spools_from_the_first_octet() {
     );
     assert_eq!(codes(&a.send(b"\r\nhi\r\n.\r\n").await), vec![250]);
     assert_eq!(spool.reserved(), 0);
+}
+
+/// Port 25 asks the trust checks once the content is complete: it shows them the content as
+/// sent (without our trace header) and the envelope, stores their header on top (after
+/// Return-Path), leaves out what they call forged, and follows their action.
+#[tokio::test]
+async fn inbound_checks_see_the_content_and_their_verdict_is_stored() {
+    let mut check = FixedVerdict::new(ArrivalAction::Deliver);
+    std::sync::Arc::get_mut(&mut check)
+        .unwrap()
+        .remove_first_field = true;
+    let (mut c, _) = mx().arrival(check.clone()).connect().await;
+    ready(&mut c).await;
+    c.cmd("DATA").await;
+    let r = c
+        .send(b"Authentication-Results: mx.example.test; dmarc=pass\r\nSubject: t\r\n\r\nbody\r\n.\r\n")
+        .await;
+    assert_eq!(codes(&r), vec![250]);
+    let seen = check.seen.lock().unwrap();
+    let (ip, helo, from, rcpts, content) = &seen[0];
+    assert_eq!(ip.to_string(), "192.0.2.7");
+    assert_eq!(helo, "client.test");
+    assert_eq!(from, "x@remote.test");
+    assert_eq!(rcpts, &vec!["alice@example.test".to_string()]);
+    assert!(content.starts_with(b"Authentication-Results: mx.example.test; dmarc=pass\r\n"));
+    let stored = &c.world.inbox("alice@example.test")[0];
+    let text = String::from_utf8_lossy(stored);
+    assert!(
+        text.starts_with("Return-Path: <x@remote.test>\r\nAuthentication-Results: mx.example.test; spf=pass\r\nReceived: from client.test"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("dmarc=pass"),
+        "the forged verdict is gone: {text}"
+    );
+    assert!(text.ends_with("\r\nSubject: t\r\n\r\nbody\r\n"), "{text}");
+    assert!(c.world.junked.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn inbound_verdicts_reject_defer_or_file_as_junk() {
+    for (action, code) in [
+        (
+            ArrivalAction::Reject("DMARC policy of paypal.test refuses this message".into()),
+            550,
+        ),
+        (ArrivalAction::TempFail("DNS lookups failed".into()), 451),
+        (ArrivalAction::Junk, 250),
+    ] {
+        let check = FixedVerdict::new(action.clone());
+        let (mut c, _) = mx().arrival(check).connect().await;
+        ready(&mut c).await;
+        c.cmd("DATA").await;
+        let r = c.send(b"Subject: t\r\n\r\nbody\r\n.\r\n").await;
+        assert_eq!(codes(&r), vec![code], "{action:?}: {r}");
+        let stored = c.world.inbox("alice@example.test");
+        match action {
+            ArrivalAction::Reject(why) => {
+                assert!(r.starts_with("550 5.7.1 ") && r.contains(&why), "{r}");
+                assert!(stored.is_empty());
+            }
+            ArrivalAction::TempFail(_) => {
+                assert!(r.starts_with("451 4.7.0 "), "{r}");
+                assert!(stored.is_empty());
+            }
+            _ => {
+                assert_eq!(stored.len(), 1);
+                assert_eq!(*c.world.junked.lock().unwrap(), vec![1]);
+            }
+        }
+        // The session goes on.
+        assert_eq!(c.codes("NOOP").await, vec![250]);
+    }
+}
+
+#[tokio::test]
+async fn submission_is_not_put_through_the_inbound_checks() {
+    let check = FixedVerdict::new(ArrivalAction::Reject("no".into()));
+    let (mut c, _) = submission(true).arrival(check.clone()).connect().await;
+    c.cmd("EHLO c.test").await;
+    c.login("alice@example.test").await;
+    c.cmd("MAIL FROM:<alice@example.test>").await;
+    c.cmd("RCPT TO:<bob@example.test>").await;
+    c.cmd("DATA").await;
+    let r = c
+        .send(b"From: alice@example.test\r\nDate: Sat, 05 Dec 2026 10:00:00 +0000\r\nMessage-ID: <a@example.test>\r\nSubject: t\r\n\r\nbody\r\n.\r\n")
+        .await;
+    assert_eq!(codes(&r), vec![250], "{r}");
+    assert!(check.seen.lock().unwrap().is_empty());
 }

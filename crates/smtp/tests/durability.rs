@@ -4,6 +4,7 @@
 //! without a 250 may be present at most once, and never truncated.
 //!
 //! The same executable is the server when WHARF_SMTP_DURABILITY_SERVER names a data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! recipients over, port 25 never relays, aliases forwarding outside are queued, DSN parameters
 //! (RFC 3461) and REQUIRETLS (RFC 8689) reach the queue exactly, and the final 250 depends on the
 //! queue's answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

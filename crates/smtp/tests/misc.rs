@@ -1,5 +1,6 @@
 //! RSET, NOOP, QUIT, HELP, VRFY, EXPN, STARTTLS, overlong lines and the error limit, driven
 //! through `Session::handle` with in-memory doubles.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod transcript;
 

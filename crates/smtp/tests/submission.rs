@@ -1,6 +1,7 @@
 //! Submission (587 STARTTLS, 465 implicit TLS): AUTH only after TLS, sender ownership of MAIL FROM
 //! and From:, Message-ID/Date completion, remote recipients refused (451) without an outbound queue,
 //! STARTTLS state reset and injection defence, SCRAM-SHA-256.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! The mail transaction on the wire: PIPELINING, BDAT/CHUNKING, multiple recipients and aliases,
 //! relay refusals on port 25, quota replies, RSET and sequencing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

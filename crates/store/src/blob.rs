@@ -325,6 +325,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "syncfs(2) has no safe wrapper; see SAFETY")]
 fn syncfs(on: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let f = File::open(on)?;

@@ -246,6 +246,9 @@ pub struct Delivery {
     /// Unix seconds.
     pub internal_date: i64,
     pub recipients: Vec<AccountId>,
+    /// File into each recipient's Junk mailbox (special use `\Junk`; INBOX when it has none),
+    /// as the inbound trust checks decide for quarantined mail.
+    pub junk: bool,
 }
 
 /// Per-recipient result of a delivery, in the order of `Delivery::recipients`.

@@ -1,6 +1,7 @@
 //! Measurements behind docs/store.md (ignored by default; they take time and disk):
 //! `cargo test -p wharf-store --test durability_bench -- --ignored --nocapture --test-threads 1`
 //! Set WHARF_BENCH_DIR to measure on a particular filesystem (default: the system temp dir).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -94,6 +95,7 @@ async fn deliver_throughput() {
                             raw: Bytes::from(raw),
                             internal_date: 0,
                             recipients: vec![ids[j % 4]],
+                            junk: false,
                         })
                         .await
                         .unwrap();

@@ -1,6 +1,7 @@
 //! Mailbox names that file-mirroring clients would map outside the account's tree are refused
 //! at create and at rename with `Invalid` and a reason (issue 15 item 7); the default folders
 //! and ordinary names stay valid.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use wharf_store::*;
 

@@ -1,5 +1,6 @@
 //! `Store::open_message`: a message read as a stream, whole or from an offset, without loading
 //! it into memory (issue 15 item 3, the store half; IMAP FETCH and POP3 RETR read from it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;

@@ -1,5 +1,6 @@
 //! Upgrading an existing SQLite store: migration 0003 copies each message's size and internal
 //! date into its mailbox rows, which the index reads from then on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
 use wharf_store::*;

@@ -6,6 +6,7 @@
 //! The store reaches PostgreSQL (127.0.0.1:5432) through a loopback TCP relay that the test can
 //! freeze (it keeps every socket open and passes nothing on, as a partitioned network does) or
 //! sever (it closes every connection, as a restarted server does).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

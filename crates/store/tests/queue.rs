@@ -1,5 +1,6 @@
 //! The SQL outbound queue (`QueueStore` for `SqlStore`), run once against SQLite and once against
 //! PostgreSQL (127.0.0.1:5432, user postgres; each test creates and drops its own database).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -307,6 +308,7 @@ async fn blob_shared_with_mailbox_copy(b: Backend) {
             raw: raw.clone(),
             internal_date: now,
             recipients: vec![local.id],
+            junk: false,
         })
         .await
         .unwrap();
@@ -343,6 +345,7 @@ async fn blob_shared_with_mailbox_copy(b: Backend) {
             raw: raw.clone(),
             internal_date: now,
             recipients: vec![local.id],
+            junk: false,
         })
         .await
         .unwrap();

@@ -1,5 +1,6 @@
 //! The store contract, run once against the embedded SQLite backend and once against PostgreSQL
 //! (127.0.0.1:5432, user postgres; each test creates and drops its own database).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
@@ -439,6 +440,7 @@ async fn blob_refcounts_reach_zero(b: Backend) {
             raw: raw.clone(),
             internal_date: 1_700_000_000,
             recipients: vec![c.id],
+            junk: false,
         })
         .await
         .unwrap();
@@ -548,6 +550,7 @@ async fn group_commit_delivers_exactly_once(b: Backend) {
                         raw: message(&format!("d{j}"), &format!("body {j}")),
                         internal_date: 1_700_000_000,
                         recipients,
+                        junk: false,
                     })
                     .await
                     .unwrap();
@@ -599,6 +602,7 @@ async fn group_commit_delivers_exactly_once(b: Backend) {
             raw: message("dup", "x"),
             internal_date: 0,
             recipients: vec![accounts[0], 999_999, accounts[0]],
+            junk: false,
         })
         .await
         .unwrap();
@@ -615,6 +619,7 @@ async fn group_commit_delivers_exactly_once(b: Backend) {
             raw: message("off", "x"),
             internal_date: 0,
             recipients: vec![accounts[1]],
+            junk: false,
         })
         .await
         .unwrap();
@@ -960,6 +965,7 @@ async fn quota_is_enforced(b: Backend) {
             raw: message("third", &body),
             internal_date: 0,
             recipients: vec![a.id],
+            junk: false,
         })
         .await
         .unwrap();
@@ -975,6 +981,7 @@ async fn quota_is_enforced(b: Backend) {
             raw: message("huge", &"y".repeat(2000)),
             internal_date: 0,
             recipients: vec![a.id],
+            junk: false,
         })
         .await
         .unwrap();
@@ -1066,6 +1073,7 @@ async fn events_are_published(b: Backend) {
             raw: message("d", "x"),
             internal_date: 0,
             recipients: vec![a.id],
+            junk: false,
         })
         .await
         .unwrap();
@@ -1101,6 +1109,7 @@ async fn postgres_nodes_see_each_others_changes() {
             raw: message("via-b", "x"),
             internal_date: 0,
             recipients: vec![a.id],
+            junk: false,
         })
         .await
         .unwrap();
@@ -1166,6 +1175,7 @@ async fn mixed_concurrent_writers_never_deadlock(b: Backend) {
                         raw,
                         internal_date: 0,
                         recipients: vec![x, y, doomed],
+                        junk: false,
                     })
                     .await
                     .unwrap();

@@ -5,6 +5,7 @@
 //! without bound (49.6 GB in 10 minutes under 50 IMAP clients).
 //!
 //! `WHARF_WAL_SOAK_SECS` sets the run length (default 30 s).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,6 +76,7 @@ async fn wal_stays_bounded_under_concurrent_readers_and_writers() {
                 raw: message(n, 8192),
                 internal_date: 1_700_000_000,
                 recipients: accounts.iter().map(|(a, _)| *a).collect(),
+                junk: false,
             })
             .await
             .unwrap();
@@ -132,6 +134,7 @@ async fn wal_stays_bounded_under_concurrent_readers_and_writers() {
                         raw: message(n, 8192),
                         internal_date: 1_700_000_000,
                         recipients: recipients.clone(),
+                        junk: false,
                     })
                     .await
                     .unwrap();

@@ -13,6 +13,12 @@
 //! - `MemoryQueue`: the in-memory `QueueStore` for outbound tests.
 //! - `wait_for`: polls a condition until it holds or a deadline passes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test set-up: a panic is the test failing loudly"
+)]
+
 pub mod client;
 pub mod dns;
 pub mod listen;

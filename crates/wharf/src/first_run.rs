@@ -160,7 +160,15 @@ pub fn initial_config_text(hostname: &str, domain: &str, address: IpAddr) -> Str
          max_connections = 10000\n\
          max_per_ip = 50\n\
          idle_timeout = 1800\n\
-         max_message_size = 52428800\n"
+         max_message_size = 52428800\n\
+         pre_auth_timeout = 60          # seconds to log in (port 25: to get a message accepted)\n\
+         min_data_rate = 1024           # bytes/s a message body must keep up\n\n\
+         # SPF, DKIM, DMARC, ARC and iprev of mail arriving on port 25 (docs/inbound.md).\n\
+         [inbound]\n\
+         enabled = true\n\
+         dmarc_reject = true            # p=reject failures get 550 5.7.1\n\
+         spf_fail = \"junk\"              # SPF -all failures of domains without DMARC\n\
+         # trusted_forwarders = [\"192.0.2.0/24\"]   # your mailing lists and forwarders\n"
     );
     for l in standard_listeners(address) {
         let _ = writeln!(

@@ -2,6 +2,7 @@
 //! Exit status 0 on success; otherwise one line on standard error and status 1 (2 for usage).
 
 mod admin;
+mod arrival;
 mod cli;
 mod config;
 mod dkim_keys;

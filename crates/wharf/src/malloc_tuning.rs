@@ -15,6 +15,7 @@
 const MMAP_THRESHOLD: libc::c_int = 1024 * 1024;
 
 /// Fixes glibc's mmap threshold (no-op on other C libraries, whose allocators differ).
+#[allow(unsafe_code, reason = "mallopt(3) has no safe wrapper; see SAFETY")]
 pub fn fix_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -18,9 +18,12 @@ async fn open_queue(cfg: &Loaded) -> Result<Arc<dyn QueueStore>> {
             cfg.data_dir.display()
         );
     }
-    let (_, queue) = wharf_store::open_with_queue(&crate::storage::store_config(cfg))
-        .await
-        .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
+    let (_, queue) = wharf_store::open_with_queue_and_timeouts(
+        &crate::storage::store_config(cfg),
+        crate::storage::pg_timeouts(cfg),
+    )
+    .await
+    .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
     Ok(queue)
 }
 

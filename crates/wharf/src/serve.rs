@@ -44,9 +44,12 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let domain = cfg.primary_domain();
     let tls = load_tls(&cfg, &hostname, &domain)?;
 
-    let (store, queue) = wharf_store::open_with_queue(&storage::store_config(&cfg))
-        .await
-        .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
+    let (store, queue) = wharf_store::open_with_queue_and_timeouts(
+        &storage::store_config(&cfg),
+        storage::pg_timeouts(&cfg),
+    )
+    .await
+    .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
     let directory = Directory::new(store, storage::directory_config(&cfg));
     let mut outbound = OutboundNode::build(&cfg, &hostname, &directory, queue)?;
 
@@ -58,10 +61,12 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         hostname: hostname.clone(),
         directory,
         handoff: outbound.handoff.clone(),
+        arrival: crate::arrival::checks(&cfg, &hostname)?,
     };
     let mut web = crate::http_wiring::Web::prepare(&cfg, &tls, &ctx.directory).await?;
 
     let mut server = Server::new(Some(tls.clone()), wiring::net_limits(&cfg));
+    server.set_session_guards(wiring::session_guards(&cfg));
     let mut bound = Vec::new();
     // Mail listeners first: the HTTP service advertises the ports they got.
     for l in &listeners {

@@ -32,6 +32,21 @@ pub fn directory_config(cfg: &Loaded) -> wharf_directory::DirectoryConfig {
         auth_known_source_ttl: Duration::from_secs(d.auth_known_source_days.saturating_mul(86_400)),
         credential_cache_ttl: Duration::from_secs(d.credential_cache_ttl),
         min_password_len: d.min_password_len,
+        postmaster: Some(
+            d.postmaster
+                .clone()
+                .unwrap_or_else(|| format!("admin@{}", cfg.primary_domain())),
+        ),
+    }
+}
+
+/// How long the PostgreSQL backend waits before answering "temporarily unavailable" (`[store]`).
+pub fn pg_timeouts(cfg: &Loaded) -> wharf_store::PgTimeouts {
+    let s = &cfg.config.store;
+    wharf_store::PgTimeouts {
+        acquire: Duration::from_millis(s.pg_acquire_timeout_ms),
+        statement: Duration::from_millis(s.pg_statement_timeout_ms),
+        heavy_statement: Duration::from_millis(s.pg_heavy_statement_timeout_ms),
     }
 }
 
@@ -41,7 +56,7 @@ pub async fn open_directory(cfg: &Loaded) -> Result<Directory> {
     if cfg.config.store.url.is_none() {
         create_private_dir(&cfg.data_dir)?;
     }
-    let store = wharf_store::open(&store_config(cfg))
+    let store = wharf_store::open_with_timeouts(&store_config(cfg), pg_timeouts(cfg))
         .await
         .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
     Ok(Directory::new(store, directory_config(cfg)))

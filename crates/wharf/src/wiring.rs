@@ -19,12 +19,25 @@ pub fn net_limits(cfg: &Loaded) -> wharf_net::Limits {
     }
 }
 
+/// The defences against clients that hold connections without using them (`[limits]`).
+pub fn session_guards(cfg: &Loaded) -> wharf_net::SessionGuards {
+    let l = &cfg.config.limits;
+    wharf_net::SessionGuards {
+        pre_auth_timeout: Duration::from_secs(l.pre_auth_timeout),
+        min_bulk_rate: l.min_data_rate,
+        bulk_rate_window: Duration::from_secs(l.min_data_rate_window),
+        shed_unauthenticated: l.shed_unauthenticated,
+    }
+}
+
 /// What every protocol service is built from.
 pub struct Ctx {
     pub hostname: String,
     pub directory: Directory,
     /// Where SMTP sessions hand mail for remote recipients (the outbound queue).
     pub handoff: Arc<dyn wharf_smtp::RemoteHandoff>,
+    /// The trust checks of port-25 mail (`[inbound]`); `None` when disabled.
+    pub arrival: Option<Arc<dyn wharf_smtp::ArrivalCheck>>,
 }
 
 /// The protocol service answering on `listener`; `None` for HTTP, whose one service
@@ -34,17 +47,26 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn H
     let mut smtp = c.smtp.clone();
     smtp.spool_dir
         .get_or_insert_with(|| cfg.data_dir.join("spool"));
+    // Message content waiting for its end goes under the data folder (same disk as the store,
+    // not a tmpfs that would turn it back into memory).
+    let mut imap = c.imap.clone();
+    imap.spool_dir
+        .get_or_insert_with(|| cfg.data_dir.join("spool"));
     Some(match listener.protocol {
         Protocol::Http => return None,
-        Protocol::Smtp => Arc::new(
-            wharf_smtp::SmtpService::new(
+        Protocol::Smtp => {
+            let mut svc = wharf_smtp::SmtpService::new(
                 smtp,
                 ctx.hostname.clone(),
                 ctx.directory.clone(),
                 wharf_smtp::SmtpRole::Mx,
             )
-            .with_handoff(ctx.handoff.clone()),
-        ),
+            .with_handoff(ctx.handoff.clone());
+            if let Some(check) = &ctx.arrival {
+                svc = svc.with_arrival_check(check.clone());
+            }
+            Arc::new(svc)
+        }
         Protocol::Submission => Arc::new(
             wharf_smtp::SmtpService::new(
                 smtp,
@@ -55,7 +77,7 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn H
             .with_handoff(ctx.handoff.clone()),
         ),
         Protocol::Imap => Arc::new(wharf_imap::ImapService::new(
-            c.imap.clone(),
+            imap,
             ctx.hostname.clone(),
             ctx.directory.clone(),
         )),

@@ -1,4 +1,5 @@
 //! The admin verbs of the real binary, success and error paths, checked through the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

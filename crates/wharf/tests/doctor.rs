@@ -1,6 +1,7 @@
 //! `wharf dns` and `wharf doctor` against a real `wharf serve` on loopback and an in-process DNS
 //! server: the zone `wharf dns` prints, served back, makes every check pass (a round trip); a
 //! broken zone makes each check fail with its fix; a listener nobody answers on fails too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! so the second crash hits a store that already recovered from one.
 //!
 //! Needs python3.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod e2e;

@@ -6,6 +6,7 @@
 //! listener, renewal hot-swapped under an open IMAPS session.
 //!
 //! Needs curl and python3 with lxml and prometheus_client (.ci/run installs them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 #[path = "../../acme/tests/support/mod.rs"]
@@ -224,7 +225,7 @@ fn client_configuration_endpoints_through_the_binary() {
     std::fs::write(&key_path, key).unwrap();
     let config = format!(
         "[server]\nhostname = \"{HOST}\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
-         [limits]\nshutdown_timeout = 5\n\
+         [limits]\nshutdown_timeout = 5\n[inbound]\nenabled = false\n\
          [tls]\ncert = \"{}\"\nkey = \"{}\"\n\
          [http]\ntrusted_proxies = [\"127.0.0.0/8\"]\n\
          [http.mta_sts]\nmode = \"enforce\"\nmax_age = 86400\n\
@@ -694,7 +695,7 @@ fn start_with_ca(
 fn acme_config(ca: &TestCa, ports: &AcmePorts, challenge: &str, renew_before: u64) -> String {
     format!(
         "[server]\nhostname = \"{HOST}\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
-         [limits]\nshutdown_timeout = 5\n\
+         [limits]\nshutdown_timeout = 5\n[inbound]\nenabled = false\n\
          [[listener]]\naddress = \"127.0.0.1\"\nport = {}\nprotocol = \"imap\"\ntls = \"implicit\"\n\
          [[listener]]\naddress = \"127.0.0.1\"\nport = {}\nprotocol = \"http\"\n\
          [[listener]]\naddress = \"127.0.0.1\"\nport = {}\nprotocol = \"http\"\ntls = \"implicit\"\n\

@@ -6,6 +6,7 @@
 //! submission port as a smarthost with AUTH. `wharf queue` shows and acts on A's queue.
 //!
 //! Needs python3 (smtplib submits, as a mail client would).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

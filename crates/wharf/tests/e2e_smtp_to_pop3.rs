@@ -4,6 +4,7 @@
 //! restart, and DELE + QUIT removes the mail.
 //!
 //! Needs python3 and swaks (Debian package `swaks`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod e2e;

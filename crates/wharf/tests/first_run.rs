@@ -2,6 +2,7 @@
 //! hand, or kept while the data folder is new): like a first run, it creates the primary domain
 //! (`--domain` wins over the file) and its admin account, prints the password once, and that
 //! password logs in over IMAP. A store that already has a domain is left as it is.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `wharf import` of a Maildir (flags, keywords, dates, Maildir++ folders) and of an mbox,
 //! verified through the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! `wharf dkim generate` and `wharf queue …` through the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The admin verbs against the scale-out backend: `[store] url = "postgres://…"` on the local
 //! PostgreSQL (127.0.0.1:5432, user postgres, trust). Each run creates and drops its own database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

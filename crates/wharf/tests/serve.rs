@@ -1,5 +1,6 @@
 //! `wharf serve` as operators and scripts see it: first run, the ready line, SIGTERM, config and
 //! bind errors. Every listener is on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -163,7 +164,7 @@ async fn first_run_creates_everything_serves_and_stops_on_sigterm() {
 fn port_zero_config(env: &Env) {
     env.write_config(
         "[server]\nhostname = \"mail.example.test\"\ndata_dir = \"data\"\n\
-         [limits]\nshutdown_timeout = 5\n\
+         [limits]\nshutdown_timeout = 5\n[inbound]\nenabled = false\n\
          [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n\
          [[listener]]\nname = \"sub\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\ntls = \"implicit\"\n\
          [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\n\

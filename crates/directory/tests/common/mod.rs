@@ -101,6 +101,7 @@ pub fn fast_config() -> DirectoryConfig {
         auth_known_source_ttl: Duration::from_secs(3600),
         credential_cache_ttl: Duration::from_secs(60),
         min_password_len: 10,
+        postmaster: None,
     }
 }
 

@@ -5,13 +5,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use wharf_directory::{Directory, DirectoryConfig};
 use wharf_imap::backend::Backend;
 use wharf_imap::{ConnInfo, ImapConfig, ImapService, Input, Next, Session, Shared};
-use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
+use wharf_net::{Limits, Server};
 use wharf_store::{AccountId, Store};
+use wharf_testkit::{Loopback, TestCert, test_limits};
 
 pub mod memory;
 pub use memory::Memory;
@@ -203,53 +203,45 @@ pub async fn server_with(
     cfg: ImapConfig,
     cert_dir: &std::path::Path,
 ) -> (Server, SocketAddr, SocketAddr, String) {
-    let (cert, key) = wharf_net::generate_self_signed("localhost", &[]).unwrap();
-    let tls = TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
-    let mut server = Server::new(
-        Some(tls),
-        Limits {
-            max_connections: 1000,
-            max_per_ip: 1000,
-            idle_timeout: Duration::from_secs(60),
-            tls_handshake_timeout: Duration::from_secs(10),
-        },
-    );
+    let cert = TestCert::new("localhost", &[]);
+    let limits = Limits {
+        max_connections: 1000,
+        max_per_ip: 1000,
+        ..test_limits()
+    };
+    let mut listeners = Loopback::new(Some(&cert), limits);
     let handler = Arc::new(ImapService::with_backend(
         cfg,
         "localhost".into(),
         env.backend(),
     ));
-    let plain = server
-        .bind(
-            ListenerSpec {
-                name: "imap".into(),
-                addr: "127.0.0.1:0".parse().unwrap(),
-                tls: TlsMode::StartTls,
-                proxy_protocol: false,
-            },
-            handler.clone(),
-        )
-        .await
-        .unwrap();
-    let implicit = server
-        .bind(
-            ListenerSpec {
-                name: "imaps".into(),
-                addr: "127.0.0.1:0".parse().unwrap(),
-                tls: TlsMode::Implicit,
-                proxy_protocol: false,
-            },
-            handler,
-        )
-        .await
-        .unwrap();
-    server.start();
-    let cert_path = cert_dir.join("cert.pem");
-    std::fs::write(&cert_path, &cert).unwrap();
+    let (plain, implicit) = listeners.listen_pair("imap", "imaps", handler).await;
+    let cert_path = cert.write_pem(cert_dir);
     (
-        server,
+        listeners.start(),
         plain,
         implicit,
         cert_path.to_string_lossy().into_owned(),
     )
+}
+
+/// Sizes of the spool files this process holds open under `dir`. Spool files have no name
+/// (unlinked at creation), so they are found through the process's open descriptors.
+pub fn spool_files(dir: &std::path::Path) -> Vec<u64> {
+    let dir = dir.canonicalize().unwrap();
+    let mut sizes = Vec::new();
+    for fd in std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(Result::ok)
+    {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        if target.starts_with(&dir)
+            && let Ok(m) = std::fs::metadata(fd.path())
+        {
+            sizes.push(m.len());
+        }
+    }
+    sizes
 }

@@ -145,6 +145,7 @@ pub async fn fill_inbox(env: &Env, msgs: &[Vec<u8>]) {
                     raw: Bytes::copy_from_slice(m),
                     internal_date: 1_790_000_000,
                     recipients: vec![env.account.id],
+                    junk: false,
                 })
                 .await
                 .unwrap();

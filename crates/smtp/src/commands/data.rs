@@ -9,7 +9,7 @@ use wharf_store::queue::{NewQueueEntry, QueueId, Ret};
 use wharf_store::{Delivery, DeliveryResult};
 
 use crate::SmtpRole;
-use crate::backend::Origin;
+use crate::backend::{Arrival, ArrivalAction, ArrivalVerdict, Origin};
 use crate::body::{BodyError, BodyReceiver, Framing, Received};
 use crate::message::{self, Trace};
 use crate::session::{Chunk, Next, Receiving, Session, Step, Transaction};
@@ -396,6 +396,33 @@ impl Session {
         {
             return r;
         }
+        let mut junk = false;
+        if self.role == SmtpRole::Mx
+            && let Some(check) = self.backend.arrival.clone()
+        {
+            let arrival = Arrival {
+                ip: self.conn.peer.ip(),
+                helo: self.helo.as_deref().unwrap_or(""),
+                mail_from: tx.from.as_deref().unwrap_or(""),
+                recipients: &tx.rcpts,
+            };
+            let verdict = check.check(&arrival, &raw[body_start..]).await;
+            match &verdict.action {
+                ArrivalAction::Deliver => {}
+                ArrivalAction::Junk => junk = true,
+                ArrivalAction::Reject(why) => {
+                    tracing::warn!(session = %self.id, from = ?tx.from, rcpts = ?tx.rcpts, reason = %why, "message refused by the inbound checks");
+                    metrics::counter!("wharf_messages_refused_total", "reason" => "inbound_policy")
+                        .increment(1);
+                    return Reply::new(550, "5.7.1", why);
+                }
+                ArrivalAction::TempFail(why) => {
+                    tracing::info!(session = %self.id, reason = %why, "message deferred by the inbound checks");
+                    return Reply::new(451, "4.7.0", why);
+                }
+            }
+            raw = with_verdict(raw, body_start, &verdict);
+        }
         let queue_id = format!("{}.{}", self.id, self.messages + 1);
         let size = raw.len();
         let raw = Bytes::from(raw);
@@ -421,6 +448,7 @@ impl Session {
             raw,
             internal_date: chrono::Utc::now().timestamp(),
             recipients: tx.accounts.clone(),
+            junk,
         };
         let results = match self.backend.delivery.deliver(delivery).await {
             Ok(r) => r,
@@ -470,8 +498,9 @@ impl Session {
             self.count_received();
             let not_stored = tx.accounts.len() - stored;
             if not_stored > 0 {
-                // One reply per message in SMTP: accepted for the recipients that got it. No DSN is
-                // generated for the others until the outbound queue exists (docs/smtp.md).
+                // One reply per message in SMTP: accepted for the recipients that got it (their
+                // quota was checked at RCPT; this is a race with other deliveries). The others get
+                // no DSN yet: a known gap (docs/smtp.md), to be closed through the outbound queue.
                 tracing::warn!(session = %self.id, queue_id, not_stored, "partial delivery: accepted, some recipients did not get a copy");
             }
             tracing::info!(session = %self.id, queue_id, outbound_id = ?outbound_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message delivered");
@@ -609,6 +638,28 @@ impl Session {
 }
 
 /// The final 250: the session's id for the message, and the outbound queue's when it took a copy.
+/// The message as stored after the trust checks: Return-Path, their header (on top of the
+/// rest, RFC 8601 §5), our trace header, then the content without the forged verdicts that
+/// claimed our authserv-id.
+fn with_verdict(raw: Vec<u8>, body_start: usize, verdict: &ArrivalVerdict) -> Vec<u8> {
+    let (trace, content) = raw.split_at(body_start.min(raw.len()));
+    let (return_path, received) = trace.split_at(message::return_path_len(trace).min(trace.len()));
+    let mut out = Vec::with_capacity(raw.len() + verdict.prepend.len());
+    out.extend_from_slice(return_path);
+    out.extend_from_slice(verdict.prepend.as_bytes());
+    out.extend_from_slice(received);
+    let mut at = 0;
+    for r in &verdict.remove {
+        if r.start < at || r.end > content.len() {
+            continue;
+        }
+        out.extend_from_slice(&content[at..r.start]);
+        at = r.end;
+    }
+    out.extend_from_slice(&content[at..]);
+    out
+}
+
 fn accepted(queue_id: &str, outbound_id: Option<QueueId>) -> Reply {
     match outbound_id {
         Some(o) => Reply::new(

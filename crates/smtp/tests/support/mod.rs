@@ -10,9 +10,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wharf_directory::{Directory, DirectoryConfig};
-use wharf_net::{Limits, ListenerSpec, Server, TlsMode, TlsProvider};
+use wharf_net::{Limits, Server, TlsMode};
 use wharf_smtp::{RemoteHandoff, SmtpConfig, SmtpRole, SmtpService};
 use wharf_store::Store;
+use wharf_testkit::{Loopback, TestCert};
 
 pub const DOMAIN: &str = "example.test";
 pub const ALICE: &str = "alice@example.test";
@@ -62,23 +63,27 @@ pub async fn start_with(cfg: SmtpConfig) -> TestServer {
 
 /// Both roles share `handoff` when given (the binary wires one queue behind MX and submission).
 pub async fn start_full(cfg: SmtpConfig, handoff: Option<Arc<dyn RemoteHandoff>>) -> TestServer {
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    start_with_limits(cfg, handoff, limits).await
+}
+
+/// `start_full` with the server's own connection limits (load tests open more than 50).
+pub async fn start_with_limits(
+    cfg: SmtpConfig,
+    handoff: Option<Arc<dyn RemoteHandoff>>,
+    limits: Limits,
+) -> TestServer {
     init_tracing();
     let tmp = tempfile::tempdir().unwrap();
     let store = wharf_store::open_embedded(tmp.path()).await.unwrap();
     let dir = Directory::new(store.clone(), DirectoryConfig::default());
     seed(&dir).await;
-    let (cert, key) =
-        wharf_net::generate_self_signed(HOSTNAME, &["localhost".to_string()]).unwrap();
-    let cert_path = tmp.path().join("cert.pem");
-    std::fs::write(&cert_path, &cert).unwrap();
-    let tls = TlsProvider::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
-    let mut server = Server::new(
-        Some(tls),
-        Limits {
-            idle_timeout: Duration::from_secs(60),
-            ..Limits::default()
-        },
-    );
+    let cert = TestCert::new(HOSTNAME, &["localhost"]);
+    let cert_path = cert.write_pem(tmp.path());
+    let mut listeners = Loopback::new(Some(&cert), limits);
     let mut mx_svc = SmtpService::new(cfg.clone(), HOSTNAME.into(), dir.clone(), SmtpRole::Mx);
     let mut sub_svc = SmtpService::new(cfg, HOSTNAME.into(), dir.clone(), SmtpRole::Submission);
     if let Some(h) = handoff {
@@ -86,26 +91,11 @@ pub async fn start_full(cfg: SmtpConfig, handoff: Option<Arc<dyn RemoteHandoff>>
         sub_svc = sub_svc.with_handoff(h);
     }
     let (mx_svc, sub_svc) = (Arc::new(mx_svc), Arc::new(sub_svc));
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let spec = |name: &str, tls| ListenerSpec {
-        name: name.into(),
-        addr: any,
-        tls,
-        proxy_protocol: false,
-    };
-    let mx = server
-        .bind(spec("smtp", TlsMode::StartTls), mx_svc)
-        .await
-        .unwrap();
-    let submission = server
-        .bind(spec("submission", TlsMode::StartTls), sub_svc.clone())
-        .await
-        .unwrap();
-    let smtps = server
-        .bind(spec("submissions", TlsMode::Implicit), sub_svc)
-        .await
-        .unwrap();
-    server.start();
+    let mx = listeners.listen("smtp", TlsMode::StartTls, mx_svc).await;
+    let (submission, smtps) = listeners
+        .listen_pair("submission", "submissions", sub_svc)
+        .await;
+    let server = listeners.start();
     TestServer {
         mx,
         submission,

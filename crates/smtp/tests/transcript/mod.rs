@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use wharf_smtp::spool::Spool;
 use wharf_smtp::{
-    AuthFailure, Authenticator, Backend, ConnInfo, Input, LocalDelivery, Login, Next, Origin,
-    Recipients, RemoteHandoff, Resolution, SaslOutcome, SaslSession, Session, SmtpConfig, SmtpRole,
+    Arrival, ArrivalAction, ArrivalCheck, ArrivalVerdict, AuthFailure, Authenticator, Backend,
+    ConnInfo, Input, LocalDelivery, Login, Next, Origin, Recipients, RemoteHandoff, Resolution,
+    SaslOutcome, SaslSession, Session, SmtpConfig, SmtpRole,
 };
 use wharf_store::queue::{NewQueueEntry, QueueError, QueueId};
 use wharf_store::{AccountId, AppendOutcome, Delivery, DeliveryResult, StoreError};
@@ -38,6 +39,8 @@ pub struct World {
     pub aliases: HashMap<String, Vec<String>>,
     /// What local delivery stored: (account, message).
     pub stored: Mutex<Vec<(AccountId, Vec<u8>)>>,
+    /// Accounts whose copy was filed as junk.
+    pub junked: Mutex<Vec<AccountId>>,
     pub fail_lookups: AtomicBool,
     pub fail_delivery: AtomicBool,
 }
@@ -169,6 +172,12 @@ impl LocalDelivery for World {
             return Err(StoreError::Backend("disk on fire".into()));
         }
         let size = d.raw.len() as u64;
+        if d.junk {
+            self.junked
+                .lock()
+                .unwrap()
+                .extend(d.recipients.iter().copied());
+        }
         let mut accts = self.accounts.lock().unwrap();
         let mut stored = self.stored.lock().unwrap();
         let mut out = Vec::new();
@@ -199,7 +208,25 @@ impl LocalDelivery for World {
 
 /// PLAIN and LOGIN over the world's accounts (password `PASSWORD`), and a SCRAM-shaped mechanism
 /// whose success carries a server-final message.
+#[async_trait]
 impl Authenticator for World {
+    /// SMTP logs in through SASL only; this is the same check for completeness of the port.
+    async fn authenticate(
+        &self,
+        user: &str,
+        pass: &str,
+        _ip: IpAddr,
+    ) -> Result<Login, AuthFailure> {
+        let accounts = self.accounts.lock().unwrap();
+        match accounts.iter().find(|a| a.address == user) {
+            Some(a) if pass == PASSWORD => Ok(Login {
+                account_id: a.id,
+                address: a.address.clone(),
+            }),
+            _ => Err(AuthFailure::InvalidCredentials),
+        }
+    }
+
     fn mechanisms(&self) -> Vec<&'static str> {
         vec!["SCRAM-SHA-256", "PLAIN", "LOGIN"]
     }
@@ -334,6 +361,8 @@ pub struct Options {
     /// The listener could offer STARTTLS (it has a certificate).
     pub starttls: bool,
     pub cfg: SmtpConfig,
+    /// The trust checks of port-25 mail.
+    pub arrival: Option<Arc<dyn ArrivalCheck>>,
 }
 
 impl Default for Options {
@@ -344,6 +373,7 @@ impl Default for Options {
             handoff: true,
             starttls: true,
             cfg: SmtpConfig::default(),
+            arrival: None,
         }
     }
 }
@@ -365,6 +395,10 @@ impl Options {
         f(&mut self.cfg);
         self
     }
+    pub fn arrival(mut self, check: Arc<dyn ArrivalCheck>) -> Options {
+        self.arrival = Some(check);
+        self
+    }
     pub fn without_handoff(mut self) -> Options {
         self.handoff = false;
         self
@@ -382,6 +416,7 @@ impl Options {
             handoff: self
                 .handoff
                 .then(|| queue.clone() as Arc<dyn RemoteHandoff>),
+            arrival: self.arrival.clone(),
         };
         let cfg = self.cfg;
         let spool = Arc::new(Spool::new(
@@ -516,4 +551,54 @@ pub fn codes(text: &str) -> Vec<u16> {
         .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
         .filter_map(|l| l[..3].parse().ok())
         .collect()
+}
+
+/// What an `ArrivalCheck` was shown: (ip, helo, mail from, recipients, content).
+pub type Shown = (IpAddr, String, String, Vec<String>, Vec<u8>);
+
+/// An `ArrivalCheck` with a fixed answer that records what it was shown.
+pub struct FixedVerdict {
+    pub action: ArrivalAction,
+    pub prepend: String,
+    /// Remove the content's first header field (standing for a forged verdict).
+    pub remove_first_field: bool,
+    pub seen: Mutex<Vec<Shown>>,
+}
+
+impl FixedVerdict {
+    pub fn new(action: ArrivalAction) -> Arc<FixedVerdict> {
+        Arc::new(FixedVerdict {
+            action,
+            prepend: "Authentication-Results: mx.example.test; spf=pass\r\n".into(),
+            remove_first_field: false,
+            seen: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+#[async_trait]
+impl ArrivalCheck for FixedVerdict {
+    async fn check(&self, a: &Arrival<'_>, content: &[u8]) -> ArrivalVerdict {
+        self.seen.lock().unwrap().push((
+            a.ip,
+            a.helo.to_string(),
+            a.mail_from.to_string(),
+            a.recipients.to_vec(),
+            content.to_vec(),
+        ));
+        let remove = if self.remove_first_field {
+            let end = content
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .map_or(0, |i| i + 2);
+            std::iter::once(0..end).collect()
+        } else {
+            Vec::new()
+        };
+        ArrivalVerdict {
+            prepend: self.prepend.clone(),
+            remove,
+            action: self.action.clone(),
+        }
+    }
 }

@@ -11,6 +11,11 @@
 //!
 //! PostgreSQL runs through sqlx's `Any` driver, whose pool and network round trips are the right
 //! shape for it.
+//!
+//! Why one long file: this is the only place that knows both drivers, and each type here
+//! (`Pool`, `Tx`, `Query`, `Row`) is a pair of arms, one per backend, that must keep the same
+//! semantics (durability, timeouts, error mapping). Kept side by side, a change to one arm shows
+//! its twin in the same diff; split per backend, the arms could drift apart unnoticed.
 
 use std::borrow::Cow;
 use std::marker::PhantomData;

@@ -15,6 +15,7 @@ mod messages;
 mod notify;
 mod queue;
 mod search;
+mod store_trait;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,17 +23,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio::sync::{Mutex, mpsc};
 
 use crate::blob::{BlobStore, FsBlobStore, SyncMode};
 use crate::events::EventHub;
 use crate::model::*;
-use crate::{Result, Store, StoreError};
+use crate::{Result, StoreError};
 
 pub(crate) use db::{Durability, Pool, Row, Tx};
 
@@ -690,261 +689,5 @@ impl Shared {
                 },
             );
         }
-    }
-}
-
-#[async_trait]
-impl Store for SqlStore {
-    async fn create_domain(&self, name: &str) -> Result<Domain> {
-        self.shared.create_domain(name).await
-    }
-    async fn delete_domain(&self, name: &str) -> Result<()> {
-        self.shared.delete_domain(name).await
-    }
-    async fn get_domain(&self, name: &str) -> Result<Option<Domain>> {
-        self.shared.get_domain(name).await
-    }
-    async fn list_domains(&self) -> Result<Vec<Domain>> {
-        self.shared.list_domains().await
-    }
-    async fn create_account(&self, new: NewAccount) -> Result<Account> {
-        self.shared.create_account(new).await
-    }
-    async fn get_account(&self, id: AccountId) -> Result<Option<Account>> {
-        self.shared.get_account(id).await
-    }
-    async fn get_account_by_address(&self, address: &str) -> Result<Option<Account>> {
-        self.shared.get_account_by_address(address).await
-    }
-    async fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>> {
-        self.shared.list_accounts(domain).await
-    }
-    async fn set_account_secret(
-        &self,
-        id: AccountId,
-        secret_hash: &str,
-        scram_sha256: &str,
-    ) -> Result<()> {
-        self.shared
-            .set_account_secret(id, secret_hash, scram_sha256)
-            .await
-    }
-    async fn set_account_quota(&self, id: AccountId, quota_bytes: i64) -> Result<()> {
-        self.shared.set_account_quota(id, quota_bytes).await
-    }
-    async fn set_account_disabled(&self, id: AccountId, disabled: bool) -> Result<()> {
-        self.shared.set_account_disabled(id, disabled).await
-    }
-    async fn set_account_pop3_expire(&self, id: AccountId, days: Option<i64>) -> Result<()> {
-        self.shared.set_account_pop3_expire(id, days).await
-    }
-    async fn delete_account(&self, id: AccountId) -> Result<()> {
-        self.shared.delete_account(id).await
-    }
-    async fn quota_used(&self, id: AccountId) -> Result<u64> {
-        self.shared.quota_used(id).await
-    }
-    async fn add_alias(&self, address: &str, target: &str) -> Result<()> {
-        self.shared.add_alias(address, target).await
-    }
-    async fn delete_alias(&self, address: &str, target: Option<&str>) -> Result<()> {
-        self.shared.delete_alias(address, target).await
-    }
-    async fn list_aliases(&self) -> Result<Vec<Alias>> {
-        self.shared.list_aliases().await
-    }
-    async fn alias_targets(&self, address: &str) -> Result<Vec<String>> {
-        self.shared.alias_targets(address).await
-    }
-
-    async fn list_mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>> {
-        self.shared.list_mailboxes(account).await
-    }
-    async fn get_mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>> {
-        self.shared.get_mailbox(account, name).await
-    }
-    async fn get_mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>> {
-        self.shared.get_mailbox_by_id(id).await
-    }
-    async fn create_mailbox(
-        &self,
-        account: AccountId,
-        name: &str,
-        special_use: Option<SpecialUse>,
-    ) -> Result<Mailbox> {
-        self.shared.create_mailbox(account, name, special_use).await
-    }
-    async fn delete_mailbox(&self, account: AccountId, id: MailboxId) -> Result<()> {
-        self.shared.delete_mailbox(account, id).await
-    }
-    async fn rename_mailbox(
-        &self,
-        account: AccountId,
-        id: MailboxId,
-        new_name: &str,
-    ) -> Result<()> {
-        self.shared.rename_mailbox(account, id, new_name).await
-    }
-    async fn set_subscribed(
-        &self,
-        account: AccountId,
-        id: MailboxId,
-        subscribed: bool,
-    ) -> Result<()> {
-        self.shared.set_subscribed(account, id, subscribed).await
-    }
-    async fn set_special_use(
-        &self,
-        account: AccountId,
-        id: MailboxId,
-        role: Option<SpecialUse>,
-    ) -> Result<()> {
-        self.shared.set_special_use(account, id, role).await
-    }
-    async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
-        self.shared.mailbox_status(id).await
-    }
-
-    async fn append(
-        &self,
-        mailbox: MailboxId,
-        raw: Bytes,
-        flags: Flags,
-        keywords: &[String],
-        internal_date: i64,
-    ) -> Result<AppendOutcome> {
-        let target = writer::Target::Mailbox {
-            id: mailbox,
-            flags,
-            keywords: normalize_keywords(keywords),
-        };
-        let mut results = writer::submit(
-            &self.jobs,
-            self.shared.dialect,
-            raw,
-            internal_date,
-            vec![target],
-        )
-        .await?;
-        match results.pop() {
-            Some(Ok(DeliveryResult::Stored(o))) => Ok(o),
-            Some(Ok(DeliveryResult::OverQuota { .. })) => Err(StoreError::OverQuota),
-            Some(Ok(DeliveryResult::NoSuchAccount)) => {
-                Err(StoreError::NotFound(format!("mailbox {mailbox}")))
-            }
-            Some(Err(e)) => Err(e),
-            None => Err(StoreError::Backend("writer returned no result".into())),
-        }
-    }
-
-    async fn deliver(&self, delivery: Delivery) -> Result<Vec<DeliveryResult>> {
-        if delivery.recipients.is_empty() {
-            return Ok(Vec::new());
-        }
-        let targets = delivery
-            .recipients
-            .iter()
-            .map(|a| writer::Target::Inbox(*a))
-            .collect();
-        let results = writer::submit(
-            &self.jobs,
-            self.shared.dialect,
-            delivery.raw,
-            delivery.internal_date,
-            targets,
-        )
-        .await?;
-        results.into_iter().collect()
-    }
-
-    async fn mailbox_index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
-        self.shared.mailbox_index(mailbox).await
-    }
-    async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
-        self.shared.changes_since(mailbox, since).await
-    }
-    async fn message_summary(&self, message: MessageId) -> Result<Bytes> {
-        self.shared.message_summary(message).await
-    }
-    async fn message_raw(&self, message: MessageId) -> Result<Bytes> {
-        self.shared.message_raw(message).await
-    }
-    async fn open_message(
-        &self,
-        message: MessageId,
-        start: u64,
-    ) -> Result<(u64, crate::BlobReader)> {
-        self.shared.open_message(message, start).await
-    }
-    async fn message_contents(
-        &self,
-        messages: &[MessageId],
-        summary: bool,
-        raw: bool,
-    ) -> Result<Vec<Result<MessageContent>>> {
-        self.shared.message_contents(messages, summary, raw).await
-    }
-    async fn store_flags(
-        &self,
-        mailbox: MailboxId,
-        uids: &[Uid],
-        op: FlagOp,
-        flags: Flags,
-        keywords: &[String],
-        unchanged_since: Option<ModSeq>,
-    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
-        self.shared
-            .store_flags(mailbox, uids, op, flags, keywords, unchanged_since)
-            .await
-    }
-    async fn copy_messages(
-        &self,
-        src: MailboxId,
-        uids: &[Uid],
-        dst: MailboxId,
-    ) -> Result<CopyOutcome> {
-        self.shared.copy_or_move(src, uids, dst, false).await
-    }
-    async fn move_messages(
-        &self,
-        src: MailboxId,
-        uids: &[Uid],
-        dst: MailboxId,
-    ) -> Result<CopyOutcome> {
-        self.shared.copy_or_move(src, uids, dst, true).await
-    }
-    async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>> {
-        self.shared.expunge(mailbox, uids, true).await
-    }
-    async fn expunge_uids(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>> {
-        self.shared.expunge(mailbox, Some(uids), false).await
-    }
-    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {
-        match self.shared.dialect {
-            Dialect::Sqlite => Shared::claim_recent_local(&self.shared, mailbox).await,
-            Dialect::Postgres => self.shared.claim_recent(mailbox).await,
-        }
-    }
-    async fn search_text(
-        &self,
-        mailbox: MailboxId,
-        field: TextField,
-        needle: &str,
-    ) -> Result<Vec<Uid>> {
-        self.shared.search_text(mailbox, field, needle).await
-    }
-
-    async fn lock_maildrop(&self, account: AccountId, owner: &str, ttl_secs: i64) -> Result<bool> {
-        self.shared.lock_maildrop(account, owner, ttl_secs).await
-    }
-    async fn unlock_maildrop(&self, account: AccountId, owner: &str) -> Result<()> {
-        self.shared.unlock_maildrop(account, owner).await
-    }
-
-    fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent> {
-        self.shared.events.subscribe(account)
-    }
-    async fn sweep_orphans(&self) -> Result<u64> {
-        self.shared.sweep(SWEEP_GRACE).await
     }
 }

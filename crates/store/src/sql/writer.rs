@@ -26,6 +26,8 @@ const QUEUE_DEPTH: usize = 1024;
 pub(crate) enum Target {
     /// SMTP delivery: the account's INBOX; missing or disabled accounts yield `NoSuchAccount`.
     Inbox(AccountId),
+    /// SMTP delivery of quarantined mail: the account's Junk mailbox (INBOX when it has none).
+    Junk(AccountId),
     /// APPEND into a given mailbox with the client's flags (\Recent is added).
     Mailbox {
         id: MailboxId,
@@ -330,6 +332,23 @@ async fn inbox_of(shared: &Shared, tx: &mut Tx, account: AccountId) -> Result<(M
     }
 }
 
+/// The account's Junk mailbox (special use `\Junk`), if it has one.
+async fn junk_of(tx: &mut Tx, account: AccountId) -> Result<Option<MailboxId>> {
+    let rows = db::query(
+        "SELECT id, special_use FROM mailboxes WHERE account_id = $1 AND special_use IS NOT NULL ORDER BY id",
+    )
+    .bind(account)
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in rows {
+        let role: Option<String> = r.try_get("special_use")?;
+        if role.as_deref().and_then(SpecialUse::from_attribute) == Some(SpecialUse::Junk) {
+            return Ok(Some(r.try_get("id")?));
+        }
+    }
+    Ok(None)
+}
+
 async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Result<Committed> {
     // Which account each APPEND target belongs to.
     let mut mailbox_owner: HashMap<MailboxId, Option<AccountId>> = HashMap::new();
@@ -350,7 +369,7 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
     let mut accounts: BTreeSet<AccountId> = mailbox_owner.values().flatten().copied().collect();
     for job in batch {
         for t in &job.targets {
-            if let Target::Inbox(a) = t {
+            if let Target::Inbox(a) | Target::Junk(a) = t {
                 accounts.insert(*a);
             }
         }
@@ -368,7 +387,8 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
         .iter()
         .map(|j| j.targets.iter().map(|_| None).collect())
         .collect();
-    let mut inboxes: HashMap<AccountId, MailboxId> = HashMap::new();
+    // Delivery mailbox per (account, junk).
+    let mut inboxes: HashMap<(AccountId, bool), MailboxId> = HashMap::new();
     let mut lists_changed = Vec::new();
     let mut accepted: Vec<Accepted> = Vec::new();
     let mut duplicates: Vec<(usize, usize, usize)> = Vec::new();
@@ -378,7 +398,8 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
         let mut seen_inbox: HashMap<AccountId, usize> = HashMap::new();
         for (ti, t) in job.targets.iter().enumerate() {
             let (account, mailbox, flags, keywords) = match t {
-                Target::Inbox(a) => {
+                Target::Inbox(a) | Target::Junk(a) => {
+                    let junk = matches!(t, Target::Junk(_));
                     if let Some(first) = seen_inbox.get(a) {
                         duplicates.push((ji, ti, *first));
                         continue;
@@ -388,14 +409,21 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
                         results[ji][ti] = Some(Ok(DeliveryResult::NoSuchAccount));
                         continue;
                     }
-                    let mailbox = match inboxes.get(a) {
+                    let mailbox = match inboxes.get(&(*a, junk)) {
                         Some(m) => *m,
                         None => {
-                            let (m, created) = inbox_of(shared, tx, *a).await?;
-                            if created {
-                                lists_changed.push(*a);
-                            }
-                            inboxes.insert(*a, m);
+                            let junk_box = if junk { junk_of(tx, *a).await? } else { None };
+                            let m = match junk_box {
+                                Some(m) => m,
+                                None => {
+                                    let (m, created) = inbox_of(shared, tx, *a).await?;
+                                    if created {
+                                        lists_changed.push(*a);
+                                    }
+                                    m
+                                }
+                            };
+                            inboxes.insert((*a, junk), m);
                             m
                         }
                     };

@@ -27,6 +27,8 @@ pub struct Config {
     pub pop3: wharf_pop3::Pop3Config,
     /// Mail leaving Wharf: queue, retries, routing, TLS policy (docs/configuration.md).
     pub outbound: OutboundSection,
+    /// Trust of mail arriving on port 25: SPF, DKIM, DMARC, ARC, iprev (docs/inbound.md).
+    pub inbound: wharf_inbound::InboundConfig,
     /// The HTTP listeners' content: proxies, `/metrics`, the MTA-STS policy (docs/http.md).
     pub http: HttpSection,
     /// Certificates from an ACME CA (docs/ports-and-tls.md).
@@ -52,13 +54,31 @@ impl Default for ServerSection {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSection {
     /// `sqlite:///abs/path.db` or `postgres://…`; default `sqlite://<data_dir>/wharf.db`.
     pub url: Option<String>,
     /// Default `<data_dir>/blobs`.
     pub blob_dir: Option<PathBuf>,
+    /// PostgreSQL only: milliseconds to wait for a pooled connection.
+    pub pg_acquire_timeout_ms: u64,
+    /// PostgreSQL only: milliseconds one statement of an interactive command may take.
+    pub pg_statement_timeout_ms: u64,
+    /// PostgreSQL only: milliseconds a statement whose work grows with a mailbox may take.
+    pub pg_heavy_statement_timeout_ms: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            url: None,
+            blob_dir: None,
+            pg_acquire_timeout_ms: 5_000,
+            pg_statement_timeout_ms: 5_000,
+            pg_heavy_statement_timeout_ms: 60_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -82,6 +102,16 @@ pub struct LimitsSection {
     pub shutdown_timeout: u64,
     /// Largest message accepted, in bytes.
     pub max_message_size: u64,
+    /// Seconds a connection may stay without logging in (port 25: without a message accepted);
+    /// 0 = no deadline. Time spent sending a message body does not count.
+    pub pre_auth_timeout: u64,
+    /// Least bytes per second a client must send during a message body or APPEND literal,
+    /// averaged over `min_data_rate_window`; 0 = no minimum.
+    pub min_data_rate: u32,
+    /// Seconds over which `min_data_rate` is averaged.
+    pub min_data_rate_window: u64,
+    /// Above 90 % of `max_connections`, close the oldest connections that have not logged in.
+    pub shed_unauthenticated: bool,
 }
 
 impl Default for LimitsSection {
@@ -93,6 +123,10 @@ impl Default for LimitsSection {
             tls_handshake_timeout: 30,
             shutdown_timeout: 30,
             max_message_size: 50 * 1024 * 1024,
+            pre_auth_timeout: 60,
+            min_data_rate: 1024,
+            min_data_rate_window: 30,
+            shed_unauthenticated: true,
         }
     }
 }
@@ -269,6 +303,9 @@ pub struct DirectorySection {
     /// Seconds a verified credential is cached.
     pub credential_cache_ttl: u64,
     pub min_password_len: usize,
+    /// Where postmaster@ and abuse@ of every domain go when no account or alias has them;
+    /// default `admin@<primary_domain>`.
+    pub postmaster: Option<String>,
 }
 
 impl Default for DirectorySection {
@@ -284,6 +321,7 @@ impl Default for DirectorySection {
             auth_known_source_days: d.auth_known_source_ttl.as_secs() / 86_400,
             credential_cache_ttl: d.credential_cache_ttl.as_secs(),
             min_password_len: d.min_password_len,
+            postmaster: d.postmaster,
         }
     }
 }

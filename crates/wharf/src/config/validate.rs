@@ -59,6 +59,16 @@ pub(super) fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
         ("limits.idle_timeout", limits.idle_timeout),
         ("limits.tls_handshake_timeout", limits.tls_handshake_timeout),
         ("limits.max_message_size", limits.max_message_size),
+        ("limits.min_data_rate_window", limits.min_data_rate_window),
+        ("store.pg_acquire_timeout_ms", c.store.pg_acquire_timeout_ms),
+        (
+            "store.pg_statement_timeout_ms",
+            c.store.pg_statement_timeout_ms,
+        ),
+        (
+            "store.pg_heavy_statement_timeout_ms",
+            c.store.pg_heavy_statement_timeout_ms,
+        ),
     ] {
         if v == 0 {
             return Err(fail(key, "must be greater than 0".to_string()));
@@ -72,6 +82,9 @@ pub(super) fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
                 limits.max_per_ip, limits.max_connections
             ),
         ));
+    }
+    if let Err(e) = c.inbound.validate() {
+        return Err(fail("inbound", e));
     }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
         return Err(fail("log.level", format!("not a valid log filter: {e}")));

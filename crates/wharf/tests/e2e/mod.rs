@@ -20,6 +20,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/clients.py"
 
 const CONFIG: &str = "[server]\nhostname = \"mail.example.test\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
 [limits]\nshutdown_timeout = 5\n\
+[inbound]\nenabled = false\n\
 [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n\
 [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\n\
 [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\ntls = \"implicit\"\n\

@@ -1,0 +1,381 @@
+//! The checks themselves: SPF (HELO and MAIL FROM identities), DKIM, ARC, DMARC and iprev,
+//! through mail-auth over one shared resolver (hickory caches answers by their TTL, negative
+//! answers included), each query bounded by the configured timeout and the whole check by a
+//! deadline, so a slow DNS never holds an SMTP session past its limits.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use mail_auth::dmarc::Policy as DmarcPolicy;
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, IprevResult,
+    MessageAuthenticator, SpfOutput, SpfResult,
+};
+
+use crate::config::{Disposition, InboundConfig, Network};
+use crate::header;
+
+/// The SMTP facts of one arriving message.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival<'a> {
+    pub ip: IpAddr,
+    /// The EHLO/HELO argument.
+    pub helo: &'a str,
+    /// The reverse-path without brackets; empty for the null sender.
+    pub mail_from: &'a str,
+    /// The recipients' addresses (their domains choose the policy).
+    pub recipients: &'a [String],
+}
+
+/// What to do with the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Deliver,
+    /// File into the recipients' Junk mailbox.
+    Junk,
+    /// Refuse permanently (`550 5.7.1`).
+    Reject(String),
+    /// Refuse for now (`451 4.7.x`): a DNS failure left the verdict open.
+    TempFail(String),
+}
+
+/// The verdicts and what follows from them.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// `Authentication-Results: …\r\n`, ours, to put on top of the message.
+    pub header: String,
+    /// Byte ranges of the message's header section holding Authentication-Results fields that
+    /// claim our authserv-id (forged, or left from an earlier hop of ours): to be removed.
+    pub forged: Vec<std::ops::Range<usize>>,
+    pub action: Action,
+    pub spf: SpfResult,
+    /// `pass`, `fail`, `none`, … of the DMARC evaluation.
+    pub dmarc: &'static str,
+    /// The RFC 5322.From domain DMARC evaluated (empty when there was none).
+    pub from_domain: String,
+}
+
+/// Verifies arriving mail; one per server, shared by every session.
+pub struct Verifier {
+    auth: MessageAuthenticator,
+    cfg: InboundConfig,
+    authserv_id: String,
+    forwarders: Vec<Network>,
+    deadline: Duration,
+}
+
+impl Verifier {
+    /// `resolver`: the server's resolver (shared with outbound delivery, so both use one cache).
+    pub fn new(
+        resolver: hickory_resolver::TokioResolver,
+        cfg: InboundConfig,
+        hostname: &str,
+    ) -> Result<Verifier, String> {
+        cfg.validate()?;
+        let forwarders = cfg
+            .trusted_forwarders
+            .iter()
+            .map(|f| f.parse::<Network>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let authserv_id = cfg
+            .authserv_id
+            .clone()
+            .unwrap_or_else(|| hostname.to_ascii_lowercase());
+        // SPF alone may take ten lookups plus void lookups; the deadline bounds the sum.
+        let deadline = Duration::from_secs(cfg.dns_timeout_secs.saturating_mul(6));
+        Ok(Verifier {
+            auth: MessageAuthenticator(resolver),
+            cfg,
+            authserv_id,
+            forwarders,
+            deadline,
+        })
+    }
+
+    pub fn authserv_id(&self) -> &str {
+        &self.authserv_id
+    }
+
+    /// Runs every check on `message` (the content as the client sent it, without our trace
+    /// headers). Never fails: a DNS failure is a `temperror` verdict.
+    pub async fn check(&self, arrival: &Arrival<'_>, message: &[u8]) -> Verdict {
+        match tokio::time::timeout(self.deadline, self.check_inner(arrival, message)).await {
+            Ok(v) => v,
+            Err(_) => {
+                tracing::warn!(ip = %arrival.ip, "inbound checks ran out of time (DNS too slow)");
+                let header = format!(
+                    "Authentication-Results: {};\r\n\tdmarc=temperror (DNS timeout)\r\n",
+                    self.authserv_id
+                );
+                let action = if self.cfg.tempfail_on_dns_error && !self.trusted(arrival.ip) {
+                    Action::TempFail("DNS lookups for the sender's policy timed out".into())
+                } else {
+                    Action::Deliver
+                };
+                Verdict {
+                    header,
+                    forged: header::our_results(message, &self.authserv_id),
+                    action,
+                    spf: SpfResult::TempError,
+                    dmarc: "temperror",
+                    from_domain: String::new(),
+                }
+            }
+        }
+    }
+
+    async fn check_inner(&self, arrival: &Arrival<'_>, message: &[u8]) -> Verdict {
+        let ip = arrival.ip;
+        let helo = arrival.helo;
+        let host = self.authserv_id.as_str();
+        let iprev = if self.cfg.iprev {
+            Some(self.auth.verify_iprev(ip).await)
+        } else {
+            None
+        };
+        let spf_helo = self
+            .auth
+            .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
+            .await;
+        let spf_mail = if arrival.mail_from.is_empty() {
+            spf_helo.clone()
+        } else {
+            self.spf_mail_from(ip, helo, arrival.mail_from).await
+        };
+        let mail_from_domain = match arrival.mail_from.rsplit_once('@') {
+            Some((_, d)) => d,
+            None => helo,
+        };
+        let forged = header::our_results(message, &self.authserv_id);
+        let mut results = AuthenticationResults::new(&self.authserv_id);
+        let parsed = AuthenticatedMessage::parse(message);
+        // RFC 8601 §2.7.1: say `none` for an unsigned message, `permerror` for signatures that
+        // could not even be parsed (mail-auth leaves both out).
+        let mut dkim_note: Option<&str> = None;
+        let (dmarc_out, from_domain, arc_pass_by) = match &parsed {
+            Some(msg) => {
+                let dkim = self.auth.verify_dkim(msg).await;
+                if dkim.is_empty() {
+                    dkim_note = Some(if msg.has_dkim_errors {
+                        "dkim=permerror (malformed signature)"
+                    } else {
+                        "dkim=none (no signatures)"
+                    });
+                }
+                let arc = self.auth.verify_arc(msg).await;
+                let dmarc = self
+                    .auth
+                    .verify_dmarc(DmarcParameters::new(
+                        msg,
+                        &dkim,
+                        mail_from_domain,
+                        &spf_mail,
+                    ))
+                    .await;
+                let from_domain = msg
+                    .from
+                    .first()
+                    .and_then(|f| f.rsplit_once('@'))
+                    .map(|(_, d)| d.to_ascii_lowercase())
+                    .unwrap_or_default();
+                results = results.with_dkim_results(&dkim, &from_domain);
+                let arc_pass_by = match arc.result() {
+                    DkimResult::Pass => arc.sets().last().map(|s| s.seal.header.d.to_string()),
+                    _ => None,
+                };
+                if !msg.ams_headers.is_empty() || !msg.as_headers.is_empty() {
+                    results = results.with_arc_result(&arc, ip);
+                }
+                (Some(dmarc), from_domain, arc_pass_by)
+            }
+            None => (None, String::new(), None),
+        };
+        results = results
+            .with_spf_ehlo_result(&spf_helo, ip, helo)
+            .with_spf_mailfrom_result(&spf_mail, ip, arrival.mail_from, helo);
+        if let Some(d) = &dmarc_out {
+            results = results.with_dmarc_result(d);
+        }
+        if let Some(iprev) = &iprev {
+            results = results.with_iprev_result(iprev, ip);
+        }
+        let mut header = {
+            use mail_auth::common::headers::HeaderWriter as _;
+            results.to_header()
+        };
+        if let Some(note) = dkim_note
+            && let Some(at) = header.find(";\r\n\t")
+        {
+            header.insert_str(at + 4, &format!("{note};\r\n\t"));
+        }
+        let dmarc_label = match dmarc_out.as_ref().map(|d| d.result()) {
+            Some(DmarcResult::Pass) => "pass",
+            Some(DmarcResult::Fail(_)) => "fail",
+            Some(DmarcResult::TempError(_)) => "temperror",
+            Some(DmarcResult::PermError(_)) => "permerror",
+            Some(DmarcResult::None) | None => "none",
+        };
+        let action = self.decide(
+            arrival,
+            spf_mail.result(),
+            dmarc_out.as_ref(),
+            arc_pass_by.as_deref(),
+        );
+        metrics::counter!("wharf_inbound_verdicts_total", "dmarc" => dmarc_label, "action" => action_label(&action)).increment(1);
+        tracing::info!(
+            ip = %ip,
+            helo,
+            mail_from = arrival.mail_from,
+            spf = ?spf_mail.result(),
+            dmarc = dmarc_label,
+            from_domain = %from_domain,
+            iprev = ?iprev.as_ref().map(|i| iprev_label(&i.result)),
+            action = action_label(&action),
+            "inbound verdict"
+        );
+        Verdict {
+            header,
+            forged,
+            action,
+            spf: spf_mail.result(),
+            dmarc: dmarc_label,
+            from_domain,
+        }
+    }
+
+    /// SPF of the MAIL FROM identity as `check` evaluates it; with the null reverse-path (empty
+    /// `mail_from`) the HELO identity stands for it (RFC 7208 §2.4).
+    pub async fn spf_mail_from(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SpfOutput {
+        let host = self.authserv_id.as_str();
+        if mail_from.is_empty() {
+            return self
+                .auth
+                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
+                .await;
+        }
+        self.auth
+            .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
+            .await
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.forwarders.iter().any(|n| n.contains(ip))
+    }
+
+    /// The policy: DMARC decides when the author domain has a policy; otherwise SPF `fail`
+    /// follows `spf_fail`. Trusted forwarders, and a passing ARC chain sealed by a trusted
+    /// sealer, are never refused. With several recipient domains the most lenient policy wins:
+    /// one reply covers them all, and no recipient's mail is refused for another's policy.
+    fn decide(
+        &self,
+        arrival: &Arrival<'_>,
+        spf: SpfResult,
+        dmarc: Option<&mail_auth::DmarcOutput>,
+        arc_pass_by: Option<&str>,
+    ) -> Action {
+        if self.trusted(arrival.ip) {
+            return Action::Deliver;
+        }
+        if let Some(sealer) = arc_pass_by
+            && self
+                .cfg
+                .trusted_arc_sealers
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(sealer))
+        {
+            return Action::Deliver;
+        }
+        let mut domains: Vec<&str> = arrival
+            .recipients
+            .iter()
+            .filter_map(|r| r.rsplit_once('@').map(|(_, d)| d))
+            .collect();
+        if domains.is_empty() {
+            domains.push("");
+        }
+        let mut best: Option<Action> = None;
+        for d in domains {
+            let policy = self.cfg.policy_for(d);
+            let action = match dmarc {
+                Some(out) if out.dmarc_record().is_some() => {
+                    // mail-auth already lowers the policy one step for t=y (DMARCbis testing).
+                    match out.result() {
+                        DmarcResult::Fail(_) => match out.policy() {
+                            DmarcPolicy::Reject if policy.dmarc_reject => Action::Reject(format!(
+                                "DMARC policy of {} refuses this message",
+                                out.domain()
+                            )),
+                            DmarcPolicy::Reject | DmarcPolicy::Quarantine
+                                if policy.dmarc_quarantine =>
+                            {
+                                Action::Junk
+                            }
+                            _ => Action::Deliver,
+                        },
+                        DmarcResult::TempError(_) if self.cfg.tempfail_on_dns_error => {
+                            Action::TempFail("DNS lookups for the sender's policy failed".into())
+                        }
+                        _ => Action::Deliver,
+                    }
+                }
+                _ => match spf {
+                    SpfResult::Fail => match policy.spf_fail {
+                        Disposition::Reject => Action::Reject(format!(
+                            "SPF of {} does not authorise {}",
+                            arrival
+                                .mail_from
+                                .rsplit_once('@')
+                                .map_or(arrival.helo, |(_, d)| d),
+                            arrival.ip
+                        )),
+                        Disposition::Junk => Action::Junk,
+                        Disposition::Accept => Action::Deliver,
+                    },
+                    SpfResult::TempError if self.cfg.tempfail_on_dns_error => {
+                        Action::TempFail("DNS lookups for the sender's SPF failed".into())
+                    }
+                    _ => Action::Deliver,
+                },
+            };
+            best = Some(match best {
+                None => action,
+                Some(b) => lenient(b, action),
+            });
+        }
+        best.unwrap_or(Action::Deliver)
+    }
+}
+
+fn severity(a: &Action) -> u8 {
+    match a {
+        Action::Deliver => 0,
+        Action::Junk => 1,
+        Action::TempFail(_) => 2,
+        Action::Reject(_) => 3,
+    }
+}
+
+fn lenient(a: Action, b: Action) -> Action {
+    if severity(&b) < severity(&a) { b } else { a }
+}
+
+fn action_label(a: &Action) -> &'static str {
+    match a {
+        Action::Deliver => "deliver",
+        Action::Junk => "junk",
+        Action::Reject(_) => "reject",
+        Action::TempFail(_) => "tempfail",
+    }
+}
+
+fn iprev_label(r: &IprevResult) -> &'static str {
+    match r {
+        IprevResult::Pass => "pass",
+        IprevResult::Fail(_) => "fail",
+        IprevResult::TempError(_) => "temperror",
+        IprevResult::PermError(_) => "permerror",
+        IprevResult::None => "none",
+    }
+}
