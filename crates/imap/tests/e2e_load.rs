@@ -182,73 +182,15 @@ async fn large_append_and_fetch_round_trip_byte_exact() {
     server.shutdown(Duration::from_secs(2)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetches_nobody_reads_do_not_hold_the_message() {
-    let _serial = SERIAL.lock().await;
-    const SESSIONS: usize = 50;
-    const SIZE: usize = 20 * 1024 * 1024;
-    // The in-memory backend hands out readers over the one stored copy, so any growth is the
-    // service's own buffering of the answer.
-    let env = env().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (server, plain, _tls, _cert) = server_with(&env, load_cfg(dir.path()), dir.path()).await;
-    let mut msg = b"Subject: big\r\n\r\n".to_vec();
-    msg.resize(SIZE, b'y');
-    env.mem.deliver(env.alice, &msg);
-    drop(msg);
-    let mut conns = Vec::new();
-    for _ in 0..SESSIONS {
-        let mut c = logged_in(plain).await;
-        c.write_all(b"s SELECT INBOX\r\n").await.unwrap();
-        read_until(&mut c, b"s OK").await;
-        conns.push(c);
-    }
-    let before = rss();
-    for c in &mut conns {
-        c.write_all(b"f FETCH 1 BODY.PEEK[]\r\n").await.unwrap();
-    }
-    // Give the sessions time to fill the socket buffers and stall.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let growth = rss().saturating_sub(before);
-    eprintln!(
-        "{SESSIONS} sessions fetching a {} MiB message without reading: RSS growth {:.1} MiB",
-        SIZE as u64 / MIB,
-        growth as f64 / MIB as f64
-    );
-    // Built whole per session this would be 1,000 MiB.
-    assert!(growth < 100 * MIB, "RSS grew {} MiB", growth / MIB);
-    // And a reader that does read gets it all.
-    let c = &mut conns[0];
-    let r = read_until(c, b"f OK FETCH completed\r\n").await;
-    assert!(r.len() > SIZE);
-    drop(conns);
-    server.shutdown(Duration::from_secs(2)).await;
-}
+const FETCHERS: usize = 50;
+const FETCHED: usize = 20 * 1024 * 1024;
 
-/// The same against the embedded store: FETCH reads the blob file as the socket drains, so 50
-/// stalled readers of a 20 MiB message hold a chunk each, not the message.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stalled_fetches_from_the_store_stream_from_the_blob() {
-    let _serial = SERIAL.lock().await;
-    const SESSIONS: usize = 50;
-    const SIZE: usize = 20 * 1024 * 1024;
-    let env = sql_env().await;
-    let spool = tempfile::tempdir().unwrap();
-    let (server, plain, _tls, _cert) = server(&env, load_cfg(spool.path())).await;
-    {
-        let mut c = logged_in(plain).await;
-        let mut msg = b"Subject: big\r\n\r\n".to_vec();
-        msg.resize(SIZE, b'y');
-        c.write_all(format!("a APPEND INBOX {{{SIZE}}}\r\n").as_bytes())
-            .await
-            .unwrap();
-        read_until(&mut c, b"+ ").await;
-        c.write_all(&msg).await.unwrap();
-        c.write_all(b"\r\n").await.unwrap();
-        read_until(&mut c, b"a OK").await;
-    }
+/// `FETCHERS` logged-in sessions FETCH message 1 (`FETCHED` octets) and do not read the answer;
+/// the process's RSS must grow far less than the message times the sessions. Then one session
+/// reads, and gets it all.
+async fn stalled_fetchers(plain: std::net::SocketAddr, what: &str) {
     let mut conns = Vec::new();
-    for _ in 0..SESSIONS {
+    for _ in 0..FETCHERS {
         let mut c = logged_in(plain).await;
         c.write_all(b"s SELECT INBOX\r\n").await.unwrap();
         read_until(&mut c, b"s OK").await;
@@ -259,17 +201,56 @@ async fn stalled_fetches_from_the_store_stream_from_the_blob() {
     for c in &mut conns {
         c.write_all(b"f FETCH 1 BODY.PEEK[]\r\n").await.unwrap();
     }
+    // Give the sessions time to fill the socket buffers and stall.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let growth = rss().saturating_sub(before);
     eprintln!(
-        "{SESSIONS} sessions fetching a {} MiB stored message without reading: RSS growth {:.1} MiB",
-        SIZE as u64 / MIB,
+        "{FETCHERS} sessions fetching a {} MiB {what} without reading: RSS growth {:.1} MiB",
+        FETCHED as u64 / MIB,
         growth as f64 / MIB as f64
     );
     // Read whole per session this would be 1,000 MiB.
     assert!(growth < 100 * MIB, "RSS grew {} MiB", growth / MIB);
     let r = read_until(&mut conns[0], b"f OK FETCH completed\r\n").await;
-    assert!(r.len() > SIZE);
-    drop(conns);
+    assert!(r.len() > FETCHED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetches_nobody_reads_do_not_hold_the_message() {
+    let _serial = SERIAL.lock().await;
+    // The in-memory backend hands out readers over the one stored copy, so any growth is the
+    // service's own buffering of the answer.
+    let env = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, plain, _tls, _cert) = server_with(&env, load_cfg(dir.path()), dir.path()).await;
+    let mut msg = b"Subject: big\r\n\r\n".to_vec();
+    msg.resize(FETCHED, b'y');
+    env.mem.deliver(env.alice, &msg);
+    drop(msg);
+    stalled_fetchers(plain, "message").await;
+    server.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The same against the embedded store: FETCH reads the blob file as the socket drains, so the
+/// stalled readers hold a chunk each, not the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_fetches_from_the_store_stream_from_the_blob() {
+    let _serial = SERIAL.lock().await;
+    let env = sql_env().await;
+    let spool = tempfile::tempdir().unwrap();
+    let (server, plain, _tls, _cert) = server(&env, load_cfg(spool.path())).await;
+    {
+        let mut c = logged_in(plain).await;
+        let mut msg = b"Subject: big\r\n\r\n".to_vec();
+        msg.resize(FETCHED, b'y');
+        c.write_all(format!("a APPEND INBOX {{{FETCHED}}}\r\n").as_bytes())
+            .await
+            .unwrap();
+        read_until(&mut c, b"+ ").await;
+        c.write_all(&msg).await.unwrap();
+        c.write_all(b"\r\n").await.unwrap();
+        read_until(&mut c, b"a OK").await;
+    }
+    stalled_fetchers(plain, "stored message").await;
     server.shutdown(Duration::from_secs(2)).await;
 }

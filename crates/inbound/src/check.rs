@@ -14,7 +14,9 @@ use mail_auth::{
     MessageAuthenticator, SpfOutput, SpfResult,
 };
 
-use crate::config::{Disposition, InboundConfig, Network};
+use wharf_net::IpNet;
+
+use crate::config::{Disposition, InboundConfig};
 use crate::header;
 
 /// The SMTP facts of one arriving message.
@@ -62,7 +64,7 @@ pub struct Verifier {
     auth: MessageAuthenticator,
     cfg: InboundConfig,
     authserv_id: String,
-    forwarders: Vec<Network>,
+    forwarders: Vec<IpNet>,
     deadline: Duration,
 }
 
@@ -77,8 +79,8 @@ impl Verifier {
         let forwarders = cfg
             .trusted_forwarders
             .iter()
-            .map(|f| f.parse::<Network>())
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|f| f.parse::<IpNet>().ok())
+            .collect();
         let authserv_id = cfg
             .authserv_id
             .clone()
@@ -261,7 +263,7 @@ impl Verifier {
     }
 
     fn trusted(&self, ip: IpAddr) -> bool {
-        self.forwarders.iter().any(|n| n.contains(ip))
+        wharf_net::in_any(&self.forwarders, &ip)
     }
 
     /// The policy: DMARC decides when the author domain has a policy; otherwise SPF `fail`

@@ -28,6 +28,7 @@
 mod conn;
 mod error;
 mod guard;
+mod ipnet;
 pub mod proxy;
 mod server;
 mod tls;
@@ -36,5 +37,6 @@ pub use async_trait::async_trait;
 pub use conn::{Conn, Line};
 pub use error::NetError;
 pub use guard::{SessionGuards, source_key};
+pub use ipnet::{IpNet, in_any};
 pub use server::{Handler, Limits, ListenerSpec, Server};
 pub use tls::{ACME_TLS_ALPN, TlsInfo, TlsMode, TlsProvider, generate_self_signed};

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Env, Server};
+use common::Env;
 use wharf_testkit::{Zone, start_dns};
 
 fn reply(r: &mut BufReader<TcpStream>) -> String {
@@ -80,18 +80,9 @@ async fn port_25_mail_is_verified_refused_or_filed() {
          [outbound]\ndns_server = \"{dns}\"\n\
          [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n"
     ));
-    env.ok(&["domain", "add", "example.test"]);
-    let out = env.run_with_stdin(
-        &["user", "add", "alice@example.test", "--password-stdin"],
-        "correct horse battery\n",
-    );
-    assert!(out.status.success());
-    let mut server = Server::start(
-        env.path(),
-        &["--config", env.config().to_str().unwrap(), "serve"],
-    );
-    let ready = server.wait_ready();
-    let port = ready.iter().find(|(n, _)| n == "mx").unwrap().1;
+    env.add_user("alice@example.test");
+    let (mut server, ready) = env.serve();
+    let port = ready.port("mx");
 
     let forged = tokio::task::spawn_blocking(move || {
         send(port, "service@paypal.test", "service@paypal.test", "")

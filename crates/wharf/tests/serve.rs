@@ -215,21 +215,12 @@ fn smtp_deliver(port: u16, rcpt: &str) {
 fn port_zero_listeners_report_real_ports_and_sigterm_drains_open_sessions() {
     let env = Env::new();
     port_zero_config(&env);
-    env.ok(&["domain", "add", "example.test"]);
-    let out = env.run_with_stdin(
-        &["user", "add", "alice@example.test", "--password-stdin"],
-        "correct horse battery\n",
-    );
-    assert!(out.status.success());
-    let mut server = Server::start(
-        env.path(),
-        &["--config", env.config().to_str().unwrap(), "serve"],
-    );
-    let ready = server.wait_ready();
-    let names: Vec<&str> = ready.iter().map(|(n, _)| n.as_str()).collect();
+    env.add_user("alice@example.test");
+    let (mut server, ready) = env.serve();
+    let names: Vec<&str> = ready.0.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["mx", "sub", "submission", "imap", "pop3"]);
-    assert!(ready.iter().all(|(_, p)| *p != 0), "{ready:?}");
-    let port = |name: &str| ready.iter().find(|(n, _)| n == name).unwrap().1;
+    assert!(ready.0.iter().all(|(_, p)| *p != 0), "{:?}", ready.0);
+    let port = |name: &str| ready.port(name);
     assert!(greeting(port("mx")).starts_with("220 "));
     assert!(greeting(port("submission")).starts_with("220 "));
     assert!(greeting(port("pop3")).starts_with("+OK"));

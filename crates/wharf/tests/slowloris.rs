@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Env, Server};
+use common::Env;
 
 const DEADLINE_SECS: u64 = 3;
 
@@ -66,18 +66,9 @@ fn drip_until_closed(mut w: TcpStream, mut r: BufReader<TcpStream>) -> (Duration
 fn dripping_strangers_are_cut_logged_in_users_stay() {
     let env = Env::new();
     config(&env);
-    env.ok(&["domain", "add", "example.test"]);
-    let out = env.run_with_stdin(
-        &["user", "add", "alice@example.test", "--password-stdin"],
-        "correct horse battery\n",
-    );
-    assert!(out.status.success());
-    let mut server = Server::start(
-        env.path(),
-        &["--config", env.config().to_str().unwrap(), "serve"],
-    );
-    let ready = server.wait_ready();
-    let port = |name: &str| ready.iter().find(|(n, _)| n == name).unwrap().1;
+    env.add_user("alice@example.test");
+    let (mut server, ready) = env.serve();
+    let port = |name: &str| ready.port(name);
 
     // A logged-in IMAP user and a port-25 client that delivered are not strangers.
     let (mut imap_w, mut imap_r) = connect(port("imap"));

@@ -103,8 +103,50 @@ impl Env {
         lines[0].to_string()
     }
 
+    /// Adds the domain (when missing) and the account `address` with `PASSWORD`, through the CLI.
+    pub fn add_user(&self, address: &str) {
+        let domain = address.rsplit_once('@').map_or(address, |(_, d)| d);
+        let _ = self.run(&["domain", "add", domain]);
+        let out = self.run_with_stdin(
+            &["user", "add", address, "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "user add {address}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `wharf --config <this config> serve`, once it is ready: the server and its listeners.
+    pub fn serve(&self) -> (Server, Ready) {
+        let mut server = Server::start(
+            self.path(),
+            &["--config", self.config().to_str().unwrap(), "serve"],
+        );
+        let ready = Ready(server.wait_ready());
+        (server, ready)
+    }
+
     pub async fn store(&self) -> std::sync::Arc<dyn wharf_store::Store> {
         wharf_store::open_embedded(&self.data()).await.unwrap()
+    }
+}
+
+/// The password `Env::add_user` gives.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The listeners of a `ready` line.
+pub struct Ready(pub Vec<(String, u16)>);
+
+impl Ready {
+    /// The port of the listener named `name`.
+    pub fn port(&self, name: &str) -> u16 {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no listener {name} in {:?}", self.0))
+            .1
     }
 }
 
