@@ -6,24 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::Env;
+use common::{Env, smtp_reply};
 use wharf_testkit::{Zone, start_dns};
-
-fn reply(r: &mut BufReader<TcpStream>) -> String {
-    let mut all = String::new();
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        all.push_str(&line);
-        if line.len() < 4 || line.as_bytes()[3] != b'-' {
-            return all;
-        }
-    }
-}
 
 /// One message over port 25; returns the reply to the final dot.
 fn send(port: u16, mail_from: &str, from: &str, extra_headers: &str) -> String {
@@ -31,7 +19,7 @@ fn send(port: u16, mail_from: &str, from: &str, extra_headers: &str) -> String {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
-    assert!(reply(&mut r).starts_with("220"));
+    assert!(smtp_reply(&mut r).starts_with("220"));
     for (cmd, code) in [
         ("EHLO client.example.org\r\n".to_string(), "250"),
         (format!("MAIL FROM:<{mail_from}>\r\n"), "250"),
@@ -39,7 +27,7 @@ fn send(port: u16, mail_from: &str, from: &str, extra_headers: &str) -> String {
         ("DATA\r\n".to_string(), "354"),
     ] {
         w.write_all(cmd.as_bytes()).unwrap();
-        let got = reply(&mut r);
+        let got = smtp_reply(&mut r);
         assert!(got.starts_with(code), "{cmd:?}: {got}");
     }
     w.write_all(
@@ -47,7 +35,7 @@ fn send(port: u16, mail_from: &str, from: &str, extra_headers: &str) -> String {
             .as_bytes(),
     )
     .unwrap();
-    let got = reply(&mut r);
+    let got = smtp_reply(&mut r);
     w.write_all(b"QUIT\r\n").unwrap();
     got
 }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::{Env, Server, random_offset};
+use common::{Env, Server, random_offset, smtp_reply};
 use wharf_directory::{Directory, DirectoryConfig};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -171,19 +171,6 @@ fn port_zero_config(env: &Env) {
          [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\n\
          [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"pop3\"\ntls = \"none\"\n",
     );
-}
-
-/// Reads SMTP reply lines until the last one (`NNN ` form); returns them joined.
-fn smtp_reply(r: &mut BufReader<TcpStream>) -> String {
-    let mut all = String::new();
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        all.push_str(&line);
-        if line.len() < 4 || line.as_bytes()[3] != b'-' {
-            return all;
-        }
-    }
 }
 
 fn smtp_deliver(port: u16, rcpt: &str) {

@@ -296,3 +296,16 @@ pub fn random_offset() -> u16 {
     use rand::Rng;
     rand::thread_rng().gen_range(10_000..30_000)
 }
+
+/// Reads SMTP reply lines until the last one (`NNN ` form); returns them joined.
+pub fn smtp_reply(r: &mut BufReader<std::net::TcpStream>) -> String {
+    let mut all = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        all.push_str(&line);
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            return all;
+        }
+    }
+}
