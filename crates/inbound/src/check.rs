@@ -14,7 +14,28 @@ use mail_auth::{
     MessageAuthenticator, SpfOutput, SpfResult,
 };
 
+use mail_auth::arc::ArcSealer;
+use mail_auth::common::crypto::{RsaKey, Sha256};
+use mail_auth::dkim::Done;
 use wharf_net::IpNet;
+
+/// Header fields the ARC-Message-Signature covers, when present.
+const SEALED_HEADERS: [&str; 14] = [
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "In-Reply-To",
+    "References",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "DKIM-Signature",
+    "List-Id",
+];
 
 use crate::config::{Disposition, InboundConfig};
 use crate::header;
@@ -29,6 +50,8 @@ pub struct Arrival<'a> {
     pub mail_from: &'a str,
     /// The recipients' addresses (their domains choose the policy).
     pub recipients: &'a [String],
+    /// Some recipient is forwarded outside (an alias to a remote address): seal with ARC.
+    pub forwarding: bool,
 }
 
 /// What to do with the message.
@@ -57,11 +80,16 @@ pub struct Verdict {
     pub dmarc: &'static str,
     /// The RFC 5322.From domain DMARC evaluated (empty when there was none).
     pub from_domain: String,
+    /// Our ARC set (ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results), CRLF-ended,
+    /// for the copy that is forwarded; `None` unless the arrival is forwarded and a sealing key
+    /// is configured.
+    pub arc_seal: Option<String>,
 }
 
 /// Verifies arriving mail; one per server, shared by every session.
 pub struct Verifier {
     auth: MessageAuthenticator,
+    sealer: Option<ArcSealer<RsaKey<Sha256>, Done>>,
     cfg: InboundConfig,
     authserv_id: String,
     forwarders: Vec<IpNet>,
@@ -89,11 +117,34 @@ impl Verifier {
         let deadline = Duration::from_secs(cfg.dns_timeout_secs.saturating_mul(6));
         Ok(Verifier {
             auth: MessageAuthenticator(resolver),
+            sealer: None,
             cfg,
             authserv_id,
             forwarders,
             deadline,
         })
+    }
+
+    /// Seals forwarded mail with ARC as `domain` (`selector._domainkey.domain` publishes the
+    /// key). RFC 8617 defines rsa-sha256 only, so the key is RSA (PKCS#8 or PKCS#1 PEM).
+    pub fn with_arc_sealer(
+        mut self,
+        domain: &str,
+        selector: &str,
+        pem: &[u8],
+    ) -> Result<Verifier, String> {
+        use rustls_pki_types::PrivateKeyDer;
+        use rustls_pki_types::pem::PemObject as _;
+        let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("ARC key: {e}"))?;
+        let key = RsaKey::<Sha256>::from_key_der(der)
+            .map_err(|e| format!("ARC key (RSA needed): {e}"))?;
+        self.sealer = Some(
+            ArcSealer::from_key(key)
+                .domain(domain.to_ascii_lowercase())
+                .selector(selector)
+                .headers(SEALED_HEADERS.iter().copied()),
+        );
+        Ok(self)
     }
 
     pub fn authserv_id(&self) -> &str {
@@ -123,6 +174,7 @@ impl Verifier {
                     spf: SpfResult::TempError,
                     dmarc: "temperror",
                     from_domain: String::new(),
+                    arc_seal: None,
                 }
             }
         }
@@ -156,6 +208,7 @@ impl Verifier {
         // RFC 8601 §2.7.1: say `none` for an unsigned message, `permerror` for signatures that
         // could not even be parsed (mail-auth leaves both out).
         let mut dkim_note: Option<&str> = None;
+        let mut arc_out = None;
         let (dmarc_out, from_domain, arc_pass_by) = match &parsed {
             Some(msg) => {
                 let dkim = self.auth.verify_dkim(msg).await;
@@ -190,6 +243,7 @@ impl Verifier {
                 if !msg.ams_headers.is_empty() || !msg.as_headers.is_empty() {
                     results = results.with_arc_result(&arc, ip);
                 }
+                arc_out = Some(arc);
                 (Some(dmarc), from_domain, arc_pass_by)
             }
             None => (None, String::new(), None),
@@ -212,6 +266,21 @@ impl Verifier {
         {
             header.insert_str(at + 4, &format!("{note};\r\n\t"));
         }
+        // Mail we pass on (an alias pointing outside) gets our ARC set (RFC 8617 §5.1), so its
+        // next receiver can trust our verdict once forwarding has broken SPF.
+        let arc_seal = match (&self.sealer, &parsed, &arc_out) {
+            (Some(sealer), Some(msg), Some(arc)) if arrival.forwarding => {
+                use mail_auth::common::headers::HeaderWriter as _;
+                match sealer.seal(msg, &results, arc) {
+                    Ok(set) => Some(set.to_header()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ARC sealing failed; forwarding unsealed");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let dmarc_label = match dmarc_out.as_ref().map(|d| d.result()) {
             Some(DmarcResult::Pass) => "pass",
             Some(DmarcResult::Fail(_)) => "fail",
@@ -244,6 +313,7 @@ impl Verifier {
             spf: spf_mail.result(),
             dmarc: dmarc_label,
             from_domain,
+            arc_seal,
         }
     }
 

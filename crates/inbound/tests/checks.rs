@@ -41,6 +41,7 @@ fn arrival<'a>(mail_from: &'a str, helo: &'a str, rcpts: &'a [String]) -> Arriva
         helo,
         mail_from,
         recipients: rcpts,
+        forwarding: false,
     }
 }
 
@@ -541,4 +542,94 @@ fn bad_configuration_is_refused() {
     let err = Verifier::new(resolver, cfg, HOST).err().unwrap();
     assert!(err.contains("lists.example.org"), "{err}");
     let _unused: Option<IpAddr> = None;
+}
+
+/// Forwarding breaks SPF: Wharf A seals what it forwards with ARC, and Wharf B, which sees the
+/// message arrive from A's address, trusts A's seal where DMARC alone would refuse.
+#[tokio::test]
+async fn arc_sealed_forwarding_round_trip() {
+    let key = dkim::generate("fwd.test", "arc", Algorithm::Rsa).unwrap();
+    let zone = zone().txt(&key.dns_name, &key.txt_value);
+    let dns = start_dns(zone).await;
+    let a = Verifier::new(
+        resolver(dns, Duration::from_secs(2)),
+        InboundConfig::default(),
+        "mx.fwd.test",
+    )
+    .unwrap()
+    .with_arc_sealer("fwd.test", "arc", key.private_key_pem.as_bytes())
+    .unwrap();
+    let rcpts = vec!["list@fwd.test".to_string()];
+    let original = message("news@good.test", "forwarded");
+    let at_a = a
+        .check(
+            &Arrival {
+                forwarding: true,
+                ..arrival("news@good.test", "mx.good.test", &rcpts)
+            },
+            &original,
+        )
+        .await;
+    assert_eq!(at_a.dmarc, "pass");
+    let seal = at_a
+        .arc_seal
+        .clone()
+        .expect("a forwarded arrival is sealed");
+    assert!(
+        seal.contains("ARC-Seal: i=1;") && seal.contains("cv=none"),
+        "{seal}"
+    );
+    assert!(seal.contains("ARC-Message-Signature: i=1;"), "{seal}");
+    assert!(
+        seal.contains("ARC-Authentication-Results: i=1; mx.fwd.test;"),
+        "{seal}"
+    );
+    // Not forwarded: no seal.
+    let plain = a
+        .check(
+            &arrival("news@good.test", "mx.good.test", &rcpts),
+            &original,
+        )
+        .await;
+    assert!(plain.arc_seal.is_none());
+
+    // What B receives from A (127.0.0.2, which good.test's SPF does not list).
+    let mut forwarded = seal.into_bytes();
+    forwarded.extend_from_slice(at_a.header.as_bytes());
+    forwarded.extend_from_slice(&original);
+    let from_a = |rcpts| Arrival {
+        ip: "127.0.0.2".parse().unwrap(),
+        ..arrival("news@good.test", "mx.fwd.test", rcpts)
+    };
+    let b_rcpts = rcpt();
+    let strict_b = verifier(zone_with_key(&key), InboundConfig::default()).await;
+    let v = strict_b.check(&from_a(&b_rcpts), &forwarded).await;
+    assert!(v.header.contains("arc=pass"), "{}", v.header);
+    assert_eq!(v.dmarc, "fail", "{}", v.header);
+    assert!(
+        matches!(v.action, Action::Reject(_)),
+        "without trust in the sealer"
+    );
+    let trusting_b = verifier(
+        zone_with_key(&key),
+        InboundConfig {
+            trusted_arc_sealers: vec!["fwd.test".into()],
+            ..InboundConfig::default()
+        },
+    )
+    .await;
+    let v = trusting_b.check(&from_a(&b_rcpts), &forwarded).await;
+    assert_eq!(v.action, Action::Deliver, "{}", v.header);
+
+    // A tampered forwarded body breaks the chain: the seal no longer vouches.
+    let mut tampered = forwarded.clone();
+    let at = tampered.len() - 4;
+    tampered[at] = b'X';
+    let v = trusting_b.check(&from_a(&b_rcpts), &tampered).await;
+    assert!(!v.header.contains("arc=pass"), "{}", v.header);
+    assert!(matches!(v.action, Action::Reject(_)), "{:?}", v.action);
+}
+
+fn zone_with_key(key: &dkim::GeneratedKey) -> Zone {
+    zone().txt(&key.dns_name, &key.txt_value)
 }

@@ -85,6 +85,8 @@ pub struct Arrival<'a> {
     pub mail_from: &'a str,
     /// The accepted recipients' addresses.
     pub recipients: &'a [String],
+    /// Some of them are forwarded outside (alias targets on other domains).
+    pub forwarding: bool,
 }
 
 /// What the trust checks decided about an arriving message.
@@ -105,6 +107,8 @@ pub struct ArrivalVerdict {
     pub prepend: String,
     /// Byte ranges of the content's header section to leave out (forged verdicts of ours).
     pub remove: Vec<std::ops::Range<usize>>,
+    /// Header fields for the forwarded copy only (our ARC set), CRLF-ended; may be empty.
+    pub forward_prepend: String,
     pub action: ArrivalAction,
 }
 

@@ -503,3 +503,26 @@ async fn submission_is_not_put_through_the_inbound_checks() {
     assert_eq!(codes(&r), vec![250], "{r}");
     assert!(check.seen.lock().unwrap().is_empty());
 }
+
+/// A port-25 message to an alias that forwards outside: the checks are told, and the queued
+/// copy (only) starts with what they return for it (our ARC set).
+#[tokio::test]
+async fn forwarded_copies_carry_the_checks_seal() {
+    let check = FixedVerdict::new(ArrivalAction::Deliver);
+    let (mut c, _) = mx().arrival(check.clone()).connect().await;
+    c.envelope("x@remote.test", &["fwd@example.test"]).await;
+    c.cmd("DATA").await;
+    let r = c.send(b"Subject: t\r\n\r\nbody\r\n.\r\n").await;
+    assert_eq!(codes(&r), vec![250], "{r}");
+    assert!(check.seen.lock().unwrap().len() == 1);
+    let entries = c.queue.entries.lock().unwrap();
+    let queued = String::from_utf8_lossy(&entries[0].1.raw).to_string();
+    assert!(
+        queued.starts_with(
+            "ARC-Seal: i=1; test\r\nAuthentication-Results: mx.example.test; spf=pass\r\nReceived: "
+        ),
+        "{queued}"
+    );
+    let stored = &c.world.inbox("alice@example.test")[0];
+    assert!(!String::from_utf8_lossy(stored).contains("ARC-Seal"));
+}

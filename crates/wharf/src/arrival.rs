@@ -26,9 +26,51 @@ pub fn checks(cfg: &Loaded, hostname: &str) -> anyhow::Result<Option<Arc<dyn Arr
     opts.attempts = 2;
     let resolver = wharf_outbound::route::resolver(&cfg.config.outbound.dns_server.0, opts)
         .map_err(|e| anyhow::anyhow!("inbound checks: {e}"))?;
-    let verifier = Verifier::new(resolver, c.clone(), hostname)
+    let mut verifier = Verifier::new(resolver, c.clone(), hostname)
         .map_err(|e| anyhow::anyhow!("inbound: {e}"))?;
+    let domain = cfg.primary_domain();
+    match arc_key(&cfg.data_dir, &domain)? {
+        Some((selector, pem)) => {
+            verifier = verifier
+                .with_arc_sealer(&domain, &selector, &pem)
+                .map_err(|e| anyhow::anyhow!("inbound: {e}"))?;
+            tracing::info!(domain, selector, "forwarded mail is ARC-sealed");
+        }
+        None => tracing::info!(
+            domain,
+            "no RSA DKIM key for the primary domain: forwarded mail is not ARC-sealed (wharf dkim generate --algorithm rsa)"
+        ),
+    }
     Ok(Some(Arc::new(InboundChecks { verifier })))
+}
+
+/// The primary domain's RSA signing key (selector, PEM): RFC 8617 seals with rsa-sha256 only.
+fn arc_key(data_dir: &std::path::Path, domain: &str) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+    let dir = crate::dkim_keys::key_dir(data_dir).join(domain);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(None);
+    };
+    let mut found: Vec<(String, Vec<u8>)> = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(selector) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".pem"))
+        else {
+            continue;
+        };
+        let pem = std::fs::read(&path)
+            .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+        if let Ok(key) = wharf_outbound::dkim::DkimKey::from_pem(domain, selector, &pem)
+            && key.algorithm == wharf_outbound::dkim::Algorithm::Rsa
+        {
+            found.push((selector.to_string(), pem));
+        }
+    }
+    // Dated selectors (202612r): the newest key seals.
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(found.into_iter().next())
 }
 
 #[async_trait]
@@ -39,11 +81,13 @@ impl ArrivalCheck for InboundChecks {
             helo: arrival.helo,
             mail_from: arrival.mail_from,
             recipients: arrival.recipients,
+            forwarding: arrival.forwarding,
         };
         let v = self.verifier.check(&a, content).await;
         ArrivalVerdict {
             prepend: v.header,
             remove: v.forged,
+            forward_prepend: v.arc_seal.unwrap_or_default(),
             action: match v.action {
                 Action::Deliver => ArrivalAction::Deliver,
                 Action::Junk => ArrivalAction::Junk,

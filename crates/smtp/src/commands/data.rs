@@ -397,6 +397,7 @@ impl Session {
             return r;
         }
         let mut junk = false;
+        let mut forward_prepend = String::new();
         if self.role == SmtpRole::Mx
             && let Some(check) = self.backend.arrival.clone()
         {
@@ -405,6 +406,7 @@ impl Session {
                 helo: self.helo.as_deref().unwrap_or(""),
                 mail_from: tx.from.as_deref().unwrap_or(""),
                 recipients: &tx.rcpts,
+                forwarding: !tx.remote.is_empty(),
             };
             let verdict = check.check(&arrival, &raw[body_start..]).await;
             match &verdict.action {
@@ -422,6 +424,7 @@ impl Session {
                 }
             }
             raw = with_verdict(raw, body_start, &verdict);
+            forward_prepend = verdict.forward_prepend;
         }
         let queue_id = format!("{}.{}", self.id, self.messages + 1);
         let size = raw.len();
@@ -432,7 +435,10 @@ impl Session {
         let outbound_id = if tx.remote.is_empty() {
             None
         } else {
-            match self.enqueue(&tx, &raw, &queue_id).await {
+            match self
+                .enqueue(&tx, forward_prepend.as_bytes(), &raw, &queue_id)
+                .await
+            {
                 Ok(qid) => Some(qid),
                 Err(reply) => return reply,
             }
@@ -532,11 +538,13 @@ impl Session {
         }
     }
 
-    /// Hands the remote recipients to the outbound queue. The copy starts at the Received header:
-    /// Return-Path belongs to final delivery only (RFC 5321 §4.4).
+    /// Hands the remote recipients to the outbound queue. The copy starts with `prepend` (our ARC
+    /// set for forwarded mail), then what follows Return-Path, which belongs to final delivery
+    /// only (RFC 5321 §4.4).
     async fn enqueue(
         &self,
         tx: &Transaction,
+        prepend: &[u8],
         raw: &Bytes,
         queue_id: &str,
     ) -> Result<QueueId, Reply> {
@@ -552,7 +560,15 @@ impl Session {
         let entry = NewQueueEntry {
             sender: tx.from.clone().unwrap_or_default(),
             recipients: tx.remote.clone(),
-            raw: raw.slice(message::return_path_len(raw)..),
+            raw: if prepend.is_empty() {
+                raw.slice(message::return_path_len(raw)..)
+            } else {
+                let rest = &raw[message::return_path_len(raw)..];
+                let mut copy = Vec::with_capacity(prepend.len() + rest.len());
+                copy.extend_from_slice(prepend);
+                copy.extend_from_slice(rest);
+                Bytes::from(copy)
+            },
             envid: tx.params.envid.clone(),
             ret: tx.params.ret.as_deref().and_then(Ret::from_param),
             require_tls: tx.params.requiretls,

@@ -598,6 +598,11 @@ impl ArrivalCheck for FixedVerdict {
         ArrivalVerdict {
             prepend: self.prepend.clone(),
             remove,
+            forward_prepend: if a.forwarding {
+                "ARC-Seal: i=1; test\r\n".into()
+            } else {
+                String::new()
+            },
             action: self.action.clone(),
         }
     }
