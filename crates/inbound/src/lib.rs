@@ -4,11 +4,13 @@
 //! all through mail-auth; renders one Authentication-Results header with our authserv-id and
 //! finds forged ones to remove; and turns the verdicts into an action under `[inbound]`
 //! (deliver, Junk, reject, temporary failure). It knows nothing of SMTP sessions: the binary
-//! binds it to the SMTP crate's `ArrivalCheck` port.
+//! binds it to the SMTP crate's `ArrivalCheck` port. `reports` reads the DMARC and TLS-RPT
+//! aggregate reports other servers send about our domains.
 
 mod check;
 pub mod config;
 pub mod header;
+pub mod reports;
 
 pub use check::{Action, Arrival, Verdict, Verifier};
 pub use config::{Disposition, DomainPolicy, InboundConfig};

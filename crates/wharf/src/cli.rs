@@ -44,6 +44,9 @@ pub enum Command {
     /// Inspect and act on the outbound queue.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// DMARC and TLS-RPT aggregate reports other servers sent about our domains.
+    #[command(subcommand)]
+    Report(ReportCmd),
     /// Print every DNS record DOMAIN needs, as zone-file lines.
     Dns { domain: String },
     /// Check listeners, certificate and DNS from this server's point of view; exit 1 on any ✘.
@@ -69,6 +72,24 @@ pub enum QueueCmd {
     },
     /// Delete an entry without sending any DSN.
     Drop { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Every report found in the mailbox: kind, sender, id, domain, period, counts.
+    List {
+        /// Whose INBOX to read; default the account postmaster@<primary_domain> reaches (where
+        /// the rua= of `wharf dns` sends reports).
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// One report, row by row: source address, count, disposition, DKIM, SPF.
+    Show {
+        /// The report id `list` prints.
+        id: String,
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

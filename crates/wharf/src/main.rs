@@ -16,6 +16,7 @@ mod logging;
 mod malloc_tuning;
 mod outbound_node;
 mod queue_admin;
+mod report_admin;
 mod serve;
 mod storage;
 mod wiring;
@@ -75,6 +76,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Queue(cmd) => queue_admin::run(&load_for_admin(path)?, cmd).await,
+        Command::Report(cmd) => report_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Dkim(cli::DkimCmd::Generate {
             domain,
             selector,

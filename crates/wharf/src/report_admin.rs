@@ -1,0 +1,144 @@
+//! `wharf report list|show`: the DMARC and TLS-RPT aggregate reports other servers mailed about
+//! our domains, read from the INBOX they reached (by default the one postmaster@ of the primary
+//! domain leads to, where the `rua=` of `wharf dns` points) and parsed from the stored messages.
+//! The messages are the record; nothing is copied into a table of its own.
+
+use std::fmt::Write as _;
+
+use anyhow::{Result, anyhow, bail};
+use wharf_directory::{Directory, Resolution};
+use wharf_inbound::reports::{self, ReportSummary};
+
+use crate::cli::ReportCmd;
+use crate::config::Loaded;
+use crate::storage::{open_directory, store_err};
+
+pub async fn run(cfg: &Loaded, cmd: ReportCmd) -> Result<()> {
+    let dir = open_directory(cfg).await?;
+    match cmd {
+        ReportCmd::List { account } => {
+            let found = collect(&dir, cfg, account.as_deref()).await?;
+            print!("{}", list(&found));
+        }
+        ReportCmd::Show { id, account } => {
+            let found = collect(&dir, cfg, account.as_deref()).await?;
+            let Some(r) = found.iter().find(|r| r.report_id == id) else {
+                bail!("no report {id} (see wharf report list)");
+            };
+            print!("{}", show(r));
+        }
+    }
+    Ok(())
+}
+
+/// The reports in the account's INBOX, oldest period first.
+async fn collect(
+    dir: &Directory,
+    cfg: &Loaded,
+    account: Option<&str>,
+) -> Result<Vec<ReportSummary>> {
+    let store = dir.store();
+    let account_id = match account {
+        Some(a) => {
+            store
+                .get_account_by_address(a)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| anyhow!("no such account: {a}"))?
+                .id
+        }
+        None => {
+            let postmaster = format!("postmaster@{}", cfg.primary_domain());
+            match dir
+                .resolve_recipient(&postmaster)
+                .await
+                .map_err(store_err)?
+            {
+                Resolution::Local { accounts, .. } if !accounts.is_empty() => accounts[0],
+                _ => bail!("{postmaster} reaches no local account; name one with --account"),
+            }
+        }
+    };
+    let Some(inbox) = store
+        .get_mailbox(account_id, "INBOX")
+        .await
+        .map_err(store_err)?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in store.mailbox_index(inbox.id).await.map_err(store_err)? {
+        let raw = match store.message_raw(entry.message_id).await {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::warn!(uid = entry.uid, error = %e, "report: message unreadable, skipped");
+                continue;
+            }
+        };
+        // Parsing decompresses attachments: off the async threads.
+        let parsed = tokio::task::spawn_blocking(move || reports::parse(&raw))
+            .await
+            .map_err(|e| anyhow!("report parser: {e}"))?;
+        if let Some(r) = parsed {
+            found.push(r);
+        }
+    }
+    found.sort_by_key(|r| (r.begin, r.org.clone()));
+    Ok(found)
+}
+
+fn day(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+fn list(found: &[ReportSummary]) -> String {
+    let mut out = String::new();
+    if found.is_empty() {
+        out.push_str("no reports\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<8} {:<28} {:<24} {:<20} {:<35} {:>8} {:>8}",
+        "KIND", "FROM", "ID", "DOMAIN", "PERIOD (UTC)", "TOTAL", "FAILED"
+    );
+    for r in found {
+        let _ = writeln!(
+            out,
+            "{:<8} {:<28} {:<24} {:<20} {:<35} {:>8} {:>8}",
+            r.kind.as_str(),
+            r.org,
+            r.report_id,
+            r.domain,
+            format!("{} .. {}", day(r.begin), day(r.end)),
+            r.total,
+            r.failed
+        );
+    }
+    out
+}
+
+fn show(r: &ReportSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "kind:    {}", r.kind.as_str());
+    let _ = writeln!(out, "from:    {}", r.org);
+    let _ = writeln!(out, "id:      {}", r.report_id);
+    let _ = writeln!(out, "domain:  {}", r.domain);
+    let _ = writeln!(out, "period:  {} .. {} UTC", day(r.begin), day(r.end));
+    let _ = writeln!(out, "total:   {}   failed: {}", r.total, r.failed);
+    let _ = writeln!(
+        out,
+        "\n{:<40} {:>8} {:<24} {:<10} {:<10} FROM / MX",
+        "SOURCE", "COUNT", "DISPOSITION", "DKIM", "SPF"
+    );
+    for row in &r.rows {
+        let _ = writeln!(
+            out,
+            "{:<40} {:>8} {:<24} {:<10} {:<10} {}",
+            row.source, row.count, row.disposition, row.dkim, row.spf, row.header_from
+        );
+    }
+    out
+}
