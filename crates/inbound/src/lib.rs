@@ -14,3 +14,4 @@ pub mod reports;
 
 pub use check::{Action, Arrival, Verdict, Verifier};
 pub use config::{Disposition, DomainPolicy, InboundConfig};
+pub use mail_auth::SpfResult;

@@ -8,7 +8,7 @@ use wharf_outbound::TrustAnchors;
 
 use super::lookup::{self, Dns};
 use super::probe;
-use super::records::{self, Lookup, Spf};
+use super::records::{self, Lookup};
 use super::report::{Mark, Report};
 use crate::dns_records::DomainPlan;
 
@@ -209,11 +209,22 @@ async fn spf(report: &mut Report, dns: &Dns, plan: &DomainPlan, host_ips: &[IpAd
             format!("{host}. 3600 IN A <this server's public IPv4 address>"),
         );
     }
+    // The evaluation receivers make, through the same code as our own inbound checks.
+    let verifier = match wharf_inbound::Verifier::new(
+        dns.resolver(),
+        wharf_inbound::InboundConfig::default(),
+        host,
+    ) {
+        Ok(v) => v,
+        Err(e) => return report.warn("SPF", format!("not evaluated: {e}"), String::new()),
+    };
     let mut bad = Vec::new();
     for ip in host_ips {
-        let r = records::check_spf(dns, *ip, d).await;
-        if r != Spf::Pass {
-            bad.push(format!("{} for {ip}", r.name()));
+        let out = verifier
+            .spf_mail_from(*ip, host, &format!("postmaster@{d}"))
+            .await;
+        if out.result() != wharf_inbound::SpfResult::Pass {
+            bad.push(format!("{} for {ip}", spf_name(out.result())));
         }
     }
     if bad.is_empty() {
@@ -462,5 +473,18 @@ async fn srv(report: &mut Report, dns: &Dns, plan: &DomainPlan) {
                 Some(fix),
             );
         }
+    }
+}
+
+fn spf_name(r: wharf_inbound::SpfResult) -> &'static str {
+    use wharf_inbound::SpfResult as R;
+    match r {
+        R::Pass => "pass",
+        R::Fail => "fail",
+        R::SoftFail => "softfail",
+        R::Neutral => "neutral",
+        R::TempError => "temperror",
+        R::PermError => "permerror",
+        R::None => "none",
     }
 }

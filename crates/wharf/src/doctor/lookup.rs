@@ -43,6 +43,11 @@ fn host_of(name: &hickory_resolver::proto::rr::Name) -> String {
 }
 
 impl Dns {
+    /// The resolver itself (shared: clones use one cache).
+    pub fn resolver(&self) -> TokioResolver {
+        self.resolver.clone()
+    }
+
     pub fn new(servers: &[SocketAddr]) -> Result<Dns> {
         let mut opts = ResolverOpts::default();
         opts.timeout = Duration::from_secs(5);
