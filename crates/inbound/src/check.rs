@@ -38,7 +38,7 @@ const SEALED_HEADERS: [&str; 14] = [
 ];
 
 use crate::config::{Disposition, InboundConfig};
-use crate::header;
+use crate::{header, spf_syntax};
 
 /// The SMTP facts of one arriving message.
 #[derive(Debug, Clone, Copy)]
@@ -321,6 +321,18 @@ impl Verifier {
     /// `mail_from`) the HELO identity stands for it (RFC 7208 §2.4).
     pub async fn spf_mail_from(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SpfOutput {
         let host = self.authserv_id.as_str();
+        let domain = match mail_from.rsplit_once('@') {
+            Some((_, d)) => d,
+            None if mail_from.is_empty() => helo,
+            None => mail_from,
+        };
+        if !spf_syntax::domain_is_checkable(domain) {
+            return SpfOutput::new(domain.to_string()).with_result(SpfResult::None);
+        }
+        if let Some(why) = self.spf_record_error(domain).await {
+            tracing::debug!(domain, why, "SPF record refused by RFC 7208 syntax");
+            return SpfOutput::new(domain.to_string()).with_result(SpfResult::PermError);
+        }
         if mail_from.is_empty() {
             return self
                 .auth
@@ -330,6 +342,33 @@ impl Verifier {
         self.auth
             .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
             .await
+    }
+
+    /// What RFC 7208 forbids in the domain's SPF record that mail-auth would still evaluate:
+    /// several `v=spf1` records, or one breaking the ABNF. A lookup failure is left to mail-auth
+    /// (whose own lookup of the same name comes from the resolver's cache).
+    async fn spf_record_error(&self, domain: &str) -> Option<String> {
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let answer = self.auth.resolver().txt_lookup(fqdn).await.ok()?;
+        let records: Vec<String> = answer
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_resolver::proto::rr::RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .filter(|t| spf_syntax::is_spf(t))
+            .collect();
+        match records.as_slice() {
+            [] => None,
+            [one] => spf_syntax::check_record(one).err(),
+            many => Some(format!("{} v=spf1 records", many.len())),
+        }
     }
 
     fn trusted(&self, ip: IpAddr) -> bool {

@@ -11,6 +11,7 @@ mod check;
 pub mod config;
 pub mod header;
 pub mod reports;
+mod spf_syntax;
 
 pub use check::{Action, Arrival, Verdict, Verifier};
 pub use config::{Disposition, DomainPolicy, InboundConfig};

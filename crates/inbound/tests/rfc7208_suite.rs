@@ -57,12 +57,14 @@ fn zone(data: &BTreeMap<String, Value>) -> Zone {
                 continue;
             };
             for (t, v) in obj {
+                // `NONE` publishes nothing (so a TIMEOUT name times out for it).
                 let txt_like = |z: &mut Zone, rt: RecordType| {
                     let parts = strings(v);
-                    if parts != ["NONE"] {
-                        z.add(owner, RData::TXT(TXT::new(parts)));
+                    if parts == ["NONE"] {
+                        return None;
                     }
-                    rt
+                    z.add(owner, RData::TXT(TXT::new(parts)));
+                    Some(rt)
                 };
                 let rt = match t.as_str() {
                     "TXT" => txt_like(&mut z, RecordType::TXT),
@@ -70,7 +72,7 @@ fn zone(data: &BTreeMap<String, Value>) -> Zone {
                     // are the TXT records of a name without TXT records of its own.
                     "SPF" if !has_txt => txt_like(&mut z, RecordType::TXT),
                     "SPF" => continue,
-                    "A" | "AAAA" => {
+                    "A" | "AAAA" => Some({
                         let Some(ip) = v.as_str().and_then(|s| s.parse::<IpAddr>().ok()) else {
                             continue;
                         };
@@ -84,7 +86,7 @@ fn zone(data: &BTreeMap<String, Value>) -> Zone {
                                 RecordType::AAAA
                             }
                         }
-                    }
+                    }),
                     "MX" => {
                         let a = v.as_array().cloned().unwrap_or_default();
                         let pref = a.first().and_then(Value::as_u64).unwrap_or(0) as u16;
@@ -92,25 +94,27 @@ fn zone(data: &BTreeMap<String, Value>) -> Zone {
                             continue;
                         };
                         z.add(owner, RData::MX(MX::new(pref, target)));
-                        RecordType::MX
+                        Some(RecordType::MX)
                     }
                     "PTR" => {
                         let Some(target) = v.as_str().and_then(host) else {
                             continue;
                         };
                         z.add(owner, RData::PTR(PTR(target)));
-                        RecordType::PTR
+                        Some(RecordType::PTR)
                     }
                     "CNAME" => {
                         let Some(target) = v.as_str().and_then(host) else {
                             continue;
                         };
                         z.add(owner, RData::CNAME(CNAME(target)));
-                        RecordType::CNAME
+                        Some(RecordType::CNAME)
                     }
                     _ => continue,
                 };
-                present.insert(rt);
+                if let Some(rt) = rt {
+                    present.insert(rt);
+                }
             }
         }
         if timeout {
@@ -182,15 +186,17 @@ async fn the_rfc7208_suite_passes() {
         eprintln!("  {f}");
     }
     assert_eq!(total, 203, "the whole suite ran");
-    // Measured with mail-auth 0.13.3: 146 of 203. The rest is mail-auth's leniency with broken
-    // records (bad CIDR lengths, invalid domains and modifiers, several SPF records answer
-    // fail/neutral/pass where RFC 7208 says permerror), IPv4 clients against ip6 mechanisms,
-    // implicit PTR matches and domain-literal HELO names; tracked in issue 17. This bound keeps
-    // what passes passing; raise it as the gap closes.
+    // Measured: 181 of 203 (mail-auth 0.13.3 alone: 146; `spf_syntax` turns the records and
+    // identities it let pass into the permerror/none RFC 7208 asks for). The rest is mail-auth's
+    // evaluation: an IPv4 client matched by ip6 mechanisms (and ::ffff: clients by a//0), no
+    // implicit PTR match, `a:foo:bar/…` domains, some macro expansions answering temperror, the
+    // void-lookup limit, and names too long for the resolver answering temperror instead of
+    // permerror; tracked in issue 17. This bound keeps what passes passing; raise it as the gap
+    // closes.
     assert!(
         passed >= KNOWN_PASSING,
         "{passed}/{total} pass, fewer than the {KNOWN_PASSING} that passed before"
     );
 }
 
-const KNOWN_PASSING: usize = 146;
+const KNOWN_PASSING: usize = 181;
