@@ -21,6 +21,12 @@ pub type BlobReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 /// The most a streaming blob reader holds in memory at once.
 pub const STREAM_BUFFER: usize = 64 * 1024;
 
+/// What `open_read` found: a rest small enough to hand over read, or the open file.
+enum Opened {
+    Whole(u64, Vec<u8>),
+    File(u64, File),
+}
+
 /// How a batch of new blobs is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
@@ -123,13 +129,38 @@ impl FsBlobStore {
                 "invalid blob name",
             ));
         }
-        let mut file = tokio::fs::File::open(self.path_of(hash)).await?;
-        let len = file.metadata().await?.len();
-        if start > 0 {
-            file.seek(io::SeekFrom::Start(start.min(len))).await?;
+        let path = self.path_of(hash);
+        // Open, size and (for a small rest) read on one blocking thread: each step on its own
+        // would be a blocking-pool round trip, which for the many small messages of a POP3
+        // download costs more than the reading (measured: POP3 RETR -15 % with per-step calls).
+        let opened = tokio::task::spawn_blocking(move || -> io::Result<Opened> {
+            use std::io::{Read as _, Seek as _};
+            let mut file = File::open(path)?;
+            let len = file.metadata()?.len();
+            let from = start.min(len);
+            if len - from <= STREAM_BUFFER as u64 {
+                if from > 0 {
+                    file.seek(io::SeekFrom::Start(from))?;
+                }
+                let mut rest = Vec::with_capacity((len - from) as usize);
+                file.read_to_end(&mut rest)?;
+                return Ok(Opened::Whole(len, rest));
+            }
+            Ok(Opened::File(len, file))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        match opened {
+            Opened::Whole(len, rest) => Ok((len, Box::new(io::Cursor::new(rest)))),
+            Opened::File(len, file) => {
+                let mut file = tokio::fs::File::from_std(file);
+                if start > 0 {
+                    file.seek(io::SeekFrom::Start(start.min(len))).await?;
+                }
+                file.set_max_buf_size(STREAM_BUFFER);
+                Ok((len, Box::new(file)))
+            }
         }
-        file.set_max_buf_size(STREAM_BUFFER);
-        Ok((len, Box::new(file)))
     }
 
     /// Reads several blobs on one blocking thread: a FETCH of many small messages would otherwise
