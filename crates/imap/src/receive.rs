@@ -1,6 +1,6 @@
 //! The session's command receiver: assembles one command from the lines and literals the loop
 //! hands in (`Input::Line`, `Input::Data`), asks for literal octets with continuation requests
-//! (or none for RFC 7888 LITERAL-), enforces the literal limits, reads away oversized
+//! (or none for RFC 7888 LITERAL+ non-synchronising ones), enforces the literal limits, reads away oversized
 //! non-synchronising literals, and puts APPEND messages beyond the spool threshold (or beyond
 //! the shared memory budget) into a temp file instead of memory.
 
@@ -11,7 +11,10 @@ use crate::session::{Next, Session, Step};
 use crate::spool::{Lease, Spool, Spooled};
 use crate::syntax::literal_at_end;
 
-/// Largest non-synchronising literal (RFC 7888 LITERAL-).
+/// Largest non-synchronising literal before login. After login (LITERAL+, RFC 7888) a
+/// non-synchronising literal may be as large as the command's own limit: APPENDs of any size
+/// without a round trip, spooled like synchronising ones. Before login a stranger gets no such
+/// licence (a LOGIN needs no large literal).
 pub const MAX_NON_SYNC_LITERAL: u64 = 4096;
 /// Most oversized non-synchronising literals read away in one command before giving up.
 const MAX_DISCARD_ROUNDS: u32 = 64;
@@ -135,7 +138,12 @@ impl Session {
         } else {
             self.cfg.max_literal
         };
-        let too_big = lit.len > limit || (lit.non_sync && lit.len > MAX_NON_SYNC_LITERAL);
+        let non_sync_cap = if self.is_authenticated() {
+            u64::MAX
+        } else {
+            MAX_NON_SYNC_LITERAL
+        };
+        let too_big = lit.len > limit || (lit.non_sync && lit.len > non_sync_cap);
         if too_big {
             let tag = tag_of(&self.rx.buf);
             self.rx = Default::default();

@@ -330,7 +330,7 @@ impl Session {
     }
 
     pub(crate) fn capabilities(&self) -> String {
-        let mut c = String::from("IMAP4rev1 IMAP4rev2 LITERAL- SASL-IR ENABLE ID IDLE NAMESPACE");
+        let mut c = String::from("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID IDLE NAMESPACE");
         c.push_str(" UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE");
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
         if self.state == State::NotAuthenticated {

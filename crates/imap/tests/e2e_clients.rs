@@ -87,7 +87,7 @@ fn read_until_tag(r: &mut BufReader<TcpStream>, tag: &str) -> String {
     }
 }
 
-/// Raw socket checks of the framer: continuation requests, LITERAL-, over-long lines.
+/// Raw socket checks of the framer: continuation requests, LITERAL+, over-long lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn framing_over_a_socket() {
     let env = sql_env().await;
@@ -119,11 +119,17 @@ async fn framing_over_a_socket() {
         let out = read_until_tag(&mut r, "c");
         assert!(out.starts_with("* BAD [TOOBIG]"), "{out}");
         assert!(out.contains("c OK NOOP"), "{out}");
-        // LITERAL-: a non-synchronising literal over 4096 octets is refused and skipped
-        let big = "y".repeat(5000);
-        write!(w, "d APPEND INBOX {{5000+}}\r\n{big}\r\ne NOOP\r\n").unwrap();
+        // LITERAL+: after login a non-synchronising literal of any size within the limit is
+        // taken without a continuation request
+        let big = format!("Subject: plus\r\n\r\n{}", "y".repeat(5000));
+        write!(
+            w,
+            "d APPEND INBOX {{{}+}}\r\n{big}\r\ne NOOP\r\n",
+            big.len()
+        )
+        .unwrap();
         let out = read_until_tag(&mut r, "e");
-        assert!(out.starts_with("d BAD [TOOBIG]"), "{out}");
+        assert!(out.starts_with("d OK [APPENDUID"), "{out}");
         assert!(out.contains("e OK NOOP"), "{out}");
         // synchronising literal over the APPEND limit: NO before any data is sent
         write!(w, "f APPEND INBOX {{999999999999}}\r\n").unwrap();

@@ -292,3 +292,19 @@ async fn error_replies() {
             .starts_with("r BAD Already authenticated")
     );
 }
+
+/// EXAMINE reports \Recent without claiming it (RFC 3501 §6.3.2): the next SELECT still gets
+/// them.
+#[tokio::test]
+async fn examine_reports_recent_and_leaves_it() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    t.append("INBOX", "", &message(1)).await;
+    t.append("INBOX", "", &message(2)).await;
+    let r = t.cmd("a EXAMINE INBOX").await;
+    assert!(r.contains("* 2 RECENT\r\n"), "{r}");
+    let r = t.cmd("b SELECT INBOX").await;
+    assert!(r.contains("* 2 RECENT\r\n"), "EXAMINE claimed nothing: {r}");
+    let r = t.cmd("c EXAMINE INBOX").await;
+    assert!(r.contains("* 0 RECENT\r\n"), "claimed by the SELECT: {r}");
+}

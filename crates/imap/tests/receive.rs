@@ -27,7 +27,7 @@ async fn too_long_and_too_big() {
         .await;
     assert_eq!(r, "b NO [TOOBIG] Literal too large\r\n");
     assert_eq!(next, Next::Line);
-    // Over LITERAL-'s 4096 in a non-APPEND command.
+    // Before login, a non-synchronising literal over 4096 octets.
     let (r, next) = t.input(Input::Line(b"c LOGIN {5000+}\r\n")).await;
     assert_eq!((r.as_str(), next), ("", Next::Discard { len: 5000 }));
     let (r, _) = t.input(Input::Line(b" {3+}\r\n")).await;
@@ -79,4 +79,36 @@ async fn timeout_and_shutdown_say_bye() {
     let (r, next) = t.input(Input::Shutdown).await;
     assert_eq!(r, "* BYE Server shutting down\r\n");
     assert_eq!(next, Next::Close);
+}
+
+/// LITERAL+ (RFC 7888): once logged in, a non-synchronising APPEND literal of any size within
+/// the limit is taken without a continuation request.
+#[tokio::test]
+async fn literal_plus_after_login() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    let msg = format!("Subject: plus\r\n\r\n{}\r\n", "z".repeat(10_000));
+    let (r, next) = t
+        .input(Input::Line(
+            format!("a APPEND INBOX {{{}+}}\r\n", msg.len()).as_bytes(),
+        ))
+        .await;
+    assert_eq!(
+        (r.as_str(), next),
+        (
+            "",
+            Next::Literal {
+                len: msg.len() as u64
+            }
+        )
+    );
+    let (_, next) = t.input(Input::Data(msg.as_bytes())).await;
+    assert_eq!(next, Next::Line);
+    let (r, _) = t.input(Input::Line(b"\r\n")).await;
+    assert!(r.starts_with("a OK [APPENDUID"), "{r}");
+    // Over the APPEND limit it is still read away and refused.
+    let (r, next) = t
+        .input(Input::Line(b"b APPEND INBOX {99999999999+}\r\n"))
+        .await;
+    assert_eq!((r.as_str(), next), ("", Next::Discard { len: 99999999999 }));
 }

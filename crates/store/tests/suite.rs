@@ -94,6 +94,7 @@ on_both_backends!(threads = 4;
     relaxed_flag_commits_persist_and_durable_writes_follow,
     claim_recent_exactly_once,
     recent_claims_follow_new_mail_and_status_agrees,
+    recreated_mailbox_has_its_own_recent,
     search_text_is_substring_exact,
     search_text_by_index_or_by_scan_agree,
     quota_is_enforced,
@@ -782,6 +783,22 @@ async fn recent_claims_follow_new_mail_and_status_agrees(b: Backend) {
         index.iter().all(|e| !e.flags.contains(Flags::RECENT)),
         "{index:?}"
     );
+}
+
+/// SQLite reuses the id of a deleted mailbox: the re-created one starts with its own \Recent,
+/// not the claim floor of the one before.
+async fn recreated_mailbox_has_its_own_recent(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("rr@example.com", 0).await;
+    let first = h.store.create_mailbox(a.id, "Lists", None).await.unwrap();
+    h.append(first.id, message("one", "x")).await;
+    h.append(first.id, message("two", "x")).await;
+    assert_eq!(h.store.claim_recent(first.id).await.unwrap().len(), 2);
+    h.store.delete_mailbox(a.id, first.id).await.unwrap();
+    let again = h.store.create_mailbox(a.id, "Lists", None).await.unwrap();
+    let m = h.append(again.id, message("three", "x")).await;
+    assert_eq!(h.store.mailbox_status(again.id).await.unwrap().recent, 1);
+    assert_eq!(h.store.claim_recent(again.id).await.unwrap(), vec![m.uid]);
 }
 
 async fn claim_recent_exactly_once(b: Backend) {

@@ -48,16 +48,32 @@ impl Session {
             Err(e) => return Done::store(e),
         };
         // Nothing flagged \Recent in the index: nothing to claim (whatever arrives later is
-        // claimed by the next sync).
-        let recent: HashSet<u32> =
-            if read_only || self.rev2 || !msgs.iter().any(|m| m.flags.contains(Flags::RECENT)) {
-                HashSet::new()
-            } else {
-                match self.backend.messages.claim_recent(mb.id).await {
-                    Ok(r) => r.into_iter().collect(),
-                    Err(e) => return Done::store(e),
-                }
+        // claimed by the next sync). EXAMINE reports what is \Recent without claiming it
+        // (RFC 3501 §6.3.2: the \Recent flags stay for the next SELECT).
+        let recent: HashSet<u32> = if read_only && !self.rev2 {
+            // Unclaimed \Recent are the newest flagged ones (claims go up by UID); the store
+            // counts them, since a claim's flag update may still be on its way.
+            let unclaimed = match self.backend.mailboxes.status(mb.id).await {
+                Ok(st) => st.recent as usize,
+                Err(e) => return Done::store(e),
             };
+            let flagged: Vec<u32> = msgs
+                .iter()
+                .filter(|m| m.flags.contains(Flags::RECENT))
+                .map(|m| m.uid)
+                .collect();
+            flagged[flagged.len().saturating_sub(unclaimed)..]
+                .iter()
+                .copied()
+                .collect()
+        } else if read_only || self.rev2 || !msgs.iter().any(|m| m.flags.contains(Flags::RECENT)) {
+            HashSet::new()
+        } else {
+            match self.backend.messages.claim_recent(mb.id).await {
+                Ok(r) => r.into_iter().collect(),
+                Err(e) => return Done::store(e),
+            }
+        };
         let mut keywords: BTreeSet<String> =
             STANDARD_KEYWORDS.iter().map(|s| s.to_string()).collect();
         for m in &msgs {

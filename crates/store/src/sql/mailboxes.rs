@@ -291,8 +291,10 @@ impl Shared {
     }
 
     pub async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
+        // The claim floor before the snapshot: `claim_recent_local` holds the floors while it
+        // waits for a reader, so waiting for the floors with a reader held could deadlock.
+        let floor = self.recent_floor(id).await;
         // Read in one snapshot so counts and counters agree.
-        let recent_floor = self.recent_floor(id).await;
         let mut tx = self.begin_read().await?;
         let mb =
             db::query("SELECT uid_next, uid_validity, highest_modseq FROM mailboxes WHERE id = $1")
@@ -300,6 +302,12 @@ impl Shared {
                 .fetch_optional(&mut tx)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+        let validity: i64 = mb.try_get("uid_validity")?;
+        // A floor of a mailbox that had this id before (deleted, the id reused) does not count.
+        let recent_floor = match floor {
+            Some((v, f)) if v == validity => f,
+            _ => 0,
+        };
         let r = db::query(
             "SELECT COUNT(*) AS messages, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 1) = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS unseen, \

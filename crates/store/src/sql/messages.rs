@@ -239,8 +239,19 @@ impl Shared {
     /// a relaxed write of their own. If the process dies before that write, those messages are
     /// `\Recent` once more after the restart — as after a crash before the claim's commit.
     pub async fn claim_recent_local(self: &Arc<Self>, mailbox: MailboxId) -> Result<Vec<Uid>> {
+        let Some(validity) =
+            db::query_scalar::<i64>("SELECT uid_validity FROM mailboxes WHERE id = $1")
+                .bind(mailbox)
+                .fetch_optional(&self.reader)
+                .await?
+        else {
+            return Ok(Vec::new());
+        };
         let mut floors = self.recent_floors.lock().await;
-        let floor = floors.get(&mailbox).copied().unwrap_or(0);
+        let floor = match floors.get(&mailbox) {
+            Some(&(v, floor)) if v == validity => floor,
+            _ => 0,
+        };
         let uids: Vec<i64> = db::query_scalar(
             "SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND uid >= $2 AND (flags & 32) <> 0 ORDER BY uid",
         )
@@ -251,7 +262,7 @@ impl Shared {
         let Some(&last) = uids.last() else {
             return Ok(Vec::new());
         };
-        floors.insert(mailbox, last + 1);
+        floors.insert(mailbox, (validity, last + 1));
         drop(floors);
         let shared = self.clone();
         tokio::spawn(async move {
@@ -274,14 +285,10 @@ impl Shared {
         uids.into_iter().map(|u| to_u32(u, "uid")).collect()
     }
 
-    /// `\Recent` below this process's claim floor is claimed already (SQLite; 0 elsewhere).
-    pub async fn recent_floor(&self, mailbox: MailboxId) -> i64 {
-        self.recent_floors
-            .lock()
-            .await
-            .get(&mailbox)
-            .copied()
-            .unwrap_or(0)
+    /// `\Recent` below this process's claim floor is claimed already (SQLite; none elsewhere):
+    /// (the UIDVALIDITY the floor belongs to, the floor).
+    pub async fn recent_floor(&self, mailbox: MailboxId) -> Option<(i64, i64)> {
+        self.recent_floors.lock().await.get(&mailbox).copied()
     }
 
     pub async fn claim_recent(&self, mailbox: MailboxId) -> Result<Vec<Uid>> {

@@ -97,8 +97,9 @@ pub(crate) struct Shared {
     /// SQLite: the database's `-wal` file, which the group commit syncs itself (`sync_wal`).
     pub wal_path: Option<std::path::PathBuf>,
     /// SQLite: per mailbox, the lowest UID no session of this process has claimed as `\Recent`
-    /// (see `claim_recent_local`).
-    pub recent_floors: Mutex<HashMap<MailboxId, i64>>,
+    /// (see `claim_recent_local`), with the UIDVALIDITY it belongs to: SQLite reuses the id of
+    /// a deleted mailbox, and a re-created one must not inherit the floor (its UIDVALIDITY is new).
+    pub recent_floors: Mutex<HashMap<MailboxId, (i64, i64)>>,
 }
 
 /// The `Store` implementation for both SQL backends.
