@@ -11,7 +11,7 @@ mod check;
 pub mod config;
 pub mod header;
 pub mod reports;
-mod spf_syntax;
+pub mod spf_syntax;
 
 pub use check::{Action, Arrival, Verdict, Verifier};
 pub use config::{Disposition, DomainPolicy, InboundConfig};
