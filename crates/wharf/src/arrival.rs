@@ -38,7 +38,7 @@ pub fn checks(cfg: &Loaded, hostname: &str) -> anyhow::Result<Option<Arc<dyn Arr
         }
         None => tracing::info!(
             domain,
-            "no RSA DKIM key for the primary domain: forwarded mail is not ARC-sealed (wharf dkim generate --algorithm rsa)"
+            "no RSA DKIM key for the primary domain: forwarded mail is not ARC-sealed (wharf dkim generate --algo rsa)"
         ),
     }
     Ok(Some(Arc::new(InboundChecks { verifier })))
@@ -46,26 +46,14 @@ pub fn checks(cfg: &Loaded, hostname: &str) -> anyhow::Result<Option<Arc<dyn Arr
 
 /// The primary domain's RSA signing key (selector, PEM): RFC 8617 seals with rsa-sha256 only.
 fn arc_key(data_dir: &std::path::Path, domain: &str) -> anyhow::Result<Option<(String, Vec<u8>)>> {
-    let dir = crate::dkim_keys::key_dir(data_dir).join(domain);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(None);
-    };
     let mut found: Vec<(String, Vec<u8>)> = Vec::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        let Some(selector) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".pem"))
-        else {
-            continue;
-        };
+    for (selector, path) in crate::dkim_keys::key_files(data_dir, domain)? {
         let pem = std::fs::read(&path)
             .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
-        if let Ok(key) = wharf_outbound::dkim::DkimKey::from_pem(domain, selector, &pem)
+        if let Ok(key) = wharf_outbound::dkim::DkimKey::from_pem(domain, &selector, &pem)
             && key.algorithm == wharf_outbound::dkim::Algorithm::Rsa
         {
-            found.push((selector.to_string(), pem));
+            found.push((selector, pem));
         }
     }
     // Dated selectors (202612r): the newest key seals.
@@ -95,5 +83,30 @@ impl ArrivalCheck for InboundChecks {
                 Action::TempFail(why) => ArrivalAction::TempFail(why),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::DkimAlgo;
+
+    #[test]
+    fn the_arc_key_is_the_newest_rsa_key_of_the_domain() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(arc_key(dir.path(), "example.test").unwrap().is_none());
+        crate::dkim_keys::generate(dir.path(), "example.test", Some("e1"), DkimAlgo::Ed25519)
+            .unwrap();
+        assert!(
+            arc_key(dir.path(), "example.test").unwrap().is_none(),
+            "Ed25519 cannot seal ARC"
+        );
+        crate::dkim_keys::generate(dir.path(), "example.test", Some("202611r"), DkimAlgo::Rsa)
+            .unwrap();
+        crate::dkim_keys::generate(dir.path(), "example.test", Some("202612r"), DkimAlgo::Rsa)
+            .unwrap();
+        let (selector, pem) = arc_key(dir.path(), "example.test").unwrap().unwrap();
+        assert_eq!(selector, "202612r");
+        assert!(String::from_utf8_lossy(&pem).contains("PRIVATE KEY"));
     }
 }

@@ -83,6 +83,30 @@ fn write_new_private(path: &Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The key files of `domain`: (selector, path), in no particular order; none when the domain
+/// has no key folder.
+pub fn key_files(data_dir: &Path, domain: &str) -> Result<Vec<(String, PathBuf)>> {
+    let dir = key_dir(data_dir).join(domain);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.display())),
+    };
+    let mut files = Vec::new();
+    for f in entries {
+        let f = f.with_context(|| format!("cannot read {}", dir.display()))?;
+        let path = f.path();
+        if let Some(selector) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".pem"))
+        {
+            files.push((selector.to_string(), path.clone()));
+        }
+    }
+    Ok(files)
+}
+
 /// Every stored key. A file that does not load stops the start: signing silently without it
 /// would fail DMARC for that domain.
 pub fn load_all(data_dir: &Path) -> Result<(DkimSigners, Vec<String>)> {
@@ -101,19 +125,8 @@ pub fn load_all(data_dir: &Path) -> Result<(DkimSigners, Vec<String>)> {
             continue;
         }
         let domain = d.file_name().to_string_lossy().to_string();
-        let entries = fs::read_dir(d.path())
-            .with_context(|| format!("cannot read {}", d.path().display()))?;
-        for f in entries {
-            let f = f.with_context(|| format!("cannot read {}", d.path().display()))?;
-            let path = f.path();
-            let Some(selector) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".pem"))
-            else {
-                continue;
-            };
-            files.push((domain.clone(), selector.to_string(), path.clone()));
+        for (selector, path) in key_files(data_dir, &domain)? {
+            files.push((domain.clone(), selector, path));
         }
     }
     files.sort();
