@@ -1,4 +1,6 @@
-//! Per-IP admission for SMTP sessions: concurrent sessions and new sessions per minute.
+//! Per-source admission for SMTP sessions: concurrent sessions and new sessions per minute. A
+//! source is what the listener's own per-IP limit counts (`wharf_net::source_key`): an IPv4
+//! address, or an IPv6 /64, so a client cannot rotate through its /64 to get around it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -56,6 +58,7 @@ impl IpLimiter {
     }
 
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+        let ip = wharf_net::source_key(ip);
         let now = Instant::now();
         let Ok(mut map) = self.map.lock() else {
             // A poisoned lock only means another session panicked while counting; admit rather than lock everyone out.
@@ -110,5 +113,25 @@ mod tests {
         let _x = l.admit(ip).unwrap();
         let _y = l.admit(ip).unwrap();
         assert_eq!(l.admit(ip).err(), Some(Refusal::RateExceeded));
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_source() {
+        let l = IpLimiter::new(2, 0);
+        let _a = l.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        let _b = l.admit("2001:db8:1:2:ffff::9".parse().unwrap()).unwrap();
+        assert_eq!(
+            l.admit("2001:db8:1:2:abcd::77".parse().unwrap()).err(),
+            Some(Refusal::TooManyConnections),
+            "another address of the same /64"
+        );
+        assert!(l.admit("2001:db8:1:3::1".parse().unwrap()).is_ok());
+        // An IPv4 client on a dual-stack socket is the same source as on an IPv4 one.
+        let _c = l.admit("192.0.2.9".parse().unwrap()).unwrap();
+        let _d = l.admit("::ffff:192.0.2.9".parse().unwrap()).unwrap();
+        assert_eq!(
+            l.admit("192.0.2.9".parse().unwrap()).err(),
+            Some(Refusal::TooManyConnections)
+        );
     }
 }
