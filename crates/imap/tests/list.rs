@@ -54,3 +54,23 @@ async fn list_variants() {
         "{r}"
     );
 }
+
+/// A pattern that is not valid modified UTF-7 can match no mailbox: LIST and LSUB answer OK with
+/// nothing (RFC 9051 §6.3.9), not NO [CANNOT].
+#[tokio::test]
+async fn unusual_atoms_list_nothing() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    for (tag, cmd) in [
+        ("a", "LIST \"\" &"),
+        ("b", "LIST \"\" \"&Jjo\""),
+        ("c", "LIST &- *"),
+        ("d", "LSUB \"\" \"&zz-\""),
+    ] {
+        let r = t.cmd(&format!("{tag} {cmd}")).await;
+        assert!(r.starts_with(&format!("{tag} OK")), "{cmd}: {r}");
+    }
+    // Valid ones still list.
+    let r = t.cmd("e LIST \"\" INBOX").await;
+    assert!(r.contains("\"INBOX\"") || r.contains(" INBOX\r\n"), "{r}");
+}

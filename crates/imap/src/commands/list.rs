@@ -40,13 +40,15 @@ pub fn wildcard_match(pattern: &[u8], name: &[u8]) -> bool {
 }
 
 impl Session {
-    fn full_pattern(&self, reference: &str, pattern: &str) -> Result<String, Done> {
-        let decode = |s: &str| -> Result<String, Done> {
+    /// The reference and pattern as one pattern over decoded names; `None` when either is not
+    /// valid modified UTF-7, which no mailbox name can match (RFC 9051 §6.3.9: such a LIST is
+    /// answered OK with no mailboxes, not refused).
+    fn full_pattern(&self, reference: &str, pattern: &str) -> Option<String> {
+        let decode = |s: &str| -> Option<String> {
             if self.utf8 {
-                Ok(s.to_string())
+                Some(s.to_string())
             } else {
                 crate::syntax::utf7::decode(s)
-                    .ok_or_else(|| Done::no(Some("CANNOT"), "Invalid modified UTF-7 name"))
             }
         };
         let r = decode(reference)?;
@@ -56,7 +58,7 @@ impl Session {
         } else {
             format!("{r}/{p}")
         };
-        Ok(normalize_inbox(&joined))
+        Some(normalize_inbox(&joined))
     }
 
     pub(crate) async fn list(
@@ -78,9 +80,8 @@ impl Session {
         };
         let mut pats = Vec::new();
         for p in patterns {
-            match self.full_pattern(reference, p) {
-                Ok(x) => pats.push(x),
-                Err(d) => return d,
+            if let Some(x) = self.full_pattern(reference, p) {
+                pats.push(x);
             }
         }
         let tree = build_tree(&mailboxes);
@@ -155,9 +156,8 @@ impl Session {
             Ok(m) => m,
             Err(e) => return Done::store(e),
         };
-        let pat = match self.full_pattern(reference, pattern) {
-            Ok(p) => p,
-            Err(d) => return d,
+        let Some(pat) = self.full_pattern(reference, pattern) else {
+            return Done::ok("LSUB completed");
         };
         let tree = build_tree(&mailboxes);
         for (name, node) in &tree {
