@@ -183,21 +183,26 @@ impl Verifier {
     async fn check_inner(&self, arrival: &Arrival<'_>, message: &[u8]) -> Verdict {
         let ip = arrival.ip;
         let helo = arrival.helo;
-        let host = self.authserv_id.as_str();
-        let iprev = if self.cfg.iprev {
-            Some(self.auth.verify_iprev(ip).await)
-        } else {
-            None
-        };
-        let spf_helo = self
-            .auth
-            .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
-            .await;
-        let spf_mail = if arrival.mail_from.is_empty() {
-            spf_helo.clone()
-        } else {
-            self.spf_mail_from(ip, helo, arrival.mail_from).await
-        };
+        // The three lookups are independent: one DNS wait instead of three in a row. The HELO
+        // identity goes through the same path as MAIL FROM (an empty sender means HELO).
+        let (iprev, spf_helo, spf_sender) = tokio::join!(
+            async {
+                if self.cfg.iprev {
+                    Some(self.auth.verify_iprev(ip).await)
+                } else {
+                    None
+                }
+            },
+            self.spf_mail_from(ip, helo, ""),
+            async {
+                if arrival.mail_from.is_empty() {
+                    None
+                } else {
+                    Some(self.spf_mail_from(ip, helo, arrival.mail_from).await)
+                }
+            },
+        );
+        let spf_mail = spf_sender.unwrap_or_else(|| spf_helo.clone());
         let mail_from_domain = match arrival.mail_from.rsplit_once('@') {
             Some((_, d)) => d,
             None => helo,

@@ -59,11 +59,7 @@ pub struct ReportRow {
 
 /// The report `message` carries, if any.
 pub fn parse(message: &[u8]) -> Option<ReportSummary> {
-    // A cheap look first: a report names itself in its subject or content type; most mail is
-    // neither and is not decompressed or parsed again.
-    let head_end = find(message, b"\r\n\r\n").unwrap_or(message.len().min(64 * 1024));
-    let head = String::from_utf8_lossy(&message[..head_end]).to_ascii_lowercase();
-    if !(head.contains("report") || head.contains("tlsrpt") || head.contains("zip")) {
+    if !may_be_report(message) {
         return None;
     }
     match Report::parse_rfc5322(message, MAX_REPORT_SIZE) {
@@ -78,6 +74,18 @@ pub fn parse(message: &[u8]) -> Option<ReportSummary> {
         }
     }
 }
+
+/// A cheap look at the start of a message (its header section is enough): a report names itself
+/// in its subject or content type, and most mail is neither, so it need not be read whole,
+/// decompressed or parsed.
+pub fn may_be_report(start: &[u8]) -> bool {
+    let head_end = find(start, b"\r\n\r\n").unwrap_or(start.len().min(HEAD_LOOK));
+    let head = String::from_utf8_lossy(&start[..head_end]).to_ascii_lowercase();
+    head.contains("report") || head.contains("tlsrpt") || head.contains("zip")
+}
+
+/// How much of a message `may_be_report` needs.
+pub const HEAD_LOOK: usize = 64 * 1024;
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)

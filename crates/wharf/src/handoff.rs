@@ -114,8 +114,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn entries_wait_for_release_and_withdrawn_ones_never_leave() {
+    /// A hand-off over an in-memory queue whose router can reach nothing (nothing is sent).
+    fn handoff_over_memory(max_age: i64) -> (Arc<MemoryQueue>, QueueHandoff) {
         let queue = Arc::new(MemoryQueue::new());
         let router = wharf_outbound::route::Router::new(wharf_outbound::route::RouterConfig {
             nameservers: vec!["127.0.0.1:9".parse().unwrap()],
@@ -131,7 +131,12 @@ mod tests {
             wharf_outbound::dkim::DkimSigners::new(),
             None,
         );
-        let handoff = QueueHandoff::new(outbound, 3600);
+        (queue, QueueHandoff::new(outbound, max_age))
+    }
+
+    #[tokio::test]
+    async fn entries_wait_for_release_and_withdrawn_ones_never_leave() {
+        let (queue, handoff) = handoff_over_memory(3600);
         let now = chrono::Utc::now().timestamp();
         for authenticated in [true, false] {
             let id = handoff
@@ -174,22 +179,7 @@ mod tests {
 
     #[tokio::test]
     async fn forwarded_entries_get_the_queue_schedule_not_the_sessions() {
-        let queue = Arc::new(MemoryQueue::new());
-        let router = wharf_outbound::route::Router::new(wharf_outbound::route::RouterConfig {
-            nameservers: vec!["127.0.0.1:9".parse().unwrap()],
-            mta_sts: None,
-            ..Default::default()
-        })
-        .unwrap();
-        let outbound = Outbound::new(
-            queue.clone(),
-            router,
-            wharf_outbound::ClientConfig::new("h.test"),
-            wharf_outbound::QueueConfig::new("h.test"),
-            wharf_outbound::dkim::DkimSigners::new(),
-            None,
-        );
-        let handoff = QueueHandoff::new(outbound, 7200);
+        let (queue, handoff) = handoff_over_memory(7200);
         let now = chrono::Utc::now().timestamp();
         let id = handoff.enqueue(entry(), Origin::Forward).await.unwrap();
         let e = queue.get(id).await.unwrap().unwrap();

@@ -68,6 +68,10 @@ async fn collect(
     };
     let mut found = Vec::new();
     for entry in store.mailbox_index(inbox.id).await.map_err(store_err)? {
+        // The header is enough to pass over ordinary mail without reading it whole.
+        if !looks_like_report(store, entry.message_id).await {
+            continue;
+        }
         let raw = match store.message_raw(entry.message_id).await {
             Ok(raw) => raw,
             Err(e) => {
@@ -85,6 +89,23 @@ async fn collect(
     }
     found.sort_by_key(|r| (r.begin, r.org.clone()));
     Ok(found)
+}
+
+async fn looks_like_report(store: &std::sync::Arc<dyn wharf_store::Store>, id: i64) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let Ok((_, reader)) = store.open_message(id, 0).await else {
+        return true; // let the whole read report the error
+    };
+    let mut head = Vec::new();
+    if reader
+        .take(reports::HEAD_LOOK as u64)
+        .read_to_end(&mut head)
+        .await
+        .is_err()
+    {
+        return true;
+    }
+    reports::may_be_report(&head)
 }
 
 fn day(ts: i64) -> String {
