@@ -37,6 +37,7 @@ const SEALED_HEADERS: [&str; 14] = [
     "List-Id",
 ];
 
+use crate::aggregate::{self, DkimAuth};
 use crate::config::{Disposition, InboundConfig};
 use crate::{header, spf_syntax};
 
@@ -78,6 +79,9 @@ pub struct Verdict {
     pub spf: SpfResult,
     /// `pass`, `fail`, `none`, … of the DMARC evaluation.
     pub dmarc: &'static str,
+    /// This message's line in the day's aggregate report to the author domain, when that
+    /// domain's DMARC record asks for reports (`rua=`) and the message was not deferred.
+    pub observation: Option<aggregate::Observation>,
     /// The RFC 5322.From domain DMARC evaluated (empty when there was none).
     pub from_domain: String,
     /// Our ARC set (ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results), CRLF-ended,
@@ -173,6 +177,7 @@ impl Verifier {
                     action,
                     spf: SpfResult::TempError,
                     dmarc: "temperror",
+                    observation: None,
                     from_domain: String::new(),
                     arc_seal: None,
                 }
@@ -214,9 +219,19 @@ impl Verifier {
         // could not even be parsed (mail-auth leaves both out).
         let mut dkim_note: Option<&str> = None;
         let mut arc_out = None;
-        let (dmarc_out, from_domain, arc_pass_by) = match &parsed {
+        let (dmarc_out, from_domain, arc_pass_by, dkim_auth) = match &parsed {
             Some(msg) => {
                 let dkim = self.auth.verify_dkim(msg).await;
+                let dkim_auth: Vec<DkimAuth> = dkim
+                    .iter()
+                    .filter_map(|o| {
+                        o.signature().map(|sig| DkimAuth {
+                            domain: sig.d.to_ascii_lowercase(),
+                            selector: sig.s.clone(),
+                            result: dkim_label(o.result()).to_string(),
+                        })
+                    })
+                    .collect();
                 if dkim.is_empty() {
                     dkim_note = Some(if msg.has_dkim_errors {
                         "dkim=permerror (malformed signature)"
@@ -249,9 +264,9 @@ impl Verifier {
                     results = results.with_arc_result(&arc, ip);
                 }
                 arc_out = Some(arc);
-                (Some(dmarc), from_domain, arc_pass_by)
+                (Some(dmarc), from_domain, arc_pass_by, dkim_auth)
             }
-            None => (None, String::new(), None),
+            None => (None, String::new(), None, Vec::new()),
         };
         results = results
             .with_spf_ehlo_result(&spf_helo, ip, helo)
@@ -299,6 +314,17 @@ impl Verifier {
             dmarc_out.as_ref(),
             arc_pass_by.as_deref(),
         );
+        let observation = dmarc_out.as_ref().and_then(|d| {
+            self.observe(
+                arrival,
+                d,
+                dkim_auth,
+                &spf_mail,
+                &from_domain,
+                &action,
+                arc_pass_by.as_deref(),
+            )
+        });
         metrics::counter!("wharf_inbound_verdicts_total", "dmarc" => dmarc_label, "action" => action_label(&action)).increment(1);
         tracing::info!(
             ip = %ip,
@@ -317,9 +343,100 @@ impl Verifier {
             action,
             spf: spf_mail.result(),
             dmarc: dmarc_label,
+            observation,
             from_domain,
             arc_seal,
         }
+    }
+
+    /// The aggregate-report line of a message whose author domain asks for reports.
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &self,
+        arrival: &Arrival<'_>,
+        dmarc: &mail_auth::DmarcOutput,
+        dkim: Vec<DkimAuth>,
+        spf: &SpfOutput,
+        header_from: &str,
+        action: &Action,
+        arc_pass_by: Option<&str>,
+    ) -> Option<aggregate::Observation> {
+        let record = dmarc.dmarc_record()?;
+        if record.rua.is_empty() {
+            return None;
+        }
+        let disposition = match action {
+            Action::Deliver => "none",
+            Action::Junk => "quarantine",
+            Action::Reject(_) => "reject",
+            // Not accepted yet: the retry will be counted.
+            Action::TempFail(_) => return None,
+        };
+        let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
+        let mut reasons = Vec::new();
+        if failed && strength(disposition) < strength(&dmarc.policy().to_string()) {
+            reasons.push(if self.trusted(arrival.ip) {
+                ("trusted_forwarder".to_string(), String::new())
+            } else if let Some(sealer) = arc_pass_by {
+                (
+                    "mailing_list".to_string(),
+                    format!("arc=pass as sealed by {sealer}"),
+                )
+            } else {
+                ("local_policy".to_string(), String::new())
+            });
+        }
+        let alignment = |a: mail_auth::dmarc::Alignment| match a {
+            mail_auth::dmarc::Alignment::Strict => "s".to_string(),
+            mail_auth::dmarc::Alignment::Relaxed => "r".to_string(),
+        };
+        let p = record.p.to_string();
+        let sp = match record.sp {
+            DmarcPolicy::Unspecified => p.clone(),
+            sp => sp.to_string(),
+        };
+        let policy = aggregate::PublishedPolicy {
+            domain: dmarc.domain().to_ascii_lowercase(),
+            adkim: alignment(record.adkim),
+            aspf: alignment(record.aspf),
+            p,
+            sp,
+            pct: if record.t { 0 } else { 100 },
+            fo: match record.fo {
+                mail_auth::dmarc::Report::All => "0",
+                mail_auth::dmarc::Report::Any => "1",
+                mail_auth::dmarc::Report::Dkim => "d",
+                mail_auth::dmarc::Report::Spf => "s",
+                mail_auth::dmarc::Report::DkimSpf => "d:s",
+            }
+            .to_string(),
+            rua: record
+                .rua
+                .iter()
+                .map(|u| (u.uri().to_string(), u.max_size() as u64))
+                .collect(),
+        };
+        let row = aggregate::ObservedRow {
+            source_ip: arrival.ip,
+            disposition: disposition.to_string(),
+            dkim_aligned: *dmarc.dkim_result() == DmarcResult::Pass,
+            spf_aligned: *dmarc.spf_result() == DmarcResult::Pass,
+            reasons,
+            envelope_from: spf.domain().to_ascii_lowercase(),
+            header_from: header_from.to_string(),
+            dkim,
+            spf: vec![aggregate::SpfAuth {
+                domain: spf.domain().to_ascii_lowercase(),
+                scope: if arrival.mail_from.is_empty() {
+                    "helo"
+                } else {
+                    "mfrom"
+                }
+                .to_string(),
+                result: spf_label(spf.result()).to_string(),
+            }],
+        };
+        Some(aggregate::Observation { policy, row })
     }
 
     /// SPF of the MAIL FROM identity as `check` evaluates it; with the null reverse-path (empty
@@ -483,6 +600,37 @@ fn action_label(a: &Action) -> &'static str {
         Action::Junk => "junk",
         Action::Reject(_) => "reject",
         Action::TempFail(_) => "tempfail",
+    }
+}
+
+fn strength(disposition: &str) -> u8 {
+    match disposition {
+        "reject" => 2,
+        "quarantine" => 1,
+        _ => 0,
+    }
+}
+
+fn dkim_label(r: &DkimResult) -> &'static str {
+    match r {
+        DkimResult::Pass => "pass",
+        DkimResult::Neutral(_) => "neutral",
+        DkimResult::Fail(_) => "fail",
+        DkimResult::PermError(_) => "permerror",
+        DkimResult::TempError(_) => "temperror",
+        DkimResult::None => "none",
+    }
+}
+
+fn spf_label(r: SpfResult) -> &'static str {
+    match r {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
     }
 }
 

@@ -5,13 +5,16 @@
 //! finds forged ones to remove; and turns the verdicts into an action under `[inbound]`
 //! (deliver, Junk, reject, temporary failure). It knows nothing of SMTP sessions: the binary
 //! binds it to the SMTP crate's `ArrivalCheck` port. `reports` reads the DMARC and TLS-RPT
-//! aggregate reports other servers send about our domains.
+//! aggregate reports other servers send about our domains; `aggregate` makes the ones we send.
 
+pub mod aggregate;
 mod check;
 pub mod config;
 pub mod header;
+pub mod report_dns;
 pub mod reports;
 pub mod spf_syntax;
+pub mod tlsrpt;
 
 pub use check::{Action, Arrival, Verdict, Verifier};
 pub use config::{Disposition, DomainPolicy, InboundConfig};

@@ -60,6 +60,8 @@ pub struct ClientConfig {
     pub command_timeout: Duration,
     /// For the final reply after the message body.
     pub data_timeout: Duration,
+    /// Where TLS outcomes go for TLS-RPT (none: not reported).
+    pub tls_results: Option<crate::tls_report::SinkHandle>,
 }
 
 impl ClientConfig {
@@ -73,6 +75,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            tls_results: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::dane::{DanePolicy, HostDane};
 use crate::mta_sts::Mode;
 use crate::queue::{QueueId, QueueStore};
 use crate::route::{Hop, RouteError, Router};
+use crate::tls_report::{FailureKind, ReportPolicy, TlsSession, classify};
 use crate::transaction::{Envelope, Outcome};
 
 /// One entry's pending recipients at one destination domain: one SMTP transaction.
@@ -140,15 +141,25 @@ async fn apply_mta_sts(
             for h in hops.iter().filter(|h| !policy.matches(&h.host)) {
                 tracing::warn!(%domain, mx = %h.host, policy_mx = ?policy.mx, "MTA-STS (testing): MX not in policy");
             }
+            let policy = Arc::new(policy);
+            let hops = hops
+                .into_iter()
+                .map(|mut h| {
+                    h.sts = Some(policy.clone());
+                    h
+                })
+                .collect();
             Ok((hops, false))
         }
         Mode::Enforce => {
             let before: Vec<String> = hops.iter().map(|h| h.host.clone()).collect();
+            let shared = Arc::new(policy.clone());
             let kept: Vec<Hop> = hops
                 .into_iter()
                 .filter(|h| policy.matches(&h.host))
                 .map(|mut h| {
                     h.tls = Some(TlsPolicy::RequiredVerified);
+                    h.sts = Some(shared.clone());
                     h
                 })
                 .collect();
@@ -199,6 +210,17 @@ pub(crate) async fn deliver_domain(
             Err(outcome) => return all(&jobs, &outcome, None),
         }
     };
+    // TLS-RPT is about the domain's own MX hosts, not about a smarthost we relay through.
+    let relayed_base;
+    let base = if router.is_relayed(domain) && base.tls_results.is_some() {
+        relayed_base = ClientConfig {
+            tls_results: None,
+            ..base.clone()
+        };
+        &relayed_base
+    } else {
+        base
+    };
     let (strict, normal): (Vec<Job>, Vec<Job>) =
         jobs.into_iter().partition(|j| j.envelope.require_tls);
     let mut out = send_over(&hops, queue, normal, base, domain, per_connection).await;
@@ -228,6 +250,51 @@ pub(crate) async fn deliver_domain(
         }
     }
     out
+}
+
+/// Hands one connection's TLS outcome to the TLS-RPT sink, if any. A plaintext session counts
+/// as `starttls-not-supported` unless TLS was switched off for the hop by configuration.
+fn report_tls(
+    cfg: &ClientConfig,
+    domain: &str,
+    hop: &Hop,
+    addr: std::net::SocketAddr,
+    outcome: Result<&SmtpClient, &ClientError>,
+) {
+    let Some(sink) = &cfg.tls_results else {
+        return;
+    };
+    let failure = match outcome {
+        Ok(c) if c.tls().is_some() => None,
+        Ok(_) if cfg.tls == TlsPolicy::Disabled && cfg.dane.is_none() => return,
+        Ok(_) => Some((
+            FailureKind::StartTlsNotSupported,
+            "the session went on without TLS".to_string(),
+        )),
+        Err(e) => match classify(e) {
+            Some(f) => Some(f),
+            None => return,
+        },
+    };
+    let policy = if let Some(dane) = &hop.dane {
+        ReportPolicy::Tlsa {
+            records: dane.records.iter().map(|r| r.to_string()).collect(),
+        }
+    } else if let Some(sts) = &hop.sts {
+        ReportPolicy::Sts {
+            lines: sts.report_lines(),
+            mx: sts.mx.clone(),
+        }
+    } else {
+        ReportPolicy::NoPolicyFound
+    };
+    sink.0.record(TlsSession {
+        policy_domain: domain.to_ascii_lowercase(),
+        policy,
+        mx_host: hop.host.trim_end_matches('.').to_ascii_lowercase(),
+        receiving_ip: addr.ip(),
+        failure,
+    });
 }
 
 /// Sends jobs over the hops in order (see `deliver_domain`).
@@ -266,8 +333,12 @@ async fn send_over(
                         }
                         sent_here = 0;
                         match SmtpClient::connect(*addr, &hop.host, &cfg).await {
-                            Ok(c) => c,
+                            Ok(c) => {
+                                report_tls(&cfg, domain, hop, *addr, Ok(&c));
+                                c
+                            }
                             Err(e) => {
+                                report_tls(&cfg, domain, hop, *addr, Err(&e));
                                 tracing::info!(%domain, mx = %hop.host, %addr, error = %e, "connection failed");
                                 last_error = Some(e);
                                 remaining.push_front(job);

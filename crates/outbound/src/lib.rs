@@ -16,6 +16,7 @@ pub mod queue;
 pub mod reply;
 pub mod route;
 pub mod tls;
+pub mod tls_report;
 pub mod transaction;
 pub mod worker;
 

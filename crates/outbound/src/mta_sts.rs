@@ -36,6 +36,19 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy as RFC 8460 reports quote it (`policy-string`): one entry per line.
+    pub fn report_lines(&self) -> Vec<String> {
+        let mode = match self.mode {
+            Mode::Enforce => "enforce",
+            Mode::Testing => "testing",
+            Mode::None => "none",
+        };
+        let mut lines = vec!["version: STSv1".to_string(), format!("mode: {mode}")];
+        lines.extend(self.mx.iter().map(|m| format!("mx: {m}")));
+        lines.push(format!("max_age: {}", self.max_age));
+        lines
+    }
+
     /// RFC 8461 §3.2 policy text: `key: value` lines; version STSv1, mode, one or more mx, max_age.
     pub fn parse(text: &str) -> Result<Policy, String> {
         let mut version = None;

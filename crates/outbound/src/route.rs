@@ -100,6 +100,8 @@ pub struct Hop {
     pub tls: Option<TlsPolicy>,
     /// TLSA records that must authenticate this host (set by the worker's DANE step).
     pub dane: Option<Arc<DanePolicy>>,
+    /// The MTA-STS policy (enforce or testing) of the destination, for TLS reports.
+    pub sts: Option<Arc<mta_sts::Policy>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -149,6 +151,7 @@ impl Router {
                 credentials: None,
                 tls: None,
                 dane: None,
+                sts: None,
             }]);
         }
         let fqdn = format!("{domain}.");
@@ -199,6 +202,7 @@ impl Router {
                 credentials: None,
                 tls: None,
                 dane: None,
+                sts: None,
             });
         }
         if hops.is_empty() {
@@ -364,6 +368,7 @@ impl Router {
             credentials: relay.credentials.clone(),
             tls: relay.tls,
             dane: None,
+            sts: None,
         })
     }
 

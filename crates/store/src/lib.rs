@@ -11,6 +11,7 @@ pub mod model;
 pub mod names;
 pub mod queue;
 mod sql;
+pub mod tally;
 mod text;
 
 pub use blob::{BlobReader, BlobStore};
@@ -115,6 +116,24 @@ pub async fn open_with_queue_and_timeouts(
 ) -> Result<(Arc<dyn Store>, Arc<dyn queue::QueueStore>)> {
     let store = Arc::new(SqlStore::connect_with(&cfg.url, &cfg.blob_dir, limits).await?);
     Ok((store.clone(), store))
+}
+
+/// Every face of one opened store: mail (`Store`), the outbound queue and the report tallies,
+/// all over one `SqlStore` (one pool, one blob store).
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn queue::QueueStore>,
+    pub tallies: Arc<dyn tally::TallyStore>,
+}
+
+/// Opens the store for a server (or a verb) that needs the queue and the report tallies too.
+pub async fn open_all(cfg: &StoreConfig, limits: PgTimeouts) -> Result<Opened> {
+    let store = Arc::new(SqlStore::connect_with(&cfg.url, &cfg.blob_dir, limits).await?);
+    Ok(Opened {
+        store: store.clone(),
+        queue: store.clone(),
+        tallies: store,
+    })
 }
 
 /// Embedded store under `dir`: SQLite database `dir/wharf.db`, blobs under `dir/blobs/`.

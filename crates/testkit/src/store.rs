@@ -75,6 +75,13 @@ impl TestStore {
             .unwrap_or_else(|e| panic!("opening the test store {}: {e}", self.config.url))
     }
 
+    /// The store with its queue and report tallies (`wharf_store::open_all`).
+    pub async fn open_all(&self) -> wharf_store::Opened {
+        wharf_store::open_all(&self.config, wharf_store::PgTimeouts::default())
+            .await
+            .unwrap_or_else(|e| panic!("opening the test store {}: {e}", self.config.url))
+    }
+
     pub async fn open_with_queue(&self) -> (Arc<dyn Store>, Arc<dyn QueueStore>) {
         wharf_store::open_with_queue(&self.config)
             .await

@@ -13,10 +13,16 @@ use crate::config::Loaded;
 
 pub struct InboundChecks {
     verifier: Verifier,
+    /// Counts for the DMARC aggregate reports we send (`[reports] dmarc_aggregate`).
+    reports: Option<Arc<crate::reporting::Counter>>,
 }
 
 /// The checks `[inbound]` asks for; `None` when they are off.
-pub fn checks(cfg: &Loaded, hostname: &str) -> anyhow::Result<Option<Arc<dyn ArrivalCheck>>> {
+pub fn checks(
+    cfg: &Loaded,
+    hostname: &str,
+    reports: Option<Arc<crate::reporting::Counter>>,
+) -> anyhow::Result<Option<Arc<dyn ArrivalCheck>>> {
     let c = &cfg.config.inbound;
     if !c.enabled {
         return Ok(None);
@@ -41,7 +47,7 @@ pub fn checks(cfg: &Loaded, hostname: &str) -> anyhow::Result<Option<Arc<dyn Arr
             "no RSA DKIM key for the primary domain: forwarded mail is not ARC-sealed (wharf dkim generate --algo rsa)"
         ),
     }
-    Ok(Some(Arc::new(InboundChecks { verifier })))
+    Ok(Some(Arc::new(InboundChecks { verifier, reports })))
 }
 
 /// The primary domain's RSA signing key (selector, PEM): RFC 8617 seals with rsa-sha256 only.
@@ -72,6 +78,9 @@ impl ArrivalCheck for InboundChecks {
             forwarding: arrival.forwarding,
         };
         let v = self.verifier.check(&a, content).await;
+        if let (Some(counter), Some(observation)) = (&self.reports, &v.observation) {
+            counter.dmarc(observation);
+        }
         ArrivalVerdict {
             prepend: v.header,
             remove: v.forged,

@@ -90,6 +90,17 @@ pub enum ReportCmd {
         #[arg(long)]
         account: Option<String>,
     },
+    /// Make and queue the DMARC aggregate and TLS-RPT reports of one UTC day now (the server
+    /// sends each finished day's on its own once `[reports]` enables them). A report already
+    /// sent for that day is not sent again.
+    Send {
+        /// `YYYY-MM-DD` or `today` (counts so far; the server adds the rest to no report).
+        #[arg(long, default_value = "yesterday")]
+        day: String,
+        /// Also write each report's document (XML, JSON) into this folder.
+        #[arg(long)]
+        save: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

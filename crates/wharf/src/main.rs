@@ -17,6 +17,7 @@ mod malloc_tuning;
 mod outbound_node;
 mod queue_admin;
 mod report_admin;
+mod reporting;
 mod serve;
 mod storage;
 mod wiring;

@@ -32,8 +32,10 @@ impl OutboundNode {
         hostname: &str,
         directory: &Directory,
         queue: Arc<dyn QueueStore>,
+        tls_results: Option<wharf_outbound::tls_report::SinkHandle>,
     ) -> Result<OutboundNode> {
-        let settings = outbound_settings(cfg, hostname)?;
+        let mut settings = outbound_settings(cfg, hostname)?;
+        settings.client.tls_results = tls_results;
         let (signers, loaded) = crate::dkim_keys::load_all(&cfg.data_dir)?;
         if loaded.is_empty() {
             info!("no DKIM keys: outbound mail is not signed (wharf dkim generate <domain>)");

@@ -20,6 +20,11 @@ pub async fn run(cfg: &Loaded, cmd: ReportCmd) -> Result<()> {
             let found = collect(&dir, cfg, account.as_deref()).await?;
             print!("{}", list(&found));
         }
+        ReportCmd::Send { day, save } => {
+            for line in send(cfg, &day, save.as_deref()).await? {
+                println!("{line}");
+            }
+        }
         ReportCmd::Show { id, account } => {
             let found = collect(&dir, cfg, account.as_deref()).await?;
             let Some(r) = found.iter().find(|r| r.report_id == id) else {
@@ -29,6 +34,65 @@ pub async fn run(cfg: &Loaded, cmd: ReportCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `wharf report send`: the reports of one day, made and queued now (a running server's worker
+/// sends them at its next queue poll).
+async fn send(cfg: &Loaded, day: &str, save: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let day = parse_day(day, chrono::Utc::now().timestamp())?;
+    if let Some(dir) = save {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let opened = wharf_store::open_all(
+        &crate::storage::store_config(cfg),
+        crate::storage::pg_timeouts(cfg),
+    )
+    .await
+    .map_err(|e| anyhow!("cannot open the store {}: {e}", cfg.store_url()))?;
+    let hostname = cfg.config.server.hostname.clone();
+    let directory = Directory::new(opened.store, crate::storage::directory_config(cfg));
+    let node =
+        crate::outbound_node::OutboundNode::build(cfg, &hostname, &directory, opened.queue, None)?;
+    let reporter = crate::reporting::Reporter::new(
+        cfg,
+        &hostname,
+        opened.tallies,
+        node.outbound.clone(),
+        vec![crate::reporting::DMARC, crate::reporting::TLSRPT],
+    )?;
+    let lines = reporter.send_day(day, save).await?;
+    if lines.is_empty() {
+        return Ok(vec![format!(
+            "nothing counted for {} (reports are counted while [reports] enables them)",
+            day_text(day)
+        )]);
+    }
+    Ok(lines)
+}
+
+/// `today`, `yesterday` or `YYYY-MM-DD` as a UTC day number.
+fn parse_day(text: &str, now: i64) -> Result<i64> {
+    let today = wharf_store::tally::utc_day(now);
+    match text {
+        "today" => Ok(today),
+        "yesterday" => Ok(today - 1),
+        _ => {
+            let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| anyhow!("--day {text}: expected YYYY-MM-DD, today or yesterday"))?;
+            let secs = date
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp())
+                .ok_or_else(|| anyhow!("--day {text}: not a day"))?;
+            Ok(wharf_store::tally::utc_day(secs))
+        }
+    }
+}
+
+fn day_text(day: i64) -> String {
+    chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| day.to_string())
 }
 
 /// The reports in the account's INBOX, oldest period first.
@@ -162,4 +226,22 @@ fn show(r: &ReportSummary) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_day_numbers() {
+        let now = 1_765_000_000; // 2025-12-06T05:46:40Z
+        assert_eq!(day_text(parse_day("today", now).unwrap()), "2025-12-06");
+        assert_eq!(day_text(parse_day("yesterday", now).unwrap()), "2025-12-05");
+        assert_eq!(
+            parse_day("2025-12-06", now).unwrap(),
+            parse_day("today", now).unwrap()
+        );
+        assert!(parse_day("2025-13-01", now).is_err());
+        assert!(parse_day("soon", now).is_err());
+    }
 }

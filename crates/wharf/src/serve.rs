@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -44,14 +45,48 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let domain = cfg.primary_domain();
     let tls = load_tls(&cfg, &hostname, &domain)?;
 
-    let (store, queue) = wharf_store::open_with_queue_and_timeouts(
-        &storage::store_config(&cfg),
-        storage::pg_timeouts(&cfg),
-    )
-    .await
-    .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
-    let directory = Directory::new(store, storage::directory_config(&cfg));
-    let mut outbound = OutboundNode::build(&cfg, &hostname, &directory, queue)?;
+    let opened = wharf_store::open_all(&storage::store_config(&cfg), storage::pg_timeouts(&cfg))
+        .await
+        .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
+    let directory = Directory::new(opened.store, storage::directory_config(&cfg));
+    let reports = &cfg.config.reports;
+    if reports.dmarc_aggregate && !cfg.config.inbound.enabled {
+        tracing::warn!(
+            "[reports] dmarc_aggregate needs [inbound] enabled: no DMARC reports will be made"
+        );
+    }
+    let counter = (reports.dmarc_aggregate || reports.tls_rpt)
+        .then(|| Arc::new(crate::reporting::Counter::default()));
+    let tls_sink = counter.as_ref().filter(|_| reports.tls_rpt).map(|c| {
+        wharf_outbound::tls_report::SinkHandle(Arc::new(crate::reporting::TlsCounter(c.clone())))
+    });
+    let mut outbound = OutboundNode::build(&cfg, &hostname, &directory, opened.queue, tls_sink)?;
+    let mut report_kinds = Vec::new();
+    if reports.dmarc_aggregate {
+        report_kinds.push(crate::reporting::DMARC);
+    }
+    if reports.tls_rpt {
+        report_kinds.push(crate::reporting::TLSRPT);
+    }
+    let (stop_reports, stop_reports_rx) = tokio::sync::watch::channel(false);
+    let report_task = match &counter {
+        Some(counter) => {
+            let reporter = crate::reporting::Reporter::new(
+                &cfg,
+                &hostname,
+                opened.tallies.clone(),
+                outbound.outbound.clone(),
+                report_kinds,
+            )?;
+            Some(crate::reporting::spawn(
+                counter.clone(),
+                opened.tallies.clone(),
+                Some(reporter),
+                stop_reports_rx,
+            ))
+        }
+        None => None,
+    };
 
     if let Some(first) = first_run::ensure_admin(&directory, &domain, created).await? {
         first_run::print_first_run(&listeners, &first, config_path, &cfg);
@@ -61,7 +96,11 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         hostname: hostname.clone(),
         directory,
         handoff: outbound.handoff.clone(),
-        arrival: crate::arrival::checks(&cfg, &hostname)?,
+        arrival: crate::arrival::checks(
+            &cfg,
+            &hostname,
+            counter.clone().filter(|_| reports.dmarc_aggregate),
+        )?,
     };
     let mut web = crate::http_wiring::Web::prepare(&cfg, &tls, &ctx.directory).await?;
 
@@ -106,6 +145,11 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     server.shutdown(deadline).await;
     // After the listeners: a session finishing its DATA may still hand mail to the queue.
     outbound.stop().await;
+    // Last: the checks and the worker have stopped adding counts.
+    let _ = stop_reports.send(true);
+    if let Some(task) = report_task {
+        let _ = task.await;
+    }
     info!("stopped");
     Ok(())
 }

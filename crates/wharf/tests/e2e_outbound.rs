@@ -223,12 +223,20 @@ async fn submission_on_a_reaches_b_over_starttls_dkim_signed_and_5xx_bounces_hom
     let keys = dkim_records(&a.env, "a.test");
     let mut zone = Zone::default()
         .mx("b.test", 10, "mail.b.test")
-        .a("mail.b.test", "127.0.0.1");
+        .a("mail.b.test", "127.0.0.1")
+        .txt("_smtp._tls.b.test", "v=TLSRPTv1; rua=mailto:tlsrpt@b.test");
     for (name, value) in &keys {
         zone = zone.txt(name, value);
     }
     let dns = start_dns(zone).await;
-    a.configure(0, &outbound_keys(dns, b.port("smtp")));
+    // A counts its TLS sessions for TLS-RPT (RFC 8460) reports to the domains it sends to.
+    a.configure(
+        0,
+        &format!(
+            "{}\n[reports]\ntls_rpt = true",
+            outbound_keys(dns, b.port("smtp"))
+        ),
+    );
     a.start();
 
     submit(a.port("submissions"), "alice@a.test", "bob@b.test", "first");
@@ -283,6 +291,44 @@ async fn submission_on_a_reaches_b_over_starttls_dkim_signed_and_5xx_bounces_hom
     );
     a.stop();
     b.stop();
+
+    // The day's TLS-RPT report for b.test: its sessions, negotiated with TLS (B's certificate
+    // is self-signed and b.test publishes no MTA-STS or DANE policy: "no-policy-found").
+    let saved = a.env.path().join("saved");
+    let out = a.env.ok(&[
+        "report",
+        "send",
+        "--day",
+        "today",
+        "--save",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("tlsrpt b.test: 1 policies queued as ")
+                && l.ends_with("to tlsrpt@b.test")),
+        "{out}"
+    );
+    let file = std::fs::read_dir(&saved)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("!b.test!"))
+        .expect("the report document");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let policy = &json["policies"][0];
+    assert_eq!(policy["policy"]["policy-type"], "no-policy-found", "{json}");
+    assert_eq!(policy["policy"]["policy-domain"], "b.test", "{json}");
+    let ok = policy["summary"]["total-successful-session-count"]
+        .as_u64()
+        .unwrap();
+    assert!(ok >= 1, "{json}");
+    assert_eq!(
+        policy["summary"]["total-failure-session-count"], 0,
+        "{json}"
+    );
+    assert_eq!(json["organization-name"], "a.test", "{json}");
+    assert!(queue_cmd(&a.env, &["list"]).contains("tlsrpt@b.test"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

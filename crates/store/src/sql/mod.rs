@@ -16,6 +16,7 @@ mod notify;
 mod queue;
 mod search;
 mod store_trait;
+mod tally;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -109,7 +110,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 3] = match dialect {
+    let files: [(i64, &'static str, &'static str); 4] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -125,6 +126,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 3,
                 "entry columns",
                 include_str!("../../migrations/sqlite/0003_entry_columns.sql"),
+            ),
+            (
+                4,
+                "report tallies",
+                include_str!("../../migrations/sqlite/0004_report_tallies.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -142,6 +148,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 3,
                 "entry columns",
                 include_str!("../../migrations/postgres/0003_entry_columns.sql"),
+            ),
+            (
+                4,
+                "report tallies",
+                include_str!("../../migrations/postgres/0004_report_tallies.sql"),
             ),
         ],
     };

@@ -33,6 +33,39 @@ pub struct Config {
     pub http: HttpSection,
     /// Certificates from an ACME CA (docs/ports-and-tls.md).
     pub acme: AcmeSection,
+    /// Daily DMARC aggregate and TLS-RPT reports Wharf sends (docs/inbound.md).
+    pub reports: ReportsSection,
+}
+
+/// `[reports]`: the reports Wharf sends to other domains. Off by default: they tell those
+/// domains which hosts sent mail to us and how our TLS sessions to them went.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportsSection {
+    /// Daily DMARC aggregate reports (RFC 7489 §7.2) to the author domains whose DMARC record
+    /// asks for them (`rua=`); needs `[inbound] enabled`.
+    pub dmarc_aggregate: bool,
+    /// Daily TLS-RPT reports (RFC 8460) to the domains we sent mail to that publish a
+    /// `_smtp._tls` record.
+    pub tls_rpt: bool,
+    /// The organisation named in the reports; default the primary domain.
+    pub org_name: Option<String>,
+    /// The reports' sender (and contact); default `postmaster@<primary domain>`.
+    pub from: Option<String>,
+    /// Days of counts kept; a report not sent within them (every node down) is not sent.
+    pub keep_days: u32,
+}
+
+impl Default for ReportsSection {
+    fn default() -> Self {
+        ReportsSection {
+            dmarc_aggregate: false,
+            tls_rpt: false,
+            org_name: None,
+            from: None,
+            keep_days: 7,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
