@@ -166,11 +166,12 @@ impl Verifier {
                     "Authentication-Results: {};\r\n\tdmarc=temperror (DNS timeout)\r\n",
                     self.authserv_id
                 );
-                let action = if self.cfg.tempfail_on_dns_error && !self.trusted(arrival.ip) {
-                    Action::TempFail("DNS lookups for the sender's policy timed out".into())
-                } else {
-                    Action::Deliver
-                };
+                let action =
+                    if self.cfg.tempfail_on_dns_error && !self.trusted(arrival.ip.to_canonical()) {
+                        Action::TempFail("DNS lookups for the sender's policy timed out".into())
+                    } else {
+                        Action::Deliver
+                    };
                 Verdict {
                     header,
                     forged: header::our_results(message, &self.authserv_id),
@@ -186,7 +187,8 @@ impl Verifier {
     }
 
     async fn check_inner(&self, arrival: &Arrival<'_>, message: &[u8]) -> Verdict {
-        let ip = arrival.ip;
+        // RFC 7208 §5: an IPv4-mapped IPv6 client is an IPv4 client (ip4, A records).
+        let ip = arrival.ip.to_canonical();
         let helo = arrival.helo;
         // The three lookups are independent: one DNS wait instead of three in a row. The HELO
         // identity goes through the same path as MAIL FROM (an empty sender means HELO).
@@ -375,7 +377,7 @@ impl Verifier {
         let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
         let mut reasons = Vec::new();
         if failed && strength(disposition) < strength(&dmarc.policy().to_string()) {
-            reasons.push(if self.trusted(arrival.ip) {
+            reasons.push(if self.trusted(arrival.ip.to_canonical()) {
                 ("trusted_forwarder".to_string(), String::new())
             } else if let Some(sealer) = arc_pass_by {
                 (
@@ -417,7 +419,7 @@ impl Verifier {
                 .collect(),
         };
         let row = aggregate::ObservedRow {
-            source_ip: arrival.ip,
+            source_ip: arrival.ip.to_canonical(),
             disposition: disposition.to_string(),
             dkim_aligned: *dmarc.dkim_result() == DmarcResult::Pass,
             spf_aligned: *dmarc.spf_result() == DmarcResult::Pass,
@@ -442,6 +444,7 @@ impl Verifier {
     /// SPF of the MAIL FROM identity as `check` evaluates it; with the null reverse-path (empty
     /// `mail_from`) the HELO identity stands for it (RFC 7208 §2.4).
     pub async fn spf_mail_from(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SpfOutput {
+        let ip = ip.to_canonical();
         let host = self.authserv_id.as_str();
         let domain = match mail_from.rsplit_once('@') {
             Some((_, d)) => d,
@@ -508,7 +511,7 @@ impl Verifier {
         dmarc: Option<&mail_auth::DmarcOutput>,
         arc_pass_by: Option<&str>,
     ) -> Action {
-        if self.trusted(arrival.ip) {
+        if self.trusted(arrival.ip.to_canonical()) {
             return Action::Deliver;
         }
         if let Some(sealer) = arc_pass_by

@@ -87,14 +87,15 @@ fn mechanism(term: &str) -> Result<(), String> {
     match name.to_ascii_lowercase().as_str() {
         "all" if rest.is_empty() => Ok(()),
         "include" | "exists" => match rest.strip_prefix(':') {
-            Some(spec) => domain_spec(spec),
+            Some(spec) => domain_spec(spec).and_then(|()| queryable(spec)),
             None => Err(format!("{name} needs :domain")),
         },
         "a" | "mx" => match rest.strip_prefix(':') {
             Some(spec_and_cidr) => {
                 let (spec, cidr) = split_dual_cidr(spec_and_cidr);
                 dual_cidr(cidr)?;
-                domain_spec(spec)
+                domain_spec(spec)?;
+                queryable(spec)
             }
             None => dual_cidr(rest),
         },
@@ -134,6 +135,28 @@ fn mechanism(term: &str) -> Result<(), String> {
         }
         _ => Err(format!("unknown mechanism {term:?}")),
     }
+}
+
+/// A target without macros must be a name DNS can be asked about: RFC 7208 leaves an empty or
+/// over-long label undefined (test suite: fail or permerror); querying it anyway made a
+/// resolver error, and so a wrong `temperror` that invites retries forever.
+fn queryable(spec: &str) -> Result<(), String> {
+    if spec.contains('%') {
+        return Ok(());
+    }
+    let name = spec.strip_suffix('.').unwrap_or(spec);
+    if name.len() > 253 {
+        return Err(format!("target {spec:?} is longer than a DNS name may be"));
+    }
+    if name
+        .split('.')
+        .any(|label| label.is_empty() || label.len() > 63)
+    {
+        return Err(format!(
+            "target {spec:?} has an empty label or one longer than 63 characters"
+        ));
+    }
+    Ok(())
 }
 
 /// Splits a trailing dual-cidr-length (`/24`, `//64`, `/24//64`) off a domain-spec.
@@ -320,5 +343,34 @@ mod tests {
                 && !is_spf("v=spf10")
                 && !is_spf("v=spf3 -all")
         );
+    }
+
+    #[test]
+    fn targets_dns_cannot_be_asked_about_are_refused() {
+        let long = format!("a:{}.example.com", "a".repeat(64));
+        for bad in [
+            "a:mail.example...com",
+            &long,
+            "mx:.example.com",
+            "exists:a..b",
+        ] {
+            assert!(
+                check_record(&format!("v=spf1 {bad} -all")).is_err(),
+                "{bad}"
+            );
+        }
+        let name253 = format!("include:{}.com", vec!["a".repeat(62); 4].join("."));
+        assert!(check_record(&format!("v=spf1 {name253} -all")).is_err());
+        // Macros expand later; a trailing dot is the root.
+        for good in [
+            "a:%{d}..x.example.com",
+            "a:mail.example.com.",
+            "exists:%{i}.bl.example.org",
+        ] {
+            assert!(
+                check_record(&format!("v=spf1 {good} -all")).is_ok(),
+                "{good}"
+            );
+        }
     }
 }
