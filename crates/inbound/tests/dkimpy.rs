@@ -1,6 +1,7 @@
 //! DKIM signatures made by another implementation, dkimpy (PyPI `dkimpy`, `pynacl` for
 //! Ed25519), verify: RSA-SHA256 and Ed25519-SHA256 (RFC 8463); a changed signed header fails;
-//! a signature with `l=` is not trusted (RFC 6376 §8.2: it lets anyone append content).
+//! a signature with `l=` is not trusted (RFC 6376 §8.2: it lets anyone append content). ARC
+//! chains (RFC 8617) cross-verify: dkimpy's seal here, ours in dkimpy (with PyPI `authres`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -177,4 +178,126 @@ async fn dkimpy_signatures_verify() {
         );
         assert!(matches!(verdict.action, Action::Reject(_)), "{algo}");
     }
+}
+
+const ARC_SIGN: &str = r#"
+import sys, dkim
+selector, domain, key_path, srv_id = sys.argv[1:5]
+msg = sys.stdin.buffer.read()
+key = open(key_path, 'rb').read()
+headers = dkim.arc_sign(msg, selector.encode(), domain.encode(), key, srv_id.encode(),
+                        include_headers=[b'from', b'to', b'subject', b'date', b'message-id'])
+sys.stdout.buffer.write(b''.join(headers) + msg)
+"#;
+
+const ARC_VERIFY: &str = r#"
+import sys, dkim
+keys = dict(zip(sys.argv[1::2], (t.encode() for t in sys.argv[2::2])))
+def dns(qname, timeout=5):
+    return keys.get(qname.decode().rstrip('.'))
+cv, results, comment = dkim.arc_verify(sys.stdin.buffer.read(), dnsfunc=dns)
+print(cv.decode(), comment)
+"#;
+
+fn python(script: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with dkimpy");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dkimpy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// ARC (RFC 8617) between implementations: a chain dkimpy seals verifies here (arc=pass, and
+/// a changed body breaks it), and the set Wharf seals verifies in dkimpy (cv=pass).
+#[tokio::test]
+async fn arc_chains_cross_verify_with_dkimpy() {
+    let dir = tempfile::tempdir().unwrap();
+    let py_key = dkim::generate("py-arc.test", "arc", Algorithm::Rsa).unwrap();
+    let our_key = dkim::generate("wharf-arc.test", "arc", Algorithm::Rsa).unwrap();
+    let dns = start_dns(
+        Zone::default()
+            .txt(&py_key.dns_name, &py_key.txt_value)
+            .txt(&our_key.dns_name, &our_key.txt_value),
+    )
+    .await;
+    let mut opts = ResolverOpts::default();
+    opts.timeout = Duration::from_secs(2);
+    let resolver = wharf_outbound::route::resolver(&[dns], opts).unwrap();
+    let rcpts = vec!["alice@example.test".to_string()];
+    let arrival = Arrival {
+        ip: "127.0.0.1".parse().unwrap(),
+        helo: "list.py-arc.test",
+        mail_from: "bounce@py-arc.test",
+        recipients: &rcpts,
+        forwarding: true,
+    };
+    let original = "Authentication-Results: mx.py-arc.test; spf=pass smtp.mailfrom=news@origin.test\r\n\
+        From: <news@origin.test>\r\nTo: <list@py-arc.test>\r\nSubject: via a list\r\n\
+        Date: Sat, 05 Dec 2026 10:00:00 +0000\r\nMessage-ID: <arc@origin.test>\r\n\r\nHello list.\r\n";
+
+    // dkimpy seals as the list (i=1); we verify.
+    let py_key_file = dkimpy_key(&py_key, dir.path());
+    let sealed = python(
+        ARC_SIGN,
+        &[
+            "arc",
+            "py-arc.test",
+            py_key_file.to_str().unwrap(),
+            "mx.py-arc.test",
+        ],
+        original.as_bytes(),
+    );
+    assert!(String::from_utf8_lossy(&sealed).contains("ARC-Seal: i=1;"));
+    let v = Verifier::new(
+        resolver.clone(),
+        InboundConfig::default(),
+        "mx.example.test",
+    )
+    .unwrap();
+    let verdict = v.check(&arrival, &sealed).await;
+    assert!(verdict.header.contains("arc=pass"), "{}", verdict.header);
+    let mut changed = sealed.clone();
+    let at = changed.len() - 5;
+    changed[at] = b'X';
+    let verdict = v.check(&arrival, &changed).await;
+    // mail-auth calls a body-hash mismatch of the newest set `neutral`; it never passes.
+    assert!(!verdict.header.contains("arc=pass"), "{}", verdict.header);
+
+    // We seal on top (i=2, cv=pass); dkimpy verifies the whole chain with our key.
+    let sealer = Verifier::new(resolver, InboundConfig::default(), "mx.wharf-arc.test")
+        .unwrap()
+        .with_arc_sealer("wharf-arc.test", "arc", our_key.private_key_pem.as_bytes())
+        .unwrap();
+    let verdict = sealer.check(&arrival, &sealed).await;
+    let set = verdict.arc_seal.expect("forwarded mail is sealed");
+    assert!(
+        set.contains("ARC-Seal: i=2;") && set.contains("cv=pass"),
+        "{set}"
+    );
+    let mut forwarded = set.into_bytes();
+    forwarded.extend_from_slice(verdict.header.as_bytes());
+    forwarded.extend_from_slice(&sealed);
+    let verify = |keys: &[&str]| String::from_utf8(python(ARC_VERIFY, keys, &forwarded)).unwrap();
+    let both = verify(&[
+        &our_key.dns_name,
+        &our_key.txt_value,
+        &py_key.dns_name,
+        &py_key.txt_value,
+    ]);
+    assert!(both.starts_with("pass"), "dkimpy: {both}");
+    // The check can fail: without our key dkimpy cannot pass our seal.
+    let without_ours = verify(&[&py_key.dns_name, &py_key.txt_value]);
+    assert!(!without_ours.starts_with("pass"), "dkimpy: {without_ours}");
 }
