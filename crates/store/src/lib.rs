@@ -57,7 +57,14 @@ pub struct StoreConfig {
     pub url: String,
     /// Root of the filesystem blob store (created when missing).
     pub blob_dir: PathBuf,
+    /// How long a blob file stays after its last reference went, before the periodic sweep
+    /// (`Store::sweep_orphans`) may remove it: a session that has not yet seen an expunge can
+    /// still read the body. Zero removes it as soon as the removing transaction commits.
+    pub blob_grace: std::time::Duration,
 }
+
+/// `StoreConfig::blob_grace` unless configured (`[store] blob_grace_secs`).
+pub const DEFAULT_BLOB_GRACE: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// How long the PostgreSQL backend waits before answering `StoreError::Unavailable`, so that a
 /// database that is gone or stopped answering fails a command at once instead of after sqlx's
@@ -96,9 +103,7 @@ pub async fn open(cfg: &StoreConfig) -> Result<Arc<dyn Store>> {
 
 /// `open` with PostgreSQL time limits other than the defaults.
 pub async fn open_with_timeouts(cfg: &StoreConfig, limits: PgTimeouts) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(
-        SqlStore::connect_with(&cfg.url, &cfg.blob_dir, limits).await?,
-    ))
+    Ok(Arc::new(SqlStore::connect(cfg, limits).await?))
 }
 
 /// `open`, also handing out the same store as the durable outbound queue: one `SqlStore` (one
@@ -114,7 +119,7 @@ pub async fn open_with_queue_and_timeouts(
     cfg: &StoreConfig,
     limits: PgTimeouts,
 ) -> Result<(Arc<dyn Store>, Arc<dyn queue::QueueStore>)> {
-    let store = Arc::new(SqlStore::connect_with(&cfg.url, &cfg.blob_dir, limits).await?);
+    let store = Arc::new(SqlStore::connect(cfg, limits).await?);
     Ok((store.clone(), store))
 }
 
@@ -128,7 +133,7 @@ pub struct Opened {
 
 /// Opens the store for a server (or a verb) that needs the queue and the report tallies too.
 pub async fn open_all(cfg: &StoreConfig, limits: PgTimeouts) -> Result<Opened> {
-    let store = Arc::new(SqlStore::connect_with(&cfg.url, &cfg.blob_dir, limits).await?);
+    let store = Arc::new(SqlStore::connect(cfg, limits).await?);
     Ok(Opened {
         store: store.clone(),
         queue: store.clone(),
@@ -152,6 +157,7 @@ pub fn embedded_config(dir: &Path) -> Result<StoreConfig> {
     Ok(StoreConfig {
         url: format!("sqlite://{db}"),
         blob_dir: dir.join("blobs"),
+        blob_grace: DEFAULT_BLOB_GRACE,
     })
 }
 

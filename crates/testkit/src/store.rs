@@ -32,7 +32,12 @@ impl TestStore {
         let dir = tempfile::tempdir().expect("a temp folder");
         let (config, pg) = match backend {
             Backend::Sqlite => (
-                wharf_store::embedded_config(dir.path()).expect("an embedded store config"),
+                StoreConfig {
+                    // Tests see a body go with its last reference at once; the grace period
+                    // has its own test.
+                    blob_grace: std::time::Duration::ZERO,
+                    ..wharf_store::embedded_config(dir.path()).expect("an embedded store config")
+                },
                 None,
             ),
             Backend::Postgres => {
@@ -40,6 +45,7 @@ impl TestStore {
                 let config = StoreConfig {
                     url: db.url(),
                     blob_dir: dir.path().join("blobs"),
+                    blob_grace: std::time::Duration::ZERO,
                 };
                 (config, Some(db))
             }

@@ -48,6 +48,10 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let opened = wharf_store::open_all(&storage::store_config(&cfg), storage::pg_timeouts(&cfg))
         .await
         .with_context(|| format!("cannot open the store {}", cfg.store_url()))?;
+    let blob_sweep = storage::spawn_blob_sweep(
+        opened.store.clone(),
+        Duration::from_secs(cfg.config.store.blob_grace_secs),
+    );
     let directory = Directory::new(opened.store, storage::directory_config(&cfg));
     let reports = &cfg.config.reports;
     if reports.dmarc_aggregate && !cfg.config.inbound.enabled {
@@ -150,6 +154,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     if let Some(task) = report_task {
         let _ = task.await;
     }
+    blob_sweep.abort();
     info!("stopped");
     Ok(())
 }

@@ -18,7 +18,33 @@ pub fn store_config(cfg: &Loaded) -> wharf_store::StoreConfig {
     wharf_store::StoreConfig {
         url: cfg.store_url(),
         blob_dir: cfg.blob_dir(),
+        blob_grace: Duration::from_secs(cfg.config.store.blob_grace_secs),
     }
+}
+
+/// How often the blob sweep runs: half the grace period, within 10 s .. 5 min.
+pub fn blob_sweep_every(grace: Duration) -> Duration {
+    (grace / 2).clamp(Duration::from_secs(10), Duration::from_secs(300))
+}
+
+/// Removes, now and then, the message bodies whose grace period is over and crash leftovers
+/// (`Store::sweep_orphans`). Every node runs one: the store makes concurrent sweeps safe.
+pub fn spawn_blob_sweep(store: Arc<dyn Store>, grace: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(blob_sweep_every(grace));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            match store.sweep_orphans().await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(removed, "store: removed unreferenced message bodies")
+                }
+                Err(e) => tracing::warn!(error = %e, "store: blob sweep failed (next run retries)"),
+            }
+        }
+    })
 }
 
 pub fn directory_config(cfg: &Loaded) -> wharf_directory::DirectoryConfig {

@@ -8,6 +8,7 @@
 //! Mailbox and blob rows are only touched under that lock, so lock cycles cannot form. SQLite has
 //! a single writer connection and serialises everything.
 
+mod blob_life;
 mod db;
 mod directory;
 mod mailboxes;
@@ -20,7 +21,6 @@ mod tally;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,10 +89,8 @@ pub(crate) struct Shared {
     pub reader: Pool,
     pub blobs: Arc<dyn BlobStore>,
     pub events: EventHub,
-    /// Blob hashes being written and not yet committed (count of writers per hash). A blob file
-    /// is only ever deleted while holding this lock, after checking that its hash is absent here
-    /// and from the `blobs` table, so a file a pending commit relies on cannot vanish.
-    pub inflight: Mutex<HashMap<String, usize>>,
+    /// How long a blob stays after its last reference went (see `blob_life`).
+    pub blob_grace: Duration,
     /// PostgreSQL: forwards this node's events to the others (see `notify`).
     pub remote: Option<notify::Outbox>,
     /// SQLite: the database's `-wal` file, which the group commit syncs itself (`sync_wal`).
@@ -110,7 +108,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 4] = match dialect {
+    let files: [(i64, &'static str, &'static str); 5] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -131,6 +129,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 4,
                 "report tallies",
                 include_str!("../../migrations/sqlite/0004_report_tallies.sql"),
+            ),
+            (
+                5,
+                "blob lifecycle",
+                include_str!("../../migrations/sqlite/0005_blob_lifecycle.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -154,6 +157,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 "report tallies",
                 include_str!("../../migrations/postgres/0004_report_tallies.sql"),
             ),
+            (
+                5,
+                "blob lifecycle",
+                include_str!("../../migrations/postgres/0005_blob_lifecycle.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(
@@ -173,18 +181,11 @@ fn migrator(dialect: Dialect) -> Migrator {
 }
 
 impl SqlStore {
-    /// Connects to `url` (`sqlite://…` or `postgres://…`), migrates, sweeps orphans left by a
-    /// crash, and starts the group-commit writer.
-    pub async fn connect(url: &str, blob_dir: &Path) -> Result<SqlStore> {
-        SqlStore::connect_with(url, blob_dir, crate::PgTimeouts::default()).await
-    }
-
-    /// `connect` with PostgreSQL time limits other than the defaults.
-    pub async fn connect_with(
-        url: &str,
-        blob_dir: &Path,
-        limits: crate::PgTimeouts,
-    ) -> Result<SqlStore> {
+    /// Connects to the store `cfg` names (`sqlite://…` or `postgres://…`), migrates, sweeps
+    /// orphans left by a crash, and starts the group-commit writer.
+    pub async fn connect(cfg: &crate::StoreConfig, limits: crate::PgTimeouts) -> Result<SqlStore> {
+        let url = cfg.url.as_str();
+        let blob_dir = cfg.blob_dir.as_path();
         sqlx::any::install_default_drivers();
         let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(blob_dir, SyncMode::Batch)?);
         let (dialect, writer, reader, wal_path) =
@@ -226,7 +227,7 @@ impl SqlStore {
             reader,
             blobs,
             events: EventHub::default(),
-            inflight: Mutex::new(HashMap::new()),
+            blob_grace: cfg.blob_grace,
             recent_floors: Mutex::new(HashMap::new()),
             remote: writer.any().map(|pool| notify::start_outbox(pool.clone())),
             wal_path,
@@ -568,119 +569,6 @@ impl Shared {
             *released.entry(hash).or_insert(0) += 1;
         }
         self.unref_blobs(tx, released).await
-    }
-
-    /// Drops references to blobs, in hash order: blob rows are shared between accounts, and
-    /// every transaction locking several of them does so in this order (no lock cycles).
-    /// Returns the hashes left without any reference.
-    pub async fn unref_blobs(
-        &self,
-        tx: &mut Tx,
-        refs: BTreeMap<String, i64>,
-    ) -> Result<Vec<String>> {
-        let mut freed = Vec::new();
-        for (hash, n) in refs {
-            if let Some(h) = self.unref_blob(tx, &hash, n).await? {
-                freed.push(h);
-            }
-        }
-        Ok(freed)
-    }
-
-    /// Drops `n` references to one blob; returns the hash when none is left (row deleted).
-    async fn unref_blob(&self, tx: &mut Tx, hash: &str, n: i64) -> Result<Option<String>> {
-        let left: Option<i64> = db::query_scalar(
-            "UPDATE blobs SET refcount = refcount - $1 WHERE hash = $2 RETURNING refcount",
-        )
-        .bind(n)
-        .bind(hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        match left {
-            Some(l) if l <= 0 => {
-                db::query("DELETE FROM blobs WHERE hash = $1")
-                    .bind(hash)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(Some(hash.to_string()))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Deletes the files of `hashes` that no row names and no pending write relies on.
-    /// Call after the transaction that released them has committed.
-    pub async fn collect_garbage(&self, hashes: Vec<String>) -> Result<u64> {
-        if hashes.is_empty() {
-            return Ok(0);
-        }
-        let inflight = self.inflight.lock().await;
-        let candidates: Vec<String> = hashes
-            .into_iter()
-            .filter(|h| !inflight.contains_key(h))
-            .collect();
-        let mut doomed = Vec::new();
-        // In chunks: a startup sweep may check every blob of a large store.
-        for chunk in candidates.chunks(GC_CHUNK) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT hash FROM blobs WHERE hash IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = db::query_scalar::<String>(sql);
-            for h in chunk {
-                q = q.bind(h);
-            }
-            let referenced: std::collections::HashSet<String> =
-                q.fetch_all(&self.reader).await?.into_iter().collect();
-            doomed.extend(chunk.iter().filter(|h| !referenced.contains(*h)).cloned());
-        }
-        let blobs = self.blobs.clone();
-        let n = doomed.len() as u64;
-        // Still holding `inflight`: nobody may start writing one of these while they go.
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            for h in doomed {
-                blobs.remove(&h)?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("blob removal task: {e}")))??;
-        drop(inflight);
-        Ok(n)
-    }
-
-    /// Removes blob files no row names and temp files, both only when older than `min_age` (a
-    /// younger file may belong to a write in progress in another process).
-    pub async fn sweep(&self, min_age: Duration) -> Result<u64> {
-        let blobs = self.blobs.clone();
-        let (listed, tmp_removed) =
-            tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<String>, u64)> {
-                let tmp = blobs.sweep_tmp(min_age)?;
-                Ok((blobs.list(min_age)?, tmp))
-            })
-            .await
-            .map_err(|e| StoreError::Backend(format!("sweep task: {e}")))??;
-        let removed = self.collect_garbage(listed).await?;
-        Ok(removed + tmp_removed)
-    }
-
-    /// The sweep `open` runs when this process is alone with the blob store: nothing can be in
-    /// flight, so every unreferenced file is a crash leftover. A process opening the store beside
-    /// others (a CLI command next to the server, a second node) leaves the files alone: the one
-    /// that started first swept them, and `sweep_orphans` is there for periodic runs.
-    async fn startup_sweep(&self) -> Result<u64> {
-        let alone = self.blobs.try_lock_alone()?;
-        let swept = if alone {
-            self.sweep(Duration::ZERO).await
-        } else {
-            Ok(0)
-        };
-        let blobs = self.blobs.clone();
-        tokio::task::spawn_blocking(move || blobs.join_shared(alone))
-            .await
-            .map_err(|e| StoreError::Backend(format!("lock task: {e}")))??;
-        swept
     }
 
     /// Publishes to this node's subscribers and, on PostgreSQL, to every other node's.

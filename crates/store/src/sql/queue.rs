@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::blob_life::Pins;
 use super::{Dialect, Row, Shared, SqlStore, Tx, db};
 use crate::StoreError;
 use crate::queue::{
@@ -117,23 +118,15 @@ impl Shared {
         let hash = tokio::task::spawn_blocking(move || crate::blob::blob_hash(&raw))
             .await
             .map_err(|e| backend("hashing task", e))?;
-        // Registered before the file is written: a concurrent expunge of the last mailbox copy
-        // of the same content must not delete the file this commit is about to name.
-        *self.inflight.lock().await.entry(hash.clone()).or_insert(0) += 1;
-        let outcome = self.enqueue_durable(&entry, &hash, size, &recipients).await;
-        {
-            let mut inflight = self.inflight.lock().await;
-            if let Some(n) = inflight.get_mut(&hash) {
-                *n -= 1;
-                if *n == 0 {
-                    inflight.remove(&hash);
-                }
-            }
-        }
-        if outcome.is_err()
-            && let Err(e) = self.collect_garbage(vec![hash]).await
-        {
-            tracing::warn!(error = %e, "queue: could not remove the blob of a failed enqueue (the orphan sweep will)");
+        // Pinned before the file is looked at: a concurrent expunge of the last mailbox copy of
+        // the same content, in this process or another, must not delete the file this commit is
+        // about to name (`blob_life`).
+        let pins = self.pin_blobs(&[(hash.clone(), size)]).await?;
+        let outcome = self
+            .enqueue_durable(&entry, &hash, &pins, &recipients)
+            .await;
+        if outcome.is_err() {
+            self.unpin_blobs(pins).await;
         }
         outcome
     }
@@ -142,9 +135,11 @@ impl Shared {
         &self,
         entry: &NewQueueEntry,
         hash: &str,
-        size: i64,
+        pins: &Pins,
         recipients: &str,
     ) -> QResult<QueueId> {
+        let size = i64::try_from(entry.raw.len())
+            .map_err(|_| QueueError::Invalid("message too large".into()))?;
         let blobs = self.blobs.clone();
         let (h, raw) = (hash.to_string(), entry.raw.clone());
         tokio::task::spawn_blocking(move || blobs.put_durable(&[(h.as_str(), raw.as_ref())]))
@@ -152,14 +147,8 @@ impl Shared {
             .map_err(|e| backend("blob write task", e))?
             .map_err(|e| backend("writing the queued message", e))?;
         let mut tx = self.begin_write().await?;
-        db::query(
-            "INSERT INTO blobs (hash, size, refcount) VALUES ($1, $2, 1) \
-             ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1",
-        )
-        .bind(hash)
-        .bind(size)
-        .execute(&mut tx)
-        .await?;
+        self.settle_pins(&mut tx, pins, &BTreeMap::from([(hash.to_string(), 1)]))
+            .await?;
         let id: i64 = db::query_scalar(
             "INSERT INTO queue (sender, recipients, blob_hash, size, envid, ret, require_tls, \
              created, next_attempt, attempts, expires, delay_notified) \

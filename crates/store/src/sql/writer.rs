@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use super::blob_life::Pins;
 use super::{AccountState, Dialect, Shared, Tx, db, encode_keywords, now_secs, to_u32, to_u64};
 use crate::model::*;
 use crate::text::{fold, normalise_for_index};
@@ -178,23 +179,27 @@ struct Committed {
     unused: Vec<String>,
 }
 
-/// A batch whose blob files are durable, on its way to the committer.
+/// A batch whose blobs are pinned and durable, on its way to the committer.
 struct BlobsWritten {
     batch: Vec<WriteJob>,
-    hashes: Vec<String>,
+    pins: Pins,
     started: std::time::Instant,
 }
 
-/// Registers the batch's blobs as in flight and writes them durably; on failure answers every
-/// job of the batch with the error.
+/// Pins the batch's blobs (so no process removes them before the commit names them), then
+/// writes them durably; on failure answers every job of the batch with the error.
 async fn write_blobs(shared: &Shared, batch: Vec<WriteJob>) -> Option<BlobsWritten> {
-    let hashes: Vec<String> = batch.iter().map(|j| j.msg.hash.clone()).collect();
-    {
-        let mut inflight = shared.inflight.lock().await;
-        for h in &hashes {
-            *inflight.entry(h.clone()).or_insert(0) += 1;
+    let wanted: Vec<(String, i64)> = batch
+        .iter()
+        .map(|j| (j.msg.hash.clone(), j.msg.size))
+        .collect();
+    let pins = match shared.pin_blobs(&wanted).await {
+        Ok(p) => p,
+        Err(e) => {
+            answer_failed(batch, &e);
+            return None;
         }
-    }
+    };
     let items: Vec<(String, Bytes)> = batch
         .iter()
         .map(|j| (j.msg.hash.clone(), j.msg.raw.clone()))
@@ -214,48 +219,39 @@ async fn write_blobs(shared: &Shared, batch: Vec<WriteJob>) -> Option<BlobsWritt
             tracing::debug!(messages = batch.len(), took = ?started.elapsed(), "store: batch blobs written");
             return Some(BlobsWritten {
                 batch,
-                hashes,
+                pins,
                 started,
             });
         }
         Ok(Err(e)) => StoreError::Io(e),
         Err(e) => StoreError::Backend(format!("blob write task: {e}")),
     };
-    finish(shared, batch, hashes, Err(error)).await;
+    finish(shared, batch, pins, Err(error)).await;
     None
 }
 
 async fn commit_and_answer(shared: &Shared, b: BlobsWritten) {
-    let outcome = commit_with_retry(shared, &b.batch).await;
+    let outcome = commit_with_retry(shared, &b.batch, &b.pins).await;
     let total = b.started.elapsed();
     metrics::histogram!("wharf_store_seconds", "op" => "group_commit").record(total.as_secs_f64());
     tracing::debug!(messages = b.batch.len(), total = ?total, "store: group commit");
-    finish(shared, b.batch, b.hashes, outcome).await;
+    finish(shared, b.batch, b.pins, outcome).await;
 }
 
-/// Releases the batch's in-flight blobs, removes the files no row kept, publishes the changes
-/// and answers every job.
-async fn finish(
-    shared: &Shared,
-    batch: Vec<WriteJob>,
-    hashes: Vec<String>,
-    outcome: Result<Committed>,
-) {
-    {
-        let mut inflight = shared.inflight.lock().await;
-        for h in &hashes {
-            if let Some(n) = inflight.get_mut(h) {
-                *n -= 1;
-                if *n == 0 {
-                    inflight.remove(h);
-                }
-            }
-        }
+fn answer_failed(batch: Vec<WriteJob>, e: &StoreError) {
+    tracing::error!(error = %e, messages = batch.len(), "store: group commit failed");
+    for job in batch {
+        let _ = job.reply.send(Err(dup_error(e)));
     }
+}
+
+/// Removes the files no row kept, publishes the changes and answers every job; after a failure,
+/// releases the batch's pins first.
+async fn finish(shared: &Shared, batch: Vec<WriteJob>, pins: Pins, outcome: Result<Committed>) {
     match outcome {
         Ok(c) => {
             if let Err(e) = shared.collect_garbage(c.unused).await {
-                tracing::warn!(error = %e, "store: could not remove unused blobs (the orphan sweep will)");
+                tracing::warn!(error = %e, "store: could not remove unused blobs (the sweep will)");
             }
             for (account, mailbox, modseq) in c.changed {
                 shared.publish_changed(account, mailbox, modseq);
@@ -268,23 +264,18 @@ async fn finish(
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, messages = batch.len(), "store: group commit failed");
-            if let Err(e) = shared.collect_garbage(hashes).await {
-                tracing::warn!(error = %e, "store: could not remove blobs of a failed batch (the orphan sweep will)");
-            }
-            for job in batch {
-                let _ = job.reply.send(Err(dup_error(&e)));
-            }
+            shared.unpin_blobs(pins).await;
+            answer_failed(batch, &e);
         }
     }
 }
 
-async fn commit_with_retry(shared: &Shared, batch: &[WriteJob]) -> Result<Committed> {
+async fn commit_with_retry(shared: &Shared, batch: &[WriteJob], pins: &Pins) -> Result<Committed> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut tx = shared.begin_write_group().await?;
-        match commit_batch(shared, &mut tx, batch).await {
+        match commit_batch(shared, &mut tx, batch, pins).await {
             Ok(c) => {
                 tx.commit().await?;
                 // Durable before anyone is answered (see `begin_write_group`).
@@ -349,7 +340,12 @@ async fn junk_of(tx: &mut Tx, account: AccountId) -> Result<Option<MailboxId>> {
     Ok(None)
 }
 
-async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Result<Committed> {
+async fn commit_batch(
+    shared: &Shared,
+    tx: &mut Tx,
+    batch: &[WriteJob],
+    pins: &Pins,
+) -> Result<Committed> {
     // Which account each APPEND target belongs to.
     let mut mailbox_owner: HashMap<MailboxId, Option<AccountId>> = HashMap::new();
     for job in batch {
@@ -502,28 +498,18 @@ async fn commit_batch(shared: &Shared, tx: &mut Tx, batch: &[WriteJob]) -> Resul
     for a in &accepted {
         per_job[a.job].entry(a.account).or_insert(0);
     }
-    let mut refs: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    let mut unused = Vec::new();
+    let mut refs: BTreeMap<String, i64> = BTreeMap::new();
     for (job, rows) in batch.iter().zip(&per_job) {
-        if rows.is_empty() {
-            unused.push(job.msg.hash.clone());
-        } else {
-            refs.entry(job.msg.hash.as_str())
-                .or_insert((job.msg.size, 0))
-                .1 += rows.len() as i64;
+        if !rows.is_empty() {
+            *refs.entry(job.msg.hash.clone()).or_insert(0) += rows.len() as i64;
         }
     }
-    for (hash, (size, n)) in &refs {
-        db::query(
-            "INSERT INTO blobs (hash, size, refcount) VALUES ($1, $2, $3) \
-             ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + excluded.refcount",
-        )
-        .bind(*hash)
-        .bind(*size)
-        .bind(*n)
-        .execute(&mut *tx)
-        .await?;
-    }
+    shared.settle_pins(tx, pins, &refs).await?;
+    let unused: Vec<String> = pins
+        .keys()
+        .filter(|h| !refs.contains_key(*h))
+        .cloned()
+        .collect();
     let received_at = now_secs();
     for (job, rows) in batch.iter().zip(per_job.iter_mut()) {
         let m = &job.msg;

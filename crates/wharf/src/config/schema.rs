@@ -100,6 +100,9 @@ pub struct StoreSection {
     pub pg_statement_timeout_ms: u64,
     /// PostgreSQL only: milliseconds a statement whose work grows with a mailbox may take.
     pub pg_heavy_statement_timeout_ms: u64,
+    /// Seconds a message body stays after its last copy was expunged, before the periodic sweep
+    /// removes the file (0: at once).
+    pub blob_grace_secs: u64,
 }
 
 impl Default for StoreSection {
@@ -110,6 +113,7 @@ impl Default for StoreSection {
             pg_acquire_timeout_ms: 5_000,
             pg_statement_timeout_ms: 5_000,
             pg_heavy_statement_timeout_ms: 60_000,
+            blob_grace_secs: wharf_store::DEFAULT_BLOB_GRACE.as_secs(),
         }
     }
 }
