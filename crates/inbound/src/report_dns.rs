@@ -42,6 +42,15 @@ impl ReportDns {
             .collect()
     }
 
+    /// The addresses of `host` (an `https:` report destination), in the resolver's order.
+    pub async fn addresses(&self, host: &str) -> Result<Vec<std::net::IpAddr>, String> {
+        let name = format!("{}.", host.trim_end_matches('.'));
+        match self.auth.resolver().lookup_ip(name).await {
+            Ok(found) => Ok(found.iter().collect()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// The `rua` of `domain`'s TLS-RPT record; `Ok(empty)` when it publishes none.
     pub async fn tls_rpt(&self, domain: &str) -> Result<Vec<TlsRptDestination>, String> {
         let name = format!("_smtp._tls.{}.", domain.trim_end_matches('.'));

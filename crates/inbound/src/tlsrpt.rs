@@ -135,6 +135,12 @@ fn result_type(s: &str) -> ResultType {
     }
 }
 
+/// The report as RFC 8460 §5.3.2 posts it to an `https:` destination: the JSON, gzipped
+/// (`application/tlsrpt+gzip`).
+pub fn gzipped_json(report: &TlsReport) -> std::io::Result<Vec<u8>> {
+    crate::aggregate::gzip(report.to_json().as_bytes())
+}
+
 /// The report as RFC 8460 §5.3 mails it (`multipart/report; report-type=tlsrpt`, the JSON
 /// gzipped as `application/tlsrpt+gzip`).
 pub fn report_message(

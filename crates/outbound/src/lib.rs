@@ -14,6 +14,7 @@ pub mod local;
 pub mod mta_sts;
 pub mod queue;
 pub mod reply;
+pub mod report_post;
 pub mod route;
 pub mod tls;
 pub mod tls_report;

@@ -123,3 +123,72 @@ impl TestCert {
         )
     }
 }
+
+/// One request an `https_sink` received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Request line and header fields, CRLF-separated, without the blank line.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// An HTTPS server on 127.0.0.1 presenting `cert` that answers every request (with a
+/// `Content-Length` body) with `status` (e.g. `"200 OK"`) and passes on what it received: a
+/// TLS-RPT endpoint, say. Returns its port.
+pub async fn https_sink(
+    cert: &TestCert,
+    status: &'static str,
+) -> (u16, tokio::sync::mpsc::Receiver<Received>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let port = listener.local_addr().expect("its address").port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(cert.server.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head, length) = loop {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length").then(|| v.trim())
+                            })
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        buf.drain(..end + 4);
+                        break (head, length);
+                    }
+                };
+                while buf.len() < length {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                let _ = s.write_all(answer.as_bytes()).await;
+                let _ = s.shutdown().await;
+                let _ = tx.send(Received { head, body: buf }).await;
+            });
+        }
+    });
+    (port, rx)
+}

@@ -17,9 +17,10 @@ use tracing::{info, warn};
 use wharf_inbound::aggregate::{self, Observation};
 use wharf_inbound::report_dns::{ReportDns, TlsRptDestination};
 use wharf_inbound::tlsrpt::{self, SessionFailure, SessionItem};
-use wharf_outbound::Outbound;
 use wharf_outbound::queue::QueuedRecipient;
+use wharf_outbound::report_post::{HttpsTarget, PostError, post_report};
 use wharf_outbound::tls_report::{ReportPolicy, TlsResultSink, TlsSession};
+use wharf_outbound::{Outbound, TrustAnchors};
 use wharf_store::tally::{Tally, TallyStore, utc_day};
 
 use crate::config::Loaded;
@@ -32,6 +33,8 @@ pub const TLSRPT: &str = "tlsrpt";
 const MAX_PENDING: usize = 50_000;
 const FLUSH_EVERY: Duration = Duration::from_secs(60);
 const SEND_CHECK_EVERY: Duration = Duration::from_secs(600);
+/// One try of posting a TLS-RPT report to one address.
+const POST_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Key = (&'static str, i64, String, String);
 
@@ -137,6 +140,10 @@ pub struct Reporter {
     owner: String,
     kinds: Vec<&'static str>,
     keep_days: i64,
+    /// What an `https:` TLS-RPT destination's certificate must chain to.
+    anchors: TrustAnchors,
+    /// Pauses between the tries of a POST that failed (RFC 8460 §5.4 leaves retries to us).
+    post_retry: Vec<Duration>,
 }
 
 impl Reporter {
@@ -168,6 +175,8 @@ impl Reporter {
             owner: format!("{hostname}:{}", std::process::id()),
             kinds,
             keep_days: i64::from(r.keep_days.max(1)),
+            anchors: crate::wiring::outbound_anchors(cfg)?,
+            post_retry: vec![Duration::from_secs(10), Duration::from_secs(60)],
         })
     }
 
@@ -370,35 +379,84 @@ impl Reporter {
             .await
             .map_err(|e| anyhow!("TLS-RPT record of {domain}: {e}"))?;
         let mut to = Vec::new();
-        let mut skipped = Vec::new();
+        let mut urls = Vec::new();
         for d in destinations {
             match d {
                 TlsRptDestination::Mail(a) => to.push(a),
-                TlsRptDestination::Https(url) => skipped.push(url),
+                TlsRptDestination::Https(url) => urls.push(url),
             }
         }
-        if !skipped.is_empty() {
-            info!(domain, urls = ?skipped, "TLS-RPT: https report destinations are not supported; mailto ones are used");
-        }
-        if to.is_empty() {
+        if to.is_empty() && urls.is_empty() {
             return Ok(format!(
-                "tlsrpt {domain}: no mailto: destination in _smtp._tls.{domain}"
+                "tlsrpt {domain}: no destination in _smtp._tls.{domain}"
             ));
         }
-        let raw = tlsrpt::report_message(
-            &report,
-            domain,
-            &self.hostname,
-            &self.org_name,
-            &self.from,
-            &to,
-        )?;
-        let id = self.queue(&to, raw).await?;
-        Ok(format!(
-            "tlsrpt {domain}: {} policies queued as {id} to {}",
-            report.policies.len(),
-            to.join(", ")
-        ))
+        let mut lines = Vec::new();
+        if !to.is_empty() {
+            let raw = tlsrpt::report_message(
+                &report,
+                domain,
+                &self.hostname,
+                &self.org_name,
+                &self.from,
+                &to,
+            )?;
+            let id = self.queue(&to, raw).await?;
+            lines.push(format!(
+                "tlsrpt {domain}: {} policies queued as {id} to {}",
+                report.policies.len(),
+                to.join(", ")
+            ));
+        }
+        if !urls.is_empty() {
+            let gzipped = tlsrpt::gzipped_json(&report)?;
+            for url in urls {
+                lines.push(match self.post(&url, &gzipped).await {
+                    Ok(status) => {
+                        info!(domain, url, status, "TLS-RPT report posted");
+                        format!(
+                            "tlsrpt {domain}: {} policies posted to {url} (HTTP {status})",
+                            report.policies.len()
+                        )
+                    }
+                    Err(e) => {
+                        warn!(domain, url, error = %e, "TLS-RPT report could not be posted");
+                        format!("tlsrpt {domain}: posting to {url} failed: {e}")
+                    }
+                });
+            }
+        }
+        Ok(lines.join("\n"))
+    }
+
+    /// Posts a gzipped TLS-RPT report to an `https:` destination, trying again after each
+    /// pause of `post_retry` while it fails.
+    async fn post(&self, url: &str, gzipped: &[u8]) -> std::result::Result<u16, String> {
+        let target = HttpsTarget::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        let mut pauses = self.post_retry.iter();
+        loop {
+            let addrs = match target.literal_ip() {
+                Some(ip) => Ok(vec![ip]),
+                None => self.dns.addresses(&target.host).await,
+            };
+            let tried = match addrs {
+                Ok(addrs) => {
+                    post_report(&target, &addrs, &self.anchors, gzipped, POST_TIMEOUT).await
+                }
+                Err(e) => Err(PostError::Unreached(format!("{}: {e}", target.host))),
+            };
+            match tried {
+                Ok(status) => return Ok(status),
+                Err(e) if !e.is_temporary() => return Err(e.to_string()),
+                Err(e) => {
+                    let Some(pause) = pauses.next() else {
+                        return Err(e.to_string());
+                    };
+                    info!(url, error = %e, retry_in = ?pause, "TLS-RPT report post failed; trying again");
+                    tokio::time::sleep(*pause).await;
+                }
+            }
+        }
     }
 
     async fn queue(&self, to: &[String], raw: Vec<u8>) -> Result<String> {

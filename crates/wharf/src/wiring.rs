@@ -96,10 +96,22 @@ pub struct OutboundSettings {
     pub router: wharf_outbound::route::RouterConfig,
 }
 
+/// What certificates of other servers must chain to: the system bundle plus `[outbound] ca_file`
+/// (receiving MXs, MTA-STS policy hosts, TLS-RPT report endpoints).
+pub fn outbound_anchors(cfg: &Loaded) -> anyhow::Result<wharf_outbound::TrustAnchors> {
+    let anchors = wharf_outbound::TrustAnchors::system();
+    match &cfg.config.outbound.ca_file {
+        Some(file) => anchors
+            .with_pem_file(&cfg.resolve(file))
+            .map_err(|e| anyhow::anyhow!("outbound.ca_file: {e}")),
+        None => Ok(anchors),
+    }
+}
+
 pub fn outbound_settings(cfg: &Loaded, hostname: &str) -> anyhow::Result<OutboundSettings> {
     use anyhow::Context as _;
     use wharf_outbound::route::{Relay, RouterConfig};
-    use wharf_outbound::{ClientConfig, QueueConfig, TrustAnchors};
+    use wharf_outbound::{ClientConfig, QueueConfig};
 
     let o = &cfg.config.outbound;
     let mut queue = QueueConfig::new(hostname);
@@ -117,13 +129,7 @@ pub fn outbound_settings(cfg: &Loaded, hostname: &str) -> anyhow::Result<Outboun
     queue.lease = Duration::from_secs(o.lease);
     queue.batch = o.batch;
 
-    let mut anchors = TrustAnchors::system();
-    if let Some(file) = &o.ca_file {
-        let path = cfg.resolve(file);
-        anchors = anchors
-            .with_pem_file(&path)
-            .map_err(|e| anyhow::anyhow!("outbound.ca_file: {e}"))?;
-    }
+    let anchors = outbound_anchors(cfg)?;
     let mut client = ClientConfig::new(hostname);
     client.tls = o.tls;
     client.anchors = anchors.clone();

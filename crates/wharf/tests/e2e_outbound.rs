@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::{Env, Server};
 use mail_auth::DkimResult;
+use wharf_testkit::tls::{TestCert, https_sink};
 use wharf_testkit::{Zone, dkim_results, start_dns};
 
 const PASSWORD: &str = "correct horse battery outbound";
@@ -221,20 +222,31 @@ async fn submission_on_a_reaches_b_over_starttls_dkim_signed_and_5xx_bounces_hom
     b.start();
     let mut a = Node::new("a.test", &["alice"]);
     let keys = dkim_records(&a.env, "a.test");
+    // b.test takes its TLS-RPT reports by mail and by HTTPS POST (RFC 8460 §3).
+    let report_cert = TestCert::new("tlsrpt.b.test", &[]);
+    let (report_port, mut posted) = https_sink(&report_cert, "200 OK").await;
     let mut zone = Zone::default()
         .mx("b.test", 10, "mail.b.test")
         .a("mail.b.test", "127.0.0.1")
-        .txt("_smtp._tls.b.test", "v=TLSRPTv1; rua=mailto:tlsrpt@b.test");
+        .a("tlsrpt.b.test", "127.0.0.1")
+        .txt(
+            "_smtp._tls.b.test",
+            &format!(
+                "v=TLSRPTv1; rua=mailto:tlsrpt@b.test,https://tlsrpt.b.test:{report_port}/v1/tlsrpt"
+            ),
+        );
     for (name, value) in &keys {
         zone = zone.txt(name, value);
     }
     let dns = start_dns(zone).await;
     // A counts its TLS sessions for TLS-RPT (RFC 8460) reports to the domains it sends to.
+    let ca_file = report_cert.write_pem(a.env.path());
     a.configure(
         0,
         &format!(
-            "{}\n[reports]\ntls_rpt = true",
-            outbound_keys(dns, b.port("smtp"))
+            "{}ca_file = \"{}\"\n[reports]\ntls_rpt = true",
+            outbound_keys(dns, b.port("smtp")),
+            ca_file.display()
         ),
     );
     a.start();
@@ -329,6 +341,39 @@ async fn submission_on_a_reaches_b_over_starttls_dkim_signed_and_5xx_bounces_hom
     );
     assert_eq!(json["organization-name"], "a.test", "{json}");
     assert!(queue_cmd(&a.env, &["list"]).contains("tlsrpt@b.test"));
+    // The same report, posted gzipped to the https: destination, its certificate verified.
+    assert!(
+        out.lines().any(|l| l
+            == format!(
+                "tlsrpt b.test: 1 policies posted to https://tlsrpt.b.test:{report_port}/v1/tlsrpt (HTTP 200)"
+            )),
+        "{out}"
+    );
+    let post = posted.try_recv().expect("one POST");
+    assert!(
+        post.head.starts_with("POST /v1/tlsrpt HTTP/1.1\r\n"),
+        "{}",
+        post.head
+    );
+    assert!(
+        post.head
+            .contains("\r\nContent-Type: application/tlsrpt+gzip\r\n"),
+        "{}",
+        post.head
+    );
+    let mut json = String::new();
+    std::io::Read::read_to_string(
+        &mut mail_auth::flate2::read::GzDecoder::new(&post.body[..]),
+        &mut json,
+    )
+    .unwrap();
+    let posted_json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let saved_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        posted_json, saved_json,
+        "the posted report is the saved one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
