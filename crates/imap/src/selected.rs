@@ -25,6 +25,69 @@ pub(crate) struct Selected {
     pub pending_expunge: BTreeSet<Uid>,
     /// An event arrived (or this session changed something): pull `changes_since` before replying.
     pub dirty: bool,
+    /// The keywords the last untagged FLAGS announced.
+    pub keywords: KeywordSet,
+}
+
+/// The keywords a session has announced in FLAGS and PERMANENTFLAGS. A client may only see a
+/// keyword in a FETCH after it was announced (RFC 9051 §7.3.5: FLAGS is sent again when the set
+/// of defined flags grows), and it is compared without regard to case, as keywords are.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct KeywordSet {
+    /// By upper-cased keyword, as first seen.
+    known: std::collections::BTreeMap<String, String>,
+}
+
+impl KeywordSet {
+    /// Whether `keyword` is new.
+    pub fn insert(&mut self, keyword: &str) -> bool {
+        let key = keyword.to_ascii_uppercase();
+        if self.known.contains_key(&key) {
+            return false;
+        }
+        self.known.insert(key, keyword.to_string());
+        true
+    }
+
+    /// `* FLAGS (…)` and `* OK [PERMANENTFLAGS (…)]` for the set.
+    pub fn write_flags(&self, read_only: bool, out: &mut Output) {
+        let mut kw = String::new();
+        for k in self.known.values() {
+            kw.push(' ');
+            kw.push_str(k);
+        }
+        out.extend_from_slice(
+            format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})\r\n").as_bytes(),
+        );
+        if read_only {
+            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else {
+            out.extend_from_slice(
+                format!(
+                    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] Flags permitted\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+    }
+}
+
+impl Selected {
+    /// Announces the keywords of the messages `uids` not announced yet, before a FETCH shows
+    /// them.
+    pub fn announce_keywords(&mut self, uids: impl IntoIterator<Item = Uid>, out: &mut Output) {
+        let mut grew = false;
+        for u in uids {
+            if let Some(i) = self.index_of(u) {
+                for k in &self.msgs[i].keywords {
+                    grew |= self.keywords.insert(k);
+                }
+            }
+        }
+        if grew {
+            self.keywords.write_flags(self.read_only, out);
+        }
+    }
 }
 
 impl Selected {
@@ -181,6 +244,11 @@ impl Session {
                         }
                     }
                     sel.modseq = sel.modseq.max(ch.highest_modseq);
+                    let arrived: Vec<Uid> = sel.msgs[before.min(sel.msgs.len())..]
+                        .iter()
+                        .map(|m| m.uid)
+                        .collect();
+                    sel.announce_keywords(flag_changes.iter().copied().chain(arrived), out);
                     for u in flag_changes {
                         if sel.pending_expunge.contains(&u) {
                             continue;

@@ -82,3 +82,29 @@ async fn expunge_by_another_session_waits_for_an_allowed_moment() {
     let r = b.cmd("g NOOP").await;
     assert!(r.contains("* 3 EXPUNGE\r\n"), "{r}");
 }
+
+#[tokio::test]
+async fn fetch_of_a_message_expunged_elsewhere_but_not_yet_announced_says_expungeissued() {
+    let (env, mut t) = five_messages().await;
+    // Another session expunged UID 3; its announcement has not reached this session yet.
+    env.mem.drop_data_unannounced(env.alice, "INBOX", 3);
+    let r = t
+        .cmd("a FETCH 1:5 (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    // The other messages are sent; the command ends NO [EXPUNGEISSUED] (RFC 9051 §7.1), never
+    // [NONEXISTENT]: as far as the client knows, message 3 exists.
+    for n in [1, 2, 4, 5] {
+        assert!(r.contains(&format!("* {n} FETCH (UID {n} ")), "{r}");
+    }
+    assert!(!r.contains("* 3 FETCH"), "{r}");
+    assert!(
+        r.ends_with("a NO [EXPUNGEISSUED] Some messages were expunged\r\n"),
+        "{r}"
+    );
+    // Flags and UIDs need no message data: that FETCH is whole.
+    let r = t.cmd("b FETCH 3 (UID FLAGS)").await;
+    assert!(r.ends_with("b OK FETCH completed\r\n"), "{r}");
+    // A streamed body read the same way.
+    let r = t.cmd("c FETCH 3 BODY.PEEK[]").await;
+    assert!(r.contains("c NO [EXPUNGEISSUED]"), "{r}");
+}

@@ -5,7 +5,7 @@
 
 use tracing::warn;
 use wharf_mime::{Section, SectionSpec, Summary};
-use wharf_store::{FlagOp, Flags, MessageContent, MessageEntry};
+use wharf_store::{FlagOp, Flags, MessageContent, MessageEntry, StoreError};
 
 use crate::backend::BodyReader;
 use crate::output::{BodyPiece, Output};
@@ -102,6 +102,16 @@ fn section_label(s: &Section) -> String {
         }
     }
     parts.join(".")
+}
+
+/// A message this session still shows whose row is gone was expunged by another session that
+/// this one has not yet announced: RFC 9051 §7.1 `EXPUNGEISSUED`, not `NONEXISTENT` (the client
+/// asked for a message that, as far as it may know, exists).
+fn lost_message(e: StoreError) -> Done {
+    match e {
+        StoreError::NotFound(_) => Done::no(Some("EXPUNGEISSUED"), "Some messages were expunged"),
+        other => Done::store(other),
+    }
 }
 
 fn partial_slice(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
@@ -327,7 +337,7 @@ impl Session {
             let content = match content {
                 Some(Ok(c)) => c,
                 Some(Err(e)) => {
-                    job.failure = Some(Done::store(e));
+                    job.failure = Some(lost_message(e));
                     continue;
                 }
                 None if needs_raw || needs_summary => {
@@ -404,7 +414,7 @@ impl Session {
                         match self.backend.messages.open_body(m.message_id).await {
                             Ok(b) => body = Some(streamed_literal(&mut p, b, None)),
                             Err(e) => {
-                                job.failure = Some(Done::store(e));
+                                job.failure = Some(lost_message(e));
                                 continue 'messages;
                             }
                         }
@@ -444,7 +454,7 @@ impl Session {
                             match self.backend.messages.open_body(m.message_id).await {
                                 Ok(b) => body = Some(streamed_literal(&mut p, b, *partial)),
                                 Err(e) => {
-                                    job.failure = Some(Done::store(e));
+                                    job.failure = Some(lost_message(e));
                                     continue 'messages;
                                 }
                             }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use wharf_store::{Flags, Mailbox, SpecialUse, StoreError};
 
 use crate::output::Output;
-use crate::selected::Selected;
+use crate::selected::{KeywordSet, Selected};
 use crate::session::{Done, Session, State};
 use crate::syntax::{StatusItem, response};
 
@@ -74,34 +74,16 @@ impl Session {
                 Err(e) => return Done::store(e),
             }
         };
-        let mut keywords: BTreeSet<String> =
-            STANDARD_KEYWORDS.iter().map(|s| s.to_string()).collect();
+        let mut keywords = KeywordSet::default();
+        for k in STANDARD_KEYWORDS {
+            keywords.insert(k);
+        }
         for m in &msgs {
             for k in &m.keywords {
-                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
-                    keywords.insert(k.clone());
-                }
+                keywords.insert(k);
             }
         }
-        let kw: Vec<String> = keywords.into_iter().collect();
-        out.extend_from_slice(
-            format!(
-                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {})\r\n",
-                kw.join(" ")
-            )
-            .as_bytes(),
-        );
-        if read_only {
-            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-        } else {
-            out.extend_from_slice(
-                format!(
-                    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft {} \\*)] Flags permitted\r\n",
-                    kw.join(" ")
-                )
-                .as_bytes(),
-            );
-        }
+        keywords.write_flags(read_only, out);
         out.extend_from_slice(format!("* {} EXISTS\r\n", msgs.len()).as_bytes());
         if !self.rev2 {
             out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
@@ -134,6 +116,7 @@ impl Session {
             recent,
             pending_expunge: BTreeSet::new(),
             dirty: true,
+            keywords,
         });
         self.state = State::Selected;
         if read_only {

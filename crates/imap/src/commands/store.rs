@@ -84,6 +84,8 @@ impl Session {
                 m.modseq = m.modseq.max(u.modseq);
             }
         }
+        // Announced even for .SILENT: the client's next FETCH FLAGS may show them.
+        sel.announce_keywords(uids.iter().copied(), out);
         if !silent {
             for u in &uids {
                 if let Some(i) = sel.index_of(*u) {

@@ -133,6 +133,21 @@ impl Memory {
             .unwrap_or(0)
     }
 
+    /// What a session sees between another session's expunge and its announcement: the
+    /// message's data is gone while this session's index still lists it.
+    pub fn drop_data_unannounced(&self, account: AccountId, mailbox: &str, uid: Uid) {
+        let mut st = self.lock();
+        let id = st
+            .mailboxes
+            .values()
+            .find(|m| m.mailbox.account_id == account && m.mailbox.name == mailbox)
+            .and_then(|m| m.msgs.iter().find(|e| e.uid == uid))
+            .map(|e| e.message_id);
+        if let Some(id) = id {
+            st.blobs.remove(&id);
+        }
+    }
+
     fn publish(st: &mut State, account: AccountId, ev: MailboxEvent) {
         if let Some(tx) = st.events.get(&account) {
             let _ = tx.send(ev);
