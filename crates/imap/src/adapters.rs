@@ -58,8 +58,11 @@ impl Mailboxes for StoreMailboxes {
     async fn rename(&self, account: AccountId, id: MailboxId, new_name: &str) -> Result<()> {
         self.store.rename_mailbox(account, id, new_name).await
     }
-    async fn set_subscribed(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()> {
-        self.store.set_subscribed(account, id, on).await
+    async fn set_subscribed(&self, account: AccountId, name: &str, on: bool) -> Result<()> {
+        self.store.set_subscribed(account, name, on).await
+    }
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.store.subscriptions(account).await
     }
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.store.mailbox_status(id).await

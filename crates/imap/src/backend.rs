@@ -42,7 +42,10 @@ pub trait Mailboxes: Send + Sync {
     async fn delete(&self, account: AccountId, id: MailboxId) -> Result<()>;
     /// Renames the mailbox and its children, keeping ids and UIDVALIDITY.
     async fn rename(&self, account: AccountId, id: MailboxId, new_name: &str) -> Result<()>;
-    async fn set_subscribed(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()>;
+    /// Subscriptions are names: one may outlive its mailbox or precede it (RFC 9051 §6.3.7).
+    async fn set_subscribed(&self, account: AccountId, name: &str, on: bool) -> Result<()>;
+    /// The subscribed names, sorted.
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus>;
 }
 

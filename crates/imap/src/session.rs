@@ -177,6 +177,7 @@ impl Done {
             StoreError::NotFound(_) => Done::no(Some("NONEXISTENT"), "No such mailbox or message"),
             StoreError::AlreadyExists(_) => Done::no(Some("ALREADYEXISTS"), "Already exists"),
             StoreError::OverQuota => Done::no(Some("OVERQUOTA"), "Quota exceeded"),
+            StoreError::Limit(m) => Done::no(Some("LIMIT"), m),
             StoreError::Invalid(m) => Done::no(Some("CANNOT"), m),
             StoreError::Unavailable(why) => {
                 warn!(error = %why, "store unavailable");

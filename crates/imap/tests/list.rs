@@ -74,3 +74,93 @@ async fn unusual_atoms_list_nothing() {
     let r = t.cmd("e LIST \"\" INBOX").await;
     assert!(r.contains("\"INBOX\"") || r.contains(" INBOX\r\n"), "{r}");
 }
+
+/// Subscriptions are names: DELETE leaves the name subscribed, and LIST (SUBSCRIBED) reports it
+/// as \NonExistent until it is unsubscribed (RFC 9051 §6.3.7, RFC 5258 §3.1).
+#[tokio::test]
+async fn a_deleted_mailbox_stays_subscribed_as_nonexistent() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    t.cmd("a CREATE Old").await;
+    t.cmd("b SUBSCRIBE Old").await;
+    assert!(t.cmd("c DELETE Old").await.starts_with("c OK"));
+    let r = t.cmd("d LIST (SUBSCRIBED) \"\" *").await;
+    assert!(
+        r.contains("* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" Old\r\n"),
+        "{r}"
+    );
+    // Not a mailbox: a plain LIST leaves it out, LSUB shows it unselectable.
+    let r = t.cmd("e LIST \"\" *").await;
+    assert!(!r.contains(" Old\r\n"), "{r}");
+    let r = t.cmd("f LSUB \"\" *").await;
+    assert!(r.contains("* LSUB (\\Noselect) \"/\" Old\r\n"), "{r}");
+    // Created again, it is subscribed again.
+    t.cmd("g CREATE Old").await;
+    let r = t.cmd("h LIST \"\" Old RETURN (SUBSCRIBED)").await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren \\Subscribed) \"/\" Old\r\n"),
+        "{r}"
+    );
+    t.cmd("i DELETE Old").await;
+    // A name without a mailbox can be unsubscribed.
+    assert_eq!(
+        t.cmd("j UNSUBSCRIBE Old").await,
+        "j OK UNSUBSCRIBE completed\r\n"
+    );
+    let r = t.cmd("k LIST (SUBSCRIBED) \"\" *").await;
+    assert!(!r.contains("Old"), "{r}");
+    let r = t.cmd("l LSUB \"\" *").await;
+    assert!(!r.contains("Old"), "{r}");
+}
+
+/// RECURSIVEMATCH lists a parent with CHILDINFO only for subscribed children the pattern does
+/// not list themselves (RFC 5258 §3.5).
+#[tokio::test]
+async fn recursivematch_childinfo_only_for_children_not_listed() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    t.cmd("a CREATE Lists/Rust/Tokio").await;
+    t.cmd("b SUBSCRIBE Lists/Rust/Tokio").await;
+    // `*` lists the child itself: no parent line.
+    let r = t.cmd("c LIST (SUBSCRIBED RECURSIVEMATCH) \"\" *").await;
+    assert!(r.contains("\"/\" Lists/Rust/Tokio\r\n"), "{r}");
+    assert!(!r.contains("CHILDINFO"), "{r}");
+    // `%` does not: the top-level parent carries CHILDINFO.
+    let r = t.cmd("d LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %").await;
+    assert!(
+        r.contains("\"/\" Lists (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"),
+        "{r}"
+    );
+    // `Lists/%` lists neither child nor grandchild, so Lists/Rust carries it.
+    let r = t
+        .cmd("e LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Lists/%")
+        .await;
+    assert!(
+        r.contains("\"/\" Lists/Rust (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"),
+        "{r}"
+    );
+    // The subscription of a deleted child still counts.
+    t.cmd("f DELETE Lists/Rust/Tokio").await;
+    let r = t.cmd("g LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %").await;
+    assert!(
+        r.contains("\"/\" Lists (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"),
+        "{r}"
+    );
+}
+
+/// RENAME carries the subscriptions of the mailbox and its children.
+#[tokio::test]
+async fn rename_carries_subscriptions() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    t.cmd("a CREATE P/C").await;
+    t.cmd("b SUBSCRIBE P").await;
+    t.cmd("c SUBSCRIBE P/C").await;
+    assert!(t.cmd("d RENAME P Q").await.starts_with("d OK"));
+    let r = t.cmd("e LSUB \"\" *").await;
+    assert!(
+        r.contains("* LSUB () \"/\" Q\r\n") && r.contains("* LSUB () \"/\" Q/C\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains(" P"), "{r}");
+}

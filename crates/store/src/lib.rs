@@ -35,6 +35,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("over quota")]
     OverQuota,
+    /// A per-account bound other than the quota was reached (IMAP `NO [LIMIT]`).
+    #[error("limit reached: {0}")]
+    Limit(String),
     /// A CONDSTORE-style precondition failed or a concurrent change won; retrying may succeed.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -64,6 +67,10 @@ pub struct StoreConfig {
 }
 
 /// `StoreConfig::blob_grace` unless configured (`[store] blob_grace_secs`).
+/// Subscribed names one account may hold: subscriptions need no mailbox, so without a bound a
+/// client could store names without end.
+pub const MAX_SUBSCRIPTIONS: usize = 10_000;
+
 pub const DEFAULT_BLOB_GRACE: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// How long the PostgreSQL backend waits before answering `StoreError::Unavailable`, so that a
@@ -219,12 +226,12 @@ pub trait Store: Send + Sync + 'static {
     /// Renaming INBOX is the IMAP crate's job (create + move), not this.
     async fn rename_mailbox(&self, account: AccountId, id: MailboxId, new_name: &str)
     -> Result<()>;
-    async fn set_subscribed(
-        &self,
-        account: AccountId,
-        id: MailboxId,
-        subscribed: bool,
-    ) -> Result<()>;
+    /// Subscribes or unsubscribes a name. Subscriptions are names, independent of mailboxes: a
+    /// name may be subscribed before its mailbox exists and stays subscribed after it is deleted
+    /// (RFC 9051 §6.3.7); RENAME carries them along. At most [`MAX_SUBSCRIPTIONS`] per account.
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()>;
+    /// The account's subscribed names, sorted.
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
     async fn set_special_use(
         &self,
         account: AccountId,

@@ -116,7 +116,6 @@ pub struct Mailbox {
     /// Full UTF-8 path with `/` as delimiter; `INBOX` is always spelled so.
     pub name: String,
     pub special_use: Option<SpecialUse>,
-    pub subscribed: bool,
     pub uid_validity: u32,
     pub uid_next: Uid,
     pub highest_modseq: ModSeq,

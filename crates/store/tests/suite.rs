@@ -86,6 +86,7 @@ on_both_backends!(threads = 4;
     modseq_strictly_increases,
     expunge_leaves_tombstones,
     rename_keeps_uidvalidity,
+    subscriptions_are_names,
     recreated_mailbox_gets_new_uidvalidity,
     blob_refcounts_reach_zero,
     crash_leftovers_are_swept_on_open,
@@ -394,6 +395,65 @@ async fn rename_keeps_uidvalidity(b: Backend) {
     ));
     let inbox = h.mailbox(a.id, "INBOX").await;
     assert!(s.rename_mailbox(a.id, inbox.id, "Old").await.is_err());
+}
+
+async fn subscriptions_are_names(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("subs@example.com", 0).await;
+    let other = h.account("other@example.com", 0).await;
+    let s = &h.store;
+    // The default mailboxes start subscribed.
+    let defaults = s.subscriptions(a.id).await.unwrap();
+    assert!(defaults.contains(&"INBOX".to_string()), "{defaults:?}");
+    let work = s.create_mailbox(a.id, "Work", None).await.unwrap();
+    let child = s.create_mailbox(a.id, "Work/Wharf", None).await.unwrap();
+    s.set_subscribed(a.id, "Work", true).await.unwrap();
+    s.set_subscribed(a.id, "Work/Wharf", true).await.unwrap();
+    s.set_subscribed(a.id, "Work", true).await.unwrap(); // twice is once
+    // Renamed into its own subtree, the overlapping names all follow.
+    s.rename_mailbox(a.id, work.id, "Work/Inner").await.unwrap();
+    let subs = s.subscriptions(a.id).await.unwrap();
+    assert!(subs.contains(&"Work/Inner".to_string()), "{subs:?}");
+    assert!(subs.contains(&"Work/Inner/Wharf".to_string()), "{subs:?}");
+    assert!(
+        !subs.iter().any(|n| n == "Work" || n == "Work/Wharf"),
+        "{subs:?}"
+    );
+    // Deleting the mailbox keeps its name subscribed.
+    s.delete_mailbox(a.id, child.id).await.unwrap();
+    assert!(
+        s.subscriptions(a.id)
+            .await
+            .unwrap()
+            .contains(&"Work/Inner/Wharf".to_string())
+    );
+    s.set_subscribed(a.id, "Work/Inner/Wharf", false)
+        .await
+        .unwrap();
+    assert!(
+        !s.subscriptions(a.id)
+            .await
+            .unwrap()
+            .contains(&"Work/Inner/Wharf".to_string())
+    );
+    // INBOX in any case is INBOX; bad names are refused; accounts are apart.
+    s.set_subscribed(a.id, "inbox", false).await.unwrap();
+    assert!(
+        !s.subscriptions(a.id)
+            .await
+            .unwrap()
+            .contains(&"INBOX".to_string())
+    );
+    assert!(s.set_subscribed(a.id, "a//b", true).await.is_err());
+    assert!(
+        !s.subscriptions(other.id)
+            .await
+            .unwrap()
+            .contains(&"Work/Inner".to_string())
+    );
+    // They go with the account.
+    s.delete_account(a.id).await.unwrap();
+    assert!(s.subscriptions(a.id).await.unwrap().is_empty());
 }
 
 async fn recreated_mailbox_gets_new_uidvalidity(b: Backend) {
@@ -1246,4 +1306,26 @@ async fn mixed_concurrent_writers_never_deadlock(b: Backend) {
         }
         assert_eq!(h.store.quota_used(*id).await.unwrap(), total);
     }
+}
+
+/// Subscriptions need no mailbox, so their number is bounded per account.
+#[tokio::test]
+async fn subscriptions_are_bounded() {
+    let h = Harness::new(Backend::Sqlite).await;
+    let a = h.account("many@example.com", 0).await;
+    let s = &h.store;
+    let have = s.subscriptions(a.id).await.unwrap().len();
+    for i in have..MAX_SUBSCRIPTIONS {
+        s.set_subscribed(a.id, &format!("n{i}"), true)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        s.set_subscribed(a.id, "one-more", true).await,
+        Err(StoreError::Limit(_))
+    ));
+    // One already there may be subscribed again; one dropped makes room.
+    s.set_subscribed(a.id, "n9999", true).await.unwrap();
+    s.set_subscribed(a.id, "n9999", false).await.unwrap();
+    s.set_subscribed(a.id, "one-more", true).await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! LIST (with LIST-EXTENDED selection and return options, LIST-STATUS, SPECIAL-USE and
 //! CHILDREN attributes) and LSUB.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use wharf_store::Mailbox;
 
@@ -9,12 +9,14 @@ use crate::output::Output;
 use crate::session::{Done, Session, normalize_inbox};
 use crate::syntax::{ListReturn, ListSelect, response};
 
-/// One name in the hierarchy: a real mailbox or a parent that only exists implicitly.
+/// One name in the hierarchy: a real mailbox, a parent that only exists implicitly, or (when
+/// subscriptions are listed) a subscribed name whose mailbox does not exist.
+#[derive(Default)]
 struct Node<'a> {
     mailbox: Option<&'a Mailbox>,
+    /// Some mailbox that exists lies below.
     has_children: bool,
-    /// Some descendant is subscribed (RECURSIVEMATCH CHILDINFO).
-    child_subscribed: bool,
+    subscribed: bool,
 }
 
 /// IMAP wildcard match: `*` matches anything, `%` anything but the delimiter.
@@ -84,22 +86,40 @@ impl Session {
                 pats.push(x);
             }
         }
-        let tree = build_tree(&mailboxes);
         let subscribed_only = select.subscribed;
         let return_subscribed = ret.subscribed || select.subscribed;
-        for (name, node) in &tree {
-            let matches = pats.iter().any(|p| {
+        let subscriptions = if return_subscribed {
+            match self
+                .backend
+                .mailboxes
+                .subscriptions(self.account_id())
+                .await
+            {
+                Ok(s) => s.into_iter().collect(),
+                Err(e) => return Done::store(e),
+            }
+        } else {
+            BTreeSet::new()
+        };
+        let tree = build_tree(&mailboxes, &subscriptions, subscribed_only);
+        let matches = |name: &str| {
+            pats.iter().any(|p| {
                 wildcard_match(p.as_bytes(), name.as_bytes())
                     || (p.to_ascii_uppercase().starts_with("INBOX")
                         && wildcard_match(normalize_inbox(p).as_bytes(), name.as_bytes()))
-            });
-            if !matches {
+            })
+        };
+        for (name, node) in &tree {
+            if !matches(name) {
                 continue;
             }
-            let subscribed = node.mailbox.is_some_and(|m| m.subscribed);
+            let subscribed = node.subscribed;
             let mut childinfo = false;
             if subscribed_only && !subscribed {
-                if select.recursive_match && node.child_subscribed {
+                // RFC 5258 §3.5: a parent is listed for its subscribed descendants only when
+                // they are not listed themselves, i.e. do not match the pattern.
+                if select.recursive_match && descendants(&subscriptions, name).any(|d| !matches(d))
+                {
                     childinfo = true;
                 } else {
                     continue;
@@ -159,15 +179,27 @@ impl Session {
         let Some(pat) = self.full_pattern(reference, pattern) else {
             return Done::ok("LSUB completed");
         };
-        let tree = build_tree(&mailboxes);
+        let subscriptions: BTreeSet<String> = match self
+            .backend
+            .mailboxes
+            .subscriptions(self.account_id())
+            .await
+        {
+            Ok(s) => s.into_iter().collect(),
+            Err(e) => return Done::store(e),
+        };
+        let tree = build_tree(&mailboxes, &subscriptions, true);
         for (name, node) in &tree {
             if !wildcard_match(pat.as_bytes(), name.as_bytes()) {
                 continue;
             }
-            let subscribed = node.mailbox.is_some_and(|m| m.subscribed);
-            let attrs = if subscribed {
+            // A subscribed name whose mailbox is gone, or a parent listed for a subscribed
+            // child the pattern's trailing `%` hides (RFC 3501 §6.3.9), cannot be selected.
+            let attrs = if node.subscribed && node.mailbox.is_some() {
                 ""
-            } else if node.child_subscribed && pat.ends_with('%') {
+            } else if node.subscribed
+                || (pat.ends_with('%') && descendants(&subscriptions, name).next().is_some())
+            {
                 "\\Noselect"
             } else {
                 continue;
@@ -181,29 +213,46 @@ impl Session {
     }
 }
 
-fn build_tree(mailboxes: &[Mailbox]) -> BTreeMap<String, Node<'_>> {
-    let mut tree: BTreeMap<String, Node<'_>> = BTreeMap::new();
+/// Every name listed: existing mailboxes and their implicit parents, flagged as subscribed or
+/// not; with `with_subscriptions`, also subscribed names without a mailbox and their parents.
+fn build_tree<'a>(
+    mailboxes: &'a [Mailbox],
+    subscriptions: &BTreeSet<String>,
+    with_subscriptions: bool,
+) -> BTreeMap<String, Node<'a>> {
+    let mut tree: BTreeMap<String, Node<'a>> = BTreeMap::new();
     for m in mailboxes {
-        tree.entry(m.name.clone())
-            .and_modify(|n| n.mailbox = Some(m))
-            .or_insert(Node {
-                mailbox: Some(m),
-                has_children: false,
-                child_subscribed: false,
-            });
-        let mut name = m.name.as_str();
-        while let Some(i) = name.rfind('/') {
-            name = &name[..i];
-            let n = tree.entry(name.to_string()).or_insert(Node {
-                mailbox: None,
-                has_children: false,
-                child_subscribed: false,
-            });
-            n.has_children = true;
-            if m.subscribed {
-                n.child_subscribed = true;
+        tree.entry(m.name.clone()).or_default().mailbox = Some(m);
+        for parent in parents(&m.name) {
+            tree.entry(parent.to_string()).or_default().has_children = true;
+        }
+    }
+    for name in subscriptions {
+        if let Some(node) = tree.get_mut(name) {
+            node.subscribed = true;
+        } else if with_subscriptions {
+            tree.entry(name.clone()).or_default().subscribed = true;
+            for parent in parents(name) {
+                tree.entry(parent.to_string()).or_default();
             }
         }
     }
     tree
+}
+
+/// `a/b/c` → `a/b`, `a`.
+fn parents(name: &str) -> impl Iterator<Item = &str> {
+    let mut rest = name;
+    std::iter::from_fn(move || {
+        let i = rest.rfind('/')?;
+        rest = &rest[..i];
+        Some(rest)
+    })
+}
+
+/// The names in `set` below `name` in the hierarchy.
+fn descendants<'s>(set: &'s BTreeSet<String>, name: &str) -> impl Iterator<Item = &'s String> {
+    let prefix = format!("{name}/");
+    set.range(prefix.clone()..)
+        .take_while(move |d| d.starts_with(&prefix))
 }

@@ -278,21 +278,23 @@ impl Session {
     }
 
     pub(crate) async fn subscribe(&mut self, name: &str, on: bool) -> Done {
-        let mb = match self.find_mailbox(name).await {
-            Ok(m) => m,
-            Err(d) => {
-                // Unsubscribing a name that no longer exists is harmless.
-                return if on {
-                    d
-                } else {
-                    Done::ok("UNSUBSCRIBE completed")
-                };
+        // Subscribing needs the mailbox (as Dovecot does); unsubscribing is by name, so that a
+        // name whose mailbox was deleted can still be dropped (RFC 9051 §6.3.7).
+        let name = if on {
+            match self.find_mailbox(name).await {
+                Ok(m) => m.name,
+                Err(d) => return d,
+            }
+        } else {
+            match self.mailbox_in(name) {
+                Ok(n) => n,
+                Err(_) => return Done::ok("UNSUBSCRIBE completed"),
             }
         };
         match self
             .backend
             .mailboxes
-            .set_subscribed(self.account_id(), mb.id, on)
+            .set_subscribed(self.account_id(), &name, on)
             .await
         {
             Ok(()) => Done::ok(if on {

@@ -43,6 +43,7 @@ struct State {
     modseq: ModSeq,
     uid_validity: u32,
     events: HashMap<AccountId, broadcast::Sender<MailboxEvent>>,
+    subscriptions: std::collections::BTreeSet<(AccountId, String)>,
 }
 
 /// How FETCH read message bodies, for the streaming tests.
@@ -91,11 +92,8 @@ impl Memory {
         drop(st);
         // As the store does: the default mailboxes, subscribed.
         for (name, role) in wharf_store::DEFAULT_MAILBOXES {
-            if let Ok(m) = self.create_sync(id, name, *role) {
-                let mut st = self.lock();
-                if let Some(mb) = st.mailboxes.get_mut(&m.id) {
-                    mb.mailbox.subscribed = true;
-                }
+            if self.create_sync(id, name, *role).is_ok() {
+                self.lock().subscriptions.insert((id, name.to_string()));
             }
         }
         id
@@ -190,7 +188,6 @@ impl Memory {
             account_id: account,
             name: name.to_string(),
             special_use,
-            subscribed: false,
             uid_validity: st.uid_validity,
             uid_next: 1,
             highest_modseq: 0,
@@ -472,28 +469,52 @@ impl Mailboxes for Memory {
             _ => return Err(StoreError::NotFound("mailbox".into())),
         };
         let prefix = format!("{old}/");
+        let mut renamed = Vec::new();
         for m in st.mailboxes.values_mut() {
             if m.mailbox.account_id != account {
                 continue;
             }
-            if m.mailbox.id == id {
-                m.mailbox.name = new_name.to_string();
+            let to = if m.mailbox.id == id {
+                new_name.to_string()
             } else if let Some(rest) = m.mailbox.name.strip_prefix(&prefix) {
-                m.mailbox.name = format!("{new_name}/{rest}");
-            }
+                format!("{new_name}/{rest}")
+            } else {
+                continue;
+            };
+            renamed.push((std::mem::replace(&mut m.mailbox.name, to.clone()), to));
+        }
+        // As the store does: subscriptions follow.
+        let carried: Vec<String> = renamed
+            .into_iter()
+            .filter(|(from, _)| st.subscriptions.remove(&(account, from.clone())))
+            .map(|(_, to)| to)
+            .collect();
+        for to in carried {
+            st.subscriptions.insert((account, to));
         }
         Self::publish(&mut st, account, MailboxEvent::MailboxesChanged);
         Ok(())
     }
 
-    async fn set_subscribed(&self, account: AccountId, id: MailboxId, on: bool) -> Result<()> {
+    async fn set_subscribed(&self, account: AccountId, name: &str, on: bool) -> Result<()> {
         let mut st = self.lock();
-        match st.mailboxes.get_mut(&id) {
-            Some(m) if m.mailbox.account_id == account => m.mailbox.subscribed = on,
-            _ => return Err(StoreError::NotFound("mailbox".into())),
+        if on {
+            st.subscriptions.insert((account, name.to_string()));
+        } else {
+            st.subscriptions.remove(&(account, name.to_string()));
         }
         Self::publish(&mut st, account, MailboxEvent::MailboxesChanged);
         Ok(())
+    }
+
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        let st = self.lock();
+        Ok(st
+            .subscriptions
+            .iter()
+            .filter(|(a, _)| *a == account)
+            .map(|(_, n)| n.clone())
+            .collect())
     }
 
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {

@@ -11,7 +11,7 @@ use crate::model::*;
 use crate::{Result, StoreError};
 
 const MAILBOX_COLUMNS: &str =
-    "id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq";
+    "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq";
 
 fn mailbox_from_row(r: &Row) -> Result<Mailbox> {
     let role: Option<String> = r.try_get("special_use")?;
@@ -20,7 +20,6 @@ fn mailbox_from_row(r: &Row) -> Result<Mailbox> {
         account_id: r.try_get("account_id")?,
         name: r.try_get("name")?,
         special_use: role.as_deref().and_then(SpecialUse::from_attribute),
-        subscribed: r.try_get::<i64, _>("subscribed")? != 0,
         uid_validity: to_u32(r.try_get("uid_validity")?, "uid_validity")?,
         uid_next: to_u32(r.try_get("uid_next")?, "uid_next")?,
         highest_modseq: to_u64(r.try_get("highest_modseq")?, "highest_modseq")?,
@@ -70,13 +69,12 @@ impl Shared {
         // UIDVALIDITY is a non-zero 32-bit number.
         let validity = (validity.rem_euclid(i64::from(u32::MAX))).max(1);
         let id: i64 = db::query_scalar(
-            "INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO mailboxes (account_id, name, special_use, uid_validity) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(account)
         .bind(name)
         .bind(role.map(|r| r.as_db().to_string()))
-        .bind(i64::from(subscribed))
         .bind(validity)
         .fetch_one(&mut *tx)
         .await
@@ -84,6 +82,9 @@ impl Shared {
             StoreError::AlreadyExists(_) => StoreError::AlreadyExists(format!("mailbox {name}")),
             other => other,
         })?;
+        if subscribed {
+            subscribe(tx, account, name).await?;
+        }
         Ok(id)
     }
 
@@ -218,14 +219,18 @@ impl Shared {
             .await?;
         let prefix = format!("{old}{HIERARCHY_DELIMITER}");
         let mut moves: Vec<(i64, String)> = Vec::new();
+        let mut renamed: Vec<(String, String)> = Vec::new();
         let mut staying: std::collections::HashSet<String> = std::collections::HashSet::new();
         for r in &all {
             let mid: i64 = r.try_get("id")?;
             let name: String = r.try_get("name")?;
             if mid == id {
                 moves.push((mid, new_name.clone()));
+                renamed.push((name, new_name.clone()));
             } else if let Some(rest) = name.strip_prefix(&prefix) {
-                moves.push((mid, format!("{new_name}{HIERARCHY_DELIMITER}{rest}")));
+                let to = format!("{new_name}{HIERARCHY_DELIMITER}{rest}");
+                moves.push((mid, to.clone()));
+                renamed.push((name, to));
             } else {
                 staying.insert(name);
             }
@@ -249,27 +254,73 @@ impl Shared {
                 .execute(&mut tx)
                 .await?;
         }
+        // Subscriptions follow the rename, as Dovecot's do: all removed first, then added, for
+        // the same overlap reason.
+        let mut carried = Vec::new();
+        for (old_name, new_name) in &renamed {
+            let n = db::query("DELETE FROM subscriptions WHERE account_id = $1 AND name = $2")
+                .bind(account)
+                .bind(old_name)
+                .execute(&mut tx)
+                .await?;
+            if n.rows_affected() > 0 {
+                carried.push(new_name);
+            }
+        }
+        for new_name in carried {
+            subscribe(&mut tx, account, new_name).await?;
+        }
         tx.commit().await?;
         self.announce(account, MailboxEvent::MailboxesChanged);
         Ok(())
     }
 
-    pub async fn set_subscribed(
-        &self,
-        account: AccountId,
-        id: MailboxId,
-        subscribed: bool,
-    ) -> Result<()> {
+    pub async fn set_subscribed(&self, account: AccountId, name: &str, on: bool) -> Result<()> {
+        let name = canonical_name(name)?;
         let mut tx = self.begin_write().await?;
-        self.owned_mailbox(&mut tx, account, id).await?;
-        db::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2")
-            .bind(i64::from(subscribed))
-            .bind(id)
-            .execute(&mut tx)
-            .await?;
+        if self.lock_account(&mut tx, account).await?.is_none() {
+            return Err(StoreError::NotFound(format!("account {account}")));
+        }
+        if on {
+            crate::names::check_mailbox_name(&name)?;
+            let count: i64 =
+                db::query_scalar("SELECT COUNT(*) FROM subscriptions WHERE account_id = $1")
+                    .bind(account)
+                    .fetch_one(&mut tx)
+                    .await?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= crate::MAX_SUBSCRIPTIONS {
+                let present: Option<i64> = db::query_scalar(
+                    "SELECT 1 FROM subscriptions WHERE account_id = $1 AND name = $2",
+                )
+                .bind(account)
+                .bind(&name)
+                .fetch_optional(&mut tx)
+                .await?;
+                if present.is_none() {
+                    return Err(StoreError::Limit(format!(
+                        "at most {} subscriptions",
+                        crate::MAX_SUBSCRIPTIONS
+                    )));
+                }
+            }
+            subscribe(&mut tx, account, &name).await?;
+        } else {
+            db::query("DELETE FROM subscriptions WHERE account_id = $1 AND name = $2")
+                .bind(account)
+                .bind(&name)
+                .execute(&mut tx)
+                .await?;
+        }
         tx.commit().await?;
         self.announce(account, MailboxEvent::MailboxesChanged);
         Ok(())
+    }
+
+    pub async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        db::query_scalar("SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name")
+            .bind(account)
+            .fetch_all(&self.reader)
+            .await
     }
 
     pub async fn set_special_use(
@@ -498,4 +549,17 @@ impl Shared {
             StoreError::Io(e)
         })
     }
+}
+
+/// Adds a subscription; one already there is left as it is.
+async fn subscribe(tx: &mut Tx, account: AccountId, name: &str) -> Result<()> {
+    db::query(
+        "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) \
+         ON CONFLICT (account_id, name) DO NOTHING",
+    )
+    .bind(account)
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

@@ -108,7 +108,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 5] = match dialect {
+    let files: [(i64, &'static str, &'static str); 6] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -134,6 +134,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 5,
                 "blob lifecycle",
                 include_str!("../../migrations/sqlite/0005_blob_lifecycle.sql"),
+            ),
+            (
+                6,
+                "subscriptions",
+                include_str!("../../migrations/sqlite/0006_subscriptions.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -161,6 +166,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 5,
                 "blob lifecycle",
                 include_str!("../../migrations/postgres/0005_blob_lifecycle.sql"),
+            ),
+            (
+                6,
+                "subscriptions",
+                include_str!("../../migrations/postgres/0006_subscriptions.sql"),
             ),
         ],
     };

@@ -102,13 +102,12 @@ impl Store for SqlStore {
     ) -> Result<()> {
         self.shared.rename_mailbox(account, id, new_name).await
     }
-    async fn set_subscribed(
-        &self,
-        account: AccountId,
-        id: MailboxId,
-        subscribed: bool,
-    ) -> Result<()> {
-        self.shared.set_subscribed(account, id, subscribed).await
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<()> {
+        self.shared.set_subscribed(account, name, subscribed).await
+    }
+
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.shared.subscriptions(account).await
     }
     async fn set_special_use(
         &self,

@@ -162,6 +162,7 @@ fn dup_error(e: &StoreError) -> StoreError {
         StoreError::AlreadyExists(m) => StoreError::AlreadyExists(m.clone()),
         StoreError::Invalid(m) => StoreError::Invalid(m.clone()),
         StoreError::OverQuota => StoreError::OverQuota,
+        StoreError::Limit(m) => StoreError::Limit(m.clone()),
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
         StoreError::Backend(m) => StoreError::Backend(m.clone()),
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
