@@ -109,6 +109,10 @@ pub struct SearchText {
     pub to: String,
     pub cc: String,
     pub bcc: String,
+    /// Every field of the message's header, one per line as `Name: value`: unfolded, and for
+    /// RFC 2047-encoded values followed by the decoded text (SEARCH TEXT covers the whole header,
+    /// RFC 9051 §6.4.4). At most 256 KiB.
+    pub headers: String,
     /// Text of every text/* part (HTML reduced to text), joined by newlines.
     pub body: String,
 }

@@ -5,7 +5,8 @@
 
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::html::html_to_text;
-use mail_parser::{Address, MessageParser};
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Address, HeaderValue, Message, MessageParser};
 
 use crate::SearchText;
 use crate::section::{decode_base64, decode_qp};
@@ -13,6 +14,8 @@ use crate::structure::Part;
 
 /// Bound on the body text kept for the full-text index.
 const MAX_BODY_TEXT: usize = 2 * 1024 * 1024;
+/// Bound on the header text kept for TEXT searches.
+const MAX_HEADER_TEXT: usize = 256 * 1024;
 /// Bound on the encoded bytes of one part that are decoded for text.
 const MAX_PART_INPUT: usize = 4 * 1024 * 1024;
 /// RFC 8970: a preview is at most 256 characters.
@@ -35,6 +38,7 @@ pub(crate) fn extract(raw: &[u8], root: &Part) -> Extracted {
         search.to = addresses(h.to());
         search.cc = addresses(h.cc());
         search.bcc = addresses(h.bcc());
+        search.headers = header_text(header, &h);
         sent_date = h.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp());
     }
     let mut body = String::new();
@@ -84,14 +88,48 @@ fn addresses(a: Option<&Address<'_>>) -> String {
     out
 }
 
+/// Each header field as `Name: value` on its own line, unfolded; a value with RFC 2047 encoded
+/// words is followed by its decoded text, so both spellings can be searched.
+fn header_text(header: &[u8], h: &Message<'_>) -> String {
+    let mut out = String::new();
+    for field in h.headers() {
+        let start = usize::try_from(field.offset_start).unwrap_or(usize::MAX);
+        let end = usize::try_from(field.offset_end).unwrap_or(usize::MAX);
+        let raw = String::from_utf8_lossy(header.get(start..end).unwrap_or_default());
+        let mut line = format!("{}:", field.name.as_str());
+        // Unfolding removes the line breaks and keeps the whitespace (RFC 5322 §2.2.3).
+        line.extend(raw.chars().filter(|c| *c != '\r' && *c != '\n'));
+        let line_end = line.trim_end().len();
+        line.truncate(line_end);
+        if raw.contains("=?") {
+            // Decoded as unstructured text whatever the field: the words are what is searched.
+            let mut value = raw.as_bytes().to_vec();
+            if !value.ends_with(b"\n") {
+                value.push(b'\n');
+            }
+            if let HeaderValue::Text(decoded) = MessageStream::new(&value).parse_unstructured() {
+                line.push(' ');
+                line.push_str(decoded.trim());
+            }
+        }
+        push_bounded_to(&mut out, &line, MAX_HEADER_TEXT);
+    }
+    out
+}
+
 fn push_bounded(out: &mut String, s: &str) {
-    if out.len() >= MAX_BODY_TEXT || s.is_empty() {
+    push_bounded_to(out, s, MAX_BODY_TEXT);
+}
+
+/// Appends `s` on a new line, cut (on a character boundary) so `out` stays within `max` bytes.
+fn push_bounded_to(out: &mut String, s: &str, max: usize) {
+    if out.len() >= max || s.is_empty() {
         return;
     }
     if !out.is_empty() {
         out.push('\n');
     }
-    let room = MAX_BODY_TEXT.saturating_sub(out.len());
+    let room = max.saturating_sub(out.len());
     let mut cut = s.len().min(room);
     while cut > 0 && !s.is_char_boundary(cut) {
         cut -= 1;

@@ -111,3 +111,32 @@ Content-Transfer-Encoding: base64\r\n\r\nc2VjcmV0IGJpbmFyeQ==\r\n--b--\r\n";
     assert!(a.search.body.contains("inner multi"));
     assert_eq!(a.preview, "");
 }
+
+#[test]
+fn every_header_field_is_searchable_text() {
+    let raw = b"From: a@example.org\r\nX-Tracking-Id: Zebra-42\r\nReceived: from relay.example\r\n by mx.example; Mon, 7 Feb 1994 21:52:25 -0800\r\nX-Note: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\nSubject: hi\r\n\r\nbody\r\n";
+    let h = analyze(raw).search.headers;
+    assert!(h.contains("X-Tracking-Id: Zebra-42"), "{h}");
+    // Folded lines are joined, their whitespace kept.
+    assert!(
+        h.contains("Received: from relay.example by mx.example;"),
+        "{h}"
+    );
+    // Encoded words are searchable as written and as decoded.
+    assert!(h.contains("=?UTF-8?Q?Gr=C3=BC=C3=9Fe?="), "{h}");
+    assert!(h.contains("Grüße"), "{h}");
+    assert!(h.contains("Subject: hi"), "{h}");
+    assert!(!h.contains("body"), "{h}");
+}
+
+#[test]
+fn header_text_is_bounded() {
+    let mut raw = Vec::new();
+    for i in 0..20_000 {
+        raw.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "v".repeat(40)).as_bytes());
+    }
+    raw.extend_from_slice(b"\r\nbody\r\n");
+    let h = analyze(&raw).search.headers;
+    assert!(h.len() <= 256 * 1024, "{}", h.len());
+    assert!(h.len() > 200 * 1024, "{}", h.len());
+}

@@ -326,6 +326,9 @@ pub trait Store: Send + Sync + 'static {
         field: TextField,
         needle: &str,
     ) -> Result<Vec<Uid>>;
+    /// Fills in the header search text of up to `batch` messages stored before it was kept
+    /// (migration 0007); how many were done, 0 once none is left.
+    async fn backfill_header_text(&self, batch: usize) -> Result<usize>;
 
     // ---- POP3 maildrop lock (RFC 1939), shared by every node ----
     /// Takes the account's maildrop lock for `owner` until `ttl_secs` from now; false if another

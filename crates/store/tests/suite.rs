@@ -98,6 +98,8 @@ on_both_backends!(threads = 4;
     recreated_mailbox_has_its_own_recent,
     search_text_is_substring_exact,
     search_text_by_index_or_by_scan_agree,
+    search_text_covers_every_header_field,
+    header_text_of_older_messages_is_backfilled,
     quota_is_enforced,
     maildrop_lock_exclusive_and_expiring,
     events_are_published,
@@ -1020,6 +1022,99 @@ async fn search_text_is_substring_exact(b: Backend) {
     assert_eq!(q(TextField::Subject, "hello").await, vec![m1.uid]);
     h.store.expunge_uids(inbox.id, &[m1.uid]).await.unwrap();
     assert_eq!(q(TextField::Body, "quick brown").await, Vec::<Uid>::new());
+}
+
+fn with_header(extra: &str) -> Bytes {
+    Bytes::from(format!(
+        "From: a@example.org\r\nTo: b@example.com\r\nSubject: plain\r\n{extra}\r\n\r\nnothing here\r\n"
+    ))
+}
+
+async fn search_text_covers_every_header_field(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("hdr@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let m1 = h
+        .append(inbox.id, with_header("X-Tracking-Id: Zebra-42"))
+        .await;
+    let m2 = h
+        .append(inbox.id, with_header("X-Note: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?="))
+        .await;
+    let s = &h.store;
+    let q = |f, n: &'static str| async move { s.search_text(inbox.id, f, n).await.unwrap() };
+    assert_eq!(q(TextField::Text, "zebra-42").await, vec![m1.uid]);
+    assert_eq!(q(TextField::Text, "x-tracking-id: zeb").await, vec![m1.uid]);
+    assert_eq!(q(TextField::Text, "grüße").await, vec![m2.uid]);
+    assert_eq!(
+        q(TextField::Text, "nothing here").await,
+        vec![m1.uid, m2.uid]
+    );
+    // BODY is the body alone.
+    assert_eq!(q(TextField::Body, "zebra").await, Vec::<Uid>::new());
+    assert_eq!(q(TextField::Body, "plain").await, Vec::<Uid>::new());
+}
+
+/// Runs one statement on the test store's database, beside the store.
+async fn raw_sql(h: &Harness, sql: &'static str) {
+    match h.files.backend() {
+        Backend::Sqlite => {
+            let path = h.files.config.url.strip_prefix("sqlite://").unwrap();
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&h.files.config.url)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn header_text_of_older_messages_is_backfilled(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("old@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let mut uids = Vec::new();
+    for i in 0..5 {
+        let o = h
+            .append(inbox.id, with_header(&format!("X-Ticket: Old-{i}-Ticket")))
+            .await;
+        uids.push(o.uid);
+    }
+    // As a store written before migration 0007 left them.
+    raw_sql(&h, "UPDATE message_text SET headers = NULL").await;
+    let s = &h.store;
+    assert!(
+        s.search_text(inbox.id, TextField::Text, "old-3-ticket")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Subject and addresses were searchable before and stay so.
+    assert_eq!(
+        s.search_text(inbox.id, TextField::Text, "plain")
+            .await
+            .unwrap(),
+        uids
+    );
+    assert_eq!(s.backfill_header_text(3).await.unwrap(), 3);
+    assert_eq!(s.backfill_header_text(3).await.unwrap(), 2);
+    assert_eq!(s.backfill_header_text(3).await.unwrap(), 0);
+    assert_eq!(
+        s.search_text(inbox.id, TextField::Text, "old-3-ticket")
+            .await
+            .unwrap(),
+        vec![uids[3]]
+    );
+    assert_eq!(
+        s.search_text(inbox.id, TextField::Text, "ticket")
+            .await
+            .unwrap(),
+        uids
+    );
 }
 
 async fn quota_is_enforced(b: Backend) {

@@ -52,6 +52,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         opened.store.clone(),
         Duration::from_secs(cfg.config.store.blob_grace_secs),
     );
+    let header_backfill = storage::spawn_header_text_backfill(opened.store.clone());
     let directory = Directory::new(opened.store, storage::directory_config(&cfg));
     let reports = &cfg.config.reports;
     if reports.dmarc_aggregate && !cfg.config.inbound.enabled {
@@ -155,6 +156,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         let _ = task.await;
     }
     blob_sweep.abort();
+    header_backfill.abort();
     info!("stopped");
     Ok(())
 }

@@ -47,6 +47,29 @@ pub fn spawn_blob_sweep(store: Arc<dyn Store>, grace: Duration) -> tokio::task::
     })
 }
 
+/// Fills in the header search text of messages stored before Wharf kept it, a batch at a time
+/// with pauses between, so an upgraded store serves while it catches up; ends when none is left.
+pub fn spawn_header_text_backfill(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+    const BATCH: usize = 200;
+    tokio::spawn(async move {
+        let mut done = 0usize;
+        loop {
+            match store.backfill_header_text(BATCH).await {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "store: header text backfill failed (retrying)");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if done > 0 {
+            tracing::info!(messages = done, "store: header search text backfilled");
+        }
+    })
+}
+
 pub fn directory_config(cfg: &Loaded) -> wharf_directory::DirectoryConfig {
     let d = &cfg.config.directory;
     wharf_directory::DirectoryConfig {

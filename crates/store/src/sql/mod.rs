@@ -108,7 +108,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 6] = match dialect {
+    let files: [(i64, &'static str, &'static str); 7] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -139,6 +139,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 6,
                 "subscriptions",
                 include_str!("../../migrations/sqlite/0006_subscriptions.sql"),
+            ),
+            (
+                7,
+                "header text",
+                include_str!("../../migrations/sqlite/0007_header_text.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -171,6 +176,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 6,
                 "subscriptions",
                 include_str!("../../migrations/postgres/0006_subscriptions.sql"),
+            ),
+            (
+                7,
+                "header text",
+                include_str!("../../migrations/postgres/0007_header_text.sql"),
             ),
         ],
     };

@@ -2,6 +2,7 @@
 //! case-insensitive substring check on the stored text, so that answers are exactly RFC 9051's.
 //! See `crate::text` for why the index can only narrow, never decide.
 
+use super::writer::TextColumns;
 use super::{Dialect, Shared, db, to_u32};
 use crate::Result;
 use crate::model::*;
@@ -15,6 +16,7 @@ fn columns(field: TextField) -> &'static [&'static str] {
             "to_addr",
             "cc_addr",
             "bcc_addr",
+            "headers",
             "body",
         ],
         TextField::Body => &["body"],
@@ -149,8 +151,9 @@ impl Shared {
         for row in rows {
             let mut hit = false;
             for i in 0..cols.len() {
-                let text: String = row.try_get(i + 1)?;
-                if contains_folded(&text, needle) {
+                // NULL: header text not yet backfilled (stored before migration 0007).
+                let text: Option<String> = row.try_get(i + 1)?;
+                if text.is_some_and(|t| contains_folded(&t, needle)) {
                     hit = true;
                     break;
                 }
@@ -163,5 +166,50 @@ impl Shared {
         // contract (ascending, unique) explicit.
         out.dedup();
         Ok(out)
+    }
+
+    /// Messages stored before migration 0007 have no header text, so SEARCH TEXT finds their
+    /// header fields only through subject and addresses. Fills in up to `batch` of them from
+    /// their bodies (the whole row is rewritten, and on PostgreSQL its tsvector); returns how
+    /// many were done, 0 once none is left. Safe on several nodes at once: a row filled twice
+    /// is filled with the same text.
+    pub async fn backfill_header_text(&self, batch: usize) -> Result<usize> {
+        let ids: Vec<i64> = db::query_scalar(
+            "SELECT message_id FROM message_text WHERE headers IS NULL ORDER BY message_id LIMIT $1",
+        )
+        .bind(i64::try_from(batch).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let columns = match self.message_raw(*id).await {
+                Ok(raw) => {
+                    let dialect = self.dialect;
+                    tokio::task::spawn_blocking(move || {
+                        TextColumns::new(&wharf_mime::analyze(&raw).search, dialect)
+                    })
+                    .await
+                    .map_err(|e| crate::StoreError::Backend(format!("text analysis task: {e}")))?
+                }
+                // Deleted meanwhile: its row went with it.
+                Err(crate::StoreError::NotFound(_)) => continue,
+                // Not retried forever: the row keeps the text it had, with an empty header.
+                Err(e) => {
+                    tracing::warn!(message = id, error = %e, "store: header text not backfilled");
+                    db::query("UPDATE message_text SET headers = '' WHERE message_id = $1")
+                        .bind(*id)
+                        .execute(&self.writer)
+                        .await?;
+                    continue;
+                }
+            };
+            rows.push((*id, columns));
+        }
+        let mut tx = self.begin_write().await?;
+        for (id, columns) in &rows {
+            columns.write(self.dialect, &mut tx, *id, true).await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len())
     }
 }

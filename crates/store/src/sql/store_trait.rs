@@ -255,6 +255,9 @@ impl Store for SqlStore {
     ) -> Result<Vec<Uid>> {
         self.shared.search_text(mailbox, field, needle).await
     }
+    async fn backfill_header_text(&self, batch: usize) -> Result<usize> {
+        self.shared.backfill_header_text(batch).await
+    }
 
     async fn lock_maildrop(&self, account: AccountId, owner: &str, ttl_secs: i64) -> Result<bool> {
         self.shared.lock_maildrop(account, owner, ttl_secs).await

@@ -48,10 +48,82 @@ pub(crate) struct Prepared {
     summary: Vec<u8>,
     preview: String,
     sent_date: Option<i64>,
-    /// Folded subject, from, to, cc, bcc, body (the `message_text` columns, in order).
-    text: [String; 6],
+    text: TextColumns,
+}
+
+/// A message's `message_text` row.
+pub(crate) struct TextColumns {
+    /// Folded subject, from, to, cc, bcc, headers, body (the `message_text` columns, in order).
+    text: [String; 7],
     /// PostgreSQL only: the tsvector input and whether it is the whole text.
     index: Option<(String, bool)>,
+}
+
+impl TextColumns {
+    pub(crate) fn new(s: &wharf_mime::SearchText, dialect: Dialect) -> TextColumns {
+        let text = [
+            fold(&s.subject),
+            fold(&s.from),
+            fold(&s.to),
+            fold(&s.cc),
+            fold(&s.bcc),
+            fold(&s.headers),
+            fold(&s.body),
+        ];
+        let index = match dialect {
+            Dialect::Postgres => Some(normalise_for_index(&text.each_ref().map(String::as_str))),
+            Dialect::Sqlite => None,
+        };
+        TextColumns { text, index }
+    }
+
+    /// Writes the row for `message_id`: inserted, or (`replace`) overwriting the one there.
+    pub(crate) async fn write(
+        &self,
+        dialect: Dialect,
+        tx: &mut Tx,
+        message_id: MessageId,
+        replace: bool,
+    ) -> Result<()> {
+        let [subject, from, to, cc, bcc, headers, body] = &self.text;
+        let sql = match (dialect, replace) {
+            (Dialect::Postgres, false) => {
+                "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, fts, fts_complete) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_tsvector('simple', $9), $10)"
+            }
+            (Dialect::Postgres, true) => {
+                "UPDATE message_text SET subject = $2, from_addr = $3, to_addr = $4, cc_addr = $5, bcc_addr = $6, \
+                 headers = $7, body = $8, fts = to_tsvector('simple', $9), fts_complete = $10 WHERE message_id = $1"
+            }
+            (Dialect::Sqlite, false) => {
+                "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            }
+            (Dialect::Sqlite, true) => {
+                "UPDATE message_text SET subject = $2, from_addr = $3, to_addr = $4, cc_addr = $5, bcc_addr = $6, \
+                 headers = $7, body = $8 WHERE message_id = $1"
+            }
+        };
+        let mut q = db::query(sql)
+            .bind(message_id)
+            .bind(subject)
+            .bind(from)
+            .bind(to)
+            .bind(cc)
+            .bind(bcc)
+            .bind(headers)
+            .bind(body);
+        if dialect == Dialect::Postgres {
+            let Some((index, complete)) = &self.index else {
+                return Err(StoreError::Backend(
+                    "message prepared without its index text".into(),
+                ));
+            };
+            q = q.bind(index).bind(i64::from(*complete));
+        }
+        q.execute(&mut *tx).await?;
+        Ok(())
+    }
 }
 
 pub(crate) struct WriteJob {
@@ -64,19 +136,7 @@ fn prepare(raw: Bytes, internal_date: i64, dialect: Dialect) -> Result<Prepared>
     let size =
         i64::try_from(raw.len()).map_err(|_| StoreError::Invalid("message too large".into()))?;
     let a = wharf_mime::analyze(&raw);
-    let s = &a.search;
-    let text = [
-        fold(&s.subject),
-        fold(&s.from),
-        fold(&s.to),
-        fold(&s.cc),
-        fold(&s.bcc),
-        fold(&s.body),
-    ];
-    let index = match dialect {
-        Dialect::Postgres => Some(normalise_for_index(&text.each_ref().map(String::as_str))),
-        Dialect::Sqlite => None,
-    };
+    let text = TextColumns::new(&a.search, dialect);
     Ok(Prepared {
         hash: crate::blob::blob_hash(&raw),
         raw,
@@ -86,7 +146,6 @@ fn prepare(raw: Bytes, internal_date: i64, dialect: Dialect) -> Result<Prepared>
         preview: a.preview.chars().filter(|c| *c != '\0').collect(),
         sent_date: a.sent_date,
         text,
-        index,
     })
 }
 
@@ -602,36 +661,5 @@ async fn insert_text(
     message_id: MessageId,
     m: &Prepared,
 ) -> Result<()> {
-    let [subject, from, to, cc, bcc, body] = &m.text;
-    let q = match (&m.index, shared.dialect) {
-        (Some((index, complete)), Dialect::Postgres) => db::query(
-            "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, body, fts, fts_complete) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, to_tsvector('simple', $8), $9)",
-        )
-        .bind(message_id)
-        .bind(subject)
-        .bind(from)
-        .bind(to)
-        .bind(cc)
-        .bind(bcc)
-        .bind(body)
-        .bind(index)
-        .bind(i64::from(*complete)),
-        (_, Dialect::Postgres) => {
-            return Err(StoreError::Backend("message prepared without its index text".into()));
-        }
-        (_, Dialect::Sqlite) => db::query(
-            "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(message_id)
-        .bind(subject)
-        .bind(from)
-        .bind(to)
-        .bind(cc)
-        .bind(bcc)
-        .bind(body),
-    };
-    q.execute(&mut *tx).await?;
-    Ok(())
+    m.text.write(shared.dialect, tx, message_id, false).await
 }
