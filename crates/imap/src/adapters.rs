@@ -106,11 +106,11 @@ impl Messages for StoreMessages {
         op: FlagOp,
         flags: Flags,
         keywords: &[String],
-    ) -> Result<Vec<FlagUpdate>> {
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
         self.store
-            .store_flags(mailbox, uids, op, flags, keywords, None)
+            .store_flags(mailbox, uids, op, flags, keywords, unchanged_since)
             .await
-            .map(|(updated, _)| updated)
     }
     async fn copy(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
         self.store.copy_messages(src, uids, dst).await

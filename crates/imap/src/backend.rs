@@ -85,7 +85,9 @@ pub trait Messages: Send + Sync {
     async fn raw(&self, message: MessageId) -> Result<Bytes>;
     /// The raw message as a reader, for FETCH to stream without holding it in memory.
     async fn open_body(&self, message: MessageId) -> Result<BodyReader>;
-    /// Applies a flag change to the given UIDs (missing ones skipped).
+    /// Applies a flag change to the given UIDs (missing ones skipped), one modseq for all.
+    /// With `unchanged_since`, messages whose modseq is above it are left alone and returned
+    /// second (RFC 7162 §3.1.3); the updates are those whose flags changed.
     async fn store_flags(
         &self,
         mailbox: MailboxId,
@@ -93,7 +95,8 @@ pub trait Messages: Send + Sync {
         op: FlagOp,
         flags: Flags,
         keywords: &[String],
-    ) -> Result<Vec<FlagUpdate>>;
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)>;
     async fn copy(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
     /// Copy then expunge from `src`, atomically (RFC 6851).
     async fn move_to(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;

@@ -260,9 +260,19 @@ impl Session {
                                 &m.keywords,
                                 !self.rev2 && sel.recent.contains(&m.uid),
                             );
+                            let modseq = if self.condstore {
+                                format!(" MODSEQ ({})", m.modseq)
+                            } else {
+                                String::new()
+                            };
                             out.extend_from_slice(
-                                format!("* {} FETCH (UID {} FLAGS {})\r\n", i + 1, m.uid, fl)
-                                    .as_bytes(),
+                                format!(
+                                    "* {} FETCH (UID {} FLAGS {}{modseq})\r\n",
+                                    i + 1,
+                                    m.uid,
+                                    fl
+                                )
+                                .as_bytes(),
                             );
                         }
                     }

@@ -223,6 +223,8 @@ async fn copy_body(conn: &mut Conn, mut body: BodyPiece) -> io::Result<()> {
             // The literal length is on the wire already: the connection cannot recover.
             return Err(short_body());
         }
+        // Streamed bodies go out as plain literals: no NUL (see `response::literal`).
+        crate::syntax::response::replace_nul(&mut chunk[..n]);
         conn.write_all(&chunk[..n]).await?;
         left -= n as u64;
     }

@@ -214,6 +214,9 @@ pub struct Session {
     pub(crate) rev2: bool,
     /// Mailbox names travel as UTF-8 (IMAP4rev2 or UTF8=ACCEPT).
     pub(crate) utf8: bool,
+    /// A CONDSTORE-enabling command was seen (RFC 7162 §3.1): untagged FETCHes carry UID and
+    /// MODSEQ from now on.
+    pub(crate) condstore: bool,
     pub(crate) selected: Option<Selected>,
     pub(crate) events: Option<broadcast::Receiver<MailboxEvent>>,
     pub(crate) bad_in_row: u32,
@@ -243,6 +246,7 @@ impl Session {
             account: None,
             rev2: false,
             utf8: false,
+            condstore: false,
             selected: None,
             events: None,
             bad_in_row: 0,
@@ -334,6 +338,7 @@ impl Session {
         let mut c = String::from("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID IDLE NAMESPACE");
         c.push_str(" UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE");
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
+        c.push_str(" CONDSTORE");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -534,7 +539,17 @@ impl Session {
             }
             _ if !authed => Done::bad("Command not valid before authentication"),
             K::Enable(caps) => self.enable(&caps, out),
-            K::Select { mailbox, read_only } => self.select(&mailbox, read_only, out).await,
+            K::Select {
+                mailbox,
+                read_only,
+                condstore,
+            } => {
+                if condstore {
+                    // Enabled before the SELECT, which then reports HIGHESTMODSEQ itself.
+                    self.condstore = true;
+                }
+                self.select(&mailbox, read_only, out).await
+            }
             K::Create {
                 mailbox,
                 special_use,
@@ -584,14 +599,26 @@ impl Session {
                 charset,
                 key,
             } => self.search(&tag, uid, ret, charset, key, out).await,
-            K::Fetch { uid, set, items } => self.fetch(&tag, uid, &set, &items, out).await,
+            K::Fetch {
+                uid,
+                set,
+                items,
+                changed_since,
+            } => {
+                self.fetch(&tag, uid, &set, &items, changed_since, out)
+                    .await
+            }
             K::Store {
                 uid,
                 set,
                 op,
                 silent,
                 flags,
-            } => self.store_cmd(uid, &set, op, silent, &flags, out).await,
+                unchanged_since,
+            } => {
+                self.store_cmd(uid, &set, op, silent, &flags, unchanged_since, out)
+                    .await
+            }
             K::Copy { uid, set, mailbox } => self.copy_move(uid, &set, &mailbox, false, out).await,
             K::Move { uid, set, mailbox } => self.copy_move(uid, &set, &mailbox, true, out).await,
         }
@@ -607,6 +634,9 @@ impl Session {
             } else if c.eq_ignore_ascii_case("UTF8=ACCEPT") && !enabled.contains(&"UTF8=ACCEPT") {
                 self.utf8 = true;
                 enabled.push("UTF8=ACCEPT");
+            } else if c.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
+                self.enable_condstore(out);
+                enabled.push("CONDSTORE");
             }
         }
         out.extend_from_slice(b"* ENABLED");
@@ -616,6 +646,20 @@ impl Session {
         }
         out.extend_from_slice(b"\r\n");
         Done::ok("ENABLE completed")
+    }
+
+    /// A CONDSTORE-enabling command (RFC 7162 §3.1): from now on untagged FETCHes carry MODSEQ,
+    /// and a mailbox already selected has its HIGHESTMODSEQ reported now (§3.1.2.1).
+    pub(crate) fn enable_condstore(&mut self, out: &mut Output) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(sel) = &self.selected {
+            out.extend_from_slice(
+                format!("* OK [HIGHESTMODSEQ {}] Highest\r\n", sel.modseq.max(1)).as_bytes(),
+            );
+        }
     }
 
     /// The session has ended (LOGOUT, or a BYE it sent); the loop closes the connection.

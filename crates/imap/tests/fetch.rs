@@ -235,3 +235,28 @@ async fn sections_that_need_parsing_still_load_the_message() {
         "{reads:?}"
     );
 }
+
+/// A message APPENDed with NUL octets (a literal8) is sent back in plain literals with each NUL
+/// as 0x80 (RFC 9051 §4.3 forbids NUL there; imaptest's append-binary); BINARY keeps them.
+#[tokio::test]
+async fn nul_octets_never_travel_in_a_plain_literal() {
+    let env = env().await;
+    let mut t = T::login(&env).await;
+    let msg = "Subject: nul\r\nContent-Type: text/plain\r\n\r\na\0b\r\n";
+    let r = t
+        .raw(format!("a APPEND INBOX ~{{{}+}}\r\n{msg}\r\n", msg.len()).as_bytes())
+        .await;
+    assert!(r.contains("a OK"), "{r}");
+    t.cmd("s SELECT INBOX").await;
+    for cmd in [
+        "b FETCH 1 BODY.PEEK[1]",
+        "c FETCH 1 BODY.PEEK[]",
+        "d FETCH 1 RFC822.TEXT",
+    ] {
+        let r = t.cmd(cmd).await;
+        assert!(!r.contains('\0'), "{cmd}: {r:?}");
+        assert!(r.contains("a\u{FFFD}b"), "{cmd}: {r:?}");
+    }
+    let r = t.cmd("e FETCH 1 BINARY.PEEK[1]").await;
+    assert!(r.contains("BINARY[1] ~{5}\r\na\0b\r\n"), "{r:?}");
+}

@@ -5,6 +5,56 @@
 use proptest::prelude::*;
 use wharf_imap::syntax::{CommandKind, SearchKey, SeqNum, SeqSet, parse_command};
 
+/// RFC 7162's modifiers and search key, as its examples write them.
+#[test]
+fn condstore_syntax() {
+    let c = parse_command(b"s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)\r\n").unwrap();
+    assert!(matches!(
+        c.kind,
+        CommandKind::Fetch {
+            changed_since: Some(12345),
+            ..
+        }
+    ));
+    let c =
+        parse_command(b"d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)\r\n")
+            .unwrap();
+    assert!(matches!(
+        c.kind,
+        CommandKind::Store {
+            unchanged_since: Some(320162338),
+            silent: true,
+            ..
+        }
+    ));
+    // 0 is a valid UNCHANGEDSINCE (it fails for every message), not a valid CHANGEDSINCE.
+    assert!(parse_command(b"a STORE 1 (UNCHANGEDSINCE 0) FLAGS ()\r\n").is_ok());
+    assert!(parse_command(b"a FETCH 1 FLAGS (CHANGEDSINCE 0)\r\n").is_err());
+    assert!(parse_command(b"a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)\r\n").is_err());
+    assert!(parse_command(b"a FETCH 1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)\r\n").is_err());
+    assert!(parse_command(b"a FETCH 1 FLAGS (BOGUS 1)\r\n").is_err());
+    let c = parse_command(b"a SELECT INBOX (CONDSTORE)\r\n").unwrap();
+    assert!(matches!(
+        c.kind,
+        CommandKind::Select {
+            condstore: true,
+            ..
+        }
+    ));
+    assert!(parse_command(b"a SELECT INBOX (BOGUS)\r\n").is_err());
+    let c = parse_command(b"a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n").unwrap();
+    assert!(matches!(
+        c.kind,
+        CommandKind::Search {
+            key: SearchKey::ModSeq(620162338),
+            ..
+        }
+    ));
+    let c = parse_command(b"a SEARCH OR NOT MODSEQ 720162338 LARGER 50000\r\n").unwrap();
+    assert!(matches!(c.kind, CommandKind::Search { .. }));
+    assert!(parse_command(b"a SEARCH MODSEQ \"/flags/x\" bogus 1\r\n").is_err());
+}
+
 #[test]
 fn parser_examples() {
     let c = parse_command(
@@ -17,8 +67,14 @@ fn parser_examples() {
     .unwrap();
     assert_eq!(c.tag, "a1");
     match c.kind {
-        CommandKind::Fetch { uid, set, items } => {
+        CommandKind::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+        } => {
             assert!(uid);
+            assert_eq!(changed_since, None);
             assert_eq!(set, SeqSet::Ranges(vec![(SeqNum::Num(1), SeqNum::Star)]));
             assert_eq!(items.len(), 2);
         }

@@ -146,15 +146,28 @@ impl Session {
         uid: bool,
         set: &SeqSet,
         items: &[FetchItem],
+        changed_since: Option<u64>,
         out: &mut Output,
     ) -> Done {
+        let mut items = items.to_vec();
+        if changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
+            self.enable_condstore(out);
+            // CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4.1).
+            if !items.contains(&FetchItem::ModSeq) {
+                items.push(FetchItem::ModSeq);
+            }
+        }
+        let items = &items[..];
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
         };
-        let idxs = match sel.resolve(set, uid, &self.saved) {
+        let mut idxs = match sel.resolve(set, uid, &self.saved) {
             Ok(i) => i,
             Err(m) => return Done::bad(m),
         };
+        if let Some(since) = changed_since {
+            idxs.retain(|&i| sel.msgs[i].modseq > since);
+        }
         let mb_id = sel.mailbox.id;
         let read_only = sel.read_only;
         // BODY[] / BODY.PEEK[] of the whole message is the raw blob as stored: no summary needed.
@@ -200,10 +213,10 @@ impl Session {
                 match self
                     .backend
                     .messages
-                    .store_flags(mb_id, &uids, FlagOp::Add, Flags::SEEN, &[])
+                    .store_flags(mb_id, &uids, FlagOp::Add, Flags::SEEN, &[], None)
                     .await
                 {
-                    Ok(updates) => {
+                    Ok((updates, _)) => {
                         if let Some(sel) = self.selected.as_mut() {
                             for u in updates {
                                 if let Some(i) = sel.index_of(u.uid) {
@@ -551,15 +564,35 @@ impl Session {
                     },
                 );
             }
-            if job.seen_now.contains(&m.uid) && !has_flags {
-                parts.push(Part {
-                    text: format!(
-                        "FLAGS {}",
-                        response::flag_list(m.flags, &m.keywords, recent)
-                    )
-                    .into_bytes(),
-                    body: None,
-                });
+            if job.seen_now.contains(&m.uid) {
+                if !has_flags {
+                    parts.push(Part {
+                        text: format!(
+                            "FLAGS {}",
+                            response::flag_list(m.flags, &m.keywords, recent)
+                        )
+                        .into_bytes(),
+                        body: None,
+                    });
+                }
+                // A flag change under CONDSTORE is reported with its UID and MODSEQ (§3.1).
+                if self.condstore {
+                    if !has_uid && !uid {
+                        parts.insert(
+                            0,
+                            Part {
+                                text: format!("UID {}", m.uid).into_bytes(),
+                                body: None,
+                            },
+                        );
+                    }
+                    if !items.contains(&FetchItem::ModSeq) {
+                        parts.push(Part {
+                            text: format!("MODSEQ ({})", m.modseq).into_bytes(),
+                            body: None,
+                        });
+                    }
+                }
             }
             out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
             for (k, part) in parts.into_iter().enumerate() {

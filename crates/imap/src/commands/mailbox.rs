@@ -99,15 +99,24 @@ impl Session {
         out.extend_from_slice(
             format!("* OK [UIDNEXT {}] Predicted next UID\r\n", status.uid_next).as_bytes(),
         );
+        // The mailbox row was read before the index, so every change up to its HIGHESTMODSEQ
+        // is in the index (expunges included, which leave no row to take a modseq from); later
+        // changes carry a higher modseq and the first sync (before the next reply) sends them.
+        let modseq = msgs
+            .iter()
+            .map(|m| m.modseq)
+            .max()
+            .unwrap_or(0)
+            .max(mb.highest_modseq)
+            .max(1);
+        // Sent whether or not CONDSTORE is enabled (RFC 7162 §3.1.2.1).
+        out.extend_from_slice(format!("* OK [HIGHESTMODSEQ {modseq}] Highest\r\n").as_bytes());
         if self.rev2 {
             let mut line = b"* LIST () \"/\" ".to_vec();
             response::astring(&mut line, &self.mailbox_out(&mb.name));
             line.extend_from_slice(b"\r\n");
             out.extend_from_slice(&line);
         }
-        // Changes after the index read carry a higher modseq than any row in it; the first
-        // sync (before the next command's reply) picks them up.
-        let modseq = msgs.iter().map(|m| m.modseq).max().unwrap_or(0);
         self.selected = Some(Selected {
             mailbox: mb,
             read_only,
@@ -312,6 +321,9 @@ impl Session {
         items: &[StatusItem],
         out: &mut Output,
     ) -> Done {
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.enable_condstore(out);
+        }
         let mb = match self.find_mailbox(name).await {
             Ok(m) => m,
             Err(d) => return d,

@@ -153,6 +153,7 @@ fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
         SearchKey::SentOn(d) => sent_date(ctx.pre.headers.get(&m.uid), m) == *d,
         SearchKey::SentSince(d) => sent_date(ctx.pre.headers.get(&m.uid), m) >= *d,
         SearchKey::Larger(n) => m.size > *n,
+        SearchKey::ModSeq(n) => m.modseq >= *n,
         SearchKey::Smaller(n) => m.size < *n,
         SearchKey::Header(name, value) => ctx.pre.headers.get(&m.uid).is_some_and(|b| {
             let needle = value.to_lowercase();
@@ -213,6 +214,13 @@ impl Session {
             && !cs.eq_ignore_ascii_case("US-ASCII")
         {
             return Done::no(Some("BADCHARSET (UTF-8 US-ASCII)"), "Unsupported charset");
+        }
+        let mut uses_modseq = false;
+        walk(&key, &mut |k| {
+            uses_modseq |= matches!(k, SearchKey::ModSeq(_))
+        });
+        if uses_modseq {
+            self.enable_condstore(out);
         }
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
@@ -284,6 +292,13 @@ impl Session {
             .map(|&i| if uid { sel.msgs[i].uid } else { i as u32 + 1 })
             .collect();
         let hit_uids: Vec<Uid> = hits.iter().map(|&i| sel.msgs[i].uid).collect();
+        // With a MODSEQ key the answer carries the highest mod-sequence of the messages it
+        // returns (RFC 7162 §3.1.5); MIN and MAX alone return only those two.
+        let highest_of = |idxs: &mut dyn Iterator<Item = usize>| {
+            idxs.map(|i| sel.msgs[i].modseq)
+                .max()
+                .filter(|_| uses_modseq)
+        };
         let ret = match ret {
             Some(r) if r.is_empty() => Some(vec![SearchReturn::All]),
             Some(r) => Some(r),
@@ -295,6 +310,9 @@ impl Session {
                 out.extend_from_slice(b"* SEARCH");
                 for n in &nums {
                     out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+                if let Some(h) = highest_of(&mut hits.iter().copied()) {
+                    out.extend_from_slice(format!(" (MODSEQ {h})").as_bytes());
                 }
                 out.extend_from_slice(b"\r\n");
             }
@@ -344,6 +362,21 @@ impl Session {
                     }
                     if has(SearchReturn::Count) {
                         line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
+                    }
+                    let highest = if has(SearchReturn::All) || has(SearchReturn::Count) {
+                        highest_of(&mut hits.iter().copied())
+                    } else {
+                        let ends = [hits.first(), hits.last()];
+                        let (min, max) = (has(SearchReturn::Min), has(SearchReturn::Max));
+                        highest_of(
+                            &mut ends
+                                .into_iter()
+                                .zip([min, max])
+                                .filter_map(|(i, wanted)| i.copied().filter(|_| wanted)),
+                        )
+                    };
+                    if let Some(h) = highest {
+                        line.extend_from_slice(format!(" MODSEQ {h}").as_bytes());
                     }
                     line.extend_from_slice(b"\r\n");
                     out.extend_from_slice(&line);

@@ -29,6 +29,7 @@ pub(crate) fn split_flags(flags: &[Flag]) -> Result<(Flags, Vec<String>), String
 }
 
 impl Session {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn store_cmd(
         &mut self,
         uid: bool,
@@ -36,8 +37,12 @@ impl Session {
         op: StoreOp,
         silent: bool,
         flags: &[Flag],
+        unchanged_since: Option<u64>,
         out: &mut Output,
     ) -> Done {
+        if unchanged_since.is_some() {
+            self.enable_condstore(out);
+        }
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
         };
@@ -63,48 +68,76 @@ impl Session {
             StoreOp::Replace => FlagOp::Replace,
         };
         let mb = sel.mailbox.id;
-        let updates = match self
+        let (updates, modified) = match self
             .backend
             .messages
-            .store_flags(mb, &uids, fop, bits, &kws)
+            .store_flags(mb, &uids, fop, bits, &kws, unchanged_since)
             .await
         {
             Ok(u) => u,
             Err(e) => return Done::store(e),
         };
-        let rev2 = self.rev2;
+        let (rev2, condstore) = (self.rev2, self.condstore);
         let Some(sel) = self.selected.as_mut() else {
             return Done::bad("No mailbox selected");
         };
+        let mut changed = std::collections::HashSet::new();
         for u in updates {
             if let Some(i) = sel.index_of(u.uid) {
                 let m = &mut sel.msgs[i];
                 m.flags = u.flags;
                 m.keywords = u.keywords;
                 m.modseq = m.modseq.max(u.modseq);
+                changed.insert(u.uid);
             }
         }
         // Announced even for .SILENT: the client's next FETCH FLAGS may show them.
         sel.announce_keywords(uids.iter().copied(), out);
-        if !silent {
-            for u in &uids {
-                if let Some(i) = sel.index_of(*u) {
-                    let m = &sel.msgs[i];
-                    let fl =
-                        response::flag_list(m.flags, &m.keywords, !rev2 && sel.recent.contains(u));
-                    let line = if uid {
-                        format!("* {} FETCH (UID {} FLAGS {})\r\n", i + 1, m.uid, fl)
-                    } else {
-                        format!("* {} FETCH (FLAGS {})\r\n", i + 1, fl)
-                    };
-                    out.extend_from_slice(line.as_bytes());
-                }
+        for u in uids.iter().filter(|u| !modified.contains(u)) {
+            let Some(i) = sel.index_of(*u) else { continue };
+            let m = &sel.msgs[i];
+            let mut items = Vec::new();
+            if uid || condstore {
+                items.push(format!("UID {}", m.uid));
+            }
+            if !silent {
+                let fl = response::flag_list(m.flags, &m.keywords, !rev2 && sel.recent.contains(u));
+                items.push(format!("FLAGS {fl}"));
+            }
+            // Under CONDSTORE a .SILENT store still reports the new MODSEQ of what it changed
+            // (RFC 7162 §3.1.3).
+            if condstore && (!silent || changed.contains(u)) {
+                items.push(format!("MODSEQ ({})", m.modseq));
+            }
+            if !silent || (condstore && changed.contains(u)) {
+                out.extend_from_slice(
+                    format!("* {} FETCH ({})\r\n", i + 1, items.join(" ")).as_bytes(),
+                );
             }
         }
-        Done::ok(if uid {
+        let completed = if uid {
             "UID STORE completed"
         } else {
             "STORE completed"
-        })
+        };
+        if modified.is_empty() {
+            return Done::ok(completed);
+        }
+        // The messages the UNCHANGEDSINCE test kept unchanged: UIDs for UID STORE, message
+        // numbers otherwise (RFC 7162 §3.1.3).
+        let mut nums: Vec<u32> = if uid {
+            modified
+        } else {
+            modified
+                .iter()
+                .filter_map(|u| sel.index_of(*u))
+                .filter_map(|i| u32::try_from(i + 1).ok())
+                .collect()
+        };
+        nums.sort_unstable();
+        Done::ok_code(
+            format!("MODIFIED {}", response::sequence_set(&nums)),
+            "Conditional STORE failed",
+        )
     }
 }

@@ -115,6 +115,9 @@ pub enum SearchKey {
     Text(String),
     To(String),
     Header(String, String),
+    /// RFC 7162 §3.1.5: messages whose mod-sequence is at least this (the optional entry name
+    /// and type are accepted; every entry shares the message's mod-sequence here).
+    ModSeq(u64),
 }
 
 /// FETCH data items (macros already expanded).
@@ -166,6 +169,8 @@ pub enum CommandKind {
     Select {
         mailbox: String,
         read_only: bool,
+        /// `(CONDSTORE)` select parameter (RFC 7162 §3.1.8).
+        condstore: bool,
     },
     Create {
         mailbox: String,
@@ -217,6 +222,8 @@ pub enum CommandKind {
         uid: bool,
         set: SeqSet,
         items: Vec<FetchItem>,
+        /// `(CHANGEDSINCE n)` modifier (RFC 7162 §3.1.4).
+        changed_since: Option<u64>,
     },
     Store {
         uid: bool,
@@ -224,6 +231,8 @@ pub enum CommandKind {
         op: StoreOp,
         silent: bool,
         flags: Vec<Flag>,
+        /// `(UNCHANGEDSINCE n)` modifier (RFC 7162 §3.1.3).
+        unchanged_since: Option<u64>,
     },
     Copy {
         uid: bool,

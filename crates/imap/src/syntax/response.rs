@@ -23,12 +23,25 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends a literal; `binary` makes it a literal8 (`~{n}`, RFC 3516) for content with NUL.
+/// A plain literal may not carry NUL (RFC 9051 §4.3): stored messages can (an APPEND of binary
+/// content), so each NUL is sent as 0x80, as Dovecot does.
 pub fn literal(out: &mut Vec<u8>, s: &[u8], binary: bool) {
     if binary {
         out.push(b'~');
     }
     out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
+    let start = out.len();
     out.extend_from_slice(s);
+    if !binary {
+        replace_nul(&mut out[start..]);
+    }
+}
+
+/// NUL → 0x80 in the octets of a plain literal (see `literal`).
+pub fn replace_nul(octets: &mut [u8]) {
+    for b in octets.iter_mut().filter(|b| **b == 0) {
+        *b = 0x80;
+    }
 }
 
 /// Appends an astring: a bare atom when possible (mailbox names read better so), else a string.

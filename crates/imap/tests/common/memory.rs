@@ -651,15 +651,22 @@ impl Messages for Memory {
         op: FlagOp,
         flags: Flags,
         keywords: &[String],
-    ) -> Result<Vec<FlagUpdate>> {
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
         let mut st = self.lock();
-        let mut modseq = st.modseq;
+        // One STORE, one modseq, as the store does.
+        let modseq = st.modseq + 1;
         let m = st
             .mailboxes
             .get_mut(&mailbox)
             .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
         let mut out = Vec::new();
+        let mut modified = Vec::new();
         for e in m.msgs.iter_mut().filter(|e| uids.contains(&e.uid)) {
+            if unchanged_since.is_some_and(|u| e.modseq > u) {
+                modified.push(e.uid);
+                continue;
+            }
             let recent = e.flags.contains(Flags::RECENT);
             let (nf, mut nk) = match op {
                 FlagOp::Add => (e.flags.union(flags), e.keywords.clone()),
@@ -684,22 +691,23 @@ impl Messages for Memory {
                 nf.difference(Flags::RECENT)
             };
             if nf != e.flags || nk != e.keywords {
-                modseq += 1;
                 e.flags = nf;
                 e.keywords = nk;
                 e.modseq = modseq;
+                out.push(FlagUpdate {
+                    uid: e.uid,
+                    flags: e.flags,
+                    keywords: e.keywords.clone(),
+                    modseq: e.modseq,
+                });
             }
-            out.push(FlagUpdate {
-                uid: e.uid,
-                flags: e.flags,
-                keywords: e.keywords.clone(),
-                modseq: e.modseq,
-            });
         }
-        m.mailbox.highest_modseq = m.mailbox.highest_modseq.max(modseq);
-        st.modseq = modseq;
-        Self::changed(&mut st, mailbox);
-        Ok(out)
+        if !out.is_empty() {
+            m.mailbox.highest_modseq = m.mailbox.highest_modseq.max(modseq);
+            st.modseq = modseq;
+            Self::changed(&mut st, mailbox);
+        }
+        Ok((out, modified))
     }
 
     async fn copy(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {

@@ -77,13 +77,22 @@ impl Parser<'_> {
             "SELECT" | "EXAMINE" => {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
+                let mut condstore = false;
                 if self.eat(b' ') {
-                    // select-params such as (CONDSTORE): accepted and ignored in this revision.
-                    self.skip_paren_list()?;
+                    self.expect(b'(')?;
+                    self.items_until_close(false, |p| {
+                        if p.keyword("CONDSTORE") {
+                            condstore = true;
+                            Ok(())
+                        } else {
+                            Err("unknown SELECT parameter".into())
+                        }
+                    })?;
                 }
                 CommandKind::Select {
                     mailbox,
                     read_only: name == "EXAMINE",
+                    condstore,
                 }
             }
             "CREATE" => {

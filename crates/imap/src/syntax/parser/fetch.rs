@@ -41,11 +41,25 @@ impl Parser<'_> {
         } else {
             self.fetch_att(&mut items)?;
         }
+        let mut changed_since = None;
         if self.eat(b' ') {
-            // fetch modifiers such as (CHANGEDSINCE n) belong to CONDSTORE, not advertised here.
-            return Err("FETCH modifiers are not supported".into());
+            self.expect(b'(')?;
+            self.items_until_close(false, |p| {
+                if p.keyword("CHANGEDSINCE") && changed_since.is_none() {
+                    p.sp()?;
+                    changed_since = Some(p.mod_sequence()?);
+                    Ok(())
+                } else {
+                    Err("unknown or repeated FETCH modifier".into())
+                }
+            })?;
         }
-        Ok(CommandKind::Fetch { uid, set, items })
+        Ok(CommandKind::Fetch {
+            uid,
+            set,
+            items,
+            changed_since,
+        })
     }
 
     pub(super) fn fetch_att(&mut self, items: &mut Vec<FetchItem>) -> PResult<()> {

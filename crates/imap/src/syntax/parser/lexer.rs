@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 
-use super::{MAX_DEPTH, PResult};
+use super::PResult;
 use crate::syntax::command::*;
 
 fn is_atom_char(b: u8) -> bool {
@@ -348,32 +348,20 @@ impl<'a> Parser<'a> {
         Ok(dt.and_utc().timestamp() - offset)
     }
 
-    /// Skips a balanced parenthesised list of atoms/strings/numbers (ignored parameters).
-    pub(super) fn skip_paren_list(&mut self) -> PResult<()> {
-        self.expect(b'(')?;
-        let mut depth = 1usize;
-        while depth > 0 {
-            match self.peek() {
-                None => return Err("unbalanced parentheses".into()),
-                Some(b'(') => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return Err("nesting too deep".into());
-                    }
-                    self.pos += 1;
-                }
-                Some(b')') => {
-                    depth -= 1;
-                    self.pos += 1;
-                }
-                Some(b'"') | Some(b'{') => {
-                    self.string()?;
-                }
-                Some(b'\r') | Some(b'\n') => return Err("unbalanced parentheses".into()),
-                Some(_) => self.pos += 1,
-            }
+    /// mod-sequence-value (RFC 7162 §7): 1 to 2^63-1.
+    pub(super) fn mod_sequence(&mut self) -> PResult<u64> {
+        match self.mod_sequence_valzer()? {
+            0 => Err("a mod-sequence is at least 1".into()),
+            n => Ok(n),
         }
-        Ok(())
+    }
+
+    /// mod-sequence-valzer (RFC 7162 §7): 0 to 2^63-1.
+    pub(super) fn mod_sequence_valzer(&mut self) -> PResult<u64> {
+        match self.number64()? {
+            n if n > i64::MAX as u64 => Err("mod-sequence out of range".into()),
+            n => Ok(n),
+        }
     }
 
     /// The items of a parenthesised, space-separated list whose `(` is already consumed, up to and

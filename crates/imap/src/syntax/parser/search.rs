@@ -108,6 +108,23 @@ impl Parser<'_> {
                 self.sp()?;
                 SearchKey::Larger(self.number64()?)
             }
+            "MODSEQ" => {
+                self.sp()?;
+                // search-modsequence: [entry-name SP entry-type-req SP] mod-sequence-valzer.
+                if matches!(self.peek(), Some(b'"') | Some(b'{')) {
+                    let entry = self.string()?;
+                    if !entry.starts_with(b"/flags/") {
+                        return Err("MODSEQ entry name must be /flags/<flag>".into());
+                    }
+                    self.sp()?;
+                    let kind = self.atom()?.to_ascii_lowercase();
+                    if !matches!(kind.as_str(), "priv" | "shared" | "all") {
+                        return Err("MODSEQ entry type must be priv, shared or all".into());
+                    }
+                    self.sp()?;
+                }
+                SearchKey::ModSeq(self.mod_sequence_valzer()?)
+            }
             "SMALLER" => {
                 self.sp()?;
                 SearchKey::Smaller(self.number64()?)

@@ -8,9 +8,19 @@ impl Parser<'_> {
         self.sp()?;
         let set = self.seq_set()?;
         self.sp()?;
-        if self.peek() == Some(b'(') {
-            // store-modifiers (UNCHANGEDSINCE) belong to CONDSTORE, not advertised here.
-            return Err("STORE modifiers are not supported".into());
+        let mut unchanged_since = None;
+        if self.eat(b'(') {
+            self.items_until_close(false, |p| {
+                if p.keyword("UNCHANGEDSINCE") && unchanged_since.is_none() {
+                    p.sp()?;
+                    // mod-sequence-valzer: 0 is allowed (it fails for every message).
+                    unchanged_since = Some(p.mod_sequence_valzer()?);
+                    Ok(())
+                } else {
+                    Err("unknown or repeated STORE modifier".into())
+                }
+            })?;
+            self.sp()?;
         }
         let op = if self.eat(b'+') {
             StoreOp::Add
@@ -37,6 +47,7 @@ impl Parser<'_> {
             f
         };
         Ok(CommandKind::Store {
+            unchanged_since,
             uid,
             set,
             op,
