@@ -73,6 +73,39 @@ impl KeywordSet {
 }
 
 impl Selected {
+    /// Removes messages from the view and announces it: one `* n EXPUNGE` per message, or,
+    /// once QRESYNC is enabled, one `* VANISHED uids` for all (RFC 7162 §3.2.10).
+    pub fn remove_announced(
+        &mut self,
+        uids: impl IntoIterator<Item = Uid>,
+        vanished: bool,
+        out: &mut Output,
+    ) {
+        let mut gone = Vec::new();
+        for u in uids {
+            if let Some(i) = self.index_of(u) {
+                self.msgs.remove(i);
+                self.recent.remove(&u);
+                self.pending_expunge.remove(&u);
+                if vanished {
+                    gone.push(u);
+                } else {
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
+                }
+            }
+        }
+        if !gone.is_empty() {
+            gone.sort_unstable();
+            out.extend_from_slice(
+                format!(
+                    "* VANISHED {}\r\n",
+                    crate::syntax::response::sequence_set(&gone)
+                )
+                .as_bytes(),
+            );
+        }
+    }
+
     /// Announces the keywords of the messages `uids` not announced yet, before a FETCH shows
     /// them.
     pub fn announce_keywords(&mut self, uids: impl IntoIterator<Item = Uid>, out: &mut Output) {
@@ -217,7 +250,28 @@ impl Session {
                 .changes_since(sel.mailbox.id, sel.modseq)
                 .await
             {
-                Ok(ch) => {
+                Ok(mut ch) => {
+                    if !ch.expunged_complete {
+                        // The store no longer remembers every expunge since our modseq (a
+                        // session idle past the tombstone horizon): compare UIDs instead.
+                        match self.backend.messages.index(sel.mailbox.id).await {
+                            Ok(now) => {
+                                let present: HashSet<Uid> = now.iter().map(|m| m.uid).collect();
+                                ch.expunged.extend(
+                                    sel.msgs
+                                        .iter()
+                                        .map(|m| m.uid)
+                                        .filter(|u| !present.contains(u)),
+                                );
+                                ch.expunged.sort_unstable();
+                                ch.expunged.dedup();
+                            }
+                            Err(e) => {
+                                warn!(session = self.id, error = %e, "index for a full resync failed");
+                                return;
+                            }
+                        }
+                    }
                     sel.dirty = false;
                     let before = sel.msgs.len();
                     let max_uid = sel.msgs.last().map(|m| m.uid).unwrap_or(0);
@@ -307,13 +361,7 @@ impl Session {
         }
         if allow_expunge && !sel.pending_expunge.is_empty() {
             let pending = std::mem::take(&mut sel.pending_expunge);
-            for u in pending {
-                if let Some(i) = sel.index_of(u) {
-                    sel.msgs.remove(i);
-                    sel.recent.remove(&u);
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
-                }
-            }
+            sel.remove_announced(pending, self.qresync, out);
         }
     }
 }

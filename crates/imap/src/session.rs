@@ -217,6 +217,8 @@ pub struct Session {
     /// A CONDSTORE-enabling command was seen (RFC 7162 §3.1): untagged FETCHes carry UID and
     /// MODSEQ from now on.
     pub(crate) condstore: bool,
+    /// ENABLE QRESYNC was given (RFC 7162 §3.2): expunges are announced as VANISHED.
+    pub(crate) qresync: bool,
     pub(crate) selected: Option<Selected>,
     pub(crate) events: Option<broadcast::Receiver<MailboxEvent>>,
     pub(crate) bad_in_row: u32,
@@ -247,6 +249,7 @@ impl Session {
             rev2: false,
             utf8: false,
             condstore: false,
+            qresync: false,
             selected: None,
             events: None,
             bad_in_row: 0,
@@ -338,7 +341,7 @@ impl Session {
         let mut c = String::from("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID IDLE NAMESPACE");
         c.push_str(" UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE");
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
-        c.push_str(" CONDSTORE");
+        c.push_str(" CONDSTORE QRESYNC");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -543,12 +546,16 @@ impl Session {
                 mailbox,
                 read_only,
                 condstore,
+                qresync,
             } => {
+                if qresync.is_some() && !self.qresync {
+                    return Done::bad("QRESYNC parameter without ENABLE QRESYNC");
+                }
                 if condstore {
                     // Enabled before the SELECT, which then reports HIGHESTMODSEQ itself.
                     self.condstore = true;
                 }
-                self.select(&mailbox, read_only, out).await
+                self.select(&mailbox, read_only, qresync, out).await
             }
             K::Create {
                 mailbox,
@@ -604,7 +611,22 @@ impl Session {
                 set,
                 items,
                 changed_since,
+                vanished,
             } => {
+                if vanished {
+                    // RFC 7162 §3.2.6: UID FETCH, with CHANGEDSINCE, after ENABLE QRESYNC.
+                    if !uid || changed_since.is_none() || !self.qresync {
+                        return Done::bad("VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC");
+                    }
+                    let star = Uid::MAX;
+                    let spans = crate::commands::qresync::uid_spans(&set, star, &self.saved);
+                    if let Err(e) = self
+                        .vanished_earlier(changed_since.unwrap_or(0), &spans, out)
+                        .await
+                    {
+                        return Done::store(e);
+                    }
+                }
                 self.fetch(&tag, uid, &set, &items, changed_since, out)
                     .await
             }
@@ -637,6 +659,11 @@ impl Session {
             } else if c.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
                 self.enable_condstore(out);
                 enabled.push("CONDSTORE");
+            } else if c.eq_ignore_ascii_case("QRESYNC") && !self.qresync {
+                // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+                self.enable_condstore(out);
+                self.qresync = true;
+                enabled.push("QRESYNC");
             }
         }
         out.extend_from_slice(b"* ENABLED");

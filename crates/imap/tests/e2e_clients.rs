@@ -41,8 +41,9 @@ async fn python_imaplib_starttls_and_implicit_tls() {
     server.shutdown(Duration::from_secs(2)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn imapflow_over_implicit_tls() {
+/// Runs one imapflow script of tests/imapflow against a fresh server over implicit TLS; its
+/// stdout.
+async fn run_imapflow(script: &'static str) -> String {
     let env = sql_env().await;
     let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/imapflow");
@@ -59,18 +60,33 @@ async fn imapflow_over_implicit_tls() {
     }
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .args(["client.mjs", &tls.port().to_string(), &cert, USER, PASS])
+            .args([script, &tls.port().to_string(), &cert, USER, PASS])
             .current_dir(dir)
             .output()
             .unwrap()
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("imapflow OK"));
     server.shutdown(Duration::from_secs(2)).await;
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imapflow_over_implicit_tls() {
+    let stdout = run_imapflow("client.mjs").await;
+    assert!(stdout.contains("imapflow OK"), "{stdout}");
+}
+
+/// QRESYNC with a real client: imapflow's SELECT (QRESYNC …) learns exactly the flag changes and
+/// expunges another client made, and UID FETCH (CHANGEDSINCE … VANISHED) the later ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imapflow_qresync_resync() {
+    let stdout = run_imapflow("qresync.mjs").await;
+    assert!(stdout.contains("imapflow qresync OK"), "{stdout}");
+    eprintln!("{stdout}");
 }
 
 fn read_until_tag(r: &mut BufReader<TcpStream>, tag: &str) -> String {

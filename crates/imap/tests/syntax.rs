@@ -53,6 +53,40 @@ fn condstore_syntax() {
     let c = parse_command(b"a SEARCH OR NOT MODSEQ 720162338 LARGER 50000\r\n").unwrap();
     assert!(matches!(c.kind, CommandKind::Search { .. }));
     assert!(parse_command(b"a SEARCH MODSEQ \"/flags/x\" bogus 1\r\n").is_err());
+    // QRESYNC (RFC 7162 §3.2.5 and §3.2.6 examples).
+    let c = parse_command(
+        b"A02 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
+    )
+    .unwrap();
+    match c.kind {
+        CommandKind::Select {
+            qresync: Some(q), ..
+        } => {
+            assert_eq!((q.uid_validity, q.modseq), (67890007, 20050715194045000));
+            assert!(q.known_uids.is_some());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        parse_command(
+            b"B02 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))\r\n"
+        )
+        .is_ok()
+    );
+    assert!(parse_command(b"a SELECT INBOX (QRESYNC (1 2))\r\n").is_ok());
+    assert!(parse_command(b"a SELECT INBOX (QRESYNC (1 2 (1:3 4:6)))\r\n").is_ok());
+    assert!(parse_command(b"a SELECT INBOX (QRESYNC (0 2))\r\n").is_err());
+    assert!(parse_command(b"a SELECT INBOX (QRESYNC (1))\r\n").is_err());
+    let c =
+        parse_command(b"A93 UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)\r\n").unwrap();
+    assert!(matches!(
+        c.kind,
+        CommandKind::Fetch {
+            vanished: true,
+            changed_since: Some(12345),
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -72,7 +106,9 @@ fn parser_examples() {
             set,
             items,
             changed_since,
+            vanished,
         } => {
+            assert!(!vanished);
             assert!(uid);
             assert_eq!(changed_since, None);
             assert_eq!(set, SeqSet::Ranges(vec![(SeqNum::Num(1), SeqNum::Star)]));

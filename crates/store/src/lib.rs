@@ -326,6 +326,9 @@ pub trait Store: Send + Sync + 'static {
         field: TextField,
         needle: &str,
     ) -> Result<Vec<Uid>>;
+    /// Forgets the UIDs expunged longer than `horizon` ago (QRESYNC tombstones); a later
+    /// `changes_since` from before them says `expunged_complete: false`. Returns how many.
+    async fn prune_tombstones(&self, horizon: std::time::Duration) -> Result<usize>;
     /// Fills in the header search text of up to `batch` messages stored before it was kept
     /// (migration 0007); how many were done, 0 once none is left.
     async fn backfill_header_text(&self, batch: usize) -> Result<usize>;

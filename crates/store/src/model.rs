@@ -188,6 +188,9 @@ pub struct MailboxChanges {
     pub changed: Vec<MessageEntry>,
     /// UIDs expunged, ascending.
     pub expunged: Vec<Uid>,
+    /// False when tombstones newer than `since` were pruned (see `Store::prune_tombstones`):
+    /// `expunged` is then incomplete, and a client must compare UIDs to find what is gone.
+    pub expunged_complete: bool,
     pub highest_modseq: ModSeq,
     pub uid_next: Uid,
 }

@@ -85,6 +85,7 @@ on_both_backends!(threads = 4;
     uids_never_reused_under_concurrent_appenders,
     modseq_strictly_increases,
     expunge_leaves_tombstones,
+    tombstones_past_the_horizon_are_pruned,
     rename_keeps_uidvalidity,
     subscriptions_are_names,
     recreated_mailbox_gets_new_uidvalidity,
@@ -357,6 +358,53 @@ async fn expunge_leaves_tombstones(b: Backend) {
     assert_eq!(
         ch.changed.iter().map(|e| e.uid).collect::<Vec<_>>(),
         vec![4]
+    );
+}
+
+async fn tombstones_past_the_horizon_are_pruned(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("t@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let s = &h.store;
+    let mut uids = Vec::new();
+    for i in 0..3 {
+        uids.push(h.append(inbox.id, message(&format!("t{i}"), "x")).await.uid);
+    }
+    let start = s.changes_since(inbox.id, 0).await.unwrap().highest_modseq;
+    s.store_flags(inbox.id, &uids[..2], FlagOp::Add, Flags::DELETED, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(s.expunge(inbox.id, None).await.unwrap(), uids[..2].to_vec());
+    let ch = s.changes_since(inbox.id, start).await.unwrap();
+    assert_eq!(
+        (ch.expunged.clone(), ch.expunged_complete),
+        (uids[..2].to_vec(), true)
+    );
+    // Within the horizon nothing goes.
+    assert_eq!(
+        s.prune_tombstones(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+    // Aged past it (as if expunged long ago), they go, and the mailbox remembers up to where.
+    raw_sql(&h, "UPDATE expunged SET expunged_at = 1000").await;
+    assert_eq!(
+        s.prune_tombstones(Duration::from_secs(3600)).await.unwrap(),
+        2
+    );
+    let ch = s.changes_since(inbox.id, start).await.unwrap();
+    assert!(ch.expunged.is_empty() && !ch.expunged_complete, "{ch:?}");
+    let ch = s.changes_since(inbox.id, ch.highest_modseq).await.unwrap();
+    assert!(ch.expunged_complete, "{ch:?}");
+    // A later expunge is known exactly again from a point past the floor.
+    let since = ch.highest_modseq;
+    s.store_flags(inbox.id, &uids[2..], FlagOp::Add, Flags::DELETED, &[], None)
+        .await
+        .unwrap();
+    s.expunge(inbox.id, None).await.unwrap();
+    let ch = s.changes_since(inbox.id, since).await.unwrap();
+    assert_eq!(
+        (ch.expunged, ch.expunged_complete),
+        (uids[2..].to_vec(), true)
     );
 }
 

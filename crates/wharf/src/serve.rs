@@ -53,6 +53,12 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         Duration::from_secs(cfg.config.store.blob_grace_secs),
     );
     let header_backfill = storage::spawn_header_text_backfill(opened.store.clone());
+    let tombstone_prune = (cfg.config.store.expunge_history_days > 0).then(|| {
+        storage::spawn_tombstone_prune(
+            opened.store.clone(),
+            Duration::from_secs(cfg.config.store.expunge_history_days.saturating_mul(86_400)),
+        )
+    });
     let directory = Directory::new(opened.store, storage::directory_config(&cfg));
     let reports = &cfg.config.reports;
     if reports.dmarc_aggregate && !cfg.config.inbound.enabled {
@@ -157,6 +163,9 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     }
     blob_sweep.abort();
     header_backfill.abort();
+    if let Some(t) = tombstone_prune {
+        t.abort();
+    }
     info!("stopped");
     Ok(())
 }

@@ -47,6 +47,28 @@ pub fn spawn_blob_sweep(store: Arc<dyn Store>, grace: Duration) -> tokio::task::
     })
 }
 
+/// Forgets, once an hour, the UIDs expunged more than `horizon` ago (QRESYNC tombstones), so
+/// that table stays bounded. Every node runs one; concurrent prunes are harmless.
+pub fn spawn_tombstone_prune(
+    store: Arc<dyn Store>,
+    horizon: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match store.prune_tombstones(horizon).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "store: forgot old expunged UIDs"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "store: tombstone prune failed (next run retries)")
+                }
+            }
+        }
+    })
+}
+
 /// Fills in the header search text of messages stored before Wharf kept it, a batch at a time
 /// with pauses between, so an upgraded store serves while it catches up; ends when none is left.
 pub fn spawn_header_text_backfill(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {

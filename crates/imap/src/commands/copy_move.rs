@@ -66,15 +66,9 @@ impl Session {
             if let Some(c) = &code {
                 out.extend_from_slice(format!("* OK [{c}] Moved\r\n").as_bytes());
             }
+            let vanished = self.qresync;
             if let Some(sel) = self.selected.as_mut() {
-                for (s, _) in &outcome.mapping {
-                    if let Some(i) = sel.index_of(*s) {
-                        sel.msgs.remove(i);
-                        sel.recent.remove(s);
-                        sel.pending_expunge.remove(s);
-                        out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
-                    }
-                }
+                sel.remove_announced(outcome.mapping.iter().map(|(s, _)| *s), vanished, out);
                 sel.dirty = true;
             }
             return Done::ok("MOVE completed");

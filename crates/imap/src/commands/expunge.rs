@@ -27,15 +27,9 @@ impl Session {
             Ok(g) => g,
             Err(e) => return Done::store(e),
         };
+        let vanished = self.qresync;
         if let Some(sel) = self.selected.as_mut() {
-            for u in gone {
-                if let Some(i) = sel.index_of(u) {
-                    sel.msgs.remove(i);
-                    sel.recent.remove(&u);
-                    sel.pending_expunge.remove(&u);
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
-                }
-            }
+            sel.remove_announced(gone, vanished, out);
             sel.dirty = true;
         }
         Done::ok(if set.is_some() {

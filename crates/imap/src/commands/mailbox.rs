@@ -8,7 +8,7 @@ use wharf_store::{Flags, Mailbox, SpecialUse, StoreError};
 use crate::output::Output;
 use crate::selected::{KeywordSet, Selected};
 use crate::session::{Done, Session, State};
-use crate::syntax::{StatusItem, response};
+use crate::syntax::{QresyncParams, StatusItem, response};
 
 /// Keywords every client may use and that are always announced in FLAGS.
 const STANDARD_KEYWORDS: &[&str] = &["$Forwarded", "$Junk", "$NotJunk", "$MDNSent", "$Phishing"];
@@ -23,7 +23,13 @@ impl Session {
         }
     }
 
-    pub(crate) async fn select(&mut self, name: &str, read_only: bool, out: &mut Output) -> Done {
+    pub(crate) async fn select(
+        &mut self,
+        name: &str,
+        read_only: bool,
+        qresync: Option<QresyncParams>,
+        out: &mut Output,
+    ) -> Done {
         let had = self.selected.take().is_some();
         // The saved search result belongs to the mailbox it was made in (RFC 5182 §2.1).
         self.saved.clear();
@@ -128,6 +134,12 @@ impl Session {
             keywords,
         });
         self.state = State::Selected;
+        if let Some(q) = qresync
+            && q.uid_validity == status.uid_validity
+            && let Err(e) = self.qresync_select(&q, status.uid_next, out).await
+        {
+            return Done::store(e);
+        }
         if read_only {
             Done::ok_code("READ-ONLY", "EXAMINE completed")
         } else {

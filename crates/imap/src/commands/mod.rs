@@ -8,6 +8,7 @@ pub(crate) mod fetch;
 mod idle;
 mod list;
 mod mailbox;
+pub(crate) mod qresync;
 mod search;
 pub(crate) mod store;
 

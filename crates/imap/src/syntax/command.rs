@@ -25,6 +25,15 @@ pub enum SeqSet {
     Saved,
 }
 
+/// What a QRESYNC client knew when it last synced (RFC 7162 §3.2.5). Its optional
+/// message-sequence match data is parsed and not used: the answer is exact without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    pub uid_validity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SeqSet>,
+}
+
 /// A flag as written by the client: system flags keep their backslash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flag(pub String);
@@ -171,6 +180,8 @@ pub enum CommandKind {
         read_only: bool,
         /// `(CONDSTORE)` select parameter (RFC 7162 §3.1.8).
         condstore: bool,
+        /// `(QRESYNC (…))` select parameter (RFC 7162 §3.2.5).
+        qresync: Option<QresyncParams>,
     },
     Create {
         mailbox: String,
@@ -224,6 +235,8 @@ pub enum CommandKind {
         items: Vec<FetchItem>,
         /// `(CHANGEDSINCE n)` modifier (RFC 7162 §3.1.4).
         changed_since: Option<u64>,
+        /// `VANISHED` modifier (RFC 7162 §3.2.6; UID FETCH with CHANGEDSINCE only).
+        vanished: bool,
     },
     Store {
         uid: bool,

@@ -32,6 +32,8 @@ struct Mbox {
     msgs: Vec<MessageEntry>,
     /// Expunged UIDs with the modseq of their removal.
     tombstones: Vec<(Uid, ModSeq)>,
+    /// Highest modseq of the tombstones forgotten (as the store's `vanished_floor`).
+    floor: ModSeq,
 }
 
 #[derive(Default)]
@@ -146,6 +148,25 @@ impl Memory {
         }
     }
 
+    /// Forgets every tombstone of the mailbox, as the store's prune past its horizon does.
+    pub fn forget_tombstones(&self, account: AccountId, mailbox: &str) {
+        let mut st = self.lock();
+        if let Some(m) = st
+            .mailboxes
+            .values_mut()
+            .find(|m| m.mailbox.account_id == account && m.mailbox.name == mailbox)
+        {
+            m.floor = m
+                .tombstones
+                .iter()
+                .map(|t| t.1)
+                .max()
+                .unwrap_or(0)
+                .max(m.floor);
+            m.tombstones.clear();
+        }
+    }
+
     fn publish(st: &mut State, account: AccountId, ev: MailboxEvent) {
         if let Some(tx) = st.events.get(&account) {
             let _ = tx.send(ev);
@@ -198,6 +219,7 @@ impl Memory {
                 mailbox: mailbox.clone(),
                 msgs: Vec::new(),
                 tombstones: Vec::new(),
+                floor: 0,
             },
         );
         Self::publish(&mut st, account, MailboxEvent::MailboxesChanged);
@@ -566,6 +588,7 @@ impl Messages for Memory {
                 .filter(|t| t.1 > since)
                 .map(|t| t.0)
                 .collect(),
+            expunged_complete: since >= m.floor,
             highest_modseq: m.mailbox.highest_modseq,
             uid_next: m.mailbox.uid_next,
         })

@@ -396,11 +396,13 @@ impl Shared {
     pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
         let since = i64::try_from(since).unwrap_or(i64::MAX);
         let mut tx = self.begin_read().await?;
-        let mb = db::query("SELECT uid_next, highest_modseq FROM mailboxes WHERE id = $1")
-            .bind(mailbox)
-            .fetch_optional(&mut tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let mb = db::query(
+            "SELECT uid_next, highest_modseq, vanished_floor FROM mailboxes WHERE id = $1",
+        )
+        .bind(mailbox)
+        .fetch_optional(&mut tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
         let sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM mailbox_messages mm \
              WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid"
@@ -424,9 +426,48 @@ impl Shared {
                 .into_iter()
                 .map(|u| to_u32(u, "uid"))
                 .collect::<Result<_>>()?,
+            expunged_complete: since >= mb.try_get::<i64, _>("vanished_floor")?,
             highest_modseq: to_u64(mb.try_get("highest_modseq")?, "highest_modseq")?,
             uid_next: to_u32(mb.try_get("uid_next")?, "uid_next")?,
         })
+    }
+
+    /// Removes the tombstones older than `horizon` and raises each mailbox's `vanished_floor`
+    /// to the highest mod-sequence removed (so `changes_since` knows its list of expunges is
+    /// incomplete below it); returns how many were removed.
+    pub async fn prune_tombstones(&self, horizon: std::time::Duration) -> Result<usize> {
+        let cutoff =
+            super::now_secs().saturating_sub(i64::try_from(horizon.as_secs()).unwrap_or(i64::MAX));
+        let mut tx = self.begin_write().await?;
+        let tops = db::query(
+            "SELECT mailbox_id, MAX(modseq) AS top FROM expunged WHERE expunged_at < $1 \
+             GROUP BY mailbox_id",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut tx)
+        .await?;
+        let mut removed = 0u64;
+        for r in &tops {
+            let mailbox: i64 = r.try_get("mailbox_id")?;
+            let top: i64 = r.try_get("top")?;
+            db::query(
+                "UPDATE mailboxes SET vanished_floor = CASE WHEN vanished_floor < $1 THEN $1 \
+                 ELSE vanished_floor END WHERE id = $2",
+            )
+            .bind(top)
+            .bind(mailbox)
+            .execute(&mut tx)
+            .await?;
+            removed += db::query("DELETE FROM expunged WHERE mailbox_id = $1 AND modseq <= $2")
+                .heavy()
+                .bind(mailbox)
+                .bind(top)
+                .execute(&mut tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
     pub async fn message_summary(&self, message: MessageId) -> Result<Bytes> {

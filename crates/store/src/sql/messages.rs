@@ -177,12 +177,15 @@ impl Shared {
             .bind(i64::from(uid))
             .execute(&mut *tx)
             .await?;
-        db::query("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES ($1, $2, $3)")
-            .bind(mailbox)
-            .bind(i64::from(uid))
-            .bind(modseq)
-            .execute(&mut *tx)
-            .await?;
+        db::query(
+            "INSERT INTO expunged (mailbox_id, uid, modseq, expunged_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(mailbox)
+        .bind(i64::from(uid))
+        .bind(modseq)
+        .bind(super::now_secs())
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 

@@ -108,7 +108,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 7] = match dialect {
+    let files: [(i64, &'static str, &'static str); 8] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -144,6 +144,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 7,
                 "header text",
                 include_str!("../../migrations/sqlite/0007_header_text.sql"),
+            ),
+            (
+                8,
+                "tombstone horizon",
+                include_str!("../../migrations/sqlite/0008_tombstone_horizon.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -181,6 +186,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 7,
                 "header text",
                 include_str!("../../migrations/postgres/0007_header_text.sql"),
+            ),
+            (
+                8,
+                "tombstone horizon",
+                include_str!("../../migrations/postgres/0008_tombstone_horizon.sql"),
             ),
         ],
     };

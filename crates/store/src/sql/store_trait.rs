@@ -255,6 +255,9 @@ impl Store for SqlStore {
     ) -> Result<Vec<Uid>> {
         self.shared.search_text(mailbox, field, needle).await
     }
+    async fn prune_tombstones(&self, horizon: std::time::Duration) -> Result<usize> {
+        self.shared.prune_tombstones(horizon).await
+    }
     async fn backfill_header_text(&self, batch: usize) -> Result<usize> {
         self.shared.backfill_header_text(batch).await
     }

@@ -103,6 +103,9 @@ pub struct StoreSection {
     /// Seconds a message body stays after its last copy was expunged, before the periodic sweep
     /// removes the file (0: at once).
     pub blob_grace_secs: u64,
+    /// Days the UIDs of expunged messages are remembered for QRESYNC; a client that last synced
+    /// earlier gets a full comparison instead (0: never forgotten).
+    pub expunge_history_days: u64,
 }
 
 impl Default for StoreSection {
@@ -114,6 +117,7 @@ impl Default for StoreSection {
             pg_statement_timeout_ms: 5_000,
             pg_heavy_statement_timeout_ms: 60_000,
             blob_grace_secs: wharf_store::DEFAULT_BLOB_GRACE.as_secs(),
+            expunge_history_days: 90,
         }
     }
 }

@@ -78,14 +78,19 @@ impl Parser<'_> {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
                 let mut condstore = false;
+                let mut qresync = None;
                 if self.eat(b' ') {
                     self.expect(b'(')?;
                     self.items_until_close(false, |p| {
                         if p.keyword("CONDSTORE") {
                             condstore = true;
                             Ok(())
+                        } else if p.keyword("QRESYNC") && qresync.is_none() {
+                            p.sp()?;
+                            qresync = Some(p.qresync_params()?);
+                            Ok(())
                         } else {
-                            Err("unknown SELECT parameter".into())
+                            Err("unknown or repeated SELECT parameter".into())
                         }
                     })?;
                 }
@@ -93,6 +98,7 @@ impl Parser<'_> {
                     mailbox,
                     read_only: name == "EXAMINE",
                     condstore,
+                    qresync,
                 }
             }
             "CREATE" => {

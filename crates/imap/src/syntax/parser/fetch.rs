@@ -42,12 +42,16 @@ impl Parser<'_> {
             self.fetch_att(&mut items)?;
         }
         let mut changed_since = None;
+        let mut vanished = false;
         if self.eat(b' ') {
             self.expect(b'(')?;
             self.items_until_close(false, |p| {
                 if p.keyword("CHANGEDSINCE") && changed_since.is_none() {
                     p.sp()?;
                     changed_since = Some(p.mod_sequence()?);
+                    Ok(())
+                } else if p.keyword("VANISHED") && !vanished {
+                    vanished = true;
                     Ok(())
                 } else {
                     Err("unknown or repeated FETCH modifier".into())
@@ -59,6 +63,7 @@ impl Parser<'_> {
             set,
             items,
             changed_since,
+            vanished,
         })
     }
 
@@ -187,6 +192,41 @@ impl Parser<'_> {
             peek,
             section: Section { part, spec },
             partial,
+        })
+    }
+
+    /// `(uidvalidity SP mod-sequence-value [SP known-uids] [SP seq-match-data])` after
+    /// `QRESYNC SP` (RFC 7162 §7).
+    pub(super) fn qresync_params(&mut self) -> PResult<QresyncParams> {
+        self.expect(b'(')?;
+        let uid_validity = self.nz_number()?;
+        self.sp()?;
+        let modseq = self.mod_sequence()?;
+        let mut known_uids = None;
+        if self.eat(b' ') {
+            if self.peek() != Some(b'(') {
+                known_uids = Some(self.seq_set()?);
+                if !self.eat(b' ') {
+                    self.expect(b')')?;
+                    return Ok(QresyncParams {
+                        uid_validity,
+                        modseq,
+                        known_uids,
+                    });
+                }
+            }
+            // seq-match-data: (known-sequence-set SP known-uid-set), checked and not used.
+            self.expect(b'(')?;
+            self.seq_set()?;
+            self.sp()?;
+            self.seq_set()?;
+            self.expect(b')')?;
+        }
+        self.expect(b')')?;
+        Ok(QresyncParams {
+            uid_validity,
+            modseq,
+            known_uids,
         })
     }
 }
