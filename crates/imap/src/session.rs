@@ -341,7 +341,7 @@ impl Session {
         let mut c = String::from("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID IDLE NAMESPACE");
         c.push_str(" UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE");
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
-        c.push_str(" CONDSTORE QRESYNC");
+        c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -606,6 +606,16 @@ impl Session {
                 charset,
                 key,
             } => self.search(&tag, uid, ret, charset, key, out).await,
+            K::Sort {
+                uid,
+                ret,
+                criteria,
+                charset,
+                key,
+            } => {
+                self.sort(&tag, uid, ret, &criteria, &charset, key, out)
+                    .await
+            }
             K::Fetch {
                 uid,
                 set,
@@ -745,7 +755,10 @@ pub(crate) fn normalize_inbox(name: &str) -> String {
 fn sync_policy(k: &CommandKind) -> (bool, bool) {
     use CommandKind as K;
     match k {
-        K::Fetch { uid, .. } | K::Store { uid, .. } | K::Search { uid, .. } => (*uid, true),
+        K::Fetch { uid, .. }
+        | K::Store { uid, .. }
+        | K::Search { uid, .. }
+        | K::Sort { uid, .. } => (*uid, true),
         K::Copy { uid, .. } | K::Move { uid, .. } => (*uid, true),
         K::Select { .. } | K::Close | K::Unselect | K::Logout | K::Idle => (false, false),
         _ => (true, true),

@@ -14,12 +14,14 @@ mod header;
 mod imap;
 mod params;
 mod section;
+mod sort;
 mod structure;
 mod text;
 
 use serde::{Deserialize, Serialize};
 
 pub use section::{Section, SectionSpec};
+pub use sort::{SortKeys, base_subject};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

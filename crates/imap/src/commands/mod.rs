@@ -10,6 +10,7 @@ mod list;
 mod mailbox;
 pub(crate) mod qresync;
 mod search;
+mod sort;
 pub(crate) mod store;
 
 pub use list::wildcard_match;

@@ -200,36 +200,38 @@ impl Selected {
 }
 
 impl Session {
-    pub(crate) async fn search(
+    /// The message indexes `key` matches, ascending; a store failure or an unsupported charset
+    /// as the reply.
+    pub(crate) async fn search_hits(
         &mut self,
-        tag: &str,
-        uid: bool,
-        ret: Option<Vec<SearchReturn>>,
-        charset: Option<String>,
-        key: SearchKey,
+        charset: Option<&str>,
+        key: &SearchKey,
         out: &mut Output,
-    ) -> Done {
-        if let Some(cs) = &charset
+    ) -> Result<Vec<usize>, Done> {
+        if let Some(cs) = charset
             && !cs.eq_ignore_ascii_case("UTF-8")
             && !cs.eq_ignore_ascii_case("US-ASCII")
         {
-            return Done::no(Some("BADCHARSET (UTF-8 US-ASCII)"), "Unsupported charset");
+            return Err(Done::no(
+                Some("BADCHARSET (UTF-8 US-ASCII)"),
+                "Unsupported charset",
+            ));
         }
         let mut uses_modseq = false;
-        walk(&key, &mut |k| {
+        walk(key, &mut |k| {
             uses_modseq |= matches!(k, SearchKey::ModSeq(_))
         });
         if uses_modseq {
             self.enable_condstore(out);
         }
         let Some(sel) = self.selected.as_ref() else {
-            return Done::bad("No mailbox selected");
+            return Err(Done::bad("No mailbox selected"));
         };
         let mb = sel.mailbox.id;
         let mut pre = Prefetched::default();
         let mut text_queries = Vec::new();
         let mut need_headers = false;
-        walk(&key, &mut |k| {
+        walk(key, &mut |k| {
             if let Some((f, s)) = text_key(k) {
                 text_queries.push((f, s.to_string()));
             }
@@ -252,7 +254,7 @@ impl Session {
                 Ok(uids) => {
                     pre.text.insert((code, s), uids.into_iter().collect());
                 }
-                Err(e) => return Done::store(e),
+                Err(e) => return Err(Done::store(e)),
             }
         }
         if need_headers {
@@ -264,11 +266,11 @@ impl Session {
                     Ok(raw) => {
                         pre.headers.insert(m.uid, header_block(&raw));
                     }
-                    Err(e) => return Done::store(e),
+                    Err(e) => return Err(Done::store(e)),
                 }
             }
         }
-        walk(&key, &mut |k| {
+        walk(key, &mut |k| {
             let resolved = match k {
                 SearchKey::SeqSet(set) => Some(sel.resolve_lenient(set, false, &self.saved)),
                 SearchKey::Uid(set) => Some(sel.resolve_lenient(set, true, &self.saved)),
@@ -284,9 +286,31 @@ impl Session {
             pre: &pre,
             rev2: self.rev2,
         };
-        let hits: Vec<usize> = (0..sel.msgs.len())
-            .filter(|&i| matches(&key, i, &ctx))
-            .collect();
+        Ok((0..sel.msgs.len())
+            .filter(|&i| matches(key, i, &ctx))
+            .collect())
+    }
+
+    pub(crate) async fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        charset: Option<String>,
+        key: SearchKey,
+        out: &mut Output,
+    ) -> Done {
+        let hits = match self.search_hits(charset.as_deref(), &key, out).await {
+            Ok(h) => h,
+            Err(d) => return d,
+        };
+        let mut uses_modseq = false;
+        walk(&key, &mut |k| {
+            uses_modseq |= matches!(k, SearchKey::ModSeq(_))
+        });
+        let Some(sel) = self.selected.as_ref() else {
+            return Done::bad("No mailbox selected");
+        };
         let nums: Vec<u32> = hits
             .iter()
             .map(|&i| if uid { sel.msgs[i].uid } else { i as u32 + 1 })

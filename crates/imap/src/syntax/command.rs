@@ -25,6 +25,26 @@ pub enum SeqSet {
     Saved,
 }
 
+/// One SORT criterion: a key, possibly reversed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
 /// What a QRESYNC client knew when it last synced (RFC 7162 §3.2.5). Its optional
 /// message-sequence match data is parsed and not used: the answer is exact without it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +249,14 @@ pub enum CommandKind {
         charset: Option<String>,
         key: SearchKey,
     },
+    /// SORT / UID SORT (RFC 5256, with SORT=DISPLAY and ESORT's RETURN).
+    Sort {
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        key: SearchKey,
+    },
     Fetch {
         uid: bool,
         set: SeqSet,
@@ -294,6 +322,7 @@ impl CommandKind {
             CommandKind::Expunge => "EXPUNGE",
             CommandKind::UidExpunge(_) => "UID EXPUNGE",
             CommandKind::Search { .. } => "SEARCH",
+            CommandKind::Sort { .. } => "SORT",
             CommandKind::Fetch { .. } => "FETCH",
             CommandKind::Store { .. } => "STORE",
             CommandKind::Copy { .. } => "COPY",

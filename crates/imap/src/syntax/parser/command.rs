@@ -193,6 +193,7 @@ impl Parser<'_> {
                 }
             }
             "SEARCH" => self.search(false)?,
+            "SORT" => self.sort(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
             "COPY" => self.copy_move(false, false)?,
@@ -202,6 +203,7 @@ impl Parser<'_> {
                 let sub = self.atom()?.to_ascii_uppercase();
                 match sub.as_str() {
                     "SEARCH" => self.search(true)?,
+                    "SORT" => self.sort(true)?,
                     "FETCH" => self.fetch(true)?,
                     "STORE" => self.store(true)?,
                     "COPY" => self.copy_move(true, false)?,

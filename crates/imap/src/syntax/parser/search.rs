@@ -4,43 +4,96 @@ use super::{MAX_DEPTH, PResult, Parser};
 use crate::syntax::command::*;
 
 impl Parser<'_> {
+    /// `SORT [RETURN (…)] (criteria) charset search-key…` (RFC 5256, RFC 5267 §3.2).
+    pub(super) fn sort(&mut self, uid: bool) -> PResult<CommandKind> {
+        self.sp()?;
+        let ret = self.search_return()?;
+        self.expect(b'(')?;
+        let mut criteria = Vec::new();
+        self.items_until_close(false, |p| {
+            if criteria.len() >= 16 {
+                return Err("too many SORT criteria".into());
+            }
+            let reverse = p.keyword("REVERSE");
+            if reverse {
+                p.sp()?;
+            }
+            let k = p.atom()?.to_ascii_uppercase();
+            let key = match k.as_str() {
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                "DISPLAYFROM" => SortKey::DisplayFrom,
+                "DISPLAYTO" => SortKey::DisplayTo,
+                _ => return Err(format!("unknown SORT key {k}")),
+            };
+            criteria.push(SortCriterion { reverse, key });
+            Ok(())
+        })?;
+        self.sp()?;
+        let charset = self.astring()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(CommandKind::Sort {
+            uid,
+            ret,
+            criteria,
+            charset,
+            key,
+        })
+    }
+
+    /// `RETURN (…) SP`, when present (ESEARCH, RFC 4731; ESORT, RFC 5267).
+    fn search_return(&mut self) -> PResult<Option<Vec<SearchReturn>>> {
+        if !self.keyword("RETURN") {
+            return Ok(None);
+        }
+        self.sp()?;
+        self.expect(b'(')?;
+        let mut opts = Vec::new();
+        self.items_until_close(true, |p| {
+            let o = p.atom()?.to_ascii_uppercase();
+            opts.push(match o.as_str() {
+                "MIN" => SearchReturn::Min,
+                "MAX" => SearchReturn::Max,
+                "ALL" => SearchReturn::All,
+                "COUNT" => SearchReturn::Count,
+                "SAVE" => SearchReturn::Save,
+                _ => return Err(format!("unknown SEARCH return option {o}")),
+            });
+            Ok(())
+        })?;
+        self.sp()?;
+        Ok(Some(opts))
+    }
+
+    /// One or more search keys, ANDed.
+    fn search_keys(&mut self) -> PResult<SearchKey> {
+        let mut keys = vec![self.search_key(0)?];
+        while self.eat(b' ') {
+            keys.push(self.search_key(0)?);
+        }
+        Ok(if keys.len() == 1 {
+            keys.pop().unwrap_or(SearchKey::All)
+        } else {
+            SearchKey::And(keys)
+        })
+    }
+
     pub(super) fn search(&mut self, uid: bool) -> PResult<CommandKind> {
         self.sp()?;
-        let mut ret = None;
-        if self.keyword("RETURN") {
-            self.sp()?;
-            self.expect(b'(')?;
-            let mut opts = Vec::new();
-            self.items_until_close(true, |p| {
-                let o = p.atom()?.to_ascii_uppercase();
-                opts.push(match o.as_str() {
-                    "MIN" => SearchReturn::Min,
-                    "MAX" => SearchReturn::Max,
-                    "ALL" => SearchReturn::All,
-                    "COUNT" => SearchReturn::Count,
-                    "SAVE" => SearchReturn::Save,
-                    _ => return Err(format!("unknown SEARCH return option {o}")),
-                });
-                Ok(())
-            })?;
-            ret = Some(opts);
-            self.sp()?;
-        }
+        let ret = self.search_return()?;
         let mut charset = None;
         if self.keyword("CHARSET") {
             self.sp()?;
             charset = Some(self.astring()?);
             self.sp()?;
         }
-        let mut keys = vec![self.search_key(0)?];
-        while self.eat(b' ') {
-            keys.push(self.search_key(0)?);
-        }
-        let key = if keys.len() == 1 {
-            keys.pop().unwrap_or(SearchKey::All)
-        } else {
-            SearchKey::And(keys)
-        };
+        let key = self.search_keys()?;
         Ok(CommandKind::Search {
             uid,
             ret,
