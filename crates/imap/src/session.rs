@@ -342,6 +342,7 @@ impl Session {
         c.push_str(" UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE");
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
+        c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -606,6 +607,12 @@ impl Session {
                 charset,
                 key,
             } => self.search(&tag, uid, ret, charset, key, out).await,
+            K::Thread {
+                uid,
+                algorithm,
+                charset,
+                key,
+            } => self.thread(uid, algorithm, &charset, key, out).await,
             K::Sort {
                 uid,
                 ret,
@@ -758,7 +765,8 @@ fn sync_policy(k: &CommandKind) -> (bool, bool) {
         K::Fetch { uid, .. }
         | K::Store { uid, .. }
         | K::Search { uid, .. }
-        | K::Sort { uid, .. } => (*uid, true),
+        | K::Sort { uid, .. }
+        | K::Thread { uid, .. } => (*uid, true),
         K::Copy { uid, .. } | K::Move { uid, .. } => (*uid, true),
         K::Select { .. } | K::Close | K::Unselect | K::Logout | K::Idle => (false, false),
         _ => (true, true),

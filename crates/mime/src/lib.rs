@@ -21,7 +21,7 @@ mod text;
 use serde::{Deserialize, Serialize};
 
 pub use section::{Section, SectionSpec};
-pub use sort::{SortKeys, base_subject};
+pub use sort::{SortKeys, base_subject, message_ids, thread_parents};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

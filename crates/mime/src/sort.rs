@@ -23,6 +23,44 @@ pub struct SortKeys {
     pub display_to: String,
     /// The Date: header as unix seconds, when it parses.
     pub sent_date: Option<i64>,
+    /// Whether the base subject extraction removed a reply or forward marker (RFC 5256 §2.1),
+    /// which THREAD=REFERENCES's subject merging asks.
+    pub is_reply: bool,
+    /// The Message-ID, as `<…>`.
+    pub message_id: Option<String>,
+    /// The parent ids THREAD=REFERENCES links by: the References: ids, else the first
+    /// In-Reply-To: id. `None` when the stored summary predates keeping References: (read the
+    /// header and use [`thread_parents`]).
+    pub parents: Option<Vec<String>>,
+}
+
+/// The message ids (`<…>`) in a header value, in order; bounded.
+pub fn message_ids(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.find('<') {
+        let Some(len) = rest[start..].find('>') else {
+            break;
+        };
+        let id = &rest[start..start + len + 1];
+        if id.len() > 2 && !id[1..].contains(['<', ' ']) {
+            out.push(id.to_string());
+        }
+        rest = &rest[start + len + 1..];
+        if out.len() >= 1000 {
+            break;
+        }
+    }
+    out
+}
+
+/// RFC 5256 §3 step 1: the References: ids, or if there are none the first In-Reply-To: id.
+pub fn thread_parents(references: &str, in_reply_to: &str) -> Vec<String> {
+    let refs = message_ids(references);
+    if !refs.is_empty() {
+        return refs;
+    }
+    message_ids(in_reply_to).into_iter().take(1).collect()
 }
 
 impl Summary {
@@ -31,9 +69,19 @@ impl Summary {
         let Some(env) = self.root.envelope.as_deref() else {
             return SortKeys::default();
         };
+        let subject = decode_words(env.subject.as_deref().unwrap_or(""));
+        let (base, is_reply) = base_subject_marked(&subject);
         SortKeys {
-            subject: base_subject(&decode_words(env.subject.as_deref().unwrap_or("")))
-                .to_ascii_uppercase(),
+            subject: base.to_ascii_uppercase(),
+            is_reply,
+            message_id: env
+                .message_id
+                .as_deref()
+                .and_then(|m| message_ids(m).into_iter().next()),
+            parents: env
+                .references
+                .as_deref()
+                .map(|r| thread_parents(r, env.in_reply_to.as_deref().unwrap_or(""))),
             from: first_mailbox(&env.from),
             to: first_mailbox(&env.to),
             cc: first_mailbox(&env.cc),
@@ -95,6 +143,13 @@ fn display(list: &[ImapAddr]) -> String {
 
 /// RFC 5256 §2.1: the subject without reply/forward markers, blobs and trailers.
 pub fn base_subject(subject: &str) -> String {
+    base_subject_marked(subject).0
+}
+
+/// The base subject, and whether a reply/forward marker ("Re:", "Fwd:", "(fwd)", "[fwd: …]")
+/// was among what was removed.
+fn base_subject_marked(subject: &str) -> (String, bool) {
+    let mut marked = false;
     // (1) whitespace runs become one space.
     let mut s = subject.split_whitespace().collect::<Vec<_>>().join(" ");
     loop {
@@ -104,6 +159,7 @@ pub fn base_subject(subject: &str) -> String {
             let lower = t.to_ascii_lowercase();
             if lower.ends_with("(fwd)") {
                 s = t[..t.len() - 5].to_string();
+                marked = true;
             } else {
                 s = t.to_string();
                 break;
@@ -112,7 +168,9 @@ pub fn base_subject(subject: &str) -> String {
         // (3)-(5) leaders and blobs, until neither is found.
         loop {
             let before = s.len();
-            s = strip_leader(&s);
+            let (rest, reply) = strip_leader(&s);
+            marked |= reply;
+            s = rest;
             if let Some(rest) = strip_blob(&s)
                 && !rest.is_empty()
             {
@@ -126,9 +184,10 @@ pub fn base_subject(subject: &str) -> String {
         let lower = s.to_ascii_lowercase();
         if lower.starts_with("[fwd:") && s.ends_with(']') {
             s = s[5..s.len() - 1].to_string();
+            marked = true;
             continue;
         }
-        return s;
+        return (s, marked);
     }
 }
 
@@ -144,10 +203,11 @@ fn strip_blob(s: &str) -> Option<String> {
 
 /// subj-leader: whitespace, or blobs followed by `re`, `fw` or `fwd`, optional whitespace and
 /// blob, and `:`.
-fn strip_leader(s: &str) -> String {
+/// The subject without one leader; whether that leader was a reply/forward marker.
+fn strip_leader(s: &str) -> (String, bool) {
     let trimmed = s.trim_start();
     if trimmed.len() != s.len() {
-        return trimmed.to_string();
+        return (trimmed.to_string(), false);
     }
     // Blobs before re/fw belong to the leader only when one follows: work on a copy.
     let mut rest = s.to_string();
@@ -160,13 +220,13 @@ fn strip_leader(s: &str) -> String {
     } else if lower.starts_with("fw") || lower.starts_with("re") {
         2
     } else {
-        return s.to_string();
+        return (s.to_string(), false);
     };
     let after = rest[marker..].trim_start();
     let after = strip_blob(after).unwrap_or_else(|| after.to_string());
     match after.strip_prefix(':') {
-        Some(base) => base.to_string(),
-        None => s.to_string(),
+        Some(base) => (base.to_string(), true),
+        None => (s.to_string(), false),
     }
 }
 
@@ -194,6 +254,11 @@ mod tests {
             ("Re: ", ""),
         ] {
             assert_eq!(base_subject(subject), base, "{subject:?}");
+            let replyish = subject.to_ascii_lowercase().contains("re")
+                || subject.to_ascii_lowercase().contains("fw");
+            if !replyish {
+                assert!(!base_subject_marked(subject).1, "{subject:?}");
+            }
         }
     }
 
@@ -209,5 +274,22 @@ mod tests {
         assert_eq!(k.display_from, "jörg");
         assert_eq!(k.display_to, "undisclosed");
         assert_eq!(k.sent_date, Some(1_622_534_400));
+        assert!(k.is_reply);
+        assert_eq!(k.parents, Some(vec![]));
+        let raw = b"Message-ID: <c@x>\r\nIn-Reply-To: <b@x> <zz@x>\r\nSubject: Hello\r\n\r\n";
+        let k = Summary::parse(raw).sort_keys();
+        assert_eq!(k.message_id.as_deref(), Some("<c@x>"));
+        assert_eq!(k.parents, Some(vec!["<b@x>".to_string()]));
+        assert!(!k.is_reply);
+        let raw = b"References: <a@x>\r\n <b@x>\r\nIn-Reply-To: <q@x>\r\n\r\n";
+        let k = Summary::parse(raw).sort_keys();
+        assert_eq!(
+            k.parents,
+            Some(vec!["<a@x>".to_string(), "<b@x>".to_string()])
+        );
+        assert_eq!(
+            message_ids("junk <a@x> <bad <c d> <e@f>"),
+            vec!["<a@x>", "<e@f>"]
+        );
     }
 }

@@ -36,6 +36,10 @@ pub(crate) struct Envelope {
     pub in_reply_to: Option<String>,
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// The References: field for THREAD=REFERENCES, `Some("")` when there is none; `None` only in
+    /// summaries stored before it was kept (the reader then looks at the header itself).
+    #[serde(rename = "rf", default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<String>,
 }
 
 /// Content-Disposition: type and parameters.
@@ -382,6 +386,7 @@ fn envelope(raw: &[u8], fields: &[Field]) -> Envelope {
         bcc: addrs("bcc"),
         in_reply_to: text("in-reply-to"),
         message_id: text("message-id"),
+        references: Some(text("references").unwrap_or_default()),
     }
 }
 

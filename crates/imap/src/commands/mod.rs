@@ -12,5 +12,6 @@ pub(crate) mod qresync;
 mod search;
 mod sort;
 pub(crate) mod store;
+mod thread;
 
 pub use list::wildcard_match;

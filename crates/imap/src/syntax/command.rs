@@ -25,6 +25,12 @@ pub enum SeqSet {
     Saved,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+}
+
 /// One SORT criterion: a key, possibly reversed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SortCriterion {
@@ -257,6 +263,13 @@ pub enum CommandKind {
         charset: String,
         key: SearchKey,
     },
+    /// THREAD / UID THREAD (RFC 5256).
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        key: SearchKey,
+    },
     Fetch {
         uid: bool,
         set: SeqSet,
@@ -323,6 +336,7 @@ impl CommandKind {
             CommandKind::UidExpunge(_) => "UID EXPUNGE",
             CommandKind::Search { .. } => "SEARCH",
             CommandKind::Sort { .. } => "SORT",
+            CommandKind::Thread { .. } => "THREAD",
             CommandKind::Fetch { .. } => "FETCH",
             CommandKind::Store { .. } => "STORE",
             CommandKind::Copy { .. } => "COPY",

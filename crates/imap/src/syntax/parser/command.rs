@@ -194,6 +194,7 @@ impl Parser<'_> {
             }
             "SEARCH" => self.search(false)?,
             "SORT" => self.sort(false)?,
+            "THREAD" => self.thread(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
             "COPY" => self.copy_move(false, false)?,
@@ -204,6 +205,7 @@ impl Parser<'_> {
                 match sub.as_str() {
                     "SEARCH" => self.search(true)?,
                     "SORT" => self.sort(true)?,
+                    "THREAD" => self.thread(true)?,
                     "FETCH" => self.fetch(true)?,
                     "STORE" => self.store(true)?,
                     "COPY" => self.copy_move(true, false)?,

@@ -47,6 +47,27 @@ impl Parser<'_> {
         })
     }
 
+    /// `THREAD algorithm charset search-key…` (RFC 5256).
+    pub(super) fn thread(&mut self, uid: bool) -> PResult<CommandKind> {
+        self.sp()?;
+        let a = self.atom()?.to_ascii_uppercase();
+        let algorithm = match a.as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            _ => return Err(format!("unknown THREAD algorithm {a}")),
+        };
+        self.sp()?;
+        let charset = self.astring()?;
+        self.sp()?;
+        let key = self.search_keys()?;
+        Ok(CommandKind::Thread {
+            uid,
+            algorithm,
+            charset,
+            key,
+        })
+    }
+
     /// `RETURN (…) SP`, when present (ESEARCH, RFC 4731; ESORT, RFC 5267).
     fn search_return(&mut self) -> PResult<Option<Vec<SearchReturn>>> {
         if !self.keyword("RETURN") {
