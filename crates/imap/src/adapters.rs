@@ -64,6 +64,15 @@ impl Mailboxes for StoreMailboxes {
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
         self.store.subscriptions(account).await
     }
+    async fn quota(&self, account: AccountId) -> Result<(u64, u64)> {
+        let limit = self
+            .store
+            .get_account(account)
+            .await?
+            .map(|a| u64::try_from(a.quota_bytes).unwrap_or(0))
+            .unwrap_or(0);
+        Ok((self.store.quota_used(account).await?, limit))
+    }
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.store.mailbox_status(id).await
     }

@@ -46,6 +46,8 @@ pub trait Mailboxes: Send + Sync {
     async fn set_subscribed(&self, account: AccountId, name: &str, on: bool) -> Result<()>;
     /// The subscribed names, sorted.
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
+    /// The account's storage quota: octets used and the limit (0: none).
+    async fn quota(&self, account: AccountId) -> Result<(u64, u64)>;
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus>;
 }
 

@@ -342,7 +342,7 @@ impl Session {
         c.push_str(" UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE");
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
-        c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES");
+        c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -582,6 +582,12 @@ impl Session {
                 Done::ok("NAMESPACE completed")
             }
             K::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
+            K::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox, out).await,
+            K::GetQuota(root) => self.get_quota(&root, out).await,
+            K::SetQuota(_) => Done::no(
+                Some("NOPERM"),
+                "Quota limits are set by the administrator (wharf user quota)",
+            ),
             K::Append {
                 mailbox,
                 flags,

@@ -203,6 +203,8 @@ pub struct MailboxStatus {
     pub deleted: u32,
     /// Sum of message sizes in octets.
     pub size: u64,
+    /// Sum of the sizes of the messages flagged \Deleted (RFC 9208 DELETED-STORAGE).
+    pub deleted_size: u64,
     pub uid_next: Uid,
     pub uid_validity: u32,
     pub highest_modseq: ModSeq,

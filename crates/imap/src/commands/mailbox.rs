@@ -369,6 +369,7 @@ impl Session {
                 StatusItem::Deleted => format!("DELETED {}", st.deleted),
                 StatusItem::Size => format!("SIZE {}", st.size),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", st.highest_modseq),
+                StatusItem::DeletedStorage => format!("DELETED-STORAGE {}", st.deleted_size),
             })
             .collect();
         line.extend_from_slice(vals.join(" ").as_bytes());

@@ -9,6 +9,7 @@ mod idle;
 mod list;
 mod mailbox;
 pub(crate) mod qresync;
+mod quota;
 mod search;
 mod sort;
 pub(crate) mod store;

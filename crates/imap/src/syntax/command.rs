@@ -81,6 +81,8 @@ pub enum StatusItem {
     Deleted,
     Size,
     HighestModSeq,
+    /// RFC 9208: octets of the messages flagged \\Deleted.
+    DeletedStorage,
 }
 
 /// LIST-EXTENDED return options (RFC 5258, 5819, 6154).
@@ -237,6 +239,12 @@ pub enum CommandKind {
         mailbox: String,
         items: Vec<StatusItem>,
     },
+    /// GETQUOTAROOT mailbox (RFC 9208).
+    GetQuotaRoot(String),
+    /// GETQUOTA root (RFC 9208).
+    GetQuota(String),
+    /// SETQUOTA root (resource limit …): parsed, refused (limits are the administrator's).
+    SetQuota(String),
     Append {
         mailbox: String,
         flags: Vec<Flag>,
@@ -337,6 +345,9 @@ impl CommandKind {
             CommandKind::Search { .. } => "SEARCH",
             CommandKind::Sort { .. } => "SORT",
             CommandKind::Thread { .. } => "THREAD",
+            CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",
+            CommandKind::GetQuota(_) => "GETQUOTA",
+            CommandKind::SetQuota(_) => "SETQUOTA",
             CommandKind::Fetch { .. } => "FETCH",
             CommandKind::Store { .. } => "STORE",
             CommandKind::Copy { .. } => "COPY",

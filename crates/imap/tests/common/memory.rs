@@ -46,6 +46,7 @@ struct State {
     uid_validity: u32,
     events: HashMap<AccountId, broadcast::Sender<MailboxEvent>>,
     subscriptions: std::collections::BTreeSet<(AccountId, String)>,
+    quotas: HashMap<AccountId, u64>,
 }
 
 /// How FETCH read message bodies, for the streaming tests.
@@ -148,6 +149,11 @@ impl Memory {
         }
     }
 
+    /// Sets the account's storage limit in octets (0: none), as `wharf user quota` does.
+    pub fn set_quota(&self, account: AccountId, limit: u64) {
+        self.lock().quotas.insert(account, limit);
+    }
+
     /// Forgets every tombstone of the mailbox, as the store's prune past its horizon does.
     pub fn forget_tombstones(&self, account: AccountId, mailbox: &str) {
         let mut st = self.lock();
@@ -236,6 +242,7 @@ impl Memory {
     ) -> Result<AppendOutcome> {
         let analysis = wharf_mime::analyze(&raw);
         let mut st = self.lock();
+        Self::check_quota(&st, mailbox, raw.len() as u64)?;
         st.next_id += 1;
         st.modseq += 1;
         let (message_id, modseq) = (st.next_id, st.modseq);
@@ -275,6 +282,25 @@ impl Memory {
         })
     }
 
+    /// As the store does: adding `more` octets to the account of `mailbox` must stay within
+    /// its limit.
+    fn check_quota(st: &State, mailbox: MailboxId, more: u64) -> Result<()> {
+        let Some(account) = st.mailboxes.get(&mailbox).map(|m| m.mailbox.account_id) else {
+            return Ok(());
+        };
+        let limit = st.quotas.get(&account).copied().unwrap_or(0);
+        let used: u64 = st
+            .mailboxes
+            .values()
+            .filter(|m| m.mailbox.account_id == account)
+            .flat_map(|m| m.msgs.iter().map(|e| e.size))
+            .sum();
+        if limit > 0 && used + more > limit {
+            return Err(StoreError::OverQuota);
+        }
+        Ok(())
+    }
+
     fn copy_sync(
         &self,
         src: MailboxId,
@@ -296,6 +322,9 @@ impl Memory {
         };
         if !st.mailboxes.contains_key(&dst) {
             return Err(StoreError::NotFound("mailbox".into()));
+        }
+        if !remove {
+            Self::check_quota(&st, dst, picked.iter().map(|m| m.size).sum())?;
         }
         let mut mapping = Vec::new();
         for m in &picked {
@@ -529,6 +558,17 @@ impl Mailboxes for Memory {
         Ok(())
     }
 
+    async fn quota(&self, account: AccountId) -> Result<(u64, u64)> {
+        let st = self.lock();
+        let used = st
+            .mailboxes
+            .values()
+            .filter(|m| m.mailbox.account_id == account)
+            .flat_map(|m| m.msgs.iter().map(|e| e.size))
+            .sum();
+        Ok((used, st.quotas.get(&account).copied().unwrap_or(0)))
+    }
+
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
         let st = self.lock();
         Ok(st
@@ -552,6 +592,12 @@ impl Mailboxes for Memory {
             recent: count(Flags::RECENT),
             deleted: count(Flags::DELETED),
             size: m.msgs.iter().map(|e| e.size).sum(),
+            deleted_size: m
+                .msgs
+                .iter()
+                .filter(|e| e.flags.contains(Flags::DELETED))
+                .map(|e| e.size)
+                .sum(),
             uid_next: m.mailbox.uid_next,
             uid_validity: m.mailbox.uid_validity,
             highest_modseq: m.mailbox.highest_modseq,

@@ -364,7 +364,8 @@ impl Shared {
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 1) = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS unseen, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 32) <> 0 AND mm.uid >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 8) <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS deleted, \
-               CAST(COALESCE(SUM(mm.size), 0) AS BIGINT) AS size \
+               CAST(COALESCE(SUM(mm.size), 0) AS BIGINT) AS size, \
+               CAST(COALESCE(SUM(CASE WHEN (mm.flags & 8) <> 0 THEN mm.size ELSE 0 END), 0) AS BIGINT) AS deleted_size \
              FROM mailbox_messages mm WHERE mm.mailbox_id = $1",
         )
         .bind(id)
@@ -378,6 +379,7 @@ impl Shared {
             recent: to_u32(r.try_get("recent")?, "count")?,
             deleted: to_u32(r.try_get("deleted")?, "count")?,
             size: to_u64(r.try_get("size")?, "size")?,
+            deleted_size: to_u64(r.try_get("deleted_size")?, "size")?,
             uid_next: to_u32(mb.try_get("uid_next")?, "uid_next")?,
             uid_validity: to_u32(mb.try_get("uid_validity")?, "uid_validity")?,
             highest_modseq: to_u64(mb.try_get("highest_modseq")?, "highest_modseq")?,

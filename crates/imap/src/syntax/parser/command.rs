@@ -154,6 +154,27 @@ impl Parser<'_> {
                 let pattern = self.list_mailbox()?;
                 CommandKind::Lsub { reference, pattern }
             }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                CommandKind::GetQuotaRoot(self.mailbox()?)
+            }
+            "GETQUOTA" => {
+                self.sp()?;
+                CommandKind::GetQuota(self.astring()?)
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring()?;
+                self.sp()?;
+                self.expect(b'(')?;
+                self.items_until_close(true, |p| {
+                    p.atom()?;
+                    p.sp()?;
+                    p.number64()?;
+                    Ok(())
+                })?;
+                CommandKind::SetQuota(root)
+            }
             "STATUS" => {
                 self.sp()?;
                 let mailbox = self.mailbox()?;

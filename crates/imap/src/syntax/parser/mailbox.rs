@@ -18,6 +18,7 @@ impl Parser<'_> {
                 "DELETED" => StatusItem::Deleted,
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "DELETED-STORAGE" => StatusItem::DeletedStorage,
                 _ => return Err(format!("unknown status item {a}")),
             });
             Ok(())
