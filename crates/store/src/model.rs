@@ -179,6 +179,11 @@ pub struct MessageContent {
     pub summary: Option<bytes::Bytes>,
     /// The raw message.
     pub raw: Option<bytes::Bytes>,
+    /// With the summary: the RFC 8970 preview (empty when the message has no text).
+    pub preview: Option<String>,
+    /// With the summary: an RFC 8474 EMAILID, the same for every copy of the message and never
+    /// given to another (the row id, which SQLite may reuse, with the content hash).
+    pub email_id: Option<String>,
 }
 
 /// What changed in a mailbox after a given modseq.

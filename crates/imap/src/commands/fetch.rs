@@ -184,6 +184,8 @@ impl Session {
                     | FetchItem::BinarySize { .. }
                     | FetchItem::Rfc822Header
                     | FetchItem::Rfc822Text
+                    | FetchItem::Preview
+                    | FetchItem::EmailId
             ),
         });
         let raw_item = |i: &FetchItem| {
@@ -404,6 +406,22 @@ impl Session {
                     FetchItem::ModSeq => {
                         p.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes())
                     }
+                    FetchItem::Preview => {
+                        p.extend_from_slice(b"PREVIEW ");
+                        match content.preview.as_deref() {
+                            None | Some("") => p.extend_from_slice(b"NIL"),
+                            // 8-bit text travels in a literal unless UTF-8 was enabled.
+                            Some(text) if !self.utf8 && !text.is_ascii() => {
+                                response::literal(&mut p, text.as_bytes(), false)
+                            }
+                            Some(text) => response::string(&mut p, text.as_bytes()),
+                        }
+                    }
+                    FetchItem::EmailId => match content.email_id.as_deref() {
+                        Some(id) => p.extend_from_slice(format!("EMAILID ({id})").as_bytes()),
+                        None => p.extend_from_slice(b"EMAILID NIL"),
+                    },
+                    FetchItem::ThreadId => p.extend_from_slice(b"THREADID NIL"),
                     FetchItem::Envelope => {
                         if let Some(s) = &summary {
                             p.extend_from_slice(b"ENVELOPE ");

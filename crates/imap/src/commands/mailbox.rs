@@ -13,6 +13,12 @@ use crate::syntax::{QresyncParams, StatusItem, response};
 /// Keywords every client may use and that are always announced in FLAGS.
 const STANDARD_KEYWORDS: &[&str] = &["$Forwarded", "$Junk", "$NotJunk", "$MDNSent", "$Phishing"];
 
+/// RFC 8474 MAILBOXID: from the UIDVALIDITY, which a mailbox keeps through RENAME and no other
+/// mailbox of the server ever gets (it comes from one counter, never reused).
+pub(crate) fn mailbox_id(mb: &Mailbox) -> String {
+    format!("M{}", mb.uid_validity)
+}
+
 impl Session {
     pub(crate) async fn find_mailbox(&self, name: &str) -> Result<Mailbox, Done> {
         let name = self.mailbox_in(name)?;
@@ -105,6 +111,7 @@ impl Session {
         out.extend_from_slice(
             format!("* OK [UIDNEXT {}] Predicted next UID\r\n", status.uid_next).as_bytes(),
         );
+        out.extend_from_slice(format!("* OK [MAILBOXID ({})] Ok\r\n", mailbox_id(&mb)).as_bytes());
         // The mailbox row was read before the index, so every change up to its HIGHESTMODSEQ
         // is in the index (expunges included, which leave no row to take a modseq from); later
         // changes carry a higher modseq and the first sync (before the next reply) sends them.
@@ -200,7 +207,10 @@ impl Session {
             }
         }
         match self.backend.mailboxes.create(account, &name, role).await {
-            Ok(_) => Done::ok("CREATE completed"),
+            Ok(m) => Done::ok_code(
+                format!("MAILBOXID ({})", mailbox_id(&m)),
+                "CREATE completed",
+            ),
             Err(StoreError::AlreadyExists(_)) => {
                 Done::no(Some("ALREADYEXISTS"), "Mailbox already exists")
             }
@@ -370,6 +380,7 @@ impl Session {
                 StatusItem::Size => format!("SIZE {}", st.size),
                 StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", st.highest_modseq),
                 StatusItem::DeletedStorage => format!("DELETED-STORAGE {}", st.deleted_size),
+                StatusItem::MailboxId => format!("MAILBOXID ({})", mailbox_id(mb)),
             })
             .collect();
         line.extend_from_slice(vals.join(" ").as_bytes());

@@ -18,6 +18,8 @@ struct Prefetched {
     text: HashMap<(u8, String), HashSet<Uid>>,
     /// Unfolded header block per UID, when a HEADER or SENT* key needs it.
     headers: HashMap<Uid, String>,
+    /// UIDs carrying each EMAILID asked about.
+    email_ids: HashMap<String, HashSet<Uid>>,
     /// Message indexes matched by each sequence-set key, by the key's address in the tree
     /// (resolved once, not once per message).
     sets: HashMap<usize, HashSet<usize>>,
@@ -155,6 +157,13 @@ fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
         SearchKey::Larger(n) => m.size > *n,
         SearchKey::ModSeq(n) => m.modseq >= *n,
         SearchKey::Smaller(n) => m.size < *n,
+        SearchKey::EmailId(id) => ctx
+            .pre
+            .email_ids
+            .get(id)
+            .is_some_and(|set| set.contains(&m.uid)),
+        // Threads have no ids here (FETCH THREADID is NIL): nothing matches one.
+        SearchKey::ThreadId(_) => false,
         SearchKey::Header(name, value) => ctx.pre.headers.get(&m.uid).is_some_and(|b| {
             let needle = value.to_lowercase();
             header_values(b, name).any(|v| v.to_lowercase().contains(&needle))
@@ -269,6 +278,43 @@ impl Session {
                     Err(e) => return Err(Done::store(e)),
                 }
             }
+        }
+        let mut email_ids = Vec::new();
+        walk(key, &mut |k| {
+            if let SearchKey::EmailId(id) = k {
+                email_ids.push(id.clone());
+            }
+        });
+        for id in email_ids {
+            // An EMAILID names its message row (`E<row>-<hash>`); the row's own id confirms it.
+            let row = id
+                .strip_prefix('E')
+                .and_then(|r| r.split('-').next())
+                .and_then(|n| n.parse::<i64>().ok());
+            let holders: Vec<&wharf_store::MessageEntry> = sel
+                .msgs
+                .iter()
+                .filter(|m| Some(m.message_id) == row && !sel.pending_expunge.contains(&m.uid))
+                .collect();
+            let mut uids = HashSet::new();
+            if let Some(first) = holders.first() {
+                match self
+                    .backend
+                    .messages
+                    .contents(&[first.message_id], true, false)
+                    .await
+                {
+                    Ok(mut got) => {
+                        if let Some(Ok(c)) = got.pop()
+                            && c.email_id.as_deref() == Some(id.as_str())
+                        {
+                            uids.extend(holders.iter().map(|m| m.uid));
+                        }
+                    }
+                    Err(e) => return Err(Done::store(e)),
+                }
+            }
+            pre.email_ids.insert(id, uids);
         }
         walk(key, &mut |k| {
             let resolved = match k {

@@ -83,6 +83,8 @@ pub enum StatusItem {
     HighestModSeq,
     /// RFC 9208: octets of the messages flagged \\Deleted.
     DeletedStorage,
+    /// RFC 8474.
+    MailboxId,
 }
 
 /// LIST-EXTENDED return options (RFC 5258, 5819, 6154).
@@ -155,6 +157,9 @@ pub enum SearchKey {
     /// RFC 7162 §3.1.5: messages whose mod-sequence is at least this (the optional entry name
     /// and type are accepted; every entry shares the message's mod-sequence here).
     ModSeq(u64),
+    /// RFC 8474 §5.
+    EmailId(String),
+    ThreadId(String),
 }
 
 /// FETCH data items (macros already expanded).
@@ -171,6 +176,11 @@ pub enum FetchItem {
     Rfc822Header,
     Rfc822Text,
     ModSeq,
+    /// RFC 8970.
+    Preview,
+    /// RFC 8474.
+    EmailId,
+    ThreadId,
     BodySection {
         peek: bool,
         section: Section,

@@ -25,6 +25,7 @@ struct Blob {
     raw: Bytes,
     summary: Bytes,
     search: wharf_mime::SearchText,
+    preview: String,
 }
 
 struct Mbox {
@@ -253,6 +254,7 @@ impl Memory {
                 raw,
                 summary: Bytes::from(analysis.summary),
                 search: analysis.search,
+                preview: analysis.preview,
             },
         );
         let mb = st
@@ -676,6 +678,8 @@ impl Messages for Memory {
                 Some(b) => Ok(MessageContent {
                     summary: summary.then(|| b.summary.clone()),
                     raw: raw.then(|| b.raw.clone()),
+                    preview: summary.then(|| b.preview.clone()),
+                    email_id: summary.then(|| format!("E{id}-mem")),
                 }),
                 None => Err(StoreError::NotFound("message".into())),
             })

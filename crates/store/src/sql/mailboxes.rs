@@ -495,12 +495,13 @@ impl Shared {
         }
         // Keeps every statement far below SQLite's and PostgreSQL's bind-parameter limits.
         const MAX_IDS: usize = 500;
-        let mut found: HashMap<MessageId, (Option<Vec<u8>>, String)> =
-            HashMap::with_capacity(messages.len());
+        // Per message: (summary and preview when asked, blob hash).
+        type Found = (Option<(Vec<u8>, String)>, String);
+        let mut found: HashMap<MessageId, Found> = HashMap::with_capacity(messages.len());
         for ids in messages.chunks(MAX_IDS) {
             let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
             let summary_col = if want_summary {
-                "summary"
+                "summary, preview"
             } else {
                 "NULL AS summary"
             };
@@ -514,8 +515,8 @@ impl Shared {
             }
             for row in q.fetch_all(&self.reader).await? {
                 let id: i64 = row.try_get("id")?;
-                let summary: Option<Vec<u8>> = if want_summary {
-                    Some(row.try_get("summary")?)
+                let summary: Option<(Vec<u8>, String)> = if want_summary {
+                    Some((row.try_get("summary")?, row.try_get("preview")?))
                 } else {
                     None
                 };
@@ -550,11 +551,15 @@ impl Shared {
             .iter()
             .zip(raws)
             .map(|(id, raw)| {
-                let Some((summary, _)) = found.get(id) else {
+                let Some((summary, hash)) = found.get(id) else {
                     return Err(StoreError::NotFound(format!("message {id}")));
                 };
                 Ok(MessageContent {
-                    summary: summary.clone().map(Bytes::from),
+                    summary: summary.as_ref().map(|(s, _)| Bytes::from(s.clone())),
+                    preview: summary.as_ref().map(|(_, p)| p.clone()),
+                    email_id: summary
+                        .as_ref()
+                        .map(|_| format!("E{id}-{}", hash.get(..12).unwrap_or(hash))),
                     raw: raw.transpose()?,
                 })
             })

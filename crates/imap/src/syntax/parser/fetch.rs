@@ -96,6 +96,22 @@ impl Parser<'_> {
                 "RFC822.HEADER" => FetchItem::Rfc822Header,
                 "RFC822.TEXT" => FetchItem::Rfc822Text,
                 "MODSEQ" => FetchItem::ModSeq,
+                "EMAILID" => FetchItem::EmailId,
+                "THREADID" => FetchItem::ThreadId,
+                "PREVIEW" => {
+                    // RFC 8970 preview modifiers: LAZY (previews here are always at hand).
+                    if self.rest().starts_with(b" (") {
+                        self.pos += 2;
+                        self.items_until_close(false, |p| {
+                            if p.keyword("LAZY") {
+                                Ok(())
+                            } else {
+                                Err("unknown PREVIEW modifier".into())
+                            }
+                        })?;
+                    }
+                    FetchItem::Preview
+                }
                 _ => return Err(format!("unknown FETCH item {a}")),
             }
         };

@@ -19,6 +19,7 @@ impl Parser<'_> {
                 "SIZE" => StatusItem::Size,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "DELETED-STORAGE" => StatusItem::DeletedStorage,
+                "MAILBOXID" => StatusItem::MailboxId,
                 _ => return Err(format!("unknown status item {a}")),
             });
             Ok(())

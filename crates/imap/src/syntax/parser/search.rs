@@ -182,6 +182,14 @@ impl Parser<'_> {
                 self.sp()?;
                 SearchKey::Larger(self.number64()?)
             }
+            "EMAILID" => {
+                self.sp()?;
+                SearchKey::EmailId(self.objectid()?)
+            }
+            "THREADID" => {
+                self.sp()?;
+                SearchKey::ThreadId(self.objectid()?)
+            }
             "MODSEQ" => {
                 self.sp()?;
                 // search-modsequence: [entry-name SP entry-type-req SP] mod-sequence-valzer.
@@ -241,5 +249,14 @@ impl Parser<'_> {
             _ => return Err(format!("unknown search key {a}")),
         };
         Ok(key)
+    }
+
+    /// objectid (RFC 8474 §7): 1 to 255 of A-Z a-z 0-9 `_` `-`.
+    fn objectid(&mut self) -> PResult<String> {
+        let id = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if id.is_empty() || id.len() > 255 {
+            return Err("expected an object id".into());
+        }
+        Ok(String::from_utf8_lossy(id).into_owned())
     }
 }
