@@ -27,6 +27,9 @@ pub struct ImapConfig {
     pub idle_timeout_unauth_secs: u64,
     /// Inactivity autologout in seconds once authenticated (IDLE included).
     pub idle_timeout_secs: u64,
+    /// Sessions that may use COMPRESS=DEFLATE at once (each holds some 300 KiB of compressor
+    /// state); past it COMPRESS answers NO [LIMIT] and the session goes on uncompressed.
+    pub max_compressed_sessions: usize,
 }
 
 impl Default for ImapConfig {
@@ -42,6 +45,7 @@ impl Default for ImapConfig {
             max_bad_commands: 10,
             idle_timeout_unauth_secs: 60,
             idle_timeout_secs: 30 * 60,
+            max_compressed_sessions: 1000,
         }
     }
 }

@@ -111,6 +111,13 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
                 conn.start_tls().await?;
                 session.handle(Input::TlsStarted).await
             }
+            Next::Compress => {
+                conn.start_deflate().await?;
+                Step {
+                    output: Output::new(),
+                    next: Next::Line,
+                }
+            }
             Next::More => session.handle(Input::Resume).await,
             Next::Line => {
                 let line = tokio::select! {

@@ -65,6 +65,8 @@ pub enum Next {
     Discard { len: u64 },
     /// Run the TLS handshake (discarding buffered plaintext), then hand in `Input::TlsStarted`.
     StartTls,
+    /// Switch the connection to COMPRESS=DEFLATE (RFC 4978), then read a line.
+    Compress,
     /// IDLE: wait for a line or a store event (`Session::next_event`).
     Idle,
     /// Write the output, then hand in `Input::Resume` for the rest of the command's responses.
@@ -92,12 +94,15 @@ impl Step {
 #[derive(Debug)]
 pub struct Shared {
     pub(crate) budget: Arc<LiteralBudget>,
+    /// Permits for COMPRESS=DEFLATE sessions (`max_compressed_sessions`).
+    pub(crate) compressed: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
     pub fn new(cfg: &ImapConfig) -> Arc<Shared> {
         Arc::new(Shared {
             budget: LiteralBudget::new(cfg.literal_memory_budget),
+            compressed: Arc::new(tokio::sync::Semaphore::new(cfg.max_compressed_sessions)),
         })
     }
 
@@ -219,6 +224,8 @@ pub struct Session {
     pub(crate) condstore: bool,
     /// ENABLE QRESYNC was given (RFC 7162 §3.2): expunges are announced as VANISHED.
     pub(crate) qresync: bool,
+    /// Held while the connection is compressed (RFC 4978).
+    pub(crate) compress_permit: Option<tokio::sync::OwnedSemaphorePermit>,
     pub(crate) selected: Option<Selected>,
     pub(crate) events: Option<broadcast::Receiver<MailboxEvent>>,
     pub(crate) bad_in_row: u32,
@@ -250,6 +257,7 @@ impl Session {
             utf8: false,
             condstore: false,
             qresync: false,
+            compress_permit: None,
             selected: None,
             events: None,
             bad_in_row: 0,
@@ -343,7 +351,7 @@ impl Session {
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
         c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE");
-        c.push_str(" OBJECTID PREVIEW");
+        c.push_str(" OBJECTID PREVIEW COMPRESS=DEFLATE");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -544,6 +552,7 @@ impl Session {
             }
             _ if !authed => Done::bad("Command not valid before authentication"),
             K::Enable(caps) => self.enable(&caps, out),
+            K::Compress(mechanism) => self.compress(&mechanism),
             K::Select {
                 mailbox,
                 read_only,
@@ -697,6 +706,23 @@ impl Session {
         }
         out.extend_from_slice(b"\r\n");
         Done::ok("ENABLE completed")
+    }
+
+    /// COMPRESS (RFC 4978), after login only: a stranger gets no compressor state.
+    fn compress(&mut self, mechanism: &str) -> Done {
+        if !mechanism.eq_ignore_ascii_case("DEFLATE") {
+            return Done::no(Some("CANNOT"), "Only DEFLATE is supported");
+        }
+        if self.compress_permit.is_some() {
+            return Done::no(Some("COMPRESSIONACTIVE"), "DEFLATE is already active");
+        }
+        match Arc::clone(&self.shared.compressed).try_acquire_owned() {
+            Ok(permit) => {
+                self.compress_permit = Some(permit);
+                Done::ok("DEFLATE active").with_next(Next::Compress)
+            }
+            Err(_) => Done::no(Some("LIMIT"), "Too many compressed sessions, go on without"),
+        }
     }
 
     /// A CONDSTORE-enabling command (RFC 7162 §3.1): from now on untagged FETCHes carry MODSEQ,

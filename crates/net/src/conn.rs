@@ -71,6 +71,8 @@ pub enum Line {
 enum Io {
     Plain(BoxStream),
     Tls(Box<TlsStream>),
+    /// COMPRESS=DEFLATE over the plain or TLS stream.
+    Deflate(Box<crate::deflate::Deflated>),
     /// After a failed STARTTLS handshake: the stream is gone.
     Closed,
 }
@@ -166,6 +168,7 @@ impl Transport {
             match &mut self.io {
                 Io::Plain(s) => s.read_buf(&mut dst).await,
                 Io::Tls(s) => s.read_buf(&mut dst).await,
+                Io::Deflate(s) => s.read_buf(&mut dst).await,
                 Io::Closed => Err(closed()),
             }
         };
@@ -174,6 +177,16 @@ impl Transport {
             self.eof = true;
         }
         Ok(n)
+    }
+}
+
+/// A transport without its stream (to put one back after a refused change).
+fn transport_rest(input: InputBuffer, eof: bool) -> Transport {
+    Transport {
+        io: Io::Closed,
+        input,
+        eof,
+        discarding_line: false,
     }
 }
 
@@ -597,6 +610,7 @@ impl Conn {
                 match &mut self.transport.io {
                     Io::Plain(s) => s.read_buf(&mut dst).await,
                     Io::Tls(s) => s.read_buf(&mut dst).await,
+                    Io::Deflate(s) => s.read_buf(&mut dst).await,
                     Io::Closed => Err(closed()),
                 }
             };
@@ -647,6 +661,7 @@ impl Conn {
                     s.write_all(data).await?;
                     s.flush().await
                 }
+                Io::Deflate(s) => s.write_all(data).await,
                 Io::Closed => Err(closed()),
             }
         };
@@ -665,6 +680,7 @@ impl Conn {
             match &mut self.transport.io {
                 Io::Plain(s) => s.flush().await,
                 Io::Tls(s) => s.flush().await,
+                Io::Deflate(s) => s.flush().await,
                 Io::Closed => Err(closed()),
             }
         };
@@ -684,6 +700,7 @@ impl Conn {
             match &mut self.transport.io {
                 Io::Plain(s) => s.shutdown().await,
                 Io::Tls(s) => s.shutdown().await,
+                Io::Deflate(s) => s.shutdown().await,
                 Io::Closed => Ok(()),
             }
         };
@@ -696,6 +713,38 @@ impl Conn {
             Ok(r) => r,
             Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "close timeout")),
         }
+    }
+
+    /// Whether COMPRESS=DEFLATE is on.
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.transport.io, Io::Deflate(_))
+    }
+
+    /// COMPRESS=DEFLATE (RFC 4978): from now on both directions are raw DEFLATE. Octets already
+    /// buffered arrived after the command and so are compressed; they are inflated first.
+    /// Errors with `Unsupported` when already compressed.
+    pub async fn start_deflate(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        let transport = std::mem::replace(&mut self.transport, Transport::new(Io::Closed));
+        let pending = transport.input.data().to_vec();
+        let inner: BoxStream = match transport.io {
+            Io::Plain(s) => s,
+            Io::Tls(s) => Box::new(*s),
+            other => {
+                self.transport = Transport {
+                    io: other,
+                    ..transport_rest(transport.input, transport.eof)
+                };
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "compression is already active",
+                ));
+            }
+        };
+        self.transport = Transport::new(Io::Deflate(Box::new(crate::deflate::Deflated::new(
+            inner, pending,
+        ))));
+        Ok(())
     }
 
     /// STARTTLS/STLS: discards every byte already buffered (CVE-2011-0411),
@@ -821,6 +870,17 @@ async fn linger(mut io: Io) {
             }
             while drained < LINGER_DRAIN {
                 match s.read(&mut sink).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => drained += n,
+                }
+            }
+        }
+        Io::Deflate(s) => {
+            if s.shutdown().await.is_err() {
+                return;
+            }
+            while drained < LINGER_DRAIN {
+                match s.read_raw(&mut sink).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => drained += n,
                 }

@@ -26,6 +26,7 @@
 //!   pre-authentication clock stops.
 
 mod conn;
+mod deflate;
 mod error;
 mod guard;
 mod ipnet;

@@ -249,6 +249,8 @@ pub enum CommandKind {
         mailbox: String,
         items: Vec<StatusItem>,
     },
+    /// COMPRESS mechanism (RFC 4978).
+    Compress(String),
     /// GETQUOTAROOT mailbox (RFC 9208).
     GetQuotaRoot(String),
     /// GETQUOTA root (RFC 9208).
@@ -356,6 +358,7 @@ impl CommandKind {
             CommandKind::Sort { .. } => "SORT",
             CommandKind::Thread { .. } => "THREAD",
             CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",
+            CommandKind::Compress(_) => "COMPRESS",
             CommandKind::GetQuota(_) => "GETQUOTA",
             CommandKind::SetQuota(_) => "SETQUOTA",
             CommandKind::Fetch { .. } => "FETCH",

@@ -168,7 +168,7 @@ impl T {
                     continue;
                 }
                 Next::More => self.input(Input::Resume).await,
-                Next::StartTls | Next::Close => break,
+                Next::StartTls | Next::Compress | Next::Close => break,
             };
             out.push_str(&o);
             next = n;

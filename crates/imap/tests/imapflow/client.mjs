@@ -18,6 +18,9 @@ const client = new ImapFlow({
 
 await client.connect();
 check(client.capabilities.has('IMAP4rev2') || client.capabilities.has('IMAP4REV2'), [...client.capabilities.keys()]);
+// imapflow turns on COMPRESS=DEFLATE by itself when offered (RFC 4978): everything below runs
+// compressed.
+check(client.capabilities.has('COMPRESS=DEFLATE') && client._deflate, 'COMPRESS=DEFLATE not in use');
 
 const list = await client.list();
 const paths = list.map((m) => m.path);

@@ -44,6 +44,7 @@ const changed = [];
 c.on('expunge', (d) => vanished.push(d));
 c.on('flags', (d) => changed.push(d));
 await c.connect();
+const compressed = !!c._deflate;
 const before = c.socket.bytesRead;
 const reopened = await c.mailboxOpen('INBOX', { uidValidity, changedSince: highestModseq });
 const resyncBytes = c.socket.bytesRead - before;
@@ -69,6 +70,6 @@ check(JSON.stringify(fetched) === '[120]', fetched);
 check(vanished.some((v) => v.uid === 130), vanished);
 
 await c.logout();
-console.log(`qresync resync of 200 messages with 5 changes: ${resyncBytes} octets on the wire`);
+console.log(`qresync resync of 200 messages with 5 changes: ${resyncBytes} octets on the wire (TLS, COMPRESS=DEFLATE: ${compressed})`);
 console.log('imapflow qresync OK');
 process.exit(0);

@@ -154,6 +154,10 @@ impl Parser<'_> {
                 let pattern = self.list_mailbox()?;
                 CommandKind::Lsub { reference, pattern }
             }
+            "COMPRESS" => {
+                self.sp()?;
+                CommandKind::Compress(self.atom()?)
+            }
             "GETQUOTAROOT" => {
                 self.sp()?;
                 CommandKind::GetQuotaRoot(self.mailbox()?)
