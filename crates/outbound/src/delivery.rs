@@ -181,6 +181,7 @@ async fn apply_mta_sts(
 pub(crate) async fn deliver_domain(
     router: &Router,
     queue: &Arc<dyn QueueStore>,
+    owner: &str,
     base: &ClientConfig,
     domain: &str,
     jobs: Vec<Job>,
@@ -223,7 +224,7 @@ pub(crate) async fn deliver_domain(
     };
     let (strict, normal): (Vec<Job>, Vec<Job>) =
         jobs.into_iter().partition(|j| j.envelope.require_tls);
-    let mut out = send_over(&hops, queue, normal, base, domain, per_connection).await;
+    let mut out = send_over(&hops, queue, owner, normal, base, domain, per_connection).await;
     if !strict.is_empty() {
         // RFC 8689 §4.2.1: the next hop must be authenticated (DANE, an enforced MTA-STS
         // policy, or a configured relay) and its certificate verified. Hosts DANE authenticates
@@ -240,7 +241,18 @@ pub(crate) async fn deliver_domain(
                     h
                 })
                 .collect();
-            out.extend(send_over(&verified, queue, strict, base, domain, per_connection).await);
+            out.extend(
+                send_over(
+                    &verified,
+                    queue,
+                    owner,
+                    strict,
+                    base,
+                    domain,
+                    per_connection,
+                )
+                .await,
+            );
         } else {
             let text = format!(
                 "REQUIRETLS: the mail exchangers of {domain} cannot be authenticated (no DANE TLSA records, no MTA-STS policy in enforce mode)"
@@ -301,6 +313,7 @@ fn report_tls(
 async fn send_over(
     hops: &[Hop],
     queue: &Arc<dyn QueueStore>,
+    owner: &str,
     jobs: Vec<Job>,
     base: &ClientConfig,
     domain: &str,
@@ -378,6 +391,29 @@ async fn send_over(
                 let dsn_aware = client.capabilities().dsn;
                 match client.send(&job.envelope, &raw).await {
                     Ok(outcomes) => {
+                        // Recorded before the next message goes out: a worker that dies later
+                        // in the round must not send these again (exactly once per recipient,
+                        // short of the unavoidable window between the server's 250 and this
+                        // write, RFC 1047).
+                        let delivered: Vec<usize> = outcomes
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, o)| matches!(o, Outcome::Delivered { .. }))
+                            .filter_map(|(k, _)| job.rcpts.get(k).copied())
+                            .collect();
+                        if !delivered.is_empty()
+                            && let Err(e) = queue
+                                .record_delivered(
+                                    job.queue_id,
+                                    owner,
+                                    chrono::Utc::now().timestamp(),
+                                    &delivered,
+                                    Some(&hop.host),
+                                )
+                                .await
+                        {
+                            tracing::error!(queue_id = job.queue_id, error = %e, "recording a delivery failed");
+                        }
                         for (k, outcome) in outcomes.into_iter().enumerate() {
                             let Some(&ri) = job.rcpts.get(k) else {
                                 continue;

@@ -32,7 +32,8 @@ pub struct QueueConfig {
     pub max_age: Duration,
     /// A delay DSN after this long undelivered (`None`: never).
     pub delay_warning: Option<Duration>,
-    /// How long a worker owns entries it leased; must exceed one delivery round.
+    /// How long a worker owns entries it leased without renewing: it renews them every third
+    /// of this while it works on them, so a dead node's mail is taken up again this soon.
     pub lease: Duration,
     /// Idle wait between scans when nothing woke the worker.
     pub poll_interval: Duration,
@@ -57,7 +58,7 @@ impl QueueConfig {
             retry_schedule: vec![m(1), m(5), m(15), m(60), m(240)],
             max_age: Duration::from_secs(5 * 24 * 3600),
             delay_warning: Some(Duration::from_secs(4 * 3600)),
-            lease: Duration::from_secs(15 * 60),
+            lease: Duration::from_secs(60),
             poll_interval: Duration::from_secs(15),
             batch: 100,
             max_connections: 64,
@@ -310,6 +311,29 @@ impl Outbound {
     /// Attempts leased entries and writes their results.
     async fn process(&self, entries: Vec<QueueEntry>) {
         let owner = self.cfg.node_id.clone();
+        // The heartbeat keeps the leases while the round runs, however long; a node that dies
+        // stops renewing, and its entries are free again within one lease.
+        let heartbeat = {
+            let queue = self.queue.clone();
+            let owner = owner.clone();
+            let lease = self.cfg.lease;
+            let ids: Vec<_> = entries.iter().map(|e| e.id).collect();
+            tokio::spawn(async move {
+                let every = (lease / 3).max(Duration::from_secs(1));
+                loop {
+                    tokio::time::sleep(every).await;
+                    match queue.renew_leases(&ids, &owner, now(), secs(lease)).await {
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "queue: renewing leases failed"),
+                    }
+                }
+            })
+        };
+        self.process_leased(entries, &owner).await;
+        heartbeat.abort();
+    }
+
+    async fn process_leased(&self, entries: Vec<QueueEntry>, owner: &str) {
         // Messages are read by the lane that sends them, one at a time, so memory is bounded by
         // the number of connections, not by the batch.
 
@@ -361,11 +385,14 @@ impl Outbound {
                 let per_domain = self.domain_limit(&domain);
                 let domain = domain.clone();
                 let per_conn = self.cfg.max_messages_per_connection.max(1);
+                let owner = owner.to_string();
                 tasks.spawn(async move {
                     let _domain_permit = per_domain.acquire_owned().await;
                     let _permit = global.acquire_owned().await;
                     let started = std::time::Instant::now();
-                    let r = deliver_domain(&router, &queue, &client, &domain, lane, per_conn).await;
+                    let r =
+                        deliver_domain(&router, &queue, &owner, &client, &domain, lane, per_conn)
+                            .await;
                     metrics::histogram!("wharf_delivery_seconds", "kind" => "remote")
                         .record(started.elapsed().as_secs_f64());
                     r
@@ -385,7 +412,7 @@ impl Outbound {
             }
         }
         for (entry, res) in entries.into_iter().zip(results) {
-            if let Err(e) = self.finish(entry, res, &owner).await {
+            if let Err(e) = self.finish(entry, res, owner).await {
                 tracing::error!(error = %e, "writing delivery results");
             }
         }

@@ -125,6 +125,21 @@ pub struct QueuedRecipient {
     pub remote_mta: Option<String>,
 }
 
+/// Sets the given recipients (indexes; out-of-range ones ignored) to delivered.
+pub(crate) fn mark_delivered(
+    list: &mut [QueuedRecipient],
+    recipients: &[usize],
+    remote_mta: Option<&str>,
+) {
+    for &i in recipients {
+        if let Some(r) = list.get_mut(i) {
+            r.state = RecipientState::Delivered;
+            r.status = Some("2.0.0".into());
+            r.remote_mta = remote_mta.map(str::to_string);
+        }
+    }
+}
+
 impl QueuedRecipient {
     pub fn new(address: &str) -> QueuedRecipient {
         QueuedRecipient {
@@ -244,6 +259,26 @@ pub trait QueueStore: Send + Sync + 'static {
         now: i64,
         record: AttemptRecord,
     ) -> Result<(), QueueError>;
+    /// Marks recipients delivered the moment the receiving server accepted them, keeping the
+    /// lease: a worker that dies before its round ends never sends them again. `recipients` are
+    /// indexes into the entry's list; `LeaseLost` as above (nothing is written then).
+    async fn record_delivered(
+        &self,
+        id: QueueId,
+        owner: &str,
+        now: i64,
+        recipients: &[usize],
+        remote_mta: Option<&str>,
+    ) -> Result<(), QueueError>;
+    /// The worker's heartbeat: extends to `now + lease_secs` the leases `owner` still holds
+    /// among `ids`; returns how many those are.
+    async fn renew_leases(
+        &self,
+        ids: &[QueueId],
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<usize, QueueError>;
     /// Deletes a finished entry and releases its blob reference; `LeaseLost` as above.
     async fn complete(&self, id: QueueId, owner: &str, now: i64) -> Result<(), QueueError>;
     /// Every entry, by id (operations: `wharf queue list`).
@@ -374,6 +409,43 @@ impl QueueStore for MemoryQueue {
         e.lease_owner = None;
         e.lease_until = None;
         Ok(())
+    }
+
+    async fn record_delivered(
+        &self,
+        id: QueueId,
+        owner: &str,
+        now: i64,
+        recipients: &[usize],
+        remote_mta: Option<&str>,
+    ) -> Result<(), QueueError> {
+        let mut g = self.lock()?;
+        let (e, _) = g.entries.get_mut(&id).ok_or(QueueError::NotFound(id))?;
+        if !holds(e, owner, now) {
+            return Err(QueueError::LeaseLost(id));
+        }
+        mark_delivered(&mut e.recipients, recipients, remote_mta);
+        Ok(())
+    }
+
+    async fn renew_leases(
+        &self,
+        ids: &[QueueId],
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<usize, QueueError> {
+        let mut g = self.lock()?;
+        let mut held = 0;
+        for id in ids {
+            if let Some((e, _)) = g.entries.get_mut(id)
+                && holds(e, owner, now)
+            {
+                e.lease_until = Some(now + lease_secs);
+                held += 1;
+            }
+        }
+        Ok(held)
     }
 
     async fn complete(&self, id: QueueId, owner: &str, now: i64) -> Result<(), QueueError> {
@@ -555,6 +627,52 @@ pub async fn check_queue_store(q: &dyn QueueStore) -> Result<(), String> {
         .await
         .map_err(e)?;
     ensure(c.iter().any(|x| x.id == id), "due after retry_now")?;
+    // Per-recipient results as they happen, under the lease, which stays.
+    ensure(
+        matches!(
+            q.record_delivered(id, "node-b", base + 100, &[1], Some("mx.z"))
+                .await,
+            Err(QueueError::LeaseLost(_))
+        ),
+        "record_delivered needs the lease",
+    )?;
+    q.record_delivered(id, "node-c", base + 100, &[1, 7], Some("mx.z"))
+        .await
+        .map_err(e)?;
+    let got = q
+        .get(id)
+        .await
+        .map_err(e)?
+        .ok_or("get after record_delivered")?;
+    ensure(
+        got.recipients[1].state == RecipientState::Delivered
+            && got.recipients[1].remote_mta.as_deref() == Some("mx.z")
+            && got.lease_owner.as_deref() == Some("node-c"),
+        "record_delivered marks the recipient and keeps the lease",
+    )?;
+    // The heartbeat: the holder's lease is extended, nobody else's.
+    ensure(
+        q.renew_leases(&[id], "node-b", base + 105, 10)
+            .await
+            .map_err(e)?
+            == 0,
+        "renew_leases skips leases of others",
+    )?;
+    ensure(
+        q.renew_leases(&[id], "node-c", base + 105, 10)
+            .await
+            .map_err(e)?
+            == 1,
+        "renew_leases extends the holder's",
+    )?;
+    ensure(
+        !q.lease_due("node-d", base + 112, 10, 1000)
+            .await
+            .map_err(e)?
+            .iter()
+            .any(|x| x.id == id),
+        "a renewed lease outlasts the first one",
+    )?;
     ensure(
         matches!(
             q.complete(id, "node-b", base + 101).await,

@@ -497,3 +497,203 @@ fn queue_verbs_on_an_empty_store_and_bad_ids() {
     assert!(e.contains("--all"), "{e}");
     assert!(queue_cmd(&env, &["retry", "--all"]).starts_with("0 entries"));
 }
+
+/// A receiving MTA on loopback that counts a message once the sender has gone on after its
+/// 250 (next MAIL, RSET, NOOP or QUIT): a sender killed while waiting for the 250 never saw it
+/// and must send the message again, so that copy does not count. Each end of DATA is reported on
+/// `dots` and answered only after `reply_delay`, the window a test kills the sender in (with
+/// one connection at a time, the sender is then always waiting for that 250; RFC 1047's window
+/// after it, which no sender can close, is never hit).
+struct CountingSink {
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u32>>>,
+    dots: std::sync::mpsc::Receiver<String>,
+}
+
+impl CountingSink {
+    fn start(port: u16, reply_delay: Duration) -> CountingSink {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let (tx, dots) = std::sync::mpsc::channel();
+        let shared = counts.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let counts = shared.clone();
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    let mut acked: Option<String> = None;
+                    let count_acked = |acked: &mut Option<String>| {
+                        if let Some(s) = acked.take() {
+                            *counts.lock().unwrap().entry(s).or_insert(0) += 1;
+                        }
+                    };
+                    if w.write_all(b"220 sink ESMTP\r\n").is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return; // gone: a 250 it may not have read is not counted
+                        }
+                        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        let reply: &[u8] = match verb.as_str() {
+                            "EHLO" | "HELO" => b"250 sink\r\n",
+                            "MAIL" | "RSET" | "NOOP" => {
+                                count_acked(&mut acked);
+                                b"250 ok\r\n"
+                            }
+                            "RCPT" => b"250 ok\r\n",
+                            "QUIT" => {
+                                count_acked(&mut acked);
+                                let _ = w.write_all(b"221 bye\r\n");
+                                return;
+                            }
+                            "DATA" => {
+                                if w.write_all(b"354 go\r\n").is_err() {
+                                    return;
+                                }
+                                let mut subject = String::new();
+                                loop {
+                                    let mut l = String::new();
+                                    if r.read_line(&mut l).unwrap_or(0) == 0 {
+                                        return;
+                                    }
+                                    if l == ".\r\n" {
+                                        break;
+                                    }
+                                    if let Some(s) = l.strip_prefix("Subject: ") {
+                                        subject = s.trim().to_string();
+                                    }
+                                }
+                                let _ = tx.send(subject.clone());
+                                std::thread::sleep(reply_delay);
+                                if w.write_all(b"250 2.0.0 queued\r\n").is_err() {
+                                    return;
+                                }
+                                acked = Some(subject);
+                                continue;
+                            }
+                            _ => b"502 no\r\n",
+                        };
+                        if w.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        CountingSink { counts, dots }
+    }
+}
+
+/// Submits `n` messages (`Subject: {prefix}{i}`) over one submission session.
+fn submit_many(port: u16, user: &str, to: &str, prefix: &str, n: usize) {
+    let script = r#"
+import smtplib, ssl, sys
+port, user, password, to, prefix, n = sys.argv[1:]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+with smtplib.SMTP_SSL("127.0.0.1", int(port), context=ctx, timeout=30) as s:
+    s.login(user, password)
+    for i in range(int(n)):
+        msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s%d\r\nMessage-ID: <%s%d@test>\r\n"
+               "Date: Sun, 29 Nov 2026 10:00:00 +0000\r\n\r\nbody\r\n" % (user, to, prefix, i, prefix, i))
+        assert not s.sendmail(user, [to], msg.encode())
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &port.to_string(),
+            user,
+            PASSWORD,
+            to,
+            prefix,
+            &n.to_string(),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "submission failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue 19 item 4: the delivering node is killed with -9 in the middle of its rounds, 20
+/// times; the receiver counts every message exactly once (no duplicate of a message whose 250
+/// the sender saw, no loss), because each recipient's result is recorded as it happens and a
+/// dead node's leases, kept alive only by its heartbeat, run out within seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn sender_killed_mid_round_20_times_sends_each_message_exactly_once() {
+    const MESSAGES: usize = 80;
+    const KILLS: usize = 20;
+    let sink_port = free_port();
+    let mut a = Node::new("a.test", &["alice"]);
+    let dns = start_dns(
+        Zone::default()
+            .mx("c.test", 10, "mail.c.test")
+            .a("mail.c.test", "127.0.0.1"),
+    )
+    .await;
+    // Leases of 2 s (renewed every second while a round runs), so a dead node's mail waits
+    // seconds, not the default minute; one connection, so a kill always finds it waiting.
+    let config = node_config(
+        "a.test",
+        0,
+        &format!(
+            "{}max_connections_per_domain = 1\n",
+            outbound_keys(dns, sink_port)
+        ),
+    )
+    .replace("lease = 30\n", "lease = 2\n");
+    a.env.write_config(&config);
+    // Everything queued first, while the receiver is not up yet.
+    a.start();
+    submit_many(
+        a.port("submissions"),
+        "alice@a.test",
+        "rcpt@c.test",
+        "m",
+        MESSAGES,
+    );
+    let sink = CountingSink::start(sink_port, Duration::from_millis(150));
+    for round in 0..KILLS {
+        if a.server.is_none() {
+            a.start();
+        }
+        // Let a few messages of this round be answered, then kill the sender while it waits for
+        // the next 250.
+        let wanted = 2 + round % 3;
+        for _ in 0..wanted {
+            sink.dots
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("round {round}: no delivery"));
+        }
+        a.kill9();
+        // Drain dots of transactions cut by the kill.
+        while sink.dots.try_recv().is_ok() {}
+    }
+    a.start();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let list = queue_cmd(&a.env, &["list"]);
+        if list == "the queue is empty\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue never drained: {list}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    a.stop();
+    let counts = sink.counts.lock().unwrap().clone();
+    let duplicates: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicates.is_empty(), "sent twice: {duplicates:?}");
+    let expected: std::collections::BTreeSet<String> =
+        (0..MESSAGES).map(|i| format!("m{i}")).collect();
+    let got: std::collections::BTreeSet<String> = counts.keys().cloned().collect();
+    assert_eq!(got, expected, "every message delivered");
+}

@@ -261,6 +261,66 @@ impl Shared {
         Ok(())
     }
 
+    async fn record_delivered(
+        &self,
+        id: QueueId,
+        owner: &str,
+        now: i64,
+        recipients: &[usize],
+        remote_mta: Option<&str>,
+    ) -> QResult<()> {
+        // Durable (not relaxed): it must be on disk before the next message goes out, or a
+        // crash could send this one again.
+        let mut tx = self.begin_write().await?;
+        let held = self.lock_queue_row(&mut tx, id).await?;
+        if !held.holds(owner, now) {
+            return Err(QueueError::LeaseLost(id));
+        }
+        let mut list: Vec<QueuedRecipient> = serde_json::from_str(&held.recipients)
+            .map_err(|e| backend(&format!("recipients of queue entry {id}"), e))?;
+        crate::queue::mark_delivered(&mut list, recipients, remote_mta);
+        db::query("UPDATE queue SET recipients = $1 WHERE id = $2")
+            .bind(recipients_json(&list)?)
+            .bind(id)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn renew_leases(
+        &self,
+        ids: &[QueueId],
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> QResult<usize> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut held = 0u64;
+        let mut tx = self.begin_write_relaxed().await?;
+        // In chunks, far below the bind-parameter limits.
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (4..4 + chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE queue SET lease_until = $1 WHERE lease_owner = $2 AND lease_until >= $3 \
+                 AND id IN ({})",
+                placeholders.join(",")
+            );
+            let mut q = db::query(sql)
+                .bind(now.saturating_add(lease_secs))
+                .bind(owner)
+                .bind(now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            held += q.execute(&mut tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(usize::try_from(held).unwrap_or(usize::MAX))
+    }
+
     /// Deletes the row (checking the lease when `owner` is given) and its blob reference; the
     /// file goes after commit when nothing else names it. False when the row did not exist.
     async fn remove_entry(&self, id: QueueId, lease: Option<(&str, i64)>) -> QResult<bool> {
@@ -348,6 +408,27 @@ impl QueueStore for SqlStore {
         record: AttemptRecord,
     ) -> QResult<()> {
         self.shared.record_attempt(id, owner, now, record).await
+    }
+    async fn record_delivered(
+        &self,
+        id: QueueId,
+        owner: &str,
+        now: i64,
+        recipients: &[usize],
+        remote_mta: Option<&str>,
+    ) -> QResult<()> {
+        self.shared
+            .record_delivered(id, owner, now, recipients, remote_mta)
+            .await
+    }
+    async fn renew_leases(
+        &self,
+        ids: &[QueueId],
+        owner: &str,
+        now: i64,
+        lease_secs: i64,
+    ) -> QResult<usize> {
+        self.shared.renew_leases(ids, owner, now, lease_secs).await
     }
     async fn complete(&self, id: QueueId, owner: &str, now: i64) -> QResult<()> {
         self.shared
