@@ -198,6 +198,13 @@ pub trait Store: Send + Sync + 'static {
     async fn set_account_pop3_expire(&self, id: AccountId, days: Option<i64>) -> Result<()>;
     /// Removes the account, its mailboxes and messages; blob references are released.
     async fn delete_account(&self, id: AccountId) -> Result<()>;
+
+    // ---- nodes serving this store ----
+    async fn register_node(&self, node: &NodeInfo) -> Result<()>;
+    /// The node's heartbeat; also forgets nodes silent for a week.
+    async fn node_seen(&self, id: &str, now: i64) -> Result<()>;
+    async fn remove_node(&self, id: &str) -> Result<()>;
+    async fn list_nodes(&self) -> Result<Vec<NodeInfo>>;
     /// Sum of the sizes of the account's messages (each mailbox copy counts).
     async fn quota_used(&self, id: AccountId) -> Result<u64>;
 

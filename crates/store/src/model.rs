@@ -10,6 +10,19 @@ pub type MessageId = i64;
 pub type Uid = u32;
 pub type ModSeq = u64;
 
+/// One node serving the store (`wharf serve`), as `wharf node list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Generated at start (`n` and 32 hex digits); the node's lease owner name.
+    pub id: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub version: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    pub last_seen: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Domain {
     pub id: DomainId,

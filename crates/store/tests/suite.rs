@@ -88,6 +88,7 @@ on_both_backends!(threads = 4;
     tombstones_past_the_horizon_are_pruned,
     rename_keeps_uidvalidity,
     subscriptions_are_names,
+    nodes_register_beat_and_leave,
     recreated_mailbox_gets_new_uidvalidity,
     blob_refcounts_reach_zero,
     crash_leftovers_are_swept_on_open,
@@ -445,6 +446,43 @@ async fn rename_keeps_uidvalidity(b: Backend) {
     ));
     let inbox = h.mailbox(a.id, "INBOX").await;
     assert!(s.rename_mailbox(a.id, inbox.id, "Old").await.is_err());
+}
+
+async fn nodes_register_beat_and_leave(b: Backend) {
+    let h = Harness::new(b).await;
+    let s = &h.store;
+    let node = |id: &str, t: i64| NodeInfo {
+        id: id.into(),
+        hostname: "mail.example.test".into(),
+        pid: 7,
+        version: "1.2.3".into(),
+        started_at: t,
+        last_seen: t,
+    };
+    s.register_node(&node("na", 1_000_000)).await.unwrap();
+    s.register_node(&node("nb", 1_000_010)).await.unwrap();
+    assert!(
+        s.register_node(&node("na", 1_000_020)).await.is_err(),
+        "ids are unique"
+    );
+    s.node_seen("na", 1_000_100).await.unwrap();
+    let list = s.list_nodes().await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!((list[0].id.as_str(), list[0].last_seen), ("na", 1_000_100));
+    assert_eq!(list[1], node("nb", 1_000_010));
+    s.remove_node("na").await.unwrap();
+    assert_eq!(s.list_nodes().await.unwrap().len(), 1);
+    // A week of silence and the next heartbeat of anyone forgets it.
+    s.register_node(&node("nc", 2_000_000)).await.unwrap();
+    s.node_seen("nc", 2_000_000).await.unwrap();
+    let ids: Vec<String> = s
+        .list_nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(ids, ["nc"]);
 }
 
 async fn subscriptions_are_names(b: Backend) {

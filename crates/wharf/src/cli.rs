@@ -47,6 +47,9 @@ pub enum Command {
     /// DMARC and TLS-RPT aggregate reports other servers sent about our domains.
     #[command(subcommand)]
     Report(ReportCmd),
+    /// The nodes serving this store (`wharf serve` processes).
+    #[command(subcommand)]
+    Node(NodeCmd),
     /// Print every DNS record DOMAIN needs, as zone-file lines.
     Dns { domain: String },
     /// Check listeners, certificate and DNS from this server's point of view; exit 1 on any ✘.
@@ -72,6 +75,13 @@ pub enum QueueCmd {
     },
     /// Delete an entry without sending any DSN.
     Drop { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    /// Each node: generated id (its outbound lease owner), host, pid, version, uptime, last
+    /// heartbeat, and whether it is still running.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

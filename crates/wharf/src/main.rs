@@ -14,6 +14,7 @@ mod http_wiring;
 mod import;
 mod logging;
 mod malloc_tuning;
+mod node;
 mod outbound_node;
 mod queue_admin;
 mod report_admin;
@@ -78,6 +79,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Queue(cmd) => queue_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Report(cmd) => report_admin::run(&load_for_admin(path)?, cmd).await,
+        Command::Node(cli::NodeCmd::List) => node::list(&load_for_admin(path)?).await,
         Command::Dkim(cli::DkimCmd::Generate {
             domain,
             selector,

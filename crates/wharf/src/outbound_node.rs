@@ -30,12 +30,15 @@ impl OutboundNode {
     pub fn build(
         cfg: &Loaded,
         hostname: &str,
+        node_id: &str,
         directory: &Directory,
         queue: Arc<dyn QueueStore>,
         tls_results: Option<wharf_outbound::tls_report::SinkHandle>,
     ) -> Result<OutboundNode> {
         let mut settings = outbound_settings(cfg, hostname)?;
         settings.client.tls_results = tls_results;
+        // Leases are owned by the node's generated id (`wharf node list`).
+        settings.queue.node_id = node_id.to_string();
         let (signers, loaded) = crate::dkim_keys::load_all(&cfg.data_dir)?;
         if loaded.is_empty() {
             info!("no DKIM keys: outbound mail is not signed (wharf dkim generate <domain>)");

@@ -52,8 +52,15 @@ async fn send(cfg: &Loaded, day: &str, save: Option<&std::path::Path>) -> Result
     .map_err(|e| anyhow!("cannot open the store {}: {e}", cfg.store_url()))?;
     let hostname = cfg.config.server.hostname.clone();
     let directory = Directory::new(opened.store, crate::storage::directory_config(cfg));
-    let node =
-        crate::outbound_node::OutboundNode::build(cfg, &hostname, &directory, opened.queue, None)?;
+    // Only queues the reports (the worker is not started): it never holds a lease.
+    let node = crate::outbound_node::OutboundNode::build(
+        cfg,
+        &hostname,
+        "wharf-report-send",
+        &directory,
+        opened.queue,
+        None,
+    )?;
     let reporter = crate::reporting::Reporter::new(
         cfg,
         &hostname,

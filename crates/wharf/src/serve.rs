@@ -52,6 +52,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         opened.store.clone(),
         Duration::from_secs(cfg.config.store.blob_grace_secs),
     );
+    let node = crate::node::register(opened.store.clone(), &hostname).await?;
     let header_backfill = storage::spawn_header_text_backfill(opened.store.clone());
     let tombstone_prune = (cfg.config.store.expunge_history_days > 0).then(|| {
         storage::spawn_tombstone_prune(
@@ -71,7 +72,14 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let tls_sink = counter.as_ref().filter(|_| reports.tls_rpt).map(|c| {
         wharf_outbound::tls_report::SinkHandle(Arc::new(crate::reporting::TlsCounter(c.clone())))
     });
-    let mut outbound = OutboundNode::build(&cfg, &hostname, &directory, opened.queue, tls_sink)?;
+    let mut outbound = OutboundNode::build(
+        &cfg,
+        &hostname,
+        &node.id,
+        &directory,
+        opened.queue,
+        tls_sink,
+    )?;
     let mut report_kinds = Vec::new();
     if reports.dmarc_aggregate {
         report_kinds.push(crate::reporting::DMARC);
@@ -166,6 +174,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     if let Some(t) = tombstone_prune {
         t.abort();
     }
+    node.remove().await;
     info!("stopped");
     Ok(())
 }

@@ -227,6 +227,17 @@ fn port_zero_listeners_report_real_ports_and_sigterm_drains_open_sessions() {
     assert!(out.status.success());
     smtp_deliver(port("mx"), "late@example.test");
 
+    // The running server is a registered node, with the generated id its leases carry.
+    let nodes = env.ok(&["node", "list"]);
+    let line = nodes.lines().nth(1).unwrap_or_else(|| panic!("{nodes}"));
+    assert!(
+        line.starts_with('n') && line.ends_with("running"),
+        "{nodes}"
+    );
+    assert!(line.contains("mail.example.test"), "{nodes}");
+    assert!(line.contains(&server.child.id().to_string()), "{nodes}");
+    assert_eq!(nodes.lines().count(), 2, "{nodes}");
+
     // An open, idle session does not keep the server alive past the deadline.
     let mut idle = TcpStream::connect(("127.0.0.1", port("mx"))).unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(20)))
@@ -240,9 +251,10 @@ fn port_zero_listeners_report_real_ports_and_sigterm_drains_open_sessions() {
         .wait_exit(Duration::from_secs(30))
         .expect("exits after SIGTERM within the shutdown deadline");
     assert!(status.success(), "{status:?}");
-    // Nothing listens any more.
+    // Nothing listens any more, and the node left the registry.
     assert!(TcpStream::connect(("127.0.0.1", port("mx"))).is_err());
     let _ = idle.write_all(b"QUIT\r\n");
+    assert_eq!(env.ok(&["node", "list"]), "no node is running\n");
 }
 
 #[test]

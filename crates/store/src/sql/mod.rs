@@ -13,6 +13,7 @@ mod db;
 mod directory;
 mod mailboxes;
 mod messages;
+mod nodes;
 mod notify;
 mod queue;
 mod search;
@@ -108,7 +109,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 8] = match dialect {
+    let files: [(i64, &'static str, &'static str); 9] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -149,6 +150,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 8,
                 "tombstone horizon",
                 include_str!("../../migrations/sqlite/0008_tombstone_horizon.sql"),
+            ),
+            (
+                9,
+                "nodes",
+                include_str!("../../migrations/sqlite/0009_nodes.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -191,6 +197,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 8,
                 "tombstone horizon",
                 include_str!("../../migrations/postgres/0008_tombstone_horizon.sql"),
+            ),
+            (
+                9,
+                "nodes",
+                include_str!("../../migrations/postgres/0009_nodes.sql"),
             ),
         ],
     };

@@ -255,6 +255,18 @@ impl Store for SqlStore {
     ) -> Result<Vec<Uid>> {
         self.shared.search_text(mailbox, field, needle).await
     }
+    async fn register_node(&self, node: &NodeInfo) -> Result<()> {
+        self.shared.register_node(node).await
+    }
+    async fn node_seen(&self, id: &str, now: i64) -> Result<()> {
+        self.shared.node_seen(id, now).await
+    }
+    async fn remove_node(&self, id: &str) -> Result<()> {
+        self.shared.remove_node(id).await
+    }
+    async fn list_nodes(&self) -> Result<Vec<NodeInfo>> {
+        self.shared.list_nodes().await
+    }
     async fn prune_tombstones(&self, horizon: std::time::Duration) -> Result<usize> {
         self.shared.prune_tombstones(horizon).await
     }
