@@ -71,6 +71,10 @@ pub struct StoreConfig {
 /// client could store names without end.
 pub const MAX_SUBSCRIPTIONS: usize = 10_000;
 
+/// Mailboxes one account may hold: each costs a row, a LIST line and a UIDVALIDITY, so a client
+/// must not be able to create them without end (IMAP answers `NO [LIMIT]` past it).
+pub const MAX_MAILBOXES: usize = 10_000;
+
 pub const DEFAULT_BLOB_GRACE: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// How long the PostgreSQL backend waits before answering `StoreError::Unavailable`, so that a
@@ -220,7 +224,8 @@ pub trait Store: Send + Sync + 'static {
     /// `INBOX` matches case-insensitively; other names exactly.
     async fn get_mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>>;
     async fn get_mailbox_by_id(&self, id: MailboxId) -> Result<Option<Mailbox>>;
-    /// New UIDVALIDITY (never equal to one used before for the same name), uid_next 1.
+    /// New UIDVALIDITY (never equal to one used before for the same name), uid_next 1. At most
+    /// [`MAX_MAILBOXES`] per account (`StoreError::Limit`).
     async fn create_mailbox(
         &self,
         account: AccountId,

@@ -260,8 +260,10 @@ pub trait QueueStore: Send + Sync + 'static {
         record: AttemptRecord,
     ) -> Result<(), QueueError>;
     /// Marks recipients delivered the moment the receiving server accepted them, keeping the
-    /// lease: a worker that dies before its round ends never sends them again. `recipients` are
-    /// indexes into the entry's list; `LeaseLost` as above (nothing is written then).
+    /// lease: a worker that dies before its round ends never sends them again. Committed before
+    /// it returns, and so kept through a crash of the process; a power cut may forget it (the
+    /// message is then sent again: a duplicate, never a loss). `recipients` are indexes into the
+    /// entry's list; `LeaseLost` as above (nothing is written then).
     async fn record_delivered(
         &self,
         id: QueueId,

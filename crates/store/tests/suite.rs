@@ -1489,6 +1489,27 @@ async fn mixed_concurrent_writers_never_deadlock(b: Backend) {
     }
 }
 
+/// Mailboxes are bounded per account too.
+#[tokio::test]
+async fn mailboxes_are_bounded() {
+    let h = Harness::new(Backend::Sqlite).await;
+    let a = h.account("boxes@example.com", 0).await;
+    let s = &h.store;
+    let have = s.list_mailboxes(a.id).await.unwrap().len();
+    for i in have..MAX_MAILBOXES {
+        s.create_mailbox(a.id, &format!("b{i}"), None)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        s.create_mailbox(a.id, "one-more", None).await,
+        Err(StoreError::Limit(_))
+    ));
+    let gone = s.get_mailbox(a.id, "b9999").await.unwrap().unwrap();
+    s.delete_mailbox(a.id, gone.id).await.unwrap();
+    s.create_mailbox(a.id, "one-more", None).await.unwrap();
+}
+
 /// Subscriptions need no mailbox, so their number is bounded per account.
 #[tokio::test]
 async fn subscriptions_are_bounded() {

@@ -127,6 +127,16 @@ impl Shared {
         if self.lock_account(&mut tx, account).await?.is_none() {
             return Err(StoreError::NotFound(format!("account {account}")));
         }
+        let count: i64 = db::query_scalar("SELECT COUNT(*) FROM mailboxes WHERE account_id = $1")
+            .bind(account)
+            .fetch_one(&mut tx)
+            .await?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= crate::MAX_MAILBOXES {
+            return Err(StoreError::Limit(format!(
+                "at most {} mailboxes",
+                crate::MAX_MAILBOXES
+            )));
+        }
         let id = self
             .insert_mailbox(&mut tx, account, &name, role, false)
             .await?;
