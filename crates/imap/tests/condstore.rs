@@ -25,24 +25,6 @@ async fn three(env: &impl HasBackend) -> T {
     t
 }
 
-/// Each test on the in-memory double and on the embedded store behind the real adapters.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::env().await).await
-            })*
-        }
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::sql_env().await).await
-            })*
-        }
-    };
-}
-
 on_both!(
     condstore_is_advertised_and_enabled,
     changedsince_returns_only_what_changed_with_modseq,

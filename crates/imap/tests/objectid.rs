@@ -9,23 +9,6 @@ fn paren_value<'a>(r: &'a str, name: &str) -> &'a str {
     &r[at..at + r[at..].find(')').expect(r)]
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::env().await).await
-            })*
-        }
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::sql_env().await).await
-            })*
-        }
-    };
-}
-
 on_both!(
     mailbox_ids_are_stable_and_never_reused,
     email_ids_follow_copies,

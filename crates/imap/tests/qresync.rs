@@ -31,23 +31,6 @@ async fn qresync_session(env: &impl HasBackend) -> T {
     t
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::env().await).await
-            })*
-        }
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::sql_env().await).await
-            })*
-        }
-    };
-}
-
 on_both!(
     qresync_needs_enable,
     reconnect_gets_vanished_earlier_and_changed_flags,

@@ -88,23 +88,6 @@ fn sorted(r: &str) -> String {
         .to_string()
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::env().await).await
-            })*
-        }
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::sql_env().await).await
-            })*
-        }
-    };
-}
-
 on_both!(sort_orders, esort_and_search_keys);
 
 async fn sort_orders(env: &impl HasBackend) {

@@ -40,23 +40,6 @@ fn threads(r: &str) -> &str {
         .trim()
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::env().await).await
-            })*
-        }
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(&super::sql_env().await).await
-            })*
-        }
-    };
-}
-
 on_both!(
     references_follow_the_chains,
     a_loop_is_broken_by_the_later_message,

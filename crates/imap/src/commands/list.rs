@@ -63,6 +63,18 @@ impl Session {
         Some(normalize_inbox(&joined))
     }
 
+    async fn subscription_set(&self) -> Result<BTreeSet<String>, Done> {
+        match self
+            .backend
+            .mailboxes
+            .subscriptions(self.account_id())
+            .await
+        {
+            Ok(s) => Ok(s.into_iter().collect()),
+            Err(e) => Err(Done::store(e)),
+        }
+    }
+
     pub(crate) async fn list(
         &mut self,
         reference: &str,
@@ -89,14 +101,9 @@ impl Session {
         let subscribed_only = select.subscribed;
         let return_subscribed = ret.subscribed || select.subscribed;
         let subscriptions = if return_subscribed {
-            match self
-                .backend
-                .mailboxes
-                .subscriptions(self.account_id())
-                .await
-            {
-                Ok(s) => s.into_iter().collect(),
-                Err(e) => return Done::store(e),
+            match self.subscription_set().await {
+                Ok(s) => s,
+                Err(d) => return d,
             }
         } else {
             BTreeSet::new()
@@ -179,14 +186,9 @@ impl Session {
         let Some(pat) = self.full_pattern(reference, pattern) else {
             return Done::ok("LSUB completed");
         };
-        let subscriptions: BTreeSet<String> = match self
-            .backend
-            .mailboxes
-            .subscriptions(self.account_id())
-            .await
-        {
-            Ok(s) => s.into_iter().collect(),
-            Err(e) => return Done::store(e),
+        let subscriptions = match self.subscription_set().await {
+            Ok(s) => s,
+            Err(d) => return d,
         };
         let tree = build_tree(&mailboxes, &subscriptions, true);
         for (name, node) in &tree {

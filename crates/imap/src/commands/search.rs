@@ -208,6 +208,42 @@ impl Selected {
     }
 }
 
+/// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n]` (RFC 4731) for `nums` in
+/// the answer's order (MIN and MAX are its first and last), without the line end; `all` writes
+/// the ALL set.
+pub(crate) fn esearch_line(
+    tag: &str,
+    uid: bool,
+    opts: &[SearchReturn],
+    nums: &[u32],
+    all: fn(&[u32]) -> String,
+) -> Vec<u8> {
+    let has = |o| opts.contains(&o);
+    let mut line = b"* ESEARCH (TAG ".to_vec();
+    response::string(&mut line, tag.as_bytes());
+    line.push(b')');
+    if uid {
+        line.extend_from_slice(b" UID");
+    }
+    if has(SearchReturn::Min)
+        && let Some(n) = nums.first()
+    {
+        line.extend_from_slice(format!(" MIN {n}").as_bytes());
+    }
+    if has(SearchReturn::Max)
+        && let Some(n) = nums.last()
+    {
+        line.extend_from_slice(format!(" MAX {n}").as_bytes());
+    }
+    if has(SearchReturn::All) && !nums.is_empty() {
+        line.extend_from_slice(format!(" ALL {}", all(nums)).as_bytes());
+    }
+    if has(SearchReturn::Count) {
+        line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
+    }
+    line
+}
+
 impl Session {
     /// The message indexes `key` matches, ascending; a store failure or an unsupported charset
     /// as the reply.
@@ -409,30 +445,7 @@ impl Session {
                 }
                 let others = opts.iter().any(|o| *o != SearchReturn::Save);
                 if others {
-                    let mut line = b"* ESEARCH (TAG ".to_vec();
-                    response::string(&mut line, tag.as_bytes());
-                    line.push(b')');
-                    if uid {
-                        line.extend_from_slice(b" UID");
-                    }
-                    if has(SearchReturn::Min)
-                        && let Some(n) = nums.first()
-                    {
-                        line.extend_from_slice(format!(" MIN {n}").as_bytes());
-                    }
-                    if has(SearchReturn::Max)
-                        && let Some(n) = nums.last()
-                    {
-                        line.extend_from_slice(format!(" MAX {n}").as_bytes());
-                    }
-                    if has(SearchReturn::All) && !nums.is_empty() {
-                        line.extend_from_slice(
-                            format!(" ALL {}", response::sequence_set(&nums)).as_bytes(),
-                        );
-                    }
-                    if has(SearchReturn::Count) {
-                        line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
-                    }
+                    let mut line = esearch_line(tag, uid, &opts, &nums, response::sequence_set);
                     let highest = if has(SearchReturn::All) || has(SearchReturn::Count) {
                         highest_of(&mut hits.iter().copied())
                     } else {

@@ -5,10 +5,12 @@
 use std::cmp::Ordering;
 
 use wharf_mime::{SortKeys, Summary};
+use wharf_store::StoreError;
 
+use crate::commands::search::esearch_line;
 use crate::output::Output;
 use crate::session::{Done, Session};
-use crate::syntax::{SearchKey, SearchReturn, SortCriterion, SortKey, response};
+use crate::syntax::{SearchKey, SearchReturn, SortCriterion, SortKey};
 
 /// Summaries read per store call while collecting keys.
 const SUMMARY_BATCH: usize = 512;
@@ -36,6 +38,29 @@ fn ordered_set(nums: &[u32]) -> String {
 }
 
 impl Session {
+    /// The SORT/THREAD keys of the selected mailbox's messages at `idxs`, in that order, read
+    /// from their summaries a batch at a time; a message gone meanwhile, or with an unreadable
+    /// summary, gets empty keys.
+    pub(crate) async fn sort_keys_of(&self, idxs: &[usize]) -> Result<Vec<SortKeys>, StoreError> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let mut keys = Vec::with_capacity(idxs.len());
+        for chunk in idxs.chunks(SUMMARY_BATCH) {
+            let ids: Vec<i64> = chunk.iter().map(|&i| sel.msgs[i].message_id).collect();
+            let got = self.backend.messages.contents(&ids, true, false).await?;
+            keys.extend(got.into_iter().map(|c| {
+                c.ok()
+                    .and_then(|c| c.summary)
+                    .and_then(|s| Summary::decode(&s).ok())
+                    .map(|s| s.sort_keys())
+                    .unwrap_or_default()
+            }));
+        }
+        keys.resize(idxs.len(), SortKeys::default());
+        Ok(keys)
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn sort(
         &mut self,
@@ -51,31 +76,20 @@ impl Session {
             Ok(h) => h,
             Err(d) => return d,
         };
-        let Some(sel) = self.selected.as_ref() else {
-            return Done::bad("No mailbox selected");
-        };
         let needs_summary = criteria
             .iter()
             .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
-        let mut keys: Vec<SortKeys> = Vec::with_capacity(hits.len());
-        if needs_summary {
-            for chunk in hits.chunks(SUMMARY_BATCH) {
-                let ids: Vec<i64> = chunk.iter().map(|&i| sel.msgs[i].message_id).collect();
-                let got = match self.backend.messages.contents(&ids, true, false).await {
-                    Ok(g) => g,
-                    Err(e) => return Done::store(e),
-                };
-                // A message gone meanwhile, or an unreadable summary, sorts with empty keys.
-                keys.extend(got.into_iter().map(|c| {
-                    c.ok()
-                        .and_then(|c| c.summary)
-                        .and_then(|s| Summary::decode(&s).ok())
-                        .map(|s| s.sort_keys())
-                        .unwrap_or_default()
-                }));
+        let keys = if needs_summary {
+            match self.sort_keys_of(&hits).await {
+                Ok(k) => k,
+                Err(e) => return Done::store(e),
             }
-        }
-        keys.resize(hits.len(), SortKeys::default());
+        } else {
+            vec![SortKeys::default(); hits.len()]
+        };
+        let Some(sel) = self.selected.as_ref() else {
+            return Done::bad("No mailbox selected");
+        };
         let date = |k: usize| keys[k].sent_date.unwrap_or(sel.msgs[hits[k]].internal_date);
         let compare = |key: SortKey, a: usize, b: usize| -> Ordering {
             let (ma, mb) = (&sel.msgs[hits[a]], &sel.msgs[hits[b]]);
@@ -135,29 +149,9 @@ impl Session {
                     self.saved = saved;
                 }
                 if opts.iter().any(|o| *o != SearchReturn::Save) {
-                    let mut line = b"* ESEARCH (TAG ".to_vec();
-                    response::string(&mut line, tag.as_bytes());
-                    line.push(b')');
-                    if uid {
-                        line.extend_from_slice(b" UID");
-                    }
-                    // RFC 5267 §3.2: MIN and MAX are the first and last in sort order.
-                    if has(SearchReturn::Min)
-                        && let Some(n) = nums.first()
-                    {
-                        line.extend_from_slice(format!(" MIN {n}").as_bytes());
-                    }
-                    if has(SearchReturn::Max)
-                        && let Some(n) = nums.last()
-                    {
-                        line.extend_from_slice(format!(" MAX {n}").as_bytes());
-                    }
-                    if has(SearchReturn::All) && !nums.is_empty() {
-                        line.extend_from_slice(format!(" ALL {}", ordered_set(&nums)).as_bytes());
-                    }
-                    if has(SearchReturn::Count) {
-                        line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
-                    }
+                    // RFC 5267 §3.2: MIN and MAX are the first and last in sort order, and ALL
+                    // keeps the order.
+                    let mut line = esearch_line(tag, uid, &opts, &nums, ordered_set);
                     line.extend_from_slice(b"\r\n");
                     out.extend_from_slice(&line);
                 }

@@ -5,14 +5,12 @@
 
 use std::collections::HashMap;
 
-use wharf_mime::{SortKeys, Summary, thread_parents};
+use wharf_mime::{SortKeys, thread_parents};
 
 use crate::output::Output;
 use crate::session::{Done, Session};
 use crate::syntax::{SearchKey, ThreadAlgorithm};
 
-/// Summaries read per store call.
-const SUMMARY_BATCH: usize = 512;
 /// Deepest parent/child chain built.
 const MAX_DEPTH: usize = 256;
 
@@ -364,46 +362,37 @@ impl Session {
             Ok(h) => h,
             Err(d) => return d,
         };
+        let keys = match self.sort_keys_of(&hits).await {
+            Ok(k) => k,
+            Err(e) => return Done::store(e),
+        };
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
         };
         let mut msgs: Vec<Msg> = Vec::with_capacity(hits.len());
-        for chunk in hits.chunks(SUMMARY_BATCH) {
-            let ids: Vec<i64> = chunk.iter().map(|&i| sel.msgs[i].message_id).collect();
-            let got = match self.backend.messages.contents(&ids, true, false).await {
-                Ok(g) => g,
-                Err(e) => return Done::store(e),
-            };
-            for (&i, c) in chunk.iter().zip(got) {
-                let entry = &sel.msgs[i];
-                let keys = c
-                    .ok()
-                    .and_then(|c| c.summary)
-                    .and_then(|s| Summary::decode(&s).ok())
-                    .map(|s| s.sort_keys())
-                    .unwrap_or_default();
-                let parents = match &keys.parents {
-                    Some(p) => p.clone(),
-                    // A summary from before References: was kept: read the header.
-                    None if algorithm == ThreadAlgorithm::References => {
-                        match self.backend.messages.raw(entry.message_id).await {
-                            Ok(raw) => header_parents(&raw),
-                            Err(_) => Vec::new(),
-                        }
+        for (&i, keys) in hits.iter().zip(keys) {
+            let entry = &sel.msgs[i];
+            let parents = match &keys.parents {
+                Some(p) => p.clone(),
+                // A summary from before References: was kept: read the header.
+                None if algorithm == ThreadAlgorithm::References => {
+                    match self.backend.messages.raw(entry.message_id).await {
+                        Ok(raw) => header_parents(&raw),
+                        Err(_) => Vec::new(),
                     }
-                    None => Vec::new(),
-                };
-                msgs.push(Msg {
-                    num: if uid {
-                        entry.uid
-                    } else {
-                        u32::try_from(i + 1).unwrap_or(u32::MAX)
-                    },
-                    date: keys.sent_date.unwrap_or(entry.internal_date),
-                    keys,
-                    parents,
-                });
-            }
+                }
+                None => Vec::new(),
+            };
+            msgs.push(Msg {
+                num: if uid {
+                    entry.uid
+                } else {
+                    u32::try_from(i + 1).unwrap_or(u32::MAX)
+                },
+                date: keys.sent_date.unwrap_or(entry.internal_date),
+                keys,
+                parents,
+            });
         }
         let trees = match algorithm {
             ThreadAlgorithm::OrderedSubject => ordered_subject(&msgs),

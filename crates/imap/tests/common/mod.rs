@@ -245,3 +245,23 @@ pub fn spool_files(dir: &std::path::Path) -> Vec<u64> {
     }
     sizes
 }
+
+/// Runs each named `async fn(&impl HasBackend)` of the test file twice: on the in-memory double
+/// (`memory::name`) and on the embedded store behind the real adapters (`sqlite::name`).
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(&super::env().await).await
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(&super::sql_env().await).await
+            })*
+        }
+    };
+}
