@@ -351,7 +351,7 @@ impl Session {
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
         c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE");
-        c.push_str(" OBJECTID PREVIEW COMPRESS=DEFLATE");
+        c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");

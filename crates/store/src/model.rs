@@ -183,6 +183,9 @@ pub struct MessageEntry {
     pub size: u64,
     /// Unix seconds.
     pub internal_date: i64,
+    /// When it was saved into this mailbox (RFC 8514), unix seconds; the internal date for
+    /// messages stored before it was kept.
+    pub saved_at: i64,
 }
 
 /// What [`crate::Store::message_contents`] read for one message: each part only when asked for.

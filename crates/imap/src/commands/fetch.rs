@@ -422,6 +422,9 @@ impl Session {
                         None => p.extend_from_slice(b"EMAILID NIL"),
                     },
                     FetchItem::ThreadId => p.extend_from_slice(b"THREADID NIL"),
+                    FetchItem::SaveDate => p.extend_from_slice(
+                        format!("SAVEDATE \"{}\"", response::internal_date(m.saved_at)).as_bytes(),
+                    ),
                     FetchItem::Envelope => {
                         if let Some(s) = &summary {
                             p.extend_from_slice(b"ENVELOPE ");

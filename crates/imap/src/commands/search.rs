@@ -104,7 +104,12 @@ fn sent_date(block: Option<&String>, m: &MessageEntry) -> NaiveDate {
 }
 
 fn internal_naive(m: &MessageEntry) -> NaiveDate {
-    chrono::DateTime::from_timestamp(m.internal_date, 0)
+    naive_date(m.internal_date)
+}
+
+/// The UTC day of a unix time.
+fn naive_date(ts: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp(ts, 0)
         .map(|d| d.date_naive())
         .unwrap_or_default()
 }
@@ -151,6 +156,10 @@ fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
         SearchKey::Before(d) => internal_naive(m) < *d,
         SearchKey::On(d) => internal_naive(m) == *d,
         SearchKey::Since(d) => internal_naive(m) >= *d,
+        SearchKey::SavedBefore(d) => naive_date(m.saved_at) < *d,
+        SearchKey::SavedOn(d) => naive_date(m.saved_at) == *d,
+        SearchKey::SavedSince(d) => naive_date(m.saved_at) >= *d,
+        SearchKey::SaveDateSupported => true,
         SearchKey::SentBefore(d) => sent_date(ctx.pre.headers.get(&m.uid), m) < *d,
         SearchKey::SentOn(d) => sent_date(ctx.pre.headers.get(&m.uid), m) == *d,
         SearchKey::SentSince(d) => sent_date(ctx.pre.headers.get(&m.uid), m) >= *d,

@@ -160,6 +160,12 @@ pub enum SearchKey {
     /// RFC 8474 §5.
     EmailId(String),
     ThreadId(String),
+    /// RFC 8514: by the date the message was saved into the mailbox.
+    SavedBefore(NaiveDate),
+    SavedOn(NaiveDate),
+    SavedSince(NaiveDate),
+    /// RFC 8514: whether the mailbox keeps save dates (here: always).
+    SaveDateSupported,
 }
 
 /// FETCH data items (macros already expanded).
@@ -181,6 +187,8 @@ pub enum FetchItem {
     /// RFC 8474.
     EmailId,
     ThreadId,
+    /// RFC 8514.
+    SaveDate,
     BodySection {
         peek: bool,
         section: Section,

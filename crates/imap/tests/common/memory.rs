@@ -272,6 +272,7 @@ impl Memory {
             modseq,
             size,
             internal_date,
+            saved_at: chrono_now(),
         });
         let uid_validity = mb.mailbox.uid_validity;
         Self::changed(&mut st, mailbox);
@@ -342,6 +343,7 @@ impl Memory {
                 uid,
                 modseq,
                 flags: m.flags.union(Flags::RECENT),
+                saved_at: chrono_now(),
                 ..m.clone()
             });
             mapping.push((m.uid, uid));
@@ -867,4 +869,12 @@ impl Messages for Memory {
             .or_insert_with(|| broadcast::channel(1024).0)
             .subscribe()
     }
+}
+
+/// Unix seconds now (the save date of APPEND, COPY and MOVE).
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -128,8 +128,8 @@ impl Shared {
         for (i, e) in rows.iter().enumerate() {
             let uid = base + i as i64;
             db::query(
-                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(dst)
             .bind(uid)
@@ -139,6 +139,7 @@ impl Shared {
             .bind(dst_modseq)
             .bind(i64::try_from(e.size).map_err(|_| StoreError::Invalid("message size".into()))?)
             .bind(e.internal_date)
+            .bind(super::now_secs())
             .execute(&mut tx)
             .await?;
             mapping.push((e.uid, to_u32(uid, "uid")?));

@@ -109,7 +109,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 9] = match dialect {
+    let files: [(i64, &'static str, &'static str); 10] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -155,6 +155,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 9,
                 "nodes",
                 include_str!("../../migrations/sqlite/0009_nodes.sql"),
+            ),
+            (
+                10,
+                "save date",
+                include_str!("../../migrations/sqlite/0010_save_date.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -202,6 +207,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 9,
                 "nodes",
                 include_str!("../../migrations/postgres/0009_nodes.sql"),
+            ),
+            (
+                10,
+                "save date",
+                include_str!("../../migrations/postgres/0010_save_date.sql"),
             ),
         ],
     };
@@ -376,12 +386,13 @@ pub(crate) fn entry_from_row(row: &Row) -> Result<MessageEntry> {
         modseq: to_u64(row.try_get("modseq")?, "modseq")?,
         size: to_u64(row.try_get("size")?, "size")?,
         internal_date: row.try_get("internal_date")?,
+        saved_at: row.try_get("saved_at")?,
     })
 }
 
 /// Columns `entry_from_row` reads, all from `mailbox_messages mm` (no join with `messages`).
-pub(crate) const ENTRY_COLUMNS: &str =
-    "mm.uid, mm.message_id, mm.flags, mm.keywords, mm.modseq, mm.size, mm.internal_date";
+pub(crate) const ENTRY_COLUMNS: &str = "mm.uid, mm.message_id, mm.flags, mm.keywords, mm.modseq, mm.size, mm.internal_date, \
+     COALESCE(mm.saved_at, mm.internal_date) AS saved_at";
 
 /// A locked account row.
 #[derive(Debug, Clone, Copy)]

@@ -597,8 +597,8 @@ async fn commit_batch(
 
     for a in &accepted {
         db::query(
-            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(a.mailbox)
         .bind(a.uid)
@@ -608,6 +608,7 @@ async fn commit_batch(
         .bind(a.modseq)
         .bind(batch[a.job].msg.size)
         .bind(batch[a.job].msg.internal_date)
+        .bind(super::now_secs())
         .execute(&mut *tx)
         .await?;
     }

@@ -98,6 +98,7 @@ impl Parser<'_> {
                 "MODSEQ" => FetchItem::ModSeq,
                 "EMAILID" => FetchItem::EmailId,
                 "THREADID" => FetchItem::ThreadId,
+                "SAVEDATE" => FetchItem::SaveDate,
                 "PREVIEW" => {
                     // RFC 8970 preview modifiers: LAZY (previews here are always at hand).
                     if self.rest().starts_with(b" (") {

@@ -166,7 +166,8 @@ impl Parser<'_> {
                 self.sp()?;
                 SearchKey::Unkeyword(self.atom()?)
             }
-            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" | "SAVEDBEFORE"
+            | "SAVEDON" | "SAVEDSINCE" => {
                 self.sp()?;
                 let d = self.date()?;
                 match a.as_str() {
@@ -175,9 +176,13 @@ impl Parser<'_> {
                     "SINCE" => SearchKey::Since(d),
                     "SENTBEFORE" => SearchKey::SentBefore(d),
                     "SENTON" => SearchKey::SentOn(d),
+                    "SAVEDBEFORE" => SearchKey::SavedBefore(d),
+                    "SAVEDON" => SearchKey::SavedOn(d),
+                    "SAVEDSINCE" => SearchKey::SavedSince(d),
                     _ => SearchKey::SentSince(d),
                 }
             }
+            "SAVEDATESUPPORTED" => SearchKey::SaveDateSupported,
             "LARGER" => {
                 self.sp()?;
                 SearchKey::Larger(self.number64()?)
