@@ -89,6 +89,7 @@ on_both_backends!(threads = 4;
     rename_keeps_uidvalidity,
     subscriptions_are_names,
     nodes_register_beat_and_leave,
+    message_ids_are_never_given_twice,
     recreated_mailbox_gets_new_uidvalidity,
     blob_refcounts_reach_zero,
     crash_leftovers_are_swept_on_open,
@@ -446,6 +447,37 @@ async fn rename_keeps_uidvalidity(b: Backend) {
     ));
     let inbox = h.mailbox(a.id, "INBOX").await;
     assert!(s.rename_mailbox(a.id, inbox.id, "Old").await.is_err());
+}
+
+/// A session that has not yet heard of an expunge still names the message by its id: that id
+/// must never come back for another message (SQLite's rowid would reuse the newest one).
+async fn message_ids_are_never_given_twice(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("ids@example.com", 0).await;
+    let other = h.account("other-ids@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let theirs = h.mailbox(other.id, "INBOX").await;
+    let s = &h.store;
+    h.append(inbox.id, message("first", "x")).await;
+    let newest = h.append(inbox.id, message("newest", "y")).await;
+    let newest_id = s.mailbox_index(inbox.id).await.unwrap()[1].message_id;
+    s.store_flags(
+        inbox.id,
+        &[newest.uid],
+        FlagOp::Add,
+        Flags::DELETED,
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
+    s.expunge(inbox.id, None).await.unwrap();
+    // The next message, of another account, gets a new id; the old one names nothing.
+    h.append(theirs.id, message("someone else's", "z")).await;
+    let next_id = s.mailbox_index(theirs.id).await.unwrap()[0].message_id;
+    assert!(next_id > newest_id, "{next_id} after {newest_id}");
+    let got = s.message_contents(&[newest_id], true, false).await.unwrap();
+    assert!(matches!(got[0], Err(StoreError::NotFound(_))), "{got:?}");
 }
 
 async fn nodes_register_beat_and_leave(b: Backend) {

@@ -109,7 +109,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 10] = match dialect {
+    let files: [(i64, &'static str, &'static str); 11] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -160,6 +160,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 10,
                 "save date",
                 include_str!("../../migrations/sqlite/0010_save_date.sql"),
+            ),
+            (
+                11,
+                "message ids",
+                include_str!("../../migrations/sqlite/0011_message_ids.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -212,6 +217,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 10,
                 "save date",
                 include_str!("../../migrations/postgres/0010_save_date.sql"),
+            ),
+            (
+                11,
+                "message ids",
+                include_str!("../../migrations/postgres/0011_message_ids.sql"),
             ),
         ],
     };

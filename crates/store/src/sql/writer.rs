@@ -574,20 +574,36 @@ async fn commit_batch(
     for (job, rows) in batch.iter().zip(per_job.iter_mut()) {
         let m = &job.msg;
         for (account, id) in rows.iter_mut() {
-            *id = db::query_scalar(
-                "INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            )
-            .bind(*account)
-            .bind(&m.hash)
-            .bind(m.size)
-            .bind(m.internal_date)
-            .bind(received_at)
-            .bind(m.sent_date)
-            .bind(m.summary.clone())
-            .bind(&m.preview)
-            .fetch_one(&mut *tx)
-            .await?;
+            // SQLite would hand a deleted newest message's id to the next one (rowid = max + 1);
+            // a counter that only grows makes every id new (PostgreSQL's identity already is).
+            let mut q = match shared.dialect {
+                Dialect::Sqlite => {
+                    let fresh: i64 = db::query_scalar(
+                        "UPDATE counters SET value = value + 1 WHERE name = 'message_id' RETURNING value",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    db::query_scalar(
+                        "INSERT INTO messages (id, account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                    )
+                    .bind(fresh)
+                }
+                Dialect::Postgres => db::query_scalar(
+                    "INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                ),
+            };
+            q = q
+                .bind(*account)
+                .bind(&m.hash)
+                .bind(m.size)
+                .bind(m.internal_date)
+                .bind(received_at)
+                .bind(m.sent_date)
+                .bind(m.summary.clone())
+                .bind(&m.preview);
+            *id = q.fetch_one(&mut *tx).await?;
             insert_text(shared, tx, *id, m).await?;
         }
     }
