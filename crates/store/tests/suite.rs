@@ -90,6 +90,7 @@ on_both_backends!(threads = 4;
     subscriptions_are_names,
     nodes_register_beat_and_leave,
     message_ids_are_never_given_twice,
+    an_expunged_message_stays_readable_for_the_grace_period,
     recreated_mailbox_gets_new_uidvalidity,
     blob_refcounts_reach_zero,
     crash_leftovers_are_swept_on_open,
@@ -451,6 +452,46 @@ async fn rename_keeps_uidvalidity(b: Backend) {
 
 /// A session that has not yet heard of an expunge still names the message by its id: that id
 /// must never come back for another message (SQLite's rowid would reuse the newest one).
+/// Within the blob grace period an expunged message is still read by its id, as a session that
+/// has not yet heard of the expunge asks for it (FETCH answers instead of NO [EXPUNGEISSUED]);
+/// after it, it is not found.
+async fn an_expunged_message_stays_readable_for_the_grace_period(b: Backend) {
+    let mut files = TestStore::new(b);
+    files.config.blob_grace = Duration::from_secs(900);
+    let h = Harness {
+        store: files.open().await,
+        files,
+    };
+    let a = h.account("late@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let s = &h.store;
+    let raw = message("going", "still here");
+    let o = h.append(inbox.id, raw.clone()).await;
+    let id = s.mailbox_index(inbox.id).await.unwrap()[0].message_id;
+    let before = s.message_contents(&[id], true, false).await.unwrap();
+    let before_summary = before[0].as_ref().unwrap().summary.clone();
+    s.store_flags(inbox.id, &[o.uid], FlagOp::Add, Flags::DELETED, &[], None)
+        .await
+        .unwrap();
+    s.expunge(inbox.id, None).await.unwrap();
+    assert!(s.mailbox_index(inbox.id).await.unwrap().is_empty());
+    let got = s.message_contents(&[id], true, true).await.unwrap();
+    let c = got[0].as_ref().unwrap();
+    assert_eq!(c.raw.as_ref().unwrap(), &raw);
+    assert_eq!(
+        c.summary, before_summary,
+        "the summary is made again the same"
+    );
+    assert_eq!(s.message_raw(id).await.unwrap(), raw);
+    let (len, _) = s.open_message(id, 0).await.unwrap();
+    assert_eq!(len, raw.len() as u64);
+    // Past the grace period the sweep forgets it.
+    raw_sql(&h, "UPDATE released_messages SET released_at = 1000").await;
+    s.sweep_orphans().await.unwrap();
+    let got = s.message_contents(&[id], true, true).await.unwrap();
+    assert!(matches!(got[0], Err(StoreError::NotFound(_))), "{got:?}");
+}
+
 async fn message_ids_are_never_given_twice(b: Backend) {
     let h = Harness::new(b).await;
     let a = h.account("ids@example.com", 0).await;

@@ -289,7 +289,6 @@ impl Session {
                         job.idxs[job.pos..end]
                             .iter()
                             .map(|&i| &sel.msgs[i])
-                            .filter(|m| !sel.pending_expunge.contains(&m.uid))
                             .filter(|m| streamed(m) == want_streamed)
                             .map(|m| m.message_id)
                             .collect()
@@ -321,9 +320,7 @@ impl Session {
                     }
                     for &i in &job.idxs[job.pos..end] {
                         let m = &sel.msgs[i];
-                        batch.push_back(if sel.pending_expunge.contains(&m.uid) {
-                            None
-                        } else if !streamed(m) {
+                        batch.push_back(if !streamed(m) {
                             got.next()
                         } else if needs_summary {
                             got_streamed.next()
@@ -341,14 +338,9 @@ impl Session {
             let items = &job.items;
             let m: MessageEntry = sel.msgs[i].clone();
             let recent = !self.rev2 && sel.recent.contains(&m.uid);
-            if sel.pending_expunge.contains(&m.uid) && (needs_raw || needs_summary) {
-                // Expunged by another session but not yet announced: its content is gone.
-                job.failure = Some(Done::no(
-                    Some("EXPUNGEISSUED"),
-                    "Some messages were expunged",
-                ));
-                continue;
-            }
+            // A message expunged elsewhere and not yet announced is still read while its body
+            // stays (the store's grace period); only once it is gone does the FETCH end
+            // NO [EXPUNGEISSUED] (`lost_message`).
             let content = match content {
                 Some(Ok(c)) => c,
                 Some(Err(e)) => {

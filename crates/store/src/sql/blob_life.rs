@@ -324,6 +324,11 @@ impl Shared {
         removed += self.collect_orphans(orphans).await?;
         // Unreferenced past the grace period, a chunk at a time until none is left.
         let grace = i64::try_from(self.blob_grace.as_secs()).unwrap_or(i64::MAX);
+        // Released messages are readable for as long as their bodies stay.
+        db::query("DELETE FROM released_messages WHERE released_at < $1")
+            .bind(now_secs().saturating_sub(grace))
+            .execute(&self.writer)
+            .await?;
         loop {
             let now = now_secs();
             let due: Vec<String> = db::query_scalar(

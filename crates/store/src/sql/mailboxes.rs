@@ -533,12 +533,59 @@ impl Shared {
                 found.insert(id, (summary, row.try_get("blob_hash")?));
             }
         }
+        // Expunged within the grace period: read from the body that is still there (and the
+        // summary made again from it), so a session that has not yet heard of the expunge gets
+        // what it asks for.
+        let mut released_raw: HashMap<MessageId, Bytes> = HashMap::new();
+        let missing: Vec<MessageId> = messages
+            .iter()
+            .copied()
+            .filter(|id| !found.contains_key(id))
+            .collect();
+        if !missing.is_empty() && !self.blob_grace.is_zero() {
+            for ids in missing.chunks(MAX_IDS) {
+                let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT message_id, blob_hash FROM released_messages WHERE message_id IN ({})",
+                    placeholders.join(",")
+                );
+                let mut q = db::query(sql);
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&self.reader).await? {
+                    let id: i64 = row.try_get("message_id")?;
+                    let hash: String = row.try_get("blob_hash")?;
+                    // Gone already (the sweep was first): the message is not found.
+                    let Ok(raw) = self.blobs.read(&hash).await else {
+                        continue;
+                    };
+                    let summary = if want_summary {
+                        let copy = raw.clone();
+                        let a = tokio::task::spawn_blocking(move || wharf_mime::analyze(&copy))
+                            .await
+                            .map_err(|e| StoreError::Backend(format!("analysis task: {e}")))?;
+                        Some((a.summary, a.preview))
+                    } else {
+                        None
+                    };
+                    found.insert(id, (summary, hash));
+                    released_raw.insert(id, raw);
+                }
+            }
+        }
         // One slot per message asked (the same message may sit in a mailbox twice, after a COPY
         // into itself), so the results line up with `messages` by position.
         let mut raws: Vec<Option<io::Result<Bytes>>> = messages.iter().map(|_| None).collect();
         if want_raw {
+            for (slot, id) in raws.iter_mut().zip(messages) {
+                if let Some(raw) = released_raw.get(id) {
+                    *slot = Some(Ok(raw.clone()));
+                }
+            }
             let hashes: Vec<String> = messages
                 .iter()
+                .filter(|id| !released_raw.contains_key(id))
                 .filter_map(|id| found.get(id).map(|(_, h)| h.clone()))
                 .collect();
             let started = std::time::Instant::now();
@@ -546,6 +593,9 @@ impl Shared {
             metrics::histogram!("wharf_store_seconds", "op" => "blob_read_many")
                 .record(started.elapsed().as_secs_f64());
             for (slot, id) in raws.iter_mut().zip(messages) {
+                if released_raw.contains_key(id) {
+                    continue;
+                }
                 if let Some((_, hash)) = found.get(id) {
                     let r = read.next().ok_or_else(|| {
                         StoreError::Backend("blob store returned fewer blobs than asked".into())
@@ -576,12 +626,27 @@ impl Shared {
             .collect())
     }
 
-    pub async fn message_raw(&self, message: MessageId) -> Result<Bytes> {
-        let hash: String = db::query_scalar("SELECT blob_hash FROM messages WHERE id = $1")
+    /// The blob of a message, or of one expunged within the grace period (its body is still
+    /// there for sessions that have not yet heard of the expunge).
+    async fn message_hash(&self, message: MessageId) -> Result<String> {
+        let hash: Option<String> = db::query_scalar("SELECT blob_hash FROM messages WHERE id = $1")
             .bind(message)
             .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
+            .await?;
+        match hash {
+            Some(h) => Ok(h),
+            None => {
+                db::query_scalar("SELECT blob_hash FROM released_messages WHERE message_id = $1")
+                    .bind(message)
+                    .fetch_optional(&self.reader)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("message {message}")))
+            }
+        }
+    }
+
+    pub async fn message_raw(&self, message: MessageId) -> Result<Bytes> {
+        let hash = self.message_hash(message).await?;
         let started = std::time::Instant::now();
         let raw = self.blobs.read(&hash).await;
         metrics::histogram!("wharf_store_seconds", "op" => "blob_read")
@@ -597,12 +662,12 @@ impl Shared {
         message: MessageId,
         start: u64,
     ) -> Result<(u64, crate::BlobReader)> {
-        let hash: String = db::query_scalar("SELECT blob_hash FROM messages WHERE id = $1")
-            .bind(message)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
+        let hash = self.message_hash(message).await?;
         self.blobs.open_read(&hash, start).await.map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                // Expunged, and its grace period over: gone, as the session will soon hear.
+                return StoreError::NotFound(format!("message {message}"));
+            }
             tracing::error!(message, hash = %hash, error = %e, "store: blob of a committed message is unreadable");
             StoreError::Io(e)
         })

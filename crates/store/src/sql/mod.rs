@@ -109,7 +109,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 11] = match dialect {
+    let files: [(i64, &'static str, &'static str); 12] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -165,6 +165,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 11,
                 "message ids",
                 include_str!("../../migrations/sqlite/0011_message_ids.sql"),
+            ),
+            (
+                12,
+                "released messages",
+                include_str!("../../migrations/sqlite/0012_released_messages.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -222,6 +227,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 11,
                 "message ids",
                 include_str!("../../migrations/postgres/0011_message_ids.sql"),
+            ),
+            (
+                12,
+                "released messages",
+                include_str!("../../migrations/postgres/0012_released_messages.sql"),
             ),
         ],
     };
@@ -612,14 +622,28 @@ impl Shared {
             if still > 0 {
                 continue;
             }
-            let Some(hash) =
-                db::query_scalar::<String>("SELECT blob_hash FROM messages WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
+            let Some(row) = db::query("SELECT account_id, blob_hash FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
             else {
                 continue;
             };
+            let hash: String = row.try_get("blob_hash")?;
+            if !self.blob_grace.is_zero() {
+                // Its body stays for the grace period: a session that has not yet heard of the
+                // expunge can still read it by this id (ids are never given twice).
+                db::query(
+                    "INSERT INTO released_messages (message_id, account_id, blob_hash, released_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(row.try_get::<i64, _>("account_id")?)
+                .bind(&hash)
+                .bind(now_secs())
+                .execute(&mut *tx)
+                .await?;
+            }
             db::query("DELETE FROM message_text WHERE message_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
