@@ -121,6 +121,18 @@ impl Selected {
             self.keywords.write_flags(self.read_only, out);
         }
     }
+
+    /// Announces those of `keywords` not announced yet (a STORE's own: only they can be new
+    /// after it, so the messages need not be walked).
+    pub fn announce_new_keywords(&mut self, keywords: &[String], out: &mut Output) {
+        let mut grew = false;
+        for k in keywords {
+            grew |= self.keywords.insert(k);
+        }
+        if grew {
+            self.keywords.write_flags(self.read_only, out);
+        }
+    }
 }
 
 impl Selected {

@@ -27,6 +27,9 @@ pub(crate) struct Deflated {
     /// needs another call even with no new input.
     output_pending: bool,
     out: Vec<u8>,
+    /// Reused for inflated output and for compressed input, so a read allocates nothing.
+    inflated: Vec<u8>,
+    chunk: Vec<u8>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> io::Error {
@@ -46,6 +49,8 @@ impl Deflated {
             ended: false,
             output_pending: false,
             out: Vec::new(),
+            inflated: Vec::new(),
+            chunk: Vec::new(),
         }
     }
 
@@ -56,24 +61,28 @@ impl Deflated {
         if room == 0 {
             return Ok(0);
         }
-        let mut buf = vec![0u8; room];
+        self.inflated.resize(room, 0);
         loop {
             if self.pos < self.input.len() || self.output_pending {
                 let (before_in, before_out) = (self.inflate.total_in(), self.inflate.total_out());
                 let status = self
                     .inflate
-                    .decompress(&self.input[self.pos..], &mut buf, FlushDecompress::None)
+                    .decompress(
+                        &self.input[self.pos..],
+                        &mut self.inflated,
+                        FlushDecompress::None,
+                    )
                     .map_err(corrupt)?;
                 let used = usize::try_from(self.inflate.total_in() - before_in).unwrap_or(0);
                 let made = usize::try_from(self.inflate.total_out() - before_out).unwrap_or(0);
                 self.pos += used;
-                self.output_pending = made == buf.len();
+                self.output_pending = made == self.inflated.len();
                 if self.pos >= self.input.len() {
                     self.input.clear();
                     self.pos = 0;
                 }
                 if made > 0 {
-                    dst.put_slice(&buf[..made]);
+                    dst.put_slice(&self.inflated[..made]);
                     return Ok(made);
                 }
                 if status == Status::StreamEnd {
@@ -87,13 +96,13 @@ impl Deflated {
             if self.ended {
                 return Ok(0);
             }
-            let mut chunk = vec![0u8; READ_CHUNK];
-            let n = self.inner.read(&mut chunk).await?;
+            self.chunk.resize(READ_CHUNK, 0);
+            let n = self.inner.read(&mut self.chunk).await?;
             if n == 0 {
                 self.ended = true;
                 return Ok(0);
             }
-            self.input.extend_from_slice(&chunk[..n]);
+            self.input.extend_from_slice(&self.chunk[..n]);
         }
     }
 

@@ -102,7 +102,7 @@ impl Session {
         // plain VANISHED when their turn comes).
         let shown: Vec<Uid> = sel.msgs.iter().map(|m| m.uid).collect();
         let cap = ch.uid_next.saturating_sub(1);
-        let gone: Vec<(Uid, Uid)> = if ch.expunged_complete {
+        let gone = if ch.expunged_complete {
             let shown: HashSet<Uid> = shown.into_iter().collect();
             let mut uids: Vec<Uid> = ch
                 .expunged
@@ -111,22 +111,12 @@ impl Session {
                 .collect();
             uids.sort_unstable();
             uids.dedup();
-            uid_spans(
-                &SeqSet::Ranges(
-                    uids.iter()
-                        .map(|&u| (SeqNum::Num(u), SeqNum::Num(u)))
-                        .collect(),
-                ),
-                0,
-                &[],
-            )
+            response::sequence_set(&uids)
         } else {
-            complement(spans, &shown, cap)
+            spans_text(&complement(spans, &shown, cap))
         };
         if !gone.is_empty() {
-            out.extend_from_slice(
-                format!("* VANISHED (EARLIER) {}\r\n", spans_text(&gone)).as_bytes(),
-            );
+            out.extend_from_slice(format!("* VANISHED (EARLIER) {gone}\r\n").as_bytes());
         }
         Ok(())
     }

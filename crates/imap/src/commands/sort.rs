@@ -10,32 +10,10 @@ use wharf_store::StoreError;
 use crate::commands::search::esearch_line;
 use crate::output::Output;
 use crate::session::{Done, Session};
-use crate::syntax::{SearchKey, SearchReturn, SortCriterion, SortKey};
+use crate::syntax::{SearchKey, SearchReturn, SortCriterion, SortKey, response};
 
 /// Summaries read per store call while collecting keys.
 const SUMMARY_BATCH: usize = 512;
-
-/// `a:b` runs for consecutive ascending numbers, commas otherwise: the order is the answer.
-fn ordered_set(nums: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < nums.len() {
-        let mut j = i;
-        while j + 1 < nums.len() && nums[j + 1] == nums[j].wrapping_add(1) {
-            j += 1;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if j > i {
-            out.push_str(&format!("{}:{}", nums[i], nums[j]));
-        } else {
-            out.push_str(&nums[i].to_string());
-        }
-        i = j + 1;
-    }
-    out
-}
 
 impl Session {
     /// The SORT/THREAD keys of the selected mailbox's messages at `idxs`, in that order, read
@@ -151,7 +129,7 @@ impl Session {
                 if opts.iter().any(|o| *o != SearchReturn::Save) {
                     // RFC 5267 §3.2: MIN and MAX are the first and last in sort order, and ALL
                     // keeps the order.
-                    let mut line = esearch_line(tag, uid, &opts, &nums, ordered_set);
+                    let mut line = esearch_line(tag, uid, &opts, &nums, response::sequence_set);
                     line.extend_from_slice(b"\r\n");
                     out.extend_from_slice(&line);
                 }
@@ -162,17 +140,5 @@ impl Session {
         } else {
             "SORT completed"
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ordered_set;
-
-    #[test]
-    fn ordered_sets_keep_the_order() {
-        assert_eq!(ordered_set(&[1, 2, 3, 7, 5, 6, 4]), "1:3,7,5:6,4");
-        assert_eq!(ordered_set(&[9]), "9");
-        assert_eq!(ordered_set(&[]), "");
     }
 }

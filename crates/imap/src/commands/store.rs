@@ -92,7 +92,9 @@ impl Session {
             }
         }
         // Announced even for .SILENT: the client's next FETCH FLAGS may show them.
-        sel.announce_keywords(uids.iter().copied(), out);
+        if fop != FlagOp::Remove && !changed.is_empty() {
+            sel.announce_new_keywords(&kws, out);
+        }
         for u in uids.iter().filter(|u| !modified.contains(u)) {
             let Some(i) = sel.index_of(*u) else { continue };
             let m = &sel.msgs[i];

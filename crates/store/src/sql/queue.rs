@@ -82,6 +82,15 @@ impl Held {
     fn holds(&self, owner: &str, now: i64) -> bool {
         self.owner.as_deref() == Some(owner) && self.until.is_some_and(|u| u >= now)
     }
+
+    /// The entry's recipients, for `owner` while it holds the lease (`LeaseLost` otherwise).
+    fn recipients_for(&self, id: QueueId, owner: &str, now: i64) -> QResult<Vec<QueuedRecipient>> {
+        if !self.holds(owner, now) {
+            return Err(QueueError::LeaseLost(id));
+        }
+        serde_json::from_str(&self.recipients)
+            .map_err(|e| backend(&format!("recipients of queue entry {id}"), e))
+    }
 }
 
 impl Shared {
@@ -232,12 +241,10 @@ impl Shared {
     ) -> QResult<()> {
         let recipients = recipients_json(&record.recipients)?;
         let mut tx = self.begin_write().await?;
-        let held = self.lock_queue_row(&mut tx, id).await?;
-        if !held.holds(owner, now) {
-            return Err(QueueError::LeaseLost(id));
-        }
-        let before: Vec<QueuedRecipient> = serde_json::from_str(&held.recipients)
-            .map_err(|e| backend(&format!("recipients of queue entry {id}"), e))?;
+        let before = self
+            .lock_queue_row(&mut tx, id)
+            .await?
+            .recipients_for(id, owner, now)?;
         if before.len() != record.recipients.len()
             || before
                 .iter()
@@ -273,12 +280,10 @@ impl Shared {
         // before the next message goes out, without an fsync per delivered message; a power cut
         // can forget it, which sends the message again: a duplicate, never a loss.
         let mut tx = self.begin_write_relaxed().await?;
-        let held = self.lock_queue_row(&mut tx, id).await?;
-        if !held.holds(owner, now) {
-            return Err(QueueError::LeaseLost(id));
-        }
-        let mut list: Vec<QueuedRecipient> = serde_json::from_str(&held.recipients)
-            .map_err(|e| backend(&format!("recipients of queue entry {id}"), e))?;
+        let mut list = self
+            .lock_queue_row(&mut tx, id)
+            .await?
+            .recipients_for(id, owner, now)?;
         crate::queue::mark_delivered(&mut list, recipients, remote_mta);
         db::query("UPDATE queue SET recipients = $1 WHERE id = $2")
             .bind(recipients_json(&list)?)
