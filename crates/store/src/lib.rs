@@ -75,6 +75,15 @@ pub const MAX_SUBSCRIPTIONS: usize = 10_000;
 /// must not be able to create them without end (IMAP answers `NO [LIMIT]` past it).
 pub const MAX_MAILBOXES: usize = 10_000;
 
+/// Sieve scripts one account may keep, and the size of one: ManageSieve and the CLI apply
+/// their own smaller configured bounds; these are the store's last line.
+pub const MAX_SIEVE_SCRIPTS: usize = 256;
+pub const MAX_SIEVE_SCRIPT_BYTES: usize = 1 << 20;
+
+/// Tracking entries (duplicate ids, vacation replies) one account keeps; past it the entries
+/// that expire first are forgotten.
+pub const MAX_SIEVE_TRACKING: usize = 10_000;
+
 pub const DEFAULT_BLOB_GRACE: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// How long the PostgreSQL backend waits before answering `StoreError::Unavailable`, so that a
@@ -356,4 +365,32 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent>;
     /// Removes blobs no message refers to and temp files left by a crash. Returns how many were removed.
     async fn sweep_orphans(&self) -> Result<u64>;
+
+    // Sieve (RFC 5228) state of an account.
+    async fn list_sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScriptInfo>>;
+    async fn get_sieve_script(&self, account: AccountId, name: &str) -> Result<Option<String>>;
+    /// Creates or replaces; `StoreError::Limit` past `MAX_SIEVE_SCRIPTS` or
+    /// `MAX_SIEVE_SCRIPT_BYTES`. Replacing keeps the script's active state.
+    async fn put_sieve_script(&self, account: AccountId, name: &str, content: &str) -> Result<()>;
+    /// `StoreError::NotFound` when there is no such script.
+    async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()>;
+    /// `NotFound` / `AlreadyExists`.
+    async fn rename_sieve_script(&self, account: AccountId, from: &str, to: &str) -> Result<()>;
+    /// Makes `name` the one active script; `None` deactivates them all.
+    async fn set_active_sieve_script(&self, account: AccountId, name: Option<&str>) -> Result<()>;
+    /// The active script's (name, content).
+    async fn active_sieve_script(&self, account: AccountId) -> Result<Option<(String, String)>>;
+    /// Tracking ids not expired at `now` (the duplicate test's memory).
+    async fn sieve_tracked(&self, account: AccountId, now: i64) -> Result<Vec<String>>;
+    /// Records (id, expires_at) pairs.
+    async fn track_sieve_ids(&self, account: AccountId, ids: &[(String, i64)]) -> Result<()>;
+    /// Records `id` until `expires_at` unless it is already recorded and unexpired at `now`;
+    /// true when this call recorded it (a vacation reply may go out), atomically across nodes.
+    async fn claim_sieve_reply(
+        &self,
+        account: AccountId,
+        id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool>;
 }

@@ -10,6 +10,15 @@ pub type MessageId = i64;
 pub type Uid = u32;
 pub type ModSeq = u64;
 
+/// A Sieve script as listed (ManageSieve LISTSCRIPTS, `wharf sieve list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SieveScriptInfo {
+    pub name: String,
+    pub active: bool,
+    /// Octets of the script text.
+    pub size: u64,
+}
+
 /// One node serving the store (`wharf serve`), as `wharf node list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {

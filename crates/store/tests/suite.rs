@@ -88,6 +88,7 @@ on_both_backends!(threads = 4;
     tombstones_past_the_horizon_are_pruned,
     rename_keeps_uidvalidity,
     subscriptions_are_names,
+    sieve_scripts_and_tracking,
     nodes_register_beat_and_leave,
     message_ids_are_never_given_twice,
     an_expunged_message_stays_readable_for_the_grace_period,
@@ -615,6 +616,111 @@ async fn subscriptions_are_names(b: Backend) {
     // They go with the account.
     s.delete_account(a.id).await.unwrap();
     assert!(s.subscriptions(a.id).await.unwrap().is_empty());
+}
+
+async fn sieve_scripts_and_tracking(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("sieve@example.com", 0).await;
+    let other = h.account("other@example.com", 0).await;
+    let s = &h.store;
+    assert!(s.list_sieve_scripts(a.id).await.unwrap().is_empty());
+    assert_eq!(s.active_sieve_script(a.id).await.unwrap(), None);
+    s.put_sieve_script(a.id, "main", "keep;").await.unwrap();
+    s.put_sieve_script(a.id, "other", "discard;").await.unwrap();
+    s.set_active_sieve_script(a.id, Some("main")).await.unwrap();
+    // Replacing keeps the active state; one active at a time.
+    s.put_sieve_script(a.id, "main", "stop;").await.unwrap();
+    assert_eq!(
+        s.active_sieve_script(a.id).await.unwrap(),
+        Some(("main".to_string(), "stop;".to_string()))
+    );
+    s.set_active_sieve_script(a.id, Some("other"))
+        .await
+        .unwrap();
+    let list = s.list_sieve_scripts(a.id).await.unwrap();
+    assert_eq!(
+        list,
+        vec![
+            SieveScriptInfo {
+                name: "main".into(),
+                active: false,
+                size: 5
+            },
+            SieveScriptInfo {
+                name: "other".into(),
+                active: true,
+                size: 8
+            },
+        ]
+    );
+    assert!(matches!(
+        s.set_active_sieve_script(a.id, Some("nope")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.rename_sieve_script(a.id, "main", "other").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        s.rename_sieve_script(a.id, "gone", "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.rename_sieve_script(a.id, "other", "renamed")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.active_sieve_script(a.id).await.unwrap().map(|(n, _)| n),
+        Some("renamed".to_string())
+    );
+    assert_eq!(s.get_sieve_script(other.id, "renamed").await.unwrap(), None);
+    s.set_active_sieve_script(a.id, None).await.unwrap();
+    assert_eq!(s.active_sieve_script(a.id).await.unwrap(), None);
+    s.delete_sieve_script(a.id, "renamed").await.unwrap();
+    assert!(matches!(
+        s.delete_sieve_script(a.id, "renamed").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let big = "#".repeat(MAX_SIEVE_SCRIPT_BYTES + 1);
+    assert!(matches!(
+        s.put_sieve_script(a.id, "big", &big).await,
+        Err(StoreError::Limit(_))
+    ));
+
+    // Tracking: ids live until they expire; a reply is claimed once per period.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    s.track_sieve_ids(a.id, &[("d1".into(), now + 10), ("old".into(), now - 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.sieve_tracked(a.id, now).await.unwrap(),
+        vec!["d1".to_string()]
+    );
+    assert!(s.sieve_tracked(other.id, now).await.unwrap().is_empty());
+    assert!(
+        s.claim_sieve_reply(a.id, "v1", now + 100, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_sieve_reply(a.id, "v1", now + 200, now + 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_sieve_reply(a.id, "v1", now + 300, now + 101)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_sieve_reply(other.id, "v1", now + 100, now)
+            .await
+            .unwrap()
+    );
+    s.delete_account(a.id).await.unwrap();
+    assert!(s.list_sieve_scripts(a.id).await.unwrap().is_empty());
 }
 
 async fn recreated_mailbox_gets_new_uidvalidity(b: Backend) {

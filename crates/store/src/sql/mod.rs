@@ -17,6 +17,7 @@ mod nodes;
 mod notify;
 mod queue;
 mod search;
+mod sieve;
 mod store_trait;
 mod tally;
 mod writer;
@@ -109,7 +110,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 12] = match dialect {
+    let files: [(i64, &'static str, &'static str); 13] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -170,6 +171,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 12,
                 "released messages",
                 include_str!("../../migrations/sqlite/0012_released_messages.sql"),
+            ),
+            (
+                13,
+                "sieve",
+                include_str!("../../migrations/sqlite/0013_sieve.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -232,6 +238,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 12,
                 "released messages",
                 include_str!("../../migrations/postgres/0012_released_messages.sql"),
+            ),
+            (
+                13,
+                "sieve",
+                include_str!("../../migrations/postgres/0013_sieve.sql"),
             ),
         ],
     };

@@ -255,6 +255,44 @@ impl Store for SqlStore {
     ) -> Result<Vec<Uid>> {
         self.shared.search_text(mailbox, field, needle).await
     }
+    async fn list_sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScriptInfo>> {
+        self.shared.list_sieve_scripts(account).await
+    }
+    async fn get_sieve_script(&self, account: AccountId, name: &str) -> Result<Option<String>> {
+        self.shared.get_sieve_script(account, name).await
+    }
+    async fn put_sieve_script(&self, account: AccountId, name: &str, content: &str) -> Result<()> {
+        self.shared.put_sieve_script(account, name, content).await
+    }
+    async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()> {
+        self.shared.delete_sieve_script(account, name).await
+    }
+    async fn rename_sieve_script(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        self.shared.rename_sieve_script(account, from, to).await
+    }
+    async fn set_active_sieve_script(&self, account: AccountId, name: Option<&str>) -> Result<()> {
+        self.shared.set_active_sieve_script(account, name).await
+    }
+    async fn active_sieve_script(&self, account: AccountId) -> Result<Option<(String, String)>> {
+        self.shared.active_sieve_script(account).await
+    }
+    async fn sieve_tracked(&self, account: AccountId, now: i64) -> Result<Vec<String>> {
+        self.shared.sieve_tracked(account, now).await
+    }
+    async fn track_sieve_ids(&self, account: AccountId, ids: &[(String, i64)]) -> Result<()> {
+        self.shared.track_sieve_ids(account, ids).await
+    }
+    async fn claim_sieve_reply(
+        &self,
+        account: AccountId,
+        id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool> {
+        self.shared
+            .claim_sieve_reply(account, id, expires_at, now)
+            .await
+    }
     async fn register_node(&self, node: &NodeInfo) -> Result<()> {
         self.shared.register_node(node).await
     }
