@@ -52,6 +52,7 @@ mod message;
 mod outcome;
 mod parser;
 mod script;
+pub mod simple;
 mod vacation;
 mod variables;
 

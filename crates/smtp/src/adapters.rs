@@ -62,6 +62,46 @@ impl Recipients for DirectoryRecipients {
     }
 }
 
+/// Recipients as `inner` resolves them, except valid SRS addresses of ours (bounces of mail we
+/// redirected), which lead back to the original sender through the outbound queue.
+pub struct SrsRecipients {
+    pub inner: Arc<dyn Recipients>,
+    pub srs: crate::srs::Srs,
+}
+
+#[async_trait]
+impl Recipients for SrsRecipients {
+    async fn resolve(&self, address: &str) -> Result<Resolution, StoreError> {
+        let local = address.rsplit_once('@').map_or(address, |(l, _)| l);
+        if local.len() > 5 && local[..5].eq_ignore_ascii_case("SRS0=") {
+            // Only for our own domains: elsewhere the address is not ours to reverse.
+            return Ok(match self.inner.resolve(address).await? {
+                Resolution::NotLocalDomain => Resolution::NotLocalDomain,
+                _ => {
+                    let today = (chrono::Utc::now().timestamp().max(0) / 86_400) as u64;
+                    match self.srs.reverse(address, today) {
+                        Some(original) => Resolution::Local {
+                            accounts: Vec::new(),
+                            external: vec![original],
+                        },
+                        None => Resolution::UnknownUser,
+                    }
+                }
+            });
+        }
+        self.inner.resolve(address).await
+    }
+    async fn may_send_as(&self, login: &Login, address: &str) -> Result<bool, StoreError> {
+        self.inner.may_send_as(login, address).await
+    }
+    async fn quota_limit(&self, account: AccountId) -> Result<Option<u64>, StoreError> {
+        self.inner.quota_limit(account).await
+    }
+    async fn quota_used(&self, account: AccountId) -> Result<u64, StoreError> {
+        self.inner.quota_used(account).await
+    }
+}
+
 pub struct StoreDelivery {
     store: Arc<dyn Store>,
 }

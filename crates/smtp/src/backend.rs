@@ -41,10 +41,53 @@ pub trait Recipients: Send + Sync {
     async fn quota_used(&self, account: AccountId) -> Result<u64, StoreError>;
 }
 
+/// The SMTP envelope of a local delivery, for the recipients' filters (Sieve).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryEnvelope {
+    /// The reverse-path; empty for the null sender.
+    pub from: String,
+    /// Per entry of `Delivery::recipients`, the address that led to that account.
+    pub recipients: Vec<String>,
+    /// The authenticated submitter, when the message came by submission.
+    pub submitter: Option<String>,
+    /// A refusal would be this message's only answer: nothing else (another local recipient, a
+    /// remote one) takes the message, so a filter's `reject` becomes the `550` reply. Otherwise
+    /// the filter must tell the sender another way (a rejection notice).
+    pub refusal_is_reply: bool,
+}
+
+/// What became of one recipient's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalOutcome {
+    /// Stored, or not, as the store says.
+    Stored(DeliveryResult),
+    /// The recipient's filter dealt with the message without storing it (discarded, redirected,
+    /// or refused with a notice already queued for the sender): delivered as far as SMTP goes.
+    Handled,
+    /// The recipient's filter refuses the message with this reason (only when
+    /// `DeliveryEnvelope::refusal_is_reply`).
+    Refused(String),
+}
+
 #[async_trait]
 pub trait LocalDelivery: Send + Sync {
     /// Stores one copy per recipient, durably, before returning (the client's 250 depends on it).
     async fn deliver(&self, delivery: Delivery) -> Result<Vec<DeliveryResult>, StoreError>;
+
+    /// `deliver` with the envelope, for implementations that filter per recipient; one outcome
+    /// per entry of `delivery.recipients`. Durable before returning, like `deliver`.
+    async fn deliver_with_envelope(
+        &self,
+        delivery: Delivery,
+        _envelope: &DeliveryEnvelope,
+    ) -> Result<Vec<LocalOutcome>, StoreError> {
+        Ok(self
+            .deliver(delivery)
+            .await?
+            .into_iter()
+            .map(LocalOutcome::Stored)
+            .collect())
+    }
 }
 
 /// Who vouches for a message handed to the outbound queue.

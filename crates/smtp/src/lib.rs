@@ -20,6 +20,7 @@ pub mod message;
 pub mod service;
 pub mod session;
 pub mod spool;
+pub mod srs;
 pub mod syntax;
 
 /// The parser and replies keep their old paths (`wharf_smtp::command`, `wharf_smtp::reply`).
@@ -27,7 +28,8 @@ pub use syntax::{command, reply};
 
 pub use backend::{
     Arrival, ArrivalAction, ArrivalCheck, ArrivalVerdict, AuthFailure, Authenticator, Backend,
-    LocalDelivery, Login, Origin, Recipients, RemoteHandoff, Resolution, SaslOutcome, SaslSession,
+    DeliveryEnvelope, LocalDelivery, LocalOutcome, Login, Origin, Recipients, RemoteHandoff,
+    Resolution, SaslOutcome, SaslSession,
 };
 pub use config::{BareLfPolicy, SmtpConfig};
 pub use reply::Reply;

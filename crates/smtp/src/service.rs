@@ -10,7 +10,7 @@ use wharf_net::{Conn, Handler, Line};
 
 use crate::SmtpRole;
 use crate::adapters::directory_backend;
-use crate::backend::{ArrivalCheck, Backend, RemoteHandoff};
+use crate::backend::{ArrivalCheck, Backend, LocalDelivery, RemoteHandoff};
 use crate::config::SmtpConfig;
 use crate::limiter::{IpLimiter, Refusal};
 use crate::session::{ConnInfo, Input, Next, Output, Session, Step};
@@ -64,6 +64,21 @@ impl SmtpService {
     /// handed to `handoff`; without one they get `451 4.3.0`.
     pub fn with_handoff(mut self, handoff: Arc<dyn RemoteHandoff>) -> SmtpService {
         self.backend.handoff = Some(handoff);
+        self
+    }
+
+    /// Local recipients' copies go through `delivery` (the binary's Sieve filtering over the
+    /// store) instead of straight into the store.
+    pub fn with_local_delivery(mut self, delivery: Arc<dyn LocalDelivery>) -> SmtpService {
+        self.backend.delivery = delivery;
+        self
+    }
+
+    /// Bounces to SRS addresses made with `srs` (mail a Sieve `redirect` forwarded) go back to
+    /// the original sender.
+    pub fn with_srs(mut self, srs: crate::srs::Srs) -> SmtpService {
+        let inner = self.backend.recipients.clone();
+        self.backend.recipients = Arc::new(crate::adapters::SrsRecipients { inner, srs });
         self
     }
 

@@ -127,6 +127,9 @@ pub(crate) struct Transaction {
     pub(crate) rcpts: Vec<String>,
     /// Local accounts to deliver to (deduplicated across recipients).
     pub(crate) accounts: Vec<AccountId>,
+    /// Per entry of `accounts`, the first accepted address that led to it (Sieve's envelope
+    /// "to").
+    pub(crate) account_rcpts: Vec<String>,
     /// Recipients for the outbound queue (deduplicated by address).
     pub(crate) remote: Vec<QueuedRecipient>,
     pub(crate) body: Option<Body>,

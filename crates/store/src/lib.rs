@@ -275,6 +275,15 @@ pub trait Store: Send + Sync + 'static {
     /// SMTP delivery into each recipient's INBOX, group-committed with concurrent deliveries:
     /// returns only when everything it stored is durable.
     async fn deliver(&self, delivery: Delivery) -> Result<Vec<DeliveryResult>>;
+    /// Stores one message into several mailboxes at once (a Sieve keep and its fileinto
+    /// copies), group-committed like `deliver`; one result per copy, `NoSuchAccount` for a
+    /// mailbox that is gone. Quota is enforced per copy.
+    async fn deliver_copies(
+        &self,
+        raw: Bytes,
+        internal_date: i64,
+        copies: Vec<FiledCopy>,
+    ) -> Result<Vec<DeliveryResult>>;
     /// Every message in the mailbox, ascending by UID.
     async fn mailbox_index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>>;
     /// Entries with modseq > `since` and UIDs expunged with modseq > `since`.

@@ -285,6 +285,14 @@ pub struct Delivery {
     pub junk: bool,
 }
 
+/// One copy of a delivered message as a filter files it: the mailbox, with flags and keywords.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiledCopy {
+    pub mailbox: MailboxId,
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+}
+
 /// Per-recipient result of a delivery, in the order of `Delivery::recipients`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryResult {

@@ -50,10 +50,84 @@ pub enum Command {
     /// The nodes serving this store (`wharf serve` processes).
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Users' Sieve scripts: the filters run at delivery (also over ManageSieve, port 4190).
+    #[command(subcommand)]
+    Sieve(SieveCmd),
+    /// Out-of-office replies for a user (written as the user's Sieve script).
+    #[command(subcommand)]
+    Vacation(VacationCmd),
+    /// Forward a user's mail to another address (written as the user's Sieve script).
+    #[command(subcommand)]
+    Forward(ForwardCmd),
     /// Print every DNS record DOMAIN needs, as zone-file lines.
     Dns { domain: String },
     /// Check listeners, certificate and DNS from this server's point of view; exit 1 on any ✘.
     Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SieveCmd {
+    /// The user's scripts; the active one is marked.
+    List { user: String },
+    /// Print a script.
+    Get { user: String, name: String },
+    /// Store a script from FILE (`-` reads standard input) after checking it.
+    Put {
+        user: String,
+        name: String,
+        file: PathBuf,
+        /// Make it the active script.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Make NAME the user's active script.
+    Activate { user: String, name: String },
+    /// Run no script for the user.
+    Deactivate { user: String },
+    /// Delete a script (not the active one).
+    Delete { user: String, name: String },
+    /// Check a script file; errors name line and column.
+    Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VacationCmd {
+    /// Turn on the out-of-office reply.
+    Set {
+        address: String,
+        #[arg(long)]
+        subject: Option<String>,
+        /// The reply text (UTF-8); `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        body_file: PathBuf,
+        /// The reply's From (one of the user's addresses).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day replies are sent, YYYY-MM-DD.
+        #[arg(long)]
+        until: Option<String>,
+        /// Days between two replies to the same sender.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
+    /// Turn it off.
+    Clear { address: String },
+    /// Show what is set.
+    Show { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ForwardCmd {
+    /// Forward all of ADDRESS's mail to TARGET.
+    Set {
+        address: String,
+        target: String,
+        /// Keep a copy in the mailbox too.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Stop forwarding.
+    Clear { address: String },
 }
 
 #[derive(Debug, Subcommand)]

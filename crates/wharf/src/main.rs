@@ -20,6 +20,8 @@ mod queue_admin;
 mod report_admin;
 mod reporting;
 mod serve;
+mod sieve_admin;
+mod sieve_delivery;
 mod storage;
 mod wiring;
 
@@ -78,6 +80,9 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Queue(cmd) => queue_admin::run(&load_for_admin(path)?, cmd).await,
+        Command::Sieve(cmd) => sieve_admin::sieve(&load_for_admin(path)?, cmd).await,
+        Command::Vacation(cmd) => sieve_admin::vacation(&load_for_admin(path)?, cmd).await,
+        Command::Forward(cmd) => sieve_admin::forward(&load_for_admin(path)?, cmd).await,
         Command::Report(cmd) => report_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Node(cli::NodeCmd::List) => node::list(&load_for_admin(path)?).await,
         Command::Dkim(cli::DkimCmd::Generate {

@@ -111,10 +111,25 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         first_run::print_first_run(&listeners, &first, config_path, &cfg);
     }
 
+    let (local_delivery, srs) = if cfg.config.sieve.enabled {
+        let settings = crate::sieve_delivery::SieveSettings::from_config(&cfg, &hostname)?;
+        let srs = settings.srs.clone();
+        let d: Arc<dyn wharf_smtp::LocalDelivery> =
+            Arc::new(crate::sieve_delivery::SieveDelivery::new(
+                directory.store().clone(),
+                outbound.handoff.clone(),
+                settings,
+            ));
+        (Some(d), Some(srs))
+    } else {
+        (None, None)
+    };
     let ctx = Ctx {
         hostname: hostname.clone(),
         directory,
         handoff: outbound.handoff.clone(),
+        local_delivery,
+        srs,
         arrival: crate::arrival::checks(
             &cfg,
             &hostname,

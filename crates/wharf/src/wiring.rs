@@ -38,6 +38,11 @@ pub struct Ctx {
     pub handoff: Arc<dyn wharf_smtp::RemoteHandoff>,
     /// The trust checks of port-25 mail (`[inbound]`); `None` when disabled.
     pub arrival: Option<Arc<dyn wharf_smtp::ArrivalCheck>>,
+    /// Local delivery through users' Sieve scripts (`[sieve] enabled`); `None`: straight into
+    /// the store.
+    pub local_delivery: Option<Arc<dyn wharf_smtp::LocalDelivery>>,
+    /// Reverses the SRS addresses of redirected mail (bounces on port 25).
+    pub srs: Option<wharf_smtp::srs::Srs>,
 }
 
 /// The protocol service answering on `listener`; `None` for HTTP, whose one service
@@ -65,17 +70,27 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn H
             if let Some(check) = &ctx.arrival {
                 svc = svc.with_arrival_check(check.clone());
             }
+            if let Some(d) = &ctx.local_delivery {
+                svc = svc.with_local_delivery(d.clone());
+            }
+            if let Some(srs) = &ctx.srs {
+                svc = svc.with_srs(srs.clone());
+            }
             Arc::new(svc)
         }
-        Protocol::Submission => Arc::new(
-            wharf_smtp::SmtpService::new(
+        Protocol::Submission => {
+            let mut svc = wharf_smtp::SmtpService::new(
                 smtp,
                 ctx.hostname.clone(),
                 ctx.directory.clone(),
                 wharf_smtp::SmtpRole::Submission,
             )
-            .with_handoff(ctx.handoff.clone()),
-        ),
+            .with_handoff(ctx.handoff.clone());
+            if let Some(d) = &ctx.local_delivery {
+                svc = svc.with_local_delivery(d.clone());
+            }
+            Arc::new(svc)
+        }
         Protocol::Imap => Arc::new(wharf_imap::ImapService::new(
             imap,
             ctx.hostname.clone(),
@@ -86,7 +101,45 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn H
             ctx.hostname.clone(),
             ctx.directory.clone(),
         )),
+        Protocol::Managesieve => {
+            let mut ms = c.managesieve.clone();
+            // One bound for both ways in: the CLI and delivery read `[sieve]`.
+            ms.max_script_size = ms
+                .max_script_size
+                .min(u64::try_from(c.sieve.max_script_bytes).unwrap_or(u64::MAX));
+            ms.max_scripts = ms
+                .max_scripts
+                .min(u32::try_from(c.sieve.max_scripts).unwrap_or(u32::MAX));
+            ms.max_redirects = u32::try_from(c.sieve.max_redirects).unwrap_or(u32::MAX);
+            Arc::new(wharf_managesieve::ManageSieveService::new(
+                ms,
+                ctx.hostname.clone(),
+                ctx.directory.clone(),
+                Arc::new(SieveChecker {
+                    limits: wharf_sieve::CompileLimits {
+                        max_script_bytes: c.sieve.max_script_bytes,
+                        ..Default::default()
+                    },
+                }),
+            ))
+        }
     })
+}
+
+/// ManageSieve's CHECKSCRIPT/PUTSCRIPT go through the same compiler as delivery.
+struct SieveChecker {
+    limits: wharf_sieve::CompileLimits,
+}
+
+impl wharf_managesieve::ScriptChecker for SieveChecker {
+    fn extensions(&self) -> String {
+        wharf_sieve::CAPABILITIES.join(" ")
+    }
+    fn check(&self, source: &str) -> Result<(), String> {
+        wharf_sieve::compile(source, &self.limits)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The outbound library's settings from `[outbound]`: queue, SMTP client, router.

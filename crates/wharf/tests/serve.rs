@@ -72,11 +72,12 @@ async fn first_run_creates_everything_serves_and_stops_on_sigterm() {
             "pop3",
             "pop3s",
             "http",
-            "https"
+            "https",
+            "managesieve"
         ]
     );
     let ports: Vec<u16> = ready.iter().map(|(_, p)| *p).collect();
-    let expected: Vec<u16> = [25u16, 587, 465, 143, 993, 110, 995, 80, 443]
+    let expected: Vec<u16> = [25u16, 587, 465, 143, 993, 110, 995, 80, 443, 4190]
         .iter()
         .map(|p| p + offset)
         .collect();

@@ -9,7 +9,9 @@ use wharf_store::queue::{NewQueueEntry, QueueId, Ret};
 use wharf_store::{Delivery, DeliveryResult};
 
 use crate::SmtpRole;
-use crate::backend::{Arrival, ArrivalAction, ArrivalVerdict, Origin};
+use crate::backend::{
+    Arrival, ArrivalAction, ArrivalVerdict, DeliveryEnvelope, LocalOutcome, Origin,
+};
 use crate::body::{BodyError, BodyReceiver, Framing, Received};
 use crate::message::{self, Trace};
 use crate::session::{Chunk, Next, Receiving, Session, Step, Transaction};
@@ -456,7 +458,18 @@ impl Session {
             recipients: tx.accounts.clone(),
             junk,
         };
-        let results = match self.backend.delivery.deliver(delivery).await {
+        let envelope = DeliveryEnvelope {
+            from: tx.from.clone().unwrap_or_default(),
+            recipients: tx.account_rcpts.clone(),
+            submitter: self.login.as_ref().map(|l| l.address.clone()),
+            refusal_is_reply: tx.accounts.len() == 1 && outbound_id.is_none(),
+        };
+        let results = match self
+            .backend
+            .delivery
+            .deliver_with_envelope(delivery, &envelope)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(session = %self.id, queue_id, outbound_id = ?outbound_id, error = %e, "delivery failed");
@@ -474,9 +487,24 @@ impl Session {
             }
         };
         let mut stored = 0usize;
+        let mut handled = 0usize;
         let mut over_temp = 0usize;
         let mut over_perm = 0usize;
-        for (account, result) in tx.accounts.iter().zip(results.iter()) {
+        let mut refusal: Option<String> = None;
+        for (account, outcome) in tx.accounts.iter().zip(results.iter()) {
+            let result = match outcome {
+                LocalOutcome::Stored(r) => r,
+                LocalOutcome::Handled => {
+                    handled += 1;
+                    tracing::debug!(session = %self.id, queue_id, account, "handled by the recipient's filter");
+                    continue;
+                }
+                LocalOutcome::Refused(why) => {
+                    tracing::info!(session = %self.id, queue_id, account, reason = %why, "refused by the recipient's filter");
+                    refusal.get_or_insert_with(|| why.clone());
+                    continue;
+                }
+            };
             match result {
                 DeliveryResult::Stored(o) => {
                     stored += 1;
@@ -499,10 +527,10 @@ impl Session {
         }
         metrics::counter!("wharf_messages_delivered_total", "kind" => "local")
             .increment(stored as u64);
-        if stored > 0 || outbound_id.is_some() {
+        if stored > 0 || handled > 0 || outbound_id.is_some() {
             self.messages += 1;
             self.count_received();
-            let not_stored = tx.accounts.len() - stored;
+            let not_stored = tx.accounts.len() - stored - handled;
             if not_stored > 0 {
                 // One reply per message in SMTP: accepted for the recipients that got it (their
                 // quota was checked at RCPT; this is a race with other deliveries). The others get
@@ -513,7 +541,10 @@ impl Session {
             self.release(outbound_id).await;
             return accepted(&queue_id, outbound_id);
         }
-        if over_temp > 0 {
+        if let Some(why) = refusal {
+            metrics::counter!("wharf_messages_refused_total", "reason" => "sieve").increment(1);
+            Reply::new(550, "5.7.1", reply_text(&why))
+        } else if over_temp > 0 {
             Reply::new(452, "4.2.2", "Mailbox full")
         } else if over_perm > 0 {
             Reply::new(552, "5.2.2", "Message exceeds the mailbox quota")
@@ -674,6 +705,21 @@ fn with_verdict(raw: Vec<u8>, body_start: usize, verdict: &ArrivalVerdict) -> Ve
     }
     out.extend_from_slice(&content[at..]);
     out
+}
+
+/// A filter's refusal reason as one reply line: printable ASCII only, bounded.
+fn reply_text(why: &str) -> String {
+    let text: String = why
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
+        .take(200)
+        .collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() {
+        "Message refused by the recipient".into()
+    } else {
+        text
+    }
 }
 
 fn accepted(queue_id: &str, outbound_id: Option<QueueId>) -> Reply {

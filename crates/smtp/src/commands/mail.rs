@@ -94,6 +94,7 @@ impl Session {
             params,
             rcpts: Vec::new(),
             accounts: Vec::new(),
+            account_rcpts: Vec::new(),
             remote: Vec::new(),
             body: None,
             bdat: false,
@@ -203,6 +204,7 @@ impl Session {
         for a in accounts {
             if !tx.accounts.contains(&a) {
                 tx.accounts.push(a);
+                tx.account_rcpts.push(to.clone());
             }
         }
         for r in remote {

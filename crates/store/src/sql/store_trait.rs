@@ -179,6 +179,34 @@ impl Store for SqlStore {
         results.into_iter().collect()
     }
 
+    async fn deliver_copies(
+        &self,
+        raw: Bytes,
+        internal_date: i64,
+        copies: Vec<FiledCopy>,
+    ) -> Result<Vec<DeliveryResult>> {
+        if copies.is_empty() {
+            return Ok(Vec::new());
+        }
+        let targets = copies
+            .into_iter()
+            .map(|c| writer::Target::Mailbox {
+                id: c.mailbox,
+                flags: c.flags,
+                keywords: normalize_keywords(&c.keywords),
+            })
+            .collect();
+        let results =
+            writer::submit(&self.jobs, self.shared.dialect, raw, internal_date, targets).await?;
+        results
+            .into_iter()
+            .map(|r| match r {
+                Err(StoreError::NotFound(_)) => Ok(DeliveryResult::NoSuchAccount),
+                other => other,
+            })
+            .collect()
+    }
+
     async fn mailbox_index(&self, mailbox: MailboxId) -> Result<Vec<MessageEntry>> {
         self.shared.mailbox_index(mailbox).await
     }

@@ -145,12 +145,12 @@ mod tests {
     }
 
     #[test]
-    fn defaults_give_nine_standard_listeners() {
+    fn defaults_give_ten_standard_listeners() {
         let l = parse(Path::new("/x/wharf.toml"), "").expect("empty config is valid");
         let ports: Vec<u16> = l.listeners().iter().map(|l| l.port).collect();
-        assert_eq!(ports, vec![25, 587, 465, 143, 993, 110, 995, 80, 443]);
+        assert_eq!(ports, vec![25, 587, 465, 143, 993, 110, 995, 80, 443, 4190]);
         let names: Vec<String> = l.listeners().into_iter().map(|l| l.name).collect();
-        assert_eq!(names[7..], ["http", "https"]);
+        assert_eq!(names[7..], ["http", "https", "managesieve"]);
         assert_eq!(l.data_dir, PathBuf::from("/x/data"));
         assert_eq!(l.store_url(), "sqlite:///x/data/wharf.db");
         assert_eq!(l.blob_dir(), PathBuf::from("/x/data/blobs"));

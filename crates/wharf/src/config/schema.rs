@@ -1,5 +1,5 @@
 //! The `wharf.toml` schema: one serde struct per table, with the defaults a missing key takes,
-//! and the listener model (the nine standard listeners, names and ports derived from protocol and TLS).
+//! and the listener model (the ten standard listeners, names and ports derived from protocol and TLS).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,7 +16,7 @@ pub struct Config {
     pub store: StoreSection,
     pub tls: TlsSection,
     pub limits: LimitsSection,
-    /// `[[listener]]` entries; absent means the nine standard listeners.
+    /// `[[listener]]` entries; absent means the ten standard listeners.
     #[serde(rename = "listener")]
     pub listeners: Option<Vec<ListenerConfig>>,
     pub directory: DirectorySection,
@@ -25,6 +25,7 @@ pub struct Config {
     pub smtp: wharf_smtp::SmtpConfig,
     pub imap: wharf_imap::ImapConfig,
     pub pop3: wharf_pop3::Pop3Config,
+    pub managesieve: wharf_managesieve::ManageSieveConfig,
     /// Mail leaving Wharf: queue, retries, routing, TLS policy (docs/configuration.md).
     pub outbound: OutboundSection,
     /// Trust of mail arriving on port 25: SPF, DKIM, DMARC, ARC, iprev (docs/inbound.md).
@@ -35,6 +36,54 @@ pub struct Config {
     pub acme: AcmeSection,
     /// Daily DMARC aggregate and TLS-RPT reports Wharf sends (docs/inbound.md).
     pub reports: ReportsSection,
+    /// Server-side filtering at local delivery: Sieve scripts, vacation, redirects
+    /// (docs/sieve.md).
+    pub sieve: SieveSection,
+}
+
+/// `[sieve]`: users' Sieve scripts (RFC 5228) run at local delivery, plus optional admin
+/// scripts before and after them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SieveSection {
+    /// Run users' active scripts at delivery.
+    pub enabled: bool,
+    /// An admin script run before every user's script (path; relative to the config file).
+    pub before: Option<PathBuf>,
+    /// An admin script run after every user's script.
+    pub after: Option<PathBuf>,
+    /// Largest script a user may store, in octets.
+    pub max_script_bytes: usize,
+    /// Scripts one account may keep.
+    pub max_scripts: usize,
+    /// Commands and tests evaluated per message before the run gives up (and keeps).
+    pub max_instructions: u64,
+    /// Redirects one message may cause.
+    pub max_redirects: usize,
+    /// Shortest interval between two vacation replies to one sender, in seconds.
+    pub vacation_min_seconds: u64,
+    /// Longest `:days` a script may ask for.
+    pub vacation_max_days: u32,
+    /// The key of the Sender Rewriting Scheme for redirected mail; every node must share it.
+    /// Default: a key generated once in the data directory (`srs.key`).
+    pub srs_secret: Option<String>,
+}
+
+impl Default for SieveSection {
+    fn default() -> Self {
+        SieveSection {
+            enabled: true,
+            before: None,
+            after: None,
+            max_script_bytes: 64 * 1024,
+            max_scripts: 32,
+            max_instructions: 10_000,
+            max_redirects: 4,
+            vacation_min_seconds: 3600,
+            vacation_max_days: 30,
+            srs_secret: None,
+        }
+    }
 }
 
 /// `[reports]`: the reports Wharf sends to other domains. Off by default: they tell those
@@ -179,6 +228,8 @@ pub enum Protocol {
     Submission,
     Imap,
     Pop3,
+    /// ManageSieve (RFC 5804): users upload their Sieve scripts.
+    Managesieve,
     /// Autoconfig, Autodiscover, MTA-STS, ACME HTTP-01, `/metrics`.
     Http,
 }
@@ -190,6 +241,7 @@ impl Protocol {
             Protocol::Submission => "submission",
             Protocol::Imap => "imap",
             Protocol::Pop3 => "pop3",
+            Protocol::Managesieve => "managesieve",
             Protocol::Http => "http",
         }
     }
@@ -299,12 +351,14 @@ pub fn standard_port(protocol: Protocol, tls: ListenerTls) -> u16 {
         (Protocol::Imap, true) => 993,
         (Protocol::Pop3, false) => 110,
         (Protocol::Pop3, true) => 995,
+        // RFC 5804 defines no implicit-TLS port; an implicit listener without a port uses 4190 too.
+        (Protocol::Managesieve, _) => 4190,
         (Protocol::Http, false) => 80,
         (Protocol::Http, true) => 443,
     }
 }
 
-/// The nine standard listeners, in the order they are printed.
+/// The ten standard listeners, in the order they are printed.
 pub fn standard_listeners(address: IpAddr) -> Vec<Listener> {
     [
         (Protocol::Smtp, ListenerTls::Starttls, "smtp"),
@@ -316,6 +370,7 @@ pub fn standard_listeners(address: IpAddr) -> Vec<Listener> {
         (Protocol::Pop3, ListenerTls::Implicit, "pop3s"),
         (Protocol::Http, ListenerTls::None, "http"),
         (Protocol::Http, ListenerTls::Implicit, "https"),
+        (Protocol::Managesieve, ListenerTls::Starttls, "managesieve"),
     ]
     .into_iter()
     .map(|(protocol, tls, name)| Listener {

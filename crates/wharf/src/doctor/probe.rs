@@ -155,7 +155,7 @@ const PROXY_V2_LOCAL: [u8; 16] = [
 /// Probes one listener on `port` (the configured port plus any `--port-offset`).
 pub async fn probe(l: &Listener, port: u16, hostname: &str, anchors: &TrustAnchors) -> Outcome {
     let proto = l.protocol.as_str();
-    if !["smtp", "submission", "imap", "pop3", "http"].contains(&proto) {
+    if !["smtp", "submission", "imap", "pop3", "managesieve", "http"].contains(&proto) {
         return Outcome::Skipped(format!(
             "protocol `{proto}` is not one wharf doctor knows how to check"
         ));
@@ -193,6 +193,7 @@ pub async fn probe(l: &Listener, port: u16, hostname: &str, anchors: &TrustAncho
         "smtp" | "submission" => smtp(conn, l, hostname, anchors, &mut tls).await,
         "imap" => imap(conn, l, hostname, anchors, &mut tls).await,
         "pop3" => pop3(conn, l, hostname, anchors, &mut tls).await,
+        "managesieve" => managesieve(conn, l, hostname, anchors, &mut tls).await,
         _ => http(conn, hostname).await,
     };
     match result {
@@ -418,6 +419,61 @@ async fn pop3(
         detail.push_str(", STLS");
     }
     let _ = conn.send("QUIT\r\n").await;
+    let _ = conn.line().await;
+    Ok(detail)
+}
+
+/// RFC 5804 §1.7: the capability lines end with an `OK` line.
+async fn managesieve_capabilities(conn: &mut Conn) -> Result<Vec<String>, String> {
+    let mut caps = Vec::new();
+    for _ in 0..MAX_LINES {
+        let line = conn.line().await?;
+        if line.starts_with("OK") {
+            return Ok(caps);
+        }
+        if !line.starts_with('"') {
+            return Err(format!(
+                "capability line `{}` is not a quoted name",
+                clip(&line)
+            ));
+        }
+        caps.push(line);
+    }
+    Err(format!("more than {MAX_LINES} capability lines"))
+}
+
+async fn managesieve(
+    mut conn: Conn,
+    l: &Listener,
+    hostname: &str,
+    anchors: &TrustAnchors,
+    tls: &mut Option<TlsSeen>,
+) -> Result<String, Step> {
+    let caps = managesieve_capabilities(&mut conn)
+        .await
+        .map_err(Step::Wrong)?;
+    if !caps.iter().any(|c| c.starts_with("\"IMPLEMENTATION\"")) {
+        return Err(Step::Wrong(
+            "the greeting has no IMPLEMENTATION capability".into(),
+        ));
+    }
+    let mut detail = "ManageSieve greeting".to_string();
+    if l.tls == ListenerTls::Starttls {
+        if !caps.iter().any(|c| c.eq_ignore_ascii_case("\"STARTTLS\"")) {
+            return Err(Step::Tls("STARTTLS is not among the capabilities".into()));
+        }
+        conn.send("STARTTLS\r\n").await?;
+        let answer = conn.line().await?;
+        if !answer.starts_with("OK") {
+            return Err(Step::Tls(format!("STARTTLS answered `{}`", clip(&answer))));
+        }
+        conn = upgrade(conn, hostname, anchors, tls).await?;
+        managesieve_capabilities(&mut conn)
+            .await
+            .map_err(Step::Wrong)?;
+        detail.push_str(", STARTTLS");
+    }
+    let _ = conn.send("LOGOUT\r\n").await;
     let _ = conn.line().await;
     Ok(detail)
 }
