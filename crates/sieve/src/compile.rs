@@ -502,7 +502,9 @@ impl Compiler {
                         _ => return Err(unknown_tag(name, tag, a)),
                     }
                 }
-                let index = self.index(index, last, c.line, c.column)?;
+                // RFC 5293 §6: deleteheader's :index/:last belong to editheader itself, so
+                // they do not need `require "index"`.
+                let index = self.index_value(index, last, c.line, c.column)?;
                 let matcher = self.finish_match(spec)?;
                 let (raw, a) = args.string("a field name")?;
                 let field = self.field_name(raw, a)?;
@@ -559,6 +561,16 @@ impl Compiler {
         if index.is_some() || last.is_some() {
             self.need("index", line, column)?;
         }
+        self.index_value(index, last, line, column)
+    }
+
+    fn index_value(
+        &self,
+        index: Option<u64>,
+        last: Option<&Argument>,
+        line: u32,
+        column: u32,
+    ) -> Result<Option<Index>, CompileError> {
         match (index, last) {
             (None, Some(a)) => Err(arg_err(a, ":last needs :index")),
             (Some(0), _) => Err(err_at(line, column, ":index must be at least 1")),

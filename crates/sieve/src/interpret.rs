@@ -34,12 +34,14 @@ pub fn run(
         implicit_keep: true,
         discarded: false,
         vacation_seen: false,
+        vacation_in_script: false,
         added_fields: 0,
         duplicates: Vec::new(),
     };
     for script in scripts {
         // Variables belong to one script; the flag variable and actions span the run.
         st.vars = Variables::new(limits.max_variable_bytes);
+        st.vacation_in_script = false;
         match st.block(&script.commands) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Stop) => break,
@@ -76,6 +78,8 @@ struct State<'a> {
     implicit_keep: bool,
     discarded: bool,
     vacation_seen: bool,
+    /// The current script already executed `vacation` (RFC 5230 §4.7: at most once).
+    vacation_in_script: bool,
     added_fields: usize,
     duplicates: Vec<DuplicateRecord>,
 }
@@ -243,6 +247,11 @@ impl<'a> State<'a> {
                     handle: v.handle.as_ref().map(|s| self.expand(s)),
                     reason: self.expand(&v.reason),
                 };
+                // RFC 5230 §4.7: a script that executes vacation twice fails.
+                if self.vacation_in_script {
+                    return Err("vacation executed more than once".into());
+                }
+                self.vacation_in_script = true;
                 // One reply per message, however many scripts ask for one.
                 if !self.vacation_seen {
                     self.vacation_seen = true;

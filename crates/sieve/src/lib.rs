@@ -31,7 +31,8 @@
 //!   ends the whole run, including later scripts.
 //! - `fileinto` "INBOX" (any case) and `fileinto` into a mailbox that is not in
 //!   [`Context::mailboxes`] without `:create` both become `Keep` with the same flags.
-//! - A vacation reply is produced at most once per run; its default handle is a hash of the
+//! - A vacation reply is produced at most once per run (a script that executes `vacation` twice
+//!   is a runtime error, RFC 5230 §4.7); its default handle is a hash of the
 //!   `:subject`, `:from`, reason, `:addresses` and `:mime` arguments, so editing the script's
 //!   reply text starts a new rate-limit window. The caller rate-limits per (handle, sender).
 //! - Duplicate ids are hashes of (handle, tracked value); they are recorded when new, and

@@ -324,6 +324,30 @@ fn base64(data: &[u8]) -> String {
     out
 }
 
+/// The text before the first boundary line and after the closing one.
+fn prologue_epilogue(body: &[u8], boundary: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut prologue = Vec::new();
+    let mut epilogue = Vec::new();
+    let mut state = 0; // 0: prologue, 1: parts, 2: epilogue
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\r', '\n']).as_bytes();
+        let delimiter = bare.len() >= boundary.len() + 2
+            && bare.starts_with(b"--")
+            && &bare[2..2 + boundary.len()] == boundary;
+        match state {
+            0 if delimiter => state = 1,
+            0 => prologue.push(line),
+            1 if delimiter && bare[2 + boundary.len()..].starts_with(b"--") => state = 2,
+            1 => {}
+            _ => epilogue.push(line),
+        }
+    }
+    let mut out = prologue.concat();
+    out.push_str(&epilogue.concat());
+    out
+}
+
 fn body_parts(raw: &[u8]) -> Vec<BodyPart> {
     let Some(msg) = mail_parser::MessageParser::default().parse(raw) else {
         return Vec::new();
@@ -343,8 +367,19 @@ fn body_parts(raw: &[u8]) -> Vec<BodyPart> {
             PartType::Binary(b) | PartType::InlineBinary(b) => {
                 (String::from_utf8_lossy(b).into_owned(), false, false)
             }
-            // Containers have no content of their own to test.
-            PartType::Message(_) | PartType::Multipart(_) => continue,
+            // RFC 5173 §5.2: a multipart entity's own text is its prologue and epilogue.
+            PartType::Multipart(_) => {
+                let boundary = part
+                    .content_type()
+                    .and_then(|ct| ct.attribute("boundary"))
+                    .unwrap_or_default();
+                let body = raw
+                    .get(part.offset_body as usize..part.offset_end as usize)
+                    .unwrap_or_default();
+                (prologue_epilogue(body, boundary.as_bytes()), false, false)
+            }
+            // An attached message's parts are tested on their own.
+            PartType::Message(_) => continue,
         };
         out.push(BodyPart {
             main_type,
@@ -393,8 +428,20 @@ mod tests {
         let raw = b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain text\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>html <b>text</b></p>\r\n--b--\r\n";
         let m = MessageView::parse(raw);
         let parts = m.body_parts();
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[1].sub_type, "html");
-        assert!(parts[1].is_html);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].main_type, "multipart");
+        assert!(!parts[0].is_text);
+        assert_eq!(parts[2].sub_type, "html");
+        assert!(parts[2].is_html);
+    }
+
+    #[test]
+    fn multipart_prologue_and_epilogue() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\nbefore\r\n--b\r\n\r\ninside\r\n--b--\r\nafter\r\n";
+        let m = MessageView::parse(raw);
+        let container = &m.body_parts()[0];
+        assert!(container.text.contains("before"));
+        assert!(container.text.contains("after"));
+        assert!(!container.text.contains("inside"));
     }
 }

@@ -462,3 +462,48 @@ fn copy_rfc3894() {
         ]
     );
 }
+
+// Regressions found by the Pigeonhole differential test (tests/differential.rs).
+
+#[test]
+fn deleteheader_index_needs_no_index_extension() {
+    let out = Fixture::default().run(
+        &[
+            r#"require "editheader"; deleteheader :index 1 :last "Received";
+            deleteheader :index 1 "X-Spam";"#,
+        ],
+        MSG,
+    );
+    assert_eq!(out.error, None);
+    let edited = String::from_utf8(out.edited_message.unwrap()).unwrap();
+    assert!(!edited.contains("X-Spam"));
+}
+
+#[test]
+fn second_vacation_in_one_script_is_an_error() {
+    let out = Fixture::default().run(
+        &[r#"require "vacation"; vacation "one"; vacation "two";"#],
+        MSG,
+    );
+    assert!(out.error.is_some());
+    assert_eq!(out.actions, vec![keep()]);
+}
+
+#[test]
+fn body_content_multipart_tests_prologue_and_epilogue() {
+    let msg = "From: a@b.c\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n\
+               preamble words\r\n--x\r\nContent-Type: text/plain\r\n\r\ninner words\r\n--x--\r\n\
+               epilogue words\r\n";
+    let f = Fixture::default();
+    let test = |key: &str| {
+        f.actions(
+            &format!(
+                r#"require ["body","fileinto"]; if body :content "multipart" :contains "{key}" {{ fileinto "filter"; }}"#
+            ),
+            msg,
+        )
+    };
+    assert_eq!(test("preamble"), vec![fileinto("filter")]);
+    assert_eq!(test("epilogue"), vec![fileinto("filter")]);
+    assert_eq!(test("inner"), vec![keep()]);
+}
