@@ -58,6 +58,9 @@ pub struct SmtpConfig {
     pub memory_budget: usize,
     /// Spooled (large) messages read back into memory for delivery at once.
     pub max_large_deliveries: usize,
+    /// `Received:` fields a message may carry, ours included (RFC 5321 §6.3 loop detection);
+    /// past it the message is refused with `554 5.4.6` (0 = no check).
+    pub max_received_headers: usize,
 }
 
 impl Default for SmtpConfig {
@@ -80,6 +83,7 @@ impl Default for SmtpConfig {
             spool_threshold: 256 * 1024,
             memory_budget: 64 * 1024 * 1024,
             max_large_deliveries: 4,
+            max_received_headers: 50,
         }
     }
 }

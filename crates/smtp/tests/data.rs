@@ -102,6 +102,26 @@ async fn size_and_line_limits() {
 }
 
 #[tokio::test]
+async fn a_message_with_too_many_received_fields_is_refused_as_a_loop() {
+    // Ours makes 3 with the two the message brings: the limit is 3, so it passes.
+    let (mut c, _) = mx().cfg(|c| c.max_received_headers = 3).connect().await;
+    ready(&mut c).await;
+    c.cmd("DATA").await;
+    let two = "Received: from a\r\nreceived: from b\r\n\tby c\r\nSubject: t\r\n\r\nReceived: in the body\r\n.\r\n";
+    assert!(c.send(two.as_bytes()).await.starts_with("250 "));
+    assert_eq!(c.world.inbox("alice@example.test").len(), 1);
+    let (mut c, _) = mx().cfg(|c| c.max_received_headers = 3).connect().await;
+    ready(&mut c).await;
+    c.cmd("DATA").await;
+    let three = format!("Received: from z\r\n{two}");
+    assert_eq!(
+        c.send(three.as_bytes()).await,
+        "554 5.4.6 Too many hops: the message is looping\r\n"
+    );
+    assert!(c.world.inbox("alice@example.test").is_empty());
+}
+
+#[tokio::test]
 async fn data_needs_a_transaction_with_recipients() {
     let (mut c, _) = mx().connect().await;
     c.cmd("EHLO c.test").await;

@@ -393,6 +393,15 @@ impl Session {
         if bare_line_breaks {
             tracing::info!(session = %self.id, "bare line breaks normalised to CRLF");
         }
+        let max_hops = self.cfg.max_received_headers;
+        if max_hops > 0 {
+            let hops = received_fields(&raw[..body_end_of_header(&raw)]);
+            if hops > max_hops {
+                tracing::warn!(session = %self.id, from = ?tx.from, rcpts = ?tx.rcpts, hops, "message refused: too many Received fields (mail loop)");
+                metrics::counter!("wharf_messages_refused_total", "reason" => "loop").increment(1);
+                return Reply::new(554, "5.4.6", "Too many hops: the message is looping");
+            }
+        }
         if self.role == SmtpRole::Submission
             && let Err(r) = self.check_submission(&mut raw, body_start).await
         {
@@ -705,6 +714,21 @@ fn with_verdict(raw: Vec<u8>, body_start: usize, verdict: &ArrivalVerdict) -> Ve
     }
     out.extend_from_slice(&content[at..]);
     out
+}
+
+/// Where the header section of `raw` ends (the whole message when it has no body).
+fn body_end_of_header(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 2)
+}
+
+/// `Received:` fields in a header section (each counted once, continuation lines aside).
+fn received_fields(header: &[u8]) -> usize {
+    header
+        .split(|b| *b == b'\n')
+        .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
+        .count()
 }
 
 /// A filter's refusal reason as one reply line: printable ASCII only, bounded.
