@@ -116,7 +116,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         let srs = settings.srs.clone();
         let d: Arc<dyn wharf_smtp::LocalDelivery> =
             Arc::new(crate::sieve_delivery::SieveDelivery::new(
-                directory.store().clone(),
+                directory.clone(),
                 outbound.handoff.clone(),
                 settings,
             ));

@@ -123,20 +123,34 @@ fn srs_key_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// How many local redirect hops one message may take within one delivery (alice → carol →
+/// dave …); past it the message is kept where it is.
+const MAX_REDIRECT_DEPTH: u32 = 8;
+
+/// How long a redirect of one message to one target is remembered: the same message coming
+/// back within it is a loop, kept instead of sent round again.
+const REDIRECT_MEMORY_SECS: i64 = 12 * 3600;
+
 pub struct SieveDelivery {
+    directory: wharf_directory::Directory,
     store: Arc<dyn Store>,
     handoff: Arc<dyn RemoteHandoff>,
     settings: SieveSettings,
 }
 
+type Outcomes<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<LocalOutcome>, StoreError>> + Send + 'a>,
+>;
+
 impl SieveDelivery {
     pub fn new(
-        store: Arc<dyn Store>,
+        directory: wharf_directory::Directory,
         handoff: Arc<dyn RemoteHandoff>,
         settings: SieveSettings,
     ) -> SieveDelivery {
         SieveDelivery {
-            store,
+            store: directory.store().clone(),
+            directory,
             handoff,
             settings,
         }
@@ -165,6 +179,7 @@ impl SieveDelivery {
         rcpt: &str,
         envelope: &DeliveryEnvelope,
         user: Option<Script>,
+        depth: u32,
     ) -> Result<LocalOutcome, StoreError> {
         let Some(acct) = self.store.get_account(account).await? else {
             return Ok(LocalOutcome::Stored(DeliveryResult::NoSuchAccount));
@@ -280,16 +295,24 @@ impl SieveDelivery {
             ));
         }
 
-        let mut redirect_failed = false;
+        let mut keep_instead = false;
         for address in &redirects {
-            if let Err(e) = self.redirect(&raw, &envelope.from, rcpt, address).await {
-                tracing::error!(account, rcpt, to = %address, error = %e, "Sieve redirect could not be queued");
-                redirect_failed = true;
-            } else {
-                tracing::info!(account, rcpt, to = %address, "Sieve redirect queued");
+            if !self
+                .redirect(
+                    &raw,
+                    delivery.internal_date,
+                    account,
+                    rcpt,
+                    envelope,
+                    address,
+                    depth,
+                )
+                .await
+            {
+                keep_instead = true;
             }
         }
-        if redirect_failed && !stored {
+        if keep_instead && !stored {
             // The message must not vanish: keep it after all.
             let id = match inbox {
                 Some(id) => id,
@@ -299,11 +322,14 @@ impl SieveDelivery {
                 .store
                 .deliver_copies(raw.clone(), delivery.internal_date, vec![filed(id, &[])])
                 .await?;
-            return Ok(LocalOutcome::Stored(
-                r.into_iter()
-                    .next()
-                    .unwrap_or(DeliveryResult::NoSuchAccount),
-            ));
+            let r = r
+                .into_iter()
+                .next()
+                .unwrap_or(DeliveryResult::NoSuchAccount);
+            if !matches!(r, DeliveryResult::Stored(_)) {
+                return Ok(LocalOutcome::Stored(r));
+            }
+            result = Some(r);
         }
         if let Some(v) = vacation {
             self.vacation(account, &acct.address, &v).await;
@@ -374,23 +400,126 @@ impl SieveDelivery {
         self.inbox_of(account).await
     }
 
-    /// Queues the message for `to`, with the envelope sender rewritten by SRS under the
-    /// recipient's domain so the next hop's SPF check passes.
+    /// Carries out one `redirect`: to local accounts directly (through their own scripts), to
+    /// other domains through the outbound queue with the envelope sender rewritten by SRS under
+    /// the recipient's domain, so the next hop's SPF check passes. False when the message was
+    /// not passed on (a loop, an unknown local address, a queue failure): the caller keeps it.
+    #[allow(clippy::too_many_arguments)]
     async fn redirect(
         &self,
         raw: &Bytes,
-        from: &str,
+        internal_date: i64,
+        account: AccountId,
         rcpt: &str,
+        envelope: &DeliveryEnvelope,
         to: &str,
-    ) -> Result<(), wharf_store::queue::QueueError> {
-        let our_domain = rcpt.rsplit_once('@').map_or("", |(_, d)| d);
-        let sender = if from.is_empty() {
-            String::new()
-        } else {
-            self.settings.srs.forward(from, our_domain, today())
+        depth: u32,
+    ) -> bool {
+        // A message redirected to the same target before is going round in a loop (two users
+        // forwarding to each other, here or across servers).
+        let now = chrono::Utc::now().timestamp();
+        let key = tracking_id("redirect", &message_identity(raw), &to.to_ascii_lowercase());
+        match self
+            .store
+            .claim_sieve_reply(account, &key, now.saturating_add(REDIRECT_MEMORY_SECS), now)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    account,
+                    rcpt,
+                    to,
+                    "Sieve redirect loop: this message was already redirected there; kept instead"
+                );
+                metrics::counter!("wharf_sieve_redirect_loops_total").increment(1);
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(account, rcpt, to, error = %e, "Sieve redirect tracking failed; kept instead");
+                return false;
+            }
+        }
+        let resolution = match self.directory.resolve_recipient(to).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(account, rcpt, to, error = %e, "Sieve redirect target lookup failed; kept instead");
+                return false;
+            }
         };
-        let body = raw.slice(wharf_smtp::message::return_path_len(raw)..);
-        self.queue(sender, to, body, Origin::Forward).await
+        let (accounts, external) = match resolution {
+            wharf_directory::Resolution::NotLocalDomain => (Vec::new(), vec![to.to_string()]),
+            wharf_directory::Resolution::UnknownUser => {
+                tracing::warn!(
+                    account,
+                    rcpt,
+                    to,
+                    "Sieve redirect to an unknown local address; kept instead"
+                );
+                return false;
+            }
+            wharf_directory::Resolution::Local { accounts, external } => (accounts, external),
+        };
+        let mut passed_on = false;
+        if !accounts.is_empty() {
+            if depth >= MAX_REDIRECT_DEPTH {
+                tracing::warn!(
+                    account,
+                    rcpt,
+                    to,
+                    depth,
+                    "Sieve redirect chain too long; kept instead"
+                );
+                return false;
+            }
+            let inner = Delivery {
+                raw: raw.clone(),
+                internal_date,
+                recipients: accounts.clone(),
+                junk: false,
+            };
+            let inner_envelope = DeliveryEnvelope {
+                from: envelope.from.clone(),
+                recipients: vec![to.to_string(); accounts.len()],
+                submitter: None,
+                refusal_is_reply: false,
+            };
+            match self.deliver_at(inner, &inner_envelope, depth + 1).await {
+                Ok(outcomes) => {
+                    passed_on |= outcomes.iter().any(|o| {
+                        matches!(
+                            o,
+                            LocalOutcome::Handled | LocalOutcome::Stored(DeliveryResult::Stored(_))
+                        )
+                    });
+                    tracing::info!(account, rcpt, to, "Sieve redirect delivered locally");
+                }
+                Err(e) => {
+                    tracing::error!(account, rcpt, to, error = %e, "Sieve redirect local delivery failed");
+                }
+            }
+        }
+        for target in &external {
+            let our_domain = rcpt.rsplit_once('@').map_or("", |(_, d)| d);
+            let sender = if envelope.from.is_empty() {
+                String::new()
+            } else {
+                self.settings
+                    .srs
+                    .forward(&envelope.from, our_domain, today())
+            };
+            let body = raw.slice(wharf_smtp::message::return_path_len(raw)..);
+            match self.queue(sender, target, body, Origin::Forward).await {
+                Ok(()) => {
+                    passed_on = true;
+                    tracing::info!(account, rcpt, to = %target, "Sieve redirect queued");
+                }
+                Err(e) => {
+                    tracing::error!(account, rcpt, to = %target, error = %e, "Sieve redirect could not be queued");
+                }
+            }
+        }
+        passed_on
     }
 
     async fn queue(
@@ -489,41 +618,56 @@ impl LocalDelivery for SieveDelivery {
         delivery: Delivery,
         envelope: &DeliveryEnvelope,
     ) -> Result<Vec<LocalOutcome>, StoreError> {
-        let admin = self.settings.before.is_some() || self.settings.after.is_some();
-        let mut outcomes: Vec<Option<LocalOutcome>> = vec![None; delivery.recipients.len()];
-        let mut plain: Vec<(usize, AccountId)> = Vec::new();
-        let mut filtered: Vec<(usize, AccountId, Option<Script>)> = Vec::new();
-        for (i, account) in delivery.recipients.iter().enumerate() {
-            let user = self.user_script(*account).await?;
-            if user.is_some() || admin {
-                filtered.push((i, *account, user));
-            } else {
-                plain.push((i, *account));
+        self.deliver_at(delivery, envelope, 0).await
+    }
+}
+
+impl SieveDelivery {
+    /// Delivery at redirect depth `depth` (0 for mail from SMTP): boxed, as a local redirect
+    /// delivers again through here.
+    fn deliver_at<'a>(
+        &'a self,
+        delivery: Delivery,
+        envelope: &'a DeliveryEnvelope,
+        depth: u32,
+    ) -> Outcomes<'a> {
+        Box::pin(async move {
+            let admin = self.settings.before.is_some() || self.settings.after.is_some();
+            let mut outcomes: Vec<Option<LocalOutcome>> = vec![None; delivery.recipients.len()];
+            let mut plain: Vec<(usize, AccountId)> = Vec::new();
+            let mut filtered: Vec<(usize, AccountId, Option<Script>)> = Vec::new();
+            for (i, account) in delivery.recipients.iter().enumerate() {
+                let user = self.user_script(*account).await?;
+                if user.is_some() || admin {
+                    filtered.push((i, *account, user));
+                } else {
+                    plain.push((i, *account));
+                }
             }
-        }
-        if !plain.is_empty() {
-            let batch = Delivery {
-                raw: delivery.raw.clone(),
-                internal_date: delivery.internal_date,
-                recipients: plain.iter().map(|(_, a)| *a).collect(),
-                junk: delivery.junk,
-            };
-            let results = self.store.deliver(batch).await?;
-            for ((i, _), r) in plain.iter().zip(results) {
-                outcomes[*i] = Some(LocalOutcome::Stored(r));
+            if !plain.is_empty() {
+                let batch = Delivery {
+                    raw: delivery.raw.clone(),
+                    internal_date: delivery.internal_date,
+                    recipients: plain.iter().map(|(_, a)| *a).collect(),
+                    junk: delivery.junk,
+                };
+                let results = self.store.deliver(batch).await?;
+                for ((i, _), r) in plain.iter().zip(results) {
+                    outcomes[*i] = Some(LocalOutcome::Stored(r));
+                }
             }
-        }
-        for (i, account, user) in filtered {
-            let rcpt = envelope.recipients.get(i).cloned().unwrap_or_default();
-            let outcome = self
-                .filter_one(&delivery, account, &rcpt, envelope, user)
-                .await?;
-            outcomes[i] = Some(outcome);
-        }
-        Ok(outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or(LocalOutcome::Stored(DeliveryResult::NoSuchAccount)))
-            .collect())
+            for (i, account, user) in filtered {
+                let rcpt = envelope.recipients.get(i).cloned().unwrap_or_default();
+                let outcome = self
+                    .filter_one(&delivery, account, &rcpt, envelope, user, depth)
+                    .await?;
+                outcomes[i] = Some(outcome);
+            }
+            Ok(outcomes
+                .into_iter()
+                .map(|o| o.unwrap_or(LocalOutcome::Stored(DeliveryResult::NoSuchAccount)))
+                .collect())
+        })
     }
 }
 
@@ -554,6 +698,18 @@ fn filed(mailbox: MailboxId, names: &[String]) -> FiledCopy {
         mailbox,
         flags,
         keywords,
+    }
+}
+
+/// What identifies a message across redirects: its Message-ID, else a digest of its content.
+fn message_identity(raw: &[u8]) -> String {
+    let body = &raw[wharf_smtp::message::return_path_len(raw)..];
+    match mail_parser::MessageParser::new()
+        .parse_headers(body)
+        .and_then(|m| m.message_id().map(str::to_string))
+    {
+        Some(id) => format!("id:{id}"),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(body))),
     }
 }
 

@@ -108,14 +108,19 @@ impl Node {
 
 /// Sends one message to `port` (port 25 role, no AUTH); the server's final reply to DATA.
 fn send(port: u16, from: &str, rcpts: &[&str], subject: &str) -> (u16, String) {
+    send_with(port, from, rcpts, subject, "")
+}
+
+/// `send` with extra header fields (CRLF-ended) in the message.
+fn send_with(port: u16, from: &str, rcpts: &[&str], subject: &str, extra: &str) -> (u16, String) {
     let script = r#"
 import smtplib, sys
-port, sender, subject = sys.argv[1:4]
-rcpts = sys.argv[4:]
-msg = ("From: <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@b.test>\r\n"
+port, sender, subject, extra = sys.argv[1:5]
+rcpts = sys.argv[5:]
+msg = ("From: <%s>\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@b.test>\r\n%s"
        "Date: Sun, 06 Dec 2026 10:00:00 +0000\r\n\r\nBody of %s.\r\n"
        % (sender or "mailer-daemon@b.test", ", ".join("<%s>" % r for r in rcpts), subject,
-          subject.replace(" ", "-"), subject))
+          subject.replace(" ", "-"), extra, subject))
 with smtplib.SMTP("127.0.0.1", int(port), timeout=30) as s:
     s.ehlo("mail.b.test")
     try:
@@ -133,6 +138,7 @@ with smtplib.SMTP("127.0.0.1", int(port), timeout=30) as s:
         port.to_string(),
         from.to_string(),
         subject.to_string(),
+        extra.to_string(),
     ];
     args.extend(rcpts.iter().map(|r| r.to_string()));
     let out = Command::new("python3")
@@ -257,6 +263,29 @@ async fn scripts_file_refuse_discard_redirect_and_reply() {
     assert!(reply.contains("I am away until Monday."), "{reply}");
     // The reply's envelope sender is null (RFC 5230 §5.1).
     assert!(reply.starts_with("Return-Path: <>"), "{reply}");
+    // Bulk and list mail gets no reply, even from a sender not yet answered.
+    assert_eq!(
+        send_with(
+            mx,
+            "news@b.test",
+            &["alice@a.test"],
+            "bulk news",
+            "Precedence: bulk\r\n"
+        )
+        .0,
+        250
+    );
+    assert_eq!(
+        send_with(
+            mx,
+            "list@b.test",
+            &["alice@a.test"],
+            "list post",
+            "List-Id: <l.b.test>\r\n"
+        )
+        .0,
+        250
+    );
 
     // redirect :copy through the queue, with the envelope sender rewritten by SRS.
     assert_eq!(send(mx, "bob@b.test", &["alice@a.test"], "pass on").0, 250);
@@ -271,7 +300,7 @@ async fn scripts_file_refuse_discard_redirect_and_reply() {
             && return_path.ends_with("=b.test=bob@a.test>"),
         "{return_path}"
     );
-    assert_eq!(a.mailbox("alice", "INBOX").await.len(), 3, ":copy keeps");
+    assert_eq!(a.mailbox("alice", "INBOX").await.len(), 5, ":copy keeps");
 
     // A bounce to the SRS address goes back to the original sender; a forged one is refused.
     let srs = return_path
@@ -420,4 +449,43 @@ c.logout()
     );
     assert_eq!(a.mailbox("alice", "Reports").await.len(), 1);
     assert!(a.mailbox("alice", "INBOX").await.is_empty());
+}
+
+/// Two users redirecting to each other: the message is delivered once, to the user whose script
+/// would have sent it round again, and the loop is logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_loop_between_two_users_ends_with_one_delivery() {
+    let mut a = Node::new("a.test", &["alice", "carol"]);
+    a.env
+        .ok(&["forward", "set", "alice@a.test", "carol@a.test"]);
+    a.env
+        .ok(&["forward", "set", "carol@a.test", "alice@a.test"]);
+    a.start();
+    assert_eq!(
+        send(
+            a.port("smtp"),
+            "bob@b.test",
+            &["alice@a.test"],
+            "round and round"
+        )
+        .0,
+        250
+    );
+    let alice = a.mailbox("alice", "INBOX").await;
+    let carol = a.mailbox("carol", "INBOX").await;
+    assert_eq!(
+        alice.len() + carol.len(),
+        1,
+        "alice {alice:?} carol {carol:?}"
+    );
+    assert_eq!(alice.len(), 1, "kept by alice, whose redirect would repeat");
+    let server = a.server.as_mut().unwrap();
+    let logged = server
+        .seen
+        .iter()
+        .any(|l| l.contains("Sieve redirect loop"))
+        || server
+            .wait_for("Sieve redirect loop", Duration::from_secs(10))
+            .is_some();
+    assert!(logged, "the loop is logged");
 }
