@@ -14,6 +14,10 @@ use crate::syntax::{self, Code, Command, Output, ParseError};
 
 /// Literals announced by one command (or SASL response) at most; no command has more than two.
 const MAX_LITERALS: u32 = 4;
+
+/// Largest literal of any command but AUTHENTICATE before login (script names, tags).
+const PRE_AUTH_LITERAL: u64 = 1024;
+
 /// An oversized literal is read and dropped when at most this many times the limit; past that
 /// the connection is closed instead of reading on.
 const DISCARD_FACTOR: u64 = 16;
@@ -220,6 +224,12 @@ impl Session {
                 u64::try_from(self.cfg.max_sasl_size).unwrap_or(u64::MAX),
                 Refusal::LiteralTooLarge,
             );
+        }
+        // Before login only AUTHENTICATE (above) may carry real data: anything else is a name
+        // or a tag at most, and must not let unauthenticated connections hold script-sized
+        // buffers each.
+        if !matches!(self.state, State::Authenticated(_)) {
+            return (PRE_AUTH_LITERAL, Refusal::LiteralTooLarge);
         }
         match syntax::keyword(&self.framer.buf).as_str() {
             "PUTSCRIPT" | "CHECKSCRIPT" => (self.cfg.max_script_size, Refusal::ScriptTooLarge),

@@ -142,6 +142,26 @@ async fn oversized_literal_elsewhere_is_an_error() {
 }
 
 #[tokio::test]
+async fn before_login_only_small_literals_are_read() {
+    let mem = Mem::new();
+    let mut t = Transcript::with(&mem, config(), loopback());
+    // A script-sized literal before login is read and dropped, never kept.
+    assert_eq!(
+        t.raw(format!("PUTSCRIPT \"a\" {{2000+}}\r\n{}\r\n", "k".repeat(2000)).as_bytes())
+            .await,
+        "NO \"Literal too large\"\r\n"
+    );
+    assert!(!t.closed);
+    // Once logged in, the same command is judged by its content.
+    t.login("alice@example.org").await;
+    let script = format!("#{}\r\nkeep;\r\n", "k".repeat(1998));
+    let r = t
+        .raw(format!("PUTSCRIPT \"a\" {{{}+}}\r\n{script}\r\n", script.len()).as_bytes())
+        .await;
+    assert!(r.starts_with("OK"), "{r}");
+}
+
+#[tokio::test]
 async fn too_many_literals() {
     let mem = Mem::new();
     let mut t = alice(&mem).await;

@@ -53,7 +53,9 @@ pub fn compile(source: &str, limits: &CompileLimits) -> Result<Script, CompileEr
         start += 1;
     }
     let commands = c.block(&ast[start..])?;
-    Ok(Script { commands })
+    let mut requires: Vec<String> = c.caps.into_iter().collect();
+    requires.sort();
+    Ok(Script { commands, requires })
 }
 
 struct Compiler {

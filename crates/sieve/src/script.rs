@@ -10,6 +10,16 @@ use crate::variables::{Modifier, Str};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
     pub(crate) commands: Vec<Cmd>,
+    /// The capabilities the script's `require` named, sorted.
+    pub(crate) requires: Vec<String>,
+}
+
+impl Script {
+    /// Whether the script's `require` names `capability` (e.g. "duplicate"): a caller can skip
+    /// work a script cannot ask for.
+    pub fn requires(&self, capability: &str) -> bool {
+        self.requires.iter().any(|c| c == capability)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -236,3 +236,59 @@ proptest! {
         }
     }
 }
+
+fn run_compiled(script: &wharf_sieve::Script, limits: &RunLimits) -> wharf_sieve::Outcome {
+    let f = Fixture::default();
+    let ctx = Context {
+        envelope: &f.envelope,
+        mailboxes: &f.mailboxes,
+        seen_duplicates: &f.seen,
+        spam_score: None,
+        virus_score: None,
+        now: f.now,
+        user_addresses: &f.user_addresses,
+    };
+    run(&[script], MSG.as_bytes(), &ctx, limits)
+}
+
+/// `set "v" "${v}${v}…"` repeated `n` times: a string that would double (or more) per line.
+fn doubling_script(n: usize, width: usize) -> String {
+    let mut s = String::from("require [\"variables\", \"reject\"];\nset \"v\" \"ab\";\n");
+    let grow = "${v}".repeat(width);
+    for _ in 0..n {
+        s.push_str(&format!("set \"v\" \"{grow}\";\n"));
+    }
+    s.push_str("reject \"${v}\";\n");
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// String expansion cannot outgrow its bound, however often it doubles.
+    #[test]
+    fn variable_expansion_stays_within_its_bound(n in 1usize..400, width in 1usize..8) {
+        let script = compile(&doubling_script(n, width), &CompileLimits::default()).unwrap();
+        let limits = RunLimits::default();
+        let out = run_compiled(&script, &limits);
+        match out.actions.as_slice() {
+            [Action::Reject { reason, .. }] => {
+                prop_assert!(reason.len() <= limits.max_variable_bytes, "{}", reason.len());
+            }
+            other => prop_assert!(out.error.is_some() && other == [keep()], "{other:?}"),
+        }
+    }
+
+    /// A script longer than the instruction budget stops at it and keeps the message.
+    #[test]
+    fn long_scripts_stop_at_the_instruction_limit(n in 1usize..3000) {
+        let big = CompileLimits { max_script_bytes: 1 << 20, ..CompileLimits::default() };
+        let script = compile(&doubling_script(n, 2), &big).unwrap();
+        let limits = RunLimits { max_instructions: 1000, ..RunLimits::default() };
+        let out = run_compiled(&script, &limits);
+        if n > 1000 {
+            prop_assert!(out.error.is_some());
+            prop_assert_eq!(out.actions, vec![keep()]);
+        }
+    }
+}

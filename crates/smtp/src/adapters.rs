@@ -72,24 +72,38 @@ pub struct SrsRecipients {
 #[async_trait]
 impl Recipients for SrsRecipients {
     async fn resolve(&self, address: &str) -> Result<Resolution, StoreError> {
-        let local = address.rsplit_once('@').map_or(address, |(l, _)| l);
-        if local.len() > 5 && local[..5].eq_ignore_ascii_case("SRS0=") {
-            // Only for our own domains: elsewhere the address is not ours to reverse.
-            return Ok(match self.inner.resolve(address).await? {
-                Resolution::NotLocalDomain => Resolution::NotLocalDomain,
-                _ => {
-                    let today = (chrono::Utc::now().timestamp().max(0) / 86_400) as u64;
-                    match self.srs.reverse(address, today) {
-                        Some(original) => Resolution::Local {
-                            accounts: Vec::new(),
-                            external: vec![original],
-                        },
-                        None => Resolution::UnknownUser,
-                    }
-                }
-            });
-        }
         self.inner.resolve(address).await
+    }
+
+    /// Bounces only: an SRS address is reversed for the null sender. Anything else sent to it
+    /// would use it as a relay to the original sender.
+    async fn resolve_from(&self, address: &str, sender: &str) -> Result<Resolution, StoreError> {
+        let local = address.rsplit_once('@').map_or(address, |(l, _)| l);
+        let is_srs = local
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SRS0="));
+        if !is_srs {
+            return self.inner.resolve_from(address, sender).await;
+        }
+        // Only for our own domains: elsewhere the address is not ours to reverse.
+        if self.inner.resolve(address).await? == Resolution::NotLocalDomain {
+            return Ok(Resolution::NotLocalDomain);
+        }
+        if !sender.is_empty() {
+            return Ok(Resolution::UnknownUser);
+        }
+        let today = (chrono::Utc::now().timestamp().max(0) / 86_400) as u64;
+        let Some(original) = self.srs.reverse(address, today) else {
+            return Ok(Resolution::UnknownUser);
+        };
+        // The original sender may be one of ours: then it is delivered here.
+        match self.inner.resolve(&original).await? {
+            Resolution::NotLocalDomain => Ok(Resolution::Local {
+                accounts: Vec::new(),
+                external: vec![original],
+            }),
+            local => Ok(local),
+        }
     }
     async fn may_send_as(&self, login: &Login, address: &str) -> Result<bool, StoreError> {
         self.inner.may_send_as(login, address).await

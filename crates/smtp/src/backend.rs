@@ -33,6 +33,11 @@ pub enum Resolution {
 #[async_trait]
 pub trait Recipients: Send + Sync {
     async fn resolve(&self, address: &str) -> Result<Resolution, StoreError>;
+    /// `resolve` for a transaction from `sender` (empty for the null sender); by default the
+    /// sender does not matter.
+    async fn resolve_from(&self, address: &str, _sender: &str) -> Result<Resolution, StoreError> {
+        self.resolve(address).await
+    }
     /// Whether `login` may use `address` as envelope sender or in From:.
     async fn may_send_as(&self, login: &Login, address: &str) -> Result<bool, StoreError>;
     /// The account's quota limit (0 = unlimited), `None` when the account no longer exists.
@@ -50,10 +55,9 @@ pub struct DeliveryEnvelope {
     pub recipients: Vec<String>,
     /// The authenticated submitter, when the message came by submission.
     pub submitter: Option<String>,
-    /// A refusal would be this message's only answer: nothing else (another local recipient, a
-    /// remote one) takes the message, so a filter's `reject` becomes the `550` reply. Otherwise
-    /// the filter must tell the sender another way (a rejection notice).
-    pub refusal_is_reply: bool,
+    /// The message also goes to remote recipients (queued): a refusal cannot be the reply, so
+    /// a filter's `reject` must be told to the sender another way (a rejection notice).
+    pub remote_pending: bool,
 }
 
 /// What became of one recipient's copy.
@@ -64,8 +68,8 @@ pub enum LocalOutcome {
     /// The recipient's filter dealt with the message without storing it (discarded, redirected,
     /// or refused with a notice already queued for the sender): delivered as far as SMTP goes.
     Handled,
-    /// The recipient's filter refuses the message with this reason (only when
-    /// `DeliveryEnvelope::refusal_is_reply`).
+    /// The recipient's filter refuses the message with this reason. Returned only when every
+    /// local recipient refuses and nothing is `remote_pending`: the reply is then `550 5.7.1`.
     Refused(String),
 }
 

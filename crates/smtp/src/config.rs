@@ -83,7 +83,7 @@ impl Default for SmtpConfig {
             spool_threshold: 256 * 1024,
             memory_budget: 64 * 1024 * 1024,
             max_large_deliveries: 4,
-            max_received_headers: 50,
+            max_received_headers: 100,
         }
     }
 }

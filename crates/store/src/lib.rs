@@ -275,9 +275,9 @@ pub trait Store: Send + Sync + 'static {
     /// SMTP delivery into each recipient's INBOX, group-committed with concurrent deliveries:
     /// returns only when everything it stored is durable.
     async fn deliver(&self, delivery: Delivery) -> Result<Vec<DeliveryResult>>;
-    /// Stores one message into several mailboxes at once (a Sieve keep and its fileinto
-    /// copies), group-committed like `deliver`; one result per copy, `NoSuchAccount` for a
-    /// mailbox that is gone. Quota is enforced per copy.
+    /// Stores one message as several copies in one transaction (recipients' INBOXes, Sieve keeps
+    /// and fileinto copies), group-committed like `deliver`; one result per copy,
+    /// `NoSuchAccount` for a mailbox or account that is gone. Quota is enforced per copy.
     async fn deliver_copies(
         &self,
         raw: Bytes,

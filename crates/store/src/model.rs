@@ -285,10 +285,21 @@ pub struct Delivery {
     pub junk: bool,
 }
 
-/// One copy of a delivered message as a filter files it: the mailbox, with flags and keywords.
+/// Where one copy of a delivered message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CopyTarget {
+    /// The account's INBOX, as a plain SMTP delivery (flags of the copy ignored).
+    Inbox(AccountId),
+    /// The account's Junk mailbox (INBOX when it has none), flags ignored.
+    Junk(AccountId),
+    /// A given mailbox, with the copy's flags and keywords (a Sieve keep or fileinto).
+    Mailbox(MailboxId),
+}
+
+/// One copy of a delivered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FiledCopy {
-    pub mailbox: MailboxId,
+    pub target: CopyTarget,
     pub flags: Flags,
     pub keywords: Vec<String>,
 }

@@ -1,13 +1,12 @@
 //! Local delivery through Sieve: for each local recipient with an active script (or when the
 //! admin set `[sieve] before`/`after` scripts), the message is filtered by `wharf-sieve` and its
 //! actions carried out — copies filed into mailboxes with flags, redirects and vacation replies
-//! handed to the outbound queue, refusals answered or notified. Recipients without a script go
-//! straight into the store in one group-committed delivery, as before.
+//! handed to the outbound queue (or, for local targets, delivered here), refusals answered or
+//! notified. Recipients without a script go into the store with the others' copies.
 //!
-//! Order matters for "never lost, never twice": the copies are stored (durably) first; the
-//! queued side effects (redirects, replies, notices) follow, and the duplicate ids are recorded
-//! last. A failed store write fails the whole delivery (the client retries, nothing was sent); a
-//! failed redirect after that is logged and the message kept in INBOX instead, so it is not lost.
+//! Order matters for "never lost, never twice" (see `deliver_at`): plans first, by reading only;
+//! then every copy stored, durably, in one transaction when the message was not edited; the side
+//! effects last, only once the copies are safe. A failed side effect keeps the message instead.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,7 +19,8 @@ use wharf_smtp::srs::Srs;
 use wharf_smtp::{DeliveryEnvelope, LocalDelivery, LocalOutcome, Origin, RemoteHandoff};
 use wharf_store::queue::{NewQueueEntry, QueuedRecipient};
 use wharf_store::{
-    AccountId, Delivery, DeliveryResult, FiledCopy, Flags, MailboxId, SpecialUse, Store, StoreError,
+    Account, AccountId, CopyTarget, Delivery, DeliveryResult, FiledCopy, Flags, MailboxId,
+    SpecialUse, Store, StoreError,
 };
 
 /// The compiled admin scripts and limits, from `[sieve]`.
@@ -142,6 +142,24 @@ type Outcomes<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Vec<LocalOutcome>, StoreError>> + Send + 'a>,
 >;
 
+/// What happens to one recipient's copy, decided before anything is written.
+struct Plan {
+    account: Account,
+    /// The address that led to the account (Sieve's envelope "to").
+    rcpt: String,
+    /// The message as this recipient stores it: the delivered one, or editheader's result.
+    raw: Bytes,
+    edited: bool,
+    copies: Vec<FiledCopy>,
+    /// The INBOX, for keeping the message when something else fails.
+    inbox: Option<MailboxId>,
+    redirects: Vec<String>,
+    vacation: Option<VacationReply>,
+    /// (reason, ereject).
+    refusal: Option<(String, bool)>,
+    duplicates: Vec<(String, i64)>,
+}
+
 impl SieveDelivery {
     pub fn new(
         directory: wharf_directory::Directory,
@@ -171,34 +189,44 @@ impl SieveDelivery {
         }
     }
 
-    /// Filters and delivers one recipient's copy.
-    async fn filter_one(
+    /// Runs the scripts for one recipient and turns the actions into a plan. Only reads (and
+    /// `fileinto :create`, which is idempotent): an error here leaves nothing half done.
+    async fn plan(
         &self,
         delivery: &Delivery,
-        account: AccountId,
+        account: Account,
         rcpt: &str,
         envelope: &DeliveryEnvelope,
         user: Option<Script>,
-        depth: u32,
-    ) -> Result<LocalOutcome, StoreError> {
-        let Some(acct) = self.store.get_account(account).await? else {
-            return Ok(LocalOutcome::Stored(DeliveryResult::NoSuchAccount));
-        };
-        let mailboxes = self.store.list_mailboxes(account).await?;
+    ) -> Result<Plan, StoreError> {
+        let id = account.id;
+        let mailboxes = self.store.list_mailboxes(id).await?;
         let names: HashSet<String> = mailboxes.iter().map(|m| m.name.clone()).collect();
+        let scripts: Vec<&Script> = [
+            self.settings.before.as_ref(),
+            user.as_ref(),
+            self.settings.after.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let now = chrono::Utc::now();
-        let seen: HashSet<String> = self
-            .store
-            .sieve_tracked(account, now.timestamp())
-            .await?
-            .into_iter()
-            .collect();
+        // Only a script that can ask for duplicate ids pays for reading them.
+        let seen: HashSet<String> = if scripts.iter().any(|s| s.requires("duplicate")) {
+            self.store
+                .sieve_tracked(id, now.timestamp())
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            HashSet::new()
+        };
         let env = Envelope {
             from: envelope.from.clone(),
             to: rcpt.to_string(),
             auth: envelope.submitter.clone(),
         };
-        let user_addresses = [acct.address.clone()];
+        let user_addresses = [account.address.clone()];
         let ctx = Context {
             envelope: &env,
             mailboxes: &names,
@@ -208,32 +236,39 @@ impl SieveDelivery {
             now: now.fixed_offset(),
             user_addresses: &user_addresses,
         };
-        let scripts: Vec<&Script> = [
-            self.settings.before.as_ref(),
-            user.as_ref(),
-            self.settings.after.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
         let outcome = wharf_sieve::run(&scripts, &delivery.raw, &ctx, &self.settings.run);
         if let Some(e) = &outcome.error {
-            tracing::warn!(account, rcpt, error = %e, "Sieve runtime error; message kept");
+            tracing::warn!(account = id, rcpt, error = %e, "Sieve runtime error; message kept");
         }
+        let edited = outcome.edited_message.is_some();
         let raw = outcome
             .edited_message
             .map(Bytes::from)
             .unwrap_or_else(|| delivery.raw.clone());
-
         let inbox = mailboxes.iter().find(|m| m.name == "INBOX").map(|m| m.id);
         let junk_box = mailboxes
             .iter()
             .find(|m| m.special_use == Some(SpecialUse::Junk))
             .map(|m| m.id);
-        let mut copies: Vec<FiledCopy> = Vec::new();
-        let mut redirects: Vec<String> = Vec::new();
-        let mut vacation: Option<VacationReply> = None;
-        let mut refusal: Option<String> = None;
+        let mut plan = Plan {
+            account,
+            rcpt: rcpt.to_string(),
+            raw,
+            edited,
+            copies: Vec::new(),
+            inbox,
+            redirects: Vec::new(),
+            vacation: None,
+            refusal: None,
+            duplicates: outcome
+                .duplicates_to_record
+                .iter()
+                .map(|d| {
+                    let secs = i64::try_from(d.expires_in_seconds).unwrap_or(i64::MAX);
+                    (d.id.clone(), now.timestamp().saturating_add(secs))
+                })
+                .collect(),
+        };
         for action in outcome.actions {
             match action {
                 Action::Keep { flags } => {
@@ -243,127 +278,50 @@ impl SieveDelivery {
                     } else {
                         inbox
                     };
-                    if let Some(id) = target {
-                        copies.push(filed(id, &flags));
-                    } else {
-                        copies.push(filed(self.inbox_of(account).await?, &flags));
-                    }
+                    let target = match target {
+                        Some(m) => m,
+                        None => self.inbox_of(id).await?,
+                    };
+                    plan.copies.push(filed(target, &flags));
                 }
                 Action::FileInto {
                     mailbox,
                     flags,
                     create,
                 } => {
-                    let id = match mailboxes.iter().find(|m| m.name == mailbox) {
+                    let target = match mailboxes.iter().find(|m| m.name == mailbox) {
                         Some(m) => m.id,
-                        None => self.mailbox_for_fileinto(account, &mailbox, create).await?,
+                        None => self.mailbox_for_fileinto(id, &mailbox, create).await?,
                     };
-                    copies.push(filed(id, &flags));
+                    plan.copies.push(filed(target, &flags));
                 }
-                Action::Redirect { address, .. } => redirects.push(address),
-                Action::Reject { reason, .. } => refusal = Some(reason),
-                Action::Vacation(v) => vacation = Some(v),
+                Action::Redirect { address, .. } => plan.redirects.push(address),
+                Action::Reject { reason, extended } => plan.refusal = Some((reason, extended)),
+                Action::Vacation(v) => plan.vacation = Some(v),
                 Action::Discard => {
-                    tracing::info!(account, rcpt, "Sieve discarded the message");
+                    tracing::info!(account = id, rcpt, "Sieve discarded the message");
                 }
             }
         }
         // Two actions filing into the same mailbox are one copy (RFC 5228 §2.10.3).
         let mut seen_boxes = HashSet::new();
-        copies.retain(|c| seen_boxes.insert(c.mailbox));
-
-        let mut result = None;
-        if !copies.is_empty() {
-            let results = self
-                .store
-                .deliver_copies(raw.clone(), delivery.internal_date, copies)
-                .await?;
-            result = Some(
-                results
-                    .iter()
-                    .find(|r| matches!(r, DeliveryResult::Stored(_)))
-                    .or(results.first())
-                    .cloned()
-                    .unwrap_or(DeliveryResult::NoSuchAccount),
-            );
-        }
-        let stored = matches!(result, Some(DeliveryResult::Stored(_)));
-        if result.is_some() && !stored {
-            // Over quota or gone: nothing else happens, as with a plain delivery.
-            return Ok(LocalOutcome::Stored(
-                result.unwrap_or(DeliveryResult::NoSuchAccount),
-            ));
-        }
-
-        let mut keep_instead = false;
-        for address in &redirects {
-            if !self
-                .redirect(
-                    &raw,
-                    delivery.internal_date,
-                    account,
-                    rcpt,
-                    envelope,
-                    address,
-                    depth,
-                )
-                .await
-            {
-                keep_instead = true;
-            }
-        }
-        if keep_instead && !stored {
-            // The message must not vanish: keep it after all.
-            let id = match inbox {
-                Some(id) => id,
-                None => self.inbox_of(account).await?,
-            };
-            let r = self
-                .store
-                .deliver_copies(raw.clone(), delivery.internal_date, vec![filed(id, &[])])
-                .await?;
-            let r = r
-                .into_iter()
-                .next()
-                .unwrap_or(DeliveryResult::NoSuchAccount);
-            if !matches!(r, DeliveryResult::Stored(_)) {
-                return Ok(LocalOutcome::Stored(r));
-            }
-            result = Some(r);
-        }
-        if let Some(v) = vacation {
-            self.vacation(account, &acct.address, &v).await;
-        }
-        let dup_ids: Vec<(String, i64)> = outcome
-            .duplicates_to_record
-            .iter()
-            .map(|d| {
-                let secs = i64::try_from(d.expires_in_seconds).unwrap_or(i64::MAX);
-                (d.id.clone(), now.timestamp().saturating_add(secs))
-            })
-            .collect();
-        if let Err(e) = self.store.track_sieve_ids(account, &dup_ids).await {
-            tracing::warn!(account, error = %e, "recording Sieve duplicate ids failed");
-        }
-
-        if let Some(reason) = refusal {
-            if envelope.refusal_is_reply {
-                return Ok(LocalOutcome::Refused(reason));
-            }
-            self.rejection_notice(&delivery.raw, &envelope.from, rcpt, &reason)
-                .await;
-            return Ok(LocalOutcome::Handled);
-        }
-        Ok(match result {
-            Some(r) => LocalOutcome::Stored(r),
-            None => LocalOutcome::Handled,
-        })
+        plan.copies.retain(|c| seen_boxes.insert(c.target));
+        Ok(plan)
     }
 
     async fn inbox_of(&self, account: AccountId) -> Result<MailboxId, StoreError> {
         match self.store.get_mailbox(account, "INBOX").await? {
             Some(m) => Ok(m.id),
-            None => Ok(self.store.create_mailbox(account, "INBOX", None).await?.id),
+            None => match self.store.create_mailbox(account, "INBOX", None).await {
+                Ok(m) => Ok(m.id),
+                Err(StoreError::AlreadyExists(_)) => self
+                    .store
+                    .get_mailbox(account, "INBOX")
+                    .await?
+                    .map(|m| m.id)
+                    .ok_or_else(|| StoreError::NotFound("INBOX".into())),
+                Err(e) => Err(e),
+            },
         }
     }
 
@@ -400,21 +358,228 @@ impl SieveDelivery {
         self.inbox_of(account).await
     }
 
+    /// Delivery at redirect depth `depth` (0 for mail from SMTP), in three steps:
+    ///
+    /// 1. every recipient's plan, by reading only (a failure answers 451 with nothing written);
+    /// 2. every copy stored, in one transaction when no script edited the message;
+    /// 3. only then the side effects: redirects, vacation replies, rejection notices, duplicate
+    ///    ids. A failed side effect keeps the message instead and is logged; it never turns the
+    ///    reply into a 451 that would make the client send the stored copies again.
+    ///
+    /// Boxed, as a local redirect delivers again through here.
+    fn deliver_at<'a>(
+        &'a self,
+        delivery: Delivery,
+        envelope: &'a DeliveryEnvelope,
+        depth: u32,
+    ) -> Outcomes<'a> {
+        Box::pin(async move {
+            let admin = self.settings.before.is_some() || self.settings.after.is_some();
+            let n = delivery.recipients.len();
+            // None: the recipient has no script and goes straight in.
+            let mut plans: Vec<Option<Plan>> = Vec::with_capacity(n);
+            let mut gone: Vec<bool> = vec![false; n];
+            for (i, &account) in delivery.recipients.iter().enumerate() {
+                let user = self.user_script(account).await?;
+                if user.is_none() && !admin {
+                    plans.push(None);
+                    continue;
+                }
+                let Some(acct) = self.store.get_account(account).await? else {
+                    gone[i] = true;
+                    plans.push(None);
+                    continue;
+                };
+                let rcpt = envelope.recipients.get(i).cloned().unwrap_or_default();
+                plans.push(Some(
+                    self.plan(&delivery, acct, &rcpt, envelope, user).await?,
+                ));
+            }
+
+            // A refusal is the SMTP reply only when every local recipient refuses and nothing
+            // goes elsewhere; otherwise a `reject` is told to the sender by a notice.
+            let refusals: Vec<Option<&String>> = plans
+                .iter()
+                .map(|p| p.as_ref().and_then(|p| p.refusal.as_ref().map(|(r, _)| r)))
+                .collect();
+            if !envelope.remote_pending && n > 0 && refusals.iter().all(Option::is_some) {
+                return Ok(refusals
+                    .into_iter()
+                    .map(|r| LocalOutcome::Refused(r.cloned().unwrap_or_default()))
+                    .collect());
+            }
+
+            // Step 2: the copies. Those of the delivered message in one job, edited ones apart.
+            let mut results: Vec<Vec<DeliveryResult>> = vec![Vec::new(); n];
+            let mut shared: Vec<FiledCopy> = Vec::new();
+            let mut owners: Vec<usize> = Vec::new();
+            for (i, p) in plans.iter().enumerate() {
+                let copies = match p {
+                    None if gone[i] => continue,
+                    None => vec![FiledCopy {
+                        target: if delivery.junk {
+                            CopyTarget::Junk(delivery.recipients[i])
+                        } else {
+                            CopyTarget::Inbox(delivery.recipients[i])
+                        },
+                        flags: Flags::empty(),
+                        keywords: Vec::new(),
+                    }],
+                    Some(p) if p.edited => continue,
+                    Some(p) => p.copies.clone(),
+                };
+                for c in copies {
+                    shared.push(c);
+                    owners.push(i);
+                }
+            }
+            if !shared.is_empty() {
+                let stored = self
+                    .store
+                    .deliver_copies(delivery.raw.clone(), delivery.internal_date, shared)
+                    .await?;
+                for (owner, r) in owners.into_iter().zip(stored) {
+                    results[owner].push(r);
+                }
+            }
+            for (i, p) in plans.iter().enumerate() {
+                if let Some(p) = p.as_ref().filter(|p| p.edited && !p.copies.is_empty()) {
+                    match self
+                        .store
+                        .deliver_copies(p.raw.clone(), delivery.internal_date, p.copies.clone())
+                        .await
+                    {
+                        Ok(r) => results[i] = r,
+                        Err(e) => {
+                            // Others may be stored already: keep this one's unedited instead
+                            // of answering 451 (which would store theirs twice).
+                            tracing::error!(account = p.account.id, error = %e, "storing the edited copy failed; keeping the message as delivered");
+                            results[i] = self
+                                .store
+                                .deliver_copies(
+                                    delivery.raw.clone(),
+                                    delivery.internal_date,
+                                    vec![inbox_copy(p)],
+                                )
+                                .await?;
+                        }
+                    }
+                }
+            }
+
+            // Step 3: side effects, then each recipient's outcome.
+            let mut outcomes = Vec::with_capacity(n);
+            for (i, p) in plans.into_iter().enumerate() {
+                let Some(mut p) = p else {
+                    outcomes.push(LocalOutcome::Stored(if gone[i] {
+                        DeliveryResult::NoSuchAccount
+                    } else {
+                        results[i]
+                            .first()
+                            .cloned()
+                            .unwrap_or(DeliveryResult::NoSuchAccount)
+                    }));
+                    continue;
+                };
+                let outcome = self
+                    .carry_out(&delivery, envelope, &mut p, &results[i], depth)
+                    .await?;
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        })
+    }
+
+    /// Step 3 for one filtered recipient, once the copies are stored (`results`).
+    async fn carry_out(
+        &self,
+        delivery: &Delivery,
+        envelope: &DeliveryEnvelope,
+        p: &mut Plan,
+        results: &[DeliveryResult],
+        depth: u32,
+    ) -> Result<LocalOutcome, StoreError> {
+        let id = p.account.id;
+        let mut stored = results
+            .iter()
+            .find(|r| matches!(r, DeliveryResult::Stored(_)))
+            .cloned();
+        // A copy whose mailbox vanished between planning and storing goes to INBOX instead.
+        if stored.is_none() && results.contains(&DeliveryResult::NoSuchAccount) {
+            let r = self
+                .store
+                .deliver_copies(p.raw.clone(), delivery.internal_date, vec![inbox_copy(p)])
+                .await?;
+            stored = r
+                .into_iter()
+                .find(|r| matches!(r, DeliveryResult::Stored(_)));
+        }
+        let mut passed_on = false;
+        let mut keep_instead = false;
+        for address in &p.redirects {
+            if self.redirect(p, delivery, envelope, address, depth).await {
+                passed_on = true;
+            } else {
+                keep_instead = true;
+            }
+        }
+        if keep_instead && stored.is_none() && results.is_empty() {
+            let r = self
+                .store
+                .deliver_copies(p.raw.clone(), delivery.internal_date, vec![inbox_copy(p)])
+                .await?;
+            stored = r
+                .into_iter()
+                .find(|r| matches!(r, DeliveryResult::Stored(_)));
+        }
+        // No automatic answer to mail the inbound checks quarantined: it may be forged.
+        if let Some(v) = p.vacation.take() {
+            if delivery.junk {
+                tracing::info!(account = id, "no vacation reply to quarantined mail");
+            } else {
+                self.vacation(&p.account, &v).await;
+            }
+        }
+        if let Err(e) = self.store.track_sieve_ids(id, &p.duplicates).await {
+            tracing::warn!(account = id, error = %e, "recording Sieve duplicate ids failed");
+        }
+        if let Some((reason, extended)) = &p.refusal {
+            // RFC 5429: `ereject` refuses at the protocol level only; as the SMTP reply cannot
+            // carry one recipient's refusal, no notice goes to a sender that may be forged.
+            if !extended && !delivery.junk {
+                self.rejection_notice(&delivery.raw, &envelope.from, &p.rcpt, reason)
+                    .await;
+            } else {
+                tracing::info!(account = id, rcpt = %p.rcpt, "Sieve refusal not notified (ereject or quarantined)");
+            }
+            return Ok(LocalOutcome::Handled);
+        }
+        Ok(match stored {
+            Some(r) => LocalOutcome::Stored(r),
+            None if passed_on || results.is_empty() => LocalOutcome::Handled,
+            // Over quota (or gone) and nothing passed on: as a plain delivery would say.
+            None => LocalOutcome::Stored(
+                results
+                    .first()
+                    .cloned()
+                    .unwrap_or(DeliveryResult::NoSuchAccount),
+            ),
+        })
+    }
+
     /// Carries out one `redirect`: to local accounts directly (through their own scripts), to
     /// other domains through the outbound queue with the envelope sender rewritten by SRS under
     /// the recipient's domain, so the next hop's SPF check passes. False when the message was
     /// not passed on (a loop, an unknown local address, a queue failure): the caller keeps it.
-    #[allow(clippy::too_many_arguments)]
     async fn redirect(
         &self,
-        raw: &Bytes,
-        internal_date: i64,
-        account: AccountId,
-        rcpt: &str,
+        p: &Plan,
+        delivery: &Delivery,
         envelope: &DeliveryEnvelope,
         to: &str,
         depth: u32,
     ) -> bool {
+        let (account, rcpt, raw) = (p.account.id, p.rcpt.as_str(), &p.raw);
         // A message redirected to the same target before is going round in a loop (two users
         // forwarding to each other, here or across servers).
         let now = chrono::Utc::now().timestamp();
@@ -440,6 +605,29 @@ impl SieveDelivery {
                 return false;
             }
         }
+        let passed_on = self
+            .pass_on(account, rcpt, raw, delivery, envelope, to, depth)
+            .await;
+        if !passed_on {
+            // Not sent: a later delivery of the message must not take it for a loop.
+            if let Err(e) = self.store.track_sieve_ids(account, &[(key, now)]).await {
+                tracing::warn!(account, error = %e, "clearing a Sieve redirect record failed");
+            }
+        }
+        passed_on
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pass_on(
+        &self,
+        account: AccountId,
+        rcpt: &str,
+        raw: &Bytes,
+        delivery: &Delivery,
+        envelope: &DeliveryEnvelope,
+        to: &str,
+        depth: u32,
+    ) -> bool {
         let resolution = match self.directory.resolve_recipient(to).await {
             Ok(r) => r,
             Err(e) => {
@@ -474,7 +662,7 @@ impl SieveDelivery {
             }
             let inner = Delivery {
                 raw: raw.clone(),
-                internal_date,
+                internal_date: delivery.internal_date,
                 recipients: accounts.clone(),
                 junk: false,
             };
@@ -482,7 +670,8 @@ impl SieveDelivery {
                 from: envelope.from.clone(),
                 recipients: vec![to.to_string(); accounts.len()],
                 submitter: None,
-                refusal_is_reply: false,
+                // A refusal down the chain is told by a notice: the first hop's reply is given.
+                remote_pending: true,
             };
             match self.deliver_at(inner, &inner_envelope, depth + 1).await {
                 Ok(outcomes) => {
@@ -547,27 +736,40 @@ impl SieveDelivery {
     }
 
     /// Sends the vacation reply unless this sender already got one within the period
-    /// (RFC 5230 §4.2), remembered in the store across nodes.
-    async fn vacation(&self, account: AccountId, user: &str, v: &VacationReply) {
+    /// (RFC 5230 §4.2), remembered in the store across nodes. The reply is signed as the
+    /// user's mail, so its From is one the user may send as (`:from` otherwise ignored), and
+    /// the period is never below the configured minimum, `:seconds 0` included.
+    async fn vacation(&self, account: &Account, v: &VacationReply) {
+        let id = account.id;
         let now = chrono::Utc::now().timestamp();
         let key = tracking_id("vacation", &v.handle, &v.to.to_ascii_lowercase());
-        let until = now.saturating_add(i64::try_from(v.period_seconds).unwrap_or(i64::MAX));
-        match self
-            .store
-            .claim_sieve_reply(account, &key, until, now)
-            .await
-        {
+        let period = v.period_seconds.max(self.settings.run.min_vacation_seconds);
+        let until = now.saturating_add(i64::try_from(period).unwrap_or(i64::MAX));
+        match self.store.claim_sieve_reply(id, &key, until, now).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::debug!(account, to = %v.to, "vacation reply already sent within the period");
+                tracing::debug!(account = id, to = %v.to, "vacation reply already sent within the period");
                 return;
             }
             Err(e) => {
-                tracing::warn!(account, error = %e, "vacation tracking failed; no reply sent");
+                tracing::warn!(account = id, error = %e, "vacation tracking failed; no reply sent");
                 return;
             }
         }
-        let from = v.from.clone().unwrap_or_else(|| user.to_string());
+        let from = match &v.from {
+            Some(f) => match self.directory.may_send_as(account, bare_address(f)).await {
+                Ok(true) => f.clone(),
+                Ok(false) => {
+                    tracing::warn!(account = id, from = %f, "vacation :from is not an address of the user; the account address is used");
+                    account.address.clone()
+                }
+                Err(e) => {
+                    tracing::warn!(account = id, error = %e, "checking vacation :from failed; the account address is used");
+                    account.address.clone()
+                }
+            },
+            None => account.address.clone(),
+        };
         let message = vacation_message(v, &from, &self.settings.hostname);
         // RFC 5230 §5.1: the reply's envelope sender is null, so it cannot loop.
         match self
@@ -576,17 +778,17 @@ impl SieveDelivery {
                 &v.to,
                 Bytes::from(message),
                 Origin::Submission {
-                    user: user.to_string(),
+                    user: account.address.clone(),
                 },
             )
             .await
         {
             Ok(()) => {
                 metrics::counter!("wharf_sieve_vacation_replies_total").increment(1);
-                tracing::info!(account, to = %v.to, "vacation reply queued");
+                tracing::info!(account = id, to = %v.to, "vacation reply queued");
             }
             Err(e) => {
-                tracing::error!(account, to = %v.to, error = %e, "vacation reply could not be queued")
+                tracing::error!(account = id, to = %v.to, error = %e, "vacation reply could not be queued")
             }
         }
     }
@@ -622,52 +824,23 @@ impl LocalDelivery for SieveDelivery {
     }
 }
 
-impl SieveDelivery {
-    /// Delivery at redirect depth `depth` (0 for mail from SMTP): boxed, as a local redirect
-    /// delivers again through here.
-    fn deliver_at<'a>(
-        &'a self,
-        delivery: Delivery,
-        envelope: &'a DeliveryEnvelope,
-        depth: u32,
-    ) -> Outcomes<'a> {
-        Box::pin(async move {
-            let admin = self.settings.before.is_some() || self.settings.after.is_some();
-            let mut outcomes: Vec<Option<LocalOutcome>> = vec![None; delivery.recipients.len()];
-            let mut plain: Vec<(usize, AccountId)> = Vec::new();
-            let mut filtered: Vec<(usize, AccountId, Option<Script>)> = Vec::new();
-            for (i, account) in delivery.recipients.iter().enumerate() {
-                let user = self.user_script(*account).await?;
-                if user.is_some() || admin {
-                    filtered.push((i, *account, user));
-                } else {
-                    plain.push((i, *account));
-                }
-            }
-            if !plain.is_empty() {
-                let batch = Delivery {
-                    raw: delivery.raw.clone(),
-                    internal_date: delivery.internal_date,
-                    recipients: plain.iter().map(|(_, a)| *a).collect(),
-                    junk: delivery.junk,
-                };
-                let results = self.store.deliver(batch).await?;
-                for ((i, _), r) in plain.iter().zip(results) {
-                    outcomes[*i] = Some(LocalOutcome::Stored(r));
-                }
-            }
-            for (i, account, user) in filtered {
-                let rcpt = envelope.recipients.get(i).cloned().unwrap_or_default();
-                let outcome = self
-                    .filter_one(&delivery, account, &rcpt, envelope, user, depth)
-                    .await?;
-                outcomes[i] = Some(outcome);
-            }
-            Ok(outcomes
-                .into_iter()
-                .map(|o| o.unwrap_or(LocalOutcome::Stored(DeliveryResult::NoSuchAccount)))
-                .collect())
-        })
+/// The copy that keeps a message in INBOX when a plan's other ways failed.
+fn inbox_copy(p: &Plan) -> FiledCopy {
+    match p.inbox {
+        Some(id) => filed(id, &[]),
+        None => FiledCopy {
+            target: CopyTarget::Inbox(p.account.id),
+            flags: Flags::empty(),
+            keywords: Vec::new(),
+        },
+    }
+}
+
+/// `Name <addr>` or `<addr>` or `addr`: the address.
+fn bare_address(s: &str) -> &str {
+    match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => s[a + 1..b].trim(),
+        _ => s.trim(),
     }
 }
 
@@ -695,7 +868,7 @@ fn filed(mailbox: MailboxId, names: &[String]) -> FiledCopy {
         }
     }
     FiledCopy {
-        mailbox,
+        target: CopyTarget::Mailbox(mailbox),
         flags,
         keywords,
     }
@@ -770,8 +943,9 @@ fn vacation_message(v: &VacationReply, from: &str, hostname: &str) -> Vec<u8> {
     m.push_str("Auto-Submitted: auto-replied (vacation)\r\n");
     m.push_str("MIME-Version: 1.0\r\n");
     if v.mime {
-        // The reason is a MIME entity of its own: its header fields come first.
-        m.push_str(&crlf(&v.body));
+        // The reason is a MIME entity of its own: of its header fields only the Content-* ones
+        // are taken, so a script cannot add To, Bcc or From to a reply we sign.
+        m.push_str(&mime_entity(&crlf(&v.body)));
     } else {
         m.push_str("Content-Type: text/plain; charset=utf-8\r\n");
         if v.body.is_ascii() {
@@ -848,6 +1022,37 @@ fn rejection_mdn(original: &[u8], to: &str, rcpt: &str, reason: &str, hostname: 
     out
 }
 
+/// A `:mime` vacation body: its `Content-*` header fields (with their continuation lines), a
+/// blank line, its body. Without a header section it is plain text.
+fn mime_entity(entity: &str) -> String {
+    let Some((head, body)) = entity.split_once("\r\n\r\n") else {
+        return format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{entity}"
+        );
+    };
+    let mut out = String::new();
+    let mut keep = false;
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if keep {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+            continue;
+        }
+        keep = line
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("content-"));
+        if keep {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    out
+}
+
 /// Text with every line break as CRLF.
 fn crlf(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 16);
@@ -877,6 +1082,7 @@ mod tests {
                 "\\Recent".into(),
             ],
         );
+        assert_eq!(c.target, CopyTarget::Mailbox(7));
         assert_eq!(c.flags, Flags::SEEN.union(Flags::FLAGGED));
         assert_eq!(c.keywords, vec!["$Label1".to_string()]);
     }
@@ -906,6 +1112,18 @@ mod tests {
             .parse(m.as_bytes())
             .unwrap();
         assert_eq!(parsed.subject(), Some("Auto: héllo"));
+    }
+
+    #[test]
+    fn a_mime_reason_keeps_only_content_fields() {
+        let e = mime_entity(
+            "Content-Type: text/plain;\r\n charset=utf-8\r\nBcc: victim@x.test\r\nFrom: ceo@x.test\r\n\r\nAway.\r\n",
+        );
+        assert_eq!(
+            e,
+            "Content-Type: text/plain;\r\n charset=utf-8\r\n\r\nAway.\r\n"
+        );
+        assert!(mime_entity("just text\r\n").starts_with("Content-Type: text/plain"));
     }
 
     #[test]

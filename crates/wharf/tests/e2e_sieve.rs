@@ -315,6 +315,8 @@ async fn scripts_file_refuse_discard_redirect_and_reply() {
     );
     let forged = srs.replacen("SRS0=", "SRS0=x", 1);
     assert_eq!(send(mx, "", &[&forged], "forged").0, 550);
+    // Only bounces (null sender) may use it: otherwise it would relay to the original sender.
+    assert_eq!(send(mx, "spammer@b.test", &[&srs], "relay me").0, 550);
 
     // reject with another local recipient: that one gets the message, the sender a notice.
     let (code, _) = send(

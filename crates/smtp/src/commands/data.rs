@@ -471,7 +471,7 @@ impl Session {
             from: tx.from.clone().unwrap_or_default(),
             recipients: tx.account_rcpts.clone(),
             submitter: self.login.as_ref().map(|l| l.address.clone()),
-            refusal_is_reply: tx.accounts.len() == 1 && outbound_id.is_none(),
+            remote_pending: outbound_id.is_some(),
         };
         let results = match self
             .backend

@@ -119,7 +119,8 @@ impl Session {
                 "Non-ASCII address requires SMTPUTF8",
             ));
         }
-        let resolution = match self.backend.recipients.resolve(&to).await {
+        let sender = tx.from.clone().unwrap_or_default();
+        let resolution = match self.backend.recipients.resolve_from(&to, &sender).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(session = %id, rcpt = %to, error = %e, "recipient lookup failed");

@@ -190,10 +190,14 @@ impl Store for SqlStore {
         }
         let targets = copies
             .into_iter()
-            .map(|c| writer::Target::Mailbox {
-                id: c.mailbox,
-                flags: c.flags,
-                keywords: normalize_keywords(&c.keywords),
+            .map(|c| match c.target {
+                CopyTarget::Inbox(a) => writer::Target::Inbox(a),
+                CopyTarget::Junk(a) => writer::Target::Junk(a),
+                CopyTarget::Mailbox(id) => writer::Target::Mailbox {
+                    id,
+                    flags: c.flags,
+                    keywords: normalize_keywords(&c.keywords),
+                },
             })
             .collect();
         let results =
