@@ -399,6 +399,18 @@ impl Directory {
         }
     }
 
+    /// For credentials checked outside the directory (API tokens): refuses a throttled source,
+    /// or waits what the throttle asks, exactly as before a password check. `key` names what
+    /// was tried (it takes the place of the account).
+    pub async fn admit_external(&self, ip: IpAddr, key: &str) -> Result<(), AuthError> {
+        self.admit(ip, key).await
+    }
+
+    /// A failed check of such a credential: counted and delayed like a wrong password.
+    pub async fn fail_external(&self, ip: IpAddr, key: &str) -> AuthError {
+        self.fail(ip, key, AuthError::InvalidCredentials).await
+    }
+
     /// Records a failure, waits the throttle's delay, and hands back `err`.
     pub(crate) async fn fail(&self, ip: IpAddr, key: &str, err: AuthError) -> AuthError {
         let delay = self.inner.throttle.failure(ip, key, Instant::now());

@@ -29,6 +29,13 @@ const HTTP_IDLE: Duration = Duration::from_secs(60);
 /// Time to send a complete request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How the request arrived: over TLS or not (a request extension). Credentials are taken only
+/// over TLS, from loopback, or from a trusted proxy that says the client used https.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    pub encrypted: bool,
+}
+
 pub struct HttpHandler {
     router: Router,
 }
@@ -51,6 +58,9 @@ impl Drop for AbortOnDrop {
 impl Handler for HttpHandler {
     async fn handle(&self, mut conn: Conn) {
         let peer = conn.peer();
+        let transport = Transport {
+            encrypted: conn.is_tls(),
+        };
         if conn.idle_timeout().is_zero() || conn.idle_timeout() > HTTP_IDLE {
             conn.set_idle_timeout(HTTP_IDLE);
         }
@@ -59,6 +69,7 @@ impl Handler for HttpHandler {
             self.router.clone(),
             app_side,
             peer,
+            transport,
             conn.shutdown_signal(),
         )));
         pump(&mut conn, pump_side).await;
@@ -81,10 +92,12 @@ async fn serve_http(
     router: Router,
     io: DuplexStream,
     peer: SocketAddr,
+    transport: Transport,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        req.extensions_mut().insert(transport);
         router.clone().oneshot(req)
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

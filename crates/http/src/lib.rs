@@ -4,6 +4,7 @@
 //! ways to serve them: [`HttpHandler`] on wharf-net listeners (the binary)
 //! and the stand-alone accept loop [`serve`] (tests, embedding).
 
+mod api;
 mod apple;
 mod config;
 mod dns;
@@ -13,6 +14,10 @@ mod routes;
 mod serve;
 mod xml;
 
+pub use api::{
+    AdminApi, ApiCall, ApiError, ApiReply, OPENAPI, ROUTES as API_ROUTES, SharedAdminApi,
+    TokenGrant,
+};
 pub use config::{
     AdvertisedPorts, ConfigError, HttpConfig, IpNet, MtaStsConfig, MtaStsMode,
     default_metrics_allow,

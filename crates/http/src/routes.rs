@@ -29,6 +29,7 @@ pub struct HttpState {
     metrics_allow: Arc<Vec<IpNet>>,
     metrics: Option<PrometheusHandle>,
     acme: Option<AcmeChallengeLookup>,
+    admin_api: Option<crate::api::SharedAdminApi>,
 }
 
 impl HttpState {
@@ -42,7 +43,22 @@ impl HttpState {
             metrics_allow: Arc::new(metrics_allow),
             metrics: None,
             acme: None,
+            admin_api: None,
         })
+    }
+
+    /// Serves the admin REST API under `/api/v1` with `api`'s operations (else its paths are 404).
+    pub fn with_admin_api(mut self, api: crate::api::SharedAdminApi) -> HttpState {
+        self.admin_api = Some(api);
+        self
+    }
+
+    pub(crate) fn admin_api(&self) -> Option<&crate::api::SharedAdminApi> {
+        self.admin_api.as_ref()
+    }
+
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     /// Answers `/.well-known/acme-challenge/{token}` from `lookup`
@@ -79,8 +95,32 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .route("/apple/profile", get(apple_profile))
+        .nest("/api/v1", crate::api::router(state.clone()))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
+}
+
+/// Whether credentials may travel on this request: it came over TLS, from loopback, or from a
+/// trusted proxy that says the client spoke https (`X-Forwarded-Proto`).
+pub(crate) fn confidential(
+    state: &HttpState,
+    transport: Option<crate::handler::Transport>,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> bool {
+    // Requests that did not come through the handler (tests of the bare router) count as TLS.
+    if transport.is_none_or(|t| t.encrypted) {
+        return true;
+    }
+    let Some(peer) = peer else { return false };
+    if peer.ip().is_loopback() && !in_any(&state.proxies, &peer.ip()) {
+        return true;
+    }
+    in_any(&state.proxies, &peer.ip())
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 /// Host the client asked for; X-Forwarded-Host only from a trusted proxy.
@@ -105,7 +145,11 @@ fn request_host(
 
 /// The client's address: behind trusted proxies, the rightmost
 /// X-Forwarded-For entry that is not itself a trusted proxy.
-fn client_ip(state: &HttpState, peer: Option<SocketAddr>, headers: &HeaderMap) -> IpAddr {
+pub(crate) fn client_ip(
+    state: &HttpState,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> IpAddr {
     let peer_ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip());
     if !in_any(&state.proxies, &peer_ip) {
         return peer_ip;
@@ -402,9 +446,23 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 async fn apple_profile(
     State(state): State<HttpState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    transport: Option<Extension<crate::handler::Transport>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    // The profile is fetched with the account password: never over plain HTTP.
+    if !confidential(
+        &state,
+        transport.map(|t| t.0),
+        peer.as_ref().map(|c| c.0.0),
+        &headers,
+    ) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the configuration profile takes your password: fetch it over https\n",
+        )
+            .into_response();
+    }
     let Some((user, pass)) = basic_credentials(&headers) else {
         return unauthorized();
     };

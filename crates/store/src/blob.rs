@@ -43,7 +43,7 @@ pub fn blob_hash(raw: &[u8]) -> String {
     hex::encode(Sha256::digest(raw))
 }
 
-fn valid_hash(name: &str) -> bool {
+pub(crate) fn valid_hash(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -351,13 +351,13 @@ fn old_enough(entry: &fs::DirEntry, now: SystemTime, min_age: Duration) -> bool 
             .unwrap_or(false)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code, reason = "syncfs(2) has no safe wrapper; see SAFETY")]
-fn syncfs(on: &Path) -> io::Result<()> {
+pub(crate) fn syncfs(on: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let f = File::open(on)?;
     // SAFETY: `syncfs` only reads the descriptor number, which `f` keeps open for the call.

@@ -17,6 +17,8 @@ mod text;
 pub use blob::{BlobReader, BlobStore};
 pub use model::*;
 pub use sql::SqlStore;
+/// Online backup and restore of the embedded store (`wharf backup` / `wharf restore`).
+pub use sql::backup;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,6 +213,19 @@ pub trait Store: Send + Sync + 'static {
     async fn set_account_pop3_expire(&self, id: AccountId, days: Option<i64>) -> Result<()>;
     /// Removes the account, its mailboxes and messages; blob references are released.
     async fn delete_account(&self, id: AccountId) -> Result<()>;
+
+    // ---- admin API: account roles and API tokens ----
+    /// The account's role (`ROLE_USER` or `ROLE_ADMIN`); `NotFound` for an unknown id.
+    async fn account_role(&self, id: AccountId) -> Result<String>;
+    async fn set_account_role(&self, id: AccountId, role: &str) -> Result<()>;
+    async fn create_api_token(&self, new: NewApiToken) -> Result<ApiToken>;
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>>;
+    /// The token whose secret hashes to `hash` (expired ones too: the caller decides).
+    async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>>;
+    /// Records a use of the token.
+    async fn touch_api_token(&self, id: i64, now: i64) -> Result<()>;
+    /// false when there was no such token.
+    async fn delete_api_token(&self, id: i64) -> Result<bool>;
 
     // ---- nodes serving this store ----
     async fn register_node(&self, node: &NodeInfo) -> Result<()>;

@@ -19,6 +19,34 @@ pub struct SieveScriptInfo {
     pub size: u64,
 }
 
+/// An account's role: `admin` may use the admin REST API with its password.
+pub const ROLE_ADMIN: &str = "admin";
+/// The role every account starts with.
+pub const ROLE_USER: &str = "user";
+
+/// An API token of the admin REST API; only a SHA-256 of its secret is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    /// Lower-case hex SHA-256 of the secret.
+    pub hash: String,
+    /// Scope names (`read`, `write`), as given at creation.
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// What `Store::create_api_token` stores.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub name: String,
+    pub hash: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<i64>,
+}
+
 /// One node serving the store (`wharf serve`), as `wharf node list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {

@@ -1,40 +1,32 @@
-//! The administration verbs (`domain`, `user`, `alias`, `mailbox`): each opens the configured store,
-//! does one change or listing, and prints the outcome. Safe to run while `wharf serve` runs.
+//! The administration verbs (`domain`, `user`, `alias`, `mailbox`, `token`): each opens the
+//! configured store, runs one shared operation (`ops`, the same the admin REST API runs), and
+//! prints the outcome. Safe to run while `wharf serve` runs.
 
 use std::io::{BufRead, Write};
 
-use anyhow::{Context, Result, anyhow, bail};
-use wharf_directory::{Directory, DirectoryError};
-use wharf_store::StoreError;
+use anyhow::{Context, Result, bail};
 
-use crate::cli::{AliasCmd, DomainCmd, MailboxCmd, UserCmd};
+use crate::cli::{AliasCmd, DomainCmd, MailboxCmd, TokenCmd, UserCmd};
 use crate::config::Loaded;
-use crate::storage::{directory_error, find_account, open_directory, store_err};
+use crate::ops::{self, format_size};
+use crate::storage::{find_account, open_directory, store_err};
 
 /// Length of generated passwords (letters and digits: ~119 bits).
 const GENERATED_PASSWORD_LEN: usize = 20;
 
 pub async fn domain(cfg: &Loaded, cmd: DomainCmd) -> Result<()> {
     let dir = open_directory(cfg).await?;
-    let store = dir.store();
     match cmd {
         DomainCmd::Add { name } => {
-            let d = dir.add_domain(&name).await.map_err(directory_error)?;
+            let d = ops::domains::add(&dir, &name).await?;
             println!("domain {} added", d.name);
         }
         DomainCmd::Del { name } => {
-            let name = name.to_ascii_lowercase();
-            match store.delete_domain(&name).await {
-                Ok(()) => println!("domain {name} deleted"),
-                Err(StoreError::NotFound(_)) => bail!("unknown domain {name}"),
-                Err(StoreError::Invalid(why)) => {
-                    bail!("domain {name} still has accounts or aliases ({why}); delete them first")
-                }
-                Err(e) => return Err(anyhow!("store: {e}")),
-            }
+            ops::domains::delete(&dir, &name).await?;
+            println!("domain {} deleted", name.trim().to_ascii_lowercase());
         }
         DomainCmd::List => {
-            for d in store.list_domains().await.map_err(store_err)? {
+            for d in ops::domains::list(&dir).await? {
                 println!("{}", d.name);
             }
         }
@@ -51,14 +43,11 @@ pub async fn user(cfg: &Loaded, cmd: UserCmd) -> Result<()> {
             quota,
         } => {
             let quota = match quota {
-                Some(q) => parse_size(&q)?,
+                Some(q) => ops::parse_size(&q)?,
                 None => 0,
             };
             let (password, generated) = obtain_password(password_stdin)?;
-            let account = dir
-                .add_account(&address, &password, quota)
-                .await
-                .map_err(directory_error)?;
+            let account = ops::accounts::add(&dir, &address, &password, quota).await?;
             println!("user {} added", account.address);
             if generated {
                 println!("password: {password}");
@@ -69,35 +58,26 @@ pub async fn user(cfg: &Loaded, cmd: UserCmd) -> Result<()> {
             password_stdin,
         } => {
             let (password, generated) = obtain_password(password_stdin)?;
-            dir.set_password(&address, &password)
-                .await
-                .map_err(directory_error)?;
+            ops::accounts::set_password(&dir, &address, &password).await?;
             println!("password of {address} changed");
             if generated {
                 println!("password: {password}");
             }
         }
         UserCmd::Del { address } => {
-            let account = find_account(dir.store(), &address).await?;
-            // Through the directory, so that its credential cache forgets the account too.
-            dir.delete_account(&account.address)
-                .await
-                .map_err(directory_error)?;
-            println!("user {} deleted", account.address);
+            let address = ops::accounts::delete(&dir, &address).await?;
+            println!("user {address} deleted");
         }
-        UserCmd::Disable { address } => set_disabled(&dir, &address, true).await?,
-        UserCmd::Enable { address } => set_disabled(&dir, &address, false).await?,
+        UserCmd::Disable { address } => {
+            let a = ops::accounts::set_disabled(&dir, &address, true).await?;
+            println!("user {} disabled", a.address);
+        }
+        UserCmd::Enable { address } => {
+            let a = ops::accounts::set_disabled(&dir, &address, false).await?;
+            println!("user {} enabled", a.address);
+        }
         UserCmd::List { domain } => {
-            let store = dir.store();
-            if let Some(d) = &domain
-                && store.get_domain(d).await.map_err(store_err)?.is_none()
-            {
-                bail!("unknown domain {d}");
-            }
-            let accounts = store
-                .list_accounts(domain.as_deref())
-                .await
-                .map_err(store_err)?;
+            let accounts = ops::accounts::list(&dir, domain.as_deref()).await?;
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
@@ -105,110 +85,114 @@ pub async fn user(cfg: &Loaded, cmd: UserCmd) -> Result<()> {
                 "address", "used", "quota"
             )?;
             for a in accounts {
-                let used = store.quota_used(a.id).await.map_err(store_err)?;
+                let mut status = if a.disabled { "disabled" } else { "active" }.to_string();
+                if a.admin {
+                    status.push_str(", admin");
+                }
                 writeln!(
                     out,
-                    "{:<40} {:>10} {:>10}  {}",
-                    a.address,
-                    format_size(used),
-                    quota_text(a.quota_bytes),
-                    if a.disabled { "disabled" } else { "active" }
+                    "{:<40} {:>10} {:>10}  {status}",
+                    a.address, a.used.human, a.quota.human,
                 )?;
             }
         }
-        UserCmd::Quota { address, size } => {
-            let store = dir.store();
-            let account = find_account(store, &address).await?;
-            match size {
-                Some(size) => {
-                    let bytes = parse_size(&size)?;
-                    store
-                        .set_account_quota(account.id, bytes)
-                        .await
-                        .map_err(store_err)?;
-                    println!("quota of {} set to {}", account.address, quota_text(bytes));
-                }
-                None => {
-                    let used = store.quota_used(account.id).await.map_err(store_err)?;
-                    println!(
-                        "{}: {} used of {}",
-                        account.address,
-                        format_size(used),
-                        quota_text(account.quota_bytes)
-                    );
-                }
+        UserCmd::Quota { address, size } => match size {
+            Some(size) => {
+                let bytes = ops::parse_size(&size)?;
+                let a = ops::accounts::set_quota(&dir, &address, bytes).await?;
+                println!("quota of {} set to {}", a.address, a.quota.human);
             }
+            None => {
+                let a = ops::accounts::get(&dir, &address).await?;
+                println!("{}: {} used of {}", a.address, a.used.human, a.quota.human);
+            }
+        },
+        UserCmd::Admin { address, on, off } => {
+            let a = match (on, off) {
+                (true, _) => ops::accounts::set_admin(&dir, &address, true).await?,
+                (_, true) => ops::accounts::set_admin(&dir, &address, false).await?,
+                _ => ops::accounts::get(&dir, &address).await?,
+            };
+            let role = if a.admin { "an admin" } else { "not an admin" };
+            println!("{} is {role}", a.address);
         }
     }
     Ok(())
 }
 
-async fn set_disabled(dir: &Directory, address: &str, disabled: bool) -> Result<()> {
-    let account = find_account(dir.store(), address).await?;
-    dir.set_disabled(&account.address, disabled)
-        .await
-        .map_err(directory_error)?;
-    let state = if disabled { "disabled" } else { "enabled" };
-    println!("user {} {state}", account.address);
-    Ok(())
-}
-
 pub async fn alias(cfg: &Loaded, cmd: AliasCmd) -> Result<()> {
     let dir = open_directory(cfg).await?;
-    let store = dir.store();
     match cmd {
         AliasCmd::Add { address, target } => {
-            let address = normalize_alias_address(&address)?;
-            let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-            if store.get_domain(domain).await.map_err(store_err)?.is_none() {
-                bail!("unknown domain {domain} (add it first: wharf domain add {domain})");
-            }
-            if !address.starts_with('@')
-                && store
-                    .get_account_by_address(&address)
-                    .await
-                    .map_err(store_err)?
-                    .is_some()
-            {
-                bail!("{address} is an account; an alias cannot shadow it");
-            }
-            let target = target.trim().to_string();
-            if !valid_mailbox_address(&target) {
-                bail!("invalid target address: {target}");
-            }
-            match dir.add_alias(&address, &target).await {
-                Ok(()) => println!("alias {address} -> {target} added"),
-                Err(DirectoryError::Store(StoreError::AlreadyExists(_))) => {
-                    bail!("alias {address} -> {target} already exists")
-                }
-                Err(e) => return Err(directory_error(e)),
-            }
+            let a = ops::aliases::add(&dir, &address, &target).await?;
+            println!("alias {} -> {} added", a.address, a.target);
         }
         AliasCmd::Del { address, target } => {
-            let address = normalize_alias_address(&address)?;
-            let existing = store.alias_targets(&address).await.map_err(store_err)?;
-            let missing = match &target {
-                Some(t) => !existing.iter().any(|e| e.eq_ignore_ascii_case(t)),
-                None => existing.is_empty(),
-            };
-            if missing {
-                match &target {
-                    Some(t) => bail!("no alias {address} -> {t}"),
-                    None => bail!("no alias {address}"),
-                }
-            }
-            dir.delete_alias(&address, target.as_deref())
-                .await
-                .map_err(directory_error)?;
+            let address = ops::aliases::delete(&dir, &address, target.as_deref()).await?;
             match &target {
                 Some(t) => println!("alias {address} -> {t} deleted"),
                 None => println!("alias {address} deleted"),
             }
         }
         AliasCmd::List => {
-            for a in store.list_aliases().await.map_err(store_err)? {
+            for a in ops::aliases::list(&dir).await? {
                 println!("{} -> {}", a.address, a.target);
             }
+        }
+    }
+    Ok(())
+}
+
+/// `wharf token create|list|revoke`: API tokens of the admin REST API.
+pub async fn token(cfg: &Loaded, cmd: TokenCmd) -> Result<()> {
+    let dir = open_directory(cfg).await?;
+    let store = dir.store().as_ref();
+    match cmd {
+        TokenCmd::Create {
+            name,
+            scope,
+            expires_days,
+        } => {
+            let scopes = ops::tokens::parse_scopes(&scope)?;
+            let expires =
+                expires_days.map(|d| chrono::Utc::now().timestamp() + i64::from(d) * 86_400);
+            let (t, secret) = ops::tokens::create(store, &name, scopes, expires).await?;
+            println!(
+                "token {} ({}) created with scopes {}",
+                t.id,
+                t.name,
+                t.scopes.join(",")
+            );
+            println!("secret (shown only this once): {secret}");
+        }
+        TokenCmd::List => {
+            let tokens = ops::tokens::list(store).await?;
+            if tokens.is_empty() {
+                println!("no tokens");
+                return Ok(());
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:>5}  {:<24} {:<12} {:<20} {:<20} last used",
+                "id", "name", "scopes", "created", "expires"
+            )?;
+            for t in tokens.iter().map(ops::tokens::TokenView::from) {
+                writeln!(
+                    out,
+                    "{:>5}  {:<24} {:<12} {:<20} {:<20} {}",
+                    t.id,
+                    t.name,
+                    t.scopes.join(","),
+                    t.created_at,
+                    t.expires_at.as_deref().unwrap_or("never"),
+                    t.last_used_at.as_deref().unwrap_or("never")
+                )?;
+            }
+        }
+        TokenCmd::Revoke { id } => {
+            let id = ops::tokens::revoke(store, &id).await?;
+            println!("token {id} revoked");
         }
     }
     Ok(())
@@ -271,127 +255,9 @@ pub fn generate_password(len: usize) -> String {
         .collect()
 }
 
-/// `local@domain` or `@domain`, domain lower-cased.
-fn normalize_alias_address(address: &str) -> Result<String> {
-    let address = address.trim();
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        bail!("invalid alias address {address}: expected local@domain or @domain");
-    };
-    if domain.is_empty() || !crate::config::valid_hostname(&domain.to_ascii_lowercase()) {
-        bail!("invalid alias address {address}: bad domain");
-    }
-    if !local.is_empty() && !valid_local_part(local) {
-        bail!("invalid alias address {address}: bad local part");
-    }
-    Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
-}
-
-fn valid_local_part(local: &str) -> bool {
-    !local.is_empty()
-        && local.len() <= 64
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'@' | b'<' | b'>' | b'"' | b',' | b'\\'))
-}
-
-fn valid_mailbox_address(address: &str) -> bool {
-    match address.rsplit_once('@') {
-        Some((local, domain)) => {
-            valid_local_part(local) && crate::config::valid_hostname(&domain.to_ascii_lowercase())
-        }
-        None => false,
-    }
-}
-
-/// `1048576`, `512K`, `500M`, `2G`, `1T` (binary multiples; optional trailing `B`/`iB`).
-pub fn parse_size(text: &str) -> Result<i64> {
-    let t = text.trim();
-    let lower = t.to_ascii_lowercase();
-    let lower = lower
-        .strip_suffix("ib")
-        .or_else(|| lower.strip_suffix('b'))
-        .unwrap_or(&lower);
-    let (digits, mult): (&str, i64) = match lower.chars().last() {
-        Some('k') => (&lower[..lower.len() - 1], 1 << 10),
-        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
-        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
-        Some('t') => (&lower[..lower.len() - 1], 1 << 40),
-        _ => (lower, 1),
-    };
-    digits
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| {
-            anyhow!("invalid size {t:?}: use a number of bytes or e.g. 500M, 2G (0 = unlimited)")
-        })
-}
-
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("T", 1 << 40),
-        ("G", 1 << 30),
-        ("M", 1 << 20),
-        ("K", 1 << 10),
-    ];
-    for (unit, size) in UNITS {
-        if bytes >= size {
-            let whole = bytes / size;
-            let tenth = (bytes % size) * 10 / size;
-            return if tenth == 0 {
-                format!("{whole}{unit}")
-            } else {
-                format!("{whole}.{tenth}{unit}")
-            };
-        }
-    }
-    format!("{bytes}")
-}
-
-fn quota_text(bytes: i64) -> String {
-    if bytes <= 0 {
-        "unlimited".to_string()
-    } else {
-        format_size(bytes as u64)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("0").unwrap(), 0);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
-        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1kb").unwrap(), 1024);
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("99999999999T").is_err());
-        assert_eq!(format_size(1536), "1.5K");
-        assert_eq!(format_size(12), "12");
-        assert_eq!(format_size(2 << 30), "2G");
-    }
-
-    #[test]
-    fn alias_addresses() {
-        assert_eq!(
-            normalize_alias_address("@Example.COM").unwrap(),
-            "@example.com"
-        );
-        assert_eq!(
-            normalize_alias_address("Sales@Example.com").unwrap(),
-            "Sales@example.com"
-        );
-        assert!(normalize_alias_address("nodomain").is_err());
-        assert!(normalize_alias_address("a@bad domain").is_err());
-        assert!(valid_mailbox_address("x@y.org"));
-        assert!(!valid_mailbox_address("x y@y.org"));
-    }
 
     #[test]
     fn generated_passwords_are_long_and_distinct() {

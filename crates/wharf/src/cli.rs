@@ -1,7 +1,7 @@
 //! The command line: verbs, their arguments, and the global `--config` option (clap derive).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -13,8 +13,10 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Configuration file; `serve` creates it (and a data folder beside it) when missing.
-    #[arg(long, global = true, value_name = "PATH", default_value = "wharf.toml")]
-    pub config: PathBuf,
+    /// Default: $WHARF_CONFIG, else ./wharf.toml if it exists, else /etc/wharf/wharf.toml if it
+    /// exists, else ./wharf.toml.
+    #[arg(long, global = true, value_name = "PATH", env = "WHARF_CONFIG")]
+    pub config: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -44,6 +46,9 @@ pub enum Command {
     /// Inspect and act on the outbound queue.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// API tokens of the admin REST API (`/api/v1`, docs/api.md).
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// DMARC and TLS-RPT aggregate reports other servers sent about our domains.
     #[command(subcommand)]
     Report(ReportCmd),
@@ -63,6 +68,49 @@ pub enum Command {
     Dns { domain: String },
     /// Check listeners, certificate and DNS from this server's point of view; exit 1 on any ✘.
     Doctor(DoctorArgs),
+    /// The configuration file itself.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Online backup of the store into DIR (new or empty) while the server runs: a consistent
+    /// SQLite snapshot, every message body it names, the data folder's dkim/, acme/ and tls/,
+    /// and manifest.json (SHA-256s, counts). Not wharf.toml. SQLite stores only.
+    Backup { dir: PathBuf },
+    /// Restore a backup from DIR into the fresh (empty) data folder the configuration names,
+    /// after checking its manifest and every hash; refuses a store that holds data.
+    Restore { dir: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Check the file as `serve` would before binding (keys, listeners, TLS files, [sieve]
+    /// scripts, data folder) without starting anything; errors read `file:line:col: message`.
+    Check,
+}
+
+/// The system-wide configuration file, used when there is no ./wharf.toml.
+pub const SYSTEM_CONFIG: &str = "/etc/wharf/wharf.toml";
+
+impl Cli {
+    /// `--config` (or `WHARF_CONFIG`), else ./wharf.toml if it exists, else
+    /// /etc/wharf/wharf.toml if it exists, else ./wharf.toml (which `serve` creates).
+    pub fn config_path(&self) -> PathBuf {
+        config_search(self.config.as_deref(), &|p| p.exists())
+    }
+}
+
+pub fn config_search(given: Option<&Path>, exists: &dyn Fn(&Path) -> bool) -> PathBuf {
+    if let Some(p) = given {
+        return p.to_path_buf();
+    }
+    let local = Path::new("wharf.toml");
+    if exists(local) {
+        return local.to_path_buf();
+    }
+    let system = Path::new(SYSTEM_CONFIG);
+    if exists(system) {
+        return system.to_path_buf();
+    }
+    local.to_path_buf()
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,6 +330,33 @@ pub enum UserCmd {
         #[arg(value_name = "SIZE")]
         size: Option<String>,
     },
+    /// Give (--on) or take (--off) the admin role: the account may then use the admin REST API
+    /// with its password. Without a flag, shows whether it has it.
+    Admin {
+        address: String,
+        #[arg(long, conflicts_with = "off")]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print its secret (shown only this once).
+    Create {
+        name: String,
+        /// Comma-separated scopes: `read` (GET requests), `write` (every request).
+        #[arg(long, value_name = "SCOPES", default_value = "read")]
+        scope: String,
+        /// The token stops working after this many days (default: never).
+        #[arg(long, value_name = "DAYS")]
+        expires_days: Option<u32>,
+    },
+    /// Every token: id, name, scopes, created, expires, last used (never the secret).
+    List,
+    /// Delete a token; requests with it are refused at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,4 +387,21 @@ pub struct ImportArgs {
     /// Mailbox receiving the Maildir's top folder or the mbox (default INBOX).
     #[arg(long)]
     pub mailbox: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_search_order() {
+        let none = |_: &Path| false;
+        let all = |_: &Path| true;
+        let only_system = |p: &Path| p == Path::new(SYSTEM_CONFIG);
+        let given = Path::new("/srv/w.toml");
+        assert_eq!(config_search(Some(given), &all), given);
+        assert_eq!(config_search(None, &all), Path::new("wharf.toml"));
+        assert_eq!(config_search(None, &only_system), Path::new(SYSTEM_CONFIG));
+        assert_eq!(config_search(None, &none), Path::new("wharf.toml"));
+    }
 }

@@ -55,18 +55,57 @@ async fn create_admin(directory: &Directory, domain: &str) -> Result<Option<Firs
     }
     let admin = format!("admin@{domain}");
     let password = generate_password(ADMIN_PASSWORD_LEN);
-    match directory.add_account(&admin, &password, 0).await {
-        Ok(_) => Ok(Some(FirstRun { admin, password })),
+    let first = match directory.add_account(&admin, &password, 0).await {
+        Ok(_) => Some(FirstRun {
+            admin: admin.clone(),
+            password,
+        }),
         Err(DirectoryError::DuplicateAccount(_)) => {
             warn!(
                 account = %admin,
                 "the data folder already has this account; its password is unchanged (wharf user passwd sets a new one)"
             );
-            Ok(None)
+            None
         }
-        Err(e) => Err(directory_error(e)),
+        Err(e) => return Err(directory_error(e)),
+    };
+    add_role_aliases(directory, domain, &admin).await?;
+    if first.is_some() {
+        // The first account administers the server, also over the admin REST API.
+        crate::ops::accounts::set_admin(directory, &admin, true).await?;
     }
+    Ok(first)
 }
+
+/// `postmaster@` (RFC 5321 §4.5.1: every mail domain must accept it) and `abuse@` (RFC 2142)
+/// reach the admin; the `rua=` of `wharf dns`'s DMARC and TLS-RPT records is postmaster@.
+/// An address that is already an alias or an account is left alone.
+async fn add_role_aliases(directory: &Directory, domain: &str, admin: &str) -> Result<()> {
+    for local in ROLE_ADDRESSES {
+        let address = format!("{local}@{domain}");
+        let store = directory.store();
+        let taken = !store
+            .alias_targets(&address)
+            .await
+            .map_err(store_err)?
+            .is_empty()
+            || store
+                .get_account_by_address(&address)
+                .await
+                .map_err(store_err)?
+                .is_some();
+        if !taken {
+            directory
+                .add_alias(&address, admin)
+                .await
+                .map_err(directory_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Role addresses a first run points at the admin account.
+pub const ROLE_ADDRESSES: [&str; 2] = ["postmaster", "abuse"];
 
 pub fn print_first_run(listeners: &[Listener], first: &FirstRun, config_path: &Path, cfg: &Loaded) {
     let mut out = String::new();
@@ -96,6 +135,17 @@ pub fn print_first_run(listeners: &[Listener], first: &FirstRun, config_path: &P
     let _ = writeln!(out, "First account (shown only this once):");
     let _ = writeln!(out, "  user:      {}", first.admin);
     let _ = writeln!(out, "  password:  {}", first.password);
+    let domain = cfg.primary_domain();
+    let roles: Vec<String> = ROLE_ADDRESSES
+        .iter()
+        .map(|l| format!("{l}@{domain}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  aliases:   {} (deliver to {})",
+        roles.join(", "),
+        first.admin
+    );
     // A closed stdout (daemonised) must not stop the server: the log has the listeners too.
     let mut stdout = std::io::stdout().lock();
     let _ = stdout
@@ -112,6 +162,11 @@ pub fn write_initial_config(path: &Path, args: &ServeArgs) -> Result<()> {
         .to_ascii_lowercase();
     if !valid_hostname(&hostname) {
         bail!("--hostname {hostname}: not a valid host name");
+    }
+    if !hostname.contains('.') && args.domain.is_none() {
+        bail!(
+            "host name `{hostname}` has no domain to take the mail domain from; pass the full name, e.g. --hostname mail.example.com, or the mail domain, e.g. --domain example.com"
+        );
     }
     let domain = args
         .domain

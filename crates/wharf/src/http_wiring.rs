@@ -73,6 +73,7 @@ impl Web {
         cfg: &Loaded,
         bound: &[(Listener, SocketAddr)],
         directory: &Directory,
+        queue: Arc<dyn wharf_store::queue::QueueStore>,
     ) -> Result<Arc<dyn Handler>> {
         let h = &cfg.config.http;
         let config = wharf_http::HttpConfig {
@@ -88,6 +89,12 @@ impl Web {
         if let Some(handle) = &self.metrics {
             state = state.with_metrics(handle.clone());
         }
+        // The admin REST API (`/api/v1`, docs/api.md): the same operations as the CLI verbs.
+        state = state.with_admin_api(Arc::new(crate::api_backend::ApiBackend::new(
+            Arc::new(cfg.clone()),
+            directory.clone(),
+            queue,
+        )));
         if let Some(http01) = &self.http01 {
             let http01 = http01.clone();
             state = state.with_acme_challenges(Arc::new(move |token: &str| http01.get(token)));

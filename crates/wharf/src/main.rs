@@ -2,7 +2,9 @@
 //! Exit status 0 on success; otherwise one line on standard error and status 1 (2 for usage).
 
 mod admin;
+mod api_backend;
 mod arrival;
+mod backup;
 mod cli;
 mod config;
 mod dkim_keys;
@@ -15,6 +17,7 @@ mod import;
 mod logging;
 mod malloc_tuning;
 mod node;
+mod ops;
 mod outbound_node;
 mod queue_admin;
 mod report_admin;
@@ -36,6 +39,11 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     malloc_tuning::fix_mmap_threshold();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // `wharf dns example.org | head -1`: end quietly when the reader goes away, as Unix
+        // tools do, instead of panicking in println!. The server keeps ignoring SIGPIPE.
+        restore_default_sigpipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,7 +65,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let path = cli.config.as_path();
+    let path_buf = cli.config_path();
+    let path = path_buf.as_path();
     match cli.command {
         Command::Serve(args) => serve::serve(path, args).await,
         Command::Domain(cmd) => admin::domain(&load_for_admin(path)?, cmd).await,
@@ -80,6 +89,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Queue(cmd) => queue_admin::run(&load_for_admin(path)?, cmd).await,
+        Command::Token(cmd) => admin::token(&load_for_admin(path)?, cmd).await,
         Command::Sieve(cmd) => sieve_admin::sieve(&load_for_admin(path)?, cmd).await,
         Command::Vacation(cmd) => sieve_admin::vacation(&load_for_admin(path)?, cmd).await,
         Command::Forward(cmd) => sieve_admin::forward(&load_for_admin(path)?, cmd).await,
@@ -92,31 +102,40 @@ async fn run(cli: Cli) -> Result<()> {
         }) => {
             let cfg = load_for_admin(path)?;
             let dir = storage::open_directory(&cfg).await?;
-            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-            if dir
-                .store()
-                .get_domain(&domain)
-                .await
-                .map_err(storage::store_err)?
-                .is_none()
-            {
-                bail!("unknown domain {domain} (add it first: wharf domain add {domain})");
-            }
             let (key, file) =
-                dkim_keys::generate(&cfg.data_dir, &domain, selector.as_deref(), algo)?;
+                ops::dkim::generate(&cfg, &dir, &domain, selector.as_deref(), algo).await?;
             println!(
-                "DKIM {:?} key for {domain} stored in {}",
+                "DKIM {} key for {} stored in {}",
                 key.algorithm,
+                key.domain,
                 file.display()
             );
             println!("Publish this DNS TXT record, then restart `wharf serve` to start signing:");
-            println!("{}", key.zone_line());
+            println!("{}", key.zone_line);
             println!("name:  {}", key.dns_name);
             println!("value: {}", key.txt_value);
             Ok(())
         }
         Command::Dns { domain } => dns_records::print(&load_for_admin(path)?, &domain).await,
         Command::Doctor(args) => doctor::run(&load_for_admin(path)?, args).await,
+        Command::Backup { dir } => backup::backup(&load_for_admin(path)?, &dir).await,
+        Command::Restore { dir } => backup::restore(&load_for_admin(path)?, &dir).await,
+        Command::Config(cli::ConfigCmd::Check) => {
+            if !path.exists() {
+                bail!("config file {} not found", path.display());
+            }
+            config::check(path)?;
+            println!("{}: ok", path.display());
+            Ok(())
+        }
+    }
+}
+
+#[allow(unsafe_code, reason = "signal(2) has no safe wrapper; see SAFETY")]
+fn restore_default_sigpipe() {
+    // SAFETY: called before any thread is started; SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -10,6 +10,7 @@ use wharf_store::queue::{QueueEntry, QueueId, QueueStore, RecipientState};
 
 use crate::cli::QueueCmd;
 use crate::config::Loaded;
+use crate::ops;
 
 async fn open_queue(cfg: &Loaded) -> Result<Arc<dyn QueueStore>> {
     if cfg.config.store.url.is_none() && !cfg.data_dir.exists() {
@@ -28,19 +29,10 @@ async fn open_queue(cfg: &Loaded) -> Result<Arc<dyn QueueStore>> {
 }
 
 fn parse_id(text: &str) -> Result<QueueId> {
-    text.parse::<QueueId>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| anyhow!("{text:?} is not a queue id (see wharf queue list)"))
+    Ok(ops::queue::parse_id(text)?)
 }
 
-fn state_word(s: RecipientState) -> &'static str {
-    match s {
-        RecipientState::Pending => "pending",
-        RecipientState::Delivered => "delivered",
-        RecipientState::Failed => "failed",
-    }
-}
+use crate::ops::queue::state_word;
 
 fn time_text(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
@@ -54,22 +46,17 @@ fn sender_text(s: &str) -> &str {
 
 pub async fn run(cfg: &Loaded, cmd: QueueCmd) -> Result<()> {
     let queue = open_queue(cfg).await?;
-    let q = |e: wharf_store::queue::QueueError| anyhow!("queue: {e}");
     match cmd {
         QueueCmd::List => {
-            let entries = queue.list().await.map_err(q)?;
+            let entries = ops::queue::list(&queue).await?;
             print!("{}", list_text(&entries, chrono::Utc::now().timestamp()));
         }
         QueueCmd::Show { id, message } => {
             let id = parse_id(&id)?;
-            let entry = queue
-                .get(id)
-                .await
-                .map_err(q)?
-                .ok_or_else(|| anyhow!("no queue entry {id}"))?;
+            let entry = ops::queue::get(&queue, id).await?;
             print!("{}", show_text(&entry));
             if message {
-                let raw = queue.message(id).await.map_err(q)?;
+                let raw = queue.message(id).await.map_err(|e| anyhow!("queue: {e}"))?;
                 println!();
                 print!("{}", String::from_utf8_lossy(&raw));
             }
@@ -80,18 +67,12 @@ pub async fn run(cfg: &Loaded, cmd: QueueCmd) -> Result<()> {
                 (None, true) => None,
                 _ => bail!("give one queue id, or --all"),
             };
-            let now = chrono::Utc::now().timestamp();
-            let n = queue.retry_now(target, now).await.map_err(q)?;
-            match target {
-                Some(id) if n == 0 => bail!("no queue entry {id}"),
-                _ => println!("{n} entries due now (the server sends them at its next queue scan)"),
-            }
+            let n = ops::queue::retry(&queue, target).await?;
+            println!("{n} entries due now (the server sends them at its next queue scan)");
         }
         QueueCmd::Drop { id } => {
             let id = parse_id(&id)?;
-            if !queue.drop_entry(id).await.map_err(q)? {
-                bail!("no queue entry {id}");
-            }
+            ops::queue::drop_entry(&queue, id).await?;
             println!("dropped queue entry {id} (no DSN is sent)");
         }
     }

@@ -5,13 +5,13 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Result, anyhow, bail};
-use wharf_directory::{Directory, Resolution};
-use wharf_inbound::reports::{self, ReportSummary};
+use anyhow::{Result, anyhow};
+use wharf_directory::Directory;
+use wharf_inbound::reports::ReportSummary;
 
 use crate::cli::ReportCmd;
 use crate::config::Loaded;
-use crate::storage::{open_directory, store_err};
+use crate::storage::open_directory;
 
 pub async fn run(cfg: &Loaded, cmd: ReportCmd) -> Result<()> {
     let dir = open_directory(cfg).await?;
@@ -26,11 +26,8 @@ pub async fn run(cfg: &Loaded, cmd: ReportCmd) -> Result<()> {
             }
         }
         ReportCmd::Show { id, account } => {
-            let found = collect(&dir, cfg, account.as_deref()).await?;
-            let Some(r) = found.iter().find(|r| r.report_id == id) else {
-                bail!("no report {id} (see wharf report list)");
-            };
-            print!("{}", show(r));
+            let r = crate::ops::reports::find(&dir, cfg, account.as_deref(), &id).await?;
+            print!("{}", show(&r));
         }
     }
     Ok(())
@@ -108,75 +105,7 @@ async fn collect(
     cfg: &Loaded,
     account: Option<&str>,
 ) -> Result<Vec<ReportSummary>> {
-    let store = dir.store();
-    let account_id = match account {
-        Some(a) => {
-            store
-                .get_account_by_address(a)
-                .await
-                .map_err(store_err)?
-                .ok_or_else(|| anyhow!("no such account: {a}"))?
-                .id
-        }
-        None => {
-            let postmaster = format!("postmaster@{}", cfg.primary_domain());
-            match dir
-                .resolve_recipient(&postmaster)
-                .await
-                .map_err(store_err)?
-            {
-                Resolution::Local { accounts, .. } if !accounts.is_empty() => accounts[0],
-                _ => bail!("{postmaster} reaches no local account; name one with --account"),
-            }
-        }
-    };
-    let Some(inbox) = store
-        .get_mailbox(account_id, "INBOX")
-        .await
-        .map_err(store_err)?
-    else {
-        return Ok(Vec::new());
-    };
-    let mut found = Vec::new();
-    for entry in store.mailbox_index(inbox.id).await.map_err(store_err)? {
-        // The header is enough to pass over ordinary mail without reading it whole.
-        if !looks_like_report(store, entry.message_id).await {
-            continue;
-        }
-        let raw = match store.message_raw(entry.message_id).await {
-            Ok(raw) => raw,
-            Err(e) => {
-                tracing::warn!(uid = entry.uid, error = %e, "report: message unreadable, skipped");
-                continue;
-            }
-        };
-        // Parsing decompresses attachments: off the async threads.
-        let parsed = tokio::task::spawn_blocking(move || reports::parse(&raw))
-            .await
-            .map_err(|e| anyhow!("report parser: {e}"))?;
-        if let Some(r) = parsed {
-            found.push(r);
-        }
-    }
-    found.sort_by_key(|r| (r.begin, r.org.clone()));
-    Ok(found)
-}
-
-async fn looks_like_report(store: &std::sync::Arc<dyn wharf_store::Store>, id: i64) -> bool {
-    use tokio::io::AsyncReadExt as _;
-    let Ok((_, reader)) = store.open_message(id, 0).await else {
-        return true; // let the whole read report the error
-    };
-    let mut head = Vec::new();
-    if reader
-        .take(reports::HEAD_LOOK as u64)
-        .read_to_end(&mut head)
-        .await
-        .is_err()
-    {
-        return true;
-    }
-    reports::may_be_report(&head)
+    Ok(crate::ops::reports::collect(dir, cfg, account).await?)
 }
 
 fn day(ts: i64) -> String {

@@ -72,6 +72,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     let tls_sink = counter.as_ref().filter(|_| reports.tls_rpt).map(|c| {
         wharf_outbound::tls_report::SinkHandle(Arc::new(crate::reporting::TlsCounter(c.clone())))
     });
+    let queue_for_api = opened.queue.clone();
     let mut outbound = OutboundNode::build(
         &cfg,
         &hostname,
@@ -147,7 +148,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
             bound.push((l.clone(), bind_listener(&mut server, l, handler).await?));
         }
     }
-    let http = web.handler(&cfg, &bound, &ctx.directory)?;
+    let http = web.handler(&cfg, &bound, &ctx.directory, queue_for_api)?;
     for l in listeners.iter().filter(|l| l.protocol == Protocol::Http) {
         bound.push((
             l.clone(),
@@ -165,6 +166,21 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
             line.push(' ');
         }
         let _ = write!(line, "{}={}/{}", l.name, addr, l.tls.as_str());
+    }
+    let running = config::running::Running {
+        pid: std::process::id(),
+        listeners: bound
+            .iter()
+            .map(|(l, addr)| config::running::BoundListener {
+                name: l.name.clone(),
+                protocol: l.protocol.to_string(),
+                tls: l.tls.as_str().to_string(),
+                address: *addr,
+            })
+            .collect(),
+    };
+    if let Err(e) = config::running::write(&cfg.data_dir, &running) {
+        tracing::warn!(error = %e, "cannot record the bound ports in the data folder; `wharf doctor` will probe the configured ones");
     }
     info!(hostname = %hostname, listeners = %line, "ready");
 
@@ -190,6 +206,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         t.abort();
     }
     node.remove().await;
+    config::running::remove(&cfg.data_dir, running.pid);
     info!("stopped");
     Ok(())
 }

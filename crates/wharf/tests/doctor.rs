@@ -379,3 +379,37 @@ async fn doctor_names_each_broken_record_with_its_fix() {
     assert!(out.contains("✔ submissions"), "{out}");
     assert!(out.contains("✔ TLS-RPT"), "{out}");
 }
+
+/// `serve --port-offset N` records the ports it bound in the data folder: doctor, given no
+/// `--port-offset`, probes those instead of declaring the listeners down. A clean stop removes
+/// the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_probes_the_ports_a_running_server_recorded() {
+    let (env, offset, mut server) = start();
+    let (_, zone) = zone_from_wharf_dns(&env);
+    let resolver = start_dns(zone).await;
+    let out = env.run(&["doctor", "--resolver", &resolver.to_string()]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("listeners.json (wharf serve, pid"),
+        "{stdout}"
+    );
+    for row in ["✔ smtp", "✔ submissions", "✔ pop3 ", "✔ imaps", "✔ https"] {
+        assert!(stdout.contains(row), "no `{row}` row in:\n{stdout}");
+    }
+    assert!(
+        stdout.contains(&format!("127.0.0.1:{}", 25 + offset)),
+        "{stdout}"
+    );
+    let record = env.data().join("listeners.json");
+    assert!(record.exists());
+    server.sigterm();
+    let status = server.wait_exit(Duration::from_secs(60)).expect("exits");
+    assert!(status.success(), "{status:?}");
+    assert!(!record.exists(), "a clean stop removes listeners.json");
+}

@@ -109,6 +109,19 @@ async fn existing_config_over_an_empty_store_creates_the_domain_and_admin() {
             .unwrap()
             .is_some()
     );
+    // RFC 5321 §4.5.1 postmaster@ and RFC 2142 abuse@ reach the admin (and with them the
+    // DMARC and TLS-RPT reports `wharf dns` asks for at postmaster@).
+    for role in ["postmaster@example.test", "abuse@example.test"] {
+        assert_eq!(
+            store.alias_targets(role).await.unwrap(),
+            vec!["admin@example.test".to_string()],
+            "{role}"
+        );
+    }
+    assert!(
+        stdout.contains("postmaster@example.test, abuse@example.test"),
+        "{stdout}"
+    );
     let ok = imap_login(port, "admin@example.test", &password);
     assert!(ok.starts_with("a OK"), "{ok}");
     let refused = imap_login(port, "admin@example.test", "not the password");
@@ -162,4 +175,22 @@ async fn a_store_that_has_a_domain_gets_no_admin_account() {
             .is_none()
     );
     stop(server);
+}
+
+#[test]
+fn a_host_name_without_a_dot_needs_a_domain() {
+    let env = Env::empty();
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve", "--config", env.config().to_str().unwrap()])
+        .args(["--hostname", "vm", "--listen", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("--hostname mail.example.com") && err.contains("--domain example.com"),
+        "{err}"
+    );
+    assert!(!env.config().exists());
+    assert!(!env.data().exists());
 }

@@ -8,6 +8,8 @@
 //! Mailbox and blob rows are only touched under that lock, so lock cycles cannot form. SQLite has
 //! a single writer connection and serialises everything.
 
+mod admin;
+pub mod backup;
 mod blob_life;
 mod db;
 mod directory;
@@ -110,7 +112,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 13] = match dialect {
+    let files: [(i64, &'static str, &'static str); 14] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -176,6 +178,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 13,
                 "sieve",
                 include_str!("../../migrations/sqlite/0013_sieve.sql"),
+            ),
+            (
+                14,
+                "admin roles",
+                include_str!("../../migrations/sqlite/0014_admin_roles.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -243,6 +250,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 13,
                 "sieve",
                 include_str!("../../migrations/postgres/0013_sieve.sql"),
+            ),
+            (
+                14,
+                "admin roles",
+                include_str!("../../migrations/postgres/0014_admin_roles.sql"),
             ),
         ],
     };

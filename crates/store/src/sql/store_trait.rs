@@ -287,6 +287,27 @@ impl Store for SqlStore {
     ) -> Result<Vec<Uid>> {
         self.shared.search_text(mailbox, field, needle).await
     }
+    async fn account_role(&self, id: AccountId) -> Result<String> {
+        self.shared.account_role(id).await
+    }
+    async fn set_account_role(&self, id: AccountId, role: &str) -> Result<()> {
+        self.shared.set_account_role(id, role).await
+    }
+    async fn create_api_token(&self, new: NewApiToken) -> Result<ApiToken> {
+        self.shared.create_api_token(new).await
+    }
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.shared.list_api_tokens().await
+    }
+    async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
+        self.shared.api_token_by_hash(hash).await
+    }
+    async fn touch_api_token(&self, id: i64, now: i64) -> Result<()> {
+        self.shared.touch_api_token(id, now).await
+    }
+    async fn delete_api_token(&self, id: i64) -> Result<bool> {
+        self.shared.delete_api_token(id).await
+    }
     async fn list_sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScriptInfo>> {
         self.shared.list_sieve_scripts(account).await
     }

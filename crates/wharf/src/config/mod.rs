@@ -3,13 +3,16 @@
 //! file's folder. The schema and its defaults are in `schema`, the semantic checks in `validate`,
 //! error positions in `location`, host-name rules in `hostname`.
 
+mod check;
 mod hostname;
 mod location;
+pub mod running;
 mod schema;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use check::check;
 pub use hostname::{domain_of_host, system_hostname, valid_hostname};
 pub use location::ConfigError;
 pub use schema::*;
@@ -351,6 +354,27 @@ mod tests {
         );
         let e = err("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[acme]\nenabled = true\n");
         assert!(e.contains("key `acme.enabled`"), "{e}");
+    }
+
+    #[test]
+    fn log_level_must_name_a_level() {
+        let e = err("[server]\nhostname = \"mail.example.com\"\n[log]\nlevel = \"verbose\"\n");
+        assert!(e.starts_with("/etc/wharf.toml:4:1: key `log.level`"), "{e}");
+        assert!(e.contains("`verbose` is not a log level"), "{e}");
+        let e = err("[log]\nlevel = \"wharf_smtp=loud,info\"\n");
+        assert!(e.contains("`loud` is not a log level"), "{e}");
+        let e = err("[log]\nlevel = \"\"\n");
+        assert!(e.contains("key `log.level`"), "{e}");
+        for ok in [
+            "info",
+            "WARN",
+            "wharf_smtp=debug,info",
+            "off",
+            "wharf::serve=trace",
+        ] {
+            let text = format!("[log]\nlevel = \"{ok}\"\n");
+            assert!(parse(Path::new("/w.toml"), &text).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -86,8 +86,8 @@ pub(super) fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
     if let Err(e) = c.inbound.validate() {
         return Err(fail("inbound", e));
     }
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
-        return Err(fail("log.level", format!("not a valid log filter: {e}")));
+    if let Err(e) = check_log_filter(&c.log.level) {
+        return Err(fail("log.level", e));
     }
     if let Some(list) = &c.listeners {
         let mut seen: Vec<(String, IpAddr, u16)> = Vec::new();
@@ -131,6 +131,34 @@ pub(super) fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
     validate_outbound(&c.outbound, &fail)?;
     validate_http(&c.http, &fail)?;
     validate_acme(loaded, &fail)
+}
+
+/// Levels a `[log] level` directive may name.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A tracing filter whose every directive is a level (`info`) or `target=level`
+/// (`wharf_smtp=debug`). tracing-subscriber alone would take a bare word such as `verbose` as a
+/// target name and so silently hide every other log line.
+pub(crate) fn check_log_filter(filter: &str) -> Result<(), String> {
+    if filter.trim().is_empty() {
+        return Err(format!("empty; use one of {}", LOG_LEVELS.join(", ")));
+    }
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level.trim(),
+            Some(_) => return Err(format!("`{directive}` has no target before `=`")),
+            None => directive,
+        };
+        if !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level)) {
+            return Err(format!(
+                "`{level}` is not a log level; use one of {} (or target=level, e.g. wharf_smtp=debug)",
+                LOG_LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| ())
+        .map_err(|e| format!("not a valid log filter: {e}"))
 }
 
 fn validate_http(

@@ -38,7 +38,16 @@ pub async fn run(cfg: &Loaded, args: DoctorArgs) -> Result<()> {
         None => cfg.config.outbound.dns_server.0.clone(),
     };
     let dns = Dns::new(&servers)?;
-    let listeners = shifted(cfg.listeners(), args.port_offset)?;
+    // A running server's own record of its ports wins, unless --port-offset says otherwise.
+    let running = args
+        .port_offset
+        .is_none()
+        .then(|| crate::config::running::read_live(&cfg.data_dir))
+        .flatten();
+    let listeners = match &running {
+        Some(r) => as_bound(cfg.listeners(), r),
+        None => shifted(cfg.listeners(), args.port_offset)?,
+    };
 
     let mut report = Report::default();
     println!(
@@ -46,6 +55,13 @@ pub async fn run(cfg: &Loaded, args: DoctorArgs) -> Result<()> {
         cfg.path.display(),
         dns.source
     );
+    if let Some(r) = &running {
+        println!(
+            "listener ports from {} (wharf serve, pid {})",
+            crate::config::running::path(&cfg.data_dir).display(),
+            r.pid
+        );
+    }
 
     report.section("Listeners");
     let mut tls_seen: Option<TlsSeen> = None;
@@ -170,6 +186,18 @@ fn trust_anchors(cfg: &Loaded) -> Result<TrustAnchors> {
             .map_err(|e| anyhow!("outbound.ca_file: {e}")),
         None => Ok(anchors),
     }
+}
+
+/// The configured listeners at the addresses the running server recorded (by name); a listener
+/// it did not record keeps its configured address.
+fn as_bound(mut list: Vec<Listener>, running: &crate::config::running::Running) -> Vec<Listener> {
+    for l in &mut list {
+        if let Some(b) = running.listeners.iter().find(|b| b.name == l.name) {
+            l.address = b.address.ip();
+            l.port = b.address.port();
+        }
+    }
+    list
 }
 
 /// Listeners with `--port-offset` applied the way `serve` applies it (port 0 stays 0).

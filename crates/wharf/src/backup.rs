@@ -1,0 +1,162 @@
+//! `wharf backup DIR` and `wharf restore DIR`: an online, consistent copy of the store (see
+//! `wharf_store::backup` for the guarantee) plus the data folder's key material, and its restore
+//! into a fresh data folder.
+//!
+//! A backup folder holds:
+//! - `wharf.db`: the SQLite snapshot (one self-contained file);
+//! - `blobs/ab/cd/<sha256>`: every message body and queued message the snapshot names;
+//! - `files/dkim/`, `files/acme/`, `files/tls/`: those folders of `data_dir`, when present
+//!   (DKIM signing keys published in DNS, the ACME account and certificates, the generated
+//!   self-signed certificate);
+//! - `manifest.json`, written last (format, wharf version, backend, counts, the database's
+//!   SHA-256): a folder without it is an unfinished backup and restore refuses it.
+//!
+//! Not included: `wharf.toml` and files it names outside the data folder (TLS certificates of
+//! `[tls]`, Sieve scripts of `[sieve]`), and `data/spool` (transient).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::config::Loaded;
+use crate::storage::{create_private_dir, store_config, store_err};
+
+/// The data folder's folders copied along (under `files/` in the backup).
+const KEY_FOLDERS: [&str; 3] = ["dkim", "acme", "tls"];
+/// Where they go inside the backup folder.
+const FILES_DIR: &str = "files";
+
+pub async fn backup(cfg: &Loaded, dir: &Path) -> Result<()> {
+    let store = store_config(cfg);
+    if is_postgres(&store.url) {
+        bail!("{}", wharf_store::backup::POSTGRES_MANUAL);
+    }
+    if dir.exists() {
+        let mut entries =
+            fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        if entries.next().is_some() {
+            bail!(
+                "backup folder {} is not empty (choose a new folder)",
+                dir.display()
+            );
+        }
+    }
+    create_private_dir(dir)?;
+    let started = std::time::Instant::now();
+    let mut copied_files = 0usize;
+    for name in KEY_FOLDERS {
+        let from = cfg.data_dir.join(name);
+        if from.is_dir() {
+            copied_files += copy_tree(&from, &dir.join(FILES_DIR).join(name))?;
+        }
+    }
+    let manifest = wharf_store::backup::backup(&store, dir, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(store_err)?;
+    let c = &manifest.counts;
+    println!(
+        "backup written to {}: {} accounts, {} mailboxes, {} messages, {} queued, {} blobs ({} bytes), {} key files; database sha256 {} ({:.1} s)",
+        dir.display(),
+        c.accounts,
+        c.mailboxes,
+        c.messages,
+        c.queue,
+        c.blobs,
+        c.blob_bytes,
+        copied_files,
+        manifest.database.sha256,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub async fn restore(cfg: &Loaded, dir: &Path) -> Result<()> {
+    let store = store_config(cfg);
+    if is_postgres(&store.url) {
+        bail!("{}", wharf_store::backup::POSTGRES_MANUAL);
+    }
+    // Checked before anything is written: a damaged or foreign folder fails here.
+    wharf_store::backup::read_manifest(dir).map_err(store_err)?;
+    for name in KEY_FOLDERS {
+        let to = cfg.data_dir.join(name);
+        if dir.join(FILES_DIR).join(name).is_dir() && non_empty(&to) {
+            bail!(
+                "{} is not empty; restore only into a fresh data folder",
+                to.display()
+            );
+        }
+    }
+    create_private_dir(&cfg.data_dir)?;
+    let manifest = wharf_store::backup::restore(&store, dir)
+        .await
+        .map_err(store_err)?;
+    let mut copied_files = 0usize;
+    for name in KEY_FOLDERS {
+        let from = dir.join(FILES_DIR).join(name);
+        if from.is_dir() {
+            copied_files += copy_tree(&from, &cfg.data_dir.join(name))?;
+        }
+    }
+    // Open it once as the server will: migrations of an older backup run now, and a store that
+    // cannot be opened is reported here rather than at the next start.
+    let opened = wharf_store::open(&store).await.map_err(store_err)?;
+    drop(opened);
+    let c = &manifest.counts;
+    println!(
+        "restored {} (taken {} by wharf {}): {} accounts, {} mailboxes, {} messages, {} queued, {} blobs, {} key files; all hashes verified",
+        dir.display(),
+        chrono::DateTime::from_timestamp(manifest.created_at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| manifest.created_at.to_string()),
+        manifest.wharf_version,
+        c.accounts,
+        c.mailboxes,
+        c.messages,
+        c.queue,
+        c.blobs,
+        copied_files
+    );
+    Ok(())
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn non_empty(dir: &Path) -> bool {
+    fs::read_dir(dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
+/// Copies the folder `from` into `to` (created private), files keeping their permissions.
+/// Returns how many files were copied. Symbolic links are not followed.
+fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
+    create_private_dir(to)?;
+    let mut count = 0;
+    let mut pending: Vec<(PathBuf, PathBuf)> = vec![(from.to_path_buf(), to.to_path_buf())];
+    while let Some((src, dst)) = pending.pop() {
+        for entry in fs::read_dir(&src).with_context(|| format!("cannot read {}", src.display()))? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let target = dst.join(entry.file_name());
+            if kind.is_dir() {
+                create_private_dir(&target)?;
+                pending.push((entry.path(), target));
+            } else if kind.is_file() {
+                fs::copy(entry.path(), &target).with_context(|| {
+                    format!(
+                        "cannot copy {} to {}",
+                        entry.path().display(),
+                        target.display()
+                    )
+                })?;
+                fs::File::open(&target)?.sync_all()?;
+                count += 1;
+            }
+        }
+        fs::File::open(&dst)?.sync_all()?;
+    }
+    Ok(count)
+}
