@@ -7,6 +7,7 @@
 
 pub mod blob;
 mod events;
+pub mod migrate;
 pub mod model;
 pub mod names;
 pub mod queue;

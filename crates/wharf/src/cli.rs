@@ -55,6 +55,16 @@ pub enum Command {
     /// The nodes serving this store (`wharf serve` processes).
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Copy the embedded store to PostgreSQL (and its blobs to another folder), ids and all,
+    /// verified by counts and hashes; resumable. Stop the server first.
+    Migrate {
+        /// The PostgreSQL database, `postgres://user@host/db`.
+        #[arg(long)]
+        to: String,
+        /// Copy the message bodies into this folder too (the shared blob folder of the nodes).
+        #[arg(long, value_name = "DIR")]
+        blobs_to: Option<PathBuf>,
+    },
     /// Users' Sieve scripts: the filters run at delivery (also over ManageSieve, port 4190).
     #[command(subcommand)]
     Sieve(SieveCmd),

@@ -16,6 +16,7 @@ mod http_wiring;
 mod import;
 mod logging;
 mod malloc_tuning;
+mod migrate;
 mod node;
 mod ops;
 mod outbound_node;
@@ -95,6 +96,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Forward(cmd) => sieve_admin::forward(&load_for_admin(path)?, cmd).await,
         Command::Report(cmd) => report_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Node(cli::NodeCmd::List) => node::list(&load_for_admin(path)?).await,
+        Command::Migrate { to, blobs_to } => {
+            migrate::run(&load_for_admin(path)?, &to, blobs_to.as_deref()).await
+        }
         Command::Dkim(cli::DkimCmd::Generate {
             domain,
             selector,

@@ -1,0 +1,173 @@
+//! `wharf migrate`: a 10,000-message embedded store (imported, then changed over IMAP: flags,
+//! a copy into another mailbox, expunges) copied to PostgreSQL and to a new blob folder; the
+//! server on the new store shows the same UIDVALIDITY, UIDs, flags and bodies over IMAPS. A
+//! second run copies nothing and still verifies (resumable).
+//!
+//! Needs python3 and PostgreSQL on 127.0.0.1:5432.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Env, Server};
+use wharf_testkit::TempDatabase;
+
+const PASSWORD: &str = "correct horse battery migrate";
+const MESSAGES: usize = 10_000;
+
+fn config(store: &str) -> String {
+    format!(
+        "[server]\nhostname = \"mail.example.test\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+         [limits]\nshutdown_timeout = 5\n{store}\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\ntls = \"implicit\"\n"
+    )
+}
+
+/// Runs the IMAP script `action` (`change` or `snapshot`) against the server; its stdout.
+fn imap(port: u16, action: &str) -> String {
+    let script = r#"
+import hashlib, imaplib, json, ssl, sys
+port, password, action = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx, timeout=120)
+m.login("alice@example.test", password)
+if action == "change":
+    m.select("INBOX")
+    m.uid("STORE", "1:100", "+FLAGS", "(\\Flagged $Work)")
+    m.create("Archive")
+    m.uid("COPY", "1:50", "Archive")
+    m.uid("STORE", "200:210", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    print("changed")
+else:
+    out = {}
+    for box in ("INBOX", "Archive"):
+        typ, data = m.select(box, readonly=True)
+        uidvalidity = m.response("UIDVALIDITY")[1][0].decode()
+        typ, data = m.fetch("1:*", "(UID FLAGS BODY.PEEK[])")
+        rows = []
+        for part in data:
+            if isinstance(part, tuple):
+                meta = part[0].decode()
+                uid = meta.split("UID ")[1].split()[0].rstrip(")")
+                flags = sorted(meta.split("FLAGS (")[1].split(")")[0].split())
+                rows.append([int(uid), flags, hashlib.sha256(part[1]).hexdigest()])
+        rows.sort()
+        out[box] = {"uidvalidity": uidvalidity, "rows": rows}
+    print(json.dumps(out))
+m.logout()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &port.to_string(), PASSWORD, action])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "imaplib {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn serve(env: &Env) -> (Server, u16) {
+    let mut s = Server::start(
+        env.path(),
+        &["--config", env.config().to_str().unwrap(), "serve"],
+    );
+    let ports = s.wait_ready();
+    let port = ports.iter().find(|(n, _)| n == "imaps").unwrap().1;
+    (s, port)
+}
+
+fn stop(mut s: Server) {
+    s.sigterm();
+    assert!(s.wait_exit(Duration::from_secs(60)).unwrap().success());
+}
+
+#[test]
+fn ten_thousand_messages_move_to_postgres_unchanged() {
+    let env = Env::new();
+    env.write_config(&config(""));
+    env.ok(&["domain", "add", "example.test"]);
+    let out = env.run_with_stdin(
+        &["user", "add", "alice@example.test", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mut mbox = String::new();
+    for i in 0..MESSAGES {
+        let status = if i % 3 == 0 { "Status: RO\n" } else { "" };
+        let _ = write!(
+            mbox,
+            "From bob@example.org Tue Nov 14 22:13:20 2023\nFrom: bob@example.org\nSubject: m{i}\n\
+             Message-ID: <m{i}@example.org>\n{status}\nbody {i} {}\n\n",
+            "x".repeat(i % 200)
+        );
+    }
+    let mbox_path = env.path().join("in.mbox");
+    std::fs::write(&mbox_path, mbox).unwrap();
+    let imported = env.ok(&["import", "alice@example.test", mbox_path.to_str().unwrap()]);
+    assert!(
+        imported.contains(&format!("imported {MESSAGES} messages")),
+        "{imported}"
+    );
+
+    let (server, port) = serve(&env);
+    assert_eq!(imap(port, "change").trim(), "changed");
+    let before = imap(port, "snapshot");
+    stop(server);
+    assert!(
+        before.contains("\\\\Flagged") && before.contains("$Work"),
+        "flags present"
+    );
+
+    let db = TempDatabase::create("wharf_migrate");
+    let blobs = env.path().join("shared-blobs");
+    let url = db.url();
+    for round in 0..2 {
+        let run = env.run(&[
+            "migrate",
+            "--to",
+            &url,
+            "--blobs-to",
+            blobs.to_str().unwrap(),
+        ]);
+        let out = String::from_utf8_lossy(&run.stdout).into_owned();
+        assert!(
+            run.status.success() && out.contains("verified"),
+            "round {round}: {out}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        if round == 1 {
+            assert!(
+                out.contains("0 copied"),
+                "a second run copies no blob again: {out}"
+            );
+        }
+    }
+
+    env.write_config(&config(&format!(
+        "[store]\nurl = \"{url}\"\nblob_dir = \"{}\"\n",
+        blobs.display()
+    )));
+    // The embedded files are out of the way: the server can only read the new store.
+    std::fs::rename(env.data().join("blobs"), env.path().join("old-blobs")).unwrap();
+    let (server, port) = serve(&env);
+    let after = imap(port, "snapshot");
+    stop(server);
+    assert!(
+        before.len() > 1_000_000 / 2,
+        "a real snapshot: {} bytes",
+        before.len()
+    );
+    assert!(
+        before == after,
+        "IMAP shows the same UIDs, UIDVALIDITY, flags and bodies"
+    );
+    drop(db);
+}
