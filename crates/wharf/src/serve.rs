@@ -33,7 +33,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     };
     let mut cfg = config::load(config_path)?;
     apply_overrides(&mut cfg, &args)?;
-    crate::logging::init_server(&cfg.config.log.level);
+    crate::logging::init_server(&cfg.config.log.level, cfg.config.log.format);
     if created {
         info!(path = %config_path.display(), "wrote a new configuration");
     }

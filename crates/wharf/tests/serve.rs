@@ -463,3 +463,62 @@ fn bad_serve_arguments_fail_before_anything_is_created() {
     );
     assert!(!env.data().exists());
 }
+
+/// `[log] format = "json"`: every line on stderr is one JSON object, the ready line included
+/// (with its listeners as a field), and a session's events carry the session's fields. An
+/// unknown format is a config error naming its line.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let env = Env::new();
+    env.write_config(
+        "[server]\nhostname = \"mail.example.test\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+         [log]\nformat = \"json\"\n[limits]\nshutdown_timeout = 5\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\ntls = \"none\"\n",
+    );
+    env.ok(&["domain", "add", "example.test"]);
+    let mut server = Server::start(
+        env.path(),
+        &["--config", env.config().to_str().unwrap(), "serve"],
+    );
+    let ready = server
+        .wait_for("\"ready\"", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no ready line: {}", server.seen.join("\n")));
+    let v: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let listeners = v["listeners"].as_str().unwrap().to_string();
+    let port: u16 = listeners
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // A session: its greeting and QUIT log lines are JSON too.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    smtp_reply(&mut r);
+    s.write_all(b"QUIT\r\n").unwrap();
+    smtp_reply(&mut r);
+    server.sigterm();
+    server.wait_exit(Duration::from_secs(30)).unwrap();
+    let rest = server.rest_of_stderr(Duration::from_secs(2));
+    let lines: Vec<&str> = rest.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() > 3, "{rest}");
+    for line in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(rest.contains("\"stopped\""), "{rest}");
+
+    env.write_config(
+        "[server]\nhostname = \"mail.example.test\"\ndata_dir = \"data\"\n[log]\nformat = \"xml\"\n",
+    );
+    let err = env.fails(&["config", "check"]);
+    assert!(err.contains(":5:"), "the error names the line: {err}");
+}

@@ -134,7 +134,7 @@ impl Session {
             };
         }
         let date = chrono::Utc::now().to_rfc2822();
-        let queue_id = format!("{}.{}", self.id, self.messages + 1);
+        let smtp_id = format!("{}.{}", self.id, self.messages + 1);
         let tls = self
             .conn
             .tls
@@ -148,7 +148,7 @@ impl Session {
             tls,
             authenticated: self.login.as_ref().map(|a| a.address.as_str()),
             smtputf8: tx.params.smtputf8,
-            id: &queue_id,
+            id: &smtp_id,
             sender: tx.from.as_deref(),
             single_recipient: if tx.rcpts.len() == 1 {
                 tx.rcpts.first().map(String::as_str)
@@ -437,7 +437,7 @@ impl Session {
             raw = with_verdict(raw, body_start, &verdict);
             forward_prepend = verdict.forward_prepend;
         }
-        let queue_id = format!("{}.{}", self.id, self.messages + 1);
+        let smtp_id = format!("{}.{}", self.id, self.messages + 1);
         let size = raw.len();
         let raw = Bytes::from(raw);
         // Remote first, held: if the queue refuses, nothing was stored locally and the client's
@@ -447,7 +447,7 @@ impl Session {
             None
         } else {
             match self
-                .enqueue(&tx, forward_prepend.as_bytes(), &raw, &queue_id)
+                .enqueue(&tx, forward_prepend.as_bytes(), &raw, &smtp_id)
                 .await
             {
                 Ok(qid) => Some(qid),
@@ -457,9 +457,9 @@ impl Session {
         if tx.accounts.is_empty() {
             self.messages += 1;
             self.count_received();
-            tracing::info!(session = %self.id, queue_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message queued for remote delivery");
+            tracing::info!(session = %self.id, smtp_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message queued for remote delivery");
             self.release(outbound_id).await;
-            return accepted(&queue_id, outbound_id);
+            return accepted(&smtp_id, outbound_id);
         }
         let delivery = Delivery {
             raw,
@@ -481,12 +481,12 @@ impl Session {
         {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(session = %self.id, queue_id, outbound_id = ?outbound_id, error = %e, "delivery failed");
+                tracing::error!(session = %self.id, smtp_id, queue_id = outbound_id, error = %e, "delivery failed");
                 // The client will send the whole message again: the queued remote part must not
                 // leave as well.
                 if let (Some(id), Some(h)) = (outbound_id, &self.backend.handoff) {
                     h.withdraw(id).await;
-                    tracing::info!(session = %self.id, queue_id, outbound_id = %id, "queued remote part withdrawn");
+                    tracing::info!(session = %self.id, smtp_id, queue_id = %id, "queued remote part withdrawn");
                 }
                 return Reply::new(
                     451,
@@ -505,11 +505,11 @@ impl Session {
                 LocalOutcome::Stored(r) => r,
                 LocalOutcome::Handled => {
                     handled += 1;
-                    tracing::debug!(session = %self.id, queue_id, account, "handled by the recipient's filter");
+                    tracing::debug!(session = %self.id, smtp_id, account, "handled by the recipient's filter");
                     continue;
                 }
                 LocalOutcome::Refused(why) => {
-                    tracing::info!(session = %self.id, queue_id, account, reason = %why, "refused by the recipient's filter");
+                    tracing::info!(session = %self.id, smtp_id, account, reason = %why, "refused by the recipient's filter");
                     refusal.get_or_insert_with(|| why.clone());
                     continue;
                 }
@@ -517,7 +517,7 @@ impl Session {
             match result {
                 DeliveryResult::Stored(o) => {
                     stored += 1;
-                    tracing::debug!(session = %self.id, queue_id, account, uid = o.uid, "stored");
+                    tracing::debug!(session = %self.id, smtp_id, account, uid = o.uid, "stored");
                 }
                 DeliveryResult::OverQuota {
                     message_alone_exceeds,
@@ -527,10 +527,10 @@ impl Session {
                     } else {
                         over_temp += 1;
                     }
-                    tracing::warn!(session = %self.id, queue_id, account, message_alone_exceeds, "recipient over quota, copy not stored");
+                    tracing::warn!(session = %self.id, smtp_id, account, message_alone_exceeds, "recipient over quota, copy not stored");
                 }
                 DeliveryResult::NoSuchAccount => {
-                    tracing::warn!(session = %self.id, queue_id, account, "recipient account vanished, copy not stored");
+                    tracing::warn!(session = %self.id, smtp_id, account, "recipient account vanished, copy not stored");
                 }
             }
         }
@@ -544,11 +544,11 @@ impl Session {
                 // One reply per message in SMTP: accepted for the recipients that got it (their
                 // quota was checked at RCPT; this is a race with other deliveries). The others get
                 // no DSN yet: a known gap (docs/smtp.md), to be closed through the outbound queue.
-                tracing::warn!(session = %self.id, queue_id, not_stored, "partial delivery: accepted, some recipients did not get a copy");
+                tracing::warn!(session = %self.id, smtp_id, not_stored, "partial delivery: accepted, some recipients did not get a copy");
             }
-            tracing::info!(session = %self.id, queue_id, outbound_id = ?outbound_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message delivered");
+            tracing::info!(session = %self.id, smtp_id, queue_id = outbound_id, from = ?tx.from, rcpts = ?tx.rcpts, size, "message delivered");
             self.release(outbound_id).await;
-            return accepted(&queue_id, outbound_id);
+            return accepted(&smtp_id, outbound_id);
         }
         if let Some(why) = refusal {
             metrics::counter!("wharf_messages_refused_total", "reason" => "sieve").increment(1);
@@ -586,10 +586,10 @@ impl Session {
         tx: &Transaction,
         prepend: &[u8],
         raw: &Bytes,
-        queue_id: &str,
+        smtp_id: &str,
     ) -> Result<QueueId, Reply> {
         let Some(handoff) = &self.backend.handoff else {
-            tracing::error!(session = %self.id, queue_id, "remote recipients accepted without an outbound queue");
+            tracing::error!(session = %self.id, smtp_id, "remote recipients accepted without an outbound queue");
             return Err(Reply::new(
                 451,
                 "4.3.0",
@@ -625,11 +625,11 @@ impl Session {
         };
         match handoff.enqueue(entry, origin).await {
             Ok(qid) => {
-                tracing::info!(session = %self.id, queue_id, outbound_id = qid, remote = tx.remote.len(), "handed to the outbound queue");
+                tracing::info!(session = %self.id, smtp_id, queue_id = qid, remote = tx.remote.len(), "handed to the outbound queue");
                 Ok(qid)
             }
             Err(e) => {
-                tracing::error!(session = %self.id, queue_id, error = %e, "outbound queue refused the message");
+                tracing::error!(session = %self.id, smtp_id, error = %e, "outbound queue refused the message");
                 Err(Reply::new(
                     451,
                     "4.3.0",
@@ -746,13 +746,13 @@ fn reply_text(why: &str) -> String {
     }
 }
 
-fn accepted(queue_id: &str, outbound_id: Option<QueueId>) -> Reply {
+fn accepted(smtp_id: &str, outbound_id: Option<QueueId>) -> Reply {
     match outbound_id {
         Some(o) => Reply::new(
             250,
             "2.0.0",
-            format!("Ok: queued as {queue_id} (outbound {o})"),
+            format!("Ok: queued as {smtp_id} (outbound {o})"),
         ),
-        None => Reply::new(250, "2.0.0", format!("Ok: queued as {queue_id}")),
+        None => Reply::new(250, "2.0.0", format!("Ok: queued as {smtp_id}")),
     }
 }

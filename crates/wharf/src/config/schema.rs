@@ -427,12 +427,24 @@ impl Default for DirectorySection {
 pub struct LogSection {
     /// A tracing filter (`info`, `wharf_smtp=debug,info`); `RUST_LOG` overrides it.
     pub level: String,
+    /// `"text"` (one human-readable line per event) or `"json"` (one JSON object per line, for
+    /// log collectors).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
             level: "info".to_string(),
+            format: LogFormat::Text,
         }
     }
 }
