@@ -232,9 +232,64 @@ impl Signals {
             tokio::select! {
                 _ = self.term.recv() => { info!("SIGTERM received"); return; }
                 _ = self.int.recv() => { info!("SIGINT received"); return; }
-                _ = self.hup.recv() => crate::http_wiring::reload_tls(tls, cfg),
+                _ = self.hup.recv() => {
+                    crate::http_wiring::reload_tls(tls, cfg);
+                    reload_config(cfg);
+                }
             }
         }
+    }
+}
+
+/// SIGHUP: the config file is read again. The log level applies at once; every other changed
+/// table is named as needing a restart (listeners, stores and protocol services are built once).
+/// A file that no longer parses changes nothing and says why.
+fn reload_config(running: &Loaded) {
+    let new = match crate::config::load(&running.path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration not reloaded: the file has an error; the running settings stay");
+            return;
+        }
+    };
+    let (old, now) = (&running.config, &new.config);
+    if old.log.level != now.log.level {
+        match crate::logging::reload_level(&now.log.level) {
+            Ok(true) => info!(level = %now.log.level, "log level changed"),
+            Ok(false) => info!("RUST_LOG is set: it keeps deciding the log level"),
+            Err(e) => tracing::warn!(error = %e, "log level not changed"),
+        }
+    }
+    let same =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
+    let tables: [(&str, bool); 17] = [
+        ("server", same(&old.server, &now.server)),
+        ("store", same(&old.store, &now.store)),
+        ("tls", same(&old.tls, &now.tls)),
+        ("limits", same(&old.limits, &now.limits)),
+        ("listener", same(&old.listeners, &now.listeners)),
+        ("directory", same(&old.directory, &now.directory)),
+        ("log.format", old.log.format == now.log.format),
+        ("smtp", same(&old.smtp, &now.smtp)),
+        ("imap", same(&old.imap, &now.imap)),
+        ("pop3", same(&old.pop3, &now.pop3)),
+        ("managesieve", same(&old.managesieve, &now.managesieve)),
+        ("outbound", same(&old.outbound, &now.outbound)),
+        ("inbound", same(&old.inbound, &now.inbound)),
+        ("http", same(&old.http, &now.http)),
+        ("acme", same(&old.acme, &now.acme)),
+        ("reports", same(&old.reports, &now.reports)),
+        ("sieve", same(&old.sieve, &now.sieve)),
+    ];
+    let changed: Vec<&str> = tables
+        .iter()
+        .filter(|(_, same)| !same)
+        .map(|(name, _)| *name)
+        .collect();
+    if changed.is_empty() {
+        info!("configuration reloaded");
+    } else {
+        tracing::warn!(tables = %changed.join(", "), "configuration reloaded; these changed settings need a restart to take effect");
     }
 }
 

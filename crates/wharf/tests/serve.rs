@@ -522,3 +522,76 @@ fn json_logs_are_one_object_per_line() {
     let err = env.fails(&["config", "check"]);
     assert!(err.contains(":5:"), "the error names the line: {err}");
 }
+
+/// SIGHUP reads the config again: a new `[log] level` applies to the running server at once,
+/// other changed tables are named as needing a restart, and a broken file changes nothing.
+#[test]
+fn sighup_reloads_the_log_level_and_names_what_needs_a_restart() {
+    let env = Env::new();
+    let config = |level: &str, idle: u64| {
+        format!(
+            "[server]\nhostname = \"mail.example.test\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+             [log]\nlevel = \"{level}\"\n[limits]\nshutdown_timeout = 5\nidle_timeout = {idle}\n\
+             [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\ntls = \"none\"\n"
+        )
+    };
+    env.write_config(&config("warn", 300));
+    env.ok(&["domain", "add", "example.test"]);
+    // Without RUST_LOG: the file decides the level.
+    let mut server = Server::start_logging(
+        env.path(),
+        &["--config", env.config().to_str().unwrap(), "serve"],
+        None,
+    );
+    let port = server.wait_ready()[0].1;
+    let session = |port: u16| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        smtp_reply(&mut r);
+        s.write_all(b"QUIT\r\n").unwrap();
+        smtp_reply(&mut r);
+    };
+    session(port);
+    assert!(
+        server
+            .wait_for("session start", Duration::from_millis(500))
+            .is_none(),
+        "at warn, no session lines"
+    );
+    let pid = server.child.id().to_string();
+    let hup = || {
+        let st = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    env.write_config(&config("info", 120));
+    hup();
+    assert!(
+        server
+            .wait_for("log level changed", Duration::from_secs(10))
+            .is_some()
+    );
+    let restart = server
+        .wait_for("need a restart", Duration::from_secs(10))
+        .expect("changed limits named");
+    assert!(restart.contains("limits"), "{restart}");
+    session(port);
+    assert!(
+        server
+            .wait_for("session start", Duration::from_secs(10))
+            .is_some(),
+        "at info, session lines appear without a restart"
+    );
+    env.write_config("[log\nlevel = ");
+    hup();
+    assert!(
+        server
+            .wait_for("configuration not reloaded", Duration::from_secs(10))
+            .is_some()
+    );
+    server.sigterm();
+    server.wait_exit(Duration::from_secs(30));
+}

@@ -160,10 +160,19 @@ pub struct Server {
 
 impl Server {
     pub fn start(cwd: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
+        Server::start_logging(cwd, args, Some("info"))
+    }
+
+    /// `start` with `RUST_LOG` set to `rust_log`, or removed (the config's `[log]` decides).
+    pub fn start_logging(cwd: &Path, args: &[&str], rust_log: Option<&str>) -> Server {
+        let mut cmd = Command::new(BIN);
+        match rust_log {
+            Some(level) => cmd.env("RUST_LOG", level),
+            None => cmd.env_remove("RUST_LOG"),
+        };
+        let mut child = cmd
             .args(args)
             .current_dir(cwd)
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
