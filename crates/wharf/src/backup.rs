@@ -29,9 +29,6 @@ const FILES_DIR: &str = "files";
 
 pub async fn backup(cfg: &Loaded, dir: &Path) -> Result<()> {
     let store = store_config(cfg);
-    if is_postgres(&store.url) {
-        bail!("{}", wharf_store::backup::POSTGRES_MANUAL);
-    }
     if dir.exists() {
         let mut entries =
             fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -73,9 +70,6 @@ pub async fn backup(cfg: &Loaded, dir: &Path) -> Result<()> {
 
 pub async fn restore(cfg: &Loaded, dir: &Path) -> Result<()> {
     let store = store_config(cfg);
-    if is_postgres(&store.url) {
-        bail!("{}", wharf_store::backup::POSTGRES_MANUAL);
-    }
     // Checked before anything is written: a damaged or foreign folder fails here.
     wharf_store::backup::read_manifest(dir).map_err(store_err)?;
     for name in KEY_FOLDERS {
@@ -118,10 +112,6 @@ pub async fn restore(cfg: &Loaded, dir: &Path) -> Result<()> {
         copied_files
     );
     Ok(())
-}
-
-fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 fn non_empty(dir: &Path) -> bool {

@@ -422,3 +422,116 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// The PostgreSQL backend: `wharf backup` of a running server (pg_dump of one snapshot plus the
+/// bodies it names) restored into a new database and blob folder shows the same mailbox over
+/// IMAPS: UIDVALIDITY, UIDs, flags and bodies. A non-empty database is refused, and so is a
+/// changed dump.
+#[test]
+fn postgres_backup_restores_the_same_mailbox() {
+    let (db1, db2, db3) = (
+        wharf_testkit::TempDatabase::create("wharf_bk_src"),
+        wharf_testkit::TempDatabase::create("wharf_bk_dst"),
+        wharf_testkit::TempDatabase::create("wharf_bk_bad"),
+    );
+    let config = |url: &str, blobs: &str| {
+        format!(
+            "[server]\nhostname = \"mail.example.test\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+             [store]\nurl = \"{url}\"\nblob_dir = \"{blobs}\"\n[limits]\nshutdown_timeout = 5\n\
+             [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\ntls = \"implicit\"\n"
+        )
+    };
+    let env = Env::new();
+    env.write_config(&config(&db1.url(), "blobs-a"));
+    env.add_user("bob@example.test");
+    std::fs::write(env.path().join("in.mbox"), mbox(40)).unwrap();
+    env.ok(&["import", "bob@example.test", "in.mbox"]);
+    let snapshot = |env: &Env| -> String {
+        let (mut server, ready) = env.serve();
+        let script = r#"
+import hashlib, imaplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL("127.0.0.1", int(sys.argv[1]), ssl_context=ctx)
+m.login("bob@example.test", sys.argv[2])
+m.select("INBOX")
+if sys.argv[3] == "change":
+    m.uid("STORE", "1:5", "+FLAGS", "(\\Flagged)")
+    m.uid("STORE", "6", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+print(m.response("UIDVALIDITY"))
+typ, data = m.fetch("1:*", "(UID FLAGS BODY.PEEK[])")
+for part in data:
+    if isinstance(part, tuple):
+        print(part[0].decode().split(" BODY")[0], hashlib.sha256(part[1]).hexdigest())
+"#;
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                script,
+                &ready.port("imaps").to_string(),
+                common::PASSWORD,
+                if env.path().join("changed").exists() {
+                    "read"
+                } else {
+                    "change"
+                },
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(env.path().join("changed"), "").unwrap();
+        // Backed up while it runs.
+        if env.path().join("take").exists() {
+            let dir = env.path().join("bk");
+            let out = env.ok(&["backup", dir.to_str().unwrap()]);
+            assert!(out.contains("39 messages"), "{out}");
+        }
+        server.sigterm();
+        server.wait_exit(std::time::Duration::from_secs(30));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    snapshot(&env); // makes the changes
+    std::fs::write(env.path().join("take"), "").unwrap();
+    let before = snapshot(&env);
+    let dir = env.path().join("bk");
+    assert!(dir.join("wharf.pgdump").is_file() && dir.join("manifest.json").is_file());
+
+    // Into a database that already holds a store: refused.
+    let fresh = Env::new();
+    fresh.write_config(&config(&db1.url(), "blobs-b"));
+    let err = fresh.fails(&["restore", dir.to_str().unwrap()]);
+    assert!(err.contains("not empty"), "{err}");
+    // A changed dump: refused before anything is loaded.
+    let bad = env.path().join("bad");
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&dir)
+            .arg(&bad)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut bytes = std::fs::read(bad.join("wharf.pgdump")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(bad.join("wharf.pgdump"), bytes).unwrap();
+    fresh.write_config(&config(&db3.url(), "blobs-c"));
+    let err = fresh.fails(&["restore", bad.to_str().unwrap()]);
+    assert!(err.contains("does not match the manifest"), "{err}");
+
+    fresh.write_config(&config(&db2.url(), "blobs-d"));
+    let out = fresh.ok(&["restore", dir.to_str().unwrap()]);
+    assert!(out.contains("39 messages"), "{out}");
+    std::fs::write(fresh.path().join("changed"), "").unwrap();
+    let after = snapshot(&fresh);
+    assert_eq!(before, after, "the restored store shows the same mailbox");
+    assert!(before.contains("\\Flagged"), "{before}");
+    drop((db1, db2, db3));
+}

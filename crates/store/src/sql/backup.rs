@@ -46,6 +46,8 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Files and folders inside a backup folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const DB_FILE: &str = "wharf.db";
+/// The PostgreSQL backend's database, as `pg_dump --format=custom` wrote it.
+pub const PG_DUMP_FILE: &str = "wharf.pgdump";
 pub const BLOB_DIR: &str = "blobs";
 /// How long the backup's pins protect the blobs of its snapshot if it never unpins (it died).
 /// A backup slower than this fails rather than copy a body that may have been collected.
@@ -104,15 +106,12 @@ fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// What to do for PostgreSQL stores until `backup` supports them.
-pub const POSTGRES_MANUAL: &str = "`wharf backup`/`wharf restore` support the embedded SQLite \
-     store only; for PostgreSQL take `pg_dump --format=custom` of the database first, then copy \
-     blob_dir (rsync) within [store] blob_grace_secs, and restore with pg_restore plus the blob \
-     copy (see docs/operations.md, Backup)";
-
 /// Takes an online backup of the store `cfg` names into `dir` (missing or empty). The server
 /// may be running. Blocking work runs on a blocking thread.
 pub async fn backup(cfg: &StoreConfig, dir: &Path, wharf_version: &str) -> Result<Manifest> {
+    if is_postgres(&cfg.url) {
+        return super::backup_pg::backup(cfg, dir, wharf_version).await;
+    }
     let cfg = cfg.clone();
     let dir = dir.to_path_buf();
     let version = wharf_version.to_string();
@@ -124,6 +123,9 @@ pub async fn backup(cfg: &StoreConfig, dir: &Path, wharf_version: &str) -> Resul
 /// Restores the backup in `dir` into the store `cfg` names, which must be empty (no database
 /// file, or an empty one, and no blob files). Returns the backup's manifest.
 pub async fn restore(cfg: &StoreConfig, dir: &Path) -> Result<Manifest> {
+    if is_postgres(&cfg.url) {
+        return super::backup_pg::restore(cfg, dir).await;
+    }
     let cfg = cfg.clone();
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || restore_blocking(&cfg, &dir))
@@ -150,14 +152,17 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             m.format
         )));
     }
-    if m.backend != "sqlite" {
-        return Err(StoreError::Invalid(format!(
-            "{}: backend {:?} cannot be restored by wharf restore",
-            path.display(),
-            m.backend
-        )));
-    }
-    if m.database.file != DB_FILE {
+    let expected_file = match m.backend.as_str() {
+        "sqlite" => DB_FILE,
+        "postgres" => PG_DUMP_FILE,
+        other => {
+            return Err(StoreError::Invalid(format!(
+                "{}: backend {other:?} cannot be restored by wharf restore",
+                path.display()
+            )));
+        }
+    };
+    if m.database.file != expected_file {
         return Err(StoreError::Invalid(format!(
             "{}: unexpected database file {:?}",
             path.display(),
@@ -171,7 +176,9 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 
 fn backup_blocking(cfg: &StoreConfig, dir: &Path, version: &str) -> Result<Manifest> {
     if is_postgres(&cfg.url) {
-        return Err(StoreError::Invalid(POSTGRES_MANUAL.into()));
+        return Err(StoreError::Invalid(
+            "the SQLite backup path was given a PostgreSQL store".into(),
+        ));
     }
     let db = sqlite_path(&cfg.url)
         .ok_or_else(|| StoreError::Invalid(format!("not a SQLite store url: {}", cfg.url)))?;
@@ -197,7 +204,7 @@ fn backup_blocking(cfg: &StoreConfig, dir: &Path, version: &str) -> Result<Manif
 
 /// `dir` must be missing or hold no backup yet (no manifest, database or blob folder: the caller
 /// may have put other files there first); it is made private (it will hold mail).
-fn prepare_target(dir: &Path) -> Result<()> {
+pub(super) fn prepare_target(dir: &Path) -> Result<()> {
     if dir.exists() {
         if let Some(taken) = [MANIFEST_FILE, DB_FILE, BLOB_DIR]
             .iter()
@@ -488,7 +495,9 @@ fn count_rows(conn: &Connection) -> Result<Counts> {
 
 fn restore_blocking(cfg: &StoreConfig, dir: &Path) -> Result<Manifest> {
     if is_postgres(&cfg.url) {
-        return Err(StoreError::Invalid(POSTGRES_MANUAL.into()));
+        return Err(StoreError::Invalid(
+            "the SQLite backup path was given a PostgreSQL store".into(),
+        ));
     }
     let manifest = read_manifest(dir)?;
     let db = sqlite_path(&cfg.url)
@@ -587,6 +596,11 @@ fn check_empty_target(db: &Path, blob_dir: &Path) -> Result<()> {
             db.display()
         )));
     }
+    check_empty_blob_dir(blob_dir)
+}
+
+/// Refuses a blob folder holding blob files.
+pub(super) fn check_empty_blob_dir(blob_dir: &Path) -> Result<()> {
     if blob_dir.exists() {
         for entry in fs::read_dir(blob_dir)? {
             let entry = entry?;
@@ -610,13 +624,13 @@ fn check_empty_target(db: &Path, blob_dir: &Path) -> Result<()> {
 
 // ---- files ----
 
-fn blob_path(root: &Path, hash: &str) -> PathBuf {
+pub(super) fn blob_path(root: &Path, hash: &str) -> PathBuf {
     root.join(&hash[0..2]).join(&hash[2..4]).join(hash)
 }
 
 /// Copies `from` to `to` (not yet durable), checking that the content's SHA-256 is `hash`.
 /// Returns the size.
-fn copy_blob(from: &Path, to: &Path, hash: &str) -> Result<u64> {
+pub(super) fn copy_blob(from: &Path, to: &Path, hash: &str) -> Result<u64> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -655,7 +669,7 @@ fn copy_hashed(from: &Path, to: &Path) -> Result<(u64, String)> {
     Ok((total, hex::encode(hasher.finalize())))
 }
 
-fn hash_file(path: &Path) -> Result<(u64, String)> {
+pub(super) fn hash_file(path: &Path) -> Result<(u64, String)> {
     let mut f = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -673,7 +687,7 @@ fn hash_file(path: &Path) -> Result<(u64, String)> {
 
 /// Makes the files just written under `root` (and their folders) durable: one `syncfs` on
 /// Linux, a sync per file and folder elsewhere.
-fn sync_tree(root: &Path, files: &[PathBuf]) -> Result<()> {
+pub(super) fn sync_tree(root: &Path, files: &[PathBuf]) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
         let _ = files;

@@ -10,6 +10,7 @@
 
 mod admin;
 pub mod backup;
+mod backup_pg;
 mod blob_life;
 mod db;
 mod directory;
