@@ -15,8 +15,8 @@ mod serve;
 mod xml;
 
 pub use api::{
-    AdminApi, ApiCall, ApiError, ApiReply, OPENAPI, ROUTES as API_ROUTES, SharedAdminApi,
-    TokenGrant,
+    AdminApi, ApiCall, ApiError, ApiReply, ForwardInput, OPENAPI, ROUTES as API_ROUTES,
+    SharedAdminApi, TokenGrant, VacationInput,
 };
 pub use config::{
     AdvertisedPorts, ConfigError, HttpConfig, IpNet, MtaStsConfig, MtaStsMode,

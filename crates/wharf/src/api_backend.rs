@@ -131,6 +131,24 @@ impl AdminApi for ApiBackend {
             ApiCall::SetDisabled { address, disabled } => {
                 ok(&ops::accounts::set_disabled(dir, &address, disabled).await?)
             }
+            ApiCall::GetRules { address } => ok(&ops::rules::get(dir, &address).await?),
+            ApiCall::SetVacation { address, vacation } => {
+                let v = vacation.map(|v| wharf_sieve::simple::SimpleVacation {
+                    subject: v.subject,
+                    body: v.body,
+                    from: v.from,
+                    until: v.until,
+                    days: v.days.unwrap_or(7),
+                });
+                ok(&ops::rules::set_vacation(&self.cfg, dir, &address, v).await?)
+            }
+            ApiCall::SetForward { address, forward } => {
+                let f = forward.map(|f| wharf_sieve::simple::SimpleForward {
+                    target: f.target,
+                    keep: f.keep,
+                });
+                ok(&ops::rules::set_forward(&self.cfg, dir, &address, f).await?)
+            }
             ApiCall::ListAliases => ok(&ops::aliases::list(dir).await?),
             ApiCall::AddAlias { address, target } => {
                 created(&ops::aliases::add(dir, &address, &target).await?)

@@ -1,16 +1,16 @@
 //! `wharf sieve`, `wharf vacation` and `wharf forward`: users' Sieve scripts from the command
-//! line. The simple forms (vacation, forward) are `wharf_sieve::simple` rules kept as the
-//! generated script `wharf-rules`, which they make active.
+//! line. The simple forms (vacation, forward) go through `ops::rules`, as the API's do.
 
 use std::io::Read as _;
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
-use wharf_sieve::simple::{SCRIPT_NAME, SimpleForward, SimpleRules, SimpleVacation};
+use wharf_sieve::simple::{SimpleForward, SimpleVacation};
 use wharf_store::{AccountId, Store, StoreError};
 
 use crate::cli::{ForwardCmd, SieveCmd, VacationCmd};
 use crate::config::Loaded;
+use crate::ops::rules;
 use crate::storage::{find_account, open_directory, store_err};
 
 fn read_input(file: &Path) -> Result<String> {
@@ -161,69 +161,16 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The account's current simple rules, and whether another script is active (and would be
-/// replaced).
-async fn current_rules(
-    store: &dyn Store,
-    account: AccountId,
-) -> Result<(SimpleRules, Option<String>)> {
-    let rules = store
-        .get_sieve_script(account, SCRIPT_NAME)
-        .await
-        .map_err(store_err)?
-        .and_then(|t| SimpleRules::from_script(&t))
-        .unwrap_or_default();
-    let other = store
-        .active_sieve_script(account)
-        .await
-        .map_err(store_err)?
-        .map(|(n, _)| n)
-        .filter(|n| n != SCRIPT_NAME);
-    Ok((rules, other))
-}
-
-/// Writes the rules as the `wharf-rules` script and makes it active; with no rule left, it is
-/// deactivated and removed.
-async fn save_rules(
-    cfg: &Loaded,
-    store: &dyn Store,
-    account: AccountId,
-    rules: &SimpleRules,
-    replaced: Option<String>,
-) -> Result<()> {
-    if rules.is_empty() {
-        let active = store
-            .active_sieve_script(account)
-            .await
-            .map_err(store_err)?;
-        if active.is_some_and(|(n, _)| n == SCRIPT_NAME) {
-            store
-                .set_active_sieve_script(account, None)
-                .await
-                .map_err(store_err)?;
-        }
-        match store.delete_sieve_script(account, SCRIPT_NAME).await {
-            Ok(()) | Err(StoreError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(store_err(e)),
-        }
-    }
-    let text = rules.to_script().map_err(|e| anyhow::anyhow!("{e}"))?;
-    put_checked(cfg, store, account, SCRIPT_NAME, &text).await?;
-    store
-        .set_active_sieve_script(account, Some(SCRIPT_NAME))
-        .await
-        .map_err(store_err)?;
-    if let Some(other) = replaced {
+fn report_replaced(view: &crate::ops::rules::RulesView) {
+    if let Some(other) = &view.replaced_script {
         eprintln!(
             "note: the script {other:?} was active and is not any more (it is kept; `wharf sieve activate` brings it back)"
         );
     }
-    Ok(())
 }
 
 pub async fn vacation(cfg: &Loaded, cmd: VacationCmd) -> Result<()> {
     let dir = open_directory(cfg).await?;
-    let store = dir.store();
     match cmd {
         VacationCmd::Set {
             address,
@@ -233,40 +180,35 @@ pub async fn vacation(cfg: &Loaded, cmd: VacationCmd) -> Result<()> {
             until,
             days,
         } => {
-            let a = find_account(store, &address).await?;
-            let (mut rules, other) = current_rules(store.as_ref(), a.id).await?;
-            rules.vacation = Some(SimpleVacation {
+            let vacation = SimpleVacation {
                 subject,
                 body: read_input(&body_file)?,
                 from,
                 until,
                 days,
-            });
-            save_rules(cfg, store.as_ref(), a.id, &rules, other).await?;
-            println!("vacation reply on for {}", a.address);
+            };
+            let view = rules::set_vacation(cfg, &dir, &address, Some(vacation)).await?;
+            report_replaced(&view);
+            println!("vacation reply on for {}", view.address);
         }
         VacationCmd::Clear { address } => {
-            let a = find_account(store, &address).await?;
-            let (mut rules, _) = current_rules(store.as_ref(), a.id).await?;
-            rules.vacation = None;
-            save_rules(cfg, store.as_ref(), a.id, &rules, None).await?;
-            println!("vacation reply off for {}", a.address);
+            let view = rules::set_vacation(cfg, &dir, &address, None).await?;
+            println!("vacation reply off for {}", view.address);
         }
         VacationCmd::Show { address } => {
-            let a = find_account(store, &address).await?;
-            let (rules, _) = current_rules(store.as_ref(), a.id).await?;
-            match rules.vacation {
+            let view = rules::get(&dir, &address).await?;
+            match view.vacation {
                 Some(v) => {
                     println!(
                         "subject: {}",
                         v.subject.as_deref().unwrap_or("(Auto: original subject)")
                     );
-                    println!("from:    {}", v.from.as_deref().unwrap_or(&a.address));
+                    println!("from:    {}", v.from.as_deref().unwrap_or(&view.address));
                     println!("until:   {}", v.until.as_deref().unwrap_or("(no end)"));
                     println!("days:    {}", v.days);
                     println!("\n{}", v.body);
                 }
-                None => println!("no vacation reply for {}", a.address),
+                None => println!("no vacation reply for {}", view.address),
             }
         }
     }
@@ -275,32 +217,27 @@ pub async fn vacation(cfg: &Loaded, cmd: VacationCmd) -> Result<()> {
 
 pub async fn forward(cfg: &Loaded, cmd: ForwardCmd) -> Result<()> {
     let dir = open_directory(cfg).await?;
-    let store = dir.store();
     match cmd {
         ForwardCmd::Set {
             address,
             target,
             keep,
         } => {
-            let a = find_account(store, &address).await?;
-            let (mut rules, other) = current_rules(store.as_ref(), a.id).await?;
-            rules.forward = Some(SimpleForward {
+            let forward = SimpleForward {
                 target: target.clone(),
                 keep,
-            });
-            save_rules(cfg, store.as_ref(), a.id, &rules, other).await?;
+            };
+            let view = rules::set_forward(cfg, &dir, &address, Some(forward)).await?;
+            report_replaced(&view);
             println!(
                 "{} now forwards to {target}{}",
-                a.address,
+                view.address,
                 if keep { ", keeping a copy" } else { "" }
             );
         }
         ForwardCmd::Clear { address } => {
-            let a = find_account(store, &address).await?;
-            let (mut rules, _) = current_rules(store.as_ref(), a.id).await?;
-            rules.forward = None;
-            save_rules(cfg, store.as_ref(), a.id, &rules, None).await?;
-            println!("{} no longer forwards", a.address);
+            let view = rules::set_forward(cfg, &dir, &address, None).await?;
+            println!("{} no longer forwards", view.address);
         }
     }
     Ok(())

@@ -558,3 +558,90 @@ fn plain_http_behind_a_proxy_needs_https_from_the_client() {
     server.sigterm();
     server.wait_exit(std::time::Duration::from_secs(30));
 }
+
+/// The simple forms of Sieve through the API (`/accounts/{address}/rules`): the same operation
+/// as `wharf vacation`/`wharf forward`, so the CLI shows what the API set, and the script the
+/// server runs is the one they both write.
+#[test]
+fn vacation_and_forwarding_through_the_api_are_the_cli_s() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "[server]\nhostname = \"{HOST}\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+         [limits]\nshutdown_timeout = 5\n[inbound]\nenabled = false\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"http\"\ntls = \"implicit\"\n"
+    ));
+    env.add_user(ADMIN);
+    env.add_user(USER);
+    env.ok(&["user", "admin", ADMIN, "--on"]);
+    let (mut server, ready) = env.serve();
+    let api = Api {
+        port: ready.port("https"),
+        cacert: env.data().join("tls/cert.pem").display().to_string(),
+    };
+    let path = format!("/api/v1/accounts/{USER}/rules");
+    let r = api.admin("GET", &path, None);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(r.json["vacation"].is_null() && r.json["active_script"].is_null());
+
+    let r = api.admin(
+        "PUT",
+        &format!("{path}/vacation"),
+        Some(json!({"subject": "Away", "body": "Back on Monday.", "until": "2099-12-31"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["vacation"]["days"], 7);
+    assert_eq!(r.json["active_script"], "wharf-rules");
+    let shown = env.ok(&["vacation", "show", USER]);
+    assert!(
+        shown.contains("Away") && shown.contains("2099-12-31") && shown.contains("Back on Monday."),
+        "{shown}"
+    );
+    let script = env.ok(&["sieve", "get", USER, "wharf-rules"]);
+    assert!(script.contains("vacation :days 7"), "{script}");
+
+    // Bad input: 422 with the rule's complaint; unknown fields too.
+    let r = api.admin(
+        "PUT",
+        &format!("{path}/forward"),
+        Some(json!({"target": "not an address"})),
+    );
+    error(&r, 422, "invalid");
+    let r = api.admin(
+        "PUT",
+        &format!("{path}/vacation"),
+        Some(json!({"body": "x", "until": "31/12/2099"})),
+    );
+    error(&r, 422, "invalid");
+    let r = api.admin(
+        "PUT",
+        &format!("{path}/vacation"),
+        Some(json!({"text": "x"})),
+    );
+    error(&r, 422, "invalid");
+    error(
+        &api.admin("GET", "/api/v1/accounts/nobody@example.test/rules", None),
+        404,
+        "not_found",
+    );
+
+    // Forwarding beside the vacation; clearing both removes the script.
+    let r = api.admin(
+        "PUT",
+        &format!("{path}/forward"),
+        Some(json!({"target": "elsewhere@example.org", "keep": true})),
+    );
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["forward"]["keep"], true);
+    assert!(!r.json["vacation"].is_null(), "setting one keeps the other");
+    assert_eq!(
+        api.admin("DELETE", &format!("{path}/vacation"), None)
+            .status,
+        200
+    );
+    let r = api.admin("DELETE", &format!("{path}/forward"), None);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert!(r.json["active_script"].is_null(), "{}", r.json);
+    assert!(env.ok(&["sieve", "list", USER]).contains("no Sieve script"));
+    server.sigterm();
+    server.wait_exit(std::time::Duration::from_secs(30));
+}

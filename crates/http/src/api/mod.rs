@@ -55,11 +55,28 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/queue/{id}/retry"),
     ("get", "/reports"),
     ("get", "/reports/{id}"),
+    ("get", "/accounts/{address}/rules"),
+    ("put", "/accounts/{address}/rules/vacation"),
+    ("delete", "/accounts/{address}/rules/vacation"),
+    ("put", "/accounts/{address}/rules/forward"),
+    ("delete", "/accounts/{address}/rules/forward"),
 ];
 
 /// One operation the API asks the binary to run, its input checked for shape only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiCall {
+    GetRules {
+        address: String,
+    },
+    /// `None`: turn it off.
+    SetVacation {
+        address: String,
+        vacation: Option<VacationInput>,
+    },
+    SetForward {
+        address: String,
+        forward: Option<ForwardInput>,
+    },
     ListDomains,
     AddDomain {
         name: String,
@@ -445,6 +462,26 @@ struct PasswordIn {
     password: String,
 }
 
+/// The vacation form (`PUT /accounts/{address}/rules/vacation`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VacationInput {
+    pub subject: Option<String>,
+    pub body: String,
+    pub from: Option<String>,
+    pub until: Option<String>,
+    pub days: Option<u32>,
+}
+
+/// The forward form (`PUT /accounts/{address}/rules/forward`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardInput {
+    pub target: String,
+    #[serde(default)]
+    pub keep: bool,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QuotaIn {
@@ -517,6 +554,15 @@ pub(crate) fn router(state: HttpState) -> Router<HttpState> {
         .route("/queue/retry", post(queue_retry_all))
         .route("/queue/{id}", get(queue_get).delete(queue_drop))
         .route("/queue/{id}/retry", post(queue_retry))
+        .route("/accounts/{address}/rules", get(rules_get))
+        .route(
+            "/accounts/{address}/rules/vacation",
+            axum::routing::put(vacation_set).delete(vacation_clear),
+        )
+        .route(
+            "/accounts/{address}/rules/forward",
+            axum::routing::put(forward_set).delete(forward_clear),
+        )
         .route("/reports", get(reports_list))
         .route("/reports/{id}", get(reports_get))
         .fallback(|| async { error_response(&ApiError::not_found("no such API endpoint")) })
@@ -640,6 +686,69 @@ async fn accounts_password(
         password: x.password,
     });
     dispatch(&s, p, &h, true, call).await
+}
+
+async fn rules_get(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    dispatch(&s, p, &h, false, Ok(ApiCall::GetRules { address })).await
+}
+
+async fn vacation_set(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+    b: Bytes,
+) -> Response {
+    let call = body::<VacationInput>(&b).map(|v| ApiCall::SetVacation {
+        address,
+        vacation: Some(v),
+    });
+    dispatch(&s, p, &h, true, call).await
+}
+
+async fn vacation_clear(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    let call = ApiCall::SetVacation {
+        address,
+        vacation: None,
+    };
+    dispatch(&s, p, &h, true, Ok(call)).await
+}
+
+async fn forward_set(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+    b: Bytes,
+) -> Response {
+    let call = body::<ForwardInput>(&b).map(|f| ApiCall::SetForward {
+        address,
+        forward: Some(f),
+    });
+    dispatch(&s, p, &h, true, call).await
+}
+
+async fn forward_clear(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    let call = ApiCall::SetForward {
+        address,
+        forward: None,
+    };
+    dispatch(&s, p, &h, true, Ok(call)).await
 }
 
 async fn accounts_quota_get(

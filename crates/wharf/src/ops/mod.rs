@@ -9,6 +9,7 @@ pub mod dkim;
 pub mod domains;
 pub mod queue;
 pub mod reports;
+pub mod rules;
 pub mod tokens;
 
 use serde::Serialize;
