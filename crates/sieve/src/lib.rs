@@ -62,5 +62,6 @@ pub use compile::{CompileLimits, compile};
 pub use context::{Context, Envelope, RunLimits, SpamScore};
 pub use error::CompileError;
 pub use interpret::run;
+pub use message::encode_value as encode_header_value;
 pub use outcome::{Action, DuplicateRecord, Outcome, VacationReply};
 pub use script::Script;

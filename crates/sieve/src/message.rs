@@ -277,9 +277,10 @@ pub(crate) fn is_address_field(name: &str) -> bool {
     FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name))
 }
 
-/// RFC 2047 `B` encoding for added fields that are not plain ASCII; line breaks cannot survive
-/// inside a field value, so they become spaces.
-fn encode_value(value: &str) -> String {
+/// RFC 2047 `B` encoding for header field values that are not plain ASCII (encoded words of at
+/// most 75 characters, folded); line breaks cannot survive inside a field value, so they become
+/// spaces. Also used by the server for the header fields of the replies it writes.
+pub fn encode_value(value: &str) -> String {
     let value: String = value
         .chars()
         .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })

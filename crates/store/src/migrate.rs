@@ -597,11 +597,3 @@ pub fn copy_blobs(from: &Path, to: &Path) -> Result<(u64, u64)> {
     }
     Ok((copied, present))
 }
-
-/// The SQLite file of an embedded store URL (`sqlite:///abs/path/wharf.db`).
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    url.strip_prefix("sqlite://").map(|p| {
-        let p = p.split('?').next().unwrap_or(p);
-        PathBuf::from(p)
-    })
-}

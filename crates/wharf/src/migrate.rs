@@ -10,7 +10,7 @@ use crate::storage::store_err;
 
 pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&Path>) -> Result<()> {
     let url = cfg.store_url();
-    let Some(db) = wharf_store::migrate::sqlite_path(&url) else {
+    let Some(db) = wharf_store::backup::sqlite_path(&url) else {
         bail!("the configured store ({url}) is not the embedded one: nothing to migrate from");
     };
     if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {

@@ -907,20 +907,6 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// RFC 2047 encoded-word when the text is not plain ASCII.
-fn header_text(s: &str) -> String {
-    let s = one_line(s);
-    if s.is_ascii() {
-        s
-    } else {
-        use base64::Engine as _;
-        format!(
-            "=?utf-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
-        )
-    }
-}
-
 fn message_id(hostname: &str) -> String {
     format!("<{:032x}@{hostname}>", rand::random::<u128>())
 }
@@ -931,7 +917,10 @@ fn vacation_message(v: &VacationReply, from: &str, hostname: &str) -> Vec<u8> {
     let mut m = String::new();
     m.push_str(&format!("From: {}\r\n", one_line(from)));
     m.push_str(&format!("To: <{}>\r\n", one_line(&v.to)));
-    m.push_str(&format!("Subject: {}\r\n", header_text(&v.subject)));
+    m.push_str(&format!(
+        "Subject: {}\r\n",
+        wharf_sieve::encode_header_value(&v.subject)
+    ));
     m.push_str(&format!("Date: {}\r\n", chrono::Utc::now().to_rfc2822()));
     m.push_str(&format!("Message-ID: {}\r\n", message_id(hostname)));
     if let Some(irt) = &v.in_reply_to {
