@@ -1,21 +1,31 @@
-//! Search text preparation: how message text is folded for storage, how the full-text index is fed,
-//! and how a SEARCH needle becomes an index query that can only over-approximate the answer.
+//! Search text preparation: how message text is folded for storage, how the indexes are fed,
+//! and how a SEARCH needle becomes an index query.
 //!
-//! RFC 9051 text search is a case-insensitive *substring* match, which no word index answers on
-//! its own ("ell" is inside "hello"). The index is therefore only used to find candidates: every
-//! candidate is then confirmed by a substring check on the stored lower-cased text. A needle is
-//! cut into ASCII alphanumeric tokens; a token bounded by separators on both sides inside the
-//! needle must be a whole word of any matching text, the last one a word prefix, and the first
-//! one (which may start mid-word) is not used. Needles that yield no usable token fall back to a
-//! scan of the stored text.
+//! RFC 9051 text search is a case-insensitive *substring* match, which no word index answers ("ell"
+//! is inside "hello"). Both the stored text and the needle are folded the same way (`fold`: case,
+//! and diacritics of Latin, Greek and Cyrillic letters), and a needle of `MIN_INDEXED_CHARS` or
+//! more characters is then looked up in a trigram index: SQLite's FTS5 `trigram` tokenizer (a
+//! phrase of consecutive trigrams, which is exactly the substring test) or PostgreSQL's pg_trgm
+//! (`LIKE '%needle%'`, whose candidates PostgreSQL rechecks, then each column confirmed with
+//! `strpos`). Shorter needles read the mailbox's text.
 
 /// Longest token (in characters) that is ever fed to, or asked of, PostgreSQL's tsvector.
 pub(crate) const MAX_TOKEN_CHARS: usize = 200;
 /// Longest normalised text indexed per message on PostgreSQL; longer rows are always candidates.
 pub(crate) const MAX_INDEXED_BYTES: usize = 512 * 1024;
+/// Needles this long (in characters, after folding) or longer are answered by the trigram index.
+pub(crate) const MIN_INDEXED_CHARS: usize = 3;
+/// How `fold` folds today; stored in `message_text.text_version`. Rows folded by an older version
+/// are folded again by the background backfill (migration 0016). Bump it, with a migration whose
+/// partial index `message_text_stale` names the new value, whenever `fold` changes.
+pub(crate) const FOLD_VERSION: i64 = 1;
 
-/// Lower-cases text for storage and confirmation; NUL characters (refused by PostgreSQL TEXT)
-/// are dropped.
+/// Folds text for storage, for the indexes and for needles: lower case (`char::to_lowercase`),
+/// diacritics removed from Latin, Greek and Cyrillic letters (é → e, ñ → n, ü → u, ç → c, and
+/// combining accents dropped), ß → ss, æ → ae, œ → oe, ø → o, ł → l, đ → d, ς → σ; NUL
+/// characters (refused by PostgreSQL TEXT) are dropped. German umlauts fold to the bare vowel, not
+/// to their two-letter spelling: "Muller" finds "Müller", "Mueller" does not. Other scripts are
+/// only lower-cased (no decomposition: Hangul syllables and Indic vowel signs stay as they are).
 pub(crate) fn fold(text: &str) -> String {
     // ASCII (most bodies) lower-cases byte-wise; `char::to_lowercase`'s table lookup per character
     // was 14 % of the server's CPU while receiving 100 KiB messages.
@@ -27,7 +37,9 @@ pub(crate) fn fold(text: &str) -> String {
             if c.is_ascii() {
                 out.push(c.to_ascii_lowercase());
             } else {
-                out.extend(c.to_lowercase());
+                for l in c.to_lowercase() {
+                    fold_non_ascii(l, &mut out);
+                }
             }
         }
         out
@@ -38,9 +50,38 @@ pub(crate) fn fold(text: &str) -> String {
     out
 }
 
-/// True when `needle` occurs in `haystack_folded` (already `fold`ed), case-insensitively.
-pub(crate) fn contains_folded(haystack_folded: &str, needle_folded: &str) -> bool {
-    haystack_folded.contains(needle_folded)
+/// Combining diacritical marks (U+0300–U+036F): dropped, whether the text came decomposed or
+/// they were split off a letter here.
+fn is_diacritic(c: char) -> bool {
+    ('\u{300}'..='\u{36f}').contains(&c)
+}
+
+/// Letters whose canonical decomposition is a base letter plus combining diacritics: Latin-1
+/// Supplement and Latin Extended-A/B, Greek and Coptic, Cyrillic, Latin Extended Additional and
+/// Greek Extended.
+fn decomposes_to_base(c: char) -> bool {
+    matches!(c as u32, 0xC0..=0x24F | 0x370..=0x3FF | 0x400..=0x4FF | 0x1E00..=0x1FFF)
+}
+
+fn fold_non_ascii(c: char, out: &mut String) {
+    match c {
+        'ß' | 'ẞ' => out.push_str("ss"),
+        'æ' => out.push_str("ae"),
+        'œ' => out.push_str("oe"),
+        'ø' => out.push('o'),
+        'ł' => out.push('l'),
+        'đ' => out.push('d'),
+        'ς' => out.push('σ'),
+        c if is_diacritic(c) => {}
+        c if decomposes_to_base(c) => {
+            unicode_normalization::char::decompose_canonical(c, |d| {
+                if !is_diacritic(d) {
+                    out.push(d);
+                }
+            });
+        }
+        c => out.push(c),
+    }
 }
 
 /// Normalised text for PostgreSQL's tsvector: every non-alphanumeric character becomes a space
@@ -75,96 +116,35 @@ pub(crate) fn normalise_for_index(parts: &[&str]) -> (String, bool) {
     (out, true)
 }
 
-/// Index terms derived from a folded needle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NeedleTerms {
-    /// Tokens that must be whole words.
-    pub whole: Vec<String>,
-    /// Tokens that must be word prefixes (at most one: the needle's last).
-    pub prefix: Vec<String>,
+/// Whether a folded needle is long enough for the trigram indexes.
+pub(crate) fn indexable(needle_folded: &str) -> bool {
+    needle_folded.chars().nth(MIN_INDEXED_CHARS - 1).is_some()
 }
 
-impl NeedleTerms {
-    pub fn is_empty(&self) -> bool {
-        self.whole.is_empty() && self.prefix.is_empty()
-    }
-}
-
-/// Splits a folded needle into index terms. Only ASCII tokens are used: word boundaries and case
-/// folding of non-ASCII text differ between Rust, FTS5 and PostgreSQL, and a term the index
-/// folds differently could hide a real match.
-pub(crate) fn needle_terms(needle_folded: &str) -> NeedleTerms {
-    let mut tokens: Vec<(usize, usize)> = Vec::new();
-    let mut start = None;
-    for (i, c) in needle_folded.char_indices() {
-        if c.is_alphanumeric() {
-            if start.is_none() {
-                start = Some(i);
-            }
-        } else if let Some(s) = start.take() {
-            tokens.push((s, i));
-        }
-    }
-    if let Some(s) = start {
-        tokens.push((s, needle_folded.len()));
-    }
-    let mut terms = NeedleTerms {
-        whole: Vec::new(),
-        prefix: Vec::new(),
-    };
-    let last = tokens.len().saturating_sub(1);
-    for (n, (s, e)) in tokens.iter().copied().enumerate() {
-        // A token touching the needle's start may begin mid-word: it tells the index nothing.
-        if s == 0 {
-            continue;
-        }
-        let token = &needle_folded[s..e];
-        // The separators around the token must be ASCII too: whether a non-ASCII character splits
-        // words is exactly where the index and Rust may disagree.
-        let before_ascii = needle_folded[..s]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_ascii());
-        let after_ascii = needle_folded[e..]
-            .chars()
-            .next()
-            .is_none_or(|c| c.is_ascii());
-        let usable = token.bytes().all(|b| b.is_ascii_alphanumeric())
-            && token.len() <= MAX_TOKEN_CHARS
-            && before_ascii;
-        if !usable {
-            continue;
-        }
-        let ends_needle = e == needle_folded.len();
-        if n == last && ends_needle {
-            // Only letters as a prefix: PostgreSQL's parser classifies digit runs by shape, and
-            // a prefix of a number need not parse as a prefix of its lexeme.
-            if token.bytes().all(|b| b.is_ascii_alphabetic()) {
-                terms.prefix.push(token.to_string());
-            }
-        } else if after_ascii {
-            terms.whole.push(token.to_string());
-        }
-    }
-    terms
-}
-
-/// FTS5 MATCH expression for the terms, restricted to `columns` (None = every column).
-pub(crate) fn fts5_query(terms: &NeedleTerms, column: Option<&str>) -> String {
-    let mut parts: Vec<String> = terms.whole.iter().map(|t| format!("\"{t}\"")).collect();
-    parts.extend(terms.prefix.iter().map(|t| format!("\"{t}\" *")));
-    let expr = parts.join(" AND ");
+/// FTS5 MATCH expression for a folded needle in `message_fts_tri`: the needle as one phrase
+/// (its trigrams, consecutive), restricted to `column` (None = every column). Inside the quotes
+/// only `"` is special (doubled); every other character is literal.
+pub(crate) fn fts5_trigram_query(needle_folded: &str, column: Option<&str>) -> String {
+    let phrase = format!("\"{}\"", needle_folded.replace('"', "\"\""));
     match column {
-        Some(c) => format!("{{{c}}} : ({expr})"),
-        None => expr,
+        Some(c) => format!("{{{c}}} : {phrase}"),
+        None => phrase,
     }
 }
 
-/// `to_tsquery('simple', …)` text for the terms.
-pub(crate) fn tsquery(terms: &NeedleTerms) -> String {
-    let mut parts: Vec<String> = terms.whole.iter().map(|t| format!("'{t}'")).collect();
-    parts.extend(terms.prefix.iter().map(|t| format!("'{t}':*")));
-    parts.join(" & ")
+/// `LIKE` pattern (escape character `\\`, PostgreSQL's default) matching text that contains the
+/// folded needle.
+pub(crate) fn like_contains(needle_folded: &str) -> String {
+    let mut p = String::with_capacity(needle_folded.len() + 2);
+    p.push('%');
+    for c in needle_folded.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 #[cfg(test)]
@@ -172,50 +152,86 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fold_matches_char_lowercase_and_drops_nul() {
-        let slow = |t: &str| -> String {
-            t.chars()
-                .filter(|c| *c != '\0')
-                .flat_map(char::to_lowercase)
-                .collect()
-        };
-        for t in [
-            "",
-            "Hello WORLD 123",
-            "a\0B\0",
-            "Grüße aus KÖLN",
-            "İstanbul ΣΊΣΥΦΟΣ",
-            "MiXeD\0ÄsCiI and ünïcödé",
+    fn ascii_fold_is_lowercase_and_drops_nul() {
+        for (t, want) in [
+            ("", ""),
+            ("Hello WORLD 123", "hello world 123"),
+            ("a\0B\0", "ab"),
+            ("MiXeD\0 and more", "mixed and more"),
         ] {
-            assert_eq!(fold(t), slow(t), "{t:?}");
+            assert_eq!(fold(t), want, "{t:?}");
         }
     }
 
     #[test]
-    fn first_token_is_never_trusted() {
-        let t = needle_terms("ell");
-        assert!(t.is_empty());
-        let t = needle_terms("llo wor");
-        assert_eq!(t.whole, Vec::<String>::new());
-        assert_eq!(t.prefix, vec!["wor".to_string()]);
+    fn fold_removes_diacritics_in_german_french_spanish() {
+        for (t, want) in [
+            // German: umlauts to the bare vowel, ß (and capital ẞ) to ss.
+            ("Grüße aus KÖLN", "grusse aus koln"),
+            ("STRAẞE Straße strasse", "strasse strasse strasse"),
+            ("Müller Bäckerei Öl", "muller backerei ol"),
+            // French.
+            (
+                "Crème brûlée à l'hôtel, ÇA VA, Noël, cœur, Æsop",
+                "creme brulee a l'hotel, ca va, noel, coeur, aesop",
+            ),
+            ("Élève ÉTÉ", "eleve ete"),
+            // Spanish.
+            (
+                "Año, NIÑO, canción, pingüino, ¿Qué?",
+                "ano, nino, cancion, pinguino, ¿que?",
+            ),
+            // Other Latin, Greek, Cyrillic.
+            ("Łódź Ørsted Đorđe", "lodz orsted dorde"),
+            ("ΣΊΣΥΦΟΣ Άθήνα", "σισυφοσ αθηνα"),
+            ("Ёлка ЙОД", "елка иод"),
+            // Turkish dotted capital I: i plus a combining dot, which goes.
+            ("İstanbul", "istanbul"),
+        ] {
+            assert_eq!(fold(t), want, "{t:?}");
+        }
     }
 
     #[test]
-    fn middle_tokens_are_whole_words() {
-        let t = needle_terms("x big red dog");
-        assert_eq!(t.whole, vec!["big".to_string(), "red".to_string()]);
-        assert_eq!(t.prefix, vec!["dog".to_string()]);
-        let t = needle_terms(" quick.");
-        assert_eq!(t.whole, vec!["quick".to_string()]);
+    fn fold_accepts_decomposed_input() {
+        // "é" as e + U+0301, "ñ" as n + U+0303.
+        assert_eq!(fold("Cafe\u{301} man\u{303}ana"), "cafe manana");
+        assert_eq!(fold("café"), fold("Cafe\u{301}"));
     }
 
     #[test]
-    fn non_ascii_and_numeric_prefixes_are_skipped() {
-        let t = needle_terms("a grüße 123");
-        assert!(t.whole.is_empty());
-        assert!(t.prefix.is_empty());
-        let t = needle_terms("a 123 b");
-        assert_eq!(t.whole, vec!["123".to_string()]);
+    fn fold_leaves_other_scripts_alone() {
+        for t in ["한국어", "हिन्दी", "日本語のテキスト", "עברית", "العربية"]
+        {
+            assert_eq!(fold(t), t.to_lowercase(), "{t:?}");
+        }
+        // Emoji and symbols pass through.
+        assert_eq!(fold("Ünïcödé 🎉 €5"), "unicode 🎉 €5");
+    }
+
+    #[test]
+    fn fold_is_idempotent() {
+        for t in [
+            "Grüße",
+            "Crème brûlée",
+            "ΣΊΣΥΦΟΣ",
+            "İstanbul",
+            "ẞ",
+            "a\u{301}\u{301}",
+        ] {
+            let once = fold(t);
+            assert_eq!(fold(&once), once, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn needles_shorter_than_three_characters_are_not_indexed() {
+        assert!(!indexable(""));
+        assert!(!indexable("ab"));
+        assert!(!indexable("éé"));
+        assert!(indexable("abc"));
+        assert!(indexable("a b"));
+        assert!(indexable("ééé"));
     }
 
     #[test]
@@ -234,11 +250,11 @@ mod tests {
 
     #[test]
     fn query_syntax() {
-        let t = needle_terms("x big dog");
         assert_eq!(
-            fts5_query(&t, Some("subject")),
-            "{subject} : (\"big\" AND \"dog\" *)"
+            fts5_trigram_query("say \"hi\" *", Some("subject")),
+            "{subject} : \"say \"\"hi\"\" *\""
         );
-        assert_eq!(tsquery(&t), "'big' & 'dog':*");
+        assert_eq!(fts5_trigram_query("a OR b", None), "\"a OR b\"");
+        assert_eq!(like_contains(r"50%_a\b"), r"%50\%\_a\\b%");
     }
 }

@@ -9,6 +9,7 @@
 //! a single writer connection and serialises everything.
 
 mod admin;
+mod app_passwords;
 pub mod backup;
 mod backup_pg;
 mod blob_life;
@@ -113,7 +114,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 14] = match dialect {
+    let files: [(i64, &'static str, &'static str); 16] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -184,6 +185,16 @@ fn migrator(dialect: Dialect) -> Migrator {
                 14,
                 "admin roles",
                 include_str!("../../migrations/sqlite/0014_admin_roles.sql"),
+            ),
+            (
+                16,
+                "search index",
+                include_str!("../../migrations/sqlite/0016_search_index.sql"),
+            ),
+            (
+                17,
+                "app passwords",
+                include_str!("../../migrations/sqlite/0017_app_passwords.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -256,6 +267,16 @@ fn migrator(dialect: Dialect) -> Migrator {
                 14,
                 "admin roles",
                 include_str!("../../migrations/postgres/0014_admin_roles.sql"),
+            ),
+            (
+                16,
+                "search index",
+                include_str!("../../migrations/postgres/0016_search_index.sql"),
+            ),
+            (
+                17,
+                "app passwords",
+                include_str!("../../migrations/postgres/0017_app_passwords.sql"),
             ),
         ],
     };

@@ -1,12 +1,15 @@
-//! SEARCH text keys: candidates from the full-text index (FTS5 or tsvector), confirmed by a
-//! case-insensitive substring check on the stored text, so that answers are exactly RFC 9051's.
-//! See `crate::text` for why the index can only narrow, never decide.
+//! SEARCH text keys. The needle and the stored text are folded alike (`crate::text::fold`); a
+//! needle of three or more characters is then answered through a trigram index, shorter ones by
+//! reading the mailbox's text. Either way the answer is RFC 9051's substring match, exactly:
+//! SQLite's trigram phrase query is the substring test itself (consecutive trigrams, positions
+//! kept), and on PostgreSQL every candidate of the pg_trgm index is rechecked by PostgreSQL
+//! (`LIKE`) and then confirmed column by column with `strpos`.
 
 use super::writer::TextColumns;
 use super::{Dialect, Shared, db, to_u32};
 use crate::Result;
 use crate::model::*;
-use crate::text::{contains_folded, fold, fts5_query, needle_terms, tsquery};
+use crate::text::{FOLD_VERSION, fold, fts5_trigram_query, indexable, like_contains};
 
 fn columns(field: TextField) -> &'static [&'static str] {
     match field {
@@ -28,6 +31,15 @@ fn columns(field: TextField) -> &'static [&'static str] {
     }
 }
 
+/// SQLite: the trigram index is used when its matches across the store are at most this many times
+/// the mailbox's messages (see `search_text_sqlite`).
+const INDEX_FACTOR: i64 = 4;
+
+/// The expression PostgreSQL's trigram index (`message_text_trgm`, migration 0016) is built on,
+/// for table alias `t`. It must stay the same expression, or the planner will not use the index.
+const PG_TRGM_EXPR: &str = "(t.subject || E'\\n' || t.from_addr || E'\\n' || t.to_addr || E'\\n' || t.cc_addr || E'\\n' \
+     || t.bcc_addr || E'\\n' || coalesce(t.headers, '') || E'\\n' || t.body)";
+
 impl Shared {
     pub async fn search_text(
         &self,
@@ -37,145 +49,196 @@ impl Shared {
     ) -> Result<Vec<Uid>> {
         let needle = fold(needle);
         let cols = columns(field);
-        let terms = needle_terms(&needle);
-        match self.dialect {
-            Dialect::Sqlite => {
-                self.search_text_sqlite(mailbox, cols, &needle, &terms)
-                    .await
-            }
-            Dialect::Postgres => {
-                self.search_text_postgres(mailbox, cols, &needle, &terms)
-                    .await
-            }
-        }
+        let mut out = match self.dialect {
+            Dialect::Sqlite => self.search_text_sqlite(mailbox, cols, &needle).await?,
+            Dialect::Postgres => self.search_text_postgres(mailbox, cols, &needle).await?,
+        };
+        // One row per UID (a message is in a mailbox once); keep the contract (ascending,
+        // unique) explicit.
+        out.dedup();
+        Ok(out)
     }
 
-    /// SQLite decides in SQL: the stored text is folded, so `instr` is the exact substring test,
-    /// run by SQLite on its own pages without copying a text out (a 20,000-message mailbox: 82 ms
-    /// when every text was copied into Rust and tested there).
+    /// SQLite: the trigram index's matches joined with the mailbox by message id, or, for a short
+    /// needle or one most of the store's messages contain, the mailbox's texts tested with
+    /// `instr` (the stored text is folded, so `instr` is the exact substring test, run by SQLite
+    /// on its own pages without copying a text out).
     async fn search_text_sqlite(
         &self,
         mailbox: MailboxId,
         cols: &[&str],
         needle: &str,
-        terms: &crate::text::NeedleTerms,
     ) -> Result<Vec<Uid>> {
-        // Column names come from the fixed list above; only the needle is bound.
-        let contains: Vec<String> = cols
-            .iter()
-            .map(|c| format!("instr(t.{c}, $2) > 0"))
-            .collect();
-        let contains = contains.join(" OR ");
-        let scan_mailbox = format!(
-            "SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
-             WHERE mm.mailbox_id = $1 AND ({contains}) ORDER BY mm.uid"
-        );
-        let use_index = if terms.is_empty() {
-            None
-        } else {
-            let fts = fts5_query(terms, if cols.len() == 1 { Some(cols[0]) } else { None });
+        let use_index = if indexable(needle) {
+            let fts =
+                fts5_trigram_query(needle, if cols.len() == 1 { Some(cols[0]) } else { None });
             // SQLite's planner has no statistics for the FTS table and would start from the
-            // mailbox, reading every message's text before asking the index. So choose here:
-            // the index's matches across the whole store, when they are fewer than the mailbox's
-            // messages, each joined by key; otherwise (a word most messages contain) the
-            // mailbox's texts, which is then no more work than the index would have cost.
+            // mailbox, reading every message's text before asking the index. So choose here: the
+            // index, when its matches across the whole store (all accounts) are at most
+            // `INDEX_FACTOR` times the mailbox's messages (a match costs a few position-list
+            // entries and a key lookup, a scanned message its whole text); otherwise (a small
+            // mailbox in a large store, and a needle most messages contain) the mailbox's texts.
+            // The count is skipped when the store cannot hold that many messages (ids only grow,
+            // so the newest id bounds their number): a large mailbox pays for the index once.
             let mut tx = self.begin_read().await?;
             let in_mailbox: i64 =
                 db::query_scalar("SELECT COUNT(*) FROM mailbox_messages WHERE mailbox_id = $1")
                     .bind(mailbox)
                     .fetch_one(&mut tx)
                     .await?;
-            let matches: i64 = db::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM message_fts WHERE message_fts MATCH $1 LIMIT $2)",
-            )
-            .bind(fts.clone())
-            .bind(in_mailbox + 1)
-            .fetch_one(&mut tx)
-            .await?;
+            let limit = in_mailbox.saturating_mul(INDEX_FACTOR);
+            let newest: i64 =
+                db::query_scalar("SELECT coalesce(max(message_id), 0) FROM message_text")
+                    .fetch_one(&mut tx)
+                    .await?;
+            let use_index = newest <= limit
+                || {
+                    let matches: i64 = db::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM message_fts_tri WHERE message_fts_tri MATCH $1 LIMIT $2)",
+                )
+                .bind(fts.clone())
+                .bind(limit + 1)
+                .fetch_one(&mut tx)
+                .await?;
+                    matches <= limit
+                };
             tx.commit().await?;
-            (matches <= in_mailbox).then_some(fts)
+            use_index.then_some(fts)
+        } else {
+            None
         };
+        // Column names come from the fixed list above; only the needle is bound.
+        let contains: Vec<String> = cols
+            .iter()
+            .map(|c| format!("instr(t.{c}, $2) > 0"))
+            .collect();
+        let contains = contains.join(" OR ");
         let q = match use_index {
-            None => db::query(scan_mailbox)
-                .bind(mailbox)
-                .bind(needle.to_string()),
+            // The phrase of consecutive trigrams is the substring test: indexed rows are answered
+            // without reading their text. Rows not indexed yet (`index_pending` has not reached
+            // them) are read, in the same statement, so the same snapshot: a row is in exactly
+            // one of the two parts (a row is in the index exactly when `tri_indexed` is 1, both
+            // changed in one transaction), hence `UNION ALL`, no duplicate removal.
             Some(fts) => db::query(format!(
-                "SELECT mm.uid FROM message_fts \
-                 CROSS JOIN mailbox_messages mm ON mm.message_id = message_fts.rowid \
-                 CROSS JOIN message_text t ON t.message_id = message_fts.rowid \
-                 WHERE message_fts MATCH $3 AND mm.mailbox_id = $1 AND ({contains}) ORDER BY mm.uid"
+                "SELECT mm.uid FROM message_fts_tri \
+                 CROSS JOIN mailbox_messages mm ON mm.message_id = message_fts_tri.rowid \
+                 WHERE message_fts_tri MATCH $3 AND mm.mailbox_id = $1 \
+                 UNION ALL \
+                 SELECT mm.uid FROM message_text t \
+                 CROSS JOIN mailbox_messages mm ON mm.message_id = t.message_id \
+                 WHERE t.tri_indexed = 0 AND mm.mailbox_id = $1 AND ({contains}) \
+                 ORDER BY 1"
             ))
             .bind(mailbox)
             .bind(needle.to_string())
             .bind(fts),
+            None => db::query(format!(
+                "SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                 WHERE mm.mailbox_id = $1 AND ({contains}) ORDER BY mm.uid"
+            ))
+            .bind(mailbox)
+            .bind(needle.to_string()),
         };
-        let mut out: Vec<Uid> = q
-            .heavy()
+        q.heavy()
             .fetch_all(&self.reader)
             .await?
             .iter()
             .map(|row| to_u32(row.try_get(0usize)?, "uid"))
-            .collect::<Result<_>>()?;
-        out.dedup();
-        Ok(out)
+            .collect::<Result<_>>()
     }
 
-    /// PostgreSQL: candidates from the tsvector index (or every row whose text was too long to
-    /// index completely), confirmed here.
+    /// PostgreSQL: `strpos` on each column decides; for a needle of three or more characters a
+    /// `LIKE` over all the text comes first, which the planner answers from the pg_trgm index
+    /// (when migration 0016 could create it; without it, the same query reads the mailbox).
     async fn search_text_postgres(
         &self,
         mailbox: MailboxId,
         cols: &[&str],
         needle: &str,
-        terms: &crate::text::NeedleTerms,
     ) -> Result<Vec<Uid>> {
-        let select: Vec<String> = cols.iter().map(|c| format!("t.{c}")).collect();
-        let select = select.join(", ");
-        let q = if terms.is_empty() {
+        // Column names come from the fixed list above; only the needle is bound. A NULL column
+        // (header text not yet backfilled) makes its test NULL, which is not a match.
+        let contains: Vec<String> = cols
+            .iter()
+            .map(|c| format!("strpos(t.{c}, $2) > 0"))
+            .collect();
+        let contains = contains.join(" OR ");
+        let q = if indexable(needle) {
             db::query(format!(
-                "SELECT mm.uid, {select} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
-                 WHERE mm.mailbox_id = $1 ORDER BY mm.uid"
+                "SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                 WHERE mm.mailbox_id = $1 AND {PG_TRGM_EXPR} LIKE $3 AND ({contains}) ORDER BY mm.uid"
             ))
             .bind(mailbox)
+            .bind(needle.to_string())
+            .bind(like_contains(needle))
         } else {
             db::query(format!(
-                "SELECT mm.uid, {select} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
-                 WHERE mm.mailbox_id = $1 AND (t.fts @@ to_tsquery('simple', $2) OR t.fts_complete = 0) \
-                 ORDER BY mm.uid"
+                "SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                 WHERE mm.mailbox_id = $1 AND ({contains}) ORDER BY mm.uid"
             ))
             .bind(mailbox)
-            .bind(tsquery(terms))
+            .bind(needle.to_string())
         };
-        let rows = q.fetch_all(&self.reader).await?;
-        let mut out = Vec::new();
-        for row in rows {
-            let mut hit = false;
-            for i in 0..cols.len() {
-                // NULL: header text not yet backfilled (stored before migration 0007).
-                let text: Option<String> = row.try_get(i + 1)?;
-                if text.is_some_and(|t| contains_folded(&t, needle)) {
-                    hit = true;
-                    break;
-                }
-            }
-            if hit {
-                out.push(to_u32(row.try_get("uid")?, "uid")?);
-            }
+        q.fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| to_u32(row.try_get(0usize)?, "uid"))
+            .collect::<Result<_>>()
+    }
+
+    /// SQLite: adds up to `batch` messages not yet in the trigram index (`message_fts_tri`) to
+    /// it, oldest first; returns how many, 0 once every message is indexed. The writer calls it
+    /// whenever no delivery is waiting (see `writer::run`), so indexing never delays mail. One
+    /// transaction: the rows' `tri_indexed` flags change with the index, so SEARCH sees each
+    /// row either indexed or not. Not fsynced on its own: a power cut can lose the last batches,
+    /// flags and index together, and they are indexed again. PostgreSQL indexes as it inserts.
+    pub(crate) async fn index_pending(&self, batch: usize) -> Result<usize> {
+        if self.dialect != Dialect::Sqlite {
+            return Ok(0);
         }
-        // A message can appear once per mailbox row; the join never duplicates, but keep the
-        // contract (ascending, unique) explicit.
-        out.dedup();
-        Ok(out)
+        // Looked up on a reader first: an idle writer asks every few seconds, and should not
+        // take the write lock to find nothing.
+        let any: i64 =
+            db::query_scalar("SELECT EXISTS (SELECT 1 FROM message_text WHERE tri_indexed = 0)")
+                .fetch_one(&self.reader)
+                .await?;
+        if any == 0 {
+            return Ok(0);
+        }
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write_relaxed().await?;
+        db::query(
+            "INSERT INTO message_fts_tri (rowid, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body) \
+             SELECT message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body \
+             FROM message_text WHERE tri_indexed = 0 ORDER BY message_id LIMIT $1",
+        )
+        .bind(batch)
+        .execute(&mut tx)
+        .await?;
+        let done = db::query(
+            "UPDATE message_text SET tri_indexed = 1 WHERE message_id IN \
+             (SELECT message_id FROM message_text WHERE tri_indexed = 0 ORDER BY message_id LIMIT $1)",
+        )
+        .bind(batch)
+        .execute(&mut tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(usize::try_from(done).unwrap_or(usize::MAX))
     }
 
     /// Messages stored before migration 0007 have no header text, so SEARCH TEXT finds their
-    /// header fields only through subject and addresses. Fills in up to `batch` of them from
-    /// their bodies (the whole row is rewritten, and on PostgreSQL its tsvector); returns how
-    /// many were done, 0 once none is left. Safe on several nodes at once: a row filled twice
+    /// header fields only through subject and addresses; those stored before migration 0016 were
+    /// folded without removing diacritics (`text_version` 0), so "cafe" misses their "café".
+    /// Rewrites up to `batch` of either from their messages (the whole row, and with it the
+    /// indexes); returns how many were done, 0 once none is left. Safe on several nodes at once: a row filled twice
     /// is filled with the same text.
     pub async fn backfill_header_text(&self, batch: usize) -> Result<usize> {
+        // The condition is `message_text_stale`'s (migration 0016), literally, so that both
+        // backends answer it from that partial index; 1 is `FOLD_VERSION`.
         let ids: Vec<i64> = db::query_scalar(
-            "SELECT message_id FROM message_text WHERE headers IS NULL ORDER BY message_id LIMIT $1",
+            "SELECT message_id FROM message_text WHERE headers IS NULL OR text_version < 1 \
+             ORDER BY message_id LIMIT $1",
         )
         .bind(i64::try_from(batch).unwrap_or(i64::MAX))
         .fetch_all(&self.reader)
@@ -195,9 +258,13 @@ impl Shared {
                 Err(crate::StoreError::NotFound(_)) => continue,
                 // Not retried forever: the row keeps the text it had, with an empty header.
                 Err(e) => {
-                    tracing::warn!(message = id, error = %e, "store: header text not backfilled");
-                    db::query("UPDATE message_text SET headers = '' WHERE message_id = $1")
-                        .bind(*id)
+                    tracing::warn!(message = id, error = %e, "store: search text not backfilled");
+                    db::query(
+                        "UPDATE message_text SET headers = coalesce(headers, ''), text_version = $2 \
+                         WHERE message_id = $1",
+                    )
+                    .bind(*id)
+                    .bind(FOLD_VERSION)
                         .execute(&self.writer)
                         .await?;
                     continue;

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::blob_life::Pins;
 use super::{AccountState, Dialect, Shared, Tx, db, encode_keywords, now_secs, to_u32, to_u64};
 use crate::model::*;
-use crate::text::{fold, normalise_for_index};
+use crate::text::{FOLD_VERSION, fold, normalise_for_index};
 use crate::{Result, StoreError};
 
 /// Most messages one batch takes; bounds the transaction and the waiters' latency.
@@ -21,6 +21,13 @@ const MAX_BATCH_JOBS: usize = 256;
 const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// Queued messages before `submit` waits (back-pressure on senders).
 const QUEUE_DEPTH: usize = 1024;
+/// SQLite: messages added to the trigram index per idle step (`Shared::index_pending`); a few
+/// tens of milliseconds of work, the longest a delivery arriving meanwhile waits for it.
+const INDEX_BATCH: usize = 32;
+/// SQLite: how long the queue stays empty before the writer spends time on the trigram index.
+const INDEX_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+/// SQLite: how often an idle writer with nothing known to index looks for rows to index.
+const INDEX_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where one copy of a message goes.
 #[derive(Debug, Clone)]
@@ -77,7 +84,9 @@ impl TextColumns {
         TextColumns { text, index }
     }
 
-    /// Writes the row for `message_id`: inserted, or (`replace`) overwriting the one there.
+    /// Writes the row for `message_id`: inserted, or (`replace`) overwriting the one there; either
+    /// way marked as folded by today's `fold` (`FOLD_VERSION`). SQLite's triggers keep the word
+    /// and trigram indexes in step; PostgreSQL's indexes are on the columns.
     pub(crate) async fn write(
         &self,
         dialect: Dialect,
@@ -88,20 +97,20 @@ impl TextColumns {
         let [subject, from, to, cc, bcc, headers, body] = &self.text;
         let sql = match (dialect, replace) {
             (Dialect::Postgres, false) => {
-                "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, fts, fts_complete) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, to_tsvector('simple', $9), $10)"
+                "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, text_version, fts, fts_complete) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, to_tsvector('simple', $10), $11)"
             }
             (Dialect::Postgres, true) => {
                 "UPDATE message_text SET subject = $2, from_addr = $3, to_addr = $4, cc_addr = $5, bcc_addr = $6, \
-                 headers = $7, body = $8, fts = to_tsvector('simple', $9), fts_complete = $10 WHERE message_id = $1"
+                 headers = $7, body = $8, text_version = $9, fts = to_tsvector('simple', $10), fts_complete = $11 WHERE message_id = $1"
             }
             (Dialect::Sqlite, false) => {
-                "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, text_version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             }
             (Dialect::Sqlite, true) => {
                 "UPDATE message_text SET subject = $2, from_addr = $3, to_addr = $4, cc_addr = $5, bcc_addr = $6, \
-                 headers = $7, body = $8 WHERE message_id = $1"
+                 headers = $7, body = $8, text_version = $9 WHERE message_id = $1"
             }
         };
         let mut q = db::query(sql)
@@ -112,7 +121,8 @@ impl TextColumns {
             .bind(cc)
             .bind(bcc)
             .bind(headers)
-            .bind(body);
+            .bind(body)
+            .bind(FOLD_VERSION);
         if dialect == Dialect::Postgres {
             let Some((index, complete)) = &self.index else {
                 return Err(StoreError::Backend(
@@ -184,15 +194,62 @@ pub(crate) async fn submit(
 /// way; the overlap only keeps the disk busy while the other stage waits for its flush.
 async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
     let (to_commit, mut blobs_written) = mpsc::channel::<BlobsWritten>(1);
+    let activity = Arc::new(std::sync::Mutex::new(Activity {
+        in_flight: 0,
+        last_done: std::time::Instant::now(),
+    }));
     let committer = {
         let shared = shared.clone();
+        let activity = activity.clone();
         tokio::spawn(async move {
             while let Some(b) = blobs_written.recv().await {
                 commit_and_answer(&shared, b).await;
+                let mut a = activity.lock().unwrap_or_else(|e| e.into_inner());
+                a.in_flight = a.in_flight.saturating_sub(1);
+                a.last_done = std::time::Instant::now();
             }
         })
     };
-    while let Some(first) = rx.recv().await {
+    // SQLite's trigram index is written here, off the delivery path: only once no batch has been
+    // queued or committed for `INDEX_IDLE` (while a batch commits the queue is often empty, its
+    // senders waiting for it), a batch at a time, until nothing is left. Rows can also come from
+    // elsewhere (the text backfill rewrites rows, an upgraded store has its older messages to
+    // index), so an idle writer looks again every `INDEX_RECHECK`.
+    let indexing = shared.dialect == Dialect::Sqlite;
+    let mut backlog = indexing;
+    loop {
+        let wait = if backlog { INDEX_IDLE } else { INDEX_RECHECK };
+        let first = if indexing {
+            match tokio::time::timeout(wait, rx.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(_) => {
+                    let quiet = {
+                        let a = activity.lock().unwrap_or_else(|e| e.into_inner());
+                        a.in_flight == 0 && a.last_done.elapsed() >= INDEX_IDLE
+                    };
+                    if !quiet {
+                        backlog = true;
+                        continue;
+                    }
+                    backlog = match shared.index_pending(INDEX_BATCH).await {
+                        Ok(n) => n == INDEX_BATCH,
+                        // Tried again later; SEARCH stays exact meanwhile.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "store: search indexing failed");
+                            false
+                        }
+                    };
+                    continue;
+                }
+            }
+        } else {
+            match rx.recv().await {
+                Some(job) => job,
+                None => break,
+            }
+        };
+        backlog = indexing;
         let mut bytes = first.msg.raw.len();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_JOBS && bytes < MAX_BATCH_BYTES {
@@ -204,14 +261,23 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
-        if let Some(b) = write_blobs(&shared, batch).await
-            && to_commit.send(b).await.is_err()
-        {
-            break;
+        if let Some(b) = write_blobs(&shared, batch).await {
+            activity.lock().unwrap_or_else(|e| e.into_inner()).in_flight += 1;
+            if to_commit.send(b).await.is_err() {
+                break;
+            }
         }
     }
     drop(to_commit);
     let _ = committer.await;
+}
+
+/// What the group commit is doing, for the writer's idle-time indexing.
+struct Activity {
+    /// Batches handed to the committer and not answered yet.
+    in_flight: usize,
+    /// When the committer last answered a batch.
+    last_done: std::time::Instant,
 }
 
 /// A copy of an error for each waiter of a failed batch.
