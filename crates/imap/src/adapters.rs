@@ -12,7 +12,7 @@ use wharf_directory::{Directory, DirectoryAuth};
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
     MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
-    SpecialUse, Store, TextField, Uid,
+    NewMessage, ROLE_ADMIN, SpecialUse, Store, StoreError, TextField, Uid,
 };
 
 use crate::backend::{Backend, BodyReader, Mailboxes, Messages, Result};
@@ -72,6 +72,21 @@ impl Mailboxes for StoreMailboxes {
             .map(|a| u64::try_from(a.quota_bytes).unwrap_or(0))
             .unwrap_or(0);
         Ok((self.store.quota_used(account).await?, limit))
+    }
+    async fn set_quota(&self, account: AccountId, limit: u64) -> Result<()> {
+        let limit = i64::try_from(limit)
+            .map_err(|_| StoreError::Invalid("quota limit out of range".into()))?;
+        self.store.set_account_quota(account, limit).await
+    }
+    async fn is_admin(&self, account: AccountId) -> Result<bool> {
+        Ok(self.store.account_role(account).await? == ROLE_ADMIN)
+    }
+    async fn account_by_address(&self, address: &str) -> Result<Option<AccountId>> {
+        Ok(self
+            .store
+            .get_account_by_address(address)
+            .await?
+            .map(|a| a.id))
     }
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.store.mailbox_status(id).await
@@ -141,6 +156,13 @@ impl Messages for StoreMessages {
         self.store
             .append(mailbox, raw, flags, keywords, internal_date)
             .await
+    }
+    async fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<AppendOutcome>> {
+        self.store.append_many(mailbox, messages).await
     }
     async fn search_text(
         &self,

@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
     MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
-    SpecialUse, StoreError, TextField, Uid,
+    NewMessage, SpecialUse, StoreError, TextField, Uid,
 };
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -48,6 +48,12 @@ pub trait Mailboxes: Send + Sync {
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>>;
     /// The account's storage quota: octets used and the limit (0: none).
     async fn quota(&self, account: AccountId) -> Result<(u64, u64)>;
+    /// Sets the account's storage limit in octets (0: none), the one every writer enforces.
+    async fn set_quota(&self, account: AccountId, limit: u64) -> Result<()>;
+    /// Whether the account has the administrator role (`accounts.role`).
+    async fn is_admin(&self, account: AccountId) -> Result<bool>;
+    /// The account of an address (`user@domain`), if there is one.
+    async fn account_by_address(&self, address: &str) -> Result<Option<AccountId>>;
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus>;
 }
 
@@ -113,6 +119,13 @@ pub trait Messages: Send + Sync {
         keywords: &[String],
         internal_date: i64,
     ) -> Result<AppendOutcome>;
+    /// Stores several messages in one transaction, all or none (MULTIAPPEND): consecutive UIDs
+    /// in the order given, quota checked on their sum; \Recent is added.
+    async fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<AppendOutcome>>;
     /// Full-text search in one mailbox: UIDs ascending.
     async fn search_text(
         &self,

@@ -2,7 +2,9 @@
 //! hands in (`Input::Line`, `Input::Data`), asks for literal octets with continuation requests
 //! (or none for RFC 7888 LITERAL+ non-synchronising ones), enforces the literal limits, reads away oversized
 //! non-synchronising literals, and puts APPEND messages beyond the spool threshold (or beyond
-//! the shared memory budget) into a temp file instead of memory.
+//! the shared memory budget) into a temp file instead of memory. An APPEND may carry several
+//! messages (MULTIAPPEND) and CATENATE text parts: each literal is held or spooled on its own, and
+//! `max_append` bounds all of them together.
 
 use tracing::warn;
 
@@ -18,6 +20,10 @@ use crate::syntax::literal_at_end;
 pub const MAX_NON_SYNC_LITERAL: u64 = 4096;
 /// Most oversized non-synchronising literals read away in one command before giving up.
 const MAX_DISCARD_ROUNDS: u32 = 64;
+/// The lines of one command (literal octets not counted) may total this many times `max_line`:
+/// room for a MULTIAPPEND of a thousand messages with flags, dates and CATENATE URLs, and a
+/// bound on what a stream of empty literals can make a session hold.
+const MAX_COMMAND_LINES: usize = 16;
 
 /// A command being received.
 #[derive(Debug, Default)]
@@ -29,19 +35,28 @@ pub(crate) struct Receiver {
     /// The current literal goes to the spool (or, after a spool failure, nowhere).
     to_spool: bool,
     spool: Option<Spool>,
-    spooled: Option<Spooled>,
+    /// Spooled literals of this command, by the offset of their `{` in `buf`.
+    spooled: Vec<(usize, Spooled)>,
+    /// Where the literal being spooled starts in `buf`.
+    spool_at: usize,
     spool_failed: bool,
+    /// Octets of APPEND literals announced so far in this command.
+    append_total: u64,
+    /// Octets of the command's lines so far (literals not counted).
+    line_total: usize,
     /// Budget held by this command's in-memory APPEND literals.
     lease: Option<Lease>,
-    /// Reading away an oversized non-synchronising literal: the tag to answer and rounds so far.
-    discard: Option<(Option<String>, u32)>,
+    /// Reading away an oversized non-synchronising literal: the tag to answer, rounds so far,
+    /// and the reply when it is not `BAD [TOOBIG]`.
+    discard: Option<(Option<String>, u32, Option<String>)>,
 }
 
 /// A fully received command.
 pub(crate) struct Received {
     pub raw: Vec<u8>,
-    /// The APPEND message, when it went to the spool (its literal reads `{0}` in `raw`).
-    pub spooled: Option<Spooled>,
+    /// APPEND literals that went to the spool (each reads `{0}` in `raw`), by the offset of
+    /// their `{` in `raw`.
+    pub spooled: Vec<(usize, Spooled)>,
     /// Held until the command has run.
     pub _lease: Option<Lease>,
 }
@@ -61,15 +76,20 @@ fn is_append(buf: &[u8]) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
 }
 
-/// Replaces the literal header at the end of `buf` (`{n}`, `{n+}`, `~{n}`) by `{0}`.
-fn zero_literal_header(buf: &mut Vec<u8>) {
+/// Replaces the literal header at the end of `buf` (`{n}`, `{n+}`, `~{n}`) by `{0}`; where its
+/// `{` is.
+fn zero_literal_header(buf: &mut Vec<u8>) -> usize {
     let mut end = buf.len();
     while end > 0 && matches!(buf[end - 1], b'\r' | b'\n') {
         end -= 1;
     }
-    if let Some(open) = buf[..end].iter().rposition(|&b| b == b'{') {
-        buf.truncate(open);
-        buf.extend_from_slice(b"{0}\r\n");
+    match buf[..end].iter().rposition(|&b| b == b'{') {
+        Some(open) => {
+            buf.truncate(open);
+            buf.extend_from_slice(b"{0}\r\n");
+            open
+        }
+        None => buf.len(),
     }
 }
 
@@ -90,38 +110,56 @@ impl Session {
     }
 
     async fn receive_line(&mut self, line: &[u8]) -> LineOutcome {
-        if let Some((tag, rounds)) = self.rx.discard.take() {
+        if let Some((tag, rounds, reply)) = self.rx.discard.take() {
             if let Some(next) = literal_at_end(line)
                 && next.non_sync
                 && rounds < MAX_DISCARD_ROUNDS
             {
-                self.rx.discard = Some((tag, rounds + 1));
+                self.rx.discard = Some((tag, rounds + 1, reply));
                 return LineOutcome::Step(Step {
                     output: Output::new(),
                     next: Next::Discard { len: next.len },
                 });
             }
-            return LineOutcome::Step(self.literal_too_big(tag.as_deref(), true));
+            return LineOutcome::Step(match reply {
+                Some(r) => Step::text(r, Next::Line),
+                None => self.literal_too_big(tag.as_deref(), true),
+            });
         }
-        if self.rx.spooled.is_some() || self.rx.spool_failed {
-            // APPEND's message is its last argument: only `)` (RFC 6855 UTF8) may follow it.
-            let rest = line.strip_suffix(b"\n").unwrap_or(line);
-            let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
-            if !(rest.is_empty() || rest == b")") {
-                let tag = tag_of(&self.rx.buf).unwrap_or_else(|| "*".into());
-                self.rx = Default::default();
-                return LineOutcome::Step(
-                    self.bad_reply(format!("{tag} BAD Unexpected data after the message\r\n")),
-                );
+        if self.rx.spool_failed {
+            // The command fails; what the client still sends of it is read away.
+            let tag = tag_of(&self.rx.buf).unwrap_or_else(|| "*".into());
+            self.rx = Default::default();
+            let reply =
+                format!("{tag} NO [SERVERBUG] Cannot hold the message, try again later\r\n");
+            if let Some(next) = literal_at_end(line)
+                && next.non_sync
+            {
+                self.rx.discard = Some((Some(tag), 1, Some(reply)));
+                return LineOutcome::Step(Step {
+                    output: Output::new(),
+                    next: Next::Discard { len: next.len },
+                });
             }
-            if self.rx.spool_failed {
-                let tag = tag_of(&self.rx.buf).unwrap_or_else(|| "*".into());
-                self.rx = Default::default();
-                return LineOutcome::Step(Step::text(
-                    format!("{tag} NO [SERVERBUG] Cannot hold the message, try again later\r\n"),
-                    Next::Line,
-                ));
+            return LineOutcome::Step(Step::text(reply, Next::Line));
+        }
+        self.rx.line_total += line.len();
+        if self.rx.line_total > self.cfg.max_line.saturating_mul(MAX_COMMAND_LINES) {
+            let tag = tag_of(&self.rx.buf).unwrap_or_else(|| "*".into());
+            self.rx = Default::default();
+            warn!(session = self.id, "command over the limit");
+            let reply = format!("{tag} BAD [TOOBIG] Command too long\r\n");
+            if let Some(next) = literal_at_end(line)
+                && next.non_sync
+            {
+                self.bad_in_row += 1;
+                self.rx.discard = Some((Some(tag), 1, Some(reply)));
+                return LineOutcome::Step(Step {
+                    output: Output::new(),
+                    next: Next::Discard { len: next.len },
+                });
             }
+            return LineOutcome::Step(self.bad_reply(reply));
         }
         self.rx.buf.extend_from_slice(line);
         let Some(lit) = literal_at_end(line) else {
@@ -143,14 +181,21 @@ impl Session {
         } else {
             MAX_NON_SYNC_LITERAL
         };
-        let too_big = lit.len > limit || (lit.non_sync && lit.len > non_sync_cap);
+        // One APPEND's literals together (several messages, CATENATE parts) within `max_append`.
+        let append_total = if append {
+            self.rx.append_total.saturating_add(lit.len)
+        } else {
+            0
+        };
+        let too_big =
+            lit.len > limit || append_total > limit || (lit.non_sync && lit.len > non_sync_cap);
         if too_big {
             let tag = tag_of(&self.rx.buf);
             self.rx = Default::default();
             if lit.non_sync {
                 // The client sends it anyway: read it away without keeping it, then the rest
                 // of the command (which may announce further literals).
-                self.rx.discard = Some((tag, 1));
+                self.rx.discard = Some((tag, 1, None));
                 return LineOutcome::Step(Step {
                     output: Output::new(),
                     next: Next::Discard { len: lit.len },
@@ -158,6 +203,7 @@ impl Session {
             }
             return LineOutcome::Step(self.literal_too_big(tag.as_deref(), false));
         }
+        self.rx.append_total = append_total;
         // An APPEND message that is large, or finds the shared budget spent, waits on disk.
         let mut to_spool = false;
         if append {
@@ -173,19 +219,6 @@ impl Session {
             }
         }
         if to_spool {
-            if self.rx.spool.is_some() || self.rx.spooled.is_some() {
-                // Only the message literal is large; a second one is not an APPEND.
-                let tag = tag_of(&self.rx.buf);
-                self.rx = Default::default();
-                if lit.non_sync {
-                    self.rx.discard = Some((tag, 1));
-                    return LineOutcome::Step(Step {
-                        output: Output::new(),
-                        next: Next::Discard { len: lit.len },
-                    });
-                }
-                return LineOutcome::Step(self.literal_too_big(tag.as_deref(), false));
-            }
             match Spool::create(&self.cfg.spool_dir()).await {
                 Ok(s) => self.rx.spool = Some(s),
                 Err(e) => {
@@ -203,7 +236,7 @@ impl Session {
                     self.rx.spool_failed = true;
                 }
             }
-            zero_literal_header(&mut self.rx.buf);
+            self.rx.spool_at = zero_literal_header(&mut self.rx.buf);
         } else if self.rx.buf.len() as u64 + lit.len
             > limit.saturating_add(self.cfg.max_line as u64 * 4)
         {
@@ -266,7 +299,10 @@ impl Session {
             self.rx.to_spool = false;
             if let Some(spool) = self.rx.spool.take() {
                 match spool.finish().await {
-                    Ok(s) => self.rx.spooled = Some(s),
+                    Ok(s) => {
+                        let at = self.rx.spool_at;
+                        self.rx.spooled.push((at, s));
+                    }
                     Err(e) => {
                         warn!(session = self.id, error = %e, "finishing the APPEND spool failed");
                         self.rx.spool_failed = true;

@@ -12,13 +12,12 @@ use tracing::{debug, info, warn};
 use wharf_store::{MailboxEvent, StoreError, Uid};
 
 use crate::backend::{Backend, Login, SaslSession};
-use crate::commands::append::AppendBody;
+use crate::commands::append::Spools;
 use crate::config::ImapConfig;
 use crate::output::Output;
 use crate::receive::{Received, Receiver};
 use crate::selected::Selected;
 use crate::spool::LiteralBudget;
-use crate::spool::Spooled;
 use crate::syntax::{self, Command, CommandKind};
 
 pub use crate::output::{BodyPiece, Piece};
@@ -350,8 +349,8 @@ impl Session {
         c.push_str(" UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE");
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
-        c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE");
-        c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE");
+        c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE QUOTASET");
+        c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE MULTIAPPEND CATENATE");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -514,7 +513,7 @@ impl Session {
         Step { output: out, next }
     }
 
-    async fn execute(&mut self, cmd: Command, spooled: Option<Spooled>, out: &mut Output) -> Done {
+    async fn execute(&mut self, cmd: Command, spooled: Spools, out: &mut Output) -> Done {
         use CommandKind as K;
         let tag = cmd.tag;
         let authed = self.is_authenticated();
@@ -594,23 +593,8 @@ impl Session {
             K::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
             K::GetQuotaRoot(mailbox) => self.get_quota_root(&mailbox, out).await,
             K::GetQuota(root) => self.get_quota(&root, out).await,
-            K::SetQuota(_) => Done::no(
-                Some("NOPERM"),
-                "Quota limits are set by the administrator (wharf user quota)",
-            ),
-            K::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => {
-                let body = match spooled {
-                    Some(s) if message.is_empty() => AppendBody::Spooled(s),
-                    Some(_) => return Done::bad("Unexpected message literal"),
-                    None => AppendBody::Memory(message),
-                };
-                self.append(&mailbox, &flags, date, body).await
-            }
+            K::SetQuota { root, limits } => self.set_quota(&root, &limits, out).await,
+            K::Append { mailbox, messages } => self.append(&mailbox, messages, spooled).await,
             K::Idle => self.idle(tag, out).await,
             _ if !selected => Done::bad("No mailbox selected"),
             K::Close => self.close(true).await,

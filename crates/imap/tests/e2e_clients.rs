@@ -41,6 +41,48 @@ async fn python_imaplib_starttls_and_implicit_tls() {
     server.shutdown(Duration::from_secs(2)).await;
 }
 
+/// MULTIAPPEND, CATENATE and SETQUOTA from Python's imaplib (raw commands; alice is an
+/// administrator, bob is not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imaplib_multiappend_catenate_setquota() {
+    let env = sql_env().await;
+    let alice = env
+        .store
+        .get_account_by_address(USER)
+        .await
+        .unwrap()
+        .unwrap();
+    env.store
+        .set_account_role(alice.id, wharf_store::ROLE_ADMIN)
+        .await
+        .unwrap();
+    let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/imaplib_extensions.py"
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args([script, &tls.port().to_string(), &cert, USER, USER2, PASS])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("imaplib extensions OK"));
+    let bob = env
+        .store
+        .get_account_by_address(USER2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.quota_bytes, 1024, "SETQUOTA's limit is the account's");
+    server.shutdown(Duration::from_secs(2)).await;
+}
+
 /// Runs one imapflow script of tests/imapflow against a fresh server over implicit TLS; its
 /// stdout.
 async fn run_imapflow(script: &'static str) -> String {

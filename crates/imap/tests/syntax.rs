@@ -3,7 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use wharf_imap::syntax::{CommandKind, SearchKey, SeqNum, SeqSet, parse_command};
+use wharf_imap::syntax::{
+    AppendData, AppendLiteral, AppendMessage, CatPart, CommandKind, SearchKey, Section,
+    SectionSpec, SeqNum, SeqSet, parse_command,
+};
 
 /// RFC 7162's modifiers and search key, as its examples write them.
 #[test]
@@ -145,7 +148,12 @@ fn parser_examples() {
     );
     assert!(parse_command(b"t CREATE x (USE (\\Junk))\r\n").is_ok());
     let c = parse_command(b"t APPEND INBOX (\\Seen) UTF8 (~{3+}\r\nabc)\r\n").unwrap();
-    assert!(matches!(c.kind, CommandKind::Append { ref message, .. } if message == b"abc"));
+    let CommandKind::Append { messages, .. } = c.kind else {
+        panic!("{:?}", c.kind)
+    };
+    assert!(
+        matches!(&messages[..], [AppendMessage { data: AppendData::Literal(l), .. }] if l.data == b"abc")
+    );
     assert!(parse_command(b"t FETCH 0 FLAGS\r\n").is_err());
     assert!(parse_command(b"t APPEND INBOX {10}\r\nshort\r\n").is_err());
     assert!(parse_command(b"t STORE 1 +FLAGS.SILENT \\Seen $Junk\r\n").is_ok());
@@ -155,7 +163,164 @@ fn parser_examples() {
     assert_eq!(e.tag.as_deref(), Some("tag"));
 }
 
+/// What an APPEND message looks like on the wire, and what the parser must read back.
+#[derive(Debug, Clone)]
+struct WireMessage {
+    flags: Vec<String>,
+    date: Option<(u32, &'static str, u32, i32)>,
+    /// 0: `{n}`, 1: `{n+}`, 2: `~{n}`, 3: `UTF8 (~{n+})`, 4: CATENATE.
+    form: u8,
+    body: Vec<u8>,
+    urls: Vec<String>,
+}
+
+fn wire_message() -> impl Strategy<Value = WireMessage> {
+    (
+        proptest::collection::vec(
+            prop::sample::select(vec!["\\Seen", "\\Flagged", "$Work", "Junk", "\\Draft"]),
+            0..4,
+        ),
+        proptest::option::of((
+            1u32..29,
+            prop::sample::select(vec!["Jan", "Feb", "Mar", "Dec"]),
+            1990u32..2030,
+            -1200i32..1400,
+        )),
+        0u8..5,
+        proptest::collection::vec(any::<u8>(), 0..60),
+        proptest::collection::vec(
+            "/[A-Za-z]{1,8};UIDVALIDITY=[1-9][0-9]{0,5}/;UID=[1-9][0-9]{0,4}",
+            0..3,
+        ),
+    )
+        .prop_map(|(flags, date, form, body, urls)| WireMessage {
+            flags: flags.into_iter().map(str::to_string).collect(),
+            date,
+            form,
+            body,
+            urls,
+        })
+}
+
+fn literal(out: &mut Vec<u8>, form: &str, body: &[u8]) -> usize {
+    let at = out.len() + usize::from(form.starts_with('~'));
+    let plus = if form.ends_with('+') { "+" } else { "" };
+    let tilde = if form.starts_with('~') { "~" } else { "" };
+    out.extend_from_slice(format!("{tilde}{{{}{plus}}}\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    at
+}
+
 proptest! {
+    #[test]
+    fn multiappend_round_trips(msgs in proptest::collection::vec(wire_message(), 1..6)) {
+        let mut out = b"t APPEND \"Sent Items\"".to_vec();
+        let mut expected = Vec::new();
+        for m in &msgs {
+            out.push(b' ');
+            if !m.flags.is_empty() {
+                out.extend_from_slice(format!("({}) ", m.flags.join(" ")).as_bytes());
+            }
+            if let Some((d, mon, y, z)) = m.date {
+                let sign = if z < 0 { '-' } else { '+' };
+                out.extend_from_slice(format!("\"{d:02}-{mon}-{y} 10:11:12 {sign}{:04}\" ", z.abs()).as_bytes());
+            }
+            let data = match m.form {
+                0..=2 => {
+                    let form = ["{}", "{+}", "~{}"][m.form as usize];
+                    let at = literal(&mut out, form, &m.body);
+                    AppendData::Literal(AppendLiteral { at, data: m.body.clone() })
+                }
+                3 => {
+                    out.extend_from_slice(b"UTF8 (");
+                    let at = literal(&mut out, "~{+}", &m.body);
+                    out.push(b')');
+                    AppendData::Literal(AppendLiteral { at, data: m.body.clone() })
+                }
+                _ => {
+                    out.extend_from_slice(b"CATENATE (");
+                    out.extend_from_slice(b"TEXT ");
+                    let at = literal(&mut out, "{+}", &m.body);
+                    let mut parts = vec![CatPart::Text(AppendLiteral { at, data: m.body.clone() })];
+                    for u in &m.urls {
+                        out.extend_from_slice(format!(" URL \"{u}\"").as_bytes());
+                        parts.push(CatPart::Url(u.clone()));
+                    }
+                    out.push(b')');
+                    AppendData::Catenate(parts)
+                }
+            };
+            expected.push((m.flags.clone(), m.date.is_some(), data));
+        }
+        out.extend_from_slice(b"\r\n");
+        let c = parse_command(&out).unwrap();
+        let CommandKind::Append { mailbox, messages } = c.kind else { panic!() };
+        prop_assert_eq!(mailbox, "Sent Items");
+        prop_assert_eq!(messages.len(), expected.len());
+        for (got, (flags, dated, data)) in messages.iter().zip(expected) {
+            let f: Vec<String> = got.flags.iter().map(|f| f.0.clone()).collect();
+            prop_assert_eq!(f, flags);
+            prop_assert_eq!(got.date.is_some(), dated);
+            prop_assert_eq!(&got.data, &data);
+        }
+    }
+
+    #[test]
+    fn append_parser_never_panics(
+        parts in proptest::collection::vec(
+            prop::sample::select(vec![" {3}\r\nabc", " {0+}\r\n", " ~{2}\r\nab", " CATENATE (", "TEXT", " URL ", "\"/INBOX/;UID=1\"", ")", " (\\Seen)", " UTF8 (", " \"01-Jan-2020 00:00:00 +0000\"", " ", "{5}\r\nab"]),
+            0..12,
+        ),
+    ) {
+        let cmd = format!("t APPEND INBOX{}\r\n", parts.concat());
+        let _ = parse_command(cmd.as_bytes());
+    }
+
+    #[test]
+    fn imap_urls_round_trip(
+        mailbox in "[A-Za-z0-9 /äöü%;]{1,12}",
+        validity in proptest::option::of(1u32..u32::MAX),
+        uid in 1u32..u32::MAX,
+        part in proptest::collection::vec(1u32..20, 0..3),
+        partial in proptest::option::of((0u32..10_000, proptest::option::of(1u32..10_000))),
+    ) {
+        prop_assume!(!mailbox.starts_with('/') && !mailbox.ends_with('/') && !mailbox.contains("//"));
+        let mut enc = String::new();
+        for b in mailbox.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'/' {
+                enc.push(b as char);
+            } else {
+                enc.push_str(&format!("%{b:02X}"));
+            }
+        }
+        let mut url = format!("/{enc}");
+        if let Some(v) = validity {
+            url.push_str(&format!(";UIDVALIDITY={v}"));
+        }
+        url.push_str(&format!("/;UID={uid}"));
+        if !part.is_empty() {
+            let p: Vec<String> = part.iter().map(u32::to_string).collect();
+            url.push_str(&format!("/;SECTION={}.MIME", p.join(".")));
+        }
+        if let Some((o, l)) = partial {
+            url.push_str(&format!("/;PARTIAL={o}"));
+            if let Some(l) = l {
+                url.push_str(&format!(".{l}"));
+            }
+        }
+        let u = wharf_imap::syntax::parse_imap_url(&url).unwrap();
+        prop_assert_eq!(u.mailbox, mailbox);
+        prop_assert_eq!(u.uid_validity, validity);
+        prop_assert_eq!(u.uid, uid);
+        prop_assert_eq!(u.section.map(|s| s.part), (!part.is_empty()).then_some(part));
+        prop_assert_eq!(u.partial, partial);
+    }
+
+    #[test]
+    fn imap_url_parser_never_panics(s in "[/;=A-Za-z0-9%.() ]{0,60}") {
+        let _ = wharf_imap::syntax::parse_imap_url(&s);
+    }
+
     #[test]
     fn parser_never_panics(input in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = parse_command(&input);
@@ -212,4 +377,57 @@ fn literal_announcements() {
     assert!(literal_at_end(b"a LOGIN {}\r\n").is_none());
     assert!(literal_at_end(b"a LOGIN {99999999999999999999}\r\n").is_none());
     assert!(literal_at_end(b"a LOGIN {5a}\r\n").is_none());
+}
+
+#[test]
+fn setquota_and_url_examples() {
+    let c = parse_command(b"t SETQUOTA \"\" (storage 512)\r\n").unwrap();
+    assert_eq!(
+        c.kind,
+        CommandKind::SetQuota {
+            root: String::new(),
+            limits: vec![("STORAGE".into(), 512)]
+        }
+    );
+    let c = parse_command(b"t SETQUOTA bob@example.test ()\r\n").unwrap();
+    assert_eq!(
+        c.kind,
+        CommandKind::SetQuota {
+            root: "bob@example.test".into(),
+            limits: vec![]
+        }
+    );
+    assert!(parse_command(b"t SETQUOTA \"\" (STORAGE)\r\n").is_err());
+    use wharf_imap::syntax::parse_imap_url;
+    let u = parse_imap_url(
+        "/Drafts;UIDVALIDITY=385759045/;UID=20/;section=HEADER.FIELDS%20(SUBJECT%20TO)",
+    )
+    .unwrap();
+    assert_eq!(u.mailbox, "Drafts");
+    assert_eq!((u.uid_validity, u.uid), (Some(385759045), 20));
+    assert!(matches!(
+        u.section,
+        Some(Section { ref part, spec: SectionSpec::HeaderFields { ref names, not: false } })
+            if part.is_empty() && names == &["SUBJECT", "TO"]
+    ));
+    let u = parse_imap_url("/INBOX/Sub%20box/;UID=7/;PARTIAL=10.20").unwrap();
+    assert_eq!(
+        (u.mailbox.as_str(), u.uid, u.partial),
+        ("INBOX/Sub box", 7, Some((10, Some(20))))
+    );
+    for bad in [
+        "imap://alice@example.test/INBOX/;UID=1",
+        "//example.test/INBOX/;UID=1",
+        "/INBOX",
+        "/INBOX/;UID=0",
+        "/INBOX;UIDVALIDITY=x/;UID=1",
+        "/INBOX/;UID=1/;URLAUTH=anonymous:internal:abc",
+        "/INBOX/;UID=1/;SECTION=1]",
+        "/INBOX/;UID=1/;SECTION=BOGUS",
+        "/%ZZ/;UID=1",
+        "/%FF/;UID=1",
+        "/;UID=1",
+    ] {
+        assert!(parse_imap_url(bad).is_err(), "{bad}");
+    }
 }

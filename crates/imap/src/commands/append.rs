@@ -1,36 +1,51 @@
-//! APPEND with flags and internal date; answers APPENDUID (RFC 4315). The message arrives in
-//! memory or, when large, spooled to a temp file by the receiver (`receive`, `spool`).
+//! APPEND with flags and internal date; answers APPENDUID (RFC 4315). MULTIAPPEND (RFC 3502):
+//! several messages in one command are stored in one transaction, all or none, quota checked on
+//! their sum, and APPENDUID carries their UID set. CATENATE (RFC 4469, `commands/catenate.rs`)
+//! builds a message from text parts and IMAP URLs. Messages arrive in memory or, when large,
+//! spooled to temp files by the receiver (`receive`, `spool`).
 
 use bytes::Bytes;
 use tracing::warn;
+use wharf_store::NewMessage;
 
 use crate::commands::store::split_flags;
 use crate::session::{Done, Session};
 use crate::spool::Spooled;
-use crate::syntax::Flag;
+use crate::syntax::{AppendData, AppendLiteral, AppendMessage};
 
-/// Where the received message is.
-pub(crate) enum AppendBody {
-    Memory(Vec<u8>),
-    Spooled(Spooled),
-}
+/// The spooled literals of one APPEND, by the offset of their `{` in the command.
+pub(crate) type Spools = Vec<(usize, Spooled)>;
 
-impl AppendBody {
-    fn len(&self) -> u64 {
-        match self {
-            AppendBody::Memory(m) => m.len() as u64,
-            AppendBody::Spooled(s) => s.len(),
+/// `a:b` runs of a UID list (RFC 4315 uid-set), in the order given.
+pub(crate) fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && end.checked_add(1) == Some(uids[i + 1]) {
+            i += 1;
+            end = uids[i];
         }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
     }
+    out
 }
 
 impl Session {
     pub(crate) async fn append(
         &mut self,
         mailbox: &str,
-        flags: &[Flag],
-        date: Option<i64>,
-        message: AppendBody,
+        messages: Vec<AppendMessage>,
+        mut spools: Spools,
     ) -> Done {
         let mb = match self.find_mailbox(mailbox).await {
             Ok(m) => m,
@@ -41,44 +56,102 @@ impl Session {
                 return d;
             }
         };
-        if message.len() > self.cfg.max_append {
-            return Done::no(Some("TOOBIG"), "Message too large");
-        }
-        let (bits, kws) = match split_flags(flags) {
-            Ok(x) => x,
-            Err(m) => return Done::bad(m),
-        };
-        let when = date.unwrap_or_else(|| chrono::Utc::now().timestamp());
-        // The store takes the message whole: a spooled one is read back only now (its file is
-        // removed when `s` drops, on every path).
-        let raw = match message {
-            AppendBody::Memory(m) => Bytes::from(m),
-            AppendBody::Spooled(s) => match s.read().await {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(session = self.id, error = %e, "reading the APPEND spool failed");
-                    return Done::no(Some("SERVERBUG"), "Cannot read the message back");
+        let now = chrono::Utc::now().timestamp();
+        let mut batch = Vec::with_capacity(messages.len());
+        let mut total: u64 = 0;
+        for m in messages {
+            let (flags, keywords) = match split_flags(&m.flags) {
+                Ok(x) => x,
+                Err(e) => return Done::bad(e),
+            };
+            let raw = match m.data {
+                AppendData::Literal(l) => match self.literal_bytes(l, &mut spools).await {
+                    Ok(b) => b,
+                    Err(d) => return d,
+                },
+                AppendData::Catenate(parts) => {
+                    let room = self.cfg.max_append.saturating_sub(total);
+                    match self.catenate(parts, &mut spools, room).await {
+                        Ok(b) => b,
+                        Err(d) => return d,
+                    }
                 }
-            },
+            };
+            total = total.saturating_add(raw.len() as u64);
+            if raw.len() as u64 > self.cfg.max_append || total > self.cfg.max_append {
+                return Done::no(Some("TOOBIG"), "Message too large");
+            }
+            batch.push(NewMessage {
+                raw,
+                flags,
+                keywords,
+                internal_date: m.date.unwrap_or(now),
+            });
+        }
+        if !spools.is_empty() {
+            return Done::bad("Unexpected literal");
+        }
+        let stored = if batch.len() == 1 {
+            let Some(m) = batch.pop() else {
+                return Done::bad("APPEND without a message");
+            };
+            self.backend
+                .messages
+                .append(mb.id, m.raw, m.flags, &m.keywords, m.internal_date)
+                .await
+                .map(|o| vec![o])
+        } else {
+            self.backend.messages.append_many(mb.id, batch).await
         };
-        match self
-            .backend
-            .messages
-            .append(mb.id, raw, bits, &kws, when)
-            .await
-        {
+        match stored {
             Ok(o) => {
                 if let Some(s) = self.selected.as_mut()
                     && s.mailbox.id == mb.id
                 {
                     s.dirty = true;
                 }
+                let validity = o.first().map(|x| x.uid_validity).unwrap_or(mb.uid_validity);
+                let uids: Vec<u32> = o.iter().map(|x| x.uid).collect();
                 Done::ok_code(
-                    format!("APPENDUID {} {}", o.uid_validity, o.uid),
+                    format!("APPENDUID {validity} {}", uid_set(&uids)),
                     "APPEND completed",
                 )
             }
             Err(e) => Done::store(e),
         }
+    }
+
+    /// A literal's octets: from the command, or read back from its spool file (which is removed
+    /// when dropped, on every path).
+    pub(crate) async fn literal_bytes(
+        &mut self,
+        l: AppendLiteral,
+        spools: &mut Spools,
+    ) -> Result<Bytes, Done> {
+        let spooled = match spools.iter().position(|(at, _)| *at == l.at) {
+            Some(i) if l.data.is_empty() => spools.swap_remove(i).1,
+            _ => return Ok(Bytes::from(l.data)),
+        };
+        match spooled.read().await {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                warn!(session = self.id, error = %e, "reading the APPEND spool failed");
+                Err(Done::no(Some("SERVERBUG"), "Cannot read the message back"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_set;
+
+    #[test]
+    fn uid_sets_are_runs() {
+        assert_eq!(uid_set(&[7]), "7");
+        assert_eq!(uid_set(&[3, 4, 5]), "3:5");
+        assert_eq!(uid_set(&[3, 4, 9, 11, 12]), "3:4,9,11:12");
+        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
+        assert_eq!(uid_set(&[]), "");
     }
 }

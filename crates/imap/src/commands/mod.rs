@@ -2,6 +2,7 @@
 
 pub(crate) mod append;
 mod auth;
+mod catenate;
 mod copy_move;
 mod expunge;
 pub(crate) mod fetch;

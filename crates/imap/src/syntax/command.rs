@@ -204,6 +204,52 @@ pub enum FetchItem {
     },
 }
 
+/// Octets of a literal in an APPEND command. A large one waits in a spool file instead: then
+/// `data` is empty and the receiver keeps the file under `at`, the offset of the literal's `{`
+/// in the command as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendLiteral {
+    pub at: usize,
+    pub data: Vec<u8>,
+}
+
+/// One message of an APPEND (RFC 3502 `append-message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<i64>,
+    pub data: AppendData,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendData {
+    /// The message itself (a literal, a literal8, or RFC 6855 `UTF8 (literal8)`).
+    Literal(AppendLiteral),
+    /// RFC 4469: the message built from these parts, in order.
+    Catenate(Vec<CatPart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatPart {
+    /// `TEXT literal`.
+    Text(AppendLiteral),
+    /// `URL astring`: an IMAP URL (RFC 5092) of a message or part on this server.
+    Url(String),
+}
+
+/// An IMAP URL (RFC 5092) of a message, or part of one, on this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapUrl {
+    /// The mailbox name, percent-decoded (UTF-8).
+    pub mailbox: String,
+    pub uid_validity: Option<u32>,
+    pub uid: u32,
+    /// `;SECTION=`: FETCH's section (`None`: the whole message).
+    pub section: Option<Section>,
+    /// `;PARTIAL=offset[.length]`.
+    pub partial: Option<(u32, Option<u32>)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandKind {
     Capability,
@@ -263,13 +309,15 @@ pub enum CommandKind {
     GetQuotaRoot(String),
     /// GETQUOTA root (RFC 9208).
     GetQuota(String),
-    /// SETQUOTA root (resource limit …): parsed, refused (limits are the administrator's).
-    SetQuota(String),
+    /// SETQUOTA root (resource limit …) (RFC 9208 §4.1.3); resource names upper-cased.
+    SetQuota {
+        root: String,
+        limits: Vec<(String, u64)>,
+    },
+    /// APPEND of one message or, with MULTIAPPEND (RFC 3502), several, stored all or none.
     Append {
         mailbox: String,
-        flags: Vec<Flag>,
-        date: Option<i64>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
     },
     Idle,
     Check,
@@ -368,7 +416,7 @@ impl CommandKind {
             CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",
             CommandKind::Compress(_) => "COMPRESS",
             CommandKind::GetQuota(_) => "GETQUOTA",
-            CommandKind::SetQuota(_) => "SETQUOTA",
+            CommandKind::SetQuota { .. } => "SETQUOTA",
             CommandKind::Fetch { .. } => "FETCH",
             CommandKind::Store { .. } => "STORE",
             CommandKind::Copy { .. } => "COPY",

@@ -18,7 +18,7 @@ use wharf_imap::backend::{
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
     MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
-    SpecialUse, StoreError, TextField, Uid,
+    NewMessage, SpecialUse, StoreError, TextField, Uid,
 };
 
 struct Blob {
@@ -48,6 +48,7 @@ struct State {
     events: HashMap<AccountId, broadcast::Sender<MailboxEvent>>,
     subscriptions: std::collections::BTreeSet<(AccountId, String)>,
     quotas: HashMap<AccountId, u64>,
+    admins: std::collections::HashSet<AccountId>,
 }
 
 /// How FETCH read message bodies, for the streaming tests.
@@ -153,6 +154,11 @@ impl Memory {
     /// Sets the account's storage limit in octets (0: none), as `wharf user quota` does.
     pub fn set_quota(&self, account: AccountId, limit: u64) {
         self.lock().quotas.insert(account, limit);
+    }
+
+    /// Gives the account the administrator role.
+    pub fn set_admin(&self, account: AccountId) {
+        self.lock().admins.insert(account);
     }
 
     /// Forgets every tombstone of the mailbox, as the store's prune past its horizon does.
@@ -573,6 +579,23 @@ impl Mailboxes for Memory {
         Ok((used, st.quotas.get(&account).copied().unwrap_or(0)))
     }
 
+    async fn set_quota(&self, account: AccountId, limit: u64) -> Result<()> {
+        self.lock().quotas.insert(account, limit);
+        Ok(())
+    }
+
+    async fn is_admin(&self, account: AccountId) -> Result<bool> {
+        Ok(self.lock().admins.contains(&account))
+    }
+
+    async fn account_by_address(&self, address: &str) -> Result<Option<AccountId>> {
+        Ok(self
+            .lock()
+            .accounts
+            .get(&address.to_ascii_lowercase())
+            .map(|a| a.0))
+    }
+
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
         let st = self.lock();
         Ok(st
@@ -826,6 +849,29 @@ impl Messages for Memory {
         internal_date: i64,
     ) -> Result<AppendOutcome> {
         self.append_sync(mailbox, raw, flags, keywords, internal_date)
+    }
+
+    async fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<AppendOutcome>> {
+        {
+            // All or none, as the store: the mailbox and the quota for the sum first.
+            let st = self.lock();
+            if !st.mailboxes.contains_key(&mailbox) {
+                return Err(StoreError::NotFound("mailbox".into()));
+            }
+            Self::check_quota(
+                &st,
+                mailbox,
+                messages.iter().map(|m| m.raw.len() as u64).sum(),
+            )?;
+        }
+        messages
+            .into_iter()
+            .map(|m| self.append_sync(mailbox, m.raw, m.flags, &m.keywords, m.internal_date))
+            .collect()
     }
 
     async fn search_text(

@@ -1,9 +1,14 @@
 //! Changes to messages already stored: flags and keywords (with CONDSTORE's UNCHANGEDSINCE),
 //! copy and move, expunge with tombstones, and the one-time claim of \Recent.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{ENTRY_COLUMNS, Shared, db, entry_from_row, normalize_keywords, to_u32, to_u64};
+use super::writer::TextColumns;
+use super::{
+    Dialect, ENTRY_COLUMNS, Shared, db, encode_keywords, entry_from_row, normalize_keywords,
+    now_secs, to_u32, to_u64,
+};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -310,4 +315,188 @@ impl Shared {
         uids.sort_unstable();
         uids.into_iter().map(|u| to_u32(u, "uid")).collect()
     }
+
+    /// MULTIAPPEND (RFC 3502): every message in one transaction or none. Not group-committed
+    /// with deliveries (the writer answers each message on its own); the same steps in one
+    /// durable transaction: blobs pinned and written durably first, then the account locked, the
+    /// quota checked on the sum, consecutive UIDs allocated, the rows inserted.
+    pub async fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<AppendOutcome>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dialect = self.dialect;
+        let prepared = tokio::task::spawn_blocking(move || {
+            messages
+                .into_iter()
+                .map(|m| {
+                    let size = i64::try_from(m.raw.len())
+                        .map_err(|_| StoreError::Invalid("message too large".into()))?;
+                    let a = wharf_mime::analyze(&m.raw);
+                    Ok(Prepared {
+                        hash: crate::blob::blob_hash(&m.raw),
+                        size,
+                        text: TextColumns::new(&a.search, dialect),
+                        summary: a.summary,
+                        preview: a.preview.chars().filter(|c| *c != '\0').collect(),
+                        sent_date: a.sent_date,
+                        flags: m.flags.union(Flags::RECENT),
+                        keywords: encode_keywords(&normalize_keywords(&m.keywords)),
+                        internal_date: m.internal_date,
+                        raw: m.raw,
+                    })
+                })
+                .collect::<Result<Vec<Prepared>>>()
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("message analysis task: {e}")))??;
+        let wanted: Vec<(String, i64)> =
+            prepared.iter().map(|p| (p.hash.clone(), p.size)).collect();
+        let pins = self.pin_blobs(&wanted).await?;
+        let items: Vec<(String, bytes::Bytes)> = prepared
+            .iter()
+            .map(|p| (p.hash.clone(), p.raw.clone()))
+            .collect();
+        let blobs = self.blobs.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let refs: Vec<(&str, &[u8])> = items
+                .iter()
+                .map(|(h, b)| (h.as_str(), b.as_ref()))
+                .collect();
+            blobs.put_durable(&refs)
+        })
+        .await;
+        let written = match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Io(e)),
+            Err(e) => Err(StoreError::Backend(format!("blob write task: {e}"))),
+        };
+        if let Err(e) = written {
+            self.unpin_blobs(pins).await;
+            return Err(e);
+        }
+        let mut attempt = 0;
+        let done = loop {
+            attempt += 1;
+            match self.append_many_tx(mailbox, &prepared, &pins).await {
+                // PostgreSQL deadlock or serialization failure: the transaction is void, redo it.
+                Err(StoreError::Conflict(m)) if attempt < 3 => {
+                    tracing::warn!(attempt, error = %m, "store: MULTIAPPEND conflicted, retrying");
+                }
+                other => break other,
+            }
+        };
+        match done {
+            Ok((account, highest, outcomes)) => {
+                self.publish_changed(account, mailbox, highest);
+                Ok(outcomes)
+            }
+            Err(e) => {
+                self.unpin_blobs(pins).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn append_many_tx(
+        &self,
+        mailbox: MailboxId,
+        prepared: &[Prepared],
+        pins: &super::blob_life::Pins,
+    ) -> Result<(AccountId, i64, Vec<AppendOutcome>)> {
+        let mut tx = self.begin_write().await?;
+        let (account, state) = self.lock_mailbox_account(&mut tx, mailbox).await?;
+        let total: i64 = prepared.iter().map(|p| p.size).sum();
+        if state.over_quota(total) {
+            return Err(StoreError::OverQuota);
+        }
+        let n = prepared.len() as i64;
+        let (next, highest, uid_validity) = self.bump_mailbox(&mut tx, mailbox, n, n).await?;
+        let mut refs: BTreeMap<String, i64> = BTreeMap::new();
+        for p in prepared {
+            *refs.entry(p.hash.clone()).or_insert(0) += 1;
+        }
+        self.settle_pins(&mut tx, pins, &refs).await?;
+        let received_at = now_secs();
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        for (k, p) in prepared.iter().enumerate() {
+            let uid = next - n + k as i64;
+            let modseq = highest - n + 1 + k as i64;
+            // As the group writer does: on SQLite a counter that only grows gives the id.
+            let q = match self.dialect {
+                Dialect::Sqlite => {
+                    let fresh: i64 = db::query_scalar(
+                        "UPDATE counters SET value = value + 1 WHERE name = 'message_id' RETURNING value",
+                    )
+                    .fetch_one(&mut tx)
+                    .await?;
+                    db::query_scalar(
+                        "INSERT INTO messages (id, account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                    )
+                    .bind(fresh)
+                }
+                Dialect::Postgres => db::query_scalar(
+                    "INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                ),
+            };
+            let message_id: MessageId = q
+                .bind(account)
+                .bind(&p.hash)
+                .bind(p.size)
+                .bind(p.internal_date)
+                .bind(received_at)
+                .bind(p.sent_date)
+                .bind(p.summary.clone())
+                .bind(&p.preview)
+                .fetch_one(&mut tx)
+                .await?;
+            p.text
+                .write(self.dialect, &mut tx, message_id, false)
+                .await?;
+            db::query(
+                "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(mailbox)
+            .bind(uid)
+            .bind(message_id)
+            .bind(i64::from(p.flags.0))
+            .bind(&p.keywords)
+            .bind(modseq)
+            .bind(p.size)
+            .bind(p.internal_date)
+            .bind(received_at)
+            .execute(&mut tx)
+            .await?;
+            outcomes.push(AppendOutcome {
+                mailbox_id: mailbox,
+                uid_validity,
+                uid: to_u32(uid, "uid")?,
+                modseq: to_u64(modseq, "modseq")?,
+                message_id,
+            });
+        }
+        self.add_used(&mut tx, account, total).await?;
+        tx.commit().await?;
+        Ok((account, highest, outcomes))
+    }
+}
+
+/// One message of `append_many`, analysed.
+struct Prepared {
+    raw: bytes::Bytes,
+    hash: String,
+    size: i64,
+    summary: Vec<u8>,
+    preview: String,
+    sent_date: Option<i64>,
+    text: TextColumns,
+    flags: Flags,
+    keywords: String,
+    internal_date: i64,
 }

@@ -171,13 +171,17 @@ impl Parser<'_> {
                 let root = self.astring()?;
                 self.sp()?;
                 self.expect(b'(')?;
+                let mut limits = Vec::new();
                 self.items_until_close(true, |p| {
-                    p.atom()?;
+                    if limits.len() >= 16 {
+                        return Err("too many quota resources".into());
+                    }
+                    let resource = p.atom()?.to_ascii_uppercase();
                     p.sp()?;
-                    p.number64()?;
+                    limits.push((resource, p.number64()?));
                     Ok(())
                 })?;
-                CommandKind::SetQuota(root)
+                CommandKind::SetQuota { root, limits }
             }
             "STATUS" => {
                 self.sp()?;
@@ -186,37 +190,7 @@ impl Parser<'_> {
                 let items = self.status_items()?;
                 CommandKind::Status { mailbox, items }
             }
-            "APPEND" => {
-                self.sp()?;
-                let mailbox = self.mailbox()?;
-                self.sp()?;
-                let mut flags = Vec::new();
-                let mut date = None;
-                if self.peek() == Some(b'(') {
-                    flags = self.flag_list()?;
-                    self.sp()?;
-                }
-                if self.peek() == Some(b'"') {
-                    date = Some(self.date_time()?);
-                    self.sp()?;
-                }
-                // RFC 6855 §4: `UTF8 (literal8)` carries a message with UTF-8 headers.
-                let message = if self.keyword("UTF8") {
-                    self.sp()?;
-                    self.expect(b'(')?;
-                    let m = self.literal()?;
-                    self.expect(b')')?;
-                    m
-                } else {
-                    self.literal()?
-                };
-                CommandKind::Append {
-                    mailbox,
-                    flags,
-                    date,
-                    message,
-                }
-            }
+            "APPEND" => self.append()?,
             "SEARCH" => self.search(false)?,
             "SORT" => self.sort(false)?,
             "THREAD" => self.thread(false)?,

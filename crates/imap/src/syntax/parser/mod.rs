@@ -4,6 +4,7 @@
 //! point. `lexer` reads tokens; `command` dispatches on the command name; one file per command
 //! family parses that family's arguments.
 
+mod append;
 mod command;
 mod fetch;
 mod lexer;
@@ -11,8 +12,11 @@ mod list;
 mod mailbox;
 mod search;
 mod store;
+mod url;
 
+pub use append::{MAX_APPEND_MESSAGES, MAX_CATENATE_PARTS};
 use lexer::Parser;
+pub use url::parse_imap_url;
 
 use super::command::*;
 
