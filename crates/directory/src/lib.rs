@@ -4,6 +4,7 @@
 //! authentication throttling and the credential cache. Protocol crates use `Directory` only.
 
 pub mod address;
+pub mod app_password;
 mod cache;
 mod config;
 mod error;
@@ -325,11 +326,35 @@ impl Directory {
     /// Checks a user name and password (throttled per client source and account, cached on
     /// success). May wait before checking when the account is under attack and `ip` is not a
     /// source it logged in from recently (see `throttle`).
+    ///
+    /// An app password of the account (see [`app_password`]) is accepted in place of the account
+    /// password; [`Directory::authenticate_account_password`] takes only the latter.
     pub async fn authenticate(
         &self,
         username: &str,
         password: &str,
         ip: IpAddr,
+    ) -> Result<Account, AuthError> {
+        self.authenticate_with(username, password, ip, true).await
+    }
+
+    /// [`Directory::authenticate`] without app passwords: for the web pages, where a user manages
+    /// their app passwords and so must give the account password itself.
+    pub async fn authenticate_account_password(
+        &self,
+        username: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<Account, AuthError> {
+        self.authenticate_with(username, password, ip, false).await
+    }
+
+    async fn authenticate_with(
+        &self,
+        username: &str,
+        password: &str,
+        ip: IpAddr,
+        app_passwords: bool,
     ) -> Result<Account, AuthError> {
         if username.is_empty() || username.len() > MAX_USERNAME {
             return Err(AuthError::Malformed(
@@ -354,11 +379,23 @@ impl Directory {
             self.verify(dummy, password).await?;
             return Err(self.fail(ip, &key, AuthError::InvalidCredentials).await);
         };
-        let ok = if self
+        let cached = self
             .inner
             .cache
-            .hit(&key, password, &account.secret_hash, Instant::now())
+            .hit(&key, password, &account.secret_hash, Instant::now());
+        if !cached
+            && app_passwords
+            && let Some(app) = self.check_app_password(&account, password).await?
         {
+            if account.disabled {
+                return Err(self.fail(ip, &key, AuthError::Disabled).await);
+            }
+            // Not cached: a revoked app password must stop working at once.
+            self.inner.throttle.success(ip, &key, Instant::now());
+            tracing::info!(%ip, user = account.address, app_password = app, "authenticated with an app password");
+            return Ok(account);
+        }
+        let ok = if cached {
             true
         } else {
             self.verify(account.secret_hash.clone(), password).await?
@@ -376,6 +413,34 @@ impl Directory {
         self.inner.throttle.success(ip, &key, Instant::now());
         tracing::info!(%ip, user = account.address, "authenticated");
         Ok(account)
+    }
+
+    /// The id of the account's app password `password` is, if it is one (its use recorded at
+    /// most once a minute).
+    async fn check_app_password(
+        &self,
+        account: &Account,
+        password: &str,
+    ) -> Result<Option<i64>, AuthError> {
+        let Some(normalized) = app_password::normalize(password) else {
+            return Ok(None);
+        };
+        let store = &self.inner.store;
+        let found = store
+            .app_password_by_hash(account.id, &app_password::hash(&normalized))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "app password lookup failed during authentication");
+                AuthError::Temporary(e.to_string())
+            })?;
+        let Some(app) = found else { return Ok(None) };
+        let now = chrono_now();
+        if app.last_used_at.is_none_or(|t| now - t >= 60)
+            && let Err(e) = store.touch_app_password(app.id, now).await
+        {
+            tracing::warn!(error = %e, "could not record the use of an app password");
+        }
+        Ok(Some(app.id))
     }
 
     /// Starts a SASL exchange for a client at `ip`.
@@ -467,4 +532,11 @@ impl Directory {
         .map_err(|e| backend(format!("password hashing task: {e}")))?
         .map_err(backend)
     }
+}
+
+/// Unix seconds now.
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

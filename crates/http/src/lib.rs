@@ -12,6 +12,7 @@ mod handler;
 mod metrics;
 mod routes;
 mod serve;
+mod web;
 mod xml;
 
 pub use api::{

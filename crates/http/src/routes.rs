@@ -30,6 +30,7 @@ pub struct HttpState {
     metrics: Option<PrometheusHandle>,
     acme: Option<AcmeChallengeLookup>,
     admin_api: Option<crate::api::SharedAdminApi>,
+    web: crate::web::Sessions,
 }
 
 impl HttpState {
@@ -44,6 +45,7 @@ impl HttpState {
             metrics: None,
             acme: None,
             admin_api: None,
+            web: crate::web::Sessions::default(),
         })
     }
 
@@ -55,6 +57,15 @@ impl HttpState {
 
     pub(crate) fn admin_api(&self) -> Option<&crate::api::SharedAdminApi> {
         self.admin_api.as_ref()
+    }
+
+    pub(crate) fn web_sessions(&self) -> &crate::web::Sessions {
+        &self.web
+    }
+
+    /// The Prometheus text of this process's metrics, when `/metrics` is on (web dashboard).
+    pub(crate) fn metrics_text(&self) -> Option<String> {
+        self.metrics.as_ref().map(PrometheusHandle::render)
     }
 
     pub(crate) fn directory(&self) -> &Directory {
@@ -96,6 +107,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .route("/apple/profile", get(apple_profile))
         .nest("/api/v1", crate::api::router(state.clone()))
+        // The web admin and self-service pages under /web (served when the admin API is).
+        .merge(crate::web::router(state.clone()))
         .layer(DefaultBodyLimit::max(16 * 1024))
         .with_state(state)
 }

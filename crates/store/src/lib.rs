@@ -228,6 +228,26 @@ pub trait Store: Send + Sync + 'static {
     /// false when there was no such token.
     async fn delete_api_token(&self, id: i64) -> Result<bool>;
 
+    // ---- app passwords (per-device secrets accepted in place of the account password) ----
+    /// `hash` is the lower-case hex SHA-256 of the secret.
+    async fn create_app_password(
+        &self,
+        account: AccountId,
+        label: &str,
+        hash: &str,
+    ) -> Result<AppPassword>;
+    async fn list_app_passwords(&self, account: AccountId) -> Result<Vec<AppPassword>>;
+    /// The account's app password whose secret hashes to `hash`, if any.
+    async fn app_password_by_hash(
+        &self,
+        account: AccountId,
+        hash: &str,
+    ) -> Result<Option<AppPassword>>;
+    /// Records a use.
+    async fn touch_app_password(&self, id: i64, now: i64) -> Result<()>;
+    /// false when the account has no such app password.
+    async fn delete_app_password(&self, account: AccountId, id: i64) -> Result<bool>;
+
     // ---- nodes serving this store ----
     async fn register_node(&self, node: &NodeInfo) -> Result<()>;
     /// The node's heartbeat; also forgets nodes silent for a week.
@@ -288,6 +308,14 @@ pub trait Store: Send + Sync + 'static {
         keywords: &[String],
         internal_date: i64,
     ) -> Result<AppendOutcome>;
+    /// Stores several messages into one mailbox in one transaction, all or none (IMAP
+    /// MULTIAPPEND, RFC 3502): consecutive UIDs in the order given, quota checked on their sum
+    /// (`OverQuota` stores nothing). Outcomes in the order given.
+    async fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<AppendOutcome>>;
     /// SMTP delivery into each recipient's INBOX, group-committed with concurrent deliveries:
     /// returns only when everything it stored is durable.
     async fn deliver(&self, delivery: Delivery) -> Result<Vec<DeliveryResult>>;

@@ -38,6 +38,17 @@ pub struct ApiToken {
     pub last_used_at: Option<i64>,
 }
 
+/// An app password of an account (the secret itself is never stored, only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPassword {
+    pub id: i64,
+    pub account_id: AccountId,
+    /// The device or client it is for, as its owner named it.
+    pub label: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 /// What `Store::create_api_token` stores.
 #[derive(Debug, Clone)]
 pub struct NewApiToken {
@@ -290,6 +301,16 @@ pub struct AppendOutcome {
     pub uid: Uid,
     pub modseq: ModSeq,
     pub message_id: MessageId,
+}
+
+/// One message of an all-or-nothing APPEND of several (IMAP MULTIAPPEND, RFC 3502).
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub raw: bytes::Bytes,
+    /// The client's flags; `RECENT` is added.
+    pub flags: Flags,
+    pub keywords: Vec<String>,
+    pub internal_date: i64,
 }
 
 /// UID mapping of a COPY/MOVE (RFC 4315 COPYUID).

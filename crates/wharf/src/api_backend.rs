@@ -189,6 +189,17 @@ impl AdminApi for ApiBackend {
                 let r = ops::reports::find(dir, cfg, account.as_deref(), &id).await?;
                 ok(&ops::reports::ReportView::of(&r, true))
             }
+            ApiCall::Dashboard => ok(&ops::dashboard::get(cfg, dir, &self.queue).await?),
+            ApiCall::ListAppPasswords { address } => {
+                ok(&ops::app_passwords::list(dir, &address).await?)
+            }
+            ApiCall::CreateAppPassword { address, label } => {
+                created(&ops::app_passwords::create(dir, &address, &label).await?)
+            }
+            ApiCall::RevokeAppPassword { address, id } => {
+                ops::app_passwords::revoke(dir, &address, id).await?;
+                Ok(ApiReply::NoContent)
+            }
         }
     }
 }

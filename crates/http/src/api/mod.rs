@@ -150,6 +150,21 @@ pub enum ApiCall {
         id: String,
         account: Option<String>,
     },
+    /// The web admin's dashboard: counts, queue, certificate and local checks.
+    Dashboard,
+    /// The account's app passwords (web self-service).
+    ListAppPasswords {
+        address: String,
+    },
+    /// A new app password labelled with its device; the reply holds the secret (shown once).
+    CreateAppPassword {
+        address: String,
+        label: String,
+    },
+    RevokeAppPassword {
+        address: String,
+        id: i64,
+    },
 }
 
 /// A successful answer.
@@ -402,7 +417,7 @@ async fn dispatch(
 }
 
 /// The call without passwords, for the log.
-fn redacted(call: &ApiCall) -> ApiCall {
+pub(crate) fn redacted(call: &ApiCall) -> ApiCall {
     match call {
         ApiCall::AddAccount { address, quota, .. } => ApiCall::AddAccount {
             address: address.clone(),

@@ -153,6 +153,14 @@ impl Store for SqlStore {
         }
     }
 
+    async fn append_many(
+        &self,
+        mailbox: MailboxId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<AppendOutcome>> {
+        self.shared.append_many(mailbox, messages).await
+    }
+
     async fn deliver(&self, delivery: Delivery) -> Result<Vec<DeliveryResult>> {
         if delivery.recipients.is_empty() {
             return Ok(Vec::new());
@@ -307,6 +315,30 @@ impl Store for SqlStore {
     }
     async fn delete_api_token(&self, id: i64) -> Result<bool> {
         self.shared.delete_api_token(id).await
+    }
+    async fn create_app_password(
+        &self,
+        account: AccountId,
+        label: &str,
+        hash: &str,
+    ) -> Result<AppPassword> {
+        self.shared.create_app_password(account, label, hash).await
+    }
+    async fn list_app_passwords(&self, account: AccountId) -> Result<Vec<AppPassword>> {
+        self.shared.list_app_passwords(account).await
+    }
+    async fn app_password_by_hash(
+        &self,
+        account: AccountId,
+        hash: &str,
+    ) -> Result<Option<AppPassword>> {
+        self.shared.app_password_by_hash(account, hash).await
+    }
+    async fn touch_app_password(&self, id: i64, now: i64) -> Result<()> {
+        self.shared.touch_app_password(id, now).await
+    }
+    async fn delete_app_password(&self, account: AccountId, id: i64) -> Result<bool> {
+        self.shared.delete_app_password(account, id).await
     }
     async fn list_sieve_scripts(&self, account: AccountId) -> Result<Vec<SieveScriptInfo>> {
         self.shared.list_sieve_scripts(account).await

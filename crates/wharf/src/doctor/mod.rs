@@ -4,7 +4,7 @@
 //! CNAMEs, SRV, reverse DNS). Prints one ✔/!/✘ row per check with the exact fix under each
 //! problem; any ✘ makes the command fail (exit status 1).
 
-mod cert;
+pub(crate) mod cert;
 mod cert_checks;
 mod dns_checks;
 mod lookup;

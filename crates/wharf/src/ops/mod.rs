@@ -5,6 +5,8 @@
 
 pub mod accounts;
 pub mod aliases;
+pub mod app_passwords;
+pub mod dashboard;
 pub mod dkim;
 pub mod domains;
 pub mod queue;
