@@ -446,4 +446,42 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> Result<bool>;
+
+    // Spam filter state (`wharf-spam` decides; the store keeps the numbers for every node).
+    /// Each model's totals and its (ham, spam) counts of `tokens`; model 0 is the global one,
+    /// any other an account id.
+    async fn spam_counts(&self, models: &[i64], tokens: &[i64]) -> Result<Vec<SpamModelCounts>>;
+    /// Trains a message of the account (None: one from outside the store, always counted) as
+    /// spam or ham in its model and the global one; false when it was already trained so.
+    async fn spam_train(
+        &self,
+        account: AccountId,
+        message: Option<MessageId>,
+        spam: bool,
+        tokens: &[i64],
+    ) -> Result<bool>;
+    /// Queues training of an account's messages (`$Junk`/`$NotJunk`, `wharf spam train`).
+    async fn queue_spam_training(
+        &self,
+        account: AccountId,
+        messages: &[MessageId],
+        spam: bool,
+    ) -> Result<()>;
+    /// Takes (and removes) up to `limit` queued training requests, oldest first. Moves into and
+    /// out of Junk queue them by themselves.
+    async fn take_spam_training(&self, limit: usize) -> Result<Vec<SpamTrainingRequest>>;
+    async fn greylist_entry(&self, triplet: &str) -> Result<Option<GreylistEntry>>;
+    async fn put_greylist_entry(&self, triplet: &str, entry: &GreylistEntry) -> Result<()>;
+    /// Forgets triplets unseen since `before` whose pass has run out.
+    async fn prune_greylist(&self, before: i64) -> Result<u64>;
+    /// Allow/block entries of these scopes (domains, account addresses), or of all.
+    async fn spam_list_entries(&self, scopes: Option<&[String]>) -> Result<Vec<SpamListEntry>>;
+    async fn put_spam_list_entry(&self, entry: &SpamListEntry) -> Result<()>;
+    async fn delete_spam_list_entry(&self, scope: &str, entry: &str) -> Result<bool>;
+    /// The account wrote to these addresses (their replies are trusted).
+    async fn note_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()>;
+    async fn is_correspondent(&self, account: AccountId, address: &str) -> Result<bool>;
+    /// Past (ham, spam) verdicts of mail authenticated as from `domain`.
+    async fn spam_reputation(&self, domain: &str) -> Result<(u64, u64)>;
+    async fn add_spam_reputation(&self, domain: &str, spam: bool) -> Result<()>;
 }

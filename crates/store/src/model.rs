@@ -389,3 +389,41 @@ pub enum MailboxEvent {
     /// Mailbox list changed (create, delete, rename, subscribe).
     MailboxesChanged,
 }
+
+/// One model's numbers for a set of tokens (`wharf-spam`'s classifier input): the messages it
+/// was trained on and, per token it has seen, (ham, spam) message counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpamModelCounts {
+    /// 0 = the global model, else the account id.
+    pub model: i64,
+    pub ham_messages: u64,
+    pub spam_messages: u64,
+    pub tokens: std::collections::HashMap<i64, (u64, u64)>,
+}
+
+/// A user's move into or out of Junk, waiting to be trained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpamTrainingRequest {
+    pub id: i64,
+    pub account: AccountId,
+    pub message: MessageId,
+    pub spam: bool,
+}
+
+/// A greylisting triplet's history (Unix seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GreylistEntry {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// The triplet passes without delay until then (0: it has not passed yet).
+    pub passed_until: i64,
+}
+
+/// One allow/block list entry: `scope` is a domain name (all its users) or an account
+/// address; `entry` an address or `@domain`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SpamListEntry {
+    pub scope: String,
+    pub entry: String,
+    pub allow: bool,
+}

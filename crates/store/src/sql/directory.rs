@@ -251,6 +251,7 @@ impl Shared {
             .bind(id)
             .execute(&mut tx)
             .await?;
+        self.delete_spam_model(&mut tx, id).await?;
         let mut released = std::collections::BTreeMap::new();
         for r in &refs {
             released.insert(

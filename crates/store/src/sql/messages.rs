@@ -40,6 +40,12 @@ fn apply(
     }
 }
 
+/// Whether `keyword` is in `new` but was not in `old` (keywords compare case-insensitively).
+fn gained(old: &[String], new: &[String], keyword: &str) -> bool {
+    let has = |k: &[String]| k.iter().any(|x| x.eq_ignore_ascii_case(keyword));
+    has(new) && !has(old)
+}
+
 impl Shared {
     pub async fn store_flags(
         &self,
@@ -58,6 +64,9 @@ impl Shared {
         let rows = self.entries_for_uids(&mut tx, mailbox, uids).await?;
         let mut modified = Vec::new();
         let mut changes = Vec::new();
+        // The user's own verdicts ($Junk / $NotJunk set now) train the spam filter.
+        let mut marked_spam = Vec::new();
+        let mut marked_ham = Vec::new();
         for e in &rows {
             if unchanged_since.is_some_and(|u| e.modseq > u) {
                 modified.push(e.uid);
@@ -65,7 +74,18 @@ impl Shared {
             }
             let (nf, nk) = apply(op, e, flags, &keywords);
             if nf != e.flags || nk != e.keywords {
+                if gained(&e.keywords, &nk, "$Junk") {
+                    marked_spam.push(e.message_id);
+                } else if gained(&e.keywords, &nk, "$NotJunk") {
+                    marked_ham.push(e.message_id);
+                }
                 changes.push((e.uid, nf, nk));
+            }
+        }
+        for (messages, spam) in [(&marked_spam, true), (&marked_ham, false)] {
+            if !messages.is_empty() {
+                self.queue_training(&mut tx, account, messages, spam)
+                    .await?;
             }
         }
         if changes.is_empty() {
@@ -149,6 +169,9 @@ impl Shared {
             .await?;
             mapping.push((e.uid, to_u32(uid, "uid")?));
         }
+        let moved: Vec<MessageId> = rows.iter().map(|e| e.message_id).collect();
+        self.queue_training_for_transfer(&mut tx, account, src, dst, &moved)
+            .await?;
         let mut src_modseq = None;
         if is_move {
             let (_, m, _) = self.bump_mailbox(&mut tx, src, 0, 1).await?;

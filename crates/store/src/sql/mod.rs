@@ -22,6 +22,7 @@ mod notify;
 mod queue;
 mod search;
 mod sieve;
+mod spam;
 mod store_trait;
 mod tally;
 mod writer;
@@ -114,7 +115,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 16] = match dialect {
+    let files: [(i64, &'static str, &'static str); 17] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -185,6 +186,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 14,
                 "admin roles",
                 include_str!("../../migrations/sqlite/0014_admin_roles.sql"),
+            ),
+            (
+                15,
+                "spam filter",
+                include_str!("../../migrations/sqlite/0015_spam.sql"),
             ),
             (
                 16,
@@ -267,6 +273,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 14,
                 "admin roles",
                 include_str!("../../migrations/postgres/0014_admin_roles.sql"),
+            ),
+            (
+                15,
+                "spam filter",
+                include_str!("../../migrations/postgres/0015_spam.sql"),
             ),
             (
                 16,

@@ -378,6 +378,63 @@ impl Store for SqlStore {
             .claim_sieve_reply(account, id, expires_at, now)
             .await
     }
+    async fn spam_counts(&self, models: &[i64], tokens: &[i64]) -> Result<Vec<SpamModelCounts>> {
+        self.shared.spam_counts(models, tokens).await
+    }
+    async fn spam_train(
+        &self,
+        account: AccountId,
+        message: Option<MessageId>,
+        spam: bool,
+        tokens: &[i64],
+    ) -> Result<bool> {
+        self.shared.spam_train(account, message, spam, tokens).await
+    }
+    async fn queue_spam_training(
+        &self,
+        account: AccountId,
+        messages: &[MessageId],
+        spam: bool,
+    ) -> Result<()> {
+        let mut tx = self.shared.begin_write_relaxed().await?;
+        self.shared
+            .queue_training(&mut tx, account, messages, spam)
+            .await?;
+        tx.commit().await
+    }
+    async fn take_spam_training(&self, limit: usize) -> Result<Vec<SpamTrainingRequest>> {
+        self.shared.take_spam_training(limit).await
+    }
+    async fn greylist_entry(&self, triplet: &str) -> Result<Option<GreylistEntry>> {
+        self.shared.greylist_entry(triplet).await
+    }
+    async fn put_greylist_entry(&self, triplet: &str, entry: &GreylistEntry) -> Result<()> {
+        self.shared.put_greylist_entry(triplet, entry).await
+    }
+    async fn prune_greylist(&self, before: i64) -> Result<u64> {
+        self.shared.prune_greylist(before).await
+    }
+    async fn spam_list_entries(&self, scopes: Option<&[String]>) -> Result<Vec<SpamListEntry>> {
+        self.shared.spam_list_entries(scopes).await
+    }
+    async fn put_spam_list_entry(&self, entry: &SpamListEntry) -> Result<()> {
+        self.shared.put_spam_list_entry(entry).await
+    }
+    async fn delete_spam_list_entry(&self, scope: &str, entry: &str) -> Result<bool> {
+        self.shared.delete_spam_list_entry(scope, entry).await
+    }
+    async fn note_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()> {
+        self.shared.note_correspondents(account, addresses).await
+    }
+    async fn is_correspondent(&self, account: AccountId, address: &str) -> Result<bool> {
+        self.shared.is_correspondent(account, address).await
+    }
+    async fn spam_reputation(&self, domain: &str) -> Result<(u64, u64)> {
+        self.shared.spam_reputation(domain).await
+    }
+    async fn add_spam_reputation(&self, domain: &str, spam: bool) -> Result<()> {
+        self.shared.add_spam_reputation(domain, spam).await
+    }
     async fn register_node(&self, node: &NodeInfo) -> Result<()> {
         self.shared.register_node(node).await
     }

@@ -1,0 +1,511 @@
+//! The spam filter's state: the classifier's token counts (global model = account 0, and one
+//! model per account), what each message was trained as, the queue of training asked for by
+//! users' moves into and out of Junk, greylisting triplets, allow/block lists, the addresses a
+//! user has written to, and per-domain reputation. The filter's logic lives in `wharf-spam`;
+//! this file only keeps its numbers, so every node sees the same ones.
+//!
+//! Counts are written in relaxed transactions (not fsynced on their own, like flag changes):
+//! a power cut may forget the last training or verdict, never mail.
+
+use std::collections::HashMap;
+
+use super::db::Tx;
+use super::{Shared, db, now_secs};
+use crate::model::{
+    GreylistEntry, SpamListEntry, SpamModelCounts, SpamTrainingRequest, SpecialUse,
+};
+use crate::{AccountId, MailboxId, MessageId, Result, StoreError};
+
+/// Rows per multi-row statement (4 parameters each, well under both backends' limits).
+const CHUNK: usize = 200;
+/// Messages one move may queue for training; a larger move trains on its first ones.
+pub const MAX_TRAINING_PER_CHANGE: usize = 5_000;
+/// Addresses remembered per account as correspondents (the least recently used go first).
+pub const MAX_CORRESPONDENTS: i64 = 10_000;
+
+impl Shared {
+    /// Token counts of the given models (0 = global, else an account id) for `tokens`, with
+    /// each model's totals; tokens a model never saw are absent from its map.
+    pub async fn spam_counts(
+        &self,
+        models: &[i64],
+        tokens: &[i64],
+    ) -> Result<Vec<SpamModelCounts>> {
+        let mut out = Vec::with_capacity(models.len());
+        for &model in models {
+            let totals = db::query("SELECT ham, spam FROM spam_totals WHERE account_id = $1")
+                .bind(model)
+                .fetch_optional(&self.reader)
+                .await?;
+            let (ham_messages, spam_messages) = match totals {
+                Some(r) => (count(&r, "ham")?, count(&r, "spam")?),
+                None => (0, 0),
+            };
+            let mut counts = HashMap::new();
+            if ham_messages + spam_messages > 0 {
+                for chunk in tokens.chunks(CHUNK * 2) {
+                    let list = placeholders(2, chunk.len());
+                    let mut q = db::query(format!(
+                        "SELECT token, ham, spam FROM spam_tokens WHERE account_id = $1 AND token IN ({list})"
+                    ))
+                    .bind(model);
+                    for t in chunk {
+                        q = q.bind(*t);
+                    }
+                    for r in q.fetch_all(&self.reader).await? {
+                        counts.insert(
+                            r.try_get::<i64, _>("token")?,
+                            (count(&r, "ham")?, count(&r, "spam")?),
+                        );
+                    }
+                }
+            }
+            out.push(SpamModelCounts {
+                model,
+                ham_messages,
+                spam_messages,
+                tokens: counts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Trains `message` of `account` as spam or ham, in the account's model and the global one,
+    /// with its token set. A message already trained the same way changes nothing (false); one
+    /// trained the other way is first unlearned. Serialised per account (the account row lock),
+    /// so two nodes cannot count one move twice. `message: None` is a message from outside the
+    /// store (`wharf spam train` on files): it always counts.
+    pub async fn spam_train(
+        &self,
+        account: AccountId,
+        message: Option<MessageId>,
+        spam: bool,
+        tokens: &[i64],
+    ) -> Result<bool> {
+        let mut tokens = tokens.to_vec();
+        tokens.sort_unstable();
+        tokens.dedup();
+        let tokens = &tokens[..];
+        let mut tx = self.begin_write_relaxed().await?;
+        if self.lock_account(&mut tx, account).await?.is_none() {
+            return Err(StoreError::NotFound(format!("account {account}")));
+        }
+        let verdict = i64::from(spam);
+        let previous: Option<i64> =
+            match message {
+                Some(message) => db::query_scalar(
+                    "SELECT verdict FROM spam_trained WHERE account_id = $1 AND message_id = $2",
+                )
+                .bind(account)
+                .bind(message)
+                .fetch_optional(&mut tx)
+                .await?,
+                None => None,
+            };
+        if previous == Some(verdict) {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        for model in [0, account] {
+            if let Some(old) = previous {
+                self.add_training(&mut tx, model, old != 0, tokens, -1)
+                    .await?;
+            }
+            self.add_training(&mut tx, model, spam, tokens, 1).await?;
+        }
+        if let Some(message) = message {
+            db::query(
+                "INSERT INTO spam_trained (account_id, message_id, verdict) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, message_id) DO UPDATE SET verdict = excluded.verdict",
+            )
+            .bind(account)
+            .bind(message)
+            .bind(verdict)
+            .execute(&mut tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Adds `delta` (±1) to one class of one model: its message total and each token's count
+    /// (never below zero).
+    async fn add_training(
+        &self,
+        tx: &mut Tx,
+        model: i64,
+        spam: bool,
+        tokens: &[i64],
+        delta: i64,
+    ) -> Result<()> {
+        let column = if spam { "spam" } else { "ham" };
+        let max = self.dialect.pick("MAX", "GREATEST");
+        let (ham_d, spam_d) = if spam { (0i64, 1i64) } else { (1, 0) };
+        db::query(
+            "INSERT INTO spam_totals (account_id, ham, spam) VALUES ($1, 0, 0) \
+             ON CONFLICT (account_id) DO NOTHING",
+        )
+        .bind(model)
+        .execute(&mut *tx)
+        .await?;
+        db::query(format!(
+            "UPDATE spam_totals SET {column} = {max}(0, {column} + $2) WHERE account_id = $1"
+        ))
+        .bind(model)
+        .bind(delta)
+        .execute(&mut *tx)
+        .await?;
+        if delta < 0 {
+            // Unlearning only lowers rows that exist.
+            for chunk in tokens.chunks(CHUNK * 2) {
+                let list = placeholders(2, chunk.len());
+                let mut q = db::query(format!(
+                    "UPDATE spam_tokens SET {column} = {max}(0, {column} - 1) \
+                     WHERE account_id = $1 AND token IN ({list})"
+                ))
+                .bind(model);
+                for t in chunk {
+                    q = q.bind(*t);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            return Ok(());
+        }
+        for chunk in tokens.chunks(CHUNK) {
+            let mut values = String::new();
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    values.push_str(", ");
+                }
+                let p = 2 + i * 3;
+                values.push_str(&format!("($1, ${p}, ${}, ${})", p + 1, p + 2));
+            }
+            let mut q = db::query(format!(
+                "INSERT INTO spam_tokens (account_id, token, ham, spam) VALUES {values} \
+                 ON CONFLICT (account_id, token) DO UPDATE SET {column} = spam_tokens.{column} + 1"
+            ))
+            .bind(model);
+            for t in chunk {
+                q = q.bind(*t).bind(ham_d).bind(spam_d);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues training for the messages a move or copy put into (spam) or took out of (ham)
+    /// the account's Junk mailbox, inside the transaction of that change. Leaving Junk for the
+    /// Trash is not a ham verdict (the user is throwing spam away).
+    pub async fn queue_training_for_transfer(
+        &self,
+        tx: &mut Tx,
+        account: AccountId,
+        src: MailboxId,
+        dst: MailboxId,
+        messages: &[MessageId],
+    ) -> Result<()> {
+        let roles = db::query("SELECT id, special_use FROM mailboxes WHERE id = $1 OR id = $2")
+            .bind(src)
+            .bind(dst)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut src_role = None;
+        let mut dst_role = None;
+        for r in &roles {
+            let id: i64 = r.try_get("id")?;
+            let role: Option<String> = r.try_get("special_use")?;
+            let role = role.as_deref().and_then(SpecialUse::from_attribute);
+            if id == src {
+                src_role = role;
+            }
+            if id == dst {
+                dst_role = role;
+            }
+        }
+        let junk = Some(SpecialUse::Junk);
+        let verdict = if dst_role == junk && src_role != junk {
+            true
+        } else if src_role == junk && dst_role != junk && dst_role != Some(SpecialUse::Trash) {
+            false
+        } else {
+            return Ok(());
+        };
+        self.queue_training(tx, account, messages, verdict).await
+    }
+
+    /// Queues training of `messages` as spam or ham (at most `MAX_TRAINING_PER_CHANGE`).
+    pub async fn queue_training(
+        &self,
+        tx: &mut Tx,
+        account: AccountId,
+        messages: &[MessageId],
+        spam: bool,
+    ) -> Result<()> {
+        if messages.len() > MAX_TRAINING_PER_CHANGE {
+            tracing::info!(
+                account,
+                messages = messages.len(),
+                trained = MAX_TRAINING_PER_CHANGE,
+                "large move into or out of Junk: training on its first messages only"
+            );
+        }
+        let now = now_secs();
+        for chunk in messages[..messages.len().min(MAX_TRAINING_PER_CHANGE)].chunks(CHUNK) {
+            let mut values = String::new();
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    values.push_str(", ");
+                }
+                values.push_str(&format!("($1, ${}, $2, $3)", 4 + i));
+            }
+            let mut q = db::query(format!(
+                "INSERT INTO spam_training (account_id, message_id, verdict, queued_at) VALUES {values}"
+            ))
+            .bind(account)
+            .bind(i64::from(spam))
+            .bind(now);
+            for m in chunk {
+                q = q.bind(*m);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes up to `limit` queued training requests, oldest first, removing them (a node that
+    /// dies while training loses those requests; the messages stay where the user put them).
+    pub async fn take_spam_training(&self, limit: usize) -> Result<Vec<SpamTrainingRequest>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = self.dialect.pick(
+            "DELETE FROM spam_training WHERE id IN (SELECT id FROM spam_training ORDER BY id LIMIT $1) \
+             RETURNING id, account_id, message_id, verdict",
+            "DELETE FROM spam_training WHERE id IN \
+             (SELECT id FROM spam_training ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, account_id, message_id, verdict",
+        );
+        let mut tx = self.begin_write_relaxed().await?;
+        let rows = db::query(sql).bind(limit).fetch_all(&mut tx).await?;
+        tx.commit().await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(SpamTrainingRequest {
+                    id: r.try_get("id")?,
+                    account: r.try_get("account_id")?,
+                    message: r.try_get("message_id")?,
+                    spam: r.try_get::<i64, _>("verdict")? != 0,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    pub async fn greylist_entry(&self, triplet: &str) -> Result<Option<GreylistEntry>> {
+        let row = db::query(
+            "SELECT first_seen, last_seen, passed_until FROM greylist WHERE triplet = $1",
+        )
+        .bind(triplet)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| {
+            Ok(GreylistEntry {
+                first_seen: r.try_get("first_seen")?,
+                last_seen: r.try_get("last_seen")?,
+                passed_until: r.try_get("passed_until")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn put_greylist_entry(&self, triplet: &str, e: &GreylistEntry) -> Result<()> {
+        let mut tx = self.begin_write_relaxed().await?;
+        db::query(
+            "INSERT INTO greylist (triplet, first_seen, last_seen, passed_until) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (triplet) DO UPDATE SET first_seen = excluded.first_seen, \
+             last_seen = excluded.last_seen, passed_until = excluded.passed_until",
+        )
+        .bind(triplet)
+        .bind(e.first_seen)
+        .bind(e.last_seen)
+        .bind(e.passed_until)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Forgets triplets not seen since `before` whose pass has run out; returns how many.
+    pub async fn prune_greylist(&self, before: i64) -> Result<u64> {
+        let mut tx = self.begin_write_relaxed().await?;
+        let done = db::query("DELETE FROM greylist WHERE last_seen < $1 AND passed_until < $1")
+            .bind(before)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Entries of the given scopes (domain names, account addresses), or of every scope.
+    pub async fn spam_list_entries(&self, scopes: Option<&[String]>) -> Result<Vec<SpamListEntry>> {
+        let rows = match scopes {
+            None => {
+                db::query("SELECT scope, entry, kind FROM spam_lists ORDER BY scope, entry")
+                    .fetch_all(&self.reader)
+                    .await?
+            }
+            Some([]) => Vec::new(),
+            Some(scopes) => {
+                let list = placeholders(1, scopes.len());
+                let mut q = db::query(format!(
+                    "SELECT scope, entry, kind FROM spam_lists WHERE scope IN ({list}) ORDER BY scope, entry"
+                ));
+                for s in scopes {
+                    q = q.bind(s.to_ascii_lowercase());
+                }
+                q.fetch_all(&self.reader).await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(SpamListEntry {
+                    scope: r.try_get("scope")?,
+                    entry: r.try_get("entry")?,
+                    allow: r.try_get::<String, _>("kind")? == "allow",
+                })
+            })
+            .collect()
+    }
+
+    pub async fn put_spam_list_entry(&self, e: &SpamListEntry) -> Result<()> {
+        db::query(
+            "INSERT INTO spam_lists (scope, entry, kind) VALUES ($1, $2, $3) \
+             ON CONFLICT (scope, entry) DO UPDATE SET kind = excluded.kind",
+        )
+        .bind(e.scope.to_ascii_lowercase())
+        .bind(e.entry.to_ascii_lowercase())
+        .bind(if e.allow { "allow" } else { "block" })
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_spam_list_entry(&self, scope: &str, entry: &str) -> Result<bool> {
+        let done = db::query("DELETE FROM spam_lists WHERE scope = $1 AND entry = $2")
+            .bind(scope.to_ascii_lowercase())
+            .bind(entry.to_ascii_lowercase())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Remembers that `account` wrote to `addresses` (lowercased), keeping the newest
+    /// `MAX_CORRESPONDENTS`.
+    pub async fn note_correspondents(
+        &self,
+        account: AccountId,
+        addresses: &[String],
+    ) -> Result<()> {
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        let now = now_secs();
+        let mut tx = self.begin_write_relaxed().await?;
+        for a in addresses {
+            db::query(
+                "INSERT INTO spam_correspondents (account_id, address, last_seen) VALUES ($1, $2, $3) \
+                 ON CONFLICT (account_id, address) DO UPDATE SET last_seen = excluded.last_seen",
+            )
+            .bind(account)
+            .bind(a.to_ascii_lowercase())
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+        }
+        let n: i64 =
+            db::query_scalar("SELECT COUNT(*) FROM spam_correspondents WHERE account_id = $1")
+                .bind(account)
+                .fetch_one(&mut tx)
+                .await?;
+        if n > MAX_CORRESPONDENTS {
+            db::query(
+                "DELETE FROM spam_correspondents WHERE account_id = $1 AND address IN \
+                 (SELECT address FROM spam_correspondents WHERE account_id = $1 \
+                  ORDER BY last_seen, address LIMIT $2)",
+            )
+            .bind(account)
+            .bind(n - MAX_CORRESPONDENTS)
+            .execute(&mut tx)
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    pub async fn is_correspondent(&self, account: AccountId, address: &str) -> Result<bool> {
+        let found: Option<i64> = db::query_scalar(
+            "SELECT 1 FROM spam_correspondents WHERE account_id = $1 AND address = $2",
+        )
+        .bind(account)
+        .bind(address.to_ascii_lowercase())
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Past (ham, spam) verdicts of mail authenticated as from `domain`.
+    pub async fn spam_reputation(&self, domain: &str) -> Result<(u64, u64)> {
+        let row = db::query("SELECT ham, spam FROM spam_reputation WHERE domain = $1")
+            .bind(domain.to_ascii_lowercase())
+            .fetch_optional(&self.reader)
+            .await?;
+        match row {
+            Some(r) => Ok((count(&r, "ham")?, count(&r, "spam")?)),
+            None => Ok((0, 0)),
+        }
+    }
+
+    pub async fn add_spam_reputation(&self, domain: &str, spam: bool) -> Result<()> {
+        let (h, s) = if spam { (0, 1) } else { (1, 0) };
+        let mut tx = self.begin_write_relaxed().await?;
+        db::query(
+            "INSERT INTO spam_reputation (domain, ham, spam, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (domain) DO UPDATE SET ham = spam_reputation.ham + excluded.ham, \
+             spam = spam_reputation.spam + excluded.spam, updated_at = excluded.updated_at",
+        )
+        .bind(domain.to_ascii_lowercase())
+        .bind(h)
+        .bind(s)
+        .bind(now_secs())
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// The per-account rows a deleted account leaves (no foreign key: model 0 is global).
+    pub async fn delete_spam_model(&self, tx: &mut Tx, account: AccountId) -> Result<()> {
+        for table in ["spam_tokens", "spam_totals"] {
+            db::query(format!("DELETE FROM {table} WHERE account_id = $1"))
+                .heavy()
+                .bind(account)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn count(r: &super::Row, column: &str) -> Result<u64> {
+    Ok(u64::try_from(r.try_get::<i64, _>(column)?).unwrap_or(0))
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    let mut s = String::with_capacity(n * 5);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('$');
+        s.push_str(&(first + i).to_string());
+    }
+    s
+}
