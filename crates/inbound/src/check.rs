@@ -88,6 +88,37 @@ pub struct Verdict {
     /// for the copy that is forwarded; `None` unless the arrival is forwarded and a sealing key
     /// is configured.
     pub arc_seal: Option<String>,
+    /// Each method's result as its RFC 8601 keyword, for the spam filter's rules.
+    pub methods: MethodResults,
+}
+
+/// The result of each method as its RFC 8601 keyword (`pass`, `fail`, `softfail`, `none`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodResults {
+    pub spf: &'static str,
+    /// `pass` if a signature verified, else the first signature's result (`none` if unsigned).
+    pub dkim: &'static str,
+    /// The `d=` domains whose signatures verified.
+    pub dkim_pass_domains: Vec<String>,
+    pub dmarc: &'static str,
+    /// The author domain's published policy: `none`, `quarantine`, `reject` (`none` if absent).
+    pub dmarc_policy: &'static str,
+    pub arc: &'static str,
+    pub iprev: &'static str,
+}
+
+impl Default for MethodResults {
+    fn default() -> Self {
+        MethodResults {
+            spf: "none",
+            dkim: "none",
+            dkim_pass_domains: Vec::new(),
+            dmarc: "none",
+            dmarc_policy: "none",
+            arc: "none",
+            iprev: "none",
+        }
+    }
 }
 
 /// Verifies arriving mail; one per server, shared by every session.
@@ -181,6 +212,11 @@ impl Verifier {
                     observation: None,
                     from_domain: String::new(),
                     arc_seal: None,
+                    methods: MethodResults {
+                        spf: "temperror",
+                        dmarc: "temperror",
+                        ..MethodResults::default()
+                    },
                 }
             }
         }
@@ -310,6 +346,38 @@ impl Verifier {
             Some(DmarcResult::PermError(_)) => "permerror",
             Some(DmarcResult::None) | None => "none",
         };
+        let dkim_pass_domains: Vec<String> = dkim_auth
+            .iter()
+            .filter(|d| d.result == "pass")
+            .map(|d| d.domain.clone())
+            .collect();
+        let methods = MethodResults {
+            spf: spf_label(spf_mail.result()),
+            dkim: if !dkim_pass_domains.is_empty() {
+                "pass"
+            } else {
+                dkim_auth
+                    .first()
+                    .map(|d| label_of(&d.result))
+                    .or(dkim_note.map(|n| {
+                        if n.contains("permerror") {
+                            "permerror"
+                        } else {
+                            "none"
+                        }
+                    }))
+                    .unwrap_or("none")
+            },
+            dkim_pass_domains,
+            dmarc: dmarc_label,
+            dmarc_policy: match dmarc_out.as_ref().map(|d| d.policy()) {
+                Some(mail_auth::dmarc::Policy::Reject) => "reject",
+                Some(mail_auth::dmarc::Policy::Quarantine) => "quarantine",
+                _ => "none",
+            },
+            arc: arc_out.as_ref().map_or("none", |a| dkim_label(a.result())),
+            iprev: iprev.as_ref().map_or("none", |i| iprev_label(&i.result)),
+        };
         let action = self.decide(
             arrival,
             spf_mail.result(),
@@ -348,6 +416,7 @@ impl Verifier {
             observation,
             from_domain,
             arc_seal,
+            methods,
         }
     }
 
@@ -623,6 +692,14 @@ fn dkim_label(r: &DkimResult) -> &'static str {
         DkimResult::TempError(_) => "temperror",
         DkimResult::None => "none",
     }
+}
+
+/// The static keyword equal to `s` (results kept as strings in `DkimAuth`).
+fn label_of(s: &str) -> &'static str {
+    ["pass", "neutral", "fail", "permerror", "temperror", "none"]
+        .into_iter()
+        .find(|l| *l == s)
+        .unwrap_or("none")
 }
 
 fn spf_label(r: SpfResult) -> &'static str {

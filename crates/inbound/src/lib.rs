@@ -16,6 +16,6 @@ pub mod reports;
 pub mod spf_syntax;
 pub mod tlsrpt;
 
-pub use check::{Action, Arrival, Verdict, Verifier};
+pub use check::{Action, Arrival, MethodResults, Verdict, Verifier};
 pub use config::{Disposition, DomainPolicy, InboundConfig};
 pub use mail_auth::SpfResult;

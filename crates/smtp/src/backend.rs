@@ -132,6 +132,8 @@ pub struct Arrival<'a> {
     pub mail_from: &'a str,
     /// The accepted recipients' addresses.
     pub recipients: &'a [String],
+    /// The local accounts the message goes to (after aliases), one per account.
+    pub accounts: &'a [AccountId],
     /// Some of them are forwarded outside (alias targets on other domains).
     pub forwarding: bool,
 }

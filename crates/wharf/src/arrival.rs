@@ -10,22 +10,33 @@ use wharf_inbound::{Action, Verifier};
 use wharf_smtp::{Arrival, ArrivalAction, ArrivalCheck, ArrivalVerdict};
 
 use crate::config::Loaded;
+use crate::spam_filter::SpamFilter;
 
 pub struct InboundChecks {
-    verifier: Verifier,
+    /// `None` when `[inbound] enabled = false`.
+    verifier: Option<Verifier>,
+    /// `None` when `[spam] enabled = false`.
+    spam: Option<Arc<SpamFilter>>,
     /// Counts for the DMARC aggregate reports we send (`[reports] dmarc_aggregate`).
     reports: Option<Arc<crate::reporting::Counter>>,
 }
 
-/// The checks `[inbound]` asks for; `None` when they are off.
+/// The checks `[inbound]` and `[spam]` ask for; `None` when both are off.
 pub fn checks(
     cfg: &Loaded,
     hostname: &str,
     reports: Option<Arc<crate::reporting::Counter>>,
+    spam: Option<Arc<SpamFilter>>,
 ) -> anyhow::Result<Option<Arc<dyn ArrivalCheck>>> {
     let c = &cfg.config.inbound;
     if !c.enabled {
-        return Ok(None);
+        return Ok(spam.map(|spam| {
+            Arc::new(InboundChecks {
+                verifier: None,
+                spam: Some(spam),
+                reports: None,
+            }) as Arc<dyn ArrivalCheck>
+        }));
     }
     let mut opts = hickory_resolver::config::ResolverOpts::default();
     opts.timeout = Duration::from_secs(c.dns_timeout_secs);
@@ -47,7 +58,11 @@ pub fn checks(
             "no RSA DKIM key for the primary domain: forwarded mail is not ARC-sealed (wharf dkim generate --algo rsa)"
         ),
     }
-    Ok(Some(Arc::new(InboundChecks { verifier, reports })))
+    Ok(Some(Arc::new(InboundChecks {
+        verifier: Some(verifier),
+        spam,
+        reports,
+    })))
 }
 
 /// The primary domain's RSA signing key (selector, PEM): RFC 8617 seals with rsa-sha256 only.
@@ -70,28 +85,49 @@ fn arc_key(data_dir: &std::path::Path, domain: &str) -> anyhow::Result<Option<(S
 #[async_trait]
 impl ArrivalCheck for InboundChecks {
     async fn check(&self, arrival: &Arrival<'_>, content: &[u8]) -> ArrivalVerdict {
-        let a = wharf_inbound::Arrival {
-            ip: arrival.ip,
-            helo: arrival.helo,
-            mail_from: arrival.mail_from,
-            recipients: arrival.recipients,
-            forwarding: arrival.forwarding,
+        let mut verdict = ArrivalVerdict {
+            prepend: String::new(),
+            remove: Vec::new(),
+            forward_prepend: String::new(),
+            action: ArrivalAction::Deliver,
         };
-        let v = self.verifier.check(&a, content).await;
-        if let (Some(counter), Some(observation)) = (&self.reports, &v.observation) {
-            counter.dmarc(observation);
-        }
-        ArrivalVerdict {
-            prepend: v.header,
-            remove: v.forged,
-            forward_prepend: v.arc_seal.unwrap_or_default(),
-            action: match v.action {
+        let mut methods = None;
+        if let Some(verifier) = &self.verifier {
+            let a = wharf_inbound::Arrival {
+                ip: arrival.ip,
+                helo: arrival.helo,
+                mail_from: arrival.mail_from,
+                recipients: arrival.recipients,
+                forwarding: arrival.forwarding,
+            };
+            let v = verifier.check(&a, content).await;
+            if let (Some(counter), Some(observation)) = (&self.reports, &v.observation) {
+                counter.dmarc(observation);
+            }
+            verdict.prepend = v.header;
+            verdict.remove = v.forged;
+            verdict.forward_prepend = v.arc_seal.unwrap_or_default();
+            verdict.action = match v.action {
                 Action::Deliver => ArrivalAction::Deliver,
                 Action::Junk => ArrivalAction::Junk,
                 Action::Reject(why) => ArrivalAction::Reject(why),
                 Action::TempFail(why) => ArrivalAction::TempFail(why),
-            },
+            };
+            methods = Some(v.methods);
         }
+        // A refusal by policy stands on its own; scoring it would only cost DNS lookups.
+        if let Some(spam) = &self.spam
+            && matches!(verdict.action, ArrivalAction::Deliver | ArrivalAction::Junk)
+        {
+            let s = spam.score(arrival, content, methods.as_ref()).await;
+            verdict.prepend.push_str(&s.headers);
+            match s.action {
+                None | Some(ArrivalAction::Deliver) => {}
+                Some(ArrivalAction::Junk) => verdict.action = ArrivalAction::Junk,
+                Some(other) => verdict.action = other,
+            }
+        }
+        verdict
     }
 }
 

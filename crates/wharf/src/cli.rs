@@ -74,6 +74,9 @@ pub enum Command {
     /// Forward a user's mail to another address (written as the user's Sieve script).
     #[command(subcommand)]
     Forward(ForwardCmd),
+    /// The spam filter: train its classifier from folders of mail, and its allow/block lists.
+    #[command(subcommand)]
+    Spam(SpamCmd),
     /// Print every DNS record DOMAIN needs, as zone-file lines.
     Dns { domain: String },
     /// Check listeners, certificate and DNS from this server's point of view; exit 1 on any ✘.
@@ -172,6 +175,39 @@ pub enum VacationCmd {
     Clear { address: String },
     /// Show what is set.
     Show { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpamCmd {
+    /// Train the classifier (ACCOUNT's model and the global one) with mail known to be spam or
+    /// ham: message files, folders of them (Maildir included) and mbox files, or one of the
+    /// account's mailboxes.
+    Train {
+        /// The account whose model learns.
+        #[arg(long)]
+        account: String,
+        /// The mail is spam.
+        #[arg(long, conflicts_with = "ham", required_unless_present = "ham")]
+        spam: bool,
+        /// The mail is ham (wanted mail).
+        #[arg(long)]
+        ham: bool,
+        /// Train from this mailbox of the account instead of files.
+        #[arg(long, conflicts_with = "paths")]
+        mailbox: Option<String>,
+        /// Message files, folders and mbox files.
+        #[arg(required_unless_present = "mailbox")]
+        paths: Vec<PathBuf>,
+    },
+    /// Always accept mail from ENTRY (an address, `@domain` or `domain`) for SCOPE (a domain
+    /// for all its users, or one account's address).
+    Allow { scope: String, entry: String },
+    /// Always file mail from ENTRY into Junk for SCOPE.
+    Block { scope: String, entry: String },
+    /// Remove ENTRY from SCOPE's allow or block list.
+    Unlist { scope: String, entry: String },
+    /// Show the allow and block lists (of SCOPE only, when given).
+    Lists { scope: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,6 +26,9 @@ pub struct QueueHandoff {
     outbound: Arc<Outbound>,
     /// How long an entry is retried (the `[outbound] max_age`).
     max_age_secs: i64,
+    /// Where the addresses users write to are remembered: the spam filter trusts replies from
+    /// them (`None`: not remembered).
+    correspondents: Option<Arc<dyn wharf_store::Store>>,
 }
 
 impl QueueHandoff {
@@ -33,7 +36,30 @@ impl QueueHandoff {
         QueueHandoff {
             outbound,
             max_age_secs,
+            correspondents: None,
         }
+    }
+
+    pub fn with_correspondents(mut self, store: Arc<dyn wharf_store::Store>) -> QueueHandoff {
+        self.correspondents = Some(store);
+        self
+    }
+
+    /// Remembers, off the reply's path, that `user` wrote to `recipients`.
+    fn note_correspondents(&self, user: &str, recipients: Vec<String>) {
+        let Some(store) = self.correspondents.clone() else {
+            return;
+        };
+        let user = user.to_string();
+        tokio::spawn(async move {
+            let account = match store.get_account_by_address(&user).await {
+                Ok(Some(a)) => a,
+                _ => return,
+            };
+            if let Err(e) = store.note_correspondents(account.id, &recipients).await {
+                tracing::warn!(user, error = %e, "correspondents not recorded");
+            }
+        });
     }
 }
 
@@ -45,12 +71,15 @@ impl RemoteHandoff for QueueHandoff {
         origin: Origin,
     ) -> Result<QueueId, QueueError> {
         match origin {
-            Origin::Submission { .. } => {
+            Origin::Submission { user } => {
                 let now = chrono::Utc::now().timestamp();
                 entry.created = now;
                 entry.next_attempt = now.saturating_add(HOLD.as_secs() as i64);
                 entry.expires = now.saturating_add(self.max_age_secs);
-                self.outbound.submit(entry).await
+                let recipients = entry.recipients.iter().map(|r| r.address.clone()).collect();
+                let id = self.outbound.submit(entry).await?;
+                self.note_correspondents(&user, recipients);
+                Ok(id)
             }
             Origin::Forward => {
                 let now = chrono::Utc::now().timestamp();

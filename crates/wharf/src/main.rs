@@ -26,6 +26,8 @@ mod reporting;
 mod serve;
 mod sieve_admin;
 mod sieve_delivery;
+mod spam_admin;
+mod spam_filter;
 mod storage;
 mod wiring;
 
@@ -94,6 +96,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Sieve(cmd) => sieve_admin::sieve(&load_for_admin(path)?, cmd).await,
         Command::Vacation(cmd) => sieve_admin::vacation(&load_for_admin(path)?, cmd).await,
         Command::Forward(cmd) => sieve_admin::forward(&load_for_admin(path)?, cmd).await,
+        Command::Spam(cmd) => spam_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Report(cmd) => report_admin::run(&load_for_admin(path)?, cmd).await,
         Command::Node(cli::NodeCmd::List) => node::list(&load_for_admin(path)?).await,
         Command::Migrate { to, blobs_to } => {

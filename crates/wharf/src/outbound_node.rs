@@ -60,7 +60,10 @@ impl OutboundNode {
             signers,
             Some(bounces),
         );
-        let handoff = Arc::new(QueueHandoff::new(outbound.clone(), max_age));
+        let handoff = Arc::new(
+            QueueHandoff::new(outbound.clone(), max_age)
+                .with_correspondents(directory.store().clone()),
+        );
         let (stop, _) = watch::channel(false);
         Ok(OutboundNode {
             outbound,

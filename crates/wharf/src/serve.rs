@@ -112,6 +112,20 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         first_run::print_first_run(&listeners, &first, config_path, &cfg);
     }
 
+    let spam_filter = crate::spam_filter::SpamFilter::new(
+        &cfg.config.spam,
+        directory.store().clone(),
+        &cfg.config.outbound.dns_server.0,
+    )?
+    .map(Arc::new);
+    let spam_trainer = spam_filter.is_some().then(|| {
+        crate::spam_filter::spawn_trainer(
+            directory.store().clone(),
+            Duration::from_secs(
+                (cfg.config.spam.greylist.allow_days.saturating_add(1)).saturating_mul(86_400),
+            ),
+        )
+    });
     let (local_delivery, srs) = if cfg.config.sieve.enabled {
         let settings = crate::sieve_delivery::SieveSettings::from_config(&cfg, &hostname)?;
         let srs = settings.srs.clone();
@@ -135,6 +149,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
             &cfg,
             &hostname,
             counter.clone().filter(|_| reports.dmarc_aggregate),
+            spam_filter,
         )?,
     };
     let mut web = crate::http_wiring::Web::prepare(&cfg, &tls, &ctx.directory).await?;
@@ -202,6 +217,9 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     }
     blob_sweep.abort();
     header_backfill.abort();
+    if let Some(t) = spam_trainer {
+        t.abort();
+    }
     if let Some(t) = tombstone_prune {
         t.abort();
     }
@@ -262,7 +280,7 @@ fn reload_config(running: &Loaded) {
     }
     let same =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
-    let tables: [(&str, bool); 17] = [
+    let tables: [(&str, bool); 18] = [
         ("server", same(&old.server, &now.server)),
         ("store", same(&old.store, &now.store)),
         ("tls", same(&old.tls, &now.tls)),
@@ -280,6 +298,8 @@ fn reload_config(running: &Loaded) {
         ("acme", same(&old.acme, &now.acme)),
         ("reports", same(&old.reports, &now.reports)),
         ("sieve", same(&old.sieve, &now.sieve)),
+        // PartialEq, not Debug: its weights are a HashMap, printed in no fixed order.
+        ("spam", old.spam == now.spam),
     ];
     let changed: Vec<&str> = tables
         .iter()

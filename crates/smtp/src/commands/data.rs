@@ -417,6 +417,7 @@ impl Session {
                 helo: self.helo.as_deref().unwrap_or(""),
                 mail_from: tx.from.as_deref().unwrap_or(""),
                 recipients: &tx.rcpts,
+                accounts: &tx.accounts,
                 forwarding: !tx.remote.is_empty(),
             };
             let verdict = check.check(&arrival, &raw[body_start..]).await;

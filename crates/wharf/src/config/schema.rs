@@ -39,6 +39,9 @@ pub struct Config {
     /// Server-side filtering at local delivery: Sieve scripts, vacation, redirects
     /// (docs/sieve.md).
     pub sieve: SieveSection,
+    /// Spam scoring of mail arriving on port 25: rules, classifier, lists, greylisting, DNS
+    /// block lists, rspamd (docs/spam.md).
+    pub spam: wharf_spam::Config,
 }
 
 /// `[sieve]`: users' Sieve scripts (RFC 5228) run at local delivery, plus optional admin

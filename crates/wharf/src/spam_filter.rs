@@ -1,0 +1,523 @@
+//! Binds `wharf-spam` to the server: scores mail arriving on port 25 once the trust checks
+//! have run (rules, DNS block lists, the classifier over the store's counts, allow/block lists,
+//! known correspondents, sender-domain reputation, greylisting, optionally rspamd), and trains
+//! the classifier from the queue that users' moves into and out of Junk fill.
+//!
+//! One message is scored once. With a single local recipient (the usual case on an MX) that
+//! recipient's own model, lists and correspondents take part; with several, the global model
+//! and the recipients' domain lists decide for all of them, because the message is stored once.
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_resolver::TokioResolver;
+use wharf_smtp::{Arrival, ArrivalAction};
+use wharf_spam::bayes::ScopeCounts;
+use wharf_spam::rules::Reputation;
+use wharf_spam::{
+    Action, AuthResult, AuthVerdicts, DmarcPolicy, Facts, Model, Scan, SenderLists, TokenSet,
+};
+use wharf_store::{AccountId, GreylistEntry, SpamModelCounts, Store};
+
+/// Messages larger than this are scored on their first this-many bytes (headers, text and the
+/// attachment parts that start there): parsing all of a 50 MB message would cost more than the
+/// verdict is worth.
+const MAX_SCANNED: usize = 2 << 20;
+/// Above this, scanning runs off the async worker (`block_in_place`).
+const INLINE_SCAN: usize = 64 << 10;
+/// How long the list of local domains is reused.
+const DOMAINS_TTL: Duration = Duration::from_secs(60);
+
+/// What scoring decided about one arriving message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpamOutcome {
+    /// `X-Spam-Status` and `X-Spam-Score`, CRLF-ended, to put on top of the stored message.
+    pub headers: String,
+    /// `None`: deliver as the trust checks said.
+    pub action: Option<ArrivalAction>,
+}
+
+pub struct SpamFilter {
+    cfg: wharf_spam::Config,
+    store: Arc<dyn Store>,
+    dns: Option<Dns>,
+    domains: Mutex<Option<(Instant, Arc<Vec<String>>)>>,
+}
+
+/// DNS block list lookups through hickory (its cache serves every session).
+struct Dns(TokioResolver);
+
+impl wharf_spam::DnsLookup for Dns {
+    type Error = String;
+    async fn a_records(&self, name: &str) -> Result<Vec<Ipv4Addr>, String> {
+        match self.0.ipv4_lookup(name).await {
+            Ok(l) => Ok(l
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    hickory_resolver::proto::rr::RData::A(a) => Some(a.0),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The recipient set's data from the store: models, lists, correspondents.
+struct Recipient {
+    account: Option<AccountId>,
+    domain_lists: SenderLists,
+    user_lists: SenderLists,
+    known_correspondent: bool,
+}
+
+impl SpamFilter {
+    /// `None` when `[spam] enabled = false`.
+    pub fn new(
+        cfg: &wharf_spam::Config,
+        store: Arc<dyn Store>,
+        dns_servers: &[std::net::SocketAddr],
+    ) -> anyhow::Result<Option<SpamFilter>> {
+        if !cfg.enabled {
+            return Ok(None);
+        }
+        let dns = if cfg.dnsbl.ip_zones.is_empty() && cfg.dnsbl.domain_zones.is_empty() {
+            None
+        } else {
+            let mut opts = hickory_resolver::config::ResolverOpts::default();
+            opts.timeout = Duration::from_millis(cfg.dnsbl.timeout_ms.max(100));
+            opts.attempts = 1;
+            let r = wharf_outbound::route::resolver(dns_servers, opts)
+                .map_err(|e| anyhow::anyhow!("spam filter DNS: {e}"))?;
+            Some(Dns(r))
+        };
+        Ok(Some(SpamFilter {
+            cfg: cfg.clone(),
+            store,
+            dns,
+            domains: Mutex::new(None),
+        }))
+    }
+
+    /// Scores `content` (the message as the client sent it). `methods` are the trust checks'
+    /// results when they ran.
+    pub async fn score(
+        &self,
+        arrival: &Arrival<'_>,
+        content: &[u8],
+        methods: Option<&wharf_inbound::MethodResults>,
+    ) -> SpamOutcome {
+        let started = Instant::now();
+        let scanned = &content[..content.len().min(MAX_SCANNED)];
+        let scan = if scanned.len() > INLINE_SCAN
+            && tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(|| Scan::new(scanned))
+        } else {
+            Scan::new(scanned)
+        };
+        let auth = methods.map(auth_verdicts).unwrap_or_default();
+        let local_domains = self.local_domains().await;
+        let rcpt = self.recipient(arrival, &scan).await;
+        // Keyed by a domain the message proved it comes from, so that forged mail can neither
+        // spend nor spoil a domain's reputation.
+        let authenticated_domain = wharf_spam::rules::authenticated_sender_domain(
+            &scan.analysis,
+            &auth,
+            arrival.mail_from,
+        );
+        let reputation = match &authenticated_domain {
+            Some(d) => match self.store.spam_reputation(d).await {
+                Ok((ham, spam)) => Some(Reputation {
+                    ham: u32::try_from(ham).unwrap_or(u32::MAX),
+                    spam: u32::try_from(spam).unwrap_or(u32::MAX),
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "spam filter: reputation unavailable");
+                    None
+                }
+            },
+            None => None,
+        };
+        let classification = match self.model(rcpt.account, &scan.tokens).await {
+            Ok(model) => wharf_spam::classify(&model, scan.tokens.hashes(), &self.cfg.bayes),
+            Err(e) => {
+                tracing::warn!(error = %e, "spam filter: classifier counts unavailable");
+                None
+            }
+        };
+        let dnsbl_hits = match &self.dns {
+            Some(dns) => {
+                wharf_spam::dnsbl::check(
+                    dns,
+                    &self.cfg.dnsbl,
+                    Some(arrival.ip.to_canonical()),
+                    &scan.analysis.url_domains(),
+                )
+                .await
+            }
+            None => Vec::new(),
+        };
+        let rspamd = if self.cfg.rspamd.enabled {
+            let req = wharf_spam::rspamd::RspamdRequest {
+                ip: Some(arrival.ip.to_canonical()),
+                helo: Some(arrival.helo),
+                from: Some(arrival.mail_from),
+                rcpt: arrival.recipients,
+                queue_id: None,
+                user: None,
+                hostname: None,
+            };
+            match wharf_spam::rspamd::check(&self.cfg.rspamd, content, &req).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rspamd unavailable: scored without it");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let facts = Facts {
+            auth: &auth,
+            envelope_from: arrival.mail_from,
+            local_domains: &local_domains,
+            domain_lists: &rcpt.domain_lists,
+            user_lists: &rcpt.user_lists,
+            known_correspondent: rcpt.known_correspondent,
+            reputation,
+            classification: classification.as_ref(),
+            dnsbl_hits: &dnsbl_hits,
+            rspamd: rspamd.as_ref(),
+        };
+        let verdict = wharf_spam::evaluate(&self.cfg, &scan.analysis, &facts);
+        let action = match verdict.action {
+            Action::Deliver => None,
+            Action::Junk => Some(ArrivalAction::Junk),
+            Action::Reject => Some(ArrivalAction::Reject(
+                "Message refused as spam by the recipient's server".into(),
+            )),
+            Action::Greylist => match self.greylist(arrival).await {
+                Some(wait) => Some(ArrivalAction::TempFail(format!(
+                    "Greylisted: please try again in {wait} seconds"
+                ))),
+                None => match verdict.action_after_greylist() {
+                    Action::Junk => Some(ArrivalAction::Junk),
+                    _ => None,
+                },
+            },
+        };
+        let label = match &action {
+            None => "ham",
+            Some(ArrivalAction::Junk) => "junk",
+            Some(ArrivalAction::Reject(_)) => "reject",
+            Some(ArrivalAction::TempFail(_)) => "greylist",
+            Some(ArrivalAction::Deliver) => "ham",
+        };
+        metrics::counter!("wharf_spam_verdict_total", "verdict" => label).increment(1);
+        tracing::info!(
+            ip = %arrival.ip,
+            mail_from = arrival.mail_from,
+            verdict = label,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "spam {}",
+            verdict.log_line()
+        );
+        // Reputation learns from clear verdicts on authenticated mail only, so that no one can
+        // spoil a domain's name by forging it.
+        if let Some(d) = &authenticated_domain
+            && (verdict.score >= verdict.required || verdict.score < verdict.required / 2.0)
+            && let Err(e) = self
+                .store
+                .add_spam_reputation(d, verdict.score >= verdict.required)
+                .await
+        {
+            tracing::warn!(error = %e, "spam filter: reputation not recorded");
+        }
+        SpamOutcome {
+            headers: verdict.headers(),
+            action,
+        }
+    }
+
+    async fn local_domains(&self) -> Arc<Vec<String>> {
+        if let Ok(g) = self.domains.lock()
+            && let Some((at, d)) = g.as_ref()
+            && at.elapsed() < DOMAINS_TTL
+        {
+            return d.clone();
+        }
+        let list = match self.store.list_domains().await {
+            Ok(d) => Arc::new(d.into_iter().map(|d| d.name).collect::<Vec<_>>()),
+            Err(e) => {
+                tracing::warn!(error = %e, "spam filter: local domains unavailable");
+                return Arc::new(Vec::new());
+            }
+        };
+        if let Ok(mut g) = self.domains.lock() {
+            *g = Some((Instant::now(), list.clone()));
+        }
+        list
+    }
+
+    async fn recipient(&self, arrival: &Arrival<'_>, scan: &Scan) -> Recipient {
+        let mut domains: Vec<String> = arrival
+            .recipients
+            .iter()
+            .filter_map(|r| r.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+            .collect();
+        domains.sort();
+        domains.dedup();
+        let account = match arrival.accounts {
+            [one] => Some(*one),
+            _ => None,
+        };
+        let address = match account {
+            Some(id) => match self.store.get_account(id).await {
+                Ok(Some(a)) => Some(a.address.to_ascii_lowercase()),
+                _ => None,
+            },
+            None => None,
+        };
+        let mut scopes = domains.clone();
+        scopes.extend(address.clone());
+        let entries = match self.store.spam_list_entries(Some(&scopes)).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "spam filter: lists unavailable");
+                Vec::new()
+            }
+        };
+        let mut domain_lists = SenderLists::default();
+        let mut user_lists = SenderLists::default();
+        for e in entries {
+            let lists = if Some(&e.scope) == address.as_ref() {
+                &mut user_lists
+            } else {
+                &mut domain_lists
+            };
+            if e.allow {
+                lists.allow.push(e.entry);
+            } else {
+                lists.block.push(e.entry);
+            }
+        }
+        let mut known_correspondent = false;
+        if let Some(id) = account {
+            let mut senders = vec![arrival.mail_from.to_ascii_lowercase()];
+            if let Some(from) = scan.analysis.from_address.as_deref() {
+                senders.push(from.to_ascii_lowercase());
+            }
+            for s in senders.iter().filter(|s| !s.is_empty()) {
+                if let Ok(true) = self.store.is_correspondent(id, s).await {
+                    known_correspondent = true;
+                    break;
+                }
+            }
+        }
+        Recipient {
+            account,
+            domain_lists,
+            user_lists,
+            known_correspondent,
+        }
+    }
+
+    async fn model(
+        &self,
+        account: Option<AccountId>,
+        tokens: &TokenSet,
+    ) -> Result<Model, wharf_store::StoreError> {
+        let hashes: Vec<i64> = tokens.hashes().iter().map(|h| token_key(*h)).collect();
+        let models: Vec<i64> = std::iter::once(0).chain(account).collect();
+        let counts = self.store.spam_counts(&models, &hashes).await?;
+        let mut model = Model::default();
+        for c in counts {
+            let scope = scope_counts(&c);
+            if c.model == 0 {
+                model.global = scope;
+            } else {
+                model.user = Some(scope);
+            }
+        }
+        Ok(model)
+    }
+
+    /// Each recipient's triplet through the greylist; the longest wait asked, or `None` when
+    /// every triplet passes.
+    async fn greylist(&self, arrival: &Arrival<'_>) -> Option<u64> {
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+        let mut wait = None;
+        for rcpt in arrival.recipients {
+            let triplet = wharf_spam::greylist::Triplet::new(
+                arrival.ip.to_canonical(),
+                arrival.mail_from,
+                rcpt,
+            );
+            let key = triplet.key();
+            let stored = match self.store.greylist_entry(&key).await {
+                Ok(e) => e,
+                Err(e) => {
+                    // A store that cannot answer must not hold mail back.
+                    tracing::warn!(error = %e, "greylist unavailable: passing");
+                    return None;
+                }
+            };
+            let entry = stored.map(|e| wharf_spam::greylist::Entry {
+                first_seen: u64::try_from(e.first_seen).unwrap_or(0),
+                allowed_until: (e.passed_until > 0)
+                    .then(|| u64::try_from(e.passed_until).unwrap_or(0)),
+            });
+            let out = wharf_spam::greylist::decide(entry, now, &self.cfg.greylist);
+            if let Some(e) = out.store {
+                let row = GreylistEntry {
+                    first_seen: i64::try_from(e.first_seen).unwrap_or(0),
+                    last_seen: i64::try_from(now).unwrap_or(0),
+                    passed_until: e
+                        .allowed_until
+                        .map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)),
+                };
+                if let Err(e) = self.store.put_greylist_entry(&key, &row).await {
+                    tracing::warn!(error = %e, "greylist entry not recorded");
+                }
+            }
+            if let wharf_spam::greylist::Decision::Defer { retry_after_secs } = out.decision {
+                wait = Some(wait.unwrap_or(0).max(retry_after_secs));
+            }
+        }
+        wait
+    }
+}
+
+/// The store keeps a token's 64-bit hash in a signed column: the same bits.
+pub fn token_key(hash: wharf_spam::TokenHash) -> i64 {
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+fn scope_counts(c: &SpamModelCounts) -> ScopeCounts {
+    let n = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    ScopeCounts {
+        totals: wharf_spam::Counts {
+            ham: n(c.ham_messages),
+            spam: n(c.spam_messages),
+        },
+        tokens: c
+            .tokens
+            .iter()
+            .map(|(t, (h, s))| {
+                (
+                    u64::from_ne_bytes(t.to_ne_bytes()),
+                    wharf_spam::Counts {
+                        ham: n(*h),
+                        spam: n(*s),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn auth_result(keyword: &str) -> AuthResult {
+    match keyword {
+        "pass" => AuthResult::Pass,
+        "fail" => AuthResult::Fail,
+        "softfail" => AuthResult::SoftFail,
+        "neutral" => AuthResult::Neutral,
+        "temperror" => AuthResult::TempError,
+        "permerror" => AuthResult::PermError,
+        _ => AuthResult::None,
+    }
+}
+
+fn auth_verdicts(m: &wharf_inbound::MethodResults) -> AuthVerdicts {
+    AuthVerdicts {
+        spf: auth_result(m.spf),
+        dkim: auth_result(m.dkim),
+        dkim_pass_domains: m.dkim_pass_domains.clone(),
+        dmarc: auth_result(m.dmarc),
+        dmarc_policy: match m.dmarc_policy {
+            "reject" => DmarcPolicy::Reject,
+            "quarantine" => DmarcPolicy::Quarantine,
+            _ => DmarcPolicy::None,
+        },
+        arc: auth_result(m.arc),
+        iprev: auth_result(m.iprev),
+    }
+}
+
+/// Trains the classifier from the queue moves into and out of Junk fill (and `$Junk`,
+/// `$NotJunk`), and forgets stale greylist triplets once an hour.
+pub fn spawn_trainer(
+    store: Arc<dyn Store>,
+    greylist_keep: Duration,
+) -> tokio::task::JoinHandle<()> {
+    const BATCH: usize = 32;
+    tokio::spawn(async move {
+        let mut last_prune = Instant::now();
+        loop {
+            let batch = match store.take_spam_training(BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "spam training queue unavailable (retrying)");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    continue;
+                }
+            };
+            for r in &batch {
+                match train(store.as_ref(), r.account, r.message, r.spam).await {
+                    Ok(true) => tracing::info!(
+                        account = r.account,
+                        message = r.message,
+                        as_spam = r.spam,
+                        "spam classifier trained"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(account = r.account, message = r.message, error = %e, "spam training skipped")
+                    }
+                }
+            }
+            if last_prune.elapsed() > Duration::from_secs(3600) {
+                last_prune = Instant::now();
+                let before = chrono::Utc::now().timestamp()
+                    - i64::try_from(greylist_keep.as_secs()).unwrap_or(i64::MAX / 2);
+                match store.prune_greylist(before).await {
+                    Ok(n) if n > 0 => tracing::info!(triplets = n, "stale greylist entries pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "greylist prune failed"),
+                }
+            }
+            if batch.len() < BATCH {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    })
+}
+
+/// Trains one stored message of `account` as spam or ham (false: it already was).
+pub async fn train(
+    store: &dyn Store,
+    account: AccountId,
+    message: wharf_store::MessageId,
+    spam: bool,
+) -> Result<bool, wharf_store::StoreError> {
+    let raw = store.message_raw(message).await?;
+    let tokens = tokens_of(&raw);
+    store
+        .spam_train(account, Some(message), spam, &tokens)
+        .await
+}
+
+/// The store keys of a message's classifier tokens.
+pub fn tokens_of(raw: &[u8]) -> Vec<i64> {
+    let raw = &raw[..raw.len().min(MAX_SCANNED)];
+    TokenSet::from_message(raw)
+        .hashes()
+        .iter()
+        .map(|h| token_key(*h))
+        .collect()
+}

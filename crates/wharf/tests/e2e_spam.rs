@@ -1,0 +1,298 @@
+//! The spam filter end to end (issue 18), with real clients (Python's smtplib and imaplib):
+//! mail on port 25 carries X-Spam-Status/X-Spam-Score; heuristics file mail in Junk; a block
+//! list refuses with 550 5.7.1; a user who moves 20 messages of a new campaign into Junk over
+//! IMAP gets the 21st there, while other mail still reaches the INBOX; moving one back out
+//! trains it as ham; greylisting defers a new triplet with 451 and lets its retry through.
+//! Needs python3.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Env, PASSWORD};
+use wharf_testkit::{Zone, start_dns};
+
+/// Sends one message with smtplib; (code, text) of the reply to the data (or to RCPT).
+fn send(port: u16, from: &str, to: &str, message: &str) -> (u16, String) {
+    let script = r#"
+import smtplib, sys
+port, sender, rcpt, msg = sys.argv[1:5]
+with smtplib.SMTP("127.0.0.1", int(port), timeout=30) as s:
+    s.ehlo("mail.sender.test")
+    try:
+        s.sendmail(sender, [rcpt], msg.encode())
+        print("250 ok")
+    except smtplib.SMTPDataError as e:
+        print(e.smtp_code, e.smtp_error.decode())
+    except smtplib.SMTPRecipientsRefused as e:
+        code, text = list(e.recipients.values())[0]
+        print(code, text.decode())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &port.to_string(), from, to, message])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "smtplib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (code, rest) = text.split_once(' ').unwrap_or((&text, ""));
+    (code.parse().unwrap_or(0), rest.to_string())
+}
+
+/// Runs an imaplib script logged in as `user`; its standard output.
+fn imap(port: u16, user: &str, body: &str) -> String {
+    let script = format!(
+        "import imaplib, sys\nM = imaplib.IMAP4('127.0.0.1', {port})\nM.login('{user}', '{PASSWORD}')\n{body}\nM.logout()\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "imaplib: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The Subject and X-Spam-Status of every message in `mailbox`, one line each.
+fn spam_lines(port: u16, user: &str, mailbox: &str) -> Vec<String> {
+    let out = imap(
+        port,
+        user,
+        &format!(
+            "M.select('{mailbox}')\n\
+             typ, data = M.uid('SEARCH', 'ALL')\n\
+             for uid in data[0].split():\n\
+             \x20   typ, d = M.uid('FETCH', uid, '(BODY.PEEK[HEADER.FIELDS (SUBJECT X-SPAM-STATUS)])')\n\
+             \x20   print(' '.join(d[0][1].decode().split()))\n"
+        ),
+    );
+    out.lines().map(str::to_string).collect()
+}
+
+fn message(from: &str, subject: &str, id: &str, body: &str) -> String {
+    format!(
+        "From: Sender <{from}>\r\nTo: <alice@example.test>\r\nSubject: {subject}\r\n\
+         Message-ID: <{id}@sender.test>\r\nDate: Mon, 07 Dec 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+}
+
+/// One message of the campaign the user will teach the filter about.
+fn campaign(n: u32) -> String {
+    message(
+        &format!("promo{n}@deals.test"),
+        &format!("Exclusive offer {n}: cheap watches replica"),
+        &format!("campaign-{n}"),
+        &format!(
+            "Replica watches at wholesale prices, order {n} now. Rolex replica, Omega replica, \
+             genuine Swiss movement replica watches shipped worldwide. Unsubscribe never."
+        ),
+    )
+}
+
+fn ordinary(n: u32) -> String {
+    message(
+        "bob@friends.test",
+        &format!("Minutes of meeting {n}"),
+        &format!("minutes-{n}"),
+        &format!(
+            "Hi Alice, attached are my notes from meeting {n}. We agreed to move the review to \
+             Thursday and to ask Carol about the budget. Best, Bob"
+        ),
+    )
+}
+
+fn config(dns: std::net::SocketAddr, spam: &str) -> String {
+    format!(
+        "[server]\nhostname = \"mail.example.test\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+         [limits]\nshutdown_timeout = 2\n\
+         [outbound]\ndns_server = \"{dns}\"\n\
+         [imap]\nallow_plaintext_auth_on_loopback = true\n\
+         [spam]\n{spam}\n\
+         [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n\
+         [[listener]]\nname = \"imap\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scores_files_refuses_and_learns_from_junk_moves() {
+    let dns = start_dns(Zone::default().txt("friends.test", "v=spf1 ip4:127.0.0.1 -all")).await;
+    let env = Env::new();
+    env.write_config(&config(
+        dns,
+        "junk_threshold = 6.0\nreject_threshold = 15.0",
+    ));
+    env.add_user("alice@example.test");
+    env.ok(&["spam", "block", "alice@example.test", "@blocked.test"]);
+    let lists = env.ok(&["spam", "lists"]);
+    assert!(
+        lists.contains("alice@example.test\tblock\t@blocked.test"),
+        "{lists}"
+    );
+    let (mut server, ready) = env.serve();
+    let mx = ready.port("mx");
+    let imap_port = ready.port("imap");
+    let alice = "alice@example.test";
+
+    let run = tokio::task::spawn_blocking(move || {
+        // Ordinary mail: delivered, scored below the threshold, the score in the header.
+        assert_eq!(send(mx, "bob@friends.test", alice, &ordinary(0)).0, 250);
+        // Heuristics alone: an executable attachment, a link that lies about its target, an
+        // HTML-only body with hidden text, a From name holding another domain's address.
+        let nasty = "From: \"support@bank.test\" <alerts@phish.test>\r\nTo: <alice@example.test>\r\n\
+             Subject: Your account\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+             Content-Type: text/html; charset=utf-8\r\n\r\n\
+             <html><body><p>Confirm <a href=\"http://evil.phish.test/login\">https://www.bank.test/login</a></p>\
+             <div style=\"display:none\">lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor</div></body></html>\r\n\
+             --b1\r\nContent-Type: application/octet-stream; name=\"invoice.exe\"\r\n\
+             Content-Disposition: attachment; filename=\"invoice.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAA\r\n--b1--\r\n";
+        assert_eq!(send(mx, "alerts@phish.test", alice, nasty).0, 250);
+        // The same from a sender on the user's block list: past the reject threshold.
+        let blocked = nasty.replace("alerts@phish.test", "x@blocked.test");
+        let (code, text) = send(mx, "x@blocked.test", alice, &blocked);
+        assert_eq!(code, 550, "{text}");
+        assert!(text.contains("5.7.1"), "{text}");
+
+        let inbox = spam_lines(imap_port, alice, "INBOX");
+        assert_eq!(inbox.len(), 1, "{inbox:?}");
+        assert!(
+            inbox[0].contains("Minutes of meeting 0") && inbox[0].contains("X-Spam-Status: No, score="),
+            "{inbox:?}"
+        );
+        let junk = spam_lines(imap_port, alice, "Junk");
+        assert_eq!(junk.len(), 1, "{junk:?}");
+        assert!(junk[0].contains("X-Spam-Status: Yes"), "{junk:?}");
+        for rule in ["EXE_ATTACHMENT", "URL_DISPLAY_MISMATCH"] {
+            assert!(junk[0].contains(rule), "{rule}: {junk:?}");
+        }
+
+        // A new campaign reaches the INBOX until the user says what it is.
+        for n in 1..=20 {
+            assert_eq!(send(mx, &format!("promo{n}@deals.test"), alice, &campaign(n)).0, 250);
+        }
+        for n in 1..=5 {
+            assert_eq!(send(mx, "bob@friends.test", alice, &ordinary(n)).0, 250);
+        }
+        let inbox = spam_lines(imap_port, alice, "INBOX");
+        assert_eq!(inbox.len(), 26, "{inbox:?}");
+        // The user moves the 20 into Junk (IMAP MOVE), as a mail client's "junk" button does.
+        imap(
+            imap_port,
+            alice,
+            "M.select('INBOX')\n\
+             typ, data = M.uid('SEARCH', 'SUBJECT', '\"Exclusive offer\"')\n\
+             uids = b','.join(data[0].split()).decode()\n\
+             typ, r = M.uid('MOVE', uids, 'Junk')\n\
+             assert typ == 'OK', r\n",
+        );
+        // Training runs in the background: the next campaign message lands in Junk once it
+        // has caught up.
+        let mut landed = None;
+        for attempt in 0..30 {
+            std::thread::sleep(Duration::from_millis(500));
+            let n = 100 + attempt;
+            assert_eq!(send(mx, &format!("promo{n}@deals.test"), alice, &campaign(n)).0, 250);
+            let junk = spam_lines(imap_port, alice, "Junk");
+            if let Some(line) = junk.iter().find(|l| l.contains(&format!("Exclusive offer {n}:"))) {
+                landed = Some(line.clone());
+                break;
+            }
+        }
+        let line = landed.expect("a campaign message reached Junk after training");
+        assert!(line.contains("X-Spam-Status: Yes") && line.contains("BAYES_"), "{line}");
+        // Ordinary mail still reaches the INBOX.
+        assert_eq!(send(mx, "bob@friends.test", alice, &ordinary(99)).0, 250);
+        let inbox = spam_lines(imap_port, alice, "INBOX");
+        let last = inbox.iter().find(|l| l.contains("Minutes of meeting 99")).expect("in INBOX");
+        assert!(last.contains("X-Spam-Status: No"), "{last}");
+
+        // Out of Junk again: trained as ham.
+        imap(
+            imap_port,
+            alice,
+            "M.select('Junk')\n\
+             typ, data = M.uid('SEARCH', 'SUBJECT', '\"Exclusive offer 1:\"')\n\
+             typ, r = M.uid('MOVE', data[0].split()[0].decode(), 'INBOX')\n\
+             assert typ == 'OK', r\n",
+        );
+    })
+    .await;
+    if run.is_err() {
+        panic!("{}", server.rest_of_stderr(Duration::from_secs(2)));
+    }
+
+    let store = env.store().await;
+    let alice = store
+        .get_account_by_address("alice@example.test")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut totals = (0, 0);
+    for _ in 0..40 {
+        let c = store.spam_counts(&[alice.id], &[]).await.unwrap();
+        totals = (c[0].ham_messages, c[0].spam_messages);
+        if totals == (1, 19) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        totals,
+        (1, 19),
+        "one message moved back out of Junk is ham now"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn greylisting_defers_a_new_triplet_and_lets_its_retry_through() {
+    let dns = start_dns(Zone::default()).await;
+    let env = Env::new();
+    env.write_config(&config(
+        dns,
+        "greylist_threshold = -100.0\n[spam.greylist]\ndelay_secs = 2\n",
+    ));
+    env.add_user("alice@example.test");
+    let (mut server, ready) = env.serve();
+    let mx = ready.port("mx");
+    let run = tokio::task::spawn_blocking(move || {
+        let m = ordinary(1);
+        let (code, text) = send(mx, "bob@friends.test", "alice@example.test", &m);
+        assert_eq!(code, 451, "{text}");
+        assert!(text.contains("Greylisted"), "{text}");
+        // Too early: deferred again.
+        assert_eq!(
+            send(mx, "bob@friends.test", "alice@example.test", &m).0,
+            451
+        );
+        // The store counts whole seconds: 2.5 s is past the 2-second delay whatever the phase.
+        std::thread::sleep(Duration::from_millis(2500));
+        assert_eq!(
+            send(mx, "bob@friends.test", "alice@example.test", &m).0,
+            250
+        );
+        // The triplet is allowed from now on; another sender is not.
+        assert_eq!(
+            send(mx, "bob@friends.test", "alice@example.test", &ordinary(2)).0,
+            250
+        );
+        assert_eq!(
+            send(mx, "eve@other.test", "alice@example.test", &ordinary(3)).0,
+            451
+        );
+    })
+    .await;
+    if run.is_err() {
+        panic!("{}", server.rest_of_stderr(Duration::from_secs(2)));
+    }
+}
