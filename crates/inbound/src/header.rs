@@ -32,6 +32,33 @@ pub fn our_results(message: &[u8], ours: &str) -> Vec<Range<usize>> {
     found
 }
 
+/// Byte ranges of the header fields named any of `names` (case-insensitive): fields a sender
+/// may not set for us (our spam verdict), to be removed on arrival.
+pub fn fields_named(message: &[u8], names: &[&str]) -> Vec<Range<usize>> {
+    let mut found = Vec::new();
+    let mut pos = 0;
+    while pos < message.len() {
+        let end = field_end(message, pos);
+        let field = &message[pos..end];
+        if field == b"\r\n" || field == b"\n" {
+            break;
+        }
+        if let Some(colon) = field.iter().position(|&b| b == b':') {
+            let name = field[..colon].trim_ascii();
+            if names
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+            {
+                found.push(pos..end);
+            }
+        } else if !field.first().is_some_and(|b| b.is_ascii_graphic()) {
+            break;
+        }
+        pos = end;
+    }
+    found
+}
+
 /// The message with `ranges` (sorted, disjoint) left out.
 pub fn without(message: &[u8], ranges: &[Range<usize>]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len());
@@ -93,6 +120,16 @@ fn authserv_id(value: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_named_finds_folded_fields_in_the_header_only() {
+        let m = b"X-Spam-Score: 99\r\nSubject: a\r\nx-spam-status: Yes,\r\n\tscore=99\r\n\r\nX-Spam-Score: body\r\n";
+        let r = fields_named(m, &["X-Spam-Status", "X-Spam-Score"]);
+        assert_eq!(r.len(), 2);
+        assert_eq!(&m[r[0].clone()], b"X-Spam-Score: 99\r\n");
+        assert_eq!(&m[r[1].clone()], b"x-spam-status: Yes,\r\n\tscore=99\r\n");
+        assert_eq!(without(m, &r), b"Subject: a\r\n\r\nX-Spam-Score: body\r\n");
+    }
 
     const MSG: &[u8] = b"Authentication-Results: mx.example.org; spf=pass\r\n\
 Received: from a by b\r\n\

@@ -121,6 +121,8 @@ impl ArrivalCheck for InboundChecks {
         {
             let s = spam.score(arrival, content, methods.as_ref()).await;
             verdict.prepend.push_str(&s.headers);
+            verdict.remove.extend(s.forged);
+            verdict.remove.sort_by_key(|r| r.start);
             match s.action {
                 None | Some(ArrivalAction::Deliver) => {}
                 Some(ArrivalAction::Junk) => verdict.action = ArrivalAction::Junk,

@@ -231,7 +231,7 @@ impl SieveDelivery {
             envelope: &env,
             mailboxes: &names,
             seen_duplicates: &seen,
-            spam_score: None,
+            spam_score: crate::spam_filter::sieve_spam_score(&delivery.raw),
             virus_score: None,
             now: now.fixed_offset(),
             user_addresses: &user_addresses,

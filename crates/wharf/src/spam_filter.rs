@@ -26,6 +26,8 @@ use wharf_store::{AccountId, GreylistEntry, SpamModelCounts, Store};
 const MAX_SCANNED: usize = 2 << 20;
 /// Above this, scanning runs off the async worker (`block_in_place`).
 const INLINE_SCAN: usize = 64 << 10;
+/// The fields that carry a spam verdict: ours, or a forgery of ours.
+pub const VERDICT_FIELDS: &[&str] = &["X-Spam-Status", "X-Spam-Score", "X-Spam-Flag"];
 /// How long the list of local domains is reused.
 const DOMAINS_TTL: Duration = Duration::from_secs(60);
 
@@ -34,6 +36,9 @@ const DOMAINS_TTL: Duration = Duration::from_secs(60);
 pub struct SpamOutcome {
     /// `X-Spam-Status` and `X-Spam-Score`, CRLF-ended, to put on top of the stored message.
     pub headers: String,
+    /// Byte ranges of the content's header section holding spam verdict fields the sender put
+    /// there: to be removed, so that only ours is read (by users' Sieve `spamtest` too).
+    pub forged: Vec<std::ops::Range<usize>>,
     /// `None`: deliver as the trust checks said.
     pub action: Option<ArrivalAction>,
 }
@@ -240,6 +245,7 @@ impl SpamFilter {
         }
         SpamOutcome {
             headers: verdict.headers(),
+            forged: wharf_inbound::header::fields_named(content, VERDICT_FIELDS),
             action,
         }
     }
@@ -520,4 +526,66 @@ pub fn tokens_of(raw: &[u8]) -> Vec<i64> {
         .iter()
         .map(|h| token_key(*h))
         .collect()
+}
+
+/// The spam verdict of a stored message for Sieve's `spamtest` (RFC 5235), from the first
+/// `X-Spam-Status` field (ours: arriving copies of it are removed): `value` 1 (not spam) to 10,
+/// 6 at the junk threshold; `percent` 50 at the threshold. `None` when the message was not
+/// scored.
+pub fn sieve_spam_score(raw: &[u8]) -> Option<wharf_sieve::SpamScore> {
+    let ranges = wharf_inbound::header::fields_named(raw, &["X-Spam-Status"]);
+    let field = std::str::from_utf8(&raw[ranges.first()?.clone()]).ok()?;
+    let number = |key: &str| -> Option<f64> {
+        let at = field.find(key)? + key.len();
+        let rest = &field[at..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .unwrap_or(rest.len());
+        rest[..end].parse::<f64>().ok().filter(|v| v.is_finite())
+    };
+    let score = number("score=")?;
+    let required = number("required=").filter(|r| *r > 0.0)?;
+    let ratio = score / required;
+    let value = if score <= 0.0 {
+        1
+    } else {
+        (1.0 + (ratio * 5.0).ceil()).clamp(2.0, 10.0) as u8
+    };
+    let percent = (ratio * 50.0).round().clamp(0.0, 100.0) as u8;
+    Some(wharf_sieve::SpamScore { value, percent })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spamtest_values_follow_the_stored_verdict() {
+        let m = |s: &str| format!("X-Spam-Status: {s}\r\nSubject: x\r\n\r\nbody\r\n");
+        let v = |s: &str| sieve_spam_score(m(s).as_bytes()).map(|s| (s.value, s.percent));
+        assert_eq!(
+            v("No, score=-1.5 required=6.0 tests=BAYES_00=-1.5"),
+            Some((1, 0))
+        );
+        assert_eq!(v("No, score=0.0 required=6.0 tests="), Some((1, 0)));
+        assert_eq!(v("No, score=3.0 required=6.0 tests=X=3.0"), Some((4, 25)));
+        assert_eq!(v("Yes, score=6.0 required=6.0 tests=X=6.0"), Some((6, 50)));
+        assert_eq!(
+            v("Yes, score=50.0 required=6.0\r\n\ttests=X=50.0"),
+            Some((10, 100))
+        );
+        assert_eq!(v("garbage"), None);
+        assert_eq!(
+            sieve_spam_score(b"Subject: x\r\n\r\nX-Spam-Status: score=9 required=1\r\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn token_keys_keep_every_bit() {
+        for h in [0u64, 1, u64::MAX, 1 << 63] {
+            let k = token_key(h);
+            assert_eq!(u64::from_ne_bytes(k.to_ne_bytes()), h);
+        }
+    }
 }

@@ -117,9 +117,11 @@ fn config(dns: std::net::SocketAddr, spam: &str) -> String {
          [limits]\nshutdown_timeout = 2\n\
          [outbound]\ndns_server = \"{dns}\"\n\
          [imap]\nallow_plaintext_auth_on_loopback = true\n\
+         [smtp]\nallow_plaintext_auth_on_loopback = true\n\
          [spam]\n{spam}\n\
          [[listener]]\nname = \"mx\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"smtp\"\n\
-         [[listener]]\nname = \"imap\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\n"
+         [[listener]]\nname = \"imap\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\n\
+         [[listener]]\nname = \"submission\"\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"submission\"\n"
     )
 }
 
@@ -148,7 +150,9 @@ async fn scores_files_refuses_and_learns_from_junk_moves() {
         assert_eq!(send(mx, "bob@friends.test", alice, &ordinary(0)).0, 250);
         // Heuristics alone: an executable attachment, a link that lies about its target, an
         // HTML-only body with hidden text, a From name holding another domain's address.
-        let nasty = "From: \"support@bank.test\" <alerts@phish.test>\r\nTo: <alice@example.test>\r\n\
+        // It also claims a verdict of its own, which must not survive.
+        let nasty = "X-Spam-Status: No, score=-50.0 required=6.0 tests=FORGED\r\nX-Spam-Score: -50.0\r\n\
+             From: \"support@bank.test\" <alerts@phish.test>\r\nTo: <alice@example.test>\r\n\
              Subject: Your account\r\nMIME-Version: 1.0\r\n\
              Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
              Content-Type: text/html; charset=utf-8\r\n\r\n\
@@ -173,6 +177,7 @@ async fn scores_files_refuses_and_learns_from_junk_moves() {
         let junk = spam_lines(imap_port, alice, "Junk");
         assert_eq!(junk.len(), 1, "{junk:?}");
         assert!(junk[0].contains("X-Spam-Status: Yes"), "{junk:?}");
+        assert!(!junk[0].contains("FORGED") && !junk[0].contains("-50"), "{junk:?}");
         for rule in ["EXE_ATTACHMENT", "URL_DISPLAY_MISMATCH"] {
             assert!(junk[0].contains(rule), "{rule}: {junk:?}");
         }
@@ -252,6 +257,57 @@ async fn scores_files_refuses_and_learns_from_junk_moves() {
         (1, 19),
         "one message moved back out of Junk is ham now"
     );
+}
+
+/// Addresses a user writes to through submission are remembered: their replies are trusted.
+#[tokio::test(flavor = "multi_thread")]
+async fn addresses_written_to_become_known_correspondents() {
+    let dns = start_dns(Zone::default()).await;
+    let env = Env::new();
+    env.write_config(&config(dns, ""));
+    env.add_user("alice@example.test");
+    let (mut server, ready) = env.serve();
+    let submission = ready.port("submission");
+    let mx = ready.port("mx");
+    let run = tokio::task::spawn_blocking(move || {
+        let script = format!(
+            "import smtplib\n\
+             with smtplib.SMTP('127.0.0.1', {submission}, timeout=30) as s:\n\
+             \x20   s.login('alice@example.test', '{PASSWORD}')\n\
+             \x20   s.sendmail('alice@example.test', ['Carol@Remote.test'], \
+             b'From: <alice@example.test>\\r\\nTo: <Carol@Remote.test>\\r\\nSubject: lunch?\\r\\n\\r\\nTuesday?\\r\\n')\n"
+        );
+        let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        // Carol's reply: the known-correspondent rule fires (unverified: no SPF/DKIM here).
+        let reply = message("carol@remote.test", "Re: lunch?", "r1", "Tuesday works.");
+        assert_eq!(send(mx, "carol@remote.test", "alice@example.test", &reply).0, 250);
+    })
+    .await;
+    if run.is_err() {
+        panic!("{}", server.rest_of_stderr(Duration::from_secs(2)));
+    }
+    let store = env.store().await;
+    let alice = store
+        .get_account_by_address("alice@example.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .is_correspondent(alice.id, "carol@remote.test")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .is_correspondent(alice.id, "dave@remote.test")
+            .await
+            .unwrap()
+    );
+    let _ = server
+        .wait_for("KNOWN_CORRESPONDENT", Duration::from_secs(10))
+        .expect("rule fired");
 }
 
 #[tokio::test(flavor = "multi_thread")]
