@@ -7,7 +7,7 @@ CREATE TABLE spam_tokens (
     ham        INTEGER NOT NULL DEFAULT 0,
     spam       INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, token)
-) WITHOUT ROWID;
+);
 -- Messages trained per model.
 CREATE TABLE spam_totals (
     account_id INTEGER PRIMARY KEY,

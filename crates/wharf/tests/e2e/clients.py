@@ -304,6 +304,14 @@ def strip_trace(raw, envfrom, what):
     """Checks the two trace fields Wharf prepends (RFC 5321 §4.4) and returns what follows."""
     first, sep, rest = raw.partition(b"\r\n")
     assert sep and first == f"Return-Path: <{envfrom}>".encode(), f"{what}: first line {first[:200]!r}"
+    # Mail from port 25 carries the spam filter's verdict (ours, above our Received).
+    spam = []
+    while rest.startswith((b"X-Spam-Status: ", b"X-Spam-Score: ")):
+        line, sep, rest = rest.partition(b"\r\n")
+        spam.append(line)
+        while rest[:1] in (b" ", b"\t"):
+            line, sep, rest = rest.partition(b"\r\n")
+    assert len(spam) in (0, 2), f"{what}: spam verdict {spam!r}"
     assert rest.startswith(b"Received: "), f"{what}: no Received after Return-Path: {rest[:200]!r}"
     line, sep, rest = rest.partition(b"\r\n")
     received = [line]
