@@ -412,8 +412,8 @@ impl Session {
         }
     }
 
-    /// Autologout after inactivity or server shutdown.
-    fn bye(&mut self, why: &str) -> Step {
+    /// Autologout after inactivity or server shutdown; a command that cannot be framed.
+    pub(crate) fn bye(&mut self, why: &str) -> Step {
         self.state = State::Logout;
         self.rx = Receiver::default();
         Step::text(format!("* BYE {why}\r\n"), Next::Close)

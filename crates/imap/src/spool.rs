@@ -1,7 +1,8 @@
 //! Where APPEND literals wait until their command completes: in memory under a budget shared by
 //! every session of the service (`LiteralBudget`), or, beyond the spool threshold or when the
 //! budget is spent, in an unnamed temp file (`Spool`) that is gone when dropped — on completion,
-//! on abort, when the connection goes away, and after a crash.
+//! on abort, when the connection goes away, and after a crash. One command has at most one spool
+//! file: its spooled literals follow each other in it, each known by its offset and length.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,11 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// Octets this lease holds.
+    pub fn octets(&self) -> u64 {
+        self.n
+    }
+
     /// Folds another lease into this one (one command, several literals).
     pub fn merge(&mut self, mut other: Lease) {
         self.n += std::mem::take(&mut other.n);
@@ -72,9 +78,9 @@ impl Drop for Lease {
     }
 }
 
-/// A literal being written to a temp file. The file has no name from the start (unlinked at
-/// creation), so it vanishes when this (or the `Spooled` it becomes) is dropped, and also when
-/// the process is killed: nothing is left for a sweep after a crash.
+/// The spool file of one command, written in sequence. The file has no name from the start
+/// (unlinked at creation), so it vanishes when this (or the last `Spooled` read from it) is
+/// dropped, and also when the process is killed: nothing is left for a sweep after a crash.
 #[derive(Debug)]
 pub struct Spool {
     file: tokio::fs::File,
@@ -102,23 +108,31 @@ impl Spool {
         Ok(())
     }
 
-    pub async fn finish(mut self) -> io::Result<Spooled> {
+    /// Octets written so far: where the next literal starts.
+    pub fn written(&self) -> u64 {
+        self.len
+    }
+
+    /// All literals are written: the file to read them back from.
+    pub async fn finish(mut self) -> io::Result<Arc<std::fs::File>> {
         self.file.flush().await?;
-        Ok(Spooled {
-            file: Arc::new(self.file.into_std().await),
-            len: self.len,
-        })
+        Ok(Arc::new(self.file.into_std().await))
     }
 }
 
-/// A complete spooled literal.
+/// One complete spooled literal: `len` octets at `offset` of its command's spool file.
 #[derive(Debug)]
 pub struct Spooled {
     file: Arc<std::fs::File>,
+    offset: u64,
     len: u64,
 }
 
 impl Spooled {
+    pub fn new(file: Arc<std::fs::File>, offset: u64, len: u64) -> Spooled {
+        Spooled { file, offset, len }
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -127,14 +141,16 @@ impl Spooled {
         self.len == 0
     }
 
-    /// The message for the store, which takes it whole; the file goes when `self` is dropped.
+    /// The message for the store, which takes it whole; the file goes when the last `Spooled`
+    /// of the command is dropped.
     pub async fn read(&self) -> io::Result<Bytes> {
         use std::os::unix::fs::FileExt as _;
         let file = self.file.clone();
+        let offset = self.offset;
         let len = usize::try_from(self.len).map_err(io::Error::other)?;
         let data = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, 0).map(|()| buf)
+            file.read_exact_at(&mut buf, offset).map(|()| buf)
         })
         .await
         .map_err(io::Error::other)??;

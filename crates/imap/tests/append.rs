@@ -324,6 +324,28 @@ async fn multiappend_is_all_or_nothing(env: &impl HasBackend) {
     assert!(r.starts_with("c NO [TRYCREATE]"), "{r}");
     let r = t.cmd("d STATUS Archive (MESSAGES UIDNEXT)").await;
     assert!(r.contains("(MESSAGES 0 UIDNEXT 1)"), "{r}");
+    // A failure inside the store: each message fits the quota, the three together do not.
+    let big = format!("Subject: q\r\n\r\n{}\r\n", "x".repeat(4000));
+    env.set_alice_quota(10 * 1024).await;
+    let r = t
+        .raw(
+            format!(
+                "e APPEND Archive {{{n}+}}\r\n{big} {{{n}+}}\r\n{big} {{{n}+}}\r\n{big}\r\n",
+                n = big.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert!(r.starts_with("e NO [OVERQUOTA]"), "{r}");
+    let r = t.cmd("f STATUS Archive (MESSAGES UIDNEXT)").await;
+    assert!(r.contains("(MESSAGES 0 UIDNEXT 1)"), "{r}");
+    let r = t.cmd("g GETQUOTAROOT Archive").await;
+    assert!(r.contains("(STORAGE 0 10)"), "nothing counted: {r}");
+    // No UIDs were spent: the next message gets the first.
+    let r = t
+        .raw(format!("h APPEND Archive {{{}+}}\r\n{m1}\r\n", m1.len()).as_bytes())
+        .await;
+    assert_eq!(appenduid(&r).1, "1", "{r}");
 }
 
 on_both!(
@@ -414,8 +436,8 @@ async fn multiappend_spools_each_large_message() {
     t.input(wharf_imap::Input::Data(&big2[..3000])).await;
     assert_eq!(
         files_in(spool.path()),
-        2,
-        "each large message waits in its own file"
+        1,
+        "the large messages wait in the command's one spool file"
     );
     t.input(wharf_imap::Input::Data(&big2[3000..])).await;
     let (r, _) = t.input(wharf_imap::Input::Line(b"\r\n")).await;
@@ -523,8 +545,8 @@ async fn the_lines_of_one_command_are_bounded() {
     let mut t = login_with(&env, cfg, shared).await;
     // Empty literals cost no literal octets; their lines still count (16 × max_line).
     let mut cmd = b"a APPEND INBOX {0+}\r\n".to_vec();
-    for _ in 0..2350 {
-        cmd.extend_from_slice(b" {0+}\r\n");
+    for _ in 0..400 {
+        cmd.extend_from_slice(b" (\\Seen) \"05-Mar-2020 10:11:12 +0100\" {0+}\r\n");
     }
     cmd.extend_from_slice(b"\r\nb NOOP\r\n");
     let r = t.raw(&cmd).await;
@@ -551,4 +573,126 @@ async fn the_lines_of_one_command_are_bounded() {
         r.starts_with("c OK [APPENDUID ") && r.contains(" 1:1000]"),
         "{r}"
     );
+}
+
+/// The in-memory part of one APPEND is bounded by the spool threshold (whatever the shared
+/// budget has left), and all its spooled literals share one spool file, read back at their
+/// offsets.
+#[tokio::test]
+async fn one_command_holds_at_most_the_threshold_in_memory_and_one_spool_file() {
+    let env = sql_env().await;
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = spool_cfg(spool.path());
+    let shared = wharf_imap::Shared::new(&cfg);
+    let mut t = T::with_shared(&env, true, cfg, shared.clone());
+    t.cmd(&format!("a0 LOGIN {USER} \"{PASS}\"")).await;
+    // Five 600-octet messages, each under the 1024-octet threshold: the first is held in
+    // memory, the others would take the command past the threshold and are spooled.
+    let msgs: Vec<String> = (0..5)
+        .map(|i| {
+            format!(
+                "Subject: m{i}\r\n\r\n{}",
+                char::from(b'a' + i).to_string().repeat(585)
+            )
+        })
+        .collect();
+    assert!(msgs.iter().all(|m| m.len() == 600));
+    let mut first = true;
+    for m in &msgs {
+        let line = if first {
+            "a APPEND INBOX {600+}\r\n"
+        } else {
+            " {600+}\r\n"
+        };
+        first = false;
+        let (_, next) = t.input(wharf_imap::Input::Line(line.as_bytes())).await;
+        assert_eq!(next, wharf_imap::Next::Literal { len: 600 });
+        t.input(wharf_imap::Input::Data(m.as_bytes())).await;
+        assert!(shared.literal_bytes_in_memory() <= 1024);
+    }
+    assert_eq!(shared.literal_bytes_in_memory(), 600);
+    assert_eq!(files_in(spool.path()), 1, "one file for the command");
+    let (r, _) = t.input(wharf_imap::Input::Line(b"\r\n")).await;
+    assert!(r.starts_with("a OK [APPENDUID "), "{r}");
+    assert_eq!(appenduid(&r).1, "1:5");
+    assert!(spool_gone(spool.path()));
+    assert_eq!(shared.literal_bytes_in_memory(), 0);
+    t.cmd("s SELECT INBOX").await;
+    for (i, m) in msgs.iter().enumerate() {
+        let r = t.cmd(&format!("f{i} FETCH {} BODY.PEEK[]", i + 1)).await;
+        assert!(r.contains(&format!("{{600}}\r\n{m})")), "{r}");
+    }
+}
+
+/// When the shared budget is spent every message literal is spooled, still into one file.
+#[tokio::test]
+async fn a_spent_budget_does_not_open_a_file_per_literal() {
+    let env = env().await;
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = wharf_imap::ImapConfig {
+        literal_spool_threshold: 100_000,
+        literal_memory_budget: 10,
+        spool_dir: Some(spool.path().to_path_buf()),
+        ..wharf_imap::ImapConfig::default()
+    };
+    let shared = wharf_imap::Shared::new(&cfg);
+    let mut t = login_with(&env, cfg, shared).await;
+    let m = message(1);
+    t.input(wharf_imap::Input::Line(
+        format!("a APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes(),
+    ))
+    .await;
+    t.input(wharf_imap::Input::Data(m.as_bytes())).await;
+    for _ in 0..49 {
+        t.input(wharf_imap::Input::Line(
+            format!(" {{{}+}}\r\n", m.len()).as_bytes(),
+        ))
+        .await;
+        t.input(wharf_imap::Input::Data(m.as_bytes())).await;
+    }
+    assert_eq!(files_in(spool.path()), 1);
+    let (r, _) = t.input(wharf_imap::Input::Line(b"\r\n")).await;
+    assert!(r.starts_with("a OK [APPENDUID "), "{r}");
+    assert_eq!(appenduid(&r).1, "1:50");
+    assert!(spool_gone(spool.path()));
+}
+
+/// Only message data is spooled: a mailbox name or a CATENATE URL sent as a literal stays in
+/// the command, even when the memory budget is spent.
+#[tokio::test]
+async fn literal_mailbox_names_and_urls_are_not_spooled() {
+    let env = env().await;
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = wharf_imap::ImapConfig {
+        literal_memory_budget: 1,
+        spool_dir: Some(spool.path().to_path_buf()),
+        ..wharf_imap::ImapConfig::default()
+    };
+    let shared = wharf_imap::Shared::new(&cfg);
+    let mut t = login_with(&env, cfg, shared).await;
+    let m = message(1);
+    let r = t
+        .raw(format!("a APPEND {{7}}\r\nArchive {{{}}}\r\n{m}\r\n", m.len()).as_bytes())
+        .await;
+    assert!(
+        r.starts_with("+ Ready for literal data\r\n+ Ready for literal data\r\na OK [APPENDUID "),
+        "{r}"
+    );
+    let r = t.cmd("b STATUS Archive (MESSAGES)").await;
+    assert!(r.contains("(MESSAGES 1)"), "{r}");
+    let url = "/Archive/;UID=1";
+    let r = t
+        .raw(
+            format!(
+                "c APPEND {{5+}}\r\nINBOX CATENATE (URL {{{}+}}\r\n{url} TEXT {{2+}}\r\nok)\r\n",
+                url.len()
+            )
+            .as_bytes(),
+        )
+        .await;
+    assert!(r.starts_with("c OK [APPENDUID "), "{r}");
+    t.cmd("s SELECT INBOX").await;
+    let r = t.cmd("f FETCH 1 RFC822.SIZE").await;
+    assert!(r.contains(&format!("RFC822.SIZE {}", m.len() + 2)), "{r}");
+    assert!(spool_gone(spool.path()));
 }

@@ -11,6 +11,10 @@ const HEADER: &str = "From: a@example.org\r\nSubject: parts\r\nMIME-Version: 1.0
 /// Drafts holds PARTS as UID 1; its UIDVALIDITY.
 async fn drafts(t: &mut T) -> u32 {
     assert_eq!(t.append("Drafts", "", PARTS).await, 1);
+    drafts_validity(t).await
+}
+
+async fn drafts_validity(t: &mut T) -> u32 {
     let r = t.cmd("v STATUS Drafts (UIDVALIDITY)").await;
     r.split("UIDVALIDITY ")
         .nth(1)
@@ -113,15 +117,32 @@ async fn bad_urls_store_nothing(env: &impl HasBackend) {
             format!("b{i} NO [BADURL {shown}] Cannot resolve the URL\r\n")
         );
     }
-    // bob's messages are not alice's to read: his Drafts is not hers.
+    // Account scoping: alice's Drafts has UID 2, bob's Drafts (same name) has only UID 1. A URL
+    // with bob's own UIDVALIDITY, or none, naming UID 2 resolves only if it reached alice's.
+    assert_eq!(t.append("Drafts", "", PARTS).await, 2);
     let mut b = T::new(env, true, wharf_imap::ImapConfig::default());
     b.cmd(&format!("b0 LOGIN {USER2} \"{PASS}\"")).await;
+    assert_eq!(b.append("Drafts", "", &message(7)).await, 1);
+    let bv = drafts_validity(&mut b).await;
+    for url in [
+        format!("/Drafts;UIDVALIDITY={bv}/;UID=2"),
+        "/Drafts/;UID=2".to_string(),
+    ] {
+        let r = b
+            .cmd(&format!("b1 APPEND INBOX CATENATE (URL \"{url}\")"))
+            .await;
+        assert_eq!(
+            r,
+            format!("b1 NO [BADURL {url}] Cannot resolve the URL\r\n")
+        );
+    }
+    // His own UID 1 resolves, so the refusals above were about whose message it is.
     let r = b
         .cmd(&format!(
-            "b1 APPEND INBOX CATENATE (URL \"/Drafts;UIDVALIDITY={v}/;UID=1\")"
+            "b2 APPEND Sent CATENATE (URL \"/Drafts;UIDVALIDITY={bv}/;UID=1\")"
         ))
         .await;
-    assert!(r.starts_with("b1 NO [BADURL "), "{r}");
+    assert!(r.starts_with("b2 OK [APPENDUID "), "{r}");
     // In a MULTIAPPEND, one bad URL fails all.
     let m = message(1);
     let r = t
@@ -198,4 +219,47 @@ async fn toobig_when_the_result_passes_max_append() {
     assert_eq!(r, "b NO [TOOBIG] Message too large\r\n");
     let r = t.cmd("c STATUS INBOX (MESSAGES)").await;
     assert!(r.contains("(MESSAGES 0)"), "{r}");
+}
+
+/// At most 100 URLs in one APPEND, across its messages; the same message named again is read
+/// once; what the URLs make the server read counts against `max_append`, even when only a
+/// slice of it goes into the message.
+#[tokio::test]
+async fn urls_are_bounded_per_command() {
+    let env = sql_env().await;
+    let cfg = wharf_imap::ImapConfig {
+        max_append: 400,
+        ..wharf_imap::ImapConfig::default()
+    };
+    let mut t = T::new(&env, true, cfg);
+    t.cmd(&format!("a0 LOGIN {USER} \"{PASS}\"")).await;
+    assert_eq!(t.append("Drafts", "", PARTS).await, 1);
+    assert_eq!(t.append("Drafts", "", PARTS).await, 2);
+    let url = |uid: u32| format!("URL \"/Drafts/;UID={uid}/;PARTIAL=0.1\"");
+    let urls = |n: usize| vec![url(1); n].join(" ");
+    // 100 one-octet slices of UID 1, in two messages: UID 1 is read once (282 ≤ 400).
+    let r = t
+        .cmd(&format!(
+            "a APPEND INBOX CATENATE ({}) CATENATE ({})",
+            urls(60),
+            urls(40)
+        ))
+        .await;
+    assert!(r.starts_with("a OK [APPENDUID "), "{r}");
+    // 101: refused before any lookup.
+    let r = t
+        .cmd(&format!(
+            "b APPEND INBOX CATENATE ({}) CATENATE ({})",
+            urls(60),
+            urls(41)
+        ))
+        .await;
+    assert!(r.starts_with("b BAD "), "{r}");
+    // Two different messages: two octets in the result, 564 read.
+    let r = t
+        .cmd(&format!("c APPEND INBOX CATENATE ({} {})", url(1), url(2)))
+        .await;
+    assert_eq!(r, "c NO [TOOBIG] The URLs name too much to read\r\n");
+    let r = t.cmd("d STATUS INBOX (MESSAGES)").await;
+    assert!(r.contains("(MESSAGES 2)"), "{r}");
 }

@@ -112,3 +112,93 @@ async fn literal_plus_after_login() {
         .await;
     assert_eq!((r.as_str(), next), ("", Next::Discard { len: 99999999999 }));
 }
+
+/// Logged in as alice with `cfg`.
+async fn login_cfg(env: &Env, cfg: ImapConfig) -> T {
+    let mut t = T::new(env, true, cfg);
+    let r = t.cmd(&format!("a0 LOGIN {USER} \"{PASS}\"")).await;
+    assert!(r.contains("a0 OK"), "{r}");
+    t
+}
+
+/// A MULTIAPPEND of `n` non-synchronising messages each over `max_append`, every one of them
+/// made of IMAP commands: all must be read away, none run.
+fn hostile_multiappend(tag: &str, n: usize) -> Vec<u8> {
+    let body = "x DELETE Archive\r\n".repeat(9);
+    let mut cmd = format!("{tag} APPEND INBOX {{{}+}}\r\n{body}", body.len()).into_bytes();
+    for _ in 1..n {
+        cmd.extend_from_slice(format!(" {{{}+}}\r\n{body}", body.len()).as_bytes());
+    }
+    cmd.extend_from_slice(b"\r\n");
+    cmd
+}
+
+async fn archive_exists(env: &Env) -> bool {
+    let mut t = T::login(env).await;
+    t.cmd("z STATUS Archive (MESSAGES)").await.contains("z OK")
+}
+
+#[tokio::test]
+async fn literals_read_away_are_never_run_as_commands() {
+    let env = env().await;
+    let cfg = ImapConfig {
+        max_append: 100,
+        ..ImapConfig::default()
+    };
+    assert!(archive_exists(&env).await);
+    // More rounds than the old cap of 64: all read away, one BAD, the session goes on.
+    let mut t = login_cfg(&env, cfg.clone()).await;
+    let mut cmd = hostile_multiappend("a", 200);
+    cmd.extend_from_slice(b"b NOOP\r\n");
+    let (r, next) = t.next(&cmd).await;
+    assert_eq!(
+        r,
+        "a BAD [TOOBIG] Literal too large\r\nb OK NOOP completed\r\n"
+    );
+    assert_eq!(next, Next::Line);
+    assert!(archive_exists(&env).await, "a literal ran as a command");
+    // Past the cap: the session cannot tell the rest of the stream from commands, so it says
+    // BYE and closes instead of reading the next literal as lines.
+    let n = wharf_imap::MAX_DISCARD_ROUNDS as usize + 10;
+    let mut t = login_cfg(&env, cfg).await;
+    let (r, next) = t.next(&hostile_multiappend("c", n)).await;
+    assert_eq!(r, "* BYE Too many literals in one command\r\n");
+    assert_eq!(next, Next::Close);
+    assert!(archive_exists(&env).await, "a literal ran as a command");
+}
+
+/// The message literals of one APPEND are counted as they are announced; past the cap the
+/// command is refused at once (synchronising) or read away and refused (LITERAL+).
+#[tokio::test]
+async fn message_literals_are_capped_as_announced() {
+    let env = env().await;
+    let cap = wharf_imap::MAX_APPEND_LITERALS;
+    let mut t = T::login(&env).await;
+    let (r, next) = t.input(Input::Line(b"a APPEND INBOX {1+}\r\n")).await;
+    assert_eq!((r.as_str(), next), ("", Next::Literal { len: 1 }));
+    t.input(Input::Data(b"x")).await;
+    for _ in 1..cap {
+        let (_, next) = t.input(Input::Line(b" {1+}\r\n")).await;
+        assert_eq!(next, Next::Literal { len: 1 });
+        t.input(Input::Data(b"x")).await;
+    }
+    // One more: refused as it is announced, before anything else is held.
+    let (r, next) = t.input(Input::Line(b" {1+}\r\n")).await;
+    assert_eq!((r.as_str(), next), ("", Next::Discard { len: 1 }));
+    let (r, next) = t.input(Input::Line(b" {1+}\r\n")).await;
+    assert_eq!((r.as_str(), next), ("", Next::Discard { len: 1 }));
+    let (r, next) = t.input(Input::Line(b"\r\n")).await;
+    assert_eq!(r, "a BAD [LIMIT] Too many messages in one APPEND\r\n");
+    assert_eq!(next, Next::Line);
+    // A synchronising one past the cap gets NO instead of a continuation request.
+    let mut cmd = b"b APPEND INBOX {1+}\r\nx".to_vec();
+    for _ in 1..cap {
+        cmd.extend_from_slice(b" {1+}\r\nx");
+    }
+    cmd.extend_from_slice(b" {1}\r\n");
+    let (r, next) = t.next(&cmd).await;
+    assert_eq!(r, "b NO [LIMIT] Too many messages in one APPEND\r\n");
+    assert_eq!(next, Next::Line);
+    let r = t.cmd("c STATUS INBOX (MESSAGES)").await;
+    assert!(r.contains("(MESSAGES 0)"), "{r}");
+}

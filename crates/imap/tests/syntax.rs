@@ -427,7 +427,32 @@ fn setquota_and_url_examples() {
         "/%ZZ/;UID=1",
         "/%FF/;UID=1",
         "/;UID=1",
+        // Two hex digits after %, no sign (u8::from_str_radix would take `+4`).
+        "/A%+4/;UID=1",
+        "/A%-4/;UID=1",
+        "/INBOX/;UID=1/;SECTION=%+31",
+        "/A%4/;UID=1",
     ] {
         assert!(parse_imap_url(bad).is_err(), "{bad}");
     }
+    assert_eq!(parse_imap_url("/A%4a%4B/;UID=1").unwrap().mailbox, "AJK");
+}
+
+/// At most 100 CATENATE URLs in one APPEND, counted across its messages.
+#[test]
+fn catenate_urls_are_capped_per_command() {
+    let urls = |n: usize| " URL \"/INBOX/;UID=1\"".repeat(n);
+    let cmd = format!(
+        "a APPEND INBOX CATENATE ({}) CATENATE ({})\r\n",
+        &urls(60)[1..],
+        &urls(40)[1..]
+    );
+    assert!(parse_command(cmd.as_bytes()).is_ok());
+    let cmd = format!(
+        "a APPEND INBOX CATENATE ({}) CATENATE ({})\r\n",
+        &urls(60)[1..],
+        &urls(41)[1..]
+    );
+    let e = parse_command(cmd.as_bytes()).unwrap_err();
+    assert!(format!("{e:?}").contains("too many CATENATE URLs"), "{e:?}");
 }

@@ -3,8 +3,46 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
+use sqlx::Connection as _;
 use wharf_store::*;
-use wharf_testkit::store::{Backend, TestStore};
+use wharf_testkit::store::{Backend, TestStore, blob_files};
+
+/// The `blobs` row of `raw`: (refcount, pins), or `None` when there is none.
+async fn blob_row(files: &TestStore, raw: &[u8]) -> Option<(i64, i64)> {
+    let hash = wharf_store::blob::blob_hash(raw);
+    let q = "SELECT refcount, pins FROM blobs WHERE hash = $1";
+    match files.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&files.config.url)
+                .await
+                .unwrap();
+            sqlx::query_as(q)
+                .bind(hash)
+                .fetch_optional(&mut c)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&files.config.url)
+                .await
+                .unwrap();
+            sqlx::query_as(q)
+                .bind(hash)
+                .fetch_optional(&mut c)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// Whether a blob file holds `raw`.
+fn has_blob_file(files: &TestStore, raw: &[u8]) -> bool {
+    let hash = wharf_store::blob::blob_hash(raw);
+    blob_files(files.blob_dir()).iter().any(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains(&hash))
+    })
+}
 
 fn msg(subject: &str, body: &str) -> NewMessage {
     NewMessage {
@@ -77,14 +115,32 @@ async fn all_or_none(backend: Backend) {
         .await
         .unwrap();
     let big = |s: &str| msg(s, &"x".repeat(60));
+    let files_before = blob_files(files.blob_dir()).len();
     let r = store.append_many(inbox.id, vec![big("a"), big("b")]).await;
     assert!(matches!(r, Err(StoreError::OverQuota)), "{r:?}");
     assert_eq!(store.mailbox_index(inbox.id).await.unwrap().len(), 4);
     assert_eq!(store.quota_used(a.id).await.unwrap(), used);
     assert_eq!(store.mailbox_status(inbox.id).await.unwrap().uid_next, 5);
+    // The blobs written for them are released: no reference, no pin, and (no grace period in
+    // tests) no row and no file left.
+    for s in ["a", "b"] {
+        let raw = big(s).raw;
+        let row = blob_row(&files, &raw).await;
+        assert!(
+            matches!(row, None | Some((0, 0))),
+            "blob of {s} still held: {row:?}"
+        );
+        assert_eq!(row, None, "blob row of {s} not collected");
+        assert!(!has_blob_file(&files, &raw), "blob file of {s} left");
+    }
+    assert_eq!(blob_files(files.blob_dir()).len(), files_before);
+    // Shared blobs already stored keep their references.
+    assert_eq!(blob_row(&files, &same.raw).await, Some((2, 0)));
     // One of them fits.
     let out = store.append_many(inbox.id, vec![big("a")]).await.unwrap();
     assert_eq!(out[0].uid, 5);
+    assert_eq!(blob_row(&files, &big("a").raw).await, Some((1, 0)));
+    assert!(has_blob_file(&files, &big("a").raw));
 
     // Expunging one copy of the shared blob keeps the other readable.
     store

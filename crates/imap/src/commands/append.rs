@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tracing::warn;
 use wharf_store::NewMessage;
 
+use crate::commands::catenate::UrlCache;
 use crate::commands::store::split_flags;
 use crate::session::{Done, Session};
 use crate::spool::Spooled;
@@ -59,6 +60,7 @@ impl Session {
         let now = chrono::Utc::now().timestamp();
         let mut batch = Vec::with_capacity(messages.len());
         let mut total: u64 = 0;
+        let mut urls = UrlCache::default();
         for m in messages {
             let (flags, keywords) = match split_flags(&m.flags) {
                 Ok(x) => x,
@@ -71,7 +73,7 @@ impl Session {
                 },
                 AppendData::Catenate(parts) => {
                     let room = self.cfg.max_append.saturating_sub(total);
-                    match self.catenate(parts, &mut spools, room).await {
+                    match self.catenate(parts, &mut spools, room, &mut urls).await {
                         Ok(b) => b,
                         Err(d) => return d,
                     }

@@ -1,14 +1,32 @@
 //! CATENATE (RFC 4469): an APPENDed message built from text literals and IMAP URLs (RFC 5092) of
 //! messages, or parts of them, the user can read on this server.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use bytes::Bytes;
 use tracing::{debug, warn};
 use wharf_mime::Summary;
-use wharf_store::StoreError;
+use wharf_store::{Mailbox, MessageContent, MessageId, StoreError};
 
 use crate::commands::append::Spools;
 use crate::session::{Done, Session, normalize_inbox};
 use crate::syntax::{CatPart, parse_imap_url, utf7};
+
+/// What the URLs of one APPEND have looked up, so that naming the same mailbox or message again
+/// costs nothing more (the parser allows `MAX_CATENATE_URLS` URLs per command), and the octets
+/// read from the store for them, charged against `max_append`.
+#[derive(Default)]
+pub(crate) struct UrlCache {
+    /// Mailboxes by the name the URL gave.
+    mailboxes: HashMap<String, Option<Mailbox>>,
+    /// UID → message of mailboxes that are not selected, sorted by UID.
+    indexes: HashMap<wharf_store::MailboxId, Vec<(u32, MessageId)>>,
+    /// Messages read (summary and raw).
+    contents: HashMap<MessageId, MessageContent>,
+    /// Octets of the messages read.
+    read: u64,
+}
 
 impl Session {
     /// The message the parts make, at most `room` octets (else `NO [TOOBIG]`).
@@ -17,37 +35,48 @@ impl Session {
         parts: Vec<CatPart>,
         spools: &mut Spools,
         room: u64,
+        cache: &mut UrlCache,
     ) -> Result<Bytes, Done> {
-        let mut out: Vec<u8> = Vec::new();
+        let mut pieces = Vec::with_capacity(parts.len());
+        let mut len: u64 = 0;
         for part in parts {
             let piece = match part {
                 CatPart::Text(l) => self.literal_bytes(l, spools).await?,
-                CatPart::Url(url) => self.url_bytes(&url).await?,
+                CatPart::Url(url) => self.url_bytes(&url, cache).await?,
             };
-            if (out.len() as u64).saturating_add(piece.len() as u64) > room {
+            len = len.saturating_add(piece.len() as u64);
+            if len > room {
                 return Err(Done::no(Some("TOOBIG"), "Message too large"));
             }
-            out.extend_from_slice(&piece);
+            pieces.push(piece);
+        }
+        // One part: its octets as they are (a slice of what the store gave), no copy.
+        if pieces.len() == 1
+            && let Some(p) = pieces.pop()
+        {
+            return Ok(p);
+        }
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        for p in pieces {
+            out.extend_from_slice(&p);
         }
         Ok(Bytes::from(out))
     }
 
-    /// The octets a URL names: a message of one of the user's mailboxes (found by UIDVALIDITY
-    /// and UID), or a section of it, or a partial range of that. Anything that does not resolve
-    /// is `NO [BADURL url]`.
-    async fn url_bytes(&mut self, url: &str) -> Result<Bytes, Done> {
-        let u = match parse_imap_url(url) {
-            Ok(u) => u,
-            Err(why) => {
-                debug!(session = self.id, url, why, "CATENATE URL refused");
-                return Err(badurl(url));
-            }
-        };
+    /// The mailbox a URL names, once per name and command.
+    async fn url_mailbox(
+        &mut self,
+        name: &str,
+        cache: &mut UrlCache,
+    ) -> Result<Option<Mailbox>, Done> {
+        if let Some(m) = cache.mailboxes.get(name) {
+            return Ok(m.clone());
+        }
         let account = self.account_id();
         // RFC 5092 names the mailbox in UTF-8; RFC 2192 clients send modified UTF-7, tried second.
-        let name = normalize_inbox(u.mailbox.trim_end_matches('/'));
-        let mut names = vec![name.clone()];
-        if let Some(n) = utf7::decode(&name).filter(|n| *n != name) {
+        let normal = normalize_inbox(name.trim_end_matches('/'));
+        let mut names = vec![normal.clone()];
+        if let Some(n) = utf7::decode(&normal).filter(|n| *n != normal) {
             names.push(n);
         }
         let mut found = None;
@@ -61,52 +90,89 @@ impl Session {
                 Err(e) => return Err(Done::store(e)),
             }
         }
-        let Some(mb) = found else {
+        cache.mailboxes.insert(name.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// The octets a URL names: a message of one of the user's mailboxes (found by UIDVALIDITY
+    /// and UID), or a section of it, or a partial range of that. Anything that does not resolve
+    /// is `NO [BADURL url]`.
+    async fn url_bytes(&mut self, url: &str, cache: &mut UrlCache) -> Result<Bytes, Done> {
+        let u = match parse_imap_url(url) {
+            Ok(u) => u,
+            Err(why) => {
+                debug!(session = self.id, url, why, "CATENATE URL refused");
+                return Err(badurl(url));
+            }
+        };
+        let Some(mb) = self.url_mailbox(&u.mailbox, cache).await? else {
             return Err(badurl(url));
         };
         if u.uid_validity.is_some_and(|v| v != mb.uid_validity) {
             return Err(badurl(url));
         }
-        // The selected mailbox's view knows its UIDs; any other mailbox is read from its index.
-        let known = self
+        // The selected mailbox's view knows its UIDs; any other mailbox is read from its index,
+        // once per command.
+        let selected = self
             .selected
             .as_ref()
             .filter(|sel| sel.mailbox.id == mb.id)
-            .and_then(|sel| {
+            .map(|sel| {
                 sel.msgs
                     .binary_search_by_key(&u.uid, |e| e.uid)
                     .ok()
                     .map(|i| sel.msgs[i].message_id)
             });
-        let message = match known {
-            Some(m) => m,
+        let message = match selected {
+            Some(found) => found,
             None => {
-                let index = self
-                    .backend
-                    .messages
-                    .index(mb.id)
-                    .await
-                    .map_err(Done::store)?;
-                match index.binary_search_by_key(&u.uid, |e| e.uid) {
-                    Ok(i) => index[i].message_id,
-                    Err(_) => return Err(badurl(url)),
-                }
+                let index = match cache.indexes.entry(mb.id) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(v) => {
+                        let index = self
+                            .backend
+                            .messages
+                            .index(mb.id)
+                            .await
+                            .map_err(Done::store)?;
+                        v.insert(index.iter().map(|e| (e.uid, e.message_id)).collect())
+                    }
+                };
+                index
+                    .binary_search_by_key(&u.uid, |e| e.0)
+                    .ok()
+                    .map(|i| index[i].1)
             }
         };
-        let content = match self
-            .backend
-            .messages
-            .contents(&[message], u.section.is_some(), true)
-            .await
-            .map_err(Done::store)?
-            .pop()
-        {
-            Some(Ok(c)) => c,
-            // Expunged meanwhile.
-            Some(Err(StoreError::NotFound(_))) | None => return Err(badurl(url)),
-            Some(Err(e)) => return Err(Done::store(e)),
+        let Some(message) = message else {
+            return Err(badurl(url));
         };
-        let Some(raw) = content.raw else {
+        if !cache.contents.contains_key(&message) {
+            let content = match self
+                .backend
+                .messages
+                .contents(&[message], true, true)
+                .await
+                .map_err(Done::store)?
+                .pop()
+            {
+                Some(Ok(c)) => c,
+                // Expunged meanwhile.
+                Some(Err(StoreError::NotFound(_))) | None => return Err(badurl(url)),
+                Some(Err(e)) => return Err(Done::store(e)),
+            };
+            // What the URLs make the server read counts against the command's limit too.
+            let size = content.raw.as_ref().map_or(0, |r| r.len() as u64);
+            cache.read = cache.read.saturating_add(size);
+            if cache.read > self.cfg.max_append {
+                return Err(Done::no(Some("TOOBIG"), "The URLs name too much to read"));
+            }
+            cache.contents.insert(message, content);
+        }
+        let Some(content) = cache.contents.get(&message) else {
+            return Err(badurl(url));
+        };
+        let Some(raw) = content.raw.clone() else {
             return Err(badurl(url));
         };
         let data = match &u.section {
@@ -120,7 +186,7 @@ impl Session {
                     }
                 };
                 match summary.section(&raw, section) {
-                    Some(d) => Bytes::copy_from_slice(&d),
+                    Some(d) => slice_of(&raw, &d),
                     None => return Err(badurl(url)),
                 }
             }
@@ -136,6 +202,18 @@ impl Session {
                 data.slice(start..end)
             }
         })
+    }
+}
+
+/// `part` as a slice of `whole` when it lies inside it (no copy), else a copy.
+fn slice_of(whole: &Bytes, part: &[u8]) -> Bytes {
+    let base = whole.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    match at.checked_sub(base) {
+        Some(off) if off.saturating_add(part.len()) <= whole.len() && !part.is_empty() => {
+            whole.slice(off..off + part.len())
+        }
+        _ => Bytes::copy_from_slice(part),
     }
 }
 

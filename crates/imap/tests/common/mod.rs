@@ -58,17 +58,36 @@ pub async fn sql_env() -> SqlEnv {
 /// Whatever a transcript session can run on.
 pub trait HasBackend {
     fn backend(&self) -> Backend;
+    /// Sets alice's storage limit in octets.
+    fn set_alice_quota(&self, bytes: u64) -> impl std::future::Future<Output = ()>;
 }
 
 impl HasBackend for Env {
     fn backend(&self) -> Backend {
         self.mem.backend()
     }
+
+    async fn set_alice_quota(&self, bytes: u64) {
+        self.mem.set_quota(self.alice, bytes);
+    }
 }
 
 impl HasBackend for SqlEnv {
     fn backend(&self) -> Backend {
         wharf_imap::adapters::backend(self.directory.clone())
+    }
+
+    async fn set_alice_quota(&self, bytes: u64) {
+        let a = self
+            .store
+            .get_account_by_address(USER)
+            .await
+            .unwrap()
+            .unwrap();
+        self.store
+            .set_account_quota(a.id, bytes as i64)
+            .await
+            .unwrap();
     }
 }
 

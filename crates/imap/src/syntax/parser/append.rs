@@ -8,6 +8,9 @@ use crate::syntax::command::*;
 pub const MAX_APPEND_MESSAGES: usize = 1000;
 /// Most parts one CATENATE builds a message from.
 pub const MAX_CATENATE_PARTS: usize = 100;
+/// Most CATENATE URLs in one APPEND, across all its messages: each makes the server look up a
+/// mailbox and read a message.
+pub const MAX_CATENATE_URLS: usize = 100;
 
 impl Parser<'_> {
     /// `APPEND SP mailbox 1*(SP append-message)`, after the command name.
@@ -15,9 +18,20 @@ impl Parser<'_> {
         self.sp()?;
         let mailbox = self.mailbox()?;
         let mut messages = Vec::new();
+        let mut urls = 0;
         loop {
             self.sp()?;
-            messages.push(self.append_message()?);
+            let m = self.append_message()?;
+            if let AppendData::Catenate(parts) = &m.data {
+                urls += parts
+                    .iter()
+                    .filter(|p| matches!(p, CatPart::Url(_)))
+                    .count();
+                if urls > MAX_CATENATE_URLS {
+                    return Err("too many CATENATE URLs in one APPEND".into());
+                }
+            }
+            messages.push(m);
             if messages.len() > MAX_APPEND_MESSAGES {
                 return Err("too many messages in one APPEND".into());
             }

@@ -14,7 +14,7 @@ mod search;
 mod store;
 mod url;
 
-pub use append::{MAX_APPEND_MESSAGES, MAX_CATENATE_PARTS};
+pub use append::{MAX_APPEND_MESSAGES, MAX_CATENATE_PARTS, MAX_CATENATE_URLS};
 use lexer::Parser;
 pub use url::parse_imap_url;
 

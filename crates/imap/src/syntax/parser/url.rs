@@ -12,6 +12,10 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = b.get(i + 1..i + 3)?;
+            // Two hex digits: from_str_radix alone would take a sign (`%+F`).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let h = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(h, 16).ok()?);
             i += 3;
