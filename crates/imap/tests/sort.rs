@@ -88,7 +88,7 @@ fn sorted(r: &str) -> String {
         .to_string()
 }
 
-on_both!(sort_orders, esort_and_search_keys);
+on_both!(sort_orders, esort_and_search_keys, esort_partial);
 
 async fn sort_orders(env: &impl HasBackend) {
     let mut t = corpus(env).await;
@@ -155,4 +155,43 @@ async fn esort_and_search_keys(env: &impl HasBackend) {
     assert!(t.cmd("g SORT (BOGUS) UTF-8 ALL").await.starts_with("g BAD"));
     assert!(t.cmd("h SORT () UTF-8 ALL").await.starts_with("h BAD"));
     assert!(t.cmd("i SORT (SIZE) ALL").await.starts_with("i BAD"));
+}
+
+async fn esort_partial(env: &impl HasBackend) {
+    let mut t = corpus(env).await;
+    // RFC 5267 §4.4 / RFC 9394: PARTIAL counts positions in sort order (3,6,1,4,2,5 here) and
+    // answers them in that order; MIN/MAX/COUNT still describe the whole result.
+    let r = t
+        .cmd("a SORT RETURN (PARTIAL 1:2) (REVERSE SIZE) UTF-8 ALL")
+        .await;
+    assert_eq!(
+        r,
+        "* ESEARCH (TAG \"a\") PARTIAL (1:2 3,6)\r\na OK SORT completed\r\n"
+    );
+    let r = t
+        .cmd("b SORT RETURN (MIN COUNT PARTIAL 3:5) (REVERSE SIZE) UTF-8 ALL")
+        .await;
+    assert!(
+        r.contains("* ESEARCH (TAG \"b\") MIN 3 PARTIAL (3:5 1,4,2) COUNT 6\r\n"),
+        "{r}"
+    );
+    let r = t
+        .cmd("c UID SORT RETURN (PARTIAL -1:-2) (REVERSE SIZE) UTF-8 ALL")
+        .await;
+    assert!(
+        r.contains("* ESEARCH (TAG \"c\") UID PARTIAL (-1:-2 2,5)\r\n"),
+        "{r}"
+    );
+    let r = t
+        .cmd("d UID SORT RETURN (PARTIAL 7:9) (SIZE) UTF-8 ALL")
+        .await;
+    assert!(
+        r.contains("* ESEARCH (TAG \"d\") UID PARTIAL (7:9 NIL)\r\n"),
+        "{r}"
+    );
+    assert!(
+        t.cmd("e SORT RETURN (ALL PARTIAL 1:2) (SIZE) UTF-8 ALL")
+            .await
+            .starts_with("e BAD")
+    );
 }

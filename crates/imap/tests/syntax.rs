@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use wharf_imap::syntax::{
-    AppendData, AppendLiteral, AppendMessage, CatPart, CommandKind, SearchKey, Section,
-    SectionSpec, SeqNum, SeqSet, parse_command,
+    AppendData, AppendLiteral, AppendMessage, CatPart, CommandKind, SearchKey, SearchReturn,
+    Section, SectionSpec, SeqNum, SeqSet, parse_command,
 };
 
 /// RFC 7162's modifiers and search key, as its examples write them.
@@ -455,4 +455,96 @@ fn catenate_urls_are_capped_per_command() {
     );
     let e = parse_command(cmd.as_bytes()).unwrap_err();
     assert!(format!("{e:?}").contains("too many CATENATE URLs"), "{e:?}");
+}
+
+/// One RETURN option as written, and what it parses to.
+fn return_option() -> impl Strategy<Value = (String, SearchReturn)> {
+    prop_oneof![
+        Just(("MIN".to_string(), SearchReturn::Min)),
+        Just(("max".to_string(), SearchReturn::Max)),
+        Just(("COUNT".to_string(), SearchReturn::Count)),
+        Just(("Save".to_string(), SearchReturn::Save)),
+        Just(("ALL".to_string(), SearchReturn::All)),
+        (1u32.., 1u32.., any::<bool>(), any::<bool>()).prop_map(|(a, b, neg, lower)| {
+            let kw = if lower { "partial" } else { "PARTIAL" };
+            if neg {
+                (
+                    format!("{kw} -{a}:-{b}"),
+                    SearchReturn::Partial(-i64::from(a), -i64::from(b)),
+                )
+            } else {
+                (
+                    format!("{kw} {a}:{b}"),
+                    SearchReturn::Partial(i64::from(a), i64::from(b)),
+                )
+            }
+        }),
+    ]
+}
+
+proptest! {
+    /// RETURN options parse back to what was written, on SEARCH and SORT alike; more than one
+    /// of PARTIAL/ALL is refused (RFC 9394 §3.1).
+    #[test]
+    fn search_return_round_trips(
+        opts in proptest::collection::vec(return_option(), 0..5),
+        uid in any::<bool>(),
+        sort in any::<bool>(),
+    ) {
+        let text: Vec<&str> = opts.iter().map(|(s, _)| s.as_str()).collect();
+        let want: Vec<SearchReturn> = opts.iter().map(|(_, o)| *o).collect();
+        let u = if uid { "UID " } else { "" };
+        let line = if sort {
+            format!("t {u}SORT RETURN ({}) (DATE) UTF-8 ALL\r\n", text.join(" "))
+        } else {
+            format!("t {u}SEARCH RETURN ({}) ALL\r\n", text.join(" "))
+        };
+        let ranged = want
+            .iter()
+            .filter(|o| matches!(o, SearchReturn::All | SearchReturn::Partial(..)))
+            .count();
+        let got = parse_command(line.as_bytes());
+        if ranged > 1 {
+            prop_assert!(got.is_err(), "{line}");
+        } else {
+            let ret = match got.map(|c| c.kind) {
+                Ok(CommandKind::Search { ret, .. }) | Ok(CommandKind::Sort { ret, .. }) => ret,
+                other => return Err(TestCaseError::fail(format!("{line}: {other:?}"))),
+            };
+            prop_assert_eq!(ret, Some(want));
+        }
+    }
+
+    /// Any PARTIAL range text: parsed only when it is RFC 9394's `partial-range`, never a panic.
+    #[test]
+    fn partial_range_never_panics(range in "-?[0-9*]{0,11}:?-?[0-9*]{0,11}") {
+        let line = format!("t UID SEARCH RETURN (PARTIAL {range}) ALL\r\n");
+        if let Ok(c) = parse_command(line.as_bytes()) {
+            let CommandKind::Search { ret: Some(ret), .. } = c.kind else {
+                return Err(TestCaseError::fail(line.clone()));
+            };
+            let Some(SearchReturn::Partial(a, b)) = ret.first().copied() else {
+                return Err(TestCaseError::fail(line.clone()));
+            };
+            prop_assert!(a != 0 && b != 0 && (a > 0) == (b > 0));
+            let mut ends = range.split(':').map(|n| n.parse::<i64>().ok());
+            prop_assert_eq!((ends.next().flatten(), ends.next().flatten()), (Some(a), Some(b)));
+        }
+    }
+
+    /// The positions a PARTIAL range selects always lie within the result.
+    #[test]
+    fn partial_window_in_bounds(a in 1i64..=u32::MAX as i64, b in 1i64..=u32::MAX as i64, neg in any::<bool>(), len in 0usize..50) {
+        let (a, b) = if neg { (-a, -b) } else { (a, b) };
+        let w = SearchReturn::partial_window(a, b, len);
+        prop_assert!(w.start <= w.end && w.end <= len);
+        let (lo, hi) = (a.abs().min(b.abs()) as usize, a.abs().max(b.abs()) as usize);
+        let want: Vec<usize> = (0..len)
+            .filter(|&i| {
+                let pos = if neg { len - i } else { i + 1 };
+                pos >= lo && pos <= hi
+            })
+            .collect();
+        prop_assert_eq!(w.collect::<Vec<_>>(), want);
+    }
 }

@@ -1,4 +1,5 @@
-//! SEARCH and UID SEARCH with every RFC 9051 key, ESEARCH results (MIN MAX COUNT ALL) and
+//! SEARCH and UID SEARCH with every RFC 9051 key, ESEARCH results (MIN MAX COUNT ALL, and PARTIAL
+//! of RFC 5267 §4.4 / RFC 9394 — not advertised, FETCH's PARTIAL being missing) and
 //! SEARCHRES (SAVE, `$`). Flags, dates and sizes come from the index; TEXT/BODY/address and
 //! subject keys from the store's full-text index; HEADER and SENT* from the message header.
 
@@ -217,9 +218,10 @@ impl Selected {
     }
 }
 
-/// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n]` (RFC 4731) for `nums` in
-/// the answer's order (MIN and MAX are its first and last), without the line end; `all` writes
-/// the ALL set.
+/// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [PARTIAL (range set)] [COUNT n]`
+/// (RFC 4731, RFC 5267 §4.4, RFC 9394) for `nums` in the answer's order (MIN and MAX are its
+/// first and last, PARTIAL counts positions in it), without the line end; `all` writes the ALL
+/// and PARTIAL sets.
 pub(crate) fn esearch_line(
     tag: &str,
     uid: bool,
@@ -246,6 +248,15 @@ pub(crate) fn esearch_line(
     }
     if has(SearchReturn::All) && !nums.is_empty() {
         line.extend_from_slice(format!(" ALL {}", all(nums)).as_bytes());
+    }
+    if let Some((a, b)) = SearchReturn::partial_of(opts) {
+        let part = &nums[SearchReturn::partial_window(a, b, nums.len())];
+        let set = if part.is_empty() {
+            "NIL".to_string()
+        } else {
+            all(part)
+        };
+        line.extend_from_slice(format!(" PARTIAL ({a}:{b} {set})").as_bytes());
     }
     if has(SearchReturn::Count) {
         line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
@@ -434,18 +445,28 @@ impl Session {
             Some(opts) => {
                 let save = opts.contains(&SearchReturn::Save);
                 let has = |o| opts.contains(&o);
+                let partial = SearchReturn::partial_of(&opts)
+                    .map(|(a, b)| SearchReturn::partial_window(a, b, hits.len()));
                 if save {
-                    let only_minmax = (has(SearchReturn::Min) || has(SearchReturn::Max))
-                        && !has(SearchReturn::All)
-                        && !has(SearchReturn::Count);
+                    // RFC 5182 §2.4: with MIN/MAX only, just those are saved; Wharf treats
+                    // PARTIAL alike (the messages it returns, plus MIN/MAX if asked). ALL or
+                    // COUNT save every match.
+                    let only_minmax =
+                        (has(SearchReturn::Min) || has(SearchReturn::Max) || partial.is_some())
+                            && !has(SearchReturn::All)
+                            && !has(SearchReturn::Count);
                     self.saved = if only_minmax {
                         let mut v = Vec::new();
                         if has(SearchReturn::Min) {
                             v.extend(hit_uids.first());
                         }
+                        if let Some(w) = partial.clone() {
+                            v.extend_from_slice(&hit_uids[w]);
+                        }
                         if has(SearchReturn::Max) {
                             v.extend(hit_uids.last());
                         }
+                        v.sort_unstable();
                         v.dedup();
                         v
                     } else {
@@ -460,11 +481,13 @@ impl Session {
                     } else {
                         let ends = [hits.first(), hits.last()];
                         let (min, max) = (has(SearchReturn::Min), has(SearchReturn::Max));
+                        let window = partial.clone().unwrap_or(0..0);
                         highest_of(
                             &mut ends
                                 .into_iter()
                                 .zip([min, max])
-                                .filter_map(|(i, wanted)| i.copied().filter(|_| wanted)),
+                                .filter_map(|(i, wanted)| i.copied().filter(|_| wanted))
+                                .chain(hits[window].iter().copied()),
                         )
                     };
                     if let Some(h) = highest {

@@ -112,6 +112,40 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+    /// `PARTIAL first:last` (RFC 5267 §4.4, extended by RFC 9394 §3.1): the results at those
+    /// 1-based positions, counted from the end when negative (`-1` is the last result). Both
+    /// ends have the same sign and are never zero; they are kept as sent, to be echoed.
+    Partial(i64, i64),
+}
+
+impl SearchReturn {
+    /// The PARTIAL range among `opts`, if any.
+    pub fn partial_of(opts: &[SearchReturn]) -> Option<(i64, i64)> {
+        opts.iter().find_map(|o| match *o {
+            SearchReturn::Partial(a, b) => Some((a, b)),
+            _ => None,
+        })
+    }
+
+    /// The zero-based positions `lo..hi` a PARTIAL range `a:b` selects among `len` results
+    /// (empty when it names none of them).
+    pub fn partial_window(a: i64, b: i64, len: usize) -> std::ops::Range<usize> {
+        let len = len as u64;
+        let (lo, hi) = (
+            a.unsigned_abs().min(b.unsigned_abs()),
+            a.unsigned_abs().max(b.unsigned_abs()),
+        );
+        let (start, end) = if a > 0 {
+            // Positions lo..=hi, 1-based from the first result.
+            (lo.saturating_sub(1).min(len), hi.min(len))
+        } else {
+            // -lo is the lo-th result from the end; -hi the hi-th.
+            (len.saturating_sub(hi), len.saturating_sub(lo - 1).min(len))
+        };
+        let start = usize::try_from(start).unwrap_or(usize::MAX);
+        let end = usize::try_from(end).unwrap_or(usize::MAX);
+        start..end.max(start)
+    }
 }
 
 /// SEARCH keys of RFC 9051 §6.4.4 (RFC 3501 keys included).

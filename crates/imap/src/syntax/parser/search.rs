@@ -84,12 +84,41 @@ impl Parser<'_> {
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
                 "SAVE" => SearchReturn::Save,
+                "PARTIAL" => {
+                    p.sp()?;
+                    p.partial_range()?
+                }
                 _ => return Err(format!("unknown SEARCH return option {o}")),
             });
             Ok(())
         })?;
+        // RFC 9394 §3.1: at most one PARTIAL or ALL; a repeated option is refused too.
+        let ranged = opts
+            .iter()
+            .filter(|o| matches!(o, SearchReturn::All | SearchReturn::Partial(..)))
+            .count();
+        if ranged > 1 {
+            return Err("at most one of PARTIAL and ALL may be given".into());
+        }
         self.sp()?;
         Ok(Some(opts))
+    }
+
+    /// `partial-range` (RFC 9394): `nz-number ":" nz-number` or `"-" nz-number ":" "-"
+    /// nz-number`, either end first.
+    fn partial_range(&mut self) -> PResult<SearchReturn> {
+        let neg = self.eat(b'-');
+        let a = i64::from(self.nz_number()?);
+        self.expect(b':')?;
+        if self.eat(b'-') != neg {
+            return Err("PARTIAL range ends of different signs".into());
+        }
+        let b = i64::from(self.nz_number()?);
+        Ok(if neg {
+            SearchReturn::Partial(-a, -b)
+        } else {
+            SearchReturn::Partial(a, b)
+        })
     }
 
     /// One or more search keys, ANDed.
