@@ -10,6 +10,7 @@
 //! (50 levels), part count (5000) and decoded text (2 MiB).
 
 mod address;
+pub mod attachments;
 mod header;
 mod imap;
 mod params;

@@ -229,13 +229,17 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_api_token(&self, id: i64) -> Result<bool>;
 
     // ---- app passwords (per-device secrets accepted in place of the account password) ----
-    /// `hash` is the lower-case hex SHA-256 of the secret.
+    /// `hash` is the lower-case hex SHA-256 of the secret. None when the account has `limit`
+    /// app passwords already: the count and the insert are one atomic step.
     async fn create_app_password(
         &self,
         account: AccountId,
         label: &str,
         hash: &str,
-    ) -> Result<AppPassword>;
+        limit: usize,
+    ) -> Result<Option<AppPassword>>;
+    /// Revokes all of the account's app passwords (an admin's password reset); how many.
+    async fn delete_app_passwords(&self, account: AccountId) -> Result<u64>;
     async fn list_app_passwords(&self, account: AccountId) -> Result<Vec<AppPassword>>;
     /// The account's app password whose secret hashes to `hash`, if any.
     async fn app_password_by_hash(
@@ -406,6 +410,25 @@ pub trait Store: Send + Sync + 'static {
     /// Fills in the header search text of up to `batch` messages stored before it was kept
     /// (migration 0007); how many were done, 0 once none is left.
     async fn backfill_header_text(&self, batch: usize) -> Result<usize>;
+    /// Extracts the text of document attachments (PDF, DOCX, XLSX, PPTX, ODT/ODS/ODP) of up to
+    /// `batch` messages not done yet into their searchable body text, within `limits` per
+    /// message; how many were looked at, 0 once none is left (issue 22; run in the background).
+    async fn extract_attachment_text(
+        &self,
+        batch: usize,
+        limits: wharf_mime::attachments::Limits,
+    ) -> Result<usize> {
+        let _ = (batch, limits);
+        Ok(0)
+    }
+    /// Marks the messages of `account` (every account: `None`) for re-extraction: their search
+    /// text is rewritten from the message by `backfill_header_text`, which also puts their
+    /// attachments back in line for `extract_attachment_text` and (SQLite) their rows back in
+    /// line for the trigram index (`wharf reindex`). How many rows were marked.
+    async fn mark_for_reindex(&self, account: Option<AccountId>) -> Result<u64> {
+        let _ = account;
+        Ok(0)
+    }
 
     // ---- POP3 maildrop lock (RFC 1939), shared by every node ----
     /// Takes the account's maildrop lock for `owner` until `ttl_secs` from now; false if another

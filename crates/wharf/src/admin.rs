@@ -107,6 +107,7 @@ pub async fn user(cfg: &Loaded, cmd: UserCmd) -> Result<()> {
                 println!("{}: {} used of {}", a.address, a.used.human, a.quota.human);
             }
         },
+        UserCmd::AppPassword(cmd) => crate::app_password_admin::run(&dir, cmd).await?,
         UserCmd::Admin { address, on, off } => {
             let a = match (on, off) {
                 (true, _) => ops::accounts::set_admin(&dir, &address, true).await?,

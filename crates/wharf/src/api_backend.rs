@@ -123,6 +123,10 @@ impl AdminApi for ApiBackend {
                 ops::accounts::set_password(dir, &address, &password).await?;
                 Ok(ApiReply::NoContent)
             }
+            ApiCall::ChangeOwnPassword { address, password } => {
+                ops::accounts::change_own_password(dir, &address, &password).await?;
+                Ok(ApiReply::NoContent)
+            }
             ApiCall::GetQuota { address } => quota_reply(&ops::accounts::get(dir, &address).await?),
             ApiCall::SetQuota { address, quota } => {
                 let bytes = ops::parse_size(&quota)?;
@@ -198,6 +202,18 @@ impl AdminApi for ApiBackend {
             }
             ApiCall::RevokeAppPassword { address, id } => {
                 ops::app_passwords::revoke(dir, &address, id).await?;
+                Ok(ApiReply::NoContent)
+            }
+            ApiCall::ListSpamLists { scope } => {
+                ok(&ops::spam_lists::list(dir, scope.as_deref()).await?)
+            }
+            ApiCall::PutSpamListEntry {
+                scope,
+                entry,
+                allow,
+            } => ok(&ops::spam_lists::put(dir, &scope, &entry, allow).await?),
+            ApiCall::DeleteSpamListEntry { scope, entry } => {
+                ops::spam_lists::delete(dir, &scope, &entry).await?;
                 Ok(ApiReply::NoContent)
             }
         }

@@ -91,6 +91,9 @@ pub enum Command {
     /// Restore a backup from DIR into the fresh (empty) data folder the configuration names,
     /// after checking its manifest and every hash; refuses a store that holds data.
     Restore { dir: PathBuf },
+    /// Rebuild the search text of ACCOUNT's messages (every account's without one): text folded
+    /// again and the text of PDF and office attachments extracted again (docs/store.md).
+    Reindex { account: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,6 +388,24 @@ pub enum UserCmd {
         #[arg(long)]
         off: bool,
     },
+    /// An account's app passwords: per-device secrets IMAP, POP3 and SMTP AUTH accept in place
+    /// of the account password.
+    #[command(subcommand)]
+    AppPassword(AppPasswordCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppPasswordCmd {
+    /// Create one for a device and print its secret (shown only this once).
+    Add {
+        address: String,
+        /// The device or program it is for, e.g. "phone".
+        label: String,
+    },
+    /// List an account's app passwords: id, label, created, last used.
+    List { address: String },
+    /// Revoke one by its id (from `list`): refused at once.
+    Revoke { address: String, id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 
 mod admin;
 mod api_backend;
+mod app_password_admin;
 mod arrival;
 mod backup;
 mod cli;
@@ -21,6 +22,7 @@ mod node;
 mod ops;
 mod outbound_node;
 mod queue_admin;
+mod reindex;
 mod report_admin;
 mod reporting;
 mod serve;
@@ -127,6 +129,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::run(&load_for_admin(path)?, args).await,
         Command::Backup { dir } => backup::backup(&load_for_admin(path)?, &dir).await,
         Command::Restore { dir } => backup::restore(&load_for_admin(path)?, &dir).await,
+        Command::Reindex { account } => reindex::run(&load_for_admin(path)?, account).await,
         Command::Config(cli::ConfigCmd::Check) => {
             if !path.exists() {
                 bail!("config file {} not found", path.display());

@@ -54,6 +54,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     );
     let node = crate::node::register(opened.store.clone(), &hostname).await?;
     let header_backfill = storage::spawn_header_text_backfill(opened.store.clone());
+    let attachment_text = storage::spawn_attachment_text(opened.store.clone());
     let tombstone_prune = (cfg.config.store.expunge_history_days > 0).then(|| {
         storage::spawn_tombstone_prune(
             opened.store.clone(),
@@ -217,6 +218,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     }
     blob_sweep.abort();
     header_backfill.abort();
+    attachment_text.abort();
     if let Some(t) = spam_trainer {
         t.abort();
     }

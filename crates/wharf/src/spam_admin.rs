@@ -97,10 +97,7 @@ pub async fn run(cfg: &Loaded, cmd: SpamCmd) -> Result<()> {
 }
 
 async fn put(store: &dyn Store, scope: String, entry: String, allow: bool) -> Result<()> {
-    let valid = |s: &str| {
-        let s = s.trim_start_matches('@');
-        !s.is_empty() && !s.contains(char::is_whitespace) && s.contains('.')
-    };
+    let valid = crate::ops::spam_lists::valid;
     if !valid(&scope) || !valid(&entry) {
         bail!(
             "scope and entry are addresses or domains (user@example.com, @example.com, example.com)"

@@ -92,6 +92,28 @@ pub fn spawn_header_text_backfill(store: Arc<dyn Store>) -> tokio::task::JoinHan
     })
 }
 
+/// Extracts the text of document attachments (PDF, DOCX, XLSX, PPTX, ODT/ODS/ODP) of stored
+/// messages into their search text, in small batches, for the life of the server (issue 22): new
+/// messages are picked up within `IDLE` of their delivery. Extraction is the store's, on blocking
+/// threads within a size, text and time budget per message.
+pub fn spawn_attachment_text(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+    const BATCH: usize = 16;
+    const IDLE: Duration = Duration::from_secs(5);
+    tokio::spawn(async move {
+        let limits = Default::default();
+        loop {
+            match store.extract_attachment_text(BATCH, limits).await {
+                Ok(0) => tokio::time::sleep(IDLE).await,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "store: attachment text extraction failed (retrying)");
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+            }
+        }
+    })
+}
+
 pub fn directory_config(cfg: &Loaded) -> wharf_directory::DirectoryConfig {
     let d = &cfg.config.directory;
     wharf_directory::DirectoryConfig {

@@ -645,3 +645,209 @@ fn vacation_and_forwarding_through_the_api_are_the_cli_s() {
     server.sigterm();
     server.wait_exit(std::time::Duration::from_secs(30));
 }
+
+/// App passwords through the API and the CLI (the same operations as the web page): created
+/// with the secret in the reply only, listed without it, accepted by IMAP, refused by the
+/// admin API's Basic auth, revoked; an admin's password reset revokes them all; a plain account
+/// cannot manage anyone's.
+#[test]
+fn app_passwords_through_the_api_and_the_cli() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "[server]\nhostname = \"{HOST}\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+         [limits]\nshutdown_timeout = 5\n[inbound]\nenabled = false\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"imap\"\ntls = \"implicit\"\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"http\"\ntls = \"implicit\"\n"
+    ));
+    env.add_user(ADMIN);
+    env.add_user(USER);
+    env.ok(&["user", "admin", ADMIN, "--on"]);
+    let (mut server, ready) = env.serve();
+    let cacert = env.data().join("tls/cert.pem").display().to_string();
+    let api = Api {
+        port: ready.port("https"),
+        cacert: cacert.clone(),
+    };
+    let imaps = ready.port("imaps");
+    let path = format!("/api/v1/accounts/{USER}/app-passwords");
+
+    let r = api.admin("POST", &path, Some(json!({"label": "phone"})));
+    assert_eq!(r.status, 201, "{}", r.json);
+    assert_eq!(r.json["label"], "phone");
+    let secret = r.json["secret"].as_str().unwrap().to_string();
+    let id = r.json["id"].as_i64().unwrap();
+    assert!(imap_login(imaps, &cacert, USER, &secret));
+    let r = api.admin("GET", &path, None);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json.as_array().unwrap().len(), 1);
+    assert!(r.json[0].get("secret").is_none(), "{}", r.json);
+    assert_eq!(
+        api.admin("GET", &format!("/api/v1/accounts/{USER}"), None)
+            .json["app_passwords"],
+        1
+    );
+    // Bad input and unknown ids.
+    error(
+        &api.admin("POST", &path, Some(json!({"label": ""}))),
+        422,
+        "invalid",
+    );
+    error(
+        &api.admin("POST", &path, Some(json!({"label": "x", "extra": 1}))),
+        422,
+        "invalid",
+    );
+    error(
+        &api.admin("DELETE", &format!("{path}/abc"), None),
+        422,
+        "invalid",
+    );
+    error(
+        &api.admin("DELETE", &format!("{path}/999999"), None),
+        404,
+        "not_found",
+    );
+    // A plain account may not; nor may an app password open the admin API.
+    let plain = Auth::Basic(USER, PASSWORD);
+    error(&api.call("GET", &path, &plain, None), 403, "forbidden");
+    // The admin's own app password, made with the CLI, is refused by the API.
+    let out = env.ok(&["user", "app-password", "add", ADMIN, "cli laptop"]);
+    let admin_secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret (shown only this once): "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    assert!(imap_login(imaps, &cacert, ADMIN, &admin_secret));
+    let r = api.call(
+        "GET",
+        "/api/v1/accounts",
+        &Auth::Basic(ADMIN, &admin_secret),
+        None,
+    );
+    error(&r, 401, "unauthorized");
+    // Listed with its last use (the IMAP login above).
+    let listed = env.ok(&["user", "app-password", "list", ADMIN]);
+    assert!(
+        listed.contains("cli laptop") && !listed.contains("never"),
+        "{listed}"
+    );
+
+    // Revoked through the API: refused at once; the CLI sees it gone.
+    assert_eq!(
+        api.admin("DELETE", &format!("{path}/{id}"), None).status,
+        204
+    );
+    assert!(!imap_login(imaps, &cacert, USER, &secret));
+    assert!(
+        !env.ok(&["user", "app-password", "list", USER])
+            .contains("phone")
+    );
+
+    // An admin's password reset revokes them all.
+    let r = api.admin("POST", &path, Some(json!({"label": "tablet"})));
+    let tablet = r.json["secret"].as_str().unwrap().to_string();
+    assert!(imap_login(imaps, &cacert, USER, &tablet));
+    let r = api.admin(
+        "PUT",
+        &format!("/api/v1/accounts/{USER}/password"),
+        Some(json!({"password": "reset by the admin"})),
+    );
+    assert_eq!(r.status, 204, "{}", r.json);
+    assert!(!imap_login(imaps, &cacert, USER, &tablet));
+    assert_eq!(
+        api.admin("GET", &path, None).json.as_array().unwrap().len(),
+        0
+    );
+
+    // The CLI's revoke.
+    let out = env.ok(&["user", "app-password", "add", USER, "watch"]);
+    let id: i64 = out
+        .split_whitespace()
+        .nth(2)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    env.ok(&["user", "app-password", "revoke", USER, &id.to_string()]);
+    assert!(
+        env.run(&["user", "app-password", "revoke", USER, &id.to_string()])
+            .status
+            .code()
+            != Some(0)
+    );
+    server.sigterm();
+    server.wait_exit(std::time::Duration::from_secs(20));
+}
+
+/// The spam filter's allow/block lists through the API: what `wharf spam lists` shows, the
+/// same validation as `wharf spam allow`, moved between lists, removed; admins only.
+#[test]
+fn spam_lists_through_the_api_are_the_cli_s() {
+    let env = Env::new();
+    env.write_config(&format!(
+        "[server]\nhostname = \"{HOST}\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\
+         [limits]\nshutdown_timeout = 5\n[inbound]\nenabled = false\n\
+         [[listener]]\naddress = \"127.0.0.1\"\nport = 0\nprotocol = \"http\"\ntls = \"implicit\"\n"
+    ));
+    env.add_user(ADMIN);
+    env.add_user(USER);
+    env.ok(&["user", "admin", ADMIN, "--on"]);
+    env.ok(&["spam", "allow", "example.test", "@partner.example"]);
+    let (mut server, ready) = env.serve();
+    let api = Api {
+        port: ready.port("https"),
+        cacert: env.data().join("tls/cert.pem").display().to_string(),
+    };
+    let r = api.admin("GET", "/api/v1/spam/lists", None);
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        r.json,
+        json!([{"scope": "example.test", "entry": "@partner.example", "list": "allow"}])
+    );
+    let entry = format!("/api/v1/spam/lists/{USER}/Spammer@Bad.example");
+    let r = api.admin("PUT", &entry, Some(json!({"list": "block"})));
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        r.json,
+        json!({"scope": USER, "entry": "spammer@bad.example", "list": "block"})
+    );
+    let cli = env.ok(&["spam", "lists", USER]);
+    assert!(cli.contains("block\tspammer@bad.example"), "{cli}");
+    // Moved to the allow list.
+    let r = api.admin("PUT", &entry, Some(json!({"list": "allow"})));
+    assert_eq!(r.json["list"], "allow");
+    let r = api.admin("GET", &format!("/api/v1/spam/lists?scope={USER}"), None);
+    assert_eq!(r.json.as_array().unwrap().len(), 1, "{}", r.json);
+    assert_eq!(r.json[0]["list"], "allow");
+    // Validation as `wharf spam allow`; bodies.
+    for bad in ["localhost", "a%20b.example", "@"] {
+        let r = api.admin(
+            "PUT",
+            &format!("/api/v1/spam/lists/{USER}/{bad}"),
+            Some(json!({"list": "block"})),
+        );
+        error(&r, 422, "invalid");
+    }
+    error(
+        &api.admin("PUT", &entry, Some(json!({"list": "maybe"}))),
+        422,
+        "invalid",
+    );
+    error(&api.admin("PUT", &entry, None), 422, "invalid");
+    // A plain account may not.
+    let plain = Auth::Basic(USER, PASSWORD);
+    error(
+        &api.call("GET", "/api/v1/spam/lists", &plain, None),
+        403,
+        "forbidden",
+    );
+    error(
+        &api.call("PUT", &entry, &plain, Some(&json!({"list": "block"}))),
+        403,
+        "forbidden",
+    );
+    // Removed; a second time: 404.
+    assert_eq!(api.admin("DELETE", &entry, None).status, 204);
+    error(&api.admin("DELETE", &entry, None), 404, "not_found");
+    assert!(!env.ok(&["spam", "lists", USER]).contains("spammer"));
+    server.sigterm();
+    server.wait_exit(std::time::Duration::from_secs(20));
+}

@@ -60,6 +60,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/accounts/{address}/rules/vacation"),
     ("put", "/accounts/{address}/rules/forward"),
     ("delete", "/accounts/{address}/rules/forward"),
+    ("get", "/accounts/{address}/app-passwords"),
+    ("post", "/accounts/{address}/app-passwords"),
+    ("delete", "/accounts/{address}/app-passwords/{id}"),
+    ("get", "/spam/lists"),
+    ("put", "/spam/lists/{scope}/{entry}"),
+    ("delete", "/spam/lists/{scope}/{entry}"),
 ];
 
 /// One operation the API asks the binary to run, its input checked for shape only.
@@ -109,7 +115,15 @@ pub enum ApiCall {
     DeleteAccount {
         address: String,
     },
+    /// An admin's password reset: also revokes the account's app passwords and ends its web
+    /// sessions.
     SetPassword {
+        address: String,
+        password: String,
+    },
+    /// A user's change of their own password (web self-service, after the current one was
+    /// checked): their app passwords stay.
+    ChangeOwnPassword {
         address: String,
         password: String,
     },
@@ -164,6 +178,20 @@ pub enum ApiCall {
     RevokeAppPassword {
         address: String,
         id: i64,
+    },
+    /// The spam filter's allow/block lists, of one scope or all.
+    ListSpamLists {
+        scope: Option<String>,
+    },
+    /// Puts `entry` on the allow (`allow`) or block list of `scope`.
+    PutSpamListEntry {
+        scope: String,
+        entry: String,
+        allow: bool,
+    },
+    DeleteSpamListEntry {
+        scope: String,
+        entry: String,
     },
 }
 
@@ -313,7 +341,13 @@ async fn authorize(
     };
     match creds {
         Credentials::Basic(user, pass) => {
-            let account = match state.directory().authenticate(&user, &pass, ip).await {
+            // The account password only: an app password is for mail clients, and must not
+            // open the admin API (a stolen device secret would take over the account).
+            let account = match state
+                .directory()
+                .authenticate_account_password(&user, &pass, ip)
+                .await
+            {
                 Ok(a) => a,
                 Err(AuthError::Throttled { retry_after }) => return Err(throttled(retry_after)),
                 Err(AuthError::Temporary(e)) => {
@@ -403,7 +437,12 @@ async fn dispatch(
     if write {
         tracing::info!(%ip, caller = who, call = ?redacted(&call), "api: change");
     }
-    match api.call(call).await {
+    let effect = call.clone();
+    let reply = api.call(call).await;
+    if reply.is_ok() {
+        crate::web::after_call(state.web_sessions(), &effect);
+    }
+    match reply {
         Ok(ApiReply::Ok(v)) => axum::Json(v).into_response(),
         Ok(ApiReply::Created(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(ApiReply::NoContent) => StatusCode::NO_CONTENT.into_response(),
@@ -425,6 +464,10 @@ pub(crate) fn redacted(call: &ApiCall) -> ApiCall {
             quota: quota.clone(),
         },
         ApiCall::SetPassword { address, .. } => ApiCall::SetPassword {
+            address: address.clone(),
+            password: "***".into(),
+        },
+        ApiCall::ChangeOwnPassword { address, .. } => ApiCall::ChangeOwnPassword {
             address: address.clone(),
             password: "***".into(),
         },
@@ -578,6 +621,19 @@ pub(crate) fn router(state: HttpState) -> Router<HttpState> {
             "/accounts/{address}/rules/forward",
             axum::routing::put(forward_set).delete(forward_clear),
         )
+        .route(
+            "/accounts/{address}/app-passwords",
+            get(app_passwords_list).post(app_passwords_create),
+        )
+        .route(
+            "/accounts/{address}/app-passwords/{id}",
+            axum::routing::delete(app_passwords_revoke),
+        )
+        .route("/spam/lists", get(spam_lists_list))
+        .route(
+            "/spam/lists/{scope}/{entry}",
+            axum::routing::put(spam_list_put).delete(spam_list_delete),
+        )
         .route("/reports", get(reports_list))
         .route("/reports/{id}", get(reports_get))
         .fallback(|| async { error_response(&ApiError::not_found("no such API endpoint")) })
@@ -701,6 +757,107 @@ async fn accounts_password(
         password: x.password,
     });
     dispatch(&s, p, &h, true, call).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppPasswordIn {
+    label: String,
+}
+
+async fn app_passwords_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    dispatch(&s, p, &h, false, Ok(ApiCall::ListAppPasswords { address })).await
+}
+
+async fn app_passwords_create(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+    b: Bytes,
+) -> Response {
+    let call = body::<AppPasswordIn>(&b).map(|x| ApiCall::CreateAppPassword {
+        address,
+        label: x.label,
+    });
+    dispatch(&s, p, &h, true, call).await
+}
+
+async fn app_passwords_revoke(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((address, id)): Path<(String, String)>,
+) -> Response {
+    let call = id
+        .parse::<i64>()
+        .map(|id| ApiCall::RevokeAppPassword { address, id })
+        .map_err(|_| ApiError::invalid(format!("{id:?} is not an app password id")));
+    dispatch(&s, p, &h, true, call).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpamListIn {
+    /// `allow` or `block`.
+    list: String,
+}
+
+async fn spam_lists_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Query(q): Q,
+) -> Response {
+    let scope = q.get("scope").cloned();
+    dispatch(&s, p, &h, false, Ok(ApiCall::ListSpamLists { scope })).await
+}
+
+async fn spam_list_put(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((scope, entry)): Path<(String, String)>,
+    b: Bytes,
+) -> Response {
+    let call = body::<SpamListIn>(&b).and_then(|x| {
+        let allow = match x.list.as_str() {
+            "allow" => true,
+            "block" => false,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown list {other:?}: allow or block"
+                )));
+            }
+        };
+        Ok(ApiCall::PutSpamListEntry {
+            scope,
+            entry,
+            allow,
+        })
+    });
+    dispatch(&s, p, &h, true, call).await
+}
+
+async fn spam_list_delete(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((scope, entry)): Path<(String, String)>,
+) -> Response {
+    dispatch(
+        &s,
+        p,
+        &h,
+        true,
+        Ok(ApiCall::DeleteSpamListEntry { scope, entry }),
+    )
+    .await
 }
 
 async fn rules_get(

@@ -41,6 +41,10 @@ const IDLE: Duration = Duration::from_secs(30 * 60);
 /// And every session ends after this, used or not.
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 const MAX_SESSIONS: usize = 10_000;
+/// Most sessions one account may hold; signing in again past it ends that account's oldest.
+const MAX_PER_ACCOUNT: usize = 16;
+/// A flash (and the new app password it may carry) is dropped when not shown within this.
+const FLASH_TTL: Duration = Duration::from_secs(120);
 
 /// Signed-in browsers of this process (a restart signs everyone out; with several nodes behind
 /// a balancer, the web pages need sticky sessions).
@@ -48,10 +52,27 @@ const MAX_SESSIONS: usize = 10_000;
 pub(crate) struct Sessions(Arc<Mutex<HashMap<String, Session>>>);
 
 struct Session {
+    /// The account's id when signed in: an address deleted and created again is another
+    /// account, and does not inherit the session.
+    account: i64,
+    /// [`stamp`] of the account when signed in: a password set by anyone, anywhere (the CLI
+    /// too), or the address deleted and created again (SQLite may even reuse the id), ends
+    /// the session.
+    stamp: String,
     address: String,
     csrf: String,
     created: Instant,
     seen: Instant,
+    /// The flash and when it was left.
+    flash: Option<(Flash, Instant)>,
+}
+
+/// A live session's view: account id, address, CSRF token and the flash taken.
+pub(crate) struct SessionView {
+    account: i64,
+    stamp: String,
+    address: String,
+    csrf: String,
     flash: Option<Flash>,
 }
 
@@ -86,20 +107,59 @@ impl Sessions {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn create(&self, address: &str) -> Option<(String, String)> {
-        let now = Instant::now();
+    /// A new session of `account`: (session id, CSRF token). Never refused: expired sessions
+    /// are swept first, the account's oldest goes past [`MAX_PER_ACCOUNT`], and with the
+    /// table full the least recently seen session of anyone ends (so that no user can fill
+    /// the table and lock the administrators out).
+    fn create(&self, account: i64, stamp: &str, address: &str) -> (String, String) {
+        self.create_at(
+            Instant::now(),
+            account,
+            stamp,
+            address,
+            MAX_SESSIONS,
+            MAX_PER_ACCOUNT,
+        )
+    }
+
+    fn create_at(
+        &self,
+        now: Instant,
+        account: i64,
+        stamp: &str,
+        address: &str,
+        max_total: usize,
+        max_per_account: usize,
+    ) -> (String, String) {
         let mut map = self.lock();
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, s| live(s, now));
-            if map.len() >= MAX_SESSIONS {
-                return None;
+        map.retain(|_, s| live(s, now));
+        loop {
+            let mine = map.iter().filter(|(_, s)| s.account == account);
+            if mine.clone().count() < max_per_account.max(1) {
+                break;
             }
+            let Some(oldest) = mine.min_by_key(|(_, s)| s.created).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        while map.len() >= max_total.max(1) {
+            let Some(stalest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&stalest);
         }
         let sid = random_token();
         let csrf = random_token();
         map.insert(
             sid.clone(),
             Session {
+                account,
+                stamp: stamp.to_string(),
                 address: address.to_string(),
                 csrf: csrf.clone(),
                 created: now,
@@ -107,13 +167,19 @@ impl Sessions {
                 flash: None,
             },
         );
-        Some((sid, csrf))
+        (sid, csrf)
     }
 
-    /// The live session `sid` names: its address and CSRF token, and its flash (taken when
-    /// `take_flash`).
-    fn get(&self, sid: &str, take_flash: bool) -> Option<(String, String, Option<Flash>)> {
-        let now = Instant::now();
+    /// The live session `sid` names, its flash taken when `take_flash` (and dropped when
+    /// older than [`FLASH_TTL`]).
+    fn get(&self, sid: &str, take_flash: bool) -> Option<SessionView> {
+        self.get_at(Instant::now(), sid, take_flash)
+    }
+
+    fn get_at(&self, now: Instant, sid: &str, take_flash: bool) -> Option<SessionView> {
+        if sid.is_empty() {
+            return None;
+        }
         let mut map = self.lock();
         let s = map.get_mut(sid)?;
         if !live(s, now) {
@@ -121,19 +187,87 @@ impl Sessions {
             return None;
         }
         s.seen = now;
-        let flash = if take_flash { s.flash.take() } else { None };
-        Some((s.address.clone(), s.csrf.clone(), flash))
+        if s.flash
+            .as_ref()
+            .is_some_and(|(_, at)| now.duration_since(*at) >= FLASH_TTL)
+        {
+            s.flash = None;
+        }
+        let flash = if take_flash {
+            s.flash.take().map(|(f, _)| f)
+        } else {
+            None
+        };
+        Some(SessionView {
+            account: s.account,
+            stamp: s.stamp.clone(),
+            address: s.address.clone(),
+            csrf: s.csrf.clone(),
+            flash,
+        })
     }
 
     fn flash(&self, sid: &str, flash: Flash) {
         if let Some(s) = self.lock().get_mut(sid) {
-            s.flash = Some(flash);
+            s.flash = Some((flash, Instant::now()));
         }
     }
 
     fn remove(&self, sid: &str) {
         self.lock().remove(sid);
     }
+
+    /// The session's account changed its own password in it: the session stays valid.
+    fn restamp(&self, sid: &str, stamp: &str) {
+        if let Some(s) = self.lock().get_mut(sid) {
+            s.stamp = stamp.to_string();
+        }
+    }
+
+    /// Ends every session of `address` (an admin reset its password, disabled or deleted it).
+    pub(crate) fn remove_for(&self, address: &str) -> usize {
+        self.remove_others(address, "")
+    }
+
+    /// Ends every session of `address` but `keep` (the user changed their own password).
+    pub(crate) fn remove_others(&self, address: &str, keep: &str) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|sid, s| {
+            !s.address.eq_ignore_ascii_case(address) || (!keep.is_empty() && sid == keep)
+        });
+        before - map.len()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// After a successful call: an admin's password reset, disabling or deletion ends the
+/// account's web sessions (the pages also re-check the account on every request).
+pub(crate) fn after_call(sessions: &Sessions, call: &ApiCall) {
+    let address = match call {
+        ApiCall::SetPassword { address, .. }
+        | ApiCall::DeleteAccount { address }
+        | ApiCall::SetDisabled {
+            address,
+            disabled: true,
+        } => address.trim(),
+        _ => return,
+    };
+    let ended = sessions.remove_for(address);
+    if ended > 0 {
+        tracing::info!(account = address, ended, "web: sessions ended");
+    }
+}
+
+/// What a session remembers of its account's credentials: a digest of the password hash
+/// (salted, so new with every password set and every account created).
+fn stamp(secret_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret_hash.as_bytes()))
 }
 
 fn live(s: &Session, now: Instant) -> bool {
@@ -147,9 +281,10 @@ fn random_token() -> String {
     hex::encode(raw)
 }
 
-/// Constant-time comparison of two tokens.
+/// Constant-time comparison of two tokens; an empty token matches nothing.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
+    !a.is_empty()
+        && a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
@@ -392,6 +527,8 @@ pub(crate) fn router(state: HttpState) -> Router<HttpState> {
             "/web/me/app-passwords/{id}/revoke",
             post(app_password_revoke),
         )
+        .route("/web/me/junk-lists", post(junk_add))
+        .route("/web/me/junk-lists/remove", post(junk_remove))
         .route("/web/me/vacation", post(me_vacation))
         .route("/web/me/forward", post(me_forward))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -411,17 +548,38 @@ async fn style() -> Response {
         .into_response()
 }
 
-/// The signed-in session of a request, if any.
+/// The signed-in session of a request, if any. The account is loaded on every request: a
+/// session ends once its account is disabled, deleted (even if the address is created again)
+/// or no longer found, and a demoted admin loses the admin pages at once.
 async fn session(state: &HttpState, headers: &HeaderMap, take_flash: bool) -> Option<Ctx> {
     let sid = cookie(headers, SESSION_COOKIE)?;
-    let (address, csrf, flash) = state.web_sessions().get(&sid, take_flash)?;
+    let view = state.web_sessions().get(&sid, take_flash)?;
     let api = state.admin_api()?;
-    // The role is checked on every request: a demoted admin loses the admin pages at once.
-    let admin = match api.is_admin(&address).await {
+    let account = match state.directory().account(&view.address).await {
+        Ok(Some(a))
+            if a.id == view.account && !a.disabled && same(&stamp(&a.secret_hash), &view.stamp) =>
+        {
+            a
+        }
+        Ok(found) => {
+            tracing::info!(
+                account = view.address,
+                disabled = found.as_ref().is_some_and(|a| a.disabled),
+                "web: session's account disabled or gone"
+            );
+            state.web_sessions().remove(&sid);
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(account = view.address, error = %e, "web: session check failed");
+            return None;
+        }
+    };
+    let admin = match api.is_admin(&account.address).await {
         Ok(a) => a,
         Err(e) => {
             tracing::info!(
-                account = address,
+                account = view.address,
                 error = e.message,
                 "web: session account gone"
             );
@@ -431,10 +589,10 @@ async fn session(state: &HttpState, headers: &HeaderMap, take_flash: bool) -> Op
     };
     Some(Ctx {
         sid,
-        address,
+        address: view.address,
         admin,
-        csrf,
-        flash,
+        csrf: view.csrf,
+        flash: view.flash,
     })
 }
 
@@ -523,8 +681,26 @@ where
         Ok(call) => {
             let ip = client_ip(state, peer.map(|c| c.0.0), headers);
             tracing::info!(%ip, caller = ctx.address, call = ?crate::api::redacted(&call), "web: change");
+            let effect = call.clone();
             match fetch(state, call).await {
-                Ok(v) => done(&v),
+                Ok(v) => {
+                    match &effect {
+                        // An admin setting their own password here stays signed in in this
+                        // browser (the others end).
+                        ApiCall::SetPassword { address, .. }
+                            if address.trim().eq_ignore_ascii_case(&ctx.address) =>
+                        {
+                            let sessions = state.web_sessions();
+                            match state.directory().account(&ctx.address).await {
+                                Ok(Some(a)) => sessions.restamp(&ctx.sid, &stamp(&a.secret_hash)),
+                                _ => sessions.remove(&ctx.sid),
+                            }
+                            sessions.remove_others(&ctx.address, &ctx.sid);
+                        }
+                        _ => after_call(state.web_sessions(), &effect),
+                    }
+                    done(&v)
+                }
                 Err(message) => Flash::err(message),
             }
         }
@@ -615,8 +791,10 @@ async fn login(
         }
         Err(e) => {
             tracing::info!(%ip, %user, error = ?e, "web: sign-in failed");
+            // 200 with the error on the form: a 401 would need a WWW-Authenticate challenge,
+            // and this is no HTTP authentication.
             return login_page(
-                StatusCode::UNAUTHORIZED,
+                StatusCode::OK,
                 &token,
                 &user,
                 Some("Wrong email address or password."),
@@ -627,12 +805,10 @@ async fn login(
         Some(api) => api.is_admin(&account.address).await.unwrap_or(false),
         None => false,
     };
-    let Some((sid, _)) = state.web_sessions().create(&account.address) else {
-        return error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Too many signed-in sessions; try again later.",
-        );
-    };
+    let (sid, _) =
+        state
+            .web_sessions()
+            .create(account.id, &stamp(&account.secret_hash), &account.address);
     tracing::info!(%ip, account = account.address, admin, "web: signed in");
     let mut r = redirect(if admin { "/web/" } else { "/web/me" });
     for c in [
@@ -971,18 +1147,19 @@ async fn accounts(State(state): State<HttpState>, headers: HeaderMap) -> Respons
     );
     match fetch(&state, ApiCall::ListAccounts { domain: None }).await {
         Ok(v) => {
-            body.push_str("<table id=\"accounts\"><tr><th>Account</th><th>Role</th><th>State</th><th>Used / quota</th><th>Password</th><th></th></tr>");
+            body.push_str("<table id=\"accounts\"><tr><th>Account</th><th>Role</th><th>State</th><th>Used / quota</th><th>App passwords</th><th>Password</th><th></th></tr>");
             for a in list(&v) {
                 let address = text(a, "address");
                 let base = format!("/web/accounts/{}", seg(&address));
                 let disabled = flag(a, "disabled");
                 body.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td><form method=\"post\" action=\"{base}/password\">{}<input type=\"password\" name=\"password\" aria-label=\"new password for {}\" autocomplete=\"new-password\" required> <button class=\"link\">Set</button></form></td><td>{}{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td class=\"app-passwords\">{}</td><td><form method=\"post\" action=\"{base}/password\">{}<input type=\"password\" name=\"password\" aria-label=\"new password for {}\" autocomplete=\"new-password\" required> <button class=\"link\">Set</button></form></td><td>{}{}</td></tr>",
                     esc(&address),
                     if flag(a, "admin") { "admin" } else { "user" },
                     if disabled { "<span class=\"bad-t\">disabled</span>" } else { "active" },
                     esc(&text(&a["used"], "human")),
                     esc(&text(&a["quota"], "human")),
+                    a.get("app_passwords").and_then(Value::as_u64).unwrap_or(0),
                     csrf_field(&ctx.csrf),
                     esc(&address),
                     if disabled {
@@ -1037,7 +1214,7 @@ async fn account_action(
         "delete" => format!("Account {address} deleted."),
         "disable" => format!("Account {address} disabled."),
         "enable" => format!("Account {address} enabled."),
-        "password" => format!("Password of {address} changed."),
+        "password" => format!("Password of {address} changed; its app passwords are revoked."),
         _ => return error_page(StatusCode::NOT_FOUND, "No such action."),
     };
     act(
@@ -1374,6 +1551,34 @@ async fn me(State(state): State<HttpState>, headers: HeaderMap) -> Response {
     body.push_str(&format!(
         "<form method=\"post\" action=\"/web/me/app-passwords\" class=\"row\" id=\"new-app-password\">{csrf}<div><label for=\"label\">Device</label><input type=\"text\" id=\"label\" name=\"label\" placeholder=\"e.g. phone\" maxlength=\"100\" required></div><div><button type=\"submit\" id=\"create-app-password\">Create app password</button></div></form></section>"
     ));
+    body.push_str("<h2>Junk lists</h2><section id=\"junk-lists\"><p class=\"muted\">Senders you always accept (allow) or always send to Junk (block): an address, <code>@domain</code> or a domain.</p>");
+    match fetch(
+        &state,
+        ApiCall::ListSpamLists {
+            scope: Some(ctx.address.clone()),
+        },
+    )
+    .await
+    {
+        Ok(v) => {
+            body.push_str(
+                "<table id=\"junk-entries\"><tr><th>Sender</th><th>List</th><th></th></tr>",
+            );
+            for e in list(&v) {
+                body.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td><form method=\"post\" action=\"/web/me/junk-lists/remove\">{csrf}<input type=\"hidden\" name=\"entry\" value=\"{}\"><button class=\"danger\">Remove</button></form></td></tr>",
+                    t(e, "entry"),
+                    t(e, "list"),
+                    t(e, "entry"),
+                ));
+            }
+            body.push_str("</table>");
+        }
+        Err(e) => body.push_str(&format!("<p class=\"bad-t\">{}</p>", esc(&e))),
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/web/me/junk-lists\" class=\"row\" id=\"junk-add\">{csrf}<div><label for=\"junk-entry\">Sender</label><input type=\"text\" id=\"junk-entry\" name=\"entry\" placeholder=\"e.g. news@example.com or @example.com\" maxlength=\"255\" required></div><div><button type=\"submit\" name=\"list\" value=\"allow\">Allow</button> <button type=\"submit\" name=\"list\" value=\"block\" class=\"danger\">Block</button></div></form></section>"
+    ));
     let rules = fetch(
         &state,
         ApiCall::GetRules {
@@ -1435,14 +1640,31 @@ async fn me_password(
                 tracing::info!(%ip, account = ctx.address, "web: own password change");
                 match fetch(
                     &state,
-                    ApiCall::SetPassword {
+                    ApiCall::ChangeOwnPassword {
                         address: ctx.address.clone(),
                         password: new.to_string(),
                     },
                 )
                 .await
                 {
-                    Ok(_) => Flash::ok("Password changed."),
+                    Ok(_) => {
+                        // Other browsers signed in as this user (perhaps whoever learnt the
+                        // old password) are signed out; this one stays.
+                        let sessions = state.web_sessions();
+                        match state.directory().account(&ctx.address).await {
+                            Ok(Some(a)) => sessions.restamp(&ctx.sid, &stamp(&a.secret_hash)),
+                            _ => sessions.remove(&ctx.sid),
+                        }
+                        let ended = sessions.remove_others(&ctx.address, &ctx.sid);
+                        if ended > 0 {
+                            tracing::info!(
+                                account = ctx.address,
+                                ended,
+                                "web: other sessions ended"
+                            );
+                        }
+                        Flash::ok("Password changed.")
+                    }
                     Err(e) => Flash::err(e),
                 }
             }
@@ -1450,6 +1672,71 @@ async fn me_password(
     };
     state.web_sessions().flash(&ctx.sid, flash);
     redirect("/web/me")
+}
+
+/// Adds a sender to the user's own allow or block list (the scope is always their address).
+async fn junk_add(
+    State(state): State<HttpState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    act(
+        &state,
+        peer,
+        &headers,
+        &body,
+        false,
+        "/web/me",
+        |c, f| {
+            let allow = match field(f, "list") {
+                "allow" => true,
+                "block" => false,
+                _ => return Err("Choose Allow or Block.".to_string()),
+            };
+            Ok(ApiCall::PutSpamListEntry {
+                scope: c.address.clone(),
+                entry: field(f, "entry").to_string(),
+                allow,
+            })
+        },
+        |v| {
+            Flash::ok(format!(
+                "{} {}.",
+                text(v, "entry"),
+                if text(v, "list") == "allow" {
+                    "is always accepted"
+                } else {
+                    "goes to Junk"
+                }
+            ))
+        },
+    )
+    .await
+}
+
+async fn junk_remove(
+    State(state): State<HttpState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    act(
+        &state,
+        peer,
+        &headers,
+        &body,
+        false,
+        "/web/me",
+        |c, f| {
+            Ok(ApiCall::DeleteSpamListEntry {
+                scope: c.address.clone(),
+                entry: field(f, "entry").to_string(),
+            })
+        },
+        |_| Flash::ok("Removed from your junk lists."),
+    )
+    .await
 }
 
 async fn app_password_create(
@@ -1642,13 +1929,124 @@ mod tests {
     #[test]
     fn sessions_expire_and_flash_once() {
         let s = Sessions::default();
-        let (sid, csrf) = s.create("a@b.test").unwrap();
+        let (sid, csrf) = s.create(7, "s", "a@b.test");
         s.flash(&sid, Flash::ok("done"));
-        let (addr, c, f) = s.get(&sid, true).unwrap();
-        assert_eq!((addr.as_str(), c.as_str()), ("a@b.test", csrf.as_str()));
-        assert!(f.is_some());
-        assert!(s.get(&sid, true).unwrap().2.is_none());
+        let v = s.get(&sid, true).unwrap();
+        assert_eq!(
+            (v.account, v.address.as_str(), v.csrf.as_str()),
+            (7, "a@b.test", csrf.as_str())
+        );
+        assert!(v.flash.is_some());
+        assert!(s.get(&sid, true).unwrap().flash.is_none());
         s.remove(&sid);
         assert!(s.get(&sid, false).is_none());
+        assert!(s.get("", false).is_none());
+    }
+
+    #[test]
+    fn empty_tokens_never_match() {
+        assert!(!same("", ""));
+        assert!(!same("", "a"));
+    }
+
+    #[test]
+    fn flash_with_a_secret_expires() {
+        let s = Sessions::default();
+        let (sid, _) = s.create(1, "s", "a@b.test");
+        s.flash(
+            &sid,
+            Flash {
+                ok: true,
+                text: "created".into(),
+                secret: Some("abcd-efgh".into()),
+            },
+        );
+        let later = Instant::now() + FLASH_TTL + Duration::from_secs(1);
+        let v = s.get_at(later, &sid, true).unwrap();
+        assert!(v.flash.is_none(), "a stale flash is not shown");
+        // Not left behind either.
+        assert!(s.lock().get(&sid).unwrap().flash.is_none());
+    }
+
+    #[test]
+    fn session_table_evictions() {
+        let s = Sessions::default();
+        let t0 = Instant::now();
+        // Per account: past the cap, the account's oldest goes; others are untouched.
+        let other = s.create_at(t0, 2, "s", "b@x.test", 100, 3).0;
+        let a: Vec<String> = (0..3u64)
+            .map(|i| {
+                s.create_at(t0 + Duration::from_secs(i + 1), 1, "s", "a@x.test", 100, 3)
+                    .0
+            })
+            .collect();
+        let newest = s
+            .create_at(t0 + Duration::from_secs(10), 1, "s", "a@x.test", 100, 3)
+            .0;
+        let at = t0 + Duration::from_secs(11);
+        assert!(s.get_at(at, &a[0], false).is_none(), "oldest evicted");
+        assert!(s.get_at(at, &a[1], false).is_some());
+        assert!(s.get_at(at, &a[2], false).is_some());
+        assert!(s.get_at(at, &newest, false).is_some());
+        assert!(s.get_at(at, &other, false).is_some());
+        assert_eq!(s.len(), 4);
+
+        // Table full: the least recently seen session of anyone goes, the sign-in succeeds.
+        let s = Sessions::default();
+        let x = s.create_at(t0, 1, "s", "a@x.test", 3, 16).0;
+        let y = s
+            .create_at(t0 + Duration::from_secs(1), 2, "s", "b@x.test", 3, 16)
+            .0;
+        let z = s
+            .create_at(t0 + Duration::from_secs(2), 3, "s", "c@x.test", 3, 16)
+            .0;
+        // x is used again, so y is now the stalest.
+        assert!(s.get_at(t0 + Duration::from_secs(3), &x, false).is_some());
+        let admin = s
+            .create_at(t0 + Duration::from_secs(4), 9, "s", "admin@x.test", 3, 16)
+            .0;
+        let at = t0 + Duration::from_secs(5);
+        assert_eq!(s.len(), 3);
+        assert!(s.get_at(at, &y, false).is_none());
+        for sid in [&x, &z, &admin] {
+            assert!(s.get_at(at, sid, false).is_some());
+        }
+
+        // Expired sessions are swept on every insert, not only when the table is full.
+        let s = Sessions::default();
+        s.create_at(t0, 1, "s", "a@x.test", 100, 16);
+        s.create_at(t0, 2, "s", "b@x.test", 100, 16);
+        s.create_at(
+            t0 + IDLE + Duration::from_secs(1),
+            3,
+            "s",
+            "c@x.test",
+            100,
+            16,
+        );
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn remove_for_ends_an_accounts_sessions() {
+        let s = Sessions::default();
+        let a1 = s.create(1, "s", "a@x.test").0;
+        let a2 = s.create(1, "s", "a@x.test").0;
+        let b = s.create(2, "s", "b@x.test").0;
+        assert_eq!(s.remove_others("a@x.test", &a2), 1);
+        assert!(s.get(&a1, false).is_none());
+        assert!(s.get(&a2, false).is_some());
+        assert_eq!(s.remove_for("A@x.test"), 1);
+        assert!(s.get(&a2, false).is_none());
+        assert!(s.get(&b, false).is_some());
+        // An admin's reset, disabling or deletion through any caller ends them.
+        after_call(
+            &s,
+            &ApiCall::SetDisabled {
+                address: "b@x.test".into(),
+                disabled: true,
+            },
+        );
+        assert!(s.get(&b, false).is_none());
     }
 }

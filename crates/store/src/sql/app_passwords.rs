@@ -3,8 +3,8 @@
 //! password; the owner lists and revokes them on the web self-service pages.
 
 use super::{Row, Shared, db, now_secs};
-use crate::Result;
 use crate::model::{AccountId, AppPassword};
+use crate::{Result, StoreError};
 
 fn from_row(r: &Row) -> Result<AppPassword> {
     Ok(AppPassword {
@@ -17,12 +17,29 @@ fn from_row(r: &Row) -> Result<AppPassword> {
 }
 
 impl Shared {
+    /// Adds an app password unless the account has `limit` already (None then). The count and
+    /// the insert run in one write transaction under the account row's lock, so concurrent
+    /// creations cannot pass the limit together (SQLite: the one writer; PostgreSQL: `FOR
+    /// UPDATE` on the account).
     pub async fn create_app_password(
         &self,
         account: AccountId,
         label: &str,
         hash: &str,
-    ) -> Result<AppPassword> {
+        limit: usize,
+    ) -> Result<Option<AppPassword>> {
+        let mut tx = self.begin_write_relaxed().await?;
+        if self.lock_account(&mut tx, account).await?.is_none() {
+            return Err(StoreError::NotFound(format!("account {account}")));
+        }
+        let have: i64 =
+            db::query_scalar("SELECT COUNT(*) FROM app_passwords WHERE account_id = $1")
+                .bind(account)
+                .fetch_one(&mut tx)
+                .await?;
+        if usize::try_from(have).unwrap_or(usize::MAX) >= limit {
+            return Ok(None);
+        }
         let row = db::query(
             "INSERT INTO app_passwords (account_id, label, hash, created_at) \
              VALUES ($1, $2, $3, $4) \
@@ -32,9 +49,20 @@ impl Shared {
         .bind(label)
         .bind(hash)
         .bind(now_secs())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut tx)
         .await?;
-        from_row(&row)
+        let created = from_row(&row)?;
+        tx.commit().await?;
+        Ok(Some(created))
+    }
+
+    /// Revokes every app password of the account; how many there were.
+    pub async fn delete_app_passwords(&self, account: AccountId) -> Result<u64> {
+        let done = db::query("DELETE FROM app_passwords WHERE account_id = $1")
+            .bind(account)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn list_app_passwords(&self, account: AccountId) -> Result<Vec<AppPassword>> {

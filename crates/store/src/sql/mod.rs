@@ -10,6 +10,7 @@
 
 mod admin;
 mod app_passwords;
+mod attachments;
 pub mod backup;
 mod backup_pg;
 mod blob_life;
@@ -115,7 +116,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 17] = match dialect {
+    let files: [(i64, &'static str, &'static str); 18] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -201,6 +202,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 17,
                 "app passwords",
                 include_str!("../../migrations/sqlite/0017_app_passwords.sql"),
+            ),
+            (
+                18,
+                "attachment text",
+                include_str!("../../migrations/sqlite/0018_attachment_text.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -288,6 +294,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 17,
                 "app passwords",
                 include_str!("../../migrations/postgres/0017_app_passwords.sql"),
+            ),
+            (
+                18,
+                "attachment text",
+                include_str!("../../migrations/postgres/0018_attachment_text.sql"),
             ),
         ],
     };

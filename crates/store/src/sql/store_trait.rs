@@ -321,8 +321,14 @@ impl Store for SqlStore {
         account: AccountId,
         label: &str,
         hash: &str,
-    ) -> Result<AppPassword> {
-        self.shared.create_app_password(account, label, hash).await
+        limit: usize,
+    ) -> Result<Option<AppPassword>> {
+        self.shared
+            .create_app_password(account, label, hash, limit)
+            .await
+    }
+    async fn delete_app_passwords(&self, account: AccountId) -> Result<u64> {
+        self.shared.delete_app_passwords(account).await
     }
     async fn list_app_passwords(&self, account: AccountId) -> Result<Vec<AppPassword>> {
         self.shared.list_app_passwords(account).await
@@ -452,6 +458,16 @@ impl Store for SqlStore {
     }
     async fn backfill_header_text(&self, batch: usize) -> Result<usize> {
         self.shared.backfill_header_text(batch).await
+    }
+    async fn extract_attachment_text(
+        &self,
+        batch: usize,
+        limits: wharf_mime::attachments::Limits,
+    ) -> Result<usize> {
+        self.shared.extract_attachment_text(batch, limits).await
+    }
+    async fn mark_for_reindex(&self, account: Option<AccountId>) -> Result<u64> {
+        self.shared.mark_for_reindex(account).await
     }
 
     async fn lock_maildrop(&self, account: AccountId, owner: &str, ttl_secs: i64) -> Result<bool> {

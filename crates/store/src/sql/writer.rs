@@ -102,7 +102,8 @@ impl TextColumns {
             }
             (Dialect::Postgres, true) => {
                 "UPDATE message_text SET subject = $2, from_addr = $3, to_addr = $4, cc_addr = $5, bcc_addr = $6, \
-                 headers = $7, body = $8, text_version = $9, fts = to_tsvector('simple', $10), fts_complete = $11 WHERE message_id = $1"
+                 headers = $7, body = $8, text_version = $9, fts = to_tsvector('simple', $10), fts_complete = $11, \
+                 attachments_version = 0 WHERE message_id = $1"
             }
             (Dialect::Sqlite, false) => {
                 "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, text_version) \
@@ -110,7 +111,7 @@ impl TextColumns {
             }
             (Dialect::Sqlite, true) => {
                 "UPDATE message_text SET subject = $2, from_addr = $3, to_addr = $4, cc_addr = $5, bcc_addr = $6, \
-                 headers = $7, body = $8, text_version = $9 WHERE message_id = $1"
+                 headers = $7, body = $8, text_version = $9, attachments_version = 0 WHERE message_id = $1"
             }
         };
         let mut q = db::query(sql)

@@ -13,6 +13,8 @@ pub struct AccountInfo {
     pub admin: bool,
     pub quota: Size,
     pub used: Size,
+    /// How many app passwords the account has.
+    pub app_passwords: usize,
 }
 
 pub async fn find(dir: &Directory, address: &str) -> OpResult<Account> {
@@ -26,12 +28,14 @@ async fn info(dir: &Directory, a: Account) -> OpResult<AccountInfo> {
     let store = dir.store();
     let used = store.quota_used(a.id).await?;
     let admin = store.account_role(a.id).await? == ROLE_ADMIN;
+    let app_passwords = store.list_app_passwords(a.id).await?.len();
     Ok(AccountInfo {
         address: a.address,
         disabled: a.disabled,
         admin,
         quota: Size::quota(a.quota_bytes),
         used: Size::of(used),
+        app_passwords,
     })
 }
 
@@ -76,6 +80,31 @@ pub async fn delete(dir: &Directory, address: &str) -> OpResult<String> {
 }
 
 pub async fn set_password(dir: &Directory, address: &str, password: &str) -> OpResult<String> {
+    let a = find(dir, address).await?;
+    if password.is_empty() {
+        return Err(OpError::invalid("a password is required"));
+    }
+    dir.set_password(&a.address, password).await?;
+    // An admin's reset is for a lost or compromised password: the devices' app passwords,
+    // which may be what leaked, go too.
+    let revoked = dir.store().delete_app_passwords(a.id).await?;
+    if revoked > 0 {
+        tracing::info!(
+            account = a.address,
+            revoked,
+            "password reset: app passwords revoked"
+        );
+    }
+    Ok(a.address)
+}
+
+/// A user's change of their own password (the caller checked the current one): unlike an
+/// admin's reset, the account's app passwords stay.
+pub async fn change_own_password(
+    dir: &Directory,
+    address: &str,
+    password: &str,
+) -> OpResult<String> {
     let a = find(dir, address).await?;
     if password.is_empty() {
         return Err(OpError::invalid("a password is required"));

@@ -53,18 +53,24 @@ pub async fn create(dir: &Directory, address: &str, label: &str) -> OpResult<Cre
     }
     let a = super::accounts::find(dir, address).await?;
     let store = dir.store();
-    if store.list_app_passwords(a.id).await?.len() >= MAX_PER_ACCOUNT {
+    let secret = app_password::generate();
+    let normalized = app_password::normalize(&secret)
+        .ok_or_else(|| OpError::internal("generated app password has the wrong shape"))?;
+    // The limit is checked in the same transaction as the insert.
+    let Some(created) = store
+        .create_app_password(
+            a.id,
+            label,
+            &app_password::hash(&normalized),
+            MAX_PER_ACCOUNT,
+        )
+        .await?
+    else {
         return Err(OpError::conflict(format!(
             "{} has {MAX_PER_ACCOUNT} app passwords already; revoke one first",
             a.address
         )));
-    }
-    let secret = app_password::generate();
-    let normalized = app_password::normalize(&secret)
-        .ok_or_else(|| OpError::internal("generated app password has the wrong shape"))?;
-    let created = store
-        .create_app_password(a.id, label, &app_password::hash(&normalized))
-        .await?;
+    };
     tracing::info!(
         account = a.address,
         id = created.id,

@@ -12,6 +12,7 @@ pub mod domains;
 pub mod queue;
 pub mod reports;
 pub mod rules;
+pub mod spam_lists;
 pub mod tokens;
 
 use serde::Serialize;

@@ -1,0 +1,51 @@
+//! `wharf reindex [ACCOUNT]`: the search text of an account's messages (or every account's)
+//! rebuilt from the messages — header and body text folded again, attachment text (PDF, office
+//! documents) extracted again, and (SQLite) the trigram index rows redone by the store's writer.
+//! Does the work in this process, batch by batch, so it also serves after a change of the
+//! extraction; a running server's background extraction may take part of it (each row is done
+//! once either way).
+
+use anyhow::{Result, anyhow};
+
+use crate::config::Loaded;
+use crate::storage::{open_directory, store_err};
+
+pub async fn run(cfg: &Loaded, account: Option<String>) -> Result<()> {
+    let dir = open_directory(cfg).await?;
+    let store = dir.store();
+    let id = match &account {
+        Some(address) => Some(
+            store
+                .get_account_by_address(address)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| anyhow!("no account {address}"))?
+                .id,
+        ),
+        None => None,
+    };
+    let marked = store.mark_for_reindex(id).await.map_err(store_err)?;
+    let mut rewritten = 0usize;
+    loop {
+        match store.backfill_header_text(200).await.map_err(store_err)? {
+            0 => break,
+            n => rewritten += n,
+        }
+    }
+    let mut examined = 0usize;
+    loop {
+        match store
+            .extract_attachment_text(16, Default::default())
+            .await
+            .map_err(store_err)?
+        {
+            0 => break,
+            n => examined += n,
+        }
+    }
+    println!(
+        "{marked} messages marked, {rewritten} search texts rewritten, \
+         {examined} messages' attachments extracted"
+    );
+    Ok(())
+}
