@@ -87,6 +87,17 @@ pub const MAX_SIEVE_SCRIPT_BYTES: usize = 1 << 20;
 /// that expire first are forgotten.
 pub const MAX_SIEVE_TRACKING: usize = 10_000;
 
+/// Spam filter: addresses remembered per account as correspondents (the least recently used go
+/// first).
+pub const MAX_CORRESPONDENTS: i64 = 10_000;
+
+/// Spam filter: training requests one account may have waiting (moving the same messages in and
+/// out of Junk again and again must not grow the queue faster than it drains).
+pub const MAX_PENDING_TRAINING: i64 = 20_000;
+
+/// Spam filter: messages one move may queue for training; a larger move trains on its first ones.
+pub const MAX_TRAINING_PER_CHANGE: usize = 5_000;
+
 pub const DEFAULT_BLOB_GRACE: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// How long the PostgreSQL backend waits before answering `StoreError::Unavailable`, so that a
@@ -507,4 +518,7 @@ pub trait Store: Send + Sync + 'static {
     /// Past (ham, spam) verdicts of mail authenticated as from `domain`.
     async fn spam_reputation(&self, domain: &str) -> Result<(u64, u64)>;
     async fn add_spam_reputation(&self, domain: &str, spam: bool) -> Result<()>;
+    /// Removes tokens trained at most once and not since `before`, tokens unlearned to zero,
+    /// and reputations unused since `before`; the rows removed.
+    async fn prune_spam_state(&self, before: i64) -> Result<u64>;
 }

@@ -15,6 +15,7 @@ on_both_backends!(threads = 2;
     moves_into_and_out_of_junk_queue_training,
     junk_keywords_queue_training,
     greylist_lists_correspondents_and_reputation,
+    pruning_and_the_training_queue_bound,
 );
 
 async fn open(b: Backend) -> (Arc<dyn Store>, TestStore) {
@@ -276,4 +277,52 @@ async fn greylist_lists_correspondents_and_reputation(b: Backend) {
     s.add_spam_reputation("example.net", false).await.unwrap();
     s.add_spam_reputation("example.net", false).await.unwrap();
     assert_eq!(s.spam_reputation("example.net").await.unwrap(), (2, 1));
+}
+
+async fn pruning_and_the_training_queue_bound(b: Backend) {
+    let (s, _files) = open(b).await;
+    let a = store_account(s.as_ref(), "a@example.com", 0).await;
+    let now = chrono::Utc::now().timestamp();
+    // 7 once, 8 twice; 9 learned and unlearned back to zero.
+    s.spam_train(a.id, None, true, &[7, 8, 9]).await.unwrap();
+    s.spam_train(a.id, None, true, &[8]).await.unwrap();
+    let inbox = s.get_mailbox(a.id, "INBOX").await.unwrap().unwrap();
+    let m = s
+        .append(inbox.id, message(9), Flags::empty(), &[], 1_700_000_000)
+        .await
+        .unwrap();
+    s.spam_train(a.id, Some(m.message_id), true, &[9])
+        .await
+        .unwrap();
+    s.spam_train(a.id, Some(m.message_id), false, &[9])
+        .await
+        .unwrap();
+    s.add_spam_reputation("old.example", true).await.unwrap();
+    // Nothing is old yet: only what counts for nothing goes.
+    s.prune_spam_state(now - 3600).await.unwrap();
+    let c = s.spam_counts(&[a.id], &[7, 8, 9]).await.unwrap();
+    assert_eq!(c[0].tokens.get(&7), Some(&(0, 1)));
+    assert_eq!(c[0].tokens.get(&9), Some(&(1, 1)), "9 is ham once now");
+    // Later: tokens seen once go, tokens seen twice stay, old reputations go.
+    assert!(s.prune_spam_state(now + 3600).await.unwrap() >= 3);
+    let c = s.spam_counts(&[a.id], &[7, 8, 9]).await.unwrap();
+    assert_eq!(c[0].tokens.get(&7), None);
+    assert_eq!(c[0].tokens.get(&8), Some(&(0, 2)));
+    assert_eq!(s.spam_reputation("old.example").await.unwrap(), (0, 0));
+
+    // The queue of one account is bounded.
+    let ids = vec![m.message_id; wharf_store::MAX_TRAINING_PER_CHANGE];
+    for _ in 0..4 {
+        s.queue_spam_training(a.id, &ids, true).await.unwrap();
+    }
+    s.queue_spam_training(a.id, &ids[..10], true).await.unwrap();
+    let mut taken = 0;
+    loop {
+        let n = s.take_spam_training(5_000).await.unwrap().len();
+        if n == 0 {
+            break;
+        }
+        taken += n;
+    }
+    assert_eq!(taken as i64, wharf_store::MAX_PENDING_TRAINING);
 }

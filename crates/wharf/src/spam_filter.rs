@@ -28,6 +28,8 @@ const MAX_SCANNED: usize = 2 << 20;
 const INLINE_SCAN: usize = 64 << 10;
 /// The fields that carry a spam verdict: ours, or a forgery of ours.
 pub const VERDICT_FIELDS: &[&str] = &["X-Spam-Status", "X-Spam-Score", "X-Spam-Flag"];
+/// Classifier tokens seen once and domain reputations unused for this long are forgotten.
+const STATE_KEEP_SECS: i64 = 180 * 86_400;
 /// How long the list of local domains is reused.
 const DOMAINS_TTL: Duration = Duration::from_secs(60);
 
@@ -495,6 +497,12 @@ pub fn spawn_trainer(
                     Ok(n) if n > 0 => tracing::info!(triplets = n, "stale greylist entries pruned"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "greylist prune failed"),
+                }
+                let before = chrono::Utc::now().timestamp() - STATE_KEEP_SECS;
+                match store.prune_spam_state(before).await {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "stale spam filter state pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "spam filter state prune failed"),
                 }
             }
             if batch.len() < BATCH {

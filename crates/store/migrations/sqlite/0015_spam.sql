@@ -6,6 +6,8 @@ CREATE TABLE spam_tokens (
     token      INTEGER NOT NULL,
     ham        INTEGER NOT NULL DEFAULT 0,
     spam       INTEGER NOT NULL DEFAULT 0,
+    -- Last trained: tokens seen once and not since are pruned after a while.
+    last_seen  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, token)
 );
 -- Messages trained per model.
@@ -55,7 +57,7 @@ CREATE TABLE spam_correspondents (
     last_seen  INTEGER NOT NULL,
     PRIMARY KEY (account_id, address)
 );
--- Past verdicts per authenticated sender domain.
+-- Past verdicts per authenticated sender domain (rows unused for long are pruned).
 CREATE TABLE spam_reputation (
     domain     TEXT PRIMARY KEY,
     ham        INTEGER NOT NULL DEFAULT 0,

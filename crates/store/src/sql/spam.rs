@@ -14,14 +14,13 @@ use super::{Shared, db, now_secs};
 use crate::model::{
     GreylistEntry, SpamListEntry, SpamModelCounts, SpamTrainingRequest, SpecialUse,
 };
-use crate::{AccountId, MailboxId, MessageId, Result, StoreError};
+use crate::{
+    AccountId, MAX_CORRESPONDENTS, MAX_PENDING_TRAINING, MAX_TRAINING_PER_CHANGE, MailboxId,
+    MessageId, Result, StoreError,
+};
 
 /// Rows per multi-row statement (4 parameters each, well under both backends' limits).
 const CHUNK: usize = 200;
-/// Messages one move may queue for training; a larger move trains on its first ones.
-pub const MAX_TRAINING_PER_CHANGE: usize = 5_000;
-/// Addresses remembered per account as correspondents (the least recently used go first).
-pub const MAX_CORRESPONDENTS: i64 = 10_000;
 
 impl Shared {
     /// Token counts of the given models (0 = global, else an account id) for `tokens`, with
@@ -177,14 +176,16 @@ impl Shared {
                 if i > 0 {
                     values.push_str(", ");
                 }
-                let p = 2 + i * 3;
-                values.push_str(&format!("($1, ${p}, ${}, ${})", p + 1, p + 2));
+                let p = 3 + i * 3;
+                values.push_str(&format!("($1, ${p}, ${}, ${}, $2)", p + 1, p + 2));
             }
             let mut q = db::query(format!(
-                "INSERT INTO spam_tokens (account_id, token, ham, spam) VALUES {values} \
-                 ON CONFLICT (account_id, token) DO UPDATE SET {column} = spam_tokens.{column} + 1"
+                "INSERT INTO spam_tokens (account_id, token, ham, spam, last_seen) VALUES {values} \
+                 ON CONFLICT (account_id, token) DO UPDATE SET {column} = spam_tokens.{column} + 1, \
+                 last_seen = excluded.last_seen"
             ))
-            .bind(model);
+            .bind(model)
+            .bind(now_secs());
             for t in chunk {
                 q = q.bind(*t).bind(ham_d).bind(spam_d);
             }
@@ -249,8 +250,23 @@ impl Shared {
                 "large move into or out of Junk: training on its first messages only"
             );
         }
+        let pending: i64 =
+            db::query_scalar("SELECT COUNT(*) FROM spam_training WHERE account_id = $1")
+                .bind(account)
+                .fetch_one(&mut *tx)
+                .await?;
+        let room = usize::try_from(MAX_PENDING_TRAINING.saturating_sub(pending)).unwrap_or(0);
+        let take = messages.len().min(MAX_TRAINING_PER_CHANGE).min(room);
+        if take < messages.len().min(MAX_TRAINING_PER_CHANGE) {
+            tracing::warn!(
+                account,
+                pending,
+                dropped = messages.len().min(MAX_TRAINING_PER_CHANGE) - take,
+                "spam training queue of the account is full: these moves are not trained"
+            );
+        }
         let now = now_secs();
-        for chunk in messages[..messages.len().min(MAX_TRAINING_PER_CHANGE)].chunks(CHUNK) {
+        for chunk in messages[..take].chunks(CHUNK) {
             let mut values = String::new();
             for i in 0..chunk.len() {
                 if i > 0 {
@@ -478,6 +494,26 @@ impl Shared {
         .execute(&mut tx)
         .await?;
         tx.commit().await
+    }
+
+    /// Forgets what no longer counts: tokens trained at most once and not since `before`
+    /// (most of a model's rows, and noise), tokens unlearned to zero, and the reputation of
+    /// domains not seen since `before`. Returns the rows removed.
+    pub async fn prune_spam_state(&self, before: i64) -> Result<u64> {
+        let mut tx = self.begin_write_relaxed().await?;
+        let tokens = db::query(
+            "DELETE FROM spam_tokens WHERE ham + spam = 0 OR (ham + spam <= 1 AND last_seen < $1)",
+        )
+        .heavy()
+        .bind(before)
+        .execute(&mut tx)
+        .await?;
+        let domains = db::query("DELETE FROM spam_reputation WHERE updated_at < $1")
+            .bind(before)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(tokens.rows_affected() + domains.rows_affected())
     }
 
     /// The per-account rows a deleted account leaves (no foreign key: model 0 is global).

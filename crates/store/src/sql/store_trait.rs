@@ -441,6 +441,9 @@ impl Store for SqlStore {
     async fn add_spam_reputation(&self, domain: &str, spam: bool) -> Result<()> {
         self.shared.add_spam_reputation(domain, spam).await
     }
+    async fn prune_spam_state(&self, before: i64) -> Result<u64> {
+        self.shared.prune_spam_state(before).await
+    }
     async fn register_node(&self, node: &NodeInfo) -> Result<()> {
         self.shared.register_node(node).await
     }
