@@ -58,6 +58,16 @@ pub struct DeliveryEnvelope {
     /// The message also goes to remote recipients (queued): a refusal cannot be the reply, so
     /// a filter's `reject` must be told to the sender another way (a rejection notice).
     pub remote_pending: bool,
+    /// Per entry of `Delivery::recipients`, whether its copy goes to Junk, when the spam filter
+    /// judged the recipients apart and they disagree; empty: `Delivery::junk` holds for all.
+    pub junk_for: Vec<bool>,
+}
+
+impl DeliveryEnvelope {
+    /// Whether recipient `i`'s copy goes to Junk.
+    pub fn junk(&self, delivery: &Delivery, i: usize) -> bool {
+        delivery.junk || self.junk_for.get(i).copied().unwrap_or(false)
+    }
 }
 
 /// What became of one recipient's copy.
@@ -83,14 +93,39 @@ pub trait LocalDelivery: Send + Sync {
     async fn deliver_with_envelope(
         &self,
         delivery: Delivery,
-        _envelope: &DeliveryEnvelope,
+        envelope: &DeliveryEnvelope,
     ) -> Result<Vec<LocalOutcome>, StoreError> {
-        Ok(self
-            .deliver(delivery)
-            .await?
+        let n = delivery.recipients.len();
+        let junk: Vec<bool> = (0..n).map(|i| envelope.junk(&delivery, i)).collect();
+        if junk.iter().all(|j| *j == delivery.junk) {
+            return Ok(self
+                .deliver(delivery)
+                .await?
+                .into_iter()
+                .map(LocalOutcome::Stored)
+                .collect());
+        }
+        // The recipients disagree: one delivery for the Junk copies, one for the others.
+        let mut outcomes: Vec<Option<LocalOutcome>> = vec![None; n];
+        for to_junk in [false, true] {
+            let picked: Vec<usize> = (0..n).filter(|&i| junk[i] == to_junk).collect();
+            if picked.is_empty() {
+                continue;
+            }
+            let part = Delivery {
+                raw: delivery.raw.clone(),
+                internal_date: delivery.internal_date,
+                recipients: picked.iter().map(|&i| delivery.recipients[i]).collect(),
+                junk: to_junk,
+            };
+            for (&i, r) in picked.iter().zip(self.deliver(part).await?) {
+                outcomes[i] = Some(LocalOutcome::Stored(r));
+            }
+        }
+        outcomes
             .into_iter()
-            .map(LocalOutcome::Stored)
-            .collect())
+            .map(|o| o.ok_or_else(|| StoreError::Invalid("a recipient got no result".into())))
+            .collect()
     }
 }
 
@@ -159,6 +194,9 @@ pub struct ArrivalVerdict {
     /// Header fields for the forwarded copy only (our ARC set), CRLF-ended; may be empty.
     pub forward_prepend: String,
     pub action: ArrivalAction,
+    /// Per entry of `Arrival::accounts`, whether that copy goes to Junk when the recipients
+    /// were judged apart and disagree (`action` is then `Deliver`); empty otherwise.
+    pub junk_for: Vec<bool>,
 }
 
 /// Trust of mail arriving on port 25 (SPF, DKIM, ARC, DMARC, iprev), asked once the content is

@@ -90,6 +90,7 @@ impl ArrivalCheck for InboundChecks {
             remove: Vec::new(),
             forward_prepend: String::new(),
             action: ArrivalAction::Deliver,
+            junk_for: Vec::new(),
         };
         let mut methods = None;
         if let Some(verifier) = &self.verifier {
@@ -124,7 +125,13 @@ impl ArrivalCheck for InboundChecks {
             verdict.remove.extend(s.forged);
             verdict.remove.sort_by_key(|r| r.start);
             match s.action {
-                None | Some(ArrivalAction::Deliver) => {}
+                None | Some(ArrivalAction::Deliver) => {
+                    // Quarantine by policy files every copy in Junk; otherwise the recipients'
+                    // own verdicts may differ.
+                    if verdict.action == ArrivalAction::Deliver {
+                        verdict.junk_for = s.junk_for;
+                    }
+                }
                 Some(ArrivalAction::Junk) => verdict.action = ArrivalAction::Junk,
                 Some(other) => verdict.action = other,
             }

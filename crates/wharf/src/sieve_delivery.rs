@@ -158,6 +158,8 @@ struct Plan {
     /// (reason, ereject).
     refusal: Option<(String, bool)>,
     duplicates: Vec<(String, i64)>,
+    /// Kept copies go to Junk (quarantined by policy, or judged spam for this recipient).
+    junk: bool,
 }
 
 impl SieveDelivery {
@@ -198,6 +200,7 @@ impl SieveDelivery {
         rcpt: &str,
         envelope: &DeliveryEnvelope,
         user: Option<Script>,
+        junk: bool,
     ) -> Result<Plan, StoreError> {
         let id = account.id;
         let mailboxes = self.store.list_mailboxes(id).await?;
@@ -268,16 +271,13 @@ impl SieveDelivery {
                     (d.id.clone(), now.timestamp().saturating_add(secs))
                 })
                 .collect(),
+            junk,
         };
         for action in outcome.actions {
             match action {
                 Action::Keep { flags } => {
                     // Quarantined mail that the script merely keeps stays in Junk.
-                    let target = if delivery.junk {
-                        junk_box.or(inbox)
-                    } else {
-                        inbox
-                    };
+                    let target = if junk { junk_box.or(inbox) } else { inbox };
                     let target = match target {
                         Some(m) => m,
                         None => self.inbox_of(id).await?,
@@ -392,7 +392,15 @@ impl SieveDelivery {
                 };
                 let rcpt = envelope.recipients.get(i).cloned().unwrap_or_default();
                 plans.push(Some(
-                    self.plan(&delivery, acct, &rcpt, envelope, user).await?,
+                    self.plan(
+                        &delivery,
+                        acct,
+                        &rcpt,
+                        envelope,
+                        user,
+                        envelope.junk(&delivery, i),
+                    )
+                    .await?,
                 ));
             }
 
@@ -417,7 +425,7 @@ impl SieveDelivery {
                 let copies = match p {
                     None if gone[i] => continue,
                     None => vec![FiledCopy {
-                        target: if delivery.junk {
+                        target: if envelope.junk(&delivery, i) {
                             CopyTarget::Junk(delivery.recipients[i])
                         } else {
                             CopyTarget::Inbox(delivery.recipients[i])
@@ -534,7 +542,7 @@ impl SieveDelivery {
         }
         // No automatic answer to mail the inbound checks quarantined: it may be forged.
         if let Some(v) = p.vacation.take() {
-            if delivery.junk {
+            if p.junk {
                 tracing::info!(account = id, "no vacation reply to quarantined mail");
             } else {
                 self.vacation(&p.account, &v).await;
@@ -546,7 +554,7 @@ impl SieveDelivery {
         if let Some((reason, extended)) = &p.refusal {
             // RFC 5429: `ereject` refuses at the protocol level only; as the SMTP reply cannot
             // carry one recipient's refusal, no notice goes to a sender that may be forged.
-            if !extended && !delivery.junk {
+            if !extended && !p.junk {
                 self.rejection_notice(&delivery.raw, &envelope.from, &p.rcpt, reason)
                     .await;
             } else {
@@ -672,6 +680,7 @@ impl SieveDelivery {
                 submitter: None,
                 // A refusal down the chain is told by a notice: the first hop's reply is given.
                 remote_pending: true,
+                junk_for: Vec::new(),
             };
             match self.deliver_at(inner, &inner_envelope, depth + 1).await {
                 Ok(outcomes) => {

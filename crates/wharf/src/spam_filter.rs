@@ -43,6 +43,9 @@ pub struct SpamOutcome {
     pub forged: Vec<std::ops::Range<usize>>,
     /// `None`: deliver as the trust checks said.
     pub action: Option<ArrivalAction>,
+    /// When the recipients' own verdicts differ: per entry of `Arrival::accounts`, whether that
+    /// copy goes to Junk (empty: `action` decides for all).
+    pub junk_for: Vec<bool>,
 }
 
 pub struct SpamFilter {
@@ -73,13 +76,16 @@ impl wharf_spam::DnsLookup for Dns {
     }
 }
 
-/// The recipient set's data from the store: models, lists, correspondents.
-struct Recipient {
-    account: Option<AccountId>,
-    domain_lists: SenderLists,
-    user_lists: SenderLists,
+/// One recipient's own data from the store: lists and whether it wrote to the sender.
+struct UserFacts {
+    account: AccountId,
+    lists: SenderLists,
     known_correspondent: bool,
 }
+
+/// Above this many local accounts, a message is scored for all of them at once (the global
+/// model and the domains' lists), not for each.
+const MAX_SCORED_ACCOUNTS: usize = 20;
 
 impl SpamFilter {
     /// `None` when `[spam] enabled = false`.
@@ -129,7 +135,16 @@ impl SpamFilter {
         };
         let auth = methods.map(auth_verdicts).unwrap_or_default();
         let local_domains = self.local_domains().await;
-        let rcpt = self.recipient(arrival, &scan).await;
+        let domain_lists = self.domain_lists(arrival).await;
+        let users: Vec<UserFacts> = if arrival.accounts.len() <= MAX_SCORED_ACCOUNTS {
+            let mut v = Vec::with_capacity(arrival.accounts.len());
+            for &id in arrival.accounts {
+                v.push(self.user_facts(id, arrival, &scan).await);
+            }
+            v
+        } else {
+            Vec::new()
+        };
         // Keyed by a domain the message proved it comes from, so that forged mail can neither
         // spend nor spoil a domain's reputation.
         let authenticated_domain = wharf_spam::rules::authenticated_sender_domain(
@@ -149,13 +164,6 @@ impl SpamFilter {
                 }
             },
             None => None,
-        };
-        let classification = match self.model(rcpt.account, &scan.tokens).await {
-            Ok(model) => wharf_spam::classify(&model, scan.tokens.hashes(), &self.cfg.bayes),
-            Err(e) => {
-                tracing::warn!(error = %e, "spam filter: classifier counts unavailable");
-                None
-            }
         };
         let dnsbl_hits = match &self.dns {
             Some(dns) => {
@@ -189,19 +197,52 @@ impl SpamFilter {
         } else {
             None
         };
-        let facts = Facts {
-            auth: &auth,
-            envelope_from: arrival.mail_from,
-            local_domains: &local_domains,
-            domain_lists: &rcpt.domain_lists,
-            user_lists: &rcpt.user_lists,
-            known_correspondent: rcpt.known_correspondent,
-            reputation,
-            classification: classification.as_ref(),
-            dnsbl_hits: &dnsbl_hits,
-            rspamd: rspamd.as_ref(),
+        let no_lists = SenderLists::default();
+        // One verdict for `user` (None: the global model and the domains' lists only).
+        let verdict_for = async |user: Option<&UserFacts>| {
+            let classification = match self.model(user.map(|u| u.account), &scan.tokens).await {
+                Ok(model) => wharf_spam::classify(&model, scan.tokens.hashes(), &self.cfg.bayes),
+                Err(e) => {
+                    tracing::warn!(error = %e, "spam filter: classifier counts unavailable");
+                    None
+                }
+            };
+            let facts = Facts {
+                auth: &auth,
+                envelope_from: arrival.mail_from,
+                local_domains: &local_domains,
+                domain_lists: &domain_lists,
+                user_lists: user.map_or(&no_lists, |u| &u.lists),
+                known_correspondent: user.is_some_and(|u| u.known_correspondent),
+                reputation,
+                classification: classification.as_ref(),
+                dnsbl_hits: &dnsbl_hits,
+                rspamd: rspamd.as_ref(),
+            };
+            wharf_spam::evaluate(&self.cfg, &scan.analysis, &facts)
         };
-        let verdict = wharf_spam::evaluate(&self.cfg, &scan.analysis, &facts);
+        // The message's verdict (its header, a refusal, greylisting): the one recipient's own,
+        // or, for several, the global one.
+        let verdict = match users.as_slice() {
+            [one] => verdict_for(Some(one)).await,
+            _ => verdict_for(None).await,
+        };
+        // Where each local copy goes, when the recipients' own models and lists disagree with
+        // the message's verdict.
+        let mut junk_for: Vec<bool> = Vec::new();
+        if users.len() > 1 && !matches!(verdict.action, Action::Reject) {
+            for u in &users {
+                let v = verdict_for(Some(u)).await;
+                if v.is_spam() != verdict.is_spam() {
+                    tracing::info!(
+                        account = u.account,
+                        "spam verdict for this recipient: {}",
+                        v.log_line()
+                    );
+                }
+                junk_for.push(v.is_spam());
+            }
+        }
         let action = match verdict.action {
             Action::Deliver => None,
             Action::Junk => Some(ArrivalAction::Junk),
@@ -217,6 +258,21 @@ impl SpamFilter {
                     _ => None,
                 },
             },
+        };
+        // Per-recipient filing only matters when the recipients disagree.
+        let action = if junk_for.len() > 1 && matches!(action, None | Some(ArrivalAction::Junk)) {
+            if junk_for.iter().all(|j| *j) {
+                junk_for.clear();
+                Some(ArrivalAction::Junk)
+            } else if junk_for.iter().all(|j| !*j) {
+                junk_for.clear();
+                None
+            } else {
+                None
+            }
+        } else {
+            junk_for.clear();
+            action
         };
         let label = match &action {
             None => "ham",
@@ -249,6 +305,7 @@ impl SpamFilter {
             headers: verdict.headers(),
             forged: wharf_inbound::header::fields_named(content, VERDICT_FIELDS),
             action,
+            junk_for,
         }
     }
 
@@ -272,7 +329,8 @@ impl SpamFilter {
         list
     }
 
-    async fn recipient(&self, arrival: &Arrival<'_>, scan: &Scan) -> Recipient {
+    /// The allow/block lists of the recipients' domains.
+    async fn domain_lists(&self, arrival: &Arrival<'_>) -> SenderLists {
         let mut domains: Vec<String> = arrival
             .recipients
             .iter()
@@ -280,57 +338,50 @@ impl SpamFilter {
             .collect();
         domains.sort();
         domains.dedup();
-        let account = match arrival.accounts {
-            [one] => Some(*one),
-            _ => None,
-        };
-        let address = match account {
-            Some(id) => match self.store.get_account(id).await {
-                Ok(Some(a)) => Some(a.address.to_ascii_lowercase()),
-                _ => None,
-            },
-            None => None,
-        };
-        let mut scopes = domains.clone();
-        scopes.extend(address.clone());
-        let entries = match self.store.spam_list_entries(Some(&scopes)).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "spam filter: lists unavailable");
-                Vec::new()
-            }
-        };
-        let mut domain_lists = SenderLists::default();
-        let mut user_lists = SenderLists::default();
-        for e in entries {
-            let lists = if Some(&e.scope) == address.as_ref() {
-                &mut user_lists
-            } else {
-                &mut domain_lists
-            };
-            if e.allow {
-                lists.allow.push(e.entry);
-            } else {
-                lists.block.push(e.entry);
-            }
-        }
-        let mut known_correspondent = false;
-        if let Some(id) = account {
-            let mut senders = vec![arrival.mail_from.to_ascii_lowercase()];
-            if let Some(from) = scan.analysis.from_address.as_deref() {
-                senders.push(from.to_ascii_lowercase());
-            }
-            for s in senders.iter().filter(|s| !s.is_empty()) {
-                if let Ok(true) = self.store.is_correspondent(id, s).await {
-                    known_correspondent = true;
-                    break;
+        self.lists(&domains).await
+    }
+
+    async fn lists(&self, scopes: &[String]) -> SenderLists {
+        let mut lists = SenderLists::default();
+        match self.store.spam_list_entries(Some(scopes)).await {
+            Ok(entries) => {
+                for e in entries {
+                    if e.allow {
+                        lists.allow.push(e.entry);
+                    } else {
+                        lists.block.push(e.entry);
+                    }
                 }
             }
+            Err(e) => tracing::warn!(error = %e, "spam filter: lists unavailable"),
         }
-        Recipient {
+        lists
+    }
+
+    async fn user_facts(
+        &self,
+        account: AccountId,
+        arrival: &Arrival<'_>,
+        scan: &Scan,
+    ) -> UserFacts {
+        let lists = match self.store.get_account(account).await {
+            Ok(Some(a)) => self.lists(&[a.address.to_ascii_lowercase()]).await,
+            _ => SenderLists::default(),
+        };
+        let mut senders = vec![arrival.mail_from.to_ascii_lowercase()];
+        if let Some(from) = scan.analysis.from_address.as_deref() {
+            senders.push(from.to_ascii_lowercase());
+        }
+        let mut known_correspondent = false;
+        for s in senders.iter().filter(|s| !s.is_empty()) {
+            if let Ok(true) = self.store.is_correspondent(account, s).await {
+                known_correspondent = true;
+                break;
+            }
+        }
+        UserFacts {
             account,
-            domain_lists,
-            user_lists,
+            lists,
             known_correspondent,
         }
     }
@@ -512,7 +563,9 @@ pub fn spawn_trainer(
     })
 }
 
-/// Trains one stored message of `account` as spam or ham (false: it already was).
+/// Trains one stored message of `account` as spam or ham (false: it already was). A user's
+/// verdict also counts for the reputation of the domain the message proved it came from, with
+/// `USER_VERDICT_WEIGHT`: a user's judgement outweighs the filter's own.
 pub async fn train(
     store: &dyn Store,
     account: AccountId,
@@ -521,9 +574,74 @@ pub async fn train(
 ) -> Result<bool, wharf_store::StoreError> {
     let raw = store.message_raw(message).await?;
     let tokens = tokens_of(&raw);
-    store
+    let trained = store
         .spam_train(account, Some(message), spam, &tokens)
-        .await
+        .await?;
+    if trained && let Some(domain) = stored_sender_domain(&raw) {
+        for _ in 0..USER_VERDICT_WEIGHT {
+            store.add_spam_reputation(&domain, spam).await?;
+        }
+    }
+    Ok(trained)
+}
+
+/// How many of the filter's own verdicts one user's verdict is worth in a domain's reputation.
+const USER_VERDICT_WEIGHT: u32 = 3;
+
+/// The authenticated sender domain of a stored message, from our Authentication-Results (the
+/// first one: arriving copies claiming our name are removed) and its Return-Path.
+fn stored_sender_domain(raw: &[u8]) -> Option<String> {
+    let header_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 2);
+    let header = &raw[..header_end];
+    let ar = wharf_inbound::header::fields_named(header, &["Authentication-Results"]);
+    let field = String::from_utf8_lossy(&header[ar.first()?.clone()]).into_owned();
+    let rp = wharf_inbound::header::fields_named(header, &["Return-Path"]);
+    let mut envelope_from = rp
+        .first()
+        .map(|r| String::from_utf8_lossy(&header[r.clone()]).into_owned())
+        .and_then(|f| {
+            let a = f.find('<')? + 1;
+            let b = f[a..].find('>')? + a;
+            Some(f[a..b].to_string())
+        })
+        .unwrap_or_default();
+    let mut auth = AuthVerdicts::default();
+    // `method=result` then properties (`header.d=…`), clauses separated by `;`.
+    for clause in field.split(';').skip(1) {
+        let mut words = clause.split_whitespace();
+        let Some((method, result)) = words.next().and_then(|w| w.split_once('=')) else {
+            continue;
+        };
+        let result = auth_result(&result.to_ascii_lowercase());
+        match method.to_ascii_lowercase().as_str() {
+            "spf" => {
+                auth.spf = result;
+                // The identity SPF checked (RFC 8601 §2.7.2).
+                if let Some(m) = words.find_map(|w| w.strip_prefix("smtp.mailfrom=")) {
+                    envelope_from = m.to_string();
+                }
+            }
+            "dmarc" => auth.dmarc = result,
+            "dkim" => {
+                if result == AuthResult::Pass {
+                    auth.dkim = AuthResult::Pass;
+                    auth.dkim_pass_domains.extend(
+                        words
+                            .filter_map(|w| w.strip_prefix("header.d="))
+                            .map(|d| d.to_ascii_lowercase()),
+                    );
+                } else if auth.dkim != AuthResult::Pass {
+                    auth.dkim = result;
+                }
+            }
+            _ => {}
+        }
+    }
+    let analysis = wharf_spam::Analysis::parse(header);
+    wharf_spam::rules::authenticated_sender_domain(&analysis, &auth, &envelope_from)
 }
 
 /// The store keys of a message's classifier tokens.
@@ -587,6 +705,45 @@ mod tests {
             sieve_spam_score(b"Subject: x\r\n\r\nX-Spam-Status: score=9 required=1\r\n"),
             None
         );
+    }
+
+    #[test]
+    fn the_stored_verdict_names_the_authenticated_sender_domain() {
+        let m = |ar: &str, from: &str| {
+            format!(
+                "Return-Path: <bounce@mail.deals.test>\r\nAuthentication-Results: mx.example.test;\r\n\t{ar}\r\n\
+                 X-Spam-Status: No, score=0.0 required=6.0 tests=none\r\nFrom: <{from}>\r\n\r\nbody\r\n"
+            )
+        };
+        let d = |ar: &str, from: &str| stored_sender_domain(m(ar, from).as_bytes());
+        assert_eq!(
+            d("dmarc=pass header.from=deals.test", "a@deals.test").as_deref(),
+            Some("deals.test")
+        );
+        assert_eq!(
+            d(
+                "spf=pass smtp.mailfrom=bounce@mail.deals.test",
+                "a@deals.test"
+            )
+            .as_deref(),
+            Some("deals.test"),
+            "aligned SPF"
+        );
+        assert_eq!(
+            d(
+                "dkim=pass header.d=deals.test header.s=s1;\r\n\tspf=fail",
+                "a@deals.test"
+            )
+            .as_deref(),
+            Some("deals.test")
+        );
+        assert_eq!(
+            d("spf=pass smtp.mailfrom=x@other.test", "a@deals.test"),
+            None,
+            "not aligned"
+        );
+        assert_eq!(d("dmarc=fail header.from=deals.test", "a@deals.test"), None);
+        assert_eq!(stored_sender_domain(b"From: <a@deals.test>\r\n\r\nx"), None);
     }
 
     #[test]

@@ -16,13 +16,17 @@ use wharf_testkit::{Zone, start_dns};
 
 /// Sends one message with smtplib; (code, text) of the reply to the data (or to RCPT).
 fn send(port: u16, from: &str, to: &str, message: &str) -> (u16, String) {
+    send_to(port, from, &[to], message)
+}
+
+fn send_to(port: u16, from: &str, to: &[&str], message: &str) -> (u16, String) {
     let script = r#"
 import smtplib, sys
-port, sender, rcpt, msg = sys.argv[1:5]
+port, sender, rcpts, msg = sys.argv[1:5]
 with smtplib.SMTP("127.0.0.1", int(port), timeout=30) as s:
     s.ehlo("mail.sender.test")
     try:
-        s.sendmail(sender, [rcpt], msg.encode())
+        s.sendmail(sender, rcpts.split(","), msg.encode())
         print("250 ok")
     except smtplib.SMTPDataError as e:
         print(e.smtp_code, e.smtp_error.decode())
@@ -31,7 +35,14 @@ with smtplib.SMTP("127.0.0.1", int(port), timeout=30) as s:
         print(code, text.decode())
 "#;
     let out = Command::new("python3")
-        .args(["-c", script, &port.to_string(), from, to, message])
+        .args([
+            "-c",
+            script,
+            &port.to_string(),
+            from,
+            &to.join(","),
+            message,
+        ])
         .output()
         .expect("python3");
     assert!(
@@ -127,13 +138,21 @@ fn config(dns: std::net::SocketAddr, spam: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scores_files_refuses_and_learns_from_junk_moves() {
-    let dns = start_dns(Zone::default().txt("friends.test", "v=spf1 ip4:127.0.0.1 -all")).await;
+    let dns = start_dns(
+        Zone::default()
+            .txt("friends.test", "v=spf1 ip4:127.0.0.1 -all")
+            .txt("deals.test", "v=spf1 ip4:127.0.0.1 -all"),
+    )
+    .await;
     let env = Env::new();
     env.write_config(&config(
         dns,
         "junk_threshold = 6.0\nreject_threshold = 15.0",
     ));
     env.add_user("alice@example.test");
+    env.add_user("carol@example.test");
+    // Carol wants this sender's mail (it proves where it comes from: SPF passes for deals.test).
+    env.ok(&["spam", "allow", "carol@example.test", "@deals.test"]);
     env.ok(&["spam", "block", "alice@example.test", "@blocked.test"]);
     let lists = env.ok(&["spam", "lists"]);
     assert!(
@@ -230,6 +249,25 @@ async fn scores_files_refuses_and_learns_from_junk_moves() {
              typ, data = M.uid('SEARCH', 'SUBJECT', '\"Exclusive offer 1:\"')\n\
              typ, r = M.uid('MOVE', data[0].split()[0].decode(), 'INBOX')\n\
              assert typ == 'OK', r\n",
+        );
+
+        // One message for both: each recipient's own verdict files their copy.
+        let both = ["alice@example.test", "carol@example.test"];
+        assert_eq!(send_to(mx, "promo500@deals.test", &both, &campaign(500)).0, 250);
+        let in_junk = |user: &str| {
+            spam_lines(imap_port, user, "Junk")
+                .iter()
+                .any(|l| l.contains("Exclusive offer 500:"))
+        };
+        let in_inbox = |user: &str| {
+            spam_lines(imap_port, user, "INBOX")
+                .iter()
+                .any(|l| l.contains("Exclusive offer 500:"))
+        };
+        assert!(in_junk(alice) && !in_inbox(alice), "alice taught the filter: Junk");
+        assert!(
+            in_inbox("carol@example.test") && !in_junk("carol@example.test"),
+            "carol allows the sender: INBOX"
         );
     })
     .await;

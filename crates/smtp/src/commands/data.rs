@@ -408,6 +408,7 @@ impl Session {
             return r;
         }
         let mut junk = false;
+        let mut junk_for = Vec::new();
         let mut forward_prepend = String::new();
         if self.role == SmtpRole::Mx
             && let Some(check) = self.backend.arrival.clone()
@@ -437,6 +438,9 @@ impl Session {
             }
             raw = with_verdict(raw, body_start, &verdict);
             forward_prepend = verdict.forward_prepend;
+            if verdict.junk_for.len() == tx.accounts.len() {
+                junk_for = verdict.junk_for;
+            }
         }
         let smtp_id = format!("{}.{}", self.id, self.messages + 1);
         let size = raw.len();
@@ -473,6 +477,7 @@ impl Session {
             recipients: tx.account_rcpts.clone(),
             submitter: self.login.as_ref().map(|l| l.address.clone()),
             remote_pending: outbound_id.is_some(),
+            junk_for,
         };
         let results = match self
             .backend

@@ -604,6 +604,7 @@ impl ArrivalCheck for FixedVerdict {
                 String::new()
             },
             action: self.action.clone(),
+            junk_for: Vec::new(),
         }
     }
 }
