@@ -217,3 +217,89 @@ pub struct Backend {
     pub handoff: Option<Arc<dyn RemoteHandoff>>,
     pub arrival: Option<Arc<dyn ArrivalCheck>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records each `deliver` call: (recipients, junk); answers OverQuota for account 2 so that
+    /// results can be told apart.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<(Vec<AccountId>, bool)>>);
+
+    #[async_trait]
+    impl LocalDelivery for Recording {
+        async fn deliver(&self, d: Delivery) -> Result<Vec<DeliveryResult>, StoreError> {
+            self.0.lock().unwrap().push((d.recipients.clone(), d.junk));
+            Ok(d.recipients
+                .iter()
+                .map(|&a| {
+                    if a == 2 {
+                        DeliveryResult::OverQuota {
+                            message_alone_exceeds: false,
+                        }
+                    } else {
+                        DeliveryResult::NoSuchAccount
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn delivery(junk: bool) -> Delivery {
+        Delivery {
+            raw: bytes::Bytes::from_static(b"Subject: x\r\n\r\nx\r\n"),
+            internal_date: 0,
+            recipients: vec![1, 2, 3],
+            junk,
+        }
+    }
+
+    fn envelope(junk_for: Vec<bool>) -> DeliveryEnvelope {
+        DeliveryEnvelope {
+            from: "a@b.test".into(),
+            recipients: vec!["x@y".into(); 3],
+            submitter: None,
+            remote_pending: false,
+            junk_for,
+        }
+    }
+
+    #[tokio::test]
+    async fn recipients_judged_apart_are_delivered_in_two_groups_with_results_in_order() {
+        let r = Recording::default();
+        let out = r
+            .deliver_with_envelope(delivery(false), &envelope(vec![false, true, false]))
+            .await
+            .unwrap();
+        assert_eq!(
+            *r.0.lock().unwrap(),
+            vec![(vec![1, 3], false), (vec![2], true)]
+        );
+        assert_eq!(out.len(), 3);
+        assert!(matches!(
+            out[1],
+            LocalOutcome::Stored(DeliveryResult::OverQuota { .. })
+        ));
+        assert!(matches!(
+            out[0],
+            LocalOutcome::Stored(DeliveryResult::NoSuchAccount)
+        ));
+    }
+
+    #[tokio::test]
+    async fn agreeing_or_quarantined_recipients_are_one_delivery() {
+        for (junk, junk_for, want) in [
+            (false, vec![], false),
+            (false, vec![false, false, false], false),
+            (true, vec![false, true, false], true),
+        ] {
+            let r = Recording::default();
+            r.deliver_with_envelope(delivery(junk), &envelope(junk_for))
+                .await
+                .unwrap();
+            assert_eq!(*r.0.lock().unwrap(), vec![(vec![1, 2, 3], want)]);
+        }
+    }
+}
