@@ -1,4 +1,4 @@
-//! `wharf reindex [ACCOUNT]`: an account's search text rebuilt, attachment text (a PDF here)
+//! `wharf reindex [ACCOUNT]`: an account's search text rebuilt, attachment text (a DOCX here)
 //! extracted; an unknown account refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,42 +9,24 @@ use std::fs;
 use common::Env;
 use wharf_store::TextField;
 
-/// A one-page PDF showing `text` (ASCII only, so it travels unencoded), with a correct
-/// cross-reference table.
-fn pdf(text: &str) -> String {
-    let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-         /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_string(),
-        format!(
-            "<< /Length {} >>\nstream\n{stream}\nendstream",
-            stream.len()
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .to_string(),
-    ];
-    let mut out = String::from("%PDF-1.4\n");
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
-    }
-    let xref = out.len();
-    out.push_str(&format!(
-        "xref\n0 {}\n0000000000 65535 f \n",
-        objects.len() + 1
-    ));
-    for off in offsets {
-        out.push_str(&format!("{off:010} 00000 n \n"));
-    }
-    out.push_str(&format!(
-        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-        objects.len() + 1
-    ));
-    out
+/// A DOCX whose text is `word`, base64 with line breaks, built by Python's zipfile.
+fn docx_base64(word: &str) -> String {
+    let script = "import base64, io, sys, zipfile\n\
+        b = io.BytesIO()\n\
+        with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as z:\n\
+        \x20   z.writestr('[Content_Types].xml', '<Types/>')\n\
+        \x20   z.writestr('word/document.xml', '<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body><w:p><w:r><w:t>' + sys.argv[1] + '</w:t></w:r></w:p></w:body></w:document>')\n\
+        sys.stdout.write(base64.encodebytes(b.getvalue()).decode())\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, word])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,9 +45,9 @@ async fn reindex_extracts_attachment_text() {
             "From bob@example.org Sat Jan  3 01:05:34 1996\n\
              From: bob@example.org\nSubject: report\nMIME-Version: 1.0\n\
              Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\n\
-             see the report\n--B\nContent-Type: application/pdf; name=r.pdf\n\
-             Content-Disposition: attachment; filename=r.pdf\n\n{}\n--B--\n",
-            pdf("reindexpdfword")
+             see the report\n--B\nContent-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=r.docx\n\
+             Content-Disposition: attachment; filename=r.docx\nContent-Transfer-Encoding: base64\n\n{}\n--B--\n",
+            docx_base64("reindexdocxword")
         ),
     )
     .unwrap();
@@ -89,7 +71,7 @@ async fn reindex_extracts_attachment_text() {
         .unwrap()
         .unwrap();
     let got = store
-        .search_text(inbox.id, TextField::Body, "reindexpdfword")
+        .search_text(inbox.id, TextField::Body, "reindexdocxword")
         .await
         .unwrap();
     assert_eq!(got.len(), 1, "{got:?}");

@@ -15,6 +15,11 @@ use crate::text::fold;
 /// `message_text.attachments_version` once extracted (migration 0018).
 const ATTACHMENTS_VERSION: i64 = 1;
 
+/// Extraction threads of this process, running or left running after a timeout (see
+/// `extract_attachment_text`).
+static EXTRACTING: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)));
+
 impl Shared {
     /// Extracts the attachment text of up to `batch` messages not done yet, oldest first; returns
     /// how many were looked at, 0 once none is left. Each message on a blocking thread, within
@@ -46,8 +51,16 @@ impl Shared {
                     continue;
                 }
             };
+            // One extraction thread at a time, counting one left running after the outer
+            // timeout: a stream of pathological attachments must not pile up threads in the
+            // blocking pool that delivery shares. The permit goes with the thread.
+            let permit = match EXTRACTING.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => break,
+            };
             let started = std::time::Instant::now();
             let task = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let found = wharf_mime::attachments::extract(&raw, &limits);
                 let text = if found.text.is_empty() {
                     String::new()
