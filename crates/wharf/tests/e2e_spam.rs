@@ -390,3 +390,55 @@ async fn greylisting_defers_a_new_triplet_and_lets_its_retry_through() {
         panic!("{}", server.rest_of_stderr(Duration::from_secs(2)));
     }
 }
+
+/// DNS block lists through the server's resolver (a DNS server on loopback): the client's
+/// address on an IP list and a link's domain on a domain list each fire their rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn dns_block_lists_fire_their_rules() {
+    let dns = start_dns(
+        Zone::default()
+            // 127.0.0.1 is listed; 127.255.255.254 would mean "query refused".
+            .a("1.0.0.127.bl.test", "127.0.0.2")
+            .a("evil.test.uribl.test", "127.0.0.2"),
+    )
+    .await;
+    let env = Env::new();
+    env.write_config(&config(
+        dns,
+        "[[spam.dnsbl.ip_zones]]\nzone = \"bl.test\"\nrule = \"RCVD_IN_TESTBL\"\nweight = 3.5\n\
+         [[spam.dnsbl.domain_zones]]\nzone = \"uribl.test\"\nrule = \"URIBL_TEST\"\nweight = 3.0\n",
+    ));
+    env.add_user("alice@example.test");
+    let (mut server, ready) = env.serve();
+    let mx = ready.port("mx");
+    let imap_port = ready.port("imap");
+    let run = tokio::task::spawn_blocking(move || {
+        let alice = "alice@example.test";
+        // Listed client only: 3.5, below the junk threshold.
+        assert_eq!(send(mx, "bob@friends.test", alice, &ordinary(1)).0, 250);
+        // Listed client and a listed link: 6.5, Junk.
+        let linked = message(
+            "bob@friends.test",
+            "Minutes with a link",
+            "linked",
+            "Details at http://www.evil.test/offer and nowhere else.",
+        );
+        assert_eq!(send(mx, "bob@friends.test", alice, &linked).0, 250);
+        let inbox = spam_lines(imap_port, alice, "INBOX");
+        assert_eq!(inbox.len(), 1, "{inbox:?}");
+        assert!(
+            inbox[0].contains("RCVD_IN_TESTBL=3.5") && !inbox[0].contains("URIBL_TEST"),
+            "{inbox:?}"
+        );
+        let junk = spam_lines(imap_port, alice, "Junk");
+        assert_eq!(junk.len(), 1, "{junk:?}");
+        assert!(
+            junk[0].contains("RCVD_IN_TESTBL=3.5") && junk[0].contains("URIBL_TEST=3.0"),
+            "{junk:?}"
+        );
+    })
+    .await;
+    if run.is_err() {
+        panic!("{}", server.rest_of_stderr(Duration::from_secs(2)));
+    }
+}
