@@ -11,8 +11,8 @@ use crate::config::Loaded;
 use crate::spam_filter::tokens_of;
 use crate::storage::{find_account, open_directory, store_err};
 
-/// Files larger than this are not messages worth learning from (and an mbox larger than this
-/// is read message by message all the same: see `mbox_messages`).
+/// Message files larger than this are not worth learning from (mbox files are read message by
+/// message, whatever their size).
 const MAX_MESSAGE: u64 = 64 << 20;
 
 pub async fn run(cfg: &Loaded, cmd: SpamCmd) -> Result<()> {
@@ -130,7 +130,33 @@ async fn train_path(
     collect_files(path, &mut files)?;
     let mut n = 0usize;
     for file in files {
-        let len = std::fs::metadata(&file)
+        let mut f = std::fs::File::open(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let mut head = [0u8; 5];
+        let is_mbox = std::io::Read::read_exact(&mut f, &mut head).is_ok() && &head == b"From ";
+        if is_mbox {
+            // The importer's mbox reader: From_ lines after a blank line, streamed.
+            let input = std::io::BufReader::new(
+                std::fs::File::open(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+            );
+            let mut reader = crate::import::MboxReader::new(input);
+            while let Some(m) = reader
+                .next_message()
+                .with_context(|| format!("{}", file.display()))?
+            {
+                if store
+                    .spam_train(account, None, spam, &tokens_of(&m.raw))
+                    .await
+                    .map_err(store_err)?
+                {
+                    n += 1;
+                }
+            }
+            continue;
+        }
+        let len = f
+            .metadata()
             .with_context(|| format!("cannot read {}", file.display()))?
             .len();
         if len > MAX_MESSAGE {
@@ -142,14 +168,12 @@ async fn train_path(
         }
         let raw =
             std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        for message in mbox_messages(&raw) {
-            if store
-                .spam_train(account, None, spam, &tokens_of(message))
-                .await
-                .map_err(store_err)?
-            {
-                n += 1;
-            }
+        if store
+            .spam_train(account, None, spam, &tokens_of(&raw))
+            .await
+            .map_err(store_err)?
+        {
+            n += 1;
         }
     }
     Ok(n)
@@ -176,50 +200,4 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         collect_files(&e, out)?;
     }
     Ok(())
-}
-
-/// The messages of an mbox file (split at lines starting `From `), or the file itself when it
-/// is one message.
-fn mbox_messages(raw: &[u8]) -> Vec<&[u8]> {
-    if !raw.starts_with(b"From ") {
-        return vec![raw];
-    }
-    let mut out = Vec::new();
-    let mut start = None;
-    let mut at = 0usize;
-    while at < raw.len() {
-        let end = raw[at..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |p| at + p + 1);
-        if raw[at..].starts_with(b"From ") {
-            if let Some(s) = start {
-                out.push(&raw[s..at]);
-            }
-            start = Some(end);
-        }
-        at = end;
-    }
-    if let Some(s) = start
-        && s < raw.len()
-    {
-        out.push(&raw[s..]);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mbox_files_split_into_messages() {
-        let one = b"Subject: a\r\n\r\nbody\r\n";
-        assert_eq!(mbox_messages(one), vec![&one[..]]);
-        let mbox = b"From a@x Mon Jan 1 00:00:00 2024\nSubject: a\n\none\nFrom b@x Tue Jan 2 00:00:00 2024\nSubject: b\n\ntwo\n";
-        let parts = mbox_messages(mbox);
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0], b"Subject: a\n\none\n");
-        assert_eq!(parts[1], b"Subject: b\n\ntwo\n");
-    }
 }
