@@ -4,7 +4,7 @@
 //! clients, and a failed validation that leaves the old certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! accounts and the credential cache on SQLite and PostgreSQL; throttling on SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! takes one; deleting the account deletes its app passwords.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, IP, PASSWORD, fast_config, fixture};
 use wharf_directory::{AuthError, app_password};

@@ -1,7 +1,7 @@
 //! Recipient resolution and `may_send_as`, on the embedded SQLite store and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, Fixture, PASSWORD, fast_config, fixture};
 use wharf_directory::{Directory, Resolution};

@@ -2,7 +2,7 @@
 //! SCRAM-SHA-256 with a real client library (Python `scramp`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{IP, PASSWORD, ScrampClient, directory, fast_config};
 use wharf_directory::{AuthError, DirectoryConfig, Mechanism, SaslStep};

@@ -1,7 +1,7 @@
 //! The SCRAM-SHA-256 server state machine against a real client library (Python `scramp`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::ScrampClient;
 use wharf_directory::scram::{ClientFirst, ScramError, ScramServer, ScramVerifier, server_nonce};

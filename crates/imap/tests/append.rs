@@ -2,7 +2,7 @@
 //! in-memory backend and, where the store's transaction matters, on the embedded store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]

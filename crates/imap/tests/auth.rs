@@ -2,7 +2,7 @@
 //! directory's throttling behind the real adapter.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use base64::Engine;
 use common::*;
 use wharf_imap::{ImapConfig, Input, Next};

@@ -4,7 +4,7 @@
 //! to a huge line or is not DEFLATE at all costs the server nothing but that connection.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

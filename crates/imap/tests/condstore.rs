@@ -2,7 +2,7 @@
 //! MODIFIED, SEARCH MODSEQ, and MODSEQ on the FETCHes that report changes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 /// The number in `MODSEQ (n)` (or `HIGHESTMODSEQ n`) of the line holding `anchor`.

@@ -1,7 +1,7 @@
 //! Transcripts on the in-memory backend: COPY/MOVE and their UID forms with COPYUID.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! embedded store, the directory, a self-signed certificate) and real clients talk to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;

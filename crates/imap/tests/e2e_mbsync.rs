@@ -3,7 +3,7 @@
 //! on both sides and new mail on both sides, then a sync that transfers nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! sequence numbers of the announced removals.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 async fn five_messages() -> (Env, T) {

@@ -1,7 +1,7 @@
 //! Transcripts on the in-memory backend: FETCH items, chunked output, sequence sets.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use wharf_imap::{Input, Next};
 

@@ -1,7 +1,7 @@
 //! IDLE transcripts on the in-memory backend: woken by another session's changes, ended by DONE.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use wharf_imap::{Input, Next};
 

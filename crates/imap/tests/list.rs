@@ -2,7 +2,7 @@
 //! special-use) and LSUB.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]

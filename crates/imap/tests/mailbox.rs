@@ -2,7 +2,7 @@
 //! SUBSCRIBE, NAMESPACE, STATUS, CLOSE/UNSELECT, modified UTF-7 names, account isolation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 /// `tag OK [MAILBOXID (…)] CREATE completed` (RFC 8474).

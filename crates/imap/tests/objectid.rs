@@ -1,7 +1,7 @@
 //! OBJECTID (RFC 8474: MAILBOXID, EMAILID, THREADID) and PREVIEW (RFC 8970).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 fn paren_value<'a>(r: &'a str, name: &str) -> &'a str {

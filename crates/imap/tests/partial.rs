@@ -2,7 +2,7 @@
 //! ranges) on SEARCH and UID SEARCH; SORT's in tests/sort.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 /// Twelve messages, UIDs 1..=12, UIDs 3 and 4 \Deleted: UNDELETED matches ten, at sequence

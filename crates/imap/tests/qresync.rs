@@ -3,7 +3,7 @@
 //! comparison once tombstones are forgotten, and a 100,000-message resync of ten changes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 /// `n` in `[NAME n]` of the reply.

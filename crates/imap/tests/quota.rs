@@ -3,7 +3,7 @@
 //! and other accounts' (`user@domain`), everyone else gets NO [NOPERM].
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 async fn quota_transcript(t: &mut T) {

@@ -2,7 +2,7 @@
 //! literals split across inputs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use wharf_imap::{ImapConfig, Input, Next};
 

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[macro_use]
-mod common;
+use crate::common;
 use common::*;
 
 on_both!(save_dates_are_when_the_mailbox_got_the_message);

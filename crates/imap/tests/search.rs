@@ -1,7 +1,7 @@
 //! Transcripts: SEARCH and UID SEARCH keys, ESEARCH return options, SEARCHRES `$`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 async fn fixture() -> (Env, T) {

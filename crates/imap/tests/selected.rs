@@ -2,7 +2,7 @@
 //! show up in the other at the moments RFC 9051 §7.4.1 allows; sequence numbers stay in step.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use wharf_imap::Next;
 use wharf_imap::backend::{Mailboxes, Messages};

@@ -2,7 +2,7 @@
 //! commands counted to BYE.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 use wharf_imap::{ImapConfig, Next};
 

@@ -2,7 +2,7 @@
 //! corpus whose orderings are known by construction.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 /// (from, to, cc, subject, date, body padding: far apart, so sizes order as they do) — UIDs 1..=6 in this order.

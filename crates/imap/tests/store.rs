@@ -1,7 +1,7 @@
 //! Transcripts on the in-memory backend: STORE and UID STORE.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! threads are known by construction, and hostile reference chains.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 use common::*;
 
 /// (Message-ID, References, In-Reply-To, Subject, arrival second) → appended in this order.

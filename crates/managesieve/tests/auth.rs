@@ -3,7 +3,7 @@
 //! failure and its response code), STARTTLS, NOOP, LOGOUT, UNAUTHENTICATE, error limits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 //! and column. The store is checked afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -4,8 +4,8 @@
 //! script command landing in the store, oversized literals, throttling, shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! commands, syntax errors, the error limit, pipelined commands.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use wharf_managesieve::{ManageSieveConfig, Next};

@@ -3,7 +3,7 @@
 //! keeps more than its bounds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use proptest::prelude::*;

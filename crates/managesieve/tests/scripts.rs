@@ -4,7 +4,7 @@
 //! and script name rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use wharf_managesieve::{ManageSieveConfig, ScriptQuota};

@@ -2,7 +2,7 @@
 //! bounded buffers, idle timeout, and STARTTLS discarding buffered input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;

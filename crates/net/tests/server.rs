@@ -2,7 +2,7 @@
 //! protocol v2, panicking handlers, bind errors and graceful shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! real loopback sockets with rustls and `openssl s_client` as clients.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

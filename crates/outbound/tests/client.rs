@@ -3,7 +3,7 @@
 //! HELO fallback, connection reuse.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! servers on loopback with self-signed or CA-issued certificates.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::net::SocketAddr;

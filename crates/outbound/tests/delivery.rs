@@ -3,7 +3,7 @@
 //! loops), delay warnings, expiry, smarthost with AUTH, lease takeover, connection reuse.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

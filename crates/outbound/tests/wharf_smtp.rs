@@ -3,7 +3,7 @@
 //! and verified on arrival; and the smarthost path with AUTH against Wharf's submission port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! must be byte-identical to what was stored (in its CRLF wire form).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! published to other sessions, a large message streamed intact, and throttled logins.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! byte-exact with dot-stuffing across the streaming chunk edges.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

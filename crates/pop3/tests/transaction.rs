@@ -2,7 +2,7 @@
 //! every -ERR path, sizes that match what RETR sends, and messages expunged behind our back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use wharf_pop3::transfer::Transfer;

@@ -2,7 +2,7 @@
 //! connection deletes nothing, RSET undoes, retrieved messages get \Seen, the expire policy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use wharf_pop3::Input;

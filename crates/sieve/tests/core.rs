@@ -2,7 +2,7 @@
 //! de-duplication, several scripts in one run, compile error positions and run limits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use wharf_sieve::{Action, RunLimits};

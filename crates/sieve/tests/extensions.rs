@@ -2,7 +2,7 @@
 //! message with the exact outcome asserted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use wharf_sieve::{Action, DuplicateRecord, SpamScore};

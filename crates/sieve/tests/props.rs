@@ -2,7 +2,7 @@
 //! yields a result that keeps or places the message somewhere sensible) on any message bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use proptest::prelude::*;

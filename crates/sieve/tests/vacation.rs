@@ -1,7 +1,7 @@
 //! Vacation (RFC 5230, RFC 6131): the reply's fields and every reason not to reply.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use wharf_sieve::{Action, VacationReply};

@@ -3,7 +3,7 @@
 //! an in-memory authenticator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod transcript;
+use crate::transcript;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;

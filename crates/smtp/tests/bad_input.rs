@@ -2,7 +2,7 @@
 //! either keeps working or is closed cleanly; the mailbox holds exactly what it should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! Each message is read back through the store and compared byte for byte after the trace headers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::*;
 

@@ -4,7 +4,7 @@
 //! `Session::handle` with in-memory doubles, message bytes handed in as the loop reads them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod transcript;
+use crate::transcript;
 
 use std::sync::atomic::Ordering;
 

@@ -2,7 +2,7 @@
 //! in-memory doubles (no database, no sockets).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod transcript;
+use crate::transcript;
 
 use transcript::{codes, mx, submission};
 use wharf_smtp::{Input, Next};

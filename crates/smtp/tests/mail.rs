@@ -3,7 +3,7 @@
 //! through `Session::handle` with in-memory doubles.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod transcript;
+use crate::transcript;
 
 use std::sync::atomic::Ordering;
 

@@ -2,7 +2,7 @@
 //! through `Session::handle` with in-memory doubles.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod transcript;
+use crate::transcript;
 
 use transcript::{mx, submission};
 use wharf_smtp::{Input, Next};

@@ -6,7 +6,7 @@
 //! (and its tests take turns).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

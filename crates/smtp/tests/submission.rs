@@ -3,7 +3,7 @@
 //! STARTTLS state reset and injection defence, SCRAM-SHA-256.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use support::*;
 use wharf_smtp::SmtpConfig;

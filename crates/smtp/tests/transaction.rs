@@ -2,7 +2,7 @@
 //! relay refusals on port 25, quota replies, RSET and sequencing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! throttled by the directory (429).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -5,8 +5,8 @@
 //! Needs python3 (smtplib, imaplib).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod e2e;
+use crate::common;
+use crate::e2e;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The admin verbs of the real binary, success and error paths, checked through the store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr};
 

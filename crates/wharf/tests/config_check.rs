@@ -2,7 +2,7 @@
 //! and where the configuration file is looked for (`--config`, `WHARF_CONFIG`, ./wharf.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! broken zone makes each check fail with its fix; a listener nobody answers on fails too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::time::Duration;

@@ -6,8 +6,8 @@
 //! Needs python3.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod e2e;
+use crate::common;
+use crate::e2e;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

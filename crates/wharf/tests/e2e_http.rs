@@ -8,7 +8,7 @@
 //! Needs curl and python3 with lxml and prometheus_client (.ci/run installs them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 #[path = "../../acme/tests/support/mod.rs"]
 mod support;
 

@@ -4,7 +4,7 @@
 //! removed), a `p=quarantine` failure lands in Junk, and submission is not checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;

@@ -8,7 +8,7 @@
 //! Needs python3 (smtplib submits, as a mail client would).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

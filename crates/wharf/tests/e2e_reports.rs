@@ -5,7 +5,7 @@
 //! and never sends a day's report twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;

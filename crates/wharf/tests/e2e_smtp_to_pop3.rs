@@ -6,8 +6,8 @@
 //! Needs python3 and swaks (Debian package `swaks`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod e2e;
+use crate::common;
+use crate::e2e;
 
 use e2e::{Mail, SENDER, kv};
 

@@ -4,7 +4,7 @@
 //! password logs in over IMAP. A store that already has a domain is left as it is.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

@@ -6,7 +6,7 @@
 //! Needs python3 and PostgreSQL on 127.0.0.1:5432.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! `wharf dkim generate` and `wharf queue …` through the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::Env;
 

@@ -7,7 +7,7 @@
 //! .ci/run) and root for dpkg. `WHARF_SKIP_PACKAGE=1` skips the dpkg part on developer machines.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

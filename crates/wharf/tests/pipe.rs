@@ -2,7 +2,7 @@
 //! by SIGPIPE as Unix tools do, never with a panic about a broken pipe.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};

@@ -2,7 +2,7 @@
 //! PostgreSQL (127.0.0.1:5432, user postgres, trust). Each run creates and drops its own database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::Env;
 use wharf_testkit::TempDatabase;

@@ -2,7 +2,7 @@
 //! extracted; an unknown account refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -6,7 +6,7 @@
 //! Needs haproxy (Debian package `haproxy`), python3 and PostgreSQL on 127.0.0.1:5432.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! port, while a logged-in IMAP session and a port-25 session that delivered a message stay.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

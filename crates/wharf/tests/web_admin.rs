@@ -8,7 +8,7 @@
 //! `WHARF_WEB_SCREENSHOTS=<dir>` saves the dashboard and accounts screenshots there (docs/).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
