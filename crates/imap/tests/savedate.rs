@@ -2,7 +2,6 @@
 //! SAVEDBEFORE / SAVEDON / SAVEDSINCE / SAVEDATESUPPORTED search keys.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[macro_use]
 use crate::common;
 use common::*;
 

@@ -4,7 +4,6 @@
 //! and column. The store is checked afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::common;
 use crate::support;
 
 use std::path::Path;

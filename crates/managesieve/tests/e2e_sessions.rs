@@ -4,7 +4,6 @@
 //! script command landing in the store, oversized literals, throttling, shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::common;
 use crate::support;
 
 use std::time::Duration;

@@ -6,7 +6,6 @@
 //! Needs python3.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::common;
 use crate::e2e;
 
 use std::collections::{HashMap, HashSet};

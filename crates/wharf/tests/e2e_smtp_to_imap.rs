@@ -6,7 +6,6 @@
 //! Needs python3 and swaks (Debian package `swaks`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::common;
 use crate::e2e;
 
 use e2e::{Mail, SENDER, kv};
