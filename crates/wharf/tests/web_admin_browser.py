@@ -18,9 +18,9 @@ import ssl
 import sys
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, imaps_port, admin, password, new_user, new_password = sys.argv[1:7]
@@ -69,7 +69,18 @@ def click(el):
     """Clicks a submit button or link and waits for the next page."""
     old = d.find_element(By.TAG_NAME, "html")
     el.click()
-    WebDriverWait(d, 20).until(EC.staleness_of(old))
+
+    def navigated(_):
+        # While the old document is being torn down, Chromium can answer an element query with
+        # "Node with given id does not belong to the document" instead of a stale-element error:
+        # that also means the old page is gone.
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(d, 20).until(navigated)
 
 
 def h1():
