@@ -4,7 +4,7 @@
 //! APPEND and FETCH still round-trip byte-exact.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::common;
+mod common;
 use std::time::{Duration, Instant};
 
 use common::*;

@@ -13,7 +13,6 @@ mod compress;
 mod condstore;
 mod copy_move;
 mod e2e_clients;
-mod e2e_load;
 mod e2e_mbsync;
 mod expunge;
 mod fetch;

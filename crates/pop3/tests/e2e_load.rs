@@ -3,7 +3,7 @@
 //! drains, one chunk per session.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,6 @@ mod common;
 
 mod authorization;
 mod e2e_clients;
-mod e2e_load;
 mod e2e_policy;
 mod e2e_sessions;
 mod support;

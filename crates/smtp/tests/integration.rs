@@ -12,7 +12,6 @@ mod handoff;
 mod hello;
 mod mail;
 mod misc;
-mod spool;
 mod submission;
 mod support;
 mod transaction;

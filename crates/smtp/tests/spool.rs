@@ -6,7 +6,7 @@
 //! (and its tests take turns).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crate::support;
+mod support;
 
 use std::sync::Arc;
 
