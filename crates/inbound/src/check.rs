@@ -1,14 +1,14 @@
-//! The checks themselves: SPF (HELO and MAIL FROM identities), DKIM, ARC, DMARC and iprev,
-//! through mail-auth over one shared resolver (hickory caches answers by their TTL, negative
-//! answers included), each query bounded by the configured timeout and the whole check by a
-//! deadline, so a slow DNS never holds an SMTP session past its limits.
+//! The checks themselves: SPF (HELO and MAIL FROM identities, our own evaluator in `spf`), and
+//! DKIM, ARC, DMARC and iprev through mail-auth, over one shared resolver (hickory caches
+//! answers by their TTL, negative answers included), each query bounded by the configured
+//! timeout, SPF by its own deadline and the whole check by another, so a slow DNS never holds
+//! an SMTP session past its limits.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use mail_auth::dmarc::Policy as DmarcPolicy;
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, IprevResult,
     MessageAuthenticator, SpfOutput, SpfResult,
@@ -39,7 +39,7 @@ const SEALED_HEADERS: [&str; 14] = [
 
 use crate::aggregate::{self, DkimAuth};
 use crate::config::{Disposition, InboundConfig};
-use crate::{header, spf_syntax};
+use crate::{header, spf};
 
 /// The SMTP facts of one arriving message.
 #[derive(Debug, Clone, Copy)]
@@ -129,6 +129,7 @@ pub struct Verifier {
     authserv_id: String,
     forwarders: Vec<IpNet>,
     deadline: Duration,
+    spf_deadline: Duration,
 }
 
 impl Verifier {
@@ -148,8 +149,10 @@ impl Verifier {
             .authserv_id
             .clone()
             .unwrap_or_else(|| hostname.to_ascii_lowercase());
-        // SPF alone may take ten lookups plus void lookups; the deadline bounds the sum.
+        // Bounds DKIM, ARC, DMARC and iprev lookups together; SPF's evaluations (HELO and MAIL
+        // FROM, side by side) also have their own, `spf_deadline_secs`.
         let deadline = Duration::from_secs(cfg.dns_timeout_secs.saturating_mul(6));
+        let spf_deadline = Duration::from_secs(cfg.spf_deadline_secs);
         Ok(Verifier {
             auth: MessageAuthenticator(resolver),
             sealer: None,
@@ -157,6 +160,7 @@ impl Verifier {
             authserv_id,
             forwarders,
             deadline,
+            spf_deadline,
         })
     }
 
@@ -511,58 +515,18 @@ impl Verifier {
     }
 
     /// SPF of the MAIL FROM identity as `check` evaluates it; with the null reverse-path (empty
-    /// `mail_from`) the HELO identity stands for it (RFC 7208 §2.4).
+    /// `mail_from`) the HELO identity stands for it (RFC 7208 §2.4). Wharf's own evaluator
+    /// (`crate::spf`), bounded by `spf_deadline_secs`.
     pub async fn spf_mail_from(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SpfOutput {
-        let ip = ip.to_canonical();
-        let host = self.authserv_id.as_str();
-        let domain = match mail_from.rsplit_once('@') {
-            Some((_, d)) => d,
-            None if mail_from.is_empty() => helo,
-            None => mail_from,
-        };
-        if !spf_syntax::domain_is_checkable(domain) {
-            return SpfOutput::new(domain.to_string()).with_result(SpfResult::None);
-        }
-        if let Some(why) = self.spf_record_error(domain).await {
-            tracing::debug!(domain, why, "SPF record refused by RFC 7208 syntax");
-            return SpfOutput::new(domain.to_string()).with_result(SpfResult::PermError);
-        }
-        if mail_from.is_empty() {
-            return self
-                .auth
-                .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
-                .await;
-        }
-        self.auth
-            .verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
-            .await
-    }
-
-    /// What RFC 7208 forbids in the domain's SPF record that mail-auth would still evaluate:
-    /// several `v=spf1` records, or one breaking the ABNF. A lookup failure is left to mail-auth
-    /// (whose own lookup of the same name comes from the resolver's cache).
-    async fn spf_record_error(&self, domain: &str) -> Option<String> {
-        let fqdn = format!("{}.", domain.trim_end_matches('.'));
-        let answer = self.auth.resolver().txt_lookup(fqdn).await.ok()?;
-        let records: Vec<String> = answer
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                hickory_resolver::proto::rr::RData::TXT(t) => Some(
-                    t.txt_data
-                        .iter()
-                        .map(|p| String::from_utf8_lossy(p).into_owned())
-                        .collect::<String>(),
-                ),
-                _ => None,
-            })
-            .filter(|t| spf_syntax::is_spf(t))
-            .collect();
-        match records.as_slice() {
-            [] => None,
-            [one] => spf_syntax::check_record(one).err(),
-            many => Some(format!("{} v=spf1 records", many.len())),
-        }
+        spf::evaluate(
+            self.auth.resolver(),
+            ip,
+            helo,
+            mail_from,
+            &self.authserv_id,
+            self.spf_deadline,
+        )
+        .await
     }
 
     fn trusted(&self, ip: IpAddr) -> bool {

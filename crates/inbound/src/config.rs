@@ -39,6 +39,9 @@ pub struct InboundConfig {
     pub tempfail_on_dns_error: bool,
     /// Seconds one DNS query may take (the whole check is bounded by a few of them).
     pub dns_timeout_secs: u64,
+    /// Seconds one SPF evaluation (one identity, all its DNS lookups) may take; past it the
+    /// result is `temperror`.
+    pub spf_deadline_secs: u64,
     /// Addresses or networks (`192.0.2.0/24`, `2001:db8::/32`) of forwarders and mailing lists
     /// whose mail is never refused or filed as junk by these checks.
     pub trusted_forwarders: Vec<String>,
@@ -60,6 +63,7 @@ impl Default for InboundConfig {
             iprev: true,
             tempfail_on_dns_error: false,
             dns_timeout_secs: 5,
+            spf_deadline_secs: 10,
             trusted_forwarders: Vec::new(),
             trusted_arc_sealers: Vec::new(),
             domain: BTreeMap::new(),
@@ -108,6 +112,9 @@ impl InboundConfig {
         }
         if self.dns_timeout_secs == 0 {
             return Err("dns_timeout_secs: must be greater than 0".into());
+        }
+        if self.spf_deadline_secs == 0 {
+            return Err("spf_deadline_secs: must be greater than 0".into());
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::ResolverOpts;
-use wharf_inbound::{Action, Arrival, Disposition, InboundConfig, Verifier};
+use wharf_inbound::{Action, Arrival, Disposition, InboundConfig, SpfResult, Verifier};
 use wharf_outbound::dkim::{self, Algorithm, DkimKey, DkimSigners};
 use wharf_testkit::{Zone, start_dns};
 
@@ -487,6 +487,65 @@ async fn hostile_records_get_verdicts() {
         );
         assert_eq!(verdict.action, Action::Deliver, "{sender}");
     }
+}
+
+/// SPF alone, for hostile records: a 10,000-character record is refused unread, lookups past the
+/// limits end the evaluation, all quickly.
+#[tokio::test]
+async fn hostile_spf_records_cost_little() {
+    let long = format!("v=spf1 {}-all", "ip4:192.0.2.1 ".repeat(800));
+    // Over TCP: the answer is too long for a datagram.
+    let zone = zone()
+        .txt("long.test", &long)
+        .truncate_udp("long.test")
+        .txt("loop-a.test", "v=spf1 include:loop-b.test -all")
+        .txt("loop-b.test", "v=spf1 include:loop-a.test -all")
+        .txt(
+            "voids.test",
+            "v=spf1 a:n1.voids.test a:n2.voids.test a:n3.voids.test -all",
+        )
+        .txt("mxs.test", "v=spf1 mx -all");
+    let zone = (0..11).fold(zone, |z, i| z.mx("mxs.test", i, &format!("mx{i}.mxs.test")));
+    let v = verifier(zone, InboundConfig::default()).await;
+    let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+    for sender in ["x@long.test", "x@loop-a.test", "x@voids.test", "x@mxs.test"] {
+        let start = Instant::now();
+        let out = v.spf_mail_from(ip, "client.example.org", sender).await;
+        assert_eq!(out.result(), SpfResult::PermError, "{sender}");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{sender}: {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+/// A DNS server slower than `spf_deadline_secs`: SPF gives temperror at the deadline, however
+/// long each query would be allowed.
+#[tokio::test]
+async fn spf_ends_at_its_deadline() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let cfg = InboundConfig {
+        spf_deadline_secs: 1,
+        ..InboundConfig::default()
+    };
+    let v = Verifier::new(resolver(addr, Duration::from_secs(30)), cfg, HOST).unwrap();
+    let start = Instant::now();
+    let out = v
+        .spf_mail_from(
+            "192.0.2.9".parse().unwrap(),
+            "client.example.org",
+            "x@good.test",
+        )
+        .await;
+    assert_eq!(out.result(), SpfResult::TempError);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    drop(silent);
 }
 
 /// A DNS server that never answers: the check ends within its deadline with a temporary

@@ -37,12 +37,27 @@ fn key(name: &str) -> String {
     if n.ends_with('.') { n } else { format!("{n}.") }
 }
 
+/// The name label by label as written: zone data may hold characters hickory's text form
+/// refuses or escapes (RFC 7208's suite has `foo:bar/baz.example.com`), which DNS carries fine.
 fn name(host: &str) -> Name {
     if host == "." {
-        Name::root()
-    } else {
-        Name::from_ascii(key(host)).unwrap_or_else(|e| panic!("bad DNS name {host}: {e}"))
+        return Name::root();
     }
+    let k = key(host);
+    let labels = k.trim_end_matches('.').split('.').map(str::as_bytes);
+    let mut n = Name::from_labels(labels).unwrap_or_else(|e| panic!("bad DNS name {host}: {e}"));
+    n.set_fqdn(true);
+    n
+}
+
+/// A name's zone key: its raw labels, lower case, with the final dot (see `name`).
+fn text(name: &Name) -> String {
+    let mut s = String::new();
+    for label in name.iter() {
+        s.push_str(&String::from_utf8_lossy(label).to_ascii_lowercase());
+        s.push('.');
+    }
+    if s.is_empty() { ".".to_string() } else { s }
 }
 
 /// The character-strings of a TXT rdata: `"a" "b"` → ["a", "b"] (with `\"` unescaped).
@@ -216,7 +231,7 @@ impl Zone {
     fn answer(&self, query: &[u8], udp: bool) -> Option<Vec<u8>> {
         let req = Message::from_vec(query).ok()?;
         let q = req.queries.first()?.clone();
-        let qname = q.name().to_ascii().to_ascii_lowercase();
+        let qname = text(q.name());
         let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
         resp.metadata.authoritative = true;
         resp.metadata.recursion_desired = req.metadata.recursion_desired;
@@ -250,7 +265,7 @@ impl Zone {
                     };
                     resp.add_answer(Record::from_rdata(name(&owner), 60, c[0].clone()));
                     answered = true;
-                    owner = target.0.to_ascii().to_ascii_lowercase();
+                    owner = text(&target.0);
                 }
                 _ => break,
             }
