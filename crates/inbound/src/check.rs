@@ -149,10 +149,16 @@ impl Verifier {
             .authserv_id
             .clone()
             .unwrap_or_else(|| hostname.to_ascii_lowercase());
-        // Bounds DKIM, ARC, DMARC and iprev lookups together; SPF's evaluations (HELO and MAIL
-        // FROM, side by side) also have their own, `spf_deadline_secs`.
+        // Bounds the whole check: SPF (HELO and MAIL FROM side by side, each also bounded by
+        // `spf_deadline_secs`, kept below this), DKIM, ARC, DMARC and iprev.
         let deadline = Duration::from_secs(cfg.dns_timeout_secs.saturating_mul(6));
-        let spf_deadline = Duration::from_secs(cfg.spf_deadline_secs);
+        // Below the whole check's deadline, or a slow SPF chain would end DKIM and DMARC too
+        // (an admin who lowers `dns_timeout_secs` lowers SPF's time with it).
+        let spf_deadline = Duration::from_secs(cfg.spf_deadline_secs).min(
+            deadline
+                .saturating_sub(Duration::from_secs(1))
+                .max(Duration::from_secs(1)),
+        );
         Ok(Verifier {
             auth: MessageAuthenticator(resolver),
             sealer: None,

@@ -63,7 +63,8 @@ impl Default for InboundConfig {
             iprev: true,
             tempfail_on_dns_error: false,
             dns_timeout_secs: 5,
-            spf_deadline_secs: 10,
+            // RFC 7208 §4.6.4: the limit SHOULD allow at least 20 seconds.
+            spf_deadline_secs: 20,
             trusted_forwarders: Vec::new(),
             trusted_arc_sealers: Vec::new(),
             domain: BTreeMap::new(),

@@ -588,6 +588,26 @@ fn dns_name(domain: &str) -> Option<Name> {
     Some(name)
 }
 
+/// `domain` with every U-label as its A-label (`xn--…`); ASCII, or what IDNA refuses, as given.
+fn a_labels(domain: &str) -> String {
+    if domain.is_ascii() {
+        return domain.to_string();
+    }
+    let fqdn = domain.ends_with('.');
+    match Name::from_utf8(domain) {
+        Ok(n) => {
+            let ascii = n.to_ascii();
+            let ascii = ascii.strip_suffix('.').unwrap_or(&ascii);
+            if fqdn {
+                format!("{ascii}.")
+            } else {
+                ascii.to_string()
+            }
+        }
+        Err(_) => domain.to_string(),
+    }
+}
+
 /// A name from DNS as text (lower case, no final dot), for comparing with domains.
 fn name_text(name: &Name) -> String {
     let labels: Vec<String> = name
@@ -679,6 +699,10 @@ pub async fn evaluate(
         None if mail_from.is_empty() => ("", helo),
         None => ("", mail_from),
     };
+    // RFC 8616: an internationalised domain is looked up, and expanded by macros, in its
+    // A-label (xn--) form, as DMARC compares it.
+    let (domain, helo) = (a_labels(domain), a_labels(helo));
+    let (domain, helo) = (domain.as_str(), helo.as_str());
     let output = SpfOutput::new(domain.to_string());
     if !domain_is_checkable(domain) {
         return output.with_result(SpfResult::None);
@@ -1044,6 +1068,11 @@ impl Eval<'_> {
         let mut validated = Vec::new();
         for n in names {
             let text = name_text(&n);
+            // A name with control or non-ASCII bytes is no host name; kept, it could carry CR LF
+            // into `%{p}` and from there into an explanation.
+            if !text.bytes().all(|b| b.is_ascii_graphic()) {
+                continue;
+            }
             if let Ok(Some(true)) = self.address_match(&text, 32, 128).await {
                 validated.push(text);
             }
@@ -1067,6 +1096,10 @@ impl Eval<'_> {
         let [text] = texts.as_slice() else {
             return None;
         };
+        // The same bound as a record: the explanation is parsed and expanded like one.
+        if text.len() > MAX_RECORD_LEN {
+            return None;
+        }
         let text = std::str::from_utf8(text).ok()?;
         let ms = MacroString::parse(text, true).ok()?;
         let validated = if ms.uses_p() {

@@ -520,6 +520,31 @@ async fn hostile_spf_records_cost_little() {
     }
 }
 
+/// An internationalised sender domain (SMTPUTF8) is checked in its A-label form, the form DNS
+/// and DMARC use (RFC 8616): the record published under `xn--…` decides.
+#[tokio::test]
+async fn an_internationalised_sender_domain_is_looked_up_as_a_labels() {
+    let zone = zone().txt("xn--hxajbheg2az3al.test", "v=spf1 ip4:192.0.2.9 -all");
+    let v = verifier(zone, InboundConfig::default()).await;
+    let out = v
+        .spf_mail_from(
+            "192.0.2.9".parse().unwrap(),
+            "client.example.org",
+            "δοκιμή@παράδειγμα.test",
+        )
+        .await;
+    assert_eq!(out.result(), SpfResult::Pass);
+    assert_eq!(out.domain(), "xn--hxajbheg2az3al.test");
+    let out = v
+        .spf_mail_from(
+            "192.0.2.10".parse().unwrap(),
+            "client.example.org",
+            "δοκιμή@παράδειγμα.test",
+        )
+        .await;
+    assert_eq!(out.result(), SpfResult::Fail);
+}
+
 /// A DNS server slower than `spf_deadline_secs`: SPF gives temperror at the deadline, however
 /// long each query would be allowed.
 #[tokio::test]
