@@ -5,7 +5,19 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
     let _ = wharf_imap::syntax::parser::literal_at_end(input);
-    let _ = wharf_imap::parse_command(input);
+    if let Ok(cmd) = wharf_imap::parse_command(input) {
+        // METADATA entry names (RFC 5464 §3.2) reach the store only when valid.
+        use wharf_imap::syntax::{CommandKind, parser::valid_entry_name};
+        match cmd.kind {
+            CommandKind::GetMetadata { entries, .. } => {
+                assert!(entries.iter().all(|e| valid_entry_name(e)));
+            }
+            CommandKind::SetMetadata { entries, .. } => {
+                assert!(entries.iter().all(|(e, _)| valid_entry_name(e)));
+            }
+            _ => {}
+        }
+    }
     // CATENATE's IMAP URLs (RFC 5092) arrive as strings of such commands.
     if let Ok(url) = std::str::from_utf8(input) {
         let _ = wharf_imap::syntax::parse_imap_url(url);

@@ -11,8 +11,8 @@ use tokio::sync::broadcast;
 use wharf_directory::{Directory, DirectoryAuth};
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
-    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
-    NewMessage, ROLE_ADMIN, SpecialUse, Store, StoreError, TextField, Uid,
+    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
+    MetadataLimits, ModSeq, NewMessage, ROLE_ADMIN, SpecialUse, Store, StoreError, TextField, Uid,
 };
 
 use crate::backend::{Backend, BodyReader, Mailboxes, Messages, Result};
@@ -90,6 +90,24 @@ impl Mailboxes for StoreMailboxes {
     }
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.store.mailbox_status(id).await
+    }
+    async fn get_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.store.get_metadata(account, mailbox).await
+    }
+    async fn set_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+        entries: &[(String, Option<Vec<u8>>)],
+        limits: &MetadataLimits,
+    ) -> Result<()> {
+        self.store
+            .set_metadata(account, mailbox, entries, limits)
+            .await
     }
 }
 

@@ -13,8 +13,8 @@ use tokio::io::AsyncRead;
 use tokio::sync::broadcast;
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
-    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
-    NewMessage, SpecialUse, StoreError, TextField, Uid,
+    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
+    MetadataLimits, ModSeq, NewMessage, SpecialUse, StoreError, TextField, Uid,
 };
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -55,6 +55,22 @@ pub trait Mailboxes: Send + Sync {
     /// The account of an address (`user@domain`), if there is one.
     async fn account_by_address(&self, address: &str) -> Result<Option<AccountId>>;
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus>;
+    /// METADATA entries (RFC 5464) of a mailbox or of the server (`None`): (lower-cased name,
+    /// value), by name.
+    async fn get_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Sets or (`None`) removes entries, all or none, `limits` enforced with the write
+    /// (`StoreError::Limit`); `NotFound` when the mailbox is gone.
+    async fn set_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+        entries: &[(String, Option<Vec<u8>>)],
+        limits: &MetadataLimits,
+    ) -> Result<()>;
 }
 
 /// A message body to be copied to the client as it is read.

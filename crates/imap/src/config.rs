@@ -30,6 +30,17 @@ pub struct ImapConfig {
     /// Sessions that may use COMPRESS=DEFLATE at once (each holds some 300 KiB of compressor
     /// state); past it COMPRESS answers NO [LIMIT] and the session goes on uncompressed.
     pub max_compressed_sessions: usize,
+    /// METADATA (RFC 5464): octets of one entry's value (capped by `max_literal` too).
+    pub metadata_max_value: u64,
+    /// METADATA entries of one mailbox (or of the server) of one account.
+    pub metadata_max_entries_per_mailbox: u64,
+    /// METADATA entries of one account, every mailbox and the server together.
+    pub metadata_max_entries: u64,
+    /// Octets of one account's METADATA entries (names and values) together.
+    pub metadata_max_bytes: u64,
+    /// The server entry `/shared/admin` (RFC 5464 §3.2.1), read-only: a URI for reaching the
+    /// administrator, such as `mailto:postmaster@example.org`. Unset: no such entry.
+    pub metadata_admin: Option<String>,
 }
 
 impl Default for ImapConfig {
@@ -46,6 +57,11 @@ impl Default for ImapConfig {
             idle_timeout_unauth_secs: 60,
             idle_timeout_secs: 30 * 60,
             max_compressed_sessions: 1000,
+            metadata_max_value: 64 * 1024,
+            metadata_max_entries_per_mailbox: 100,
+            metadata_max_entries: 1000,
+            metadata_max_bytes: 1024 * 1024,
+            metadata_admin: None,
         }
     }
 }
@@ -56,5 +72,15 @@ impl ImapConfig {
         self.spool_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("wharf-imap-spool"))
+    }
+
+    /// The METADATA bounds the store enforces. A value also has to fit in one literal.
+    pub fn metadata_limits(&self) -> wharf_store::MetadataLimits {
+        wharf_store::MetadataLimits {
+            max_value: self.metadata_max_value.min(self.max_literal),
+            max_entries_per_mailbox: self.metadata_max_entries_per_mailbox,
+            max_entries: self.metadata_max_entries,
+            max_bytes: self.metadata_max_bytes,
+        }
     }
 }

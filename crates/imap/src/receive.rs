@@ -16,7 +16,7 @@ use crate::output::Output;
 use crate::session::{Next, Session, Step};
 use crate::spool::{Lease, Spool, Spooled};
 use crate::syntax::literal_at_end;
-use crate::syntax::parser::{MAX_APPEND_MESSAGES, MAX_CATENATE_PARTS};
+use crate::syntax::parser::{MAX_APPEND_MESSAGES, MAX_CATENATE_PARTS, MAX_ENTRY_NAME};
 
 /// Largest non-synchronising literal before login. After login (LITERAL+, RFC 7888) a
 /// non-synchronising literal may be as large as the command's own limit: APPENDs of any size
@@ -82,12 +82,14 @@ pub(crate) fn tag_of(buf: &[u8]) -> Option<String> {
         .then(|| String::from_utf8_lossy(t).into_owned())
 }
 
-fn is_append(buf: &[u8]) -> bool {
+fn is_command(buf: &[u8], name: &[u8]) -> bool {
     let mut words = buf.split(|&b| b == b' ');
     words.next();
-    words
-        .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+    words.next().is_some_and(|w| w.eq_ignore_ascii_case(name))
+}
+
+fn is_append(buf: &[u8]) -> bool {
+    is_command(buf, b"APPEND")
 }
 
 /// What a literal of an APPEND holds, judged by what precedes its header. Only flag lists,
@@ -209,6 +211,18 @@ impl Session {
         let Some(lit) = literal_at_end(line) else {
             return self.complete().await;
         };
+        // A SETMETADATA value too large is refused as it is announced (RFC 5464 §4.3), not after
+        // it has been received. The literal may also be the mailbox or an entry name, which are
+        // valid up to 1024 octets: shorter literals are judged once the command has been parsed.
+        if self.is_authenticated() && is_command(&self.rx.buf, b"SETMETADATA") {
+            let max = self.cfg.metadata_limits().max_value;
+            if lit.len > max.max(MAX_ENTRY_NAME as u64) {
+                let tag = tag_of(&self.rx.buf).unwrap_or_else(|| "*".into());
+                self.rx = Default::default();
+                let reply = format!("{tag} NO [METADATA MAXSIZE {max}] Value too large\r\n");
+                return LineOutcome::Step(self.refuse(line, Some(tag), reply, false));
+            }
+        }
         let append = is_append(&self.rx.buf);
         // Only message data is counted against `max_append`, held under the budget or spooled.
         let message =

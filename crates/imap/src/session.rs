@@ -351,6 +351,7 @@ impl Session {
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
         c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE QUOTASET");
         c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE MULTIAPPEND CATENATE");
+        c.push_str(" METADATA METADATA-SERVER");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -595,6 +596,16 @@ impl Session {
             K::GetQuota(root) => self.get_quota(&root, out).await,
             K::SetQuota { root, limits } => self.set_quota(&root, &limits, out).await,
             K::Append { mailbox, messages } => self.append(&mailbox, messages, spooled).await,
+            K::GetMetadata {
+                mailbox,
+                max_size,
+                depth,
+                entries,
+            } => {
+                self.get_metadata(&mailbox, max_size, depth, &entries, out)
+                    .await
+            }
+            K::SetMetadata { mailbox, entries } => self.set_metadata(&mailbox, entries).await,
             K::Idle => self.idle(tag, out).await,
             _ if !selected => Done::bad("No mailbox selected"),
             K::Close => self.close(true).await,
@@ -766,12 +777,7 @@ impl Session {
 
 /// `INBOX` is case-insensitive, also as the first level of a hierarchical name.
 pub(crate) fn normalize_inbox(name: &str) -> String {
-    let first = name.split('/').next().unwrap_or("");
-    if first.eq_ignore_ascii_case("INBOX") {
-        format!("INBOX{}", &name[first.len()..])
-    } else {
-        name.to_string()
-    }
+    wharf_store::names::normalize_inbox(name)
 }
 
 /// Whether to announce changes after a command, and whether expunges may be among them

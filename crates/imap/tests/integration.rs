@@ -19,6 +19,7 @@ mod fetch;
 mod idle;
 mod list;
 mod mailbox;
+mod metadata;
 mod objectid;
 mod partial;
 mod qresync;

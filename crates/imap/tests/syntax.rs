@@ -548,3 +548,175 @@ proptest! {
         prop_assert_eq!(w.collect::<Vec<_>>(), want);
     }
 }
+
+/// GETMETADATA and SETMETADATA (RFC 5464 §4, §5) as its examples write them, and what it
+/// forbids.
+#[test]
+fn metadata_examples() {
+    use wharf_imap::syntax::MetadataDepth;
+    let get = |s: &str| parse_command(format!("{s}\r\n").as_bytes()).map(|c| c.kind);
+    assert_eq!(
+        get("a GETMETADATA \"\" /shared/comment").unwrap(),
+        CommandKind::GetMetadata {
+            mailbox: String::new(),
+            max_size: None,
+            depth: MetadataDepth::Zero,
+            entries: vec!["/shared/comment".into()],
+        }
+    );
+    assert_eq!(
+        get("a GETMETADATA INBOX (MAXSIZE 1024 DEPTH infinity) (/shared/comment /private/comment)")
+            .unwrap(),
+        CommandKind::GetMetadata {
+            mailbox: "INBOX".into(),
+            max_size: Some(1024),
+            depth: MetadataDepth::Infinity,
+            entries: vec!["/shared/comment".into(), "/private/comment".into()],
+        }
+    );
+    assert!(matches!(
+        get("a GETMETADATA (DEPTH 1) {5}\r\nINBOX \"/private\"").unwrap(),
+        CommandKind::GetMetadata { depth: MetadataDepth::One, ref mailbox, .. } if mailbox == "INBOX"
+    ));
+    assert_eq!(
+        get("a SETMETADATA INBOX (/private/comment NIL /shared/x ~{2}\r\n\0\r /shared/y {1}\r\n\" /private/z \"q\")")
+            .unwrap(),
+        CommandKind::SetMetadata {
+            mailbox: "INBOX".into(),
+            entries: vec![
+                ("/private/comment".into(), None),
+                ("/shared/x".into(), Some(b"\0\r".to_vec())),
+                ("/shared/y".into(), Some(b"\"".to_vec())),
+                ("/private/z".into(), Some(b"q".to_vec())),
+            ],
+        }
+    );
+    for bad in [
+        "a GETMETADATA INBOX",
+        "a GETMETADATA INBOX /private/a/",
+        "a GETMETADATA INBOX /private//a",
+        "a GETMETADATA INBOX /private/*",
+        "a GETMETADATA INBOX /public/a",
+        "a GETMETADATA (DEPTH 3) INBOX /private/a",
+        "a GETMETADATA (MAXSIZE) INBOX /private/a",
+        "a GETMETADATA (MAXSIZE 1 MAXSIZE 2) INBOX /private/a",
+        "a GETMETADATA (DEPTH 1) INBOX (DEPTH 1) /private/a",
+        "a SETMETADATA INBOX /private/a \"v\"",
+        "a SETMETADATA INBOX ()",
+        "a SETMETADATA INBOX (/private/a)",
+        "a SETMETADATA INBOX (/private \"v\")",
+        "a SETMETADATA INBOX (/private/a% \"v\")",
+        "a SETMETADATA INBOX (/private/a \"v\") extra",
+    ] {
+        assert!(get(bad).is_err(), "{bad}");
+    }
+    let many: String = (0..=wharf_imap::syntax::parser::MAX_METADATA_ENTRIES)
+        .map(|i| format!(" /private/e{i} NIL"))
+        .collect();
+    assert!(get(&format!("a SETMETADATA INBOX ({})", &many[1..])).is_err());
+}
+
+fn entry_name() -> impl Strategy<Value = String> {
+    (
+        "(private|shared|PRIVATE|Shared)",
+        proptest::collection::vec("[a-zA-Z0-9._-]{1,8}", 0..4),
+    )
+        .prop_map(|(top, parts)| {
+            let mut s = format!("/{top}");
+            for p in parts {
+                s.push('/');
+                s.push_str(&p);
+            }
+            s
+        })
+}
+
+proptest! {
+    #[test]
+    fn setmetadata_round_trips(
+        entries in proptest::collection::vec(
+            (entry_name(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)), 0u8..3),
+            1..6,
+        ),
+    ) {
+        let mut wire = b"t SETMETADATA INBOX (".to_vec();
+        let mut expect = Vec::new();
+        for (i, (name, value, form)) in entries.iter().enumerate() {
+            if i > 0 {
+                wire.push(b' ');
+            }
+            // /private or /shared alone holds no value: give it a child.
+            let name = if name.matches('/').count() == 1 { format!("{name}/v") } else { name.clone() };
+            wire.extend_from_slice(name.as_bytes());
+            wire.push(b' ');
+            match value {
+                None => wire.extend_from_slice(b"NIL"),
+                Some(v) => match form {
+                    0 => { literal(&mut wire, "{}", v); }
+                    1 => { literal(&mut wire, "~{}", v); }
+                    _ => { literal(&mut wire, "{}+", v); }
+                },
+            }
+            expect.push((name, value.clone()));
+        }
+        wire.extend_from_slice(b")\r\n");
+        let cmd = parse_command(&wire).unwrap();
+        prop_assert_eq!(cmd.kind, CommandKind::SetMetadata { mailbox: "INBOX".into(), entries: expect });
+    }
+
+    #[test]
+    fn getmetadata_round_trips(
+        names in proptest::collection::vec(entry_name(), 1..6),
+        max in proptest::option::of(0u64..1_000_000),
+        depth in 0u8..3,
+        after in any::<bool>(),
+    ) {
+        use wharf_imap::syntax::MetadataDepth;
+        let (d, dname) = match depth {
+            0 => (MetadataDepth::Zero, "0"),
+            1 => (MetadataDepth::One, "1"),
+            _ => (MetadataDepth::Infinity, "infinity"),
+        };
+        let mut opts = format!("(DEPTH {dname}");
+        if let Some(m) = max {
+            opts.push_str(&format!(" MAXSIZE {m}"));
+        }
+        opts.push(')');
+        let list = format!("({})", names.join(" "));
+        let line = if after {
+            format!("t GETMETADATA Work {opts} {list}\r\n")
+        } else {
+            format!("t GETMETADATA {opts} Work {list}\r\n")
+        };
+        let cmd = parse_command(line.as_bytes()).unwrap();
+        prop_assert_eq!(cmd.kind, CommandKind::GetMetadata {
+            mailbox: "Work".into(),
+            max_size: max,
+            depth: d,
+            entries: names,
+        });
+    }
+
+    #[test]
+    fn metadata_parser_never_panics(
+        cmd in prop::sample::select(vec!["GETMETADATA", "SETMETADATA"]),
+        rest in "[ -~]{0,80}",
+        tail in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        use wharf_imap::syntax::parser::valid_entry_name;
+        let mut input = format!("t {cmd} {rest}").into_bytes();
+        input.extend_from_slice(&tail);
+        let _ = parse_command(&input);
+        input.extend_from_slice(b"\r\n");
+        // What parses names only valid entries, as the fuzz target also checks.
+        match parse_command(&input).map(|c| c.kind) {
+            Ok(CommandKind::GetMetadata { entries, .. }) => {
+                prop_assert!(entries.iter().all(|e| valid_entry_name(e)));
+            }
+            Ok(CommandKind::SetMetadata { entries, .. }) => {
+                prop_assert!(entries.iter().all(|(e, _)| valid_entry_name(e)));
+            }
+            _ => {}
+        }
+    }
+}

@@ -427,3 +427,29 @@ pub struct SpamListEntry {
     pub entry: String,
     pub allow: bool,
 }
+
+/// Bounds on an account's IMAP METADATA entries (RFC 5464), checked by `Store::set_metadata`
+/// inside its transaction, under the account lock, so sessions writing at once cannot pass them
+/// together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetadataLimits {
+    /// Octets of one value.
+    pub max_value: u64,
+    /// Entries of one mailbox (or of the server).
+    pub max_entries_per_mailbox: u64,
+    /// Entries of the account, every mailbox and the server together.
+    pub max_entries: u64,
+    /// Octets of the account's entries (names and values) together.
+    pub max_bytes: u64,
+}
+
+impl Default for MetadataLimits {
+    fn default() -> Self {
+        MetadataLimits {
+            max_value: 64 * 1024,
+            max_entries_per_mailbox: 100,
+            max_entries: 1000,
+            max_bytes: 1024 * 1024,
+        }
+    }
+}

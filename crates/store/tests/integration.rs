@@ -9,6 +9,7 @@ mod blob_race;
 mod durability_bench;
 mod mailbox_names;
 mod message_stream;
+mod metadata;
 mod migrations;
 mod pg_unavailable;
 mod queue;

@@ -9,6 +9,7 @@ pub(crate) mod fetch;
 mod idle;
 mod list;
 mod mailbox;
+mod metadata;
 pub(crate) mod qresync;
 mod quota;
 mod search;

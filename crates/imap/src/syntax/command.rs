@@ -284,6 +284,15 @@ pub struct ImapUrl {
     pub partial: Option<(u32, Option<u32>)>,
 }
 
+/// GETMETADATA's DEPTH (RFC 5464 §4.2.2): the entries named, their children too, or every
+/// descendant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataDepth {
+    Zero,
+    One,
+    Infinity,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandKind {
     Capability,
@@ -352,6 +361,18 @@ pub enum CommandKind {
     Append {
         mailbox: String,
         messages: Vec<AppendMessage>,
+    },
+    /// GETMETADATA (RFC 5464 §4.2): `""` is the server. Entry names are as sent (valid syntax).
+    GetMetadata {
+        mailbox: String,
+        max_size: Option<u64>,
+        depth: MetadataDepth,
+        entries: Vec<String>,
+    },
+    /// SETMETADATA (RFC 5464 §4.3): a value of `None` (NIL) removes the entry.
+    SetMetadata {
+        mailbox: String,
+        entries: Vec<(String, Option<Vec<u8>>)>,
     },
     Idle,
     Check,
@@ -438,6 +459,8 @@ impl CommandKind {
             CommandKind::Namespace => "NAMESPACE",
             CommandKind::Status { .. } => "STATUS",
             CommandKind::Append { .. } => "APPEND",
+            CommandKind::GetMetadata { .. } => "GETMETADATA",
+            CommandKind::SetMetadata { .. } => "SETMETADATA",
             CommandKind::Idle => "IDLE",
             CommandKind::Check => "CHECK",
             CommandKind::Close => "CLOSE",

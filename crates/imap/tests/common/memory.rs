@@ -17,8 +17,8 @@ use wharf_imap::backend::{
 };
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
-    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId, ModSeq,
-    NewMessage, SpecialUse, StoreError, TextField, Uid,
+    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
+    MetadataLimits, ModSeq, NewMessage, SpecialUse, StoreError, TextField, Uid,
 };
 
 struct Blob {
@@ -49,6 +49,8 @@ struct State {
     subscriptions: std::collections::BTreeSet<(AccountId, String)>,
     quotas: HashMap<AccountId, u64>,
     admins: std::collections::HashSet<AccountId>,
+    /// METADATA entries: (account, mailbox or 0 for the server, lower-cased name) → value.
+    metadata: BTreeMap<(AccountId, MailboxId, String), Vec<u8>>,
 }
 
 /// How FETCH read message bodies, for the streaming tests.
@@ -519,6 +521,8 @@ impl Mailboxes for Memory {
             _ => return Err(StoreError::NotFound("mailbox".into())),
         }
         st.mailboxes.remove(&id);
+        // As the store's cascade: a mailbox's entries go with it.
+        st.metadata.retain(|(_, m, _), _| *m != id);
         Self::publish(&mut st, account, MailboxEvent::MailboxesChanged);
         Ok(())
     }
@@ -577,6 +581,69 @@ impl Mailboxes for Memory {
             .flat_map(|m| m.msgs.iter().map(|e| e.size))
             .sum();
         Ok((used, st.quotas.get(&account).copied().unwrap_or(0)))
+    }
+
+    async fn get_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let key = mailbox.unwrap_or(0);
+        Ok(self
+            .lock()
+            .metadata
+            .iter()
+            .filter(|((a, m, _), _)| *a == account && *m == key)
+            .map(|((_, _, n), v)| (n.clone(), v.clone()))
+            .collect())
+    }
+
+    async fn set_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+        entries: &[(String, Option<Vec<u8>>)],
+        limits: &MetadataLimits,
+    ) -> Result<()> {
+        let mut st = self.lock();
+        if let Some(id) = mailbox
+            && st
+                .mailboxes
+                .get(&id)
+                .is_none_or(|m| m.mailbox.account_id != account)
+        {
+            return Err(StoreError::NotFound("mailbox".into()));
+        }
+        let key = mailbox.unwrap_or(0);
+        // All or none, as the store's transaction: work on a copy.
+        let mut next = st.metadata.clone();
+        for (name, value) in entries {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.len() as u64 > limits.max_value)
+            {
+                return Err(StoreError::Limit("value".into()));
+            }
+            let k = (account, key, name.to_lowercase());
+            match value {
+                Some(v) => next.insert(k, v.clone()),
+                None => next.remove(&k),
+            };
+        }
+        if entries.iter().any(|(_, v)| v.is_some()) {
+            let mine = next.iter().filter(|((a, _, _), _)| *a == account);
+            let here = mine.clone().filter(|((_, m, _), _)| *m == key).count() as u64;
+            let total = mine.clone().count() as u64;
+            let bytes: u64 = mine.map(|((_, _, n), v)| (n.len() + v.len()) as u64).sum();
+            if here > limits.max_entries_per_mailbox
+                || total > limits.max_entries
+                || bytes > limits.max_bytes
+            {
+                return Err(StoreError::Limit("metadata".into()));
+            }
+        }
+        st.metadata = next;
+        Ok(())
     }
 
     async fn set_quota(&self, account: AccountId, limit: u64) -> Result<()> {

@@ -18,6 +18,7 @@ mod db;
 mod directory;
 mod mailboxes;
 mod messages;
+mod metadata;
 mod nodes;
 mod notify;
 mod queue;
@@ -116,7 +117,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 18] = match dialect {
+    let files: [(i64, &'static str, &'static str); 19] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -207,6 +208,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 18,
                 "attachment text",
                 include_str!("../../migrations/sqlite/0018_attachment_text.sql"),
+            ),
+            (
+                19,
+                "imap metadata",
+                include_str!("../../migrations/sqlite/0019_imap_metadata.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -299,6 +305,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 18,
                 "attachment text",
                 include_str!("../../migrations/postgres/0018_attachment_text.sql"),
+            ),
+            (
+                19,
+                "imap metadata",
+                include_str!("../../migrations/postgres/0019_imap_metadata.sql"),
             ),
         ],
     };

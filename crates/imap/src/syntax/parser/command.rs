@@ -190,6 +190,8 @@ impl Parser<'_> {
                 let items = self.status_items()?;
                 CommandKind::Status { mailbox, items }
             }
+            "GETMETADATA" => self.get_metadata()?,
+            "SETMETADATA" => self.set_metadata()?,
             "APPEND" => self.append()?,
             "SEARCH" => self.search(false)?,
             "SORT" => self.sort(false)?,
