@@ -6,6 +6,10 @@
 //! timeouts and graceful shutdown. Protocol crates never touch sockets: they
 //! implement [`Handler`] and receive a [`Conn`].
 //!
+//! The limits and the default session guards can be replaced while the
+//! listeners run ([`Server::live_limits`], [`LiveLimits`]): connections
+//! accepted afterwards get the new values, running ones keep theirs.
+//!
 //! Slow and idle strangers ([`SessionGuards`], per listener, off unless set
 //! with [`Server::set_session_guards`] or [`Server::bind_with_guards`]): a
 //! connection has `pre_auth_timeout` in total to authenticate, bulk input
@@ -30,6 +34,7 @@ mod deflate;
 mod error;
 mod guard;
 mod ipnet;
+mod live;
 pub mod proxy;
 mod server;
 mod tls;
@@ -39,5 +44,6 @@ pub use conn::{Conn, Line};
 pub use error::NetError;
 pub use guard::{SessionGuards, source_key};
 pub use ipnet::{IpNet, in_any};
+pub use live::LiveLimits;
 pub use server::{Handler, Limits, ListenerSpec, Server};
 pub use tls::{ACME_TLS_ALPN, TlsInfo, TlsMode, TlsProvider, generate_self_signed};

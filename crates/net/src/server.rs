@@ -25,6 +25,7 @@ use tracing::Instrument;
 
 use crate::conn::{BoxStream, ConnParams, within};
 use crate::guard::{Gate, Registry, SHED_ABOVE_PERCENT, SessionGuards, source_key};
+use crate::live::LiveLimits;
 use crate::proxy::read_proxy_header;
 use crate::{Conn, NetError, TlsMode, TlsProvider};
 
@@ -263,8 +264,10 @@ struct ListenerCtx {
     proxy: bool,
     handler: Arc<dyn Handler>,
     tls: Option<TlsProvider>,
-    limits: Limits,
-    guards: SessionGuards,
+    /// Read once per connection, when it arrives: a reload applies to the next one.
+    live: LiveLimits,
+    /// This listener's own guards (`bind_with_guards`); `None` follows `live`.
+    guards: Option<SessionGuards>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     shutdown_tx: Arc<watch::Sender<bool>>,
@@ -280,8 +283,7 @@ struct PendingListener {
 /// anything accepts), then serves.
 pub struct Server {
     tls: Option<TlsProvider>,
-    limits: Limits,
-    guards: SessionGuards,
+    live: LiveLimits,
     shared: Arc<Shared>,
     pending: Vec<PendingListener>,
     bound: Vec<(String, SocketAddr, TlsMode)>,
@@ -304,8 +306,7 @@ impl Server {
     pub fn new(tls: Option<TlsProvider>, limits: Limits) -> Server {
         Server {
             tls,
-            limits,
-            guards: SessionGuards::OFF,
+            live: LiveLimits::new(limits, SessionGuards::OFF),
             shared: Arc::new(Shared::new()),
             pending: Vec::new(),
             bound: Vec::new(),
@@ -315,10 +316,16 @@ impl Server {
         }
     }
 
-    /// The guards of listeners bound from now on with [`Server::bind`]
-    /// ([`SessionGuards::OFF`] until set).
+    /// The guards of every listener bound with [`Server::bind`]
+    /// ([`SessionGuards::OFF`] until set), for connections accepted from now on.
     pub fn set_session_guards(&mut self, guards: SessionGuards) {
-        self.guards = guards;
+        self.live.set_guards(guards);
+    }
+
+    /// The handle a configuration reload swaps the limits and the default guards through,
+    /// while the listeners keep accepting (see [`LiveLimits`] for what applies to whom).
+    pub fn live_limits(&self) -> LiveLimits {
+        self.live.clone()
     }
 
     /// Binds `spec.addr` (port 0 picks a free port) and returns the bound
@@ -330,16 +337,25 @@ impl Server {
         spec: ListenerSpec,
         handler: Arc<dyn Handler>,
     ) -> Result<SocketAddr, NetError> {
-        let guards = self.guards;
-        self.bind_with_guards(spec, handler, guards).await
+        self.bind_inner(spec, handler, None).await
     }
 
-    /// [`Server::bind`] with this listener's own guards.
+    /// [`Server::bind`] with this listener's own guards, which a reload of the server's
+    /// guards does not change.
     pub async fn bind_with_guards(
         &mut self,
         spec: ListenerSpec,
         handler: Arc<dyn Handler>,
         guards: SessionGuards,
+    ) -> Result<SocketAddr, NetError> {
+        self.bind_inner(spec, handler, Some(guards)).await
+    }
+
+    async fn bind_inner(
+        &mut self,
+        spec: ListenerSpec,
+        handler: Arc<dyn Handler>,
+        guards: Option<SessionGuards>,
     ) -> Result<SocketAddr, NetError> {
         if spec.tls != TlsMode::None && self.tls.is_none() {
             return Err(NetError::Config {
@@ -370,7 +386,7 @@ impl Server {
                 proxy: spec.proxy_protocol,
                 handler,
                 tls: self.tls.clone(),
-                limits: self.limits,
+                live: self.live.clone(),
                 guards,
                 shared: Arc::clone(&self.shared),
                 shutdown: self.shutdown_tx.subscribe(),
@@ -464,20 +480,22 @@ fn admit(ctx: &Arc<ListenerCtx>, stream: TcpStream, socket_peer: SocketAddr) {
     }
     let id = next_session_id();
     metrics::counter!("wharf_connections_total", "listener" => Arc::clone(&ctx.name)).increment(1);
-    let Some(active) = ctx.shared.admit(ctx.limits.max_connections) else {
+    let (limits, default_guards) = ctx.live.snapshot();
+    let guards = ctx.guards.unwrap_or(default_guards);
+    let Some(active) = ctx.shared.admit(limits.max_connections) else {
         count_refusal(&ctx.name, "server_limit");
         tracing::warn!(
             id,
             listener = %ctx.name,
             peer = %socket_peer,
-            limit = ctx.limits.max_connections,
+            limit = limits.max_connections,
             "connection refused: server connection limit"
         );
         if let Some(guard) = ctx.shared.try_refuse() {
             let ctx = Arc::clone(ctx);
             tokio::spawn(async move {
                 let _guard = guard;
-                refuse(&ctx, Box::new(stream)).await;
+                refuse(&ctx, &limits, Box::new(stream)).await;
             });
         }
         return;
@@ -499,7 +517,7 @@ fn admit(ctx: &Arc<ListenerCtx>, stream: TcpStream, socket_peer: SocketAddr) {
                         std::future::pending::<()>().await;
                     }
                 } => tracing::warn!("session aborted at shutdown"),
-                _ = session(&ctx, stream, socket_peer, id, active) => {}
+                _ = session(&ctx, &limits, guards, stream, socket_peer, id, active) => {}
             }
         }
         .instrument(span),
@@ -508,6 +526,8 @@ fn admit(ctx: &Arc<ListenerCtx>, stream: TcpStream, socket_peer: SocketAddr) {
 
 async fn session(
     ctx: &ListenerCtx,
+    limits: &Limits,
+    guards: SessionGuards,
     stream: TcpStream,
     socket_peer: SocketAddr,
     id: u64,
@@ -516,7 +536,7 @@ async fn session(
     active: ActiveGuard,
 ) {
     let mut stream: BoxStream = Box::new(stream);
-    let timeout = ctx.limits.tls_handshake_timeout;
+    let timeout = limits.tls_handshake_timeout;
     let peer = if ctx.proxy {
         match within(timeout, read_proxy_header(&mut stream)).await {
             Ok(Ok(h)) => canonical(h.client(socket_peer)),
@@ -534,9 +554,9 @@ async fn session(
     };
     tracing::Span::current().record("peer", tracing::field::display(peer));
 
-    let Some(_ip_slot) = ctx.shared.try_ip(peer.ip(), ctx.limits.max_per_ip) else {
+    let Some(_ip_slot) = ctx.shared.try_ip(peer.ip(), limits.max_per_ip) else {
         tracing::warn!(
-            limit = ctx.limits.max_per_ip,
+            limit = limits.max_per_ip,
             "connection refused: per-IP connection limit"
         );
         count_refusal(&ctx.name, "ip_limit");
@@ -544,39 +564,33 @@ async fn session(
         // once and counts against the refusal cap instead.
         drop(active);
         if let Some(_guard) = ctx.shared.try_refuse() {
-            refuse(ctx, stream).await;
+            refuse(ctx, limits, stream).await;
         }
         return;
     };
 
-    ctx.shared.make_room(ctx.limits.max_connections);
+    ctx.shared.make_room(limits.max_connections);
     let _gauge = SessionGauge::open(ctx.handler.protocol());
-    let registry = ctx
-        .guards
+    let registry = guards
         .shed_unauthenticated
         .then(|| Arc::clone(&ctx.shared.unauthenticated));
-    let gate = Gate::new(
-        id,
-        Arc::clone(&ctx.name),
-        ctx.guards.pre_auth_timeout,
-        registry,
-    );
+    let gate = Gate::new(id, Arc::clone(&ctx.name), guards.pre_auth_timeout, registry);
     let params = ConnParams {
         peer,
         local: ctx.local,
         listener: Arc::clone(&ctx.name),
         mode: ctx.mode,
         tls: ctx.tls.clone(),
-        idle_timeout: ctx.limits.idle_timeout,
+        idle_timeout: limits.idle_timeout,
         handshake_timeout: timeout,
         shutdown: ctx.shutdown.clone(),
         shutdown_keepalive: Arc::clone(&ctx.shutdown_tx),
         session_id: id,
         gate: Arc::clone(&gate),
-        guards: ctx.guards,
+        guards,
     };
     let conn = if ctx.mode == TlsMode::Implicit {
-        match implicit_handshake(ctx, stream).await {
+        match implicit_handshake(ctx, timeout, stream).await {
             Some(tls) => Conn::tls(tls, params),
             None => return,
         }
@@ -615,10 +629,11 @@ async fn session(
 
 async fn implicit_handshake(
     ctx: &ListenerCtx,
+    timeout: Duration,
     stream: BoxStream,
 ) -> Option<crate::conn::TlsStream> {
     let provider = ctx.tls.as_ref()?;
-    match within(ctx.limits.tls_handshake_timeout, provider.accept(stream)).await {
+    match within(timeout, provider.accept(stream)).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             tracing::info!(error = %e, "TLS handshake failed");
@@ -635,16 +650,16 @@ async fn implicit_handshake(
 /// listeners, where the client could not read it otherwise), then closes
 /// gracefully: FIN first and a short drain, so unread client bytes do not
 /// turn the close into a reset that destroys the reply in flight.
-async fn refuse(ctx: &ListenerCtx, stream: BoxStream) {
+async fn refuse(ctx: &ListenerCtx, limits: &Limits, stream: BoxStream) {
     let reply = ctx.handler.too_busy();
-    let handshake = if ctx.limits.tls_handshake_timeout.is_zero() {
+    let handshake = if limits.tls_handshake_timeout.is_zero() {
         Duration::from_secs(30)
     } else {
-        ctx.limits.tls_handshake_timeout
+        limits.tls_handshake_timeout
     };
     let work = async {
         let mut stream: BoxStream = if ctx.mode == TlsMode::Implicit {
-            match implicit_handshake(ctx, stream).await {
+            match implicit_handshake(ctx, limits.tls_handshake_timeout, stream).await {
                 Some(tls) => Box::new(tls),
                 None => return,
             }

@@ -76,6 +76,54 @@ async fn global_limit_answers_too_busy() {
     r.server.shutdown(Duration::from_secs(5)).await;
 }
 
+/// A reload swaps the limits under running listeners: new connections see the new ones, and
+/// sessions already running are neither cut nor re-timed, even above a lowered limit.
+#[tokio::test]
+async fn swapped_limits_apply_to_new_connections_only() {
+    let r = serve(None, TlsMode::None, false, with(100, 1)).await;
+    let live = r.server.live_limits();
+    let mut a = plain_client(r.addr).await;
+    assert_eq!(a.line().await, "+OK hello\r\n");
+    let mut refused = plain_client(r.addr).await;
+    assert_eq!(refused.rest().await, TOO_BUSY);
+
+    // Raised: a second client of the same address gets in, with the short idle timeout the
+    // first session did not get.
+    live.set_limits(Limits {
+        idle_timeout: Duration::from_millis(300),
+        ..with(100, 2)
+    });
+    let mut b = plain_client(r.addr).await;
+    assert_eq!(b.line().await, "+OK hello\r\n");
+    assert_eq!(b.rest().await, b"-ERR timeout\r\n");
+    sessions(&r.server, 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        a.cmd("PING").await,
+        "+OK echo PING\r\n",
+        "kept its idle timeout"
+    );
+
+    // Lowered below what runs: nobody is closed, newcomers are refused.
+    let mut c = plain_client(r.addr).await;
+    assert_eq!(c.line().await, "+OK hello\r\n");
+    live.set_limits(with(1, 0));
+    let mut d = plain_client(r.addr).await;
+    assert_eq!(d.rest().await, TOO_BUSY);
+    assert_eq!(a.cmd("PING").await, "+OK echo PING\r\n");
+    assert_eq!(c.cmd("PING").await, "+OK echo PING\r\n");
+    drop(c);
+    sessions(&r.server, 1).await;
+    let mut e = plain_client(r.addr).await;
+    assert_eq!(e.rest().await, TOO_BUSY, "still at the new cap of 1");
+    drop(a);
+    sessions(&r.server, 0).await;
+    let mut f = plain_client(r.addr).await;
+    assert_eq!(f.line().await, "+OK hello\r\n");
+    drop(f);
+    r.server.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test]
 async fn too_busy_is_sent_over_tls_on_implicit_listeners() {
     let cert = test_cert("mail.test");

@@ -113,7 +113,9 @@ pub struct Outbound {
     router: Arc<Router>,
     client: ClientConfig,
     cfg: QueueConfig,
-    dkim: Arc<DkimSigners>,
+    /// Swapped whole by `set_dkim_signers` (a reload); each message signs with the set current
+    /// when it is submitted.
+    dkim: std::sync::RwLock<Arc<DkimSigners>>,
     bounces: Option<Arc<dyn BounceSink>>,
     wake: tokio::sync::Notify,
 }
@@ -143,7 +145,7 @@ impl Outbound {
             router: Arc::new(router),
             client,
             cfg,
-            dkim: Arc::new(dkim),
+            dkim: std::sync::RwLock::new(Arc::new(dkim)),
             bounces,
             wake: tokio::sync::Notify::new(),
         })
@@ -180,7 +182,8 @@ impl Outbound {
     /// whose `next_attempt` lies ahead is held until then unless `retry(Some(id))` makes it due
     /// earlier: the SMTP session holds its entry until its own reply is settled.
     pub async fn submit(&self, mut entry: NewQueueEntry) -> Result<QueueId, QueueError> {
-        match self.dkim.sign(&entry.raw) {
+        let signers = self.dkim_signers();
+        match signers.sign(&entry.raw) {
             Ok(signed) => entry.raw = Bytes::from(signed),
             // An unsigned message still goes out; the admin sees why.
             Err(e) => tracing::warn!(error = %e, "DKIM signing failed; sending unsigned"),
@@ -193,6 +196,18 @@ impl Outbound {
         metrics::gauge!("wharf_queue_size").increment(1.0);
         self.wake.notify_one();
         Ok(id)
+    }
+
+    /// Replaces the signing keys: messages submitted from now on are signed with these (a key
+    /// added or rotated on disk signs without a restart).
+    pub fn set_dkim_signers(&self, signers: DkimSigners) {
+        *self.dkim.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(signers);
+    }
+
+    /// The keys messages are signed with now.
+    pub fn dkim_signers(&self) -> Arc<DkimSigners> {
+        // The lock only guards swapping an Arc: a poisoned one still holds a whole value.
+        self.dkim.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn metrics(&self) -> MetricsSnapshot {

@@ -17,7 +17,9 @@ use crate::session::{ConnInfo, Input, Next, Output, Session, Step};
 use crate::spool::Spool;
 
 pub struct SmtpService {
-    cfg: Arc<SmtpConfig>,
+    /// Replaced by `set_config` (a configuration reload); each session keeps the one it
+    /// started with.
+    cfg: std::sync::RwLock<Arc<SmtpConfig>>,
     hostname: Arc<str>,
     role: SmtpRole,
     limiter: Arc<IpLimiter>,
@@ -51,7 +53,7 @@ impl SmtpService {
             cfg.max_large_deliveries,
         );
         SmtpService {
-            cfg: Arc::new(cfg),
+            cfg: std::sync::RwLock::new(Arc::new(cfg)),
             hostname: hostname.into(),
             role,
             limiter,
@@ -86,6 +88,21 @@ impl SmtpService {
     pub fn with_arrival_check(mut self, check: Arc<dyn ArrivalCheck>) -> SmtpService {
         self.backend.arrival = Some(check);
         self
+    }
+
+    /// The settings of sessions starting from now on (a configuration reload): message size,
+    /// recipients, timeouts, line lengths and the other per-session limits. The per-IP
+    /// connection limiter and the spool (`max_connections_per_ip`, `max_connection_rate_per_ip`,
+    /// `spool_dir`, `spool_threshold`, `memory_budget`, `max_large_deliveries`) are shared by
+    /// every session and keep the values the service was built with.
+    pub fn set_config(&self, cfg: SmtpConfig) {
+        *self.cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+    }
+
+    /// The settings a session starting now gets.
+    pub fn config(&self) -> Arc<SmtpConfig> {
+        // Only an Arc is swapped under the lock: a poisoned one still holds a whole value.
+        self.cfg.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn role(&self) -> SmtpRole {
@@ -134,7 +151,8 @@ impl Handler for SmtpService {
             }
         };
         tracing::info!(parent: &span, listener = conn.listener_name(), tls = conn.is_tls(), "session start");
-        conn.set_idle_timeout(self.cfg.idle_timeout());
+        let cfg = self.config();
+        conn.set_idle_timeout(cfg.idle_timeout());
         let info = ConnInfo {
             peer,
             tls: conn
@@ -143,7 +161,7 @@ impl Handler for SmtpService {
             starttls_available: conn.starttls_available(),
         };
         let mut session = Session::new(
-            Arc::clone(&self.cfg),
+            Arc::clone(&cfg),
             Arc::clone(&self.hostname),
             self.role,
             self.backend.clone(),
@@ -153,7 +171,7 @@ impl Handler for SmtpService {
         );
         let result = {
             use tracing::Instrument;
-            run(&self.cfg, self.role, &mut session, &mut conn)
+            run(&cfg, self.role, &mut session, &mut conn)
                 .instrument(span.clone())
                 .await
         };

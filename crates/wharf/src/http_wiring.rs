@@ -74,6 +74,7 @@ impl Web {
         bound: &[(Listener, SocketAddr)],
         directory: &Directory,
         queue: Arc<dyn wharf_store::queue::QueueStore>,
+        reloader: &Arc<crate::reload::Reloader>,
     ) -> Result<Arc<dyn Handler>> {
         let h = &cfg.config.http;
         let config = wharf_http::HttpConfig {
@@ -90,11 +91,10 @@ impl Web {
             state = state.with_metrics(handle.clone());
         }
         // The admin REST API (`/api/v1`, docs/api.md): the same operations as the CLI verbs.
-        state = state.with_admin_api(Arc::new(crate::api_backend::ApiBackend::new(
-            Arc::new(cfg.clone()),
-            directory.clone(),
-            queue,
-        )));
+        state = state.with_admin_api(Arc::new(
+            crate::api_backend::ApiBackend::new(Arc::new(cfg.clone()), directory.clone(), queue)
+                .with_reloader(reloader.clone()),
+        ));
         if let Some(http01) = &self.http01 {
             let http01 = http01.clone();
             state = state.with_acme_challenges(Arc::new(move |token: &str| http01.get(token)));
@@ -177,29 +177,44 @@ fn advertised_ports(
     )
 }
 
-/// SIGHUP: the configured (or generated) certificate files, or with ACME the stored ACME
-/// certificate, so a reload never replaces an ACME certificate by the self-signed one.
-pub fn reload_tls(tls: &TlsProvider, cfg: &Loaded) {
+/// A reload (`trigger`: SIGHUP, API): the configured (or generated) certificate files, or with
+/// ACME the stored ACME certificate, so a reload never replaces an ACME certificate by the
+/// self-signed one. Logged here; an error keeps the old certificate and is returned for the
+/// reload's report.
+pub fn reload_tls(tls: &TlsProvider, cfg: &Loaded, trigger: &str) -> Result<(), String> {
     if cfg.config.acme.enabled {
         let stored = AcmeStore::open(&acme_dir(cfg)).and_then(|s| s.load_certificate());
-        match stored {
+        return match stored {
             Ok(Some((chain, key))) => match tls.reload_from_pem(chain.as_bytes(), key.as_bytes()) {
-                Ok(()) => info!("SIGHUP: ACME certificate reloaded"),
+                Ok(()) => {
+                    info!("{trigger}: ACME certificate reloaded");
+                    Ok(())
+                }
                 Err(e) => {
-                    error!("SIGHUP: ACME certificate reload failed, keeping the old one: {e}")
+                    error!("{trigger}: ACME certificate reload failed, keeping the old one: {e}");
+                    Err(format!("ACME certificate: {e}"))
                 }
             },
-            Ok(None) => info!("SIGHUP: no ACME certificate yet; keeping the current one"),
-            Err(e) => error!("SIGHUP: ACME certificate unreadable, keeping the old one: {e}"),
-        }
-        return;
+            Ok(None) => {
+                info!("{trigger}: no ACME certificate yet; keeping the current one");
+                Ok(())
+            }
+            Err(e) => {
+                error!("{trigger}: ACME certificate unreadable, keeping the old one: {e}");
+                Err(format!("ACME certificate: {e}"))
+            }
+        };
     }
     let (cert, key, _) = cfg.tls_paths();
     match tls.reload_from_pem_files(&cert, &key) {
-        Ok(()) => info!(cert = %cert.display(), "SIGHUP: certificate reloaded"),
+        Ok(()) => {
+            info!(cert = %cert.display(), "{trigger}: certificate reloaded");
+            Ok(())
+        }
         // A bad new certificate must not take the server down: keep the old one.
         Err(e) => {
-            error!(cert = %cert.display(), "SIGHUP: certificate reload failed, keeping the old one: {e}")
+            error!(cert = %cert.display(), "{trigger}: certificate reload failed, keeping the old one: {e}");
+            Err(format!("{}: {e}", cert.display()))
         }
     }
 }

@@ -21,6 +21,8 @@ use crate::wiring::outbound_settings;
 pub struct OutboundNode {
     pub outbound: Arc<Outbound>,
     pub handoff: Arc<QueueHandoff>,
+    /// The signing keys loaded at start (`domain/selector (algorithm)`), for reloads to compare.
+    pub dkim_keys: Vec<String>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -68,6 +70,7 @@ impl OutboundNode {
         Ok(OutboundNode {
             outbound,
             handoff,
+            dkim_keys: loaded,
             stop,
             task: None,
         })

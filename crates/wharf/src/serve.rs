@@ -1,6 +1,6 @@
 //! `wharf serve`: start-up (config, data folder, certificate, first-run account via `first_run`),
 //! binding every listener, the `ready` line, and the signal loop (SIGTERM/SIGINT drain, SIGHUP
-//! reloads TLS).
+//! reloads the configuration through `reload`).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -140,18 +140,22 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     } else {
         (None, None)
     };
+    let dmarc_counter = counter.clone().filter(|_| reports.dmarc_aggregate);
+    // Always in place, even with every check off, so a reload can turn `[inbound]` on.
+    let arrival = Arc::new(crate::reload::LiveArrival::new(crate::arrival::checks(
+        &cfg,
+        &hostname,
+        dmarc_counter.clone(),
+        spam_filter.clone(),
+    )?));
     let ctx = Ctx {
         hostname: hostname.clone(),
         directory,
         handoff: outbound.handoff.clone(),
         local_delivery,
         srs,
-        arrival: crate::arrival::checks(
-            &cfg,
-            &hostname,
-            counter.clone().filter(|_| reports.dmarc_aggregate),
-            spam_filter,
-        )?,
+        arrival: Some(arrival.clone() as Arc<dyn wharf_smtp::ArrivalCheck>),
+        smtp: Default::default(),
     };
     let mut web = crate::http_wiring::Web::prepare(&cfg, &tls, &ctx.directory).await?;
 
@@ -164,7 +168,24 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
             bound.push((l.clone(), bind_listener(&mut server, l, handler).await?));
         }
     }
-    let http = web.handler(&cfg, &bound, &ctx.directory, queue_for_api)?;
+    let reloader = Arc::new(crate::reload::Reloader::new(
+        &cfg,
+        crate::reload::Overrides::of(&args),
+        crate::reload::Parts {
+            tls: tls.clone(),
+            limits: server.live_limits(),
+            outbound: outbound.outbound.clone(),
+            dkim_keys: outbound.dkim_keys.clone(),
+            smtp: std::mem::take(&mut *ctx.smtp.lock().unwrap_or_else(|e| e.into_inner())),
+            arrival,
+            arrival_inputs: crate::reload::ArrivalInputs {
+                hostname: hostname.clone(),
+                reports: dmarc_counter,
+                spam: spam_filter,
+            },
+        },
+    ));
+    let http = web.handler(&cfg, &bound, &ctx.directory, queue_for_api, &reloader)?;
     for l in listeners.iter().filter(|l| l.protocol == Protocol::Http) {
         bound.push((
             l.clone(),
@@ -200,10 +221,10 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     }
     info!(hostname = %hostname, listeners = %line, "ready");
 
-    signals.run_until_stop(&tls, &cfg).await;
+    signals.run_until_stop(&reloader).await;
     web.stop().await;
 
-    let deadline = Duration::from_secs(cfg.config.limits.shutdown_timeout);
+    let deadline = crate::reload::shutdown_deadline(&reloader);
     info!(
         deadline_secs = deadline.as_secs(),
         "draining: no new connections, waiting for sessions"
@@ -246,72 +267,16 @@ impl Signals {
         })
     }
 
-    /// Returns on SIGTERM/SIGINT; reloads the certificate on every SIGHUP meanwhile.
-    async fn run_until_stop(mut self, tls: &TlsProvider, cfg: &Loaded) {
+    /// Returns on SIGTERM/SIGINT; reloads the configuration on every SIGHUP meanwhile.
+    async fn run_until_stop(mut self, reloader: &crate::reload::Reloader) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => { info!("SIGTERM received"); return; }
                 _ = self.int.recv() => { info!("SIGINT received"); return; }
-                _ = self.hup.recv() => {
-                    crate::http_wiring::reload_tls(tls, cfg);
-                    reload_config(cfg);
-                }
+                // The outcome is logged by the reload itself.
+                _ = self.hup.recv() => { let _ = reloader.reload("SIGHUP"); }
             }
         }
-    }
-}
-
-/// SIGHUP: the config file is read again. The log level applies at once; every other changed
-/// table is named as needing a restart (listeners, stores and protocol services are built once).
-/// A file that no longer parses changes nothing and says why.
-fn reload_config(running: &Loaded) {
-    let new = match crate::config::load(&running.path) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "configuration not reloaded: the file has an error; the running settings stay");
-            return;
-        }
-    };
-    let (old, now) = (&running.config, &new.config);
-    if old.log.level != now.log.level {
-        match crate::logging::reload_level(&now.log.level) {
-            Ok(true) => info!(level = %now.log.level, "log level changed"),
-            Ok(false) => info!("RUST_LOG is set: it keeps deciding the log level"),
-            Err(e) => tracing::warn!(error = %e, "log level not changed"),
-        }
-    }
-    let same =
-        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") == format!("{b:?}");
-    let tables: [(&str, bool); 18] = [
-        ("server", same(&old.server, &now.server)),
-        ("store", same(&old.store, &now.store)),
-        ("tls", same(&old.tls, &now.tls)),
-        ("limits", same(&old.limits, &now.limits)),
-        ("listener", same(&old.listeners, &now.listeners)),
-        ("directory", same(&old.directory, &now.directory)),
-        ("log.format", old.log.format == now.log.format),
-        ("smtp", same(&old.smtp, &now.smtp)),
-        ("imap", same(&old.imap, &now.imap)),
-        ("pop3", same(&old.pop3, &now.pop3)),
-        ("managesieve", same(&old.managesieve, &now.managesieve)),
-        ("outbound", same(&old.outbound, &now.outbound)),
-        ("inbound", same(&old.inbound, &now.inbound)),
-        ("http", same(&old.http, &now.http)),
-        ("acme", same(&old.acme, &now.acme)),
-        ("reports", same(&old.reports, &now.reports)),
-        ("sieve", same(&old.sieve, &now.sieve)),
-        // PartialEq, not Debug: its weights are a HashMap, printed in no fixed order.
-        ("spam", old.spam == now.spam),
-    ];
-    let changed: Vec<&str> = tables
-        .iter()
-        .filter(|(_, same)| !same)
-        .map(|(name, _)| *name)
-        .collect();
-    if changed.is_empty() {
-        info!("configuration reloaded");
-    } else {
-        tracing::warn!(tables = %changed.join(", "), "configuration reloaded; these changed settings need a restart to take effect");
     }
 }
 
@@ -352,8 +317,8 @@ fn bind_error(l: &Listener, e: NetError) -> anyhow::Error {
     anyhow!("listener `{}` cannot use port {}: {e}{fix}", l.name, l.port)
 }
 
-/// `--hostname`, `--domain`, `--listen` win over the file for this run.
-fn apply_overrides(cfg: &mut Loaded, args: &ServeArgs) -> Result<()> {
+/// `--hostname`, `--domain`, `--listen` win over the file for this run (and its reloads).
+pub(crate) fn apply_overrides(cfg: &mut Loaded, args: &ServeArgs) -> Result<()> {
     if let Some(h) = &args.hostname {
         let h = h.to_ascii_lowercase();
         if !valid_hostname(&h) {

@@ -43,17 +43,33 @@ pub struct Ctx {
     pub local_delivery: Option<Arc<dyn wharf_smtp::LocalDelivery>>,
     /// Reverses the SRS addresses of redirected mail (bounces on port 25).
     pub srs: Option<wharf_smtp::srs::Srs>,
+    /// Every SMTP service `handler` built, for a reload to hand them new `[smtp]` settings.
+    pub smtp: std::sync::Mutex<Vec<Arc<wharf_smtp::SmtpService>>>,
+}
+
+/// `[smtp]` as the services get it (message content waiting for its end goes under the data
+/// folder: same disk as the store, not a tmpfs that would turn it back into memory).
+pub fn smtp_config(cfg: &Loaded) -> wharf_smtp::SmtpConfig {
+    let mut smtp = cfg.config.smtp.clone();
+    smtp.spool_dir
+        .get_or_insert_with(|| cfg.data_dir.join("spool"));
+    smtp
 }
 
 /// The protocol service answering on `listener`; `None` for HTTP, whose one service
 /// `http_wiring` builds once the mail listeners are bound (it advertises their ports).
 pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn Handler>> {
     let c = &cfg.config;
-    let mut smtp = c.smtp.clone();
-    smtp.spool_dir
-        .get_or_insert_with(|| cfg.data_dir.join("spool"));
-    // Message content waiting for its end goes under the data folder (same disk as the store,
-    // not a tmpfs that would turn it back into memory).
+    let smtp = smtp_config(cfg);
+    let keep = |svc: wharf_smtp::SmtpService| -> Arc<dyn Handler> {
+        let svc = Arc::new(svc);
+        ctx.smtp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(svc.clone());
+        svc
+    };
+    // As for SMTP: under the data folder.
     let mut imap = c.imap.clone();
     imap.spool_dir
         .get_or_insert_with(|| cfg.data_dir.join("spool"));
@@ -76,7 +92,7 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn H
             if let Some(srs) = &ctx.srs {
                 svc = svc.with_srs(srs.clone());
             }
-            Arc::new(svc)
+            keep(svc)
         }
         Protocol::Submission => {
             let mut svc = wharf_smtp::SmtpService::new(
@@ -89,7 +105,7 @@ pub fn handler(listener: &Listener, ctx: &Ctx, cfg: &Loaded) -> Option<Arc<dyn H
             if let Some(d) = &ctx.local_delivery {
                 svc = svc.with_local_delivery(d.clone());
             }
-            Arc::new(svc)
+            keep(svc)
         }
         Protocol::Imap => Arc::new(wharf_imap::ImapService::new(
             imap,

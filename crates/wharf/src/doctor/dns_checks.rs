@@ -253,7 +253,7 @@ async fn dkim(report: &mut Report, dns: &Dns, plan: &DomainPlan) {
         return report.warn(
             "DKIM",
             format!("no DKIM key for {d}: its mail is not signed, so DMARC rests on SPF alone"),
-            format!("wharf dkim generate {d}, publish the record it prints, restart `wharf serve`"),
+            format!("wharf dkim generate {d}, publish the record it prints, reload `wharf serve` (SIGHUP)"),
         );
     }
     for key in &plan.dkim {

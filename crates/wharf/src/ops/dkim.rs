@@ -71,7 +71,8 @@ fn valid_selector(s: &str) -> bool {
 }
 
 /// Creates a key (never over an existing selector: its record may be published). The running
-/// server signs with it after its next restart.
+/// server signs with it after its next reload (SIGHUP, `POST /api/v1/reload`) or restart, so
+/// the record can be published first.
 pub async fn generate(
     cfg: &Loaded,
     dir: &Directory,
