@@ -16,8 +16,9 @@ mod web;
 mod xml;
 
 pub use api::{
-    AdminApi, ApiCall, ApiError, ApiReply, ForwardInput, OPENAPI, ROUTES as API_ROUTES,
-    SharedAdminApi, TokenGrant, VacationInput,
+    AdminApi, ApiCall, ApiError, ApiReply, DEFAULT_PAGE_LIMIT, ForwardInput, ImportFormat,
+    ImportInput, MAX_PAGE_LIMIT, OPENAPI, Page, ROUTES as API_ROUTES, RequestBody, SharedAdminApi,
+    TokenGrant, VacationInput, too_large,
 };
 pub use config::{
     AdvertisedPorts, ConfigError, HttpConfig, IpNet, MtaStsConfig, MtaStsMode,

@@ -207,6 +207,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_domain(&self, name: &str) -> Result<()>;
     async fn get_domain(&self, name: &str) -> Result<Option<Domain>>;
     async fn list_domains(&self) -> Result<Vec<Domain>>;
+    /// Up to `limit` domains named after `after`, by name (keyset pages of the admin API).
+    async fn list_domains_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<Domain>>;
 
     /// Creates the account and its DEFAULT_MAILBOXES in one transaction. The domain must exist.
     async fn create_account(&self, new: NewAccount) -> Result<Account>;
@@ -214,6 +216,14 @@ pub trait Store: Send + Sync + 'static {
     /// Case-insensitive on the domain; local part compared case-insensitively too.
     async fn get_account_by_address(&self, address: &str) -> Result<Option<Account>>;
     async fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>>;
+    /// Up to `limit` accounts (of one domain, or all) after the key (domain, lower-cased local
+    /// part), in `list_accounts`' order.
+    async fn list_accounts_page(
+        &self,
+        domain: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Account>>;
     async fn set_account_secret(
         &self,
         id: AccountId,
@@ -276,6 +286,12 @@ pub trait Store: Send + Sync + 'static {
     /// `target = None` removes every target of the address.
     async fn delete_alias(&self, address: &str, target: Option<&str>) -> Result<()>;
     async fn list_aliases(&self) -> Result<Vec<Alias>>;
+    /// Up to `limit` alias rows after the key (address, target), in `list_aliases`' order.
+    async fn list_aliases_page(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Alias>>;
     /// Targets of one exact alias address (`local@domain` or `@domain`), case-insensitive.
     async fn alias_targets(&self, address: &str) -> Result<Vec<String>>;
 
@@ -311,6 +327,22 @@ pub trait Store: Send + Sync + 'static {
         role: Option<SpecialUse>,
     ) -> Result<()>;
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus>;
+    /// IMAP METADATA (RFC 5464) entries of a mailbox, or of the server (`None`), of one account:
+    /// (lower-cased name, value), by name.
+    async fn get_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Sets (`Some`) or removes (`None`) entries, all or none; `limits` are checked in the same
+    /// transaction (`StoreError::Limit`). `NotFound` when the mailbox is not the account's.
+    async fn set_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+        entries: &[(String, Option<Vec<u8>>)],
+        limits: &MetadataLimits,
+    ) -> Result<()>;
 
     // ---- messages ----
     /// Stores one message into one mailbox: blob durable, row committed, UID and modseq allocated in
@@ -510,6 +542,14 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_greylist(&self, before: i64) -> Result<u64>;
     /// Allow/block entries of these scopes (domains, account addresses), or of all.
     async fn spam_list_entries(&self, scopes: Option<&[String]>) -> Result<Vec<SpamListEntry>>;
+    /// Up to `limit` entries of one scope (or all) after the key (scope, entry), in
+    /// `spam_list_entries`' order.
+    async fn spam_list_entries_page(
+        &self,
+        scope: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<SpamListEntry>>;
     async fn put_spam_list_entry(&self, entry: &SpamListEntry) -> Result<()>;
     async fn delete_spam_list_entry(&self, scope: &str, entry: &str) -> Result<bool>;
     /// The account wrote to these addresses (their replies are trusted).

@@ -53,6 +53,17 @@ pub fn check_mailbox_name(name: &str) -> Result<()> {
     }
 }
 
+/// `INBOX` is case-insensitive, also as the first level of a hierarchical name (RFC 9051
+/// §5.1): `inbox/a` is `INBOX/a`.
+pub fn normalize_inbox(name: &str) -> String {
+    let first = name.split('/').next().unwrap_or("");
+    if first.eq_ignore_ascii_case("INBOX") {
+        format!("INBOX{}", &name[first.len()..])
+    } else {
+        name.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

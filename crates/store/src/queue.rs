@@ -285,6 +285,19 @@ pub trait QueueStore: Send + Sync + 'static {
     async fn complete(&self, id: QueueId, owner: &str, now: i64) -> Result<(), QueueError>;
     /// Every entry, by id (operations: `wharf queue list`).
     async fn list(&self) -> Result<Vec<QueueEntry>, QueueError>;
+    /// Up to `limit` entries with ids above `after`, by id (the admin API's pages). The default
+    /// reads every entry; the SQL backend asks the database for the page only.
+    async fn list_page(
+        &self,
+        after: Option<QueueId>,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, QueueError> {
+        let mut all = self.list().await?;
+        all.retain(|e| after.is_none_or(|a| e.id > a));
+        all.sort_by_key(|e| e.id);
+        all.truncate(limit);
+        Ok(all)
+    }
     /// How many entries there are (all nodes), for the `wharf_queue_size` gauge. The default
     /// reads every entry; a backend with a cheaper count overrides it.
     async fn count(&self) -> Result<u64, QueueError> {
@@ -539,6 +552,24 @@ pub async fn check_queue_store(q: &dyn QueueStore) -> Result<(), String> {
         .await
         .map_err(e)?;
     let got = q.get(id).await.map_err(e)?.ok_or("get after enqueue")?;
+    let page = q.list_page(Some(id - 1), 1).await.map_err(e)?;
+    ensure(
+        page.len() == 1 && page[0].id == id,
+        "list_page gives the entry after the cursor, within the limit",
+    )?;
+    ensure(
+        q.list_page(Some(id), 10)
+            .await
+            .map_err(e)?
+            .iter()
+            .all(|x| x.id > id),
+        "list_page gives only entries after the cursor",
+    )?;
+    let all = q.list_page(None, usize::MAX).await.map_err(e)?;
+    ensure(
+        all.windows(2).all(|w| w[0].id < w[1].id) && all.iter().any(|x| x.id == id),
+        "list_page orders by id",
+    )?;
     ensure(
         got.recipients.len() == 2 && got.recipients[0] == rcpt,
         "recipients round-trip",

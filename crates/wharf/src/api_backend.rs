@@ -14,10 +14,18 @@ use crate::cli::DkimAlgo;
 use crate::config::Loaded;
 use crate::ops::{self, OpError, OpErrorKind, Size};
 
+/// API imports that may run at once (a further one is a 429).
+const MAX_IMPORTS: usize = 2;
+
 pub struct ApiBackend {
     cfg: Arc<Loaded>,
     directory: Directory,
     queue: Arc<dyn QueueStore>,
+    /// Imports running at once: each holds a blocking thread and up to a few messages in
+    /// memory, so a token holder must not be able to start them without end.
+    imports: Arc<tokio::sync::Semaphore>,
+    /// The running server's reload (`POST /reload`); `None` outside `wharf serve`.
+    reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 impl ApiBackend {
@@ -26,7 +34,14 @@ impl ApiBackend {
             cfg,
             directory,
             queue,
+            imports: Arc::new(tokio::sync::Semaphore::new(MAX_IMPORTS)),
+            reloader: None,
         }
+    }
+
+    pub fn with_reloader(mut self, reloader: Arc<crate::reload::Reloader>) -> ApiBackend {
+        self.reloader = Some(reloader);
+        self
     }
 }
 
@@ -70,11 +85,31 @@ impl AdminApi for ApiBackend {
         Ok(ops::accounts::is_admin(&self.directory, &account).await?)
     }
 
+    async fn import(
+        &self,
+        input: wharf_http::ImportInput,
+        body: wharf_http::RequestBody,
+    ) -> Result<ApiReply, ApiError> {
+        let Ok(_permit) = self.imports.clone().try_acquire_owned() else {
+            return Err(ApiError::new(
+                429,
+                "busy",
+                format!("{MAX_IMPORTS} imports are running; try again when one is done"),
+            ));
+        };
+        crate::api_import::import(&self.cfg, &self.directory, input, body).await
+    }
+
     async fn call(&self, call: ApiCall) -> Result<ApiReply, ApiError> {
         let dir = &self.directory;
         let cfg = self.cfg.as_ref();
         match call {
-            ApiCall::ListDomains => ok(&ops::domains::list(dir).await?),
+            ApiCall::ListDomains { page: None } => ok(&ops::domains::list(dir).await?),
+            ApiCall::ListDomains { page: Some(page) } => {
+                let after = page.key_part(0, 1)?;
+                let items = ops::domains::list_page(dir, after, page.limit + 1).await?;
+                page.reply(items, |d| vec![d.name.clone()], to_json_slice)
+            }
             ApiCall::AddDomain { name } => created(&ops::domains::add(dir, &name).await?),
             ApiCall::DeleteDomain { name } => {
                 ops::domains::delete(dir, &name).await?;
@@ -100,8 +135,17 @@ impl AdminApi for ApiBackend {
                 created(&key)
             }
             ApiCall::DnsRecords { domain } => ok(&ops::dkim::dns_records(cfg, dir, &domain).await?),
-            ApiCall::ListAccounts { domain } => {
+            ApiCall::ListAccounts { domain, page: None } => {
                 ok(&ops::accounts::list(dir, domain.as_deref()).await?)
+            }
+            ApiCall::ListAccounts {
+                domain,
+                page: Some(page),
+            } => {
+                let after = key_pair(&page)?;
+                let items =
+                    ops::accounts::list_page(dir, domain.as_deref(), after, page.limit + 1).await?;
+                page.reply(items, ops::accounts::page_key, to_json_slice)
             }
             ApiCall::GetAccount { address } => ok(&ops::accounts::get(dir, &address).await?),
             ApiCall::AddAccount {
@@ -153,7 +197,16 @@ impl AdminApi for ApiBackend {
                 });
                 ok(&ops::rules::set_forward(&self.cfg, dir, &address, f).await?)
             }
-            ApiCall::ListAliases => ok(&ops::aliases::list(dir).await?),
+            ApiCall::ListAliases { page: None } => ok(&ops::aliases::list(dir).await?),
+            ApiCall::ListAliases { page: Some(page) } => {
+                let after = key_pair(&page)?;
+                let items = ops::aliases::list_page(dir, after, page.limit + 1).await?;
+                page.reply(
+                    items,
+                    |a| vec![a.address.clone(), a.target.clone()],
+                    to_json_slice,
+                )
+            }
             ApiCall::AddAlias { address, target } => {
                 created(&ops::aliases::add(dir, &address, &target).await?)
             }
@@ -161,10 +214,20 @@ impl AdminApi for ApiBackend {
                 ops::aliases::delete(dir, &address, target.as_deref()).await?;
                 Ok(ApiReply::NoContent)
             }
-            ApiCall::ListQueue => {
+            ApiCall::ListQueue { page: None } => {
                 let entries = ops::queue::list(&self.queue).await?;
                 let views: Vec<ops::queue::EntryView> = entries.iter().map(Into::into).collect();
                 ok(&views)
+            }
+            ApiCall::ListQueue { page: Some(page) } => {
+                let after = page
+                    .key_part(0, 1)?
+                    .map(|id| id.parse::<i64>())
+                    .transpose()
+                    .map_err(|_| ApiError::invalid("bad cursor: not one of this list's"))?;
+                let entries = ops::queue::list_page(&self.queue, after, page.limit + 1).await?;
+                let views: Vec<ops::queue::EntryView> = entries.iter().map(Into::into).collect();
+                page.reply(views, |e| vec![e.id.to_string()], to_json_slice)
             }
             ApiCall::GetQueueEntry { id } => {
                 let id = ops::queue::parse_id(&id)?;
@@ -181,13 +244,51 @@ impl AdminApi for ApiBackend {
                 ops::queue::drop_entry(&self.queue, id).await?;
                 Ok(ApiReply::NoContent)
             }
-            ApiCall::ListReports { account } => {
+            ApiCall::ListReports {
+                account,
+                page: None,
+            } => {
                 let found = ops::reports::collect(dir, cfg, account.as_deref()).await?;
                 let views: Vec<ops::reports::ReportView> = found
                     .iter()
                     .map(|r| ops::reports::ReportView::of(r, false))
                     .collect();
                 ok(&views)
+            }
+            ApiCall::ListReports {
+                account,
+                page: Some(page),
+            } => {
+                // Parsed out of the messages of a mailbox, so there is no query to bound: the
+                // page is cut from the sorted whole, keyed by (period start, org, report id).
+                let key = |r: &wharf_inbound::reports::ReportSummary| {
+                    vec![
+                        format!("{:020}", r.begin),
+                        r.org.clone(),
+                        r.report_id.clone(),
+                    ]
+                };
+                let mut found = ops::reports::collect(dir, cfg, account.as_deref()).await?;
+                found.sort_by_cached_key(key);
+                let after = match &page.after {
+                    None => None,
+                    Some(k) if k.len() == 3 => Some(k.clone()),
+                    Some(_) => {
+                        return Err(ApiError::invalid("bad cursor: not one of this list's"));
+                    }
+                };
+                let items: Vec<_> = found
+                    .into_iter()
+                    .filter(|r| after.as_ref().is_none_or(|a| key(r) > *a))
+                    .take(page.limit + 1)
+                    .collect();
+                page.reply(items, key, |rs| {
+                    let views: Vec<ops::reports::ReportView> = rs
+                        .iter()
+                        .map(|r| ops::reports::ReportView::of(r, false))
+                        .collect();
+                    to_json(&views)
+                })
             }
             ApiCall::GetReport { id, account } => {
                 let r = ops::reports::find(dir, cfg, account.as_deref(), &id).await?;
@@ -204,8 +305,73 @@ impl AdminApi for ApiBackend {
                 ops::app_passwords::revoke(dir, &address, id).await?;
                 Ok(ApiReply::NoContent)
             }
-            ApiCall::ListSpamLists { scope } => {
+            ApiCall::ListSpamLists { scope, page: None } => {
                 ok(&ops::spam_lists::list(dir, scope.as_deref()).await?)
+            }
+            ApiCall::ListSpamLists {
+                scope,
+                page: Some(page),
+            } => {
+                let after = key_pair(&page)?;
+                let items =
+                    ops::spam_lists::list_page(dir, scope.as_deref(), after, page.limit + 1)
+                        .await?;
+                page.reply(
+                    items,
+                    |e| vec![e.scope.clone(), e.entry.clone()],
+                    to_json_slice,
+                )
+            }
+            ApiCall::ListSieveScripts { address } => {
+                ok(&ops::sieve::list(cfg, dir, &address).await?)
+            }
+            ApiCall::GetSieveScript { address, name } => Ok(ApiReply::Text(
+                ops::sieve::get(cfg, dir, &address, &name).await?,
+            )),
+            ApiCall::PutSieveScript {
+                address,
+                name,
+                script,
+            } => match ops::sieve::put(cfg, dir, &address, &name, &script).await {
+                Ok(view) => ok(&view),
+                Err(ops::sieve::PutError::Op(e)) => Err(e.into()),
+                Err(ops::sieve::PutError::Compile(e)) => {
+                    let mut err = ApiError::new(422, "invalid_script", e.to_string());
+                    err.location = Some((e.line, e.column));
+                    Err(err)
+                }
+            },
+            ApiCall::DeleteSieveScript { address, name } => {
+                ops::sieve::delete(cfg, dir, &address, &name).await?;
+                Ok(ApiReply::NoContent)
+            }
+            ApiCall::ActivateSieveScript { address, name } => {
+                ok(&ops::sieve::activate(cfg, dir, &address, name.as_deref()).await?)
+            }
+            ApiCall::ListMailboxes { address, page } => {
+                let page = page.unwrap_or(wharf_http::Page {
+                    limit: wharf_store::MAX_MAILBOXES,
+                    after: None,
+                });
+                let after = page.key_part(0, 1)?;
+                let items = ops::mailboxes::list_page(dir, &address, after, page.limit + 1).await?;
+                page.reply(items, |m| vec![m.name.clone()], to_json_slice)
+            }
+            ApiCall::CreateMailbox {
+                address,
+                name,
+                special_use,
+                subscribe,
+            } => created(
+                &ops::mailboxes::create(dir, &address, &name, special_use.as_deref(), subscribe)
+                    .await?,
+            ),
+            ApiCall::DeleteMailbox { address, name } => {
+                ops::mailboxes::delete(dir, &address, &name).await?;
+                Ok(ApiReply::NoContent)
+            }
+            ApiCall::RenameMailbox { address, name, to } => {
+                ok(&ops::mailboxes::rename(dir, &address, &name, &to).await?)
             }
             ApiCall::PutSpamListEntry {
                 scope,
@@ -216,8 +382,31 @@ impl AdminApi for ApiBackend {
                 ops::spam_lists::delete(dir, &scope, &entry).await?;
                 Ok(ApiReply::NoContent)
             }
+            ApiCall::Reload => {
+                let Some(reloader) = &self.reloader else {
+                    return Err(ApiError::unavailable("no running server to reload"));
+                };
+                let reloader = reloader.clone();
+                // File reads and key parsing: off the runtime's worker threads.
+                let done = tokio::task::spawn_blocking(move || reloader.reload("API"))
+                    .await
+                    .map_err(|e| ApiError::internal(format!("reload: {e}")))?;
+                match done {
+                    Ok(report) => ok(&report),
+                    Err(e) => Err(ApiError::new(422, "config_error", e.to_string())),
+                }
+            }
         }
     }
+}
+
+fn to_json_slice<T: Serialize>(items: &[T]) -> Result<Value, ApiError> {
+    to_json(&items)
+}
+
+/// A two-part cursor key (most lists are ordered by a pair of columns).
+fn key_pair(page: &wharf_http::Page) -> Result<Option<(&str, &str)>, ApiError> {
+    Ok(page.key_part(0, 2)?.zip(page.key_part(1, 2)?))
 }
 
 fn quota_reply(a: &ops::accounts::AccountInfo) -> Result<ApiReply, ApiError> {

@@ -128,7 +128,7 @@ pub fn decode_mutf7(s: &str) -> Result<String> {
     Ok(out)
 }
 
-async fn ensure_mailbox(
+pub(crate) async fn ensure_mailbox(
     store: &Arc<dyn Store>,
     account: &Account,
     name: &str,
@@ -312,6 +312,8 @@ pub struct MboxMessage {
     pub flags: Flags,
     pub keywords: Vec<String>,
     pub internal_date: Option<i64>,
+    /// Longer than the reader's `max_message`: `raw` is empty, the message was read past.
+    pub oversized: bool,
 }
 
 /// Splits an mbox stream into messages (From_ lines after a blank line; mboxrd `>From` unquoting).
@@ -319,6 +321,7 @@ pub struct MboxReader<R> {
     input: R,
     pending_from: Option<Vec<u8>>,
     done: bool,
+    max_message: Option<usize>,
 }
 
 impl<R: BufRead> MboxReader<R> {
@@ -327,7 +330,27 @@ impl<R: BufRead> MboxReader<R> {
             input,
             pending_from: None,
             done: false,
+            max_message: None,
         }
+    }
+
+    /// Bounds what one message may hold in memory (input from the network): a longer message
+    /// comes back `oversized` and empty, and no line is read whole past the bound.
+    pub fn with_max_message(mut self, octets: usize) -> Self {
+        self.max_message = Some(octets);
+        self
+    }
+
+    /// One line, or at most `max_message + 2` octets of one; false at the end of the input.
+    fn read_line(&mut self, line: &mut Vec<u8>) -> std::io::Result<bool> {
+        use std::io::Read as _;
+        let n = match self.max_message {
+            Some(max) => (&mut self.input)
+                .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(2))
+                .read_until(b'\n', line)?,
+            None => self.input.read_until(b'\n', line)?,
+        };
+        Ok(n > 0)
     }
 
     pub fn next_message(&mut self) -> Result<Option<MboxMessage>> {
@@ -340,7 +363,7 @@ impl<R: BufRead> MboxReader<R> {
                 // Start of file: skip leading blank lines, then require a From_ line.
                 loop {
                     let mut line = Vec::new();
-                    if self.input.read_until(b'\n', &mut line)? == 0 {
+                    if !self.read_line(&mut line)? {
                         self.done = true;
                         return Ok(None);
                     }
@@ -354,25 +377,61 @@ impl<R: BufRead> MboxReader<R> {
                 }
             }
         };
-        let mut lines: Vec<Vec<u8>> = Vec::new();
+        // Lines go into one contiguous buffer as they are read (a message of millions of short
+        // lines must not cost a vector each). A blank line waits in `held_blank`: it belongs to
+        // the separator if a From_ line follows.
+        let mut message = Some(MboxBuilder::default());
+        let mut held_blank: Option<Vec<u8>> = None;
+        let mut held = 0usize;
+        // Kept apart from the builder, which an oversized message drops.
+        let mut prev_blank = true;
+        let mut at_line_start = true;
         loop {
             let mut line = Vec::new();
-            if self.input.read_until(b'\n', &mut line)? == 0 {
+            if !self.read_line(&mut line)? {
                 self.done = true;
                 break;
             }
-            let prev_blank = lines.last().is_none_or(|l| is_blank(l));
-            if prev_blank && looks_like_from_line(&line) {
+            let starts_line = at_line_start;
+            at_line_start = line.ends_with(b"\n");
+            if starts_line && prev_blank && looks_like_from_line(&line) {
                 self.pending_from = Some(line);
                 // The blank line before a From_ line belongs to the separator.
-                if lines.last().is_some_and(|l| is_blank(l)) {
-                    lines.pop();
-                }
+                held_blank = None;
                 break;
             }
-            lines.push(line);
+            prev_blank = starts_line && is_blank(&line);
+            let Some(m) = message.as_mut() else {
+                continue;
+            };
+            held += line.len();
+            if self.max_message.is_some_and(|max| held > max) {
+                message = None;
+                held_blank = None;
+                continue;
+            }
+            if let Some(blank) = held_blank.take() {
+                m.push(blank);
+            }
+            if prev_blank {
+                held_blank = Some(line);
+            } else {
+                m.push(line);
+            }
         }
-        Ok(Some(build_mbox_message(&from_line, lines)))
+        let Some(mut message) = message else {
+            return Ok(Some(MboxMessage {
+                raw: Vec::new(),
+                flags: Flags::empty(),
+                keywords: Vec::new(),
+                internal_date: None,
+                oversized: true,
+            }));
+        };
+        if let Some(blank) = held_blank {
+            message.push(blank);
+        }
+        Ok(Some(message.finish(&from_line)))
     }
 }
 
@@ -404,48 +463,58 @@ fn is_blank(line: &[u8]) -> bool {
     line == b"\n" || line == b"\r\n"
 }
 
-fn build_mbox_message(from_line: &[u8], lines: Vec<Vec<u8>>) -> MboxMessage {
-    let mut raw = Vec::new();
-    let mut flags = Flags::empty();
-    let mut keywords = Vec::new();
-    let mut in_headers = true;
-    let mut skipping_header = false;
-    let mut date_header: Option<String> = None;
-    let mut in_date = false;
-    for mut line in lines {
-        if in_headers {
+/// One mbox message built line by line: the mbox metadata headers (Status, X-Status,
+/// X-Keywords…) become flags and keywords and are left out, mboxrd quoting is undone.
+#[derive(Default)]
+struct MboxBuilder {
+    raw: Vec<u8>,
+    flags: Flags,
+    keywords: Vec<String>,
+    in_body: bool,
+    skipping_header: bool,
+    date_header: Option<String>,
+    in_date: bool,
+}
+
+impl MboxBuilder {
+    fn push(&mut self, mut line: Vec<u8>) {
+        if !self.in_body {
             if is_blank(&line) {
-                in_headers = false;
+                self.in_body = true;
             } else if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-                if skipping_header {
-                    continue;
+                if self.skipping_header {
+                    return;
                 }
-                if in_date && let Some(d) = &mut date_header {
+                if self.in_date
+                    && let Some(d) = &mut self.date_header
+                {
                     d.push_str(&String::from_utf8_lossy(&line));
                 }
             } else {
-                in_date = false;
-                skipping_header = false;
+                self.in_date = false;
+                self.skipping_header = false;
                 let text = String::from_utf8_lossy(&line).into_owned();
                 if let Some((name, value)) = text.split_once(':') {
                     let lname = name.trim().to_ascii_lowercase();
                     if MBOX_METADATA_HEADERS.contains(&lname.as_str()) {
-                        skipping_header = true;
+                        self.skipping_header = true;
                         let value = value.trim();
                         match lname.as_str() {
-                            "status" if value.contains('R') => flags = flags | Flags::SEEN,
+                            "status" if value.contains('R') => {
+                                self.flags = self.flags | Flags::SEEN;
+                            }
                             "x-status" => {
                                 for c in value.chars() {
                                     match c {
-                                        'A' => flags = flags | Flags::ANSWERED,
-                                        'F' => flags = flags | Flags::FLAGGED,
-                                        'T' => flags = flags | Flags::DRAFT,
-                                        'D' => flags = flags | Flags::DELETED,
+                                        'A' => self.flags = self.flags | Flags::ANSWERED,
+                                        'F' => self.flags = self.flags | Flags::FLAGGED,
+                                        'T' => self.flags = self.flags | Flags::DRAFT,
+                                        'D' => self.flags = self.flags | Flags::DELETED,
                                         _ => {}
                                     }
                                 }
                             }
-                            "x-keywords" => keywords.extend(
+                            "x-keywords" => self.keywords.extend(
                                 value
                                     .split([',', ' '])
                                     .filter(|k| !k.is_empty())
@@ -453,11 +522,11 @@ fn build_mbox_message(from_line: &[u8], lines: Vec<Vec<u8>>) -> MboxMessage {
                             ),
                             _ => {}
                         }
-                        continue;
+                        return;
                     }
                     if lname == "date" {
-                        in_date = true;
-                        date_header = Some(value.to_string());
+                        self.in_date = true;
+                        self.date_header = Some(value.to_string());
                     }
                 }
             }
@@ -468,22 +537,28 @@ fn build_mbox_message(from_line: &[u8], lines: Vec<Vec<u8>>) -> MboxMessage {
             // mboxrd: one level of quoting was added when the message was written.
             line.remove(0);
         }
-        raw.extend_from_slice(&line);
+        self.raw.extend_from_slice(&line);
     }
-    keywords.sort_by_key(|k| k.to_ascii_lowercase());
-    keywords.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-    let internal_date = from_line_date(from_line).or_else(|| {
-        date_header.and_then(|d| {
-            chrono::DateTime::parse_from_rfc2822(d.trim())
-                .ok()
-                .map(|t| t.timestamp())
-        })
-    });
-    MboxMessage {
-        raw: to_crlf(&raw),
-        flags,
-        keywords,
-        internal_date,
+
+    fn finish(self, from_line: &[u8]) -> MboxMessage {
+        let mut keywords = self.keywords;
+        keywords.sort_by_key(|k| k.to_ascii_lowercase());
+        keywords.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        let date_header = self.date_header;
+        let internal_date = from_line_date(from_line).or_else(|| {
+            date_header.and_then(|d| {
+                chrono::DateTime::parse_from_rfc2822(d.trim())
+                    .ok()
+                    .map(|t| t.timestamp())
+            })
+        });
+        MboxMessage {
+            raw: to_crlf(&self.raw),
+            flags: self.flags,
+            keywords,
+            internal_date,
+            oversized: false,
+        }
     }
 }
 
@@ -599,6 +674,22 @@ From bob@example.com Sun Jan  4 10:00:00 1996\nSubject: two\nDate: Mon, 5 Jan 19
         );
         assert_eq!(m2.flags, Flags::empty());
         assert_eq!(m2.internal_date, Some(820_749_600));
+        assert!(r.next_message().unwrap().is_none());
+    }
+
+    #[test]
+    fn oversized_messages_are_passed_over() {
+        let big = "x".repeat(300);
+        let text = format!(
+            "From a@b.c Sat Jan  3 01:05:34 1996\nSubject: big\n\n{big}\n{big}\n\n\
+From a@b.c Sat Jan  3 01:05:35 1996\nSubject: small\n\nhi\n"
+        );
+        let mut r = MboxReader::new(text.as_bytes()).with_max_message(200);
+        let m1 = r.next_message().unwrap().unwrap();
+        assert!(m1.oversized && m1.raw.is_empty());
+        let m2 = r.next_message().unwrap().unwrap();
+        assert!(!m2.oversized);
+        assert_eq!(m2.raw, b"Subject: small\r\n\r\nhi\r\n".to_vec());
         assert!(r.next_message().unwrap().is_none());
     }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod api_backend;
+mod api_import;
 mod app_password_admin;
 mod arrival;
 mod backup;
@@ -23,6 +24,7 @@ mod ops;
 mod outbound_node;
 mod queue_admin;
 mod reindex;
+mod reload;
 mod report_admin;
 mod reporting;
 mod serve;
@@ -119,7 +121,9 @@ async fn run(cli: Cli) -> Result<()> {
                 key.domain,
                 file.display()
             );
-            println!("Publish this DNS TXT record, then restart `wharf serve` to start signing:");
+            println!(
+                "Publish this DNS TXT record, then reload `wharf serve` (SIGHUP or POST /api/v1/reload) to start signing:"
+            );
             println!("{}", key.zone_line);
             println!("name:  {}", key.dns_name);
             println!("value: {}", key.txt_value);

@@ -147,16 +147,10 @@ pub async fn sieve(cfg: &Loaded, cmd: SieveCmd) -> Result<()> {
     Ok(())
 }
 
-/// RFC 5804 §1.6: script names are 1 to 128 characters, no control characters.
+/// ManageSieve's rule (RFC 5804 §1.6), so the CLI, the API and port 4190 accept the same names.
 fn check_name(name: &str) -> Result<()> {
-    let n = name.chars().count();
-    if n == 0
-        || n > 128
-        || name
-            .chars()
-            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
-    {
-        bail!("{name:?} is not a valid script name (1 to 128 characters, no control characters)");
+    if let Err(why) = wharf_managesieve::syntax::script_name(name.as_bytes()) {
+        bail!("{name:?} is not a valid script name ({why})");
     }
     Ok(())
 }

@@ -13,29 +13,52 @@ use std::process::Command;
 use common::{Env, PASSWORD};
 use serde_json::{Value, json};
 
-const HOST: &str = "mail.example.test";
-const ADMIN: &str = "boss@example.test";
-const USER: &str = "plain@example.test";
+pub(crate) const HOST: &str = "mail.example.test";
+pub(crate) const ADMIN: &str = "boss@example.test";
+pub(crate) const USER: &str = "plain@example.test";
 
-struct Api {
-    port: u16,
-    cacert: String,
+pub(crate) struct Api {
+    pub(crate) port: u16,
+    pub(crate) cacert: String,
 }
 
-struct Reply {
-    status: u16,
-    headers: String,
-    json: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    /// Lower-cased, for matching.
+    pub(crate) headers: String,
+    /// As sent (cursors in `Link` are case-sensitive).
+    pub(crate) raw_headers: String,
+    pub(crate) json: Value,
+    /// The body when it is not JSON (`text/plain`).
+    pub(crate) text: String,
 }
 
-enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     None,
     Basic(&'a str, &'a str),
     Bearer(&'a str),
 }
 
 impl Api {
-    fn call(&self, method: &str, path: &str, auth: &Auth, body: Option<&Value>) -> Reply {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: &Auth,
+        body: Option<&Value>,
+    ) -> Reply {
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        self.call_raw(method, path, auth, body.as_ref().map(|(t, b)| (*t, &b[..])))
+    }
+
+    /// `body`: its content type and octets (sent from a file, so it may be large).
+    pub(crate) fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        auth: &Auth,
+        body: Option<(&str, &[u8])>,
+    ) -> Reply {
         let dir = tempfile::tempdir().unwrap();
         let head = dir.path().join("h");
         let url = format!("https://{HOST}:{}{path}", self.port);
@@ -54,9 +77,15 @@ impl Api {
                 cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
             }
         }
-        if let Some(b) = body {
-            cmd.args(["-H", "Content-Type: application/json", "--data-binary"])
-                .arg(b.to_string());
+        if let Some((content_type, b)) = body {
+            let file = dir.path().join("body");
+            std::fs::write(&file, b).unwrap();
+            cmd.args([
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "--data-binary",
+            ])
+            .arg(format!("@{}", file.display()));
         }
         let out = cmd.arg(&url).output().expect("curl runs");
         assert!(
@@ -66,25 +95,31 @@ impl Api {
         );
         let text = String::from_utf8(out.stdout).unwrap();
         let (body, status) = text.rsplit_once('\n').unwrap();
-        let json = if body.is_empty() {
+        let raw_headers = std::fs::read_to_string(&head).unwrap();
+        let plain = raw_headers
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain");
+        let json = if body.is_empty() || plain {
             Value::Null
         } else {
             serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
         };
         Reply {
             status: status.parse().unwrap(),
-            headers: std::fs::read_to_string(&head).unwrap().to_ascii_lowercase(),
+            headers: raw_headers.to_ascii_lowercase(),
+            raw_headers,
             json,
+            text: body.to_string(),
         }
     }
 
-    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         self.call(method, path, &Auth::Basic(ADMIN, PASSWORD), body.as_ref())
     }
 }
 
 /// The reply is `status` with the JSON error of `code`.
-fn error(r: &Reply, status: u16, code: &str) {
+pub(crate) fn error(r: &Reply, status: u16, code: &str) {
     assert_eq!(r.status, status, "{}", r.json);
     assert_eq!(r.json["error"]["code"], code, "{}", r.json);
     assert!(

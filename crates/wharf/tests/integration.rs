@@ -7,6 +7,7 @@
 mod common;
 
 mod api;
+mod api_mail;
 mod backup;
 mod cli;
 mod config_check;
@@ -29,6 +30,7 @@ mod package;
 mod pipe;
 mod postgres;
 mod reindex;
+mod reload;
 mod scale_out_haproxy;
 mod serve;
 mod slowloris;

@@ -14,7 +14,7 @@ use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -66,6 +66,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/spam/lists"),
     ("put", "/spam/lists/{scope}/{entry}"),
     ("delete", "/spam/lists/{scope}/{entry}"),
+    ("get", "/accounts/{address}/sieve"),
+    ("get", "/accounts/{address}/sieve/{name}"),
+    ("put", "/accounts/{address}/sieve/{name}"),
+    ("delete", "/accounts/{address}/sieve/{name}"),
+    ("post", "/accounts/{address}/sieve/{name}/activate"),
+    ("post", "/accounts/{address}/sieve/deactivate"),
+    ("get", "/accounts/{address}/mailboxes"),
+    ("post", "/accounts/{address}/mailboxes"),
+    ("delete", "/accounts/{address}/mailboxes/{name}"),
+    ("post", "/accounts/{address}/mailboxes/{name}/rename"),
+    ("post", "/accounts/{address}/import"),
+    ("post", "/reload"),
 ];
 
 /// One operation the API asks the binary to run, its input checked for shape only.
@@ -83,7 +95,10 @@ pub enum ApiCall {
         address: String,
         forward: Option<ForwardInput>,
     },
-    ListDomains,
+    /// `page: None` (the web pages) lists everything; the REST API always asks for a page.
+    ListDomains {
+        page: Option<Page>,
+    },
     AddDomain {
         name: String,
     },
@@ -103,6 +118,7 @@ pub enum ApiCall {
     },
     ListAccounts {
         domain: Option<String>,
+        page: Option<Page>,
     },
     GetAccount {
         address: String,
@@ -138,7 +154,9 @@ pub enum ApiCall {
         address: String,
         disabled: bool,
     },
-    ListAliases,
+    ListAliases {
+        page: Option<Page>,
+    },
     AddAlias {
         address: String,
         target: String,
@@ -147,7 +165,9 @@ pub enum ApiCall {
         address: String,
         target: Option<String>,
     },
-    ListQueue,
+    ListQueue {
+        page: Option<Page>,
+    },
     GetQueueEntry {
         id: String,
     },
@@ -159,6 +179,7 @@ pub enum ApiCall {
     },
     ListReports {
         account: Option<String>,
+        page: Option<Page>,
     },
     GetReport {
         id: String,
@@ -182,6 +203,7 @@ pub enum ApiCall {
     /// The spam filter's allow/block lists, of one scope or all.
     ListSpamLists {
         scope: Option<String>,
+        page: Option<Page>,
     },
     /// Puts `entry` on the allow (`allow`) or block list of `scope`.
     PutSpamListEntry {
@@ -193,6 +215,55 @@ pub enum ApiCall {
         scope: String,
         entry: String,
     },
+    /// The account's Sieve scripts (name, size, active), as ManageSieve's LISTSCRIPTS.
+    ListSieveScripts {
+        address: String,
+    },
+    /// One script's text (answered as `text/plain`).
+    GetSieveScript {
+        address: String,
+        name: String,
+    },
+    /// Compiles, then stores (creates or replaces) a script, within ManageSieve's bounds.
+    PutSieveScript {
+        address: String,
+        name: String,
+        script: String,
+    },
+    /// Refused while the script is active (ManageSieve's rule).
+    DeleteSieveScript {
+        address: String,
+        name: String,
+    },
+    /// Makes `name` the active script; `None` deactivates every script.
+    ActivateSieveScript {
+        address: String,
+        name: Option<String>,
+    },
+    /// The account's mailboxes with their counts, by name.
+    ListMailboxes {
+        address: String,
+        page: Option<Page>,
+    },
+    CreateMailbox {
+        address: String,
+        name: String,
+        special_use: Option<String>,
+        subscribe: bool,
+    },
+    /// INBOX is refused.
+    DeleteMailbox {
+        address: String,
+        name: String,
+    },
+    RenameMailbox {
+        address: String,
+        name: String,
+        to: String,
+    },
+    /// Reads the configuration file again and applies what can change under running sessions
+    /// (as SIGHUP does); the reply is the reload's report, a file that does not load a 422.
+    Reload,
 }
 
 /// A successful answer.
@@ -204,6 +275,143 @@ pub enum ApiReply {
     Created(Value),
     /// 204.
     NoContent,
+    /// 200 with one page of a list (a JSON array); `next` is the cursor key of the page after
+    /// it, sent as a `Link: <…>; rel="next"` header, `None` on the last page.
+    Page {
+        items: Value,
+        next: Option<Vec<String>>,
+    },
+    /// 200 with `text/plain; charset=utf-8` (a Sieve script).
+    Text(String),
+}
+
+/// One page of a list endpoint: at most `limit` items after the item whose key is `after`
+/// (the decoded `?after=` cursor: the key parts of the last item of the previous page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    pub after: Option<Vec<String>>,
+}
+
+/// Items a page holds unless `?limit=` says otherwise.
+pub const DEFAULT_PAGE_LIMIT: usize = 100;
+/// The largest `?limit=` (a larger one is a 422): a page is built in memory and each item may
+/// cost queries (an account's usage, a mailbox's counts).
+pub const MAX_PAGE_LIMIT: usize = 1000;
+/// Longest `?after=` cursor accepted (ours are a few hundred characters at most).
+const MAX_CURSOR_LEN: usize = 4096;
+
+impl Page {
+    /// The key part `i` of the cursor, or the 422 a cursor of another shape deserves.
+    pub fn key_part(&self, i: usize, parts: usize) -> Result<Option<&str>, ApiError> {
+        match &self.after {
+            None => Ok(None),
+            Some(key) if key.len() == parts => Ok(key.get(i).map(String::as_str)),
+            Some(_) => Err(ApiError::invalid("bad cursor: not one of this list's")),
+        }
+    }
+
+    /// The reply for `items` fetched with one more than `limit` asked for: the extra item only
+    /// says that another page follows, and the cursor is the last kept item's `key`.
+    pub fn reply<T>(
+        &self,
+        mut items: Vec<T>,
+        key: impl Fn(&T) -> Vec<String>,
+        json: impl Fn(&[T]) -> Result<Value, ApiError>,
+    ) -> Result<ApiReply, ApiError> {
+        let more = items.len() > self.limit;
+        items.truncate(self.limit);
+        let next = if more { items.last().map(&key) } else { None };
+        Ok(ApiReply::Page {
+            items: json(&items)?,
+            next,
+        })
+    }
+}
+
+/// Where `POST /accounts/{address}/import` puts messages, and what the body holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportInput {
+    pub address: String,
+    /// Default INBOX; created (with its parents) when missing.
+    pub mailbox: Option<String>,
+    pub format: ImportFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// `application/mbox`: any number of messages.
+    Mbox,
+    /// `message/rfc822`: one message.
+    Message,
+}
+
+/// A request body read as it arrives, so that an upload is never held whole in memory.
+pub struct RequestBody(axum::body::Body);
+
+impl RequestBody {
+    /// The next piece of the body, `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        use axum::body::HttpBody as _;
+        loop {
+            let frame =
+                std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.0).poll_frame(cx)).await;
+            match frame {
+                None => return Ok(None),
+                Some(Err(e)) => {
+                    return Err(ApiError::new(
+                        400,
+                        "bad_request",
+                        format!("reading the request body: {e}"),
+                    ));
+                }
+                // Trailers carry no data.
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The whole body when it is at most `cap` octets; a 413 past it.
+    pub async fn read_capped(&mut self, cap: usize) -> Result<Vec<u8>, ApiError> {
+        let mut out = Vec::new();
+        while let Some(c) = self.chunk().await? {
+            if out.len() + c.len() > cap {
+                self.drain().await;
+                return Err(too_large(cap as u64));
+            }
+            out.extend_from_slice(&c);
+        }
+        Ok(out)
+    }
+
+    /// Reads on, discarding, up to [`MAX_DRAIN`] octets: a client still sending when it is
+    /// refused then reads the refusal, where closing on unread data would reset the connection
+    /// under it. Past that the connection is closed anyway.
+    pub async fn drain(&mut self) {
+        let mut left = MAX_DRAIN;
+        while left > 0 {
+            match self.chunk().await {
+                Ok(Some(c)) => left = left.saturating_sub(c.len() as u64),
+                _ => return,
+            }
+        }
+    }
+}
+
+/// What [`RequestBody::drain`] reads at most after a refusal.
+pub const MAX_DRAIN: u64 = 4 << 20;
+
+/// The 413 of a body past `cap` octets.
+pub fn too_large(cap: u64) -> ApiError {
+    ApiError::new(
+        413,
+        "too_large",
+        format!("the request body is larger than the limit of {cap} octets"),
+    )
 }
 
 /// A refused or failed call: HTTP status, a stable code and a human message.
@@ -212,6 +420,9 @@ pub struct ApiError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// (line, column) in the request body the error is about (a Sieve script that does not
+    /// compile), sent as `line` and `column` beside `code` and `message`.
+    pub location: Option<(u32, u32)>,
 }
 
 impl ApiError {
@@ -220,6 +431,7 @@ impl ApiError {
             status,
             code: code.to_string(),
             message: message.into(),
+            location: None,
         }
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -254,17 +466,20 @@ pub trait AdminApi: Send + Sync + 'static {
     /// Whether the account has the admin role.
     async fn is_admin(&self, address: &str) -> Result<bool, ApiError>;
     async fn call(&self, call: ApiCall) -> Result<ApiReply, ApiError>;
+    /// Imports the messages of `body` (read as it arrives) into an account.
+    async fn import(&self, input: ImportInput, body: RequestBody) -> Result<ApiReply, ApiError>;
 }
 
 pub type SharedAdminApi = Arc<dyn AdminApi>;
 
 fn error_response(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        axum::Json(json!({"error": {"code": e.code, "message": e.message}})),
-    )
-        .into_response()
+    let mut error = json!({"code": e.code, "message": e.message});
+    if let Some((line, column)) = e.location {
+        error["line"] = json!(line);
+        error["column"] = json!(column);
+    }
+    (status, axum::Json(json!({ "error": error }))).into_response()
 }
 
 fn unauthorized(message: &str, bearer_error: bool) -> Response {
@@ -422,12 +637,37 @@ async fn dispatch(
     write: bool,
     call: Result<ApiCall, ApiError>,
 ) -> Response {
+    dispatch_at(state, peer, headers, write, call, None).await
+}
+
+/// The API, the client's address and who it is, once authenticated and allowed.
+async fn admitted(
+    state: &HttpState,
+    peer: Peer,
+    headers: &HeaderMap,
+    write: bool,
+) -> Result<(SharedAdminApi, IpAddr, String), Response> {
     let Some(api) = state.admin_api() else {
-        return error_response(&ApiError::not_found("the admin API is not enabled"));
+        return Err(error_response(&ApiError::not_found(
+            "the admin API is not enabled",
+        )));
     };
     let ip = client_ip(state, peer.map(|c| c.0.0), headers);
-    let who = match authorize(state, api.as_ref(), ip, headers, write).await {
-        Ok(who) => who,
+    let who = authorize(state, api.as_ref(), ip, headers, write).await?;
+    Ok((api.clone(), ip, who))
+}
+
+/// `dispatch` for a list: `uri` (under `/api/v1`) is what the `Link` to the next page extends.
+async fn dispatch_at(
+    state: &HttpState,
+    peer: Peer,
+    headers: &HeaderMap,
+    write: bool,
+    call: Result<ApiCall, ApiError>,
+    uri: Option<&Uri>,
+) -> Response {
+    let (api, ip, who) = match admitted(state, peer, headers, write).await {
+        Ok(a) => a,
         Err(r) => return r,
     };
     let call = match call {
@@ -442,10 +682,26 @@ async fn dispatch(
     if reply.is_ok() {
         crate::web::after_call(state.web_sessions(), &effect);
     }
+    respond(reply, uri)
+}
+
+fn respond(reply: Result<ApiReply, ApiError>, uri: Option<&Uri>) -> Response {
     match reply {
         Ok(ApiReply::Ok(v)) => axum::Json(v).into_response(),
         Ok(ApiReply::Created(v)) => (StatusCode::CREATED, axum::Json(v)).into_response(),
         Ok(ApiReply::NoContent) => StatusCode::NO_CONTENT.into_response(),
+        Ok(ApiReply::Page { items, next }) => {
+            let mut r = axum::Json(items).into_response();
+            if let (Some(next), Some(uri)) = (next, uri)
+                && let Ok(v) = HeaderValue::from_str(&next_link(uri, &next))
+            {
+                r.headers_mut().insert(header::LINK, v);
+            }
+            r
+        }
+        Ok(ApiReply::Text(t)) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], t).into_response()
+        }
         Err(e) => {
             if e.status >= 500 {
                 tracing::warn!(code = e.code, message = e.message, "api: call failed");
@@ -453,6 +709,68 @@ async fn dispatch(
             error_response(&e)
         }
     }
+}
+
+/// The `?limit=` and `?after=` of a list request; a 422 for a limit out of 1..=1000 or a
+/// cursor that is not one of ours.
+fn page(q: &HashMap<String, String>) -> Result<Page, ApiError> {
+    let limit = match q.get("limit") {
+        None => DEFAULT_PAGE_LIMIT,
+        Some(l) => l
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "limit must be a number from 1 to {MAX_PAGE_LIMIT}, not {l:?}"
+                ))
+            })?,
+    };
+    let after = match q.get("after") {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::invalid("bad cursor"))?),
+    };
+    Ok(Page { limit, after })
+}
+
+/// A cursor is the last item's key parts as a JSON array of strings, in unpadded base64url:
+/// opaque to clients, and any key (an address, a mailbox name) survives it.
+fn encode_cursor(key: &[String]) -> String {
+    use base64::Engine;
+    let json = serde_json::to_vec(key).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_cursor(text: &str) -> Option<Vec<String>> {
+    use base64::Engine;
+    if text.is_empty() || text.len() > MAX_CURSOR_LEN {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .ok()?;
+    let key: Vec<String> = serde_json::from_slice(&raw).ok()?;
+    // Our keys are names and ids: a control character (NUL, which PostgreSQL refuses in text)
+    // means a cursor we did not make.
+    if key.iter().any(|p| p.chars().any(char::is_control)) {
+        return None;
+    }
+    (!key.is_empty()).then_some(key)
+}
+
+/// `</api/v1/…?…&limit=N&after=C>; rel="next"`: the request's own path and query, its cursor
+/// replaced by the next page's (the limit kept as asked).
+fn next_link(uri: &Uri, next: &[String]) -> String {
+    let mut query: Vec<String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("after=") && p != &"after")
+        .map(str::to_string)
+        .collect();
+    query.push(format!("after={}", encode_cursor(next)));
+    format!("</api/v1{}?{}>; rel=\"next\"", uri.path(), query.join("&"))
 }
 
 /// The call without passwords, for the log.
@@ -470,6 +788,16 @@ pub(crate) fn redacted(call: &ApiCall) -> ApiCall {
         ApiCall::ChangeOwnPassword { address, .. } => ApiCall::ChangeOwnPassword {
             address: address.clone(),
             password: "***".into(),
+        },
+        // Not secret, but up to a megabyte: the log gets its size.
+        ApiCall::PutSieveScript {
+            address,
+            name,
+            script,
+        } => ApiCall::PutSieveScript {
+            address: address.clone(),
+            name: name.clone(),
+            script: format!("<{} octets>", script.len()),
         },
         c => c.clone(),
     }
@@ -634,8 +962,40 @@ pub(crate) fn router(state: HttpState) -> Router<HttpState> {
             "/spam/lists/{scope}/{entry}",
             axum::routing::put(spam_list_put).delete(spam_list_delete),
         )
+        .route("/accounts/{address}/sieve", get(sieve_list))
+        .route(
+            "/accounts/{address}/sieve/{name}",
+            get(sieve_get).put(sieve_put).delete(sieve_delete),
+        )
+        // The static segment wins over `{name}`: the other methods reach a script that happens
+        // to be called "deactivate".
+        .route(
+            "/accounts/{address}/sieve/deactivate",
+            post(sieve_deactivate)
+                .get(sieve_get_deactivate)
+                .put(sieve_put_deactivate)
+                .delete(sieve_delete_deactivate),
+        )
+        .route(
+            "/accounts/{address}/sieve/{name}/activate",
+            post(sieve_activate),
+        )
+        .route(
+            "/accounts/{address}/mailboxes",
+            get(mailboxes_list).post(mailboxes_create),
+        )
+        .route(
+            "/accounts/{address}/mailboxes/{name}",
+            axum::routing::delete(mailboxes_delete),
+        )
+        .route(
+            "/accounts/{address}/mailboxes/{name}/rename",
+            post(mailboxes_rename),
+        )
+        .route("/accounts/{address}/import", post(import))
         .route("/reports", get(reports_list))
         .route("/reports/{id}", get(reports_get))
+        .route("/reload", post(reload))
         .fallback(|| async { error_response(&ApiError::not_found("no such API endpoint")) })
         .method_not_allowed_fallback(|| async {
             error_response(&ApiError::new(
@@ -650,12 +1010,23 @@ pub(crate) fn router(state: HttpState) -> Router<HttpState> {
         ))
 }
 
+async fn reload(State(s): State<HttpState>, p: Peer, h: HeaderMap) -> Response {
+    dispatch(&s, p, &h, true, Ok(ApiCall::Reload)).await
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn domains_list(State(s): State<HttpState>, p: Peer, h: HeaderMap) -> Response {
-    dispatch(&s, p, &h, false, Ok(ApiCall::ListDomains)).await
+async fn domains_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+) -> Response {
+    let call = page(&q).map(|page| ApiCall::ListDomains { page: Some(page) });
+    dispatch_at(&s, p, &h, false, call, Some(&uri)).await
 }
 
 async fn domains_add(State(s): State<HttpState>, p: Peer, h: HeaderMap, b: Bytes) -> Response {
@@ -711,11 +1082,18 @@ async fn dns(
     dispatch(&s, p, &h, false, Ok(ApiCall::DnsRecords { domain })).await
 }
 
-async fn accounts_list(State(s): State<HttpState>, p: Peer, h: HeaderMap, Query(q): Q) -> Response {
-    let call = ApiCall::ListAccounts {
+async fn accounts_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+) -> Response {
+    let call = page(&q).map(|page| ApiCall::ListAccounts {
         domain: q.get("domain").cloned(),
-    };
-    dispatch(&s, p, &h, false, Ok(call)).await
+        page: Some(page),
+    });
+    dispatch_at(&s, p, &h, false, call, Some(&uri)).await
 }
 
 async fn accounts_add(State(s): State<HttpState>, p: Peer, h: HeaderMap, b: Bytes) -> Response {
@@ -812,10 +1190,14 @@ async fn spam_lists_list(
     State(s): State<HttpState>,
     p: Peer,
     h: HeaderMap,
+    uri: Uri,
     Query(q): Q,
 ) -> Response {
-    let scope = q.get("scope").cloned();
-    dispatch(&s, p, &h, false, Ok(ApiCall::ListSpamLists { scope })).await
+    let call = page(&q).map(|page| ApiCall::ListSpamLists {
+        scope: q.get("scope").cloned(),
+        page: Some(page),
+    });
+    dispatch_at(&s, p, &h, false, call, Some(&uri)).await
 }
 
 async fn spam_list_put(
@@ -972,8 +1354,15 @@ async fn accounts_enable(
     dispatch(&s, p, &h, true, Ok(call)).await
 }
 
-async fn aliases_list(State(s): State<HttpState>, p: Peer, h: HeaderMap) -> Response {
-    dispatch(&s, p, &h, false, Ok(ApiCall::ListAliases)).await
+async fn aliases_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+) -> Response {
+    let call = page(&q).map(|page| ApiCall::ListAliases { page: Some(page) });
+    dispatch_at(&s, p, &h, false, call, Some(&uri)).await
 }
 
 async fn aliases_add(State(s): State<HttpState>, p: Peer, h: HeaderMap, b: Bytes) -> Response {
@@ -998,8 +1387,15 @@ async fn aliases_delete(
     dispatch(&s, p, &h, true, Ok(call)).await
 }
 
-async fn queue_list(State(s): State<HttpState>, p: Peer, h: HeaderMap) -> Response {
-    dispatch(&s, p, &h, false, Ok(ApiCall::ListQueue)).await
+async fn queue_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+) -> Response {
+    let call = page(&q).map(|page| ApiCall::ListQueue { page: Some(page) });
+    dispatch_at(&s, p, &h, false, call, Some(&uri)).await
 }
 
 async fn queue_get(
@@ -1033,11 +1429,18 @@ async fn queue_drop(
     dispatch(&s, p, &h, true, Ok(ApiCall::DropQueueEntry { id })).await
 }
 
-async fn reports_list(State(s): State<HttpState>, p: Peer, h: HeaderMap, Query(q): Q) -> Response {
-    let call = ApiCall::ListReports {
+async fn reports_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    uri: Uri,
+    Query(q): Q,
+) -> Response {
+    let call = page(&q).map(|page| ApiCall::ListReports {
         account: q.get("account").cloned(),
-    };
-    dispatch(&s, p, &h, false, Ok(call)).await
+        page: Some(page),
+    });
+    dispatch_at(&s, p, &h, false, call, Some(&uri)).await
 }
 
 async fn reports_get(
@@ -1054,9 +1457,307 @@ async fn reports_get(
     dispatch(&s, p, &h, false, Ok(call)).await
 }
 
+/// Largest Sieve script body read: the store's own bound; the configured (smaller) one is the
+/// backend's to apply, with ManageSieve's message.
+const MAX_SCRIPT_BODY: usize = 1 << 20;
+
+async fn sieve_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    dispatch(&s, p, &h, false, Ok(ApiCall::ListSieveScripts { address })).await
+}
+
+async fn sieve_get(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((address, name)): Path<(String, String)>,
+) -> Response {
+    dispatch(
+        &s,
+        p,
+        &h,
+        false,
+        Ok(ApiCall::GetSieveScript { address, name }),
+    )
+    .await
+}
+
+async fn sieve_get_deactivate(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    let name = "deactivate".to_string();
+    sieve_get(State(s), p, h, Path((address, name))).await
+}
+
+/// Authenticates before reading the script, so that only an allowed caller makes us read up
+/// to a megabyte.
+async fn sieve_put(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((address, name)): Path<(String, String)>,
+    body: axum::body::Body,
+) -> Response {
+    let (api, ip, who) = match admitted(&s, p, &h, true).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let script = match RequestBody(body).read_capped(MAX_SCRIPT_BODY).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    let script = match String::from_utf8(script) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let valid = String::from_utf8_lossy(valid);
+            let line = valid.matches('\n').count() + 1;
+            let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let mut err = ApiError::invalid("the script is not valid UTF-8");
+            err.location = Some((
+                u32::try_from(line).unwrap_or(u32::MAX),
+                u32::try_from(column).unwrap_or(u32::MAX),
+            ));
+            return error_response(&err);
+        }
+    };
+    let call = ApiCall::PutSieveScript {
+        address,
+        name,
+        script,
+    };
+    tracing::info!(%ip, caller = who, call = ?redacted(&call), "api: change");
+    respond(api.call(call).await, None)
+}
+
+async fn sieve_put_deactivate(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+    body: axum::body::Body,
+) -> Response {
+    let name = "deactivate".to_string();
+    sieve_put(State(s), p, h, Path((address, name)), body).await
+}
+
+async fn sieve_delete(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((address, name)): Path<(String, String)>,
+) -> Response {
+    dispatch(
+        &s,
+        p,
+        &h,
+        true,
+        Ok(ApiCall::DeleteSieveScript { address, name }),
+    )
+    .await
+}
+
+async fn sieve_delete_deactivate(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    let name = "deactivate".to_string();
+    sieve_delete(State(s), p, h, Path((address, name))).await
+}
+
+async fn sieve_activate(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((address, name)): Path<(String, String)>,
+) -> Response {
+    let call = ApiCall::ActivateSieveScript {
+        address,
+        name: Some(name),
+    };
+    dispatch(&s, p, &h, true, Ok(call)).await
+}
+
+async fn sieve_deactivate(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+) -> Response {
+    let call = ApiCall::ActivateSieveScript {
+        address,
+        name: None,
+    };
+    dispatch(&s, p, &h, true, Ok(call)).await
+}
+
+async fn mailboxes_list(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    uri: Uri,
+    Path(address): Path<String>,
+    Query(q): Q,
+) -> Response {
+    let call = page(&q).map(|page| ApiCall::ListMailboxes {
+        address,
+        page: Some(page),
+    });
+    dispatch_at(&s, p, &h, false, call, Some(&uri)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailboxIn {
+    name: String,
+    /// An RFC 6154 attribute such as `\\Archive` (the backslash optional).
+    special_use: Option<String>,
+    /// Subscribe the new mailbox (default true: many clients show subscribed ones only).
+    subscribe: Option<bool>,
+}
+
+async fn mailboxes_create(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+    b: Bytes,
+) -> Response {
+    let call = body::<MailboxIn>(&b).map(|m| ApiCall::CreateMailbox {
+        address,
+        name: m.name,
+        special_use: m.special_use,
+        subscribe: m.subscribe.unwrap_or(true),
+    });
+    dispatch(&s, p, &h, true, call).await
+}
+
+async fn mailboxes_delete(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((address, name)): Path<(String, String)>,
+) -> Response {
+    dispatch(
+        &s,
+        p,
+        &h,
+        true,
+        Ok(ApiCall::DeleteMailbox { address, name }),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameIn {
+    to: String,
+}
+
+async fn mailboxes_rename(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path((address, name)): Path<(String, String)>,
+    b: Bytes,
+) -> Response {
+    let call = body::<RenameIn>(&b).map(|r| ApiCall::RenameMailbox {
+        address,
+        name,
+        to: r.to,
+    });
+    dispatch(&s, p, &h, true, call).await
+}
+
+/// Authenticates, then hands the body over unread: the backend streams it through the importer
+/// and applies the size cap as it goes.
+async fn import(
+    State(s): State<HttpState>,
+    p: Peer,
+    h: HeaderMap,
+    Path(address): Path<String>,
+    Query(q): Q,
+    body: axum::body::Body,
+) -> Response {
+    let (api, ip, who) = match admitted(&s, p, &h, true).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let media = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let format = match media.as_str() {
+        "application/mbox" => ImportFormat::Mbox,
+        "message/rfc822" => ImportFormat::Message,
+        _ => {
+            return error_response(&ApiError::new(
+                415,
+                "unsupported_media_type",
+                "send an mbox as application/mbox or one message as message/rfc822",
+            ));
+        }
+    };
+    let input = ImportInput {
+        address,
+        mailbox: q.get("mailbox").cloned(),
+        format,
+    };
+    tracing::info!(%ip, caller = who, input = ?input, "api: import");
+    respond(api.import(input, RequestBody(body)).await, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_are_refused() {
+        let key = vec!["example.org".to_string(), "ünï/cøde\"".to_string()];
+        let c = encode_cursor(&key);
+        assert!(
+            c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(decode_cursor(&c), Some(key));
+        assert_eq!(decode_cursor("!!"), None);
+        assert_eq!(decode_cursor(""), None);
+        assert_eq!(decode_cursor(&encode_cursor(&[])), None);
+        assert_eq!(decode_cursor(&encode_cursor(&["a\0b".to_string()])), None);
+        let mut q = HashMap::new();
+        assert_eq!(page(&q).unwrap().limit, DEFAULT_PAGE_LIMIT);
+        for bad in ["0", "1001", "x", "-1"] {
+            q.insert("limit".to_string(), bad.to_string());
+            assert_eq!(page(&q).unwrap_err().status, 422, "{bad}");
+        }
+        q.insert("limit".to_string(), "1000".to_string());
+        q.insert("after".to_string(), "e30".to_string()); // "{}": not an array
+        assert_eq!(page(&q).unwrap_err().status, 422);
+    }
+
+    #[test]
+    fn next_link_keeps_the_query_and_replaces_the_cursor() {
+        let uri: Uri = "/accounts?domain=a.org&after=old&limit=2".parse().unwrap();
+        let link = next_link(&uri, &["k".to_string()]);
+        assert_eq!(
+            link,
+            format!(
+                "</api/v1/accounts?domain=a.org&limit=2&after={}>; rel=\"next\"",
+                encode_cursor(&["k".to_string()])
+            )
+        );
+    }
 
     /// The OpenAPI document names exactly the routes the router serves.
     #[test]

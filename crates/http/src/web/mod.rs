@@ -650,6 +650,8 @@ async fn fetch(state: &HttpState, call: ApiCall) -> Result<Value, String> {
     };
     match api.call(call).await {
         Ok(ApiReply::Ok(v)) | Ok(ApiReply::Created(v)) => Ok(v),
+        Ok(ApiReply::Page { items, .. }) => Ok(items),
+        Ok(ApiReply::Text(t)) => Ok(Value::String(t)),
         Ok(ApiReply::NoContent) => Ok(Value::Null),
         Err(e) => Err(e.message),
     }
@@ -968,7 +970,7 @@ async fn domains(State(state): State<HttpState>, headers: HeaderMap) -> Response
         "<section><form method=\"post\" action=\"/web/domains\" class=\"row\">{}<div><label for=\"name\">New domain</label><input type=\"text\" id=\"name\" name=\"name\" placeholder=\"example.com\" required></div><div><button type=\"submit\">Add domain</button></div></form></section>",
         csrf_field(&ctx.csrf)
     ));
-    match fetch(&state, ApiCall::ListDomains).await {
+    match fetch(&state, ApiCall::ListDomains { page: None }).await {
         Ok(v) => {
             body.push_str("<table id=\"domains\"><tr><th>Domain</th><th></th></tr>");
             for d in list(&v) {
@@ -1145,7 +1147,15 @@ async fn accounts(State(state): State<HttpState>, headers: HeaderMap) -> Respons
         "<section><form method=\"post\" action=\"/web/accounts\" class=\"row\" id=\"add-account\">{}<div><label for=\"address\">Email address</label><input type=\"email\" id=\"address\" name=\"address\" required></div><div><label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required></div><div><label for=\"quota\">Quota</label><input type=\"text\" id=\"quota\" name=\"quota\" placeholder=\"e.g. 2G (empty: unlimited)\"></div><div><button type=\"submit\" id=\"add-account-submit\">Add account</button></div></form></section>",
         csrf_field(&ctx.csrf)
     );
-    match fetch(&state, ApiCall::ListAccounts { domain: None }).await {
+    match fetch(
+        &state,
+        ApiCall::ListAccounts {
+            domain: None,
+            page: None,
+        },
+    )
+    .await
+    {
         Ok(v) => {
             body.push_str("<table id=\"accounts\"><tr><th>Account</th><th>Role</th><th>State</th><th>Used / quota</th><th>App passwords</th><th>Password</th><th></th></tr>");
             for a in list(&v) {
@@ -1257,7 +1267,7 @@ async fn aliases(State(state): State<HttpState>, headers: HeaderMap) -> Response
         "<section><form method=\"post\" action=\"/web/aliases\" class=\"row\">{}<div><label for=\"address\">Alias (or @domain for a catch-all)</label><input type=\"text\" id=\"address\" name=\"address\" required></div><div><label for=\"target\">Delivers to</label><input type=\"text\" id=\"target\" name=\"target\" required></div><div><button type=\"submit\">Add alias</button></div></form></section>",
         csrf_field(&ctx.csrf)
     );
-    match fetch(&state, ApiCall::ListAliases).await {
+    match fetch(&state, ApiCall::ListAliases { page: None }).await {
         Ok(v) => {
             body.push_str("<table id=\"aliases\"><tr><th>Alias</th><th>Target</th><th></th></tr>");
             for a in list(&v) {
@@ -1340,7 +1350,7 @@ async fn queue(State(state): State<HttpState>, headers: HeaderMap) -> Response {
         Err(r) => return r,
     };
     let mut body = String::new();
-    match fetch(&state, ApiCall::ListQueue).await {
+    match fetch(&state, ApiCall::ListQueue { page: None }).await {
         Ok(v) => {
             let entries = list(&v);
             body.push_str(&format!(
@@ -1442,7 +1452,15 @@ async fn reports(State(state): State<HttpState>, headers: HeaderMap) -> Response
         Err(r) => return r,
     };
     let mut body = String::new();
-    match fetch(&state, ApiCall::ListReports { account: None }).await {
+    match fetch(
+        &state,
+        ApiCall::ListReports {
+            account: None,
+            page: None,
+        },
+    )
+    .await
+    {
         Ok(v) => {
             body.push_str("<p class=\"muted\">DMARC and TLS reports received by the report address.</p><table id=\"reports\"><tr><th>Kind</th><th>From</th><th>Domain</th><th>Period</th><th>Messages</th><th>Failed</th></tr>");
             for r in list(&v) {
@@ -1556,6 +1574,7 @@ async fn me(State(state): State<HttpState>, headers: HeaderMap) -> Response {
         &state,
         ApiCall::ListSpamLists {
             scope: Some(ctx.address.clone()),
+            page: None,
         },
     )
     .await

@@ -15,6 +15,11 @@ fn split_address(address: &str) -> Result<(&str, String)> {
     Ok((local, domain.to_ascii_lowercase()))
 }
 
+/// A page size as SQL binds it (`LIMIT`), saturating rather than wrapping.
+pub(super) fn page_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 fn domain_from_row(r: &Row) -> Result<Domain> {
     Ok(Domain {
         id: r.try_get("id")?,
@@ -105,6 +110,20 @@ impl Shared {
         rows.iter().map(domain_from_row).collect()
     }
 
+    /// Up to `limit` domains after `after`, by name (the admin API's keyset pages).
+    pub async fn list_domains_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Domain>> {
+        let rows = db::query("SELECT id, name FROM domains WHERE name > $1 ORDER BY name LIMIT $2")
+            .bind(after.unwrap_or("").to_string())
+            .bind(page_limit(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(domain_from_row).collect()
+    }
+
     pub async fn create_account(&self, new: NewAccount) -> Result<Account> {
         let (local, domain) = split_address(new.address.trim())?;
         if new.quota_bytes < 0 {
@@ -175,6 +194,31 @@ impl Shared {
                 db::query(sql).fetch_all(&self.reader).await?
             }
         };
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// Up to `limit` accounts after the key `(domain, lower-cased local part)`, in the order of
+    /// `list_accounts`.
+    pub async fn list_accounts_page(
+        &self,
+        domain: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Account>> {
+        let (after_domain, after_local) = after.unwrap_or(("", ""));
+        // Every local part is non-empty, so ("", "") is before the first account.
+        let sql = format!(
+            "{ACCOUNT_SELECT} WHERE ($1 = '' OR d.name = $1) \
+             AND (d.name > $2 OR (d.name = $2 AND a.local_key > $3)) \
+             ORDER BY d.name, a.local_key LIMIT $4"
+        );
+        let rows = db::query(sql)
+            .bind(domain.unwrap_or("").to_ascii_lowercase())
+            .bind(after_domain.to_string())
+            .bind(after_local.to_string())
+            .bind(page_limit(limit))
+            .fetch_all(&self.reader)
+            .await?;
         rows.iter().map(account_from_row).collect()
     }
 
@@ -332,6 +376,33 @@ impl Shared {
         let rows = db::query("SELECT address, target FROM aliases ORDER BY address, target")
             .fetch_all(&self.reader)
             .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Alias {
+                    address: r.try_get("address")?,
+                    target: r.try_get("target")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` alias rows after the key `(address, target)`, in the order of `list_aliases`.
+    pub async fn list_aliases_page(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Alias>> {
+        let (after_address, after_target) = after.unwrap_or(("", ""));
+        let rows = db::query(
+            "SELECT address, target FROM aliases \
+             WHERE address > $1 OR (address = $1 AND target > $2) \
+             ORDER BY address, target LIMIT $3",
+        )
+        .bind(after_address.to_string())
+        .bind(after_target.to_string())
+        .bind(page_limit(limit))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Alias {

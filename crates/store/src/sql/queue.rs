@@ -361,6 +361,20 @@ impl Shared {
         rows.iter().map(entry_from_row).collect()
     }
 
+    async fn list_queue_page(
+        &self,
+        after: Option<QueueId>,
+        limit: usize,
+    ) -> QResult<Vec<QueueEntry>> {
+        let sql = format!("SELECT {COLUMNS} FROM queue WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = db::query(sql)
+            .bind(after.unwrap_or(0))
+            .bind(super::directory::page_limit(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
     async fn get_queue_entry(&self, id: QueueId) -> QResult<Option<QueueEntry>> {
         let sql = format!("SELECT {COLUMNS} FROM queue WHERE id = $1");
         let row = db::query(sql).bind(id).fetch_optional(&self.reader).await?;
@@ -444,6 +458,9 @@ impl QueueStore for SqlStore {
     }
     async fn list(&self) -> QResult<Vec<QueueEntry>> {
         self.shared.list_queue().await
+    }
+    async fn list_page(&self, after: Option<QueueId>, limit: usize) -> QResult<Vec<QueueEntry>> {
+        self.shared.list_queue_page(after, limit).await
     }
     async fn count(&self) -> QResult<u64> {
         let n: i64 = db::query_scalar("SELECT COUNT(*) FROM queue")

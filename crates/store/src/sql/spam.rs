@@ -392,6 +392,37 @@ impl Shared {
             .collect()
     }
 
+    /// Up to `limit` entries of one scope (or all) after the key `(scope, entry)`, in the
+    /// order of `spam_list_entries`.
+    pub async fn spam_list_entries_page(
+        &self,
+        scope: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<SpamListEntry>> {
+        let (after_scope, after_entry) = after.unwrap_or(("", ""));
+        let rows = db::query(
+            "SELECT scope, entry, kind FROM spam_lists WHERE ($1 = '' OR scope = $1) \
+             AND (scope > $2 OR (scope = $2 AND entry > $3)) \
+             ORDER BY scope, entry LIMIT $4",
+        )
+        .bind(scope.unwrap_or("").to_ascii_lowercase())
+        .bind(after_scope.to_string())
+        .bind(after_entry.to_string())
+        .bind(super::directory::page_limit(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SpamListEntry {
+                    scope: r.try_get("scope")?,
+                    entry: r.try_get("entry")?,
+                    allow: r.try_get::<String, _>("kind")? == "allow",
+                })
+            })
+            .collect()
+    }
+
     pub async fn put_spam_list_entry(&self, e: &SpamListEntry) -> Result<()> {
         db::query(
             "INSERT INTO spam_lists (scope, entry, kind) VALUES ($1, $2, $3) \

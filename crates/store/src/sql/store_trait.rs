@@ -24,6 +24,9 @@ impl Store for SqlStore {
     async fn list_domains(&self) -> Result<Vec<Domain>> {
         self.shared.list_domains().await
     }
+    async fn list_domains_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<Domain>> {
+        self.shared.list_domains_page(after, limit).await
+    }
     async fn create_account(&self, new: NewAccount) -> Result<Account> {
         self.shared.create_account(new).await
     }
@@ -35,6 +38,14 @@ impl Store for SqlStore {
     }
     async fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>> {
         self.shared.list_accounts(domain).await
+    }
+    async fn list_accounts_page(
+        &self,
+        domain: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Account>> {
+        self.shared.list_accounts_page(domain, after, limit).await
     }
     async fn set_account_secret(
         &self,
@@ -69,6 +80,13 @@ impl Store for SqlStore {
     }
     async fn list_aliases(&self) -> Result<Vec<Alias>> {
         self.shared.list_aliases().await
+    }
+    async fn list_aliases_page(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<Alias>> {
+        self.shared.list_aliases_page(after, limit).await
     }
     async fn alias_targets(&self, address: &str) -> Result<Vec<String>> {
         self.shared.alias_targets(address).await
@@ -119,6 +137,24 @@ impl Store for SqlStore {
     }
     async fn mailbox_status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.shared.mailbox_status(id).await
+    }
+    async fn get_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.shared.get_metadata(account, mailbox).await
+    }
+    async fn set_metadata(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+        entries: &[(String, Option<Vec<u8>>)],
+        limits: &MetadataLimits,
+    ) -> Result<()> {
+        self.shared
+            .set_metadata(account, mailbox, entries, limits)
+            .await
     }
 
     async fn append(
@@ -422,6 +458,16 @@ impl Store for SqlStore {
     }
     async fn spam_list_entries(&self, scopes: Option<&[String]>) -> Result<Vec<SpamListEntry>> {
         self.shared.spam_list_entries(scopes).await
+    }
+    async fn spam_list_entries_page(
+        &self,
+        scope: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<SpamListEntry>> {
+        self.shared
+            .spam_list_entries_page(scope, after, limit)
+            .await
     }
     async fn put_spam_list_entry(&self, entry: &SpamListEntry) -> Result<()> {
         self.shared.put_spam_list_entry(entry).await

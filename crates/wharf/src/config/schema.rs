@@ -539,6 +539,10 @@ pub struct HttpSection {
     pub mta_sts: wharf_http::MtaStsConfig,
     /// Ports told to clients when they differ from the bound ones (NAT, port forwarding).
     pub advertise: AdvertiseSection,
+    /// Largest request body of the admin API's import (`POST /api/v1/accounts/{address}/import`),
+    /// in octets. The body is streamed, never held whole; each message in it is also bounded by
+    /// `[limits] max_message_size`.
+    pub api_import_max_bytes: u64,
 }
 
 /// Each key replaces the port derived from the listeners; 0 = not offered.
@@ -563,6 +567,7 @@ impl Default for HttpSection {
             metrics_allow: h.metrics_allow,
             mta_sts: h.mta_sts,
             advertise: AdvertiseSection::default(),
+            api_import_max_bytes: 1 << 30,
         }
     }
 }

@@ -52,6 +52,34 @@ pub async fn list(dir: &Directory, domain: Option<&str>) -> OpResult<Vec<Account
     Ok(out)
 }
 
+/// Up to `limit` accounts after the key (domain, lower-cased local part); see [`page_key`].
+pub async fn list_page(
+    dir: &Directory,
+    domain: Option<&str>,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> OpResult<Vec<AccountInfo>> {
+    let domain = match domain {
+        Some(d) => Some(super::domains::known(dir, d).await?),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for a in dir
+        .store()
+        .list_accounts_page(domain.as_deref(), after, limit)
+        .await?
+    {
+        out.push(info(dir, a).await?);
+    }
+    Ok(out)
+}
+
+/// The key `list_page` orders accounts by: (domain, lower-cased local part).
+pub fn page_key(a: &AccountInfo) -> Vec<String> {
+    let (local, domain) = a.address.rsplit_once('@').unwrap_or((&a.address, ""));
+    vec![domain.to_string(), local.to_lowercase()]
+}
+
 pub async fn get(dir: &Directory, address: &str) -> OpResult<AccountInfo> {
     let a = find(dir, address).await?;
     info(dir, a).await

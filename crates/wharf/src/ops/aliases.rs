@@ -9,6 +9,15 @@ pub async fn list(dir: &Directory) -> OpResult<Vec<Alias>> {
     Ok(dir.store().list_aliases().await?)
 }
 
+/// Up to `limit` alias rows after the key (address, target).
+pub async fn list_page(
+    dir: &Directory,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> OpResult<Vec<Alias>> {
+    Ok(dir.store().list_aliases_page(after, limit).await?)
+}
+
 /// Adds `address → target`. The target must be deliverable: in a local domain it must reach an
 /// account (directly or through other aliases); elsewhere it must look like an address.
 pub async fn add(dir: &Directory, address: &str, target: &str) -> OpResult<Alias> {

@@ -21,6 +21,21 @@ pub async fn list(dir: &Directory) -> OpResult<Vec<DomainInfo>> {
         .collect())
 }
 
+/// Up to `limit` domains named after `after`, by name.
+pub async fn list_page(
+    dir: &Directory,
+    after: Option<&str>,
+    limit: usize,
+) -> OpResult<Vec<DomainInfo>> {
+    Ok(dir
+        .store()
+        .list_domains_page(after, limit)
+        .await?
+        .into_iter()
+        .map(|d| DomainInfo { name: d.name })
+        .collect())
+}
+
 pub async fn add(dir: &Directory, name: &str) -> OpResult<DomainInfo> {
     let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
     if !crate::config::valid_hostname(&name) {

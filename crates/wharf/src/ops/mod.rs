@@ -9,9 +9,11 @@ pub mod app_passwords;
 pub mod dashboard;
 pub mod dkim;
 pub mod domains;
+pub mod mailboxes;
 pub mod queue;
 pub mod reports;
 pub mod rules;
+pub mod sieve;
 pub mod spam_lists;
 pub mod tokens;
 

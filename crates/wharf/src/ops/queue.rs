@@ -87,6 +87,15 @@ pub async fn list(queue: &Arc<dyn QueueStore>) -> OpResult<Vec<QueueEntry>> {
     Ok(queue.list().await?)
 }
 
+/// Up to `limit` entries with ids above `after`, by id.
+pub async fn list_page(
+    queue: &Arc<dyn QueueStore>,
+    after: Option<QueueId>,
+    limit: usize,
+) -> OpResult<Vec<QueueEntry>> {
+    Ok(queue.list_page(after, limit).await?)
+}
+
 pub async fn get(queue: &Arc<dyn QueueStore>, id: QueueId) -> OpResult<QueueEntry> {
     queue
         .get(id)

@@ -52,6 +52,20 @@ pub async fn list(dir: &Directory, scope: Option<&str>) -> OpResult<Vec<ListEntr
     Ok(entries.iter().map(Into::into).collect())
 }
 
+/// Up to `limit` entries (of one scope, or all) after the key (scope, entry).
+pub async fn list_page(
+    dir: &Directory,
+    scope: Option<&str>,
+    after: Option<(&str, &str)>,
+    limit: usize,
+) -> OpResult<Vec<ListEntry>> {
+    let entries = dir
+        .store()
+        .spam_list_entries_page(scope.map(str::trim), after, limit)
+        .await?;
+    Ok(entries.iter().map(Into::into).collect())
+}
+
 /// Puts `entry` on the allow (`allow`) or block list of `scope`, moving it from the other one.
 pub async fn put(dir: &Directory, scope: &str, entry: &str, allow: bool) -> OpResult<ListEntry> {
     let (scope, entry) = (scope.trim(), entry.trim());
