@@ -169,14 +169,22 @@ impl Reloader {
                 return Err(e);
             }
         };
+        let mut new = new;
         let mut report = ReloadReport::default();
+        // What the reloadable parts are built from: the new file, but with the tables that need
+        // a restart ([server]: the data folder, the primary domain; [acme]) as the server
+        // started, so that they take no partial effect before it.
+        let mut effective = new.clone();
+        effective.config.server = self.started.config.server.clone();
+        effective.config.acme = self.started.config.acme.clone();
+        effective.data_dir = self.started.data_dir.clone();
 
         // The ACME manager runs as the server started: while it does, its stored certificate
         // is the one to reload, never the files of [tls].
         let tls_source = if self.started.config.acme.enabled {
             &self.started
         } else {
-            &new
+            &effective
         };
         match crate::http_wiring::reload_tls(&self.tls, tls_source, trigger) {
             Ok(()) => report.applied.push("tls".into()),
@@ -190,6 +198,7 @@ impl Reloader {
         // BTreeMaps, printed in a fixed order).
         let inbound_changed = format!("{:?}", old.inbound) != format!("{:?}", now.inbound)
             || old.outbound.dns_server != now.outbound.dns_server;
+        let mut log_failed = false;
         if old.log.level != now.log.level {
             match crate::logging::reload_level(&now.log.level) {
                 Ok(true) => {
@@ -197,7 +206,10 @@ impl Reloader {
                     report.applied.push("log.level".into());
                 }
                 Ok(false) => info!(trigger, "RUST_LOG is set: it keeps deciding the log level"),
-                Err(e) => report.failed.push(failure("log.level", e)),
+                Err(e) => {
+                    log_failed = true;
+                    report.failed.push(failure("log.level", e));
+                }
             }
         }
 
@@ -231,20 +243,34 @@ impl Reloader {
         }
         report.dkim_keys = state.dkim_keys.clone();
 
+        let mut inbound_failed = false;
         if inbound_changed || keys_changed {
             let a = &self.arrival_inputs;
-            match crate::arrival::checks(&new, &a.hostname, a.reports.clone(), a.spam.clone()) {
+            match crate::arrival::checks(&effective, &a.hostname, a.reports.clone(), a.spam.clone())
+            {
                 Ok(check) => {
                     self.arrival.set(check);
                     if inbound_changed {
                         report.applied.push("inbound".into());
                     }
                 }
-                Err(e) => report.failed.push(failure("inbound", format!("{e:#}"))),
+                Err(e) => {
+                    inbound_failed = true;
+                    report.failed.push(failure("inbound", format!("{e:#}")));
+                }
             }
         }
 
         report.restart_needed = restart_needed(&self.started, &new);
+        // What failed to apply is still what runs: the next reload compares against it, so
+        // it tries again even if the file has not changed (the cause was outside it).
+        if log_failed {
+            new.config.log.level = state.current.config.log.level.clone();
+        }
+        if inbound_failed {
+            new.config.inbound = state.current.config.inbound.clone();
+            new.config.outbound.dns_server = state.current.config.outbound.dns_server.clone();
+        }
         state.current = new;
         drop(state);
         log_report(trigger, &report);

@@ -221,7 +221,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     }
     info!(hostname = %hostname, listeners = %line, "ready");
 
-    signals.run_until_stop(&reloader).await;
+    signals.run_until_stop(reloader.clone()).await;
     web.stop().await;
 
     let deadline = crate::reload::shutdown_deadline(&reloader);
@@ -268,13 +268,19 @@ impl Signals {
     }
 
     /// Returns on SIGTERM/SIGINT; reloads the configuration on every SIGHUP meanwhile.
-    async fn run_until_stop(mut self, reloader: &crate::reload::Reloader) {
+    async fn run_until_stop(mut self, reloader: Arc<crate::reload::Reloader>) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => { info!("SIGTERM received"); return; }
                 _ = self.int.recv() => { info!("SIGINT received"); return; }
-                // The outcome is logged by the reload itself.
-                _ = self.hup.recv() => { let _ = reloader.reload("SIGHUP"); }
+                // Off the runtime's workers (files, key parsing, waiting for a running API
+                // reload), as the API's reload is; the outcome is logged by the reload itself.
+                _ = self.hup.recv() => {
+                    let r = reloader.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || r.reload("SIGHUP")).await {
+                        tracing::error!(error = %e, "configuration reload failed to run");
+                    }
+                }
             }
         }
     }

@@ -36,7 +36,8 @@ pub struct Ctx {
     pub directory: Directory,
     /// Where SMTP sessions hand mail for remote recipients (the outbound queue).
     pub handoff: Arc<dyn wharf_smtp::RemoteHandoff>,
-    /// The trust checks of port-25 mail (`[inbound]`); `None` when disabled.
+    /// The trust checks and spam filter of port-25 mail (`[inbound]`, `[spam]`), swapped by a
+    /// reload; with both off its verdict adds nothing.
     pub arrival: Option<Arc<dyn wharf_smtp::ArrivalCheck>>,
     /// Local delivery through users' Sieve scripts (`[sieve] enabled`); `None`: straight into
     /// the store.

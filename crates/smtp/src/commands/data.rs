@@ -436,7 +436,10 @@ impl Session {
                     return Reply::new(451, "4.7.0", why);
                 }
             }
-            raw = with_verdict(raw, body_start, &verdict);
+            // Nothing to add or take out (checks and filter off): no copy of the message.
+            if !verdict.prepend.is_empty() || !verdict.remove.is_empty() {
+                raw = with_verdict(raw, body_start, &verdict);
+            }
             forward_prepend = verdict.forward_prepend;
             if verdict.junk_for.len() == tx.accounts.len() {
                 junk_for = verdict.junk_for;

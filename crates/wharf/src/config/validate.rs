@@ -38,7 +38,10 @@ pub(super) fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
     {
         return Err(fail(
             "store.url",
-            format!("`{url}` is neither a sqlite:// nor a postgres:// URL"),
+            format!(
+                "`{}` is neither a sqlite:// nor a postgres:// URL",
+                without_credentials(url)
+            ),
         ));
     }
     if c.tls.cert.is_some() != c.tls.key.is_some() {
@@ -381,4 +384,36 @@ fn validate_relay(
         ));
     }
     Ok(())
+}
+
+/// `url` with any `user:password@` before its host left out: the message can leave the host
+/// (the admin API answers a reload with it).
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn credentials_are_left_out_of_urls() {
+        assert_eq!(
+            without_credentials("mysql://wharf:S3cret@db:3306/mail"),
+            "mysql://…@db:3306/mail"
+        );
+        assert_eq!(without_credentials("sqlite:///var/x"), "sqlite:///var/x");
+        assert_eq!(
+            without_credentials("redis://db/a@b"),
+            "redis://db/a@b",
+            "an @ after the host is not a credential"
+        );
+    }
 }
