@@ -84,13 +84,18 @@ impl Session {
         let mut found: BTreeMap<String, Option<&[u8]>> = BTreeMap::new();
         for asked in entries {
             let asked = asked.to_lowercase();
+            let mut selected = false;
             for (name, value) in &stored {
                 if selects(&asked, name, depth) {
                     found.insert(name.clone(), Some(value.as_slice()));
+                    selected = true;
                 }
             }
-            // An entry asked for by name and absent reads NIL.
-            found.entry(asked).or_insert(None);
+            // An entry asked for by name that selects nothing reads NIL; one that exists only
+            // as the parent of what DEPTH selects is not listed (RFC 5464 §4.2.2's example).
+            if !selected {
+                found.entry(asked).or_insert(None);
+            }
         }
         let mut longest_skipped = 0u64;
         let mut line = b"* METADATA ".to_vec();
@@ -161,9 +166,12 @@ impl Session {
             .await
         {
             Ok(()) => Done::ok("SETMETADATA completed"),
-            Err(StoreError::Limit(_)) => {
-                Done::no(Some("METADATA TOOMANY"), "Too many entries or octets")
-            }
+            // TOOMANY is about the number of entries (RFC 5464 §4.3); octets are RFC 5530's LIMIT.
+            Err(StoreError::Limit(why)) if why.contains("octets") => Done::no(
+                Some("LIMIT"),
+                "The account's metadata is over its size limit",
+            ),
+            Err(StoreError::Limit(_)) => Done::no(Some("METADATA TOOMANY"), "Too many entries"),
             Err(e) => Done::store(e),
         }
     }

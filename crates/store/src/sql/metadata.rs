@@ -53,6 +53,16 @@ impl Shared {
                 )));
             }
         }
+        // More new entries than a mailbox may hold is refused before the write transaction:
+        // a command naming hundreds must not hold the writer for a statement pair each.
+        let valued: std::collections::HashSet<String> = entries
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(n, _)| n.to_lowercase())
+            .collect();
+        if valued.len() as u64 > limits.max_entries_per_mailbox {
+            return Err(StoreError::Limit("too many metadata entries".into()));
+        }
         let mut tx = self.begin_write().await?;
         if self.lock_account(&mut tx, account).await?.is_none() {
             return Err(StoreError::NotFound(format!("account {account}")));
@@ -104,10 +114,15 @@ impl Shared {
             .bind(key)
             .fetch_one(&mut tx)
             .await?;
-            let row = db::query(
-                "SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(name) + LENGTH(value)), 0) AS bytes \
+            // Octets, not characters: LENGTH of TEXT counts characters on both backends.
+            let row = db::query(self.dialect.pick(
+                "SELECT COUNT(*) AS n, \
+                 COALESCE(SUM(LENGTH(CAST(name AS BLOB)) + LENGTH(value)), 0) AS bytes \
                  FROM imap_metadata WHERE account_id = $1",
-            )
+                "SELECT COUNT(*) AS n, \
+                 COALESCE(SUM(OCTET_LENGTH(name) + OCTET_LENGTH(value)), 0) AS bytes \
+                 FROM imap_metadata WHERE account_id = $1",
+            ))
             .bind(account)
             .fetch_one(&mut tx)
             .await?;
