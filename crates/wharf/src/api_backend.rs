@@ -17,6 +17,10 @@ use crate::ops::{self, OpError, OpErrorKind, Size};
 /// API imports that may run at once (a further one is a 429).
 const MAX_IMPORTS: usize = 2;
 
+/// How long one `GET /doctor` may take in all: one listener's probe alone may take 30 s, and
+/// the client is waiting on the other end.
+const DOCTOR_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct ApiBackend {
     cfg: Arc<Loaded>,
     directory: Directory,
@@ -26,6 +30,9 @@ pub struct ApiBackend {
     imports: Arc<tokio::sync::Semaphore>,
     /// The running server's reload (`POST /reload`); `None` outside `wharf serve`.
     reloader: Option<Arc<crate::reload::Reloader>>,
+    /// Held while a doctor run is under way: each run connects to every listener and sends a
+    /// few dozen DNS queries, so a client must not be able to pile them up.
+    doctor: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiBackend {
@@ -36,6 +43,7 @@ impl ApiBackend {
             queue,
             imports: Arc::new(tokio::sync::Semaphore::new(MAX_IMPORTS)),
             reloader: None,
+            doctor: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -381,6 +389,27 @@ impl AdminApi for ApiBackend {
             ApiCall::DeleteSpamListEntry { scope, entry } => {
                 ops::spam_lists::delete(dir, &scope, &entry).await?;
                 Ok(ApiReply::NoContent)
+            }
+            ApiCall::Doctor { domain } => {
+                let Ok(_permit) = self.doctor.clone().try_acquire_owned() else {
+                    return Err(ApiError::new(
+                        429,
+                        "busy",
+                        "a doctor run is under way; try again when it is done",
+                    ));
+                };
+                let domains = match domain {
+                    Some(d) => vec![ops::domains::known(dir, &d).await?],
+                    None => ops::domains::list(dir)
+                        .await?
+                        .into_iter()
+                        .map(|d| d.name.to_ascii_lowercase())
+                        .collect(),
+                };
+                let report = crate::doctor::report(cfg, &domains, DOCTOR_DEADLINE)
+                    .await
+                    .map_err(|e| ApiError::internal(format!("doctor: {e:#}")))?;
+                Ok(ApiReply::Ok(report.json()))
             }
             ApiCall::Reload => {
                 let Some(reloader) = &self.reloader else {

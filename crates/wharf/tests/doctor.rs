@@ -12,12 +12,12 @@ use common::{Env, Server, random_offset};
 use wharf_testkit::dns::DnsType as RecordType;
 use wharf_testkit::{Zone, start_dns};
 
-const HOST: &str = "mail.example.test";
-const DOMAIN: &str = "example.test";
+pub(crate) const HOST: &str = "mail.example.test";
+pub(crate) const DOMAIN: &str = "example.test";
 
 /// A private CA and a certificate from it for the host and the domain's service names; the CA
 /// goes into `outbound.ca_file`, which `wharf doctor` trusts like the system's CAs.
-fn write_certificates(env: &Env) {
+pub(crate) fn write_certificates(env: &Env) {
     let mut ca = rcgen::CertificateParams::default();
     ca.distinguished_name
         .push(rcgen::DnType::CommonName, "Wharf doctor test CA");
@@ -48,7 +48,7 @@ fn write_certificates(env: &Env) {
     std::fs::write(env.path().join("key.pem"), key.serialize_pem()).unwrap();
 }
 
-const BASE_CONFIG: &str = "[server]\nhostname = \"mail.example.test\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[outbound]\nca_file = \"ca.pem\"\n";
+pub(crate) const BASE_CONFIG: &str = "[server]\nhostname = \"mail.example.test\"\nprimary_domain = \"example.test\"\ndata_dir = \"data\"\n\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\n[outbound]\nca_file = \"ca.pem\"\n";
 
 /// The seven standard listeners written out, so a test can add one.
 const STANDARD_LISTENERS: &str = r#"
@@ -111,7 +111,7 @@ fn start() -> (Env, u16, Server) {
 /// its reverse record. The address is a documentation one (RFC 5737) that nothing connects to:
 /// doctor reaches the listeners through the config's addresses; DNS only has to agree. (A
 /// loopback address would not do: resolvers answer 127.0.0.1's reverse lookup themselves.)
-fn zone_from_wharf_dns(env: &Env) -> (String, Zone) {
+pub(crate) fn zone_from_wharf_dns(env: &Env) -> (String, Zone) {
     let text = env.ok(&["dns", DOMAIN]);
     let mut zone = Zone::from_lines(&text);
     zone.add_line("mail.example.test. 3600 IN A 192.0.2.10");

@@ -7,6 +7,7 @@
 mod common;
 
 mod api;
+mod api_doctor;
 mod api_mail;
 mod backup;
 mod cli;

@@ -78,6 +78,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/accounts/{address}/mailboxes/{name}/rename"),
     ("post", "/accounts/{address}/import"),
     ("post", "/reload"),
+    ("get", "/doctor"),
 ];
 
 /// One operation the API asks the binary to run, its input checked for shape only.
@@ -264,6 +265,11 @@ pub enum ApiCall {
     /// Reads the configuration file again and applies what can change under running sessions
     /// (as SIGHUP does); the reply is the reload's report, a file that does not load a 422.
     Reload,
+    /// `wharf doctor`'s checks run by the server itself (listeners, certificate, DNS), of every
+    /// domain or only `domain`; the reply is the table as JSON.
+    Doctor {
+        domain: Option<String>,
+    },
 }
 
 /// A successful answer.
@@ -996,6 +1002,7 @@ pub(crate) fn router(state: HttpState) -> Router<HttpState> {
         .route("/reports", get(reports_list))
         .route("/reports/{id}", get(reports_get))
         .route("/reload", post(reload))
+        .route("/doctor", get(doctor))
         .fallback(|| async { error_response(&ApiError::not_found("no such API endpoint")) })
         .method_not_allowed_fallback(|| async {
             error_response(&ApiError::new(
@@ -1012,6 +1019,13 @@ pub(crate) fn router(state: HttpState) -> Router<HttpState> {
 
 async fn reload(State(s): State<HttpState>, p: Peer, h: HeaderMap) -> Response {
     dispatch(&s, p, &h, true, Ok(ApiCall::Reload)).await
+}
+
+async fn doctor(State(s): State<HttpState>, p: Peer, h: HeaderMap, Query(q): Q) -> Response {
+    let call = ApiCall::Doctor {
+        domain: q.get("domain").cloned(),
+    };
+    dispatch(&s, p, &h, false, Ok(call)).await
 }
 
 async fn openapi() -> Response {

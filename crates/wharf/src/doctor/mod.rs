@@ -24,124 +24,191 @@ use cert_checks::certificate;
 use dns_checks::{domain_checks, host_checks};
 use lookup::Dns;
 use probe::{Outcome, TlsSeen};
-use report::{Mark, Report};
+use report::Mark;
+pub(crate) use report::Report;
 
 /// The longest one listener's check may take.
 const PROBE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn run(cfg: &Loaded, args: DoctorArgs) -> Result<()> {
-    let hostname = cfg.config.server.hostname.to_ascii_lowercase();
     let domains = domains(cfg, args.domain.as_deref()).await?;
-    let anchors = trust_anchors(cfg)?;
-    let servers = match args.resolver {
-        Some(r) => vec![r],
-        None => cfg.config.outbound.dns_server.0.clone(),
-    };
-    let dns = Dns::new(&servers)?;
-    // A running server's own record of its ports wins, unless --port-offset says otherwise.
-    let running = args
-        .port_offset
-        .is_none()
-        .then(|| crate::config::running::read_live(&cfg.data_dir))
-        .flatten();
-    let listeners = match &running {
-        Some(r) => as_bound(cfg.listeners(), r),
-        None => shifted(cfg.listeners(), args.port_offset)?,
-    };
-
-    let mut report = Report::default();
+    let doctor = Doctor::new(cfg, args.resolver, args.port_offset)?;
     println!(
-        "wharf doctor: host {hostname}, config {}, DNS from {}",
+        "wharf doctor: host {}, config {}, DNS from {}",
+        doctor.hostname,
         cfg.path.display(),
-        dns.source
+        doctor.dns.source
     );
-    if let Some(r) = &running {
+    if let Some(r) = &doctor.running {
         println!(
             "listener ports from {} (wharf serve, pid {})",
             crate::config::running::path(&cfg.data_dir).display(),
             r.pid
         );
     }
-
-    report.section("Listeners");
-    let mut tls_seen: Option<TlsSeen> = None;
-    for l in &listeners {
-        let topic = l.name.clone();
-        if l.port == 0 {
-            report.warn(
-                topic,
-                format!(
-                    "{}: port 0 is chosen at start-up, so clients cannot be told it",
-                    l.address
-                ),
-                format!(
-                    "set `port` of listener `{}` in {}",
-                    l.name,
-                    cfg.path.display()
-                ),
-            );
-            continue;
-        }
-        let addr = SocketAddr::new(probe::connect_ip(l.address), l.port);
-        // Each step has its own timeout; this bounds a peer that answers slowly forever.
-        let outcome =
-            tokio::time::timeout(PROBE_DEADLINE, probe::probe(l, l.port, &hostname, &anchors))
-                .await
-                .unwrap_or_else(|_| {
-                    Outcome::Fail(
-                        format!(
-                            "{addr}: no complete exchange within {} s",
-                            PROBE_DEADLINE.as_secs()
-                        ),
-                        format!("check the `wharf serve` log for listener `{}`", l.name),
-                    )
-                });
-        match outcome {
-            Outcome::Ok(detail, tls) => {
-                report.ok(topic, format!("{addr} {}: {detail}", l.tls.as_str()));
-                if tls_seen.is_none() {
-                    tls_seen = tls;
-                }
-            }
-            Outcome::Fail(problem, fix) => report.fail(topic, problem, fix),
-            Outcome::Skipped(why) => report.push(
-                Mark::Warn,
-                topic,
-                format!("{addr}: {why}; not checked"),
-                None,
-            ),
-        }
-    }
-
-    report.section("Certificate");
-    certificate(&mut report, cfg, &hostname, &domains, tls_seen.as_ref());
-
-    report.section(format!("DNS of the host {hostname}"));
-    let host_ips = host_checks(&mut report, &dns, &hostname).await;
-    let Some(host_ips) = host_ips else {
-        // The resolver does not answer: every further lookup would only wait for its timeout.
-        report.fail(
-            "DNS",
-            format!(
-                "the domain checks were skipped: {} does not answer for {hostname}",
-                dns.source
-            ),
-            "point doctor at a working resolver (--resolver ADDR:PORT, outbound.dns_server or /etc/resolv.conf)",
-        );
-        return finish(&report);
-    };
-
-    let https = listeners
-        .iter()
-        .find(|l| l.protocol.as_str() == "http" && l.tls == ListenerTls::Implicit && l.port != 0)
-        .map(|l| SocketAddr::new(probe::connect_ip(l.address), l.port));
-    for domain in &domains {
-        report.section(format!("DNS of the domain {domain}"));
-        let plan = DomainPlan::load(cfg, domain)?;
-        domain_checks(&mut report, &dns, &plan, &host_ips, https, &anchors).await;
-    }
-
+    let mut report = Report::default();
+    doctor.check(cfg, &domains, &mut report).await?;
     finish(&report)
+}
+
+/// The table for the admin API (`GET /api/v1/doctor`), run from inside `wharf serve`: the
+/// listeners at the ports the server recorded, DNS from `outbound.dns_server`. Past `deadline`
+/// the checks stop and the table holds those done so far plus a ✘ row saying so, since a
+/// partial table tells an operator more than a bare timeout.
+pub async fn report(
+    cfg: &Loaded,
+    domains: &[String],
+    deadline: std::time::Duration,
+) -> Result<Report> {
+    let doctor = Doctor::new(cfg, None, None)?;
+    let mut report = Report::default();
+    let done = tokio::time::timeout(deadline, doctor.check(cfg, domains, &mut report)).await;
+    match done {
+        Ok(checked) => checked?,
+        Err(_) => {
+            report.section("Doctor");
+            report.fail(
+                "deadline",
+                format!(
+                    "the checks were stopped after {} s; those not listed above did not run",
+                    deadline.as_secs()
+                ),
+                "run `wharf doctor` on the server for the whole table",
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// What every check needs, settled before any of them runs.
+struct Doctor {
+    hostname: String,
+    anchors: TrustAnchors,
+    dns: Dns,
+    /// The running server's record of its ports, when there is one and it is used.
+    running: Option<crate::config::running::Running>,
+    listeners: Vec<Listener>,
+}
+
+impl Doctor {
+    fn new(cfg: &Loaded, resolver: Option<SocketAddr>, port_offset: Option<u16>) -> Result<Doctor> {
+        let hostname = cfg.config.server.hostname.to_ascii_lowercase();
+        let anchors = trust_anchors(cfg)?;
+        let servers = match resolver {
+            Some(r) => vec![r],
+            None => cfg.config.outbound.dns_server.0.clone(),
+        };
+        let dns = Dns::new(&servers)?;
+        // A running server's own record of its ports wins, unless --port-offset says otherwise.
+        let running = port_offset
+            .is_none()
+            .then(|| crate::config::running::read_live(&cfg.data_dir))
+            .flatten();
+        let listeners = match &running {
+            Some(r) => as_bound(cfg.listeners(), r),
+            None => shifted(cfg.listeners(), port_offset)?,
+        };
+        Ok(Doctor {
+            hostname,
+            anchors,
+            dns,
+            running,
+            listeners,
+        })
+    }
+
+    /// Runs every check into `report`, which keeps the rows done so far if this is cut short.
+    async fn check(&self, cfg: &Loaded, domains: &[String], report: &mut Report) -> Result<()> {
+        let Doctor {
+            hostname,
+            anchors,
+            dns,
+            listeners,
+            ..
+        } = self;
+        let hostname = hostname.as_str();
+        report.section("Listeners");
+        let mut tls_seen: Option<TlsSeen> = None;
+        for l in listeners {
+            let topic = l.name.clone();
+            if l.port == 0 {
+                report.warn(
+                    topic,
+                    format!(
+                        "{}: port 0 is chosen at start-up, so clients cannot be told it",
+                        l.address
+                    ),
+                    format!(
+                        "set `port` of listener `{}` in {}",
+                        l.name,
+                        cfg.path.display()
+                    ),
+                );
+                continue;
+            }
+            let addr = SocketAddr::new(probe::connect_ip(l.address), l.port);
+            // Each step has its own timeout; this bounds a peer that answers slowly forever.
+            let outcome =
+                tokio::time::timeout(PROBE_DEADLINE, probe::probe(l, l.port, hostname, anchors))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Outcome::Fail(
+                            format!(
+                                "{addr}: no complete exchange within {} s",
+                                PROBE_DEADLINE.as_secs()
+                            ),
+                            format!("check the `wharf serve` log for listener `{}`", l.name),
+                        )
+                    });
+            match outcome {
+                Outcome::Ok(detail, tls) => {
+                    report.ok(topic, format!("{addr} {}: {detail}", l.tls.as_str()));
+                    if tls_seen.is_none() {
+                        tls_seen = tls;
+                    }
+                }
+                Outcome::Fail(problem, fix) => report.fail(topic, problem, fix),
+                Outcome::Skipped(why) => report.push(
+                    Mark::Warn,
+                    topic,
+                    format!("{addr}: {why}; not checked"),
+                    None,
+                ),
+            }
+        }
+
+        report.section("Certificate");
+        certificate(report, cfg, hostname, domains, tls_seen.as_ref());
+
+        report.section(format!("DNS of the host {hostname}"));
+        let host_ips = host_checks(report, dns, hostname).await;
+        let Some(host_ips) = host_ips else {
+            // The resolver does not answer: every further lookup would only wait for its timeout.
+            report.fail(
+                "DNS",
+                format!(
+                    "the domain checks were skipped: {} does not answer for {hostname}",
+                    dns.source
+                ),
+                "point doctor at a working resolver (--resolver ADDR:PORT, outbound.dns_server or /etc/resolv.conf)",
+            );
+            return Ok(());
+        };
+
+        let https = listeners
+            .iter()
+            .find(|l| {
+                l.protocol.as_str() == "http" && l.tls == ListenerTls::Implicit && l.port != 0
+            })
+            .map(|l| SocketAddr::new(probe::connect_ip(l.address), l.port));
+        for domain in domains {
+            report.section(format!("DNS of the domain {domain}"));
+            let plan = DomainPlan::load(cfg, domain)?;
+            domain_checks(report, dns, &plan, &host_ips, https, anchors).await;
+        }
+
+        Ok(())
+    }
 }
 
 /// Prints the table; any ✘ makes the command fail.
@@ -216,4 +283,38 @@ fn shifted(mut list: Vec<Listener>, offset: Option<u16>) -> Result<Vec<Listener>
         }
     }
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that accepts but never speaks holds the run past its deadline: the reply keeps
+    /// the sections begun and ends in a ✘ row naming the deadline.
+    #[tokio::test]
+    async fn a_run_past_its_deadline_keeps_what_was_done_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let text = format!(
+            "[server]\nhostname = \"mail.example.test\"\ndata_dir = \"{}\"\n\
+             [[listener]]\naddress = \"127.0.0.1\"\nprotocol = \"imap\"\nport = {port}\n",
+            dir.path().display()
+        );
+        let cfg = crate::config::parse(&dir.path().join("wharf.toml"), &text).unwrap();
+        let started = std::time::Instant::now();
+        let report = report(&cfg, &[], std::time::Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let json = report.json();
+        let sections = json["sections"].as_array().unwrap();
+        assert_eq!(sections[0]["title"], "Listeners", "{json:#}");
+        let last = sections.last().unwrap();
+        assert_eq!(last["title"], "Doctor", "{json:#}");
+        assert_eq!(last["rows"][0]["mark"], "fail", "{json:#}");
+        assert_eq!(last["rows"][0]["topic"], "deadline", "{json:#}");
+        assert_eq!(json["failures"], 1, "{json:#}");
+        drop(silent);
+    }
 }

@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub(super) enum Mark {
     Ok,
     Warn,
@@ -20,7 +23,7 @@ impl Mark {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub(super) struct Row {
     pub(super) mark: Mark,
     pub(super) topic: String,
@@ -29,7 +32,7 @@ pub(super) struct Row {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Report {
+pub(crate) struct Report {
     pub(super) sections: Vec<(String, Vec<Row>)>,
 }
 
@@ -88,6 +91,27 @@ impl Report {
             .count()
     }
 
+    /// The table as the admin API sends it (docs/api.md): each row's mark as `ok`, `warn` or
+    /// `fail`, `fix` null on a row without one, and the summary's three counts.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct Section<'a> {
+            title: &'a str,
+            rows: &'a [Row],
+        }
+        let sections: Vec<Section> = self
+            .sections
+            .iter()
+            .map(|(title, rows)| Section { title, rows })
+            .collect();
+        serde_json::json!({
+            "sections": sections,
+            "ok": self.count(Mark::Ok),
+            "warnings": self.count(Mark::Warn),
+            "failures": self.count(Mark::Fail),
+        })
+    }
+
     pub(super) fn render(&self) -> String {
         let width = self
             .sections
@@ -136,5 +160,18 @@ mod tests {
         assert!(text.contains("fix: do x"), "{text}");
         assert!(text.contains("  ✘ c   broken\n      "), "{text}");
         assert!(text.ends_with("1 ✔  1 !  1 ✘\n"), "{text}");
+        assert_eq!(
+            r.json(),
+            serde_json::json!({
+                "sections": [{"title": "S", "rows": [
+                    {"mark": "ok", "topic": "a", "text": "fine", "fix": null},
+                    {"mark": "warn", "topic": "bb", "text": "meh", "fix": "do x"},
+                    {"mark": "fail", "topic": "c", "text": "broken", "fix": "zone line"},
+                ]}],
+                "ok": 1,
+                "warnings": 1,
+                "failures": 1,
+            })
+        );
     }
 }
