@@ -777,6 +777,11 @@ async fn sieve_scripts_and_tracking(b: Backend) {
         Some("renamed".to_string())
     );
     assert_eq!(s.get_sieve_script(other.id, "renamed").await.unwrap(), None);
+    // The active script is not deleted, whatever the caller checked before.
+    assert!(matches!(
+        s.delete_sieve_script(a.id, "renamed").await,
+        Err(StoreError::Conflict(_))
+    ));
     s.set_active_sieve_script(a.id, None).await.unwrap();
     assert_eq!(s.active_sieve_script(a.id).await.unwrap(), None);
     s.delete_sieve_script(a.id, "renamed").await.unwrap();

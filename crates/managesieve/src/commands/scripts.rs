@@ -325,6 +325,11 @@ impl Session {
             Err(StoreError::NotFound(_)) => {
                 out.no(Some(&Code::Nonexistent), "There is no script by that name")
             }
+            // Made active by another session since the check above.
+            Err(StoreError::Conflict(_)) => out.no(
+                Some(&Code::Active),
+                "The active script cannot be deleted: deactivate it first",
+            ),
             Err(e) => self.store_failed(login, "deleting a script", e, out),
         }
         Next::ReadLine

@@ -88,14 +88,28 @@ impl Shared {
         Ok(())
     }
 
+    /// Deletes an inactive script; the active one is a `Conflict` (RFC 5804 §2.10: deactivate
+    /// it first). Checked in the DELETE itself, so a SETACTIVE racing a caller's own check
+    /// cannot get the running script deleted.
     pub async fn delete_sieve_script(&self, account: AccountId, name: &str) -> Result<()> {
-        let n = db::query("DELETE FROM sieve_scripts WHERE account_id = $1 AND name = $2")
-            .bind(account)
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
+        let n = db::query(
+            "DELETE FROM sieve_scripts WHERE account_id = $1 AND name = $2 AND active = 0",
+        )
+        .bind(account)
+        .bind(name)
+        .execute(&self.writer)
+        .await?;
         if n.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("script {name}")));
+            let exists: Option<i64> =
+                db::query_scalar("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
+                    .bind(account)
+                    .bind(name)
+                    .fetch_optional(&self.writer)
+                    .await?;
+            return Err(match exists {
+                Some(_) => StoreError::Conflict(format!("script {name} is active")),
+                None => StoreError::NotFound(format!("script {name}")),
+            });
         }
         Ok(())
     }

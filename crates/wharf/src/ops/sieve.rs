@@ -162,6 +162,10 @@ pub async fn delete(cfg: &Loaded, dir: &Directory, address: &str, name: &str) ->
     match store.delete(a.id, name).await {
         Ok(()) => Ok(()),
         Err(StoreError::NotFound(_)) => Err(no_such(name)),
+        // Made active between the check above and the delete.
+        Err(StoreError::Conflict(_)) => Err(OpError::conflict(format!(
+            "{name:?} is the active script and cannot be deleted: deactivate it first"
+        ))),
         Err(e) => Err(store_error(e)),
     }
 }
