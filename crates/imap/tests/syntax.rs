@@ -607,6 +607,7 @@ fn metadata_examples() {
         "a SETMETADATA INBOX (/private \"v\")",
         "a SETMETADATA INBOX (/private/a% \"v\")",
         "a SETMETADATA INBOX (/private/a \"v\") extra",
+        "a SETMETADATA INBOX (/private/a {2}\r\n\0x)",
     ] {
         assert!(get(bad).is_err(), "{bad}");
     }
@@ -649,6 +650,8 @@ proptest! {
             let name = if name.matches('/').count() == 1 { format!("{name}/v") } else { name.clone() };
             wire.extend_from_slice(name.as_bytes());
             wire.push(b' ');
+            // Only a literal8 may carry NUL.
+            let form = if value.as_ref().is_some_and(|v| v.contains(&0)) { &1 } else { form };
             match value {
                 None => wire.extend_from_slice(b"NIL"),
                 Some(v) => match form {

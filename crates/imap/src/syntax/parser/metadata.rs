@@ -127,7 +127,13 @@ impl Parser<'_> {
             let value = if p.keyword("NIL") {
                 None
             } else {
-                Some(p.string()?)
+                let literal8 = p.peek() == Some(b'~');
+                let v = p.string()?;
+                // CHAR8 excludes NUL: only a literal8 may carry one (RFC 5464 §5, RFC 3516).
+                if !literal8 && v.contains(&0) {
+                    return Err("NUL is allowed only in a literal8 (~{n})".into());
+                }
+                Some(v)
             };
             entries.push((name, value));
             Ok(())
