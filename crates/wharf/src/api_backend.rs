@@ -268,19 +268,23 @@ impl AdminApi for ApiBackend {
                 page: Some(page),
             } => {
                 // Parsed out of the messages of a mailbox, so there is no query to bound: the
-                // page is cut from the sorted whole, keyed by (period start, org, report id).
+                // page is cut from the sorted whole, keyed by (period start, org, report id, our
+                // domain, kind): one org's report id may cover two of our domains, or come as
+                // DMARC and TLS-RPT, and a key that repeats would skip one at a page boundary.
                 let key = |r: &wharf_inbound::reports::ReportSummary| {
                     vec![
                         format!("{:020}", r.begin),
                         r.org.clone(),
                         r.report_id.clone(),
+                        r.domain.clone(),
+                        format!("{:?}", r.kind),
                     ]
                 };
                 let mut found = ops::reports::collect(dir, cfg, account.as_deref()).await?;
                 found.sort_by_cached_key(key);
                 let after = match &page.after {
                     None => None,
-                    Some(k) if k.len() == 3 => Some(k.clone()),
+                    Some(k) if k.len() == 5 => Some(k.clone()),
                     Some(_) => {
                         return Err(ApiError::invalid("bad cursor: not one of this list's"));
                     }
