@@ -65,9 +65,14 @@ pub async fn import(
     let store = dir.store().clone();
     let cap = cfg.config.http.api_import_max_bytes;
     let max_message = usize::try_from(cfg.config.limits.max_message_size).unwrap_or(usize::MAX);
-    let mailbox_id = ensure_mailbox(&store, &account, mailbox)
-        .await
-        .map_err(|e| ApiError::internal(format!("mailbox {mailbox}: {e:#}")))?;
+    // Created (with its parents) when the first message is ready, so that a refused or empty
+    // body leaves no mailbox behind.
+    let mut target = Target {
+        store: store.clone(),
+        account: account.clone(),
+        name: mailbox.to_string(),
+        id: None,
+    };
     let mut report = ImportReport {
         mailbox: mailbox.to_string(),
         ..ImportReport::default()
@@ -80,6 +85,7 @@ pub async fn import(
                 return Err(ApiError::invalid("the message is empty"));
             }
             let date = header_date(&raw).unwrap_or_else(|| chrono::Utc::now().timestamp());
+            let mailbox_id = target.id().await?;
             match store
                 .append(
                     mailbox_id,
@@ -98,7 +104,7 @@ pub async fn import(
             }
         }
         ImportFormat::Mbox => {
-            import_mbox(&store, mailbox_id, body, cap, max_message, &mut report).await?;
+            import_mbox(&store, &mut target, body, cap, max_message, &mut report).await?;
         }
     }
     tracing::info!(
@@ -113,6 +119,27 @@ pub async fn import(
     Ok(ApiReply::Ok(json))
 }
 
+/// The mailbox an import writes to, made when first needed.
+struct Target {
+    store: Arc<dyn Store>,
+    account: wharf_store::Account,
+    name: String,
+    id: Option<MailboxId>,
+}
+
+impl Target {
+    async fn id(&mut self) -> Result<MailboxId, ApiError> {
+        if let Some(id) = self.id {
+            return Ok(id);
+        }
+        let id = ensure_mailbox(&self.store, &self.account, &self.name)
+            .await
+            .map_err(|e| ApiError::internal(format!("mailbox {}: {e:#}", self.name)))?;
+        self.id = Some(id);
+        Ok(id)
+    }
+}
+
 /// The Date header as Unix seconds (the internal date a client sorts by), if it parses.
 fn header_date(raw: &[u8]) -> Option<i64> {
     let parsed = mail_parser::MessageParser::default().parse_headers(raw)?;
@@ -121,7 +148,7 @@ fn header_date(raw: &[u8]) -> Option<i64> {
 
 async fn import_mbox(
     store: &Arc<dyn Store>,
-    mailbox_id: MailboxId,
+    target: &mut Target,
     mut body: RequestBody,
     cap: u64,
     max_message: usize,
@@ -232,6 +259,13 @@ async fn import_mbox(
         let date = msg
             .internal_date
             .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        let mailbox_id = match target.id().await {
+            Ok(id) => id,
+            Err(e) => {
+                report.stopped = Some(format!("message {n}: {}", e.message));
+                break;
+            }
+        };
         match store
             .append(
                 mailbox_id,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use wharf_store::{Account, Flags, MailboxId, Store};
+use wharf_store::{Account, Flags, MailboxId, Store, StoreError};
 
 use crate::storage::store_err;
 
@@ -148,13 +148,19 @@ pub(crate) async fn ensure_mailbox(
                 .map_err(store_err)?
             {
                 Some(mb) => mb.id,
-                None => {
-                    store
-                        .create_mailbox(account.id, &path, None)
-                        .await
-                        .map_err(store_err)?
-                        .id
-                }
+                None => match store.create_mailbox(account.id, &path, None).await {
+                    Ok(mb) => mb.id,
+                    // Created meanwhile (an IMAP CREATE, another import).
+                    Err(StoreError::AlreadyExists(_)) => {
+                        store
+                            .get_mailbox(account.id, &path)
+                            .await
+                            .map_err(store_err)?
+                            .ok_or_else(|| anyhow!("mailbox {path} was deleted while created"))?
+                            .id
+                    }
+                    Err(e) => return Err(store_err(e)),
+                },
             },
         );
     }
