@@ -44,6 +44,6 @@ pub use conn::{Conn, Line};
 pub use error::NetError;
 pub use guard::{SessionGuards, source_key};
 pub use ipnet::{IpNet, in_any};
-pub use live::LiveLimits;
+pub use live::{LiveLimits, Swappable};
 pub use server::{Handler, Limits, ListenerSpec, Server};
 pub use tls::{ACME_TLS_ALPN, TlsInfo, TlsMode, TlsProvider, generate_self_signed};

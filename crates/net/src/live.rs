@@ -16,6 +16,28 @@ use std::sync::{Arc, RwLock};
 
 use crate::{Limits, SessionGuards};
 
+/// A value a configuration reload replaces while others keep reading it: a reader takes the
+/// current `Arc` under a short read lock (never held across an await) and keeps using that one;
+/// a replacement is one assignment, so a lock poisoned by a panic still holds a whole value.
+#[derive(Debug, Default)]
+pub struct Swappable<T: ?Sized>(RwLock<Arc<T>>);
+
+impl<T: ?Sized> Swappable<T> {
+    pub fn new(value: Arc<T>) -> Swappable<T> {
+        Swappable(RwLock::new(value))
+    }
+
+    /// The value now.
+    pub fn get(&self) -> Arc<T> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the value for every later `get`.
+    pub fn set(&self, value: Arc<T>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Values {
     limits: Limits,
@@ -26,19 +48,18 @@ struct Values {
 /// copy a few dozen bytes under a read lock that is never held across an await.
 #[derive(Debug, Clone)]
 pub struct LiveLimits {
-    inner: Arc<RwLock<Values>>,
+    inner: Arc<Swappable<Values>>,
 }
 
 impl LiveLimits {
     pub fn new(limits: Limits, guards: SessionGuards) -> LiveLimits {
         LiveLimits {
-            inner: Arc::new(RwLock::new(Values { limits, guards })),
+            inner: Arc::new(Swappable::new(Arc::new(Values { limits, guards }))),
         }
     }
 
     fn get(&self) -> Values {
-        // A panic elsewhere while holding the lock cannot leave a half-written Copy value.
-        *self.inner.read().unwrap_or_else(|e| e.into_inner())
+        *self.inner.get()
     }
 
     pub fn limits(&self) -> Limits {
@@ -58,15 +79,15 @@ impl LiveLimits {
 
     /// Replaces both for connections accepted from now on.
     pub fn set(&self, limits: Limits, guards: SessionGuards) {
-        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Values { limits, guards };
+        self.inner.set(Arc::new(Values { limits, guards }));
     }
 
     pub fn set_limits(&self, limits: Limits) {
-        self.inner.write().unwrap_or_else(|e| e.into_inner()).limits = limits;
+        self.set(limits, self.guards());
     }
 
     pub fn set_guards(&self, guards: SessionGuards) {
-        self.inner.write().unwrap_or_else(|e| e.into_inner()).guards = guards;
+        self.set(self.limits(), guards);
     }
 }
 

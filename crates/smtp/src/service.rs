@@ -19,7 +19,7 @@ use crate::spool::Spool;
 pub struct SmtpService {
     /// Replaced by `set_config` (a configuration reload); each session keeps the one it
     /// started with.
-    cfg: std::sync::RwLock<Arc<SmtpConfig>>,
+    cfg: wharf_net::Swappable<SmtpConfig>,
     hostname: Arc<str>,
     role: SmtpRole,
     limiter: Arc<IpLimiter>,
@@ -53,7 +53,7 @@ impl SmtpService {
             cfg.max_large_deliveries,
         );
         SmtpService {
-            cfg: std::sync::RwLock::new(Arc::new(cfg)),
+            cfg: wharf_net::Swappable::new(Arc::new(cfg)),
             hostname: hostname.into(),
             role,
             limiter,
@@ -96,13 +96,12 @@ impl SmtpService {
     /// `spool_dir`, `spool_threshold`, `memory_budget`, `max_large_deliveries`) are shared by
     /// every session and keep the values the service was built with.
     pub fn set_config(&self, cfg: SmtpConfig) {
-        *self.cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        self.cfg.set(Arc::new(cfg));
     }
 
     /// The settings a session starting now gets.
     pub fn config(&self) -> Arc<SmtpConfig> {
-        // Only an Arc is swapped under the lock: a poisoned one still holds a whole value.
-        self.cfg.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.cfg.get()
     }
 
     pub fn role(&self) -> SmtpRole {

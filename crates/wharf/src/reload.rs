@@ -26,7 +26,7 @@
 //! a restart, on every reload until the server restarts. Mail domains, accounts and aliases live in the
 //! store, not in the file, and are read per message and per login: they need no reload.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -401,23 +401,23 @@ fn log_report(trigger: &str, r: &ReloadReport) {
 /// ends; none (`[inbound]` and `[spam]` off) delivers unchecked, as without a check at all.
 #[derive(Default)]
 pub struct LiveArrival {
-    inner: RwLock<Option<Arc<dyn ArrivalCheck>>>,
+    inner: wharf_net::Swappable<Option<Arc<dyn ArrivalCheck>>>,
 }
 
 impl LiveArrival {
     pub fn new(check: Option<Arc<dyn ArrivalCheck>>) -> LiveArrival {
         LiveArrival {
-            inner: RwLock::new(check),
+            inner: wharf_net::Swappable::new(Arc::new(check)),
         }
     }
 
     fn set(&self, check: Option<Arc<dyn ArrivalCheck>>) {
-        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = check;
+        self.inner.set(Arc::new(check));
     }
 
+    /// Taken out: the lock is never held across the check's DNS lookups.
     fn get(&self) -> Option<Arc<dyn ArrivalCheck>> {
-        // Cloned out: the lock is never held across the check's DNS lookups.
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.get().as_ref().clone()
     }
 }
 
