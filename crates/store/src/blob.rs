@@ -371,7 +371,7 @@ pub(crate) fn syncfs(on: &Path) -> io::Result<()> {
 
 /// Where message bodies live: content-addressed, written once, made durable before any row names
 /// them. Reference counts live in the database; a backend only stores, reads and removes what it
-/// is told to. The filesystem store is the embedded default; an object-store backend (S3) for
+/// is told to. The filesystem store is the embedded default; the S3 store (`blob_s3`) for
 /// scale-out implements the same contract.
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + std::fmt::Debug + 'static {
@@ -408,6 +408,8 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug + 'static {
     fn try_lock_alone(&self) -> io::Result<bool>;
     /// Registers this process as one of the store's users until it is dropped. Blocking.
     fn join_shared(&self, was_alone: bool) -> io::Result<()>;
+    /// The stored blob's size, or None when it is absent. Blocking.
+    fn size_of(&self, hash: &str) -> io::Result<Option<u64>>;
 }
 
 #[async_trait::async_trait]
@@ -438,6 +440,19 @@ impl BlobStore for FsBlobStore {
     }
     fn join_shared(&self, was_alone: bool) -> io::Result<()> {
         FsBlobStore::join_shared(self, was_alone)
+    }
+    fn size_of(&self, hash: &str) -> io::Result<Option<u64>> {
+        if !valid_hash(hash) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid blob name",
+            ));
+        }
+        match fs::metadata(self.path_of(hash)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Protocol crates use `Arc<dyn Store>` and never name a backend. The outbound queue's contract
 //! (`queue::QueueStore`) lives here too, implemented by the same SQL store.
-//! Message bodies go through the `BlobStore` trait (filesystem backend today).
+//! Message bodies go through the `BlobStore` trait: a folder (`blob`) or an S3 bucket (`blob_s3`).
 
 pub mod blob;
+pub mod blob_s3;
 mod events;
 pub mod migrate;
 pub mod model;
@@ -14,6 +15,7 @@ pub mod queue;
 mod sql;
 pub mod tally;
 mod text;
+pub mod words;
 
 pub use blob::{BlobReader, BlobStore};
 pub use model::*;
@@ -61,8 +63,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct StoreConfig {
     /// `sqlite:///abs/path/wharf.db` (created when missing) or `postgres://user@host/db`.
     pub url: String,
-    /// Root of the filesystem blob store (created when missing).
+    /// Root of the filesystem blob store (created when missing); unused when `blob_s3` is set.
     pub blob_dir: PathBuf,
+    /// Message bodies in an S3 bucket instead of `blob_dir` (`[store.s3]`).
+    pub blob_s3: Option<blob_s3::S3Config>,
     /// How long a blob file stays after its last reference went, before the periodic sweep
     /// (`Store::sweep_orphans`) may remove it: a session that has not yet seen an expunge can
     /// still read the body. Zero removes it as soon as the removing transaction commits.
@@ -191,6 +195,7 @@ pub fn embedded_config(dir: &Path) -> Result<StoreConfig> {
     Ok(StoreConfig {
         url: format!("sqlite://{db}"),
         blob_dir: dir.join("blobs"),
+        blob_s3: None,
         blob_grace: DEFAULT_BLOB_GRACE,
     })
 }
@@ -279,6 +284,39 @@ pub trait Store: Send + Sync + 'static {
     async fn node_seen(&self, id: &str, now: i64) -> Result<()>;
     async fn remove_node(&self, id: &str) -> Result<()>;
     async fn list_nodes(&self) -> Result<Vec<NodeInfo>>;
+
+    // ---- state the nodes share (DKIM keys, ACME, leases, auth failure counts) ----
+    async fn node_state_get(&self, scope: &str, name: &str) -> Result<Option<NodeStateEntry>>;
+    async fn node_state_list(&self, scope: &str) -> Result<Vec<NodeStateEntry>>;
+    /// Stores a value; with `only_if_absent`, an existing row stays and the answer is false.
+    async fn node_state_put(
+        &self,
+        scope: &str,
+        name: &str,
+        value: &[u8],
+        expires_at: Option<i64>,
+        now: i64,
+        only_if_absent: bool,
+    ) -> Result<bool>;
+    async fn node_state_delete(&self, scope: &str, name: &str) -> Result<bool>;
+    /// Removes the rows of `scope` whose `expires_at` is before `now`.
+    async fn node_state_prune(&self, scope: &str, now: i64) -> Result<u64>;
+    /// Takes or renews a lease for `ttl_secs`; false while another holder's lease runs.
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl_secs: i64) -> Result<bool>;
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Replaces this node's reported authentication failure counts.
+    async fn report_auth_failures(
+        &self,
+        node: &str,
+        counts: &[AuthFailureCount],
+        now: i64,
+    ) -> Result<()>;
+    /// The other nodes' counts in windows that started at or after `since`, summed per key.
+    async fn auth_failures_elsewhere(
+        &self,
+        node: &str,
+        since: i64,
+    ) -> Result<Vec<AuthFailureCount>>;
     /// Sum of the sizes of the account's messages (each mailbox copy counts).
     async fn quota_used(&self, id: AccountId) -> Result<u64>;
 
@@ -447,6 +485,14 @@ pub trait Store: Send + Sync + 'static {
         field: TextField,
         needle: &str,
     ) -> Result<Vec<Uid>>;
+    /// Word search in one mailbox (IMAP FUZZY, RFC 6203; `words`): the messages where every
+    /// word of the needle occurs, stemmed, with their relevancy 1–100; UIDs ascending.
+    async fn search_words(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<(Uid, u8)>>;
     /// Forgets the UIDs expunged longer than `horizon` ago (QRESYNC tombstones); a later
     /// `changes_since` from before them says `expunged_complete: false`. Returns how many.
     async fn prune_tombstones(&self, horizon: std::time::Duration) -> Result<usize>;

@@ -37,8 +37,15 @@ const ORDER: &[&str] = &[
 ];
 
 /// Copied as they are nowhere: SQLite's own tables, the FTS index (PostgreSQL indexes by a
-/// column), the migration ledger, and per-process state.
-const SKIPPED: &[&str] = &["message_fts", "_sqlx_migrations", "nodes", "maildrop_locks"];
+/// column), the migration ledger, and per-process state (the registry, POP3 locks, and each
+/// node's recent authentication failure counts).
+const SKIPPED: &[&str] = &[
+    "message_fts",
+    "_sqlx_migrations",
+    "nodes",
+    "maildrop_locks",
+    "auth_failures",
+];
 
 /// Tables whose rows are compared by hash after the copy.
 const VERIFIED: &[&str] = &[
@@ -152,6 +159,7 @@ pub async fn embedded_to_postgres(
         let cfg = StoreConfig {
             url: target_url.to_string(),
             blob_dir: scratch.clone(),
+            blob_s3: None,
             blob_grace: crate::DEFAULT_BLOB_GRACE,
         };
         let store = crate::open(&cfg).await?;
@@ -560,6 +568,101 @@ async fn table_hashes_agree(
         h.update([0x1e]);
     }
     Ok(h.finalize().to_vec() == source_hash)
+}
+
+/// Copies the blob files under `from` into `target` (an S3 bucket, or another folder), checking
+/// each body against its name (the SHA-256 it is stored under) before it is sent, and again as
+/// read back from the target. Bodies already in the target with the right size are skipped, so
+/// an interrupted copy resumes. Returns (copied, already there); `progress` hears a line now
+/// and then.
+pub async fn copy_blobs_to(
+    from: &Path,
+    target: Arc<dyn crate::blob::BlobStore>,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<(u64, u64)> {
+    /// Bodies to send (hash, bytes), how many were in the target already, how many names
+    /// were looked at.
+    type Batch = (Vec<(String, Vec<u8>)>, u64, usize);
+    /// One batch: at most this many bodies, or this many bytes (the last may pass it).
+    const BATCH: usize = 64;
+    const BATCH_BYTES: u64 = 64 << 20;
+    let source = Arc::new(crate::blob::FsBlobStore::open(
+        from,
+        crate::blob::SyncMode::Batch,
+    )?);
+    let hashes = {
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || source.list(std::time::Duration::ZERO))
+            .await
+            .map_err(|e| StoreError::Backend(format!("blob listing: {e}")))??
+    };
+    let total = hashes.len();
+    let (mut copied, mut present, mut reported) = (0u64, 0u64, 0u64);
+    let mut next = 0;
+    while next < total {
+        // Which of the next ones the target lacks, and their bytes, checked.
+        let (batch, skipped, upto) = {
+            let source = source.clone();
+            let target = target.clone();
+            let hashes: Vec<String> = hashes[next..].iter().take(BATCH * 4).cloned().collect();
+            let from = from.to_path_buf();
+            tokio::task::spawn_blocking(move || -> Result<Batch> {
+                let mut batch = Vec::new();
+                let (mut skipped, mut bytes, mut used) = (0u64, 0u64, 0usize);
+                for hash in &hashes {
+                    if batch.len() >= BATCH || bytes >= BATCH_BYTES {
+                        break;
+                    }
+                    used += 1;
+                    let path = source.path_of(hash);
+                    let len = std::fs::metadata(&path)?.len();
+                    if target.size_of(hash)? == Some(len) {
+                        skipped += 1;
+                        continue;
+                    }
+                    let body = std::fs::read(&path)?;
+                    if crate::blob::blob_hash(&body) != *hash {
+                        return Err(StoreError::Backend(format!(
+                            "blob {hash} in {} does not match its hash: not copied",
+                            from.display()
+                        )));
+                    }
+                    bytes += len;
+                    batch.push((hash.clone(), body));
+                }
+                let refs: Vec<(&str, &[u8])> = batch
+                    .iter()
+                    .map(|(h, b)| (h.as_str(), b.as_slice()))
+                    .collect();
+                if !refs.is_empty() {
+                    target.put_durable(&refs)?;
+                }
+                Ok((batch, skipped, used))
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("blob copy: {e}")))??
+        };
+        next += upto;
+        present += skipped;
+        // Read back what was sent.
+        let names: Vec<String> = batch.iter().map(|(h, _)| h.clone()).collect();
+        for (hash, read) in names.iter().zip(target.read_many(&names).await?) {
+            let read = read?;
+            if crate::blob::blob_hash(&read) != *hash {
+                return Err(StoreError::Backend(format!(
+                    "blob {hash} read back from the target does not match its hash"
+                )));
+            }
+        }
+        copied += batch.len() as u64;
+        if copied + present >= reported + 1000 {
+            reported = copied + present;
+            progress(&format!(
+                "blobs: {copied} copied, {present} already there, of {total}"
+            ));
+        }
+    }
+    Ok((copied, present))
 }
 
 /// Copies the blob files under `from` to `to`, checking each file's content against its name

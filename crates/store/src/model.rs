@@ -71,6 +71,29 @@ pub struct NodeInfo {
     pub last_seen: i64,
 }
 
+/// One named value the nodes of a store share (`Store::node_state_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStateEntry {
+    pub name: String,
+    pub value: Vec<u8>,
+    /// Lease rows: the node holding it.
+    pub holder: Option<String>,
+    /// Unix seconds.
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// Authentication failures counted for one key (a client source or an account name) in the
+/// window that started at `window_start` (unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthFailureCount {
+    /// `ip` or `account`.
+    pub kind: String,
+    pub key: String,
+    pub failures: u32,
+    pub window_start: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Domain {
     pub id: DomainId,

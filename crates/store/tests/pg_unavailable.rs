@@ -159,6 +159,7 @@ async fn store_through(relay: &Relay, db: &PgDb, dir: &tempfile::TempDir) -> Arc
     let cfg = StoreConfig {
         url: format!("postgres://postgres@127.0.0.1:{}/{}", relay.port, db.name),
         blob_dir: dir.path().join("blobs"),
+        blob_s3: None,
         blob_grace: Duration::ZERO,
     };
     open_with_timeouts(&cfg, SHORT).await.unwrap()

@@ -90,6 +90,7 @@ on_both_backends!(threads = 4;
     subscriptions_are_names,
     sieve_scripts_and_tracking,
     nodes_register_beat_and_leave,
+    node_state_values_leases_and_failure_counts,
     message_ids_are_never_given_twice,
     an_expunged_message_stays_readable_for_the_grace_period,
     recreated_mailbox_gets_new_uidvalidity,
@@ -661,6 +662,152 @@ async fn nodes_register_beat_and_leave(b: Backend) {
         .map(|n| n.id)
         .collect();
     assert_eq!(ids, ["nc"]);
+}
+
+async fn node_state_values_leases_and_failure_counts(b: Backend) {
+    let h = Harness::new(b).await;
+    let s = &h.store;
+    // Values: create-only keeps the first, a plain put replaces, delete removes.
+    assert!(
+        s.node_state_put("dkim", "example.com/s1", b"one", None, 10, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.node_state_put("dkim", "example.com/s1", b"two", None, 11, true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.node_state_get("dkim", "example.com/s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        b"one"
+    );
+    assert!(
+        s.node_state_put("dkim", "example.com/s1", b"\0\xff", None, 12, false)
+            .await
+            .unwrap()
+    );
+    let got = s
+        .node_state_get("dkim", "example.com/s1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.value.as_slice(), got.updated_at), (&b"\0\xff"[..], 12));
+    s.node_state_put("dkim", "example.com/s0", b"zero", None, 12, true)
+        .await
+        .unwrap();
+    s.node_state_put("acme", "account", b"acct", None, 12, true)
+        .await
+        .unwrap();
+    let names: Vec<String> = s
+        .node_state_list("dkim")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["example.com/s0", "example.com/s1"],
+        "scopes are apart"
+    );
+    assert!(s.node_state_delete("dkim", "example.com/s0").await.unwrap());
+    assert!(!s.node_state_delete("dkim", "example.com/s0").await.unwrap());
+    assert!(
+        s.node_state_put("", "x", b"", None, 1, false)
+            .await
+            .is_err()
+    );
+    // Expiring rows are pruned by scope once over.
+    s.node_state_put("acme-challenge", "t1", b"a", Some(100), 50, false)
+        .await
+        .unwrap();
+    s.node_state_put("acme-challenge", "t2", b"b", Some(300), 50, false)
+        .await
+        .unwrap();
+    assert_eq!(s.node_state_prune("acme-challenge", 200).await.unwrap(), 1);
+    assert_eq!(s.node_state_list("acme-challenge").await.unwrap().len(), 1);
+
+    // Leases: one holder at a time; the holder renews; others get it once it is over or released.
+    assert!(s.try_lease("acme", "na", 1000, 60).await.unwrap());
+    assert!(!s.try_lease("acme", "nb", 1030, 60).await.unwrap());
+    assert!(
+        s.try_lease("acme", "na", 1030, 60).await.unwrap(),
+        "renewed"
+    );
+    assert!(!s.try_lease("acme", "nb", 1089, 60).await.unwrap());
+    assert!(
+        s.try_lease("acme", "nb", 1091, 60).await.unwrap(),
+        "over, taken"
+    );
+    s.release_lease("acme", "na").await.unwrap(); // not na's: nothing happens
+    assert!(!s.try_lease("acme", "na", 1092, 60).await.unwrap());
+    s.release_lease("acme", "nb").await.unwrap();
+    assert!(s.try_lease("acme", "na", 1093, 60).await.unwrap());
+    // Many nodes racing for one free lease: exactly one wins.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let store = s.clone();
+        racers.push(tokio::spawn(async move {
+            store
+                .try_lease("race", &format!("n{i}"), 5000, 60)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for r in racers {
+        won += usize::from(r.await.unwrap());
+    }
+    assert_eq!(won, 1);
+
+    // Failure counts: a node sees the others' sums, not its own; a report replaces the last.
+    let count = |kind: &str, key: &str, failures: u32, start: i64| AuthFailureCount {
+        kind: kind.into(),
+        key: key.into(),
+        failures,
+        window_start: start,
+    };
+    s.report_auth_failures("na", &[count("ip", "192.0.2.1", 3, 1000)], 1010)
+        .await
+        .unwrap();
+    s.report_auth_failures(
+        "nb",
+        &[
+            count("ip", "192.0.2.1", 2, 1005),
+            count("account", "bob", 4, 990),
+        ],
+        1010,
+    )
+    .await
+    .unwrap();
+    s.report_auth_failures("nc", &[count("ip", "192.0.2.1", 5, 1001)], 1010)
+        .await
+        .unwrap();
+    let seen = s.auth_failures_elsewhere("na", 995).await.unwrap();
+    assert_eq!(
+        seen,
+        [count("ip", "192.0.2.1", 7, 1001)],
+        "bob's window is too old"
+    );
+    s.report_auth_failures("nc", &[], 1020).await.unwrap();
+    let seen = s.auth_failures_elsewhere("na", 900).await.unwrap();
+    assert_eq!(
+        seen,
+        [
+            count("account", "bob", 4, 990),
+            count("ip", "192.0.2.1", 2, 1005)
+        ]
+    );
+    // A day without reports from a node forgets its rows.
+    s.report_auth_failures("na", &[], 1010 + 86_401 + 3600)
+        .await
+        .unwrap();
+    assert!(s.auth_failures_elsewhere("na", 0).await.unwrap().is_empty());
 }
 
 async fn subscriptions_are_names(b: Backend) {

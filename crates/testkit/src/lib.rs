@@ -4,6 +4,7 @@
 //!
 //! - `dns`: an authoritative DNS server on loopback (UDP and TCP) over a `Zone` built in code or
 //!   from zone-file lines.
+//! - `garage`: a private Garage (S3-compatible object store) with one bucket, to stop and start.
 //! - `postgres`: a uniquely named database on the local PostgreSQL, dropped with its handle.
 //! - `store`: a temp store (embedded SQLite or PostgreSQL) and a directory with seeded accounts.
 //! - `tls`: self-signed and CA-signed test certificates, as PEM, DER, `TlsProvider` or rustls
@@ -21,6 +22,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod garage;
 pub mod listen;
 pub mod postgres;
 pub mod store;
@@ -28,6 +30,7 @@ pub mod tls;
 
 pub use client::LineClient;
 pub use dns::{Zone, dkim_results, start_dns};
+pub use garage::Garage;
 pub use listen::{Loopback, test_limits};
 pub use postgres::TempDatabase;
 pub use store::{Backend, TestDirectory, TestStore};

@@ -17,8 +17,11 @@ impl TempDatabase {
     /// Creates `<prefix>_<random hex>`; `prefix` names the crate or test for whoever looks.
     pub fn create(prefix: &str) -> TempDatabase {
         assert!(
-            prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
-            "database prefix must be lower-case letters and _: {prefix}"
+            prefix.starts_with(|c: char| c.is_ascii_lowercase())
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "database prefix must be a lower-case letter, then lower-case letters, digits and _: {prefix}"
         );
         let name = format!("{prefix}_{:016x}", rand::random::<u64>());
         if let Err(e) = admin(format!("CREATE DATABASE {name}")) {

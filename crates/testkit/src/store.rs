@@ -45,6 +45,7 @@ impl TestStore {
                 let config = StoreConfig {
                     url: db.url(),
                     blob_dir: dir.path().join("blobs"),
+                    blob_s3: None,
                     blob_grace: std::time::Duration::ZERO,
                 };
                 (config, Some(db))

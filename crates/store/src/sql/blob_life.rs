@@ -244,27 +244,54 @@ impl Shared {
             return Ok(0);
         }
         let blobs = self.blobs.clone();
-        let files = claimed.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            for h in &files {
-                blobs.remove(h)?;
+        let (removed, failed) = tokio::task::spawn_blocking(move || {
+            let mut removed = Vec::with_capacity(claimed.len());
+            let mut rest = claimed.into_iter();
+            for h in rest.by_ref() {
+                match blobs.remove(&h) {
+                    Ok(()) => removed.push(h),
+                    Err(e) => {
+                        let mut kept = vec![h];
+                        kept.extend(rest);
+                        return (removed, Some((kept, e)));
+                    }
+                }
             }
-            Ok(())
+            (removed, None)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("blob removal task: {e}")))??;
+        .map_err(|e| StoreError::Backend(format!("blob removal task: {e}")))?;
+        if !removed.is_empty() {
+            let sql = format!(
+                "DELETE FROM blobs WHERE deleting_since IS NOT NULL AND hash IN ({})",
+                placeholders(1, removed.len())
+            );
+            let mut q = db::query(sql);
+            for h in &removed {
+                q = q.bind(h.as_str());
+            }
+            let mut tx = self.writer.begin_write(Durability::Relaxed).await?;
+            q.execute(&mut tx).await?;
+            tx.commit().await?;
+        }
+        let Some((kept, error)) = failed else {
+            return Ok(removed.len() as u64);
+        };
+        // The store could not remove them (an S3 outage): give the claims back at once, so a
+        // writer of the same bytes need not wait for the claim to go stale, and the next sweep
+        // tries again. A writer that pins one now finds the file or writes it again (rule 1).
         let sql = format!(
-            "DELETE FROM blobs WHERE deleting_since IS NOT NULL AND hash IN ({})",
-            placeholders(1, claimed.len())
+            "UPDATE blobs SET deleting_since = NULL WHERE hash IN ({})",
+            placeholders(1, kept.len())
         );
         let mut q = db::query(sql);
-        for h in &claimed {
+        for h in &kept {
             q = q.bind(h.as_str());
         }
         let mut tx = self.writer.begin_write(Durability::Relaxed).await?;
         q.execute(&mut tx).await?;
         tx.commit().await?;
-        Ok(claimed.len() as u64)
+        Err(StoreError::Io(error))
     }
 
     /// Files no row names, each at least `min_age` old (rule 4): claimed with a row marked
@@ -392,31 +419,56 @@ mod tests {
 
     struct Opened {
         store: SqlStore,
-        blob_dir: std::path::PathBuf,
         _dir: tempfile::TempDir,
         _pg: Option<wharf_testkit::TempDatabase>,
+        _garage: Option<wharf_testkit::Garage>,
     }
 
-    async fn open(postgres: bool, grace: Duration) -> Opened {
+    /// Where the test's store lives: SQLite or PostgreSQL metadata, bodies in a folder or in
+    /// an S3 bucket (a private Garage).
+    #[derive(Clone, Copy, PartialEq)]
+    enum Backend {
+        Sqlite,
+        Postgres,
+        PostgresS3,
+    }
+
+    async fn open(backend: Backend, grace: Duration) -> Opened {
         let dir = tempfile::tempdir().unwrap();
-        let pg = postgres.then(|| wharf_testkit::TempDatabase::create("wharf_blob_life"));
+        let pg = (backend != Backend::Sqlite)
+            .then(|| wharf_testkit::TempDatabase::create("wharf_blob_life"));
+        let garage = (backend == Backend::PostgresS3).then(wharf_testkit::Garage::start_new);
         let url = match &pg {
             Some(db) => db.url(),
             None => format!("sqlite://{}", dir.path().join("wharf.db").display()),
         };
-        let blob_dir = dir.path().join("blobs");
         let cfg = StoreConfig {
             url,
-            blob_dir: blob_dir.clone(),
+            blob_dir: dir.path().join("blobs"),
+            // The test kit links its own copy of this crate: the same fields, another type.
+            blob_s3: garage.as_ref().map(|g| {
+                let c = g.s3_config("blob-life");
+                crate::blob_s3::S3Config {
+                    bucket: c.bucket,
+                    prefix: c.prefix,
+                    endpoint: c.endpoint,
+                    region: c.region,
+                    path_style: c.path_style,
+                    access_key_id: c.access_key_id,
+                    secret_access_key: c.secret_access_key,
+                    timeout: c.timeout,
+                    retry: c.retry,
+                }
+            }),
             blob_grace: grace,
         };
         Opened {
             store: SqlStore::connect(&cfg, PgTimeouts::default())
                 .await
                 .unwrap(),
-            blob_dir,
             _dir: dir,
             _pg: pg,
+            _garage: garage,
         }
     }
 
@@ -426,11 +478,7 @@ mod tests {
         }
 
         fn exists(&self, hash: &str) -> bool {
-            self.blob_dir
-                .join(&hash[0..2])
-                .join(&hash[2..4])
-                .join(hash)
-                .exists()
+            self.shared().blobs.size_of(hash).unwrap().is_some()
         }
 
         /// What a writer does before its commit: pin, then write the file.
@@ -470,8 +518,8 @@ mod tests {
         }
     }
 
-    async fn a_pinned_blob_is_never_collected(postgres: bool) {
-        let t = open(postgres, Duration::ZERO).await;
+    async fn a_pinned_blob_is_never_collected(backend: Backend) {
+        let t = open(backend, Duration::ZERO).await;
         let (hash, pins) = t.pin_and_write(b"pinned body").await;
         // Unreferenced, grace zero, but a writer is about to commit it.
         assert_eq!(
@@ -488,8 +536,8 @@ mod tests {
         assert!(!t.exists(&hash));
     }
 
-    async fn a_pin_waits_for_a_removal_under_way(postgres: bool) {
-        let t = Arc::new(open(postgres, Duration::ZERO).await);
+    async fn a_pin_waits_for_a_removal_under_way(backend: Backend) {
+        let t = Arc::new(open(backend, Duration::ZERO).await);
         let (hash, pins) = t.pin_and_write(b"being removed").await;
         t.commit_refs(&pins, &[]).await.unwrap();
         // A collector (another node) has claimed the row and is about to remove the file.
@@ -515,8 +563,8 @@ mod tests {
         assert!(t.exists(&hash));
     }
 
-    async fn a_dead_writers_pin_expires(postgres: bool) {
-        let t = open(postgres, Duration::ZERO).await;
+    async fn a_dead_writers_pin_expires(backend: Backend) {
+        let t = open(backend, Duration::ZERO).await;
         let (hash, pins) = t.pin_and_write(b"writer died").await;
         // Its writer died an hour ago: the pin's time is up.
         t.exec("UPDATE blobs SET pinned_until = 0 WHERE hash = $1", &hash)
@@ -528,8 +576,8 @@ mod tests {
         assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
     }
 
-    async fn the_grace_period_keeps_a_released_body(postgres: bool) {
-        let t = open(postgres, Duration::from_secs(1)).await;
+    async fn the_grace_period_keeps_a_released_body(backend: Backend) {
+        let t = open(backend, Duration::from_secs(1)).await;
         let (hash, pins) = t.pin_and_write(b"expunged a moment ago").await;
         t.commit_refs(&pins, &[(&hash, 1)]).await.unwrap();
         let gone = t.release(&hash).await;
@@ -542,8 +590,8 @@ mod tests {
         assert!(!t.exists(&hash), "past the grace period");
     }
 
-    async fn a_referenced_blob_survives_every_sweep(postgres: bool) {
-        let t = open(postgres, Duration::ZERO).await;
+    async fn a_referenced_blob_survives_every_sweep(backend: Backend) {
+        let t = open(backend, Duration::ZERO).await;
         let (hash, pins) = t.pin_and_write(b"still in a mailbox").await;
         t.commit_refs(&pins, &[(&hash, 2)]).await.unwrap();
         assert!(t.release(&hash).await.is_empty(), "one reference left");
@@ -565,13 +613,19 @@ mod tests {
             mod sqlite {
                 $(
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() { super::$name(false).await }
+                    async fn $name() { super::$name(super::Backend::Sqlite).await }
                 )*
             }
             mod postgres {
                 $(
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() { super::$name(true).await }
+                    async fn $name() { super::$name(super::Backend::Postgres).await }
+                )*
+            }
+            mod postgres_s3 {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() { super::$name(super::Backend::PostgresS3).await }
                 )*
             }
         };

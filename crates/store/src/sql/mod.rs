@@ -19,6 +19,7 @@ mod directory;
 mod mailboxes;
 mod messages;
 mod metadata;
+mod node_state;
 mod nodes;
 mod notify;
 mod queue;
@@ -117,7 +118,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 19] = match dialect {
+    let files: [(i64, &'static str, &'static str); 20] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -213,6 +214,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 19,
                 "imap metadata",
                 include_str!("../../migrations/sqlite/0019_imap_metadata.sql"),
+            ),
+            (
+                20,
+                "node state",
+                include_str!("../../migrations/sqlite/0020_node_state.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -311,6 +317,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 "imap metadata",
                 include_str!("../../migrations/postgres/0019_imap_metadata.sql"),
             ),
+            (
+                20,
+                "node state",
+                include_str!("../../migrations/postgres/0020_node_state.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(
@@ -336,7 +347,14 @@ impl SqlStore {
         let url = cfg.url.as_str();
         let blob_dir = cfg.blob_dir.as_path();
         sqlx::any::install_default_drivers();
-        let blobs: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(blob_dir, SyncMode::Batch)?);
+        let blobs: Arc<dyn BlobStore> = match &cfg.blob_s3 {
+            Some(s3) => {
+                let store = crate::blob_s3::S3BlobStore::open(s3)?;
+                store.probe().await?;
+                Arc::new(store)
+            }
+            None => Arc::new(FsBlobStore::open(blob_dir, SyncMode::Batch)?),
+        };
         let (dialect, writer, reader, wal_path) =
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
                 let pool = AnyPoolOptions::new()

@@ -35,6 +35,9 @@ fn columns(field: TextField) -> &'static [&'static str] {
 /// the mailbox's messages (see `search_text_sqlite`).
 const INDEX_FACTOR: i64 = 4;
 
+/// FUZZY word search: messages read and scored per step.
+const WORDS_BATCH: i64 = 128;
+
 /// The expression PostgreSQL's trigram index (`message_text_trgm`, migration 0016) is built on,
 /// for table alias `t`. It must stay the same expression, or the planner will not use the index.
 const PG_TRGM_EXPR: &str = "(t.subject || E'\\n' || t.from_addr || E'\\n' || t.to_addr || E'\\n' || t.cc_addr || E'\\n' \
@@ -56,6 +59,86 @@ impl Shared {
         // One row per UID (a message is in a mailbox once); keep the contract (ascending,
         // unique) explicit.
         out.dedup();
+        Ok(out)
+    }
+
+    /// FUZZY word search (RFC 6203, `crate::words`): every message of the mailbox whose
+    /// fields hold each word of the needle, stemmed, with its relevancy; UIDs ascending. The
+    /// words are matched in Rust over the stored folded text, read `WORDS_BATCH` messages at a
+    /// time (by UID) and scored on a blocking thread, so both backends answer alike and one
+    /// search holds one batch of text. It reads the whole mailbox's text (no stem index yet).
+    pub async fn search_words(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<(Uid, u8)>> {
+        let Some(mut query) = crate::words::WordQuery::new(needle) else {
+            return Ok(Vec::new());
+        };
+        let cols = columns(field);
+        // Column names come from the fixed list above; NULL headers (not backfilled) are empty.
+        let select: Vec<String> = cols
+            .iter()
+            .map(|c| format!("coalesce(t.{c}, '')"))
+            .collect();
+        let sql = format!(
+            "SELECT mm.uid, {} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+             WHERE mm.mailbox_id = $1 AND mm.uid > $2 ORDER BY mm.uid LIMIT $3",
+            select.join(", ")
+        );
+        let weights: Vec<f64> = cols
+            .iter()
+            .map(|c| crate::words::column_weight(c))
+            .collect();
+        let mut out = Vec::new();
+        let mut after: i64 = 0;
+        loop {
+            let rows = db::query(sql.clone())
+                .bind(mailbox)
+                .bind(after)
+                .bind(WORDS_BATCH)
+                .heavy()
+                .fetch_all(&self.reader)
+                .await?;
+            let mut batch: Vec<(Uid, Vec<String>)> = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let uid = to_u32(row.try_get(0usize)?, "uid")?;
+                let mut texts = Vec::with_capacity(cols.len());
+                for i in 0..cols.len() {
+                    texts.push(row.try_get::<String, _>(i + 1)?);
+                }
+                batch.push((uid, texts));
+            }
+            drop(rows);
+            let Some(&(last, _)) = batch.last() else {
+                break;
+            };
+            after = i64::from(last);
+            let full = batch.len() as i64 == WORDS_BATCH;
+            let weights = weights.clone();
+            let (q, scored) = tokio::task::spawn_blocking(move || {
+                let mut scored = Vec::new();
+                for (uid, texts) in &batch {
+                    let fields: Vec<(&str, f64)> = texts
+                        .iter()
+                        .map(String::as_str)
+                        .zip(weights.iter().copied())
+                        .collect();
+                    if let Some(score) = query.score(&fields) {
+                        scored.push((*uid, score));
+                    }
+                }
+                (query, scored)
+            })
+            .await
+            .map_err(|e| crate::StoreError::Backend(format!("word search task: {e}")))?;
+            query = q;
+            out.extend(scored);
+            if !full {
+                break;
+            }
+        }
         Ok(out)
     }
 

@@ -331,6 +331,14 @@ impl Store for SqlStore {
     ) -> Result<Vec<Uid>> {
         self.shared.search_text(mailbox, field, needle).await
     }
+    async fn search_words(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<(Uid, u8)>> {
+        self.shared.search_words(mailbox, field, needle).await
+    }
     async fn account_role(&self, id: AccountId) -> Result<String> {
         self.shared.account_role(id).await
     }
@@ -501,6 +509,52 @@ impl Store for SqlStore {
     }
     async fn list_nodes(&self) -> Result<Vec<NodeInfo>> {
         self.shared.list_nodes().await
+    }
+    async fn node_state_get(&self, scope: &str, name: &str) -> Result<Option<NodeStateEntry>> {
+        self.shared.node_state_get(scope, name).await
+    }
+    async fn node_state_list(&self, scope: &str) -> Result<Vec<NodeStateEntry>> {
+        self.shared.node_state_list(scope).await
+    }
+    async fn node_state_put(
+        &self,
+        scope: &str,
+        name: &str,
+        value: &[u8],
+        expires_at: Option<i64>,
+        now: i64,
+        only_if_absent: bool,
+    ) -> Result<bool> {
+        self.shared
+            .node_state_put(scope, name, value, expires_at, now, only_if_absent)
+            .await
+    }
+    async fn node_state_delete(&self, scope: &str, name: &str) -> Result<bool> {
+        self.shared.node_state_delete(scope, name).await
+    }
+    async fn node_state_prune(&self, scope: &str, now: i64) -> Result<u64> {
+        self.shared.node_state_prune(scope, now).await
+    }
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, ttl_secs: i64) -> Result<bool> {
+        self.shared.try_lease(name, holder, now, ttl_secs).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        self.shared.release_lease(name, holder).await
+    }
+    async fn report_auth_failures(
+        &self,
+        node: &str,
+        counts: &[AuthFailureCount],
+        now: i64,
+    ) -> Result<()> {
+        self.shared.report_auth_failures(node, counts, now).await
+    }
+    async fn auth_failures_elsewhere(
+        &self,
+        node: &str,
+        since: i64,
+    ) -> Result<Vec<AuthFailureCount>> {
+        self.shared.auth_failures_elsewhere(node, since).await
     }
     async fn prune_tombstones(&self, horizon: std::time::Duration) -> Result<usize> {
         self.shared.prune_tombstones(horizon).await
