@@ -68,6 +68,10 @@ pub struct AcmeSettings {
     pub retry_max: Duration,
     /// How long to wait for the CA to validate or to issue.
     pub order_timeout: Duration,
+    /// Shared state only: how often a node looks for the challenges and the certificate of
+    /// the node that orders. The ordering node waits a little over twice this after
+    /// publishing a challenge, before the CA is told to validate.
+    pub follow_interval: Duration,
 }
 
 impl AcmeSettings {
@@ -84,6 +88,7 @@ impl AcmeSettings {
             retry_min: Duration::from_secs(5 * 60),
             retry_max: Duration::from_secs(6 * 3600),
             order_timeout: Duration::from_secs(120),
+            follow_interval: Duration::from_secs(2),
         }
     }
 }

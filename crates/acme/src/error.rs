@@ -21,6 +21,9 @@ pub enum AcmeError {
     NoChallenge { kind: &'static str, name: String },
     #[error("TLS: {0}")]
     Tls(#[from] wharf_net::NetError),
+    /// The shared state (the store of several nodes) failed.
+    #[error("ACME state: {0}")]
+    State(String),
 }
 
 impl AcmeError {

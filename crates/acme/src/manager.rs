@@ -1,8 +1,17 @@
 //! The ACME client loop: account, order, challenges, finalization, storage
 //! and the hot swap into the TLS provider; renewal on schedule; retries
 //! with backoff while the old certificate stays in service.
+//!
+//! With a shared state (several nodes on one store) one node at a time
+//! orders (`AcmeState::lead`). It publishes each challenge answer before the
+//! CA is told to validate, and every node serves the answers it finds there,
+//! since the CA's connection may reach any node behind the balancer. Every
+//! node puts the stored certificate in service once it changes, so all nodes
+//! present the same one.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use instant_acme::{
@@ -11,25 +20,49 @@ use instant_acme::{
 };
 use wharf_net::TlsProvider;
 
-use crate::storage::StoredAccount;
+use crate::storage::{AcmeState, ChallengeAnswer, StoredAccount};
 use crate::{AcmeError, AcmeSettings, AcmeStore, CertInfo, ChallengeKind, Http01Challenges};
 
 pub struct AcmeManager {
     settings: AcmeSettings,
     tls: TlsProvider,
     http01: Http01Challenges,
-    store: AcmeStore,
+    state: Arc<dyn AcmeState>,
+    /// The serial of the certificate this manager last put in service.
+    installed: Mutex<Option<String>>,
+    /// Answers published by other nodes that this node serves now, by id.
+    followed: Mutex<HashMap<String, ChallengeAnswer>>,
+    /// Ids of the answers this node published for its own order in progress.
+    own: Arc<Mutex<HashSet<String>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain sets and values: a panic elsewhere cannot leave them inconsistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl AcmeManager {
+    /// A manager of one node, its state in files under `settings.state_dir`.
     pub fn new(settings: AcmeSettings, tls: TlsProvider) -> Result<AcmeManager, AcmeError> {
         let store = AcmeStore::open(&settings.state_dir)?;
-        Ok(AcmeManager {
+        Ok(AcmeManager::with_state(settings, tls, Arc::new(store)))
+    }
+
+    /// A manager over the given state (shared by several nodes, or not).
+    pub fn with_state(
+        settings: AcmeSettings,
+        tls: TlsProvider,
+        state: Arc<dyn AcmeState>,
+    ) -> AcmeManager {
+        AcmeManager {
             settings,
             tls,
             http01: Http01Challenges::new(),
-            store,
-        })
+            state,
+            installed: Mutex::new(None),
+            followed: Mutex::new(HashMap::new()),
+            own: Arc::new(Mutex::new(HashSet::new())),
+        }
     }
 
     /// The HTTP-01 table the port-80 listener must serve.
@@ -37,17 +70,17 @@ impl AcmeManager {
         self.http01.clone()
     }
 
-    pub fn store(&self) -> &AcmeStore {
-        &self.store
+    pub fn state(&self) -> &Arc<dyn AcmeState> {
+        &self.state
     }
 
     /// The stored certificate, if there is one that parses.
-    pub fn stored(&self) -> Option<CertInfo> {
-        match self.store.load_certificate() {
+    pub async fn stored(&self) -> Option<CertInfo> {
+        match self.state.load_certificate().await {
             Ok(Some((chain, _))) => match CertInfo::from_pem(&chain) {
                 Ok(info) => Some(info),
                 Err(e) => {
-                    tracing::warn!(error = %e, path = %self.store.cert_path().display(), "ACME: stored certificate unreadable");
+                    tracing::warn!(error = %e, "ACME: stored certificate unreadable");
                     None
                 }
             },
@@ -59,17 +92,27 @@ impl AcmeManager {
         }
     }
 
-    /// Puts a stored, unexpired certificate into service (at start, before
-    /// the first order). Returns what was installed.
-    pub fn install_stored(&self) -> Option<CertInfo> {
-        let (chain, key) = self.store.load_certificate().ok().flatten()?;
+    /// Puts the stored certificate in service if it is unexpired and not the one already in
+    /// service (at start, before the first order; and on every node when another node stored
+    /// a new one). Returns what was installed.
+    pub async fn install_stored(&self) -> Option<CertInfo> {
+        let (chain, key) = match self.state.load_certificate().await {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!(error = %e, "ACME: cannot read the stored certificate");
+                return None;
+            }
+        };
         let info = CertInfo::from_pem(&chain).ok()?;
-        if info.not_after <= SystemTime::now() {
+        if info.not_after <= SystemTime::now()
+            || lock(&self.installed).as_deref() == Some(info.serial.as_str())
+        {
             return None;
         }
         match self.tls.reload_from_pem(chain.as_bytes(), key.as_bytes()) {
             Ok(()) => {
                 tracing::info!(serial = %info.serial, "ACME: stored certificate in service");
+                *lock(&self.installed) = Some(info.serial.clone());
                 Some(info)
             }
             Err(e) => {
@@ -80,8 +123,8 @@ impl AcmeManager {
     }
 
     /// How long until the stored certificate must be renewed (zero: now).
-    pub fn renewal_wait(&self) -> Duration {
-        match self.stored() {
+    pub async fn renewal_wait(&self) -> Duration {
+        match self.stored().await {
             Some(info) if info.covers(&self.settings.names) => info
                 .renew_at(self.settings.renew_margin)
                 .duration_since(SystemTime::now())
@@ -90,29 +133,139 @@ impl AcmeManager {
         }
     }
 
+    /// Shared state: serves the answers other nodes published (and stops serving those
+    /// withdrawn), and puts a certificate another node stored in service.
+    async fn follow(&self) {
+        match self.state.answers().await {
+            Ok(answers) => {
+                let own = lock(&self.own).clone();
+                let mut followed = lock(&self.followed);
+                let live: HashSet<String> = answers.iter().map(ChallengeAnswer::id).collect();
+                followed.retain(|id, answer| {
+                    let keep = live.contains(id);
+                    if !keep {
+                        self.unserve(answer);
+                    }
+                    keep
+                });
+                for answer in answers {
+                    let id = answer.id();
+                    if own.contains(&id) || followed.contains_key(&id) {
+                        continue;
+                    }
+                    match self.serve(&answer) {
+                        Ok(()) => {
+                            tracing::info!(%id, "ACME: serving another node's challenge answer");
+                            followed.insert(id, answer);
+                        }
+                        Err(e) => {
+                            tracing::warn!(%id, error = %e, "ACME: cannot serve a published challenge answer")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ACME: cannot read the published challenge answers")
+            }
+        }
+        self.install_stored().await;
+    }
+
+    fn serve(&self, answer: &ChallengeAnswer) -> Result<(), AcmeError> {
+        match answer {
+            ChallengeAnswer::Http01 {
+                token,
+                key_authorization,
+            } => {
+                self.http01.insert(token.clone(), key_authorization.clone());
+                Ok(())
+            }
+            ChallengeAnswer::TlsAlpn01 {
+                name,
+                cert_pem,
+                key_pem,
+            } => Ok(self
+                .tls
+                .set_acme_challenge(name, cert_pem.as_bytes(), key_pem.as_bytes())?),
+        }
+    }
+
+    fn unserve(&self, answer: &ChallengeAnswer) {
+        match answer {
+            ChallengeAnswer::Http01 { token, .. } => self.http01.remove(token),
+            ChallengeAnswer::TlsAlpn01 { name, .. } => self.tls.clear_acme_challenge(name),
+        }
+    }
+
+    /// How long one node may order before another may take over (it died mid-order).
+    fn lead_ttl(&self) -> Duration {
+        self.settings
+            .order_timeout
+            .saturating_mul(3)
+            .saturating_add(
+                self.propagation()
+                    .saturating_mul(u32::try_from(self.settings.names.len()).unwrap_or(u32::MAX)),
+            )
+            .saturating_add(Duration::from_secs(60))
+    }
+
+    /// How long the ordering node waits after publishing an answer, so every node has
+    /// looked for it at least once.
+    fn propagation(&self) -> Duration {
+        if self.state.shared() {
+            self.settings
+                .follow_interval
+                .saturating_mul(2)
+                .saturating_add(Duration::from_millis(500))
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// Checks and renews until `shutdown`: sleeps until renewal is due (at
-    /// most `check_interval` at a time), orders, and after a failure waits
-    /// `retry_min`, doubling up to `retry_max`.
+    /// most `check_interval` at a time; with a shared state at most
+    /// `follow_interval`, following the ordering node meanwhile), orders,
+    /// and after a failure waits `retry_min`, doubling up to `retry_max`.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         tokio::pin!(shutdown);
-        self.install_stored();
+        let shared = self.state.shared();
+        self.install_stored().await;
         let mut failures: u32 = 0;
         // A CA issuing certificates shorter than the margin would otherwise
         // be asked again at once, forever.
         let mut not_before = Instant::now();
         loop {
-            let due = self.renewal_wait();
-            let wait = if due.is_zero() {
+            if shared {
+                self.follow().await;
+            }
+            let due = self.renewal_wait().await;
+            let mut wait = if due.is_zero() {
                 not_before.saturating_duration_since(Instant::now())
             } else {
                 due.min(self.settings.check_interval)
             };
+            if shared && !due.is_zero() {
+                wait = wait.min(self.settings.follow_interval);
+            }
             if !wait.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = &mut shutdown => return,
                 }
                 continue;
+            }
+            match self.state.lead(self.lead_ttl()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another node orders: follow it.
+                    not_before = Instant::now() + self.settings.follow_interval;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ACME: cannot take the right to order");
+                    not_before = Instant::now() + self.settings.retry_min;
+                    continue;
+                }
             }
             let attempt = tokio::select! {
                 r = self.issue() => r,
@@ -150,6 +303,9 @@ impl AcmeManager {
             http01: &self.http01,
             tokens: Vec::new(),
             alpn_names: Vec::new(),
+            state: self.state.clone(),
+            own: self.own.clone(),
+            published: Vec::new(),
         };
         let kind = self.settings.challenge;
         let mut authorizations = order.authorizations();
@@ -172,12 +328,16 @@ impl AcmeManager {
                 });
             };
             let key_authorization = challenge.key_authorization();
-            match kind {
+            let answer = match kind {
                 ChallengeKind::Http01 => {
                     let token = challenge.token.clone();
                     self.http01
                         .insert(token.clone(), key_authorization.as_str().to_string());
-                    pending.tokens.push(token);
+                    pending.tokens.push(token.clone());
+                    ChallengeAnswer::Http01 {
+                        token,
+                        key_authorization: key_authorization.as_str().to_string(),
+                    }
                 }
                 ChallengeKind::TlsAlpn01 => {
                     let (cert, key) =
@@ -185,7 +345,20 @@ impl AcmeManager {
                     self.tls
                         .set_acme_challenge(&name, cert.as_bytes(), key.as_bytes())?;
                     pending.alpn_names.push(name.clone());
+                    ChallengeAnswer::TlsAlpn01 {
+                        name: name.clone(),
+                        cert_pem: cert,
+                        key_pem: key,
+                    }
                 }
+            };
+            if self.state.shared() {
+                let id = answer.id();
+                lock(&self.own).insert(id.clone());
+                pending.published.push(id);
+                self.state.publish(&answer, self.lead_ttl()).await?;
+                // Every node must have looked for it before the CA connects to one of them.
+                tokio::time::sleep(self.propagation()).await;
             }
             tracing::info!(%name, challenge = kind.as_str(), "ACME: challenge ready");
             challenge.set_ready().await?;
@@ -237,9 +410,10 @@ impl AcmeManager {
         // Refuses a chain that does not load or does not match the key
         // before anything is replaced.
         TlsProvider::from_pem(chain.as_bytes(), key_pem.as_bytes())?;
-        self.store.save_certificate(&chain, &key_pem)?;
+        self.state.save_certificate(&chain, &key_pem).await?;
         self.tls
             .reload_from_pem(chain.as_bytes(), key_pem.as_bytes())?;
+        *lock(&self.installed) = Some(info.serial.clone());
         Ok(info)
     }
 
@@ -253,7 +427,13 @@ impl AcmeManager {
     /// The stored account for this CA, or a new one (then stored).
     async fn account(&self) -> Result<Account, AcmeError> {
         let url = &self.settings.directory_url;
-        if let Some(stored) = self.store.load_account()? {
+        let stored = match self.state.load_account().await? {
+            Some(json) => Some(serde_json::from_slice::<StoredAccount>(&json).map_err(|e| {
+                AcmeError::State(format!("the stored ACME account does not parse: {e}"))
+            })?),
+            None => None,
+        };
+        if let Some(stored) = stored {
             if &stored.directory_url == url {
                 return Ok(self.builder()?.from_credentials(stored.credentials).await?);
             }
@@ -272,10 +452,12 @@ impl AcmeManager {
                 None,
             )
             .await?;
-        self.store.save_account(&StoredAccount {
+        let json = serde_json::to_vec_pretty(&StoredAccount {
             directory_url: url.clone(),
             credentials,
-        })?;
+        })
+        .map_err(|e| AcmeError::State(format!("cannot encode the ACME account: {e}")))?;
+        self.state.save_account(&json).await?;
         tracing::info!(id = %account.id(), "ACME: account created");
         Ok(account)
     }
@@ -287,6 +469,11 @@ struct Pending<'a> {
     http01: &'a Http01Challenges,
     tokens: Vec<String>,
     alpn_names: Vec<String>,
+    /// Shared state: the ids published for the other nodes, withdrawn from it too (they
+    /// also lapse by themselves, so a withdrawal that fails costs nothing).
+    state: Arc<dyn AcmeState>,
+    own: Arc<Mutex<HashSet<String>>>,
+    published: Vec<String>,
 }
 
 impl Drop for Pending<'_> {
@@ -296,6 +483,26 @@ impl Drop for Pending<'_> {
         }
         for n in &self.alpn_names {
             self.tls.clear_acme_challenge(n);
+        }
+        if self.published.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.published);
+        {
+            let mut own = lock(&self.own);
+            for id in &ids {
+                own.remove(id);
+            }
+        }
+        let state = self.state.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for id in ids {
+                    if let Err(e) = state.withdraw(&id).await {
+                        tracing::debug!(%id, error = %e, "ACME: withdrawal failed; the answer lapses by itself");
+                    }
+                }
+            });
         }
     }
 }

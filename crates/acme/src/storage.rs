@@ -1,16 +1,80 @@
-//! Files under the ACME state directory: the account (its private key
-//! inside), the certificate chain and its key. Secrets are written 0600,
-//! atomically (temporary file, fsync, rename), so a crash never leaves a
-//! half-written key behind the running certificate.
+//! Where the ACME state lives (`AcmeState`): the account (its private key
+//! inside), the certificate chain and its key, and, when several nodes share
+//! it, the right to order and the answers to pending challenges.
+//!
+//! `AcmeStore` keeps it in files under the state directory, for one node:
+//! secrets are written 0600, atomically (temporary file, fsync, rename), so a
+//! crash never leaves a half-written key behind the running certificate. A
+//! backend shared by several nodes (Wharf's store) implements the same trait.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use instant_acme::AccountCredentials;
 use serde::{Deserialize, Serialize};
 
 use crate::AcmeError;
+
+/// The answer to one pending challenge, as published for the other nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChallengeAnswer {
+    Http01 {
+        token: String,
+        key_authorization: String,
+    },
+    TlsAlpn01 {
+        name: String,
+        cert_pem: String,
+        key_pem: String,
+    },
+}
+
+impl ChallengeAnswer {
+    /// Unique among the pending answers: the kind and the token or name.
+    pub fn id(&self) -> String {
+        match self {
+            ChallengeAnswer::Http01 { token, .. } => format!("http-01:{token}"),
+            ChallengeAnswer::TlsAlpn01 { name, .. } => format!("tls-alpn-01:{name}"),
+        }
+    }
+}
+
+/// The ACME state of a certificate manager. One node: `AcmeStore` (files). Several nodes:
+/// a shared backend, where only the node that `lead`s orders, and the others install the
+/// certificate it stores and answer the challenges it publishes (the CA may connect to any
+/// node behind the balancer).
+#[async_trait::async_trait]
+pub trait AcmeState: Send + Sync + std::fmt::Debug + 'static {
+    /// The account JSON (`StoredAccount`), if one was saved.
+    async fn load_account(&self) -> Result<Option<Vec<u8>>, AcmeError>;
+    async fn save_account(&self, json: &[u8]) -> Result<(), AcmeError>;
+    /// The stored (chain PEM, key PEM).
+    async fn load_certificate(&self) -> Result<Option<(String, String)>, AcmeError>;
+    /// The chain and its key, replaced together.
+    async fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> Result<(), AcmeError>;
+    /// True when other nodes share this state: they must be told of challenges, and only the
+    /// leader orders.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Takes or renews the right to order for `ttl`; false while another node has it.
+    async fn lead(&self, _ttl: Duration) -> Result<bool, AcmeError> {
+        Ok(true)
+    }
+    /// Publishes an answer for the other nodes until `ttl` has passed or it is withdrawn.
+    async fn publish(&self, _answer: &ChallengeAnswer, _ttl: Duration) -> Result<(), AcmeError> {
+        Ok(())
+    }
+    async fn withdraw(&self, _id: &str) -> Result<(), AcmeError> {
+        Ok(())
+    }
+    /// The answers published and not yet over (any node's).
+    async fn answers(&self) -> Result<Vec<ChallengeAnswer>, AcmeError> {
+        Ok(Vec::new())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct AcmeStore {
@@ -47,28 +111,6 @@ impl AcmeStore {
         self.dir.join("key.pem")
     }
 
-    pub(crate) fn load_account(&self) -> Result<Option<StoredAccount>, AcmeError> {
-        let path = self.account_path();
-        let Some(bytes) = read_optional(&path)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| AcmeError::BadFile {
-                path,
-                reason: e.to_string(),
-            })
-    }
-
-    pub(crate) fn save_account(&self, account: &StoredAccount) -> Result<(), AcmeError> {
-        let path = self.account_path();
-        let json = serde_json::to_vec_pretty(account).map_err(|e| AcmeError::BadFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        write_private(&path, &json)
-    }
-
     /// The stored (chain PEM, key PEM), if both exist.
     pub fn load_certificate(&self) -> Result<Option<(String, String)>, AcmeError> {
         let (cert_path, key_path) = (self.cert_path(), self.key_path());
@@ -91,6 +133,22 @@ impl AcmeStore {
     pub(crate) fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> Result<(), AcmeError> {
         write_private(&self.key_path(), key_pem.as_bytes())?;
         write_private(&self.cert_path(), chain_pem.as_bytes())
+    }
+}
+
+#[async_trait::async_trait]
+impl AcmeState for AcmeStore {
+    async fn load_account(&self) -> Result<Option<Vec<u8>>, AcmeError> {
+        read_optional(&self.account_path())
+    }
+    async fn save_account(&self, json: &[u8]) -> Result<(), AcmeError> {
+        write_private(&self.account_path(), json)
+    }
+    async fn load_certificate(&self) -> Result<Option<(String, String)>, AcmeError> {
+        AcmeStore::load_certificate(self)
+    }
+    async fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> Result<(), AcmeError> {
+        AcmeStore::save_certificate(self, chain_pem, key_pem)
     }
 }
 

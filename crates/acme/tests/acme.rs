@@ -6,10 +6,11 @@
 
 use crate::support;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustls_pki_types::ServerName;
 use support::TestCa;
@@ -17,7 +18,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wharf_acme::{AcmeManager, AcmeSettings, CertInfo, ChallengeKind, certificate_names};
+use wharf_acme::{
+    AcmeError, AcmeManager, AcmeSettings, AcmeState, CertInfo, ChallengeAnswer, ChallengeKind,
+    certificate_names,
+};
 use wharf_directory::DirectoryConfig;
 use wharf_http::{HttpConfig, HttpState, router, serve};
 use wharf_testkit::{Backend, TestCert, TestDirectory};
@@ -49,6 +53,16 @@ impl Wharf {
         kind: ChallengeKind,
         tune: impl FnOnce(&mut AcmeSettings),
     ) -> Wharf {
+        Wharf::start_with(ca, kind, tune, None).await
+    }
+
+    /// `state`: the manager keeps its state there instead of files (a node of several).
+    async fn start_with(
+        ca: &TestCa,
+        kind: ChallengeKind,
+        tune: impl FnOnce(&mut AcmeSettings),
+        state: Option<Arc<dyn AcmeState>>,
+    ) -> Wharf {
         let dir = tempfile::tempdir().unwrap();
         let tls = TestCert::new(HOST, &[]).provider();
         let state_dir = dir.path().join("acme");
@@ -61,7 +75,10 @@ impl Wharf {
         settings.retry_max = Duration::from_secs(1);
         settings.order_timeout = Duration::from_secs(15);
         tune(&mut settings);
-        let manager = AcmeManager::new(settings, tls.clone()).unwrap();
+        let manager = match state {
+            Some(state) => AcmeManager::with_state(settings, tls.clone(), state),
+            None => AcmeManager::new(settings, tls.clone()).unwrap(),
+        };
 
         let files = TestDirectory::new(Backend::Sqlite, DirectoryConfig::default()).await;
         let directory = files.directory.clone();
@@ -371,4 +388,153 @@ async fn failed_validation_keeps_the_old_certificate() {
     assert_ne!(new, old.serial);
     stop.send(()).unwrap();
     run.await.unwrap();
+}
+
+/// What several nodes share, in memory: the state a store gives them (Wharf's own backend
+/// over its database is tested in the wharf crate). Each node has its own handle, named.
+#[derive(Default)]
+struct Shared {
+    account: Option<Vec<u8>>,
+    certificate: Option<(String, String)>,
+    leader: Option<(String, Instant)>,
+    answers: HashMap<String, (ChallengeAnswer, Instant)>,
+}
+
+#[derive(Debug, Clone)]
+struct NodeState {
+    node: String,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+impl NodeState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap()
+    }
+}
+
+#[async_trait::async_trait]
+impl AcmeState for NodeState {
+    async fn load_account(&self) -> Result<Option<Vec<u8>>, AcmeError> {
+        Ok(self.lock().account.clone())
+    }
+    async fn save_account(&self, json: &[u8]) -> Result<(), AcmeError> {
+        self.lock().account = Some(json.to_vec());
+        Ok(())
+    }
+    async fn load_certificate(&self) -> Result<Option<(String, String)>, AcmeError> {
+        Ok(self.lock().certificate.clone())
+    }
+    async fn save_certificate(&self, chain: &str, key: &str) -> Result<(), AcmeError> {
+        self.lock().certificate = Some((chain.to_string(), key.to_string()));
+        Ok(())
+    }
+    fn shared(&self) -> bool {
+        true
+    }
+    async fn lead(&self, ttl: Duration) -> Result<bool, AcmeError> {
+        let mut s = self.lock();
+        let now = Instant::now();
+        match &s.leader {
+            Some((node, until)) if node != &self.node && *until > now => Ok(false),
+            _ => {
+                s.leader = Some((self.node.clone(), now + ttl));
+                Ok(true)
+            }
+        }
+    }
+    async fn publish(&self, answer: &ChallengeAnswer, ttl: Duration) -> Result<(), AcmeError> {
+        self.lock()
+            .answers
+            .insert(answer.id(), (answer.clone(), Instant::now() + ttl));
+        Ok(())
+    }
+    async fn withdraw(&self, id: &str) -> Result<(), AcmeError> {
+        self.lock().answers.remove(id);
+        Ok(())
+    }
+    async fn answers(&self) -> Result<Vec<ChallengeAnswer>, AcmeError> {
+        let now = Instant::now();
+        Ok(self
+            .lock()
+            .answers
+            .values()
+            .filter(|(_, until)| *until > now)
+            .map(|(a, _)| a.clone())
+            .collect())
+    }
+}
+
+/// Two nodes share one state; the CA validates against node B only, while node A orders.
+/// B serves A's challenge answers, and then the certificate A stored: one order, one
+/// certificate on both nodes.
+async fn two_nodes_share_one_order(kind: ChallengeKind) {
+    let ca = TestCa::start(Duration::from_secs(3600)).await;
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let node = |name: &str| -> Arc<dyn AcmeState> {
+        Arc::new(NodeState {
+            node: name.to_string(),
+            shared: shared.clone(),
+        })
+    };
+    let fast = |s: &mut AcmeSettings| s.follow_interval = Duration::from_millis(200);
+    let mut a = Wharf::start_with(&ca, kind, fast, Some(node("a"))).await;
+    // Started last, B is where the CA's validation connects.
+    let mut b = Wharf::start_with(&ca, kind, fast, Some(node("b"))).await;
+    let (stop_a, stopped_a) = oneshot::channel::<()>();
+    let run_a = tokio::spawn(a.manager.take().unwrap().run(async move {
+        let _ = stopped_a.await;
+    }));
+    wait_for("node A to lead", async || {
+        shared
+            .lock()
+            .unwrap()
+            .leader
+            .as_ref()
+            .is_some_and(|(n, _)| n == "a")
+            .then_some(())
+    })
+    .await;
+    let (stop_b, stopped_b) = oneshot::channel::<()>();
+    let run_b = tokio::spawn(b.manager.take().unwrap().run(async move {
+        let _ = stopped_b.await;
+    }));
+    let (on_b, _) = wait_for("node B on the CA's certificate", async || {
+        b.connect(&ca, HOST).await.ok()
+    })
+    .await;
+    let (on_a, _) = wait_for("node A on the CA's certificate", async || {
+        a.connect(&ca, HOST).await.ok()
+    })
+    .await;
+    assert_eq!(on_a, on_b, "one certificate on both nodes");
+    let stats = ca.stats();
+    assert_eq!(stats.issued, 1, "{stats:?}");
+    assert!(stats.validations_failed.is_empty(), "{stats:?}");
+    assert_eq!(stats.validations_ok.len(), names().len(), "{stats:?}");
+    assert_eq!(stats.accounts, 1);
+    // Answers are withdrawn once the order is over.
+    wait_for("the answers withdrawn", async || {
+        shared.lock().unwrap().answers.is_empty().then_some(())
+    })
+    .await;
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    run_a.await.unwrap();
+    run_b.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_http01_order() {
+    two_nodes_share_one_order(ChallengeKind::Http01).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_tls_alpn01_order() {
+    two_nodes_share_one_order(ChallengeKind::TlsAlpn01).await;
 }
