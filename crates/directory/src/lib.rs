@@ -20,7 +20,7 @@ pub use error::{AuthError, DirectoryError};
 pub use resolve::Resolution;
 pub use sasl::{MECHANISMS, Mechanism, SaslExchange, SaslStep, is_cancel};
 pub use session_auth::{Authenticator, DirectoryAuth, Login, SaslOutcome, SaslSession};
-pub use throttle::ThrottleStats;
+pub use throttle::{KIND_ACCOUNT, KIND_IP, MAX_EXPORT, ThrottleStats};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use rand::RngCore;
 use tokio::sync::{OnceCell, Semaphore};
-use wharf_store::{Account, Domain, NewAccount, Store, StoreError};
+use wharf_store::{Account, AuthFailureCount, Domain, NewAccount, Store, StoreError};
 
 use crate::address::{Address, normalize_domain};
 use crate::cache::CredentialCache;
@@ -109,6 +109,20 @@ impl Directory {
     /// Sizes of the authentication throttle's tables (each has a fixed bound).
     pub fn throttle_stats(&self) -> ThrottleStats {
         self.inner.throttle.stats()
+    }
+
+    /// This node's authentication failure counts in their current windows, for the other nodes of
+    /// the store (see `throttle`): what `Store::report_auth_failures` takes.
+    pub fn auth_failures_to_share(&self) -> Vec<AuthFailureCount> {
+        self.inner.throttle.export(Instant::now(), chrono_now())
+    }
+
+    /// The other nodes' counts (`Store::auth_failures_elsewhere`), replacing the last ones: from
+    /// now on every throttling decision adds them to this node's own counts.
+    pub fn import_auth_failures(&self, counts: &[AuthFailureCount]) {
+        self.inner
+            .throttle
+            .import_remote(counts, Instant::now(), chrono_now());
     }
 
     /// How many argon2 password verifications ran so far (cache hits are not counted).

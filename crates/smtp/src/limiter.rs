@@ -1,11 +1,20 @@
 //! Per-source admission for SMTP sessions: concurrent sessions and new sessions per minute. A
 //! source is what the listener's own per-IP limit counts (`wharf_net::source_key`): an IPv4
 //! address, or an IPv6 /64, so a client cannot rotate through its /64 to get around it.
+//!
+//! Per node, also behind a balancer: these limits protect the node's own capacity, which grows
+//! with the nodes, and sharing them would write every connecting address to the database every
+//! few seconds (docs/scale-out.md). The authentication throttle is what the nodes share.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Most sources remembered; past it, idle sources whose minute is over go first, then the idle
+/// ones whose minute started first. Sources with sessions open always stay (the listener bounds
+/// those).
+const MAX_SOURCES: usize = 65_536;
 
 #[derive(Default)]
 struct Entry {
@@ -17,6 +26,7 @@ struct Entry {
 pub struct IpLimiter {
     max_active: usize,
     max_per_minute: u32,
+    cap: usize,
     map: Mutex<HashMap<IpAddr, Entry>>,
 }
 
@@ -50,11 +60,44 @@ impl Drop for Permit {
 
 impl IpLimiter {
     pub fn new(max_active: usize, max_per_minute: u32) -> Arc<IpLimiter> {
+        IpLimiter::with_capacity(max_active, max_per_minute, MAX_SOURCES)
+    }
+
+    fn with_capacity(max_active: usize, max_per_minute: u32, cap: usize) -> Arc<IpLimiter> {
         Arc::new(IpLimiter {
             max_active,
             max_per_minute,
+            cap,
             map: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Makes room for one more source. A source's entry outlives its sessions while its minute
+    /// runs (the rate needs it), and nothing else removed it: one entry per address ever seen.
+    fn evict(map: &mut HashMap<IpAddr, Entry>, cap: usize, now: Instant) {
+        let minute_over = |e: &Entry| {
+            e.window_start
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(60))
+        };
+        map.retain(|_, e| e.active > 0 || !minute_over(e));
+        if map.len() < cap {
+            return;
+        }
+        // Still full of sources seen this minute: forget the idle quarter that came first (they
+        // may come back with a fresh count; an attack from that many sources is the listener's
+        // global limit's to bound).
+        let mut starts: Vec<Instant> = map
+            .values()
+            .filter(|e| e.active == 0)
+            .filter_map(|e| e.window_start)
+            .collect();
+        if starts.is_empty() {
+            return;
+        }
+        let i = starts.len() / 4;
+        let (_, cut, _) = starts.select_nth_unstable(i);
+        let cut = *cut;
+        map.retain(|_, e| e.active > 0 || e.window_start.is_some_and(|t| t > cut));
     }
 
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
@@ -67,6 +110,9 @@ impl IpLimiter {
                 ip,
             });
         };
+        if !map.contains_key(&ip) && map.len() >= self.cap {
+            IpLimiter::evict(&mut map, self.cap, now);
+        }
         let e = map.entry(ip).or_default();
         if self.max_active > 0 && e.active >= self.max_active {
             return Err(Refusal::TooManyConnections);
@@ -133,5 +179,26 @@ mod tests {
             l.admit("192.0.2.9".parse().unwrap()).err(),
             Some(Refusal::TooManyConnections)
         );
+    }
+
+    #[test]
+    fn sources_seen_once_do_not_pile_up() {
+        let l = IpLimiter::with_capacity(1, 100, 100);
+        let v4 = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        let held = l.admit(v4(0)).unwrap();
+        for i in 1..1000 {
+            drop(l.admit(v4(i)).unwrap());
+        }
+        let len = l.map.lock().unwrap().len();
+        assert!(len <= 100, "{len} sources remembered");
+        // A source with a session open keeps its entry, and so its concurrency limit.
+        assert_eq!(l.admit(v4(0)).err(), Some(Refusal::TooManyConnections));
+        drop(held);
+        // The most recent sources kept their count.
+        let l = IpLimiter::with_capacity(0, 1, 100);
+        for i in 0..1000 {
+            drop(l.admit(v4(i)).unwrap());
+        }
+        assert_eq!(l.admit(v4(999)).err(), Some(Refusal::RateExceeded));
     }
 }
