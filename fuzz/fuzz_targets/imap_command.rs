@@ -15,6 +15,23 @@ fuzz_target!(|input: &[u8]| {
             CommandKind::SetMetadata { entries, .. } => {
                 assert!(entries.iter().all(|(e, _)| valid_entry_name(e)));
             }
+            // ESEARCH's source options are bounded (RFC 7377 MULTISEARCH): each name costs a
+            // lookup, so at most 64 filters and 1000 names reach the session.
+            CommandKind::Esearch {
+                sources: Some(filters),
+                ..
+            } => {
+                use wharf_imap::syntax::SourceFilter as F;
+                assert!(!filters.is_empty() && filters.len() <= 64);
+                let names: usize = filters
+                    .iter()
+                    .map(|f| match f {
+                        F::Subtree(n) | F::SubtreeOne(n) | F::Mailboxes(n) => n.len(),
+                        _ => 0,
+                    })
+                    .sum();
+                assert!(names <= 1000);
+            }
             _ => {}
         }
     }

@@ -190,6 +190,14 @@ impl Messages for StoreMessages {
     ) -> Result<Vec<Uid>> {
         self.store.search_text(mailbox, field, needle).await
     }
+    async fn search_words(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<(Uid, u8)>> {
+        self.store.search_words(mailbox, field, needle).await
+    }
     fn events(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent> {
         self.store.subscribe(account)
     }

@@ -149,6 +149,14 @@ pub trait Messages: Send + Sync {
         field: TextField,
         needle: &str,
     ) -> Result<Vec<Uid>>;
+    /// Word search in one mailbox (FUZZY, RFC 6203): the UIDs where every word of the needle
+    /// occurs, stemmed, with a relevancy 1–100; ascending.
+    async fn search_words(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<(Uid, u8)>>;
     /// Change events of one account (every mailbox); lagging receivers resync by `changes_since`.
     fn events(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent>;
 }

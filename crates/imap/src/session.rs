@@ -233,6 +233,8 @@ pub struct Session {
     /// SEARCHRES `$` (RFC 5182): UIDs of the last SEARCH ... RETURN (SAVE).
     pub(crate) saved: Vec<Uid>,
     pub(crate) fetch_job: Option<crate::commands::fetch::FetchJob>,
+    /// An ESEARCH over several mailboxes waiting to write more (`Next::More`).
+    pub(crate) esearch_job: Option<crate::commands::esearch::EsearchJob>,
     pub(crate) rx: Receiver,
     pub(crate) id: u64,
 }
@@ -264,6 +266,7 @@ impl Session {
             idle_tag: None,
             saved: Vec::new(),
             fetch_job: None,
+            esearch_job: None,
             rx: Receiver::default(),
             id,
         }
@@ -351,7 +354,7 @@ impl Session {
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
         c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE QUOTASET");
         c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE MULTIAPPEND CATENATE");
-        c.push_str(" METADATA METADATA-SERVER");
+        c.push_str(" METADATA METADATA-SERVER MULTISEARCH SEARCH=FUZZY");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -450,6 +453,11 @@ impl Session {
     /// Continues a command that answered `Next::More`.
     async fn resume(&mut self) -> Step {
         let mut out = Output::new();
+        if let Some(job) = self.esearch_job.take() {
+            let tag = job.tag.clone();
+            let done = self.esearch_run(job, &mut out).await;
+            return self.finish(&tag, "ESEARCH", false, true, done, out).await;
+        }
         let Some(job) = self.fetch_job.take() else {
             return Step {
                 output: out,
@@ -607,6 +615,12 @@ impl Session {
             }
             K::SetMetadata { mailbox, entries } => self.set_metadata(&mailbox, entries).await,
             K::Idle => self.idle(tag, out).await,
+            K::Esearch {
+                sources,
+                ret,
+                charset,
+                key,
+            } => self.esearch(&tag, sources, ret, charset, key, out).await,
             _ if !selected => Done::bad("No mailbox selected"),
             K::Close => self.close(true).await,
             K::Unselect => self.close(false).await,
@@ -791,6 +805,8 @@ fn sync_policy(k: &CommandKind) -> (bool, bool) {
         | K::Sort { uid, .. }
         | K::Thread { uid, .. } => (*uid, true),
         K::Copy { uid, .. } | K::Move { uid, .. } => (*uid, true),
+        // Its criteria may use the selected mailbox's sequence numbers.
+        K::Esearch { .. } => (false, true),
         K::Select { .. } | K::Close | K::Unselect | K::Logout | K::Idle => (false, false),
         _ => (true, true),
     }

@@ -20,6 +20,7 @@ mod idle;
 mod list;
 mod mailbox;
 mod metadata;
+mod multisearch;
 mod objectid;
 mod partial;
 mod qresync;

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use wharf_imap::syntax::{
     AppendData, AppendLiteral, AppendMessage, CatPart, CommandKind, SearchKey, SearchReturn,
-    Section, SectionSpec, SeqNum, SeqSet, parse_command,
+    Section, SectionSpec, SeqNum, SeqSet, SourceFilter, parse_command,
 };
 
 /// RFC 7162's modifiers and search key, as its examples write them.
@@ -329,7 +329,7 @@ proptest! {
     #[test]
     fn parser_never_panics_on_commandish_input(
         tag in "[a-z0-9]{1,4}",
-        cmd in prop::sample::select(vec!["FETCH", "UID FETCH", "SEARCH", "STORE", "LIST", "APPEND", "STATUS", "SELECT", "LOGIN", "ID", "ENABLE", "CREATE", "COPY"]),
+        cmd in prop::sample::select(vec!["FETCH", "UID FETCH", "SEARCH", "ESEARCH", "ESEARCH IN (", "STORE", "LIST", "APPEND", "STATUS", "SELECT", "LOGIN", "ID", "ENABLE", "CREATE", "COPY"]),
         rest in "[ -~]{0,80}",
     ) {
         let _ = parse_command(format!("{tag} {cmd} {rest}\r\n").as_bytes());
@@ -722,4 +722,118 @@ proptest! {
             _ => {}
         }
     }
+}
+
+/// A mailbox filter as written and as parsed (RFC 7377 §2.2 with RFC 5465 §6's syntax).
+fn source_filter() -> impl Strategy<Value = (String, SourceFilter)> {
+    let name = "[A-Za-z][A-Za-z0-9/ ]{0,10}";
+    let names = proptest::collection::vec(name, 1..4);
+    prop_oneof![
+        Just(("selected".to_string(), SourceFilter::Selected)),
+        Just(("SELECTED-DELAYED".to_string(), SourceFilter::Selected)),
+        Just(("inboxes".to_string(), SourceFilter::Inboxes)),
+        Just(("Personal".to_string(), SourceFilter::Personal)),
+        Just(("subscribed".to_string(), SourceFilter::Subscribed)),
+        (0u8..3, names, any::<bool>()).prop_map(|(kind, names, list)| {
+            let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            let written = if list || names.len() > 1 {
+                format!("({})", quoted.join(" "))
+            } else {
+                quoted[0].clone()
+            };
+            match kind {
+                0 => (format!("subtree {written}"), SourceFilter::Subtree(names)),
+                1 => (
+                    format!("subtree-one {written}"),
+                    SourceFilter::SubtreeOne(names),
+                ),
+                _ => (
+                    format!("mailboxes {written}"),
+                    SourceFilter::Mailboxes(names),
+                ),
+            }
+        }),
+    ]
+}
+
+proptest! {
+    /// ESEARCH source options parse back to what was written, with or without RETURN and
+    /// CHARSET; without IN the source is left to the session (the selected mailbox).
+    #[test]
+    fn esearch_sources_round_trip(
+        filters in proptest::collection::vec(source_filter(), 0..5),
+        ret in any::<bool>(),
+        charset in any::<bool>(),
+    ) {
+        let text: Vec<&str> = filters.iter().map(|(s, _)| s.as_str()).collect();
+        let want: Vec<SourceFilter> = filters.iter().map(|(_, f)| f.clone()).collect();
+        let mut line = "t ESEARCH ".to_string();
+        if !want.is_empty() {
+            line.push_str(&format!("IN ({}) ", text.join(" ")));
+        }
+        if ret {
+            line.push_str("RETURN (COUNT) ");
+        }
+        if charset {
+            line.push_str("CHARSET UTF-8 ");
+        }
+        line.push_str("FROM ann\r\n");
+        match parse_command(line.as_bytes()).map(|c| c.kind) {
+            Ok(CommandKind::Esearch { sources, ret: r, charset: c, key }) => {
+                prop_assert_eq!(sources, (!want.is_empty()).then_some(want));
+                prop_assert_eq!(r, ret.then(|| vec![SearchReturn::Count]));
+                prop_assert_eq!(c, charset.then(|| "UTF-8".to_string()));
+                prop_assert_eq!(key, SearchKey::From("ann".into()));
+            }
+            other => return Err(TestCaseError::fail(format!("{line}: {other:?}"))),
+        }
+    }
+
+    /// Anything after `ESEARCH IN (`: parsed or refused, never a panic.
+    #[test]
+    fn esearch_parser_never_panics(rest in "[ -~]{0,80}") {
+        let _ = parse_command(format!("t ESEARCH IN ({rest}\r\n").as_bytes());
+    }
+}
+
+/// ESEARCH's source syntax (RFC 7377 §4): what it allows and what it refuses.
+#[test]
+fn esearch_examples() {
+    let ok = |l: &str| match parse_command(format!("{l}\r\n").as_bytes()).map(|c| c.kind) {
+        Ok(CommandKind::Esearch { sources, .. }) => sources,
+        other => panic!("{l}: {other:?}"),
+    };
+    assert_eq!(ok("a ESEARCH ALL"), None);
+    assert_eq!(
+        ok("a ESEARCH IN (subtree-one \"\" mailboxes (INBOX Sent)) UID 1:*"),
+        Some(vec![
+            SourceFilter::SubtreeOne(vec![String::new()]),
+            SourceFilter::Mailboxes(vec!["INBOX".into(), "Sent".into()]),
+        ])
+    );
+    for bad in [
+        "a ESEARCH IN ALL",
+        "a ESEARCH IN () ALL",
+        "a ESEARCH IN (personal",
+        "a ESEARCH IN (personal (x 1)) ALL",
+        "a ESEARCH IN (subtree) ALL",
+        "a ESEARCH IN (mailboxes ()) ALL",
+        "a ESEARCH IN (nothing) ALL",
+        "a ESEARCH IN (personal) ",
+        "a ESEARCH",
+    ] {
+        assert!(
+            parse_command(format!("{bad}\r\n").as_bytes()).is_err(),
+            "{bad}"
+        );
+    }
+    // At most 1000 mailbox names in all.
+    let many: Vec<String> = (0..1001).map(|i| format!("m{i}")).collect();
+    let line = format!("a ESEARCH IN (mailboxes ({})) ALL\r\n", many.join(" "));
+    assert!(parse_command(line.as_bytes()).is_err());
+    let line = format!(
+        "a ESEARCH IN (mailboxes ({})) ALL\r\n",
+        many[..1000].join(" ")
+    );
+    assert!(parse_command(line.as_bytes()).is_ok());
 }

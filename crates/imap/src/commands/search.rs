@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::NaiveDate;
 use wharf_store::{Flags, MessageEntry, TextField, Uid};
 
+use crate::backend::Backend;
 use crate::output::Output;
 use crate::selected::Selected;
 use crate::session::{Done, Session};
@@ -17,6 +18,8 @@ use crate::syntax::{SearchKey, SearchReturn, response};
 #[derive(Default)]
 struct Prefetched {
     text: HashMap<(u8, String), HashSet<Uid>>,
+    /// FUZZY text keys: the matching UIDs with their relevancy.
+    fuzzy: HashMap<(u8, String), HashMap<Uid, u8>>,
     /// Unfolded header block per UID, when a HEADER or SENT* key needs it.
     headers: HashMap<Uid, String>,
     /// UIDs carrying each EMAILID asked about.
@@ -59,7 +62,7 @@ fn walk<'a>(k: &'a SearchKey, f: &mut impl FnMut(&'a SearchKey)) {
             walk(a, f);
             walk(b, f);
         }
-        SearchKey::Not(a) => walk(a, f),
+        SearchKey::Not(a) | SearchKey::Fuzzy(a) => walk(a, f),
         _ => {}
     }
 }
@@ -125,6 +128,10 @@ struct Ctx<'a> {
     rev2: bool,
 }
 
+fn m_uid(ctx: &Ctx<'_>, idx: usize) -> Uid {
+    ctx.sel.msgs[idx].uid
+}
+
 fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
     let m = &ctx.sel.msgs[idx];
     let seq = idx as u32 + 1;
@@ -134,6 +141,15 @@ fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
         SearchKey::And(v) => v.iter().all(|x| matches(x, idx, ctx)),
         SearchKey::Or(a, b) => matches(a, idx, ctx) || matches(b, idx, ctx),
         SearchKey::Not(a) => !matches(a, idx, ctx),
+        SearchKey::Fuzzy(a) => match text_key(a) {
+            Some((f, s)) => ctx
+                .pre
+                .fuzzy
+                .get(&(field_code(f), s.to_string()))
+                .is_some_and(|m| m.contains_key(&m_uid(ctx, idx))),
+            // FUZZY on a key that is not text: the key itself (RFC 6203 §3 leaves it to us).
+            None => matches(a, idx, ctx),
+        },
         SearchKey::SeqSet(_) | SearchKey::Uid(_) => ctx
             .pre
             .sets
@@ -218,20 +234,28 @@ impl Selected {
     }
 }
 
-/// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [PARTIAL (range set)] [COUNT n]`
-/// (RFC 4731, RFC 5267 §4.4, RFC 9394) for `nums` in the answer's order (MIN and MAX are its
-/// first and last, PARTIAL counts positions in it), without the line end; `all` writes the ALL
-/// and PARTIAL sets.
+/// `* ESEARCH (TAG "t" [MAILBOX "m" UIDVALIDITY v]) [UID] [MIN n] [MAX n] [ALL set]
+/// [PARTIAL (range set)] [COUNT n]` (RFC 4731, RFC 5267 §4.4, RFC 9394, RFC 7377 §2.1's
+/// correlator: the mailbox as the client reads its name, and its UIDVALIDITY) for `nums` in the
+/// answer's order (MIN and MAX are its first and last, PARTIAL counts positions in it), without
+/// the line end; `all` writes the ALL and PARTIAL sets.
 pub(crate) fn esearch_line(
     tag: &str,
+    mailbox: Option<(&str, u32)>,
     uid: bool,
     opts: &[SearchReturn],
     nums: &[u32],
+    scores: &[u8],
     all: fn(&[u32]) -> String,
 ) -> Vec<u8> {
     let has = |o| opts.contains(&o);
     let mut line = b"* ESEARCH (TAG ".to_vec();
     response::string(&mut line, tag.as_bytes());
+    if let Some((name, uid_validity)) = mailbox {
+        line.extend_from_slice(b" MAILBOX ");
+        response::string(&mut line, name.as_bytes());
+        line.extend_from_slice(format!(" UIDVALIDITY {uid_validity}").as_bytes());
+    }
     line.push(b')');
     if uid {
         line.extend_from_slice(b" UID");
@@ -261,136 +285,363 @@ pub(crate) fn esearch_line(
     if has(SearchReturn::Count) {
         line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
     }
+    // RFC 6203 §3.2: a score per message returned, in the order ALL (or PARTIAL) lists them;
+    // without either, one per match in the answer's order.
+    if has(SearchReturn::Relevancy) && !nums.is_empty() {
+        let window = match SearchReturn::partial_of(opts) {
+            Some((a, b)) => SearchReturn::partial_window(a, b, nums.len()),
+            None => 0..nums.len(),
+        };
+        let listed: Vec<String> = (window)
+            .map(|i| scores.get(i).copied().unwrap_or(100).to_string())
+            .collect();
+        if !listed.is_empty() {
+            line.extend_from_slice(format!(" RELEVANCY ({})", listed.join(" ")).as_bytes());
+        }
+    }
     line
 }
 
+/// SEARCH's CHARSET (also SORT's, THREAD's, ESEARCH's): UTF-8 and US-ASCII, else NO
+/// [BADCHARSET].
+pub(crate) fn check_charset(charset: Option<&str>) -> Result<(), Done> {
+    if let Some(cs) = charset
+        && !cs.eq_ignore_ascii_case("UTF-8")
+        && !cs.eq_ignore_ascii_case("US-ASCII")
+    {
+        return Err(Done::no(
+            Some("BADCHARSET (UTF-8 US-ASCII)"),
+            "Unsupported charset",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the key tree has a MODSEQ key (RFC 7162 §3.1.5: it enables CONDSTORE, and the answer
+/// carries the highest mod-sequence).
+pub(crate) fn uses_modseq(key: &SearchKey) -> bool {
+    let mut found = false;
+    walk(key, &mut |k| found |= matches!(k, SearchKey::ModSeq(_)));
+    found
+}
+
+/// Whether the key tree refers to the saved result `$` (RFC 5182).
+pub(crate) fn uses_saved(key: &SearchKey) -> bool {
+    use crate::syntax::SeqSet;
+    let mut found = false;
+    walk(key, &mut |k| {
+        found |= matches!(
+            k,
+            SearchKey::SeqSet(SeqSet::Saved) | SearchKey::Uid(SeqSet::Saved)
+        )
+    });
+    found
+}
+
+/// The indexes of `sel`'s messages that `key` matches, ascending. `sel` is the selected
+/// mailbox's view, or (ESEARCH over other mailboxes) a view read from the store for the command;
+/// `saved` is `$`; `rev2` decides \Recent. A store failure is the reply.
+pub(crate) async fn hits_in(
+    backend: &Backend,
+    sel: &Selected,
+    saved: &[Uid],
+    rev2: bool,
+    key: &SearchKey,
+) -> Result<Vec<usize>, Done> {
+    hits_scored_in(backend, sel, saved, rev2, key)
+        .await
+        .map(|(hits, _)| hits)
+}
+
+/// `hits_in` with each hit's relevancy (RFC 6203): the best score of the FUZZY text keys that
+/// match the message; 100 for every hit of a search without FUZZY text keys, 1 for a hit that
+/// none of them matched (it matched through other keys).
+pub(crate) async fn hits_scored_in(
+    backend: &Backend,
+    sel: &Selected,
+    saved: &[Uid],
+    rev2: bool,
+    key: &SearchKey,
+) -> Result<(Vec<usize>, Vec<u8>), Done> {
+    let mb = sel.mailbox.id;
+    let mut pre = Prefetched::default();
+    let mut text_queries = Vec::new();
+    let mut fuzzy_queries = Vec::new();
+    // Text keys under FUZZY are word searches, not substring ones.
+    let mut fuzzy_inner = HashSet::new();
+    walk(key, &mut |k| {
+        if let SearchKey::Fuzzy(inner) = k
+            && let Some((f, s)) = text_key(inner)
+        {
+            fuzzy_inner.insert(&**inner as *const SearchKey as usize);
+            fuzzy_queries.push((f, s.to_string()));
+        }
+    });
+    let mut need_headers = false;
+    walk(key, &mut |k| {
+        if let Some((f, s)) = text_key(k)
+            && !fuzzy_inner.contains(&(k as *const SearchKey as usize))
+        {
+            text_queries.push((f, s.to_string()));
+        }
+        if matches!(
+            k,
+            SearchKey::Header(..)
+                | SearchKey::SentBefore(_)
+                | SearchKey::SentOn(_)
+                | SearchKey::SentSince(_)
+        ) {
+            need_headers = true;
+        }
+    });
+    for (f, s) in text_queries {
+        let code = field_code(f);
+        if pre.text.contains_key(&(code, s.clone())) {
+            continue;
+        }
+        match backend.messages.search_text(mb, f, &s).await {
+            Ok(uids) => {
+                pre.text.insert((code, s), uids.into_iter().collect());
+            }
+            Err(e) => return Err(Done::store(e)),
+        }
+    }
+    for (f, s) in fuzzy_queries {
+        let code = field_code(f);
+        if pre.fuzzy.contains_key(&(code, s.clone())) {
+            continue;
+        }
+        match backend.messages.search_words(mb, f, &s).await {
+            Ok(scored) => {
+                pre.fuzzy.insert((code, s), scored.into_iter().collect());
+            }
+            Err(e) => return Err(Done::store(e)),
+        }
+    }
+    if need_headers {
+        for m in &sel.msgs {
+            if sel.pending_expunge.contains(&m.uid) {
+                continue;
+            }
+            match backend.messages.raw(m.message_id).await {
+                Ok(raw) => {
+                    pre.headers.insert(m.uid, header_block(&raw));
+                }
+                // Expunged meanwhile (a mailbox read for ESEARCH is not kept in step).
+                Err(wharf_store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(Done::store(e)),
+            }
+        }
+    }
+    let mut email_ids = Vec::new();
+    walk(key, &mut |k| {
+        if let SearchKey::EmailId(id) = k {
+            email_ids.push(id.clone());
+        }
+    });
+    for id in email_ids {
+        // An EMAILID names its message row (`E<row>-<hash>`); the row's own id confirms it.
+        let row = id
+            .strip_prefix('E')
+            .and_then(|r| r.split('-').next())
+            .and_then(|n| n.parse::<i64>().ok());
+        let holders: Vec<&wharf_store::MessageEntry> = sel
+            .msgs
+            .iter()
+            .filter(|m| Some(m.message_id) == row && !sel.pending_expunge.contains(&m.uid))
+            .collect();
+        let mut uids = HashSet::new();
+        if let Some(first) = holders.first() {
+            match backend
+                .messages
+                .contents(&[first.message_id], true, false)
+                .await
+            {
+                Ok(mut got) => {
+                    if let Some(Ok(c)) = got.pop()
+                        && c.email_id.as_deref() == Some(id.as_str())
+                    {
+                        uids.extend(holders.iter().map(|m| m.uid));
+                    }
+                }
+                Err(e) => return Err(Done::store(e)),
+            }
+        }
+        pre.email_ids.insert(id, uids);
+    }
+    walk(key, &mut |k| {
+        let resolved = match k {
+            SearchKey::SeqSet(set) => Some(sel.resolve_lenient(set, false, saved)),
+            SearchKey::Uid(set) => Some(sel.resolve_lenient(set, true, saved)),
+            _ => None,
+        };
+        if let Some(r) = resolved {
+            pre.sets
+                .insert(k as *const SearchKey as usize, r.into_iter().collect());
+        }
+    });
+    let ctx = Ctx {
+        sel,
+        pre: &pre,
+        rev2,
+    };
+    let hits: Vec<usize> = (0..sel.msgs.len())
+        .filter(|&i| matches(key, i, &ctx))
+        .collect();
+    let scores = hits
+        .iter()
+        .map(|&i| {
+            if pre.fuzzy.is_empty() {
+                return 100;
+            }
+            let uid = sel.msgs[i].uid;
+            pre.fuzzy
+                .values()
+                .filter_map(|m| m.get(&uid).copied())
+                .max()
+                .unwrap_or(1)
+        })
+        .collect();
+    Ok((hits, scores))
+}
+
+/// An ESEARCH answer (RETURN options given, or implied): the response line, without its end,
+/// when anything but SAVE was asked, and the UIDs to save when SAVE was.
+pub(crate) struct EsearchAnswer {
+    pub line: Option<Vec<u8>>,
+    pub save: Option<Vec<Uid>>,
+}
+
+/// What an ESEARCH answer is asked for: the command's tag and RETURN options; UIDs when `uid`
+/// (else sequence numbers); `mailbox` adds RFC 7377's correlator (name, UIDVALIDITY); `modseq`
+/// adds the highest mod-sequence of what is returned (a MODSEQ key was used).
+pub(crate) struct EsearchAsk<'a> {
+    pub tag: &'a str,
+    pub mailbox: Option<(&'a str, u32)>,
+    pub uid: bool,
+    pub opts: &'a [SearchReturn],
+    pub modseq: bool,
+}
+
+/// The ESEARCH answer for `hits` (indexes into `sel`, ascending, with their FUZZY `scores`).
+pub(crate) fn esearch_answer(
+    ask: &EsearchAsk<'_>,
+    sel: &Selected,
+    hits: &[usize],
+    scores: &[u8],
+) -> EsearchAnswer {
+    let EsearchAsk {
+        tag,
+        mailbox,
+        uid,
+        opts,
+        modseq,
+    } = *ask;
+    let has = |o| opts.contains(&o);
+    let nums: Vec<u32> = hits
+        .iter()
+        .map(|&i| if uid { sel.msgs[i].uid } else { i as u32 + 1 })
+        .collect();
+    let hit_uids = || hits.iter().map(|&i| sel.msgs[i].uid);
+    // With a MODSEQ key the answer carries the highest mod-sequence of the messages it
+    // returns (RFC 7162 §3.1.5); MIN and MAX alone return only those two.
+    let highest_of = |idxs: &mut dyn Iterator<Item = usize>| {
+        idxs.map(|i| sel.msgs[i].modseq).max().filter(|_| modseq)
+    };
+    let partial =
+        SearchReturn::partial_of(opts).map(|(a, b)| SearchReturn::partial_window(a, b, hits.len()));
+    let save = has(SearchReturn::Save).then(|| {
+        // RFC 5182 §2.4: with MIN/MAX only, just those are saved; Wharf treats PARTIAL alike
+        // (the messages it returns, plus MIN/MAX if asked). ALL or COUNT save every match.
+        let only_minmax = (has(SearchReturn::Min) || has(SearchReturn::Max) || partial.is_some())
+            && !has(SearchReturn::All)
+            && !has(SearchReturn::Count);
+        if only_minmax {
+            let all: Vec<Uid> = hit_uids().collect();
+            let mut v = Vec::new();
+            if has(SearchReturn::Min) {
+                v.extend(all.first());
+            }
+            if let Some(w) = partial.clone() {
+                v.extend_from_slice(&all[w]);
+            }
+            if has(SearchReturn::Max) {
+                v.extend(all.last());
+            }
+            v.sort_unstable();
+            v.dedup();
+            v
+        } else {
+            hit_uids().collect()
+        }
+    });
+    let others = opts.iter().any(|o| *o != SearchReturn::Save);
+    let line = others.then(|| {
+        let mut line = esearch_line(
+            tag,
+            mailbox,
+            uid,
+            opts,
+            &nums,
+            scores,
+            response::sequence_set,
+        );
+        let highest = if has(SearchReturn::All) || has(SearchReturn::Count) {
+            highest_of(&mut hits.iter().copied())
+        } else {
+            let ends = [hits.first(), hits.last()];
+            let (min, max) = (has(SearchReturn::Min), has(SearchReturn::Max));
+            let window = partial.clone().unwrap_or(0..0);
+            highest_of(
+                &mut ends
+                    .into_iter()
+                    .zip([min, max])
+                    .filter_map(|(i, wanted)| i.copied().filter(|_| wanted))
+                    .chain(hits[window].iter().copied()),
+            )
+        };
+        if let Some(h) = highest {
+            line.extend_from_slice(format!(" MODSEQ {h}").as_bytes());
+        }
+        line
+    });
+    EsearchAnswer { line, save }
+}
+
 impl Session {
-    /// The message indexes `key` matches, ascending; a store failure or an unsupported charset
-    /// as the reply.
+    /// The message indexes `key` matches in the selected mailbox, ascending; a store failure or
+    /// an unsupported charset as the reply.
     pub(crate) async fn search_hits(
         &mut self,
         charset: Option<&str>,
         key: &SearchKey,
         out: &mut Output,
     ) -> Result<Vec<usize>, Done> {
-        if let Some(cs) = charset
-            && !cs.eq_ignore_ascii_case("UTF-8")
-            && !cs.eq_ignore_ascii_case("US-ASCII")
-        {
-            return Err(Done::no(
-                Some("BADCHARSET (UTF-8 US-ASCII)"),
-                "Unsupported charset",
-            ));
-        }
-        let mut uses_modseq = false;
-        walk(key, &mut |k| {
-            uses_modseq |= matches!(k, SearchKey::ModSeq(_))
-        });
-        if uses_modseq {
+        check_charset(charset)?;
+        if uses_modseq(key) {
             self.enable_condstore(out);
         }
         let Some(sel) = self.selected.as_ref() else {
             return Err(Done::bad("No mailbox selected"));
         };
-        let mb = sel.mailbox.id;
-        let mut pre = Prefetched::default();
-        let mut text_queries = Vec::new();
-        let mut need_headers = false;
-        walk(key, &mut |k| {
-            if let Some((f, s)) = text_key(k) {
-                text_queries.push((f, s.to_string()));
-            }
-            if matches!(
-                k,
-                SearchKey::Header(..)
-                    | SearchKey::SentBefore(_)
-                    | SearchKey::SentOn(_)
-                    | SearchKey::SentSince(_)
-            ) {
-                need_headers = true;
-            }
-        });
-        for (f, s) in text_queries {
-            let code = field_code(f);
-            if pre.text.contains_key(&(code, s.clone())) {
-                continue;
-            }
-            match self.backend.messages.search_text(mb, f, &s).await {
-                Ok(uids) => {
-                    pre.text.insert((code, s), uids.into_iter().collect());
-                }
-                Err(e) => return Err(Done::store(e)),
-            }
+        hits_in(&self.backend, sel, &self.saved, self.rev2, key).await
+    }
+
+    /// `search_hits` with each hit's relevancy (see `hits_scored_in`).
+    pub(crate) async fn search_hits_scored(
+        &mut self,
+        charset: Option<&str>,
+        key: &SearchKey,
+        out: &mut Output,
+    ) -> Result<(Vec<usize>, Vec<u8>), Done> {
+        check_charset(charset)?;
+        if uses_modseq(key) {
+            self.enable_condstore(out);
         }
-        if need_headers {
-            for m in &sel.msgs {
-                if sel.pending_expunge.contains(&m.uid) {
-                    continue;
-                }
-                match self.backend.messages.raw(m.message_id).await {
-                    Ok(raw) => {
-                        pre.headers.insert(m.uid, header_block(&raw));
-                    }
-                    Err(e) => return Err(Done::store(e)),
-                }
-            }
-        }
-        let mut email_ids = Vec::new();
-        walk(key, &mut |k| {
-            if let SearchKey::EmailId(id) = k {
-                email_ids.push(id.clone());
-            }
-        });
-        for id in email_ids {
-            // An EMAILID names its message row (`E<row>-<hash>`); the row's own id confirms it.
-            let row = id
-                .strip_prefix('E')
-                .and_then(|r| r.split('-').next())
-                .and_then(|n| n.parse::<i64>().ok());
-            let holders: Vec<&wharf_store::MessageEntry> = sel
-                .msgs
-                .iter()
-                .filter(|m| Some(m.message_id) == row && !sel.pending_expunge.contains(&m.uid))
-                .collect();
-            let mut uids = HashSet::new();
-            if let Some(first) = holders.first() {
-                match self
-                    .backend
-                    .messages
-                    .contents(&[first.message_id], true, false)
-                    .await
-                {
-                    Ok(mut got) => {
-                        if let Some(Ok(c)) = got.pop()
-                            && c.email_id.as_deref() == Some(id.as_str())
-                        {
-                            uids.extend(holders.iter().map(|m| m.uid));
-                        }
-                    }
-                    Err(e) => return Err(Done::store(e)),
-                }
-            }
-            pre.email_ids.insert(id, uids);
-        }
-        walk(key, &mut |k| {
-            let resolved = match k {
-                SearchKey::SeqSet(set) => Some(sel.resolve_lenient(set, false, &self.saved)),
-                SearchKey::Uid(set) => Some(sel.resolve_lenient(set, true, &self.saved)),
-                _ => None,
-            };
-            if let Some(r) = resolved {
-                pre.sets
-                    .insert(k as *const SearchKey as usize, r.into_iter().collect());
-            }
-        });
-        let ctx = Ctx {
-            sel,
-            pre: &pre,
-            rev2: self.rev2,
+        let Some(sel) = self.selected.as_ref() else {
+            return Err(Done::bad("No mailbox selected"));
         };
-        Ok((0..sel.msgs.len())
-            .filter(|&i| matches(key, i, &ctx))
-            .collect())
+        hits_scored_in(&self.backend, sel, &self.saved, self.rev2, key).await
     }
 
     pub(crate) async fn search(
@@ -402,28 +653,13 @@ impl Session {
         key: SearchKey,
         out: &mut Output,
     ) -> Done {
-        let hits = match self.search_hits(charset.as_deref(), &key, out).await {
+        let (hits, scores) = match self.search_hits_scored(charset.as_deref(), &key, out).await {
             Ok(h) => h,
             Err(d) => return d,
         };
-        let mut uses_modseq = false;
-        walk(&key, &mut |k| {
-            uses_modseq |= matches!(k, SearchKey::ModSeq(_))
-        });
+        let modseq = uses_modseq(&key);
         let Some(sel) = self.selected.as_ref() else {
             return Done::bad("No mailbox selected");
-        };
-        let nums: Vec<u32> = hits
-            .iter()
-            .map(|&i| if uid { sel.msgs[i].uid } else { i as u32 + 1 })
-            .collect();
-        let hit_uids: Vec<Uid> = hits.iter().map(|&i| sel.msgs[i].uid).collect();
-        // With a MODSEQ key the answer carries the highest mod-sequence of the messages it
-        // returns (RFC 7162 §3.1.5); MIN and MAX alone return only those two.
-        let highest_of = |idxs: &mut dyn Iterator<Item = usize>| {
-            idxs.map(|i| sel.msgs[i].modseq)
-                .max()
-                .filter(|_| uses_modseq)
         };
         let ret = match ret {
             Some(r) if r.is_empty() => Some(vec![SearchReturn::All]),
@@ -434,67 +670,32 @@ impl Session {
         match ret {
             None => {
                 out.extend_from_slice(b"* SEARCH");
-                for n in &nums {
+                for &i in &hits {
+                    let n = if uid { sel.msgs[i].uid } else { i as u32 + 1 };
                     out.extend_from_slice(format!(" {n}").as_bytes());
                 }
-                if let Some(h) = highest_of(&mut hits.iter().copied()) {
+                if let Some(h) = hits.iter().map(|&i| sel.msgs[i].modseq).max()
+                    && modseq
+                {
                     out.extend_from_slice(format!(" (MODSEQ {h})").as_bytes());
                 }
                 out.extend_from_slice(b"\r\n");
             }
             Some(opts) => {
-                let save = opts.contains(&SearchReturn::Save);
-                let has = |o| opts.contains(&o);
-                let partial = SearchReturn::partial_of(&opts)
-                    .map(|(a, b)| SearchReturn::partial_window(a, b, hits.len()));
-                if save {
-                    // RFC 5182 §2.4: with MIN/MAX only, just those are saved; Wharf treats
-                    // PARTIAL alike (the messages it returns, plus MIN/MAX if asked). ALL or
-                    // COUNT save every match.
-                    let only_minmax =
-                        (has(SearchReturn::Min) || has(SearchReturn::Max) || partial.is_some())
-                            && !has(SearchReturn::All)
-                            && !has(SearchReturn::Count);
-                    self.saved = if only_minmax {
-                        let mut v = Vec::new();
-                        if has(SearchReturn::Min) {
-                            v.extend(hit_uids.first());
-                        }
-                        if let Some(w) = partial.clone() {
-                            v.extend_from_slice(&hit_uids[w]);
-                        }
-                        if has(SearchReturn::Max) {
-                            v.extend(hit_uids.last());
-                        }
-                        v.sort_unstable();
-                        v.dedup();
-                        v
-                    } else {
-                        hit_uids.clone()
-                    };
-                }
-                let others = opts.iter().any(|o| *o != SearchReturn::Save);
-                if others {
-                    let mut line = esearch_line(tag, uid, &opts, &nums, response::sequence_set);
-                    let highest = if has(SearchReturn::All) || has(SearchReturn::Count) {
-                        highest_of(&mut hits.iter().copied())
-                    } else {
-                        let ends = [hits.first(), hits.last()];
-                        let (min, max) = (has(SearchReturn::Min), has(SearchReturn::Max));
-                        let window = partial.clone().unwrap_or(0..0);
-                        highest_of(
-                            &mut ends
-                                .into_iter()
-                                .zip([min, max])
-                                .filter_map(|(i, wanted)| i.copied().filter(|_| wanted))
-                                .chain(hits[window].iter().copied()),
-                        )
-                    };
-                    if let Some(h) = highest {
-                        line.extend_from_slice(format!(" MODSEQ {h}").as_bytes());
-                    }
+                let ask = EsearchAsk {
+                    tag,
+                    mailbox: None,
+                    uid,
+                    opts: &opts,
+                    modseq,
+                };
+                let answer = esearch_answer(&ask, sel, &hits, &scores);
+                if let Some(mut line) = answer.line {
                     line.extend_from_slice(b"\r\n");
                     out.extend_from_slice(&line);
+                }
+                if let Some(save) = answer.save {
+                    self.saved = save;
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! SORT and UID SORT (RFC 5256) with SORT=DISPLAY (RFC 5957) and ESORT (RFC 5267 §3.2): the
 //! messages SEARCH would match, ordered by keys taken from their stored summaries (never the
-//! message bodies), ties broken by sequence number.
+//! message bodies), or by FUZZY relevancy (RFC 6203 §4), ties broken by sequence number.
 
 use std::cmp::Ordering;
 
@@ -50,13 +50,13 @@ impl Session {
         key: SearchKey,
         out: &mut Output,
     ) -> Done {
-        let hits = match self.search_hits(Some(charset), &key, out).await {
+        let (hits, scores) = match self.search_hits_scored(Some(charset), &key, out).await {
             Ok(h) => h,
             Err(d) => return d,
         };
         let needs_summary = criteria
             .iter()
-            .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size));
+            .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size | SortKey::Relevancy));
         let keys = if needs_summary {
             match self.sort_keys_of(&hits).await {
                 Ok(k) => k,
@@ -82,6 +82,8 @@ impl Session {
                 SortKey::Cc => ka.cc.cmp(&kb.cc),
                 SortKey::DisplayFrom => ka.display_from.cmp(&kb.display_from),
                 SortKey::DisplayTo => ka.display_to.cmp(&kb.display_to),
+                // RFC 6203 §4: the most relevant first.
+                SortKey::Relevancy => scores[b].cmp(&scores[a]),
             }
         };
         let mut order: Vec<usize> = (0..hits.len()).collect();
@@ -129,7 +131,16 @@ impl Session {
                 if opts.iter().any(|o| *o != SearchReturn::Save) {
                     // RFC 5267 §3.2: MIN and MAX are the first and last in sort order, and ALL
                     // keeps the order.
-                    let mut line = esearch_line(tag, uid, &opts, &nums, response::sequence_set);
+                    let sorted_scores: Vec<u8> = order.iter().map(|&k| scores[k]).collect();
+                    let mut line = esearch_line(
+                        tag,
+                        None,
+                        uid,
+                        &opts,
+                        &nums,
+                        &sorted_scores,
+                        response::sequence_set,
+                    );
                     line.extend_from_slice(b"\r\n");
                     out.extend_from_slice(&line);
                 }

@@ -49,6 +49,8 @@ pub enum SortKey {
     To,
     DisplayFrom,
     DisplayTo,
+    /// RFC 6203 §4: by relevancy score, the most relevant first.
+    Relevancy,
 }
 
 /// What a QRESYNC client knew when it last synced (RFC 7162 §3.2.5). Its optional
@@ -112,6 +114,8 @@ pub enum SearchReturn {
     All,
     Count,
     Save,
+    /// `RELEVANCY` (RFC 6203 §3.2): a score 1–100 for each message returned.
+    Relevancy,
     /// `PARTIAL first:last` (RFC 5267 §4.4, extended by RFC 9394 §3.1): the results at those
     /// 1-based positions, counted from the end when negative (`-1` is the last result). Both
     /// ends have the same sign and are never zero; they are kept as sent, to be echoed.
@@ -146,6 +150,27 @@ impl SearchReturn {
         let end = usize::try_from(end).unwrap_or(usize::MAX);
         start..end.max(start)
     }
+}
+
+/// A mailbox filter of ESEARCH's source options (RFC 7377 §2.2, which takes them from NOTIFY,
+/// RFC 5465 §6, and adds `subtree-one`). Names are as the client sent them (modified UTF-7
+/// unless UTF-8 is enabled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceFilter {
+    /// `selected` (and RFC 5465's `selected-delayed`, the same thing for a search).
+    Selected,
+    /// Where mail is delivered: INBOX.
+    Inboxes,
+    /// Every mailbox of the personal namespace.
+    Personal,
+    /// Every subscribed mailbox that exists.
+    Subscribed,
+    /// The named mailboxes and all their descendants.
+    Subtree(Vec<String>),
+    /// The named mailboxes and their children (one level).
+    SubtreeOne(Vec<String>),
+    /// The named mailboxes.
+    Mailboxes(Vec<String>),
 }
 
 /// SEARCH keys of RFC 9051 §6.4.4 (RFC 3501 keys included).
@@ -200,6 +225,9 @@ pub enum SearchKey {
     SavedSince(NaiveDate),
     /// RFC 8514: whether the mailbox keeps save dates (here: always).
     SaveDateSupported,
+    /// RFC 6203: the key matched fuzzily — text keys by stemmed words (`wharf_store::words`);
+    /// other keys exactly, as without FUZZY.
+    Fuzzy(Box<SearchKey>),
 }
 
 /// FETCH data items (macros already expanded).
@@ -386,6 +414,14 @@ pub enum CommandKind {
         charset: Option<String>,
         key: SearchKey,
     },
+    /// ESEARCH (RFC 7377 MULTISEARCH): `IN (sources)`, absent for the selected mailbox alone;
+    /// results are always UIDs in ESEARCH responses.
+    Esearch {
+        sources: Option<Vec<SourceFilter>>,
+        ret: Option<Vec<SearchReturn>>,
+        charset: Option<String>,
+        key: SearchKey,
+    },
     /// SORT / UID SORT (RFC 5256, with SORT=DISPLAY and ESORT's RETURN).
     Sort {
         uid: bool,
@@ -468,6 +504,7 @@ impl CommandKind {
             CommandKind::Expunge => "EXPUNGE",
             CommandKind::UidExpunge(_) => "UID EXPUNGE",
             CommandKind::Search { .. } => "SEARCH",
+            CommandKind::Esearch { .. } => "ESEARCH",
             CommandKind::Sort { .. } => "SORT",
             CommandKind::Thread { .. } => "THREAD",
             CommandKind::GetQuotaRoot(_) => "GETQUOTAROOT",

@@ -975,6 +975,55 @@ impl Messages for Memory {
             .collect())
     }
 
+    async fn search_words(
+        &self,
+        mailbox: MailboxId,
+        field: TextField,
+        needle: &str,
+    ) -> Result<Vec<(Uid, u8)>> {
+        let Some(mut q) = wharf_store::words::WordQuery::new(needle) else {
+            return Ok(Vec::new());
+        };
+        let st = self.lock();
+        let m = st
+            .mailboxes
+            .get(&mailbox)
+            .ok_or_else(|| StoreError::NotFound("mailbox".into()))?;
+        let mut out = Vec::new();
+        for e in &m.msgs {
+            let Some(b) = st.blobs.get(&e.message_id) else {
+                continue;
+            };
+            let s = &b.search;
+            let fields: Vec<(&String, f64)> = match field {
+                TextField::Text => vec![
+                    (&s.subject, 3.0),
+                    (&s.from, 2.0),
+                    (&s.to, 2.0),
+                    (&s.cc, 2.0),
+                    (&s.bcc, 2.0),
+                    (&s.headers, 1.0),
+                    (&s.body, 1.0),
+                ],
+                TextField::Body => vec![(&s.body, 1.0)],
+                TextField::Subject => vec![(&s.subject, 3.0)],
+                TextField::From => vec![(&s.from, 2.0)],
+                TextField::To => vec![(&s.to, 2.0)],
+                TextField::Cc => vec![(&s.cc, 2.0)],
+                TextField::Bcc => vec![(&s.bcc, 2.0)],
+            };
+            let folded: Vec<(String, f64)> = fields
+                .into_iter()
+                .map(|(t, w)| (wharf_store::words::fold(t), w))
+                .collect();
+            let refs: Vec<(&str, f64)> = folded.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+            if let Some(score) = q.score(&refs) {
+                out.push((e.uid, score));
+            }
+        }
+        Ok(out)
+    }
+
     fn events(&self, account: AccountId) -> broadcast::Receiver<MailboxEvent> {
         self.lock()
             .events

@@ -194,6 +194,7 @@ impl Parser<'_> {
             "SETMETADATA" => self.set_metadata()?,
             "APPEND" => self.append()?,
             "SEARCH" => self.search(false)?,
+            "ESEARCH" => self.esearch()?,
             "SORT" => self.sort(false)?,
             "THREAD" => self.thread(false)?,
             "FETCH" => self.fetch(false)?,

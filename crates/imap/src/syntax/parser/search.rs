@@ -1,6 +1,11 @@
 //! SEARCH arguments: RETURN options, CHARSET and the key tree (depth-bounded).
 
 use super::{MAX_DEPTH, PResult, Parser};
+
+/// Most mailbox filters in one ESEARCH's source options.
+const MAX_SOURCE_FILTERS: usize = 64;
+/// Most mailbox names in one ESEARCH's source options, all filters together.
+const MAX_SOURCE_NAMES: usize = 1000;
 use crate::syntax::command::*;
 
 impl Parser<'_> {
@@ -29,6 +34,7 @@ impl Parser<'_> {
                 "TO" => SortKey::To,
                 "DISPLAYFROM" => SortKey::DisplayFrom,
                 "DISPLAYTO" => SortKey::DisplayTo,
+                "RELEVANCY" => SortKey::Relevancy,
                 _ => return Err(format!("unknown SORT key {k}")),
             };
             criteria.push(SortCriterion { reverse, key });
@@ -84,6 +90,7 @@ impl Parser<'_> {
                 "ALL" => SearchReturn::All,
                 "COUNT" => SearchReturn::Count,
                 "SAVE" => SearchReturn::Save,
+                "RELEVANCY" => SearchReturn::Relevancy,
                 "PARTIAL" => {
                     p.sp()?;
                     p.partial_range()?
@@ -150,6 +157,89 @@ impl Parser<'_> {
             charset,
             key,
         })
+    }
+
+    /// `ESEARCH [IN (source-mbox)] [RETURN (…)] [CHARSET c] search-key…` (RFC 7377 §4).
+    pub(super) fn esearch(&mut self) -> PResult<CommandKind> {
+        self.sp()?;
+        let mut sources = None;
+        if self.keyword("IN") {
+            self.sp()?;
+            self.expect(b'(')?;
+            sources = Some(self.source_filters()?);
+            self.sp()?;
+        }
+        let ret = self.search_return()?;
+        let mut charset = None;
+        if self.keyword("CHARSET") {
+            self.sp()?;
+            charset = Some(self.astring()?);
+            self.sp()?;
+        }
+        let key = self.search_keys()?;
+        Ok(CommandKind::Esearch {
+            sources,
+            ret,
+            charset,
+            key,
+        })
+    }
+
+    /// `source-mbox [SP "(" scope-options ")"] ")"` after `IN (`: NOTIFY's mailbox filters
+    /// (RFC 5465 §6) with RFC 7377's `subtree-one`. No scope option is defined, so any is
+    /// refused.
+    fn source_filters(&mut self) -> PResult<Vec<SourceFilter>> {
+        let mut filters = Vec::new();
+        let mut names = 0usize;
+        loop {
+            if self.peek() == Some(b'(') {
+                return Err("unknown ESEARCH scope option".into());
+            }
+            let f = self.atom()?.to_ascii_lowercase();
+            let filter = match f.as_str() {
+                "selected" | "selected-delayed" => SourceFilter::Selected,
+                "inboxes" => SourceFilter::Inboxes,
+                "personal" => SourceFilter::Personal,
+                "subscribed" => SourceFilter::Subscribed,
+                "subtree" | "subtree-one" | "mailboxes" => {
+                    self.sp()?;
+                    let list = self.one_or_more_mailbox(&mut names)?;
+                    match f.as_str() {
+                        "subtree" => SourceFilter::Subtree(list),
+                        "subtree-one" => SourceFilter::SubtreeOne(list),
+                        _ => SourceFilter::Mailboxes(list),
+                    }
+                }
+                _ => return Err(format!("unknown mailbox filter {f}")),
+            };
+            if filters.len() >= MAX_SOURCE_FILTERS {
+                return Err("too many mailbox filters".into());
+            }
+            filters.push(filter);
+            if self.eat(b')') {
+                return Ok(filters);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `mailbox / "(" mailbox *(SP mailbox) ")"` (RFC 5465 §8), counting names into `names`.
+    fn one_or_more_mailbox(&mut self, names: &mut usize) -> PResult<Vec<String>> {
+        let mut list = Vec::new();
+        let mut one = |p: &mut Self| {
+            *names += 1;
+            if *names > MAX_SOURCE_NAMES {
+                return Err("too many mailbox names in the source options".to_string());
+            }
+            list.push(p.mailbox()?);
+            Ok(())
+        };
+        if self.eat(b'(') {
+            self.items_until_close(false, &mut one)?;
+        } else {
+            one(self)?;
+        }
+        Ok(list)
     }
 
     pub(super) fn search_key(&mut self, depth: usize) -> PResult<SearchKey> {
@@ -272,6 +362,10 @@ impl Parser<'_> {
             "NOT" => {
                 self.sp()?;
                 SearchKey::Not(Box::new(self.search_key(depth + 1)?))
+            }
+            "FUZZY" => {
+                self.sp()?;
+                SearchKey::Fuzzy(Box::new(self.search_key(depth + 1)?))
             }
             "OR" => {
                 self.sp()?;
