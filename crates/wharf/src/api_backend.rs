@@ -138,8 +138,7 @@ impl AdminApi for ApiBackend {
                         )));
                     }
                 };
-                let (key, _) =
-                    ops::dkim::generate(cfg, dir, &domain, selector.as_deref(), algo).await?;
+                let key = ops::dkim::generate(cfg, dir, &domain, selector.as_deref(), algo).await?;
                 created(&key)
             }
             ApiCall::DnsRecords { domain } => ok(&ops::dkim::dns_records(cfg, dir, &domain).await?),
@@ -410,7 +409,10 @@ impl AdminApi for ApiBackend {
                         .map(|d| d.name.to_ascii_lowercase())
                         .collect(),
                 };
-                let report = crate::doctor::report(cfg, &domains, DOCTOR_DEADLINE)
+                let keys = crate::dns_records::stored_keys(cfg, &**dir.store())
+                    .await
+                    .map_err(|e| ApiError::internal(format!("doctor: {e:#}")))?;
+                let report = crate::doctor::report(cfg, &domains, &keys, DOCTOR_DEADLINE)
                     .await
                     .map_err(|e| ApiError::internal(format!("doctor: {e:#}")))?;
                 Ok(ApiReply::Ok(report.json()))

@@ -10,6 +10,7 @@ use wharf_inbound::{Action, Verifier};
 use wharf_smtp::{Arrival, ArrivalAction, ArrivalCheck, ArrivalVerdict};
 
 use crate::config::Loaded;
+use crate::dkim_keys::StoredKey;
 use crate::spam_filter::SpamFilter;
 
 pub struct InboundChecks {
@@ -27,6 +28,7 @@ pub fn checks(
     hostname: &str,
     reports: Option<Arc<crate::reporting::Counter>>,
     spam: Option<Arc<SpamFilter>>,
+    dkim_keys: &[StoredKey],
 ) -> anyhow::Result<Option<Arc<dyn ArrivalCheck>>> {
     let c = &cfg.config.inbound;
     if !c.enabled {
@@ -46,7 +48,7 @@ pub fn checks(
     let mut verifier = Verifier::new(resolver, c.clone(), hostname)
         .map_err(|e| anyhow::anyhow!("inbound: {e}"))?;
     let domain = cfg.primary_domain();
-    match arc_key(&cfg.data_dir, &domain)? {
+    match arc_key(dkim_keys, &domain) {
         Some((selector, pem)) => {
             verifier = verifier
                 .with_arc_sealer(&domain, &selector, &pem)
@@ -66,20 +68,17 @@ pub fn checks(
 }
 
 /// The primary domain's RSA signing key (selector, PEM): RFC 8617 seals with rsa-sha256 only.
-fn arc_key(data_dir: &std::path::Path, domain: &str) -> anyhow::Result<Option<(String, Vec<u8>)>> {
-    let mut found: Vec<(String, Vec<u8>)> = Vec::new();
-    for (selector, path) in crate::dkim_keys::key_files(data_dir, domain)? {
-        let pem = std::fs::read(&path)
-            .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
-        if let Ok(key) = wharf_outbound::dkim::DkimKey::from_pem(domain, &selector, &pem)
-            && key.algorithm == wharf_outbound::dkim::Algorithm::Rsa
-        {
-            found.push((selector, pem));
-        }
-    }
+fn arc_key(keys: &[StoredKey], domain: &str) -> Option<(String, Vec<u8>)> {
+    let mut found: Vec<(String, Vec<u8>)> = crate::dkim_keys::of_domain(keys, domain)
+        .filter(|k| {
+            wharf_outbound::dkim::DkimKey::from_pem(domain, &k.selector, &k.pem)
+                .is_ok_and(|key| key.algorithm == wharf_outbound::dkim::Algorithm::Rsa)
+        })
+        .map(|k| (k.selector.clone(), k.pem.clone()))
+        .collect();
     // Dated selectors (202612r): the newest key seals.
     found.sort_by(|a, b| b.0.cmp(&a.0));
-    Ok(found.into_iter().next())
+    found.into_iter().next()
 }
 
 #[async_trait]
@@ -143,23 +142,34 @@ impl ArrivalCheck for InboundChecks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::DkimAlgo;
+    use wharf_outbound::dkim::{Algorithm, generate};
+
+    fn key(selector: &str, algorithm: Algorithm) -> StoredKey {
+        StoredKey {
+            domain: "example.test".into(),
+            selector: selector.into(),
+            pem: generate("example.test", selector, algorithm)
+                .unwrap()
+                .private_key_pem
+                .into_bytes(),
+        }
+    }
 
     #[test]
     fn the_arc_key_is_the_newest_rsa_key_of_the_domain() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(arc_key(dir.path(), "example.test").unwrap().is_none());
-        crate::dkim_keys::generate(dir.path(), "example.test", Some("e1"), DkimAlgo::Ed25519)
-            .unwrap();
+        let mut keys = Vec::new();
+        assert!(arc_key(&keys, "example.test").is_none());
+        keys.push(key("e1", Algorithm::Ed25519));
         assert!(
-            arc_key(dir.path(), "example.test").unwrap().is_none(),
+            arc_key(&keys, "example.test").is_none(),
             "Ed25519 cannot seal ARC"
         );
-        crate::dkim_keys::generate(dir.path(), "example.test", Some("202611r"), DkimAlgo::Rsa)
-            .unwrap();
-        crate::dkim_keys::generate(dir.path(), "example.test", Some("202612r"), DkimAlgo::Rsa)
-            .unwrap();
-        let (selector, pem) = arc_key(dir.path(), "example.test").unwrap().unwrap();
+        keys.push(key("202611r", Algorithm::Rsa));
+        keys.push(key("202612r", Algorithm::Rsa));
+        let mut other = key("202701r", Algorithm::Rsa);
+        other.domain = "other.test".into();
+        keys.push(other);
+        let (selector, pem) = arc_key(&keys, "example.test").unwrap();
         assert_eq!(selector, "202612r");
         assert!(String::from_utf8_lossy(&pem).contains("PRIVATE KEY"));
     }

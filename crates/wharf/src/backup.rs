@@ -8,6 +8,8 @@
 //! - `files/dkim/`, `files/acme/`, `files/tls/`: those folders of `data_dir`, when present
 //!   (DKIM signing keys published in DNS, the ACME account and certificates, the generated
 //!   self-signed certificate);
+//! - `files/state.key`: the node-state key, which the DKIM keys in the database are sealed with
+//!   (restored where `[server] state_key_file` says, unless a key is already there);
 //! - `manifest.json`, written last (format, wharf version, backend, counts, the database's
 //!   SHA-256): a folder without it is an unfinished backup and restore refuses it.
 //!
@@ -26,8 +28,23 @@ use crate::storage::{create_private_dir, store_config, store_err};
 const KEY_FOLDERS: [&str; 3] = ["dkim", "acme", "tls"];
 /// Where they go inside the backup folder.
 const FILES_DIR: &str = "files";
+/// The node-state key (`[server] state_key_file`) inside `files/`.
+const STATE_KEY_FILE: &str = "state.key";
+
+/// `wharf backup` and `wharf restore` copy a blob folder; bodies in S3 are the bucket's to keep.
+fn refuse_s3(cfg: &Loaded) -> Result<()> {
+    if let Some(s3) = cfg.blob_s3() {
+        bail!(
+            "the message bodies are in S3 ({}): back up the database (pg_dump) and the bucket \
+             with the object store's own tools (docs/operations.md, Backup)",
+            s3.url()
+        );
+    }
+    Ok(())
+}
 
 pub async fn backup(cfg: &Loaded, dir: &Path) -> Result<()> {
+    refuse_s3(cfg)?;
     let store = store_config(cfg);
     if dir.exists() {
         let mut entries =
@@ -47,6 +64,16 @@ pub async fn backup(cfg: &Loaded, dir: &Path) -> Result<()> {
         if from.is_dir() {
             copied_files += copy_tree(&from, &dir.join(FILES_DIR).join(name))?;
         }
+    }
+    // The node-state key: without it the DKIM keys in the database do not open.
+    let state_key = crate::state_key::key_path(cfg);
+    if state_key.is_file() {
+        let to = dir.join(FILES_DIR).join(STATE_KEY_FILE);
+        create_private_dir(&dir.join(FILES_DIR))?;
+        fs::copy(&state_key, &to)
+            .with_context(|| format!("cannot copy {} into the backup", state_key.display()))?;
+        fs::File::open(&to)?.sync_all()?;
+        copied_files += 1;
     }
     let manifest = wharf_store::backup::backup(&store, dir, env!("CARGO_PKG_VERSION"))
         .await
@@ -69,6 +96,7 @@ pub async fn backup(cfg: &Loaded, dir: &Path) -> Result<()> {
 }
 
 pub async fn restore(cfg: &Loaded, dir: &Path) -> Result<()> {
+    refuse_s3(cfg)?;
     let store = store_config(cfg);
     // Checked before anything is written: a damaged or foreign folder fails here.
     wharf_store::backup::read_manifest(dir).map_err(store_err)?;
@@ -90,6 +118,20 @@ pub async fn restore(cfg: &Loaded, dir: &Path) -> Result<()> {
         let from = dir.join(FILES_DIR).join(name);
         if from.is_dir() {
             copied_files += copy_tree(&from, &cfg.data_dir.join(name))?;
+        }
+    }
+    let saved_key = dir.join(FILES_DIR).join(STATE_KEY_FILE);
+    if saved_key.is_file() {
+        let to = crate::state_key::key_path(cfg);
+        if !to.exists() {
+            if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+                create_private_dir(parent)?;
+            }
+            fs::copy(&saved_key, &to).with_context(|| {
+                format!("cannot restore the node-state key to {}", to.display())
+            })?;
+            fs::File::open(&to)?.sync_all()?;
+            copied_files += 1;
         }
     }
     // Open it once as the server will: migrations of an older backup run now, and a store that

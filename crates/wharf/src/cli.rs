@@ -55,15 +55,17 @@ pub enum Command {
     /// The nodes serving this store (`wharf serve` processes).
     #[command(subcommand)]
     Node(NodeCmd),
-    /// Copy the embedded store to PostgreSQL (and its blobs to another folder), ids and all,
+    /// Copy the embedded store to PostgreSQL (and its blobs to another folder or S3), ids and all,
     /// verified by counts and hashes; resumable. Stop the server first.
     Migrate {
         /// The PostgreSQL database, `postgres://user@host/db`.
         #[arg(long)]
         to: String,
-        /// Copy the message bodies into this folder too (the shared blob folder of the nodes).
-        #[arg(long, value_name = "DIR")]
-        blobs_to: Option<PathBuf>,
+        /// Copy the message bodies too: into this folder (the shared blob folder of the nodes)
+        /// or, as `s3://bucket/prefix`, into an S3 bucket (endpoint, region and credentials from
+        /// `[store.s3]` of the config, else the AWS_* environment variables).
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        blobs_to: Option<String>,
     },
     /// Users' Sieve scripts: the filters run at delivery (also over ManageSieve, port 4190).
     #[command(subcommand)]
@@ -300,7 +302,8 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DkimCmd {
-    /// Create a signing key for DOMAIN (stored under the data folder) and print its DNS TXT record.
+    /// Create a signing key for DOMAIN (stored in the store, sealed with the node-state key) and
+    /// print its DNS TXT record.
     Generate {
         domain: String,
         /// Selector (default: YYYYMM plus `e` for Ed25519 or `r` for RSA, e.g. 202611e).
@@ -309,6 +312,9 @@ pub enum DkimCmd {
         #[arg(long, value_enum, default_value = "ed25519")]
         algo: DkimAlgo,
     },
+    /// Remove DOMAIN's key SELECTOR from the store; running servers stop signing with it at their
+    /// next reload. Remove its DNS record only after that, once mail signed with it has arrived.
+    Delete { domain: String, selector: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,18 +3,16 @@
 //! against the same values, so the two can never disagree. The lines themselves come from
 //! `wharf_http::dns_records`, and the MTA-STS id from the policy the HTTP server serves.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use wharf_http::{AdvertisedPorts, DkimDnsRecord, MtaStsConfig};
 
 use crate::config::{AdvertiseSection, Listener, ListenerTls, Loaded, Protocol};
+use crate::dkim_keys::StoredKey;
 
 /// A stored DKIM key and the record it needs.
 #[derive(Debug, Clone)]
 pub struct DkimPlan {
-    pub file: PathBuf,
+    pub selector: String,
     pub record: DkimDnsRecord,
 }
 
@@ -29,13 +27,14 @@ pub struct DomainPlan {
 }
 
 impl DomainPlan {
-    pub fn load(cfg: &Loaded, domain: &str) -> Result<DomainPlan> {
+    /// `keys`: the store's DKIM keys (`dkim_keys::load`); those of `domain` are used.
+    pub fn load(cfg: &Loaded, domain: &str, keys: &[StoredKey]) -> Result<DomainPlan> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         Ok(DomainPlan {
             hostname: cfg.config.server.hostname.to_ascii_lowercase(),
             ports: advertised_ports(&cfg.listeners(), &cfg.config.http.advertise),
             mta_sts: cfg.config.http.mta_sts.clone(),
-            dkim: dkim_records(&cfg.data_dir, &domain)?,
+            dkim: dkim_records(keys, &domain)?,
             domain,
         })
     }
@@ -108,42 +107,28 @@ pub fn ports_by_kind(
     }
 }
 
-/// Every key under `<data_dir>/dkim/<domain>/`, sorted by selector.
-pub fn dkim_records(data_dir: &Path, domain: &str) -> Result<Vec<DkimPlan>> {
-    let dir = crate::dkim_keys::key_dir(data_dir).join(domain);
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.display())),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot read {}", dir.display()))?
-            .path();
-        if let Some(selector) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".pem"))
-        {
-            files.push((selector.to_string(), path.clone()));
-        }
-    }
-    files.sort();
+/// The records of the domain's keys, sorted by selector.
+pub fn dkim_records(keys: &[StoredKey], domain: &str) -> Result<Vec<DkimPlan>> {
     let mut out = Vec::new();
-    for (selector, file) in files {
-        let pem = fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        let (_, txt_value) = wharf_outbound::dkim::txt_value_from_pem(&pem)
-            .map_err(|e| anyhow!("DKIM key {}: {e}", file.display()))?;
+    for key in crate::dkim_keys::of_domain(keys, domain) {
+        let (_, txt_value) = wharf_outbound::dkim::txt_value_from_pem(&key.pem)
+            .map_err(|e| anyhow!("DKIM key {domain}/{}: {e}", key.selector))?;
         out.push(DkimPlan {
             record: DkimDnsRecord {
-                dns_name: format!("{selector}._domainkey.{domain}"),
+                dns_name: format!("{}._domainkey.{domain}", key.selector),
                 txt_value,
             },
-            file,
+            selector: key.selector.clone(),
         });
     }
+    out.sort_by(|a, b| a.selector.cmp(&b.selector));
     Ok(out)
+}
+
+/// The store's DKIM keys, for a command run beside the server (`wharf dns`, `wharf doctor`).
+pub async fn stored_keys(cfg: &Loaded, store: &dyn wharf_store::Store) -> Result<Vec<StoredKey>> {
+    let state = crate::state_key::StateKey::open(cfg, store).await?;
+    crate::dkim_keys::load(store, &state).await
 }
 
 /// A domain the store knows, lower-cased; the error says how to add it.
@@ -165,7 +150,9 @@ pub async fn known_domain(cfg: &Loaded, domain: &str) -> Result<String> {
 /// `wharf dns <domain>`: a zone-file fragment; notes are `;` comments so it can be pasted as is.
 pub async fn print(cfg: &Loaded, domain: &str) -> Result<()> {
     let domain = known_domain(cfg, domain).await?;
-    let plan = DomainPlan::load(cfg, &domain)?;
+    let dir = crate::storage::open_directory(cfg).await?;
+    let keys = stored_keys(cfg, &**dir.store()).await?;
+    let plan = DomainPlan::load(cfg, &domain, &keys)?;
     println!(
         "; DNS records for {domain}, served by {} (TTL 3600)",
         plan.hostname

@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
-use wharf_acme::{AcmeManager, AcmeSettings, AcmeStore, ChallengeKind, Http01Challenges};
+use wharf_acme::{AcmeManager, AcmeSettings, AcmeState, ChallengeKind, Http01Challenges};
 use wharf_directory::Directory;
 use wharf_net::{Handler, TlsProvider};
 
@@ -32,7 +32,14 @@ impl Web {
     /// Runs before any listener is bound: the recorder must be global before the first
     /// connection is counted, and a stored ACME certificate must be in service before the
     /// first handshake.
-    pub async fn prepare(cfg: &Loaded, tls: &TlsProvider, directory: &Directory) -> Result<Web> {
+    ///
+    /// `acme_state`: where the ACME account and certificate are (the store, shared by nodes).
+    pub async fn prepare(
+        cfg: &Loaded,
+        tls: &TlsProvider,
+        directory: &Directory,
+        acme_state: Option<Arc<crate::acme_state::StoreAcmeState>>,
+    ) -> Result<Web> {
         let metrics = cfg.config.http.metrics.then(wharf_http::install_metrics);
         let acme = if cfg.config.acme.enabled {
             let domains: Vec<String> = directory
@@ -50,9 +57,13 @@ impl Web {
                 challenge = settings.challenge.as_str(),
                 "ACME: managing the certificate"
             );
-            let manager =
-                AcmeManager::new(settings, tls.clone()).map_err(|e| anyhow!("ACME: {e}"))?;
-            manager.install_stored();
+            let Some(state) = acme_state else {
+                bail!("ACME: no state to keep the account and certificate in");
+            };
+            // State files of an earlier version become the store's.
+            state.import_files(&acme_dir(cfg)).await?;
+            let manager = AcmeManager::with_state(settings, tls.clone(), state);
+            manager.install_stored().await;
             Some(manager)
         } else {
             None
@@ -181,9 +192,20 @@ fn advertised_ports(
 /// ACME the stored ACME certificate, so a reload never replaces an ACME certificate by the
 /// self-signed one. Logged here; an error keeps the old certificate and is returned for the
 /// reload's report.
-pub fn reload_tls(tls: &TlsProvider, cfg: &Loaded, trigger: &str) -> Result<(), String> {
+///
+/// `acme_state`: the store's ACME state when `[acme]` is on. Runs on a blocking thread of the
+/// runtime (the reload's), so the store can be awaited.
+pub fn reload_tls(
+    tls: &TlsProvider,
+    cfg: &Loaded,
+    trigger: &str,
+    acme_state: Option<&crate::acme_state::StoreAcmeState>,
+) -> Result<(), String> {
     if cfg.config.acme.enabled {
-        let stored = AcmeStore::open(&acme_dir(cfg)).and_then(|s| s.load_certificate());
+        let Some(state) = acme_state else {
+            return Err("ACME certificate: no ACME state".to_string());
+        };
+        let stored = tokio::runtime::Handle::current().block_on(state.load_certificate());
         return match stored {
             Ok(Some((chain, key))) => match tls.reload_from_pem(chain.as_bytes(), key.as_bytes()) {
                 Ok(()) => {

@@ -1,6 +1,7 @@
 //! The `wharf` binary: parses the command line, loads the configuration, and runs one verb.
 //! Exit status 0 on success; otherwise one line on standard error and status 1 (2 for usage).
 
+mod acme_state;
 mod admin;
 mod api_backend;
 mod api_import;
@@ -32,7 +33,10 @@ mod sieve_admin;
 mod sieve_delivery;
 mod spam_admin;
 mod spam_filter;
+mod srs_key;
+mod state_key;
 mod storage;
+mod throttle_sync;
 mod wiring;
 
 use std::path::Path;
@@ -113,13 +117,13 @@ async fn run(cli: Cli) -> Result<()> {
         }) => {
             let cfg = load_for_admin(path)?;
             let dir = storage::open_directory(&cfg).await?;
-            let (key, file) =
-                ops::dkim::generate(&cfg, &dir, &domain, selector.as_deref(), algo).await?;
+            let key = ops::dkim::generate(&cfg, &dir, &domain, selector.as_deref(), algo).await?;
             println!(
-                "DKIM {} key for {} stored in {}",
+                "DKIM {} key for {} stored (selector {}, sealed with {})",
                 key.algorithm,
                 key.domain,
-                file.display()
+                key.selector,
+                crate::state_key::key_path(&cfg).display()
             );
             println!(
                 "Publish this DNS TXT record, then reload `wharf serve` (SIGHUP or POST /api/v1/reload) to start signing:"
@@ -127,6 +131,15 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", key.zone_line);
             println!("name:  {}", key.dns_name);
             println!("value: {}", key.txt_value);
+            Ok(())
+        }
+        Command::Dkim(cli::DkimCmd::Delete { domain, selector }) => {
+            let cfg = load_for_admin(path)?;
+            let dir = storage::open_directory(&cfg).await?;
+            ops::dkim::delete(&dir, &domain, &selector).await?;
+            println!(
+                "DKIM key {selector} of {domain} removed; reload `wharf serve` (SIGHUP or POST /api/v1/reload) to stop signing with it"
+            );
             Ok(())
         }
         Command::Dns { domain } => dns_records::print(&load_for_admin(path)?, &domain).await,

@@ -1,14 +1,33 @@
-//! `wharf migrate`: the embedded store copied to PostgreSQL (and the blobs to another folder),
-//! through `wharf_store::migrate`, with the verification printed and the config change to make.
+//! `wharf migrate`: the embedded store copied to PostgreSQL (and the blobs to another folder or
+//! an S3 bucket), through `wharf_store::migrate`, with the verification printed and the config
+//! change to make.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
+use wharf_store::blob_s3::{S3BlobStore, S3Config};
 
 use crate::config::Loaded;
 use crate::storage::store_err;
 
-pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&Path>) -> Result<()> {
+/// Where `--blobs-to` sends the bodies.
+enum BlobTarget {
+    Dir(PathBuf),
+    S3(S3Config),
+}
+
+/// `--blobs-to`: a folder, or `s3://bucket/prefix` (endpoint, region and credentials from the
+/// standard AWS environment variables).
+fn blob_target(arg: &str) -> Result<BlobTarget> {
+    if !arg.starts_with("s3://") {
+        return Ok(BlobTarget::Dir(PathBuf::from(arg)));
+    }
+    let s3 = S3Config::from_url(arg).map_err(|e| anyhow::anyhow!("--blobs-to {e}"))?;
+    Ok(BlobTarget::S3(s3))
+}
+
+pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&str>) -> Result<()> {
     let url = cfg.store_url();
     let Some(db) = wharf_store::backup::sqlite_path(&url) else {
         bail!("the configured store ({url}) is not the embedded one: nothing to migrate from");
@@ -19,17 +38,48 @@ pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&Path>) -> Result<()> 
     if !db.exists() {
         bail!("no embedded store at {}", db.display());
     }
+    if cfg.blob_s3().is_some() {
+        bail!("the configured blobs are in S3 already: migrate copies them from a blob folder");
+    }
+    let blobs_to = blobs_to.map(blob_target).transpose()?;
+    // Checked before the database copy: a bucket that cannot be used fails at once.
+    let s3 = match &blobs_to {
+        Some(BlobTarget::S3(s3)) => {
+            let store =
+                S3BlobStore::open(s3).with_context(|| format!("--blobs-to {}", s3.url()))?;
+            store.probe().await?;
+            Some(Arc::new(store))
+        }
+        _ => None,
+    };
     println!("copying {} to {to}", db.display());
     let report = wharf_store::migrate::embedded_to_postgres(&db, to, &|line| println!("  {line}"))
         .await
         .map_err(store_err)?;
-    if let Some(dir) = blobs_to {
-        let from = cfg.blob_dir();
-        let (copied, present) = wharf_store::migrate::copy_blobs(&from, dir).map_err(store_err)?;
-        println!(
-            "blobs: {copied} copied to {}, {present} already there (each checked against its hash)",
-            dir.display()
-        );
+    let from = cfg.blob_dir();
+    match (&blobs_to, s3) {
+        (Some(BlobTarget::S3(cfg_s3)), Some(store)) => {
+            let (copied, present) =
+                wharf_store::migrate::copy_blobs_to(&from, store, &|line| println!("  {line}"))
+                    .await
+                    .map_err(store_err)?;
+            println!(
+                "blobs: {copied} copied to {}, {present} already there (each checked against its hash, before and after)",
+                cfg_s3.url()
+            );
+        }
+        (Some(BlobTarget::Dir(dir)), _) => {
+            let (src, dst) = (from.clone(), dir.clone());
+            let (copied, present) =
+                tokio::task::spawn_blocking(move || wharf_store::migrate::copy_blobs(&src, &dst))
+                    .await?
+                    .map_err(store_err)?;
+            println!(
+                "blobs: {copied} copied to {}, {present} already there (each checked against its hash)",
+                dir.display()
+            );
+        }
+        _ => {}
     }
     println!("{:<20} {:>10} {:>10}  hash", "table", "source", "target");
     for t in &report.tables {
@@ -52,8 +102,22 @@ pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&Path>) -> Result<()> 
     println!("verified: every table has the same rows.");
     println!("To switch, stop Wharf and set in {}:", cfg.path.display());
     println!("  [store]\n  url = \"{to}\"");
-    if let Some(dir) = blobs_to {
-        println!("  blob_dir = \"{}\"", dir.display());
+    match &blobs_to {
+        Some(BlobTarget::Dir(dir)) => println!("  blob_dir = \"{}\"", dir.display()),
+        Some(BlobTarget::S3(s3)) => {
+            println!("  [store.s3]\n  bucket = \"{}\"", s3.bucket);
+            if !s3.prefix.is_empty() {
+                println!("  prefix = \"{}\"", s3.prefix);
+            }
+            if let Ok(e) = std::env::var("AWS_ENDPOINT_URL") {
+                println!("  endpoint = \"{e}\"");
+            }
+            if let Ok(r) = std::env::var("AWS_REGION") {
+                println!("  region = \"{r}\"");
+            }
+            println!("  (credentials: access_key_id / secret_access_key, or the AWS_* variables)");
+        }
+        None => {}
     }
     Ok(())
 }

@@ -21,8 +21,6 @@ use crate::wiring::outbound_settings;
 pub struct OutboundNode {
     pub outbound: Arc<Outbound>,
     pub handoff: Arc<QueueHandoff>,
-    /// The signing keys loaded at start (`domain/selector (algorithm)`), for reloads to compare.
-    pub dkim_keys: Vec<String>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -36,12 +34,13 @@ impl OutboundNode {
         directory: &Directory,
         queue: Arc<dyn QueueStore>,
         tls_results: Option<wharf_outbound::tls_report::SinkHandle>,
+        dkim_keys: &[crate::dkim_keys::StoredKey],
     ) -> Result<OutboundNode> {
         let mut settings = outbound_settings(cfg, hostname)?;
         settings.client.tls_results = tls_results;
         // Leases are owned by the node's generated id (`wharf node list`).
         settings.queue.node_id = node_id.to_string();
-        let (signers, loaded) = crate::dkim_keys::load_all(&cfg.data_dir)?;
+        let (signers, loaded) = crate::dkim_keys::signers(dkim_keys)?;
         if loaded.is_empty() {
             info!("no DKIM keys: outbound mail is not signed (wharf dkim generate <domain>)");
         } else {
@@ -70,7 +69,6 @@ impl OutboundNode {
         Ok(OutboundNode {
             outbound,
             handoff,
-            dkim_keys: loaded,
             stop,
             task: None,
         })

@@ -5,8 +5,9 @@
 //!
 //! Applied without dropping a session:
 //! - the certificate (files of `[tls]`, or the stored ACME one), re-read on every reload;
-//! - the DKIM signing keys under `<data_dir>/dkim`, re-read on every reload (the next message
-//!   submitted signs with them);
+//! - the DKIM signing keys, read again from the store on every reload, after any legacy
+//!   `<data_dir>/dkim/*.pem` file is imported (the next message submitted signs with them; on a
+//!   shared store a key another node generated counts too);
 //! - `[log] level`;
 //! - `[limits]`: connections accepted after the reload are admitted and guarded under the new
 //!   values, running sessions keep theirs (`wharf_net::LiveLimits`); `shutdown_timeout` is read
@@ -38,8 +39,10 @@ use wharf_smtp::{Arrival, ArrivalAction, ArrivalCheck, ArrivalVerdict, SmtpServi
 
 use crate::cli::ServeArgs;
 use crate::config::{ConfigError, Loaded};
+use crate::dkim_keys::StoredKey;
 use crate::reporting::Counter;
 use crate::spam_filter::SpamFilter;
+use crate::state_key::StateKey;
 
 /// What a reload did; logged, and the body of the API's answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -102,8 +105,10 @@ pub struct Parts {
     pub tls: TlsProvider,
     pub limits: LiveLimits,
     pub outbound: Arc<Outbound>,
-    /// The signing keys loaded at start.
-    pub dkim_keys: Vec<String>,
+    /// The signing keys loaded at start, the store they are in, and the key they are sealed with.
+    pub dkim_keys: Vec<StoredKey>,
+    pub store: Arc<dyn wharf_store::Store>,
+    pub state_key: Arc<StateKey>,
     pub smtp: Vec<Arc<SmtpService>>,
     pub arrival: Arc<LiveArrival>,
     pub arrival_inputs: ArrivalInputs,
@@ -121,13 +126,15 @@ pub struct Reloader {
     smtp: Vec<Arc<SmtpService>>,
     arrival: Arc<LiveArrival>,
     arrival_inputs: ArrivalInputs,
+    store: Arc<dyn wharf_store::Store>,
+    state_key: Arc<StateKey>,
     /// Held for a whole reload, so two at once (a SIGHUP during an API call) apply in turn.
     state: Mutex<State>,
 }
 
 struct State {
     current: Loaded,
-    dkim_keys: Vec<String>,
+    dkim_keys: Vec<StoredKey>,
 }
 
 impl Reloader {
@@ -141,6 +148,8 @@ impl Reloader {
             smtp: parts.smtp,
             arrival: parts.arrival,
             arrival_inputs: parts.arrival_inputs,
+            store: parts.store,
+            state_key: parts.state_key,
             state: Mutex::new(State {
                 current: started.clone(),
                 dkim_keys: parts.dkim_keys,
@@ -186,7 +195,12 @@ impl Reloader {
         } else {
             &effective
         };
-        match crate::http_wiring::reload_tls(&self.tls, tls_source, trigger) {
+        let acme_state = crate::acme_state::StoreAcmeState::new(
+            self.store.clone(),
+            self.state_key.clone(),
+            "reload",
+        );
+        match crate::http_wiring::reload_tls(&self.tls, tls_source, trigger, Some(&acme_state)) {
             Ok(()) => report.applied.push("tls".into()),
             Err(e) => report.failed.push(failure("tls", e)),
         }
@@ -230,24 +244,39 @@ impl Reloader {
         }
 
         let mut keys_changed = false;
-        // The data folder the server started with: a new one in the file waits for the restart.
-        match crate::dkim_keys::load_all(&self.started.data_dir) {
-            Ok((signers, loaded)) => {
+        // Key files of an earlier version dropped into the data folder the server started
+        // with are moved into the store first; then the store's keys replace the running set.
+        // Reloads run on a blocking thread of the runtime (SIGHUP handler, API), so the store
+        // can be awaited here.
+        let keys = tokio::runtime::Handle::current().block_on(crate::dkim_keys::import_and_load(
+            &self.started.data_dir,
+            &*self.store,
+            &self.state_key,
+        ));
+        match keys.and_then(|keys| crate::dkim_keys::signers(&keys).map(|s| (keys, s))) {
+            Ok((keys, (signers, _))) => {
                 self.outbound.set_dkim_signers(signers);
-                keys_changed = loaded != state.dkim_keys;
-                state.dkim_keys = loaded;
+                // The whole keys, not their names: a key replaced under its selector (deleted
+                // and generated again) must rebuild the ARC sealer too.
+                keys_changed = keys != state.dkim_keys;
+                state.dkim_keys = keys;
                 report.applied.push("dkim".into());
             }
             // One unreadable key must not unsign the others: the previous set stays.
             Err(e) => report.failed.push(failure("dkim", format!("{e:#}"))),
         }
-        report.dkim_keys = state.dkim_keys.clone();
+        report.dkim_keys = key_names(&state.dkim_keys);
 
         let mut inbound_failed = false;
         if inbound_changed || keys_changed {
             let a = &self.arrival_inputs;
-            match crate::arrival::checks(&effective, &a.hostname, a.reports.clone(), a.spam.clone())
-            {
+            match crate::arrival::checks(
+                &effective,
+                &a.hostname,
+                a.reports.clone(),
+                a.spam.clone(),
+                &state.dkim_keys,
+            ) {
                 Ok(check) => {
                     self.arrival.set(check);
                     if inbound_changed {
@@ -291,6 +320,17 @@ impl Reloader {
         }
         Ok(new)
     }
+}
+
+/// `domain/selector (Algorithm)` per key, as the reload report lists them.
+fn key_names(keys: &[StoredKey]) -> Vec<String> {
+    crate::dkim_keys::signers(keys)
+        .map(|(_, names)| names)
+        .unwrap_or_else(|_| {
+            keys.iter()
+                .map(|k| format!("{}/{}", k.domain, k.selector))
+                .collect()
+        })
 }
 
 fn failure(setting: &str, error: impl Into<String>) -> Failure {

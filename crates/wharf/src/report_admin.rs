@@ -48,6 +48,8 @@ async fn send(cfg: &Loaded, day: &str, save: Option<&std::path::Path>) -> Result
     .await
     .map_err(|e| anyhow!("cannot open the store {}: {e}", cfg.store_url()))?;
     let hostname = cfg.config.server.hostname.clone();
+    // Reports are signed like any outbound mail, with the store's DKIM keys.
+    let dkim_keys = crate::dns_records::stored_keys(cfg, &*opened.store).await?;
     let directory = Directory::new(opened.store, crate::storage::directory_config(cfg));
     // Only queues the reports (the worker is not started): it never holds a lease.
     let node = crate::outbound_node::OutboundNode::build(
@@ -57,6 +59,7 @@ async fn send(cfg: &Loaded, day: &str, save: Option<&std::path::Path>) -> Result
         &directory,
         opened.queue,
         None,
+        &dkim_keys,
     )?;
     let reporter = crate::reporting::Reporter::new(
         cfg,

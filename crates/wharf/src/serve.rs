@@ -53,6 +53,11 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         Duration::from_secs(cfg.config.store.blob_grace_secs),
     );
     let node = crate::node::register(opened.store.clone(), &hostname).await?;
+    // Secrets shared by the nodes (DKIM keys) are sealed with this key; a node with another
+    // key, or none where the store already has sealed secrets, stops here with the fix.
+    let state_key = Arc::new(crate::state_key::StateKey::open(&cfg, &*opened.store).await?);
+    let dkim_keys =
+        crate::dkim_keys::import_and_load(&cfg.data_dir, &*opened.store, &state_key).await?;
     let header_backfill = storage::spawn_header_text_backfill(opened.store.clone());
     let attachment_text = storage::spawn_attachment_text(opened.store.clone());
     let tombstone_prune = (cfg.config.store.expunge_history_days > 0).then(|| {
@@ -62,6 +67,9 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         )
     });
     let directory = Directory::new(opened.store, storage::directory_config(&cfg));
+    // Several nodes of one PostgreSQL store throttle password guessing as one.
+    let throttle_sync = crate::throttle_sync::shared_store(&cfg.store_url())
+        .then(|| crate::throttle_sync::spawn(directory.clone(), node.id.clone()));
     let reports = &cfg.config.reports;
     if reports.dmarc_aggregate && !cfg.config.inbound.enabled {
         tracing::warn!(
@@ -81,6 +89,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         &directory,
         opened.queue,
         tls_sink,
+        &dkim_keys,
     )?;
     let mut report_kinds = Vec::new();
     if reports.dmarc_aggregate {
@@ -128,7 +137,9 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         )
     });
     let (local_delivery, srs) = if cfg.config.sieve.enabled {
-        let settings = crate::sieve_delivery::SieveSettings::from_config(&cfg, &hostname)?;
+        let srs_key = crate::srs_key::srs_key(&cfg, &**directory.store(), &state_key).await?;
+        let settings =
+            crate::sieve_delivery::SieveSettings::from_config(&cfg, &hostname, &srs_key)?;
         let srs = settings.srs.clone();
         let d: Arc<dyn wharf_smtp::LocalDelivery> =
             Arc::new(crate::sieve_delivery::SieveDelivery::new(
@@ -147,6 +158,7 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         &hostname,
         dmarc_counter.clone(),
         spam_filter.clone(),
+        &dkim_keys,
     )?));
     let ctx = Ctx {
         hostname: hostname.clone(),
@@ -157,7 +169,13 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         arrival: Some(arrival.clone() as Arc<dyn wharf_smtp::ArrivalCheck>),
         smtp: Default::default(),
     };
-    let mut web = crate::http_wiring::Web::prepare(&cfg, &tls, &ctx.directory).await?;
+    let acme_state = Arc::new(crate::acme_state::StoreAcmeState::new(
+        ctx.directory.store().clone(),
+        state_key.clone(),
+        &node.id,
+    ));
+    let mut web =
+        crate::http_wiring::Web::prepare(&cfg, &tls, &ctx.directory, Some(acme_state)).await?;
 
     let mut server = Server::new(Some(tls.clone()), wiring::net_limits(&cfg));
     server.set_session_guards(wiring::session_guards(&cfg));
@@ -175,7 +193,9 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
             tls: tls.clone(),
             limits: server.live_limits(),
             outbound: outbound.outbound.clone(),
-            dkim_keys: outbound.dkim_keys.clone(),
+            dkim_keys,
+            store: ctx.directory.store().clone(),
+            state_key,
             smtp: std::mem::take(&mut *ctx.smtp.lock().unwrap_or_else(|e| e.into_inner())),
             arrival,
             arrival_inputs: crate::reload::ArrivalInputs {
@@ -219,7 +239,8 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     if let Err(e) = config::running::write(&cfg.data_dir, &running) {
         tracing::warn!(error = %e, "cannot record the bound ports in the data folder; `wharf doctor` will probe the configured ones");
     }
-    info!(hostname = %hostname, listeners = %line, "ready");
+    // `listeners` stays the last field: tests and scripts read the ports from it to the end.
+    info!(hostname = %hostname, blobs = %cfg.blob_location(), listeners = %line, "ready");
 
     signals.run_until_stop(reloader.clone()).await;
     web.stop().await;
@@ -244,6 +265,9 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         t.abort();
     }
     if let Some(t) = tombstone_prune {
+        t.abort();
+    }
+    if let Some(t) = throttle_sync {
         t.abort();
     }
     node.remove().await;

@@ -37,11 +37,11 @@ pub struct SieveSettings {
 
 impl SieveSettings {
     /// From `[sieve]`: the admin scripts compiled (a broken one stops the start, with its line
-    /// and column), the limits, and the SRS key (configured, or generated once in the data
-    /// directory).
+    /// and column), the limits; and the SRS key (`srs_key`).
     pub fn from_config(
         cfg: &crate::config::Loaded,
         hostname: &str,
+        srs_key: &[u8],
     ) -> anyhow::Result<SieveSettings> {
         use anyhow::Context as _;
         let s = &cfg.config.sieve;
@@ -71,55 +71,14 @@ impl SieveSettings {
             min_vacation_seconds: s.vacation_min_seconds,
             ..RunLimits::default()
         };
-        let key = match &s.srs_secret {
-            Some(k) if !k.is_empty() => k.as_bytes().to_vec(),
-            _ => srs_key_file(&cfg.data_dir.join("srs.key"))?,
-        };
         Ok(SieveSettings {
             before: admin("before", &s.before)?,
             after: admin("after", &s.after)?,
             compile,
             run,
-            srs: Srs::new(&key),
+            srs: Srs::new(srs_key),
             hostname: hostname.to_string(),
         })
-    }
-}
-
-/// The SRS key kept in the data directory, made on first use (readable by the owner only).
-fn srs_key_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    use anyhow::Context as _;
-    match std::fs::read_to_string(path) {
-        Ok(k) if !k.trim().is_empty() => return Ok(k.trim().as_bytes().to_vec()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    let key = format!(
-        "{:032x}{:032x}",
-        rand::random::<u128>(),
-        rand::random::<u128>()
-    );
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    match opts.open(path) {
-        Ok(mut f) => {
-            use std::io::Write as _;
-            f.write_all(key.as_bytes())
-                .and_then(|()| f.sync_all())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(key.into_bytes())
-        }
-        // Another process made it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(path)?.trim().as_bytes().to_vec())
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
 }
 

@@ -18,6 +18,7 @@ pub fn store_config(cfg: &Loaded) -> wharf_store::StoreConfig {
     wharf_store::StoreConfig {
         url: cfg.store_url(),
         blob_dir: cfg.blob_dir(),
+        blob_s3: cfg.blob_s3(),
         blob_grace: Duration::from_secs(cfg.config.store.blob_grace_secs),
     }
 }

@@ -346,12 +346,16 @@ fn restore_refuses_a_store_with_data_and_a_tampered_backup() {
     let dkim = env.data().join("dkim").join("example.test");
     std::fs::create_dir_all(&dkim).unwrap();
     std::fs::write(dkim.join("s1.pem"), "key").unwrap();
+    env.ok(&["dkim", "generate", "example.test", "--selector", "stored"]);
+    let state_key = std::fs::read_to_string(env.data().join("state.key")).unwrap();
+    let records = env.ok(&["dns", "example.test"]);
 
     let dir = env.path().join("bk");
     let out = env.ok(&["backup", dir.to_str().unwrap()]);
     assert!(out.contains("3 messages"), "{out}");
     assert!(dir.join("manifest.json").is_file());
     assert!(dir.join("files/dkim/example.test/s1.pem").is_file());
+    assert!(dir.join("files/state.key").is_file());
     // Not into a folder holding something.
     let err = env.fails(&["backup", dir.to_str().unwrap()]);
     assert!(err.contains("not empty"), "{err}");
@@ -407,6 +411,12 @@ fn restore_refuses_a_store_with_data_and_a_tampered_backup() {
         std::fs::read_to_string(fresh.data().join("dkim/example.test/s1.pem")).unwrap(),
         "key"
     );
+    // The node-state key came back too, so the stored DKIM key opens: same records.
+    assert_eq!(
+        std::fs::read_to_string(fresh.data().join("state.key")).unwrap(),
+        state_key
+    );
+    assert_eq!(fresh.ok(&["dns", "example.test"]), records);
 }
 
 fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {

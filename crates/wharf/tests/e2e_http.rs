@@ -790,15 +790,23 @@ async fn acme_http01_on_the_http_listener_and_renewal_swapped_under_an_open_sess
         imaps_session(&ca, ports.imaps).await
     })
     .await;
-    let data = w.env.data().join("acme");
-    let stored =
-        CertInfo::from_pem(&std::fs::read_to_string(data.join("cert.pem")).unwrap()).unwrap();
+    let leaf = &session.get_ref().get_ref().1.peer_certificates().unwrap()[0];
+    let served = CertInfo::from_der(leaf).unwrap();
     let mut want = names();
     want.sort();
-    let mut got = stored.names.clone();
+    let mut got = served.names.clone();
     got.sort();
     assert_eq!(got, want);
-    assert_eq!(mode(&data.join("key.pem")), 0o600);
+    // The account and the certificate's key are in the store, sealed, not in files.
+    assert!(!w.env.data().join("acme/key.pem").exists());
+    for file in ["wharf.db", "wharf.db-wal"] {
+        let bytes = std::fs::read(w.env.data().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(11).any(|win| win == b"PRIVATE KEY"),
+            "{file}"
+        );
+    }
+    assert_eq!(mode(&w.env.data().join("state.key")), 0o600);
 
     // The renewal is swapped in without a restart: new connections see the new certificate...
     let second = wait_for("the renewed certificate", async || {

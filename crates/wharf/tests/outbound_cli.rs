@@ -13,15 +13,23 @@ fn dkim_generate_stores_a_private_key_and_prints_the_record() {
     env.ok(&["domain", "add", "example.test"]);
 
     let out = env.ok(&["dkim", "generate", "example.test", "--selector", "s1"]);
-    let file = env.data().join("dkim/example.test/s1.pem");
+    // The key is in the store, sealed with the node-state key the first generation created.
+    assert!(!env.data().join("dkim").exists(), "no key file");
+    let state_key = env.data().join("state.key");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&state_key).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{out}");
-    assert!(
-        std::fs::read_to_string(&file)
-            .unwrap()
-            .starts_with("-----BEGIN PRIVATE KEY-----")
+    assert_eq!(
+        std::fs::read_to_string(&state_key).unwrap().trim().len(),
+        64
     );
+    for file in ["wharf.db", "wharf.db-wal"] {
+        let bytes = std::fs::read(env.data().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"PRIVATE KEY"),
+            "the PEM is not in {file} in clear"
+        );
+    }
     assert!(
         out.contains("s1._domainkey.example.test. IN TXT ( \"v=DKIM1; k=ed25519; p="),
         "{out}"
@@ -49,6 +57,21 @@ fn dkim_generate_stores_a_private_key_and_prints_the_record() {
 
     let e = env.fails(&["dkim", "generate", "example.test", "--selector", "s1"]);
     assert!(e.contains("already exists"), "{e}");
+    let listed = env.ok(&["dns", "example.test"]);
+    assert!(
+        listed.contains("s1._domainkey.example.test.") && listed.contains("s2._domainkey"),
+        "{listed}"
+    );
+    env.ok(&["dkim", "delete", "example.test", "s1"]);
+    let e = env.fails(&["dkim", "delete", "example.test", "s1"]);
+    assert!(e.contains("no DKIM key with selector s1"), "{e}");
+    let listed = env.ok(&["dns", "example.test"]);
+    assert!(
+        !listed.contains("s1._domainkey") && listed.contains("s2._domainkey"),
+        "{listed}"
+    );
+    // The selector is free again.
+    env.ok(&["dkim", "generate", "example.test", "--selector", "s1"]);
     let e = env.fails(&["dkim", "generate", "example.test", "--selector", "bad.sel"]);
     assert!(e.contains("invalid selector"), "{e}");
 

@@ -67,3 +67,56 @@ fn admin_verbs_work_on_a_postgres_store() {
     );
     drop(db);
 }
+
+/// Two nodes of one PostgreSQL store: a DKIM key made on one is the other's once it has the same
+/// node-state key file; without it, or with another one, the node says which file to copy.
+#[test]
+fn dkim_keys_are_shared_by_the_nodes_of_a_postgres_store() {
+    let db = TempDatabase::create("wharf_dkim");
+    let config = format!(
+        "[server]\nhostname = \"mail.example.test\"\n\
+         [store]\nurl = \"{}\"\nblob_dir = \"blobs\"\n",
+        db.url()
+    );
+    let a = Env::new();
+    a.write_config(&config);
+    let b = Env::new();
+    b.write_config(&config);
+    a.ok(&["domain", "add", "example.test"]);
+    a.ok(&["dkim", "generate", "example.test", "--selector", "s1"]);
+    let on_a = a.ok(&["dns", "example.test"]);
+    assert!(on_a.contains("s1._domainkey.example.test."), "{on_a}");
+
+    let e = b.fails(&["dns", "example.test"]);
+    assert!(
+        e.contains("state.key does not exist: copy that file"),
+        "{e}"
+    );
+    std::fs::create_dir_all(b.data()).unwrap();
+    std::fs::write(b.data().join("state.key"), format!("{}\n", "ab".repeat(32))).unwrap();
+    let e = b.fails(&["dns", "example.test"]);
+    assert!(e.contains("is not the node-state key"), "{e}");
+    std::fs::copy(a.data().join("state.key"), b.data().join("state.key")).unwrap();
+    assert_eq!(b.ok(&["dns", "example.test"]), on_a);
+    // A key made on B is A's too; one deleted on A is gone for B.
+    b.ok(&[
+        "dkim",
+        "generate",
+        "example.test",
+        "--selector",
+        "s2",
+        "--algo",
+        "rsa",
+    ]);
+    assert!(
+        a.ok(&["dns", "example.test"])
+            .contains("s2._domainkey.example.test.")
+    );
+    a.ok(&["dkim", "delete", "example.test", "s1"]);
+    let on_b = b.ok(&["dns", "example.test"]);
+    assert!(
+        !on_b.contains("s1._domainkey") && on_b.contains("s2._domainkey"),
+        "{on_b}"
+    );
+    drop(db);
+}

@@ -492,7 +492,7 @@ fn selectors(msg: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_dkim_key_added_or_removed_on_disk_signs_the_next_message_after_a_reload() {
+fn a_dkim_key_added_or_removed_in_the_store_signs_the_next_message_after_a_reload() {
     let (sink, received) = smtp_sink();
     let env = Env::new();
     let submission = "[[listener]]\nname = \"submissions\"\naddress = \"127.0.0.1\"\nport = 0\n\
@@ -528,15 +528,19 @@ fn a_dkim_key_added_or_removed_on_disk_signs_the_next_message_after_a_reload() {
     both.sort();
     assert_eq!(both, ["first", "second"]);
 
-    // Rotated out on disk: the next message is signed by the remaining key only.
-    std::fs::remove_file(env.data().join("dkim/example.test/first.pem")).unwrap();
+    // Rotated out: the next message is signed by the remaining key only.
+    env.ok(&["dkim", "delete", "example.test", "first"]);
+    let mut still_both = next("four-before");
+    still_both.sort();
+    assert_eq!(still_both, ["first", "second"], "not before the reload");
     hup(&server);
     server
         .wait_for("configuration reloaded", Duration::from_secs(20))
         .expect("reloaded");
     assert_eq!(next("four"), ["second"]);
 
-    // A key file that does not load keeps the keys in use.
+    // A key file of an earlier version that does not load keeps the keys in use.
+    std::fs::create_dir_all(env.data().join("dkim/example.test")).unwrap();
     std::fs::write(env.data().join("dkim/example.test/broken.pem"), "not a key").unwrap();
     hup(&server);
     let line = server

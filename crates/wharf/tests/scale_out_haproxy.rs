@@ -194,6 +194,10 @@ fn two_nodes_behind_haproxy_share_mail_and_survive_a_node_death() {
         (s, p)
     };
     let (mut na, pa) = start(&a);
+    // As an operator does: the secrets the nodes share (DKIM and SRS keys) are sealed with the
+    // first node's node-state key, which every other node needs (docs/scale-out.md).
+    std::fs::create_dir_all(b.data()).unwrap();
+    std::fs::copy(a.data().join("state.key"), b.data().join("state.key")).unwrap();
     let (mut nb, pb) = start(&b);
     let lb = haproxy(shared.path(), &[pa, pb]);
 

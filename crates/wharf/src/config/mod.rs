@@ -50,6 +50,19 @@ impl Loaded {
         }
     }
 
+    /// `[store.s3]`, when the message bodies live in an S3 bucket rather than `blob_dir`.
+    pub fn blob_s3(&self) -> Option<wharf_store::blob_s3::S3Config> {
+        self.config.store.s3.as_ref().map(S3Section::to_config)
+    }
+
+    /// Where the message bodies live, for messages: the folder or `s3://bucket/prefix`.
+    pub fn blob_location(&self) -> String {
+        match self.blob_s3() {
+            Some(s3) => s3.url(),
+            None => self.blob_dir().display().to_string(),
+        }
+    }
+
     /// Certificate and key paths, and whether they are the generated defaults.
     pub fn tls_paths(&self) -> (PathBuf, PathBuf, bool) {
         let tls = &self.config.tls;

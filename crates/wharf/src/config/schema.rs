@@ -127,6 +127,9 @@ pub struct ServerSection {
     /// Defaults to the host name without its first label.
     pub primary_domain: Option<String>,
     pub data_dir: PathBuf,
+    /// The key that seals the secrets nodes share through the store (DKIM keys); default
+    /// `<data_dir>/state.key`. Every node of one store needs the same file.
+    pub state_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -135,6 +138,7 @@ impl Default for ServerSection {
             hostname: system_hostname(),
             primary_domain: None,
             data_dir: PathBuf::from("data"),
+            state_key_file: None,
         }
     }
 }
@@ -158,6 +162,70 @@ pub struct StoreSection {
     /// Days the UIDs of expunged messages are remembered for QRESYNC; a client that last synced
     /// earlier gets a full comparison instead (0: never forgotten).
     pub expunge_history_days: u64,
+    /// `[store.s3]`: message bodies in an S3 bucket instead of `blob_dir`.
+    pub s3: Option<S3Section>,
+}
+
+/// `[store.s3]`: the bucket the message bodies go to. Keys left out fall back to the standard
+/// AWS environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Section {
+    pub bucket: String,
+    /// Folder of the bucket the objects go under ("" for its root).
+    pub prefix: String,
+    /// `https://s3.example.net`; default AWS (or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// Default `AWS_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    pub path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Seconds one request may take.
+    pub timeout_secs: u64,
+    /// Seconds failed requests are retried (with backoff) before the operation fails.
+    pub retry_secs: u64,
+}
+
+impl Default for S3Section {
+    fn default() -> Self {
+        S3Section {
+            bucket: String::new(),
+            prefix: String::new(),
+            endpoint: None,
+            region: None,
+            path_style: true,
+            access_key_id: None,
+            secret_access_key: None,
+            timeout_secs: wharf_store::blob_s3::S3Config::DEFAULT_TIMEOUT.as_secs(),
+            retry_secs: wharf_store::blob_s3::S3Config::DEFAULT_RETRY.as_secs(),
+        }
+    }
+}
+
+impl std::fmt::Debug for S3Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_config())
+    }
+}
+
+impl S3Section {
+    /// The store's settings (a secret stays out of `Debug`).
+    pub fn to_config(&self) -> wharf_store::blob_s3::S3Config {
+        wharf_store::blob_s3::S3Config {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.trim_matches('/').to_string(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            retry: std::time::Duration::from_secs(self.retry_secs),
+        }
+    }
 }
 
 impl Default for StoreSection {
@@ -170,6 +238,7 @@ impl Default for StoreSection {
             pg_heavy_statement_timeout_ms: 60_000,
             blob_grace_secs: wharf_store::DEFAULT_BLOB_GRACE.as_secs(),
             expunge_history_days: 90,
+            s3: None,
         }
     }
 }

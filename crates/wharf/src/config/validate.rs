@@ -44,6 +44,37 @@ pub(super) fn validate(loaded: &Loaded, text: &str) -> Result<(), ConfigError> {
             ),
         ));
     }
+    if let Some(s3) = &c.store.s3 {
+        if c.store.blob_dir.is_some() {
+            return Err(fail(
+                "store.blob_dir",
+                "set either store.blob_dir or [store.s3], not both".to_string(),
+            ));
+        }
+        if let Err(e) = wharf_store::blob_s3::parse_s3_url(&s3.to_config().url()) {
+            return Err(fail("store.s3.bucket", e));
+        }
+        if let Some(e) = &s3.endpoint
+            && !(e.starts_with("https://") || e.starts_with("http://"))
+        {
+            return Err(fail(
+                "store.s3.endpoint",
+                format!("`{e}` is not an http:// or https:// URL"),
+            ));
+        }
+        if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
+            return Err(fail(
+                "store.s3.access_key_id",
+                "access_key_id and secret_access_key must be given together".to_string(),
+            ));
+        }
+        if s3.timeout_secs == 0 {
+            return Err(fail(
+                "store.s3.timeout_secs",
+                "must be greater than 0".to_string(),
+            ));
+        }
+    }
     if c.tls.cert.is_some() != c.tls.key.is_some() {
         let key = if c.tls.cert.is_some() {
             "tls.key"

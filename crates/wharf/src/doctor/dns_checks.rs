@@ -273,8 +273,8 @@ async fn dkim(report: &mut Report, dns: &Dns, plan: &DomainPlan) {
             report.fail(
                 "DKIM",
                 format!(
-                    "{name} is not published: receivers cannot verify signatures by {}",
-                    key.file.display()
+                    "{name} is not published: receivers cannot verify signatures by the key {}",
+                    key.selector
                 ),
                 fix,
             );
@@ -282,12 +282,14 @@ async fn dkim(report: &mut Report, dns: &Dns, plan: &DomainPlan) {
             .iter()
             .any(|p| matches!((p, &expected), (Ok((_, got)), Ok(want)) if got == want))
         {
-            report.ok("DKIM", format!("{name} matches {}", key.file.display()));
+            report.ok("DKIM", format!("{name} matches the key {}", key.selector));
         } else {
             let why = published
                 .iter()
                 .find_map(|p| p.as_ref().err().cloned())
-                .unwrap_or_else(|| format!("holds a different key than {}", key.file.display()));
+                .unwrap_or_else(|| {
+                    format!("holds a different key than the stored {}", key.selector)
+                });
             report.fail(
                 "DKIM",
                 format!("{name} {why}: signatures by this key fail"),

@@ -46,8 +46,11 @@ pub async fn run(cfg: &Loaded, args: DoctorArgs) -> Result<()> {
             r.pid
         );
     }
+    let dir = crate::storage::open_directory(cfg).await?;
+    let keys = crate::dns_records::stored_keys(cfg, &**dir.store()).await?;
+    drop(dir);
     let mut report = Report::default();
-    doctor.check(cfg, &domains, &mut report).await?;
+    doctor.check(cfg, &domains, &keys, &mut report).await?;
     finish(&report)
 }
 
@@ -58,11 +61,12 @@ pub async fn run(cfg: &Loaded, args: DoctorArgs) -> Result<()> {
 pub async fn report(
     cfg: &Loaded,
     domains: &[String],
+    keys: &[crate::dkim_keys::StoredKey],
     deadline: std::time::Duration,
 ) -> Result<Report> {
     let doctor = Doctor::new(cfg, None, None)?;
     let mut report = Report::default();
-    let done = tokio::time::timeout(deadline, doctor.check(cfg, domains, &mut report)).await;
+    let done = tokio::time::timeout(deadline, doctor.check(cfg, domains, keys, &mut report)).await;
     match done {
         Ok(checked) => checked?,
         Err(_) => {
@@ -118,7 +122,13 @@ impl Doctor {
     }
 
     /// Runs every check into `report`, which keeps the rows done so far if this is cut short.
-    async fn check(&self, cfg: &Loaded, domains: &[String], report: &mut Report) -> Result<()> {
+    async fn check(
+        &self,
+        cfg: &Loaded,
+        domains: &[String],
+        keys: &[crate::dkim_keys::StoredKey],
+        report: &mut Report,
+    ) -> Result<()> {
         let Doctor {
             hostname,
             anchors,
@@ -203,7 +213,7 @@ impl Doctor {
             .map(|l| SocketAddr::new(probe::connect_ip(l.address), l.port));
         for domain in domains {
             report.section(format!("DNS of the domain {domain}"));
-            let plan = DomainPlan::load(cfg, domain)?;
+            let plan = DomainPlan::load(cfg, domain, keys)?;
             domain_checks(report, dns, &plan, &host_ips, https, anchors).await;
         }
 
@@ -303,7 +313,7 @@ mod tests {
         );
         let cfg = crate::config::parse(&dir.path().join("wharf.toml"), &text).unwrap();
         let started = std::time::Instant::now();
-        let report = report(&cfg, &[], std::time::Duration::from_millis(300))
+        let report = report(&cfg, &[], &[], std::time::Duration::from_millis(300))
             .await
             .unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(10));

@@ -1,4 +1,4 @@
-//! DKIM signing keys of a domain (files under `<data_dir>/dkim/<domain>/`), and the DNS records a
+//! DKIM signing keys of a domain (kept in the store, see `dkim_keys`), and the DNS records a
 //! domain needs.
 
 use serde::Serialize;
@@ -29,26 +29,24 @@ fn algorithm_of(txt: &str) -> &'static str {
     }
 }
 
+/// The store's DKIM keys, opened with this configuration's node-state key.
+async fn stored_keys(cfg: &Loaded, dir: &Directory) -> OpResult<Vec<crate::dkim_keys::StoredKey>> {
+    Ok(crate::dns_records::stored_keys(cfg, &**dir.store()).await?)
+}
+
 pub async fn list(cfg: &Loaded, dir: &Directory, domain: &str) -> OpResult<Vec<DkimKeyInfo>> {
     let domain = super::domains::known(dir, domain).await?;
-    let plans = crate::dns_records::dkim_records(&cfg.data_dir, &domain)?;
+    let keys = stored_keys(cfg, dir).await?;
+    let plans = crate::dns_records::dkim_records(&keys, &domain)?;
     Ok(plans
         .into_iter()
-        .map(|p| {
-            let selector = p
-                .record
-                .dns_name
-                .split_once("._domainkey.")
-                .map_or("", |(s, _)| s)
-                .to_string();
-            DkimKeyInfo {
-                domain: domain.clone(),
-                selector,
-                algorithm: algorithm_of(&p.record.txt_value).to_string(),
-                zone_line: zone_line(&p.record.dns_name, &p.record.txt_value),
-                dns_name: p.record.dns_name,
-                txt_value: p.record.txt_value,
-            }
+        .map(|p| DkimKeyInfo {
+            domain: domain.clone(),
+            selector: p.selector,
+            algorithm: algorithm_of(&p.record.txt_value).to_string(),
+            zone_line: zone_line(&p.record.dns_name, &p.record.txt_value),
+            dns_name: p.record.dns_name,
+            txt_value: p.record.txt_value,
         })
         .collect())
 }
@@ -62,59 +60,64 @@ fn zone_line(dns_name: &str, txt_value: &str) -> String {
     format!("{dns_name}. IN TXT ( {} )", chunks.join(" "))
 }
 
-fn valid_selector(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// Creates a key (never over an existing selector: its record may be published). The running
-/// server signs with it after its next reload (SIGHUP, `POST /api/v1/reload`) or restart, so
-/// the record can be published first.
+/// Creates a key in the store (never over an existing selector: its record may be published).
+/// The running servers sign with it after their next reload (SIGHUP, `POST /api/v1/reload`) or
+/// restart, so the record can be published first.
 pub async fn generate(
     cfg: &Loaded,
     dir: &Directory,
     domain: &str,
     selector: Option<&str>,
     algo: DkimAlgo,
-) -> OpResult<(DkimKeyInfo, std::path::PathBuf)> {
+) -> OpResult<DkimKeyInfo> {
     let domain = super::domains::known(dir, domain).await?;
     let selector = match selector {
         Some(s) => s.trim().to_ascii_lowercase(),
         None => crate::dkim_keys::default_selector(algo, chrono::Utc::now()),
     };
-    if !valid_selector(&selector) {
+    if !crate::dkim_keys::valid_selector(&selector) {
         return Err(OpError::invalid(format!(
             "invalid selector {selector}: use letters, digits and inner hyphens (one DNS label)"
         )));
     }
-    let path = crate::dkim_keys::key_dir(&cfg.data_dir)
-        .join(&domain)
-        .join(format!("{selector}.pem"));
-    if path.exists() {
+    let store = dir.store();
+    if crate::dkim_keys::exists(&**store, &domain, &selector).await? {
         return Err(OpError::conflict(format!(
             "a key with selector {selector} already exists for {domain}; choose another selector"
         )));
     }
-    let data_dir = cfg.data_dir.clone();
-    let (d, s) = (domain.clone(), selector.clone());
-    // RSA generation takes a while: off the async threads.
-    let (key, file) = tokio::task::spawn_blocking(move || {
-        crate::dkim_keys::generate(&data_dir, &d, Some(&s), algo)
-    })
-    .await
-    .map_err(|e| OpError::internal(format!("key generation: {e}")))??;
-    let info = DkimKeyInfo {
+    let state = crate::state_key::StateKey::open(cfg, &**store).await?;
+    let key = crate::dkim_keys::generate(&**store, &state, &domain, Some(&selector), algo)
+        .await
+        .map_err(|e| {
+            // Two generations of one selector at once: the second finds the first's row.
+            if e.to_string().contains("already has a key") {
+                OpError::conflict(format!("{e:#}"))
+            } else {
+                OpError::from(e)
+            }
+        })?;
+    Ok(DkimKeyInfo {
         domain,
         selector,
         algorithm: algorithm_of(&key.txt_value).to_string(),
         zone_line: key.zone_line(),
         dns_name: key.dns_name,
         txt_value: key.txt_value,
-    };
-    Ok((info, file))
+    })
+}
+
+/// Removes a key from the store; the running servers stop signing with it at their next reload.
+/// Not found when the domain has no key under this selector.
+pub async fn delete(dir: &Directory, domain: &str, selector: &str) -> OpResult<()> {
+    let domain = super::domains::known(dir, domain).await?;
+    let selector = selector.trim().to_ascii_lowercase();
+    if !crate::dkim_keys::delete(&**dir.store(), &domain, &selector).await? {
+        return Err(OpError::not_found(format!(
+            "{domain} has no DKIM key with selector {selector}"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +132,8 @@ pub struct DnsRecords {
 
 pub async fn dns_records(cfg: &Loaded, dir: &Directory, domain: &str) -> OpResult<DnsRecords> {
     let domain = super::domains::known(dir, domain).await?;
-    let plan = crate::dns_records::DomainPlan::load(cfg, &domain)?;
+    let keys = stored_keys(cfg, dir).await?;
+    let plan = crate::dns_records::DomainPlan::load(cfg, &domain, &keys)?;
     let mut notes = vec![format!(
         "{host} also needs A/AAAA records with this server's public addresses, and each address a PTR record naming {host}.",
         host = plan.hostname
