@@ -25,6 +25,7 @@ mod e2e_smtp_to_pop3;
 mod e2e_spam;
 mod first_run;
 mod import;
+mod import_race;
 mod migrate;
 mod outbound_cli;
 mod package;
