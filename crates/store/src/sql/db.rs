@@ -987,12 +987,16 @@ impl Pool {
         match self {
             Pool::Any(pg) => {
                 bounded(pg.limits.begin(), async {
-                    let mut tx = pg.pool.begin().await?;
-                    if durability == Durability::Relaxed {
-                        sqlx::query("SET LOCAL synchronous_commit = off")
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    // One round trip: the BEGIN goes as a simple query, which may hold several
+                    // statements (a separate SET LOCAL was one more per write transaction).
+                    let tx = match durability {
+                        Durability::Relaxed => {
+                            pg.pool
+                                .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                                .await?
+                        }
+                        Durability::Durable | Durability::CallerSyncs => pg.pool.begin().await?,
+                    };
                     Ok(Tx::Any(AnyTx {
                         tx,
                         limits: pg.limits,

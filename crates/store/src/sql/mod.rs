@@ -589,22 +589,32 @@ impl Shared {
         .transpose()
     }
 
-    /// The account owning a mailbox, then that account locked.
+    /// The account owning a mailbox, that account locked, in one statement (one round trip to
+    /// PostgreSQL; it locks only the account row, as `lock_account` does).
     pub async fn lock_mailbox_account(
         &self,
         tx: &mut Tx,
         mailbox: MailboxId,
     ) -> Result<(AccountId, AccountState)> {
-        let account: AccountId = db::query_scalar("SELECT account_id FROM mailboxes WHERE id = $1")
+        let sql = self.dialect.pick(
+            "SELECT a.id, a.quota_bytes, a.used_bytes, a.disabled FROM mailboxes m \
+             JOIN accounts a ON a.id = m.account_id WHERE m.id = $1",
+            "SELECT a.id, a.quota_bytes, a.used_bytes, a.disabled FROM mailboxes m \
+             JOIN accounts a ON a.id = m.account_id WHERE m.id = $1 FOR UPDATE OF a",
+        );
+        let row = db::query(sql)
             .bind(mailbox)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-        let state = self
-            .lock_account(tx, account)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("account {account}")))?;
-        Ok((account, state))
+        Ok((
+            row.try_get("id")?,
+            AccountState {
+                quota: row.try_get("quota_bytes")?,
+                used: row.try_get("used_bytes")?,
+                disabled: row.try_get::<i64, _>("disabled")? != 0,
+            },
+        ))
     }
 
     /// The account owning a mailbox, locked on PostgreSQL (the lock-ordering discipline above);
