@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use wharf_store::{Mailbox, StoreError};
+use wharf_store::{Mailbox, StoreError, Uid};
 
 use crate::commands::search::{
     EsearchAsk, check_charset, esearch_answer, hits_scored_in, uses_modseq, uses_saved,
@@ -197,64 +197,47 @@ impl Session {
             }
             searched += 1;
             let name = self.mailbox_out(&mb.name);
-            let selected = self.selected.as_ref().filter(|s| s.mailbox.id == mb.id);
-            let (answer, matched) = if let Some(sel) = selected {
-                let (hits, scores) = match hits_scored_in(
-                    &self.backend,
-                    sel,
-                    &self.saved,
-                    self.rev2,
-                    &job.key,
-                )
-                .await
-                {
+            // The selected mailbox in the session's view (its saved result too); any other as
+            // the store has it now.
+            let owned;
+            let (view, saved): (&Selected, &[Uid]) =
+                match self.selected.as_ref().filter(|s| s.mailbox.id == mb.id) {
+                    Some(sel) => (sel, &self.saved),
+                    None => {
+                        let msgs = match self.backend.messages.index(mb.id).await {
+                            Ok(m) => m,
+                            // Deleted since the sources were read: nothing in it matches.
+                            Err(StoreError::NotFound(_)) => continue,
+                            Err(e) => return Done::store(e),
+                        };
+                        owned = Selected {
+                            modseq: mb.highest_modseq,
+                            mailbox: mb,
+                            read_only: true,
+                            msgs,
+                            // \Recent belongs to the session that selected the mailbox.
+                            recent: HashSet::new(),
+                            pending_expunge: BTreeSet::new(),
+                            dirty: false,
+                            keywords: KeywordSet::default(),
+                        };
+                        (&owned, &[])
+                    }
+                };
+            let (hits, scores) =
+                match hits_scored_in(&self.backend, view, saved, self.rev2, &job.key).await {
                     Ok(h) => h,
                     Err(d) => return d,
                 };
-                let correlator = Some((name.as_str(), sel.mailbox.uid_validity));
-                let ask = EsearchAsk {
-                    tag: &job.tag,
-                    mailbox: correlator,
-                    uid: true,
-                    opts: &job.opts,
-                    modseq: job.modseq,
-                };
-                let answer = esearch_answer(&ask, sel, &hits, &scores);
-                (answer, !hits.is_empty())
-            } else {
-                let msgs = match self.backend.messages.index(mb.id).await {
-                    Ok(m) => m,
-                    // Deleted since the sources were read: nothing in it matches.
-                    Err(StoreError::NotFound(_)) => continue,
-                    Err(e) => return Done::store(e),
-                };
-                let view = Selected {
-                    modseq: mb.highest_modseq,
-                    mailbox: mb,
-                    read_only: true,
-                    msgs,
-                    // \Recent belongs to the session that selected the mailbox.
-                    recent: HashSet::new(),
-                    pending_expunge: BTreeSet::new(),
-                    dirty: false,
-                    keywords: KeywordSet::default(),
-                };
-                let (hits, scores) =
-                    match hits_scored_in(&self.backend, &view, &[], self.rev2, &job.key).await {
-                        Ok(h) => h,
-                        Err(d) => return d,
-                    };
-                let correlator = Some((name.as_str(), view.mailbox.uid_validity));
-                let ask = EsearchAsk {
-                    tag: &job.tag,
-                    mailbox: correlator,
-                    uid: true,
-                    opts: &job.opts,
-                    modseq: job.modseq,
-                };
-                let answer = esearch_answer(&ask, &view, &hits, &scores);
-                (answer, !hits.is_empty())
+            let ask = EsearchAsk {
+                tag: &job.tag,
+                mailbox: Some((name.as_str(), view.mailbox.uid_validity)),
+                uid: true,
+                opts: &job.opts,
+                modseq: job.modseq,
             };
+            let answer = esearch_answer(&ask, view, &hits, &scores);
+            let matched = !hits.is_empty();
             // SAVE comes only with the selected mailbox as the one source (checked above).
             if let Some(save) = answer.save {
                 self.saved = save;
