@@ -601,6 +601,8 @@ pub trait Store: Send + Sync + 'static {
     /// The account wrote to these addresses (their replies are trusted).
     async fn note_correspondents(&self, account: AccountId, addresses: &[String]) -> Result<()>;
     async fn is_correspondent(&self, account: AccountId, address: &str) -> Result<bool>;
+    /// Whether the account wrote to any of `addresses` (one query for all; empty is false).
+    async fn any_correspondent(&self, account: AccountId, addresses: &[String]) -> Result<bool>;
     /// Past (ham, spam) verdicts of mail authenticated as from `domain`.
     async fn spam_reputation(&self, domain: &str) -> Result<(u64, u64)>;
     async fn add_spam_reputation(&self, domain: &str, spam: bool) -> Result<()>;

@@ -271,6 +271,22 @@ async fn greylist_lists_correspondents_and_reputation(b: Backend) {
             .await
             .unwrap()
     );
+    // Envelope sender and From asked together: any one known is enough, case aside.
+    let senders = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert!(
+        s.any_correspondent(
+            a.id,
+            &senders(&["", "stranger@x.example", "FRIEND@example.net"])
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !s.any_correspondent(a.id, &senders(&["stranger@x.example", ""]))
+            .await
+            .unwrap()
+    );
+    assert!(!s.any_correspondent(a.id, &[]).await.unwrap());
 
     assert_eq!(s.spam_reputation("example.net").await.unwrap(), (0, 0));
     s.add_spam_reputation("Example.net", true).await.unwrap();

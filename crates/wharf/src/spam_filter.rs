@@ -372,13 +372,10 @@ impl SpamFilter {
         if let Some(from) = scan.analysis.from_address.as_deref() {
             senders.push(from.to_ascii_lowercase());
         }
-        let mut known_correspondent = false;
-        for s in senders.iter().filter(|s| !s.is_empty()) {
-            if let Ok(true) = self.store.is_correspondent(account, s).await {
-                known_correspondent = true;
-                break;
-            }
-        }
+        let known_correspondent = matches!(
+            self.store.any_correspondent(account, &senders).await,
+            Ok(true)
+        );
         UserFacts {
             account,
             lists,

@@ -31,15 +31,27 @@ impl Shared {
         tokens: &[i64],
     ) -> Result<Vec<SpamModelCounts>> {
         let mut out = Vec::with_capacity(models.len());
+        // Every model's totals in one statement (a delivery asks for the global and the
+        // recipient's); a model with none has seen no message.
+        let mut totals: HashMap<i64, (u64, u64)> = HashMap::new();
+        for chunk in models.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT account_id, ham, spam FROM spam_totals WHERE account_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = db::query(sql);
+            for m in chunk {
+                q = q.bind(*m);
+            }
+            for r in q.fetch_all(&self.reader).await? {
+                totals.insert(
+                    r.try_get::<i64, _>("account_id")?,
+                    (count(&r, "ham")?, count(&r, "spam")?),
+                );
+            }
+        }
         for &model in models {
-            let totals = db::query("SELECT ham, spam FROM spam_totals WHERE account_id = $1")
-                .bind(model)
-                .fetch_optional(&self.reader)
-                .await?;
-            let (ham_messages, spam_messages) = match totals {
-                Some(r) => (count(&r, "ham")?, count(&r, "spam")?),
-                None => (0, 0),
-            };
+            let (ham_messages, spam_messages) = totals.get(&model).copied().unwrap_or((0, 0));
             let mut counts = HashMap::new();
             if ham_messages + spam_messages > 0 {
                 for chunk in tokens.chunks(CHUNK * 2) {
@@ -487,15 +499,34 @@ impl Shared {
         tx.commit().await
     }
 
-    pub async fn is_correspondent(&self, account: AccountId, address: &str) -> Result<bool> {
-        let found: Option<i64> = db::query_scalar(
-            "SELECT 1 FROM spam_correspondents WHERE account_id = $1 AND address = $2",
-        )
-        .bind(account)
-        .bind(address.to_ascii_lowercase())
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(found.is_some())
+    /// Whether the account wrote to any of `addresses`: one statement for the lot (a delivery
+    /// asks for its envelope sender and its From together).
+    pub async fn any_correspondent(
+        &self,
+        account: AccountId,
+        addresses: &[String],
+    ) -> Result<bool> {
+        let mut wanted: Vec<String> = addresses
+            .iter()
+            .filter(|a| !a.is_empty())
+            .map(|a| a.to_ascii_lowercase())
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        // More than a few is not a delivery's question; the first CHUNK are enough to answer.
+        wanted.truncate(CHUNK);
+        if wanted.is_empty() {
+            return Ok(false);
+        }
+        let sql = format!(
+            "SELECT 1 FROM spam_correspondents WHERE account_id = $1 AND address IN ({}) LIMIT 1",
+            placeholders(2, wanted.len())
+        );
+        let mut q = db::query_scalar::<i64>(sql).bind(account);
+        for a in &wanted {
+            q = q.bind(a.as_str());
+        }
+        Ok(q.fetch_optional(&self.reader).await?.is_some())
     }
 
     /// Past (ham, spam) verdicts of mail authenticated as from `domain`.

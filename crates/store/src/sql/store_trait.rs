@@ -487,7 +487,12 @@ impl Store for SqlStore {
         self.shared.note_correspondents(account, addresses).await
     }
     async fn is_correspondent(&self, account: AccountId, address: &str) -> Result<bool> {
-        self.shared.is_correspondent(account, address).await
+        self.shared
+            .any_correspondent(account, &[address.to_string()])
+            .await
+    }
+    async fn any_correspondent(&self, account: AccountId, addresses: &[String]) -> Result<bool> {
+        self.shared.any_correspondent(account, addresses).await
     }
     async fn spam_reputation(&self, domain: &str) -> Result<(u64, u64)> {
         self.shared.spam_reputation(domain).await
