@@ -141,15 +141,21 @@ impl Parser<'_> {
         })
     }
 
+    /// `[CHARSET c SP]` before the search keys of SEARCH and ESEARCH.
+    fn search_charset(&mut self) -> PResult<Option<String>> {
+        if !self.keyword("CHARSET") {
+            return Ok(None);
+        }
+        self.sp()?;
+        let charset = self.astring()?;
+        self.sp()?;
+        Ok(Some(charset))
+    }
+
     pub(super) fn search(&mut self, uid: bool) -> PResult<CommandKind> {
         self.sp()?;
         let ret = self.search_return()?;
-        let mut charset = None;
-        if self.keyword("CHARSET") {
-            self.sp()?;
-            charset = Some(self.astring()?);
-            self.sp()?;
-        }
+        let charset = self.search_charset()?;
         let key = self.search_keys()?;
         Ok(CommandKind::Search {
             uid,
@@ -170,12 +176,7 @@ impl Parser<'_> {
             self.sp()?;
         }
         let ret = self.search_return()?;
-        let mut charset = None;
-        if self.keyword("CHARSET") {
-            self.sp()?;
-            charset = Some(self.astring()?);
-            self.sp()?;
-        }
+        let charset = self.search_charset()?;
         let key = self.search_keys()?;
         Ok(CommandKind::Esearch {
             sources,
