@@ -180,12 +180,30 @@ pub async fn generate(
     )
     .await?
     {
-        bail!(
-            "{domain} already has a key with selector {selector}; choose another --selector (a published key must not change under its selector)"
-        );
+        return Err(SelectorTaken { domain, selector }.into());
     }
     Ok(key)
 }
+
+/// `generate` found the selector taken (also by a generation running at the same moment):
+/// callers tell it apart from other failures with `downcast_ref`.
+#[derive(Debug)]
+pub struct SelectorTaken {
+    pub domain: String,
+    pub selector: String,
+}
+
+impl std::fmt::Display for SelectorTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} already has a key with selector {}; choose another --selector (a published key must not change under its selector)",
+            self.domain, self.selector
+        )
+    }
+}
+
+impl std::error::Error for SelectorTaken {}
 
 /// Removes a key; false when there was none.
 pub async fn delete(store: &dyn Store, domain: &str, selector: &str) -> Result<bool> {

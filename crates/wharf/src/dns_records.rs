@@ -125,10 +125,13 @@ pub fn dkim_records(keys: &[StoredKey], domain: &str) -> Result<Vec<DkimPlan>> {
     Ok(out)
 }
 
-/// The store's DKIM keys, for a command run beside the server (`wharf dns`, `wharf doctor`).
+/// The store's DKIM keys, for a command run beside the server (`wharf dns`, `wharf doctor`):
+/// none when nothing was ever sealed (no key file is made for a read).
 pub async fn stored_keys(cfg: &Loaded, store: &dyn wharf_store::Store) -> Result<Vec<StoredKey>> {
-    let state = crate::state_key::StateKey::open(cfg, store).await?;
-    crate::dkim_keys::load(store, &state).await
+    match crate::state_key::StateKey::open_existing(cfg, store).await? {
+        Some(state) => crate::dkim_keys::load(store, &state).await,
+        None => Ok(Vec::new()),
+    }
 }
 
 /// A domain the store knows, lower-cased; the error says how to add it.

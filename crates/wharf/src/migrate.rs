@@ -14,17 +14,27 @@ use crate::storage::store_err;
 /// Where `--blobs-to` sends the bodies.
 enum BlobTarget {
     Dir(PathBuf),
-    S3(S3Config),
+    S3 {
+        config: S3Config,
+        store: Arc<S3BlobStore>,
+    },
 }
 
 /// `--blobs-to`: a folder, or `s3://bucket/prefix` (endpoint, region and credentials from the
-/// standard AWS environment variables).
-fn blob_target(arg: &str) -> Result<BlobTarget> {
+/// standard AWS environment variables), opened and probed: a bucket that cannot be used fails
+/// before the database is copied.
+async fn blob_target(arg: &str) -> Result<BlobTarget> {
     if !arg.starts_with("s3://") {
         return Ok(BlobTarget::Dir(PathBuf::from(arg)));
     }
-    let s3 = S3Config::from_url(arg).map_err(|e| anyhow::anyhow!("--blobs-to {e}"))?;
-    Ok(BlobTarget::S3(s3))
+    let config = S3Config::from_url(arg).map_err(|e| anyhow::anyhow!("--blobs-to {e}"))?;
+    let store =
+        S3BlobStore::open(&config).with_context(|| format!("--blobs-to {}", config.url()))?;
+    store.probe().await?;
+    Ok(BlobTarget::S3 {
+        config,
+        store: Arc::new(store),
+    })
 }
 
 pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&str>) -> Result<()> {
@@ -41,34 +51,29 @@ pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&str>) -> Result<()> {
     if cfg.blob_s3().is_some() {
         bail!("the configured blobs are in S3 already: migrate copies them from a blob folder");
     }
-    let blobs_to = blobs_to.map(blob_target).transpose()?;
-    // Checked before the database copy: a bucket that cannot be used fails at once.
-    let s3 = match &blobs_to {
-        Some(BlobTarget::S3(s3)) => {
-            let store =
-                S3BlobStore::open(s3).with_context(|| format!("--blobs-to {}", s3.url()))?;
-            store.probe().await?;
-            Some(Arc::new(store))
-        }
-        _ => None,
+    let blobs_to = match blobs_to {
+        Some(arg) => Some(blob_target(arg).await?),
+        None => None,
     };
     println!("copying {} to {to}", db.display());
     let report = wharf_store::migrate::embedded_to_postgres(&db, to, &|line| println!("  {line}"))
         .await
         .map_err(store_err)?;
     let from = cfg.blob_dir();
-    match (&blobs_to, s3) {
-        (Some(BlobTarget::S3(cfg_s3)), Some(store)) => {
+    match &blobs_to {
+        Some(BlobTarget::S3 { config, store }) => {
             let (copied, present) =
-                wharf_store::migrate::copy_blobs_to(&from, store, &|line| println!("  {line}"))
-                    .await
-                    .map_err(store_err)?;
+                wharf_store::migrate::copy_blobs_to(&from, store.clone(), &|line| {
+                    println!("  {line}")
+                })
+                .await
+                .map_err(store_err)?;
             println!(
                 "blobs: {copied} copied to {}, {present} already there (each checked against its hash, before and after)",
-                cfg_s3.url()
+                config.url()
             );
         }
-        (Some(BlobTarget::Dir(dir)), _) => {
+        Some(BlobTarget::Dir(dir)) => {
             let (src, dst) = (from.clone(), dir.clone());
             let (copied, present) =
                 tokio::task::spawn_blocking(move || wharf_store::migrate::copy_blobs(&src, &dst))
@@ -79,7 +84,7 @@ pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&str>) -> Result<()> {
                 dir.display()
             );
         }
-        _ => {}
+        None => {}
     }
     println!("{:<20} {:>10} {:>10}  hash", "table", "source", "target");
     for t in &report.tables {
@@ -104,7 +109,7 @@ pub async fn run(cfg: &Loaded, to: &str, blobs_to: Option<&str>) -> Result<()> {
     println!("  [store]\n  url = \"{to}\"");
     match &blobs_to {
         Some(BlobTarget::Dir(dir)) => println!("  blob_dir = \"{}\"", dir.display()),
-        Some(BlobTarget::S3(s3)) => {
+        Some(BlobTarget::S3 { config: s3, .. }) => {
             println!("  [store.s3]\n  bucket = \"{}\"", s3.bucket);
             if !s3.prefix.is_empty() {
                 println!("  prefix = \"{}\"", s3.prefix);

@@ -37,6 +37,14 @@ impl std::fmt::Debug for StateKey {
     }
 }
 
+fn missing_key(path: &Path) -> anyhow::Error {
+    anyhow!(
+        "the store holds secrets sealed with a node-state key, and {} does not exist: \
+         copy that file from a node of this store (or set [server] state_key_file)",
+        path.display()
+    )
+}
+
 /// Where the key file of this configuration is.
 pub fn key_path(cfg: &Loaded) -> PathBuf {
     match &cfg.config.server.state_key_file {
@@ -107,6 +115,37 @@ impl StateKey {
         StateKey::open_at(&key_path(cfg), store).await
     }
 
+    /// For commands that only read sealed values (`wharf dns`, `wharf doctor`, listings): the
+    /// key when the store has sealed anything, checked; None when it has not (then there is
+    /// nothing to open, and no key file is made by a command that may run as another user).
+    pub async fn open_existing(cfg: &Loaded, store: &dyn Store) -> Result<Option<StateKey>> {
+        let path = key_path(cfg);
+        let Some(check) = store
+            .node_state_get(CHECK_SCOPE, CHECK_NAME)
+            .await
+            .map_err(crate::storage::store_err)?
+        else {
+            return Ok(None);
+        };
+        let Some(key) = StateKey::read(&path)? else {
+            return Err(missing_key(&path));
+        };
+        key.verify(&path, &check.value)?;
+        Ok(Some(key))
+    }
+
+    /// Fails unless `sealed` (the store's check value) opens with this key.
+    fn verify(&self, path: &Path, sealed: &[u8]) -> Result<()> {
+        if self.open_value(CHECK_NAME, sealed).ok().as_deref() != Some(CHECK_PLAIN) {
+            bail!(
+                "{} is not the node-state key this store's secrets are sealed with: copy \
+                 the file from a node of this store",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
     pub async fn open_at(path: &Path, store: &dyn Store) -> Result<StateKey> {
         let check = store
             .node_state_get(CHECK_SCOPE, CHECK_NAME)
@@ -115,22 +154,10 @@ impl StateKey {
         let key = match (StateKey::read(path)?, &check) {
             (Some(key), _) => key,
             (None, None) => StateKey::create(path)?,
-            (None, Some(_)) => bail!(
-                "the store holds secrets sealed with a node-state key, and {} does not exist: \
-                 copy that file from a node of this store (or set [server] state_key_file)",
-                path.display()
-            ),
+            (None, Some(_)) => return Err(missing_key(path)),
         };
         match check {
-            Some(entry) => {
-                if key.open_value(CHECK_NAME, &entry.value).ok().as_deref() != Some(CHECK_PLAIN) {
-                    bail!(
-                        "{} is not the node-state key this store's secrets are sealed with: copy \
-                         the file from a node of this store",
-                        path.display()
-                    );
-                }
-            }
+            Some(entry) => key.verify(path, &entry.value)?,
             None => {
                 let sealed = key.seal(CHECK_NAME, CHECK_PLAIN)?;
                 let now = chrono::Utc::now().timestamp();

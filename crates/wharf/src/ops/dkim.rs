@@ -91,7 +91,9 @@ pub async fn generate(
         .await
         .map_err(|e| {
             // Two generations of one selector at once: the second finds the first's row.
-            if e.to_string().contains("already has a key") {
+            if e.downcast_ref::<crate::dkim_keys::SelectorTaken>()
+                .is_some()
+            {
                 OpError::conflict(format!("{e:#}"))
             } else {
                 OpError::from(e)
