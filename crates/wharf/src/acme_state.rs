@@ -175,6 +175,12 @@ impl AcmeState for StoreAcmeState {
         // TLS-ALPN-01 key signs nothing but its own throwaway certificate.
         let json = serde_json::to_vec(answer).map_err(state_err)?;
         let t = now();
+        // Answers whose withdrawal never came (a node died mid-order) go with the next order,
+        // so the rows every node reads each poll stay those of the orders under way.
+        self.store
+            .node_state_prune(CHALLENGES, t)
+            .await
+            .map_err(state_err)?;
         self.store
             .node_state_put(
                 CHALLENGES,

@@ -14,6 +14,8 @@ const LEASE_SCOPE: &str = "lease";
 const FORGET_FAILURES_SECS: i64 = 24 * 3600;
 /// Most failure rows one report may carry (the throttle's tables are bounded alike).
 pub const MAX_FAILURE_REPORT: usize = 65_536;
+/// Failure rows per INSERT statement (4 parameters each, plus 2 shared).
+const REPORT_CHUNK: usize = 200;
 
 fn check_name(scope: &str, name: &str) -> Result<()> {
     if scope.is_empty() || scope.len() > 64 || name.is_empty() || name.len() > 512 {
@@ -170,21 +172,30 @@ impl Shared {
             .bind(now.saturating_sub(FORGET_FAILURES_SECS))
             .execute(&mut tx)
             .await?;
-        for c in counts {
-            db::query(
-                "INSERT INTO auth_failures (node, kind, key, failures, window_start, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (node, kind, key) DO UPDATE SET \
-                 failures = excluded.failures, window_start = excluded.window_start, \
-                 updated_at = excluded.updated_at",
-            )
+        // The node's rows were just deleted and a report names each (kind, key) once: plain
+        // multi-row INSERTs, REPORT_CHUNK rows per statement (a report changes with every
+        // guessed password, every few seconds under attack).
+        for chunk in counts.chunks(REPORT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = 3 + i * 4;
+                    format!("($1, ${}, ${}, ${}, ${}, $2)", p, p + 1, p + 2, p + 3)
+                })
+                .collect();
+            let mut q = db::query(format!(
+                "INSERT INTO auth_failures (node, kind, key, failures, window_start, updated_at) VALUES {}",
+                values.join(", ")
+            ))
             .bind(node)
-            .bind(&c.kind)
-            .bind(&c.key)
-            .bind(i64::from(c.failures))
-            .bind(c.window_start)
-            .bind(now)
-            .execute(&mut tx)
-            .await?;
+            .bind(now);
+            for c in chunk {
+                q = q
+                    .bind(&c.kind)
+                    .bind(&c.key)
+                    .bind(i64::from(c.failures))
+                    .bind(c.window_start);
+            }
+            q.execute(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -200,7 +211,7 @@ impl Shared {
         let rows = db::query(
             "SELECT kind, key, CAST(SUM(failures) AS BIGINT) AS failures, MIN(window_start) AS window_start \
              FROM auth_failures WHERE node <> $1 AND window_start >= $2 \
-             GROUP BY kind, key ORDER BY kind, key LIMIT $3",
+             GROUP BY kind, key ORDER BY 3 DESC, kind, key LIMIT $3",
         )
         .bind(node)
         .bind(since)
