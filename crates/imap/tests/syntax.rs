@@ -796,6 +796,19 @@ proptest! {
     }
 }
 
+/// Each FUZZY key scans the text of every message searched: at most 8 in one command, nested
+/// in OR and NOT too, for SEARCH as for ESEARCH.
+#[test]
+fn fuzzy_keys_are_bounded_per_command() {
+    let keys = |n: usize| vec!["FUZZY BODY x"; n].join(" ");
+    for cmd in ["a SEARCH", "a UID SEARCH", "a ESEARCH IN (personal)"] {
+        assert!(parse_command(format!("{cmd} {}\r\n", keys(8)).as_bytes()).is_ok());
+        assert!(parse_command(format!("{cmd} {}\r\n", keys(9)).as_bytes()).is_err());
+    }
+    let nested = format!("a SEARCH OR ({}) NOT FUZZY SUBJECT y\r\n", keys(8));
+    assert!(parse_command(nested.as_bytes()).is_err());
+}
+
 /// ESEARCH's source syntax (RFC 7377 §4): what it allows and what it refuses.
 #[test]
 fn esearch_examples() {

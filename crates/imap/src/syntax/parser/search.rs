@@ -8,6 +8,20 @@ const MAX_SOURCE_FILTERS: usize = 64;
 const MAX_SOURCE_NAMES: usize = 1000;
 use crate::syntax::command::*;
 
+/// Most FUZZY keys one SEARCH, SORT or ESEARCH may hold (`search_keys`).
+pub const MAX_FUZZY_KEYS: usize = 8;
+
+/// How many FUZZY keys `key` holds, nested ones included.
+fn fuzzy_keys(key: &SearchKey) -> usize {
+    match key {
+        SearchKey::Fuzzy(inner) => 1 + fuzzy_keys(inner),
+        SearchKey::Not(inner) => fuzzy_keys(inner),
+        SearchKey::Or(l, r) => fuzzy_keys(l) + fuzzy_keys(r),
+        SearchKey::And(keys) => keys.iter().map(fuzzy_keys).sum(),
+        _ => 0,
+    }
+}
+
 impl Parser<'_> {
     /// `SORT [RETURN (…)] (criteria) charset search-key…` (RFC 5256, RFC 5267 §3.2).
     pub(super) fn sort(&mut self, uid: bool) -> PResult<CommandKind> {
@@ -128,17 +142,23 @@ impl Parser<'_> {
         })
     }
 
-    /// One or more search keys, ANDed.
+    /// One or more search keys, ANDed. At most `MAX_FUZZY_KEYS` FUZZY keys: each one reads and
+    /// stems the text of every message searched (of every mailbox, under ESEARCH), so a line
+    /// of them would cost without bound.
     fn search_keys(&mut self) -> PResult<SearchKey> {
         let mut keys = vec![self.search_key(0)?];
         while self.eat(b' ') {
             keys.push(self.search_key(0)?);
         }
-        Ok(if keys.len() == 1 {
+        let key = if keys.len() == 1 {
             keys.pop().unwrap_or(SearchKey::All)
         } else {
             SearchKey::And(keys)
-        })
+        };
+        if fuzzy_keys(&key) > MAX_FUZZY_KEYS {
+            return Err(format!("at most {MAX_FUZZY_KEYS} FUZZY keys per command"));
+        }
+        Ok(key)
     }
 
     /// `[CHARSET c SP]` before the search keys of SEARCH and ESEARCH.
