@@ -258,11 +258,6 @@ impl S3BlobStore {
         .await
     }
 
-    /// `s3://bucket/prefix`.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     fn object_path(&self, name: &str) -> ObjectPath {
         if self.prefix.is_empty() {
             ObjectPath::from(name)

@@ -37,7 +37,8 @@ pub const MAX_NEEDLE_WORDS: usize = 32;
 /// Most distinct words a search remembers the matches of; past it the memo starts over.
 const MEMO_LIMIT: usize = 200_000;
 
-/// Folds text as the stored search text is folded (case, diacritics).
+/// Folds text as the stored search text is folded (case, diacritics): `text` is private to the
+/// store, and the IMAP test double folds its texts alike.
 pub fn fold(text: &str) -> String {
     crate::text::fold(text)
 }
@@ -88,16 +89,6 @@ impl WordQuery {
             words,
             memo: HashMap::new(),
         })
-    }
-
-    /// How many distinct words the needle has.
-    pub fn len(&self) -> usize {
-        self.words.len()
-    }
-
-    /// Whether the needle has no word (never: `new` refuses those).
-    pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
     }
 
     /// The needle words a folded text word matches, as bits.

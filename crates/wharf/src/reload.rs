@@ -254,8 +254,9 @@ impl Reloader {
             &self.state_key,
         ));
         match keys.and_then(|keys| crate::dkim_keys::signers(&keys).map(|s| (keys, s))) {
-            Ok((keys, (signers, _))) => {
+            Ok((keys, (signers, names))) => {
                 self.outbound.set_dkim_signers(signers);
+                report.dkim_keys = names;
                 // The whole keys, not their names: a key replaced under its selector (deleted
                 // and generated again) must rebuild the ARC sealer too.
                 keys_changed = keys != state.dkim_keys;
@@ -263,9 +264,11 @@ impl Reloader {
                 report.applied.push("dkim".into());
             }
             // One unreadable key must not unsign the others: the previous set stays.
-            Err(e) => report.failed.push(failure("dkim", format!("{e:#}"))),
+            Err(e) => {
+                report.failed.push(failure("dkim", format!("{e:#}")));
+                report.dkim_keys = key_names(&state.dkim_keys);
+            }
         }
-        report.dkim_keys = key_names(&state.dkim_keys);
 
         let mut inbound_failed = false;
         if inbound_changed || keys_changed {

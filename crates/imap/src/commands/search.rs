@@ -674,9 +674,7 @@ impl Session {
                     let n = if uid { sel.msgs[i].uid } else { i as u32 + 1 };
                     out.extend_from_slice(format!(" {n}").as_bytes());
                 }
-                if let Some(h) = hits.iter().map(|&i| sel.msgs[i].modseq).max()
-                    && modseq
-                {
+                if modseq && let Some(h) = hits.iter().map(|&i| sel.msgs[i].modseq).max() {
                     out.extend_from_slice(format!(" (MODSEQ {h})").as_bytes());
                 }
                 out.extend_from_slice(b"\r\n");

@@ -525,6 +525,15 @@ impl AccountState {
     }
 }
 
+/// An account row's quota columns (`lock_account`, `lock_mailbox_account`).
+fn account_state(r: &Row) -> Result<AccountState> {
+    Ok(AccountState {
+        quota: r.try_get("quota_bytes")?,
+        used: r.try_get("used_bytes")?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+    })
+}
+
 impl Shared {
     /// A write transaction whose commit is durable (fsynced) before `commit` returns: mail,
     /// queue entries, accounts, mailboxes — everything but the changes `begin_write_relaxed` takes.
@@ -579,14 +588,7 @@ impl Shared {
             .bind(account)
             .fetch_optional(&mut *tx)
             .await?;
-        row.map(|r| {
-            Ok(AccountState {
-                quota: r.try_get("quota_bytes")?,
-                used: r.try_get("used_bytes")?,
-                disabled: r.try_get::<i64, _>("disabled")? != 0,
-            })
-        })
-        .transpose()
+        row.as_ref().map(account_state).transpose()
     }
 
     /// The account owning a mailbox, that account locked, in one statement (one round trip to
@@ -607,14 +609,7 @@ impl Shared {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
-        Ok((
-            row.try_get("id")?,
-            AccountState {
-                quota: row.try_get("quota_bytes")?,
-                used: row.try_get("used_bytes")?,
-                disabled: row.try_get::<i64, _>("disabled")? != 0,
-            },
-        ))
+        Ok((row.try_get("id")?, account_state(&row)?))
     }
 
     /// The account owning a mailbox, locked on PostgreSQL (the lock-ordering discipline above);
