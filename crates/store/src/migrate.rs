@@ -275,18 +275,6 @@ async fn target_columns(target: &mut PgConnection, table: &str) -> Result<Vec<Co
         .collect()
 }
 
-/// `message_text`'s search columns are derived on PostgreSQL (a tsvector over a normalised
-/// copy, as the writer makes it).
-const TEXT_PARTS: [&str; 7] = [
-    "subject",
-    "from_addr",
-    "to_addr",
-    "cc_addr",
-    "bcc_addr",
-    "headers",
-    "body",
-];
-
 async fn copy_table(
     source: &Source,
     target: &mut PgConnection,
@@ -294,18 +282,13 @@ async fn copy_table(
     columns: &[Column],
     source_cols: &[String],
 ) -> Result<u64> {
-    // Columns both sides have, plus the derived ones of message_text.
+    // Columns both sides have.
     let shared: Vec<&Column> = columns
         .iter()
         .filter(|c| source_cols.contains(&c.name))
         .collect();
-    let derived_text = table == "message_text"
-        && columns.iter().any(|c| c.name == "fts")
-        && TEXT_PARTS
-            .iter()
-            .all(|p| *p == "headers" || source_cols.iter().any(|s| s == p));
-    let mut names: Vec<String> = shared.iter().map(|c| format!("\"{}\"", c.name)).collect();
-    let mut values: Vec<String> = shared
+    let names: Vec<String> = shared.iter().map(|c| format!("\"{}\"", c.name)).collect();
+    let values: Vec<String> = shared
         .iter()
         .enumerate()
         .map(|(i, c)| {
@@ -316,26 +299,12 @@ async fn copy_table(
             }
         })
         .collect();
-    if derived_text {
-        names.push("fts".into());
-        values.push(format!("to_tsvector('simple', ${})", shared.len() + 1));
-        if columns.iter().any(|c| c.name == "fts_complete")
-            && !source_cols.iter().any(|s| s == "fts_complete")
-        {
-            names.push("fts_complete".into());
-            values.push(format!("${}", shared.len() + 2));
-        }
-    }
     let insert = format!(
         "INSERT INTO \"{table}\" ({}) VALUES ({}) ON CONFLICT DO NOTHING",
         names.join(", "),
         values.join(", ")
     );
     let select_cols: Vec<String> = shared.iter().map(|c| format!("\"{}\"", c.name)).collect();
-    let text_index: Vec<Option<usize>> = TEXT_PARTS
-        .iter()
-        .map(|p| shared.iter().position(|c| c.name == *p))
-        .collect();
     let mut last_rowid = i64::MIN;
     let mut total = 0u64;
     loop {
@@ -370,23 +339,6 @@ async fn copy_table(
             let mut q = sqlx::query(sqlx::AssertSqlSafe(insert.clone()));
             for (cell, col) in cells.iter().zip(&shared) {
                 q = bind(q, cell, &col.pg_type)?;
-            }
-            if derived_text {
-                let parts: Vec<String> = text_index
-                    .iter()
-                    .map(|i| match i.and_then(|i| cells.get(i)) {
-                        Some(Cell::Text(t)) => t.clone(),
-                        _ => String::new(),
-                    })
-                    .collect();
-                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-                let (index, complete) = crate::text::normalise_for_index(&refs);
-                q = q.bind(index);
-                if columns.iter().any(|c| c.name == "fts_complete")
-                    && !source_cols.iter().any(|s| s == "fts_complete")
-                {
-                    q = q.bind(i64::from(complete));
-                }
             }
             q.execute(&mut *tx).await.map_err(pg_err)?;
         }

@@ -9,10 +9,6 @@
 //! (`LIKE '%needle%'`, whose candidates PostgreSQL rechecks, then each column confirmed with
 //! `strpos`). Shorter needles read the mailbox's text.
 
-/// Longest token (in characters) that is ever fed to, or asked of, PostgreSQL's tsvector.
-pub(crate) const MAX_TOKEN_CHARS: usize = 200;
-/// Longest normalised text indexed per message on PostgreSQL; longer rows are always candidates.
-pub(crate) const MAX_INDEXED_BYTES: usize = 512 * 1024;
 /// Needles this long (in characters, after folding) or longer are answered by the trigram index.
 pub(crate) const MIN_INDEXED_CHARS: usize = 3;
 /// How `fold` folds today; stored in `message_text.text_version`. Rows folded by an older version
@@ -82,38 +78,6 @@ fn fold_non_ascii(c: char, out: &mut String) {
         }
         c => out.push(c),
     }
-}
-
-/// Normalised text for PostgreSQL's tsvector: every non-alphanumeric character becomes a space
-/// (so the default parser sees plain words, never e-mail addresses or URLs it would keep whole),
-/// tokens are capped at `MAX_TOKEN_CHARS`, and the result at `MAX_INDEXED_BYTES`.
-/// Returns the text and whether it is complete.
-pub(crate) fn normalise_for_index(parts: &[&str]) -> (String, bool) {
-    let mut out = String::new();
-    let mut run = 0usize;
-    for part in parts {
-        for c in part.chars() {
-            if out.len() + 4 >= MAX_INDEXED_BYTES {
-                return (out, false);
-            }
-            if c.is_alphanumeric() {
-                run += 1;
-                if run <= MAX_TOKEN_CHARS {
-                    out.push(c);
-                }
-            } else {
-                if run > 0 {
-                    out.push(' ');
-                }
-                run = 0;
-            }
-        }
-        if run > 0 {
-            out.push(' ');
-        }
-        run = 0;
-    }
-    (out, true)
 }
 
 /// Whether a folded needle is long enough for the trigram indexes.
@@ -232,20 +196,6 @@ mod tests {
         assert!(indexable("abc"));
         assert!(indexable("a b"));
         assert!(indexable("ééé"));
-    }
-
-    #[test]
-    fn normalisation_splits_addresses_and_caps() {
-        let (n, complete) = normalise_for_index(&["Bob <bob@example.com>", "x"]);
-        assert!(complete);
-        assert_eq!(n, "Bob bob example com x ");
-        let long = "a".repeat(MAX_TOKEN_CHARS + 10);
-        let (n, _) = normalise_for_index(&[&long]);
-        assert_eq!(n.trim().len(), MAX_TOKEN_CHARS);
-        let huge = "ab ".repeat(MAX_INDEXED_BYTES);
-        let (n, complete) = normalise_for_index(&[&huge]);
-        assert!(!complete);
-        assert!(n.len() < MAX_INDEXED_BYTES);
     }
 
     #[test]

@@ -65,12 +65,23 @@ async fn upgraded_sqlite_store_is_indexed_and_refolded() {
         (inbox.id, uids)
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    // Turn the file back into a store from before migration 0016: no trigram index, and text
-    // folded as it was then (lower case only).
+    // Turn the file back into a store from before migration 0016: no trigram index, the word
+    // index of 0007 (which 0021 drops), and text folded as it was then (lower case only).
     let db = dir.path().join("wharf.db");
     let c = rusqlite::Connection::open(&db).unwrap();
     c.execute_batch(
-        "DROP TRIGGER message_text_tri_ad; DROP TRIGGER message_text_tri_au; \
+        "CREATE VIRTUAL TABLE message_fts USING fts5(subject, from_addr, to_addr, cc_addr, \
+         bcc_addr, headers, body, content = 'message_text', content_rowid = 'message_id'); \
+         CREATE TRIGGER message_text_ai AFTER INSERT ON message_text BEGIN \
+         INSERT INTO message_fts (rowid, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body) \
+         VALUES (new.message_id, new.subject, new.from_addr, new.to_addr, new.cc_addr, new.bcc_addr, new.headers, new.body); END; \
+         CREATE TRIGGER message_text_ad AFTER DELETE ON message_text BEGIN \
+         INSERT INTO message_fts (message_fts, rowid, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body) \
+         VALUES ('delete', old.message_id, old.subject, old.from_addr, old.to_addr, old.cc_addr, old.bcc_addr, old.headers, old.body); END; \
+         CREATE TRIGGER message_text_au AFTER UPDATE ON message_text BEGIN SELECT 1; END; \
+         INSERT INTO message_fts (message_fts) VALUES ('rebuild'); \
+         DELETE FROM _sqlx_migrations WHERE version = 21; \
+         DROP TRIGGER message_text_tri_ad; DROP TRIGGER message_text_tri_au; \
          DROP TABLE message_fts_tri; DROP INDEX message_text_unindexed; \
          DROP INDEX message_text_stale; ALTER TABLE message_text DROP COLUMN text_version; \
          ALTER TABLE message_text DROP COLUMN tri_indexed; \
@@ -249,4 +260,91 @@ async fn postgres_has_a_trigram_index_and_uses_it() {
     .collect();
     let plan = plan.join("\n");
     assert!(plan.contains("message_text_trgm"), "{plan}");
+}
+
+/// Migration 0021: no word index is written any more (SQLite's `message_fts` and its triggers,
+/// PostgreSQL's `fts` tsvector and GIN index answered no query, yet cost every delivery and
+/// expunge), and substring SEARCH still answers from the trigram index on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_word_index_is_written() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let files = TestStore::new(backend);
+        let store = files.open().await;
+        let a = store_account(store.as_ref(), "words@example.com", 0).await;
+        let inbox = store.get_mailbox(a.id, "INBOX").await.unwrap().unwrap();
+        let kept = store
+            .append(
+                inbox.id,
+                message("kept", "a marimba here"),
+                Flags::empty(),
+                &[],
+                0,
+            )
+            .await
+            .unwrap();
+        let gone = store
+            .append(
+                inbox.id,
+                message("gone", "a marimba there"),
+                Flags::empty(),
+                &[],
+                0,
+            )
+            .await
+            .unwrap();
+        store
+            .store_flags(
+                inbox.id,
+                &[gone.uid],
+                FlagOp::Add,
+                Flags::DELETED,
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.expunge(inbox.id, Some(&[gone.uid])).await.unwrap(),
+            vec![gone.uid]
+        );
+        assert_eq!(
+            store
+                .search_text(inbox.id, TextField::Text, "arimb")
+                .await
+                .unwrap(),
+            vec![kept.uid],
+            "{backend:?}"
+        );
+        match backend {
+            Backend::Sqlite => {
+                let path = files.config.url.strip_prefix("sqlite://").unwrap();
+                let c = rusqlite::Connection::open(path).unwrap();
+                let names: Vec<String> = c
+                    .prepare(
+                        "SELECT name FROM sqlite_master WHERE name = 'message_fts' \
+                         OR name IN ('message_text_ai', 'message_text_ad', 'message_text_au')",
+                    )
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                assert!(names.is_empty(), "{names:?}");
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&files.config.url)
+                    .await
+                    .unwrap();
+                let columns: Vec<String> = sqlx::query_scalar(
+                    "SELECT column_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = 'message_text' \
+                     AND column_name IN ('fts', 'fts_complete')",
+                )
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+                assert!(columns.is_empty(), "{columns:?}");
+            }
+        }
+    }
 }

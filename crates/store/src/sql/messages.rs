@@ -40,6 +40,15 @@ fn apply(
     }
 }
 
+/// What a STORE did inside its transaction, to be answered (and announced) once it commits.
+pub(crate) struct StoredFlags {
+    updates: Vec<FlagUpdate>,
+    /// UIDs left alone because they changed after UNCHANGEDSINCE.
+    modified: Vec<Uid>,
+    /// The account and the mailbox's new highest modseq, when something changed.
+    changed: Option<(AccountId, i64)>,
+}
+
 /// Whether `keyword` is in `new` but was not in `old` (keywords compare case-insensitively).
 fn gained(old: &[String], new: &[String], keyword: &str) -> bool {
     let has = |k: &[String]| k.iter().any(|x| x.eq_ignore_ascii_case(keyword));
@@ -56,12 +65,44 @@ impl Shared {
         keywords: &[String],
         unchanged_since: Option<ModSeq>,
     ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
+        let mut tx = self.begin_write_relaxed().await?;
+        let stored = self
+            .store_flags_in(&mut tx, mailbox, uids, op, flags, keywords, unchanged_since)
+            .await?;
+        tx.commit().await?;
+        Ok(self.stored_flags_committed(mailbox, stored))
+    }
+
+    /// After the commit of `store_flags_in`'s transaction: announces the change, returns the
+    /// STORE's answer.
+    pub(crate) fn stored_flags_committed(
+        &self,
+        mailbox: MailboxId,
+        stored: StoredFlags,
+    ) -> (Vec<FlagUpdate>, Vec<Uid>) {
+        if let Some((account, modseq)) = stored.changed {
+            self.publish_changed(account, mailbox, modseq);
+        }
+        (stored.updates, stored.modified)
+    }
+
+    /// A STORE inside the caller's write transaction (`flag_batch` runs several in one).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn store_flags_in(
+        &self,
+        tx: &mut db::Tx,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        op: FlagOp,
+        flags: Flags,
+        keywords: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<StoredFlags> {
         // \Recent belongs to the server.
         let flags = flags.difference(Flags::RECENT);
         let keywords = normalize_keywords(keywords);
-        let mut tx = self.begin_write_relaxed().await?;
-        let account = self.mailbox_account(&mut tx, mailbox).await?;
-        let rows = self.entries_for_uids(&mut tx, mailbox, uids).await?;
+        let account = self.mailbox_account(&mut *tx, mailbox).await?;
+        let rows = self.entries_for_uids(&mut *tx, mailbox, uids).await?;
         let mut modified = Vec::new();
         let mut changes = Vec::new();
         // The user's own verdicts ($Junk / $NotJunk set now) train the spam filter.
@@ -84,16 +125,19 @@ impl Shared {
         }
         for (messages, spam) in [(&marked_spam, true), (&marked_ham, false)] {
             if !messages.is_empty() {
-                self.queue_training(&mut tx, account, messages, spam)
+                self.queue_training(&mut *tx, account, messages, spam)
                     .await?;
             }
         }
         if changes.is_empty() {
-            tx.commit().await?;
-            return Ok((Vec::new(), modified));
+            return Ok(StoredFlags {
+                updates: Vec::new(),
+                modified,
+                changed: None,
+            });
         }
         // One STORE, one modseq (RFC 7162 §3.1).
-        let (_, modseq, _) = self.bump_mailbox(&mut tx, mailbox, 0, 1).await?;
+        let (_, modseq, _) = self.bump_mailbox(&mut *tx, mailbox, 0, 1).await?;
         let mut updates = Vec::with_capacity(changes.len());
         for (uid, nf, nk) in changes {
             db::query("UPDATE mailbox_messages SET flags = $1, keywords = $2, modseq = $3 WHERE mailbox_id = $4 AND uid = $5")
@@ -102,7 +146,7 @@ impl Shared {
                 .bind(modseq)
                 .bind(mailbox)
                 .bind(i64::from(uid))
-                .execute(&mut tx)
+                .execute(&mut *tx)
                 .await?;
             updates.push(FlagUpdate {
                 uid,
@@ -111,9 +155,11 @@ impl Shared {
                 modseq: to_u64(modseq, "modseq")?,
             });
         }
-        tx.commit().await?;
-        self.publish_changed(account, mailbox, modseq);
-        Ok((updates, modified))
+        Ok(StoredFlags {
+            updates,
+            modified,
+            changed: Some((account, modseq)),
+        })
     }
 
     pub async fn copy_or_move(
@@ -351,7 +397,6 @@ impl Shared {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let dialect = self.dialect;
         let prepared = tokio::task::spawn_blocking(move || {
             messages
                 .into_iter()
@@ -362,7 +407,7 @@ impl Shared {
                     Ok(Prepared {
                         hash: crate::blob::blob_hash(&m.raw),
                         size,
-                        text: TextColumns::new(&a.search, dialect),
+                        text: TextColumns::new(&a.search),
                         summary: a.summary,
                         preview: a.preview.chars().filter(|c| *c != '\0').collect(),
                         sent_date: a.sent_date,
@@ -478,9 +523,7 @@ impl Shared {
                 .bind(&p.preview)
                 .fetch_one(&mut tx)
                 .await?;
-            p.text
-                .write(self.dialect, &mut tx, message_id, false)
-                .await?;
+            p.text.write(&mut tx, message_id, false).await?;
             db::query(
                 "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

@@ -16,6 +16,7 @@ mod backup_pg;
 mod blob_life;
 mod db;
 mod directory;
+mod flag_batch;
 mod mailboxes;
 mod messages;
 mod metadata;
@@ -115,10 +116,12 @@ pub(crate) struct Shared {
 pub struct SqlStore {
     shared: Arc<Shared>,
     jobs: mpsc::Sender<writer::WriteJob>,
+    /// SQLite: STOREs grouped into shared write transactions (`flag_batch`).
+    flag_groups: Option<mpsc::Sender<flag_batch::FlagRequest>>,
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 20] = match dialect {
+    let files: [(i64, &'static str, &'static str); 21] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -219,6 +222,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 20,
                 "node state",
                 include_str!("../../migrations/sqlite/0020_node_state.sql"),
+            ),
+            (
+                21,
+                "drop word index",
+                include_str!("../../migrations/sqlite/0021_drop_word_index.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -322,6 +330,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 "node state",
                 include_str!("../../migrations/postgres/0020_node_state.sql"),
             ),
+            (
+                21,
+                "drop word index",
+                include_str!("../../migrations/postgres/0021_drop_word_index.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(
@@ -407,7 +420,12 @@ impl SqlStore {
             tracing::info!(swept, "store: removed orphaned blob files");
         }
         let jobs = writer::spawn(shared.clone());
-        Ok(SqlStore { shared, jobs })
+        let flag_groups = (dialect == Dialect::Sqlite).then(|| flag_batch::spawn(shared.clone()));
+        Ok(SqlStore {
+            shared,
+            jobs,
+            flag_groups,
+        })
     }
 }
 

@@ -329,14 +329,11 @@ impl Shared {
         let mut rows = Vec::with_capacity(ids.len());
         for id in &ids {
             let columns = match self.message_raw(*id).await {
-                Ok(raw) => {
-                    let dialect = self.dialect;
-                    tokio::task::spawn_blocking(move || {
-                        TextColumns::new(&wharf_mime::analyze(&raw).search, dialect)
-                    })
-                    .await
-                    .map_err(|e| crate::StoreError::Backend(format!("text analysis task: {e}")))?
-                }
+                Ok(raw) => tokio::task::spawn_blocking(move || {
+                    TextColumns::new(&wharf_mime::analyze(&raw).search)
+                })
+                .await
+                .map_err(|e| crate::StoreError::Backend(format!("text analysis task: {e}")))?,
                 // Deleted meanwhile: its row went with it.
                 Err(crate::StoreError::NotFound(_)) => continue,
                 // Not retried forever: the row keeps the text it had, with an empty header.
@@ -357,7 +354,7 @@ impl Shared {
         }
         let mut tx = self.begin_write().await?;
         for (id, columns) in &rows {
-            columns.write(self.dialect, &mut tx, *id, true).await?;
+            columns.write(&mut tx, *id, true).await?;
         }
         tx.commit().await?;
         Ok(ids.len())

@@ -170,14 +170,7 @@ impl Store for SqlStore {
             flags,
             keywords: normalize_keywords(keywords),
         };
-        let mut results = writer::submit(
-            &self.jobs,
-            self.shared.dialect,
-            raw,
-            internal_date,
-            vec![target],
-        )
-        .await?;
+        let mut results = writer::submit(&self.jobs, raw, internal_date, vec![target]).await?;
         match results.pop() {
             Some(Ok(DeliveryResult::Stored(o))) => Ok(o),
             Some(Ok(DeliveryResult::OverQuota { .. })) => Err(StoreError::OverQuota),
@@ -212,14 +205,8 @@ impl Store for SqlStore {
                 }
             })
             .collect();
-        let results = writer::submit(
-            &self.jobs,
-            self.shared.dialect,
-            delivery.raw,
-            delivery.internal_date,
-            targets,
-        )
-        .await?;
+        let results =
+            writer::submit(&self.jobs, delivery.raw, delivery.internal_date, targets).await?;
         results.into_iter().collect()
     }
 
@@ -244,8 +231,7 @@ impl Store for SqlStore {
                 },
             })
             .collect();
-        let results =
-            writer::submit(&self.jobs, self.shared.dialect, raw, internal_date, targets).await?;
+        let results = writer::submit(&self.jobs, raw, internal_date, targets).await?;
         results
             .into_iter()
             .map(|r| match r {
@@ -291,9 +277,29 @@ impl Store for SqlStore {
         keywords: &[String],
         unchanged_since: Option<ModSeq>,
     ) -> Result<(Vec<FlagUpdate>, Vec<Uid>)> {
-        self.shared
-            .store_flags(mailbox, uids, op, flags, keywords, unchanged_since)
+        let Some(groups) = &self.flag_groups else {
+            return self
+                .shared
+                .store_flags(mailbox, uids, op, flags, keywords, unchanged_since)
+                .await;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = super::flag_batch::FlagRequest {
+            mailbox,
+            uids: uids.to_vec(),
+            op,
+            flags,
+            keywords: keywords.to_vec(),
+            unchanged_since,
+            reply,
+        };
+        groups
+            .send(request)
             .await
+            .map_err(|_| StoreError::Backend("flag writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("flag writer stopped".into()))?
     }
     async fn copy_messages(
         &self,
