@@ -97,7 +97,15 @@ async fn commit_group(shared: &Shared, group: Vec<FlagRequest>) {
                 r.unchanged_since,
             )
             .await;
-        if !alone && let Err(e) = end_savepoint(&mut tx, stored.is_ok()).await {
+        if alone {
+            // No savepoint to roll back to: a failed STORE of its own takes the transaction
+            // with it (dropped, hence rolled back), so nothing it wrote before failing commits.
+            if let Err(e) = stored {
+                drop(tx);
+                let _ = r.reply.send(Err(e));
+                return;
+            }
+        } else if let Err(e) = end_savepoint(&mut tx, stored.is_ok()).await {
             fail_all(done, r, e);
             return;
         }
