@@ -27,6 +27,9 @@ pub(crate) struct Selected {
     pub dirty: bool,
     /// The keywords the last untagged FLAGS announced.
     pub keywords: KeywordSet,
+    /// Searches kept up to date for the client (RFC 5267 `RETURN (UPDATE)`); they end with the
+    /// selection.
+    pub contexts: Vec<crate::commands::context::SearchContext>,
 }
 
 /// The keywords a session has announced in FLAGS and PERMANENTFLAGS. A client may only see a
@@ -81,6 +84,12 @@ impl Selected {
         vanished: bool,
         out: &mut Output,
     ) {
+        let uids: Vec<Uid> = uids
+            .into_iter()
+            .filter(|&u| self.index_of(u).is_some())
+            .collect();
+        // RFC 5267 §4.3.4: the REMOVEFROM comes before the expunge it follows from.
+        self.contexts_lose(&uids, out);
         let mut gone = Vec::new();
         for u in uids {
             if let Some(i) = self.index_of(u) {
@@ -375,5 +384,7 @@ impl Session {
             let pending = std::mem::take(&mut sel.pending_expunge);
             sel.remove_announced(pending, self.qresync, out);
         }
+        // After EXISTS, so the message numbers of an ADDTO are valid (RFC 5267 §4.3.3).
+        self.update_contexts(out).await;
     }
 }

@@ -351,7 +351,7 @@ impl Session {
         let mut c = String::from("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID IDLE NAMESPACE");
         c.push_str(" UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE");
         c.push_str(" CREATE-SPECIAL-USE ESEARCH SEARCHRES BINARY STATUS=SIZE UTF8=ACCEPT");
-        c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT");
+        c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT");
         c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE QUOTASET");
         c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE MULTIAPPEND CATENATE");
         c.push_str(" METADATA METADATA-SERVER MULTISEARCH SEARCH=FUZZY");
@@ -622,6 +622,7 @@ impl Session {
                 key,
             } => self.esearch(&tag, sources, ret, charset, key, out).await,
             _ if !selected => Done::bad("No mailbox selected"),
+            K::CancelUpdate(tags) => self.cancel_update(&tags),
             K::Close => self.close(true).await,
             K::Unselect => self.close(false).await,
             K::Expunge => self.expunge(None, out).await,

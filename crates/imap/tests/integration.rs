@@ -11,6 +11,7 @@ mod auth;
 mod catenate;
 mod compress;
 mod condstore;
+mod context;
 mod copy_move;
 mod e2e_clients;
 mod e2e_mbsync;

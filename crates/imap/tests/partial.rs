@@ -163,18 +163,3 @@ async fn partial_errors() {
     let r = t.cmd("k UID SEARCH RETURN (PARTIAL 1:1) ALL").await;
     assert_eq!(esearch(&r), "* ESEARCH (TAG \"k\") UID PARTIAL (1:1 1)");
 }
-
-/// CONTEXT=SEARCH/SORT (RFC 5267 §4) is not implemented: not advertised, and its UPDATE option
-/// and CANCELUPDATE are refused rather than half-honoured. PARTIAL is not advertised either (RFC
-/// 9394 also defines it for FETCH).
-#[tokio::test]
-async fn context_not_offered() {
-    let (_env, mut t) = fixture().await;
-    let caps = t.cmd("a CAPABILITY").await;
-    assert!(!caps.contains("CONTEXT="), "{caps}");
-    assert!(!caps.contains(" PARTIAL"), "{caps}");
-    let r = t.cmd("b UID SEARCH RETURN (UPDATE) ALL").await;
-    assert!(r.starts_with("b BAD"), "{r}");
-    let r = t.cmd("c CANCELUPDATE \"b\"").await;
-    assert!(r.starts_with("c BAD"), "{r}");
-}

@@ -850,3 +850,37 @@ fn esearch_examples() {
     );
     assert!(parse_command(line.as_bytes()).is_ok());
 }
+
+/// RFC 5267 §5: UPDATE and CONTEXT among the return options, and CANCELUPDATE's quoted tags.
+#[test]
+fn context_syntax() {
+    let c = parse_command(b"B01 UID SEARCH RETURN (UPDATE COUNT) DELETED\r\n").unwrap();
+    match c.kind {
+        CommandKind::Search { uid, ret, .. } => {
+            assert!(uid);
+            assert_eq!(ret, Some(vec![SearchReturn::Update, SearchReturn::Count]));
+        }
+        other => panic!("{other:?}"),
+    }
+    let c = parse_command(b"A07 SORT RETURN (update context partial 1:5) (DATE) UTF-8 ALL\r\n")
+        .unwrap();
+    match c.kind {
+        CommandKind::Sort { ret, .. } => assert_eq!(
+            ret,
+            Some(vec![
+                SearchReturn::Update,
+                SearchReturn::Context,
+                SearchReturn::Partial(1, 5)
+            ])
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(parse_command(b"a SEARCH RETURN (UPDATE UPDATE) ALL\r\n").is_err());
+    let c = parse_command(b"B04 CANCELUPDATE \"B01\" \"B02\"\r\n").unwrap();
+    assert_eq!(
+        c.kind,
+        CommandKind::CancelUpdate(vec!["B01".into(), "B02".into()])
+    );
+    assert!(parse_command(b"B05 CANCELUPDATE\r\n").is_err());
+    assert!(parse_command(b"B05 CANCELUPDATE \r\n").is_err());
+}

@@ -85,6 +85,10 @@ impl Session {
         if !only_selected && uses_saved(&key) {
             return Done::bad("$ may only be used when searching the selected mailbox alone");
         }
+        // RFC 7377 §2: the result of a multi-mailbox search is not kept up to date.
+        if opts.contains(&SearchReturn::Update) {
+            return Done::bad("ESEARCH does not take UPDATE; use SEARCH RETURN (UPDATE)");
+        }
         let modseq = uses_modseq(&key);
         if modseq {
             self.enable_condstore(out);
@@ -220,6 +224,7 @@ impl Session {
                             pending_expunge: BTreeSet::new(),
                             dirty: false,
                             keywords: KeywordSet::default(),
+                            contexts: Vec::new(),
                         };
                         (&owned, &[])
                     }

@@ -139,6 +139,7 @@ impl Session {
             pending_expunge: BTreeSet::new(),
             dirty: true,
             keywords,
+            contexts: Vec::new(),
         });
         self.state = State::Selected;
         if let Some(q) = qresync

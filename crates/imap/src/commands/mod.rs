@@ -3,6 +3,7 @@
 pub(crate) mod append;
 mod auth;
 mod catenate;
+pub(crate) mod context;
 mod copy_move;
 pub(crate) mod esearch;
 mod expunge;

@@ -1,6 +1,6 @@
 //! SEARCH and UID SEARCH with every RFC 9051 key, ESEARCH results (MIN MAX COUNT ALL, and PARTIAL
-//! of RFC 5267 §4.4 / RFC 9394 — not advertised, FETCH's PARTIAL being missing) and
-//! SEARCHRES (SAVE, `$`). Flags, dates and sizes come from the index; TEXT/BODY/address and
+//! of RFC 5267 §4.4 / RFC 9394), SEARCHRES (SAVE, `$`) and RETURN (UPDATE), whose contexts
+//! `commands::context` keeps. Flags, dates and sizes come from the index; TEXT/BODY/address and
 //! subject keys from the store's full-text index; HEADER and SENT* from the message header.
 
 use std::collections::{HashMap, HashSet};
@@ -325,6 +325,30 @@ pub(crate) fn uses_modseq(key: &SearchKey) -> bool {
     found
 }
 
+/// Whether the key tree names messages by sequence number (not `$`, which `uses_saved` finds).
+pub(crate) fn uses_message_numbers(key: &SearchKey) -> bool {
+    use crate::syntax::SeqSet;
+    let mut found = false;
+    walk(key, &mut |k| {
+        found |= matches!(k, SearchKey::SeqSet(SeqSet::Ranges(_)))
+    });
+    found
+}
+
+/// Whether the key tree has a UID set with `*` (the mailbox's newest UID, which moves).
+pub(crate) fn uses_uid_star(key: &SearchKey) -> bool {
+    use crate::syntax::{SeqNum, SeqSet};
+    let mut found = false;
+    walk(key, &mut |k| {
+        if let SearchKey::Uid(SeqSet::Ranges(r)) = k {
+            found |= r
+                .iter()
+                .any(|&(a, b)| a == SeqNum::Star || b == SeqNum::Star);
+        }
+    });
+    found
+}
+
 /// Whether the key tree refers to the saved result `$` (RFC 5182).
 pub(crate) fn uses_saved(key: &SearchKey) -> bool {
     use crate::syntax::SeqSet;
@@ -575,7 +599,12 @@ pub(crate) fn esearch_answer(
             hit_uids().collect()
         }
     });
-    let others = opts.iter().any(|o| *o != SearchReturn::Save);
+    let others = opts.iter().any(|o| {
+        !matches!(
+            o,
+            SearchReturn::Save | SearchReturn::Update | SearchReturn::Context
+        )
+    });
     let line = others.then(|| {
         let mut line = esearch_line(
             tag,
@@ -653,6 +682,14 @@ impl Session {
         key: SearchKey,
         out: &mut Output,
     ) -> Done {
+        let update = ret
+            .as_ref()
+            .is_some_and(|r| r.contains(&SearchReturn::Update));
+        let keep = update
+            && match self.context_check(tag, &key, None, out) {
+                Ok(k) => k,
+                Err(d) => return d,
+            };
         let (hits, scores) = match self.search_hits_scored(charset.as_deref(), &key, out).await {
             Ok(h) => h,
             Err(d) => return d,
@@ -662,10 +699,14 @@ impl Session {
             return Done::bad("No mailbox selected");
         };
         let ret = match ret {
-            Some(r) if r.is_empty() => Some(vec![SearchReturn::All]),
-            Some(r) => Some(r),
+            Some(r) => Some(crate::commands::context::with_implied_all(r)),
             None if self.rev2 => Some(vec![SearchReturn::All]),
             None => None,
+        };
+        let context_results: Vec<Uid> = if keep {
+            hits.iter().map(|&i| sel.msgs[i].uid).collect()
+        } else {
+            Vec::new()
         };
         match ret {
             None => {
@@ -696,6 +737,9 @@ impl Session {
                     self.saved = save;
                 }
             }
+        }
+        if keep {
+            self.keep_context(tag, uid, key, None, context_results);
         }
         Done::ok(if uid {
             "UID SEARCH completed"

@@ -39,36 +39,27 @@ impl Session {
         Ok(keys)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn sort(
-        &mut self,
-        tag: &str,
-        uid: bool,
-        ret: Option<Vec<SearchReturn>>,
+    /// The positions in `hits` (indexes of the selected mailbox's messages, with their FUZZY
+    /// `scores`) in the order `criteria` give, ties by message number.
+    pub(crate) async fn sort_order(
+        &self,
+        hits: &[usize],
+        scores: &[u8],
         criteria: &[SortCriterion],
-        charset: &str,
-        key: SearchKey,
-        out: &mut Output,
-    ) -> Done {
-        let (hits, scores) = match self.search_hits_scored(Some(charset), &key, out).await {
-            Ok(h) => h,
-            Err(d) => return d,
-        };
+    ) -> Result<Vec<usize>, StoreError> {
         let needs_summary = criteria
             .iter()
             .any(|c| !matches!(c.key, SortKey::Arrival | SortKey::Size | SortKey::Relevancy));
         let keys = if needs_summary {
-            match self.sort_keys_of(&hits).await {
-                Ok(k) => k,
-                Err(e) => return Done::store(e),
-            }
+            self.sort_keys_of(hits).await?
         } else {
             vec![SortKeys::default(); hits.len()]
         };
         let Some(sel) = self.selected.as_ref() else {
-            return Done::bad("No mailbox selected");
+            return Ok(Vec::new());
         };
         let date = |k: usize| keys[k].sent_date.unwrap_or(sel.msgs[hits[k]].internal_date);
+        let score = |k: usize| scores.get(k).copied().unwrap_or(100);
         let compare = |key: SortKey, a: usize, b: usize| -> Ordering {
             let (ma, mb) = (&sel.msgs[hits[a]], &sel.msgs[hits[b]]);
             let (ka, kb) = (&keys[a], &keys[b]);
@@ -83,7 +74,7 @@ impl Session {
                 SortKey::DisplayFrom => ka.display_from.cmp(&kb.display_from),
                 SortKey::DisplayTo => ka.display_to.cmp(&kb.display_to),
                 // RFC 6203 §4: the most relevant first.
-                SortKey::Relevancy => scores[b].cmp(&scores[a]),
+                SortKey::Relevancy => score(b).cmp(&score(a)),
             }
         };
         let mut order: Vec<usize> = (0..hits.len()).collect();
@@ -97,6 +88,39 @@ impl Session {
             }
             hits[a].cmp(&hits[b])
         });
+        Ok(order)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn sort(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        criteria: &[SortCriterion],
+        charset: &str,
+        key: SearchKey,
+        out: &mut Output,
+    ) -> Done {
+        let update = ret
+            .as_ref()
+            .is_some_and(|r| r.contains(&SearchReturn::Update));
+        let keep = update
+            && match self.context_check(tag, &key, Some(criteria), out) {
+                Ok(k) => k,
+                Err(d) => return d,
+            };
+        let (hits, scores) = match self.search_hits_scored(Some(charset), &key, out).await {
+            Ok(h) => h,
+            Err(d) => return d,
+        };
+        let order = match self.sort_order(&hits, &scores, criteria).await {
+            Ok(o) => o,
+            Err(e) => return Done::store(e),
+        };
+        let Some(sel) = self.selected.as_ref() else {
+            return Done::bad("No mailbox selected");
+        };
         let nums: Vec<u32> = order
             .iter()
             .map(|&k| {
@@ -117,18 +141,19 @@ impl Session {
                 out.extend_from_slice(b"\r\n");
             }
             Some(opts) => {
-                let opts = if opts.is_empty() {
-                    vec![SearchReturn::All]
-                } else {
-                    opts
-                };
+                let opts = crate::commands::context::with_implied_all(opts);
                 let has = |o| opts.contains(&o);
                 if has(SearchReturn::Save) {
                     let mut saved: Vec<u32> = hits.iter().map(|&i| sel.msgs[i].uid).collect();
                     saved.sort_unstable();
                     self.saved = saved;
                 }
-                if opts.iter().any(|o| *o != SearchReturn::Save) {
+                if opts.iter().any(|o| {
+                    !matches!(
+                        o,
+                        SearchReturn::Save | SearchReturn::Update | SearchReturn::Context
+                    )
+                }) {
                     // RFC 5267 §3.2: MIN and MAX are the first and last in sort order, and ALL
                     // keeps the order.
                     let sorted_scores: Vec<u8> = order.iter().map(|&k| scores[k]).collect();
@@ -145,6 +170,10 @@ impl Session {
                     out.extend_from_slice(&line);
                 }
             }
+        }
+        if keep {
+            let results = order.iter().map(|&k| sel.msgs[hits[k]].uid).collect();
+            self.keep_context(tag, uid, key, Some(criteria.to_vec()), results);
         }
         Done::ok(if uid {
             "UID SORT completed"

@@ -116,6 +116,11 @@ pub enum SearchReturn {
     Save,
     /// `RELEVANCY` (RFC 6203 §3.2): a score 1–100 for each message returned.
     Relevancy,
+    /// `UPDATE` (RFC 5267 §4.3): keep the result as a context and report its changes in
+    /// unsolicited ESEARCH `ADDTO`/`REMOVEFROM` responses until CANCELUPDATE or deselection.
+    Update,
+    /// `CONTEXT` (RFC 5267 §4.2): a hint that the result will be asked again; nothing to do.
+    Context,
     /// `PARTIAL first:last` (RFC 5267 §4.4, extended by RFC 9394 §3.1): the results at those
     /// 1-based positions, counted from the end when negative (`-1` is the last result). Both
     /// ends have the same sign and are never zero; they are kept as sent, to be echoed.
@@ -403,6 +408,8 @@ pub enum CommandKind {
         entries: Vec<(String, Option<Vec<u8>>)>,
     },
     Idle,
+    /// CANCELUPDATE (RFC 5267 §4.3.5): the tags of the searches whose updates stop.
+    CancelUpdate(Vec<String>),
     Check,
     Close,
     Unselect,
@@ -498,6 +505,7 @@ impl CommandKind {
             CommandKind::GetMetadata { .. } => "GETMETADATA",
             CommandKind::SetMetadata { .. } => "SETMETADATA",
             CommandKind::Idle => "IDLE",
+            CommandKind::CancelUpdate(_) => "CANCELUPDATE",
             CommandKind::Check => "CHECK",
             CommandKind::Close => "CLOSE",
             CommandKind::Unselect => "UNSELECT",

@@ -18,6 +18,18 @@ impl Parser<'_> {
             "CLOSE" => CommandKind::Close,
             "UNSELECT" => CommandKind::Unselect,
             "EXPUNGE" => CommandKind::Expunge,
+            "CANCELUPDATE" => {
+                // `"CANCELUPDATE" 1*(SP quoted)` (RFC 5267 §5); a literal is taken too.
+                let mut tags = Vec::new();
+                while self.eat(b' ') {
+                    let t = self.string()?;
+                    tags.push(String::from_utf8(t).map_err(|_| "CANCELUPDATE tag is not UTF-8")?);
+                }
+                if tags.is_empty() {
+                    return Err("CANCELUPDATE needs at least one tag".into());
+                }
+                CommandKind::CancelUpdate(tags)
+            }
             "LOGIN" => {
                 self.sp()?;
                 let user = self.astring()?;

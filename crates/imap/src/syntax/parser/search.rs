@@ -105,6 +105,8 @@ impl Parser<'_> {
                 "COUNT" => SearchReturn::Count,
                 "SAVE" => SearchReturn::Save,
                 "RELEVANCY" => SearchReturn::Relevancy,
+                "UPDATE" => SearchReturn::Update,
+                "CONTEXT" => SearchReturn::Context,
                 "PARTIAL" => {
                     p.sp()?;
                     p.partial_range()?
@@ -120,6 +122,9 @@ impl Parser<'_> {
             .count();
         if ranged > 1 {
             return Err("at most one of PARTIAL and ALL may be given".into());
+        }
+        if opts.iter().filter(|o| **o == SearchReturn::Update).count() > 1 {
+            return Err("UPDATE given twice".into());
         }
         self.sp()?;
         Ok(Some(opts))
