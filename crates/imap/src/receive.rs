@@ -65,6 +65,13 @@ pub(crate) struct Receiver {
     discard: Option<(Option<String>, u32, Option<String>)>,
 }
 
+impl Receiver {
+    /// No part of a command has been received.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.literal_left == 0 && self.discard.is_none()
+    }
+}
+
 /// A fully received command.
 pub(crate) struct Received {
     pub raw: Vec<u8>,

@@ -219,11 +219,24 @@ impl Session {
     /// An event received by the loop (during IDLE) for this account.
     pub(crate) fn note_event(&mut self, ev: Result<MailboxEvent, broadcast::error::RecvError>) {
         let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
-        let dirty = match ev {
-            Ok(MailboxEvent::Changed { mailbox_id, .. }) => Some(mailbox_id) == sel_id,
+        let dirty = match &ev {
+            Ok(e @ MailboxEvent::Changed { mailbox_id, .. }) => {
+                self.notify_absorb(Some(e));
+                Some(*mailbox_id) == sel_id
+            }
             // The selected mailbox may be the one deleted: the pull finds out.
-            Ok(MailboxEvent::MailboxesChanged) => true,
-            Err(broadcast::error::RecvError::Lagged(_)) => true,
+            Ok(e @ MailboxEvent::MailboxesChanged) => {
+                self.notify_absorb(Some(e));
+                true
+            }
+            Ok(e @ MailboxEvent::MetadataChanged { .. }) => {
+                self.notify_absorb(Some(e));
+                false
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                self.notify_absorb(None);
+                true
+            }
             Err(broadcast::error::RecvError::Closed) => {
                 self.events = None;
                 false
@@ -240,17 +253,30 @@ impl Session {
         };
         let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
         let mut dirty = false;
+        let mut seen = Vec::new();
         loop {
             match rx.try_recv() {
-                Ok(MailboxEvent::Changed { mailbox_id, .. }) => {
-                    if Some(mailbox_id) == sel_id {
-                        dirty = true;
+                Ok(ev) => {
+                    match &ev {
+                        MailboxEvent::Changed { mailbox_id, .. } => {
+                            dirty |= Some(*mailbox_id) == sel_id;
+                        }
+                        MailboxEvent::MailboxesChanged => dirty = true,
+                        MailboxEvent::MetadataChanged { .. } => {}
+                    }
+                    if self.notify.is_some() {
+                        seen.push(Some(ev));
                     }
                 }
-                Ok(MailboxEvent::MailboxesChanged) => dirty = true,
-                Err(broadcast::error::TryRecvError::Lagged(_)) => dirty = true,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    dirty = true;
+                    seen.push(None);
+                }
                 Err(_) => break,
             }
+        }
+        for ev in &seen {
+            self.notify_absorb(ev.as_ref());
         }
         if dirty && let Some(s) = self.selected.as_mut() {
             s.dirty = true;
@@ -261,8 +287,50 @@ impl Session {
     /// expunges are held back (their sequence numbers kept) unless `allow_expunge`.
     pub(crate) async fn sync(&mut self, out: &mut Output, allow_expunge: bool) {
         self.drain_events();
+        // NOTIFY without a group for the selected mailbox: no message events, the view stays.
+        if !self.selected_frozen() {
+            let arrived = self.sync_selected(out, allow_expunge).await;
+            let items = self.new_message_items();
+            if !arrived.is_empty() && !items.is_empty() && self.selected.is_some() {
+                self.fetch_new(&arrived, &items, out).await;
+            }
+            // After EXISTS, so the message numbers of an ADDTO are valid (RFC 5267 §4.3.3).
+            self.update_contexts(out).await;
+        }
+        self.notify_flush(out).await;
+    }
+
+    /// NOTIFY's MessageNew FETCH attributes (RFC 5465 §5.2) for messages just announced.
+    async fn fetch_new(
+        &mut self,
+        uids: &[Uid],
+        items: &[crate::syntax::FetchItem],
+        out: &mut Output,
+    ) {
+        let set = SeqSet::Ranges(
+            uids.iter()
+                .map(|&u| (SeqNum::Num(u), SeqNum::Num(u)))
+                .collect(),
+        );
+        let mut done = self.fetch("*", true, &set, items, None, out).await;
+        while done.next == crate::session::Next::More {
+            let Some(job) = self.fetch_job.take() else {
+                break;
+            };
+            done = self.fetch_run(job, out).await;
+        }
+        if done.status != "OK" {
+            warn!(session = self.id, reply = %done.text, "NOTIFY: FETCH of new messages failed");
+        }
+    }
+
+    /// `sync` for the selected mailbox: pulls its changes and announces them; answers the UIDs
+    /// of the messages that arrived.
+    async fn sync_selected(&mut self, out: &mut Output, allow_expunge: bool) -> Vec<Uid> {
+        let announce_flags = self.selected_flag_changes();
+        let mut arrived_all = Vec::new();
         let Some(sel) = self.selected.as_mut() else {
-            return;
+            return arrived_all;
         };
         if sel.dirty {
             match self
@@ -289,7 +357,7 @@ impl Session {
                             }
                             Err(e) => {
                                 warn!(session = self.id, error = %e, "index for a full resync failed");
-                                return;
+                                return arrived_all;
                             }
                         }
                     }
@@ -323,7 +391,11 @@ impl Session {
                         .iter()
                         .map(|m| m.uid)
                         .collect();
-                    sel.announce_keywords(flag_changes.iter().copied().chain(arrived), out);
+                    sel.announce_keywords(flag_changes.iter().copied().chain(arrived.clone()), out);
+                    arrived_all = arrived;
+                    if !announce_flags {
+                        flag_changes.clear();
+                    }
                     for u in flag_changes {
                         if sel.pending_expunge.contains(&u) {
                             continue;
@@ -375,7 +447,7 @@ impl Session {
                     self.selected = None;
                     self.state = State::Logout;
                     out.extend_from_slice(b"* BYE Selected mailbox was deleted\r\n");
-                    return;
+                    return Vec::new();
                 }
                 Err(e) => warn!(session = self.id, error = %e, "changes_since failed"),
             }
@@ -384,7 +456,6 @@ impl Session {
             let pending = std::mem::take(&mut sel.pending_expunge);
             sel.remove_announced(pending, self.qresync, out);
         }
-        // After EXISTS, so the message numbers of an ADDTO are valid (RFC 5267 §4.3.3).
-        self.update_contexts(out).await;
+        arrived_all
     }
 }

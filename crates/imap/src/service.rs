@@ -120,9 +120,22 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
             }
             Next::More => session.handle(Input::Resume).await,
             Next::Line => {
+                // Under NOTIFY, store events are announced between commands too (RFC 5465).
+                let push = session.wants_push();
                 let line = tokio::select! {
-                    l = conn.read_line(cfg.max_line) => Some(l),
+                    l = conn.read_line(cfg.max_line) => Some(Ok(l)),
+                    e = session.next_event(), if push => Some(Err(e)),
                     _ = shutdown.changed() => None,
+                };
+                let line = match line {
+                    Some(Ok(l)) => Some(l),
+                    Some(Err(e)) => {
+                        let step = session.handle(Input::Event(e)).await;
+                        write_output(&mut conn, step.output).await?;
+                        next = step.next;
+                        continue;
+                    }
+                    None => None,
                 };
                 match line {
                     None => session.handle(Input::Shutdown).await,

@@ -235,6 +235,8 @@ pub struct Session {
     pub(crate) fetch_job: Option<crate::commands::fetch::FetchJob>,
     /// An ESEARCH over several mailboxes waiting to write more (`Next::More`).
     pub(crate) esearch_job: Option<crate::commands::esearch::EsearchJob>,
+    /// NOTIFY's settings (RFC 5465); `None` before any NOTIFY SET and after NOTIFY NONE.
+    pub(crate) notify: Option<crate::commands::notify::NotifyState>,
     pub(crate) rx: Receiver,
     pub(crate) id: u64,
 }
@@ -267,6 +269,7 @@ impl Session {
             saved: Vec::new(),
             fetch_job: None,
             esearch_job: None,
+            notify: None,
             rx: Receiver::default(),
             id,
         }
@@ -354,7 +357,7 @@ impl Session {
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT");
         c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE QUOTASET");
         c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE MULTIAPPEND CATENATE");
-        c.push_str(" METADATA METADATA-SERVER MULTISEARCH SEARCH=FUZZY");
+        c.push_str(" METADATA METADATA-SERVER MULTISEARCH SEARCH=FUZZY NOTIFY");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -445,7 +448,19 @@ impl Session {
         let name = cmd.kind.name();
         metrics::counter!("wharf_imap_commands_total", "command" => name).increment(1);
         let (allow_expunge, sync_after) = sync_policy(&cmd.kind);
+        let own = OwnChange::of(&cmd.kind);
         let done = self.execute(cmd, spooled, &mut out).await;
+        if self.notify.is_some() && done.status == "OK" {
+            match own {
+                Some(OwnChange::Messages(name)) => {
+                    if let Ok(mb) = self.find_mailbox(&name).await {
+                        self.notify_own_change(mb.id).await;
+                    }
+                }
+                Some(OwnChange::List) => self.notify_own_list_change().await,
+                None => {}
+            }
+        }
         self.finish(&tag, name, allow_expunge, sync_after, done, out)
             .await
     }
@@ -491,8 +506,13 @@ impl Session {
         } else {
             self.bad_in_row = 0;
         }
-        if sync_after && self.state == State::Selected && !done.pending && done.next == Next::Line {
-            self.sync(&mut out, allow_expunge).await;
+        if sync_after && !done.pending && done.next == Next::Line {
+            if self.state == State::Selected {
+                self.sync(&mut out, allow_expunge).await;
+            } else if self.notify.is_some() {
+                self.drain_events();
+                self.notify_flush(&mut out).await;
+            }
         }
         if !done.pending {
             out.extend_from_slice(tag.as_bytes());
@@ -615,6 +635,7 @@ impl Session {
             }
             K::SetMetadata { mailbox, entries } => self.set_metadata(&mailbox, entries).await,
             K::Idle => self.idle(tag, out).await,
+            K::Notify(set) => self.notify_cmd(set, out).await,
             K::Esearch {
                 sources,
                 ret,
@@ -793,6 +814,31 @@ impl Session {
 /// `INBOX` is case-insensitive, also as the first level of a hierarchical name.
 pub(crate) fn normalize_inbox(name: &str) -> String {
     wharf_store::names::normalize_inbox(name)
+}
+
+/// What a command of this session changes that NOTIFY should not report back to it.
+enum OwnChange {
+    /// The messages of the named mailbox (APPEND, COPY, MOVE target).
+    Messages(String),
+    /// The mailbox list or the subscriptions.
+    List,
+}
+
+impl OwnChange {
+    fn of(k: &CommandKind) -> Option<OwnChange> {
+        use CommandKind as K;
+        match k {
+            K::Append { mailbox, .. } | K::Copy { mailbox, .. } | K::Move { mailbox, .. } => {
+                Some(OwnChange::Messages(mailbox.clone()))
+            }
+            K::Create { .. }
+            | K::Delete(_)
+            | K::Rename { .. }
+            | K::Subscribe(_)
+            | K::Unsubscribe(_) => Some(OwnChange::List),
+            _ => None,
+        }
+    }
 }
 
 /// Whether to announce changes after a command, and whether expunges may be among them

@@ -22,6 +22,7 @@ mod list;
 mod mailbox;
 mod metadata;
 mod multisearch;
+mod notify;
 mod objectid;
 mod partial;
 mod qresync;

@@ -884,3 +884,55 @@ fn context_syntax() {
     assert!(parse_command(b"B05 CANCELUPDATE\r\n").is_err());
     assert!(parse_command(b"B05 CANCELUPDATE \r\n").is_err());
 }
+
+/// RFC 5465 §8: NOTIFY's forms, RFC 5465 §3.1's example, and the composition rules (§5, §6.1).
+#[test]
+fn notify_syntax() {
+    use wharf_imap::syntax::{NotifyEvents, NotifyFilter, NotifySet};
+    assert_eq!(
+        parse_command(b"a NOTIFY NONE\r\n").unwrap().kind,
+        CommandKind::Notify(None)
+    );
+    let c = parse_command(
+        b"a NOTIFY SET STATUS (selected (MessageNew (UID BODY.PEEK[HEADER.FIELDS (From To)]) MessageExpunge)) (subtree Lists (MessageNew MessageExpunge MailboxName)) (mailboxes (a \"b c\") NONE)\r\n",
+    )
+    .unwrap();
+    let CommandKind::Notify(Some(NotifySet { status, groups })) = c.kind else {
+        panic!("{:?}", c.kind);
+    };
+    assert!(status);
+    assert_eq!(groups.len(), 3);
+    assert_eq!(groups[0].0, NotifyFilter::Selected { delayed: false });
+    assert!(groups[0].1.message_new && groups[0].1.message_expunge);
+    assert_eq!(groups[0].1.fetch.len(), 2);
+    assert_eq!(
+        groups[1].0,
+        NotifyFilter::Other(SourceFilter::Subtree(vec!["Lists".into()]))
+    );
+    assert!(groups[1].1.mailbox_name);
+    assert_eq!(
+        groups[2],
+        (
+            NotifyFilter::Other(SourceFilter::Mailboxes(vec!["a".into(), "b c".into()])),
+            NotifyEvents::default()
+        )
+    );
+    // Unknown events parse (they are NO [BADEVENT], not BAD); bad compositions do not.
+    let c = parse_command(b"a NOTIFY SET (personal (Xyz))\r\n").unwrap();
+    let CommandKind::Notify(Some(set)) = c.kind else {
+        panic!();
+    };
+    assert_eq!(set.groups[0].1.unsupported, ["Xyz"]);
+    for bad in [
+        "a NOTIFY SET (personal (MessageNew))\r\n",
+        "a NOTIFY SET (personal (FlagChange))\r\n",
+        "a NOTIFY SET (selected (SubscriptionChange))\r\n",
+        "a NOTIFY SET (selected NONE) (selected-delayed NONE)\r\n",
+        "a NOTIFY SET (subtree-one x NONE)\r\n",
+        "a NOTIFY SET ()\r\n",
+        "a NOTIFY SET STATUS\r\n",
+        "a NOTIFY ALL\r\n",
+    ] {
+        assert!(parse_command(bad.as_bytes()).is_err(), "{bad}");
+    }
+}

@@ -411,6 +411,12 @@ pub enum MailboxEvent {
     },
     /// Mailbox list changed (create, delete, rename, subscribe).
     MailboxesChanged,
+    /// METADATA entries (RFC 5464) of a mailbox, or of the server when `mailbox_id` is `None`,
+    /// were set or removed: their lower-cased names (IMAP NOTIFY reports them, RFC 5465 §5.6).
+    MetadataChanged {
+        mailbox_id: Option<MailboxId>,
+        entries: Vec<String>,
+    },
 }
 
 /// One model's numbers for a set of tokens (`wharf-spam`'s classifier input): the messages it

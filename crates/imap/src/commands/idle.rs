@@ -37,13 +37,17 @@ impl Session {
         }
     }
 
-    /// A store event arrived during IDLE: announce what changed, expunges included.
+    /// A store event arrived during IDLE, or between commands under NOTIFY: announce what
+    /// changed — expunges during IDLE, and between commands only for NOTIFY's `selected`
+    /// (`selected-delayed` holds them for a command that allows them).
     pub(crate) async fn idle_wake(&mut self) -> Output {
         let mut out = Output::new();
+        let allow_expunge = self.idle_tag.is_some() || self.push_expunges();
         if self.state == State::Selected {
-            self.sync(&mut out, true).await;
+            self.sync(&mut out, allow_expunge).await;
         } else {
             self.drain_events();
+            self.notify_flush(&mut out).await;
         }
         out
     }

@@ -12,6 +12,7 @@ mod idle;
 mod list;
 mod mailbox;
 mod metadata;
+pub(crate) mod notify;
 pub(crate) mod qresync;
 mod quota;
 pub(crate) mod search;

@@ -178,6 +178,54 @@ pub enum SourceFilter {
     Mailboxes(Vec<String>),
 }
 
+/// The events of one NOTIFY event group (RFC 5465 §5), as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyEvents {
+    pub message_new: bool,
+    /// MessageNew's FETCH attributes for the new messages of the selected mailbox.
+    pub fetch: Vec<FetchItem>,
+    pub message_expunge: bool,
+    pub flag_change: bool,
+    pub mailbox_name: bool,
+    pub subscription_change: bool,
+    pub mailbox_metadata_change: bool,
+    pub server_metadata_change: bool,
+    /// Event names this server does not support (AnnotationChange, unknown ones): the command
+    /// is refused with `NO [BADEVENT]`, not BAD (RFC 5465 §3.1).
+    pub unsupported: Vec<String>,
+}
+
+impl NotifyEvents {
+    /// Any message event (MessageNew, MessageExpunge, FlagChange) is asked for.
+    pub fn message_events(&self) -> bool {
+        self.message_new || self.message_expunge || self.flag_change
+    }
+
+    /// Any mailbox event (RFC 5465 §5.4–§5.7) is asked for.
+    pub fn mailbox_events(&self) -> bool {
+        self.mailbox_name
+            || self.subscription_change
+            || self.mailbox_metadata_change
+            || self.server_metadata_change
+    }
+}
+
+/// Which mailboxes a NOTIFY event group is about (RFC 5465 §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyFilter {
+    /// `selected` / `selected-delayed` (expunges held back until a command allows them).
+    Selected { delayed: bool },
+    /// Any other filter (never `SourceFilter::Selected` or `SubtreeOne`).
+    Other(SourceFilter),
+}
+
+/// `NOTIFY SET [STATUS] groups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySet {
+    pub status: bool,
+    pub groups: Vec<(NotifyFilter, NotifyEvents)>,
+}
+
 /// SEARCH keys of RFC 9051 §6.4.4 (RFC 3501 keys included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchKey {
@@ -410,6 +458,8 @@ pub enum CommandKind {
     Idle,
     /// CANCELUPDATE (RFC 5267 §4.3.5): the tags of the searches whose updates stop.
     CancelUpdate(Vec<String>),
+    /// NOTIFY (RFC 5465): `None` is NOTIFY NONE.
+    Notify(Option<NotifySet>),
     Check,
     Close,
     Unselect,
@@ -506,6 +556,7 @@ impl CommandKind {
             CommandKind::SetMetadata { .. } => "SETMETADATA",
             CommandKind::Idle => "IDLE",
             CommandKind::CancelUpdate(_) => "CANCELUPDATE",
+            CommandKind::Notify(_) => "NOTIFY",
             CommandKind::Check => "CHECK",
             CommandKind::Close => "CLOSE",
             CommandKind::Unselect => "UNSELECT",

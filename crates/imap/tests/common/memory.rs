@@ -643,6 +643,17 @@ impl Mailboxes for Memory {
             }
         }
         st.metadata = next;
+        let mut names: Vec<String> = entries.iter().map(|(n, _)| n.to_lowercase()).collect();
+        names.sort();
+        names.dedup();
+        Self::publish(
+            &mut st,
+            account,
+            MailboxEvent::MetadataChanged {
+                mailbox_id: mailbox,
+                entries: names,
+            },
+        );
         Ok(())
     }
 

@@ -137,6 +137,16 @@ impl Shared {
             }
         }
         tx.commit().await?;
+        let mut names: Vec<String> = entries.iter().map(|(n, _)| n.to_lowercase()).collect();
+        names.sort();
+        names.dedup();
+        self.announce(
+            account,
+            MailboxEvent::MetadataChanged {
+                mailbox_id: mailbox,
+                entries: names,
+            },
+        );
         Ok(())
     }
 }

@@ -28,7 +28,13 @@ fn node_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// Payload: `node:account:mailbox:modseq` for a mailbox change, `node:account:*` for the list.
+/// `pg_notify` refuses payloads of 8,000 octets or more; metadata entry names beyond this are
+/// left out of the notification (the entries themselves are stored).
+const MAX_PAYLOAD: usize = 7_000;
+
+/// Payload: `node:account:mailbox:modseq` for a mailbox change, `node:account:*` for the list,
+/// `node:account:m:mailbox:hex(name\nname…)` for METADATA entries (mailbox 0: the server). Names
+/// are hex-encoded: they may hold `:`.
 fn encode(node: &str, account: AccountId, event: &MailboxEvent) -> String {
     match event {
         MailboxEvent::Changed {
@@ -38,7 +44,49 @@ fn encode(node: &str, account: AccountId, event: &MailboxEvent) -> String {
             format!("{node}:{account}:{mailbox_id}:{highest_modseq}")
         }
         MailboxEvent::MailboxesChanged => format!("{node}:{account}:*"),
+        MailboxEvent::MetadataChanged {
+            mailbox_id,
+            entries,
+        } => {
+            let mut hex = String::new();
+            let head = format!("{node}:{account}:m:{}:", mailbox_id.unwrap_or(0));
+            for (i, e) in entries.iter().enumerate() {
+                let sep = if i > 0 { 2 } else { 0 };
+                if head.len() + hex.len() + sep + 2 * e.len() > MAX_PAYLOAD {
+                    break;
+                }
+                if i > 0 {
+                    hex.push_str("0a");
+                }
+                for b in e.bytes() {
+                    hex.push_str(&format!("{b:02x}"));
+                }
+            }
+            format!("{head}{hex}")
+        }
     }
+}
+
+fn decode_metadata<'a>(mut parts: impl Iterator<Item = &'a str>) -> Option<MailboxEvent> {
+    let mailbox: i64 = parts.next()?.parse().ok()?;
+    let hex = parts.next()?;
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    let text = String::from_utf8(bytes?).ok()?;
+    let entries = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').map(str::to_string).collect()
+    };
+    Some(MailboxEvent::MetadataChanged {
+        mailbox_id: (mailbox != 0).then_some(mailbox),
+        entries,
+    })
 }
 
 fn decode(payload: &str) -> Option<(&str, AccountId, MailboxEvent)> {
@@ -47,6 +95,7 @@ fn decode(payload: &str) -> Option<(&str, AccountId, MailboxEvent)> {
     let account = parts.next()?.parse().ok()?;
     let event = match parts.next()? {
         "*" => MailboxEvent::MailboxesChanged,
+        "m" => decode_metadata(&mut parts)?,
         mailbox => MailboxEvent::Changed {
             mailbox_id: mailbox.parse().ok()?,
             highest_modseq: parts.next()?.parse().ok()?,
@@ -187,5 +236,30 @@ mod tests {
         assert_eq!(decode("n1:x:*"), None);
         assert_eq!(decode("n1:1:2:3:4"), None);
         assert_eq!(decode("n1:1:2"), None);
+        let m = MailboxEvent::MetadataChanged {
+            mailbox_id: Some(5),
+            entries: vec!["/private/comment".into(), "/shared/a:b".into()],
+        };
+        assert_eq!(decode(&encode("n1", 3, &m)), Some(("n1", 3, m)));
+        let server = MailboxEvent::MetadataChanged {
+            mailbox_id: None,
+            entries: vec!["/shared/admin".into()],
+        };
+        assert_eq!(decode(&encode("n1", 3, &server)), Some(("n1", 3, server)));
+        assert_eq!(decode("n1:1:m:0:zz"), None);
+        assert_eq!(decode("n1:1:m:0:abc"), None);
+        // Names past what pg_notify carries are left out; the payload stays decodable.
+        let many = MailboxEvent::MetadataChanged {
+            mailbox_id: Some(1),
+            entries: (0..100).map(|i| format!("/private/{i:0>60}")).collect(),
+        };
+        let p = encode("n1", 3, &many);
+        assert!(p.len() <= MAX_PAYLOAD, "{}", p.len());
+        match decode(&p) {
+            Some((_, _, MailboxEvent::MetadataChanged { entries, .. })) => {
+                assert!(!entries.is_empty() && entries.len() < 100);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -203,6 +203,7 @@ impl Parser<'_> {
                 CommandKind::Status { mailbox, items }
             }
             "GETMETADATA" => self.get_metadata()?,
+            "NOTIFY" => self.notify()?,
             "SETMETADATA" => self.set_metadata()?,
             "APPEND" => self.append()?,
             "SEARCH" => self.search(false)?,

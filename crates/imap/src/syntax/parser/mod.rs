@@ -11,6 +11,7 @@ mod lexer;
 mod list;
 mod mailbox;
 mod metadata;
+mod notify;
 mod search;
 mod store;
 mod url;

@@ -250,7 +250,7 @@ impl Parser<'_> {
     }
 
     /// `mailbox / "(" mailbox *(SP mailbox) ")"` (RFC 5465 §8), counting names into `names`.
-    fn one_or_more_mailbox(&mut self, names: &mut usize) -> PResult<Vec<String>> {
+    pub(super) fn one_or_more_mailbox(&mut self, names: &mut usize) -> PResult<Vec<String>> {
         let mut list = Vec::new();
         let mut one = |p: &mut Self| {
             *names += 1;
