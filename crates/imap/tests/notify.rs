@@ -117,23 +117,34 @@ async fn status_for_other_mailboxes(env: &impl HasBackend) {
     b.cmd("f STORE 1 +FLAGS (\\Seen)").await;
     let r = a.cmd("n1 NOOP").await;
     assert_eq!(r, "n1 OK NOOP completed\r\n");
-    // With FlagChange: UNSEEN, and HIGHESTMODSEQ once CONDSTORE is on.
-    a.cmd("e ENABLE CONDSTORE").await;
-    a.cmd("n2 NOTIFY SET (mailboxes Work (MessageNew MessageExpunge FlagChange))")
+    // With FlagChange: HIGHESTMODSEQ tells of it, CONDSTORE or not (RFC 5465 §5.1).
+    let r = a
+        .cmd("n2 NOTIFY SET STATUS (mailboxes Work (MessageNew MessageExpunge FlagChange))")
         .await;
+    assert!(
+        r.starts_with(&format!(
+            "* STATUS Work (MESSAGES 1 UIDNEXT 2 UIDVALIDITY {v} HIGHESTMODSEQ "
+        )),
+        "{r}"
+    );
     b.cmd("f2 STORE 1 -FLAGS (\\Seen)").await;
     let r = pushed(&mut a, "STATUS").await;
     assert!(
         r.starts_with(&format!(
-            "* STATUS Work (MESSAGES 1 UIDNEXT 2 UIDVALIDITY {v} UNSEEN 1 HIGHESTMODSEQ "
+            "* STATUS Work (MESSAGES 1 UIDNEXT 2 UIDVALIDITY {v} HIGHESTMODSEQ "
         )),
         "{r}"
     );
+    // Without FlagChange, CONDSTORE adds HIGHESTMODSEQ to the message events' STATUS.
+    a.cmd("e ENABLE CONDSTORE").await;
+    a.cmd("n3 NOTIFY SET (mailboxes Work (MessageNew MessageExpunge))")
+        .await;
     // Expunged: the count drops.
     b.cmd("f3 STORE 1 +FLAGS (\\Deleted)").await;
     b.cmd("x EXPUNGE").await;
-    let r = a.cmd("n3 NOOP").await;
+    let r = a.cmd("n3b NOOP").await;
     assert!(r.contains("* STATUS Work (MESSAGES 0 UIDNEXT 2 "), "{r}");
+    assert!(r.contains(" HIGHESTMODSEQ "), "{r}");
     // This session's own APPEND is not reported back to it.
     let r = a
         .raw(

@@ -62,7 +62,6 @@ impl Scope {
 struct Counts {
     messages: u32,
     uid_next: u32,
-    unseen: u32,
     uid_validity: u32,
     highest_modseq: u64,
 }
@@ -306,9 +305,8 @@ impl Session {
         Ok(())
     }
 
-    /// `* STATUS` for a watched mailbox: MESSAGES, UIDNEXT, UIDVALIDITY and, with FlagChange,
-    /// UNSEEN, plus HIGHESTMODSEQ once CONDSTORE is enabled (§5.1–§5.3). `None` when the mailbox
-    /// is gone.
+    /// `* STATUS` for a watched mailbox: MESSAGES, UIDNEXT, UIDVALIDITY, and HIGHESTMODSEQ with
+    /// FlagChange or once CONDSTORE is enabled (§5.1–§5.3). `None` when the mailbox is gone.
     async fn notify_status(
         &self,
         state: &NotifyState,
@@ -325,7 +323,6 @@ impl Session {
         let counts = Counts {
             messages: st.messages,
             uid_next: st.uid_next,
-            unseen: st.unseen,
             uid_validity: st.uid_validity,
             highest_modseq: st.highest_modseq,
         };
@@ -339,10 +336,9 @@ impl Session {
             )
             .as_bytes(),
         );
-        if flags {
-            line.extend_from_slice(format!(" UNSEEN {}", st.unseen).as_bytes());
-        }
-        if self.condstore {
+        // RFC 5465 §5.1: a flag change elsewhere is told by HIGHESTMODSEQ (with UIDVALIDITY),
+        // whether or not CONDSTORE is enabled; §5.2 and §5.3 add it once CONDSTORE is.
+        if flags || self.condstore {
             line.extend_from_slice(format!(" HIGHESTMODSEQ {}", st.highest_modseq).as_bytes());
         }
         line.extend_from_slice(b")\r\n");
@@ -391,9 +387,7 @@ impl Session {
                             l.messages != counts.messages
                                 || l.uid_next != counts.uid_next
                                 || l.uid_validity != counts.uid_validity
-                                || (flags
-                                    && (l.unseen != counts.unseen
-                                        || l.highest_modseq != counts.highest_modseq))
+                                || (flags && l.highest_modseq != counts.highest_modseq)
                         }
                     };
                     if changed {

@@ -280,7 +280,14 @@ pub(crate) fn esearch_line(
         } else {
             all(part)
         };
-        line.extend_from_slice(format!(" PARTIAL ({a}:{b} {set})").as_bytes());
+        // RFC 5267 §4.4: `500:400` is `400:500`; answered in that order (for a range counted
+        // from the end, the end nearest the last result first: `-1:-100`).
+        let (lo, hi) = if a.unsigned_abs() <= b.unsigned_abs() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        line.extend_from_slice(format!(" PARTIAL ({lo}:{hi} {set})").as_bytes());
     }
     if has(SearchReturn::Count) {
         line.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
