@@ -82,6 +82,10 @@ pub const MAX_SUBSCRIPTIONS: usize = 10_000;
 /// must not be able to create them without end (IMAP answers `NO [LIMIT]` past it).
 pub const MAX_MAILBOXES: usize = 10_000;
 
+/// Grantees one mailbox's ACL may name (IMAP RFC 4314): every session of a grantee reads the
+/// entries of the mailboxes shared with it.
+pub const MAX_ACL_ENTRIES: usize = 256;
+
 /// Sieve scripts one account may keep, and the size of one: ManageSieve and the CLI apply
 /// their own smaller configured bounds; these are the store's last line.
 pub const MAX_SIEVE_SCRIPTS: usize = 256;
@@ -381,6 +385,24 @@ pub trait Store: Send + Sync + 'static {
         entries: &[(String, Option<Vec<u8>>)],
         limits: &MetadataLimits,
     ) -> Result<()>;
+    /// The ACL of a mailbox (IMAP RFC 4314): grantee (`None` is "anyone") and rights, "anyone"
+    /// first. The owner, who holds every right, is not in it.
+    async fn mailbox_acl(&self, mailbox: MailboxId) -> Result<Vec<(Option<AccountId>, Rights)>>;
+    /// Sets what `grantee` (`None`: anyone) holds on `owner`'s mailbox; empty rights remove the
+    /// entry. `NotFound` when the mailbox is not `owner`'s or the grantee does not exist,
+    /// `Invalid` for the owner itself, `Limit` past `MAX_ACL_ENTRIES`.
+    async fn set_mailbox_acl(
+        &self,
+        owner: AccountId,
+        mailbox: MailboxId,
+        grantee: Option<AccountId>,
+        rights: Rights,
+    ) -> Result<()>;
+    /// What `account` holds on `mailbox`: every right as its owner, else its entry and
+    /// "anyone"'s together; none when the mailbox does not exist.
+    async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights>;
+    /// Other accounts' mailboxes `account` holds any right on, by owner and name.
+    async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>>;
 
     // ---- messages ----
     /// Stores one message into one mailbox: blob durable, row committed, UID and modseq allocated in

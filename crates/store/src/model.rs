@@ -401,6 +401,124 @@ pub enum TextField {
     Bcc,
 }
 
+/// Access rights on a mailbox (IMAP ACL, RFC 4314 §2.1), as a bitset. The owner of a mailbox
+/// holds `Rights::ALL`; other accounts hold what its ACL grants them or "anyone".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Rights(pub u16);
+
+impl Rights {
+    /// `l`: the mailbox is visible to LIST, LSUB and the like.
+    pub const LOOKUP: Rights = Rights(1);
+    /// `r`: SELECT, EXAMINE, STATUS, FETCH, SEARCH, COPY from.
+    pub const READ: Rights = Rights(1 << 1);
+    /// `s`: keep \Seen across sessions (set and clear it).
+    pub const SEEN: Rights = Rights(1 << 2);
+    /// `w`: set and clear flags other than \Seen and \Deleted.
+    pub const WRITE: Rights = Rights(1 << 3);
+    /// `i`: APPEND, COPY/MOVE into.
+    pub const INSERT: Rights = Rights(1 << 4);
+    /// `p`: send mail to the submission address of the mailbox (not used by Wharf's delivery).
+    pub const POST: Rights = Rights(1 << 5);
+    /// `k`: create mailboxes below it (and rename into it).
+    pub const CREATE: Rights = Rights(1 << 6);
+    /// `x`: delete or rename the mailbox.
+    pub const DELETE_MAILBOX: Rights = Rights(1 << 7);
+    /// `t`: set and clear \Deleted.
+    pub const DELETE_MESSAGES: Rights = Rights(1 << 8);
+    /// `e`: EXPUNGE (and expunge on CLOSE, MOVE out).
+    pub const EXPUNGE: Rights = Rights(1 << 9);
+    /// `a`: administer: SETACL, DELETEACL, GETACL, LISTRIGHTS.
+    pub const ADMIN: Rights = Rights(1 << 10);
+
+    pub const NONE: Rights = Rights(0);
+    pub const ALL: Rights = Rights((1 << 11) - 1);
+
+    /// The standard rights, in RFC 4314's order, with their letters.
+    const LETTERS: [(char, Rights); 11] = [
+        ('l', Rights::LOOKUP),
+        ('r', Rights::READ),
+        ('s', Rights::SEEN),
+        ('w', Rights::WRITE),
+        ('i', Rights::INSERT),
+        ('p', Rights::POST),
+        ('k', Rights::CREATE),
+        ('x', Rights::DELETE_MAILBOX),
+        ('t', Rights::DELETE_MESSAGES),
+        ('e', Rights::EXPUNGE),
+        ('a', Rights::ADMIN),
+    ];
+
+    pub const fn contains(self, other: Rights) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub const fn intersects(self, other: Rights) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    pub const fn union(self, other: Rights) -> Rights {
+        Rights(self.0 | other.0)
+    }
+
+    pub const fn difference(self, other: Rights) -> Rights {
+        Rights(self.0 & !other.0)
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Parses rights letters. The obsolete `c` stands for `k` and `x`, `d` for `t` and `e`
+    /// (RFC 4314 §2.1.1, the first of its two readings); digits and other letters are unknown
+    /// and answered with the letter at fault.
+    pub fn parse(letters: &str) -> std::result::Result<Rights, char> {
+        let mut r = Rights::NONE;
+        for ch in letters.chars() {
+            r = r.union(match ch {
+                'c' => Rights::CREATE.union(Rights::DELETE_MAILBOX),
+                'd' => Rights::DELETE_MESSAGES.union(Rights::EXPUNGE),
+                _ => match Rights::LETTERS.iter().find(|(l, _)| *l == ch) {
+                    Some((_, bit)) => *bit,
+                    None => return Err(ch),
+                },
+            });
+        }
+        Ok(r)
+    }
+
+    /// The standard letters only (`lrswipkxtea` order), as stored.
+    pub fn letters(self) -> String {
+        Rights::LETTERS
+            .iter()
+            .filter(|(_, bit)| self.contains(*bit))
+            .map(|(l, _)| *l)
+            .collect()
+    }
+
+    /// The letters an IMAP client is shown: the standard ones plus the obsolete `c` when any of
+    /// `k`/`x` is held and `d` when any of `t`/`e` is (RFC 4314 §2.1.1).
+    pub fn imap_letters(self) -> String {
+        let mut s = self.letters();
+        if self.intersects(Rights::CREATE.union(Rights::DELETE_MAILBOX)) {
+            s.push('c');
+        }
+        if self.intersects(Rights::DELETE_MESSAGES.union(Rights::EXPUNGE)) {
+            s.push('d');
+        }
+        s
+    }
+}
+
+/// A mailbox of another account that an account may see (its ACL grants it rights).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedMailbox {
+    pub mailbox: Mailbox,
+    /// The owner's address (`Other Users/<address>/<name>` in IMAP).
+    pub owner: String,
+    /// What the account holds: its own entry and "anyone"'s, together.
+    pub rights: Rights,
+}
+
 /// A change published to sessions of one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailboxEvent {

@@ -3,6 +3,7 @@
 //! Run one file's tests with `cargo test -p <crate> --test integration <file>::`.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod acl;
 mod append_many;
 mod attachment_text;
 mod blob_race;

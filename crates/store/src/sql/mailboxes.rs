@@ -13,7 +13,7 @@ use crate::{Result, StoreError};
 const MAILBOX_COLUMNS: &str =
     "id, account_id, name, special_use, uid_validity, uid_next, highest_modseq";
 
-fn mailbox_from_row(r: &Row) -> Result<Mailbox> {
+pub(super) fn mailbox_from_row(r: &Row) -> Result<Mailbox> {
     let role: Option<String> = r.try_get("special_use")?;
     Ok(Mailbox {
         id: r.try_get("id")?,

@@ -8,6 +8,7 @@
 //! Mailbox and blob rows are only touched under that lock, so lock cycles cannot form. SQLite has
 //! a single writer connection and serialises everything.
 
+mod acl;
 mod admin;
 mod app_passwords;
 mod attachments;
@@ -121,7 +122,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 21] = match dialect {
+    let files: [(i64, &'static str, &'static str); 22] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -227,6 +228,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 21,
                 "drop word index",
                 include_str!("../../migrations/sqlite/0021_drop_word_index.sql"),
+            ),
+            (
+                22,
+                "mailbox acl",
+                include_str!("../../migrations/sqlite/0022_mailbox_acl.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -334,6 +340,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 21,
                 "drop word index",
                 include_str!("../../migrations/postgres/0021_drop_word_index.sql"),
+            ),
+            (
+                22,
+                "mailbox acl",
+                include_str!("../../migrations/postgres/0022_mailbox_acl.sql"),
             ),
         ],
     };
@@ -782,6 +793,14 @@ impl Shared {
             remote.send(account, &event);
         }
         self.events.publish(account, event);
+    }
+
+    /// Publishes to every account's subscribers here and on every node (account 0 on the wire).
+    pub fn announce_all(&self, event: MailboxEvent) {
+        if let Some(remote) = &self.remote {
+            remote.send(0, &event);
+        }
+        self.events.publish_all(event);
     }
 
     pub fn publish_changed(&self, account: AccountId, mailbox_id: MailboxId, highest_modseq: i64) {

@@ -127,6 +127,26 @@ impl Store for SqlStore {
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
         self.shared.subscriptions(account).await
     }
+    async fn mailbox_acl(&self, mailbox: MailboxId) -> Result<Vec<(Option<AccountId>, Rights)>> {
+        self.shared.mailbox_acl(mailbox).await
+    }
+    async fn set_mailbox_acl(
+        &self,
+        owner: AccountId,
+        mailbox: MailboxId,
+        grantee: Option<AccountId>,
+        rights: Rights,
+    ) -> Result<()> {
+        self.shared
+            .set_mailbox_acl(owner, mailbox, grantee, rights)
+            .await
+    }
+    async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights> {
+        self.shared.rights_on(account, mailbox).await
+    }
+    async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>> {
+        self.shared.shared_with(account).await
+    }
     async fn set_special_use(
         &self,
         account: AccountId,

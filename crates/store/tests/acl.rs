@@ -1,0 +1,199 @@
+//! Mailbox ACLs (IMAP RFC 4314) in the store, on SQLite and on PostgreSQL: setting, replacing
+//! and removing entries, "anyone", the owner's implicit rights, what an account sees shared with
+//! it, the entry limit, and entries following their mailbox and grantee out.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use wharf_store::*;
+use wharf_testkit::store::store_account;
+use wharf_testkit::{Backend, TestStore, on_both_backends};
+
+on_both_backends!(threads = 2;
+    acl_entries_grant_rights_and_show_shared_mailboxes,
+    acl_refusals_and_limits,
+    acl_entries_go_with_their_mailbox_and_grantee,
+);
+
+async fn open(b: Backend) -> (Arc<dyn Store>, TestStore) {
+    let files = TestStore::new(b);
+    (files.open().await, files)
+}
+
+fn r(letters: &str) -> Rights {
+    Rights::parse(letters).unwrap()
+}
+
+#[test]
+fn rights_letters() {
+    assert_eq!(r("lrswipkxtea"), Rights::ALL);
+    assert_eq!(Rights::ALL.letters(), "lrswipkxtea");
+    assert_eq!(Rights::ALL.imap_letters(), "lrswipkxteacd");
+    // The obsolete c and d stand for k+x and t+e (RFC 4314 §2.1.1).
+    assert_eq!(r("lrc"), r("lrkx"));
+    assert_eq!(r("d"), r("te"));
+    assert_eq!(r("lrk").imap_letters(), "lrkc");
+    assert_eq!(r("lrt").imap_letters(), "lrtd");
+    assert_eq!(r("rl").letters(), "lr");
+    assert_eq!(r(""), Rights::NONE);
+    assert_eq!(Rights::parse("lrQ"), Err('Q'));
+    assert_eq!(Rights::parse("l1"), Err('1'));
+    assert!(r("lr").contains(Rights::READ));
+    assert!(!r("lr").contains(r("lrs")));
+}
+
+async fn acl_entries_grant_rights_and_show_shared_mailboxes(b: Backend) {
+    let (store, _files) = open(b).await;
+    let owner = store_account(store.as_ref(), "owner@example.org", 0).await;
+    let bob = store_account(store.as_ref(), "bob@example.org", 0).await;
+    let eve = store_account(store.as_ref(), "eve@example.net", 0).await;
+    let team = store.create_mailbox(owner.id, "Team", None).await.unwrap();
+    let private = store
+        .create_mailbox(owner.id, "Private", None)
+        .await
+        .unwrap();
+
+    // The owner holds everything; nobody else anything yet; a missing mailbox gives none.
+    assert_eq!(
+        store.rights_on(owner.id, team.id).await.unwrap(),
+        Rights::ALL
+    );
+    assert_eq!(
+        store.rights_on(bob.id, team.id).await.unwrap(),
+        Rights::NONE
+    );
+    assert_eq!(
+        store.rights_on(bob.id, 999_999).await.unwrap(),
+        Rights::NONE
+    );
+    assert!(store.shared_with(bob.id).await.unwrap().is_empty());
+
+    let mut events = store.subscribe(bob.id);
+    store
+        .set_mailbox_acl(owner.id, team.id, Some(bob.id), r("lrs"))
+        .await
+        .unwrap();
+    // Bob's sessions are told their list changed.
+    assert_eq!(events.recv().await.unwrap(), MailboxEvent::MailboxesChanged);
+    store
+        .set_mailbox_acl(owner.id, team.id, None, r("l"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mailbox_acl(team.id).await.unwrap(),
+        vec![(None, r("l")), (Some(bob.id), r("lrs"))]
+    );
+    // Bob holds his entry and anyone's; eve only anyone's.
+    assert_eq!(store.rights_on(bob.id, team.id).await.unwrap(), r("lrs"));
+    assert_eq!(store.rights_on(eve.id, team.id).await.unwrap(), r("l"));
+    assert_eq!(
+        store.rights_on(eve.id, private.id).await.unwrap(),
+        Rights::NONE
+    );
+    let shared = store.shared_with(bob.id).await.unwrap();
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0].mailbox.id, team.id);
+    assert_eq!(shared[0].mailbox.name, "Team");
+    assert_eq!(shared[0].owner, "owner@example.org");
+    assert_eq!(shared[0].rights, r("lrs"));
+    // The owner's own mailboxes are not "shared with" it, even with an anyone entry.
+    assert!(store.shared_with(owner.id).await.unwrap().is_empty());
+
+    // Replace, then remove with empty rights.
+    store
+        .set_mailbox_acl(owner.id, team.id, Some(bob.id), r("lrswi"))
+        .await
+        .unwrap();
+    assert_eq!(store.rights_on(bob.id, team.id).await.unwrap(), r("lrswi"));
+    store
+        .set_mailbox_acl(owner.id, team.id, Some(bob.id), Rights::NONE)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mailbox_acl(team.id).await.unwrap(),
+        vec![(None, r("l"))]
+    );
+    assert_eq!(store.rights_on(bob.id, team.id).await.unwrap(), r("l"));
+    // A rename keeps the ACL (it follows the row).
+    store
+        .rename_mailbox(owner.id, team.id, "Team2")
+        .await
+        .unwrap();
+    let shared = store.shared_with(eve.id).await.unwrap();
+    assert_eq!(shared[0].mailbox.name, "Team2");
+}
+
+async fn acl_refusals_and_limits(b: Backend) {
+    let (store, _files) = open(b).await;
+    let owner = store_account(store.as_ref(), "owner@example.org", 0).await;
+    let bob = store_account(store.as_ref(), "bob@example.org", 0).await;
+    let team = store.create_mailbox(owner.id, "Team", None).await.unwrap();
+    let bobs = store.create_mailbox(bob.id, "Mine", None).await.unwrap();
+    // Only the owner sets a mailbox's ACL here; the owner's rights are not in it.
+    assert!(matches!(
+        store.set_mailbox_acl(owner.id, bobs.id, None, r("l")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .set_mailbox_acl(owner.id, team.id, Some(owner.id), r("l"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store
+            .set_mailbox_acl(owner.id, team.id, Some(987_654), r("l"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // At most MAX_ACL_ENTRIES grantees per mailbox; replacing one still works at the limit.
+    let mut grantees = Vec::new();
+    for i in 0..MAX_ACL_ENTRIES {
+        let a = store_account(store.as_ref(), &format!("g{i}@example.org"), 0).await;
+        store
+            .set_mailbox_acl(owner.id, team.id, Some(a.id), r("l"))
+            .await
+            .unwrap();
+        grantees.push(a.id);
+    }
+    assert!(matches!(
+        store
+            .set_mailbox_acl(owner.id, team.id, Some(bob.id), r("l"))
+            .await,
+        Err(StoreError::Limit(_))
+    ));
+    store
+        .set_mailbox_acl(owner.id, team.id, Some(grantees[0]), r("lr"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mailbox_acl(team.id).await.unwrap().len(),
+        MAX_ACL_ENTRIES
+    );
+}
+
+async fn acl_entries_go_with_their_mailbox_and_grantee(b: Backend) {
+    let (store, _files) = open(b).await;
+    let owner = store_account(store.as_ref(), "owner@example.org", 0).await;
+    let bob = store_account(store.as_ref(), "bob@example.org", 0).await;
+    let team = store.create_mailbox(owner.id, "Team", None).await.unwrap();
+    let other = store.create_mailbox(owner.id, "Other", None).await.unwrap();
+    store
+        .set_mailbox_acl(owner.id, team.id, Some(bob.id), r("lr"))
+        .await
+        .unwrap();
+    store
+        .set_mailbox_acl(owner.id, other.id, Some(bob.id), r("lr"))
+        .await
+        .unwrap();
+    store.delete_mailbox(owner.id, team.id).await.unwrap();
+    let shared = store.shared_with(bob.id).await.unwrap();
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0].mailbox.id, other.id);
+    // A re-created mailbox of the same name starts with no entries.
+    let again = store.create_mailbox(owner.id, "Team", None).await.unwrap();
+    assert!(store.mailbox_acl(again.id).await.unwrap().is_empty());
+    // The grantee's account gone: its entries go.
+    store.delete_account(bob.id).await.unwrap();
+    assert!(store.mailbox_acl(other.id).await.unwrap().is_empty());
+}
