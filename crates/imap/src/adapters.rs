@@ -12,7 +12,8 @@ use wharf_directory::{Directory, DirectoryAuth};
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
     MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
-    MetadataLimits, ModSeq, NewMessage, ROLE_ADMIN, SpecialUse, Store, StoreError, TextField, Uid,
+    MetadataLimits, ModSeq, NewMessage, ROLE_ADMIN, Rights, SpecialUse, Store, StoreError,
+    TextField, Uid,
 };
 
 use crate::backend::{Backend, BodyReader, Mailboxes, Messages, Result};
@@ -87,6 +88,26 @@ impl Mailboxes for StoreMailboxes {
             .get_account_by_address(address)
             .await?
             .map(|a| a.id))
+    }
+    async fn account_address(&self, account: AccountId) -> Result<Option<String>> {
+        Ok(self.store.get_account(account).await?.map(|a| a.address))
+    }
+    async fn acl(&self, mailbox: MailboxId) -> Result<Vec<(Option<AccountId>, Rights)>> {
+        self.store.mailbox_acl(mailbox).await
+    }
+    async fn set_acl(
+        &self,
+        owner: AccountId,
+        mailbox: MailboxId,
+        grantee: Option<AccountId>,
+        rights: Rights,
+    ) -> Result<()> {
+        self.store
+            .set_mailbox_acl(owner, mailbox, grantee, rights)
+            .await
+    }
+    async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights> {
+        self.store.rights_on(account, mailbox).await
     }
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.store.mailbox_status(id).await

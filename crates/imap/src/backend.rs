@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
     MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
-    MetadataLimits, ModSeq, NewMessage, SpecialUse, StoreError, TextField, Uid,
+    MetadataLimits, ModSeq, NewMessage, Rights, SpecialUse, StoreError, TextField, Uid,
 };
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -54,6 +54,21 @@ pub trait Mailboxes: Send + Sync {
     async fn is_admin(&self, account: AccountId) -> Result<bool>;
     /// The account of an address (`user@domain`), if there is one.
     async fn account_by_address(&self, address: &str) -> Result<Option<AccountId>>;
+    /// The address of an account, if it exists.
+    async fn account_address(&self, account: AccountId) -> Result<Option<String>>;
+    /// The ACL of a mailbox (RFC 4314): grantee (`None`: anyone) and rights; the owner, who
+    /// holds every right, is not in it.
+    async fn acl(&self, mailbox: MailboxId) -> Result<Vec<(Option<AccountId>, Rights)>>;
+    /// Sets what `grantee` holds on `owner`'s mailbox (empty rights remove the entry).
+    async fn set_acl(
+        &self,
+        owner: AccountId,
+        mailbox: MailboxId,
+        grantee: Option<AccountId>,
+        rights: Rights,
+    ) -> Result<()>;
+    /// What `account` holds on `mailbox` (every right on its own).
+    async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights>;
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus>;
     /// METADATA entries (RFC 5464) of a mailbox or of the server (`None`): (lower-cased name,
     /// value), by name.

@@ -636,6 +636,21 @@ impl Session {
             K::SetMetadata { mailbox, entries } => self.set_metadata(&mailbox, entries).await,
             K::Idle => self.idle(tag, out).await,
             K::Notify(set) => self.notify_cmd(set, out).await,
+            K::SetAcl {
+                mailbox,
+                identifier,
+                rights,
+            } => self.set_acl(&mailbox, &identifier, &rights).await,
+            K::DeleteAcl {
+                mailbox,
+                identifier,
+            } => self.delete_acl(&mailbox, &identifier).await,
+            K::GetAcl(mailbox) => self.get_acl(&mailbox, out).await,
+            K::ListRights {
+                mailbox,
+                identifier,
+            } => self.list_rights(&mailbox, &identifier, out).await,
+            K::MyRights(mailbox) => self.my_rights(&mailbox, out).await,
             K::Esearch {
                 sources,
                 ret,

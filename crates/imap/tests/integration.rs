@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod acl;
 mod append;
 mod auth;
 mod catenate;

@@ -1,5 +1,6 @@
 //! Command behaviour, one file per command family; each adds methods to `Session`.
 
+mod acl;
 pub(crate) mod append;
 mod auth;
 mod catenate;

@@ -460,6 +460,26 @@ pub enum CommandKind {
     CancelUpdate(Vec<String>),
     /// NOTIFY (RFC 5465): `None` is NOTIFY NONE.
     Notify(Option<NotifySet>),
+    /// SETACL (RFC 4314 §3.1): `rights` as sent, a leading `+` or `-` kept.
+    SetAcl {
+        mailbox: String,
+        identifier: String,
+        rights: String,
+    },
+    /// DELETEACL (RFC 4314 §3.2).
+    DeleteAcl {
+        mailbox: String,
+        identifier: String,
+    },
+    /// GETACL (RFC 4314 §3.3).
+    GetAcl(String),
+    /// LISTRIGHTS (RFC 4314 §3.4).
+    ListRights {
+        mailbox: String,
+        identifier: String,
+    },
+    /// MYRIGHTS (RFC 4314 §3.5).
+    MyRights(String),
     Check,
     Close,
     Unselect,
@@ -557,6 +577,11 @@ impl CommandKind {
             CommandKind::Idle => "IDLE",
             CommandKind::CancelUpdate(_) => "CANCELUPDATE",
             CommandKind::Notify(_) => "NOTIFY",
+            CommandKind::SetAcl { .. } => "SETACL",
+            CommandKind::DeleteAcl { .. } => "DELETEACL",
+            CommandKind::GetAcl(_) => "GETACL",
+            CommandKind::ListRights { .. } => "LISTRIGHTS",
+            CommandKind::MyRights(_) => "MYRIGHTS",
             CommandKind::Check => "CHECK",
             CommandKind::Close => "CLOSE",
             CommandKind::Unselect => "UNSELECT",

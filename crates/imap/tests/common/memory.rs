@@ -18,7 +18,7 @@ use wharf_imap::backend::{
 use wharf_store::{
     AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
     MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
-    MetadataLimits, ModSeq, NewMessage, SpecialUse, StoreError, TextField, Uid,
+    MetadataLimits, ModSeq, NewMessage, Rights, SpecialUse, StoreError, TextField, Uid,
 };
 
 struct Blob {
@@ -51,6 +51,8 @@ struct State {
     admins: std::collections::HashSet<AccountId>,
     /// METADATA entries: (account, mailbox or 0 for the server, lower-cased name) → value.
     metadata: BTreeMap<(AccountId, MailboxId, String), Vec<u8>>,
+    /// ACL entries: (mailbox, grantee or 0 for anyone) → rights.
+    acl: BTreeMap<(MailboxId, AccountId), Rights>,
 }
 
 /// How FETCH read message bodies, for the streaming tests.
@@ -672,6 +674,69 @@ impl Mailboxes for Memory {
             .accounts
             .get(&address.to_ascii_lowercase())
             .map(|a| a.0))
+    }
+
+    async fn account_address(&self, account: AccountId) -> Result<Option<String>> {
+        Ok(self
+            .lock()
+            .accounts
+            .iter()
+            .find(|(_, (id, _))| *id == account)
+            .map(|(addr, _)| addr.clone()))
+    }
+
+    async fn acl(&self, mailbox: MailboxId) -> Result<Vec<(Option<AccountId>, Rights)>> {
+        Ok(self
+            .lock()
+            .acl
+            .iter()
+            .filter(|((m, _), _)| *m == mailbox)
+            .map(|((_, g), r)| ((*g != 0).then_some(*g), *r))
+            .collect())
+    }
+
+    async fn set_acl(
+        &self,
+        owner: AccountId,
+        mailbox: MailboxId,
+        grantee: Option<AccountId>,
+        rights: Rights,
+    ) -> Result<()> {
+        let mut st = self.lock();
+        if st
+            .mailboxes
+            .get(&mailbox)
+            .is_none_or(|m| m.mailbox.account_id != owner)
+        {
+            return Err(StoreError::NotFound("mailbox".into()));
+        }
+        if grantee == Some(owner) {
+            return Err(StoreError::Invalid("owner".into()));
+        }
+        let key = (mailbox, grantee.unwrap_or(0));
+        if rights.is_empty() {
+            st.acl.remove(&key);
+        } else {
+            st.acl.insert(key, rights);
+        }
+        Self::publish(&mut st, owner, MailboxEvent::MailboxesChanged);
+        if let Some(g) = grantee {
+            Self::publish(&mut st, g, MailboxEvent::MailboxesChanged);
+        }
+        Ok(())
+    }
+
+    async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights> {
+        let st = self.lock();
+        match st.mailboxes.get(&mailbox) {
+            None => Ok(Rights::NONE),
+            Some(m) if m.mailbox.account_id == account => Ok(Rights::ALL),
+            Some(_) => Ok(st
+                .acl
+                .iter()
+                .filter(|((m, g), _)| *m == mailbox && (*g == 0 || *g == account))
+                .fold(Rights::NONE, |acc, (_, r)| acc.union(*r))),
+        }
     }
 
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {

@@ -204,6 +204,45 @@ impl Parser<'_> {
             }
             "GETMETADATA" => self.get_metadata()?,
             "NOTIFY" => self.notify()?,
+            // RFC 4314 §3: `mailbox SP identifier [SP mod-rights]`, identifier and rights astrings.
+            "SETACL" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let identifier = self.astring()?;
+                self.sp()?;
+                let rights = self.astring()?;
+                CommandKind::SetAcl {
+                    mailbox,
+                    identifier,
+                    rights,
+                }
+            }
+            "DELETEACL" | "LISTRIGHTS" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let identifier = self.astring()?;
+                if name == "DELETEACL" {
+                    CommandKind::DeleteAcl {
+                        mailbox,
+                        identifier,
+                    }
+                } else {
+                    CommandKind::ListRights {
+                        mailbox,
+                        identifier,
+                    }
+                }
+            }
+            "GETACL" => {
+                self.sp()?;
+                CommandKind::GetAcl(self.mailbox()?)
+            }
+            "MYRIGHTS" => {
+                self.sp()?;
+                CommandKind::MyRights(self.mailbox()?)
+            }
             "SETMETADATA" => self.set_metadata()?,
             "APPEND" => self.append()?,
             "SEARCH" => self.search(false)?,
