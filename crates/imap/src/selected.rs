@@ -292,7 +292,9 @@ impl Session {
             let arrived = self.sync_selected(out, allow_expunge).await;
             let items = self.new_message_items();
             if !arrived.is_empty() && !items.is_empty() && self.selected.is_some() {
-                self.fetch_new(&arrived, &items, out).await;
+                // Bounded: the FETCH below is one output; the rest is the client's to fetch.
+                let first = &arrived[..arrived.len().min(Self::max_new_fetched())];
+                self.fetch_new(first, &items, out).await;
             }
             // After EXISTS, so the message numbers of an ADDTO are valid (RFC 5267 §4.3.3).
             self.update_contexts(out).await;

@@ -123,6 +123,9 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
                 // Under NOTIFY, store events are announced between commands too (RFC 5465).
                 let push = session.wants_push();
                 let line = tokio::select! {
+                    // A command already received goes first: an event must not be announced
+                    // (an expunge renumbering messages) ahead of a command sent before it.
+                    biased;
                     l = conn.read_line(cfg.max_line) => Some(Ok(l)),
                     e = session.next_event(), if push => Some(Err(e)),
                     _ = shutdown.changed() => None,

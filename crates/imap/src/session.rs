@@ -449,6 +449,12 @@ impl Session {
         metrics::counter!("wharf_imap_commands_total", "command" => name).increment(1);
         let (allow_expunge, sync_after) = sync_policy(&cmd.kind);
         let own = OwnChange::of(&cmd.kind);
+        if own.is_some() && self.notify.is_some() {
+            // What others changed so far is reported first: the snapshot taken after this
+            // command's own change must not swallow it.
+            self.drain_events();
+            self.notify_flush(&mut out).await;
+        }
         let done = self.execute(cmd, spooled, &mut out).await;
         if self.notify.is_some() && done.status == "OK" {
             match own {
@@ -513,6 +519,14 @@ impl Session {
                 self.drain_events();
                 self.notify_flush(&mut out).await;
             }
+        } else if self.notify.is_some()
+            && !done.pending
+            && matches!(name, "SELECT" | "EXAMINE" | "CLOSE" | "UNSELECT")
+        {
+            // A new selection changes what NOTIFY watches (the selected mailbox never gets
+            // STATUS); what was held meanwhile goes out now.
+            self.drain_events();
+            self.notify_flush(&mut out).await;
         }
         if !done.pending {
             out.extend_from_slice(tag.as_bytes());

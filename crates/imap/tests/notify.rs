@@ -20,6 +20,8 @@ on_both!(
     without_a_selected_group_the_view_stays,
     mailbox_names_and_subscriptions,
     metadata_changes,
+    what_is_watched_follows_the_selection_and_new_mailboxes,
+    own_changes_do_not_hide_others,
 );
 
 fn uid_validity(r: &str) -> u32 {
@@ -297,6 +299,62 @@ async fn metadata_changes(env: &impl HasBackend) {
     b.cmd("m2 SETMETADATA \"\" (/private/comment NIL)").await;
     let r = pushed(&mut a, "METADATA").await;
     assert_eq!(r, "* METADATA \"\" /private/comment\r\n");
+}
+
+async fn what_is_watched_follows_the_selection_and_new_mailboxes(env: &impl HasBackend) {
+    let mut a = T::login(env).await;
+    a.cmd("c CREATE Work").await;
+    a.cmd("s SELECT INBOX").await;
+    let mut b = T::login(env).await;
+    a.cmd("n NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))")
+        .await;
+    // INBOX selected: only Work is reported by STATUS.
+    b.append("INBOX", "", &message(1)).await;
+    b.append("Work", "", &message(2)).await;
+    let r = a.cmd("o1 NOOP").await;
+    assert!(r.contains("* STATUS Work (MESSAGES 1 "), "{r}");
+    assert!(!r.contains("STATUS INBOX"), "{r}");
+    // Work selected: now INBOX is reported, Work is not.
+    a.cmd("s2 SELECT Work").await;
+    b.append("INBOX", "", &message(3)).await;
+    b.append("Work", "", &message(4)).await;
+    let r = a.cmd("o2 NOOP").await;
+    assert!(r.contains("* STATUS INBOX (MESSAGES 2 "), "{r}");
+    assert!(!r.contains("STATUS Work"), "{r}");
+    // A mailbox created and delivered to before the session hears of either: both reported.
+    b.cmd("c2 CREATE Fresh").await;
+    b.append("Fresh", "", &message(5)).await;
+    let r = a.cmd("o3 NOOP").await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren) \"/\" Fresh\r\n"),
+        "{r}"
+    );
+    assert!(r.contains("* STATUS Fresh (MESSAGES 1 "), "{r}");
+    // An unsubscribe under a `subscribed` group is reported, though the name leaves the group.
+    b.cmd("u SUBSCRIBE Fresh").await;
+    a.cmd("n2 NOTIFY SET (subscribed (SubscriptionChange))")
+        .await;
+    b.cmd("u2 UNSUBSCRIBE Fresh").await;
+    let r = a.cmd("o4 NOOP").await;
+    assert!(
+        r.contains("* LIST (\\HasNoChildren) \"/\" Fresh\r\n"),
+        "{r}"
+    );
+}
+
+async fn own_changes_do_not_hide_others(env: &impl HasBackend) {
+    let mut a = T::login(env).await;
+    a.cmd("c CREATE Gone").await;
+    let mut b = T::login(env).await;
+    a.cmd("n NOTIFY SET (personal (MailboxName))").await;
+    b.cmd("d DELETE Gone").await;
+    // This session's CREATE is not reported back; the other session's DELETE is, first.
+    let r = a.cmd("c2 CREATE Mine").await;
+    assert!(
+        r.starts_with("* LIST (\\NonExistent) \"/\" Gone\r\n"),
+        "{r}"
+    );
+    assert!(!r.contains("Mine\r\n"), "{r}");
 }
 
 /// Reads until `needle` has arrived; returns everything read.

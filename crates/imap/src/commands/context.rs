@@ -58,15 +58,11 @@ pub(crate) fn with_implied_all(mut opts: Vec<SearchReturn>) -> Vec<SearchReturn>
     opts
 }
 
-/// The highest mod-sequence the view reflects: the mailbox's as last read, or a message's own
-/// when this session's STORE raised it since.
+/// The mod-sequence up to which the view has pulled every change. A message this session's own
+/// STORE raised past it is looked at again next time (harmless); taking that higher value
+/// instead would skip other sessions' changes below it that were not pulled yet.
 fn view_modseq(sel: &Selected) -> ModSeq {
-    sel.msgs
-        .iter()
-        .map(|m| m.modseq)
-        .max()
-        .unwrap_or(0)
-        .max(sel.modseq)
+    sel.modseq
 }
 
 /// `* ESEARCH (TAG "t") [UID] ITEM (pos set pos set …)`.

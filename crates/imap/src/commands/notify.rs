@@ -25,6 +25,14 @@ use crate::syntax::{NotifyEvents, NotifyFilter, NotifySet, SourceFilter, respons
 /// Each costs one small snapshot (the counts last sent).
 pub(crate) const MAX_WATCHED: usize = 10_000;
 
+/// METADATA changes held for one flush; past it the session gets `OK [NOTIFICATIONOVERFLOW]`
+/// and NOTIFY is turned off (RFC 5465 §5.8), rather than holding them without bound.
+const MAX_HELD_METADATA: usize = 1024;
+
+/// New messages of the selected mailbox whose MessageNew FETCH attributes are sent per flush;
+/// beyond it the client has EXISTS and fetches the rest itself.
+const MAX_NEW_FETCHED: usize = 100;
+
 /// The events `BADEVENT` lists (RFC 5465 §3.1): every one supported.
 const SUPPORTED_EVENTS: &str = "MessageNew MessageExpunge FlagChange MailboxName \
                                 SubscriptionChange MailboxMetadataChange ServerMetadataChange";
@@ -81,8 +89,12 @@ pub(crate) struct NotifyState {
     /// Mailboxes watched for message events (the selected one never is), with the counts last
     /// reported (`None`: nothing reported yet).
     watched: HashMap<MailboxId, Option<Counts>>,
-    /// Mailboxes with changes not reported yet.
+    /// Mailboxes with changes not reported yet (filtered by `watched` when flushed).
     pending: BTreeSet<MailboxId>,
+    /// The mailbox selected when `watched` was decided: it is left out of `watched`.
+    watched_beside: Option<MailboxId>,
+    /// More was held than `MAX_HELD_METADATA`: NOTIFY ends at the next flush.
+    overflow: bool,
     /// The mailbox list or the subscriptions may have changed.
     list_dirty: bool,
     /// METADATA entries changed: the mailbox (`None` for the server) and the entry names.
@@ -92,10 +104,31 @@ pub(crate) struct NotifyState {
 impl NotifyState {
     /// The events of the group covering `name` (not the selected mailbox's group).
     fn events_for(&self, name: &str) -> Option<&NotifyEvents> {
+        self.events_for_in(name, &self.subscribed)
+    }
+
+    /// `events_for` with another set of subscriptions (before a change).
+    fn events_for_in(&self, name: &str, subscribed: &HashSet<String>) -> Option<&NotifyEvents> {
         self.groups
             .iter()
-            .find(|(s, _)| s.covers(name, &self.subscribed))
+            .find(|(s, _)| s.covers(name, subscribed))
             .map(|(_, e)| e)
+    }
+
+    /// Decides again which mailboxes are watched for message events (every one a group with
+    /// message events covers, except the selected one), keeping the counts of those still in.
+    fn rewatch(&mut self, selected: Option<MailboxId>) {
+        let mut watched = HashMap::new();
+        for (id, name) in &self.known {
+            if Some(*id) == selected {
+                continue;
+            }
+            if self.events_for(name).is_some_and(|e| e.message_events()) {
+                watched.insert(*id, self.watched.get(id).copied().flatten());
+            }
+        }
+        self.watched = watched;
+        self.watched_beside = selected;
     }
 
     /// Whether some group asks for `want` (a mailbox event) about `name`.
@@ -138,6 +171,11 @@ impl Session {
             .is_some_and(|(delayed, _)| !delayed)
     }
 
+    /// How many new messages get MessageNew's FETCH attributes in one flush.
+    pub(crate) fn max_new_fetched() -> usize {
+        MAX_NEW_FETCHED
+    }
+
     /// MessageNew's FETCH attributes for the selected mailbox, if any.
     pub(crate) fn new_message_items(&self) -> Vec<crate::syntax::FetchItem> {
         self.notify
@@ -154,8 +192,10 @@ impl Session {
             return;
         };
         match ev {
+            // Kept even when not watched (yet): a mailbox created in the same batch of events is
+            // watched once the list is read again.
             Some(MailboxEvent::Changed { mailbox_id, .. }) => {
-                if Some(*mailbox_id) != sel && n.watched.contains_key(mailbox_id) {
+                if Some(*mailbox_id) != sel {
                     n.pending.insert(*mailbox_id);
                 }
             }
@@ -164,7 +204,11 @@ impl Session {
                 mailbox_id,
                 entries,
             }) => {
-                n.metadata.push((*mailbox_id, entries.clone()));
+                if n.metadata.len() >= MAX_HELD_METADATA {
+                    n.overflow = true;
+                } else {
+                    n.metadata.push((*mailbox_id, entries.clone()));
+                }
             }
             // Lagged: anything may have changed.
             None => {
@@ -224,6 +268,8 @@ impl Session {
             subscribed: HashSet::new(),
             watched: HashMap::new(),
             pending: BTreeSet::new(),
+            watched_beside: None,
+            overflow: false,
             list_dirty: false,
             metadata: Vec::new(),
         };
@@ -288,20 +334,7 @@ impl Session {
             .collect();
         state.subscribed = subscribed;
         state.known = list.iter().map(|m| (m.id, m.name.clone())).collect();
-        let sel = self.selected.as_ref().map(|s| s.mailbox.id);
-        let mut watched = HashMap::new();
-        for m in &list {
-            if Some(m.id) == sel {
-                continue;
-            }
-            if state
-                .events_for(&m.name)
-                .is_some_and(|e| e.message_events())
-            {
-                watched.insert(m.id, state.watched.get(&m.id).copied().flatten());
-            }
-        }
-        state.watched = watched;
+        state.rewatch(self.selected.as_ref().map(|s| s.mailbox.id));
         Ok(())
     }
 
@@ -350,6 +383,21 @@ impl Session {
         let Some(mut state) = self.notify.take() else {
             return;
         };
+        if state.overflow {
+            // RFC 5465 §5.8: as if NOTIFY NONE had been given; the selected mailbox goes back to
+            // the usual announcements.
+            out.extend_from_slice(
+                b"* OK [NOTIFICATIONOVERFLOW] Too many notifications; NOTIFY is off\r\n",
+            );
+            if let Some(sel) = self.selected.as_mut() {
+                sel.dirty = true;
+            }
+            return;
+        }
+        let sel = self.selected.as_ref().map(|s| s.mailbox.id);
+        if !state.list_dirty && state.watched_beside != sel {
+            state.rewatch(sel);
+        }
         if state.list_dirty {
             state.list_dirty = false;
             let before_known = state.known.clone();
@@ -357,12 +405,6 @@ impl Session {
             match self.notify_snapshot(&mut state).await {
                 Ok(()) => {
                     self.list_changes(&state, &before_known, &before_subscribed, out);
-                    let sel = self.selected.as_ref().map(|s| s.mailbox.id);
-                    // Newly watched mailboxes are reported at their first change.
-                    state.pending.retain(|id| state.watched.contains_key(id));
-                    if let Some(id) = sel {
-                        state.pending.remove(&id);
-                    }
                 }
                 Err(e) => {
                     warn!(session = self.id, error = %e, "NOTIFY: mailbox list read failed");
@@ -372,6 +414,11 @@ impl Session {
         }
         let pending = std::mem::take(&mut state.pending);
         for id in pending {
+            // Not watched (another filter, no message events) or the selected mailbox: nothing
+            // to report; a mailbox created since is watched from the list read above.
+            if !state.watched.contains_key(&id) {
+                continue;
+            }
             let last = state.watched.get(&id).copied().flatten();
             match self.notify_status(&state, id).await {
                 Ok(Some((line, counts))) => {
@@ -461,7 +508,13 @@ impl Session {
                 lines.push((old.clone(), list_line("\\NonExistent", old, None)));
             }
         }
-        let sub = |name: &str| now.wants(name, |e| e.subscription_change);
+        // Covered before or after the change: an unsubscribed name leaves `subscribed`.
+        let sub = |name: &str| {
+            now.wants(name, |e| e.subscription_change)
+                || now
+                    .events_for_in(name, before_subscribed)
+                    .is_some_and(|e| e.subscription_change)
+        };
         for name in now.subscribed.difference(before_subscribed) {
             if sub(name) {
                 lines.push((name.clone(), list_line(&attrs(name, &[]), name, None)));

@@ -1,7 +1,7 @@
 //! Mailbox ACLs (IMAP RFC 4314): the rights other accounts hold on an account's mailbox, one row
 //! per grantee (NULL for "anyone"), and the mailboxes an account can see through them. The
-//! owner holds every right and has no row. A change is announced to the owner and to whom it
-//! concerns as a mailbox-list change, so their sessions read their lists again.
+//! owner holds every right and has no row. A change is announced to the owner and to a named
+//! grantee as a mailbox-list change, so their sessions read their lists again.
 
 use super::{Shared, db};
 use crate::model::*;
@@ -98,9 +98,10 @@ impl Shared {
         }
         tx.commit().await?;
         self.announce(owner, MailboxEvent::MailboxesChanged);
-        match grantee {
-            Some(g) => self.announce(g, MailboxEvent::MailboxesChanged),
-            None => self.announce_all(MailboxEvent::MailboxesChanged),
+        // "anyone" is not announced to every account: one SETACL could otherwise make every
+        // session on every node read its mailbox again. Sessions see it at their next list.
+        if let Some(g) = grantee {
+            self.announce(g, MailboxEvent::MailboxesChanged);
         }
         Ok(())
     }

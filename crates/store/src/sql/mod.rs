@@ -795,14 +795,6 @@ impl Shared {
         self.events.publish(account, event);
     }
 
-    /// Publishes to every account's subscribers here and on every node (account 0 on the wire).
-    pub fn announce_all(&self, event: MailboxEvent) {
-        if let Some(remote) = &self.remote {
-            remote.send(0, &event);
-        }
-        self.events.publish_all(event);
-    }
-
     pub fn publish_changed(&self, account: AccountId, mailbox_id: MailboxId, highest_modseq: i64) {
         if let Ok(m) = u64::try_from(highest_modseq) {
             self.announce(

@@ -196,8 +196,6 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
             match got {
                 Ok(Some(n)) => match decode(n.payload()) {
                     Some((from, _, _)) if from == node => {}
-                    // Account 0 is every account (`Shared::announce_all`).
-                    Some((_, 0, event)) => shared.events.publish_all(event),
                     Some((_, account, event)) => shared.events.publish(account, event),
                     None => tracing::warn!(
                         payload = n.payload(),
