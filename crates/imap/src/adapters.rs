@@ -10,10 +10,10 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use wharf_directory::{Directory, DirectoryAuth};
 use wharf_store::{
-    AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
-    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
-    MetadataLimits, ModSeq, NewMessage, ROLE_ADMIN, Rights, SpecialUse, Store, StoreError,
-    TextField, Uid,
+    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
+    MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
+    MessageId, MetadataLimits, ModSeq, NewMessage, ROLE_ADMIN, Rights, SpecialUse, Store,
+    StoreError, TextField, Uid,
 };
 
 use crate::backend::{Backend, BodyReader, Mailboxes, Messages, Result};
@@ -100,10 +100,10 @@ impl Mailboxes for StoreMailboxes {
         owner: AccountId,
         mailbox: MailboxId,
         grantee: Option<AccountId>,
-        rights: Rights,
+        change: AclChange,
     ) -> Result<()> {
         self.store
-            .set_mailbox_acl(owner, mailbox, grantee, rights)
+            .change_mailbox_acl(owner, mailbox, grantee, change)
             .await
     }
     async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights> {

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use tokio::io::AsyncRead;
 use tokio::sync::broadcast;
 use wharf_store::{
-    AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
-    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
-    MetadataLimits, ModSeq, NewMessage, Rights, SpecialUse, StoreError, TextField, Uid,
+    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
+    MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
+    MessageId, MetadataLimits, ModSeq, NewMessage, Rights, SpecialUse, StoreError, TextField, Uid,
 };
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -59,13 +59,14 @@ pub trait Mailboxes: Send + Sync {
     /// The ACL of a mailbox (RFC 4314): grantee (`None`: anyone) and rights; the owner, who
     /// holds every right, is not in it.
     async fn acl(&self, mailbox: MailboxId) -> Result<Vec<(Option<AccountId>, Rights)>>;
-    /// Sets what `grantee` holds on `owner`'s mailbox (empty rights remove the entry).
+    /// Changes what `grantee` holds on `owner`'s mailbox in one write (rights that end empty
+    /// remove the entry).
     async fn set_acl(
         &self,
         owner: AccountId,
         mailbox: MailboxId,
         grantee: Option<AccountId>,
-        rights: Rights,
+        change: AclChange,
     ) -> Result<()>;
     /// What `account` holds on `mailbox` (every right on its own).
     async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights>;

@@ -388,16 +388,27 @@ pub trait Store: Send + Sync + 'static {
     /// The ACL of a mailbox (IMAP RFC 4314): grantee (`None` is "anyone") and rights, "anyone"
     /// first. The owner, who holds every right, is not in it.
     async fn mailbox_acl(&self, mailbox: MailboxId) -> Result<Vec<(Option<AccountId>, Rights)>>;
-    /// Sets what `grantee` (`None`: anyone) holds on `owner`'s mailbox; empty rights remove the
-    /// entry. `NotFound` when the mailbox is not `owner`'s or the grantee does not exist,
-    /// `Invalid` for the owner itself, `Limit` past `MAX_ACL_ENTRIES`.
+    /// Changes what `grantee` (`None`: anyone) holds on `owner`'s mailbox, in one write; rights
+    /// that end empty remove the entry. `NotFound` when the mailbox is not `owner`'s or the
+    /// grantee does not exist, `Invalid` for the owner itself, `Limit` past `MAX_ACL_ENTRIES`.
+    async fn change_mailbox_acl(
+        &self,
+        owner: AccountId,
+        mailbox: MailboxId,
+        grantee: Option<AccountId>,
+        change: AclChange,
+    ) -> Result<()>;
+    /// `change_mailbox_acl` replacing the rights.
     async fn set_mailbox_acl(
         &self,
         owner: AccountId,
         mailbox: MailboxId,
         grantee: Option<AccountId>,
         rights: Rights,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.change_mailbox_acl(owner, mailbox, grantee, AclChange::Replace(rights))
+            .await
+    }
     /// What `account` holds on `mailbox`: every right as its owner, else its entry and
     /// "anyone"'s together; none when the mailbox does not exist.
     async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights>;

@@ -509,6 +509,25 @@ impl Rights {
     }
 }
 
+/// How SETACL changes one grantee's rights: replaced, or some added or removed (applied to
+/// the stored entry inside the write, so two changes at once both count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclChange {
+    Replace(Rights),
+    Add(Rights),
+    Remove(Rights),
+}
+
+impl AclChange {
+    pub fn apply(self, now: Rights) -> Rights {
+        match self {
+            AclChange::Replace(r) => r,
+            AclChange::Add(r) => now.union(r),
+            AclChange::Remove(r) => now.difference(r),
+        }
+    }
+}
+
 /// A mailbox of another account that an account may see (its ACL grants it rights).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedMailbox {

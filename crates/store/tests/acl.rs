@@ -114,6 +114,26 @@ async fn acl_entries_grant_rights_and_show_shared_mailboxes(b: Backend) {
         vec![(None, r("l"))]
     );
     assert_eq!(store.rights_on(bob.id, team.id).await.unwrap(), r("l"));
+    // Additions and removals apply to the stored entry in the write: two at once both count.
+    store
+        .set_mailbox_acl(owner.id, team.id, Some(bob.id), r("l"))
+        .await
+        .unwrap();
+    let (x, y) = tokio::join!(
+        store.change_mailbox_acl(owner.id, team.id, Some(bob.id), AclChange::Add(r("r"))),
+        store.change_mailbox_acl(owner.id, team.id, Some(bob.id), AclChange::Add(r("w"))),
+    );
+    x.unwrap();
+    y.unwrap();
+    assert_eq!(store.rights_on(bob.id, team.id).await.unwrap(), r("lrw"));
+    store
+        .change_mailbox_acl(owner.id, team.id, Some(bob.id), AclChange::Remove(r("lrw")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mailbox_acl(team.id).await.unwrap(),
+        vec![(None, r("l"))]
+    );
     // A rename keeps the ACL (it follows the row).
     store
         .rename_mailbox(owner.id, team.id, "Team2")

@@ -7,7 +7,7 @@
 //! Not yet: the mailboxes other accounts share (the "Other Users" namespace) and the enforcement
 //! of rights in the other commands; until they exist ACL is not advertised.
 
-use wharf_store::{AccountId, Mailbox, Rights};
+use wharf_store::{AccountId, AclChange, Mailbox, Rights};
 
 use crate::output::Output;
 use crate::session::{Done, Session};
@@ -111,29 +111,16 @@ impl Session {
             }
             Err(d) => return d,
         };
-        let new = match op {
-            None => given,
-            Some(op) => {
-                let acl = match self.backend.mailboxes.acl(mb.id).await {
-                    Ok(a) => a,
-                    Err(e) => return Done::store(e),
-                };
-                let now = acl
-                    .iter()
-                    .find(|(g, _)| *g == grantee)
-                    .map(|(_, r)| *r)
-                    .unwrap_or_default();
-                if op == '+' {
-                    now.union(given)
-                } else {
-                    now.difference(given)
-                }
-            }
+        // Applied to the stored entry inside the store's write: two SETACLs at once both count.
+        let change = match op {
+            None => AclChange::Replace(given),
+            Some('+') => AclChange::Add(given),
+            Some(_) => AclChange::Remove(given),
         };
         match self
             .backend
             .mailboxes
-            .set_acl(mb.account_id, mb.id, grantee, new)
+            .set_acl(mb.account_id, mb.id, grantee, change)
             .await
         {
             Ok(()) => Done::ok("SETACL completed"),
@@ -159,7 +146,12 @@ impl Session {
         match self
             .backend
             .mailboxes
-            .set_acl(mb.account_id, mb.id, grantee, Rights::NONE)
+            .set_acl(
+                mb.account_id,
+                mb.id,
+                grantee,
+                AclChange::Replace(Rights::NONE),
+            )
             .await
         {
             Ok(()) => Done::ok("DELETEACL completed"),

@@ -16,9 +16,9 @@ use wharf_imap::backend::{
     SaslOutcome, SaslSession,
 };
 use wharf_store::{
-    AccountId, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox, MailboxChanges,
-    MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry, MessageId,
-    MetadataLimits, ModSeq, NewMessage, Rights, SpecialUse, StoreError, TextField, Uid,
+    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
+    MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
+    MessageId, MetadataLimits, ModSeq, NewMessage, Rights, SpecialUse, StoreError, TextField, Uid,
 };
 
 struct Blob {
@@ -700,7 +700,7 @@ impl Mailboxes for Memory {
         owner: AccountId,
         mailbox: MailboxId,
         grantee: Option<AccountId>,
-        rights: Rights,
+        change: AclChange,
     ) -> Result<()> {
         let mut st = self.lock();
         if st
@@ -714,6 +714,7 @@ impl Mailboxes for Memory {
             return Err(StoreError::Invalid("owner".into()));
         }
         let key = (mailbox, grantee.unwrap_or(0));
+        let rights = change.apply(st.acl.get(&key).copied().unwrap_or_default());
         if rights.is_empty() {
             st.acl.remove(&key);
         } else {

@@ -37,14 +37,15 @@ impl Shared {
             .collect()
     }
 
-    /// Sets what `grantee` (`None`: anyone) holds on `owner`'s mailbox; empty rights remove the
-    /// entry. The owner's own rights are not stored and cannot be set.
-    pub async fn set_mailbox_acl(
+    /// Changes what `grantee` (`None`: anyone) holds on `owner`'s mailbox, reading the entry
+    /// in the write transaction; rights that end empty remove it. The owner's own rights are not
+    /// stored and cannot be set.
+    pub async fn change_mailbox_acl(
         &self,
         owner: AccountId,
         mailbox: MailboxId,
         grantee: Option<AccountId>,
-        rights: Rights,
+        change: AclChange,
     ) -> Result<()> {
         if grantee == Some(owner) {
             return Err(StoreError::Invalid(
@@ -52,12 +53,16 @@ impl Shared {
             ));
         }
         let mut tx = self.begin_write().await?;
-        let owned: Option<i64> =
-            db::query_scalar("SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2")
-                .bind(mailbox)
-                .bind(owner)
-                .fetch_optional(&mut tx)
-                .await?;
+        // On PostgreSQL the mailbox row is locked, so two changes of one ACL run one after the
+        // other and neither is lost (SQLite's single writer does that already).
+        let owned: Option<i64> = db::query_scalar(self.dialect.pick(
+            "SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2",
+            "SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2 FOR UPDATE",
+        ))
+        .bind(mailbox)
+        .bind(owner)
+        .fetch_optional(&mut tx)
+        .await?;
         if owned.is_none() {
             return Err(StoreError::NotFound(format!("mailbox {mailbox}")));
         }
@@ -70,6 +75,18 @@ impl Shared {
                 return Err(StoreError::NotFound(format!("account {g}")));
             }
         }
+        let held: Option<String> = db::query_scalar(
+            "SELECT rights FROM mailbox_acl WHERE mailbox_id = $1 AND COALESCE(grantee_account, 0) = $2",
+        )
+        .bind(mailbox)
+        .bind(grantee.unwrap_or(0))
+        .fetch_optional(&mut tx)
+        .await?;
+        let now = match held {
+            Some(l) => rights_of_row(&l)?,
+            None => Rights::NONE,
+        };
+        let rights = change.apply(now);
         db::query(
             "DELETE FROM mailbox_acl WHERE mailbox_id = $1 AND COALESCE(grantee_account, 0) = $2",
         )

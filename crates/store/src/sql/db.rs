@@ -807,6 +807,20 @@ const WAL_CHECK_EVERY: Duration = Duration::from_millis(100);
 const CHECKS_PER_PASSIVE: u32 = 10;
 /// WAL size past which the checkpointer restarts the log itself (see `spawn_checkpointer`).
 pub(crate) const WAL_RESTART_BYTES: u64 = 16 * 1024 * 1024;
+/// Octets SQLite has allocated in this process (page caches, statements, schemas of every
+/// connection), for the `wharf_store_sqlite_memory_bytes` gauge: it tells SQLite's share of the
+/// resident memory from the rest.
+#[allow(
+    unsafe_code,
+    reason = "sqlite3_memory_used has no safe wrapper in rusqlite; see SAFETY"
+)]
+fn sqlite_memory_used() -> i64 {
+    // SAFETY: sqlite3_memory_used takes no arguments and only reads SQLite's global memory
+    // statistics, which SQLite guards with its own mutex; it is safe to call from any thread at
+    // any time, before or after connections are opened.
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
+}
+
 /// How long a restarting checkpoint waits for the readers still on the old log. Writers wait
 /// meanwhile, so this is short; readers' transactions are single statements or a few of them.
 const RESTART_PATIENCE: Duration = Duration::from_millis(250);
@@ -858,6 +872,7 @@ fn spawn_checkpointer(
                 checks += 1;
                 let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
                 metrics::gauge!("wharf_store_wal_bytes").set(size as f64);
+                metrics::gauge!("wharf_store_sqlite_memory_bytes").set(sqlite_memory_used() as f64);
                 if size > WAL_RESTART_BYTES {
                     // Copy and sync what readers allow first, with writes going on: the restart
                     // below holds every writer (STORE, APPEND, EXPUNGE) for as long as it runs,

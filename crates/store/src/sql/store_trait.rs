@@ -130,15 +130,15 @@ impl Store for SqlStore {
     async fn mailbox_acl(&self, mailbox: MailboxId) -> Result<Vec<(Option<AccountId>, Rights)>> {
         self.shared.mailbox_acl(mailbox).await
     }
-    async fn set_mailbox_acl(
+    async fn change_mailbox_acl(
         &self,
         owner: AccountId,
         mailbox: MailboxId,
         grantee: Option<AccountId>,
-        rights: Rights,
+        change: AclChange,
     ) -> Result<()> {
         self.shared
-            .set_mailbox_acl(owner, mailbox, grantee, rights)
+            .change_mailbox_acl(owner, mailbox, grantee, change)
             .await
     }
     async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights> {
