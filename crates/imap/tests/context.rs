@@ -356,3 +356,39 @@ async fn updates_reach_an_idling_client(env: &impl HasBackend) {
     let (r, _) = a.input(Input::Line(b"DONE\r\n")).await;
     assert_eq!(r, "i OK IDLE terminated\r\n");
 }
+
+/// A SORT context is refused past 10,000 results (each membership change would re-read the
+/// sort keys of all of them); the sort itself is answered.
+#[tokio::test]
+async fn large_sort_contexts_are_refused() {
+    let env = env().await;
+    let mut a = T::login(&env).await;
+    let msg = "Subject: x\r\n\r\nx\r\n";
+    // In APPENDs of 100 messages (MULTIAPPEND), under the per-command literal limit.
+    for batch in 0..101 {
+        let n = if batch == 100 { 1 } else { 100 };
+        let mut cmd = String::from("ap APPEND INBOX");
+        for _ in 0..n {
+            cmd.push_str(&format!(" {{{}+}}\r\n{msg}", msg.len()));
+        }
+        cmd.push_str("\r\n");
+        let r = a.raw(cmd.as_bytes()).await;
+        assert!(r.contains("ap OK"), "{}", &r[..r.len().min(300)]);
+    }
+    a.cmd("s SELECT INBOX").await;
+    let r = a
+        .cmd("S01 UID SORT RETURN (UPDATE COUNT) (ARRIVAL) UTF-8 ALL")
+        .await;
+    assert!(
+        r.contains("* NO [NOUPDATE \"S01\"] Too many results"),
+        "{}",
+        &r[..r.len().min(300)]
+    );
+    assert!(
+        r.contains("* ESEARCH (TAG \"S01\") UID COUNT 10001\r\n"),
+        "{r}"
+    );
+    // A SEARCH context of the same size is kept.
+    let r = a.cmd("S02 UID SEARCH RETURN (UPDATE COUNT) ALL").await;
+    assert!(!r.contains("NOUPDATE"), "{r}");
+}

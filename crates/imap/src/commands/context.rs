@@ -46,6 +46,18 @@ pub(crate) struct SearchContext {
     pub full: bool,
 }
 
+/// Results a SORT context may hold: each change of its membership reads the sort keys of all
+/// of them again, so a larger one is refused (`NO [NOUPDATE]`) rather than kept.
+pub(crate) const MAX_SORT_CONTEXT_RESULTS: usize = 10_000;
+
+/// `* NO [NOUPDATE "tag"] why` (RFC 5267 §4.3.1): the search is answered, not kept.
+pub(crate) fn noupdate(tag: &str, why: &str, out: &mut Output) {
+    let mut line = b"* NO [NOUPDATE ".to_vec();
+    response::string(&mut line, tag.as_bytes());
+    line.extend_from_slice(format!("] {why}\r\n").as_bytes());
+    out.extend_from_slice(&line);
+}
+
 /// The return options an ESEARCH answer lists: with nothing but UPDATE and CONTEXT (or nothing
 /// at all, RFC 4731's `RETURN ()`), ALL, so the client has the result its updates apply to.
 pub(crate) fn with_implied_all(mut opts: Vec<SearchReturn>) -> Vec<SearchReturn> {
@@ -243,10 +255,7 @@ impl Session {
         let Some(why) = refused else {
             return Ok(true);
         };
-        let mut line = b"* NO [NOUPDATE ".to_vec();
-        response::string(&mut line, tag.as_bytes());
-        line.extend_from_slice(format!("] {why}\r\n").as_bytes());
-        out.extend_from_slice(&line);
+        noupdate(tag, why, out);
         Ok(false)
     }
 

@@ -171,7 +171,13 @@ impl Session {
                 }
             }
         }
-        if keep {
+        if keep && hits.len() > crate::commands::context::MAX_SORT_CONTEXT_RESULTS {
+            crate::commands::context::noupdate(
+                tag,
+                "Too many results to keep in sort order; narrow the search or use PARTIAL without UPDATE",
+                out,
+            );
+        } else if keep {
             let results = order.iter().map(|&k| sel.msgs[hits[k]].uid).collect();
             self.keep_context(tag, uid, key, Some(criteria.to_vec()), results);
         }
