@@ -97,6 +97,30 @@ impl Session {
             Ok(x) => x,
             Err(d) => return d,
         };
+        // Applied to the stored entry inside the store's write: two SETACLs at once both count.
+        let change = match op {
+            None => AclChange::Replace(given),
+            Some('+') => AclChange::Add(given),
+            Some(_) => AclChange::Remove(given),
+        };
+        self.change_acl(name, identifier, change, "SETACL completed")
+            .await
+    }
+
+    pub(crate) async fn delete_acl(&mut self, name: &str, identifier: &str) -> Done {
+        let change = AclChange::Replace(Rights::NONE);
+        self.change_acl(name, identifier, change, "DELETEACL completed")
+            .await
+    }
+
+    /// SETACL and DELETEACL: `a` on the mailbox, a grantee other than the owner, one write.
+    async fn change_acl(
+        &mut self,
+        name: &str,
+        identifier: &str,
+        change: AclChange,
+        completed: &str,
+    ) -> Done {
         let (mb, mine) = match self.acl_mailbox(name).await {
             Ok(x) => x,
             Err(d) => return d,
@@ -110,12 +134,6 @@ impl Session {
                 return Done::no(Some("CANNOT"), "The owner always holds every right");
             }
             Err(d) => return d,
-        };
-        // Applied to the stored entry inside the store's write: two SETACLs at once both count.
-        let change = match op {
-            None => AclChange::Replace(given),
-            Some('+') => AclChange::Add(given),
-            Some(_) => AclChange::Remove(given),
         };
         match self
             .backend
@@ -123,38 +141,7 @@ impl Session {
             .set_acl(mb.account_id, mb.id, grantee, change)
             .await
         {
-            Ok(()) => Done::ok("SETACL completed"),
-            Err(e) => Done::store(e),
-        }
-    }
-
-    pub(crate) async fn delete_acl(&mut self, name: &str, identifier: &str) -> Done {
-        let (mb, mine) = match self.acl_mailbox(name).await {
-            Ok(x) => x,
-            Err(d) => return d,
-        };
-        if let Err(d) = Self::administers(mine, name) {
-            return d;
-        }
-        let grantee = match self.grantee(mb.account_id, identifier).await {
-            Ok(Grantee::Other(g)) => g,
-            Ok(Grantee::Owner) => {
-                return Done::no(Some("CANNOT"), "The owner always holds every right");
-            }
-            Err(d) => return d,
-        };
-        match self
-            .backend
-            .mailboxes
-            .set_acl(
-                mb.account_id,
-                mb.id,
-                grantee,
-                AclChange::Replace(Rights::NONE),
-            )
-            .await
-        {
-            Ok(()) => Done::ok("DELETEACL completed"),
+            Ok(()) => Done::ok(completed),
             Err(e) => Done::store(e),
         }
     }

@@ -223,16 +223,21 @@ impl Selected {
 }
 
 impl Session {
-    /// Checks a SEARCH or SORT asking for UPDATE before it runs: a tag already naming a live
-    /// context is `BAD` (RFC 5267 §4.3). When the search may run but its result cannot be kept,
-    /// writes `* NO [NOUPDATE "tag"] why` (§4.3.1) and answers `Ok(false)`.
+    /// Whether a SEARCH or SORT keeps a context, decided before it runs: not without UPDATE
+    /// among `ret`; `BAD` when the tag already names a live context (RFC 5267 §4.3); when the
+    /// search may run but its result cannot be kept, writes `* NO [NOUPDATE "tag"] why`
+    /// (§4.3.1) and answers `Ok(false)`.
     pub(crate) fn context_check(
         &self,
         tag: &str,
+        ret: Option<&[SearchReturn]>,
         key: &SearchKey,
         sort: Option<&[SortCriterion]>,
         out: &mut Output,
     ) -> Result<bool, Done> {
+        if !ret.is_some_and(|r| r.contains(&SearchReturn::Update)) {
+            return Ok(false);
+        }
         let Some(sel) = self.selected.as_ref() else {
             return Err(Done::bad("No mailbox selected"));
         };

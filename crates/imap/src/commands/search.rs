@@ -689,14 +689,10 @@ impl Session {
         key: SearchKey,
         out: &mut Output,
     ) -> Done {
-        let update = ret
-            .as_ref()
-            .is_some_and(|r| r.contains(&SearchReturn::Update));
-        let keep = update
-            && match self.context_check(tag, &key, None, out) {
-                Ok(k) => k,
-                Err(d) => return d,
-            };
+        let keep = match self.context_check(tag, ret.as_deref(), &key, None, out) {
+            Ok(k) => k,
+            Err(d) => return d,
+        };
         let (hits, scores) = match self.search_hits_scored(charset.as_deref(), &key, out).await {
             Ok(h) => h,
             Err(d) => return d,
