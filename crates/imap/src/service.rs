@@ -91,7 +91,11 @@ fn timed_out(e: &io::Error) -> bool {
 
 async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Result<()> {
     let mut shutdown = conn.shutdown_signal();
-    conn.set_idle_timeout(Duration::from_secs(cfg.idle_timeout_unauth_secs));
+    // The idle timeout counts from the client's last input: a store event written meanwhile
+    // (IDLE, NOTIFY) starts a new read, which must not start the timeout again.
+    let mut full_idle = Duration::from_secs(cfg.idle_timeout_unauth_secs);
+    let mut last_input = tokio::time::Instant::now();
+    conn.set_idle_timeout(full_idle);
     write_output(&mut conn, session.greeting()).await?;
     let mut next = Next::Line;
     let mut was_authed = false;
@@ -99,8 +103,12 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
         if !was_authed && session.is_authenticated() {
             was_authed = true;
             conn.set_authenticated();
-            conn.set_idle_timeout(Duration::from_secs(cfg.idle_timeout_secs));
+            full_idle = Duration::from_secs(cfg.idle_timeout_secs);
+            conn.set_idle_timeout(full_idle);
         }
+        let idle_left = full_idle
+            .saturating_sub(last_input.elapsed())
+            .max(Duration::from_millis(1));
         let step: Step = match next {
             Next::Close => {
                 conn.flush().await?;
@@ -122,6 +130,7 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
             Next::Line => {
                 // Under NOTIFY, store events are announced between commands too (RFC 5465).
                 let push = session.wants_push();
+                conn.set_idle_timeout(if push { idle_left } else { full_idle });
                 let line = tokio::select! {
                     // A command already received goes first: an event must not be announced
                     // (an expunge renumbering messages) ahead of a command sent before it.
@@ -131,7 +140,11 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
                     _ = shutdown.changed() => None,
                 };
                 let line = match line {
-                    Some(Ok(l)) => Some(l),
+                    Some(Ok(l)) => {
+                        last_input = tokio::time::Instant::now();
+                        conn.set_idle_timeout(full_idle);
+                        Some(l)
+                    }
                     Some(Err(e)) => {
                         let step = session.handle(Input::Event(e)).await;
                         write_output(&mut conn, step.output).await?;
@@ -184,11 +197,16 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
                     ),
                     Shutdown,
                 }
+                conn.set_idle_timeout(idle_left);
                 let woke = tokio::select! {
                     l = conn.read_line(cfg.max_line) => Woke::Line(l),
                     e = session.next_event() => Woke::Event(e),
                     _ = shutdown.changed() => Woke::Shutdown,
                 };
+                if matches!(woke, Woke::Line(_)) {
+                    last_input = tokio::time::Instant::now();
+                    conn.set_idle_timeout(full_idle);
+                }
                 match woke {
                     Woke::Shutdown => session.handle(Input::Shutdown).await,
                     Woke::Event(e) => session.handle(Input::Event(e)).await,
@@ -200,6 +218,12 @@ async fn run(mut conn: Conn, mut session: Session, cfg: &ImapConfig) -> io::Resu
                 }
             }
         };
+        if matches!(
+            next,
+            Next::Literal { .. } | Next::Discard { .. } | Next::More
+        ) {
+            last_input = tokio::time::Instant::now();
+        }
         write_output(&mut conn, step.output).await?;
         next = step.next;
         // Literals of a logged-in user (APPEND) are held to the minimum rate instead of the

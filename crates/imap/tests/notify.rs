@@ -410,3 +410,48 @@ async fn events_arrive_between_commands_over_a_socket() {
     read_until(&mut s, "z OK").await;
     server.shutdown(Duration::from_secs(2)).await;
 }
+
+/// Pushed events are not client input: a client that sends nothing is logged out after the idle
+/// timeout even while NOTIFY keeps writing to it.
+#[tokio::test]
+async fn pushes_do_not_keep_a_silent_client_alive() {
+    let env = sql_env().await;
+    let cfg = ImapConfig {
+        allow_plaintext_auth_on_loopback: true,
+        idle_timeout_secs: 2,
+        ..ImapConfig::default()
+    };
+    let (server, plain, _tls, _cert) = server(&env, cfg).await;
+    let mut s = TcpStream::connect(plain).await.unwrap();
+    read_until(&mut s, "\r\n").await;
+    s.write_all(
+        format!("l LOGIN {USER} \"{PASS}\"\r\nc CREATE Work\r\nn NOTIFY SET (personal (MessageNew MessageExpunge))\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    read_until(&mut s, "n OK").await;
+    let silent_since = Instant::now();
+    let mut b = T::login(&env).await;
+    let mut got = String::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    // A delivery every 300 ms for up to 8 s; the client never writes.
+    while silent_since.elapsed() < Duration::from_secs(8) && !got.contains("* BYE") {
+        b.append("Work", "", &message(1)).await;
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(got.contains("* STATUS Work"), "{got}");
+    assert!(got.contains("* BYE Autologout"), "{got}");
+    let after = silent_since.elapsed();
+    assert!(
+        after < Duration::from_secs(4),
+        "logged out only after {after:?}"
+    );
+    server.shutdown(Duration::from_secs(2)).await;
+}
