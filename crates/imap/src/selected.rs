@@ -8,6 +8,7 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 use wharf_store::{Mailbox, MailboxEvent, MessageEntry, ModSeq, StoreError, Uid};
 
+use crate::commands::notify::MAX_NEW_FETCHED;
 use crate::output::Output;
 use crate::session::{Session, State};
 use crate::syntax::{SeqNum, SeqSet, response};
@@ -216,71 +217,43 @@ impl Selected {
 }
 
 impl Session {
-    /// An event received by the loop (during IDLE) for this account.
+    /// An event received by the loop (during IDLE, or between commands under NOTIFY).
     pub(crate) fn note_event(&mut self, ev: Result<MailboxEvent, broadcast::error::RecvError>) {
-        let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
-        let dirty = match &ev {
-            Ok(e @ MailboxEvent::Changed { mailbox_id, .. }) => {
-                self.notify_absorb(Some(e));
-                Some(*mailbox_id) == sel_id
-            }
-            // The selected mailbox may be the one deleted: the pull finds out.
-            Ok(e @ MailboxEvent::MailboxesChanged) => {
-                self.notify_absorb(Some(e));
-                true
-            }
-            Ok(e @ MailboxEvent::MetadataChanged { .. }) => {
-                self.notify_absorb(Some(e));
-                false
-            }
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                self.notify_absorb(None);
-                true
-            }
-            Err(broadcast::error::RecvError::Closed) => {
-                self.events = None;
-                false
-            }
-        };
-        if dirty && let Some(s) = self.selected.as_mut() {
-            s.dirty = true;
+        match ev {
+            Ok(e) => self.absorb_event(Some(&e)),
+            Err(broadcast::error::RecvError::Lagged(_)) => self.absorb_event(None),
+            Err(broadcast::error::RecvError::Closed) => self.events = None,
         }
     }
 
+    /// Takes in the events waiting in the receiver.
     pub(crate) fn drain_events(&mut self) {
-        let Some(rx) = self.events.as_mut() else {
-            return;
-        };
-        let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
-        let mut dirty = false;
-        let mut seen = Vec::new();
         loop {
+            let Some(rx) = self.events.as_mut() else {
+                return;
+            };
             match rx.try_recv() {
-                Ok(ev) => {
-                    match &ev {
-                        MailboxEvent::Changed { mailbox_id, .. } => {
-                            dirty |= Some(*mailbox_id) == sel_id;
-                        }
-                        MailboxEvent::MailboxesChanged => dirty = true,
-                        MailboxEvent::MetadataChanged { .. } => {}
-                    }
-                    if self.notify.is_some() {
-                        seen.push(Some(ev));
-                    }
-                }
-                Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                    dirty = true;
-                    seen.push(None);
-                }
-                Err(_) => break,
+                Ok(e) => self.absorb_event(Some(&e)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.absorb_event(None),
+                Err(_) => return,
             }
         }
-        for ev in &seen {
-            self.notify_absorb(ev.as_ref());
-        }
+    }
+
+    /// One store event (`None`: some were lost): the selected view is marked for a pull when it
+    /// may be concerned, and NOTIFY records it.
+    fn absorb_event(&mut self, ev: Option<&MailboxEvent>) {
+        let sel_id = self.selected.as_ref().map(|s| s.mailbox.id);
+        let dirty = match ev {
+            Some(MailboxEvent::Changed { mailbox_id, .. }) => Some(*mailbox_id) == sel_id,
+            // The selected mailbox may be the one deleted: the pull finds out.
+            Some(MailboxEvent::MailboxesChanged) | None => true,
+            Some(MailboxEvent::MetadataChanged { .. }) => false,
+        };
         if dirty && let Some(s) = self.selected.as_mut() {
             s.dirty = true;
         }
+        self.notify_absorb(ev);
     }
 
     /// Brings the announced view up to date with the store and writes the untagged responses;
@@ -290,10 +263,14 @@ impl Session {
         // NOTIFY without a group for the selected mailbox: no message events, the view stays.
         if !self.selected_frozen() {
             let arrived = self.sync_selected(out, allow_expunge).await;
-            let items = self.new_message_items();
-            if !arrived.is_empty() && !items.is_empty() && self.selected.is_some() {
+            let items = if arrived.is_empty() {
+                Vec::new()
+            } else {
+                self.new_message_items()
+            };
+            if !items.is_empty() && self.selected.is_some() {
                 // Bounded: the FETCH below is one output; the rest is the client's to fetch.
-                let first = &arrived[..arrived.len().min(Self::max_new_fetched())];
+                let first = &arrived[..arrived.len().min(MAX_NEW_FETCHED)];
                 self.fetch_new(first, &items, out).await;
             }
             // After EXISTS, so the message numbers of an ADDTO are valid (RFC 5267 §4.3.3).
@@ -393,7 +370,10 @@ impl Session {
                         .iter()
                         .map(|m| m.uid)
                         .collect();
-                    sel.announce_keywords(flag_changes.iter().copied().chain(arrived.clone()), out);
+                    sel.announce_keywords(
+                        flag_changes.iter().copied().chain(arrived.iter().copied()),
+                        out,
+                    );
                     arrived_all = arrived;
                     if !announce_flags {
                         flag_changes.clear();

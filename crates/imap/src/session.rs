@@ -512,19 +512,15 @@ impl Session {
         } else {
             self.bad_in_row = 0;
         }
-        if sync_after && !done.pending && done.next == Next::Line {
-            if self.state == State::Selected {
-                self.sync(&mut out, allow_expunge).await;
-            } else if self.notify.is_some() {
-                self.drain_events();
-                self.notify_flush(&mut out).await;
-            }
+        let synced = sync_after && !done.pending && done.next == Next::Line;
+        if synced && self.state == State::Selected {
+            self.sync(&mut out, allow_expunge).await;
         } else if self.notify.is_some()
             && !done.pending
-            && matches!(name, "SELECT" | "EXAMINE" | "CLOSE" | "UNSELECT")
-        {
             // A new selection changes what NOTIFY watches (the selected mailbox never gets
             // STATUS); what was held meanwhile goes out now.
+            && (synced || matches!(name, "SELECT" | "EXAMINE" | "CLOSE" | "UNSELECT"))
+        {
             self.drain_events();
             self.notify_flush(&mut out).await;
         }

@@ -78,8 +78,10 @@ impl Session {
         }
     }
 
-    /// Needs `a` (RFC 4314 §4); without `l` the mailbox does not exist for the client (§6).
-    fn administers(rights: Rights, name: &str) -> Result<(), Done> {
+    /// The mailbox an ACL-changing or -reading command names, when this session holds `a` on it
+    /// (RFC 4314 §4); without `l` either, it does not exist for the client (§6).
+    async fn administered_mailbox(&self, name: &str) -> Result<Mailbox, Done> {
+        let (mb, rights) = self.acl_mailbox(name).await?;
         if !rights.intersects(Rights::LOOKUP.union(Rights::ADMIN)) {
             return Err(Done::no(
                 Some("NONEXISTENT"),
@@ -89,7 +91,7 @@ impl Session {
         if !rights.contains(Rights::ADMIN) {
             return Err(Done::no(Some("NOPERM"), "Administer right (a) needed"));
         }
-        Ok(())
+        Ok(mb)
     }
 
     pub(crate) async fn set_acl(&mut self, name: &str, identifier: &str, rights: &str) -> Done {
@@ -121,13 +123,10 @@ impl Session {
         change: AclChange,
         completed: &str,
     ) -> Done {
-        let (mb, mine) = match self.acl_mailbox(name).await {
-            Ok(x) => x,
+        let mb = match self.administered_mailbox(name).await {
+            Ok(m) => m,
             Err(d) => return d,
         };
-        if let Err(d) = Self::administers(mine, name) {
-            return d;
-        }
         let grantee = match self.grantee(mb.account_id, identifier).await {
             Ok(Grantee::Other(g)) => g,
             Ok(Grantee::Owner) => {
@@ -149,13 +148,10 @@ impl Session {
     /// `* ACL mailbox owner rights [identifier rights …]`: the owner first, then anyone, then
     /// the accounts by id.
     pub(crate) async fn get_acl(&mut self, name: &str, out: &mut Output) -> Done {
-        let (mb, mine) = match self.acl_mailbox(name).await {
-            Ok(x) => x,
+        let mb = match self.administered_mailbox(name).await {
+            Ok(m) => m,
             Err(d) => return d,
         };
-        if let Err(d) = Self::administers(mine, name) {
-            return d;
-        }
         let acl = match self.backend.mailboxes.acl(mb.id).await {
             Ok(a) => a,
             Err(e) => return Done::store(e),
@@ -197,13 +193,10 @@ impl Session {
         identifier: &str,
         out: &mut Output,
     ) -> Done {
-        let (mb, mine) = match self.acl_mailbox(name).await {
-            Ok(x) => x,
+        let mb = match self.administered_mailbox(name).await {
+            Ok(m) => m,
             Err(d) => return d,
         };
-        if let Err(d) = Self::administers(mine, name) {
-            return d;
-        }
         let owner = match self.grantee(mb.account_id, identifier).await {
             Ok(g) => matches!(g, Grantee::Owner),
             // An identifier with no account may still be asked about: it could be granted

@@ -31,7 +31,7 @@ const MAX_HELD_METADATA: usize = 1024;
 
 /// New messages of the selected mailbox whose MessageNew FETCH attributes are sent per flush;
 /// beyond it the client has EXISTS and fetches the rest itself.
-const MAX_NEW_FETCHED: usize = 100;
+pub(crate) const MAX_NEW_FETCHED: usize = 100;
 
 /// The events `BADEVENT` lists (RFC 5465 §3.1): every one supported.
 const SUPPORTED_EVENTS: &str = "MessageNew MessageExpunge FlagChange MailboxName \
@@ -169,11 +169,6 @@ impl Session {
             .as_ref()
             .and_then(|n| n.selected.as_ref())
             .is_some_and(|(delayed, _)| !delayed)
-    }
-
-    /// How many new messages get MessageNew's FETCH attributes in one flush.
-    pub(crate) fn max_new_fetched() -> usize {
-        MAX_NEW_FETCHED
     }
 
     /// MessageNew's FETCH attributes for the selected mailbox, if any.
