@@ -12,8 +12,8 @@ use wharf_directory::{Directory, DirectoryAuth};
 use wharf_store::{
     AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
     MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
-    MessageId, MetadataLimits, ModSeq, NewMessage, ROLE_ADMIN, Rights, SpecialUse, Store,
-    StoreError, TextField, Uid,
+    MessageId, MetadataLimits, ModSeq, NewMessage, ROLE_ADMIN, Rights, SharedMailbox, SpecialUse,
+    Store, StoreError, TextField, Uid,
 };
 
 use crate::backend::{Backend, BodyReader, Mailboxes, Messages, Result};
@@ -108,6 +108,9 @@ impl Mailboxes for StoreMailboxes {
     }
     async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights> {
         self.store.rights_on(account, mailbox).await
+    }
+    async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>> {
+        self.store.shared_with(account).await
     }
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.store.mailbox_status(id).await

@@ -14,7 +14,8 @@ use tokio::sync::broadcast;
 use wharf_store::{
     AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
     MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
-    MessageId, MetadataLimits, ModSeq, NewMessage, Rights, SpecialUse, StoreError, TextField, Uid,
+    MessageId, MetadataLimits, ModSeq, NewMessage, Rights, SharedMailbox, SpecialUse, StoreError,
+    TextField, Uid,
 };
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -70,6 +71,9 @@ pub trait Mailboxes: Send + Sync {
     ) -> Result<()>;
     /// What `account` holds on `mailbox` (every right on its own).
     async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights>;
+    /// Other accounts' mailboxes `account` holds any right on (its own entry and anyone's),
+    /// with their owner's address.
+    async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>>;
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus>;
     /// METADATA entries (RFC 5464) of a mailbox or of the server (`None`): (lower-cased name,
     /// value), by name.

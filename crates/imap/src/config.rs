@@ -41,6 +41,10 @@ pub struct ImapConfig {
     /// The server entry `/shared/admin` (RFC 5464 §3.2.1), read-only: a URI for reaching the
     /// administrator, such as `mailto:postmaster@example.org`. Unset: no such entry.
     pub metadata_admin: Option<String>,
+    /// The account (`user@domain`) whose mailboxes form the "Shared/" namespace (RFC 2342 public
+    /// folders); each is visible to the accounts its ACL grants rights to. Unset: no such
+    /// namespace.
+    pub shared_account: Option<String>,
 }
 
 impl Default for ImapConfig {
@@ -62,6 +66,7 @@ impl Default for ImapConfig {
             metadata_max_entries: 1000,
             metadata_max_bytes: 1024 * 1024,
             metadata_admin: None,
+            shared_account: None,
         }
     }
 }

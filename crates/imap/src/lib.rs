@@ -8,6 +8,7 @@ pub mod adapters;
 pub mod backend;
 mod commands;
 pub mod config;
+mod namespace;
 pub mod output;
 mod receive;
 mod selected;

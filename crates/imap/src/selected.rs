@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use tokio::sync::broadcast;
 use tracing::{info, warn};
-use wharf_store::{Mailbox, MailboxEvent, MessageEntry, ModSeq, StoreError, Uid};
+use wharf_store::{Mailbox, MailboxEvent, MessageEntry, ModSeq, Rights, StoreError, Uid};
 
 use crate::commands::notify::MAX_NEW_FETCHED;
 use crate::output::Output;
@@ -31,6 +31,12 @@ pub(crate) struct Selected {
     /// Searches kept up to date for the client (RFC 5267 `RETURN (UPDATE)`); they end with the
     /// selection.
     pub contexts: Vec<crate::commands::context::SearchContext>,
+    /// What the session holds on the mailbox (every right on its own; RFC 4314), read at
+    /// selection.
+    pub rights: Rights,
+    /// The owner's change events, while another account's mailbox is selected (the session's
+    /// own receiver only carries its account's).
+    pub owner_events: Option<broadcast::Receiver<MailboxEvent>>,
 }
 
 /// The keywords a session has announced in FLAGS and PERMANENTFLAGS. A client may only see a
@@ -53,8 +59,10 @@ impl KeywordSet {
         true
     }
 
-    /// `* FLAGS (…)` and `* OK [PERMANENTFLAGS (…)]` for the set.
-    pub fn write_flags(&self, read_only: bool, out: &mut Output) {
+    /// `* FLAGS (…)` and `* OK [PERMANENTFLAGS (…)]` for the set; the permanent flags are those
+    /// `rights` let the session change (RFC 4314 §4: `s` \Seen, `t` \Deleted, `w` the rest;
+    /// none when the mailbox is read-only).
+    pub fn write_flags(&self, rights: Rights, out: &mut Output) {
         let mut kw = String::new();
         for k in self.known.values() {
             kw.push(' ');
@@ -63,20 +71,42 @@ impl KeywordSet {
         out.extend_from_slice(
             format!("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw})\r\n").as_bytes(),
         );
-        if read_only {
-            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
-        } else {
-            out.extend_from_slice(
-                format!(
-                    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{kw} \\*)] Flags permitted\r\n"
-                )
-                .as_bytes(),
-            );
+        let mut permanent: Vec<&str> = Vec::new();
+        if rights.contains(Rights::WRITE) {
+            permanent.extend(["\\Answered", "\\Flagged"]);
         }
+        if rights.contains(Rights::DELETE_MESSAGES) {
+            permanent.push("\\Deleted");
+        }
+        if rights.contains(Rights::SEEN) {
+            permanent.push("\\Seen");
+        }
+        if rights.contains(Rights::WRITE) {
+            permanent.push("\\Draft");
+            permanent.extend(self.known.values().map(String::as_str));
+            permanent.push("\\*");
+        }
+        let text = if permanent.is_empty() {
+            "Read-only mailbox"
+        } else {
+            "Flags permitted"
+        };
+        out.extend_from_slice(
+            format!("* OK [PERMANENTFLAGS ({})] {text}\r\n", permanent.join(" ")).as_bytes(),
+        );
     }
 }
 
 impl Selected {
+    /// The rights the session may use on the messages: none when the mailbox is read-only.
+    pub fn flag_rights(&self) -> Rights {
+        if self.read_only {
+            Rights::NONE
+        } else {
+            self.rights
+        }
+    }
+
     /// Removes messages from the view and announces it: one `* n EXPUNGE` per message, or,
     /// once QRESYNC is enabled, one `* VANISHED uids` for all (RFC 7162 §3.2.10).
     pub fn remove_announced(
@@ -128,7 +158,7 @@ impl Selected {
             }
         }
         if grew {
-            self.keywords.write_flags(self.read_only, out);
+            self.keywords.write_flags(self.flag_rights(), out);
         }
     }
 
@@ -140,7 +170,7 @@ impl Selected {
             grew |= self.keywords.insert(k);
         }
         if grew {
-            self.keywords.write_flags(self.read_only, out);
+            self.keywords.write_flags(self.flag_rights(), out);
         }
     }
 }
@@ -216,6 +246,30 @@ impl Selected {
     }
 }
 
+/// An event of the owner of the selected mailbox (another account's), as the session takes it
+/// in: `Changed` for the selected mailbox when it may concern it (its own change, the owner's
+/// mailbox list, lost events), `None` when it does not. The owner's other mailboxes, metadata
+/// and list are not this session's to be told about.
+pub(crate) fn owner_event(
+    selected: wharf_store::MailboxId,
+    ev: Result<MailboxEvent, broadcast::error::RecvError>,
+    rx: &mut Option<broadcast::Receiver<MailboxEvent>>,
+) -> Option<MailboxEvent> {
+    let concerned = match ev {
+        Ok(MailboxEvent::Changed { mailbox_id, .. }) => mailbox_id == selected,
+        Ok(MailboxEvent::MetadataChanged { .. }) => false,
+        Ok(MailboxEvent::MailboxesChanged) | Err(broadcast::error::RecvError::Lagged(_)) => true,
+        Err(broadcast::error::RecvError::Closed) => {
+            *rx = None;
+            false
+        }
+    };
+    concerned.then_some(MailboxEvent::Changed {
+        mailbox_id: selected,
+        highest_modseq: 0,
+    })
+}
+
 impl Session {
     /// An event received by the loop (during IDLE, or between commands under NOTIFY).
     pub(crate) fn note_event(&mut self, ev: Result<MailboxEvent, broadcast::error::RecvError>) {
@@ -226,8 +280,27 @@ impl Session {
         }
     }
 
-    /// Takes in the events waiting in the receiver.
+    /// Takes in the events waiting in the receivers.
     pub(crate) fn drain_events(&mut self) {
+        if let Some(sel) = self.selected.as_mut()
+            && let Some(rx) = sel.owner_events.as_mut()
+        {
+            loop {
+                match rx.try_recv() {
+                    Ok(MailboxEvent::Changed { mailbox_id, .. })
+                        if mailbox_id != sel.mailbox.id => {}
+                    Ok(MailboxEvent::MetadataChanged { .. }) => {}
+                    Err(broadcast::error::TryRecvError::Empty) => break,
+                    Err(broadcast::error::TryRecvError::Closed) => {
+                        sel.owner_events = None;
+                        break;
+                    }
+                    // A change of the mailbox, of the owner's mailbox list (it may be gone), or
+                    // events lost: pull.
+                    _ => sel.dirty = true,
+                }
+            }
+        }
         loop {
             let Some(rx) = self.events.as_mut() else {
                 return;

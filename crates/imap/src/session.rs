@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
-use wharf_store::{MailboxEvent, StoreError, Uid};
+use wharf_store::{MailboxEvent, Rights, StoreError, Uid};
 
 use crate::backend::{Backend, Login, SaslSession};
 use crate::commands::append::Spools;
@@ -339,9 +339,20 @@ impl Session {
     /// Waits for the next store event of the account (never resolves when there is no
     /// subscription); the loop races it against the client's line during IDLE.
     pub async fn next_event(&mut self) -> Result<MailboxEvent, broadcast::error::RecvError> {
-        match self.events.as_mut() {
-            Some(rx) => rx.recv().await,
-            None => std::future::pending().await,
+        let own = &mut self.events;
+        let Some(sel) = self.selected.as_mut().filter(|s| s.owner_events.is_some()) else {
+            return recv(own).await;
+        };
+        let sel_id = sel.mailbox.id;
+        loop {
+            tokio::select! {
+                e = recv(own) => return e,
+                e = recv(&mut sel.owner_events) => {
+                    if let Some(e) = crate::selected::owner_event(sel_id, e, &mut sel.owner_events) {
+                        return Ok(e);
+                    }
+                }
+            }
         }
     }
 
@@ -357,7 +368,7 @@ impl Session {
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT");
         c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE QUOTASET");
         c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE MULTIAPPEND CATENATE");
-        c.push_str(" METADATA METADATA-SERVER MULTISEARCH SEARCH=FUZZY NOTIFY");
+        c.push_str(" METADATA METADATA-SERVER MULTISEARCH SEARCH=FUZZY NOTIFY ACL RIGHTS=texk");
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -459,7 +470,7 @@ impl Session {
         if self.notify.is_some() && done.status == "OK" {
             match own {
                 Some(OwnChange::Messages(name)) => {
-                    if let Ok(mb) = self.find_mailbox(&name).await {
+                    if let Ok(mb) = self.find_mailbox(&name, Rights::NONE).await {
                         self.notify_own_change(mb.id).await;
                     }
                 }
@@ -626,7 +637,7 @@ impl Session {
             }
             K::Lsub { reference, pattern } => self.lsub(&reference, &pattern, out).await,
             K::Namespace => {
-                out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                out.extend_from_slice(self.namespace_line().as_bytes());
                 Done::ok("NAMESPACE completed")
             }
             K::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
@@ -833,6 +844,16 @@ impl Session {
 
     pub(crate) fn account_id(&self) -> i64 {
         self.account.as_ref().map(|a| a.account_id).unwrap_or(-1)
+    }
+}
+
+/// The next event of a receiver; never resolves without one.
+async fn recv(
+    rx: &mut Option<broadcast::Receiver<MailboxEvent>>,
+) -> Result<MailboxEvent, broadcast::error::RecvError> {
+    match rx.as_mut() {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -33,6 +33,7 @@ mod savedate;
 mod search;
 mod selected;
 mod session;
+mod shared;
 mod sort;
 mod store;
 mod syntax;

@@ -42,7 +42,7 @@ async fn list_variants() {
     let r = t.cmd("f NAMESPACE").await;
     assert_eq!(
         r,
-        "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\nf OK NAMESPACE completed\r\n"
+        "* NAMESPACE ((\"\" \"/\")) ((\"Other Users/\" \"/\")) NIL\r\nf OK NAMESPACE completed\r\n"
     );
     let r = t.cmd("g LIST (RECURSIVEMATCH) \"\" *").await;
     assert!(r.starts_with("g BAD"), "{r}");

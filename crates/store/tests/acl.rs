@@ -13,6 +13,7 @@ on_both_backends!(threads = 2;
     acl_entries_grant_rights_and_show_shared_mailboxes,
     acl_refusals_and_limits,
     acl_entries_go_with_their_mailbox_and_grantee,
+    copies_and_moves_between_accounts,
 );
 
 async fn open(b: Backend) -> (Arc<dyn Store>, TestStore) {
@@ -216,4 +217,99 @@ async fn acl_entries_go_with_their_mailbox_and_grantee(b: Backend) {
     // The grantee's account gone: its entries go.
     store.delete_account(bob.id).await.unwrap();
     assert!(store.mailbox_acl(other.id).await.unwrap().is_empty());
+}
+
+/// COPY and MOVE between two accounts (a mailbox shared through its ACL): the copy is the target
+/// owner's own message (its quota, its search text, a body that outlives the source), and a move
+/// hands the size over from one account's usage to the other's.
+async fn copies_and_moves_between_accounts(b: Backend) {
+    let (store, _files) = open(b).await;
+    let owner = store_account(store.as_ref(), "owner@example.org", 0).await;
+    let bob = store_account(store.as_ref(), "bob@example.org", 0).await;
+    let team = store.create_mailbox(owner.id, "Team", None).await.unwrap();
+    let inbox = store.get_mailbox(bob.id, "INBOX").await.unwrap().unwrap();
+    let raw = b"From: a@example.org\r\nSubject: quarterly figures\r\n\r\nthe zanzibar numbers\r\n";
+    let size = raw.len() as u64;
+    let first = store
+        .append(
+            team.id,
+            bytes::Bytes::from_static(raw),
+            Flags::SEEN,
+            &[],
+            1_700_000_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.quota_used(owner.id).await.unwrap(), size);
+
+    let copied = store
+        .copy_messages(team.id, &[first.uid], inbox.id)
+        .await
+        .unwrap();
+    assert_eq!(copied.mapping.len(), 1);
+    assert_eq!(store.quota_used(owner.id).await.unwrap(), size);
+    assert_eq!(store.quota_used(bob.id).await.unwrap(), size);
+    let index = store.mailbox_index(inbox.id).await.unwrap();
+    assert_eq!(index.len(), 1);
+    let copy = &index[0];
+    assert_ne!(
+        copy.message_id, first.message_id,
+        "bob's copy is his own message"
+    );
+    assert!(copy.flags.contains(Flags::SEEN));
+    assert_eq!(
+        store
+            .search_text(inbox.id, TextField::Body, "zanzibar")
+            .await
+            .unwrap(),
+        vec![copy.uid]
+    );
+
+    // The owner expunges the original: bob's copy keeps its body, even after a sweep.
+    store
+        .store_flags(
+            team.id,
+            &[first.uid],
+            FlagOp::Add,
+            Flags::DELETED,
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    store.expunge(team.id, None).await.unwrap();
+    store.sweep_orphans().await.unwrap();
+    assert_eq!(store.quota_used(owner.id).await.unwrap(), 0);
+    assert_eq!(
+        &store.message_raw(copy.message_id).await.unwrap()[..],
+        &raw[..]
+    );
+
+    // Moving it back: bob's usage goes to the owner.
+    let moved = store
+        .move_messages(inbox.id, &[copy.uid], team.id)
+        .await
+        .unwrap();
+    assert_eq!(moved.mapping.len(), 1);
+    assert_eq!(store.quota_used(bob.id).await.unwrap(), 0);
+    assert_eq!(store.quota_used(owner.id).await.unwrap(), size);
+    assert!(store.mailbox_index(inbox.id).await.unwrap().is_empty());
+    let back = store.mailbox_index(team.id).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        &store.message_raw(back[0].message_id).await.unwrap()[..],
+        &raw[..]
+    );
+
+    // The target owner's quota decides.
+    store.set_account_quota(bob.id, 1).await.unwrap();
+    assert!(matches!(
+        store.copy_messages(team.id, &[back[0].uid], inbox.id).await,
+        Err(StoreError::OverQuota)
+    ));
+    assert!(matches!(
+        store.move_messages(team.id, &[back[0].uid], inbox.id).await,
+        Err(StoreError::OverQuota)
+    ));
+    assert_eq!(store.quota_used(owner.id).await.unwrap(), size);
 }

@@ -1,11 +1,11 @@
 //! The ACL commands (RFC 4314 §3): SETACL, DELETEACL, GETACL, LISTRIGHTS and MYRIGHTS, on the
-//! account's own mailboxes, whose owner holds every right (`a` included). Identifiers are
+//! account's own mailboxes, whose owner holds every right (`a` included), and on other accounts'
+//! mailboxes (`namespace`) where the session holds `a` (MYRIGHTS: any right). Identifiers are
 //! `anyone` (also spelled `authenticated`: every account of the server) or an account's address;
 //! negative rights (`-identifier`) are not supported. Rights letters are RFC 4314's, with the
 //! obsolete `c` (= `kx`) and `d` (= `te`); answers show both the letters held and `c`/`d`.
-//!
-//! Not yet: the mailboxes other accounts share (the "Other Users" namespace) and the enforcement
-//! of rights in the other commands; until they exist ACL is not advertised.
+//! The rights are enforced where each command opens its mailbox (`namespace::open_mailbox`)
+//! and, for the selected mailbox, by STORE, EXPUNGE, CLOSE, MOVE and FETCH's implicit \Seen.
 
 use wharf_store::{AccountId, AclChange, Mailbox, Rights};
 
@@ -39,14 +39,8 @@ fn mod_rights(arg: &str) -> Result<(Option<char>, Rights), Done> {
 impl Session {
     /// The mailbox an ACL command names and what this session holds on it; `NO [NONEXISTENT]`.
     async fn acl_mailbox(&self, name: &str) -> Result<(Mailbox, Rights), Done> {
-        let mb = self.find_mailbox(name).await?;
-        let rights = self
-            .backend
-            .mailboxes
-            .rights_on(self.account_id(), mb.id)
-            .await
-            .map_err(Done::store)?;
-        Ok((mb, rights))
+        let found = self.open_mailbox(name, Rights::NONE).await?;
+        Ok((found.mailbox, found.rights))
     }
 
     /// Resolves an identifier (RFC 4314 §3: `anyone`, or an account's address).

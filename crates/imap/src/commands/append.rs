@@ -6,10 +6,10 @@
 
 use bytes::Bytes;
 use tracing::warn;
-use wharf_store::NewMessage;
+use wharf_store::{NewMessage, Rights};
 
 use crate::commands::catenate::UrlCache;
-use crate::commands::store::split_flags;
+use crate::commands::store::{permitted_flags, split_flags};
 use crate::session::{Done, Session};
 use crate::spool::Spooled;
 use crate::syntax::{AppendData, AppendLiteral, AppendMessage};
@@ -48,8 +48,8 @@ impl Session {
         messages: Vec<AppendMessage>,
         mut spools: Spools,
     ) -> Done {
-        let mb = match self.find_mailbox(mailbox).await {
-            Ok(m) => m,
+        let (mb, rights) = match self.open_mailbox(mailbox, Rights::INSERT).await {
+            Ok(f) => (f.mailbox, f.rights),
             Err(mut d) => {
                 if d.code.as_deref() == Some("NONEXISTENT") {
                     d.code = Some("TRYCREATE".into());
@@ -63,7 +63,8 @@ impl Session {
         let mut urls = UrlCache::default();
         for m in messages {
             let (flags, keywords) = match split_flags(&m.flags) {
-                Ok(x) => x,
+                // Flags the session may not set are left off (RFC 4314 §4).
+                Ok((flags, keywords)) => permitted_flags(flags, keywords, rights),
                 Err(e) => return Done::bad(e),
             };
             let raw = match m.data {

@@ -203,6 +203,8 @@ impl Selected {
             dirty: false,
             keywords: KeywordSet::default(),
             contexts: Vec::new(),
+            rights: self.rights,
+            owner_events: None,
         }
     }
 

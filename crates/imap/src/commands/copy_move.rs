@@ -1,5 +1,9 @@
 //! COPY, MOVE (RFC 6851) and their UID forms with COPYUID (RFC 4315).
 
+use wharf_store::{FlagOp, Flags, Rights};
+
+use crate::commands::store::permitted_flags;
+
 use crate::output::Output;
 use crate::session::{Done, Session};
 use crate::syntax::{SeqSet, response};
@@ -19,14 +23,19 @@ impl Session {
         if is_move && sel.read_only {
             return Done::no(Some("READ-ONLY"), "Mailbox is read-only");
         }
+        // MOVE is COPY, STORE \Deleted and EXPUNGE (RFC 6851 §3.3): `t` and `e` on the source.
+        let move_out = Rights::DELETE_MESSAGES.union(Rights::EXPUNGE);
+        if is_move && !sel.rights.contains(move_out) {
+            return Done::no(Some("NOPERM"), "Rights \"te\" needed to move out");
+        }
         let idxs = match sel.resolve(set, uid, &self.saved) {
             Ok(i) => i,
             Err(m) => return Done::bad(m),
         };
         let uids: Vec<u32> = idxs.iter().map(|&i| sel.msgs[i].uid).collect();
         let src = sel.mailbox.id;
-        let dst = match self.find_mailbox(mailbox).await {
-            Ok(m) => m,
+        let (dst, dst_rights) = match self.open_mailbox(mailbox, Rights::INSERT).await {
+            Ok(f) => (f.mailbox, f.rights),
             Err(mut d) => {
                 if d.code.as_deref() == Some("NONEXISTENT") {
                     d.code = Some("TRYCREATE".into());
@@ -50,6 +59,12 @@ impl Session {
             Ok(o) => o,
             Err(e) => return Done::store(e),
         };
+        if let Err(e) = self
+            .drop_unpermitted_flags(&dst, dst_rights, &outcome)
+            .await
+        {
+            return Done::store(e);
+        }
         let code = if outcome.mapping.is_empty() {
             None
         } else {
@@ -77,6 +92,48 @@ impl Session {
             Some(c) => Done::ok_code(c, "COPY completed"),
             None => Done::ok("COPY completed"),
         }
+    }
+}
+
+impl Session {
+    /// The copies keep only the flags the session may set in the target (RFC 4314 §4: `s`, `t`,
+    /// `w`); the others are taken off them again.
+    async fn drop_unpermitted_flags(
+        &self,
+        dst: &wharf_store::Mailbox,
+        rights: Rights,
+        outcome: &wharf_store::CopyOutcome,
+    ) -> Result<(), wharf_store::StoreError> {
+        let (allowed, _) = permitted_flags(Flags(u32::MAX), Vec::new(), rights);
+        let storable = Flags::SEEN
+            .union(Flags::ANSWERED)
+            .union(Flags::FLAGGED)
+            .union(Flags::DELETED)
+            .union(Flags::DRAFT);
+        let denied = storable.difference(allowed);
+        if outcome.mapping.is_empty() || denied.is_empty() {
+            return Ok(());
+        }
+        let uids: Vec<u32> = outcome.mapping.iter().map(|m| m.1).collect();
+        let keywords: Vec<String> = if rights.contains(Rights::WRITE) {
+            Vec::new()
+        } else {
+            let index = self.backend.messages.index(dst.id).await?;
+            let mut all: Vec<String> = Vec::new();
+            for m in index.iter().filter(|m| uids.contains(&m.uid)) {
+                for k in &m.keywords {
+                    if !all.contains(k) {
+                        all.push(k.clone());
+                    }
+                }
+            }
+            all
+        };
+        self.backend
+            .messages
+            .store_flags(dst.id, &uids, FlagOp::Remove, denied, &keywords, None)
+            .await?;
+        Ok(())
     }
 }
 

@@ -225,6 +225,8 @@ impl Session {
                             dirty: false,
                             keywords: KeywordSet::default(),
                             contexts: Vec::new(),
+                            rights: wharf_store::Rights::ALL,
+                            owner_events: None,
                         };
                         (&owned, &[])
                     }

@@ -1,5 +1,7 @@
 //! EXPUNGE and UID EXPUNGE (RFC 4315): removes \Deleted messages and announces each removal.
 
+use wharf_store::Rights;
+
 use crate::output::Output;
 use crate::session::{Done, Session};
 use crate::syntax::SeqSet;
@@ -11,6 +13,9 @@ impl Session {
         };
         if sel.read_only {
             return Done::no(Some("READ-ONLY"), "Mailbox is read-only");
+        }
+        if !sel.rights.contains(Rights::EXPUNGE) {
+            return Done::no(Some("NOPERM"), "Right \"e\" needed to expunge");
         }
         let restrict: Option<Vec<u32>> = match &set {
             Some(s) => match sel.resolve(s, true, &self.saved) {

@@ -169,7 +169,8 @@ impl Session {
             idxs.retain(|&i| sel.msgs[i].modseq > since);
         }
         let mb_id = sel.mailbox.id;
-        let read_only = sel.read_only;
+        // The implicit \Seen needs `s` (RFC 4314 §4); without it the fetch goes on unseen.
+        let may_set_seen = sel.flag_rights().contains(wharf_store::Rights::SEEN);
         // BODY[] / BODY.PEEK[] of the whole message is the raw blob as stored: no summary needed.
         let needs_summary = items.iter().any(|i| match i {
             FetchItem::BodySection { section, .. } => {
@@ -204,7 +205,7 @@ impl Session {
             items.iter().any(whole_body) && !items.iter().any(|i| raw_item(i) && !whole_body(i));
         // \Seen first, so that the FLAGS we report are the ones stored.
         let mut seen_now = std::collections::HashSet::new();
-        if !read_only && items.iter().any(sets_seen) {
+        if may_set_seen && items.iter().any(sets_seen) {
             let uids: Vec<u32> = idxs
                 .iter()
                 .map(|&i| &sel.msgs[i])

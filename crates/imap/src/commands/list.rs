@@ -1,9 +1,9 @@
 //! LIST (with LIST-EXTENDED selection and return options, LIST-STATUS, SPECIAL-USE and
 //! CHILDREN attributes) and LSUB.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use wharf_store::Mailbox;
+use wharf_store::{Mailbox, MailboxId, Rights};
 
 use crate::output::Output;
 use crate::session::{Done, Session, normalize_inbox};
@@ -75,6 +75,25 @@ impl Session {
         }
     }
 
+    /// The session's mailboxes and the other accounts' it may look up (RFC 4314 `l`), named as
+    /// it sees them; with the ids of those it may not read (`r`), whose STATUS it does not get.
+    async fn visible_mailboxes(&self) -> Result<(Vec<Mailbox>, HashSet<MailboxId>), Done> {
+        let mut mailboxes = self
+            .backend
+            .mailboxes
+            .list(self.account_id())
+            .await
+            .map_err(Done::store)?;
+        let foreign = self.foreign_mailboxes().await?;
+        let unreadable = foreign
+            .iter()
+            .filter(|f| !f.rights.contains(Rights::READ))
+            .map(|f| f.mailbox.id)
+            .collect();
+        mailboxes.extend(foreign.into_iter().map(|f| f.mailbox));
+        Ok((mailboxes, unreadable))
+    }
+
     pub(crate) async fn list(
         &mut self,
         reference: &str,
@@ -88,9 +107,9 @@ impl Session {
             out.extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
             return Done::ok("LIST completed");
         }
-        let mailboxes = match self.backend.mailboxes.list(self.account_id()).await {
+        let (mailboxes, unreadable) = match self.visible_mailboxes().await {
             Ok(m) => m,
-            Err(e) => return Done::store(e),
+            Err(d) => return d,
         };
         let mut pats = Vec::new();
         for p in patterns {
@@ -168,6 +187,7 @@ impl Session {
             out.extend_from_slice(&line);
             if let (Some(items), Some(m)) = (&ret.status, node.mailbox)
                 && !childinfo
+                && !unreadable.contains(&m.id)
             {
                 match self.status_line(m, items).await {
                     Ok(l) => out.extend_from_slice(&l),
@@ -179,9 +199,9 @@ impl Session {
     }
 
     pub(crate) async fn lsub(&mut self, reference: &str, pattern: &str, out: &mut Output) -> Done {
-        let mailboxes = match self.backend.mailboxes.list(self.account_id()).await {
+        let (mailboxes, _) = match self.visible_mailboxes().await {
             Ok(m) => m,
-            Err(e) => return Done::store(e),
+            Err(d) => return d,
         };
         let Some(pat) = self.full_pattern(reference, pattern) else {
             return Done::ok("LSUB completed");

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use wharf_store::{Flags, Mailbox, SpecialUse, StoreError};
+use wharf_store::{AccountId, AclChange, Flags, Mailbox, Rights, SpecialUse, StoreError};
 
+use crate::namespace::{Target, WRITE_RIGHTS, refusal};
 use crate::output::Output;
 use crate::selected::{KeywordSet, Selected};
 use crate::session::{Done, Session, State};
@@ -20,15 +21,6 @@ pub(crate) fn mailbox_id(mb: &Mailbox) -> String {
 }
 
 impl Session {
-    pub(crate) async fn find_mailbox(&self, name: &str) -> Result<Mailbox, Done> {
-        let name = self.mailbox_in(name)?;
-        match self.backend.mailboxes.get(self.account_id(), &name).await {
-            Ok(Some(m)) if m.account_id == self.account_id() => Ok(m),
-            Ok(_) => Err(Done::no(Some("NONEXISTENT"), "No such mailbox")),
-            Err(e) => Err(Done::store(e)),
-        }
-    }
-
     pub(crate) async fn select(
         &mut self,
         name: &str,
@@ -43,10 +35,17 @@ impl Session {
         if had {
             out.extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
         }
-        let mb = match self.find_mailbox(name).await {
-            Ok(m) => m,
+        let (mb, rights) = match self.open_mailbox(name, Rights::READ).await {
+            Ok(f) => (f.mailbox, f.rights),
             Err(d) => return d,
         };
+        // Without a right to change anything the mailbox is read-only (RFC 4314 §4).
+        let asked_read_only = read_only;
+        let read_only = read_only || !rights.intersects(WRITE_RIGHTS);
+        // Another account's mailbox changes on its owner's channel: listen before the index
+        // is read, as for the session's own.
+        let owner_events = (mb.account_id != self.account_id())
+            .then(|| self.backend.messages.events(mb.account_id));
         // Drain old events first: everything before the index read is in the index.
         self.drain_events();
         let msgs = match self.backend.messages.index(mb.id).await {
@@ -95,7 +94,7 @@ impl Session {
                 keywords.insert(k);
             }
         }
-        keywords.write_flags(read_only, out);
+        keywords.write_flags(if read_only { Rights::NONE } else { rights }, out);
         out.extend_from_slice(format!("* {} EXISTS\r\n", msgs.len()).as_bytes());
         if !self.rev2 {
             out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
@@ -140,6 +139,8 @@ impl Session {
             dirty: true,
             keywords,
             contexts: Vec::new(),
+            rights,
+            owner_events,
         });
         self.state = State::Selected;
         if let Some(q) = qresync
@@ -148,7 +149,12 @@ impl Session {
         {
             return Done::store(e);
         }
-        if read_only {
+        if read_only && !asked_read_only {
+            Done::ok_code(
+                "READ-ONLY",
+                "SELECT completed, no right to change the mailbox",
+            )
+        } else if read_only {
             Done::ok_code("READ-ONLY", "EXAMINE completed")
         } else {
             Done::ok_code("READ-WRITE", "SELECT completed")
@@ -157,9 +163,10 @@ impl Session {
 
     pub(crate) async fn close(&mut self, expunge: bool) -> Done {
         self.saved.clear();
+        // Without `e`, CLOSE closes without expunging (RFC 4314 §4).
         if let Some(sel) = self.selected.take()
             && expunge
-            && !sel.read_only
+            && sel.flag_rights().contains(Rights::EXPUNGE)
             && let Err(e) = self.backend.messages.expunge(sel.mailbox.id, None).await
         {
             self.state = State::Authenticated;
@@ -178,9 +185,6 @@ impl Session {
             Ok(n) => n,
             Err(d) => return d,
         };
-        if name.eq_ignore_ascii_case("INBOX") {
-            return Done::no(Some("ALREADYEXISTS"), "INBOX always exists");
-        }
         let mut role = None;
         for u in uses {
             match SpecialUse::from_attribute(u) {
@@ -188,30 +192,53 @@ impl Session {
                 _ => return Done::no(Some("USEATTR"), "Unsupported special-use attribute"),
             }
         }
-        let account = self.account_id();
-        match self.backend.mailboxes.get(account, &name).await {
-            Ok(Some(_)) => return Done::no(Some("ALREADYEXISTS"), "Mailbox already exists"),
+        let target = match self.target(&name).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Done::no(Some("NOPERM"), "No mailbox can be created there"),
+            Err(d) => return d,
+        };
+        if target.name == "INBOX" && target.is_personal() {
+            return Done::no(Some("ALREADYEXISTS"), "INBOX always exists");
+        }
+        let account = target.account;
+        match self.backend.mailboxes.get(account, &target.name).await {
+            Ok(Some(_)) if target.is_personal() => {
+                return Done::no(Some("ALREADYEXISTS"), "Mailbox already exists");
+            }
+            // Another account's: said to exist only to whom may see it (RFC 4314 §6).
+            Ok(Some(_)) => {
+                return match self.resolve_target(&target).await {
+                    Ok(Some(_)) => Done::no(Some("ALREADYEXISTS"), "Mailbox already exists"),
+                    Ok(None) => Done::no(Some("NOPERM"), "No mailbox can be created there"),
+                    Err(d) => d,
+                };
+            }
             Ok(None) => {}
             Err(e) => return Done::store(e),
         }
-        // Superior names are created as needed (RFC 9051 §6.3.4).
-        let parts: Vec<&str> = name.split('/').collect();
-        for i in 1..parts.len() {
-            let parent = parts[..i].join("/");
-            match self.backend.mailboxes.get(account, &parent).await {
-                Ok(Some(_)) => {}
-                Ok(None) => match self.backend.mailboxes.create(account, &parent, None).await {
-                    Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
-                    Err(e) => return Done::store(e),
-                },
-                Err(e) => return Done::store(e),
+        if target.is_personal() {
+            // Superior names are created as needed (RFC 9051 §6.3.4).
+            if let Err(d) = self.create_parents(account, &target.name).await {
+                return d;
             }
+        } else if let Err(d) = self.may_create_below(&target).await {
+            return d;
         }
-        match self.backend.mailboxes.create(account, &name, role).await {
-            Ok(m) => Done::ok_code(
-                format!("MAILBOXID ({})", mailbox_id(&m)),
-                "CREATE completed",
-            ),
+        match self
+            .backend
+            .mailboxes
+            .create(account, &target.name, role)
+            .await
+        {
+            Ok(m) => {
+                if let Err(e) = self.inherit_acl(&m).await {
+                    return Done::store(e);
+                }
+                Done::ok_code(
+                    format!("MAILBOXID ({})", mailbox_id(&m)),
+                    "CREATE completed",
+                )
+            }
             Err(StoreError::AlreadyExists(_)) => {
                 Done::no(Some("ALREADYEXISTS"), "Mailbox already exists")
             }
@@ -219,14 +246,70 @@ impl Session {
         }
     }
 
+    /// Creates the missing superiors of a name in the session's own account.
+    async fn create_parents(&self, account: AccountId, name: &str) -> Result<(), Done> {
+        let parts: Vec<&str> = name.split('/').collect();
+        for i in 1..parts.len() {
+            let parent = parts[..i].join("/");
+            match self.backend.mailboxes.get(account, &parent).await {
+                Ok(Some(_)) => {}
+                Ok(None) => match self.backend.mailboxes.create(account, &parent, None).await {
+                    Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                    Err(e) => return Err(Done::store(e)),
+                },
+                Err(e) => return Err(Done::store(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// A new mailbox starts with its parent's ACL (as Dovecot does), so that whom a folder is
+    /// shared with sees what is created below it, whoever created it.
+    async fn inherit_acl(&self, mb: &Mailbox) -> Result<(), StoreError> {
+        let Some((parent, _)) = mb.name.rsplit_once('/') else {
+            return Ok(());
+        };
+        let Some(parent) = self.backend.mailboxes.get(mb.account_id, parent).await? else {
+            return Ok(());
+        };
+        for (grantee, rights) in self.backend.mailboxes.acl(parent.id).await? {
+            self.backend
+                .mailboxes
+                .set_acl(mb.account_id, mb.id, grantee, AclChange::Replace(rights))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// In another account a mailbox is created (or renamed to) only below an existing one the
+    /// session holds `k` on (RFC 4314 §4); its top level is the owner's.
+    async fn may_create_below(&self, target: &Target) -> Result<(), Done> {
+        let Some((parent, _)) = target.name.rsplit_once('/') else {
+            return Err(Done::no(
+                Some("NOPERM"),
+                "Only the owner creates mailboxes at the top of an account",
+            ));
+        };
+        let parent = Target {
+            name: parent.to_string(),
+            ..target.clone()
+        };
+        match self.resolve_target(&parent).await? {
+            Some(f) if f.rights.contains(Rights::CREATE) => Ok(()),
+            Some(f) => Err(refusal(f.rights, Rights::CREATE)),
+            None => Err(Done::no(Some("NOPERM"), "No mailbox can be created there")),
+        }
+    }
+
     pub(crate) async fn delete(&mut self, name: &str) -> Done {
-        let mb = match self.find_mailbox(name).await {
-            Ok(m) => m,
+        let found = match self.open_mailbox(name, Rights::DELETE_MAILBOX).await {
+            Ok(f) => f,
             Err(d) => return d,
         };
-        if mb.name == "INBOX" {
+        if found.in_account == "INBOX" {
             return Done::no(Some("CANNOT"), "INBOX cannot be deleted");
         }
+        let mb = found.mailbox;
         if self
             .selected
             .as_ref()
@@ -235,48 +318,59 @@ impl Session {
             self.selected = None;
             self.state = State::Authenticated;
         }
-        match self
-            .backend
-            .mailboxes
-            .delete(self.account_id(), mb.id)
-            .await
-        {
+        match self.backend.mailboxes.delete(mb.account_id, mb.id).await {
             Ok(()) => Done::ok("DELETE completed"),
             Err(e) => Done::store(e),
         }
     }
 
     pub(crate) async fn rename(&mut self, from: &str, to: &str) -> Done {
-        let src = match self.find_mailbox(from).await {
-            Ok(m) => m,
+        let found = match self.open_mailbox(from, Rights::DELETE_MAILBOX).await {
+            Ok(f) => f,
             Err(d) => return d,
         };
         let to = match self.mailbox_in(to) {
             Ok(n) => n,
             Err(d) => return d,
         };
-        let account = self.account_id();
-        match self.backend.mailboxes.get(account, &to).await {
+        let target = match self.target(&to).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Done::no(Some("NOPERM"), "No mailbox can be renamed to there"),
+            Err(d) => return d,
+        };
+        let src = found.mailbox;
+        let account = src.account_id;
+        if target.account != account {
+            return Done::no(Some("CANNOT"), "A mailbox stays in its owner's account");
+        }
+        match self.backend.mailboxes.get(account, &target.name).await {
             Ok(Some(_)) => return Done::no(Some("ALREADYEXISTS"), "Target mailbox exists"),
             Ok(None) => {}
             Err(e) => return Done::store(e),
         }
-        if to == src.name || to.starts_with(&format!("{}/", src.name)) {
+        let from_name = found.in_account;
+        if target.name == from_name || target.name.starts_with(&format!("{from_name}/")) {
             return Done::no(Some("CANNOT"), "Cannot rename a mailbox into itself");
         }
-        let parts: Vec<&str> = to.split('/').collect();
-        for i in 1..parts.len() {
-            let parent = parts[..i].join("/");
-            if let Ok(None) = self.backend.mailboxes.get(account, &parent).await
-                && let Err(e) = self.backend.mailboxes.create(account, &parent, None).await
-                && !matches!(e, StoreError::AlreadyExists(_))
-            {
-                return Done::store(e);
-            }
+        let parents = if target.is_personal() {
+            self.create_parents(account, &target.name).await
+        } else {
+            self.may_create_below(&target).await
+        };
+        if let Err(d) = parents {
+            return d;
         }
-        if src.name == "INBOX" {
+        if from_name == "INBOX" {
+            if !target.is_personal() {
+                return Done::no(Some("CANNOT"), "Only its owner renames an INBOX");
+            }
             // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new name; INBOX stays.
-            let dst = match self.backend.mailboxes.create(account, &to, None).await {
+            let dst = match self
+                .backend
+                .mailboxes
+                .create(account, &target.name, None)
+                .await
+            {
                 Ok(m) => m,
                 Err(e) => return Done::store(e),
             };
@@ -296,12 +390,17 @@ impl Session {
             }
             return Done::ok("RENAME completed");
         }
-        match self.backend.mailboxes.rename(account, src.id, &to).await {
+        match self
+            .backend
+            .mailboxes
+            .rename(account, src.id, &target.name)
+            .await
+        {
             Ok(()) => {
                 if let Some(s) = self.selected.as_mut()
                     && s.mailbox.id == src.id
                 {
-                    s.mailbox.name = to;
+                    s.mailbox.name = target.visible(&target.name);
                 }
                 Done::ok("RENAME completed")
             }
@@ -313,7 +412,7 @@ impl Session {
         // Subscribing needs the mailbox (as Dovecot does); unsubscribing is by name, so that a
         // name whose mailbox was deleted can still be dropped (RFC 9051 §6.3.7).
         let name = if on {
-            match self.find_mailbox(name).await {
+            match self.find_mailbox(name, Rights::LOOKUP).await {
                 Ok(m) => m.name,
                 Err(d) => return d,
             }
@@ -347,7 +446,7 @@ impl Session {
         if items.contains(&StatusItem::HighestModSeq) {
             self.enable_condstore(out);
         }
-        let mb = match self.find_mailbox(name).await {
+        let mb = match self.find_mailbox(name, Rights::READ).await {
             Ok(m) => m,
             Err(d) => return d,
         };

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use wharf_store::{MailboxId, StoreError};
+use wharf_store::{AccountId, MailboxId, Rights, StoreError};
 
 use crate::output::Output;
 use crate::session::{Done, Session};
@@ -43,14 +43,21 @@ fn write_value(out: &mut Vec<u8>, v: &[u8]) {
 }
 
 impl Session {
-    /// The mailbox an argument names, with its name as responses spell it; `None` for the
-    /// server (`""`).
-    async fn metadata_target(&self, mailbox: &str) -> Result<(Option<MailboxId>, String), Done> {
+    /// The mailbox an argument names (`None` for the server, `""`), its name as responses
+    /// spell it, and the account whose entries are meant. Another account's mailbox (RFC 4314)
+    /// shows its owner's `/shared/` entries to whom holds `need`; its `/private/` ones are the
+    /// owner's own.
+    async fn metadata_target(
+        &self,
+        mailbox: &str,
+        need: Rights,
+    ) -> Result<(Option<MailboxId>, String, Option<AccountId>), Done> {
         if mailbox.is_empty() {
-            return Ok((None, String::new()));
+            return Ok((None, String::new(), None));
         }
-        let mb = self.find_mailbox(mailbox).await?;
-        Ok((Some(mb.id), self.mailbox_out(&mb.name)))
+        let mb = self.find_mailbox(mailbox, need).await?;
+        let foreign = (mb.account_id != self.account_id()).then_some(mb.account_id);
+        Ok((Some(mb.id), self.mailbox_out(&mb.name), foreign))
     }
 
     pub(crate) async fn get_metadata(
@@ -61,19 +68,22 @@ impl Session {
         entries: &[String],
         out: &mut Output,
     ) -> Done {
-        let (target, shown) = match self.metadata_target(mailbox).await {
+        let (target, shown, owner) = match self.metadata_target(mailbox, Rights::READ).await {
             Ok(t) => t,
             Err(d) => return d,
         };
         let mut stored = match self
             .backend
             .mailboxes
-            .get_metadata(self.account_id(), target)
+            .get_metadata(owner.unwrap_or(self.account_id()), target)
             .await
         {
             Ok(s) => s,
             Err(e) => return Done::store(e),
         };
+        if owner.is_some() {
+            stored.retain(|(n, _)| n.to_ascii_lowercase().starts_with("/shared/"));
+        }
         if target.is_none()
             && let Some(admin) = &self.cfg.metadata_admin
         {
@@ -148,10 +158,35 @@ impl Session {
                 "Value too large",
             );
         }
-        let target = match self.metadata_target(mailbox).await {
-            Ok((t, _)) => t,
+        // Another account's mailbox: its shared entries, with `w` (RFC 5464 §3.1 ties shared
+        // annotations to the right to change the mailbox's messages).
+        let (target, _, owner) = match self.metadata_target(mailbox, Rights::NONE).await {
+            Ok(t) => t,
             Err(d) => return d,
         };
+        if let (Some(_), Some(mb)) = (owner, target) {
+            let rights = match self
+                .backend
+                .mailboxes
+                .rights_on(self.account_id(), mb)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return Done::store(e),
+            };
+            if !rights.contains(Rights::WRITE) {
+                return crate::namespace::refusal(rights, Rights::WRITE);
+            }
+            if entries
+                .iter()
+                .any(|(n, _)| !n.to_ascii_lowercase().starts_with("/shared/"))
+            {
+                return Done::no(
+                    Some("NOPERM"),
+                    "Private entries of another account's mailbox are its owner's",
+                );
+            }
+        }
         if target.is_none()
             && entries
                 .iter()
@@ -162,7 +197,12 @@ impl Session {
         match self
             .backend
             .mailboxes
-            .set_metadata(self.account_id(), target, &entries, &limits)
+            .set_metadata(
+                owner.unwrap_or(self.account_id()),
+                target,
+                &entries,
+                &limits,
+            )
             .await
         {
             Ok(()) => Done::ok("SETMETADATA completed"),

@@ -5,7 +5,7 @@
 //! GETQUOTA. Everyone else gets `NO [NOPERM]` from SETQUOTA and sees only `""`. The limit set is
 //! the account's `quota_bytes`, the one every writer enforces and `wharf user quota` sets.
 
-use wharf_store::AccountId;
+use wharf_store::{AccountId, Rights};
 
 use crate::output::Output;
 use crate::session::{Done, Session};
@@ -57,10 +57,19 @@ impl Session {
     }
 
     pub(crate) async fn get_quota_root(&mut self, mailbox: &str, out: &mut Output) -> Done {
-        let mb = match self.find_mailbox(mailbox).await {
+        let mb = match self.find_mailbox(mailbox, Rights::READ).await {
             Ok(m) => m,
             Err(d) => return d,
         };
+        // Another account's mailbox counts against its owner's quota, which is not this
+        // session's to see: no root (RFC 9208 §4.2 allows a mailbox without one).
+        if mb.account_id != self.account_id() {
+            let mut line = b"* QUOTAROOT ".to_vec();
+            response::astring(&mut line, &self.mailbox_out(&mb.name));
+            line.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&line);
+            return Done::ok("GETQUOTAROOT completed");
+        }
         let quota = match self.quota_line(self.account_id(), "").await {
             Ok(q) => q,
             Err(d) => return d,

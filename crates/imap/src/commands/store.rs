@@ -1,6 +1,6 @@
 //! STORE and UID STORE (+FLAGS, -FLAGS, FLAGS, .SILENT): flags and keywords, persisted.
 
-use wharf_store::{FlagOp, Flags};
+use wharf_store::{FlagOp, FlagUpdate, Flags, Rights, Uid};
 
 use crate::output::Output;
 use crate::session::{Done, Session};
@@ -26,6 +26,76 @@ pub(crate) fn split_flags(flags: &[Flag]) -> Result<(Flags, Vec<String>), String
         }
     }
     Ok((bits, kws))
+}
+
+/// The part of a flag change `rights` allow (RFC 4314 §4): `s` for \Seen, `t` for \Deleted,
+/// `w` for the other flags and keywords. The rest is left off silently, as Dovecot does.
+pub(crate) fn permitted_flags(
+    bits: Flags,
+    keywords: Vec<String>,
+    rights: Rights,
+) -> (Flags, Vec<String>) {
+    let mut allowed = Flags::empty();
+    if rights.contains(Rights::SEEN) {
+        allowed = allowed.union(Flags::SEEN);
+    }
+    if rights.contains(Rights::DELETE_MESSAGES) {
+        allowed = allowed.union(Flags::DELETED);
+    }
+    if rights.contains(Rights::WRITE) {
+        allowed = allowed.union(Flags::ANSWERED.union(Flags::FLAGGED).union(Flags::DRAFT));
+        (Flags(bits.0 & allowed.0), keywords)
+    } else {
+        (Flags(bits.0 & allowed.0), Vec::new())
+    }
+}
+
+/// A STORE as the flag changes `rights` allow: itself when they allow every flag, else with
+/// what they do not allow left alone (a FLAGS replacement becomes an addition and a removal
+/// of the allowed flags, keeping the others as they are).
+fn permitted_changes(
+    sel: &crate::selected::Selected,
+    uids: &[Uid],
+    op: FlagOp,
+    bits: Flags,
+    kws: Vec<String>,
+    rights: Rights,
+) -> Vec<(FlagOp, Flags, Vec<String>)> {
+    let all = Rights::SEEN
+        .union(Rights::WRITE)
+        .union(Rights::DELETE_MESSAGES);
+    if rights.contains(all) {
+        return vec![(op, bits, kws)];
+    }
+    if op != FlagOp::Replace {
+        let (bits, kws) = permitted_flags(bits, kws, rights);
+        return vec![(op, bits, kws)];
+    }
+    let (allowed, _) = permitted_flags(Flags(u32::MAX), Vec::new(), rights);
+    let (add, add_kws) = permitted_flags(bits, kws.clone(), rights);
+    let remove = Flags(allowed.0 & !bits.0);
+    // With `w`, keywords are replaced too: those on the messages and not given go.
+    let remove_kws: Vec<String> = if rights.contains(Rights::WRITE) {
+        let mut present: Vec<String> = Vec::new();
+        for u in uids {
+            if let Some(i) = sel.index_of(*u) {
+                for k in &sel.msgs[i].keywords {
+                    if !kws.iter().any(|g| g.eq_ignore_ascii_case(k))
+                        && !present.iter().any(|p| p.eq_ignore_ascii_case(k))
+                    {
+                        present.push(k.clone());
+                    }
+                }
+            }
+        }
+        present
+    } else {
+        Vec::new()
+    };
+    vec![
+        (FlagOp::Add, add, add_kws),
+        (FlagOp::Remove, remove, remove_kws),
+    ]
 }
 
 impl Session {
@@ -68,15 +138,43 @@ impl Session {
             StoreOp::Replace => FlagOp::Replace,
         };
         let mb = sel.mailbox.id;
-        let (updates, modified) = match self
-            .backend
-            .messages
-            .store_flags(mb, &uids, fop, bits, &kws, unchanged_since)
-            .await
-        {
-            Ok(u) => u,
-            Err(e) => return Done::store(e),
-        };
+        let rights = sel.flag_rights();
+        let changes = permitted_changes(sel, &uids, fop, bits, kws, rights);
+        let added_kws: Vec<String> = changes
+            .iter()
+            .filter(|c| c.0 != FlagOp::Remove)
+            .flat_map(|c| c.2.clone())
+            .collect();
+        let mut updates: Vec<FlagUpdate> = Vec::new();
+        let mut modified: Vec<Uid> = Vec::new();
+        for (k, (fop, bits, kws)) in changes.into_iter().enumerate() {
+            // A change split in two is conditional in its first part; the second applies to
+            // what the first did not refuse.
+            let (unchanged_since, uids): (_, Vec<Uid>) = if k == 0 {
+                (unchanged_since, uids.clone())
+            } else {
+                (
+                    None,
+                    uids.iter()
+                        .copied()
+                        .filter(|u| !modified.contains(u))
+                        .collect(),
+                )
+            };
+            match self
+                .backend
+                .messages
+                .store_flags(mb, &uids, fop, bits, &kws, unchanged_since)
+                .await
+            {
+                Ok((u, m)) => {
+                    updates.extend(u);
+                    modified.extend(m);
+                }
+                Err(e) => return Done::store(e),
+            }
+        }
+
         let (rev2, condstore) = (self.rev2, self.condstore);
         let Some(sel) = self.selected.as_mut() else {
             return Done::bad("No mailbox selected");
@@ -92,8 +190,8 @@ impl Session {
             }
         }
         // Announced even for .SILENT: the client's next FETCH FLAGS may show them.
-        if fop != FlagOp::Remove && !changed.is_empty() {
-            sel.announce_new_keywords(&kws, out);
+        if !added_kws.is_empty() && !changed.is_empty() {
+            sel.announce_new_keywords(&added_kws, out);
         }
         for u in uids.iter().filter(|u| !modified.contains(u)) {
             let Some(i) = sel.index_of(*u) else { continue };

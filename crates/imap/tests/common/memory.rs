@@ -18,7 +18,8 @@ use wharf_imap::backend::{
 use wharf_store::{
     AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
     MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
-    MessageId, MetadataLimits, ModSeq, NewMessage, Rights, SpecialUse, StoreError, TextField, Uid,
+    MessageId, MetadataLimits, ModSeq, NewMessage, Rights, SharedMailbox, SpecialUse, StoreError,
+    TextField, Uid,
 };
 
 struct Blob {
@@ -738,6 +739,40 @@ impl Mailboxes for Memory {
                 .filter(|((m, g), _)| *m == mailbox && (*g == 0 || *g == account))
                 .fold(Rights::NONE, |acc, (_, r)| acc.union(*r))),
         }
+    }
+
+    async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>> {
+        let st = self.lock();
+        let mut out: Vec<SharedMailbox> = Vec::new();
+        for m in st.mailboxes.values() {
+            let mb = &m.mailbox;
+            if mb.account_id == account {
+                continue;
+            }
+            let rights = st
+                .acl
+                .iter()
+                .filter(|((id, g), _)| *id == mb.id && (*g == 0 || *g == account))
+                .fold(Rights::NONE, |acc, (_, r)| acc.union(*r));
+            if rights.is_empty() {
+                continue;
+            }
+            let Some(owner) = st
+                .accounts
+                .iter()
+                .find(|(_, (id, _))| *id == mb.account_id)
+                .map(|(addr, _)| addr.clone())
+            else {
+                continue;
+            };
+            out.push(SharedMailbox {
+                mailbox: mb.clone(),
+                owner,
+                rights,
+            });
+        }
+        out.sort_by(|a, b| (&a.owner, &a.mailbox.name).cmp(&(&b.owner, &b.mailbox.name)));
+        Ok(out)
     }
 
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {

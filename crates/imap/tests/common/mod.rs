@@ -60,6 +60,8 @@ pub trait HasBackend {
     fn backend(&self) -> Backend;
     /// Sets alice's storage limit in octets.
     fn set_alice_quota(&self, bytes: u64) -> impl std::future::Future<Output = ()>;
+    /// Adds an account with `PASS` as its password.
+    fn add_account(&self, address: &str) -> impl std::future::Future<Output = ()>;
 }
 
 impl HasBackend for Env {
@@ -69,6 +71,10 @@ impl HasBackend for Env {
 
     async fn set_alice_quota(&self, bytes: u64) {
         self.mem.set_quota(self.alice, bytes);
+    }
+
+    async fn add_account(&self, address: &str) {
+        self.mem.add_account(address, PASS);
     }
 }
 
@@ -88,6 +94,10 @@ impl HasBackend for SqlEnv {
             .set_account_quota(a.id, bytes as i64)
             .await
             .unwrap();
+    }
+
+    async fn add_account(&self, address: &str) {
+        self.directory.add_account(address, PASS, 0).await.unwrap();
     }
 }
 
@@ -124,8 +134,13 @@ impl T {
 
     /// A TLS session, logged in as alice.
     pub async fn login(env: &impl HasBackend) -> T {
-        let mut t = T::new(env, true, ImapConfig::default());
-        let r = t.cmd(&format!("a0 LOGIN {USER} \"{PASS}\"")).await;
+        T::login_as(env, USER, ImapConfig::default()).await
+    }
+
+    /// A TLS session with `cfg`, logged in as `user`.
+    pub async fn login_as(env: &impl HasBackend, user: &str, cfg: ImapConfig) -> T {
+        let mut t = T::new(env, true, cfg);
+        let r = t.cmd(&format!("a0 LOGIN {user} \"{PASS}\"")).await;
         assert!(r.contains("a0 OK"), "{r}");
         t
     }

@@ -162,6 +162,10 @@ impl Shared {
         })
     }
 
+    /// COPY or MOVE. Between two accounts (a mailbox shared through its ACL) each message gets
+    /// a `messages` row of the target's owner naming the same blob (one more reference), its
+    /// size counts against the target owner's quota, and a move releases the source rows as an
+    /// expunge does.
     pub async fn copy_or_move(
         &self,
         src: MailboxId,
@@ -176,9 +180,25 @@ impl Shared {
             .fetch_optional(&mut tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {dst}")))?;
-        if dst_row.try_get::<i64, _>("account_id")? != account {
-            return Err(StoreError::Invalid("copy between accounts".into()));
-        }
+        let dst_account: AccountId = dst_row.try_get("account_id")?;
+        let dst_state = if dst_account == account {
+            None
+        } else {
+            // Two accounts are locked in ascending id order (the module's discipline): start
+            // over when the source's comes second.
+            if dst_account < account {
+                drop(tx);
+                tx = self.begin_write().await?;
+            }
+            let dst_state = self
+                .lock_account(&mut tx, dst_account)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("account {dst_account}")))?;
+            if dst_account < account {
+                self.lock_account(&mut tx, account).await?;
+            }
+            Some(dst_state)
+        };
         let rows = self.entries_for_uids(&mut tx, src, uids).await?;
         if rows.is_empty() {
             tx.commit().await?;
@@ -188,9 +208,11 @@ impl Shared {
             });
         }
         let total: i64 = rows.iter().map(|e| e.size as i64).sum();
-        // A move within one account changes nothing in its usage.
-        if !is_move && state.over_quota(total) {
-            return Err(StoreError::OverQuota);
+        match &dst_state {
+            Some(d) if d.over_quota(total) => return Err(StoreError::OverQuota),
+            // A move within one account changes nothing in its usage.
+            None if !is_move && state.over_quota(total) => return Err(StoreError::OverQuota),
+            _ => {}
         }
         let n = rows.len() as i64;
         let (next, dst_modseq, dst_validity) = self.bump_mailbox(&mut tx, dst, n, 1).await?;
@@ -198,13 +220,19 @@ impl Shared {
         let mut mapping = Vec::with_capacity(rows.len());
         for (i, e) in rows.iter().enumerate() {
             let uid = base + i as i64;
+            let message_id = if dst_state.is_some() {
+                self.clone_message(&mut tx, e.message_id, dst_account)
+                    .await?
+            } else {
+                e.message_id
+            };
             db::query(
                 "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(dst)
             .bind(uid)
-            .bind(e.message_id)
+            .bind(message_id)
             .bind(i64::from((e.flags | Flags::RECENT).0))
             .bind(super::encode_keywords(&e.keywords))
             .bind(dst_modseq)
@@ -216,20 +244,32 @@ impl Shared {
             mapping.push((e.uid, to_u32(uid, "uid")?));
         }
         let moved: Vec<MessageId> = rows.iter().map(|e| e.message_id).collect();
-        self.queue_training_for_transfer(&mut tx, account, src, dst, &moved)
-            .await?;
+        if dst_state.is_none() {
+            // Spam training follows a message between an account's own Junk and other folders.
+            self.queue_training_for_transfer(&mut tx, account, src, dst, &moved)
+                .await?;
+        }
         let mut src_modseq = None;
+        let mut freed = Vec::new();
         if is_move {
             let (_, m, _) = self.bump_mailbox(&mut tx, src, 0, 1).await?;
             for e in &rows {
                 self.remove_row(&mut tx, src, e.uid, m).await?;
             }
             src_modseq = Some(m);
-        } else {
+            if dst_state.is_some() {
+                freed = self.release_messages(&mut tx, &moved).await?;
+                self.add_used(&mut tx, account, -total).await?;
+            }
+        }
+        if dst_state.is_some() {
+            self.add_used(&mut tx, dst_account, total).await?;
+        } else if !is_move {
             self.add_used(&mut tx, account, total).await?;
         }
         tx.commit().await?;
-        self.publish_changed(account, dst, dst_modseq);
+        self.collect_garbage(freed).await?;
+        self.publish_changed(dst_account, dst, dst_modseq);
         if let Some(m) = src_modseq {
             self.publish_changed(account, src, m);
         }
@@ -237,6 +277,64 @@ impl Shared {
             dst_uid_validity: dst_validity,
             mapping,
         })
+    }
+
+    /// A new `messages` row of `account` for the body of `message` (another account's): the
+    /// same blob with one more reference, and the same search text.
+    async fn clone_message(
+        &self,
+        tx: &mut super::Tx,
+        message: MessageId,
+        account: AccountId,
+    ) -> Result<MessageId> {
+        let columns = "blob_hash, size, internal_date, received_at, sent_date, summary, preview";
+        let q = match self.dialect {
+            Dialect::Sqlite => {
+                let fresh: i64 = db::query_scalar(
+                    "UPDATE counters SET value = value + 1 WHERE name = 'message_id' RETURNING value",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                db::query_scalar(format!(
+                    "INSERT INTO messages (id, account_id, {columns}) \
+                     SELECT $1, $2, {columns} FROM messages WHERE id = $3 RETURNING id"
+                ))
+                .bind(fresh)
+            }
+            Dialect::Postgres => db::query_scalar(format!(
+                "INSERT INTO messages (account_id, {columns}) \
+                 SELECT $1, {columns} FROM messages WHERE id = $2 RETURNING id"
+            )),
+        };
+        let id: MessageId = q
+            .bind(account)
+            .bind(message)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
+        // The source row holds a reference, so the blob row is there and not being removed.
+        let referenced = db::query(
+            "UPDATE blobs SET refcount = refcount + 1, released_at = NULL \
+             WHERE hash = (SELECT blob_hash FROM messages WHERE id = $1) AND deleting_since IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if referenced.rows_affected() != 1 {
+            return Err(StoreError::Backend(format!(
+                "blob of message {message} has no row to reference"
+            )));
+        }
+        let text = "subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, text_version, attachments_version";
+        db::query(format!(
+            "INSERT INTO message_text (message_id, {text}) \
+             SELECT $1, {text} FROM message_text WHERE message_id = $2"
+        ))
+        .bind(id)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+        Ok(id)
     }
 
     /// Deletes one mailbox row and leaves its tombstone.
