@@ -32,11 +32,18 @@ fuzz_target!(|input: &[u8]| {
                     .sum();
                 assert!(names <= 1000);
             }
+            // GENURLAUTH and URLFETCH take at most 100 URLs.
+            CommandKind::GenUrlAuth(urls) => assert!(!urls.is_empty() && urls.len() <= 100),
+            CommandKind::UrlFetch(urls) => assert!(!urls.is_empty() && urls.len() <= 100),
             _ => {}
         }
     }
-    // CATENATE's IMAP URLs (RFC 5092) arrive as strings of such commands.
+    // CATENATE's IMAP URLs (RFC 5092) and URLAUTH's (RFC 4467) arrive as strings of such
+    // commands; an URLAUTH URL's rump is always a prefix of it.
     if let Ok(url) = std::str::from_utf8(input) {
         let _ = wharf_imap::syntax::parse_imap_url(url);
+        if let Ok(u) = wharf_imap::syntax::parse_auth_url(url) {
+            assert!(url.starts_with(&u.rump));
+        }
     }
 });

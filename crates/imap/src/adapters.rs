@@ -112,6 +112,16 @@ impl Mailboxes for StoreMailboxes {
     async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>> {
         self.store.shared_with(account).await
     }
+    async fn urlauth_key(&self, mailbox: MailboxId, create: bool) -> Result<Option<String>> {
+        self.store.urlauth_key(mailbox, create).await
+    }
+    async fn reset_urlauth_keys(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<()> {
+        self.store.reset_urlauth_keys(account, mailbox).await
+    }
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus> {
         self.store.mailbox_status(id).await
     }

@@ -74,6 +74,14 @@ pub trait Mailboxes: Send + Sync {
     /// Other accounts' mailboxes `account` holds any right on (its own entry and anyone's),
     /// with their owner's address.
     async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>>;
+    /// The mailbox's URLAUTH access key (RFC 4467; hex); with `create`, made when it has none.
+    async fn urlauth_key(&self, mailbox: MailboxId, create: bool) -> Result<Option<String>>;
+    /// Drops the URLAUTH access keys of one of `account`'s mailboxes, or of all.
+    async fn reset_urlauth_keys(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<()>;
     async fn status(&self, id: MailboxId) -> Result<MailboxStatus>;
     /// METADATA entries (RFC 5464) of a mailbox or of the server (`None`): (lower-cased name,
     /// value), by name.

@@ -368,7 +368,9 @@ impl Session {
         c.push_str(" CONDSTORE QRESYNC SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT");
         c.push_str(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE QUOTASET");
         c.push_str(" OBJECTID PREVIEW SAVEDATE COMPRESS=DEFLATE MULTIAPPEND CATENATE");
-        c.push_str(" METADATA METADATA-SERVER MULTISEARCH SEARCH=FUZZY NOTIFY ACL RIGHTS=texk");
+        c.push_str(
+            " METADATA METADATA-SERVER MULTISEARCH SEARCH=FUZZY NOTIFY ACL RIGHTS=texk URLAUTH",
+        );
         if self.state == State::NotAuthenticated {
             if self.conn.starttls_available && !self.conn.tls {
                 c.push_str(" STARTTLS");
@@ -672,6 +674,12 @@ impl Session {
                 identifier,
             } => self.list_rights(&mailbox, &identifier, out).await,
             K::MyRights(mailbox) => self.my_rights(&mailbox, out).await,
+            K::GenUrlAuth(urls) => self.gen_url_auth(&urls, out).await,
+            K::ResetKey {
+                mailbox,
+                mechanisms,
+            } => self.reset_key(mailbox.as_deref(), &mechanisms).await,
+            K::UrlFetch(urls) => self.url_fetch(&urls, out).await,
             K::Esearch {
                 sources,
                 ret,

@@ -38,3 +38,4 @@ mod sort;
 mod store;
 mod syntax;
 mod thread;
+mod urlauth;

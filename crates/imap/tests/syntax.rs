@@ -321,6 +321,24 @@ proptest! {
         let _ = wharf_imap::syntax::parse_imap_url(&s);
     }
 
+    /// URLAUTH URLs: no panic on any input, and the rump a verifier signs is always a prefix
+    /// of the URL, ending with the access identifier.
+    #[test]
+    fn auth_url_parser_never_panics(
+        s in "(imap://|IMAP://)?[a-z@;:/=+%.*0-9A-Z-]{0,80}",
+        access in "(anonymous|authuser|user\\+[a-z]{1,5}|submit\\+x|[a-z]{0,5})",
+        verifier in "(:internal:[0-9a-f]{0,8}|:[a-z]{0,3}|)",
+    ) {
+        let url = format!("{s};urlauth={access}{verifier}");
+        if let Ok(u) = wharf_imap::syntax::parse_auth_url(&s) {
+            prop_assert!(s.starts_with(&u.rump));
+        }
+        if let Ok(u) = wharf_imap::syntax::parse_auth_url(&url) {
+            prop_assert!(url.starts_with(&u.rump));
+            prop_assert!(u.rump.to_ascii_lowercase().ends_with(&access.to_ascii_lowercase()));
+        }
+    }
+
     #[test]
     fn parser_never_panics(input in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = parse_command(&input);

@@ -414,6 +414,15 @@ pub trait Store: Send + Sync + 'static {
     async fn rights_on(&self, account: AccountId, mailbox: MailboxId) -> Result<Rights>;
     /// Other accounts' mailboxes `account` holds any right on, by owner and name.
     async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>>;
+    /// The URLAUTH access key of a mailbox (RFC 4467; 64 hex digits); with `create`, made when
+    /// it has none (`None` then only when the mailbox is gone).
+    async fn urlauth_key(&self, mailbox: MailboxId, create: bool) -> Result<Option<String>>;
+    /// Drops the URLAUTH access keys of one of `account`'s mailboxes, or of all (RESETKEY).
+    async fn reset_urlauth_keys(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<()>;
 
     // ---- messages ----
     /// Stores one message into one mailbox: blob durable, row committed, UID and modseq allocated in

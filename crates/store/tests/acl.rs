@@ -14,6 +14,7 @@ on_both_backends!(threads = 2;
     acl_refusals_and_limits,
     acl_entries_go_with_their_mailbox_and_grantee,
     copies_and_moves_between_accounts,
+    urlauth_keys_are_made_once_and_reset,
 );
 
 async fn open(b: Backend) -> (Arc<dyn Store>, TestStore) {
@@ -312,4 +313,48 @@ async fn copies_and_moves_between_accounts(b: Backend) {
         Err(StoreError::OverQuota)
     ));
     assert_eq!(store.quota_used(owner.id).await.unwrap(), size);
+}
+
+/// URLAUTH access keys (RFC 4467): made on first use (once, also when asked twice at once),
+/// read without being made, reset per mailbox or per account, gone with the mailbox.
+async fn urlauth_keys_are_made_once_and_reset(b: Backend) {
+    let (store, _files) = open(b).await;
+    let owner = store_account(store.as_ref(), "owner@example.org", 0).await;
+    let other = store_account(store.as_ref(), "other@example.org", 0).await;
+    let a = store.create_mailbox(owner.id, "A", None).await.unwrap();
+    let b2 = store.create_mailbox(owner.id, "B", None).await.unwrap();
+    let theirs = store.create_mailbox(other.id, "T", None).await.unwrap();
+    assert_eq!(store.urlauth_key(a.id, false).await.unwrap(), None);
+    let (k1, k2) = tokio::join!(store.urlauth_key(a.id, true), store.urlauth_key(a.id, true));
+    let key = k1.unwrap().unwrap();
+    assert_eq!(key.len(), 64);
+    assert_eq!(k2.unwrap().unwrap(), key, "one key wins");
+    assert_eq!(
+        store.urlauth_key(a.id, false).await.unwrap(),
+        Some(key.clone())
+    );
+    let kb = store.urlauth_key(b2.id, true).await.unwrap().unwrap();
+    assert_ne!(kb, key);
+    let kt = store.urlauth_key(theirs.id, true).await.unwrap().unwrap();
+    // One mailbox's reset leaves the others; another account's reset leaves ours.
+    store
+        .reset_urlauth_keys(owner.id, Some(a.id))
+        .await
+        .unwrap();
+    assert_eq!(store.urlauth_key(a.id, false).await.unwrap(), None);
+    assert_eq!(store.urlauth_key(b2.id, false).await.unwrap(), Some(kb));
+    store
+        .reset_urlauth_keys(owner.id, Some(theirs.id))
+        .await
+        .unwrap();
+    assert_eq!(store.urlauth_key(theirs.id, false).await.unwrap(), Some(kt));
+    let fresh = store.urlauth_key(a.id, true).await.unwrap().unwrap();
+    assert_ne!(fresh, key, "a reset key is a new one");
+    store.reset_urlauth_keys(owner.id, None).await.unwrap();
+    assert_eq!(store.urlauth_key(a.id, false).await.unwrap(), None);
+    assert_eq!(store.urlauth_key(b2.id, false).await.unwrap(), None);
+    // A deleted mailbox takes its key; a missing one gets none.
+    store.urlauth_key(b2.id, true).await.unwrap();
+    store.delete_mailbox(owner.id, b2.id).await.unwrap();
+    assert_eq!(store.urlauth_key(b2.id, true).await.unwrap(), None);
 }

@@ -7,19 +7,19 @@ use std::collections::hash_map::Entry;
 use bytes::Bytes;
 use tracing::{debug, warn};
 use wharf_mime::Summary;
-use wharf_store::{Mailbox, MessageContent, MessageId, StoreError};
+use wharf_store::{AccountId, Mailbox, MessageContent, MessageId, StoreError};
 
 use crate::commands::append::Spools;
 use crate::session::{Done, Session, normalize_inbox};
-use crate::syntax::{CatPart, parse_imap_url, utf7};
+use crate::syntax::{CatPart, ImapUrl, parse_imap_url, utf7};
 
 /// What the URLs of one APPEND have looked up, so that naming the same mailbox or message again
 /// costs nothing more (the parser allows `MAX_CATENATE_URLS` URLs per command), and the octets
 /// read from the store for them, charged against `max_append`.
 #[derive(Default)]
 pub(crate) struct UrlCache {
-    /// Mailboxes by the name the URL gave.
-    mailboxes: HashMap<String, Option<Mailbox>>,
+    /// Mailboxes by account and the name the URL gave.
+    mailboxes: HashMap<(AccountId, String), Option<Mailbox>>,
     /// UID → message of mailboxes that are not selected, sorted by UID.
     indexes: HashMap<wharf_store::MailboxId, Vec<(u32, MessageId)>>,
     /// Messages read (summary and raw).
@@ -64,15 +64,15 @@ impl Session {
     }
 
     /// The mailbox a URL names, once per name and command.
-    async fn url_mailbox(
+    pub(crate) async fn url_mailbox(
         &mut self,
         name: &str,
+        account: AccountId,
         cache: &mut UrlCache,
     ) -> Result<Option<Mailbox>, Done> {
-        if let Some(m) = cache.mailboxes.get(name) {
+        if let Some(m) = cache.mailboxes.get(&(account, name.to_string())) {
             return Ok(m.clone());
         }
-        let account = self.account_id();
         // RFC 5092 names the mailbox in UTF-8; RFC 2192 clients send modified UTF-7, tried second.
         let normal = normalize_inbox(name.trim_end_matches('/'));
         let mut names = vec![normal.clone()];
@@ -90,7 +90,9 @@ impl Session {
                 Err(e) => return Err(Done::store(e)),
             }
         }
-        cache.mailboxes.insert(name.to_string(), found.clone());
+        cache
+            .mailboxes
+            .insert((account, name.to_string()), found.clone());
         Ok(found)
     }
 
@@ -105,11 +107,24 @@ impl Session {
                 return Err(badurl(url));
             }
         };
-        let Some(mb) = self.url_mailbox(&u.mailbox, cache).await? else {
-            return Err(badurl(url));
+        self.url_target_bytes(&u, self.account_id(), cache)
+            .await?
+            .ok_or_else(|| badurl(url))
+    }
+
+    /// The octets a parsed URL names in `account`'s mailboxes (by name, UIDVALIDITY and UID;
+    /// a section; a partial range); `None` when it names nothing there.
+    pub(crate) async fn url_target_bytes(
+        &mut self,
+        u: &ImapUrl,
+        account: AccountId,
+        cache: &mut UrlCache,
+    ) -> Result<Option<Bytes>, Done> {
+        let Some(mb) = self.url_mailbox(&u.mailbox, account, cache).await? else {
+            return Ok(None);
         };
         if u.uid_validity.is_some_and(|v| v != mb.uid_validity) {
-            return Err(badurl(url));
+            return Ok(None);
         }
         // The selected mailbox's view knows its UIDs; any other mailbox is read from its index,
         // once per command.
@@ -145,7 +160,7 @@ impl Session {
             }
         };
         let Some(message) = message else {
-            return Err(badurl(url));
+            return Ok(None);
         };
         if !cache.contents.contains_key(&message) {
             let content = match self
@@ -158,7 +173,7 @@ impl Session {
             {
                 Some(Ok(c)) => c,
                 // Expunged meanwhile.
-                Some(Err(StoreError::NotFound(_))) | None => return Err(badurl(url)),
+                Some(Err(StoreError::NotFound(_))) | None => return Ok(None),
                 Some(Err(e)) => return Err(Done::store(e)),
             };
             // What the URLs make the server read counts against the command's limit too.
@@ -170,10 +185,10 @@ impl Session {
             cache.contents.insert(message, content);
         }
         let Some(content) = cache.contents.get(&message) else {
-            return Err(badurl(url));
+            return Ok(None);
         };
         let Some(raw) = content.raw.clone() else {
-            return Err(badurl(url));
+            return Ok(None);
         };
         let data = match &u.section {
             None => raw,
@@ -187,11 +202,11 @@ impl Session {
                 };
                 match summary.section(&raw, section) {
                     Some(d) => slice_of(&raw, &d),
-                    None => return Err(badurl(url)),
+                    None => return Ok(None),
                 }
             }
         };
-        Ok(match u.partial {
+        Ok(Some(match u.partial {
             None => data,
             Some((offset, len)) => {
                 let start = (offset as usize).min(data.len());
@@ -201,7 +216,7 @@ impl Session {
                 };
                 data.slice(start..end)
             }
-        })
+        }))
     }
 }
 
@@ -218,7 +233,7 @@ fn slice_of(whole: &Bytes, part: &[u8]) -> Bytes {
 }
 
 /// `NO [BADURL url]`: the URL as the client sent it (without `]`, which resp-text excludes).
-fn badurl(url: &str) -> Done {
+pub(crate) fn badurl(url: &str) -> Done {
     let shown: String = url
         .chars()
         .filter(|c| *c != ']' && !c.is_control())

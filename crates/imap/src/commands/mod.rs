@@ -3,7 +3,7 @@
 mod acl;
 pub(crate) mod append;
 mod auth;
-mod catenate;
+pub(crate) mod catenate;
 pub(crate) mod context;
 mod copy_move;
 pub(crate) mod esearch;
@@ -20,5 +20,6 @@ pub(crate) mod search;
 mod sort;
 pub(crate) mod store;
 mod thread;
+mod urlauth;
 
 pub use list::wildcard_match;

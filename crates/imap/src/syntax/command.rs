@@ -365,6 +365,37 @@ pub struct ImapUrl {
     pub partial: Option<(u32, Option<u32>)>,
 }
 
+/// An URLAUTH-authorized URL (RFC 4467 §3, RFC 5092 §3.4): the absolute `imap://` URL of a
+/// message on this server, the rump its verifier signs, and its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUrl {
+    /// The URL up to and including the access identifier: what the verifier signs.
+    pub rump: String,
+    /// The URL's user, percent-decoded, without `;AUTH=`.
+    pub user: String,
+    /// The URL's host, without a port.
+    pub host: String,
+    /// What it names.
+    pub target: ImapUrl,
+    /// `;EXPIRE=`: Unix seconds.
+    pub expire: Option<i64>,
+    pub access: UrlAccess,
+    /// `:mechanism:token` when the URL carries its verifier.
+    pub verifier: Option<(String, String)>,
+}
+
+/// Who may fetch an URLAUTH URL (RFC 4467 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlAccess {
+    Anonymous,
+    /// Any user of the server.
+    AuthUser,
+    /// `user+<userid>`: that user only.
+    User(String),
+    /// `submit+<userid>`: a submission server acting for that user.
+    Submit(String),
+}
+
 /// GETMETADATA's DEPTH (RFC 5464 §4.2.2): the entries named, their children too, or every
 /// descendant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,6 +511,16 @@ pub enum CommandKind {
     },
     /// MYRIGHTS (RFC 4314 §3.5).
     MyRights(String),
+    /// GENURLAUTH (RFC 4467 §7): (URL rump, mechanism) pairs.
+    GenUrlAuth(Vec<(String, String)>),
+    /// RESETKEY (RFC 4467 §7): one mailbox's keys (of the mechanisms named, every one by
+    /// default), or every mailbox's.
+    ResetKey {
+        mailbox: Option<String>,
+        mechanisms: Vec<String>,
+    },
+    /// URLFETCH (RFC 4467 §7).
+    UrlFetch(Vec<String>),
     Check,
     Close,
     Unselect,
@@ -582,6 +623,9 @@ impl CommandKind {
             CommandKind::GetAcl(_) => "GETACL",
             CommandKind::ListRights { .. } => "LISTRIGHTS",
             CommandKind::MyRights(_) => "MYRIGHTS",
+            CommandKind::GenUrlAuth(_) => "GENURLAUTH",
+            CommandKind::ResetKey { .. } => "RESETKEY",
+            CommandKind::UrlFetch(_) => "URLFETCH",
             CommandKind::Check => "CHECK",
             CommandKind::Close => "CLOSE",
             CommandKind::Unselect => "UNSELECT",

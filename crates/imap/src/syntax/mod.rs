@@ -7,4 +7,6 @@ pub mod response;
 pub mod utf7;
 
 pub use command::*;
-pub use parser::{LiteralHeader, ParseError, literal_at_end, parse_command, parse_imap_url};
+pub use parser::{
+    LiteralHeader, ParseError, literal_at_end, parse_auth_url, parse_command, parse_imap_url,
+};

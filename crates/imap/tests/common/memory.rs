@@ -54,6 +54,7 @@ struct State {
     metadata: BTreeMap<(AccountId, MailboxId, String), Vec<u8>>,
     /// ACL entries: (mailbox, grantee or 0 for anyone) → rights.
     acl: BTreeMap<(MailboxId, AccountId), Rights>,
+    urlauth_keys: BTreeMap<MailboxId, String>,
 }
 
 /// How FETCH read message bodies, for the streaming tests.
@@ -739,6 +740,46 @@ impl Mailboxes for Memory {
                 .filter(|((m, g), _)| *m == mailbox && (*g == 0 || *g == account))
                 .fold(Rights::NONE, |acc, (_, r)| acc.union(*r))),
         }
+    }
+
+    async fn urlauth_key(&self, mailbox: MailboxId, create: bool) -> Result<Option<String>> {
+        let mut st = self.lock();
+        if !st.mailboxes.contains_key(&mailbox) {
+            return Ok(None);
+        }
+        if let Some(k) = st.urlauth_keys.get(&mailbox) {
+            return Ok(Some(k.clone()));
+        }
+        if !create {
+            return Ok(None);
+        }
+        st.next_id += 1;
+        let key = format!(
+            "{:064x}",
+            u128::from(st.next_id as u64) * 0x9e37_79b9_7f4a_7c15
+        );
+        st.urlauth_keys.insert(mailbox, key.clone());
+        Ok(Some(key))
+    }
+
+    async fn reset_urlauth_keys(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<()> {
+        let mut st = self.lock();
+        let doomed: Vec<MailboxId> = st
+            .mailboxes
+            .values()
+            .filter(|m| {
+                m.mailbox.account_id == account && mailbox.is_none_or(|id| id == m.mailbox.id)
+            })
+            .map(|m| m.mailbox.id)
+            .collect();
+        for id in doomed {
+            st.urlauth_keys.remove(&id);
+        }
+        Ok(())
     }
 
     async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>> {

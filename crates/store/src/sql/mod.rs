@@ -30,6 +30,7 @@ mod sieve;
 mod spam;
 mod store_trait;
 mod tally;
+mod urlauth;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -122,7 +123,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 22] = match dialect {
+    let files: [(i64, &'static str, &'static str); 23] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -233,6 +234,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 22,
                 "mailbox acl",
                 include_str!("../../migrations/sqlite/0022_mailbox_acl.sql"),
+            ),
+            (
+                23,
+                "urlauth keys",
+                include_str!("../../migrations/sqlite/0023_urlauth_keys.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -345,6 +351,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 22,
                 "mailbox acl",
                 include_str!("../../migrations/postgres/0022_mailbox_acl.sql"),
+            ),
+            (
+                23,
+                "urlauth keys",
+                include_str!("../../migrations/postgres/0023_urlauth_keys.sql"),
             ),
         ],
     };

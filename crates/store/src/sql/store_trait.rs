@@ -147,6 +147,16 @@ impl Store for SqlStore {
     async fn shared_with(&self, account: AccountId) -> Result<Vec<SharedMailbox>> {
         self.shared.shared_with(account).await
     }
+    async fn urlauth_key(&self, mailbox: MailboxId, create: bool) -> Result<Option<String>> {
+        self.shared.urlauth_key(mailbox, create).await
+    }
+    async fn reset_urlauth_keys(
+        &self,
+        account: AccountId,
+        mailbox: Option<MailboxId>,
+    ) -> Result<()> {
+        self.shared.reset_urlauth_keys(account, mailbox).await
+    }
     async fn set_special_use(
         &self,
         account: AccountId,

@@ -4,6 +4,9 @@
 use super::{PResult, Parser};
 use crate::syntax::command::*;
 
+/// URLs of one GENURLAUTH or URLFETCH (mechanisms of one RESETKEY).
+pub const MAX_URLAUTH_URLS: usize = 100;
+
 impl Parser<'_> {
     pub(super) fn command_body(&mut self) -> PResult<CommandKind> {
         let name = self.atom()?.to_ascii_uppercase();
@@ -238,6 +241,55 @@ impl Parser<'_> {
             "GETACL" => {
                 self.sp()?;
                 CommandKind::GetAcl(self.mailbox()?)
+            }
+            // RFC 4467 §7: `GENURLAUTH 1*(SP url-rump SP mechanism)`.
+            "GENURLAUTH" => {
+                let mut urls = Vec::new();
+                while self.eat(b' ') {
+                    let url = self.astring()?;
+                    self.sp()?;
+                    let mechanism = self.atom()?;
+                    if urls.len() == MAX_URLAUTH_URLS {
+                        return Err(format!("more than {MAX_URLAUTH_URLS} URLs"));
+                    }
+                    urls.push((url, mechanism));
+                }
+                if urls.is_empty() {
+                    return Err("GENURLAUTH needs a URL and a mechanism".into());
+                }
+                CommandKind::GenUrlAuth(urls)
+            }
+            // `RESETKEY [SP mailbox *(SP mechanism)]`.
+            "RESETKEY" => {
+                let mut mailbox = None;
+                let mut mechanisms = Vec::new();
+                if self.eat(b' ') {
+                    mailbox = Some(self.mailbox()?);
+                    while self.eat(b' ') {
+                        if mechanisms.len() == MAX_URLAUTH_URLS {
+                            return Err("too many mechanisms".into());
+                        }
+                        mechanisms.push(self.atom()?);
+                    }
+                }
+                CommandKind::ResetKey {
+                    mailbox,
+                    mechanisms,
+                }
+            }
+            // `URLFETCH 1*(SP url)`.
+            "URLFETCH" => {
+                let mut urls = Vec::new();
+                while self.eat(b' ') {
+                    if urls.len() == MAX_URLAUTH_URLS {
+                        return Err(format!("more than {MAX_URLAUTH_URLS} URLs"));
+                    }
+                    urls.push(self.astring()?);
+                }
+                if urls.is_empty() {
+                    return Err("URLFETCH needs a URL".into());
+                }
+                CommandKind::UrlFetch(urls)
             }
             "MYRIGHTS" => {
                 self.sp()?;

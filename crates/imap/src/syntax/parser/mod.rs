@@ -19,7 +19,7 @@ mod url;
 pub use append::{MAX_APPEND_MESSAGES, MAX_CATENATE_PARTS, MAX_CATENATE_URLS};
 use lexer::Parser;
 pub use metadata::{MAX_ENTRY_NAME, MAX_METADATA_ENTRIES, valid_entry_name};
-pub use url::parse_imap_url;
+pub use url::{parse_auth_url, parse_imap_url};
 
 use super::command::*;
 

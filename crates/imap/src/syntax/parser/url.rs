@@ -3,7 +3,7 @@
 //! relative URL of the same server. Absolute `imap://` URLs, URLAUTH and EXPIRE are not taken.
 
 use super::Parser;
-use crate::syntax::command::{ImapUrl, Section};
+use crate::syntax::command::{AuthUrl, ImapUrl, Section, UrlAccess};
 
 fn percent_decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
@@ -39,6 +39,97 @@ fn nz_number(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(n) if n > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
         _ => Err(format!("invalid number {s:?} in the URL")),
+    }
+}
+
+/// `name` (ASCII, lower-case) in `s` without regard to case: the offset of its last occurrence.
+fn rfind_ci(s: &str, name: &str) -> Option<usize> {
+    s.to_ascii_lowercase().rfind(name)
+}
+
+/// Parses an URLAUTH URL: `imap://user[;AUTH=…]@host[:port]/path[;EXPIRE=datetime];URLAUTH=access
+/// [:mechanism:token]`, the path being a message URL as `parse_imap_url` takes it.
+pub fn parse_auth_url(url: &str) -> Result<AuthUrl, String> {
+    let scheme = "imap://";
+    if !url
+        .get(..scheme.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    {
+        return Err("not an absolute imap:// URL".into());
+    }
+    let rest = &url[scheme.len()..];
+    let slash = rest.find('/').ok_or("the URL names no mailbox")?;
+    let (authority, path) = rest.split_at(slash);
+    let (userinfo, hostport) = authority
+        .rsplit_once('@')
+        .ok_or("an URLAUTH URL names its user")?;
+    let enc_user = match rfind_ci(userinfo, ";auth=") {
+        Some(i) => &userinfo[..i],
+        None => userinfo,
+    };
+    let user = percent_decode(enc_user)
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|u| !u.is_empty())
+        .ok_or("invalid user in the URL")?;
+    let host = match hostport.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => hostport,
+    };
+    if host.is_empty() {
+        return Err("the URL names no host".into());
+    }
+    let at = rfind_ci(path, ";urlauth=").ok_or("the URL has no ;URLAUTH=")?;
+    let after = &path[at + ";urlauth=".len()..];
+    let (access_text, verifier) = match after.split_once(':') {
+        None => (after, None),
+        Some((a, v)) => {
+            let (mech, token) = v.split_once(':').ok_or("invalid URLAUTH verifier")?;
+            if mech.is_empty() || token.is_empty() {
+                return Err("invalid URLAUTH verifier".into());
+            }
+            (a, Some((mech.to_string(), token.to_string())))
+        }
+    };
+    let rump_len = url.len() - (after.len() - access_text.len());
+    let access = parse_access(access_text)?;
+    let before = &path[..at];
+    let (message_path, expire) = match rfind_ci(before, ";expire=") {
+        Some(i) => {
+            let when = chrono::DateTime::parse_from_rfc3339(&before[i + ";expire=".len()..])
+                .map_err(|_| "invalid ;EXPIRE= date-time")?;
+            (&before[..i], Some(when.timestamp()))
+        }
+        None => (before, None),
+    };
+    Ok(AuthUrl {
+        rump: url[..rump_len].to_string(),
+        user,
+        host: host.to_string(),
+        target: parse_imap_url(message_path)?,
+        expire,
+        access,
+        verifier,
+    })
+}
+
+fn parse_access(text: &str) -> Result<UrlAccess, String> {
+    let lower = text.to_ascii_lowercase();
+    let user = |prefix: &str| -> Result<String, String> {
+        percent_decode(&text[prefix.len()..])
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| "invalid user in the URLAUTH access".to_string())
+    };
+    if lower == "anonymous" {
+        Ok(UrlAccess::Anonymous)
+    } else if lower == "authuser" {
+        Ok(UrlAccess::AuthUser)
+    } else if lower.starts_with("user+") {
+        Ok(UrlAccess::User(user("user+")?))
+    } else if lower.starts_with("submit+") {
+        Ok(UrlAccess::Submit(user("submit+")?))
+    } else {
+        Err("unknown URLAUTH access identifier".into())
     }
 }
 
