@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use wharf_directory::{Directory, DirectoryAuth};
 use wharf_store::{
-    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
+    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagMask, FlagOp, FlagUpdate, Flags, Mailbox,
     MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
     MessageId, MetadataLimits, ModSeq, NewMessage, ROLE_ADMIN, Rights, SharedMailbox, SpecialUse,
     Store, StoreError, TextField, Uid,
@@ -193,6 +193,18 @@ impl Messages for StoreMessages {
     }
     async fn move_to(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
         self.store.move_messages(src, uids, dst).await
+    }
+    async fn transfer(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+        is_move: bool,
+        keep: FlagMask,
+    ) -> Result<CopyOutcome> {
+        self.store
+            .transfer_messages(src, uids, dst, is_move, keep)
+            .await
     }
     async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>> {
         self.store.expunge(mailbox, uids).await

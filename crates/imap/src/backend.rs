@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::io::AsyncRead;
 use tokio::sync::broadcast;
 use wharf_store::{
-    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
+    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagMask, FlagOp, FlagUpdate, Flags, Mailbox,
     MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
     MessageId, MetadataLimits, ModSeq, NewMessage, Rights, SharedMailbox, SpecialUse, StoreError,
     TextField, Uid,
@@ -152,6 +152,15 @@ pub trait Messages: Send + Sync {
     async fn copy(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
     /// Copy then expunge from `src`, atomically (RFC 6851).
     async fn move_to(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome>;
+    /// COPY or (`is_move`) MOVE whose copies keep only the flags `keep` allows, in one write.
+    async fn transfer(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+        is_move: bool,
+        keep: FlagMask,
+    ) -> Result<CopyOutcome>;
     /// Expunges messages flagged \Deleted (restricted to `uids` when given); UIDs ascending.
     async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>>;
     /// Stores one message (quota enforced); \Recent is added.

@@ -93,11 +93,17 @@ pub(crate) struct Found {
     pub in_account: String,
 }
 
-/// Rights that make a selected mailbox writable (RFC 4314 §4: without any, SELECT is read-only).
+/// Rights that make a selection READ-WRITE (RFC 4314 §5.2: `i`, `e` or a right to change
+/// flags; without any, SELECT is read-only).
 pub(crate) const WRITE_RIGHTS: Rights = Rights::SEEN
     .union(Rights::WRITE)
     .union(Rights::DELETE_MESSAGES)
-    .union(Rights::EXPUNGE);
+    .union(Rights::EXPUNGE)
+    .union(Rights::INSERT);
+
+/// The one refusal for creating (or renaming to) a name in another account the session may not
+/// create: the same whether the name exists or not (RFC 4314 §6).
+pub(crate) const NO_CREATE: &str = "No mailbox can be created there";
 
 /// The refusal for a mailbox the session lacks `need` on: it exists for the session only when
 /// it may look it up (RFC 4314 §6).
@@ -129,7 +135,25 @@ impl Session {
     /// owner that does not exist (or is the session's own account, never shown as another).
     pub(crate) async fn target(&self, name: &str) -> Result<Option<Target>, Done> {
         let me = self.account_id();
-        match place(name, self.shared_namespace()) {
+        let place = place(name, self.shared_namespace());
+        // An own mailbox made under a namespace's prefix before that namespace existed (a
+        // "Shared/…" folder before `shared_account` was set) stays the owner's to reach.
+        if !matches!(place, Place::Personal(_))
+            && self
+                .backend
+                .mailboxes
+                .get(me, name)
+                .await
+                .map_err(Done::store)?
+                .is_some_and(|m| m.account_id == me)
+        {
+            return Ok(Some(Target {
+                account: me,
+                name: name.to_string(),
+                prefix: String::new(),
+            }));
+        }
+        match place {
             Place::Personal(n) => Ok(Some(Target {
                 account: me,
                 name: n.to_string(),
@@ -143,7 +167,20 @@ impl Session {
                 let Some(account) = self.account_of(owner).await? else {
                     return Ok(None);
                 };
-                Ok((account != me).then(|| Target {
+                if account == me {
+                    return Ok(None);
+                }
+                // The owner as stored, whatever case the client wrote: one name per mailbox.
+                let Some(owner) = self
+                    .backend
+                    .mailboxes
+                    .account_address(account)
+                    .await
+                    .map_err(Done::store)?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(Target {
                     account,
                     name,
                     prefix: format!("{OTHER_USERS}/{owner}/"),

@@ -86,8 +86,10 @@ impl KeywordSet {
             permanent.extend(self.known.values().map(String::as_str));
             permanent.push("\\*");
         }
-        let text = if permanent.is_empty() {
+        let text = if rights.is_empty() {
             "Read-only mailbox"
+        } else if permanent.is_empty() {
+            "No flags may be changed"
         } else {
             "Flags permitted"
         };

@@ -34,6 +34,7 @@ mod search;
 mod selected;
 mod session;
 mod shared;
+mod shared_review;
 mod sort;
 mod store;
 mod syntax;

@@ -514,6 +514,16 @@ pub trait Store: Send + Sync + 'static {
     /// Expunges messages flagged \Deleted (restricted to `uids` when given); leaves tombstones.
     /// Returns the expunged UIDs ascending.
     async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>>;
+    /// COPY (or, with `is_move`, MOVE) keeping only the flags `keep` allows on the copies, in
+    /// the same transaction (a shared mailbox's grantee without `s`, `t` or `w`).
+    async fn transfer_messages(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+        is_move: bool,
+        keep: FlagMask,
+    ) -> Result<CopyOutcome>;
     /// Expunges the given UIDs whatever their flags (POP3 UPDATE state). Returns the expunged UIDs.
     async fn expunge_uids(&self, mailbox: MailboxId, uids: &[Uid]) -> Result<Vec<Uid>>;
     /// Atomically clears RECENT on every message of the mailbox that has it and returns their UIDs

@@ -528,6 +528,22 @@ impl AclChange {
     }
 }
 
+/// What a copy keeps of its source's flags (IMAP ACL, RFC 4314 §4: only the flags the copier
+/// may set in the target): system flags in `flags`, keywords when `keywords`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagMask {
+    pub flags: Flags,
+    pub keywords: bool,
+}
+
+impl FlagMask {
+    /// Everything kept.
+    pub const ALL: FlagMask = FlagMask {
+        flags: Flags(u32::MAX),
+        keywords: true,
+    };
+}
+
 /// A mailbox of another account that an account may see (its ACL grants it rights).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedMailbox {

@@ -222,7 +222,9 @@ impl Session {
             Ok(x) => x,
             Err(d) => return d,
         };
-        if mine.is_empty() {
+        // RFC 4314 §4: MYRIGHTS needs one of `l r i k x a`.
+        let any = Rights::parse("lrikxa").unwrap_or(Rights::ALL);
+        if !mine.intersects(any) {
             return Done::no(Some("NONEXISTENT"), format!("No such mailbox: {name}"));
         }
         let mut line = b"* MYRIGHTS ".to_vec();

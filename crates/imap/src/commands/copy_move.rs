@@ -1,6 +1,6 @@
 //! COPY, MOVE (RFC 6851) and their UID forms with COPYUID (RFC 4315).
 
-use wharf_store::{FlagOp, Flags, Rights};
+use wharf_store::{FlagMask, Flags, Rights};
 
 use crate::commands::store::permitted_flags;
 
@@ -50,21 +50,22 @@ impl Session {
                 "COPY completed"
             });
         }
-        let res = if is_move {
-            self.backend.messages.move_to(src, &uids, dst.id).await
-        } else {
-            self.backend.messages.copy(src, &uids, dst.id).await
+        // The copies keep only the flags the session may set in the target (RFC 4314 §4: `s`,
+        // `t`, `w`), decided in the store's write.
+        let (flags, _) = permitted_flags(Flags(u32::MAX), Vec::new(), dst_rights);
+        let keep = FlagMask {
+            flags,
+            keywords: dst_rights.contains(Rights::WRITE),
         };
-        let outcome = match res {
+        let outcome = match self
+            .backend
+            .messages
+            .transfer(src, &uids, dst.id, is_move, keep)
+            .await
+        {
             Ok(o) => o,
             Err(e) => return Done::store(e),
         };
-        if let Err(e) = self
-            .drop_unpermitted_flags(&dst, dst_rights, &outcome)
-            .await
-        {
-            return Done::store(e);
-        }
         let code = if outcome.mapping.is_empty() {
             None
         } else {
@@ -92,48 +93,6 @@ impl Session {
             Some(c) => Done::ok_code(c, "COPY completed"),
             None => Done::ok("COPY completed"),
         }
-    }
-}
-
-impl Session {
-    /// The copies keep only the flags the session may set in the target (RFC 4314 §4: `s`, `t`,
-    /// `w`); the others are taken off them again.
-    async fn drop_unpermitted_flags(
-        &self,
-        dst: &wharf_store::Mailbox,
-        rights: Rights,
-        outcome: &wharf_store::CopyOutcome,
-    ) -> Result<(), wharf_store::StoreError> {
-        let (allowed, _) = permitted_flags(Flags(u32::MAX), Vec::new(), rights);
-        let storable = Flags::SEEN
-            .union(Flags::ANSWERED)
-            .union(Flags::FLAGGED)
-            .union(Flags::DELETED)
-            .union(Flags::DRAFT);
-        let denied = storable.difference(allowed);
-        if outcome.mapping.is_empty() || denied.is_empty() {
-            return Ok(());
-        }
-        let uids: Vec<u32> = outcome.mapping.iter().map(|m| m.1).collect();
-        let keywords: Vec<String> = if rights.contains(Rights::WRITE) {
-            Vec::new()
-        } else {
-            let index = self.backend.messages.index(dst.id).await?;
-            let mut all: Vec<String> = Vec::new();
-            for m in index.iter().filter(|m| uids.contains(&m.uid)) {
-                for k in &m.keywords {
-                    if !all.contains(k) {
-                        all.push(k.clone());
-                    }
-                }
-            }
-            all
-        };
-        self.backend
-            .messages
-            .store_flags(dst.id, &uids, FlagOp::Remove, denied, &keywords, None)
-            .await?;
-        Ok(())
     }
 }
 

@@ -84,7 +84,10 @@ impl Session {
             .list(self.account_id())
             .await
             .map_err(Done::store)?;
-        let foreign = self.foreign_mailboxes().await?;
+        let mut foreign = self.foreign_mailboxes().await?;
+        // An own mailbox of the same name wins (`namespace::target` resolves it so too).
+        let own: HashSet<&str> = mailboxes.iter().map(|m| m.name.as_str()).collect();
+        foreign.retain(|f| !own.contains(f.mailbox.name.as_str()));
         let unreadable = foreign
             .iter()
             .filter(|f| !f.rights.contains(Rights::READ))

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use tracing::warn;
 use wharf_store::{AccountId, AclChange, Flags, Mailbox, Rights, SpecialUse, StoreError};
 
-use crate::namespace::{Target, WRITE_RIGHTS, refusal};
+use crate::namespace::{NO_CREATE, Target, WRITE_RIGHTS, refusal};
 use crate::output::Output;
 use crate::selected::{KeywordSet, Selected};
 use crate::session::{Done, Session, State};
@@ -201,27 +202,38 @@ impl Session {
             return Done::no(Some("ALREADYEXISTS"), "INBOX always exists");
         }
         let account = target.account;
+        if !target.is_personal() {
+            // Special-use roles are the owner's to give (RFC 6154 §3 lets a server refuse).
+            if role.is_some() {
+                return Done::no(
+                    Some("NOPERM"),
+                    "Special-use attributes are the owner's to set",
+                );
+            }
+            // The right to create there is checked first: whether a name exists in another
+            // account is told only to whom may see it (RFC 4314 §6).
+            if let Err(d) = self.may_create_below(&target).await {
+                return d;
+            }
+        }
         match self.backend.mailboxes.get(account, &target.name).await {
             Ok(Some(_)) if target.is_personal() => {
                 return Done::no(Some("ALREADYEXISTS"), "Mailbox already exists");
             }
-            // Another account's: said to exist only to whom may see it (RFC 4314 §6).
             Ok(Some(_)) => {
                 return match self.resolve_target(&target).await {
                     Ok(Some(_)) => Done::no(Some("ALREADYEXISTS"), "Mailbox already exists"),
-                    Ok(None) => Done::no(Some("NOPERM"), "No mailbox can be created there"),
+                    Ok(None) => Done::no(Some("NOPERM"), NO_CREATE),
                     Err(d) => d,
                 };
             }
             Ok(None) => {}
             Err(e) => return Done::store(e),
         }
-        if target.is_personal() {
-            // Superior names are created as needed (RFC 9051 §6.3.4).
-            if let Err(d) = self.create_parents(account, &target.name).await {
-                return d;
-            }
-        } else if let Err(d) = self.may_create_below(&target).await {
+        // Superior names are created as needed (RFC 9051 §6.3.4).
+        if target.is_personal()
+            && let Err(d) = self.create_parents(account, &target.name).await
+        {
             return d;
         }
         match self
@@ -231,8 +243,10 @@ impl Session {
             .await
         {
             Ok(m) => {
+                // The mailbox exists: a failure to copy the parent's ACL leaves it unshared,
+                // which is logged, not a failed CREATE.
                 if let Err(e) = self.inherit_acl(&m).await {
-                    return Done::store(e);
+                    warn!(session = self.id, mailbox = m.id, error = %e, "parent ACL not inherited");
                 }
                 Done::ok_code(
                     format!("MAILBOXID ({})", mailbox_id(&m)),
@@ -285,10 +299,7 @@ impl Session {
     /// session holds `k` on (RFC 4314 §4); its top level is the owner's.
     async fn may_create_below(&self, target: &Target) -> Result<(), Done> {
         let Some((parent, _)) = target.name.rsplit_once('/') else {
-            return Err(Done::no(
-                Some("NOPERM"),
-                "Only the owner creates mailboxes at the top of an account",
-            ));
+            return Err(Done::no(Some("NOPERM"), NO_CREATE));
         };
         let parent = Target {
             name: parent.to_string(),
@@ -296,8 +307,8 @@ impl Session {
         };
         match self.resolve_target(&parent).await? {
             Some(f) if f.rights.contains(Rights::CREATE) => Ok(()),
-            Some(f) => Err(refusal(f.rights, Rights::CREATE)),
-            None => Err(Done::no(Some("NOPERM"), "No mailbox can be created there")),
+            Some(f) if f.rights.contains(Rights::LOOKUP) => Err(refusal(f.rights, Rights::CREATE)),
+            _ => Err(Done::no(Some("NOPERM"), NO_CREATE)),
         }
     }
 
@@ -343,8 +354,23 @@ impl Session {
         if target.account != account {
             return Done::no(Some("CANNOT"), "A mailbox stays in its owner's account");
         }
+        // In another account the right to create at the new name comes first, as for CREATE.
+        if !target.is_personal()
+            && let Err(d) = self.may_create_below(&target).await
+        {
+            return d;
+        }
         match self.backend.mailboxes.get(account, &target.name).await {
-            Ok(Some(_)) => return Done::no(Some("ALREADYEXISTS"), "Target mailbox exists"),
+            Ok(Some(_)) if target.is_personal() => {
+                return Done::no(Some("ALREADYEXISTS"), "Target mailbox exists");
+            }
+            Ok(Some(_)) => {
+                return match self.resolve_target(&target).await {
+                    Ok(Some(_)) => Done::no(Some("ALREADYEXISTS"), "Target mailbox exists"),
+                    Ok(None) => Done::no(Some("NOPERM"), NO_CREATE),
+                    Err(d) => d,
+                };
+            }
             Ok(None) => {}
             Err(e) => return Done::store(e),
         }
@@ -352,12 +378,9 @@ impl Session {
         if target.name == from_name || target.name.starts_with(&format!("{from_name}/")) {
             return Done::no(Some("CANNOT"), "Cannot rename a mailbox into itself");
         }
-        let parents = if target.is_personal() {
-            self.create_parents(account, &target.name).await
-        } else {
-            self.may_create_below(&target).await
-        };
-        if let Err(d) = parents {
+        if target.is_personal()
+            && let Err(d) = self.create_parents(account, &target.name).await
+        {
             return d;
         }
         if from_name == "INBOX" {

@@ -47,15 +47,26 @@ impl Session {
     /// spell it, and the account whose entries are meant. Another account's mailbox (RFC 4314)
     /// shows its owner's `/shared/` entries to whom holds `need`; its `/private/` ones are the
     /// owner's own.
+    ///
+    /// RFC 5464 §3.3: reading needs `l` and one of `r s w i p`; writing shared entries needs `l`
+    /// and `w` (`set`).
     async fn metadata_target(
         &self,
         mailbox: &str,
-        need: Rights,
+        set: bool,
     ) -> Result<(Option<MailboxId>, String, Option<AccountId>), Done> {
         if mailbox.is_empty() {
             return Ok((None, String::new(), None));
         }
-        let mb = self.find_mailbox(mailbox, need).await?;
+        let found = self.open_mailbox(mailbox, Rights::LOOKUP).await?;
+        let readers = Rights::parse("rswip").unwrap_or(Rights::READ);
+        if set && !found.rights.contains(Rights::WRITE) {
+            return Err(crate::namespace::refusal(found.rights, Rights::WRITE));
+        }
+        if !set && !found.rights.intersects(readers) {
+            return Err(crate::namespace::refusal(found.rights, Rights::READ));
+        }
+        let mb = found.mailbox;
         let foreign = (mb.account_id != self.account_id()).then_some(mb.account_id);
         Ok((Some(mb.id), self.mailbox_out(&mb.name), foreign))
     }
@@ -68,7 +79,7 @@ impl Session {
         entries: &[String],
         out: &mut Output,
     ) -> Done {
-        let (target, shown, owner) = match self.metadata_target(mailbox, Rights::READ).await {
+        let (target, shown, owner) = match self.metadata_target(mailbox, false).await {
             Ok(t) => t,
             Err(d) => return d,
         };
@@ -158,34 +169,20 @@ impl Session {
                 "Value too large",
             );
         }
-        // Another account's mailbox: its shared entries, with `w` (RFC 5464 §3.1 ties shared
-        // annotations to the right to change the mailbox's messages).
-        let (target, _, owner) = match self.metadata_target(mailbox, Rights::NONE).await {
+        // Another account's mailbox: its shared entries only (`w` checked with the lookup).
+        let (target, _, owner) = match self.metadata_target(mailbox, true).await {
             Ok(t) => t,
             Err(d) => return d,
         };
-        if let (Some(_), Some(mb)) = (owner, target) {
-            let rights = match self
-                .backend
-                .mailboxes
-                .rights_on(self.account_id(), mb)
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => return Done::store(e),
-            };
-            if !rights.contains(Rights::WRITE) {
-                return crate::namespace::refusal(rights, Rights::WRITE);
-            }
-            if entries
+        if owner.is_some()
+            && entries
                 .iter()
                 .any(|(n, _)| !n.to_ascii_lowercase().starts_with("/shared/"))
-            {
-                return Done::no(
-                    Some("NOPERM"),
-                    "Private entries of another account's mailbox are its owner's",
-                );
-            }
+        {
+            return Done::no(
+                Some("NOPERM"),
+                "Private entries of another account's mailbox are its owner's",
+            );
         }
         if target.is_none()
             && entries

@@ -16,7 +16,7 @@ use wharf_imap::backend::{
     SaslOutcome, SaslSession,
 };
 use wharf_store::{
-    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagOp, FlagUpdate, Flags, Mailbox,
+    AccountId, AclChange, AppendOutcome, CopyOutcome, FlagMask, FlagOp, FlagUpdate, Flags, Mailbox,
     MailboxChanges, MailboxEvent, MailboxId, MailboxStatus, MessageContent, MessageEntry,
     MessageId, MetadataLimits, ModSeq, NewMessage, Rights, SharedMailbox, SpecialUse, StoreError,
     TextField, Uid,
@@ -322,6 +322,7 @@ impl Memory {
         uids: &[Uid],
         dst: MailboxId,
         remove: bool,
+        keep: FlagMask,
     ) -> Result<CopyOutcome> {
         let mut st = self.lock();
         let picked: Vec<MessageEntry> = {
@@ -338,7 +339,8 @@ impl Memory {
         if !st.mailboxes.contains_key(&dst) {
             return Err(StoreError::NotFound("mailbox".into()));
         }
-        if !remove {
+        let owner = |id: MailboxId| st.mailboxes.get(&id).map(|m| m.mailbox.account_id);
+        if !remove || owner(src) != owner(dst) {
             Self::check_quota(&st, dst, picked.iter().map(|m| m.size).sum())?;
         }
         let mut mapping = Vec::new();
@@ -354,7 +356,12 @@ impl Memory {
             d.msgs.push(MessageEntry {
                 uid,
                 modseq,
-                flags: m.flags.union(Flags::RECENT),
+                flags: Flags(m.flags.0 & keep.flags.0).union(Flags::RECENT),
+                keywords: if keep.keywords {
+                    m.keywords.clone()
+                } else {
+                    Vec::new()
+                },
                 saved_at: chrono_now(),
                 ..m.clone()
             });
@@ -1029,11 +1036,22 @@ impl Messages for Memory {
     }
 
     async fn copy(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
-        self.copy_sync(src, uids, dst, false)
+        self.copy_sync(src, uids, dst, false, FlagMask::ALL)
     }
 
     async fn move_to(&self, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<CopyOutcome> {
-        self.copy_sync(src, uids, dst, true)
+        self.copy_sync(src, uids, dst, true, FlagMask::ALL)
+    }
+
+    async fn transfer(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+        is_move: bool,
+        keep: FlagMask,
+    ) -> Result<CopyOutcome> {
+        self.copy_sync(src, uids, dst, is_move, keep)
     }
 
     async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>> {

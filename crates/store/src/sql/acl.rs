@@ -53,6 +53,15 @@ impl Shared {
             ));
         }
         let mut tx = self.begin_write().await?;
+        // The owner's and the grantee's account rows first, in ascending id order (the module
+        // discipline of sql/mod.rs): a COPY between the two accounts holds both, and the
+        // grantee row's key lock taken by the INSERT below must not wait behind it.
+        let mut accounts = vec![owner];
+        accounts.extend(grantee);
+        accounts.sort_unstable();
+        for a in accounts {
+            self.lock_account(&mut tx, a).await?;
+        }
         // On PostgreSQL the mailbox row is locked, so two changes of one ACL run one after the
         // other and neither is lost (SQLite's single writer does that already).
         let owned: Option<i64> = db::query_scalar(self.dialect.pick(

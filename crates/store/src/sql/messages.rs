@@ -172,6 +172,7 @@ impl Shared {
         uids: &[Uid],
         dst: MailboxId,
         is_move: bool,
+        keep: FlagMask,
     ) -> Result<CopyOutcome> {
         let mut tx = self.begin_write().await?;
         let (account, state) = self.lock_mailbox_account(&mut tx, src).await?;
@@ -214,6 +215,9 @@ impl Shared {
             None if !is_move && state.over_quota(total) => return Err(StoreError::OverQuota),
             _ => {}
         }
+        if dst_state.is_some() {
+            self.reference_blobs(&mut tx, &rows).await?;
+        }
         let n = rows.len() as i64;
         let (next, dst_modseq, dst_validity) = self.bump_mailbox(&mut tx, dst, n, 1).await?;
         let base = next - n;
@@ -233,8 +237,12 @@ impl Shared {
             .bind(dst)
             .bind(uid)
             .bind(message_id)
-            .bind(i64::from((e.flags | Flags::RECENT).0))
-            .bind(super::encode_keywords(&e.keywords))
+            .bind(i64::from((Flags(e.flags.0 & keep.flags.0) | Flags::RECENT).0))
+            .bind(if keep.keywords {
+                super::encode_keywords(&e.keywords)
+            } else {
+                String::new()
+            })
             .bind(dst_modseq)
             .bind(i64::try_from(e.size).map_err(|_| StoreError::Invalid("message size".into()))?)
             .bind(e.internal_date)
@@ -279,8 +287,39 @@ impl Shared {
         })
     }
 
-    /// A new `messages` row of `account` for the body of `message` (another account's): the
-    /// same blob with one more reference, and the same search text.
+    /// One more reference on the blob of each of `rows` (their bodies get a `messages` row of
+    /// another account), blob rows taken in hash order as every writer of several does
+    /// (blob_life.rs): two such copies at once cannot deadlock on PostgreSQL. The source rows
+    /// hold references, so the blob rows are there and not being removed.
+    async fn reference_blobs(&self, tx: &mut super::Tx, rows: &[MessageEntry]) -> Result<()> {
+        let mut refs: BTreeMap<String, i64> = BTreeMap::new();
+        for e in rows {
+            let hash: String = db::query_scalar("SELECT blob_hash FROM messages WHERE id = $1")
+                .bind(e.message_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            *refs.entry(hash).or_insert(0) += 1;
+        }
+        for (hash, n) in refs {
+            let referenced = db::query(
+                "UPDATE blobs SET refcount = refcount + $1, released_at = NULL \
+                 WHERE hash = $2 AND deleting_since IS NULL",
+            )
+            .bind(n)
+            .bind(hash.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if referenced.rows_affected() != 1 {
+                return Err(StoreError::Backend(format!(
+                    "blob {hash} has no row to reference"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A new `messages` row of `account` for the body of `message` (another account's), whose
+    /// blob `reference_blobs` referenced, with the same search text.
     async fn clone_message(
         &self,
         tx: &mut super::Tx,
@@ -312,19 +351,6 @@ impl Shared {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("message {message}")))?;
-        // The source row holds a reference, so the blob row is there and not being removed.
-        let referenced = db::query(
-            "UPDATE blobs SET refcount = refcount + 1, released_at = NULL \
-             WHERE hash = (SELECT blob_hash FROM messages WHERE id = $1) AND deleting_since IS NULL",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if referenced.rows_affected() != 1 {
-            return Err(StoreError::Backend(format!(
-                "blob of message {message} has no row to reference"
-            )));
-        }
         let text = "subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, text_version, attachments_version";
         db::query(format!(
             "INSERT INTO message_text (message_id, {text}) \

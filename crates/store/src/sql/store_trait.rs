@@ -337,7 +337,9 @@ impl Store for SqlStore {
         uids: &[Uid],
         dst: MailboxId,
     ) -> Result<CopyOutcome> {
-        self.shared.copy_or_move(src, uids, dst, false).await
+        self.shared
+            .copy_or_move(src, uids, dst, false, FlagMask::ALL)
+            .await
     }
     async fn move_messages(
         &self,
@@ -345,7 +347,21 @@ impl Store for SqlStore {
         uids: &[Uid],
         dst: MailboxId,
     ) -> Result<CopyOutcome> {
-        self.shared.copy_or_move(src, uids, dst, true).await
+        self.shared
+            .copy_or_move(src, uids, dst, true, FlagMask::ALL)
+            .await
+    }
+    async fn transfer_messages(
+        &self,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+        is_move: bool,
+        keep: FlagMask,
+    ) -> Result<CopyOutcome> {
+        self.shared
+            .copy_or_move(src, uids, dst, is_move, keep)
+            .await
     }
     async fn expunge(&self, mailbox: MailboxId, uids: Option<&[Uid]>) -> Result<Vec<Uid>> {
         self.shared.expunge(mailbox, uids, true).await
