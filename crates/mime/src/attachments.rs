@@ -1,6 +1,9 @@
 //! Text of common document attachments for search (issue 22): the zip+XML
 //! formats DOCX, XLSX, PPTX (Office Open XML) and ODT, ODS, ODP (OpenDocument) read with `zip`
-//! and `quick-xml`. Run off the delivery path (the store's background extraction), on a blocking
+//! and `quick-xml`, and PDF read with `lopdf` in a helper process (`set_pdf_helper`): lopdf
+//! decompresses and parses every object stream while loading a file, before any limit of ours
+//! applies, so it runs where the server can bound its memory and CPU (rlimits) and kill it at the
+//! deadline — never in the server's own process. Run off the delivery path (the store's background extraction), on a blocking
 //! thread, and bounded: attachments over `Limits::max_attachment` are skipped, every zip entry is
 //! read through `Read::take` (a zip bomb inflates to at most `MAX_ENTRY_BYTES`), the text stops at
 //! `Limits::max_text`, and work stops at `Limits::deadline` (checked between zip entries and XML
@@ -213,18 +216,148 @@ fn document_text(
     }
 }
 
-/// PDF text is not extracted yet: the PDF parsers at hand (lopdf) decompress and parse every
-/// object stream of a file while loading it, before any page, size or time limit of ours can
-/// apply, so a small hostile PDF can take gigabytes and minutes in the server's process. It needs
-/// a child process with memory and CPU limits (docs/store.md). The attachment is reported as
-/// skipped; the message's other text stays searchable.
-fn pdf_text(
-    _data: &[u8],
-    _room: usize,
-    _deadline: Instant,
-    _text: &mut String,
-) -> Result<(), String> {
-    Err("PDF text is not extracted (no bounded PDF parser yet)".into())
+/// The program that reads PDF text for this process: `program args… --max-text N --budget-ms M`
+/// reads a PDF on standard input and writes its text on standard output (status 0), or a reason
+/// on standard error (another status). `wharf extract-pdf` is one, with its own rlimits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PdfHelper {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+}
+
+static PDF_HELPER: std::sync::OnceLock<PdfHelper> = std::sync::OnceLock::new();
+
+/// Sets the PDF helper of this process (the first call wins); without one, PDF attachments are
+/// skipped with a reason.
+pub fn set_pdf_helper(helper: PdfHelper) {
+    let _ = PDF_HELPER.set(helper);
+}
+
+/// PDF pages read at most.
+const MAX_PDF_PAGES: u32 = 2000;
+/// Decompressed content of one PDF page at most.
+const MAX_PDF_PAGE_BYTES: usize = 16 * 1024 * 1024;
+/// What the helper may say on standard error (its reason) that is kept.
+const MAX_HELPER_REASON: u64 = 512;
+
+/// A PDF's text through the helper process, killed at the deadline.
+fn pdf_text(data: &[u8], room: usize, deadline: Instant, text: &mut String) -> Result<(), String> {
+    let Some(helper) = PDF_HELPER.get() else {
+        return Err("PDF text extraction is not set up (no helper process)".into());
+    };
+    let out = run_helper(helper, data, room, deadline)?;
+    push_bounded(text, &out, room);
+    Ok(())
+}
+
+fn run_helper(
+    helper: &PdfHelper,
+    data: &[u8],
+    room: usize,
+    deadline: Instant,
+) -> Result<String, String> {
+    use std::process::{Command, Stdio};
+    let budget = deadline.saturating_duration_since(Instant::now());
+    if budget.is_zero() {
+        return Err("time budget of the message used up".into());
+    }
+    let mut child = Command::new(&helper.program)
+        .args(&helper.args)
+        .arg("--max-text")
+        .arg(room.to_string())
+        .arg("--budget-ms")
+        .arg(budget.as_millis().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_clear()
+        .spawn()
+        .map_err(|e| format!("PDF helper cannot start: {e}"))?;
+    // Standard input written and both outputs read on their own threads, so that no pipe fills
+    // while this thread waits; each output is read only up to what is kept.
+    let input = child.stdin.take().map(|mut stdin| {
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            // A helper that stops reading (it failed) closes the pipe: not an error here.
+            let _ = stdin.write_all(&data);
+        })
+    });
+    let read = |pipe: Option<Box<dyn Read + Send>>, cap: u64| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = pipe {
+                let _ = p.take(cap).read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        room as u64 + 4,
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        MAX_HELPER_REASON,
+    );
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("time budget exceeded: PDF helper killed".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("PDF helper: {e}")),
+        }
+    };
+    if let Some(t) = input {
+        let _ = t.join();
+    }
+    let out = stdout.join().unwrap_or_default();
+    let reason = stderr.join().unwrap_or_default();
+    if !status.success() {
+        let reason = String::from_utf8_lossy(&reason).trim().to_string();
+        return Err(if reason.is_empty() {
+            format!("PDF helper failed ({status})")
+        } else {
+            reason
+        });
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The text of a PDF, page by page, at most `room` bytes, stopping at `deadline`. lopdf loads
+/// the whole file first with no bound of its own: call this only in a process whose memory and
+/// CPU are limited (the PDF helper), never in the server.
+pub fn read_pdf_text(data: &[u8], room: usize, deadline: Instant) -> Result<String, String> {
+    let doc = lopdf::Document::load_mem(data).map_err(|e| format!("unreadable PDF: {e}"))?;
+    if doc.is_encrypted() {
+        return Err("encrypted PDF".into());
+    }
+    let mut text = String::new();
+    for n in doc.get_pages().keys().copied() {
+        if n > MAX_PDF_PAGES {
+            break;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        // A page that fails (a font or stream lopdf cannot read) does not lose the others.
+        if let Ok(t) = doc.extract_text_with_limit(&[n], MAX_PDF_PAGE_BYTES)
+            && !push_bounded(&mut text, &t, room)
+        {
+            break;
+        }
+    }
+    Ok(text)
 }
 
 fn zip_text(
@@ -466,6 +599,34 @@ mod tests {
         assert_eq!(reasons, ["a.pdf", "b.docx"], "{:?}", got.skipped);
         assert!(got.skipped[0].reason.contains("PDF"), "{:?}", got.skipped);
         assert!(got.skipped[1].reason.contains("zip"), "{:?}", got.skipped);
+    }
+
+    #[test]
+    fn pdf_helper_answers_and_deadline() {
+        let sh = |script: &str| PdfHelper {
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into(), "helper".into()],
+        };
+        let far = Instant::now() + Duration::from_secs(10);
+        let out = run_helper(&sh("cat >/dev/null; printf 'hello pdf'"), b"%PDF", 100, far);
+        assert_eq!(out.unwrap(), "hello pdf");
+        let out = run_helper(
+            &sh("cat >/dev/null; echo broken file >&2; exit 2"),
+            b"x",
+            100,
+            far,
+        );
+        assert_eq!(out.unwrap_err(), "broken file");
+        // Past the deadline the helper is killed, and the caller is back at once.
+        let started = Instant::now();
+        let soon = started + Duration::from_millis(200);
+        let out = run_helper(&sh("sleep 30"), b"x", 100, soon);
+        assert!(out.unwrap_err().contains("killed"));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Output past the room is not read: a helper that writes on is cut off (its pipe
+        // closes) and fails, instead of filling the server's memory.
+        let out = run_helper(&sh("cat >/dev/null; yes"), b"x", 10, far);
+        assert!(out.is_err(), "{out:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Text of document attachments (issue 22, migration 0018): DOCX, ODT, ODS, XLSX and PPTX
 //! attachments become searchable by SEARCH TEXT and BODY once the background extraction ran, on
-//! both backends, with the same answers; bad files and PDFs (not read yet) are skipped, and a huge
+//! both backends, with the same answers; bad files and PDFs (read only by the helper process, which
+//! these tests do not set up: crates/wharf/tests/pdf_text.rs) are skipped, and a huge
 //! (compressible) one stays within the time budget. The files are built here: the zip formats with
 //! the `zip` crate, the PDFs by hand (objects and cross-reference table).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -433,7 +434,7 @@ async fn bad_pdfs_are_skipped(backend: Backend) {
             ),
             (DOCX_TYPE, "junk.docx", b"PK\x03\x04 not a zip".to_vec()),
             (DOCX_TYPE, "good.docx", docx(&["survivorword"])),
-            // Well-formed, but PDFs are not read (no PDF parser here bounds its own memory).
+            // Well-formed, but read only by a PDF helper process, which is not set up here.
             (
                 PDF_TYPE,
                 "fine.pdf",
@@ -482,7 +483,7 @@ async fn bad_pdfs_are_skipped(backend: Backend) {
             .await
             .unwrap()
             .is_empty(),
-        "PDF text is not extracted"
+        "without a PDF helper (none is set up in these tests) PDF text is not extracted"
     );
 }
 

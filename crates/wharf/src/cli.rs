@@ -96,6 +96,15 @@ pub enum Command {
     /// Rebuild the search text of ACCOUNT's messages (every account's without one): text folded
     /// again and the text of PDF and office attachments extracted again (docs/store.md).
     Reindex { account: Option<String> },
+    /// Internal: read a PDF on standard input and write its text (the server's search helper,
+    /// run as a limited child process).
+    #[command(hide = true)]
+    ExtractPdf {
+        #[arg(long, default_value_t = 1024 * 1024)]
+        max_text: usize,
+        #[arg(long, default_value_t = 2000)]
+        budget_ms: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

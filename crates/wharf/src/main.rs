@@ -23,6 +23,7 @@ mod migrate;
 mod node;
 mod ops;
 mod outbound_node;
+mod pdf_helper;
 mod queue_admin;
 mod reindex;
 mod reload;
@@ -50,6 +51,14 @@ use crate::cli::{Cli, Command};
 fn main() -> ExitCode {
     malloc_tuning::fix_mmap_threshold();
     let cli = Cli::parse();
+    // The PDF helper limits itself and runs alone: no runtime, no threads.
+    if let Command::ExtractPdf {
+        max_text,
+        budget_ms,
+    } = cli.command
+    {
+        return pdf_helper::run(max_text, budget_ms);
+    }
     if !matches!(cli.command, Command::Serve(_)) {
         // `wharf dns example.org | head -1`: end quietly when the reader goes away, as Unix
         // tools do, instead of panicking in println!. The server keeps ignoring SIGPIPE.
@@ -79,7 +88,10 @@ async fn run(cli: Cli) -> Result<()> {
     let path_buf = cli.config_path();
     let path = path_buf.as_path();
     match cli.command {
-        Command::Serve(args) => serve::serve(path, args).await,
+        Command::Serve(args) => {
+            pdf_helper::install();
+            serve::serve(path, args).await
+        }
         Command::Domain(cmd) => admin::domain(&load_for_admin(path)?, cmd).await,
         Command::User(cmd) => admin::user(&load_for_admin(path)?, cmd).await,
         Command::Alias(cmd) => admin::alias(&load_for_admin(path)?, cmd).await,
@@ -146,7 +158,12 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::run(&load_for_admin(path)?, args).await,
         Command::Backup { dir } => backup::backup(&load_for_admin(path)?, &dir).await,
         Command::Restore { dir } => backup::restore(&load_for_admin(path)?, &dir).await,
-        Command::Reindex { account } => reindex::run(&load_for_admin(path)?, account).await,
+        Command::Reindex { account } => {
+            pdf_helper::install();
+            reindex::run(&load_for_admin(path)?, account).await
+        }
+        // Handled in `main` before the runtime starts.
+        Command::ExtractPdf { .. } => Ok(()),
         Command::Config(cli::ConfigCmd::Check) => {
             if !path.exists() {
                 bail!("config file {} not found", path.display());

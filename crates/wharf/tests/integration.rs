@@ -29,6 +29,7 @@ mod import_race;
 mod migrate;
 mod outbound_cli;
 mod package;
+mod pdf_text;
 mod pipe;
 mod postgres;
 mod reindex;
