@@ -39,7 +39,15 @@ ROWS = {
     "search": [
         ("SEARCH TEXT, first", "ms", lambda r: r["first_ms"], False),
         ("SEARCH TEXT p50", "ms", op("search_text", "p50_ms"), False),
+        ("SEARCH TEXT rare word, hits", "messages", lambda r: r["hits"], True),
     ],
+    **{
+        f"search-{kind}": [
+            (f"SEARCH TEXT {label} p50", "ms", op("search_text", "p50_ms"), False),
+            (f"SEARCH TEXT {label}, hits", "messages", lambda r: r["hits"], True),
+        ]
+        for kind, label in [("common", "common word"), ("inside", "part of a word"), ("phrase", "phrase")]
+    },
     "idle": [
         ("Idle IMAP/TLS session RSS", "KiB/session", lambda r: r["rss_kib_per_session"], False),
         ("Idle IMAP/TLS session PSS", "KiB/session", lambda r: r["pss_kib_per_session"], False),
@@ -50,7 +58,8 @@ ROWS = {
     "fill-steady": [("APPEND (filling logged-in users)", "msg/s", lambda r: r["messages_per_s"], True)],
     "fill-search": [("APPEND (filling search mailbox)", "msg/s", lambda r: r["messages_per_s"], True)],
 }
-ORDER = ["smtp-4k", "smtp-100k", "submit", "imap", "imap-paced", "imap-steady", "download", "pop3", "search", "idle",
+ORDER = ["smtp-4k", "smtp-100k", "submit", "imap", "imap-paced", "imap-steady", "download", "pop3", "search",
+         "search-common", "search-inside", "search-phrase", "idle",
          "fill-pop", "fill-download", "fill-search", "fill-steady"]
 
 
