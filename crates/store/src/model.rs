@@ -307,6 +307,9 @@ pub enum FlagOp {
     Add,
     Remove,
     Replace,
+    /// Replace only the flags (and, with `keywords`, the keywords) the mask names, keeping the
+    /// others as they are: a FLAGS store by an IMAP grantee without every flag right (RFC 4314).
+    ReplaceWithin(FlagMask),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

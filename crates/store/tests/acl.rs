@@ -15,6 +15,7 @@ on_both_backends!(threads = 2;
     acl_entries_go_with_their_mailbox_and_grantee,
     copies_and_moves_between_accounts,
     urlauth_keys_are_made_once_and_reset,
+    flags_are_replaced_within_a_mask,
 );
 
 async fn open(b: Backend) -> (Arc<dyn Store>, TestStore) {
@@ -357,4 +358,59 @@ async fn urlauth_keys_are_made_once_and_reset(b: Backend) {
     store.urlauth_key(b2.id, true).await.unwrap();
     store.delete_mailbox(owner.id, b2.id).await.unwrap();
     assert_eq!(store.urlauth_key(b2.id, true).await.unwrap(), None);
+}
+
+/// FLAGS replaced within a mask (an IMAP grantee with some of `s`, `t`, `w`): the flags outside
+/// it, and the keywords without `keywords`, stay as they were, in one write.
+async fn flags_are_replaced_within_a_mask(b: Backend) {
+    let (store, _files) = open(b).await;
+    let owner = store_account(store.as_ref(), "owner@example.org", 0).await;
+    let inbox = store.get_mailbox(owner.id, "INBOX").await.unwrap().unwrap();
+    let raw = bytes::Bytes::from_static(b"Subject: m\r\n\r\nbody\r\n");
+    let kept = Flags::FLAGGED.union(Flags::ANSWERED);
+    let m = store
+        .append(inbox.id, raw, kept, &["$Work".to_string()], 1_700_000_000)
+        .await
+        .unwrap();
+    // Only \Seen and \Deleted may change: FLAGS (\Seen \Draft) sets \Seen, drops nothing else,
+    // ignores \Draft, keeps the keyword.
+    let mask = FlagMask {
+        flags: Flags::SEEN.union(Flags::DELETED),
+        keywords: false,
+    };
+    let (updates, _) = store
+        .store_flags(
+            inbox.id,
+            &[m.uid],
+            FlagOp::ReplaceWithin(mask),
+            Flags::SEEN.union(Flags::DRAFT),
+            &["$Other".to_string()],
+            None,
+        )
+        .await
+        .unwrap();
+    let u = &updates[0];
+    assert!(u.flags.contains(Flags::SEEN.union(kept)), "{:?}", u.flags);
+    assert!(!u.flags.contains(Flags::DRAFT));
+    assert_eq!(u.keywords, vec!["$Work".to_string()]);
+    // With keywords in the mask they are replaced; FLAGS () clears what the mask holds.
+    let mask = FlagMask {
+        flags: Flags::SEEN,
+        keywords: true,
+    };
+    let (updates, _) = store
+        .store_flags(
+            inbox.id,
+            &[m.uid],
+            FlagOp::ReplaceWithin(mask),
+            Flags::empty(),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let u = &updates[0];
+    assert!(!u.flags.contains(Flags::SEEN));
+    assert!(u.flags.contains(kept));
+    assert!(u.keywords.is_empty(), "{:?}", u.keywords);
 }

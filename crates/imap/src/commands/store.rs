@@ -1,6 +1,6 @@
 //! STORE and UID STORE (+FLAGS, -FLAGS, FLAGS, .SILENT): flags and keywords, persisted.
 
-use wharf_store::{FlagOp, FlagUpdate, Flags, Rights, Uid};
+use wharf_store::{FlagMask, FlagOp, Flags, Rights};
 
 use crate::output::Output;
 use crate::session::{Done, Session};
@@ -50,52 +50,31 @@ pub(crate) fn permitted_flags(
     }
 }
 
-/// A STORE as the flag changes `rights` allow: itself when they allow every flag, else with
-/// what they do not allow left alone (a FLAGS replacement becomes an addition and a removal
-/// of the allowed flags, keeping the others as they are).
-fn permitted_changes(
-    sel: &crate::selected::Selected,
-    uids: &[Uid],
+/// A STORE as the flag changes `rights` allow (RFC 4314 §4): itself when they allow every flag;
+/// else an addition or removal of the allowed flags only, or a FLAGS replacement within them
+/// (the others kept as they are), one write either way.
+fn permitted_change(
     op: FlagOp,
     bits: Flags,
     kws: Vec<String>,
     rights: Rights,
-) -> Vec<(FlagOp, Flags, Vec<String>)> {
+) -> (FlagOp, Flags, Vec<String>) {
     let all = Rights::SEEN
         .union(Rights::WRITE)
         .union(Rights::DELETE_MESSAGES);
     if rights.contains(all) {
-        return vec![(op, bits, kws)];
+        return (op, bits, kws);
     }
+    let (bits, kws) = permitted_flags(bits, kws, rights);
     if op != FlagOp::Replace {
-        let (bits, kws) = permitted_flags(bits, kws, rights);
-        return vec![(op, bits, kws)];
+        return (op, bits, kws);
     }
     let (allowed, _) = permitted_flags(Flags(u32::MAX), Vec::new(), rights);
-    let (add, add_kws) = permitted_flags(bits, kws.clone(), rights);
-    let remove = Flags(allowed.0 & !bits.0);
-    // With `w`, keywords are replaced too: those on the messages and not given go.
-    let remove_kws: Vec<String> = if rights.contains(Rights::WRITE) {
-        let mut present: Vec<String> = Vec::new();
-        for u in uids {
-            if let Some(i) = sel.index_of(*u) {
-                for k in &sel.msgs[i].keywords {
-                    if !kws.iter().any(|g| g.eq_ignore_ascii_case(k))
-                        && !present.iter().any(|p| p.eq_ignore_ascii_case(k))
-                    {
-                        present.push(k.clone());
-                    }
-                }
-            }
-        }
-        present
-    } else {
-        Vec::new()
+    let mask = FlagMask {
+        flags: allowed,
+        keywords: rights.contains(Rights::WRITE),
     };
-    vec![
-        (FlagOp::Add, add, add_kws),
-        (FlagOp::Remove, remove, remove_kws),
-    ]
+    (FlagOp::ReplaceWithin(mask), bits, kws)
 }
 
 impl Session {
@@ -139,41 +118,21 @@ impl Session {
         };
         let mb = sel.mailbox.id;
         let rights = sel.flag_rights();
-        let changes = permitted_changes(sel, &uids, fop, bits, kws, rights);
-        let added_kws: Vec<String> = changes
-            .iter()
-            .filter(|c| c.0 != FlagOp::Remove)
-            .flat_map(|c| c.2.clone())
-            .collect();
-        let mut updates: Vec<FlagUpdate> = Vec::new();
-        let mut modified: Vec<Uid> = Vec::new();
-        for (k, (fop, bits, kws)) in changes.into_iter().enumerate() {
-            // A change split in two is conditional in its first part; the second applies to
-            // what the first did not refuse.
-            let (unchanged_since, uids): (_, Vec<Uid>) = if k == 0 {
-                (unchanged_since, uids.clone())
-            } else {
-                (
-                    None,
-                    uids.iter()
-                        .copied()
-                        .filter(|u| !modified.contains(u))
-                        .collect(),
-                )
-            };
-            match self
-                .backend
-                .messages
-                .store_flags(mb, &uids, fop, bits, &kws, unchanged_since)
-                .await
-            {
-                Ok((u, m)) => {
-                    updates.extend(u);
-                    modified.extend(m);
-                }
-                Err(e) => return Done::store(e),
-            }
-        }
+        let (fop, bits, kws) = permitted_change(fop, bits, kws, rights);
+        let added_kws: Vec<String> = if fop == FlagOp::Remove {
+            Vec::new()
+        } else {
+            kws.clone()
+        };
+        let (updates, modified) = match self
+            .backend
+            .messages
+            .store_flags(mb, &uids, fop, bits, &kws, unchanged_since)
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => return Done::store(e),
+        };
 
         let (rev2, condstore) = (self.rev2, self.condstore);
         let Some(sel) = self.selected.as_mut() else {

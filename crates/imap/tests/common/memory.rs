@@ -997,9 +997,22 @@ impl Messages for Memory {
                 FlagOp::Add => (e.flags.union(flags), e.keywords.clone()),
                 FlagOp::Remove => (e.flags.difference(flags), e.keywords.clone()),
                 FlagOp::Replace => (flags, Vec::new()),
+                FlagOp::ReplaceWithin(mask) => {
+                    let within = mask.flags.difference(Flags::RECENT);
+                    let kw = if mask.keywords {
+                        Vec::new()
+                    } else {
+                        e.keywords.clone()
+                    };
+                    (
+                        e.flags.difference(within).union(Flags(flags.0 & within.0)),
+                        kw,
+                    )
+                }
             };
             match op {
-                FlagOp::Add | FlagOp::Replace => {
+                FlagOp::ReplaceWithin(mask) if !mask.keywords => {}
+                FlagOp::Add | FlagOp::Replace | FlagOp::ReplaceWithin(_) => {
                     for k in keywords {
                         if !nk.iter().any(|x| x.eq_ignore_ascii_case(k)) {
                             nk.push(k.clone());

@@ -37,6 +37,16 @@ fn apply(
             let recent = Flags(old.flags.0 & Flags::RECENT.0);
             (flags | recent, keywords.to_vec())
         }
+        FlagOp::ReplaceWithin(mask) => {
+            let within = mask.flags.difference(Flags::RECENT);
+            let kept = old.flags.difference(within);
+            let k = if mask.keywords {
+                keywords.to_vec()
+            } else {
+                old.keywords.clone()
+            };
+            (kept | Flags(flags.0 & within.0), k)
+        }
     }
 }
 
