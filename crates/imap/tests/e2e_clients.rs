@@ -15,29 +15,14 @@ use wharf_imap::ImapConfig;
 async fn python_imaplib_starttls_and_implicit_tls() {
     let env = sql_env().await;
     let (server, plain, tls, cert) = server(&env, ImapConfig::default()).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/imaplib_client.py"
-    );
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args([
-                script,
-                &plain.port().to_string(),
-                &tls.port().to_string(),
-                &cert,
-                USER,
-                PASS,
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("imaplib OK"));
+    let args = vec![
+        plain.port().to_string(),
+        tls.port().to_string(),
+        cert,
+        USER.into(),
+        PASS.into(),
+    ];
+    python_client("imaplib_client.py", args, "imaplib OK").await;
     server.shutdown(Duration::from_secs(2)).await;
 }
 
@@ -57,22 +42,14 @@ async fn python_imaplib_multiappend_catenate_setquota() {
         .await
         .unwrap();
     let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/imaplib_extensions.py"
-    );
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args([script, &tls.port().to_string(), &cert, USER, USER2, PASS])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("imaplib extensions OK"));
+    let args = vec![
+        tls.port().to_string(),
+        cert,
+        USER.into(),
+        USER2.into(),
+        PASS.into(),
+    ];
+    python_client("imaplib_extensions.py", args, "imaplib extensions OK").await;
     let bob = env
         .store
         .get_account_by_address(USER2)

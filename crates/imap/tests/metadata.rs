@@ -458,21 +458,7 @@ async fn metadata_over_a_socket_on_the_store() {
 async fn python_imaplib_metadata() {
     let env = sql_env().await;
     let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/imaplib_metadata.py"
-    );
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, &tls.port().to_string(), &cert, USER, PASS])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("imaplib metadata OK"));
+    let args = vec![tls.port().to_string(), cert, USER.into(), PASS.into()];
+    python_client("imaplib_metadata.py", args, "imaplib metadata OK").await;
     server.shutdown(Duration::from_secs(2)).await;
 }

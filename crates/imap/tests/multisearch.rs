@@ -392,21 +392,13 @@ on_both!(
 async fn python_imaplib_multisearch() {
     let env = sql_env().await;
     let (server, _plain, tls, cert) = server(&env, wharf_imap::ImapConfig::default()).await;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/imaplib_multisearch.py"
-    );
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, &tls.port().to_string(), &cert, USER, USER2, PASS])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("imaplib multisearch OK"));
+    let args = vec![
+        tls.port().to_string(),
+        cert,
+        USER.into(),
+        USER2.into(),
+        PASS.into(),
+    ];
+    python_client("imaplib_multisearch.py", args, "imaplib multisearch OK").await;
     server.shutdown(std::time::Duration::from_secs(2)).await;
 }

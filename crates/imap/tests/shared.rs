@@ -5,7 +5,6 @@
 //! double and on the embedded store (whose cross-account COPY gives the copy its own message row).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use wharf_imap::config::ImapConfig;
@@ -433,18 +432,13 @@ async fn idle_on_a_shared_mailbox_wakes_for_its_owners_changes_only(env: &impl H
 async fn python_imaplib_shares_a_mailbox() {
     let env = sql_env().await;
     let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/imaplib_acl.py");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args([script, &tls.port().to_string(), &cert, USER, USER2, PASS])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("imaplib acl OK"));
+    let args = vec![
+        tls.port().to_string(),
+        cert,
+        USER.into(),
+        USER2.into(),
+        PASS.into(),
+    ];
+    python_client("imaplib_acl.py", args, "imaplib acl OK").await;
     server.shutdown(Duration::from_secs(2)).await;
 }

@@ -233,15 +233,14 @@ async fn personal_mailboxes_listed_under_shared_stay_reachable(env: &impl HasBac
     );
 }
 
-/// Was (PostgreSQL): a COPY between accounts takes one more reference on each message's
-/// blob row in UID order (messages.rs `copy_or_move` → `clone_message`), but blob rows are
-/// shared between accounts and every other transaction locks several of them in hash order
-/// (blob_life.rs `unref_blobs`, `settle_pins`). Two cross-account COPYs of the same two bodies
-/// by unrelated account pairs (no account lock in common), one seeing them in the other UID
-/// order, lock the two blob rows in opposite orders: a deadlock, which PostgreSQL breaks by
-/// failing one of them ("deadlock detected"), so a client's COPY fails at random.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cross_account_copies_do_not_deadlock_on_postgres() {
+/// A store on a database of its own on the local PostgreSQL, with the domain example.test; the
+/// database and blob folder live as long as the first two values.
+async fn postgres_store() -> (
+    TempDatabase,
+    tempfile::TempDir,
+    Arc<dyn wharf_store::Store>,
+    Directory,
+) {
     let db = TempDatabase::create("wharf_review_acl");
     let blobs = tempfile::tempdir().unwrap();
     let store = wharf_store::open(&StoreConfig {
@@ -254,6 +253,19 @@ async fn cross_account_copies_do_not_deadlock_on_postgres() {
     .unwrap();
     let directory = Directory::new(store.clone(), DirectoryConfig::default());
     directory.add_domain("example.test").await.unwrap();
+    (db, blobs, store, directory)
+}
+
+/// Was (PostgreSQL): a COPY between accounts takes one more reference on each message's
+/// blob row in UID order (messages.rs `copy_or_move` → `clone_message`), but blob rows are
+/// shared between accounts and every other transaction locks several of them in hash order
+/// (blob_life.rs `unref_blobs`, `settle_pins`). Two cross-account COPYs of the same two bodies
+/// by unrelated account pairs (no account lock in common), one seeing them in the other UID
+/// order, lock the two blob rows in opposite orders: a deadlock, which PostgreSQL breaks by
+/// failing one of them ("deadlock detected"), so a client's COPY fails at random.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cross_account_copies_do_not_deadlock_on_postgres() {
+    let (_db, _blobs, store, directory) = postgres_store().await;
     let mut inbox = Vec::new();
     for who in ["a", "b", "c", "d"] {
         let address = format!("{who}@example.test");
@@ -342,22 +354,11 @@ async fn a_move_without_t_never_stores_deleted() {
 /// key to the grantee's account takes `FOR KEY SHARE` on the sharee's account row: each waits
 /// for the other. Before 4a9be85 no transaction held another account's lock while it touched a
 /// mailbox row, so this cycle could not form; the module's discipline (sql/mod.rs: accounts
-/// first, then mailbox rows) is now broken by `change_mailbox_acl`. PostgreSQL breaks the
+/// first, then mailbox rows) was broken by `change_mailbox_acl`. PostgreSQL breaks the
 /// cycle by failing one of the two commands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_into_a_shared_mailbox_and_its_setacl_do_not_deadlock_on_postgres() {
-    let db = TempDatabase::create("wharf_review_acl");
-    let blobs = tempfile::tempdir().unwrap();
-    let store = wharf_store::open(&StoreConfig {
-        url: db.url(),
-        blob_dir: blobs.path().to_path_buf(),
-        blob_s3: None,
-        blob_grace: Duration::ZERO,
-    })
-    .await
-    .unwrap();
-    let directory = Directory::new(store.clone(), DirectoryConfig::default());
-    directory.add_domain("example.test").await.unwrap();
+    let (_db, _blobs, store, directory) = postgres_store().await;
     let mut ids = Vec::new();
     for address in [USER, USER2] {
         directory.add_account(address, PASS, 0).await.unwrap();

@@ -12,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{BIN, Env};
-use wharf_store::TextField;
 
 /// A one-page PDF showing `text` (ASCII), with a correct cross-reference table; `extra` objects
 /// and trailer entries added.
@@ -133,43 +132,11 @@ fn a_pdf_that_would_take_gigabytes_dies_in_the_helper() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reindex_finds_pdf_attachment_text() {
     let env = Env::new();
-    env.ok(&["domain", "add", "example.test"]);
-    let out = env.run_with_stdin(
-        &["user", "add", "alice@example.test", "--password-stdin"],
-        "correct horse battery\n",
-    );
-    assert!(out.status.success());
     let body = String::from_utf8(pdf("Annual reindexpdfword figures", &[], "")).unwrap();
-    let mbox = env.path().join("saved.mbox");
-    std::fs::write(
-        &mbox,
-        format!(
-            "From bob@example.org Sat Jan  3 01:05:34 1996\n\
-             From: bob@example.org\nSubject: report\nMIME-Version: 1.0\n\
-             Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\n\
-             see the report\n--B\nContent-Type: application/pdf; name=r.pdf\n\
-             Content-Disposition: attachment; filename=r.pdf\n\n{body}\n--B--\n"
-        ),
-    )
-    .unwrap();
-    let out = env.ok(&["import", "alice@example.test", mbox.to_str().unwrap()]);
-    assert!(out.contains("imported 1 messages"), "{out}");
-    let out = env.ok(&["reindex", "alice@example.test"]);
+    let part = format!(
+        "Content-Type: application/pdf; name=r.pdf\nContent-Disposition: attachment; filename=r.pdf\n\n{body}"
+    );
+    let (out, got) = crate::reindex::reindex_attachment(&env, &part, "reindexpdfword").await;
     assert!(out.contains("1 messages' attachments extracted"), "{out}");
-    let store = env.store().await;
-    let account = store
-        .get_account_by_address("alice@example.test")
-        .await
-        .unwrap()
-        .unwrap();
-    let inbox = store
-        .get_mailbox(account.id, "INBOX")
-        .await
-        .unwrap()
-        .unwrap();
-    let got = store
-        .search_text(inbox.id, TextField::Body, "reindexpdfword")
-        .await
-        .unwrap();
     assert_eq!(got.len(), 1, "{got:?}");
 }

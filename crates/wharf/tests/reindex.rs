@@ -29,9 +29,14 @@ fn docx_base64(word: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reindex_extracts_attachment_text() {
-    let env = Env::new();
+/// alice@example.test gets one imported message with `attachment` (a MIME part: its header
+/// lines, then a blank line and the body); `wharf reindex alice@example.test` runs; the answer is
+/// its output and the UIDs SEARCH BODY finds for `word` in her INBOX.
+pub(crate) async fn reindex_attachment(
+    env: &Env,
+    attachment: &str,
+    word: &str,
+) -> (String, Vec<u32>) {
     env.ok(&["domain", "add", "example.test"]);
     let out = env.run_with_stdin(
         &["user", "add", "alice@example.test", "--password-stdin"],
@@ -45,20 +50,13 @@ async fn reindex_extracts_attachment_text() {
             "From bob@example.org Sat Jan  3 01:05:34 1996\n\
              From: bob@example.org\nSubject: report\nMIME-Version: 1.0\n\
              Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\n\
-             see the report\n--B\nContent-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=r.docx\n\
-             Content-Disposition: attachment; filename=r.docx\nContent-Transfer-Encoding: base64\n\n{}\n--B--\n",
-            docx_base64("reindexdocxword")
+             see the report\n--B\n{attachment}\n--B--\n"
         ),
     )
     .unwrap();
     let out = env.ok(&["import", "alice@example.test", mbox.to_str().unwrap()]);
     assert!(out.contains("imported 1 messages"), "{out}");
-    let out = env.ok(&["reindex", "alice@example.test"]);
-    assert!(
-        out.contains("1 messages marked, 1 search texts rewritten"),
-        "{out}"
-    );
-    assert!(out.contains("1 messages' attachments extracted"), "{out}");
+    let reindexed = env.ok(&["reindex", "alice@example.test"]);
     let store = env.store().await;
     let account = store
         .get_account_by_address("alice@example.test")
@@ -70,10 +68,27 @@ async fn reindex_extracts_attachment_text() {
         .await
         .unwrap()
         .unwrap();
-    let got = store
-        .search_text(inbox.id, TextField::Body, "reindexdocxword")
+    let hits = store
+        .search_text(inbox.id, TextField::Body, word)
         .await
         .unwrap();
+    (reindexed, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_extracts_attachment_text() {
+    let env = Env::new();
+    let part = format!(
+        "Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=r.docx\n\
+         Content-Disposition: attachment; filename=r.docx\nContent-Transfer-Encoding: base64\n\n{}",
+        docx_base64("reindexdocxword")
+    );
+    let (out, got) = reindex_attachment(&env, &part, "reindexdocxword").await;
+    assert!(
+        out.contains("1 messages marked, 1 search texts rewritten"),
+        "{out}"
+    );
+    assert!(out.contains("1 messages' attachments extracted"), "{out}");
     assert_eq!(got.len(), 1, "{got:?}");
     // Everything: nothing left to extract, so nothing extracted.
     let out = env.ok(&["reindex"]);

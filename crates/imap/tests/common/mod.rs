@@ -220,6 +220,26 @@ impl T {
     }
 }
 
+/// Runs one Python client script of `tests/clients` with `args` (off the runtime's threads) and
+/// asserts it succeeded and printed `done`; its standard output.
+pub async fn python_client(script: &str, args: Vec<String>, done: &str) -> String {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(path)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains(done), "{stdout}");
+    stdout
+}
+
 pub fn message(i: usize) -> String {
     format!(
         "From: Sender {i} <sender{i}@example.org>\r\nTo: alice@example.test\r\nSubject: Message number {i}\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\nMessage-ID: <m{i}@example.org>\r\n\r\nHello body {i}\r\n"
