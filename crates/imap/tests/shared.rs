@@ -226,6 +226,22 @@ async fn each_right_allows_its_commands(env: &impl HasBackend) {
     alice.cmd(&format!("a8 SETACL Team/Sub {USER2} lrkx")).await;
     let r = bob.cmd(&format!("x RENAME {sub} {sub2}")).await;
     assert!(r.contains("x OK"), "{r}");
+    // The inferiors move too: each needs x. Sub2/Deep inherits Sub's ACL (lrkx) when made, then
+    // loses x.
+    let deep = "\"Other Users/alice@example.test/Team/Sub2/Deep\"";
+    let r = bob.cmd(&format!("y CREATE {deep}")).await;
+    assert!(r.contains("y OK"), "{r}");
+    alice
+        .cmd(&format!("a9 SETACL Team/Sub2/Deep {USER2} -x"))
+        .await;
+    let sub3 = "\"Other Users/alice@example.test/Team/Sub3\"";
+    let r = bob.cmd(&format!("y1 RENAME {sub2} {sub3}")).await;
+    assert!(r.contains("y1 NO [NOPERM]"), "{r}");
+    alice
+        .cmd(&format!("a10 SETACL Team/Sub2/Deep {USER2} +x"))
+        .await;
+    let r = bob.cmd(&format!("y2 DELETE {deep}")).await;
+    assert!(r.contains("y2 OK"), "{r}");
     let r = bob.cmd(&format!("x2 RENAME {sub2} INBOX/Mine")).await;
     assert!(
         r.contains("x2 NO [CANNOT]"),

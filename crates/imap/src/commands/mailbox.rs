@@ -277,6 +277,33 @@ impl Session {
         Ok(())
     }
 
+    /// Whether the session holds `x` on every inferior of `name` in another account (RFC 4314
+    /// §4: RENAME needs `x` on what it moves); one it may not see at all counts as lacking it.
+    async fn may_move_inferiors(&self, account: AccountId, name: &str) -> Result<(), Done> {
+        let prefix = format!("{name}/");
+        let all = self
+            .backend
+            .mailboxes
+            .list(account)
+            .await
+            .map_err(Done::store)?;
+        for m in all.iter().filter(|m| m.name.starts_with(&prefix)) {
+            let rights = self
+                .backend
+                .mailboxes
+                .rights_on(self.account_id(), m.id)
+                .await
+                .map_err(Done::store)?;
+            if !rights.contains(Rights::DELETE_MAILBOX) {
+                return Err(Done::no(
+                    Some("NOPERM"),
+                    "Right \"x\" needed on every mailbox below it",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A new mailbox starts with its parent's ACL (as Dovecot does), so that whom a folder is
     /// shared with sees what is created below it, whoever created it.
     async fn inherit_acl(&self, mb: &Mailbox) -> Result<(), StoreError> {
@@ -377,6 +404,12 @@ impl Session {
         let from_name = found.in_account;
         if target.name == from_name || target.name.starts_with(&format!("{from_name}/")) {
             return Done::no(Some("CANNOT"), "Cannot rename a mailbox into itself");
+        }
+        // RENAME moves the inferiors too: in another account each needs `x` as well.
+        if !target.is_personal()
+            && let Err(d) = self.may_move_inferiors(account, &from_name).await
+        {
+            return d;
         }
         if target.is_personal()
             && let Err(d) = self.create_parents(account, &target.name).await
