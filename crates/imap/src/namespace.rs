@@ -101,6 +101,21 @@ pub(crate) const WRITE_RIGHTS: Rights = Rights::SEEN
     .union(Rights::EXPUNGE)
     .union(Rights::INSERT);
 
+/// Rights any one of which lets MYRIGHTS answer (RFC 4314 §4).
+pub(crate) const ANY_VISIBLE_RIGHT: Rights = Rights::LOOKUP
+    .union(Rights::READ)
+    .union(Rights::INSERT)
+    .union(Rights::CREATE)
+    .union(Rights::DELETE_MAILBOX)
+    .union(Rights::ADMIN);
+
+/// Rights any one of which (with `l`) lets GETMETADATA read a mailbox's entries (RFC 5464 §3.3).
+pub(crate) const METADATA_READ_RIGHTS: Rights = Rights::READ
+    .union(Rights::SEEN)
+    .union(Rights::WRITE)
+    .union(Rights::INSERT)
+    .union(Rights::POST);
+
 /// The one refusal for creating (or renaming to) a name in another account the session may not
 /// create: the same whether the name exists or not (RFC 4314 §6).
 pub(crate) const NO_CREATE: &str = "No mailbox can be created there";

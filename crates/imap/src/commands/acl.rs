@@ -223,8 +223,7 @@ impl Session {
             Err(d) => return d,
         };
         // RFC 4314 §4: MYRIGHTS needs one of `l r i k x a`.
-        let any = Rights::parse("lrikxa").unwrap_or(Rights::ALL);
-        if !mine.intersects(any) {
+        if !mine.intersects(crate::namespace::ANY_VISIBLE_RIGHT) {
             return Done::no(Some("NONEXISTENT"), format!("No such mailbox: {name}"));
         }
         let mut line = b"* MYRIGHTS ".to_vec();

@@ -1,8 +1,8 @@
 //! COPY, MOVE (RFC 6851) and their UID forms with COPYUID (RFC 4315).
 
-use wharf_store::{FlagMask, Flags, Rights};
+use wharf_store::Rights;
 
-use crate::commands::store::permitted_flags;
+use crate::commands::store::flag_mask;
 
 use crate::output::Output;
 use crate::session::{Done, Session};
@@ -52,11 +52,7 @@ impl Session {
         }
         // The copies keep only the flags the session may set in the target (RFC 4314 §4: `s`,
         // `t`, `w`), decided in the store's write.
-        let (flags, _) = permitted_flags(Flags(u32::MAX), Vec::new(), dst_rights);
-        let keep = FlagMask {
-            flags,
-            keywords: dst_rights.contains(Rights::WRITE),
-        };
+        let keep = flag_mask(dst_rights);
         let outcome = match self
             .backend
             .messages

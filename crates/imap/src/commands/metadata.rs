@@ -59,11 +59,14 @@ impl Session {
             return Ok((None, String::new(), None));
         }
         let found = self.open_mailbox(mailbox, Rights::LOOKUP).await?;
-        let readers = Rights::parse("rswip").unwrap_or(Rights::READ);
         if set && !found.rights.contains(Rights::WRITE) {
             return Err(crate::namespace::refusal(found.rights, Rights::WRITE));
         }
-        if !set && !found.rights.intersects(readers) {
+        if !set
+            && !found
+                .rights
+                .intersects(crate::namespace::METADATA_READ_RIGHTS)
+        {
             return Err(crate::namespace::refusal(found.rights, Rights::READ));
         }
         let mb = found.mailbox;

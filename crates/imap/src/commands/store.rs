@@ -28,26 +28,32 @@ pub(crate) fn split_flags(flags: &[Flag]) -> Result<(Flags, Vec<String>), String
     Ok((bits, kws))
 }
 
-/// The part of a flag change `rights` allow (RFC 4314 §4): `s` for \Seen, `t` for \Deleted,
-/// `w` for the other flags and keywords. The rest is left off silently, as Dovecot does.
+/// What `rights` let a session set or clear (RFC 4314 §4): `s` \Seen, `t` \Deleted, `w` the
+/// other flags and the keywords.
+pub(crate) fn flag_mask(rights: Rights) -> FlagMask {
+    let mut flags = Flags::empty();
+    if rights.contains(Rights::SEEN) {
+        flags = flags.union(Flags::SEEN);
+    }
+    if rights.contains(Rights::DELETE_MESSAGES) {
+        flags = flags.union(Flags::DELETED);
+    }
+    let keywords = rights.contains(Rights::WRITE);
+    if keywords {
+        flags = flags.union(Flags::ANSWERED.union(Flags::FLAGGED).union(Flags::DRAFT));
+    }
+    FlagMask { flags, keywords }
+}
+
+/// The part of a flag change `rights` allow; the rest is left off silently, as Dovecot does.
 pub(crate) fn permitted_flags(
     bits: Flags,
     keywords: Vec<String>,
     rights: Rights,
 ) -> (Flags, Vec<String>) {
-    let mut allowed = Flags::empty();
-    if rights.contains(Rights::SEEN) {
-        allowed = allowed.union(Flags::SEEN);
-    }
-    if rights.contains(Rights::DELETE_MESSAGES) {
-        allowed = allowed.union(Flags::DELETED);
-    }
-    if rights.contains(Rights::WRITE) {
-        allowed = allowed.union(Flags::ANSWERED.union(Flags::FLAGGED).union(Flags::DRAFT));
-        (Flags(bits.0 & allowed.0), keywords)
-    } else {
-        (Flags(bits.0 & allowed.0), Vec::new())
-    }
+    let mask = flag_mask(rights);
+    let keywords = if mask.keywords { keywords } else { Vec::new() };
+    (Flags(bits.0 & mask.flags.0), keywords)
 }
 
 /// A STORE as the flag changes `rights` allow (RFC 4314 §4): itself when they allow every flag;
@@ -69,12 +75,7 @@ fn permitted_change(
     if op != FlagOp::Replace {
         return (op, bits, kws);
     }
-    let (allowed, _) = permitted_flags(Flags(u32::MAX), Vec::new(), rights);
-    let mask = FlagMask {
-        flags: allowed,
-        keywords: rights.contains(Rights::WRITE),
-    };
-    (FlagOp::ReplaceWithin(mask), bits, kws)
+    (FlagOp::ReplaceWithin(flag_mask(rights)), bits, kws)
 }
 
 impl Session {
