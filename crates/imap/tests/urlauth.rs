@@ -11,7 +11,8 @@ use common::*;
 on_both!(
     signed_urls_fetch_until_their_key_is_reset,
     access_identifiers_expiry_and_tampering,
-    only_the_owner_signs_and_resets
+    only_the_owner_signs_and_resets,
+    fetched_octets_count_against_the_shared_budget
 );
 
 /// The one URL a `* GENURLAUTH` line carries.
@@ -238,4 +239,26 @@ fn auth_urls_parse_into_their_parts() {
     ] {
         assert!(parse_auth_url(bad).is_err(), "{bad}");
     }
+}
+
+/// What URLFETCH gathers is held under the literal budget all sessions share: past it, `NO
+/// [LIMIT]` instead of memory without a global bound.
+async fn fetched_octets_count_against_the_shared_budget(env: &impl HasBackend) {
+    let cfg = ImapConfig {
+        literal_memory_budget: 100,
+        ..ImapConfig::default()
+    };
+    let mut alice = T::login_as(env, USER, cfg).await;
+    alice.append("INBOX", "", &message(1)).await;
+    let url = genurlauth(&mut alice, &format!("{A}/;uid=1;urlauth=authuser")).await;
+    let r = alice.cmd(&format!("f URLFETCH \"{url}\"")).await;
+    assert!(r.starts_with("f NO [LIMIT]"), "{r}");
+    // A part that fits is fetched.
+    let part = genurlauth(
+        &mut alice,
+        &format!("{A}/;uid=1/;section=TEXT;urlauth=authuser"),
+    )
+    .await;
+    let r = fetch(&mut alice, &part).await;
+    assert!(r.contains("Hello body 1"), "{r}");
 }

@@ -19,6 +19,7 @@ use wharf_store::{AccountId, Rights};
 use crate::commands::catenate::{UrlCache, badurl};
 use crate::output::Output;
 use crate::session::{Done, Session};
+use crate::spool::Lease;
 use crate::syntax::{AuthUrl, UrlAccess, parse_auth_url, response};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -115,12 +116,24 @@ impl Session {
     pub(crate) async fn url_fetch(&mut self, urls: &[String], out: &mut Output) -> Done {
         let mut cache = UrlCache::default();
         let mut line = b"* URLFETCH".to_vec();
+        // The octets gathered are held under the budget every session's literals share, so
+        // that many sessions fetching at once stay within one global bound.
+        let mut lease: Option<Lease> = None;
         for url in urls {
             line.push(b' ');
             response::astring(&mut line, url);
             line.push(b' ');
             match self.authorized_bytes(url, &mut cache).await {
-                Ok(Some(data)) => response::literal(&mut line, &data, false),
+                Ok(Some(data)) => {
+                    let Some(more) = self.shared.budget.try_reserve(data.len() as u64) else {
+                        return Done::no(Some("LIMIT"), "Server busy, fetch fewer URLs or retry");
+                    };
+                    match lease.as_mut() {
+                        Some(l) => l.merge(more),
+                        None => lease = Some(more),
+                    }
+                    response::literal(&mut line, &data, false);
+                }
                 Ok(None) => line.extend_from_slice(b"NIL"),
                 Err(d) => return d,
             }
