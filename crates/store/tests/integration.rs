@@ -7,6 +7,7 @@ mod acl;
 mod append_many;
 mod attachment_text;
 mod blob_race;
+mod dir_cache;
 mod durability_bench;
 mod mailbox_names;
 mod message_stream;

@@ -277,3 +277,61 @@ async fn subscribers_resync_after_the_notification_connection_comes_back() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The directory cache (`sql/dir_cache.rs`) must not outlive a lost LISTEN connection: a change
+/// notified while it was down would otherwise never reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_change_missed_while_listen_was_down_is_still_seen() {
+    let db = PgDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start().await;
+    let through = store_through(&relay, &db, &dir).await;
+    let direct_dir = tempfile::tempdir().unwrap();
+    let direct = open(&StoreConfig {
+        url: format!("postgres://postgres@127.0.0.1:5432/{}", db.name),
+        blob_dir: direct_dir.path().join("blobs"),
+        blob_s3: None,
+        blob_grace: Duration::ZERO,
+    })
+    .await
+    .unwrap();
+    direct.create_domain("example.com").await.unwrap();
+    // Let that change's notification arrive first: it would empty the cache again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut events = through.subscribe(0);
+    // Cached: nobody has this address.
+    assert!(
+        through
+            .get_account_by_address("late@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The relay is frozen (the notification cannot arrive), the account is created, and then
+    // every connection is cut: the notification is lost for good.
+    relay.freeze(true);
+    direct
+        .create_account(NewAccount {
+            address: "late@example.com".into(),
+            secret_hash: String::new(),
+            scram_sha256: String::new(),
+            quota_bytes: 0,
+        })
+        .await
+        .unwrap();
+    relay.sever();
+    relay.freeze(false);
+    let _ = tokio::time::timeout(Duration::from_secs(15), events.recv()).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(a)) = through.get_account_by_address("late@example.com").await {
+            assert_eq!(a.address, "late@example.com");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cache kept its stale answer after the LISTEN connection was lost"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,7 +1,7 @@
 //! Directory rows (domains, accounts, aliases) and the POP3 maildrop lock. Names are stored
 //! lower-cased where lookups are case-insensitive; the directory crate owns the rules.
 
-use super::{Row, Shared, db, now_secs, to_u64};
+use super::{Row, Shared, db, dir_cache, now_secs, to_u64};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -63,6 +63,7 @@ impl Shared {
             })?;
         let d = domain_from_row(&row)?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(d)
     }
 
@@ -92,15 +93,20 @@ impl Shared {
             .execute(&mut tx)
             .await?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 
     pub async fn get_domain(&self, name: &str) -> Result<Option<Domain>> {
-        let row = db::query("SELECT id, name FROM domains WHERE name = $1")
-            .bind(name.trim_end_matches('.').to_ascii_lowercase())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(domain_from_row).transpose()
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.cached(dir_cache::Domains, name.clone(), async {
+            let row = db::query("SELECT id, name FROM domains WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await?;
+            row.as_ref().map(domain_from_row).transpose()
+        })
+        .await
     }
 
     pub async fn list_domains(&self) -> Result<Vec<Domain>> {
@@ -155,28 +161,37 @@ impl Shared {
             self.insert_mailbox(&mut tx, id, name, *role, true).await?;
         }
         tx.commit().await?;
+        self.directory_changed();
         self.get_account(id)
             .await?
             .ok_or_else(|| StoreError::Backend("account vanished after insert".into()))
     }
 
     pub async fn get_account(&self, id: AccountId) -> Result<Option<Account>> {
-        let sql = format!("{ACCOUNT_SELECT} WHERE a.id = $1");
-        let row = db::query(sql).bind(id).fetch_optional(&self.reader).await?;
-        row.as_ref().map(account_from_row).transpose()
+        self.cached(dir_cache::AccountsById, id, async {
+            let sql = format!("{ACCOUNT_SELECT} WHERE a.id = $1");
+            let row = db::query(sql).bind(id).fetch_optional(&self.reader).await?;
+            row.as_ref().map(account_from_row).transpose()
+        })
+        .await
     }
 
     pub async fn get_account_by_address(&self, address: &str) -> Result<Option<Account>> {
         let Ok((local, domain)) = split_address(address.trim()) else {
             return Ok(None);
         };
-        let sql = format!("{ACCOUNT_SELECT} WHERE d.name = $1 AND a.local_key = $2");
-        let row = db::query(sql)
-            .bind(domain)
-            .bind(local.to_lowercase())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(account_from_row).transpose()
+        let local = local.to_lowercase();
+        let key = format!("{local}@{domain}");
+        self.cached(dir_cache::AccountsByAddress, key, async {
+            let sql = format!("{ACCOUNT_SELECT} WHERE d.name = $1 AND a.local_key = $2");
+            let row = db::query(sql)
+                .bind(domain)
+                .bind(local)
+                .fetch_optional(&self.reader)
+                .await?;
+            row.as_ref().map(account_from_row).transpose()
+        })
+        .await
     }
 
     pub async fn list_accounts(&self, domain: Option<&str>) -> Result<Vec<Account>> {
@@ -229,6 +244,7 @@ impl Shared {
             return Err(StoreError::NotFound(format!("account {id}")));
         }
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -309,6 +325,7 @@ impl Shared {
             .execute(&mut tx)
             .await?;
         tx.commit().await?;
+        self.directory_changed();
         self.collect_garbage(freed).await?;
         self.announce(id, MailboxEvent::MailboxesChanged);
         Ok(())
@@ -344,6 +361,7 @@ impl Shared {
                 other => other,
             })?;
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -369,6 +387,7 @@ impl Shared {
             return Err(StoreError::NotFound(format!("alias {address}")));
         }
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -414,10 +433,14 @@ impl Shared {
     }
 
     pub async fn alias_targets(&self, address: &str) -> Result<Vec<String>> {
-        db::query_scalar("SELECT target FROM aliases WHERE address = $1 ORDER BY target")
-            .bind(address.trim().to_lowercase())
-            .fetch_all(&self.reader)
-            .await
+        let address = address.trim().to_lowercase();
+        self.cached(dir_cache::Aliases, address.clone(), async {
+            db::query_scalar("SELECT target FROM aliases WHERE address = $1 ORDER BY target")
+                .bind(address)
+                .fetch_all(&self.reader)
+                .await
+        })
+        .await
     }
 
     pub async fn lock_maildrop(

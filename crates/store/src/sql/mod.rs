@@ -16,6 +16,7 @@ pub mod backup;
 mod backup_pg;
 mod blob_life;
 mod db;
+mod dir_cache;
 mod directory;
 mod flag_batch;
 mod mailboxes;
@@ -106,6 +107,8 @@ pub(crate) struct Shared {
     pub blob_grace: Duration,
     /// PostgreSQL: forwards this node's events to the others (see `notify`).
     pub remote: Option<notify::Outbox>,
+    /// PostgreSQL: directory rows read once and kept until a change is notified (`dir_cache`).
+    pub dir_cache: Option<dir_cache::DirCache>,
     /// SQLite: the database's `-wal` file, which the group commit syncs itself (`sync_wal`).
     pub wal_path: Option<std::path::PathBuf>,
     /// SQLite: per mailbox, the lowest UID no session of this process has claimed as `\Recent`
@@ -123,7 +126,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 23] = match dialect {
+    let files: [(i64, &'static str, &'static str); 24] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -239,6 +242,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 23,
                 "urlauth keys",
                 include_str!("../../migrations/sqlite/0023_urlauth_keys.sql"),
+            ),
+            (
+                24,
+                "directory notify",
+                include_str!("../../migrations/sqlite/0024_directory_notify.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -357,6 +365,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 "urlauth keys",
                 include_str!("../../migrations/postgres/0023_urlauth_keys.sql"),
             ),
+            (
+                24,
+                "directory notify",
+                include_str!("../../migrations/postgres/0024_directory_notify.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(
@@ -432,6 +445,7 @@ impl SqlStore {
             blob_grace: cfg.blob_grace,
             recent_floors: Mutex::new(HashMap::new()),
             remote: writer.any().map(|pool| notify::start_outbox(pool.clone())),
+            dir_cache: (dialect == Dialect::Postgres).then(dir_cache::DirCache::new),
             wal_path,
         });
         if dialect == Dialect::Postgres {
@@ -566,7 +580,7 @@ impl AccountState {
 }
 
 /// An account row's quota columns (`lock_account`, `lock_mailbox_account`).
-fn account_state(r: &Row) -> Result<AccountState> {
+pub(super) fn account_state(r: &Row) -> Result<AccountState> {
     Ok(AccountState {
         quota: r.try_get("quota_bytes")?,
         used: r.try_get("used_bytes")?,

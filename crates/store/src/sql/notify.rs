@@ -16,8 +16,12 @@ use crate::model::{AccountId, MailboxEvent};
 use crate::{Result, StoreError};
 
 const CHANNEL: &str = "wharf_events";
+/// Sent by migration 0024's triggers when a directory row changes (see `dir_cache`).
+const DIRECTORY_CHANNEL: &str = "wharf_directory";
 /// Events waiting to be sent before new ones are dropped (with a warning) rather than queued.
 const OUTBOX_DEPTH: usize = 4096;
+/// Most events sent by one statement.
+const NOTIFY_BATCH: usize = 64;
 
 pub(crate) struct Outbox {
     node: String,
@@ -126,14 +130,21 @@ impl Outbox {
 pub(crate) fn start_outbox(pool: AnyPool) -> Outbox {
     let (tx, mut rx) = mpsc::channel::<String>(OUTBOX_DEPTH);
     tokio::spawn(async move {
-        while let Some(payload) = rx.recv().await {
-            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(&payload)
-                .execute(&pool)
-                .await
-            {
-                tracing::warn!(error = %e, "store: pg_notify failed; other nodes miss one change notification");
+        let mut waiting = Vec::with_capacity(NOTIFY_BATCH);
+        // Everything queued goes in one statement (up to `NOTIFY_BATCH`): under load, many
+        // deliveries' events cost one round trip.
+        while rx.recv_many(&mut waiting, NOTIFY_BATCH).await > 0 {
+            let rows = (0..waiting.len())
+                .map(|i| format!("(${})", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT pg_notify($1, p) FROM (VALUES {rows}) AS t(p)");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(CHANNEL);
+            for payload in waiting.drain(..) {
+                q = q.bind(payload);
+            }
+            if let Err(e) = q.execute(&pool).await {
+                tracing::warn!(error = %e, "store: pg_notify failed; other nodes miss change notifications");
             }
         }
     });
@@ -160,7 +171,13 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
     };
     let mut listener = PgListener::connect(url).await.map_err(StoreError::from)?;
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await.map_err(StoreError::from)?;
+    listener
+        .listen_all([CHANNEL, DIRECTORY_CHANNEL])
+        .await
+        .map_err(StoreError::from)?;
+    if let Some(cache) = &shared.dir_cache {
+        cache.set_online(true);
+    }
     let weak: Weak<Shared> = Arc::downgrade(shared);
     tokio::spawn(async move {
         let mut lost = false;
@@ -177,6 +194,9 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
                             "store: change-notification connection restored; sessions resynchronise"
                         );
                         metrics::counter!("wharf_store_listen_reconnects").increment(1);
+                        if let Some(cache) = &shared.dir_cache {
+                            cache.set_online(true);
+                        }
                         shared.events.publish_all(MailboxEvent::MailboxesChanged);
                     }
                     Err(e) => {
@@ -193,7 +213,19 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
             let Some(shared) = weak.upgrade() else {
                 return;
             };
+            if got.is_err() || matches!(got, Ok(None)) {
+                // Directory changes may be missed from now on: look everything up until the
+                // connection is back.
+                if let Some(cache) = &shared.dir_cache {
+                    cache.set_online(false);
+                }
+            }
             match got {
+                Ok(Some(n)) if n.channel() == DIRECTORY_CHANNEL => {
+                    if let Some(cache) = &shared.dir_cache {
+                        cache.invalidate();
+                    }
+                }
                 Ok(Some(n)) => match decode(n.payload()) {
                     Some((from, _, _)) if from == node => {}
                     Some((_, account, event)) => shared.events.publish(account, event),

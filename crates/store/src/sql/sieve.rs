@@ -3,7 +3,7 @@
 //! replies, each with an expiry).
 
 use super::db::Tx;
-use super::{Shared, db, now_secs};
+use super::{Shared, db, dir_cache, now_secs};
 use crate::model::SieveScriptInfo;
 use crate::{
     AccountId, MAX_SIEVE_SCRIPT_BYTES, MAX_SIEVE_SCRIPTS, MAX_SIEVE_TRACKING, Result, StoreError,
@@ -85,6 +85,7 @@ impl Shared {
             .await?;
         }
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -99,6 +100,7 @@ impl Shared {
         .bind(name)
         .execute(&self.writer)
         .await?;
+        self.directory_changed();
         if n.rows_affected() == 0 {
             let exists: Option<i64> =
                 db::query_scalar("SELECT 1 FROM sieve_scripts WHERE account_id = $1 AND name = $2")
@@ -143,6 +145,7 @@ impl Shared {
             return Err(StoreError::NotFound(format!("script {from}")));
         }
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -172,6 +175,7 @@ impl Shared {
             }
         }
         tx.commit().await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -179,14 +183,17 @@ impl Shared {
         &self,
         account: AccountId,
     ) -> Result<Option<(String, String)>> {
-        let row = db::query(
-            "SELECT name, content FROM sieve_scripts WHERE account_id = $1 AND active <> 0",
-        )
-        .bind(account)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| Ok((r.try_get("name")?, r.try_get("content")?)))
-            .transpose()
+        self.cached(dir_cache::Sieve, account, async {
+            let row = db::query(
+                "SELECT name, content FROM sieve_scripts WHERE account_id = $1 AND active <> 0",
+            )
+            .bind(account)
+            .fetch_optional(&self.reader)
+            .await?;
+            row.map(|r| Ok((r.try_get("name")?, r.try_get("content")?)))
+                .transpose()
+        })
+        .await
     }
 
     pub async fn sieve_tracked(&self, account: AccountId, now: i64) -> Result<Vec<String>> {

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use super::db::Tx;
-use super::{Shared, db, now_secs};
+use super::{Row, Shared, db, dir_cache, now_secs};
 use crate::model::{
     GreylistEntry, SpamListEntry, SpamModelCounts, SpamTrainingRequest, SpecialUse,
 };
@@ -21,6 +21,14 @@ use crate::{
 
 /// Rows per multi-row statement (4 parameters each, well under both backends' limits).
 const CHUNK: usize = 200;
+
+fn spam_list_entry(r: &Row) -> Result<SpamListEntry> {
+    Ok(SpamListEntry {
+        scope: r.try_get("scope")?,
+        entry: r.try_get("entry")?,
+        allow: r.try_get::<String, _>("kind")? == "allow",
+    })
+}
 
 impl Shared {
     /// Token counts of the given models (0 = global, else an account id) for `tokens`, with
@@ -381,27 +389,38 @@ impl Shared {
                     .fetch_all(&self.reader)
                     .await?
             }
-            Some([]) => Vec::new(),
-            Some(scopes) => {
-                let list = placeholders(1, scopes.len());
-                let mut q = db::query(format!(
-                    "SELECT scope, entry, kind FROM spam_lists WHERE scope IN ({list}) ORDER BY scope, entry"
-                ));
-                for s in scopes {
-                    q = q.bind(s.to_ascii_lowercase());
-                }
-                q.fetch_all(&self.reader).await?
-            }
+            Some(scopes) => return self.spam_list_entries_of(scopes).await,
         };
-        rows.iter()
-            .map(|r| {
-                Ok(SpamListEntry {
-                    scope: r.try_get("scope")?,
-                    entry: r.try_get("entry")?,
-                    allow: r.try_get::<String, _>("kind")? == "allow",
+        rows.iter().map(spam_list_entry).collect()
+    }
+
+    /// The entries of `scopes`, ordered by (scope, entry) as bytes (the same order on both
+    /// backends, whatever PostgreSQL's collation); each scope's entries are cached on
+    /// PostgreSQL (`dir_cache`), so the spam filter's lookups per delivery cost nothing.
+    async fn spam_list_entries_of(&self, scopes: &[String]) -> Result<Vec<SpamListEntry>> {
+        let mut scopes: Vec<String> = scopes.iter().map(|s| s.to_ascii_lowercase()).collect();
+        scopes.sort();
+        scopes.dedup();
+        let mut all = Vec::new();
+        for scope in scopes {
+            let entries = self
+                .cached(dir_cache::SpamLists, scope.clone(), async {
+                    let rows =
+                        db::query("SELECT scope, entry, kind FROM spam_lists WHERE scope = $1")
+                            .bind(scope)
+                            .fetch_all(&self.reader)
+                            .await?;
+                    let mut v = rows
+                        .iter()
+                        .map(spam_list_entry)
+                        .collect::<Result<Vec<_>>>()?;
+                    v.sort_by(|a, b| a.entry.cmp(&b.entry));
+                    Ok(v)
                 })
-            })
-            .collect()
+                .await?;
+            all.extend(entries);
+        }
+        Ok(all)
     }
 
     /// Up to `limit` entries of one scope (or all) after the key `(scope, entry)`, in the
@@ -445,6 +464,7 @@ impl Shared {
         .bind(if e.allow { "allow" } else { "block" })
         .execute(&self.writer)
         .await?;
+        self.directory_changed();
         Ok(())
     }
 
@@ -454,6 +474,7 @@ impl Shared {
             .bind(entry.to_ascii_lowercase())
             .execute(&self.writer)
             .await?;
+        self.directory_changed();
         Ok(done.rows_affected() > 0)
     }
 
