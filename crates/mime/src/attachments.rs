@@ -84,6 +84,21 @@ pub fn extract(raw: &[u8], limits: &Limits) -> AttachmentText {
     out
 }
 
+/// True when `raw` has a part `extract` would read. Delivery asks, so that a message without
+/// one is stored as done and never read again for its attachments.
+pub fn has_documents(raw: &[u8]) -> bool {
+    fn any(p: &Part) -> bool {
+        if p.is_multipart() {
+            return p.children.iter().any(any);
+        }
+        if let Some(m) = &p.message {
+            return any(m);
+        }
+        kind_of(p, &file_name(p)).is_some()
+    }
+    any(&structure::build(raw))
+}
+
 fn walk(raw: &[u8], p: &Part, limits: &Limits, deadline: Instant, out: &mut AttachmentText) {
     if p.is_multipart() {
         for c in &p.children {
@@ -599,6 +614,32 @@ mod tests {
         assert_eq!(reasons, ["a.pdf", "b.docx"], "{:?}", got.skipped);
         assert!(got.skipped[0].reason.contains("PDF"), "{:?}", got.skipped);
         assert!(got.skipped[1].reason.contains("zip"), "{:?}", got.skipped);
+    }
+
+    #[test]
+    fn has_documents_names_what_extract_would_read() {
+        assert!(!has_documents(b"Subject: t\r\n\r\nplain body\r\n"));
+        assert!(!has_documents(&message(&[(
+            "image/png",
+            "d.png",
+            vec![0x89, b'P', b'N', b'G']
+        )])));
+        assert!(!has_documents(&message(&[])));
+        assert!(has_documents(&message(&[(
+            "application/pdf",
+            "a",
+            b"%PDF".to_vec()
+        )])));
+        assert!(has_documents(&message(&[(
+            "application/octet-stream",
+            "c.ODT",
+            b"PK".to_vec()
+        )])));
+        // Inside an attached message too.
+        let inner = String::from_utf8(message(&[("application/pdf", "a.pdf", b"%PDF".to_vec())]))
+            .expect("ascii");
+        let outer = format!("Subject: fwd\r\nContent-Type: message/rfc822\r\n\r\n{inner}");
+        assert!(has_documents(outer.as_bytes()));
     }
 
     #[test]

@@ -544,8 +544,53 @@ async fn huge_compressible_attachment_stays_in_budget(backend: Backend) {
     );
 }
 
+/// A message without a document attachment is stored as done: the extractor, which would read
+/// and parse it again off the delivery path, never looks at it; one with a document waits for it.
+async fn messages_without_documents_are_not_read_again(backend: Backend) {
+    let files = TestStore::new(backend);
+    let store = files.open().await;
+    let a = store_account(store.as_ref(), "plain@example.com", 0).await;
+    let inbox = store.get_mailbox(a.id, "INBOX").await.unwrap().unwrap();
+    for i in 0..5 {
+        let png = vec![0x89, b'P', b'N', b'G'];
+        let attachments: Vec<(&str, &str, Vec<u8>)> = if i % 2 == 0 {
+            Vec::new()
+        } else {
+            vec![("image/png", "p.png", png)]
+        };
+        store
+            .append(
+                inbox.id,
+                message("plain", "no documents here", &attachments),
+                Flags::empty(),
+                &[],
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    let limits = Limits::default();
+    assert_eq!(store.extract_attachment_text(8, limits).await.unwrap(), 0);
+    store
+        .append(
+            inbox.id,
+            message(
+                "doc",
+                "see attached",
+                &[(DOCX_TYPE, "a.docx", docx(&["waitingword"]))],
+            ),
+            Flags::empty(),
+            &[],
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.extract_attachment_text(8, limits).await.unwrap(), 1);
+}
+
 on_both_backends!(
     attachment_text_is_searchable,
+    messages_without_documents_are_not_read_again,
     bad_pdfs_are_skipped,
     huge_compressible_attachment_stays_in_budget,
 );

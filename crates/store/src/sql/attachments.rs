@@ -13,7 +13,7 @@ use crate::model::AccountId;
 use crate::text::fold;
 
 /// `message_text.attachments_version` once extracted (migration 0018).
-const ATTACHMENTS_VERSION: i64 = 1;
+pub(super) const ATTACHMENTS_VERSION: i64 = 1;
 
 /// Extraction threads of this process, running or left running after a timeout (see
 /// `extract_attachment_text`).

@@ -1102,6 +1102,26 @@ impl Pool {
         }
     }
 
+    /// PostgreSQL: runs `sql`, which may hold several statements, as one simple query (one
+    /// round trip) and returns the rows they produce. A simple query has no parameters: every
+    /// value in `sql` is a literal the caller has made safe.
+    pub async fn simple_query(&self, sql: String) -> Result<Vec<Row>> {
+        match self {
+            Pool::Any(pg) => {
+                bounded(pg.limits.begin(), async {
+                    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                        .fetch_all(&pg.pool)
+                        .await?;
+                    Ok(rows.into_iter().map(Row::Any).collect())
+                })
+                .await
+            }
+            _ => Err(StoreError::Backend(
+                "a multi-statement simple query is for PostgreSQL".into(),
+            )),
+        }
+    }
+
     /// SQLite: write transactions waiting for the writer connection right now (0 elsewhere).
     pub fn writers_waiting(&self) -> usize {
         match self {

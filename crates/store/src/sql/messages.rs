@@ -541,7 +541,7 @@ impl Shared {
                     Ok(Prepared {
                         hash: crate::blob::blob_hash(&m.raw),
                         size,
-                        text: TextColumns::new(&a.search),
+                        text: TextColumns::new(&a.search, &m.raw),
                         summary: a.summary,
                         preview: a.preview.chars().filter(|c| *c != '\0').collect(),
                         sent_date: a.sent_date,

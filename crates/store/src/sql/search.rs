@@ -330,7 +330,7 @@ impl Shared {
         for id in &ids {
             let columns = match self.message_raw(*id).await {
                 Ok(raw) => tokio::task::spawn_blocking(move || {
-                    TextColumns::new(&wharf_mime::analyze(&raw).search)
+                    TextColumns::new(&wharf_mime::analyze(&raw).search, &raw)
                 })
                 .await
                 .map_err(|e| crate::StoreError::Backend(format!("text analysis task: {e}")))?,

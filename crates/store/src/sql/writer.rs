@@ -66,10 +66,14 @@ pub(crate) struct Prepared {
 pub(crate) struct TextColumns {
     /// Folded subject, from, to, cc, bcc, headers, body (the `message_text` columns, in order).
     text: [String; 7],
+    /// The message has no document attachment: the row is written as extracted already
+    /// (`attachments_version` 1), and the extractor never reads the message again.
+    no_documents: bool,
 }
 
 impl TextColumns {
-    pub(crate) fn new(s: &wharf_mime::SearchText) -> TextColumns {
+    /// `raw`: the message `s` was taken from.
+    pub(crate) fn new(s: &wharf_mime::SearchText, raw: &[u8]) -> TextColumns {
         let text = [
             fold(&s.subject),
             fold(&s.from),
@@ -79,7 +83,10 @@ impl TextColumns {
             fold(&s.headers),
             fold(&s.body),
         ];
-        TextColumns { text }
+        TextColumns {
+            text,
+            no_documents: !wharf_mime::attachments::has_documents(raw),
+        }
     }
 
     /// Writes the row for `message_id`: inserted, or (`replace`) overwriting the one there; either
@@ -91,27 +98,30 @@ impl TextColumns {
         message_id: MessageId,
         replace: bool,
     ) -> Result<()> {
-        let [subject, from, to, cc, bcc, headers, body] = &self.text;
         let sql = if !replace {
-            "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, text_version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, text_version, attachments_version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         } else {
             "UPDATE message_text SET subject = $2, from_addr = $3, to_addr = $4, cc_addr = $5, bcc_addr = $6, \
-                 headers = $7, body = $8, text_version = $9, attachments_version = 0 WHERE message_id = $1"
+                 headers = $7, body = $8, text_version = $9, attachments_version = $10 WHERE message_id = $1"
         };
-        db::query(sql)
-            .bind(message_id)
-            .bind(subject)
-            .bind(from)
-            .bind(to)
-            .bind(cc)
-            .bind(bcc)
-            .bind(headers)
-            .bind(body)
-            .bind(FOLD_VERSION)
+        self.bind(db::query(sql).bind(message_id))
             .execute(&mut *tx)
             .await?;
         Ok(())
+    }
+
+    /// Binds the row's columns after `message_id`, in table order: the seven texts,
+    /// `text_version`, `attachments_version`.
+    fn bind(&self, mut q: db::Query) -> db::Query {
+        for column in &self.text {
+            q = q.bind(column);
+        }
+        q.bind(FOLD_VERSION).bind(if self.no_documents {
+            super::attachments::ATTACHMENTS_VERSION
+        } else {
+            0
+        })
     }
 }
 
@@ -125,7 +135,7 @@ fn prepare(raw: Bytes, internal_date: i64) -> Result<Prepared> {
     let size =
         i64::try_from(raw.len()).map_err(|_| StoreError::Invalid("message too large".into()))?;
     let a = wharf_mime::analyze(&raw);
-    let text = TextColumns::new(&a.search);
+    let text = TextColumns::new(&a.search, &raw);
     Ok(Prepared {
         hash: crate::blob::blob_hash(&raw),
         raw,
@@ -441,6 +451,31 @@ async fn inbox_of(shared: &Shared, tx: &mut Tx, account: AccountId) -> Result<(M
     }
 }
 
+/// Locks the account row (as `Shared::lock_account`) and reads its INBOX's id in the same
+/// statement; None when the account does not exist.
+async fn lock_account_and_inbox(
+    shared: &Shared,
+    tx: &mut Tx,
+    account: AccountId,
+) -> Result<Option<(AccountState, Option<MailboxId>)>> {
+    let sql = shared.dialect.pick(
+        "SELECT a.quota_bytes, a.used_bytes, a.disabled, \
+         (SELECT m.id FROM mailboxes m WHERE m.account_id = a.id AND m.name = 'INBOX') AS inbox \
+         FROM accounts a WHERE a.id = $1",
+        "SELECT a.quota_bytes, a.used_bytes, a.disabled, \
+         (SELECT m.id FROM mailboxes m WHERE m.account_id = a.id AND m.name = 'INBOX') AS inbox \
+         FROM accounts a WHERE a.id = $1 FOR UPDATE",
+    );
+    let Some(row) = db::query(sql)
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some((super::account_state(&row)?, row.try_get("inbox")?)))
+}
+
 /// The account's Junk mailbox (special use `\Junk`), if it has one.
 async fn junk_of(tx: &mut Tx, account: AccountId) -> Result<Option<MailboxId>> {
     let rows = db::query(
@@ -456,6 +491,43 @@ async fn junk_of(tx: &mut Tx, account: AccountId) -> Result<Option<MailboxId>> {
         }
     }
     Ok(None)
+}
+
+/// PostgreSQL: the `messages`, `message_text` and `mailbox_messages` rows of a message stored
+/// once in `entry`'s account, in one statement (data-modifying CTEs); returns the message id.
+async fn insert_all_rows(
+    tx: &mut Tx,
+    m: &Prepared,
+    entry: &Accepted,
+    received_at: i64,
+) -> Result<MessageId> {
+    let q = db::query(
+        "WITH m AS (INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id), \
+              t AS (INSERT INTO message_text (message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, headers, body, text_version, attachments_version) \
+                    SELECT id, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM m) \
+         INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
+         SELECT $18, $19, id, $20, $21, $22, $3, $4, $23 FROM m RETURNING message_id",
+    )
+    .bind(entry.account)
+    .bind(&m.hash)
+    .bind(m.size)
+    .bind(m.internal_date)
+    .bind(received_at)
+    .bind(m.sent_date)
+    .bind(m.summary.clone())
+    .bind(&m.preview);
+    m.text
+        .bind(q)
+        .bind(entry.mailbox)
+        .bind(entry.uid)
+        .bind(i64::from(entry.flags.0))
+        .bind(&entry.keywords)
+        .bind(entry.modseq)
+        .bind(now_secs())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0usize)
 }
 
 async fn commit_batch(
@@ -488,11 +560,17 @@ async fn commit_batch(
             }
         }
     }
-    // Ascending order: the lock order every PostgreSQL writer follows.
+    // Ascending order: the lock order every PostgreSQL writer follows. The INBOX's id comes
+    // with the lock (one statement, not two per account and batch).
     let mut states: HashMap<AccountId, AccountState> = HashMap::new();
+    // Delivery mailbox per (account, junk).
+    let mut inboxes: HashMap<(AccountId, bool), MailboxId> = HashMap::new();
     for a in &accounts {
-        if let Some(s) = shared.lock_account(tx, *a).await? {
+        if let Some((s, inbox)) = lock_account_and_inbox(shared, tx, *a).await? {
             states.insert(*a, s);
+            if let Some(inbox) = inbox {
+                inboxes.insert((*a, false), inbox);
+            }
         }
     }
     let start_used: HashMap<AccountId, i64> = states.iter().map(|(a, s)| (*a, s.used)).collect();
@@ -501,8 +579,6 @@ async fn commit_batch(
         .iter()
         .map(|j| j.targets.iter().map(|_| None).collect())
         .collect();
-    // Delivery mailbox per (account, junk).
-    let mut inboxes: HashMap<(AccountId, bool), MailboxId> = HashMap::new();
     let mut lists_changed = Vec::new();
     let mut accepted: Vec<Accepted> = Vec::new();
     let mut duplicates: Vec<(usize, usize, usize)> = Vec::new();
@@ -629,9 +705,23 @@ async fn commit_batch(
         .cloned()
         .collect();
     let received_at = now_secs();
-    for (job, rows) in batch.iter().zip(per_job.iter_mut()) {
+    // PostgreSQL: a message stored once in an account (the usual case) has its three rows
+    // written by one statement (`insert_all_rows`), not three round trips.
+    let mut entries_of: HashMap<(usize, AccountId), Vec<usize>> = HashMap::new();
+    if shared.dialect == Dialect::Postgres {
+        for (i, a) in accepted.iter().enumerate() {
+            entries_of.entry((a.job, a.account)).or_default().push(i);
+        }
+    }
+    let mut entry_written = vec![false; accepted.len()];
+    for (ji, (job, rows)) in batch.iter().zip(per_job.iter_mut()).enumerate() {
         let m = &job.msg;
         for (account, id) in rows.iter_mut() {
+            if let Some([only]) = entries_of.get(&(ji, *account)).map(Vec::as_slice) {
+                *id = insert_all_rows(tx, m, &accepted[*only], received_at).await?;
+                entry_written[*only] = true;
+                continue;
+            }
             // SQLite would hand a deleted newest message's id to the next one (rowid = max + 1);
             // a counter that only grows makes every id new (PostgreSQL's identity already is).
             let mut q = match shared.dialect {
@@ -669,7 +759,11 @@ async fn commit_batch(
         a.message_id = per_job[a.job][&a.account];
     }
 
-    for a in &accepted {
+    for (a, _) in accepted
+        .iter()
+        .zip(&entry_written)
+        .filter(|(_, done)| !**done)
+    {
         db::query(
             "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
