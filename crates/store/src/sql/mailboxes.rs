@@ -6,7 +6,7 @@ use std::io;
 
 use bytes::Bytes;
 
-use super::{ENTRY_COLUMNS, Row, Shared, Tx, db, entry_from_row, to_u32, to_u64};
+use super::{Dialect, ENTRY_COLUMNS, Row, Shared, Tx, db, entry_from_row, to_u32, to_u64};
 use crate::model::*;
 use crate::{Result, StoreError};
 
@@ -355,34 +355,29 @@ impl Shared {
         // The claim floor before the snapshot: `claim_recent_local` holds the floors while it
         // waits for a reader, so waiting for the floors with a reader held could deadlock.
         let floor = self.recent_floor(id).await;
-        // Read in one snapshot so counts and counters agree.
-        let mut tx = self.begin_read().await?;
-        let mb =
-            db::query("SELECT uid_next, uid_validity, highest_modseq FROM mailboxes WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
-        let validity: i64 = mb.try_get("uid_validity")?;
-        // A floor of a mailbox that had this id before (deleted, the id reused) does not count.
-        let recent_floor = match floor {
-            Some((v, f)) if v == validity => f,
-            _ => 0,
-        };
+        // One statement, so counts and counters come from one snapshot (on PostgreSQL one
+        // round trip, not a read transaction's five). A floor of a mailbox that had this id
+        // before (deleted, the id reused: SQLite) does not count: it names another UIDVALIDITY.
+        let (floor_validity, floor_uid) = floor.unwrap_or((-1, 0));
         let r = db::query(
-            "SELECT COUNT(*) AS messages, \
+            "SELECT mb.uid_next, mb.uid_validity, mb.highest_modseq, \
+               COUNT(mm.uid) AS messages, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 1) = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS unseen, \
-               CAST(COALESCE(SUM(CASE WHEN (mm.flags & 32) <> 0 AND mm.uid >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent, \
+               CAST(COALESCE(SUM(CASE WHEN (mm.flags & 32) <> 0 AND mm.uid >= \
+                 (CASE WHEN mb.uid_validity = $2 THEN $3 ELSE 0 END) THEN 1 ELSE 0 END), 0) AS BIGINT) AS recent, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 8) <> 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS deleted, \
                CAST(COALESCE(SUM(mm.size), 0) AS BIGINT) AS size, \
                CAST(COALESCE(SUM(CASE WHEN (mm.flags & 8) <> 0 THEN mm.size ELSE 0 END), 0) AS BIGINT) AS deleted_size \
-             FROM mailbox_messages mm WHERE mm.mailbox_id = $1",
+             FROM mailboxes mb LEFT JOIN mailbox_messages mm ON mm.mailbox_id = mb.id \
+             WHERE mb.id = $1 GROUP BY mb.id",
         )
         .bind(id)
-        .bind(recent_floor)
-        .fetch_one(&mut tx)
-        .await?;
-        tx.commit().await?;
+        .bind(floor_validity)
+        .bind(floor_uid)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {id}")))?;
+        let mb = &r;
         Ok(MailboxStatus {
             messages: to_u32(r.try_get("messages")?, "count")?,
             unseen: to_u32(r.try_get("unseen")?, "count")?,
@@ -407,6 +402,9 @@ impl Shared {
 
     pub async fn changes_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<MailboxChanges> {
         let since = i64::try_from(since).unwrap_or(i64::MAX);
+        if self.dialect == Dialect::Postgres {
+            return self.changes_since_in_one_statement(mailbox, since).await;
+        }
         let mut tx = self.begin_read().await?;
         let mb = db::query(
             "SELECT uid_next, highest_modseq, vanished_floor FROM mailboxes WHERE id = $1",
@@ -441,6 +439,59 @@ impl Shared {
             expunged_complete: since >= mb.try_get::<i64, _>("vanished_floor")?,
             highest_modseq: to_u64(mb.try_get("highest_modseq")?, "highest_modseq")?,
             uid_next: to_u32(mb.try_get("uid_next")?, "uid_next")?,
+        })
+    }
+
+    /// PostgreSQL: `changes_since` as one statement, which sees one snapshot by itself: one
+    /// round trip where a read transaction of three statements took five. Every row carries the
+    /// mailbox's counters and the expunged UIDs (as text, an uncorrelated subquery evaluated
+    /// once); a mailbox without changed messages gives one row whose message columns are NULL.
+    async fn changes_since_in_one_statement(
+        &self,
+        mailbox: MailboxId,
+        since: i64,
+    ) -> Result<MailboxChanges> {
+        let sql = format!(
+            "SELECT mb.uid_next, mb.highest_modseq, mb.vanished_floor, \
+               (SELECT string_agg(e.uid::text, ',' ORDER BY e.uid) FROM expunged e \
+                 WHERE e.mailbox_id = $1 AND e.modseq > $2) AS gone, \
+               {ENTRY_COLUMNS} \
+             FROM mailboxes mb LEFT JOIN mailbox_messages mm ON mm.mailbox_id = mb.id AND mm.modseq > $2 \
+             WHERE mb.id = $1 ORDER BY mm.uid"
+        );
+        let rows = db::query(sql)
+            .bind(mailbox)
+            .bind(since)
+            .fetch_all(&self.reader)
+            .await?;
+        let first = rows
+            .first()
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+        let gone: Option<String> = first.try_get("gone")?;
+        let mut expunged = Vec::new();
+        for uid in gone
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|u| !u.is_empty())
+        {
+            let uid: i64 = uid
+                .parse()
+                .map_err(|_| StoreError::Backend(format!("expunged uid {uid:?}")))?;
+            expunged.push(to_u32(uid, "uid")?);
+        }
+        let mut changed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if r.try_get::<Option<i64>, _>("uid")?.is_some() {
+                changed.push(entry_from_row(r)?);
+            }
+        }
+        Ok(MailboxChanges {
+            changed,
+            expunged,
+            expunged_complete: since >= first.try_get::<i64, _>("vanished_floor")?,
+            highest_modseq: to_u64(first.try_get("highest_modseq")?, "highest_modseq")?,
+            uid_next: to_u32(first.try_get("uid_next")?, "uid_next")?,
         })
     }
 
