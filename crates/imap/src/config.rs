@@ -19,6 +19,13 @@ pub struct ImapConfig {
     pub literal_spool_threshold: u64,
     /// Octets of APPEND messages all sessions together may hold in memory; beyond it they spool.
     pub literal_memory_budget: u64,
+    /// Octets of APPEND messages all sessions together may hold while storing them: spooled
+    /// literals read back from their files, and what CATENATE's URLs gather (reserved as
+    /// `max_append` each, their size being unknown until read). Never less than `max_append`.
+    pub store_memory_budget: u64,
+    /// How long an APPEND waits for room in `store_memory_budget` before it answers
+    /// `NO [LIMIT]`, in milliseconds.
+    pub store_memory_wait_ms: u64,
     /// Directory of the APPEND spool files (default: `wharf-imap-spool` in the system temp dir).
     pub spool_dir: Option<PathBuf>,
     /// Protocol errors in a row (BAD replies) tolerated before the connection is closed with BYE.
@@ -56,6 +63,8 @@ impl Default for ImapConfig {
             max_append: 64 * 1024 * 1024,
             literal_spool_threshold: 256 * 1024,
             literal_memory_budget: 32 * 1024 * 1024,
+            store_memory_budget: 256 * 1024 * 1024,
+            store_memory_wait_ms: 30_000,
             spool_dir: None,
             max_bad_commands: 10,
             idle_timeout_unauth_secs: 60,

@@ -22,5 +22,5 @@ pub use config::ImapConfig;
 pub use output::{BodyPiece, Output, Piece};
 pub use receive::{MAX_APPEND_LITERALS, MAX_DISCARD_ROUNDS, MAX_NON_SYNC_LITERAL};
 pub use service::ImapService;
-pub use session::{ConnInfo, Input, Next, Session, Shared, Step};
+pub use session::{ConnInfo, Input, Next, Session, Shared, Step, StoreMemoryLease};
 pub use syntax::parse_command;

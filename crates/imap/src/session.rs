@@ -95,13 +95,52 @@ pub struct Shared {
     pub(crate) budget: Arc<LiteralBudget>,
     /// Permits for COMPRESS=DEFLATE sessions (`max_compressed_sessions`).
     pub(crate) compressed: Arc<tokio::sync::Semaphore>,
+    /// KiB of `store_memory_budget` free: APPENDs hold some while they read their spooled
+    /// literals back and gather CATENATE URLs, until the store has taken the messages.
+    store_memory: Arc<tokio::sync::Semaphore>,
+    /// The budget in KiB (the most one APPEND is charged).
+    store_memory_kib: u32,
+}
+
+/// Room held in the shared store-time memory budget (`Shared::reserve_store_memory`),
+/// given back when dropped.
+pub struct StoreMemoryLease {
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Shared {
     pub fn new(cfg: &ImapConfig) -> Arc<Shared> {
+        let budget = cfg.store_memory_budget.max(cfg.max_append);
+        // Permits count KiB; tokio's semaphore holds at most `usize::MAX >> 3` of them.
+        let store_memory_kib = u32::try_from(budget.div_ceil(1024).min(u64::from(u32::MAX >> 4)))
+            .unwrap_or(u32::MAX >> 4);
         Arc::new(Shared {
             budget: LiteralBudget::new(cfg.literal_memory_budget),
             compressed: Arc::new(tokio::sync::Semaphore::new(cfg.max_compressed_sessions)),
+            store_memory: Arc::new(tokio::sync::Semaphore::new(store_memory_kib as usize)),
+            store_memory_kib,
+        })
+    }
+
+    /// Holds `bytes` (at most the whole budget) of the store-time memory budget, waiting up to
+    /// `wait` for room; None when there was none.
+    pub async fn reserve_store_memory(
+        &self,
+        bytes: u64,
+        wait: std::time::Duration,
+    ) -> Option<StoreMemoryLease> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(self.store_memory_kib);
+        if kib == 0 {
+            return Some(StoreMemoryLease { _permit: None });
+        }
+        let permit = tokio::time::timeout(wait, self.store_memory.clone().acquire_many_owned(kib))
+            .await
+            .ok()?
+            .ok()?;
+        Some(StoreMemoryLease {
+            _permit: Some(permit),
         })
     }
 

@@ -196,6 +196,65 @@ async fn memory_budget_is_shared_by_all_sessions() {
     );
 }
 
+/// Spooled literals read back, and what CATENATE's URLs gather, are charged to one budget all
+/// sessions share (`store_memory_budget`): while it is taken, an APPEND that does not fit waits
+/// `store_memory_wait_ms`, then answers NO [LIMIT]; once there is room it goes through.
+#[tokio::test]
+async fn store_memory_budget_is_shared_by_all_sessions() {
+    let env = env().await;
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = wharf_imap::ImapConfig {
+        literal_spool_threshold: 1024,
+        max_append: 100_000,
+        store_memory_budget: 200_000,
+        store_memory_wait_ms: 200,
+        spool_dir: Some(spool.path().to_path_buf()),
+        ..wharf_imap::ImapConfig::default()
+    };
+    let shared = wharf_imap::Shared::new(&cfg);
+    let mut a = login_with(&env, cfg.clone(), shared.clone()).await;
+    // Other sessions' APPENDs hold all of the budget but 4 KiB.
+    let taken = shared
+        .reserve_store_memory(200_000 - 4096, std::time::Duration::from_secs(1))
+        .await
+        .expect("room");
+    let append = |tag: &'static str, n: usize| {
+        let line = format!("{tag} APPEND INBOX {{{n}}}\r\n");
+        (line, vec![b'x'; n])
+    };
+    let (line, data) = append("a1", 3000);
+    a.input(wharf_imap::Input::Line(line.as_bytes())).await;
+    a.input(wharf_imap::Input::Data(&data)).await;
+    let (r, _) = a.input(wharf_imap::Input::Line(b"\r\n")).await;
+    assert!(
+        r.starts_with("a1 OK [APPENDUID"),
+        "what fits goes through: {r}"
+    );
+    let (line, data) = append("a2", 50_000);
+    a.input(wharf_imap::Input::Line(line.as_bytes())).await;
+    a.input(wharf_imap::Input::Data(&data)).await;
+    let started = std::time::Instant::now();
+    let (r, _) = a.input(wharf_imap::Input::Line(b"\r\n")).await;
+    assert!(r.starts_with("a2 NO [LIMIT]"), "{r}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+    assert!(
+        spool_gone(spool.path()),
+        "the refused message's spool is gone"
+    );
+    drop(taken);
+    let (line, data) = append("a3", 50_000);
+    a.input(wharf_imap::Input::Line(line.as_bytes())).await;
+    a.input(wharf_imap::Input::Data(&data)).await;
+    let (r, _) = a.input(wharf_imap::Input::Line(b"\r\n")).await;
+    assert!(r.starts_with("a3 OK [APPENDUID"), "room again: {r}");
+    a.cmd("s SELECT INBOX").await;
+    let r = a.cmd("f FETCH 1:* RFC822.SIZE").await;
+    assert_eq!(
+        r,
+        "* 1 FETCH (RFC822.SIZE 3000)\r\n* 2 FETCH (RFC822.SIZE 50000)\r\nf OK FETCH completed\r\n"
+    );
+}
+
 #[tokio::test]
 async fn spooled_utf8_append() {
     let env = env().await;

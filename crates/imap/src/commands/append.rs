@@ -12,7 +12,7 @@ use crate::commands::catenate::UrlCache;
 use crate::commands::store::{permitted_flags, split_flags};
 use crate::session::{Done, Session};
 use crate::spool::Spooled;
-use crate::syntax::{AppendData, AppendLiteral, AppendMessage};
+use crate::syntax::{AppendData, AppendLiteral, AppendMessage, CatPart};
 
 /// The spooled literals of one APPEND, by the offset of their `{` in the command.
 pub(crate) type Spools = Vec<(usize, Spooled)>;
@@ -56,6 +56,28 @@ impl Session {
                 }
                 return d;
             }
+        };
+        // The octets this command will hold in memory beyond the literal budget: its spooled
+        // literals once read back, and, for CATENATE URLs, up to `max_append` gathered from the
+        // store. Charged to a budget all sessions share before any of it is read, so that many
+        // large APPENDs at once wait for each other instead of each holding its messages.
+        let spooled: u64 = spools.iter().map(|(_, s)| s.len()).sum();
+        let gathers_urls = messages.iter().any(|m| match &m.data {
+            AppendData::Catenate(parts) => parts.iter().any(|p| matches!(p, CatPart::Url(_))),
+            AppendData::Literal(_) => false,
+        });
+        let held = spooled.saturating_add(if gathers_urls { self.cfg.max_append } else { 0 });
+        let wait = std::time::Duration::from_millis(self.cfg.store_memory_wait_ms);
+        let Some(_store_memory) = self.shared.reserve_store_memory(held, wait).await else {
+            warn!(
+                session = self.id,
+                octets = held,
+                "APPEND refused: store memory budget in use"
+            );
+            return Done::no(
+                Some("LIMIT"),
+                "Server busy storing other messages, try again",
+            );
         };
         let now = chrono::Utc::now().timestamp();
         let mut batch = Vec::with_capacity(messages.len());
