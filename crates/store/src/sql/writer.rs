@@ -125,6 +125,21 @@ impl TextColumns {
     }
 }
 
+impl Prepared {
+    /// Binds the `messages` row's columns, in table order: account, blob hash, size, internal
+    /// date, `received_at`, sent date, summary, preview.
+    fn bind_message_row(&self, q: db::Query, account: AccountId, received_at: i64) -> db::Query {
+        q.bind(account)
+            .bind(&self.hash)
+            .bind(self.size)
+            .bind(self.internal_date)
+            .bind(received_at)
+            .bind(self.sent_date)
+            .bind(self.summary.clone())
+            .bind(&self.preview)
+    }
+}
+
 pub(crate) struct WriteJob {
     msg: Prepared,
     targets: Vec<Target>,
@@ -508,17 +523,9 @@ async fn insert_all_rows(
                     SELECT id, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM m) \
          INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
          SELECT $18, $19, id, $20, $21, $22, $3, $4, $23 FROM m RETURNING message_id",
-    )
-    .bind(entry.account)
-    .bind(&m.hash)
-    .bind(m.size)
-    .bind(m.internal_date)
-    .bind(received_at)
-    .bind(m.sent_date)
-    .bind(m.summary.clone())
-    .bind(&m.preview);
+    );
     m.text
-        .bind(q)
+        .bind(m.bind_message_row(q, entry.account, received_at))
         .bind(entry.mailbox)
         .bind(entry.uid)
         .bind(i64::from(entry.flags.0))
@@ -724,34 +731,29 @@ async fn commit_batch(
             }
             // SQLite would hand a deleted newest message's id to the next one (rowid = max + 1);
             // a counter that only grows makes every id new (PostgreSQL's identity already is).
-            let mut q = match shared.dialect {
+            let q = match shared.dialect {
                 Dialect::Sqlite => {
                     let fresh: i64 = db::query_scalar(
                         "UPDATE counters SET value = value + 1 WHERE name = 'message_id' RETURNING value",
                     )
                     .fetch_one(&mut *tx)
                     .await?;
-                    db::query_scalar(
+                    db::query(
                         "INSERT INTO messages (id, account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                     )
                     .bind(fresh)
                 }
-                Dialect::Postgres => db::query_scalar(
+                Dialect::Postgres => db::query(
                     "INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 ),
             };
-            q = q
-                .bind(*account)
-                .bind(&m.hash)
-                .bind(m.size)
-                .bind(m.internal_date)
-                .bind(received_at)
-                .bind(m.sent_date)
-                .bind(m.summary.clone())
-                .bind(&m.preview);
-            *id = q.fetch_one(&mut *tx).await?;
+            *id = m
+                .bind_message_row(q, *account, received_at)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0usize)?;
             m.text.write(tx, *id, false).await?;
         }
     }
