@@ -218,6 +218,35 @@ async fn each_right_allows_its_commands(env: &impl HasBackend) {
         .cmd("k2 CREATE \"Other Users/alice@example.test/Top\"")
         .await;
     assert!(r.contains("k2 NO [NOPERM]"), "{r}");
+    // k on the nearest existing superior is enough (RFC 4314 §4): the missing ones between are
+    // created too, each with its parent's ACL.
+    let deep = "\"Other Users/alice@example.test/Team/Deep/Er\"";
+    let r = bob.cmd(&format!("k3 CREATE {deep}")).await;
+    assert!(r.contains("k3 OK"), "{r}");
+    let r = alice.cmd("a8 LIST \"\" Team/Deep*").await;
+    assert!(r.contains("\"/\" Team/Deep\r\n"), "{r}");
+    assert!(r.contains("\"/\" Team/Deep/Er\r\n"), "{r}");
+    let r = alice.cmd("a9 GETACL Team/Deep").await;
+    assert!(r.contains(&format!("{USER2} lrkc")), "{r}");
+    // Below a mailbox bob may only see, the answer names the missing right; below one he may
+    // not see at all, it is the answer for a name nobody has.
+    alice.cmd("a10 CREATE Plain").await;
+    let plain_deep = "\"Other Users/alice@example.test/Plain/x/y\"";
+    let r = bob.cmd(&format!("k4 CREATE {plain_deep}")).await;
+    assert_eq!(
+        tagged(&r, "k4"),
+        tagged(
+            &bob.cmd("k5 CREATE \"Other Users/alice@example.test/Nowhere/x/y\"")
+                .await
+                .replace("k5", "k4"),
+            "k4"
+        )
+    );
+    alice.cmd(&format!("a11 SETACL Plain {USER2} l")).await;
+    let r = bob.cmd(&format!("k6 CREATE {plain_deep}")).await;
+    assert!(r.contains("k6 NO [NOPERM]") && r.contains('k'), "{r}");
+    let r = alice.cmd("a12 LIST \"\" Plain/*").await;
+    assert!(!r.contains("Plain/x"), "nothing created: {r}");
 
     // x: rename and delete (the rename also needs k on the new parent).
     let sub2 = "\"Other Users/alice@example.test/Team/Sub2\"";

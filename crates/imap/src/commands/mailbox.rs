@@ -230,10 +230,9 @@ impl Session {
             Ok(None) => {}
             Err(e) => return Done::store(e),
         }
-        // Superior names are created as needed (RFC 9051 §6.3.4).
-        if target.is_personal()
-            && let Err(d) = self.create_parents(account, &target.name).await
-        {
+        // Superior names are created as needed (RFC 9051 §6.3.4), in another account below the
+        // superior `may_create_below` checked.
+        if let Err(d) = self.create_parents(account, &target.name).await {
             return d;
         }
         match self
@@ -260,7 +259,7 @@ impl Session {
         }
     }
 
-    /// Creates the missing superiors of a name in the session's own account.
+    /// Creates the missing superiors of a name in `account`, each with its parent's ACL.
     async fn create_parents(&self, account: AccountId, name: &str) -> Result<(), Done> {
         let parts: Vec<&str> = name.split('/').collect();
         for i in 1..parts.len() {
@@ -268,7 +267,12 @@ impl Session {
             match self.backend.mailboxes.get(account, &parent).await {
                 Ok(Some(_)) => {}
                 Ok(None) => match self.backend.mailboxes.create(account, &parent, None).await {
-                    Ok(_) | Err(StoreError::AlreadyExists(_)) => {}
+                    Ok(m) => {
+                        if let Err(e) = self.inherit_acl(&m).await {
+                            warn!(session = self.id, mailbox = m.id, error = %e, "parent ACL not inherited");
+                        }
+                    }
+                    Err(StoreError::AlreadyExists(_)) => {}
                     Err(e) => return Err(Done::store(e)),
                 },
                 Err(e) => return Err(Done::store(e)),
@@ -323,15 +327,26 @@ impl Session {
     }
 
     /// In another account a mailbox is created (or renamed to) only below an existing one the
-    /// session holds `k` on (RFC 4314 §4); its top level is the owner's.
+    /// session holds `k` on: the nearest existing superior (RFC 4314 §4); the missing ones
+    /// between are then created with the new mailbox. The top level is the owner's.
     async fn may_create_below(&self, target: &Target) -> Result<(), Done> {
-        let Some((parent, _)) = target.name.rsplit_once('/') else {
-            return Err(Done::no(Some("NOPERM"), NO_CREATE));
+        let mut name = target.name.as_str();
+        let parent = loop {
+            let Some((up, _)) = name.rsplit_once('/') else {
+                return Err(Done::no(Some("NOPERM"), NO_CREATE));
+            };
+            match self.backend.mailboxes.get(target.account, up).await {
+                Ok(Some(_)) => break up,
+                Ok(None) => name = up,
+                Err(e) => return Err(Done::store(e)),
+            }
         };
         let parent = Target {
             name: parent.to_string(),
             ..target.clone()
         };
+        // Rights decide what is told: a superior the session may not see answers as if none
+        // existed (RFC 4314 §6).
         match self.resolve_target(&parent).await? {
             Some(f) if f.rights.contains(Rights::CREATE) => Ok(()),
             Some(f) if f.rights.contains(Rights::LOOKUP) => Err(refusal(f.rights, Rights::CREATE)),
@@ -411,9 +426,7 @@ impl Session {
         {
             return d;
         }
-        if target.is_personal()
-            && let Err(d) = self.create_parents(account, &target.name).await
-        {
+        if let Err(d) = self.create_parents(account, &target.name).await {
             return d;
         }
         if from_name == "INBOX" {
