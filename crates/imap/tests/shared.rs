@@ -20,7 +20,8 @@ on_both!(
     idle_on_a_shared_mailbox_wakes_for_its_owners_changes_only,
     the_owner_pays_the_quota,
     copies_between_accounts_are_independent,
-    the_shared_namespace
+    the_shared_namespace,
+    esearch_reaches_shared_mailboxes_it_may_read
 );
 
 const TEAM: &str = "\"Other Users/alice@example.test/Team\"";
@@ -473,6 +474,61 @@ async fn idle_on_a_shared_mailbox_wakes_for_its_owners_changes_only(env: &impl H
 }
 
 /// Sharing with Python's imaplib (setacl, getacl, myrights, namespace) over implicit TLS.
+/// RFC 7377 over shared mailboxes: `mailboxes` and `subtree` reach other accounts' mailboxes the
+/// session may read, under the names it sees; `personal` stays the own ones; `l` without `r`
+/// is NOPERM, no right at all a name nobody has.
+async fn esearch_reaches_shared_mailboxes_it_may_read(env: &impl HasBackend) {
+    let (mut alice, mut bob) = setup(env).await;
+    bob.append("INBOX", "", &message(1)).await;
+    let r = bob
+        .cmd(&format!(
+            "e1 ESEARCH IN (mailboxes {TEAM}) SUBJECT \"number 2\""
+        ))
+        .await;
+    assert!(
+        r.contains("e1 NO [NONEXISTENT]"),
+        "no rights: as nobody's {r}"
+    );
+    let nobody = bob
+        .cmd("e0 ESEARCH IN (mailboxes \"Other Users/alice@example.test/Nope\") ALL")
+        .await;
+    assert!(nobody.contains("e0 NO [NONEXISTENT]"), "{nobody}");
+    grant(&mut alice, "l").await;
+    let r = bob
+        .cmd(&format!(
+            "e2 ESEARCH IN (mailboxes {TEAM}) SUBJECT \"number 2\""
+        ))
+        .await;
+    assert!(r.contains("e2 NO [NOPERM]"), "l without r: {r}");
+    grant(&mut alice, "lr").await;
+    let r = bob
+        .cmd(&format!(
+            "e3 ESEARCH IN (mailboxes {TEAM}) SUBJECT \"number 2\""
+        ))
+        .await;
+    assert!(
+        r.contains(
+            "* ESEARCH (TAG \"e3\" MAILBOX \"Other Users/alice@example.test/Team\" UIDVALIDITY "
+        ),
+        "{r}"
+    );
+    assert!(r.contains(" UID ALL 2\r\n"), "{r}");
+    assert!(r.contains("e3 OK"), "{r}");
+    // A subtree of the Other Users namespace; `personal` is bob's own only.
+    let r = bob
+        .cmd("e4 ESEARCH IN (subtree \"Other Users/alice@example.test\" personal) SUBJECT \"number\"")
+        .await;
+    assert!(
+        r.contains("MAILBOX \"Other Users/alice@example.test/Team\""),
+        "{r}"
+    );
+    assert!(r.contains("MAILBOX \"INBOX\""), "{r}");
+    assert_eq!(r.matches("* ESEARCH").count(), 2, "{r}");
+    let r = bob.cmd("e5 ESEARCH IN (personal) SUBJECT \"number\"").await;
+    assert_eq!(r.matches("* ESEARCH").count(), 1, "{r}");
+    assert!(!r.contains("Other Users"), "{r}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_imaplib_shares_a_mailbox() {
     let env = sql_env().await;

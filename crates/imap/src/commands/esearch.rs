@@ -1,19 +1,21 @@
-//! ESEARCH (RFC 7377, MULTISEARCH): one search over several mailboxes of the account, in the
-//! authenticated state too. The source options (`IN (…)`) name the mailboxes with NOTIFY's
-//! filters (`selected`, `inboxes`, `personal`, `subscribed`, `subtree`, `subtree-one`,
-//! `mailboxes`); each mailbox with matches gets one `* ESEARCH (TAG "t" MAILBOX "m" UIDVALIDITY
-//! v) UID …` response, a mailbox without matches none. The selected mailbox is searched in the
-//! session's own view (its sequence numbers and `$`); any other is read from the store for the
-//! command, one at a time, so a search over every mailbox holds one mailbox's index at a time.
-//! The answer is written out in chunks (`Next::More`), as FETCH's is.
+//! ESEARCH (RFC 7377, MULTISEARCH): one search over several mailboxes, the account's own and
+//! those other accounts share with it (RFC 4314 `r`), in the authenticated state too. The
+//! source options (`IN (…)`) name the mailboxes with NOTIFY's filters (`selected`, `inboxes`,
+//! `personal`, `subscribed`, `subtree`, `subtree-one`, `mailboxes`); each mailbox with matches
+//! gets one `* ESEARCH (TAG "t" MAILBOX "m" UIDVALIDITY v) UID …` response, a mailbox without
+//! matches none. The selected mailbox is searched in the session's own view (its sequence
+//! numbers and `$`); any other is read from the store for the command, one at a time, so a
+//! search over every mailbox holds one mailbox's index at a time. The answer is written out in
+//! chunks (`Next::More`), as FETCH's is.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use wharf_store::{Mailbox, StoreError, Uid};
+use wharf_store::{Mailbox, Rights, StoreError, Uid};
 
 use crate::commands::search::{
     EsearchAsk, check_charset, esearch_answer, hits_scored_in, uses_modseq, uses_saved,
 };
+use crate::namespace::Found;
 use crate::output::Output;
 use crate::selected::{KeywordSet, Selected};
 use crate::session::{Done, Next, Session};
@@ -107,20 +109,44 @@ impl Session {
         self.esearch_run(job, out).await
     }
 
-    /// The mailboxes the source options name, each once, in the order first named. A mailbox
-    /// named by `mailboxes`, or a `subtree`/`subtree-one` that names none, that does not exist
-    /// is `NO [NONEXISTENT]` (there are no access rights to lack: every mailbox is the
-    /// account's own, and only those are looked at).
+    /// The mailboxes the source options name, each once, in the order first named: the
+    /// account's own, and other accounts' it may read (`r`; RFC 4314), under the names the
+    /// session sees them by ("Other Users/…", "Shared/…"). `personal` and `inboxes` are the
+    /// account's own (RFC 7377 §2.2 borrows NOTIFY's filters, whose `personal` is the personal
+    /// namespace); `subtree`, `subtree-one`, `subscribed` and `mailboxes` reach shared ones too.
+    /// A mailbox named by `mailboxes`, or a `subtree`/`subtree-one` that names none, that does
+    /// not exist or that the session may not look up is `NO [NONEXISTENT]`; one it may look up
+    /// but not read is `NO [NOPERM]`.
     async fn esearch_sources(&self, sources: &[SourceFilter]) -> Result<Vec<Mailbox>, Done> {
         let account = self.account_id();
-        let mut all = self
+        let mut own = self
             .backend
             .mailboxes
             .list(account)
             .await
             .map_err(Done::store)?;
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        let by_name: HashMap<&str, &Mailbox> = all.iter().map(|m| (m.name.as_str(), m)).collect();
+        own.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut foreign = self.foreign_mailboxes().await?;
+        foreign.sort_by(|a, b| a.mailbox.name.cmp(&b.mailbox.name));
+        // An own mailbox whose name lies under a namespace prefix hides a shared one of the
+        // same name, as in LIST.
+        let own_names: HashSet<&str> = own.iter().map(|m| m.name.as_str()).collect();
+        let foreign: Vec<&Found> = foreign
+            .iter()
+            .filter(|f| !own_names.contains(f.mailbox.name.as_str()))
+            .collect();
+        let mut by_name: HashMap<&str, Result<&Mailbox, ()>> = HashMap::new();
+        for f in &foreign {
+            let entry = if f.rights.contains(Rights::READ) {
+                Ok(&f.mailbox)
+            } else {
+                Err(())
+            };
+            by_name.insert(f.mailbox.name.as_str(), entry);
+        }
+        for m in &own {
+            by_name.insert(m.name.as_str(), Ok(m));
+        }
         let mut chosen = Vec::new();
         let mut seen = HashSet::new();
         let mut add = |m: &Mailbox| {
@@ -138,11 +164,11 @@ impl Session {
                     }
                 }
                 SourceFilter::Inboxes => {
-                    if let Some(m) = by_name.get("INBOX") {
+                    if let Some(m) = own.iter().find(|m| m.name == "INBOX") {
                         add(m);
                     }
                 }
-                SourceFilter::Personal => all.iter().for_each(&mut add),
+                SourceFilter::Personal => own.iter().for_each(&mut add),
                 SourceFilter::Subscribed => {
                     let subscribed = self
                         .backend
@@ -151,7 +177,7 @@ impl Session {
                         .await
                         .map_err(Done::store)?;
                     for name in &subscribed {
-                        if let Some(m) = by_name.get(name.as_str()) {
+                        if let Some(Ok(m)) = by_name.get(name.as_str()) {
                             add(m);
                         }
                     }
@@ -165,9 +191,18 @@ impl Session {
                             self.mailbox_in(name)?
                         };
                         let mut any = false;
-                        for m in all.iter().filter(|m| in_subtree(&m.name, &root, one_level)) {
+                        for m in own.iter().filter(|m| in_subtree(&m.name, &root, one_level)) {
                             any = true;
                             add(m);
+                        }
+                        // The root "" is the personal namespace only.
+                        if !root.is_empty() {
+                            for f in foreign.iter().filter(|f| f.rights.contains(Rights::READ)) {
+                                if in_subtree(&f.mailbox.name, &root, one_level) {
+                                    any = true;
+                                    add(&f.mailbox);
+                                }
+                            }
                         }
                         if !any {
                             return Err(nonexistent(name));
@@ -178,7 +213,13 @@ impl Session {
                     for name in names {
                         let stored = self.mailbox_in(name)?;
                         match by_name.get(stored.as_str()) {
-                            Some(m) => add(m),
+                            Some(Ok(m)) => add(m),
+                            Some(Err(())) => {
+                                return Err(Done::no(
+                                    Some("NOPERM"),
+                                    format!("Right \"r\" needed to search {name}"),
+                                ));
+                            }
                             None => return Err(nonexistent(name)),
                         }
                     }
