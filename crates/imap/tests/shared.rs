@@ -21,7 +21,8 @@ on_both!(
     the_owner_pays_the_quota,
     copies_between_accounts_are_independent,
     the_shared_namespace,
-    esearch_reaches_shared_mailboxes_it_may_read
+    esearch_reaches_shared_mailboxes_it_may_read,
+    catenate_urls_reach_shared_mailboxes_it_may_read
 );
 
 const TEAM: &str = "\"Other Users/alice@example.test/Team\"";
@@ -527,6 +528,29 @@ async fn esearch_reaches_shared_mailboxes_it_may_read(env: &impl HasBackend) {
     let r = bob.cmd("e5 ESEARCH IN (personal) SUBJECT \"number\"").await;
     assert_eq!(r.matches("* ESEARCH").count(), 1, "{r}");
     assert!(!r.contains("Other Users"), "{r}");
+}
+
+/// CATENATE (RFC 4469) URLs name messages in shared mailboxes by the names the session sees them
+/// by, with `r`; without it the URL names nothing (`BADURL`), as a name nobody has.
+async fn catenate_urls_reach_shared_mailboxes_it_may_read(env: &impl HasBackend) {
+    let (mut alice, mut bob) = setup(env).await;
+    let url = "/Other%20Users/alice@example.test/Team/;UID=1";
+    let append = format!("c1 APPEND INBOX CATENATE (URL \"{url}\" TEXT {{4+}}\r\nmore)");
+    let r = bob.cmd(&append).await;
+    assert!(r.contains("c1 NO [BADURL"), "no rights: {r}");
+    grant(&mut alice, "l").await;
+    let r = bob.cmd(&append.replace("c1", "c2")).await;
+    assert!(r.contains("c2 NO [BADURL"), "l without r: {r}");
+    grant(&mut alice, "lr").await;
+    let r = bob.cmd(&append.replace("c1", "c3")).await;
+    assert!(r.contains("c3 OK [APPENDUID"), "{r}");
+    bob.cmd("s SELECT INBOX").await;
+    let r = bob.cmd("f FETCH 1 BODY.PEEK[]").await;
+    let want = format!("{}more", message(1));
+    assert!(
+        r.contains(&format!("BODY[] {{{}}}\r\n{want})", want.len())),
+        "{r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

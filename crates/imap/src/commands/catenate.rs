@@ -1,5 +1,6 @@
 //! CATENATE (RFC 4469): an APPENDed message built from text literals and IMAP URLs (RFC 5092) of
-//! messages, or parts of them, the user can read on this server.
+//! messages, or parts of them, the user can read on this server: in its own mailboxes and in
+//! those other accounts share with it (`r`).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -7,19 +8,29 @@ use std::collections::hash_map::Entry;
 use bytes::Bytes;
 use tracing::{debug, warn};
 use wharf_mime::Summary;
-use wharf_store::{AccountId, Mailbox, MessageContent, MessageId, StoreError};
+use wharf_store::{AccountId, Mailbox, MessageContent, MessageId, Rights, StoreError};
 
 use crate::commands::append::Spools;
 use crate::session::{Done, Session, normalize_inbox};
 use crate::syntax::{CatPart, ImapUrl, parse_imap_url, utf7};
+
+/// Whose mailboxes a URL's mailbox name is looked up among.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum UrlScope {
+    /// The session's view (CATENATE, RFC 4469): its own mailboxes and other accounts' it may
+    /// read (`r`, RFC 4314), by the names it sees them by ("Other Users/…", "Shared/…").
+    View,
+    /// One account's own mailboxes, by their names there (URLAUTH: the URL's user).
+    Account(AccountId),
+}
 
 /// What the URLs of one APPEND have looked up, so that naming the same mailbox or message again
 /// costs nothing more (the parser allows `MAX_CATENATE_URLS` URLs per command), and the octets
 /// read from the store for them, charged against `max_append`.
 #[derive(Default)]
 pub(crate) struct UrlCache {
-    /// Mailboxes by account and the name the URL gave.
-    mailboxes: HashMap<(AccountId, String), Option<Mailbox>>,
+    /// Mailboxes by where they were looked up and the name the URL gave.
+    mailboxes: HashMap<(UrlScope, String), Option<Mailbox>>,
     /// UID → message of mailboxes that are not selected, sorted by UID.
     indexes: HashMap<wharf_store::MailboxId, Vec<(u32, MessageId)>>,
     /// Messages read (summary and raw).
@@ -67,10 +78,10 @@ impl Session {
     pub(crate) async fn url_mailbox(
         &mut self,
         name: &str,
-        account: AccountId,
+        scope: UrlScope,
         cache: &mut UrlCache,
     ) -> Result<Option<Mailbox>, Done> {
-        if let Some(m) = cache.mailboxes.get(&(account, name.to_string())) {
+        if let Some(m) = cache.mailboxes.get(&(scope, name.to_string())) {
             return Ok(m.clone());
         }
         // RFC 5092 names the mailbox in UTF-8; RFC 2192 clients send modified UTF-7, tried second.
@@ -81,6 +92,19 @@ impl Session {
         }
         let mut found = None;
         for n in names {
+            let account = match scope {
+                UrlScope::Account(a) => a,
+                UrlScope::View => {
+                    // A mailbox the session may not read is no mailbox for it (RFC 4314 §6).
+                    if let Some(f) = self.resolve(&n).await?
+                        && f.rights.contains(Rights::READ)
+                    {
+                        found = Some(f.mailbox);
+                        break;
+                    }
+                    continue;
+                }
+            };
             match self.backend.mailboxes.get(account, &n).await {
                 Ok(Some(m)) if m.account_id == account => {
                     found = Some(m);
@@ -92,7 +116,7 @@ impl Session {
         }
         cache
             .mailboxes
-            .insert((account, name.to_string()), found.clone());
+            .insert((scope, name.to_string()), found.clone());
         Ok(found)
     }
 
@@ -107,20 +131,20 @@ impl Session {
                 return Err(badurl(url));
             }
         };
-        self.url_target_bytes(&u, self.account_id(), cache)
+        self.url_target_bytes(&u, UrlScope::View, cache)
             .await?
             .ok_or_else(|| badurl(url))
     }
 
-    /// The octets a parsed URL names in `account`'s mailboxes (by name, UIDVALIDITY and UID;
+    /// The octets a parsed URL names among `scope`'s mailboxes (by name, UIDVALIDITY and UID;
     /// a section; a partial range); `None` when it names nothing there.
     pub(crate) async fn url_target_bytes(
         &mut self,
         u: &ImapUrl,
-        account: AccountId,
+        scope: UrlScope,
         cache: &mut UrlCache,
     ) -> Result<Option<Bytes>, Done> {
-        let Some(mb) = self.url_mailbox(&u.mailbox, account, cache).await? else {
+        let Some(mb) = self.url_mailbox(&u.mailbox, scope, cache).await? else {
             return Ok(None);
         };
         if u.uid_validity.is_some_and(|v| v != mb.uid_validity) {

@@ -16,7 +16,7 @@ use sha2::Sha256;
 use tracing::debug;
 use wharf_store::{AccountId, Rights};
 
-use crate::commands::catenate::{UrlCache, badurl};
+use crate::commands::catenate::{UrlCache, UrlScope, badurl};
 use crate::output::Output;
 use crate::session::{Done, Session};
 use crate::spool::Lease;
@@ -90,7 +90,11 @@ impl Session {
                 return badurl(url);
             }
             let mb = match self
-                .url_mailbox(&u.target.mailbox, self.account_id(), &mut cache)
+                .url_mailbox(
+                    &u.target.mailbox,
+                    UrlScope::Account(self.account_id()),
+                    &mut cache,
+                )
                 .await
             {
                 Ok(Some(m)) if u.target.uid_validity.is_none_or(|v| v == m.uid_validity) => m,
@@ -181,7 +185,10 @@ impl Session {
         let Some(owner) = self.url_owner(&u).await? else {
             return Ok(None);
         };
-        let Some(mb) = self.url_mailbox(&u.target.mailbox, owner, cache).await? else {
+        let Some(mb) = self
+            .url_mailbox(&u.target.mailbox, UrlScope::Account(owner), cache)
+            .await?
+        else {
             return Ok(None);
         };
         let key = match self.backend.mailboxes.urlauth_key(mb.id, false).await {
@@ -192,7 +199,8 @@ impl Session {
         if !verifies(&key, &u.rump, token) {
             return Ok(None);
         }
-        self.url_target_bytes(&u.target, owner, cache).await
+        self.url_target_bytes(&u.target, UrlScope::Account(owner), cache)
+            .await
     }
 
     pub(crate) async fn reset_key(&mut self, mailbox: Option<&str>, mechanisms: &[String]) -> Done {
