@@ -46,7 +46,8 @@ ROWS = {
             (f"SEARCH TEXT {label} p50", "ms", op("search_text", "p50_ms"), False),
             (f"SEARCH TEXT {label}, hits", "messages", lambda r: r["hits"], True),
         ]
-        for kind, label in [("common", "common word"), ("inside", "part of a word"), ("phrase", "phrase")]
+        for kind, label in [("common", "common word"), ("inside", "part of a word"), ("phrase", "phrase"),
+                            ("attachment", "word only in a PDF attachment")]
     },
     "idle": [
         ("Idle IMAP/TLS session RSS", "KiB/session", lambda r: r["rss_kib_per_session"], False),
@@ -59,7 +60,7 @@ ROWS = {
     "fill-search": [("APPEND (filling search mailbox)", "msg/s", lambda r: r["messages_per_s"], True)],
 }
 ORDER = ["smtp-4k", "smtp-100k", "submit", "imap", "imap-paced", "imap-steady", "download", "pop3", "search",
-         "search-common", "search-inside", "search-phrase", "idle",
+         "search-common", "search-inside", "search-phrase", "search-attachment", "idle",
          "fill-pop", "fill-download", "fill-search", "fill-steady"]
 
 

@@ -1,8 +1,75 @@
 //! Deterministic test messages: RFC 5322 headers and a plain-text body of dictionary words, CRLF lines,
 //! never a line starting with '.', so SMTP needs no dot-stuffing. Every 100th message carries the rare
-//! word the SEARCH TEXT workload looks for.
+//! word the SEARCH TEXT workload looks for; every 1,000th (from the 500th on) is multipart, its
+//! body followed by a PDF attachment whose text holds a word found nowhere else
+//! (`ATTACHMENT_MARKER`), for the attachment-only SEARCH (issue 22).
+
+use base64::Engine;
 
 pub const MARKER: &str = "zebraquux";
+/// Only in the PDF attachment of every 1,000th message (base64, so not in the raw message).
+pub const ATTACHMENT_MARKER: &str = "lighthousekeeper";
+
+/// Whether message `seq` carries the PDF attachment.
+fn has_attachment(seq: u64) -> bool {
+    seq % 1000 == 500
+}
+
+/// A one-page PDF showing `text` (uncompressed content stream, standard font, exact xref).
+fn pdf(text: &str) -> Vec<u8> {
+    let stream = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{stream}\nendstream",
+            stream.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+            .to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// The MIME part of the PDF attachment, base64 in 76-character lines, closing the multipart.
+fn attachment_part(boundary: &str) -> String {
+    let data = base64::engine::general_purpose::STANDARD.encode(pdf(&format!(
+        "Safety notes for the {ATTACHMENT_MARKER} of the north pier"
+    )));
+    let mut part = format!(
+        "--{boundary}\r\nContent-Type: application/pdf; name=notes.pdf\r\n\
+         Content-Disposition: attachment; filename=notes.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    );
+    for chunk in data.as_bytes().chunks(76) {
+        part.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        part.push_str("\r\n");
+    }
+    part.push_str(&format!("--{boundary}--\r\n"));
+    part
+}
 
 const WORDS: &[&str] = &[
     "harbour",
@@ -83,14 +150,26 @@ impl Rng {
 
 pub fn message(seq: u64, from: &str, to: &str, size: usize) -> Vec<u8> {
     let mut rng = Rng(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let boundary = format!("part-{seq}");
+    let (content_type, attachment) = if has_attachment(seq) {
+        (
+            format!(
+                "multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\nContent-Type: text/plain; charset=us-ascii"
+            ),
+            attachment_part(&boundary),
+        )
+    } else {
+        ("text/plain; charset=us-ascii".to_string(), String::new())
+    };
     let mut out = format!(
         "From: <{from}>\r\nTo: <{to}>\r\nSubject: {} {} number {seq}\r\nDate: Sat, 28 Nov 2026 12:00:00 +0000\r\n\
-         Message-ID: <{seq}.{}@loadgen.bench.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n",
+         Message-ID: <{seq}.{}@loadgen.bench.test>\r\nMIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n",
         WORDS[(rng.next() % WORDS.len() as u64) as usize],
         WORDS[(rng.next() % WORDS.len() as u64) as usize],
         rng.next(),
     )
     .into_bytes();
+    let size = size.saturating_sub(attachment.len());
     let mut line = String::new();
     if seq.is_multiple_of(100) {
         line.push_str(MARKER);
@@ -109,6 +188,7 @@ pub fn message(seq: u64, from: &str, to: &str, size: usize) -> Vec<u8> {
     }
     out.extend_from_slice(line.as_bytes());
     out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(attachment.as_bytes());
     out
 }
 
@@ -160,5 +240,38 @@ mod tests {
             assert_eq!(text.contains(MARKER), seq.is_multiple_of(100));
         }
         assert_eq!(message(5, "a", "b", 999), message(5, "a", "b", 999));
+    }
+
+    #[test]
+    fn the_attachment_word_is_only_inside_the_pdf() {
+        for seq in [500u64, 1500, 99_500] {
+            let m = String::from_utf8(message(seq, "a@bench.test", "b@bench.test", 2048)).unwrap();
+            assert!(m.contains("multipart/mixed"), "{m}");
+            assert!(
+                !m.contains(ATTACHMENT_MARKER),
+                "only base64 in the raw message"
+            );
+            assert!(m.split("\r\n").all(|l| !l.starts_with('.')));
+            let b64: String = m
+                .split("\r\n\r\n")
+                .nth(3)
+                .unwrap()
+                .split("--")
+                .next()
+                .unwrap()
+                .replace("\r\n", "");
+            let pdf = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            assert!(pdf.starts_with(b"%PDF-1.4"));
+            assert!(String::from_utf8_lossy(&pdf).contains(ATTACHMENT_MARKER));
+        }
+        for seq in [0u64, 499, 501, 1000] {
+            assert!(
+                !String::from_utf8(message(seq, "a", "b", 2048))
+                    .unwrap()
+                    .contains("multipart")
+            );
+        }
     }
 }
