@@ -1378,6 +1378,12 @@ async fn recreated_mailbox_has_its_own_recent(b: Backend) {
     h.append(first.id, message("two", "x")).await;
     assert_eq!(h.store.claim_recent(first.id).await.unwrap().len(), 2);
     h.store.delete_mailbox(a.id, first.id).await.unwrap();
+    // A claim on a mailbox that is gone claims nothing (PostgreSQL says NotFound).
+    match h.store.claim_recent(first.id).await {
+        Err(StoreError::NotFound(_)) => {}
+        Ok(uids) => assert!(uids.is_empty(), "{b:?}: {uids:?}"),
+        Err(e) => panic!("{b:?}: {e}"),
+    }
     let again = h.store.create_mailbox(a.id, "Lists", None).await.unwrap();
     let m = h.append(again.id, message("three", "x")).await;
     assert_eq!(h.store.mailbox_status(again.id).await.unwrap().recent, 1);
