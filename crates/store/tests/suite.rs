@@ -100,6 +100,7 @@ on_both_backends!(threads = 4;
     store_flags_unchanged_since,
     relaxed_flag_commits_persist_and_durable_writes_follow,
     claim_recent_exactly_once,
+    a_store_of_many_messages_changes_each_once,
     recent_claims_follow_new_mail_and_status_agrees,
     recreated_mailbox_has_its_own_recent,
     search_text_is_substring_exact,
@@ -1388,6 +1389,56 @@ async fn recreated_mailbox_has_its_own_recent(b: Backend) {
     let m = h.append(again.id, message("three", "x")).await;
     assert_eq!(h.store.mailbox_status(again.id).await.unwrap().recent, 1);
     assert_eq!(h.store.claim_recent(again.id).await.unwrap(), vec![m.uid]);
+}
+
+/// A STORE over more messages than one UPDATE statement writes (`FLAG_ROWS_PER_STATEMENT`):
+/// every message changes once, with the STORE's one modseq, and keeps its own keywords.
+async fn a_store_of_many_messages_changes_each_once(b: Backend) {
+    let h = Harness::new(b).await;
+    let a = h.account("many@example.com", 0).await;
+    let inbox = h.mailbox(a.id, "INBOX").await;
+    let n = 1203;
+    let batch: Vec<NewMessage> = (0..n)
+        .map(|i| NewMessage {
+            raw: message(&format!("m{i}"), "x"),
+            flags: if i % 2 == 0 {
+                Flags::FLAGGED
+            } else {
+                Flags::empty()
+            },
+            keywords: if i % 3 == 0 {
+                vec!["$Work".into()]
+            } else {
+                Vec::new()
+            },
+            internal_date: 0,
+        })
+        .collect();
+    let out = h.store.append_many(inbox.id, batch).await.unwrap();
+    let uids: Vec<Uid> = out.iter().map(|o| o.uid).collect();
+    let (updates, modified) = h
+        .store
+        .store_flags(inbox.id, &uids, FlagOp::Add, Flags::SEEN, &[], None)
+        .await
+        .unwrap();
+    assert!(modified.is_empty());
+    assert_eq!(updates.len(), n);
+    let modseq = updates[0].modseq;
+    assert!(updates.iter().all(|u| u.modseq == modseq));
+    let status = h.store.mailbox_status(inbox.id).await.unwrap();
+    assert_eq!(status.unseen, 0, "{b:?}");
+    assert_eq!(status.highest_modseq, modseq);
+    let index = h.store.mailbox_index(inbox.id).await.unwrap();
+    for (i, e) in index.iter().enumerate() {
+        assert!(e.flags.contains(Flags::SEEN), "{b:?} {i}");
+        assert_eq!(e.flags.contains(Flags::FLAGGED), i % 2 == 0, "{b:?} {i}");
+        assert_eq!(
+            e.keywords.contains(&"$Work".to_string()),
+            i % 3 == 0,
+            "{b:?} {i}"
+        );
+        assert_eq!(e.modseq, modseq);
+    }
 }
 
 async fn claim_recent_exactly_once(b: Backend) {
