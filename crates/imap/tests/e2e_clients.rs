@@ -42,13 +42,7 @@ async fn python_imaplib_multiappend_catenate_setquota() {
         .await
         .unwrap();
     let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
-    let args = vec![
-        tls.port().to_string(),
-        cert,
-        USER.into(),
-        USER2.into(),
-        PASS.into(),
-    ];
+    let args = two_user_args(tls, cert);
     python_client("imaplib_extensions.py", args, "imaplib extensions OK").await;
     let bob = env
         .store

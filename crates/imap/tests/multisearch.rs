@@ -392,13 +392,7 @@ on_both!(
 async fn python_imaplib_multisearch() {
     let env = sql_env().await;
     let (server, _plain, tls, cert) = server(&env, wharf_imap::ImapConfig::default()).await;
-    let args = vec![
-        tls.port().to_string(),
-        cert,
-        USER.into(),
-        USER2.into(),
-        PASS.into(),
-    ];
+    let args = two_user_args(tls, cert);
     python_client("imaplib_multisearch.py", args, "imaplib multisearch OK").await;
     server.shutdown(std::time::Duration::from_secs(2)).await;
 }

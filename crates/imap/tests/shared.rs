@@ -557,13 +557,7 @@ async fn catenate_urls_reach_shared_mailboxes_it_may_read(env: &impl HasBackend)
 async fn python_imaplib_shares_a_mailbox() {
     let env = sql_env().await;
     let (server, _plain, tls, cert) = server(&env, ImapConfig::default()).await;
-    let args = vec![
-        tls.port().to_string(),
-        cert,
-        USER.into(),
-        USER2.into(),
-        PASS.into(),
-    ];
+    let args = two_user_args(tls, cert);
     python_client("imaplib_acl.py", args, "imaplib acl OK").await;
     server.shutdown(Duration::from_secs(2)).await;
 }

@@ -222,6 +222,18 @@ impl T {
 
 /// Runs one Python client script of `tests/clients` with `args` (off the runtime's threads) and
 /// asserts it succeeded and printed `done`; its standard output.
+/// The arguments the two-user Python clients take: the implicit-TLS port, the CA file, alice,
+/// bob and their password.
+pub fn two_user_args(tls: SocketAddr, cert: String) -> Vec<String> {
+    vec![
+        tls.port().to_string(),
+        cert,
+        USER.into(),
+        USER2.into(),
+        PASS.into(),
+    ]
+}
+
 pub async fn python_client(script: &str, args: Vec<String>, done: &str) -> String {
     let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::task::spawn_blocking(move || {

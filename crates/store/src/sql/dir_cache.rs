@@ -170,6 +170,15 @@ impl Shared {
         Ok(v)
     }
 
+    /// The notification listener's state: connected (LISTEN issued), the cache serves and keeps
+    /// values; not connected, changes may be missed, so it serves nothing. Either way it starts
+    /// empty.
+    pub(crate) fn directory_listener_connected(&self, connected: bool) {
+        if let Some(cache) = &self.dir_cache {
+            cache.set_online(connected);
+        }
+    }
+
     /// Called after this process changed a directory row: the next lookup reads the database.
     /// (Other processes learn of it through the triggers' notification.)
     pub(crate) fn directory_changed(&self) {

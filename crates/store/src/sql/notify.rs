@@ -175,9 +175,7 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
         .listen_all([CHANNEL, DIRECTORY_CHANNEL])
         .await
         .map_err(StoreError::from)?;
-    if let Some(cache) = &shared.dir_cache {
-        cache.set_online(true);
-    }
+    shared.directory_listener_connected(true);
     let weak: Weak<Shared> = Arc::downgrade(shared);
     tokio::spawn(async move {
         let mut lost = false;
@@ -194,9 +192,7 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
                             "store: change-notification connection restored; sessions resynchronise"
                         );
                         metrics::counter!("wharf_store_listen_reconnects").increment(1);
-                        if let Some(cache) = &shared.dir_cache {
-                            cache.set_online(true);
-                        }
+                        shared.directory_listener_connected(true);
                         shared.events.publish_all(MailboxEvent::MailboxesChanged);
                     }
                     Err(e) => {
@@ -213,13 +209,6 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
             let Some(shared) = weak.upgrade() else {
                 return;
             };
-            if got.is_err() || matches!(got, Ok(None)) {
-                // Directory changes may be missed from now on: look everything up until the
-                // connection is back.
-                if let Some(cache) = &shared.dir_cache {
-                    cache.set_online(false);
-                }
-            }
             match got {
                 Ok(Some(n)) if n.channel() == DIRECTORY_CHANNEL => {
                     if let Some(cache) = &shared.dir_cache {
@@ -238,10 +227,12 @@ pub(crate) async fn start_listener(url: &str, shared: &Arc<Shared>) -> Result<()
                     tracing::warn!(
                         "store: change-notification connection lost; reconnecting (events may have been missed)"
                     );
+                    shared.directory_listener_connected(false);
                     lost = true;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "store: change-notification listener failed; reconnecting");
+                    shared.directory_listener_connected(false);
                     lost = true;
                     drop(shared);
                     tokio::time::sleep(RECONNECT_PAUSE).await;
