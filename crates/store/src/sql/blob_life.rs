@@ -70,59 +70,18 @@ impl Shared {
         }
         let started = std::time::Instant::now();
         loop {
-            if self.dialect == Dialect::Postgres {
-                let (pins, busy) = self.pin_in_one_exchange(&wanted).await?;
-                let Some(busy) = busy else {
-                    return Ok(pins);
-                };
-                // Undo the pins this attempt took, as a rolled-back transaction would have.
-                self.unpin_blobs(pins).await;
-                if started.elapsed() > PIN_WAIT {
-                    return Err(StoreError::Unavailable(format!(
-                        "blob {busy} is being removed; try again"
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            // A pin need not survive a power cut: the commit that would rely on it is durable
-            // after it, and a lost pin only loses a write that never committed.
-            let mut tx = self.writer.begin_write(Durability::Relaxed).await?;
-            let now = now_secs();
-            let mut pins = Pins::new();
-            let mut busy = None;
-            for (hash, size) in &wanted {
-                let generation: Option<i64> = db::query_scalar(
-                    "INSERT INTO blobs (hash, size, refcount, released_at, pins, pinned_until, generation) \
-                     VALUES ($1, $2, 0, $3, 1, $4, $5) \
-                     ON CONFLICT (hash) DO UPDATE SET pins = blobs.pins + 1, \
-                       pinned_until = CASE WHEN blobs.pinned_until > excluded.pinned_until \
-                                      THEN blobs.pinned_until ELSE excluded.pinned_until END \
-                     WHERE blobs.deleting_since IS NULL \
-                     RETURNING generation",
-                )
-                .bind(*hash)
-                .bind(*size)
-                .bind(now)
-                .bind(now + PIN_TTL_SECS)
-                .bind(new_generation())
-                .fetch_optional(&mut tx)
-                .await?;
-                match generation {
-                    Some(g) => {
-                        pins.insert((*hash).to_string(), g);
-                    }
-                    None => {
-                        busy = Some(*hash);
-                        break;
-                    }
-                }
-            }
+            let (pins, busy) = match self.dialect {
+                Dialect::Postgres => self.pin_in_one_exchange(&wanted).await?,
+                Dialect::Sqlite => self.pin_in_transaction(&wanted).await?,
+            };
             let Some(busy) = busy else {
-                tx.commit().await?;
                 return Ok(pins);
             };
-            drop(tx);
+            // Undo what this attempt pinned (PostgreSQL's exchange committed; SQLite's
+            // transaction was rolled back and leaves none).
+            if !pins.is_empty() {
+                self.unpin_blobs(pins).await;
+            }
             if started.elapsed() > PIN_WAIT {
                 return Err(StoreError::Unavailable(format!(
                     "blob {busy} is being removed; try again"
@@ -136,13 +95,53 @@ impl Shared {
         }
     }
 
+    /// SQLite: the pins in one transaction, committed only when every hash was pinned; else
+    /// rolled back, no pins and the hash a collector is removing.
+    async fn pin_in_transaction<'a>(
+        &self,
+        wanted: &BTreeMap<&'a str, i64>,
+    ) -> Result<(Pins, Option<&'a str>)> {
+        // A pin need not survive a power cut: the commit that would rely on it is durable
+        // after it, and a lost pin only loses a write that never committed.
+        let mut tx = self.writer.begin_write(Durability::Relaxed).await?;
+        let now = now_secs();
+        let mut pins = Pins::new();
+        for (hash, size) in wanted {
+            let generation: Option<i64> = db::query_scalar(
+                "INSERT INTO blobs (hash, size, refcount, released_at, pins, pinned_until, generation) \
+                 VALUES ($1, $2, 0, $3, 1, $4, $5) \
+                 ON CONFLICT (hash) DO UPDATE SET pins = blobs.pins + 1, \
+                   pinned_until = CASE WHEN blobs.pinned_until > excluded.pinned_until \
+                                  THEN blobs.pinned_until ELSE excluded.pinned_until END \
+                 WHERE blobs.deleting_since IS NULL \
+                 RETURNING generation",
+            )
+            .bind(*hash)
+            .bind(*size)
+            .bind(now)
+            .bind(now + PIN_TTL_SECS)
+            .bind(new_generation())
+            .fetch_optional(&mut tx)
+            .await?;
+            match generation {
+                Some(g) => {
+                    pins.insert((*hash).to_string(), g);
+                }
+                // Dropping the transaction rolls the pins back.
+                None => return Ok((Pins::new(), Some(*hash))),
+            }
+        }
+        tx.commit().await?;
+        Ok((pins, None))
+    }
+
     /// PostgreSQL: `pin_blobs`' transaction (relaxed durability, one multi-row upsert in
     /// ascending hash order) sent as one simple query: one round trip instead of three per
     /// group commit. The statements of a simple query form one implicit transaction, which an
     /// error rolls back whole, leaving the connection clean (an explicit BEGIN inside would
-    /// leave it in an aborted transaction). A simple query carries no parameters, so the values are written
-    /// into it: hashes only after checking they are hex digits (they are SHA-256 digests made
-    /// here), everything else integers. Returns the pins taken and, if a collector is removing
+    /// leave it in an aborted transaction). A simple query carries no parameters, so the values
+    /// are written into it: hashes only after checking they are hex digits (they are SHA-256
+    /// digests made here), everything else integers. Returns the pins taken and, if a collector is removing
     /// one of the blobs (no row came back for it), that hash.
     async fn pin_in_one_exchange<'a>(
         &self,
