@@ -4,6 +4,7 @@
 //! subject keys from the store's full-text index; HEADER and SENT* from the message header.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
 
 use chrono::NaiveDate;
 use wharf_store::{Flags, MessageEntry, TextField, Uid};
@@ -17,7 +18,8 @@ use crate::syntax::{SearchKey, SearchReturn, response};
 /// Data fetched before evaluating the key tree.
 #[derive(Default)]
 struct Prefetched {
-    text: HashMap<(u8, String), HashSet<Uid>>,
+    /// Substring text keys: whether each message (by index) matches.
+    text: HashMap<(u8, String), Vec<bool>>,
     /// FUZZY text keys: the matching UIDs with their relevancy.
     fuzzy: HashMap<(u8, String), HashMap<Uid, u8>>,
     /// Unfolded header block per UID, when a HEADER or SENT* key needs it.
@@ -128,41 +130,87 @@ struct Ctx<'a> {
     rev2: bool,
 }
 
-fn m_uid(ctx: &Ctx<'_>, idx: usize) -> Uid {
-    ctx.sel.msgs[idx].uid
-}
-
-fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
-    let m = &ctx.sel.msgs[idx];
-    let seq = idx as u32 + 1;
-    let recent = ctx.sel.recent.contains(&m.uid) && !ctx.rev2;
+/// Which of the mailbox's messages `k` matches, by index. The tree is evaluated a node at a
+/// time over the whole mailbox: a text key is one pass over its prefetched answer, not a lookup
+/// per message, and And/Or/Not combine whole answers (a 100,000-message mailbox is 100,000
+/// steps per node, not 100,000 walks of the tree).
+fn eval(k: &SearchKey, ctx: &Ctx<'_>) -> Vec<bool> {
+    let n = ctx.sel.msgs.len();
     match k {
-        SearchKey::All => true,
-        SearchKey::And(v) => v.iter().all(|x| matches(x, idx, ctx)),
-        SearchKey::Or(a, b) => matches(a, idx, ctx) || matches(b, idx, ctx),
-        SearchKey::Not(a) => !matches(a, idx, ctx),
+        SearchKey::And(v) => {
+            let mut acc = vec![true; n];
+            for x in v {
+                if !acc.contains(&true) {
+                    break;
+                }
+                acc.iter_mut().zip(eval(x, ctx)).for_each(|(a, b)| *a &= b);
+            }
+            acc
+        }
+        SearchKey::Or(a, b) => {
+            let mut acc = eval(a, ctx);
+            if acc.contains(&false) {
+                acc.iter_mut().zip(eval(b, ctx)).for_each(|(a, b)| *a |= b);
+            }
+            acc
+        }
+        SearchKey::Not(a) => {
+            let mut acc = eval(a, ctx);
+            acc.iter_mut().for_each(|a| *a = !*a);
+            acc
+        }
         SearchKey::Fuzzy(a) => match text_key(a) {
+            Some((f, s)) => match ctx.pre.fuzzy.get(&(field_code(f), s.to_string())) {
+                Some(scored) => ctx
+                    .sel
+                    .msgs
+                    .iter()
+                    .map(|m| scored.contains_key(&m.uid))
+                    .collect(),
+                None => vec![false; n],
+            },
+            // FUZZY on a key that is not text: the key itself (RFC 6203 §3 leaves it to us).
+            None => eval(a, ctx),
+        },
+        SearchKey::SeqSet(_) | SearchKey::Uid(_) => {
+            let mut acc = vec![false; n];
+            if let Some(set) = ctx.pre.sets.get(&(k as *const SearchKey as usize)) {
+                for &i in set {
+                    if let Some(a) = acc.get_mut(i) {
+                        *a = true;
+                    }
+                }
+            }
+            acc
+        }
+        leaf => match text_key(leaf) {
             Some((f, s)) => ctx
                 .pre
-                .fuzzy
+                .text
                 .get(&(field_code(f), s.to_string()))
-                .is_some_and(|m| m.contains_key(&m_uid(ctx, idx))),
-            // FUZZY on a key that is not text: the key itself (RFC 6203 §3 leaves it to us).
-            None => matches(a, idx, ctx),
+                .cloned()
+                .unwrap_or_else(|| vec![false; n]),
+            None => (0..n).map(|i| leaf_matches(leaf, i, ctx)).collect(),
         },
-        SearchKey::SeqSet(_) | SearchKey::Uid(_) => ctx
-            .pre
-            .sets
-            .get(&(k as *const SearchKey as usize))
-            .is_some_and(|s| s.contains(&(seq as usize - 1))),
+    }
+}
+
+/// Whether message `idx` matches `k`, a key read from the message's index entry (flags, dates,
+/// sizes) or from data prefetched per message (headers, EMAILID). The keys `eval` answers for
+/// the whole mailbox at once (And, Or, Not, FUZZY, sets, text) are not asked here.
+fn leaf_matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
+    let m = &ctx.sel.msgs[idx];
+    let recent = || ctx.sel.recent.contains(&m.uid) && !ctx.rev2;
+    match k {
+        SearchKey::All => true,
         SearchKey::Answered => m.flags.contains(Flags::ANSWERED),
         SearchKey::Deleted => m.flags.contains(Flags::DELETED),
         SearchKey::Draft => m.flags.contains(Flags::DRAFT),
         SearchKey::Flagged => m.flags.contains(Flags::FLAGGED),
         SearchKey::Seen => m.flags.contains(Flags::SEEN),
-        SearchKey::Recent => recent,
-        SearchKey::New => recent && !m.flags.contains(Flags::SEEN),
-        SearchKey::Old => !recent,
+        SearchKey::Recent => recent(),
+        SearchKey::New => recent() && !m.flags.contains(Flags::SEEN),
+        SearchKey::Old => !recent(),
         SearchKey::Unanswered => !m.flags.contains(Flags::ANSWERED),
         SearchKey::Undeleted => !m.flags.contains(Flags::DELETED),
         SearchKey::Undraft => !m.flags.contains(Flags::DRAFT),
@@ -194,15 +242,25 @@ fn matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
             let needle = value.to_lowercase();
             header_values(b, name).any(|v| v.to_lowercase().contains(&needle))
         }),
-        other => match text_key(other) {
-            Some((f, s)) => ctx
-                .pre
-                .text
-                .get(&(field_code(f), s.to_string()))
-                .is_some_and(|set| set.contains(&m.uid)),
-            None => false,
-        },
+        // Answered by `eval` for the whole mailbox.
+        _ => false,
     }
+}
+
+/// `uids` (any order) as a match per message of a mailbox whose UIDs, in sequence order (so
+/// ascending), are `mailbox`: one merge of the two sorted lists.
+fn uid_bits(mailbox: impl ExactSizeIterator<Item = Uid>, mut uids: Vec<Uid>) -> Vec<bool> {
+    uids.sort_unstable();
+    let mut bits = vec![false; mailbox.len()];
+    let mut next = uids.iter().peekable();
+    for (bit, uid) in bits.iter_mut().zip(mailbox) {
+        while next.next_if(|&&u| u < uid).is_some() {}
+        match next.peek() {
+            Some(&&u) => *bit = u == uid,
+            None => break,
+        }
+    }
+    bits
 }
 
 impl Selected {
@@ -432,7 +490,8 @@ pub(crate) async fn hits_scored_in(
         }
         match backend.messages.search_text(mb, f, &s).await {
             Ok(uids) => {
-                pre.text.insert((code, s), uids.into_iter().collect());
+                pre.text
+                    .insert((code, s), uid_bits(sel.msgs.iter().map(|m| m.uid), uids));
             }
             Err(e) => return Err(Done::store(e)),
         }
@@ -516,8 +575,10 @@ pub(crate) async fn hits_scored_in(
         pre: &pre,
         rev2,
     };
-    let hits: Vec<usize> = (0..sel.msgs.len())
-        .filter(|&i| matches(key, i, &ctx))
+    let hits: Vec<usize> = eval(key, &ctx)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, hit)| hit.then_some(i))
         .collect();
     let scores = hits
         .iter()
@@ -713,11 +774,14 @@ impl Session {
         };
         match ret {
             None => {
-                out.extend_from_slice(b"* SEARCH");
+                // One buffer for the whole line: 100,000 hits were 100,000 small allocations.
+                let mut line = Vec::with_capacity(10 + hits.len() * 7);
+                line.extend_from_slice(b"* SEARCH");
                 for &i in &hits {
                     let n = if uid { sel.msgs[i].uid } else { i as u32 + 1 };
-                    out.extend_from_slice(format!(" {n}").as_bytes());
+                    let _ = write!(line, " {n}");
                 }
+                out.extend_from_slice(&line);
                 if modseq && let Some(h) = hits.iter().map(|&i| sel.msgs[i].modseq).max() {
                     out.extend_from_slice(format!(" (MODSEQ {h})").as_bytes());
                 }
@@ -749,5 +813,20 @@ impl Session {
         } else {
             "SEARCH completed"
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_bits_marks_the_messages_whose_uids_are_listed() {
+        let mailbox = [2u32, 3, 5, 8, 13];
+        // Unsorted, with UIDs the mailbox does not hold (expunged, or below and above it).
+        let bits = uid_bits(mailbox.into_iter(), vec![13, 1, 4, 3, 3, 99, 8]);
+        assert_eq!(bits, [false, true, false, true, true]);
+        assert_eq!(uid_bits(mailbox.into_iter(), Vec::new()), [false; 5]);
+        assert!(uid_bits(std::iter::empty(), vec![1, 2]).is_empty());
     }
 }
