@@ -248,12 +248,21 @@ fn leaf_matches(k: &SearchKey, idx: usize, ctx: &Ctx<'_>) -> bool {
 }
 
 /// `uids` (any order) as a match per message of a mailbox whose UIDs, in sequence order (so
-/// ascending), are `mailbox`: one merge of the two sorted lists.
-fn uid_bits(mailbox: impl ExactSizeIterator<Item = Uid>, mut uids: Vec<Uid>) -> Vec<bool> {
+/// ascending), are `mailbox`: one merge of the two sorted lists, or, for an answer much smaller
+/// than the mailbox (a rare word in 100,000 messages), a binary search per UID.
+fn uid_bits(mailbox: &[Uid], mut uids: Vec<Uid>) -> Vec<bool> {
     uids.sort_unstable();
     let mut bits = vec![false; mailbox.len()];
+    if uids.len().saturating_mul(16) < mailbox.len() {
+        for u in &uids {
+            if let Ok(i) = mailbox.binary_search(u) {
+                bits[i] = true;
+            }
+        }
+        return bits;
+    }
     let mut next = uids.iter().peekable();
-    for (bit, uid) in bits.iter_mut().zip(mailbox) {
+    for (bit, &uid) in bits.iter_mut().zip(mailbox) {
         while next.next_if(|&&u| u < uid).is_some() {}
         match next.peek() {
             Some(&&u) => *bit = u == uid,
@@ -483,6 +492,12 @@ pub(crate) async fn hits_scored_in(
             need_headers = true;
         }
     });
+    // The mailbox's UIDs in one contiguous list, for matching text answers against.
+    let mailbox_uids: Vec<Uid> = if text_queries.is_empty() {
+        Vec::new()
+    } else {
+        sel.msgs.iter().map(|m| m.uid).collect()
+    };
     for (f, s) in text_queries {
         let code = field_code(f);
         if pre.text.contains_key(&(code, s.clone())) {
@@ -490,8 +505,7 @@ pub(crate) async fn hits_scored_in(
         }
         match backend.messages.search_text(mb, f, &s).await {
             Ok(uids) => {
-                pre.text
-                    .insert((code, s), uid_bits(sel.msgs.iter().map(|m| m.uid), uids));
+                pre.text.insert((code, s), uid_bits(&mailbox_uids, uids));
             }
             Err(e) => return Err(Done::store(e)),
         }
@@ -824,9 +838,14 @@ mod tests {
     fn uid_bits_marks_the_messages_whose_uids_are_listed() {
         let mailbox = [2u32, 3, 5, 8, 13];
         // Unsorted, with UIDs the mailbox does not hold (expunged, or below and above it).
-        let bits = uid_bits(mailbox.into_iter(), vec![13, 1, 4, 3, 3, 99, 8]);
+        let bits = uid_bits(&mailbox, vec![13, 1, 4, 3, 3, 99, 8]);
         assert_eq!(bits, [false, true, false, true, true]);
-        assert_eq!(uid_bits(mailbox.into_iter(), Vec::new()), [false; 5]);
-        assert!(uid_bits(std::iter::empty(), vec![1, 2]).is_empty());
+        assert_eq!(uid_bits(&mailbox, Vec::new()), [false; 5]);
+        assert!(uid_bits(&[], vec![1, 2]).is_empty());
+        // A few UIDs in a large mailbox take the binary-search path.
+        let large: Vec<Uid> = (1..=1000).map(|u| u * 2).collect();
+        let bits = uid_bits(&large, vec![999, 4, 2000, 3, 2002]);
+        let hits: Vec<usize> = (0..large.len()).filter(|&i| bits[i]).collect();
+        assert_eq!(hits, [1, 999]);
     }
 }

@@ -1002,6 +1002,17 @@ impl Drop for LiteTx {
 }
 
 impl Tx {
+    /// SQLite: rows changed on this connection since it opened, counting the statements a
+    /// statement ran inside (triggers, a virtual table's writes to its own tables); what FTS5
+    /// documents for telling whether its `merge` command found work. PostgreSQL has no such
+    /// count: an error.
+    pub fn total_changes(&self) -> Result<u64> {
+        match self {
+            Tx::Lite(tx) => Ok(tx.conn()?.total_changes()),
+            Tx::Any(_) => Err(StoreError::Backend("total_changes is SQLite's".into())),
+        }
+    }
+
     pub async fn commit(self) -> Result<()> {
         match self {
             Tx::Any(tx) => bounded(tx.limits.statement, async { Ok(tx.tx.commit().await?) }).await,

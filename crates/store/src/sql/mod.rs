@@ -126,7 +126,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 24] = match dialect {
+    let files: [(i64, &'static str, &'static str); 25] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -247,6 +247,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 24,
                 "directory notify",
                 include_str!("../../migrations/sqlite/0024_directory_notify.sql"),
+            ),
+            (
+                25,
+                "trigram merge",
+                include_str!("../../migrations/sqlite/0025_trigram_merge.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -369,6 +374,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 24,
                 "directory notify",
                 include_str!("../../migrations/postgres/0024_directory_notify.sql"),
+            ),
+            (
+                25,
+                "trigram merge",
+                include_str!("../../migrations/postgres/0025_trigram_merge.sql"),
             ),
         ],
     };

@@ -28,6 +28,9 @@ const QUEUE_DEPTH: usize = 1024;
 const INDEX_BATCH: usize = 4;
 /// SQLite: most transactions of `INDEX_BATCH` per idle step, each only while no write waits.
 const INDEX_SLICES: usize = 8;
+/// SQLite: leaf pages of work per step of merging the trigram index's segments (about 40 µs a
+/// page: a step holds the writer connection no longer than an `INDEX_BATCH` transaction).
+const MERGE_PAGES: usize = 64;
 /// SQLite: how long the queue stays empty before the writer spends time on the trigram index.
 const INDEX_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 /// SQLite: how often an idle writer with nothing known to index looks for rows to index.
@@ -171,18 +174,44 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> mpsc::Sender<WriteJob> {
 
 /// Up to `INDEX_SLICES` small trigram-index transactions, each started only while no delivery is
 /// queued and no other write waits for the connection (STOREs and expunges do not go through the
-/// queue). Returns whether rows may be left to index.
-async fn index_while_idle(shared: &Shared, rx: &mpsc::Receiver<WriteJob>) -> bool {
+/// queue): rows to index first, then, once none is left, steps of merging the index's segments
+/// (`Shared::merge_index_step`) until it reports none to merge (`merged`, cleared whenever rows
+/// were indexed, so an idle writer does not open a write transaction every `INDEX_RECHECK` to
+/// learn that again). Returns whether work may be left.
+async fn index_while_idle(
+    shared: &Shared,
+    rx: &mpsc::Receiver<WriteJob>,
+    merged: &mut bool,
+) -> bool {
     for _ in 0..INDEX_SLICES {
         if !rx.is_empty() || shared.writer.writers_waiting() > 0 {
             return true;
         }
         match shared.index_pending(INDEX_BATCH).await {
-            Ok(n) if n == INDEX_BATCH => {}
-            Ok(_) => return false,
+            Ok(n) if n == INDEX_BATCH => {
+                *merged = false;
+                continue;
+            }
+            Ok(n) => *merged &= n == 0,
             // Tried again later; SEARCH stays exact meanwhile.
             Err(e) => {
                 tracing::warn!(error = %e, "store: search indexing failed");
+                return false;
+            }
+        }
+        if *merged {
+            return false;
+        }
+        match shared.merge_index_step(MERGE_PAGES).await {
+            Ok(true) => {}
+            Ok(false) => {
+                *merged = true;
+                return false;
+            }
+            // Tried again once more rows are indexed; queries only read more segments meanwhile.
+            Err(e) => {
+                tracing::warn!(error = %e, "store: search index merge failed");
+                *merged = true;
                 return false;
             }
         }
@@ -241,6 +270,8 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
     // index), so an idle writer looks again every `INDEX_RECHECK`.
     let indexing = shared.dialect == Dialect::Sqlite;
     let mut backlog = indexing;
+    // Not known at start (an upgraded store, or segments left by the last run): one step finds out.
+    let mut merged = false;
     loop {
         let wait = if backlog { INDEX_IDLE } else { INDEX_RECHECK };
         let first = if indexing {
@@ -256,7 +287,7 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
                         backlog = true;
                         continue;
                     }
-                    backlog = index_while_idle(&shared, &rx).await;
+                    backlog = index_while_idle(&shared, &rx, &mut merged).await;
                     continue;
                 }
             }
