@@ -255,6 +255,63 @@ async fn store_memory_budget_is_shared_by_all_sessions() {
     );
 }
 
+/// Many sessions at once against one store-memory budget: while it is held by others, every one
+/// of 24 APPENDs is refused with `NO [LIMIT]` (nothing stored, no spool file left); with room,
+/// all 24 go through, a few at a time.
+#[tokio::test]
+async fn store_memory_budget_holds_against_many_sessions() {
+    const SESSIONS: usize = 24;
+    let env = env().await;
+    let spool = tempfile::tempdir().unwrap();
+    let cfg = |wait_ms| wharf_imap::ImapConfig {
+        literal_spool_threshold: 1024,
+        max_append: 100_000,
+        // Three 50,000-octet messages at a time.
+        store_memory_budget: 160_000,
+        store_memory_wait_ms: wait_ms,
+        spool_dir: Some(spool.path().to_path_buf()),
+        ..wharf_imap::ImapConfig::default()
+    };
+    let append_all = |cfg: wharf_imap::ImapConfig, shared: std::sync::Arc<wharf_imap::Shared>| {
+        let env = &env;
+        async move {
+            let mut sessions = Vec::new();
+            for _ in 0..SESSIONS {
+                sessions.push(login_with(env, cfg.clone(), shared.clone()).await);
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, mut t) in sessions.into_iter().enumerate() {
+                tasks.spawn(async move {
+                    let line = format!("p{i} APPEND INBOX {{50000}}\r\n");
+                    t.input(wharf_imap::Input::Line(line.as_bytes())).await;
+                    t.input(wharf_imap::Input::Data(&[b'x'; 50_000])).await;
+                    t.input(wharf_imap::Input::Line(b"\r\n")).await.0
+                });
+            }
+            tasks.join_all().await
+        }
+    };
+    let held_cfg = cfg(100);
+    let shared = wharf_imap::Shared::new(&held_cfg);
+    let taken = shared
+        .reserve_store_memory(160_000, std::time::Duration::from_secs(1))
+        .await
+        .expect("room");
+    for r in append_all(held_cfg, shared.clone()).await {
+        assert!(r.contains(" NO [LIMIT]"), "{r}");
+    }
+    assert!(spool_gone(spool.path()), "refused messages leave no spool");
+    drop(taken);
+    let open_cfg = cfg(10_000);
+    let shared = wharf_imap::Shared::new(&open_cfg);
+    for r in append_all(open_cfg.clone(), shared).await {
+        assert!(r.contains(" OK [APPENDUID"), "{r}");
+    }
+    let mut t = login_with(&env, open_cfg.clone(), wharf_imap::Shared::new(&open_cfg)).await;
+    let r = t.cmd("s STATUS INBOX (MESSAGES)").await;
+    assert!(r.contains(&format!("(MESSAGES {SESSIONS})")), "{r}");
+}
+
 #[tokio::test]
 async fn spooled_utf8_append() {
     let env = env().await;
