@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::writer::TextColumns;
 use super::{
     Dialect, ENTRY_COLUMNS, Shared, db, encode_keywords, entry_from_row, normalize_keywords,
     now_secs, to_u32, to_u64,
@@ -597,32 +596,24 @@ impl Shared {
             messages
                 .into_iter()
                 .map(|m| {
-                    let size = i64::try_from(m.raw.len())
-                        .map_err(|_| StoreError::Invalid("message too large".into()))?;
-                    let a = wharf_mime::analyze(&m.raw);
                     Ok(Prepared {
-                        hash: crate::blob::blob_hash(&m.raw),
-                        size,
-                        text: TextColumns::new(&a.search, &m.raw),
-                        summary: a.summary,
-                        preview: a.preview.chars().filter(|c| *c != '\0').collect(),
-                        sent_date: a.sent_date,
                         flags: m.flags.union(Flags::RECENT),
                         keywords: encode_keywords(&normalize_keywords(&m.keywords)),
-                        internal_date: m.internal_date,
-                        raw: m.raw,
+                        msg: super::writer::prepare(m.raw, m.internal_date)?,
                     })
                 })
                 .collect::<Result<Vec<Prepared>>>()
         })
         .await
         .map_err(|e| StoreError::Backend(format!("message analysis task: {e}")))??;
-        let wanted: Vec<(String, i64)> =
-            prepared.iter().map(|p| (p.hash.clone(), p.size)).collect();
+        let wanted: Vec<(String, i64)> = prepared
+            .iter()
+            .map(|p| (p.msg.hash.clone(), p.msg.size))
+            .collect();
         let pins = self.pin_blobs(&wanted).await?;
         let items: Vec<(String, bytes::Bytes)> = prepared
             .iter()
-            .map(|p| (p.hash.clone(), p.raw.clone()))
+            .map(|p| (p.msg.hash.clone(), p.msg.raw.clone()))
             .collect();
         let blobs = self.blobs.clone();
         let written = tokio::task::spawn_blocking(move || {
@@ -673,7 +664,7 @@ impl Shared {
     ) -> Result<(AccountId, i64, Vec<AppendOutcome>)> {
         let mut tx = self.begin_write().await?;
         let (account, state) = self.lock_mailbox_account(&mut tx, mailbox).await?;
-        let total: i64 = prepared.iter().map(|p| p.size).sum();
+        let total: i64 = prepared.iter().map(|p| p.msg.size).sum();
         if state.over_quota(total) {
             return Err(StoreError::OverQuota);
         }
@@ -681,7 +672,7 @@ impl Shared {
         let (next, highest, uid_validity) = self.bump_mailbox(&mut tx, mailbox, n, n).await?;
         let mut refs: BTreeMap<String, i64> = BTreeMap::new();
         for p in prepared {
-            *refs.entry(p.hash.clone()).or_insert(0) += 1;
+            *refs.entry(p.msg.hash.clone()).or_insert(0) += 1;
         }
         self.settle_pins(&mut tx, pins, &refs).await?;
         let received_at = now_secs();
@@ -697,29 +688,24 @@ impl Shared {
                     )
                     .fetch_one(&mut tx)
                     .await?;
-                    db::query_scalar(
+                    db::query(
                         "INSERT INTO messages (id, account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                     )
                     .bind(fresh)
                 }
-                Dialect::Postgres => db::query_scalar(
+                Dialect::Postgres => db::query(
                     "INSERT INTO messages (account_id, blob_hash, size, internal_date, received_at, sent_date, summary, preview) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                 ),
             };
-            let message_id: MessageId = q
-                .bind(account)
-                .bind(&p.hash)
-                .bind(p.size)
-                .bind(p.internal_date)
-                .bind(received_at)
-                .bind(p.sent_date)
-                .bind(p.summary.clone())
-                .bind(&p.preview)
+            let message_id: MessageId = p
+                .msg
+                .bind_message_row(q, account, received_at)
                 .fetch_one(&mut tx)
-                .await?;
-            p.text.write(&mut tx, message_id, false).await?;
+                .await?
+                .try_get(0usize)?;
+            p.msg.text.write(&mut tx, message_id, false).await?;
             db::query(
                 "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keywords, modseq, size, internal_date, saved_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -730,8 +716,8 @@ impl Shared {
             .bind(i64::from(p.flags.0))
             .bind(&p.keywords)
             .bind(modseq)
-            .bind(p.size)
-            .bind(p.internal_date)
+            .bind(p.msg.size)
+            .bind(p.msg.internal_date)
             .bind(received_at)
             .execute(&mut tx)
             .await?;
@@ -749,16 +735,9 @@ impl Shared {
     }
 }
 
-/// One message of `append_many`, analysed.
+/// One message of `append_many`, analysed, with the flags and keywords it is stored with.
 struct Prepared {
-    raw: bytes::Bytes,
-    hash: String,
-    size: i64,
-    summary: Vec<u8>,
-    preview: String,
-    sent_date: Option<i64>,
-    text: TextColumns,
+    msg: super::writer::Prepared,
     flags: Flags,
     keywords: String,
-    internal_date: i64,
 }

@@ -55,14 +55,14 @@ pub(crate) type TargetResult = Result<DeliveryResult>;
 
 /// A message analysed once, ready to be stored.
 pub(crate) struct Prepared {
-    raw: Bytes,
-    hash: String,
-    size: i64,
-    internal_date: i64,
+    pub(crate) raw: Bytes,
+    pub(crate) hash: String,
+    pub(crate) size: i64,
+    pub(crate) internal_date: i64,
     summary: Vec<u8>,
     preview: String,
     sent_date: Option<i64>,
-    text: TextColumns,
+    pub(crate) text: TextColumns,
 }
 
 /// A message's `message_text` row.
@@ -131,7 +131,12 @@ impl TextColumns {
 impl Prepared {
     /// Binds the `messages` row's columns, in table order: account, blob hash, size, internal
     /// date, `received_at`, sent date, summary, preview.
-    fn bind_message_row(&self, q: db::Query, account: AccountId, received_at: i64) -> db::Query {
+    pub(crate) fn bind_message_row(
+        &self,
+        q: db::Query,
+        account: AccountId,
+        received_at: i64,
+    ) -> db::Query {
         q.bind(account)
             .bind(&self.hash)
             .bind(self.size)
@@ -149,7 +154,9 @@ pub(crate) struct WriteJob {
     reply: oneshot::Sender<Result<Vec<TargetResult>>>,
 }
 
-fn prepare(raw: Bytes, internal_date: i64) -> Result<Prepared> {
+/// Analyses a message for storing: blob hash, size, summary, preview, sent date, search text.
+/// CPU work: callers run it on a blocking thread.
+pub(crate) fn prepare(raw: Bytes, internal_date: i64) -> Result<Prepared> {
     let size =
         i64::try_from(raw.len()).map_err(|_| StoreError::Invalid("message too large".into()))?;
     let a = wharf_mime::analyze(&raw);
