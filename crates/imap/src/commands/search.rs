@@ -26,9 +26,8 @@ struct Prefetched {
     headers: HashMap<Uid, String>,
     /// UIDs carrying each EMAILID asked about.
     email_ids: HashMap<String, HashSet<Uid>>,
-    /// Message indexes matched by each sequence-set key, by the key's address in the tree
-    /// (resolved once, not once per message).
-    sets: HashMap<usize, HashSet<usize>>,
+    /// Message indexes matched by each sequence-set key, by the key's address in the tree.
+    sets: HashMap<usize, Vec<usize>>,
 }
 
 fn field_code(f: TextField) -> u8 {
@@ -580,8 +579,7 @@ pub(crate) async fn hits_scored_in(
             _ => None,
         };
         if let Some(r) = resolved {
-            pre.sets
-                .insert(k as *const SearchKey as usize, r.into_iter().collect());
+            pre.sets.insert(k as *const SearchKey as usize, r);
         }
     });
     let ctx = Ctx {
