@@ -546,11 +546,13 @@ pub async fn download(args: &Args) -> Result<Value> {
     }))
 }
 
-/// SEARCH TEXT latency: `--repeat` searches for `--text` (the generator's rare marker word by default).
+/// SEARCH latency: `--repeat` searches `--key` (default `TEXT`; `"FUZZY TEXT"` for word search,
+/// RFC 6203) for `--text` (the generator's rare marker word by default).
 pub async fn search(args: &Args) -> Result<Value> {
     let user = args.user(args.num("user", 1)?);
     let pass = args.required("password")?;
     let text = args.str("text", msg::MARKER);
+    let key = args.str("key", "TEXT");
     let repeat: usize = args.num("repeat", 5)?;
     let mut s = Imap::connect(&args.endpoint()?).await?;
     s.login(&user, &pass).await?;
@@ -561,7 +563,7 @@ pub async fn search(args: &Args) -> Result<Value> {
     let start = Instant::now();
     for i in 0..repeat {
         let t = Instant::now();
-        let lines = s.cmd_lines(&format!("SEARCH TEXT \"{text}\"")).await?;
+        let lines = s.cmd_lines(&format!("SEARCH {key} \"{text}\"")).await?;
         let took = t.elapsed();
         if i == 0 {
             first_ms = took.as_secs_f64() * 1000.0;

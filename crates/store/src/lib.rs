@@ -562,6 +562,13 @@ pub trait Store: Send + Sync + 'static {
         let _ = (batch, limits);
         Ok(0)
     }
+    /// PostgreSQL: adds up to `batch` messages not yet in the stem index (FUZZY, migration 0026)
+    /// to it; how many, 0 once none is left (run in the background by `wharf serve`). SQLite's
+    /// store writer does this itself in its idle time: 0 there.
+    async fn index_stems(&self, batch: usize) -> Result<usize> {
+        let _ = batch;
+        Ok(0)
+    }
     /// Marks the messages of `account` (every account: `None`) for re-extraction: their search
     /// text is rewritten from the message by `backfill_header_text`, which also puts their
     /// attachments back in line for `extract_attachment_text` and (SQLite) their rows back in

@@ -17,6 +17,14 @@
 //! fields; its relevancy (1–100) grows with how often the words occur, weighted by field
 //! (subject 3, addresses 2, body and header 1), saturating: `100 · raw / (raw + n)` where `n` is
 //! the needle's word count and `raw = Σ_word Σ_field weight · c/(c+1)` (`c` occurrences).
+//!
+//! The stem index (migration 0026) narrows the messages a FUZZY search reads: each message is
+//! indexed under a token per distinct stem of its words (`StemIndexer`), and a needle word asks
+//! for any of its stems' tokens (`WordQuery::token_groups`). When a needle word matches a text
+//! word, one language gives both the same stem, so the text word's tokens hold the needle word's
+//! token in that language: the index never misses a match. It may find more (a stem in one
+//! language equal to another's, a hash collision), which the score, computed from the text as
+//! before, rejects; so answers and relevancies are the same with the index as without.
 
 use std::collections::HashMap;
 
@@ -36,6 +44,73 @@ const MAX_STEMMED_BYTES: usize = 64;
 pub const MAX_NEEDLE_WORDS: usize = 32;
 /// Most distinct words a search remembers the matches of; past it the memo starts over.
 const MEMO_LIMIT: usize = 200_000;
+
+/// A stem's token in the stem index: 48 bits of its FNV-1a hash. A fixed, documented function
+/// (tokens are stored), not `std`'s hasher, whose output may change between Rust releases.
+pub(crate) fn stem_token(stem: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in stem.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h >> 16
+}
+
+/// A token as SQLite's stem index spells it (12 hex digits, which its `ascii` tokenizer keeps
+/// whole).
+pub(crate) fn token_text(token: u64) -> String {
+    format!("{token:012x}")
+}
+
+/// Most distinct words an indexer remembers the tokens of; past it the memo starts over.
+const INDEXER_MEMO_LIMIT: usize = 100_000;
+
+/// Computes messages' stem-index tokens, remembering each distinct word's (messages of one
+/// batch share most of their words).
+pub(crate) struct StemIndexer {
+    stemmers: Vec<Stemmer>,
+    memo: HashMap<String, Vec<u64>>,
+}
+
+impl StemIndexer {
+    pub(crate) fn new() -> StemIndexer {
+        StemIndexer {
+            stemmers: LANGUAGES.iter().map(|&l| Stemmer::create(l)).collect(),
+            memo: HashMap::new(),
+        }
+    }
+
+    /// The distinct tokens of a message whose folded texts are `texts`, ascending.
+    pub(crate) fn tokens<'a>(&mut self, texts: impl IntoIterator<Item = &'a str>) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut seen_words: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for text in texts {
+            for w in text.unicode_words() {
+                if !seen_words.insert(w) {
+                    continue;
+                }
+                if let Some(t) = self.memo.get(w) {
+                    out.extend_from_slice(t);
+                    continue;
+                }
+                let mut t: Vec<u64> = stems(w, &self.stemmers)
+                    .iter()
+                    .map(|s| stem_token(s))
+                    .collect();
+                t.sort_unstable();
+                t.dedup();
+                out.extend_from_slice(&t);
+                if self.memo.len() >= INDEXER_MEMO_LIMIT {
+                    self.memo.clear();
+                }
+                self.memo.insert(w.to_string(), t);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
 
 /// Folds text as the stored search text is folded (case, diacritics): `text` is private to the
 /// store, and the IMAP test double folds its texts alike.
@@ -89,6 +164,20 @@ impl WordQuery {
             words,
             memo: HashMap::new(),
         })
+    }
+
+    /// Per needle word, the stem-index tokens of its stems (distinct, ascending): a message can
+    /// match only if, for every word, it holds one of that word's tokens.
+    pub(crate) fn token_groups(&self) -> Vec<Vec<u64>> {
+        self.words
+            .iter()
+            .map(|stems| {
+                let mut t: Vec<u64> = stems.iter().map(|s| stem_token(s)).collect();
+                t.sort_unstable();
+                t.dedup();
+                t
+            })
+            .collect()
     }
 
     /// The needle words a folded text word matches, as bits.
@@ -223,6 +312,65 @@ mod tests {
             "{once} {thrice} {subject}"
         );
         assert!(WordQuery::new(" ,.; ").is_none());
+    }
+
+    /// The index's promise: whenever the score finds a message, its tokens hold one token of
+    /// every needle word (so filtering by the index loses nothing).
+    #[test]
+    fn index_tokens_cover_every_match() {
+        let texts = [
+            "He runs every day",
+            "ein Haus am See, viele Grüsse",
+            "elle chantait; les eleves sont partis",
+            "una canción nueva, los ninos juegan",
+            "я люблю москву 東京 タワー 3.14 don't e-mail",
+        ];
+        let needles = [
+            "running",
+            "Häuser",
+            "Grüße",
+            "chanter",
+            "élève",
+            "canciones",
+            "niño",
+            "Москва",
+            "東京",
+            "3.14",
+            "don't",
+            "mail",
+            "runs day",
+        ];
+        let mut indexer = StemIndexer::new();
+        for text in texts {
+            let folded = fold(text);
+            let tokens = indexer.tokens([folded.as_str()]);
+            assert!(
+                tokens.windows(2).all(|w| w[0] < w[1]),
+                "sorted and distinct"
+            );
+            for needle in needles {
+                let mut q = WordQuery::new(needle).expect("a word");
+                if q.score(&[(&folded, 1.0)]).is_some() {
+                    for group in q.token_groups() {
+                        assert!(
+                            group.iter().any(|t| tokens.binary_search(t).is_ok()),
+                            "{needle:?} in {text:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // A word the text lacks has no token there.
+        let tokens = indexer.tokens(["the quarterly report"]);
+        let q = WordQuery::new("invoice").expect("a word");
+        assert!(
+            q.token_groups()[0]
+                .iter()
+                .all(|t| tokens.binary_search(t).is_err())
+        );
+        assert_eq!(token_text(stem_token("run")).len(), 12);
+        assert_eq!(stem_token("run"), stem_token("run"));
+        assert_ne!(stem_token("run"), stem_token("runs"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod search_bench;
 mod search_index;
 mod search_words;
 mod spam_state;
+mod stem_index;
 mod suite;
 mod tally;
 mod wal_bound;

@@ -1,6 +1,7 @@
 //! `wharf reindex [ACCOUNT]`: the search text of an account's messages (or every account's)
 //! rebuilt from the messages — header and body text folded again, attachment text (PDF, office
-//! documents) extracted again, and (SQLite) the trigram index rows redone by the store's writer.
+//! documents) extracted again, the stem index redone (PostgreSQL here; SQLite by the store's
+//! writer), and (SQLite) the trigram index rows redone by the store's writer.
 //! Does the work in this process, batch by batch, so it also serves after a change of the
 //! extraction; a running server's background extraction may take part of it (each row is done
 //! once either way).
@@ -43,9 +44,17 @@ pub async fn run(cfg: &Loaded, account: Option<String>) -> Result<()> {
             n => examined += n,
         }
     }
+    // PostgreSQL's stem index (FUZZY); SQLite's store writer redoes it in its idle time.
+    let mut stemmed = 0usize;
+    loop {
+        match store.index_stems(200).await.map_err(store_err)? {
+            0 => break,
+            n => stemmed += n,
+        }
+    }
     println!(
         "{marked} messages marked, {rewritten} search texts rewritten, \
-         {examined} messages' attachments extracted"
+         {examined} messages' attachments extracted, {stemmed} messages' words indexed"
     );
     Ok(())
 }

@@ -126,7 +126,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 25] = match dialect {
+    let files: [(i64, &'static str, &'static str); 26] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -252,6 +252,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 25,
                 "trigram merge",
                 include_str!("../../migrations/sqlite/0025_trigram_merge.sql"),
+            ),
+            (
+                26,
+                "stem index",
+                include_str!("../../migrations/sqlite/0026_stem_index.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -379,6 +384,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 25,
                 "trigram merge",
                 include_str!("../../migrations/postgres/0025_trigram_merge.sql"),
+            ),
+            (
+                26,
+                "stem index",
+                include_str!("../../migrations/postgres/0026_stem_index.sql"),
             ),
         ],
     };

@@ -35,11 +35,29 @@ fn columns(field: TextField) -> &'static [&'static str] {
 /// the mailbox's messages (see `search_text_sqlite`).
 const INDEX_FACTOR: i64 = 4;
 
-/// SQLite: the trigram index's matches for `fts` across the store, counted up to `cap`.
-async fn count_fts(tx: &mut db::Tx, fts: &str, cap: i64) -> Result<i64> {
-    db::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM message_fts_tri WHERE message_fts_tri MATCH $1 LIMIT $2)",
-    )
+/// SQLite's FTS5 indexes of message text: the trigram index (substrings) and the stem index
+/// (FUZZY words).
+#[derive(Clone, Copy)]
+enum FtsIndex {
+    Trigram,
+    Stem,
+}
+
+impl FtsIndex {
+    fn table(self) -> &'static str {
+        match self {
+            FtsIndex::Trigram => "message_fts_tri",
+            FtsIndex::Stem => "message_fts_stem",
+        }
+    }
+}
+
+/// SQLite: an index's matches for `fts` across the store, counted up to `cap`.
+async fn count_fts(tx: &mut db::Tx, index: FtsIndex, fts: &str, cap: i64) -> Result<i64> {
+    let table = index.table();
+    db::query_scalar(format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH $1 LIMIT $2)"
+    ))
     .bind(fts.to_string())
     .bind(cap)
     .fetch_one(tx)
@@ -65,6 +83,61 @@ const WORDS_BATCH: i64 = 128;
 const PG_TRGM_EXPR: &str = "(t.subject || E'\\n' || t.from_addr || E'\\n' || t.to_addr || E'\\n' || t.cc_addr || E'\\n' \
      || t.bcc_addr || E'\\n' || coalesce(t.headers, '') || E'\\n' || t.body)";
 
+/// PostgreSQL: tokens as the text of a `bigint[]` (bound as text, cast in the statement).
+fn pg_bigint_array(tokens: &[u64]) -> String {
+    let items: Vec<String> = tokens.iter().map(u64::to_string).collect();
+    format!("{{{}}}", items.join(","))
+}
+
+/// A FUZZY search's scoring: the needle, the searched columns' weights, and the hits so far.
+struct Scorer {
+    /// Moved to the blocking thread while a batch is scored.
+    query: Option<crate::words::WordQuery>,
+    weights: Vec<f64>,
+    columns: usize,
+    out: Vec<(Uid, u8)>,
+}
+
+impl Scorer {
+    /// Scores rows of (uid, the searched columns' text) on a blocking thread.
+    async fn score(&mut self, rows: &[db::Row]) -> Result<()> {
+        let mut batch: Vec<(Uid, Vec<String>)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let uid = to_u32(row.try_get(0usize)?, "uid")?;
+            let mut texts = Vec::with_capacity(self.columns);
+            for i in 0..self.columns {
+                texts.push(row.try_get::<String, _>(i + 1)?);
+            }
+            batch.push((uid, texts));
+        }
+        let Some(mut query) = self.query.take() else {
+            return Err(crate::StoreError::Backend(
+                "word search lost its query".into(),
+            ));
+        };
+        let weights = self.weights.clone();
+        let (query, scored) = tokio::task::spawn_blocking(move || {
+            let mut scored = Vec::new();
+            for (uid, texts) in &batch {
+                let fields: Vec<(&str, f64)> = texts
+                    .iter()
+                    .map(String::as_str)
+                    .zip(weights.iter().copied())
+                    .collect();
+                if let Some(score) = query.score(&fields) {
+                    scored.push((*uid, score));
+                }
+            }
+            (query, scored)
+        })
+        .await
+        .map_err(|e| crate::StoreError::Backend(format!("word search task: {e}")))?;
+        self.query = Some(query);
+        self.out.extend(scored);
+        Ok(())
+    }
+}
+
 impl Shared {
     pub async fn search_text(
         &self,
@@ -88,16 +161,19 @@ impl Shared {
 
     /// FUZZY word search (RFC 6203, `crate::words`): every message of the mailbox whose
     /// fields hold each word of the needle, stemmed, with its relevancy; UIDs ascending. The
-    /// words are matched in Rust over the stored folded text, read `WORDS_BATCH` messages at a
-    /// time (by UID) and scored on a blocking thread, so both backends answer alike and one
-    /// search holds one batch of text. It reads the whole mailbox's text (no stem index yet).
+    /// words are matched in Rust over the stored folded text, `WORDS_BATCH` messages at a time,
+    /// scored on a blocking thread, so both backends answer alike and one search holds one batch
+    /// of text. Which messages are read: those the stem index (migration 0026) names for every
+    /// needle word, plus those not indexed yet (`stem_candidates`); the whole mailbox when the
+    /// index would cost more than reading it (SQLite, a small mailbox in a large store) or the
+    /// needle has more words than one statement should name.
     pub async fn search_words(
         &self,
         mailbox: MailboxId,
         field: TextField,
         needle: &str,
     ) -> Result<Vec<(Uid, u8)>> {
-        let Some(mut query) = crate::words::WordQuery::new(needle) else {
+        let Some(query) = crate::words::WordQuery::new(needle) else {
             return Ok(Vec::new());
         };
         let cols = columns(field);
@@ -106,64 +182,167 @@ impl Shared {
             .iter()
             .map(|c| format!("coalesce(t.{c}, '')"))
             .collect();
-        let sql = format!(
-            "SELECT mm.uid, {} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
-             WHERE mm.mailbox_id = $1 AND mm.uid > $2 ORDER BY mm.uid LIMIT $3",
-            select.join(", ")
-        );
-        let weights: Vec<f64> = cols
-            .iter()
-            .map(|c| crate::words::column_weight(c))
-            .collect();
-        let mut out = Vec::new();
-        let mut after: i64 = 0;
-        loop {
-            let rows = db::query(sql.clone())
-                .bind(mailbox)
-                .bind(after)
-                .bind(WORDS_BATCH)
-                .heavy()
-                .fetch_all(&self.reader)
-                .await?;
-            let mut batch: Vec<(Uid, Vec<String>)> = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let uid = to_u32(row.try_get(0usize)?, "uid")?;
-                let mut texts = Vec::with_capacity(cols.len());
-                for i in 0..cols.len() {
-                    texts.push(row.try_get::<String, _>(i + 1)?);
+        let select = select.join(", ");
+        let mut scorer = Scorer {
+            query: Some(query),
+            weights: cols
+                .iter()
+                .map(|c| crate::words::column_weight(c))
+                .collect(),
+            columns: cols.len(),
+            out: Vec::new(),
+        };
+        let groups = scorer
+            .query
+            .as_ref()
+            .map(|q| q.token_groups())
+            .unwrap_or_default();
+        match self.stem_candidates(mailbox, &groups).await? {
+            Some(uids) => {
+                for chunk in uids.chunks(WORDS_BATCH as usize) {
+                    let list: Vec<String> =
+                        (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+                    let mut q = db::query(format!(
+                        "SELECT mm.uid, {select} FROM mailbox_messages mm \
+                         JOIN message_text t ON t.message_id = mm.message_id \
+                         WHERE mm.mailbox_id = $1 AND mm.uid IN ({})",
+                        list.join(", ")
+                    ))
+                    .bind(mailbox);
+                    for uid in chunk {
+                        q = q.bind(*uid);
+                    }
+                    let rows = q.heavy().fetch_all(&self.reader).await?;
+                    scorer.score(&rows).await?;
                 }
-                batch.push((uid, texts));
             }
-            drop(rows);
-            let Some(&(last, _)) = batch.last() else {
-                break;
-            };
-            after = i64::from(last);
-            let full = batch.len() as i64 == WORDS_BATCH;
-            let weights = weights.clone();
-            let (q, scored) = tokio::task::spawn_blocking(move || {
-                let mut scored = Vec::new();
-                for (uid, texts) in &batch {
-                    let fields: Vec<(&str, f64)> = texts
-                        .iter()
-                        .map(String::as_str)
-                        .zip(weights.iter().copied())
-                        .collect();
-                    if let Some(score) = query.score(&fields) {
-                        scored.push((*uid, score));
+            None => {
+                let sql = format!(
+                    "SELECT mm.uid, {select} FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                     WHERE mm.mailbox_id = $1 AND mm.uid > $2 ORDER BY mm.uid LIMIT $3"
+                );
+                let mut after: i64 = 0;
+                loop {
+                    let rows = db::query(sql.clone())
+                        .bind(mailbox)
+                        .bind(after)
+                        .bind(WORDS_BATCH)
+                        .heavy()
+                        .fetch_all(&self.reader)
+                        .await?;
+                    let Some(last) = rows.last() else {
+                        break;
+                    };
+                    after = last.try_get(0usize)?;
+                    let full = rows.len() as i64 == WORDS_BATCH;
+                    scorer.score(&rows).await?;
+                    if !full {
+                        break;
                     }
                 }
-                (query, scored)
-            })
-            .await
-            .map_err(|e| crate::StoreError::Backend(format!("word search task: {e}")))?;
-            query = q;
-            out.extend(scored);
-            if !full {
-                break;
             }
         }
+        let mut out = scorer.out;
+        out.sort_unstable_by_key(|&(uid, _)| uid);
         Ok(out)
+    }
+
+    /// The UIDs (ascending) of the messages in `mailbox` a FUZZY needle can match: those the stem
+    /// index holds a token of every group for (`groups`: per needle word, its stems' tokens), and
+    /// those not in the index yet, in one statement (one snapshot; a row is in exactly one part).
+    /// `None`: read the whole mailbox instead.
+    async fn stem_candidates(
+        &self,
+        mailbox: MailboxId,
+        groups: &[Vec<u64>],
+    ) -> Result<Option<Vec<Uid>>> {
+        if groups.is_empty() || groups.iter().any(Vec::is_empty) {
+            return Ok(None);
+        }
+        let q = match self.dialect {
+            Dialect::Sqlite => {
+                let fts: Vec<String> = groups
+                    .iter()
+                    .map(|g| {
+                        let any: Vec<String> = g
+                            .iter()
+                            .map(|t| format!("\"{}\"", crate::words::token_text(*t)))
+                            .collect();
+                        format!("({})", any.join(" OR "))
+                    })
+                    .collect();
+                let fts = fts.join(" AND ");
+                if !self.index_pays(mailbox, FtsIndex::Stem, &fts).await? {
+                    return Ok(None);
+                }
+                db::query(
+                    "SELECT mm.uid FROM message_fts_stem \
+                     CROSS JOIN mailbox_messages mm ON mm.message_id = message_fts_stem.rowid \
+                     WHERE message_fts_stem MATCH $2 AND mm.mailbox_id = $1 \
+                     UNION ALL \
+                     SELECT mm.uid FROM message_text t \
+                     CROSS JOIN mailbox_messages mm ON mm.message_id = t.message_id \
+                     WHERE t.stem_indexed = 0 AND mm.mailbox_id = $1",
+                )
+                .bind(mailbox)
+                .bind(fts)
+            }
+            Dialect::Postgres => {
+                // One array per needle word (at most `words::MAX_NEEDLE_WORDS`), each answered
+                // from the GIN index on `stems`; PostgreSQL plans index or mailbox by its
+                // statistics.
+                let overlaps: Vec<String> = (0..groups.len())
+                    .map(|i| format!("t.stems && ${}::bigint[]", i + 2))
+                    .collect();
+                let mut q = db::query(format!(
+                    "SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                     WHERE mm.mailbox_id = $1 AND {} \
+                     UNION ALL \
+                     SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                     WHERE mm.mailbox_id = $1 AND t.stems IS NULL",
+                    overlaps.join(" AND ")
+                ))
+                .bind(mailbox);
+                for g in groups {
+                    q = q.bind(pg_bigint_array(g));
+                }
+                q
+            }
+        };
+        let mut uids: Vec<Uid> = q
+            .heavy()
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| to_u32(row.try_get(0usize)?, "uid"))
+            .collect::<Result<_>>()?;
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(Some(uids))
+    }
+
+    /// SQLite has no statistics for FTS tables, so its planner would start from the mailbox and
+    /// read every message's text before asking the index. So choose here: the index, when its
+    /// matches for `fts` across the whole store (all accounts) are at most `INDEX_FACTOR` times
+    /// the mailbox's messages (a match costs a few index entries and a key lookup, a scanned
+    /// message its whole text); otherwise (a small mailbox in a large store, and a needle most
+    /// messages contain) the mailbox's texts. The count is skipped when the store cannot hold
+    /// that many messages (ids only grow, so the newest id bounds their number): a large mailbox
+    /// pays for the index once. The mailbox is counted only as far as that needs (a full COUNT of
+    /// a 100,000-message mailbox was a third of a rare word's search there).
+    async fn index_pays(&self, mailbox: MailboxId, index: FtsIndex, fts: &str) -> Result<bool> {
+        let mut tx = self.begin_read().await?;
+        let newest: i64 = db::query_scalar("SELECT coalesce(max(message_id), 0) FROM message_text")
+            .fetch_one(&mut tx)
+            .await?;
+        let enough = newest.saturating_add(INDEX_FACTOR - 1) / INDEX_FACTOR;
+        let in_mailbox = count_mailbox(&mut tx, mailbox, enough).await?;
+        let pays = in_mailbox >= enough || {
+            let limit = in_mailbox.saturating_mul(INDEX_FACTOR);
+            count_fts(&mut tx, index, fts, limit + 1).await? <= limit
+        };
+        tx.commit().await?;
+        Ok(pays)
     }
 
     /// SQLite: the trigram index's matches joined with the mailbox by message id, or, for a short
@@ -179,29 +358,9 @@ impl Shared {
         let use_index = if indexable(needle) {
             let fts =
                 fts5_trigram_query(needle, if cols.len() == 1 { Some(cols[0]) } else { None });
-            // SQLite's planner has no statistics for the FTS table and would start from the
-            // mailbox, reading every message's text before asking the index. So choose here: the
-            // index, when its matches across the whole store (all accounts) are at most
-            // `INDEX_FACTOR` times the mailbox's messages (a match costs a few position-list
-            // entries and a key lookup, a scanned message its whole text); otherwise (a small
-            // mailbox in a large store, and a needle most messages contain) the mailbox's texts.
-            // The count is skipped when the store cannot hold that many messages (ids only grow,
-            // so the newest id bounds their number): a large mailbox pays for the index once.
-            // The mailbox is counted only as far as that needs (a full COUNT of a 100,000-message
-            // mailbox was a third of a rare word's search there).
-            let mut tx = self.begin_read().await?;
-            let newest: i64 =
-                db::query_scalar("SELECT coalesce(max(message_id), 0) FROM message_text")
-                    .fetch_one(&mut tx)
-                    .await?;
-            let enough = newest.saturating_add(INDEX_FACTOR - 1) / INDEX_FACTOR;
-            let in_mailbox = count_mailbox(&mut tx, mailbox, enough).await?;
-            let use_index = in_mailbox >= enough || {
-                let limit = in_mailbox.saturating_mul(INDEX_FACTOR);
-                count_fts(&mut tx, &fts, limit + 1).await? <= limit
-            };
-            tx.commit().await?;
-            use_index.then_some(fts)
+            self.index_pays(mailbox, FtsIndex::Trigram, &fts)
+                .await?
+                .then_some(fts)
         } else {
             None
         };
@@ -324,9 +483,79 @@ impl Shared {
         Ok(usize::try_from(done).unwrap_or(usize::MAX))
     }
 
+    /// Adds up to `batch` messages not yet in the stem index (migration 0026) to it, oldest
+    /// first; returns how many, 0 once every message is indexed. The tokens
+    /// (`words::StemIndexer`) are computed in the transaction that writes them, from the text it
+    /// reads, so a text rewritten meanwhile (attachment text appended) cannot leave older tokens
+    /// marked current. SQLite: the writer calls it in its idle time, as `index_pending`;
+    /// PostgreSQL: a background task of `wharf serve` (rows locked `SKIP LOCKED`, so several
+    /// nodes share the work).
+    pub(crate) async fn index_stems(&self, batch: usize) -> Result<usize> {
+        let pending = match self.dialect {
+            Dialect::Sqlite => "stem_indexed = 0",
+            Dialect::Postgres => "stems IS NULL",
+        };
+        // Looked up on a reader first: an idle writer asks every few seconds, and should not
+        // take the write lock to find nothing.
+        let any: bool = db::query_scalar(format!(
+            "SELECT EXISTS (SELECT 1 FROM message_text WHERE {pending})"
+        ))
+        .fetch_one(&self.reader)
+        .await?;
+        if !any {
+            return Ok(0);
+        }
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        let mut tx = self.begin_write_relaxed().await?;
+        let rows = db::query(format!(
+            "SELECT message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, coalesce(headers, ''), body \
+             FROM message_text WHERE {pending} ORDER BY message_id LIMIT $1{}",
+            self.dialect.pick("", " FOR UPDATE SKIP LOCKED")
+        ))
+        .bind(batch)
+        .heavy()
+        .fetch_all(&mut tx)
+        .await?;
+        let mut indexer = crate::words::StemIndexer::new();
+        for row in &rows {
+            let id: i64 = row.try_get(0usize)?;
+            let mut texts = Vec::with_capacity(7);
+            for i in 1..8usize {
+                texts.push(row.try_get::<String, _>(i)?);
+            }
+            let tokens = indexer.tokens(texts.iter().map(String::as_str));
+            match self.dialect {
+                Dialect::Sqlite => {
+                    let doc: Vec<String> = tokens
+                        .iter()
+                        .map(|t| crate::words::token_text(*t))
+                        .collect();
+                    db::query("INSERT INTO message_fts_stem (rowid, stems) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(doc.join(" "))
+                        .execute(&mut tx)
+                        .await?;
+                    db::query("UPDATE message_text SET stem_indexed = 1 WHERE message_id = $1")
+                        .bind(id)
+                        .execute(&mut tx)
+                        .await?;
+                }
+                Dialect::Postgres => {
+                    db::query("UPDATE message_text SET stems = $2::bigint[] WHERE message_id = $1")
+                        .bind(id)
+                        .bind(pg_bigint_array(&tokens))
+                        .execute(&mut tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
     /// SQLite: one step of merging the trigram index's segments (FTS5's `merge` command, about
-    /// `pages` leaf pages of work); returns whether there was work, false once no level of the
-    /// index holds two segments (`usermerge` 2, migration 0025). The writer runs it in its idle
+    /// `pages` leaf pages of work; the stem index's once the trigram index has none to merge);
+    /// returns whether there was work, false once no level of either index holds two segments (`usermerge` 2, migration 0025). The writer runs it in its idle
     /// time once the index has caught up (`writer::index_while_idle`). Why: every indexing
     /// transaction adds a segment, FTS5's own merges wait for four on a level, and a query reads
     /// each of its trigrams once per segment (at 1,000 messages, 9 segments against 2 after the
@@ -336,13 +565,23 @@ impl Shared {
             return Ok(false);
         }
         let mut tx = self.begin_write_relaxed().await?;
-        let before = tx.total_changes()?;
-        db::query("INSERT INTO message_fts_tri (message_fts_tri, rank) VALUES ('merge', $1)")
+        let mut worked = false;
+        // The trigram index first; the stem index (0026, far smaller) once it has nothing left.
+        for index in [FtsIndex::Trigram, FtsIndex::Stem] {
+            let table = index.table();
+            let before = tx.total_changes()?;
+            db::query(format!(
+                "INSERT INTO {table} ({table}, rank) VALUES ('merge', $1)"
+            ))
             .bind(i64::try_from(pages).unwrap_or(i64::MAX))
             .execute(&mut tx)
             .await?;
-        // FTS5: fewer than two changes means the command found nothing to merge.
-        let worked = tx.total_changes()?.saturating_sub(before) >= 2;
+            // FTS5: fewer than two changes means the command found nothing to merge.
+            worked = tx.total_changes()?.saturating_sub(before) >= 2;
+            if worked {
+                break;
+            }
+        }
         tx.commit().await?;
         Ok(worked)
     }

@@ -619,6 +619,12 @@ impl Store for SqlStore {
     async fn backfill_header_text(&self, batch: usize) -> Result<usize> {
         self.shared.backfill_header_text(batch).await
     }
+    async fn index_stems(&self, batch: usize) -> Result<usize> {
+        if self.shared.dialect == Dialect::Sqlite {
+            return Ok(0);
+        }
+        self.shared.index_stems(batch).await
+    }
     async fn extract_attachment_text(
         &self,
         batch: usize,
