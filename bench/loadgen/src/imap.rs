@@ -449,13 +449,15 @@ pub async fn mix(args: &Args) -> Result<Value> {
 }
 
 /// APPENDs `--messages` messages of `--size` bytes to the INBOX of each user in `--from`..=`--to`,
-/// over `--conns` connections at once.
+/// over `--conns` connections at once; the generator's sequence numbers start at `--first`
+/// (default 0), so a mailbox can be grown with new messages rather than copies.
 pub async fn fill(args: &Args) -> Result<Value> {
     let from: usize = args.num("from", 1)?;
     let to: usize = args.num("to", 1)?;
     let per_user: u64 = args.num("messages", 100)?;
     let size: usize = args.num("size", 4096)?;
     let conns: usize = args.num("conns", 4)?;
+    let first: u64 = args.num("first", 0)?;
     let pass = args.required("password")?;
     let total = (to + 1 - from) as u64 * per_user;
     let next = Arc::new(AtomicU64::new(0));
@@ -486,7 +488,7 @@ pub async fn fill(args: &Args) -> Result<Value> {
                         s.login(&users[u], &pass).await?;
                         cur = Some((u, s));
                     }
-                    let body = msg::message(k, &users[u], &users[u], size);
+                    let body = msg::message(first + k, &users[u], &users[u], size);
                     if let Some((_, s)) = cur.as_mut() {
                         let t = Instant::now();
                         s.append(&body).await?;

@@ -230,6 +230,56 @@ fn two_nodes_behind_haproxy_share_mail_and_survive_a_node_death() {
     send(lb.smtp, 10, 4);
     assert_eq!(count(&mut nb, "message delivered", db_ + 4), db_ + 4);
     assert_eq!(subjects(lb.imap), expected(14));
+    // Each node's background task fills the stem index (FUZZY, migration 0026); b alone now.
+    let end = Instant::now() + Duration::from_secs(20);
+    let unindexed = || {
+        let out = Command::new("psql")
+            .args([
+                db.url().as_str(),
+                "-tAc",
+                "SELECT count(*) FROM message_text WHERE stems IS NULL",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    while unindexed() != "0" {
+        assert!(
+            Instant::now() < end,
+            "{} messages left unindexed",
+            unindexed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(fuzzy(lb.imap, "bodies"), 14);
     drop(lb);
     drop(db);
+}
+
+/// How many messages of alice's INBOX a FUZZY BODY search for `needle` finds, over IMAPS.
+fn fuzzy(port: u16, needle: &str) -> usize {
+    let script = r#"
+import imaplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4_SSL("127.0.0.1", int(sys.argv[1]), ssl_context=ctx, timeout=30)
+m.login("alice@example.test", sys.argv[2])
+m.select("INBOX")
+typ, data = m.uid("SEARCH", "FUZZY BODY " + sys.argv[3])
+assert typ == "OK", (typ, data)
+print(len(data[0].split()))
+m.logout()
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &port.to_string(), PASSWORD, needle])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "imaplib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
