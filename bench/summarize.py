@@ -47,7 +47,8 @@ ROWS = {
             (f"SEARCH TEXT {label}, hits", "messages", lambda r: r["hits"], True),
         ]
         for kind, label in [("common", "common word"), ("inside", "part of a word"), ("phrase", "phrase"),
-                            ("attachment", "word only in a PDF attachment")]
+                            ("attachment", "word only in a PDF attachment"),
+                            ("fuzzy", "FUZZY rare word, plural")]
     },
     "idle": [
         ("Idle IMAP/TLS session RSS", "KiB/session", lambda r: r["rss_kib_per_session"], False),
@@ -60,7 +61,7 @@ ROWS = {
     "fill-search": [("APPEND (filling search mailbox)", "msg/s", lambda r: r["messages_per_s"], True)],
 }
 ORDER = ["smtp-4k", "smtp-100k", "submit", "imap", "imap-paced", "imap-steady", "download", "pop3", "search",
-         "search-common", "search-inside", "search-phrase", "search-attachment", "idle",
+         "search-common", "search-inside", "search-phrase", "search-attachment", "search-fuzzy", "idle",
          "fill-pop", "fill-download", "fill-search", "fill-steady"]
 
 
