@@ -47,7 +47,7 @@ pub async fn run(cfg: &Loaded, account: Option<String>) -> Result<()> {
     // PostgreSQL's stem index (FUZZY); SQLite's store writer redoes it in its idle time.
     let mut stemmed = 0usize;
     loop {
-        match store.index_stems(200).await.map_err(store_err)? {
+        match store.index_stems(16).await.map_err(store_err)? {
             0 => break,
             n => stemmed += n,
         }

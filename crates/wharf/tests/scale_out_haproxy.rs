@@ -237,7 +237,7 @@ fn two_nodes_behind_haproxy_share_mail_and_survive_a_node_death() {
             .args([
                 db.url().as_str(),
                 "-tAc",
-                "SELECT count(*) FROM message_text WHERE stems IS NULL",
+                "SELECT count(*) FROM message_stems_pending",
             ])
             .output()
             .unwrap();

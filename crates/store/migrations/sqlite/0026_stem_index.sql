@@ -7,7 +7,7 @@
 -- `detail = none`: only which messages hold a token (no columns, no positions); a field key
 -- (FUZZY SUBJECT) takes the candidates of the whole text and is decided by the score, which reads
 -- the field. The name starts with `message_fts` so `wharf migrate` skips it (PostgreSQL keeps the
--- tokens in `message_text.stems`).
+-- tokens in its `message_stems` table).
 --
 -- Written off the delivery path, as the trigram index (0016) is: rows are stored with
 -- `stem_indexed = 0`, and the store's writer indexes them in its idle time

@@ -296,7 +296,7 @@ pub(crate) fn query(sql: impl Into<Cow<'static, str>>) -> Query {
 /// Runs `f`, which may take long (a scan of a whole mailbox's text, the rows of a deleted
 /// account), so that the runtime thread's other tasks move to another thread meanwhile
 /// (`block_in_place`; on a current-thread runtime it simply runs).
-fn run_heavy<T>(heavy: bool, f: impl FnOnce() -> T) -> T {
+pub(crate) fn run_heavy<T>(heavy: bool, f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if heavy && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)

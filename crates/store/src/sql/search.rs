@@ -64,6 +64,20 @@ async fn count_fts(tx: &mut db::Tx, index: FtsIndex, fts: &str, cap: i64) -> Res
     .await
 }
 
+/// SQLite: the store's rows not in `index` yet, counted up to `cap`.
+async fn count_unindexed(tx: &mut db::Tx, index: FtsIndex, cap: i64) -> Result<i64> {
+    let flag = match index {
+        FtsIndex::Trigram => "tri_indexed",
+        FtsIndex::Stem => "stem_indexed",
+    };
+    db::query_scalar(format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM message_text WHERE {flag} = 0 LIMIT $1)"
+    ))
+    .bind(cap)
+    .fetch_one(tx)
+    .await
+}
+
 /// The messages in `mailbox`, counted up to `cap`.
 async fn count_mailbox(tx: &mut db::Tx, mailbox: MailboxId, cap: i64) -> Result<i64> {
     db::query_scalar(
@@ -74,6 +88,9 @@ async fn count_mailbox(tx: &mut db::Tx, mailbox: MailboxId, cap: i64) -> Result<
     .fetch_one(tx)
     .await
 }
+
+/// Text (bytes) one stem-indexing transaction stems, beyond its first message (`index_stems`).
+const STEM_TEXT_BUDGET: usize = 256 * 1024;
 
 /// FUZZY word search: messages read and scored per step.
 const WORDS_BATCH: i64 = 128;
@@ -165,8 +182,8 @@ impl Shared {
     /// scored on a blocking thread, so both backends answer alike and one search holds one batch
     /// of text. Which messages are read: those the stem index (migration 0026) names for every
     /// needle word, plus those not indexed yet (`stem_candidates`); the whole mailbox when the
-    /// index would cost more than reading it (SQLite, a small mailbox in a large store) or the
-    /// needle has more words than one statement should name.
+    /// index would cost more than reading it (SQLite, a small mailbox in a large store, or a
+    /// large backlog of rows not indexed yet).
     pub async fn search_words(
         &self,
         mailbox: MailboxId,
@@ -295,11 +312,11 @@ impl Shared {
                     .map(|i| format!("t.stems && ${}::bigint[]", i + 2))
                     .collect();
                 let mut q = db::query(format!(
-                    "SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
+                    "SELECT mm.uid FROM mailbox_messages mm JOIN message_stems t ON t.message_id = mm.message_id \
                      WHERE mm.mailbox_id = $1 AND {} \
                      UNION ALL \
-                     SELECT mm.uid FROM mailbox_messages mm JOIN message_text t ON t.message_id = mm.message_id \
-                     WHERE mm.mailbox_id = $1 AND t.stems IS NULL",
+                     SELECT mm.uid FROM mailbox_messages mm JOIN message_stems_pending p ON p.message_id = mm.message_id \
+                     WHERE mm.mailbox_id = $1",
                     overlaps.join(" AND ")
                 ))
                 .bind(mailbox);
@@ -329,7 +346,9 @@ impl Shared {
     /// messages contain) the mailbox's texts. The count is skipped when the store cannot hold
     /// that many messages (ids only grow, so the newest id bounds their number): a large mailbox
     /// pays for the index once. The mailbox is counted only as far as that needs (a full COUNT of
-    /// a 100,000-message mailbox was a third of a rare word's search there).
+    /// a 100,000-message mailbox was a third of a rare word's search there). The query also reads
+    /// every row of the store not indexed yet (through their partial index, not the mailbox's), so
+    /// a backlog larger than that bound (an upgraded store) is read through the mailbox instead.
     async fn index_pays(&self, mailbox: MailboxId, index: FtsIndex, fts: &str) -> Result<bool> {
         let mut tx = self.begin_read().await?;
         let newest: i64 = db::query_scalar("SELECT coalesce(max(message_id), 0) FROM message_text")
@@ -337,10 +356,10 @@ impl Shared {
             .await?;
         let enough = newest.saturating_add(INDEX_FACTOR - 1) / INDEX_FACTOR;
         let in_mailbox = count_mailbox(&mut tx, mailbox, enough).await?;
-        let pays = in_mailbox >= enough || {
-            let limit = in_mailbox.saturating_mul(INDEX_FACTOR);
-            count_fts(&mut tx, index, fts, limit + 1).await? <= limit
-        };
+        let limit = in_mailbox.saturating_mul(INDEX_FACTOR);
+        let pays = in_mailbox >= enough
+            || (count_unindexed(&mut tx, index, limit + 1).await? <= limit
+                && count_fts(&mut tx, index, fts, limit + 1).await? <= limit);
         tx.commit().await?;
         Ok(pays)
     }
@@ -491,14 +510,11 @@ impl Shared {
     /// PostgreSQL: a background task of `wharf serve` (rows locked `SKIP LOCKED`, so several
     /// nodes share the work).
     pub(crate) async fn index_stems(&self, batch: usize) -> Result<usize> {
-        let pending = match self.dialect {
-            Dialect::Sqlite => "stem_indexed = 0",
-            Dialect::Postgres => "stems IS NULL",
-        };
         // Looked up on a reader first: an idle writer asks every few seconds, and should not
         // take the write lock to find nothing.
-        let any: bool = db::query_scalar(format!(
-            "SELECT EXISTS (SELECT 1 FROM message_text WHERE {pending})"
+        let any: bool = db::query_scalar(self.dialect.pick(
+            "SELECT EXISTS (SELECT 1 FROM message_text WHERE stem_indexed = 0)",
+            "SELECT EXISTS (SELECT 1 FROM message_stems_pending)",
         ))
         .fetch_one(&self.reader)
         .await?;
@@ -507,23 +523,35 @@ impl Shared {
         }
         let batch = i64::try_from(batch).unwrap_or(i64::MAX);
         let mut tx = self.begin_write_relaxed().await?;
-        let rows = db::query(format!(
+        let rows = db::query(self.dialect.pick(
             "SELECT message_id, subject, from_addr, to_addr, cc_addr, bcc_addr, coalesce(headers, ''), body \
-             FROM message_text WHERE {pending} ORDER BY message_id LIMIT $1{}",
-            self.dialect.pick("", " FOR UPDATE SKIP LOCKED")
+             FROM message_text WHERE stem_indexed = 0 ORDER BY message_id LIMIT $1",
+            // The text rows are locked too: a rewrite meanwhile waits for this transaction, and
+            // its trigger then puts the row back in line.
+            "SELECT t.message_id, t.subject, t.from_addr, t.to_addr, t.cc_addr, t.bcc_addr, coalesce(t.headers, ''), t.body \
+             FROM message_stems_pending p JOIN message_text t ON t.message_id = p.message_id \
+             ORDER BY p.message_id LIMIT $1 FOR UPDATE OF p, t SKIP LOCKED",
         ))
         .bind(batch)
         .heavy()
         .fetch_all(&mut tx)
         .await?;
         let mut indexer = crate::words::StemIndexer::new();
+        let mut read = 0usize;
+        let mut done = Vec::with_capacity(rows.len());
         for row in &rows {
+            // A transaction stems at most about `STEM_TEXT_BUDGET` of text (and always one
+            // message): on SQLite it holds the one writer connection meanwhile.
+            if !done.is_empty() && read >= STEM_TEXT_BUDGET {
+                break;
+            }
             let id: i64 = row.try_get(0usize)?;
             let mut texts = Vec::with_capacity(7);
             for i in 1..8usize {
                 texts.push(row.try_get::<String, _>(i)?);
             }
-            let tokens = indexer.tokens(texts.iter().map(String::as_str));
+            read += texts.iter().map(String::len).sum::<usize>();
+            let tokens = db::run_heavy(true, || indexer.tokens(texts.iter().map(String::as_str)));
             match self.dialect {
                 Dialect::Sqlite => {
                     let doc: Vec<String> = tokens
@@ -541,16 +569,27 @@ impl Shared {
                         .await?;
                 }
                 Dialect::Postgres => {
-                    db::query("UPDATE message_text SET stems = $2::bigint[] WHERE message_id = $1")
-                        .bind(id)
-                        .bind(pg_bigint_array(&tokens))
-                        .execute(&mut tx)
-                        .await?;
+                    db::query(
+                        "INSERT INTO message_stems (message_id, stems) VALUES ($1, $2::bigint[]) \
+                         ON CONFLICT (message_id) DO UPDATE SET stems = EXCLUDED.stems",
+                    )
+                    .bind(id)
+                    .bind(pg_bigint_array(&tokens))
+                    .execute(&mut tx)
+                    .await?;
                 }
             }
+            done.push(id);
+        }
+        if self.dialect == Dialect::Postgres && !done.is_empty() {
+            let ids: Vec<u64> = done.iter().filter_map(|&i| u64::try_from(i).ok()).collect();
+            db::query("DELETE FROM message_stems_pending WHERE message_id = ANY($1::bigint[])")
+                .bind(pg_bigint_array(&ids))
+                .execute(&mut tx)
+                .await?;
         }
         tx.commit().await?;
-        Ok(rows.len())
+        Ok(done.len())
     }
 
     /// SQLite: one step of merging the trigram index's segments (FTS5's `merge` command, about

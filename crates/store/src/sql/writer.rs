@@ -219,10 +219,9 @@ async fn index_while_idle(
                 continue;
             }
             Ok(n) => *merged &= n == 0,
-            Err(e) => {
-                tracing::warn!(error = %e, "store: stem indexing failed");
-                return false;
-            }
+            // Tried again at the next idle step; FUZZY reads the rows not indexed meanwhile. The
+            // merges below go on.
+            Err(e) => tracing::warn!(error = %e, "store: stem indexing failed"),
         }
         if *merged {
             return false;
