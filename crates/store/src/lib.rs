@@ -563,8 +563,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(0)
     }
     /// PostgreSQL: adds up to `batch` messages not yet in the stem index (FUZZY, migration 0026)
-    /// to it; how many, 0 once none is left (run in the background by `wharf serve`). SQLite's
-    /// store writer does this itself in its idle time: 0 there.
+    /// to it; how many, 0 once none is left (`wharf reindex`; a serving store's writer does this
+    /// itself in its idle time, on both backends). SQLite: 0 (its one writer connection belongs
+    /// to the store's writer).
     async fn index_stems(&self, batch: usize) -> Result<usize> {
         let _ = batch;
         Ok(0)

@@ -60,8 +60,6 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
         crate::dkim_keys::import_and_load(&cfg.data_dir, &*opened.store, &state_key).await?;
     let header_backfill = storage::spawn_header_text_backfill(opened.store.clone());
     let attachment_text = storage::spawn_attachment_text(opened.store.clone());
-    let stem_index = crate::throttle_sync::shared_store(&cfg.store_url())
-        .then(|| storage::spawn_stem_index(opened.store.clone()));
     let tombstone_prune = (cfg.config.store.expunge_history_days > 0).then(|| {
         storage::spawn_tombstone_prune(
             opened.store.clone(),
@@ -263,9 +261,6 @@ pub async fn serve(config_path: &Path, args: ServeArgs) -> Result<()> {
     blob_sweep.abort();
     header_backfill.abort();
     attachment_text.abort();
-    if let Some(task) = stem_index {
-        task.abort();
-    }
     if let Some(t) = spam_trainer {
         t.abort();
     }

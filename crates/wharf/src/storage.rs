@@ -115,28 +115,6 @@ pub fn spawn_attachment_text(store: Arc<dyn Store>) -> tokio::task::JoinHandle<(
     })
 }
 
-/// PostgreSQL: adds stored messages to the stem index (FUZZY, migration 0026) in small batches,
-/// for the life of the server; new messages within `IDLE` of their delivery. Rows are claimed
-/// `SKIP LOCKED`, so every node can run it. (SQLite's store writer does this in its idle time.)
-pub fn spawn_stem_index(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
-    // At most this many texts (up to 3.3 MB each) are held at once; a transaction stems about
-    // 256 KiB of them (`Shared::index_stems`).
-    const BATCH: usize = 16;
-    const IDLE: Duration = Duration::from_secs(5);
-    tokio::spawn(async move {
-        loop {
-            match store.index_stems(BATCH).await {
-                Ok(0) => tokio::time::sleep(IDLE).await,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "store: stem indexing failed (retrying)");
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                }
-            }
-        }
-    })
-}
-
 pub fn directory_config(cfg: &Loaded) -> wharf_directory::DirectoryConfig {
     let d = &cfg.config.directory;
     wharf_directory::DirectoryConfig {

@@ -59,7 +59,7 @@ fn admin_verbs_work_on_a_postgres_store() {
     let mailboxes = env.ok(&["mailbox", "list", "alice@example.test"]);
     let inbox = mailboxes.lines().find(|l| l.starts_with("INBOX ")).unwrap();
     assert_eq!(inbox.split_whitespace().nth(2), Some("1"), "{inbox}");
-    // The stem index (FUZZY) on PostgreSQL is filled by `wharf serve`'s background task, or here
+    // The stem index (FUZZY) on PostgreSQL is filled by a serving node's store writer, or here
     // by `wharf reindex`, which also rewrites the search text it was computed from.
     let out = env.ok(&["reindex"]);
     assert!(out.contains("1 messages' words indexed"), "{out}");

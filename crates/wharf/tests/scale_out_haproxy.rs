@@ -230,7 +230,7 @@ fn two_nodes_behind_haproxy_share_mail_and_survive_a_node_death() {
     send(lb.smtp, 10, 4);
     assert_eq!(count(&mut nb, "message delivered", db_ + 4), db_ + 4);
     assert_eq!(subjects(lb.imap), expected(14));
-    // Each node's background task fills the stem index (FUZZY, migration 0026); b alone now.
+    // Each node's store writer fills the stem index (FUZZY, migration 0026) when idle; b alone now.
     let end = Instant::now() + Duration::from_secs(20);
     let unindexed = || {
         let out = Command::new("psql")

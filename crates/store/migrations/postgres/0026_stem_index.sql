@@ -10,7 +10,7 @@
 -- every update of the row a non-HOT one, which re-enters the row in every index of the table,
 -- the pg_trgm index of its whole text included.
 --
--- Filled off the delivery path by a background task (`Shared::index_stems`) from
+-- Filled off the delivery path, by each node's store writer when idle (`Shared::index_stems`), from
 -- `message_stems_pending`, where the triggers below put every new row and every row whose text
 -- changes (the header backfill, attachment text appended). FUZZY reads the pending rows' text, so
 -- answers are the same whether or not indexing has caught up. The messages already stored are

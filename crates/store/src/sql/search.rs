@@ -506,9 +506,8 @@ impl Shared {
     /// first; returns how many, 0 once every message is indexed. The tokens
     /// (`words::StemIndexer`) are computed in the transaction that writes them, from the text it
     /// reads, so a text rewritten meanwhile (attachment text appended) cannot leave older tokens
-    /// marked current. SQLite: the writer calls it in its idle time, as `index_pending`;
-    /// PostgreSQL: a background task of `wharf serve` (rows locked `SKIP LOCKED`, so several
-    /// nodes share the work).
+    /// marked current. The store's writer calls it in its idle time, after `index_pending`, on
+    /// both backends (PostgreSQL: rows locked `SKIP LOCKED`, so several nodes share the work).
     pub(crate) async fn index_stems(&self, batch: usize) -> Result<usize> {
         // Looked up on a reader first: an idle writer asks every few seconds, and should not
         // take the write lock to find nothing.

@@ -26,17 +26,17 @@ const QUEUE_DEPTH: usize = 1024;
 /// busy cores), the longest a STORE or delivery arriving meanwhile waits for it: 32 at a time held
 /// it for up to 60 ms and made STORE's p99 under 50 logged-in IMAP sessions worse than Dovecot's.
 const INDEX_BATCH: usize = 4;
-/// SQLite: messages added to the stem index (FUZZY) per transaction (`Shared::index_stems`);
-/// stemming a 4 KiB message costs about a fifth of indexing its trigrams.
+/// Messages added to the stem index (FUZZY) per transaction (`Shared::index_stems`); stemming a
+/// 4 KiB message costs about a fifth of indexing its trigrams.
 const STEM_BATCH: usize = 8;
 /// SQLite: most transactions of `INDEX_BATCH` per idle step, each only while no write waits.
 const INDEX_SLICES: usize = 8;
 /// SQLite: leaf pages of work per step of merging the trigram index's segments (about 40 µs a
 /// page: a step holds the writer connection no longer than an `INDEX_BATCH` transaction).
 const MERGE_PAGES: usize = 64;
-/// SQLite: how long the queue stays empty before the writer spends time on the trigram index.
+/// How long the queue stays empty before the writer spends time on the search indexes.
 const INDEX_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
-/// SQLite: how often an idle writer with nothing known to index looks for rows to index.
+/// How often an idle writer with nothing known to index looks for rows to index.
 const INDEX_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where one copy of a message goes.
@@ -287,12 +287,14 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
             }
         })
     };
-    // SQLite's trigram index is written here, off the delivery path: only once no batch has been
-    // queued or committed for `INDEX_IDLE` (while a batch commits the queue is often empty, its
-    // senders waiting for it), a batch at a time, until nothing is left. Rows can also come from
-    // elsewhere (the text backfill rewrites rows, an upgraded store has its older messages to
-    // index), so an idle writer looks again every `INDEX_RECHECK`.
-    let indexing = shared.dialect == Dialect::Sqlite;
+    // The search indexes are written here, off the delivery path (SQLite: the trigram and the
+    // stem index; PostgreSQL: the stem index, each node taking rows `SKIP LOCKED`): only once no
+    // batch has been queued or committed for `INDEX_IDLE` (while a batch commits the queue is
+    // often empty, its senders waiting for it), a batch at a time, until nothing is left. Rows can
+    // also come from elsewhere (the text backfill rewrites rows, an upgraded store has its older
+    // messages to index, another node delivered them), so an idle writer looks again every
+    // `INDEX_RECHECK`.
+    let indexing = true;
     let mut backlog = indexing;
     // Not known at start (an upgraded store, or segments left by the last run): one step finds out.
     let mut merged = false;
