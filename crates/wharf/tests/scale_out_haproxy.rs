@@ -114,9 +114,11 @@ for i in range(first, first + n):
     );
 }
 
-/// The subjects in alice's INBOX, read over IMAPS through `port`.
-fn subjects(port: u16) -> Vec<String> {
-    let script = r#"
+/// Runs `commands` (Python, with `m` logged in as alice and INBOX selected, `arg` in `sys.argv[3]`)
+/// over IMAPS through `port`; their standard output.
+fn imap(port: u16, commands: &str, arg: &str) -> String {
+    let script = format!(
+        r#"
 import imaplib, ssl, sys
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
@@ -124,14 +126,12 @@ ctx.verify_mode = ssl.CERT_NONE
 m = imaplib.IMAP4_SSL("127.0.0.1", int(sys.argv[1]), ssl_context=ctx, timeout=30)
 m.login("alice@example.test", sys.argv[2])
 m.select("INBOX")
-typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-for part in data:
-    if isinstance(part, tuple):
-        print(part[1].decode().strip().split(": ", 1)[1])
+{commands}
 m.logout()
-"#;
+"#
+    );
     let out = Command::new("python3")
-        .args(["-c", script, &port.to_string(), PASSWORD])
+        .args(["-c", &script, &port.to_string(), PASSWORD, arg])
         .output()
         .unwrap();
     assert!(
@@ -139,10 +139,22 @@ m.logout()
         "imaplib: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut s: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The subjects in alice's INBOX, read over IMAPS through `port`.
+fn subjects(port: u16) -> Vec<String> {
+    let out = imap(
+        port,
+        r#"
+typ, data = m.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+for part in data:
+    if isinstance(part, tuple):
+        print(part[1].decode().strip().split(": ", 1)[1])
+"#,
+        "",
+    );
+    let mut s: Vec<String> = out.lines().map(str::to_string).collect();
     s.sort();
     s
 }
@@ -259,27 +271,16 @@ fn two_nodes_behind_haproxy_share_mail_and_survive_a_node_death() {
 
 /// How many messages of alice's INBOX a FUZZY BODY search for `needle` finds, over IMAPS.
 fn fuzzy(port: u16, needle: &str) -> usize {
-    let script = r#"
-import imaplib, ssl, sys
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-m = imaplib.IMAP4_SSL("127.0.0.1", int(sys.argv[1]), ssl_context=ctx, timeout=30)
-m.login("alice@example.test", sys.argv[2])
-m.select("INBOX")
+    imap(
+        port,
+        r#"
 typ, data = m.uid("SEARCH", "FUZZY BODY " + sys.argv[3])
 assert typ == "OK", (typ, data)
 print(len(data[0].split()))
-m.logout()
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script, &port.to_string(), PASSWORD, needle])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "imaplib: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+"#,
+        needle,
+    )
+    .trim()
+    .parse()
+    .unwrap()
 }
