@@ -334,7 +334,62 @@ async fn rewritten_text_is_indexed_again(b: Backend) {
     }
 }
 
+/// An upgraded store: messages stored before migration 0026 are found by FUZZY at once (their
+/// text is read) and are indexed by the same background work as new ones.
+async fn an_upgraded_store_is_stem_indexed(b: Backend) {
+    let files = TestStore::new(b);
+    let (inbox, before) = {
+        let store = files.open().await;
+        let acct = store_account(store.as_ref(), "stem-upgrade@example.com", 0).await;
+        let inbox = store
+            .get_mailbox(acct.id, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        for (s, body) in BODIES {
+            store
+                .append(inbox, message(s, body), Flags::empty(), &[], 0)
+                .await
+                .unwrap();
+        }
+        let before = answers(&store, inbox).await;
+        (inbox, before)
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Back to the schema before 0026.
+    let rewind = match b {
+        Backend::Sqlite => {
+            "DROP TRIGGER message_text_stem_ad; DROP TRIGGER message_text_stem_au; \
+             DROP TABLE message_fts_stem; DROP INDEX message_text_unstemmed; \
+             ALTER TABLE message_text DROP COLUMN stem_indexed; \
+             DELETE FROM _sqlx_migrations WHERE version = 26;"
+        }
+        Backend::Postgres => {
+            "DROP TRIGGER message_text_stems_ai ON message_text; \
+             DROP TRIGGER message_text_stems_au ON message_text; \
+             DROP FUNCTION wharf_message_text_inserted(); DROP FUNCTION wharf_message_text_rewritten(); \
+             DROP TABLE message_stems_pending; DROP TABLE message_stems; \
+             DELETE FROM _sqlx_migrations WHERE version = 26;"
+        }
+    };
+    exec(&files, rewind).await;
+    let store = files.open().await;
+    assert_eq!(answers(&store, inbox).await, before);
+    catch_up(&files, &store, b).await;
+    assert_eq!(answers(&store, inbox).await, before);
+    let indexed = match b {
+        Backend::Sqlite => "SELECT count(*) FROM message_fts_stem",
+        Backend::Postgres => "SELECT count(*) FROM message_stems",
+    };
+    assert_eq!(
+        count(&files, indexed).await,
+        count(&files, "SELECT count(*) FROM message_text").await
+    );
+}
+
 on_both_backends!(
     fuzzy_answers_from_the_stem_index,
-    rewritten_text_is_indexed_again
+    rewritten_text_is_indexed_again,
+    an_upgraded_store_is_stem_indexed
 );
