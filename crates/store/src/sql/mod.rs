@@ -126,7 +126,7 @@ pub struct SqlStore {
 }
 
 fn migrator(dialect: Dialect) -> Migrator {
-    let files: [(i64, &'static str, &'static str); 26] = match dialect {
+    let files: [(i64, &'static str, &'static str); 27] = match dialect {
         Dialect::Sqlite => [
             (
                 1,
@@ -257,6 +257,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 26,
                 "stem index",
                 include_str!("../../migrations/sqlite/0026_stem_index.sql"),
+            ),
+            (
+                27,
+                "message uid index",
+                include_str!("../../migrations/sqlite/0027_message_uid_index.sql"),
             ),
         ],
         Dialect::Postgres => [
@@ -389,6 +394,11 @@ fn migrator(dialect: Dialect) -> Migrator {
                 26,
                 "stem index",
                 include_str!("../../migrations/postgres/0026_stem_index.sql"),
+            ),
+            (
+                27,
+                "message uid index",
+                include_str!("../../migrations/postgres/0027_message_uid_index.sql"),
             ),
         ],
     };
