@@ -570,6 +570,11 @@ pub trait Store: Send + Sync + 'static {
         let _ = batch;
         Ok(0)
     }
+    /// PostgreSQL: messages waiting for the stem index, those another transaction is indexing
+    /// included (`index_stems` skips them). SQLite: 0, as for `index_stems`.
+    async fn stems_pending(&self) -> Result<u64> {
+        Ok(0)
+    }
     /// Marks the messages of `account` (every account: `None`) for re-extraction: their search
     /// text is rewritten from the message by `backfill_header_text`, which also puts their
     /// attachments back in line for `extract_attachment_text` and (SQLite) their rows back in

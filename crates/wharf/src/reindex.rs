@@ -44,17 +44,27 @@ pub async fn run(cfg: &Loaded, account: Option<String>) -> Result<()> {
             n => examined += n,
         }
     }
-    // PostgreSQL's stem index (FUZZY); SQLite's store writer redoes it in its idle time.
+    // PostgreSQL's stem index (FUZZY); SQLite's store writer redoes it in its idle time. This
+    // process's store writer (or a server's) may be indexing some rows meanwhile: they are
+    // skipped here, and waited for.
     let mut stemmed = 0usize;
-    loop {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pending = loop {
         match store.index_stems(16).await.map_err(store_err)? {
-            0 => break,
+            0 => {
+                let left = store.stems_pending().await.map_err(store_err)?;
+                if left == 0 || std::time::Instant::now() > deadline {
+                    break left;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
             n => stemmed += n,
         }
-    }
+    };
     println!(
         "{marked} messages marked, {rewritten} search texts rewritten, \
-         {examined} messages' attachments extracted, {stemmed} messages' words indexed"
+         {examined} messages' attachments extracted, {stemmed} messages' words indexed here \
+         ({pending} left to index)"
     );
     Ok(())
 }

@@ -62,7 +62,9 @@ fn admin_verbs_work_on_a_postgres_store() {
     // The stem index (FUZZY) on PostgreSQL is filled by a serving node's store writer, or here
     // by `wharf reindex`, which also rewrites the search text it was computed from.
     let out = env.ok(&["reindex"]);
-    assert!(out.contains("1 messages' words indexed"), "{out}");
+    // The rewritten row is indexed by this loop or by the process's store writer, in its idle
+    // time; either way none is left.
+    assert!(out.contains("(0 left to index)"), "{out}");
     // Blobs went to the configured folder, relative to the config file.
     assert!(env.path().join("shared-blobs").is_dir());
     assert!(

@@ -625,6 +625,15 @@ impl Store for SqlStore {
         }
         self.shared.index_stems(batch).await
     }
+    async fn stems_pending(&self) -> Result<u64> {
+        if self.shared.dialect == Dialect::Sqlite {
+            return Ok(0);
+        }
+        let n: i64 = super::db::query_scalar("SELECT count(*) FROM message_stems_pending")
+            .fetch_one(&self.shared.reader)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
     async fn extract_attachment_text(
         &self,
         batch: usize,
