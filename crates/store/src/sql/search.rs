@@ -50,6 +50,14 @@ impl FtsIndex {
             FtsIndex::Stem => "message_fts_stem",
         }
     }
+
+    /// The `message_text` column that is 0 while a row is not in the index.
+    fn pending_flag(self) -> &'static str {
+        match self {
+            FtsIndex::Trigram => "tri_indexed",
+            FtsIndex::Stem => "stem_indexed",
+        }
+    }
 }
 
 /// SQLite: an index's matches for `fts` across the store, counted up to `cap`.
@@ -66,10 +74,7 @@ async fn count_fts(tx: &mut db::Tx, index: FtsIndex, fts: &str, cap: i64) -> Res
 
 /// SQLite: the store's rows not in `index` yet, counted up to `cap`.
 async fn count_unindexed(tx: &mut db::Tx, index: FtsIndex, cap: i64) -> Result<i64> {
-    let flag = match index {
-        FtsIndex::Trigram => "tri_indexed",
-        FtsIndex::Stem => "stem_indexed",
-    };
+    let flag = index.pending_flag();
     db::query_scalar(format!(
         "SELECT COUNT(*) FROM (SELECT 1 FROM message_text WHERE {flag} = 0 LIMIT $1)"
     ))
@@ -110,8 +115,8 @@ fn pg_bigint_array(tokens: &[u64]) -> String {
 struct Scorer {
     /// Moved to the blocking thread while a batch is scored.
     query: Option<crate::words::WordQuery>,
+    /// One per searched column, in the order the rows hold them after the UID.
     weights: Vec<f64>,
-    columns: usize,
     out: Vec<(Uid, u8)>,
 }
 
@@ -121,8 +126,8 @@ impl Scorer {
         let mut batch: Vec<(Uid, Vec<String>)> = Vec::with_capacity(rows.len());
         for row in rows {
             let uid = to_u32(row.try_get(0usize)?, "uid")?;
-            let mut texts = Vec::with_capacity(self.columns);
-            for i in 0..self.columns {
+            let mut texts = Vec::with_capacity(self.weights.len());
+            for i in 0..self.weights.len() {
                 texts.push(row.try_get::<String, _>(i + 1)?);
             }
             batch.push((uid, texts));
@@ -200,20 +205,15 @@ impl Shared {
             .map(|c| format!("coalesce(t.{c}, '')"))
             .collect();
         let select = select.join(", ");
+        let groups = query.token_groups();
         let mut scorer = Scorer {
             query: Some(query),
             weights: cols
                 .iter()
                 .map(|c| crate::words::column_weight(c))
                 .collect(),
-            columns: cols.len(),
             out: Vec::new(),
         };
-        let groups = scorer
-            .query
-            .as_ref()
-            .map(|q| q.token_groups())
-            .unwrap_or_default();
         match self.stem_candidates(mailbox, &groups).await? {
             Some(uids) => {
                 for chunk in uids.chunks(WORDS_BATCH as usize) {

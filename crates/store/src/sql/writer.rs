@@ -294,36 +294,28 @@ async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<WriteJob>) {
     // also come from elsewhere (the text backfill rewrites rows, an upgraded store has its older
     // messages to index, another node delivered them), so an idle writer looks again every
     // `INDEX_RECHECK`.
-    let indexing = true;
-    let mut backlog = indexing;
+    let mut backlog = true;
     // Not known at start (an upgraded store, or segments left by the last run): one step finds out.
     let mut merged = false;
     loop {
         let wait = if backlog { INDEX_IDLE } else { INDEX_RECHECK };
-        let first = if indexing {
-            match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(job)) => job,
-                Ok(None) => break,
-                Err(_) => {
-                    let quiet = {
-                        let a = activity.lock().unwrap_or_else(|e| e.into_inner());
-                        a.in_flight == 0 && a.last_done.elapsed() >= INDEX_IDLE
-                    };
-                    if !quiet {
-                        backlog = true;
-                        continue;
-                    }
-                    backlog = index_while_idle(&shared, &rx, &mut merged).await;
+        let first = match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(job)) => job,
+            Ok(None) => break,
+            Err(_) => {
+                let quiet = {
+                    let a = activity.lock().unwrap_or_else(|e| e.into_inner());
+                    a.in_flight == 0 && a.last_done.elapsed() >= INDEX_IDLE
+                };
+                if !quiet {
+                    backlog = true;
                     continue;
                 }
-            }
-        } else {
-            match rx.recv().await {
-                Some(job) => job,
-                None => break,
+                backlog = index_while_idle(&shared, &rx, &mut merged).await;
+                continue;
             }
         };
-        backlog = indexing;
+        backlog = true;
         let mut bytes = first.msg.raw.len();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_JOBS && bytes < MAX_BATCH_BYTES {
